@@ -1,0 +1,88 @@
+"""The one NinjaAPI: mounts each app's router under /api/<app>/ and maps every error to
+{"detail": ..., "code": ...}."""
+
+import logging
+
+from django.http import Http404
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
+
+from autobot.auth import api_auth
+from autobot.errors import AppError
+from autobot.platform_api import router as platform_router
+
+log = logging.getLogger("autobot.api")
+
+api = NinjaAPI(
+    title="AutoBot API",
+    version="1",
+    description=(
+        "Self-hosted AI operations assistant. Authenticate with a session (browser, CSRF on unsafe "
+        "methods) or `Authorization: Bearer <token>` (create one with `manage.py create_api_token USER` "
+        "or in the admin). Errors are `{\"detail\": ..., \"code\": ...}`; lists are `{items, count}` "
+        "with `?limit=&offset=`."
+    ),
+    auth=api_auth,
+    urls_namespace="api",
+    docs_url="/docs",
+    openapi_url="/openapi.json",
+)
+
+
+def _error(request, status: int, detail: str, code: str, **extra):
+    return api.create_response(request, {"detail": detail, "code": code, **extra}, status=status)
+
+
+@api.exception_handler(AppError)
+def on_app_error(request, exc: AppError):
+    return _error(request, exc.status, exc.detail, exc.code)
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request, exc: ValidationError):
+    errors = [{k: v for k, v in err.items() if k in ("loc", "msg", "type")} for err in exc.errors]
+    first = errors[0] if errors else {}
+    where = ".".join(str(part) for part in first.get("loc", [])[1:]) or "request"
+    detail = f"invalid {where}: {first.get('msg', 'bad value')}"
+    return _error(request, 422, detail, "validation_error", errors=errors)
+
+
+@api.exception_handler(AuthenticationError)
+def on_auth_error(request, exc):
+    return _error(request, 401, "authentication required: log in or send Authorization: Bearer <token>",
+                  "not_authenticated")
+
+
+@api.exception_handler(AuthorizationError)
+def on_authz_error(request, exc):
+    return _error(request, 403, "you are not allowed to do this", "forbidden")
+
+
+@api.exception_handler(Http404)
+def on_not_found(request, exc):
+    return _error(request, 404, str(exc) or "not found", "not_found")
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request, exc: HttpError):
+    return _error(request, exc.status_code, str(exc), "http_error")
+
+
+@api.exception_handler(Exception)
+def on_unexpected(request, exc):
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return _error(request, 500, "internal error: it has been logged", "internal_error")
+
+
+api.add_router("/", platform_router)
+
+
+def _mount_app_routers():
+    import importlib
+
+    for app in ("terminal", "knowledge", "chat", "files", "agents"):
+        module = importlib.import_module(f"{app}.api")
+        api.add_router(f"/{app}/", module.router)
+
+
+_mount_app_routers()

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AutobotConfig(AppConfig):
+    name = "autobot"
+    verbose_name = "AutoBot platform"

@@ -1,0 +1,16 @@
+"""ASGI entry point: Django for HTTP, the authenticated WebSocket router for sockets."""
+
+import os
+
+from channels.routing import ProtocolTypeRouter
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autobot.settings")
+django_asgi_app = get_asgi_application()  # set up Django before importing code that uses models
+
+from autobot.ws import websocket_application  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_asgi_app,
+    "websocket": websocket_application(),
+})

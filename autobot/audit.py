@@ -1,0 +1,120 @@
+"""The audit trail: one async function writes every event; rows form an HMAC hash chain.
+
+Each row's hash covers its own fields and the previous row's hash, keyed by AUDIT_KEY, so
+editing, deleting or inserting a row breaks the chain at that point (`manage.py verify_audit`),
+and forging a consistent chain needs the key, not just database access.
+"""
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import UTC
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from autobot import context
+from autobot.models import AuditEvent
+
+GENESIS = "0" * 64
+# Any constant works; it only has to be the same in every process that writes the chain.
+_PG_LOCK_KEY = 0x4155444954  # "AUDIT"
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def compute_hash(*, prev_hash: str, created, actor_id, actor_name, action, target_type, target_id, data, ip,
+                 correlation_id) -> str:
+    body = _canonical({
+        "prev_hash": prev_hash,
+        "created": created.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": actor_id,
+        "actor_name": actor_name,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "data": data,
+        "ip": ip,
+        "correlation_id": correlation_id,
+    })
+    return hmac.new(settings.AUDIT_KEY.encode(), body.encode(), hashlib.sha256).hexdigest()
+
+
+def _row_hash(event: AuditEvent) -> str:
+    return compute_hash(
+        prev_hash=event.prev_hash, created=event.created, actor_id=event.actor_id,
+        actor_name=event.actor_name, action=event.action, target_type=event.target_type,
+        target_id=event.target_id, data=event.data, ip=event.ip, correlation_id=event.correlation_id,
+    )
+
+
+def _append(fields: dict) -> AuditEvent:
+    with transaction.atomic():
+        # Writers must take turns: each row needs the hash of the one before it. SQLite's
+        # IMMEDIATE transactions already serialise writers; PostgreSQL needs a lock.
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PG_LOCK_KEY])
+        prev = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
+        event = AuditEvent(prev_hash=prev, created=timezone.now(), **fields)
+        event.hash = _row_hash(event)
+        event.save(force_insert=True)
+        return event
+
+
+def record_sync(*, actor, action: str, target_type: str = "", target_id: str = "", data: dict | None = None,
+                ip: str | None = None, correlation_id: str | None = None) -> AuditEvent:
+    """The synchronous form, for sync views and management commands."""
+    is_user = actor is not None and getattr(actor, "is_authenticated", False)
+    fields = {
+        "actor_id": actor.pk if is_user else None,
+        "actor_name": actor.get_username() if is_user else "",
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id or ""),
+        # Round-trip through JSON so what is hashed is exactly what the database gives back.
+        "data": json.loads(_canonical(data or {})),
+        "ip": ip or context.client_ip.get(),
+        "correlation_id": correlation_id or context.correlation_id.get(),
+    }
+    return _append(fields)
+
+
+async def record(*, actor, action: str, target_type: str = "", target_id: str = "", data: dict | None = None,
+                 ip: str | None = None, correlation_id: str | None = None) -> AuditEvent:
+    """Append one audit event. The only way audit rows are written."""
+    return await sync_to_async(record_sync)(
+        actor=actor, action=action, target_type=target_type, target_id=target_id, data=data, ip=ip,
+        correlation_id=correlation_id or context.correlation_id.get(),
+    )
+
+
+@dataclass
+class ChainReport:
+    ok: bool
+    checked: int
+    first_bad_id: int | None = None
+    problem: str = ""
+
+
+def verify() -> ChainReport:
+    """Walk the chain in order and report the first row that does not fit."""
+    prev_hash = GENESIS
+    prev_id = None
+    checked = 0
+    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
+        if event.prev_hash != prev_hash:
+            where = f"after row {prev_id}" if prev_id else "at the start of the chain"
+            return ChainReport(False, checked, event.id,
+                               f"row {event.id} does not follow the row before it ({where}): "
+                               "a row was deleted or inserted")
+        if not hmac.compare_digest(_row_hash(event), event.hash):
+            return ChainReport(False, checked, event.id, f"row {event.id} was edited: its hash does not match")
+        prev_hash, prev_id = event.hash, event.id
+        checked += 1
+    return ChainReport(True, checked)

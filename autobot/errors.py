@@ -1,0 +1,73 @@
+"""One error hierarchy. Services raise these; the API and consumers turn them into
+`{"detail": ..., "code": ...}` with the class's status (or a 44xx WebSocket close code)."""
+
+
+class AppError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+
+    def to_dict(self) -> dict:
+        return {"detail": self.detail, "code": self.code}
+
+    @property
+    def close_code(self) -> int:
+        """WebSocket close code: 4000 + the HTTP status (4401, 4403, 4404 ...)."""
+        return 4000 + self.status if 400 <= self.status < 500 else 1011
+
+
+class BadRequest(AppError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+
+
+class LimitExceeded(AppError):
+    status = 413
+    code = "too_large"
+
+
+class InvalidInput(AppError):
+    status = 422
+    code = "invalid_input"
+
+
+class RateLimited(AppError):
+    status = 429
+    code = "rate_limited"
+
+
+class Unavailable(AppError):
+    status = 503
+    code = "unavailable"
+
+
+class Timeout(AppError):
+    status = 504
+    code = "timeout"

@@ -1,0 +1,59 @@
+"""GET /api/health: each dependency checked for real, with a timeout; 503 names what failed."""
+
+import asyncio
+import time
+import uuid
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+
+
+def _db_ping() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+async def check_database() -> None:
+    await sync_to_async(_db_ping)()
+
+
+async def check_channel_layer() -> None:
+    """A real send/receive round trip on a fresh channel."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+    channel = await layer.new_channel("health.")
+    token = uuid.uuid4().hex
+    await layer.send(channel, {"type": "health.ping", "token": token})
+    message = await layer.receive(channel)
+    if message.get("token") != token:
+        raise RuntimeError("channel layer returned a different message")
+
+
+CHECKS = {"database": check_database, "channel_layer": check_channel_layer}
+
+
+async def _run(check) -> dict:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(check(), timeout=settings.HEALTH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return {"status": "fail", "error": f"no answer within {settings.HEALTH_TIMEOUT_SECONDS:g} s"}
+    except Exception as exc:  # a health check reports any failure, it never raises
+        return {"status": "fail", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"status": "ok", "ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+async def health_report() -> tuple[int, dict]:
+    names = list(CHECKS)
+    results = await asyncio.gather(*(_run(CHECKS[name]) for name in names))
+    checks = dict(zip(names, results, strict=True))
+    failed = [name for name, result in checks.items() if result["status"] != "ok"]
+    body = {"status": "fail" if failed else "ok", "checks": checks, "version": settings.VERSION}
+    if failed:
+        body["detail"] = f"unhealthy: {', '.join(failed)} failed"
+        body["code"] = "unhealthy"
+    return (503 if failed else 200), body

@@ -1,0 +1,66 @@
+import re
+import time
+import uuid
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from whitenoise.middleware import WhiteNoiseMiddleware
+
+from autobot import context, metrics
+from autobot.http import client_ip
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestContextMiddleware:
+    """Correlation id and client IP for audit events, plus request metrics."""
+
+    async_capable = True
+    sync_capable = False
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    async def __call__(self, request):
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        context.correlation_id.set(request_id)
+        context.client_ip.set(client_ip(request))
+        started = time.perf_counter()
+        response = await self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        # The route pattern, not the path, keeps label cardinality bounded.
+        route = match.route if match and match.route else ("static" if request.path.startswith(settings.STATIC_URL)
+                                                           else "unmatched")
+        metrics.http_requests.labels(request.method, route, str(response.status_code)).inc()
+        metrics.http_latency.labels(request.method, route).observe(time.perf_counter() - started)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+class StaticFilesMiddleware:
+    """WhiteNoise, but only for /static/: it is sync-only, so every other request skips the
+    thread hop it would otherwise cost under ASGI."""
+
+    async_capable = True
+    sync_capable = False
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.whitenoise = WhiteNoiseMiddleware(get_response=None)
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    async def __call__(self, request):
+        if request.path.startswith(settings.STATIC_URL):
+            static_file = await sync_to_async(self._find)(request.path_info)
+            if static_file is not None:
+                return await sync_to_async(self.whitenoise.serve)(static_file, request)
+        return await self.get_response(request)
+
+    def _find(self, path: str):
+        if self.whitenoise.autorefresh:
+            return self.whitenoise.find_file(path)
+        return self.whitenoise.files.get(path)

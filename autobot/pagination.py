@@ -1,0 +1,12 @@
+from django.db.models import QuerySet
+
+MAX_LIMIT = 200
+
+
+async def paginate(queryset: QuerySet, *, limit: int = 50, offset: int = 0) -> tuple[list, int]:
+    """One page of a queryset as a list (evaluated now, never lazily later) and the total."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    offset = max(0, offset)
+    count = await queryset.acount()
+    items = [item async for item in queryset[offset:offset + limit]]
+    return items, count

@@ -1,0 +1,96 @@
+"""Platform endpoints: health, the current user, and the caller's API tokens."""
+
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from ninja import Field, Router, Schema
+from ninja.responses import Status
+
+from autobot import auth
+from autobot.health import health_report
+from autobot.models import ApiToken
+from autobot.pagination import paginate
+
+router = Router(tags=["platform"])
+
+
+class HealthOut(Schema):
+    status: str = Field(examples=["ok"])
+    checks: dict = Field(examples=[{"database": {"status": "ok", "ms": 0.4},
+                                    "channel_layer": {"status": "ok", "ms": 0.2}}])
+    version: str
+    detail: str | None = None
+    code: str | None = None
+
+
+@router.get("/health", auth=None, response={200: HealthOut, 503: HealthOut}, exclude_none=True,
+            summary="Health of the server and its dependencies (200, or 503 naming what failed)")
+async def health(request):
+    return Status(*await health_report())
+
+
+class MeOut(Schema):
+    id: int
+    username: str
+    is_staff: bool
+    permissions: list[str]
+
+
+@router.get("/me", response=MeOut, summary="The authenticated user")
+async def me(request):
+    user = request.auth
+    perms = sorted(await user.aget_all_permissions()) if hasattr(user, "aget_all_permissions") else []
+    return {"id": user.pk, "username": user.get_username(), "is_staff": user.is_staff, "permissions": perms}
+
+
+class TokenIn(Schema):
+    name: str = Field("", max_length=100)
+    expires_days: int | None = Field(None, ge=0, le=3650, description="0 or null: use the server default")
+    username: str | None = Field(None, description="staff only: create the token for this user")
+
+
+class TokenOut(Schema):
+    id: int
+    name: str
+    prefix: str
+    created: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenCreatedOut(TokenOut):
+    token: str = Field(description="The raw token. Shown only in this response; store it now.")
+
+
+class TokenPage(Schema):
+    items: list[TokenOut]
+    count: int
+
+
+@router.get("/tokens", response=TokenPage, summary="Your API tokens (never the raw values)")
+async def tokens_list(request, limit: int = 50, offset: int = 0):
+    items, count = await paginate(ApiToken.objects.filter(user=request.auth), limit=limit, offset=offset)
+    return {"items": items, "count": count}
+
+
+@router.post("/tokens", response={201: TokenCreatedOut}, summary="Create an API token (shown once)")
+async def tokens_create(request, body: TokenIn):
+    user = request.auth
+    if body.username and body.username != user.get_username():
+        from autobot.errors import NotFound
+
+        target = await get_user_model().objects.filter(username=body.username).afirst()
+        if target is None or not user.is_staff:
+            raise NotFound(f"user {body.username} not found", code="user_not_found")
+        user_for = target
+    else:
+        user_for = user
+    token, raw = await auth.token_create(actor=user, user=user_for, name=body.name, expires_days=body.expires_days)
+    token.token = raw
+    return Status(201, token)
+
+
+@router.delete("/tokens/{token_id}", response=TokenOut, summary="Revoke an API token")
+async def tokens_revoke(request, token_id: int):
+    return await auth.token_revoke(actor=request.auth, token_id=token_id)

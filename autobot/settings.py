@@ -1,0 +1,246 @@
+"""AutoBot settings: every value comes from the environment, with its default inline.
+
+Malformed values fail loudly at start-up (ImproperlyConfigured naming the variable) rather
+than silently falling back to a default.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """A boolean that refuses anything but the usual spellings (django-environ accepts any)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false, 1/0, yes/no, on/off)")
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+VAR_DIR = Path(env.str("AUTOBOT_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """AUTOBOT_SECRET_KEY, or a key generated once and kept in var/secret_key (mode 0600)."""
+    key = os.environ.get("AUTOBOT_SECRET_KEY")
+    if key:
+        return key
+    path = VAR_DIR / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("AUTOBOT_DEBUG", False)
+ALLOWED_HOSTS = env.list("AUTOBOT_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("AUTOBOT_CSRF_TRUSTED_ORIGINS", default=[])
+VERSION = "0.1.0"
+
+INSTALLED_APPS = [
+    "daphne",  # first, so that runserver serves ASGI
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "autobot",
+    "terminal",
+    "knowledge",
+    "chat",
+    "files",
+    "agents",
+]
+
+MIDDLEWARE = [
+    "autobot.middleware.RequestContextMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "autobot.middleware.StaticFilesMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "autobot.urls"
+ASGI_APPLICATION = "autobot.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'autobot.sqlite3'}"),
+}
+if DATABASES["default"].get("ENGINE") not in ("django.db.backends.sqlite3", "django.db.backends.postgresql"):
+    raise ImproperlyConfigured(
+        f"DATABASE_URL={os.environ.get('DATABASE_URL')!r}: use sqlite:///path or postgres://user@host/db")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN so two
+    # writers queue on busy_timeout instead of failing with "database is locked" mid-transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://")
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = env_bool("AUTOBOT_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve straight from the source folders too, so a server started without collectstatic
+# (tests, a quick `daphne`) still has its CSS and JS.
+WHITENOISE_USE_FINDERS = True
+
+# API tokens and the audit chain.
+API_TOKEN_DEFAULT_DAYS = env_int("AUTOBOT_API_TOKEN_DAYS", 0)  # 0: tokens don't expire
+AUDIT_KEY = env.str("AUTOBOT_AUDIT_KEY", default="") or f"audit:{SECRET_KEY}"
+METRICS_PUBLIC = env_bool("AUTOBOT_METRICS_PUBLIC", False)
+HEALTH_TIMEOUT_SECONDS = env_float("AUTOBOT_HEALTH_TIMEOUT", 2.0, minimum=0.1)
+
+# Files area shared by the file manager and the terminal's RESTRICTED working directory.
+FILES_ROOT = Path(env.str("AUTOBOT_FILES_ROOT", default=str(VAR_DIR / "files")))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("AUTOBOT_LOG_LEVEL", default="INFO")},
+}
+
+# --- terminal ---
+
+# --- knowledge ---
+KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("AUTOBOT_KNOWLEDGE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1)
+KNOWLEDGE_MAX_ENTRY_CHARS = env_int("AUTOBOT_KNOWLEDGE_MAX_ENTRY_CHARS", 2_000_000, minimum=1)
+KNOWLEDGE_CHUNK_SIZE = env_int("AUTOBOT_KNOWLEDGE_CHUNK_SIZE", 1000, minimum=200)
+KNOWLEDGE_CHUNK_OVERLAP = env_int("AUTOBOT_KNOWLEDGE_CHUNK_OVERLAP", 150)
+# Crawling loopback/private/link-local hosts (cloud metadata included) is refused unless this is on.
+KNOWLEDGE_CRAWL_ALLOW_PRIVATE = env_bool("AUTOBOT_KNOWLEDGE_CRAWL_ALLOW_PRIVATE", False)
+KNOWLEDGE_CRAWL_MAX_PAGES = env_int("AUTOBOT_KNOWLEDGE_CRAWL_MAX_PAGES", 1000, minimum=1)
+KNOWLEDGE_CRAWL_MAX_DEPTH = env_int("AUTOBOT_KNOWLEDGE_CRAWL_MAX_DEPTH", 10)
+KNOWLEDGE_CRAWL_CONCURRENCY = env_int("AUTOBOT_KNOWLEDGE_CRAWL_CONCURRENCY", 4, minimum=1)
+KNOWLEDGE_CRAWL_DELAY = env_float("AUTOBOT_KNOWLEDGE_CRAWL_DELAY", 0.5)
+KNOWLEDGE_CRAWL_TIMEOUT = env_float("AUTOBOT_KNOWLEDGE_CRAWL_TIMEOUT", 15.0, minimum=0.1)
+KNOWLEDGE_CRAWL_MAX_BYTES = env_int("AUTOBOT_KNOWLEDGE_CRAWL_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
+KNOWLEDGE_CRAWL_MAX_ACTIVE = env_int("AUTOBOT_KNOWLEDGE_CRAWL_MAX_ACTIVE", 3, minimum=1)  # per user
+
+# --- chat ---
+# Provider: ollama | openai | offline | a name from AUTOBOT_LLM_PROVIDERS; empty → offline.
+CHAT_LLM_PROVIDER = env.str("AUTOBOT_LLM_PROVIDER", default="")
+CHAT_LLM_BASE_URL = env.str("AUTOBOT_LLM_BASE_URL", default="")
+CHAT_LLM_API_KEY = env.str("AUTOBOT_LLM_API_KEY", default="")
+CHAT_LLM_MODEL = env.str("AUTOBOT_LLM_MODEL", default="")
+# More providers by name: {"local": {"kind": "ollama", "base_url": "...", "model": "..."}, ...}
+CHAT_LLM_PROVIDERS = env.str("AUTOBOT_LLM_PROVIDERS", default="")
+CHAT_LLM_CONNECT_TIMEOUT = env_float("AUTOBOT_LLM_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+CHAT_LLM_READ_TIMEOUT = env_float("AUTOBOT_LLM_READ_TIMEOUT", 120.0, minimum=0.1)  # max silence between chunks
+CHAT_LLM_MAX_RETRIES = env_int("AUTOBOT_LLM_MAX_RETRIES", 2)
+CHAT_LLM_POOL_SIZE = env_int("AUTOBOT_LLM_POOL_SIZE", 100, minimum=1)
+CHAT_LLM_CONTEXT_TOKENS = env_int("AUTOBOT_LLM_CONTEXT_TOKENS", 8192, minimum=512)
+CHAT_REPLY_TOKENS = env_int("AUTOBOT_CHAT_REPLY_TOKENS", 1024, minimum=64)  # kept free for the answer
+CHAT_MAX_MESSAGE_CHARS = env_int("AUTOBOT_CHAT_MAX_MESSAGE_CHARS", 32000, minimum=1)
+CHAT_KNOWLEDGE_PASSAGES = env_int("AUTOBOT_CHAT_KNOWLEDGE_PASSAGES", 5)
+CHAT_KNOWLEDGE_TOKENS = env_int("AUTOBOT_CHAT_KNOWLEDGE_TOKENS", 2000)
+
+# --- files ---
+# Per-file upload limit and per-user quota in bytes, enforced while the upload streams; 0 = none.
+FILES_MAX_UPLOAD_BYTES = env_int("AUTOBOT_FILES_MAX_UPLOAD_BYTES", 1024**3)
+FILES_USER_QUOTA_BYTES = env_int("AUTOBOT_FILES_USER_QUOTA_BYTES", 10 * 1024**3)
+FILES_MAX_FILES_PER_UPLOAD = env_int("AUTOBOT_FILES_MAX_FILES_PER_UPLOAD", 100, minimum=1)
+
+# --- agents ---

@@ -1,0 +1,29 @@
+import importlib.util
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
+
+from autobot import views
+from autobot.api import api
+
+
+def _app_pages(app: str):
+    """An app's own pages once it has them; until then an honest "coming" page."""
+    if importlib.util.find_spec(f"{app}.urls") is not None:
+        return path(f"{app}/", include(f"{app}.urls"))
+    return path(f"{app}/", views.coming_soon(app), name=f"{app}-index")
+
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
+    # One login page for the whole site, so every login is audited the same way.
+    path("admin/login/", RedirectView.as_view(url="/accounts/login/", query_string=True)),
+    path("admin/", admin.site.urls),
+    path("api/", api.urls),
+    re_path(r"^api/", views.api_not_found),
+    path("metrics", views.metrics_view, name="metrics"),
+    *[_app_pages(app) for app in ("chat", "terminal", "knowledge", "files", "agents")],
+]

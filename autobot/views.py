@@ -1,0 +1,96 @@
+from asgiref.sync import async_to_sync
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from autobot import audit, metrics
+from autobot.auth import token_authenticate_sync
+from autobot.health import health_report
+from autobot.models import ApiToken, AuditEvent
+
+COMING = {
+    "chat": ("Chat", "Chat with a language model grounded in your knowledge base, with live token streaming "
+                     "and citations."),
+    "terminal": ("Terminal", "A real shell in the browser, with every command risk-assessed, allowed or "
+                             "blocked by the session's security level, and recorded for audit."),
+    "knowledge": ("Knowledge", "Notes, uploaded documents and crawled sites, with fast ranked search."),
+    "files": ("Files", "Your own sandboxed files area with streaming uploads and downloads."),
+    "agents": ("Agents", "The live registry of agents and their message feed, and a form to send them work."),
+}
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        async_to_sync(audit.record)(actor=form.get_user(), action="auth.login")
+        return response
+
+    def form_invalid(self, form):
+        # The username is recorded as typed (it may not exist); the password never is.
+        username = (self.request.POST.get("username") or "")[:150]
+        async_to_sync(audit.record)(actor=None, action="auth.login_failed", data={"username": username})
+        return super().form_invalid(form)
+
+
+class LogoutView(auth_views.LogoutView):
+    def post(self, request, *args, **kwargs):
+        user = request.user if request.user.is_authenticated else None
+        response = super().post(request, *args, **kwargs)
+        if user is not None:
+            async_to_sync(audit.record)(actor=user, action="auth.logout")
+        return response
+
+
+@login_required
+def dashboard(request):
+    user = request.user
+    events = AuditEvent.objects.select_related("actor")
+    if not user.is_staff:
+        events = events.filter(actor=user)
+    status, health = async_to_sync(health_report)()
+    counts = {
+        "users": User.objects.count(),
+        "api tokens": ApiToken.objects.filter(user=user, revoked_at__isnull=True).count(),
+        "audit events": AuditEvent.objects.count() if user.is_staff else events.count(),
+    }
+    return render(request, "autobot/dashboard.html", {
+        "health": health, "healthy": status == 200, "counts": counts, "events": events[:15],
+    })
+
+
+def coming_soon(app: str):
+    title, description = COMING[app]
+
+    @login_required
+    def view(request):
+        return render(request, "autobot/coming_soon.html", {"title": title, "description": description, "app": app})
+
+    return view
+
+
+def _metrics_allowed(request) -> bool:
+    from django.conf import settings
+
+    if settings.METRICS_PUBLIC or (request.user.is_authenticated and request.user.is_staff):
+        return True
+    authorization = request.headers.get("Authorization", "")
+    if authorization.lower().startswith("bearer "):
+        user = token_authenticate_sync(authorization[7:].strip())
+        return bool(user and user.is_staff)
+    return False
+
+
+def metrics_view(request):
+    if not _metrics_allowed(request):
+        return JsonResponse({"detail": "metrics need a staff session or a staff API token", "code": "forbidden"},
+                            status=403)
+    return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def api_not_found(request, *args, **kwargs):
+    return JsonResponse({"detail": f"no API endpoint at {request.path}", "code": "not_found"}, status=404)

@@ -1,0 +1,102 @@
+"""WebSocket front door: Origin check, session-or-token auth, then each app's routes.
+
+Refusals accept the handshake and close at once with an application close code (4403 wrong
+origin, 4401 anonymous), because a refused handshake reaches a browser only as a bare 1006.
+"""
+
+import importlib
+import logging
+from urllib.parse import urlsplit
+
+from channels.auth import get_user
+from channels.routing import URLRouter
+from channels.sessions import SessionMiddlewareStack
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+
+from autobot import metrics
+from autobot.auth import token_authenticate
+
+log = logging.getLogger("autobot.ws")
+APPS = ("terminal", "knowledge", "chat", "files", "agents")
+
+
+def collect_websocket_urlpatterns() -> list:
+    patterns = []
+    for app in APPS:
+        try:
+            module = importlib.import_module(f"{app}.routing")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{app}.routing":
+                raise
+            continue
+        patterns.extend(getattr(module, "websocket_urlpatterns", []))
+    return patterns
+
+
+def _header(scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def origin_allowed(origin: str | None, *, has_token: bool) -> bool:
+    """Browsers always send Origin; a client without one must bring a Bearer token (no cookies
+    ride along with it, so cross-site use is not possible)."""
+    if not origin:
+        return has_token
+    if origin in settings.CSRF_TRUSTED_ORIGINS:
+        return True
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    host, _port = split_domain_port(parts.netloc)
+    allowed = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return validate_host(host, allowed)
+
+
+async def close_with(send, receive, code: int, reason: str) -> None:
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    metrics.ws_rejected.labels(reason).inc()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+class WebSocketGate:
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        authorization = _header(scope, b"authorization") or ""
+        token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
+        if not origin_allowed(_header(scope, b"origin"), has_token=bool(token)):
+            return await close_with(send, receive, 4403, "origin")
+        user = await token_authenticate(token) if token else await get_user(scope)
+        if not user or not user.is_authenticated:
+            return await close_with(send, receive, 4401, "auth")
+        scope = dict(scope, user=user)
+        route = scope["path"].split("/")[2] if scope["path"].count("/") >= 2 else "?"
+        gauge = metrics.ws_connections.labels(route if route in APPS else "other")
+        counted = False
+
+        async def counting_send(message):
+            nonlocal counted
+            if message["type"] == "websocket.accept" and not counted:
+                counted = True
+                gauge.inc()
+            await send(message)
+
+        try:
+            return await self.inner(scope, receive, counting_send)
+        finally:
+            if counted:
+                gauge.dec()
+
+
+def websocket_application():
+    return SessionMiddlewareStack(WebSocketGate(URLRouter(collect_websocket_urlpatterns())))

@@ -1,0 +1,137 @@
+"""Browser tests: a real daphne server on a free loopback port, driven by Playwright in
+Debian's Chromium. They share the test database file with the test process, so they use
+`django_db(transaction=True)` (data must be committed for the server to see it)."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "var" / "test-artifacts"
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import playwright  # noqa: F401
+        have_playwright = True
+    except ImportError:
+        have_playwright = False
+    if os.path.exists(CHROMIUM) and have_playwright:
+        return
+    reason = "needs Chromium at /usr/bin/chromium (apt-get install chromium) and the playwright package"
+    for item in items:
+        if "e2e" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker, tmp_path_factory):
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.sqlite3":
+        pytest.skip("browser tests run in the SQLite pass")
+    port = _free_port()
+    var_dir = tmp_path_factory.mktemp("live-var")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{db['NAME']}",
+        "AUTOBOT_VAR_DIR": str(var_dir),
+        "AUTOBOT_FILES_ROOT": str(var_dir / "files"),
+        "AUTOBOT_SECRET_KEY": settings.SECRET_KEY,
+        "AUTOBOT_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("REDIS_URL", None)
+    log = open(var_dir / "server.log", "wb")  # closed at teardown
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "autobot.asgi:application"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"live server did not start; see {var_dir / 'server.log'}") from None
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser(django_db_setup):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread, which makes Django refuse
+    # the sync ORM calls of fixtures. Allowed only while the browser lives; browser tests run
+    # last (tests/conftest.py), so no other test runs with the check off.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield browser
+        browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def logged_in_page(page, live_server_url):
+    """logged_in_page(user) → the page, logged in through the real login form, on the dashboard."""
+
+    def login(user):
+        page.goto(f"{live_server_url}/accounts/login/")
+        page.fill("input[name=username]", user.get_username())
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server_url}/")
+        return page
+
+    return login
+
+
+@pytest.fixture
+def artifact_path():
+    """artifact_path("name.png") → a path under var/test-artifacts/ (kept after the run)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return lambda name: str(ARTIFACTS / name)
+
+
+def chromium_available() -> bool:
+    return bool(shutil.which(CHROMIUM))

@@ -1,0 +1,101 @@
+import os
+import subprocess
+import sys
+
+import pytest
+from django.test import AsyncClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_health_ok_with_real_round_trip():
+    response = await AsyncClient().get("/api/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["checks"]["database"]["status"] == "ok"
+    assert body["checks"]["channel_layer"]["status"] == "ok"
+    assert body["version"]
+
+
+async def test_health_503_names_the_channel_layer_when_redis_is_down(settings):
+    # Nothing listens on port 1: the same as Redis being stopped while REDIS_URL is set.
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                           "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}}
+    settings.HEALTH_TIMEOUT_SECONDS = 1.0
+    channel_layers.backends.clear()
+    try:
+        response = await AsyncClient().get("/api/health")
+    finally:
+        channel_layers.backends.clear()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "fail"
+    assert body["checks"]["channel_layer"]["status"] == "fail"
+    assert body["checks"]["database"]["status"] == "ok"
+    assert "channel_layer" in body["detail"]
+
+
+@pytest.mark.redis
+async def test_health_ok_on_real_redis(settings):
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                           "CONFIG": {"hosts": [os.environ["AUTOBOT_TEST_REDIS_URL"]]}}}
+    channel_layers.backends.clear()
+    try:
+        response = await AsyncClient().get("/api/health")
+    finally:
+        channel_layers.backends.clear()
+    assert response.status_code == 200, response.json()
+    assert response.json()["checks"]["channel_layer"]["status"] == "ok"
+
+
+@pytest.mark.postgres
+async def test_health_ok_on_postgres():
+    from django.db import connection
+
+    assert connection.vendor == "postgresql"
+    response = await AsyncClient().get("/api/health")
+    assert response.status_code == 200
+    assert response.json()["checks"]["database"]["status"] == "ok"
+
+
+async def test_metrics_need_staff(api_client, owner, staff):
+    assert (await AsyncClient().get("/metrics")).status_code == 403
+    assert (await api_client(owner).get("/metrics")).status_code == 403
+    await AsyncClient().get("/api/health")
+    response = await api_client(staff).get("/metrics")
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "autobot_http_requests_total" in text
+    assert "autobot_http_request_duration_seconds_bucket" in text
+    assert "autobot_websocket_connections" in text
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("AUTOBOT_DEBUG", "maybe", "AUTOBOT_DEBUG='maybe' is not a boolean"),
+    ("DATABASE_URL", "nosuchdb://x", "DATABASE_URL"),
+    ("REDIS_URL", "localhost:6379", "REDIS_URL"),
+    ("AUTOBOT_API_TOKEN_DAYS", "ten", "AUTOBOT_API_TOKEN_DAYS='ten' is not an integer"),
+])
+def test_settings_fail_loudly_on_malformed_values(name, value, message, tmp_path):
+    env = {**os.environ, name: value, "AUTOBOT_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "autobot.settings"}
+    result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "AUTOBOT_SECRET_KEY"}
+    env.update(AUTOBOT_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="autobot.settings")
+    code = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert first.stdout == second.stdout and len(first.stdout.strip()) >= 50
+    key_file = tmp_path / "secret_key"
+    assert key_file.read_text().strip() == first.stdout.strip()
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"

@@ -1,0 +1,69 @@
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from autobot.models import ApiToken, AuditEvent
+from tests.conftest import BearerClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_create_api_token_command_prints_a_working_token_last(owner, capsys):
+    call_command("create_api_token", "owner", "--name", "ci")
+    out = capsys.readouterr().out.strip().splitlines()
+    raw = out[-1]
+    assert raw.startswith("abt_")
+    token = ApiToken.objects.get(user=owner)
+    assert token.token_hash == ApiToken.hash(raw) and raw not in token.token_hash  # only the hash is stored
+    assert AuditEvent.objects.filter(action="auth.token_created", target_id=str(token.pk)).exists()
+
+
+def test_create_api_token_for_unknown_user_fails(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="no user named"):
+        call_command("create_api_token", "nobody")
+
+
+async def test_revoked_token_stops_working(api_client, owner):
+    client = api_client(owner)
+    assert (await client.get("/api/me")).status_code == 200
+    listing = (await client.get("/api/tokens")).json()
+    token_id = listing["items"][0]["id"]
+    response = await client.delete(f"/api/tokens/{token_id}")
+    assert response.status_code == 200 and response.json()["revoked_at"]
+    response = await client.get("/api/me")
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_token"
+    assert await AuditEvent.objects.filter(action="auth.token_revoked").aexists()
+
+
+async def test_expired_token_is_refused(owner, token_for):
+    from asgiref.sync import sync_to_async
+
+    raw = await sync_to_async(token_for)(owner, expires_at=timezone.now() - timedelta(seconds=1))
+    response = await BearerClient(raw).get("/api/me")
+    assert response.status_code == 401
+
+
+async def test_cannot_revoke_someone_elses_token(api_client, owner, stranger, token_for):
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(token_for)(owner)
+    token = await ApiToken.objects.filter(user=owner).afirst()
+    response = await api_client(stranger).delete(f"/api/tokens/{token.pk}")
+    assert response.status_code == 404
+    assert response.json()["code"] == "token_not_found"
+
+
+async def test_token_created_over_api_is_shown_once(api_client, owner):
+    client = api_client(owner)
+    created = (await client.post("/api/tokens", {"name": "laptop", "expires_days": 30},
+                                 content_type="application/json")).json()
+    assert created["token"].startswith("abt_")
+    listing = (await client.get("/api/tokens")).json()
+    assert all("token" not in item for item in listing["items"])
+    new = BearerClient(created['token'])
+    assert (await new.get("/api/me")).status_code == 200

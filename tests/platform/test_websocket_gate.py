@@ -1,0 +1,54 @@
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.urls import re_path
+
+from autobot.ws import WebSocketGate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _closed_with(comm) -> int:
+    message = await comm.receive_output(timeout=5)
+    assert message["type"] == "websocket.close"
+    return message["code"]
+
+
+async def test_bad_origin_closes_4403(ws_connect, owner):
+    comm = await ws_connect("/ws/anything/", user=owner, origin="https://evil.example")
+    assert await _closed_with(comm) == 4403
+    await comm.disconnect()
+
+
+async def test_anonymous_closes_4401(ws_connect):
+    comm = await ws_connect("/ws/anything/", user=None, origin="http://testserver")
+    assert await _closed_with(comm) == 4401
+    await comm.disconnect()
+
+
+async def test_missing_origin_without_token_closes_4403(ws_connect):
+    comm = await ws_connect("/ws/anything/", user=None, origin=None)
+    assert await _closed_with(comm) == 4403
+    await comm.disconnect()
+
+
+async def test_authenticated_user_reaches_the_app(owner):
+    from asgiref.sync import sync_to_async
+    from channels.generic.websocket import AsyncJsonWebsocketConsumer
+    from channels.routing import URLRouter
+    from channels.sessions import SessionMiddlewareStack
+
+    from tests.conftest import _make_token
+
+    class Whoami(AsyncJsonWebsocketConsumer):
+        async def connect(self):
+            await self.accept()
+            await self.send_json({"user": self.scope["user"].get_username()})
+
+    app = SessionMiddlewareStack(WebSocketGate(URLRouter([re_path(r"^ws/whoami/$", Whoami.as_asgi())])))
+    raw = await sync_to_async(_make_token)(owner)
+    comm = WebsocketCommunicator(app, "/ws/whoami/", headers=[(b"origin", b"http://testserver"),
+                                                              (b"authorization", f"Bearer {raw}".encode())])
+    connected, _ = await comm.connect()
+    assert connected
+    assert await comm.receive_json_from() == {"user": "owner"}
+    await comm.disconnect()
