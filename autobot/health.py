@@ -33,7 +33,25 @@ async def check_channel_layer() -> None:
         raise RuntimeError("channel layer returned a different message")
 
 
+async def check_redis() -> None:
+    import redis.asyncio as redis
+
+    client = redis.from_url(settings.REDIS_URL, socket_connect_timeout=settings.HEALTH_TIMEOUT_SECONDS)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
 CHECKS = {"database": check_database, "channel_layer": check_channel_layer}
+
+
+def active_checks() -> dict:
+    """The checks that apply to this configuration (Redis only when REDIS_URL is set)."""
+    checks = dict(CHECKS)
+    if settings.REDIS_URL:
+        checks["redis"] = check_redis
+    return checks
 
 
 async def _run(check) -> dict:
@@ -48,8 +66,9 @@ async def _run(check) -> dict:
 
 
 async def health_report() -> tuple[int, dict]:
-    names = list(CHECKS)
-    results = await asyncio.gather(*(_run(CHECKS[name]) for name in names))
+    checks_to_run = active_checks()
+    names = list(checks_to_run)
+    results = await asyncio.gather(*(_run(checks_to_run[name]) for name in names))
     checks = dict(zip(names, results, strict=True))
     failed = [name for name, result in checks.items() if result["status"] != "ok"]
     body = {"status": "fail" if failed else "ok", "checks": checks, "version": settings.VERSION}

@@ -22,8 +22,9 @@ async def test_health_503_names_the_channel_layer_when_redis_is_down(settings):
     # Nothing listens on port 1: the same as Redis being stopped while REDIS_URL is set.
     from channels.layers import channel_layers
 
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                           "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]}}}
+                                           "CONFIG": {"hosts": [settings.REDIS_URL]}}}
     settings.HEALTH_TIMEOUT_SECONDS = 1.0
     channel_layers.backends.clear()
     try:
@@ -34,6 +35,7 @@ async def test_health_503_names_the_channel_layer_when_redis_is_down(settings):
     body = response.json()
     assert body["status"] == "fail"
     assert body["checks"]["channel_layer"]["status"] == "fail"
+    assert body["checks"]["redis"]["status"] == "fail"
     assert body["checks"]["database"]["status"] == "ok"
     assert "channel_layer" in body["detail"]
 
@@ -42,8 +44,9 @@ async def test_health_503_names_the_channel_layer_when_redis_is_down(settings):
 async def test_health_ok_on_real_redis(settings):
     from channels.layers import channel_layers
 
+    settings.REDIS_URL = os.environ["AUTOBOT_TEST_REDIS_URL"]
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                           "CONFIG": {"hosts": [os.environ["AUTOBOT_TEST_REDIS_URL"]]}}}
+                                           "CONFIG": {"hosts": [settings.REDIS_URL]}}}
     channel_layers.backends.clear()
     try:
         response = await AsyncClient().get("/api/health")
@@ -51,6 +54,7 @@ async def test_health_ok_on_real_redis(settings):
         channel_layers.backends.clear()
     assert response.status_code == 200, response.json()
     assert response.json()["checks"]["channel_layer"]["status"] == "ok"
+    assert response.json()["checks"]["redis"]["status"] == "ok"
 
 
 @pytest.mark.postgres
