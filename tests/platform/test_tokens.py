@@ -67,3 +67,20 @@ async def test_token_created_over_api_is_shown_once(api_client, owner):
     assert all("token" not in item for item in listing["items"])
     new = BearerClient(created['token'])
     assert (await new.get("/api/me")).status_code == 200
+
+
+def test_staff_creates_a_token_in_the_admin_and_sees_it_once(client, staff, owner):
+    import re
+
+    client.force_login(staff)
+    response = client.post("/admin/autobot/apitoken/add/", {"user": owner.pk, "name": "from admin"}, follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    raw = re.search(r"abt_[A-Za-z0-9_-]{20,}", page).group(0)
+    token = ApiToken.objects.get(user=owner)
+    assert token.token_hash == ApiToken.hash(raw)
+    listing = client.get("/admin/autobot/apitoken/").content.decode()
+    assert raw not in listing
+    client.post("/admin/autobot/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    token.refresh_from_db()
+    assert token.revoked_at is not None
