@@ -1,0 +1,1725 @@
+"""Risk assessment of bash command lines. Pure: no I/O, no Django.
+
+`assess(line)` parses the line as bash would (bashlex), walks every simple command in it —
+through pipelines, lists, subshells, groups, loops, functions, `$(...)`, backticks, process
+substitutions, wrappers such as `sudo`/`env`/`xargs`, and the strings given to `bash -c`/`eval` —
+and rates each one with the rule table `RULES` (command name -> rule). The line's risk is the
+highest risk found; every reason reads "<part>: <rule>".
+
+Quoted arguments are data: only the command word of a simple command, and the strings a
+wrapper is known to execute, are ever treated as commands.
+"""
+
+from __future__ import annotations
+
+import codecs
+import posixpath
+import re
+import shlex
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from functools import lru_cache
+from typing import NamedTuple
+
+import bashlex
+import bashlex.ast
+
+MAX_LINE_CHARS = 64 * 1024
+MAX_DEPTH = 8  # nested `bash -c "bash -c '...'"` levels before we give up (HIGH)
+_PART_CHARS = 120  # how much of a command a reason quotes
+
+
+class Risk(IntEnum):
+    SAFE = 0
+    MODERATE = 1
+    HIGH = 2
+    DANGEROUS = 3
+
+
+class Trait(StrEnum):
+    """What a command does that matters to the policy beyond its risk (see policy.py)."""
+
+    NESTED_SHELL = "nested_shell"  # an interactive shell or REPL the command hook cannot see into
+    SCRIPT_FILE = "script_file"  # runs code from a file, a pipe or a script (python x.py, source)
+    INLINE_CODE = "inline_code"  # runs code given on the command line (python -c, perl -e)
+
+
+@dataclass(frozen=True)
+class CommandFact:
+    """One simple command found in the line (wrappers already peeled off in `name`)."""
+
+    text: str
+    name: str
+    risk: Risk
+    traits: frozenset[Trait] = frozenset()
+
+
+@dataclass(frozen=True)
+class Assessment:
+    risk: Risk
+    reasons: tuple[str, ...]
+    commands: tuple[str, ...]
+    facts: tuple[CommandFact, ...] = ()
+    parsed: bool = True  # False when bashlex could not parse the line (risk is then >= HIGH)
+
+    @property
+    def traits(self) -> frozenset[Trait]:
+        return frozenset().union(*(f.traits for f in self.facts))
+
+    def to_dict(self) -> dict:
+        return {
+            "risk": self.risk.name,
+            "reasons": list(self.reasons),
+            "commands": list(self.commands),
+        }
+
+
+class Hit(NamedTuple):
+    risk: Risk
+    why: str
+    trait: Trait | None = None
+
+
+@dataclass
+class Cmd:
+    """A simple command as the rules see it."""
+
+    argv: list[str]
+    text: str
+    words: list = field(default_factory=list)  # bashlex word nodes aligned with argv, or []
+    stdin: str | None = None  # None (terminal), "pipe", "file", "here"
+    stdin_text: str | None = None  # here-string / heredoc body
+    stdin_path: str | None = None  # `< path`
+    top: bool = True  # runs in the monitored shell itself (not inside bash -c / a subshell string)
+
+    @property
+    def name(self) -> str:
+        return canonical(self.argv[0]) if self.argv else ""
+
+    @property
+    def args(self) -> list[str]:
+        return self.argv[1:]
+
+    def sub(self, start: int, text: str | None = None) -> Cmd:
+        """The command that starts at argv[start] (a wrapper's payload)."""
+        return Cmd(
+            argv=self.argv[start:],
+            text=text if text is not None else " ".join(self.argv[start:]),
+            words=self.words[start:] if self.words else [],
+            stdin=self.stdin,
+            stdin_text=self.stdin_text,
+            stdin_path=self.stdin_path,
+            top=self.top,
+        )
+
+
+# --------------------------------------------------------------------------- paths and names
+
+_HARMLESS_DEVICES = re.compile(
+    r"^/dev/(null|zero|full|random|urandom|stdin|stdout|stderr|tty\w*|pts/.*|fd/.*|shm/.*|console)$"
+)
+_NET_DEVICE = re.compile(r"^/dev/(tcp|udp)/")
+_ROOT_LIKE = {"/", "~", "$HOME", "${HOME}", "/root", "/home"}
+_SYSTEM_DIRS = {
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/snap",
+    "/srv",
+    "/sys",
+    "/usr",
+    "/usr/bin",
+    "/usr/include",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/libexec",
+    "/usr/local",
+    "/usr/sbin",
+    "/usr/share",
+    "/var",
+    "/var/lib",
+    "/var/log",
+    "/var/mail",
+    "/var/spool",
+}
+_SYSTEM_PREFIXES = ("/bin/", "/boot/", "/etc/", "/lib/", "/lib32/", "/lib64/", "/sbin/", "/usr/")
+_PROTECTED_FILE = re.compile(r"^/etc/(passwd|shadow|group|gshadow|sudoers)(-)?$|^/etc/sudoers\.d(/|$)")
+_SECRET = re.compile(
+    r"\.ssh/?$|\.ssh/(id_[^/]*|[^/]*_key|[^/]*\.pem)$(?<!\.pub)"
+    r"|/etc/(shadow|gshadow|sudoers)\b|/etc/ssh/ssh_host_[^/]*_key$"
+    r"|\.aws/credentials|\.netrc$|\.pgpass$|\.git-credentials$|\.gnupg(/|$)|\.kube/config$"
+    r"|\.docker/config\.json$|\.(pem|key|p12|pfx)$"
+)
+# The terminal's hook: a DEBUG trap calling functions named __autobot_*, variables AUTOBOT_* /
+# __AUTOBOT_*, PROMPT_COMMAND, and its rc file (terminal/bin/autobot.bashrc).
+_HOOK_NAME = re.compile(r"^(__autobot_|__AUTOBOT_|AUTOBOT_|PROMPT_COMMAND$)")
+# Builtins the hook relies on: a function or alias with one of these names could hijack it.
+_HOOK_BUILTINS = {
+    "trap",
+    "shopt",
+    "set",
+    "unset",
+    "builtin",
+    "command",
+    "declare",
+    "typeset",
+    "local",
+    "enable",
+    "eval",
+    "source",
+    ".",
+    "exec",
+    "history",
+    "read",
+    "printf",
+    "return",
+    "export",
+    "readonly",
+    "alias",
+    "unalias",
+    "fc",
+    "type",
+}
+
+
+def canonical(word: str) -> str:
+    """`/usr/bin/python3.11` -> `python`, `mkfs.ext4` -> `mkfs`: the key into RULES."""
+    name = word.rsplit("/", 1)[-1] if "/" in word.rstrip("/") else word
+    if name.startswith("mkfs."):
+        return "mkfs"
+    m = re.fullmatch(r"(python|pypy|perl|ruby|php|lua|node)[\d.]*", name)
+    return m.group(1) if m else name
+
+
+def norm_path(p: str) -> tuple[str, bool]:
+    """Normalise a path operand; the flag says it ended in `/*` (all of the directory's contents)."""
+    p = re.sub(r"/{2,}", "/", p.strip())
+    glob_all = p.endswith("/*") or p == "*"
+    if p.endswith("/*"):
+        p = p[:-2] or "/"
+    while len(p) > 1 and (p.endswith("/") or p.endswith("/.")):
+        p = p[:-2] if p.endswith("/.") else p[:-1]
+    if p.startswith("/"):
+        p = posixpath.normpath(p)
+        p = "/" if p.startswith("//") else p
+    return p, glob_all
+
+
+def is_root_or_home(p: str) -> bool:
+    return p in _ROOT_LIKE or bool(re.fullmatch(r"~\w[\w.-]*|/home/[^/$*]+", p))
+
+
+def is_critical(p: str) -> bool:
+    """`/`, a home directory, an account file or a top-level system directory."""
+    return is_root_or_home(p) or p in _SYSTEM_DIRS or bool(_PROTECTED_FILE.match(p))
+
+
+def is_device(p: str) -> bool:
+    return p.startswith("/dev/") and not _HARMLESS_DEVICES.match(p) and not _NET_DEVICE.match(p)
+
+
+def is_hook_file(path: str) -> bool:
+    """The hook's rc file: named autobot-hook*/autobot*rc, or hook*/bashrc/rc in an autobot dir."""
+    base = path.rsplit("/", 1)[-1].lower()
+    if re.match(r"^\.?autobot[-_.]?(hook|rc|bashrc)", base):
+        return True
+    return "autobot" in path.lower() and bool(re.fullmatch(r"\.?(hook([-_.]\w+)?|(bash)?rc)", base))
+
+
+def is_secret(arg: str) -> bool:
+    return bool(_SECRET.search(arg))
+
+
+def _dynamic(s: str) -> bool:
+    return "$" in s or "`" in s
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _PART_CHARS else text[: _PART_CHARS - 1] + "…"
+
+
+def split_options(
+    args: list[str], values: str = "", long_values: Iterable[str] = (), numeric: bool = False
+) -> tuple[set[str], list[str], int]:
+    """Parse leading options like getopt: (option letters / long names, their values, index of
+    the first operand). `values` are short options that take an argument."""
+    opts: set[str] = set()
+    vals: list[str] = []
+    long_values = set(long_values)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return opts, vals, i + 1
+        if a.startswith("--"):
+            name, eq, val = a[2:].partition("=")
+            opts.add(name)
+            if name in long_values and not eq:
+                i += 1
+                vals.append(args[i] if i < len(args) else "")
+            elif eq:
+                vals.append(val)
+        elif a.startswith("-") and len(a) > 1:
+            if numeric and a[1:].isdigit():
+                i += 1
+                continue
+            for j, ch in enumerate(a[1:], 1):
+                opts.add(ch)
+                if ch in values:
+                    if j + 1 < len(a):
+                        vals.append(a[j + 1 :])
+                    else:
+                        i += 1
+                        vals.append(args[i] if i < len(args) else "")
+                    break
+        else:
+            return opts, vals, i
+        i += 1
+    return opts, vals, i
+
+
+def _first_operand(args: list[str], values: str = "", long_values: Iterable[str] = ()) -> str:
+    _, _, i = split_options(args, values, long_values)
+    return args[i] if i < len(args) else ""
+
+
+# --------------------------------------------------------------------------- rules
+# A rule takes the command (and the walker, for rules that execute strings) and yields Hits.
+
+Rule = Callable[[Cmd, "_Walker"], Iterable[Hit]]
+
+
+def _rm(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    opts, _, i = split_options(cmd.args)
+    if "no-preserve-root" in opts:
+        yield Hit(Risk.DANGEROUS, "deletion with --no-preserve-root")
+        return
+    recursive = bool(opts & {"r", "R", "recursive"})
+    targets = [norm_path(a) for a in cmd.args[i:]]
+    if any(is_hook_file(p) for p, _ in targets):
+        yield Hit(Risk.DANGEROUS, "deletes the terminal's command hook file (tampering)")
+    elif recursive and any(is_critical(p) or p in _SYSTEM_DIRS for p, _ in targets):
+        yield Hit(Risk.DANGEROUS, "recursive deletion of the root, a home directory or a system path")
+    elif recursive:
+        yield Hit(Risk.HIGH, "recursive deletion")
+    elif any(_PROTECTED_FILE.match(p) or (g and (p in _SYSTEM_DIRS or p == "/")) for p, g in targets):
+        yield Hit(Risk.DANGEROUS, "deletes account files or the contents of a system directory")
+    elif any(p.startswith(_SYSTEM_PREFIXES) for p, _ in targets):
+        yield Hit(Risk.HIGH, "deletes a file in a system directory")
+    else:
+        yield Hit(Risk.MODERATE, "deletes files")
+
+
+def _shred(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    _, _, i = split_options(cmd.args, "nsx", ("iterations", "size", "random-source"))
+    paths = [norm_path(a)[0] for a in cmd.args[i:]]
+    if any(is_device(p) or is_critical(p) or p.startswith(_SYSTEM_PREFIXES) for p in paths):
+        yield Hit(Risk.DANGEROUS, "irrecoverably overwrites a device or a system file")
+    else:
+        yield Hit(Risk.HIGH, "irrecoverably overwrites files")
+
+
+_DISK_LISTING = {
+    "fdisk": {"l", "list"},
+    "sfdisk": {"l", "list", "d", "dump", "s", "show-size"},
+    "parted": {"l", "list"},
+    "gdisk": {"l"},
+    "sgdisk": {"p", "print"},
+}
+
+
+def _disk_tool(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    opts, _, _ = split_options(cmd.args, "bcCEgHiLmNOoSTtUu")
+    if opts & (_DISK_LISTING.get(cmd.name, set()) | {"V", "version", "h", "help"}):
+        return  # listing partitions or printing a version
+    if cmd.name == "wipefs" and not opts & {"a", "all", "o", "offset"}:
+        return  # without -a wipefs only lists signatures
+    if cmd.name == "parted" and cmd.args[-1:] == ["print"]:
+        return
+    operands = [a for a in cmd.args if not a.startswith("-")]
+    if any(is_device(norm_path(a)[0]) for a in operands):
+        yield Hit(Risk.DANGEROUS, "formats, partitions or wipes a block device")
+    elif any(_dynamic(a) for a in operands):
+        yield Hit(Risk.HIGH, "formats, partitions or wipes a target chosen at run time")
+    elif operands:
+        yield Hit(Risk.MODERATE, "formats or partitions an image file")
+
+
+def _dd(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    for a in cmd.args:
+        if a.startswith("of="):
+            yield from _write_target(norm_path(a[3:])[0], "dd writes")
+
+
+def _write_target(path: str, verb: str) -> Iterator[Hit]:
+    """Rules for anything that writes to `path` (redirections, tee, dd of=, cp/mv destinations)."""
+    if is_device(path) or path in {"/dev/mem", "/dev/kmem", "/dev/port"}:
+        yield Hit(Risk.DANGEROUS, f"{verb} to a block device")
+    elif _PROTECTED_FILE.match(path):
+        yield Hit(Risk.DANGEROUS, f"{verb} to an account or sudoers file")
+    elif is_hook_file(path):
+        yield Hit(Risk.DANGEROUS, f"{verb} to the terminal's command hook file (tampering)")
+    elif path == "/proc/sysrq-trigger":
+        yield Hit(Risk.DANGEROUS, f"{verb} to the kernel's SysRq trigger")
+    elif path.startswith(_SYSTEM_PREFIXES) or path.startswith(("/proc/sys/", "/sys/")):
+        yield Hit(Risk.HIGH, f"{verb} to a system file")
+
+
+def _tee(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    _, _, i = split_options(cmd.args)
+    for a in cmd.args[i:]:
+        yield from _write_target(norm_path(a)[0], "tee writes")
+
+
+def _copy_move(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    _, vals, i = split_options(cmd.args, "tSZ", ("target-directory", "suffix", "backup"))
+    operands = cmd.args[i:]
+    # mv also removes its sources; cp/install/ln only write their destination
+    target_dir = bool(vals) and cmd.name != "ln"
+    sources, dests = (operands, vals) if target_dir else (operands[:-1], operands[-1:])
+    if cmd.name == "mv" and any(is_critical(norm_path(a)[0]) or is_hook_file(a) for a in sources):
+        yield Hit(Risk.DANGEROUS, "moves the root, a home directory, a system path or the hook file")
+        return
+    for a in dests:
+        yield from _write_target(norm_path(a)[0], f"{cmd.name} writes")
+
+
+def _truncate(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    _, _, i = split_options(cmd.args, "rs", ("reference", "size"))
+    for a in cmd.args[i:]:
+        yield from _write_target(norm_path(a)[0], "truncate writes")
+
+
+def _power(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    if cmd.name == "shutdown" and {"-c", "--help"} & set(cmd.args):
+        return
+    if {"--help", "--version"} & set(cmd.args):
+        return
+    yield Hit(Risk.DANGEROUS, "shuts down or reboots the machine")
+
+
+def _init(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    level = _first_operand(cmd.args)
+    if level in {"0", "6"}:
+        yield Hit(Risk.DANGEROUS, "shuts down or reboots the machine")
+    elif level:
+        yield Hit(Risk.HIGH, "changes the runlevel")
+
+
+_SYSTEMCTL_POWER = {"poweroff", "reboot", "halt", "kexec", "soft-reboot", "emergency", "rescue"}
+_SYSTEMCTL_STOP = {"stop", "disable", "mask", "kill", "suspend", "hibernate", "hybrid-sleep", "isolate"}
+_SYSTEMCTL_CHANGE = {
+    "start",
+    "restart",
+    "try-restart",
+    "reload",
+    "reload-or-restart",
+    "try-reload-or-restart",
+    "enable",
+    "reenable",
+    "unmask",
+    "daemon-reload",
+    "edit",
+    "set-property",
+    "preset",
+    "revert",
+    "link",
+    "set-default",
+}
+
+
+def _systemctl(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    _, _, i = split_options(
+        cmd.args, "tpHMsno", ("type", "property", "host", "machine", "signal", "state", "lines", "output", "root")
+    )
+    verb = cmd.args[i] if i < len(cmd.args) else ""
+    units = cmd.args[i + 1 :]
+    if verb in _SYSTEMCTL_POWER or (
+        verb == "isolate"
+        and any(u.split(".")[0] in _SYSTEMCTL_POWER | {"poweroff", "runlevel0", "runlevel6"} for u in units)
+    ):
+        yield Hit(Risk.DANGEROUS, "shuts down, reboots or isolates the machine")
+    elif verb in _SYSTEMCTL_STOP:
+        yield Hit(Risk.HIGH, f"service control: {verb}")
+    elif verb in _SYSTEMCTL_CHANGE:
+        yield Hit(Risk.MODERATE, f"service control: {verb}")
+
+
+def _service(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    if len(cmd.args) < 2:
+        return
+    action = cmd.args[1]
+    if action == "stop":
+        yield Hit(Risk.HIGH, "service control: stop")
+    elif action in {"start", "restart", "reload", "force-reload", "try-restart"}:
+        yield Hit(Risk.MODERATE, f"service control: {action}")
+
+
+def _is_world_writable(mode: str) -> bool:
+    if re.fullmatch(r"0?[0-7]?[0-7]{2}[2367]", mode):
+        return True
+    m = re.fullmatch(r"([ugoa]*)[+=]([rwxXst]*)", mode)
+    return bool(m and "w" in m.group(2) and (not m.group(1) or set(m.group(1)) & {"a", "o"}))
+
+
+def _chmod_chown(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    args = cmd.args
+    opts: set[str] = set()
+    operands: list[str] = []
+    for a in args:  # chmod modes such as -x look like options; only these letters are options
+        if re.fullmatch(r"-[RcfvhHLP]+", a) or a.startswith("--"):
+            opts.update(a[2:].split("=")[0:1] if a.startswith("--") else a[1:])
+        else:
+            operands.append(a)
+    has_reference = any(o.startswith("reference") for o in opts)
+    mode = "" if has_reference else (operands[0] if operands else "")
+    paths = [norm_path(a)[0] for a in (operands if has_reference else operands[1:])]
+    recursive = bool(opts & {"R", "recursive"})
+    if recursive and any(is_critical(p) or p in _SYSTEM_DIRS for p in paths):
+        yield Hit(Risk.DANGEROUS, f"recursive {cmd.name} of the root, a home directory or a system path")
+    elif any(_PROTECTED_FILE.match(p) for p in paths):
+        yield Hit(Risk.DANGEROUS, f"{cmd.name} of an account or sudoers file")
+    elif recursive and cmd.name == "chmod" and _is_world_writable(mode):
+        yield Hit(Risk.HIGH, "recursive chmod making files world-writable")
+    elif any(p in _SYSTEM_DIRS or is_root_or_home(p) for p in paths):
+        yield Hit(Risk.HIGH, f"{cmd.name} of a system directory")
+    elif cmd.name == "chmod" and re.fullmatch(r"[ugoa]*\+s|0?[2-7][0-7]{3}", mode):
+        yield Hit(Risk.HIGH, "sets the setuid/setgid bit")
+
+
+def _kill(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    args = cmd.args
+    if not args or args[0] in {"-l", "-L"}:
+        return
+    i = 0
+    if args[0] in {"-s", "-n"}:
+        i = 2
+    elif args[0].startswith("-") and args[0] != "--":
+        i = 1
+    if i < len(args) and args[i] == "--":
+        i += 1
+    pids = args[i:]
+    if "-1" in pids:
+        yield Hit(Risk.DANGEROUS, "signals every process (kill -1)")
+    elif "1" in pids:
+        yield Hit(Risk.HIGH, "signals init (PID 1)")
+
+
+def _pkill(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    if cmd.name == "killall5":
+        yield Hit(Risk.DANGEROUS, "signals every process (killall5)")
+        return
+    args = cmd.args
+    users = {v for a, v in zip(args, args[1:], strict=False) if a in {"-u", "-U", "--euid", "--uid", "--user"}}
+    users |= {a[2:] for a in args if re.match(r"^-[uU]\w", a)} | {
+        a.split("=", 1)[1] for a in args if re.match(r"^--(e?uid|user)=", a)
+    }
+    if users & {"root", "0"}:
+        yield Hit(Risk.DANGEROUS, "kills every process of root")
+    else:
+        yield Hit(Risk.MODERATE, "kills processes by name")
+
+
+_DOWNLOADERS = {
+    "curl",
+    "wget",
+    "fetch",
+    "aria2c",
+    "http",
+    "https",
+    "xh",
+    "lwp-request",
+    "GET",
+    "nc",
+    "ncat",
+    "netcat",
+    "socat",
+    "telnet",
+    "ftp",
+    "tftp",
+}
+_NET_SENDERS = _DOWNLOADERS | {"ssh", "openssl", "mail", "mailx", "sendmail", "mutt", "smbclient"}
+_COPIERS = {"scp", "rsync", "sftp"}
+_IDENTITY_OPTS = {"-i", "-F", "-o", "-e", "-J", "--rsh", "-S"}
+
+
+def _curl_wget(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    args = cmd.args
+    for n, a in enumerate(args):
+        prev = args[n - 1] if n else ""
+        uploaded = (
+            a.startswith("@")
+            or "=@" in a
+            or "=<" in a
+            or prev in {"-T", "--upload-file", "--post-file", "--body-file"}
+            or a.startswith(("--post-file=", "--body-file=", "--upload-file="))
+        )
+        if uploaded and is_secret(a):
+            yield Hit(Risk.DANGEROUS, "sends a secret file (keys, passwords) over the network")
+            return
+
+
+def _copier(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    args = cmd.args
+    remote = any(re.match(r"^[\w.@-]+:", a) for a in args)
+    for n, a in enumerate(args):
+        if n and args[n - 1] in _IDENTITY_OPTS:
+            continue
+        if remote and is_secret(a) and not re.match(r"^[\w.@-]+:", a):
+            yield Hit(Risk.DANGEROUS, "copies a secret file (keys, passwords) to another host")
+            return
+
+
+def _iptables(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    args = cmd.args
+    if cmd.name.endswith("-restore"):
+        yield Hit(Risk.HIGH, "replaces the firewall rules")
+        return
+    for n, a in enumerate(args):
+        if a in {"-P", "--policy"} and n + 2 < len(args) and args[n + 2].upper() in {"DROP", "REJECT"}:
+            yield Hit(Risk.DANGEROUS, "sets a DROP firewall policy (can lock everyone out)")
+            return
+    opts, _, _ = split_options([a for a in args if a.startswith("-")])
+    if opts & {"F", "flush", "X", "delete-chain", "P", "policy"}:
+        yield Hit(Risk.HIGH, "flushes the firewall or changes its policy")
+    elif opts & {"A", "I", "D", "R", "N", "E", "append", "insert", "delete", "replace"}:
+        yield Hit(Risk.MODERATE, "changes the firewall rules")
+
+
+def _nft(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    words = [a for a in cmd.args if not a.startswith("-")]
+    verb = words[0] if words else ""
+    if verb in {"flush", "delete", "destroy"}:
+        yield Hit(Risk.HIGH, "flushes or deletes firewall rules")
+    elif verb in {"add", "insert", "replace", "create"} or "-f" in cmd.args:
+        yield Hit(Risk.MODERATE, "changes the firewall rules")
+
+
+def _ufw(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    verb = _first_operand(cmd.args)
+    if verb in {"disable", "reset"}:
+        yield Hit(Risk.HIGH, f"firewall {verb}")
+    elif verb and verb not in {"status", "show", "version", "app"}:
+        yield Hit(Risk.MODERATE, "changes the firewall rules")
+
+
+def _crontab(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    opts, _, i = split_options(cmd.args, "u")
+    if "r" in opts:
+        yield Hit(Risk.HIGH, "removes the crontab")
+    elif "e" in opts or i < len(cmd.args):
+        yield Hit(Risk.MODERATE, "replaces or edits the crontab")
+
+
+# name -> (verbs that install or upgrade, verbs that remove)
+_PACKAGE_VERBS: dict[str, tuple[set[str], set[str]]] = {
+    "apt": (
+        {"install", "reinstall", "upgrade", "full-upgrade", "dist-upgrade", "build-dep"},
+        {"remove", "purge", "autoremove", "autopurge"},
+    ),
+    "yum": (
+        {"install", "in", "reinstall", "update", "upgrade", "up", "localinstall", "groupinstall", "dup", "distro-sync"},
+        {"remove", "rm", "erase", "autoremove", "groupremove"},
+    ),
+    "apk": ({"add", "upgrade", "fix"}, {"del"}),
+    "brew": ({"install", "reinstall", "upgrade", "tap"}, {"uninstall", "remove", "rm", "untap"}),
+    "snap": ({"install", "refresh"}, {"remove"}),
+    "pip": ({"install", "download"}, {"uninstall"}),
+    "npm": (
+        {"install", "i", "add", "ci", "update", "upgrade", "up", "link"},
+        {"uninstall", "remove", "rm", "un", "r", "unlink"},
+    ),
+    "gem": ({"install", "update"}, {"uninstall"}),
+    "cargo": ({"install"}, {"uninstall"}),
+    "go": ({"install", "get"}, set()),
+    "conda": ({"install", "update", "create", "upgrade"}, {"remove", "uninstall"}),
+}
+_PACKAGE_ALIASES = {
+    "apt-get": "apt",
+    "aptitude": "apt",
+    "dnf": "yum",
+    "microdnf": "yum",
+    "zypper": "yum",
+    "flatpak": "snap",
+    "pip3": "pip",
+    "pipx": "pip",
+    "yarn": "npm",
+    "pnpm": "npm",
+    "mamba": "conda",
+}
+
+
+def _package_manager(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    installs, removes = _PACKAGE_VERBS[_PACKAGE_ALIASES.get(cmd.name, cmd.name)]
+    verb = _first_operand(cmd.args, "otcC")
+    if verb in removes:
+        yield Hit(Risk.HIGH, "removes packages")
+    elif verb in installs:
+        yield Hit(Risk.MODERATE, "installs or upgrades packages")
+
+
+def _package_by_option(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    """dpkg, rpm and pacman choose the operation with an option, not a verb."""
+    flags = [a for a in cmd.args if a.startswith("-")]
+    removes = {"dpkg": r"^-(r|P)$|^--(remove|purge)$", "rpm": r"^-e\w*$|^--erase$", "pacman": r"^-R\w*$|^--remove$"}
+    installs = {
+        "dpkg": r"^-i$|^--(install|unpack)$",
+        "rpm": r"^-[iUF]\w*$|^--(install|upgrade|freshen)$",
+        "pacman": r"^-[SU]\w*$|^--(sync|upgrade)$",
+    }
+    if any(re.match(removes[cmd.name], f) for f in flags):
+        yield Hit(Risk.HIGH, "removes packages")
+    elif any(re.match(installs[cmd.name], f) for f in flags):
+        yield Hit(Risk.MODERATE, "installs or upgrades packages")
+
+
+def _git(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    _, _, i = split_options(cmd.args, "Cc", ("git-dir", "work-tree", "namespace", "exec-path", "config-env"))
+    if i >= len(cmd.args):
+        return
+    verb, rest = cmd.args[i], cmd.args[i + 1 :]
+    if verb == "push" and (
+        {"-f", "--force", "--mirror", "--force-if-includes"} & set(rest)
+        or any(a.startswith("--force-with-lease") or (a.startswith("+") and len(a) > 1) for a in rest)
+        or any(re.fullmatch(r"-[a-zA-Z]*f[a-zA-Z]*", a) for a in rest)
+    ):
+        yield Hit(Risk.HIGH, "force push (rewrites remote history)")
+    elif verb == "reset" and "--hard" in rest:
+        yield Hit(Risk.MODERATE, "discards uncommitted changes (git reset --hard)")
+    elif verb == "clean" and ("force" in split_options(rest, "e")[0] or "f" in split_options(rest, "e")[0]):
+        yield Hit(Risk.MODERATE, "deletes untracked files (git clean -f)")
+
+
+def _history(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    opts, _, _ = split_options(cmd.args, "d")
+    if opts & {"c", "d"}:
+        yield Hit(Risk.MODERATE, "clears the shell history")
+
+
+# ---- tampering with the terminal's command hook
+
+
+def _trap(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    if cmd.args[:1] in (["-p"], ["-l"]) or not cmd.args:
+        return
+    args = cmd.args[1:] if cmd.args[0] == "--" else cmd.args
+    signals = {re.sub(r"^SIG", "", a.upper()) for a in args}
+    if "DEBUG" in signals:
+        yield Hit(Risk.DANGEROUS, "replaces or removes the DEBUG trap that runs the terminal's command hook")
+    elif len(args) > 1 and args[0] not in {"-", ""}:  # the action runs later, when the signal comes
+        yield from w.run_string(args[0], None, cmd)
+
+
+def _shopt(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    opts, _, i = split_options(cmd.args)
+    if "u" in opts and {"extdebug", "functrace"} & set(cmd.args[i:]):
+        yield Hit(Risk.DANGEROUS, "turns off extdebug/functrace that the terminal's command hook needs")
+
+
+def _set(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    args = cmd.args
+    for n, a in enumerate(args):
+        if a.startswith("+") and "T" in a and a != "+o" or (a == "+o" and args[n + 1 : n + 2] == ["functrace"]):
+            yield Hit(Risk.DANGEROUS, "turns off functrace that the terminal's command hook needs")
+            return
+        if a == "+o" and args[n + 1 : n + 2] == ["history"]:
+            yield Hit(Risk.MODERATE, "turns off the shell history")
+
+
+def _unset(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    _, _, i = split_options(cmd.args)
+    if any(_HOOK_NAME.match(a) for a in cmd.args[i:]):
+        yield Hit(Risk.DANGEROUS, "unsets the terminal's command hook")
+
+
+def _declare(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    opts, _, i = split_options(cmd.args)
+    operands = cmd.args[i:]
+    printing = bool(opts) and opts <= {"p", "f", "F"} and not any("=" in a for a in operands)
+    if not printing and any(_HOOK_NAME.match(a.split("=")[0].rstrip("+")) for a in operands):
+        yield Hit(Risk.DANGEROUS, f"{cmd.name} changes the terminal's command hook variables or functions")
+
+
+def _alias(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    for a in cmd.args:
+        name, eq, _ = a.partition("=")
+        if eq and (_HOOK_NAME.match(name) or name in _HOOK_BUILTINS):
+            yield Hit(Risk.DANGEROUS, f"aliases {name}, which the terminal's command hook relies on")
+            return
+
+
+def _enable(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    opts, _, i = split_options(cmd.args, "f")
+    if "f" in opts:
+        yield Hit(Risk.HIGH, "loads a builtin from a shared object")
+    elif "n" in opts and set(cmd.args[i:]) & _HOOK_BUILTINS:
+        yield Hit(Risk.DANGEROUS, "disables a builtin the terminal's command hook relies on")
+    elif "n" in opts:
+        yield Hit(Risk.MODERATE, "disables shell builtins")
+
+
+# ---- shells and interpreters
+
+_SHELLS = {"bash", "sh", "zsh", "dash", "ksh", "mksh", "ash", "fish", "csh", "tcsh", "rbash", "yash"}
+
+
+def _shell(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    opts, _, i = split_options(cmd.args, "oO", ("rcfile", "init-file"))
+    if opts & {"version", "help"}:
+        return
+    operands, words = cmd.args[i:], cmd.words[1 + i :] if cmd.words else []
+    if "c" in opts:
+        if operands:
+            yield from w.run_string(operands[0], words[0] if words else None, cmd)
+        return
+    if operands and operands[0] not in {"-", "/dev/stdin"} and "s" not in opts:
+        yield from _script_operand(words[0] if words else None, w)
+        return
+    yield from _stdin_code(cmd, w, shell=True)
+
+
+def _script_operand(word, w: _Walker) -> Iterator[Hit]:
+    names = w.substitution_names(word)
+    if names & _DOWNLOADERS:
+        yield Hit(Risk.DANGEROUS, "runs a script downloaded from the network")
+    elif names & _DECODERS:
+        yield Hit(Risk.DANGEROUS, "runs a decoded (obfuscated) script")
+    else:
+        yield Hit(Risk.MODERATE, "runs a script file", Trait.SCRIPT_FILE)
+
+
+def _stdin_code(cmd: Cmd, w: _Walker, *, shell: bool) -> Iterator[Hit]:
+    """A shell or interpreter that reads its program from stdin."""
+    if cmd.stdin == "here" and cmd.stdin_text is not None:
+        if shell:
+            yield from w.run_string(cmd.stdin_text, None, cmd)
+        else:
+            yield Hit(Risk.MODERATE, "runs inline code from a here-document", Trait.INLINE_CODE)
+    elif cmd.stdin == "file":
+        yield Hit(Risk.MODERATE, "runs a script file", Trait.SCRIPT_FILE)
+    elif cmd.stdin == "pipe":
+        pass  # judged with the rest of the pipeline (see _Walker.pipeline)
+    elif shell:
+        yield Hit(Risk.HIGH, "starts an interactive shell that escapes the command hook", Trait.NESTED_SHELL)
+    else:
+        yield Hit(Risk.MODERATE, "starts an interactive interpreter that escapes the command hook", Trait.NESTED_SHELL)
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    lang: str
+    inline: frozenset[str]  # options whose value is code
+    values: str = ""  # short options taking a value
+    info: frozenset[str] = frozenset({"V", "v", "version", "h", "help"})
+
+
+_INTERPRETERS = {
+    "python": Interpreter("Python", frozenset({"c"}), "WXQ", frozenset({"V", "version", "h", "help"})),
+    "pypy": Interpreter("Python", frozenset({"c"}), "WXQ", frozenset({"V", "version", "h", "help"})),
+    "perl": Interpreter("Perl", frozenset({"e", "E"}), "IMmx"),
+    "ruby": Interpreter("Ruby", frozenset({"e"}), "Ir"),
+    "node": Interpreter("JavaScript", frozenset({"e", "eval", "p", "print"}), "r"),
+    "nodejs": Interpreter("JavaScript", frozenset({"e", "eval", "p", "print"}), "r"),
+    "php": Interpreter("PHP", frozenset({"r"}), "cdz"),
+    "lua": Interpreter("Lua", frozenset({"e"}), "l"),
+    "Rscript": Interpreter("R", frozenset({"e"})),
+    "osascript": Interpreter("AppleScript", frozenset({"e"})),
+    "pwsh": Interpreter("PowerShell", frozenset({"c", "Command", "command"})),
+    "tclsh": Interpreter("Tcl", frozenset()),
+    "julia": Interpreter("Julia", frozenset({"e"})),
+    "irb": Interpreter("Ruby", frozenset()),
+    "ipython": Interpreter("Python", frozenset({"c"})),
+}
+
+
+def _interpreter(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    spec = _INTERPRETERS[cmd.name]
+    args = cmd.args
+    for n, a in enumerate(args):
+        if not a.startswith("-") or a in {"-", "--"}:
+            break
+        key = a.lstrip("-")
+        if key in spec.info and n == 0:
+            return
+        if key == "m" or a.startswith("-m") and spec.lang == "Python":
+            module = a[2:] or (args[n + 1] if n + 1 < len(args) else "")
+            if module == "pip":
+                yield from _package_manager(Cmd(argv=["pip", *args[n + 2 :]], text=cmd.text), w)
+            else:
+                yield Hit(Risk.MODERATE, f"runs the {spec.lang} module {module}", Trait.SCRIPT_FILE)
+            return
+        if key in spec.inline or (not a.startswith("--") and _cluster_has(a[1:], spec)):
+            yield Hit(Risk.MODERATE, f"runs inline {spec.lang} code", Trait.INLINE_CODE)
+            return
+    _, _, i = split_options(args, spec.values)
+    if i < len(args) and args[i] not in {"-", "/dev/stdin"}:
+        yield from _script_operand(cmd.words[1 + i] if cmd.words else None, w)
+    else:
+        yield from _stdin_code(cmd, w, shell=False)
+
+
+def _cluster_has(letters: str, spec: Interpreter) -> bool:
+    """Does a short-option cluster such as -ne contain an inline-code option?"""
+    for ch in letters:
+        if ch in spec.inline:
+            return True
+        if ch in spec.values:
+            return False
+    return False
+
+
+def _source(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    if not cmd.args:
+        return
+    yield from _script_operand(cmd.words[1] if cmd.words else None, w)
+
+
+def _awk(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    opts, vals, i = split_options(cmd.args, "fvFW", ("file", "assign", "field-separator"))
+    if "f" in opts or "file" in opts:
+        yield Hit(Risk.MODERATE, "runs an awk program file", Trait.SCRIPT_FILE)
+    elif i < len(cmd.args) and re.search(r"system\s*\(|\|\s*getline|\|\s*\"|print[^;}]*\|", cmd.args[i]):
+        yield Hit(Risk.MODERATE, "awk program runs shell commands", Trait.INLINE_CODE)
+
+
+def _eval(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    if cmd.args:
+        yield from w.run_string(" ".join(cmd.args), cmd.words[1:] if cmd.words else None, cmd)
+
+
+def _multiplexer(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    first = _first_operand(cmd.args, "SLfrtcsx")
+    if set(cmd.args) & {"-ls", "-list", "ls", "list-sessions", "-v", "-V"} or first in {
+        "ls",
+        "list-sessions",
+        "kill-server",
+        "kill-session",
+    }:
+        return
+    yield Hit(Risk.HIGH, "starts shells the command hook cannot see into", Trait.NESTED_SHELL)
+
+
+def _su(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    _, vals, _ = split_options(
+        cmd.args, "cgGsw", ("command", "group", "supp-group", "shell", "whitelist-environment", "session-command")
+    )
+    for n, a in enumerate(cmd.args):
+        if a in {"-c", "--command", "--session-command"} and n + 1 < len(cmd.args):
+            word = cmd.words[n + 2] if cmd.words else None
+            yield from w.run_string(cmd.args[n + 1], word, cmd)
+            return
+        if a.startswith("--command="):
+            yield from w.run_string(a.split("=", 1)[1], None, cmd)
+            return
+    yield Hit(Risk.HIGH, "privilege escalation: opens a shell as another user", Trait.NESTED_SHELL)
+
+
+def _network_reverse_shell(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    if cmd.name in {"nc", "ncat", "netcat"} and ({"-e", "-c", "--exec", "--sh-exec"} & set(cmd.args)):
+        yield Hit(Risk.DANGEROUS, "binds a shell to a network connection")
+
+
+def _find(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    args = cmd.args
+    starts = []
+    for a in args:
+        if a.startswith(("-", "(", "!")):
+            break
+        starts.append(norm_path(a)[0])
+    if "-delete" in args:
+        if any(is_critical(p) or p in _SYSTEM_DIRS for p in starts):
+            yield Hit(Risk.DANGEROUS, "find -delete under the root, a home directory or a system path")
+        else:
+            yield Hit(Risk.HIGH, "find -delete removes every matching file")
+    for n, a in enumerate(args):
+        if a in {"-exec", "-execdir", "-ok", "-okdir"}:
+            end = next((k for k in range(n + 1, len(args)) if args[k] in {";", "+"}), len(args))
+            if end > n + 1:
+                yield from w.run_argv(args[n + 1 : end], cmd)
+
+
+# A decoder in front of a shell is how obfuscated payloads get run.
+_DECODERS = {
+    "base64",
+    "base32",
+    "basenc",
+    "xxd",
+    "uudecode",
+    "openssl",
+    "gunzip",
+    "zcat",
+    "bzcat",
+    "xzcat",
+    "unxz",
+    "bunzip2",
+    "zstdcat",
+    "rev",
+    "gzip",
+    "bzip2",
+    "xz",
+    "zstd",
+}
+
+
+def is_decoder(cmd: Cmd) -> bool:
+    name, args = cmd.name, set(cmd.args)
+    if name in {"base64", "base32", "basenc", "gzip", "bzip2", "xz", "zstd"}:
+        return bool(args & {"-d", "--decode", "-D", "--decompress"})
+    if name == "xxd":
+        return any(re.fullmatch(r"-\w*r\w*", a) for a in args)
+    if name == "openssl":
+        return "-d" in args
+    return name in _DECODERS
+
+
+RULES: dict[str, Rule] = {
+    # deletion and overwriting
+    "rm": _rm,
+    "unlink": _rm,
+    "shred": _shred,
+    "truncate": _truncate,
+    "tee": _tee,
+    "cp": _copy_move,
+    "mv": _copy_move,
+    "install": _copy_move,
+    "ln": _copy_move,
+    "find": _find,
+    # disks
+    "dd": _dd,
+    "mkfs": _disk_tool,
+    "mke2fs": _disk_tool,
+    "mkswap": _disk_tool,
+    "fdisk": _disk_tool,
+    "sfdisk": _disk_tool,
+    "cfdisk": _disk_tool,
+    "gdisk": _disk_tool,
+    "sgdisk": _disk_tool,
+    "parted": _disk_tool,
+    "wipefs": _disk_tool,
+    "blkdiscard": _disk_tool,
+    "mkdosfs": _disk_tool,
+    "mkntfs": _disk_tool,
+    # power and services
+    "shutdown": _power,
+    "reboot": _power,
+    "halt": _power,
+    "poweroff": _power,
+    "init": _init,
+    "telinit": _init,
+    "systemctl": _systemctl,
+    "service": _service,
+    # permissions and processes
+    "chmod": _chmod_chown,
+    "chown": _chmod_chown,
+    "chgrp": _chmod_chown,
+    "kill": _kill,
+    "pkill": _pkill,
+    "killall": _pkill,
+    "killall5": _pkill,
+    # network
+    "curl": _curl_wget,
+    "wget": _curl_wget,
+    "scp": _copier,
+    "rsync": _copier,
+    "sftp": _copier,
+    "nc": _network_reverse_shell,
+    "ncat": _network_reverse_shell,
+    "netcat": _network_reverse_shell,
+    "socat": _network_reverse_shell,
+    "telnet": _network_reverse_shell,
+    "ssh": _network_reverse_shell,
+    # firewall, cron, history
+    "iptables": _iptables,
+    "ip6tables": _iptables,
+    "iptables-legacy": _iptables,
+    "iptables-nft": _iptables,
+    "iptables-restore": _iptables,
+    "ip6tables-restore": _iptables,
+    "nft": _nft,
+    "ufw": _ufw,
+    "crontab": _crontab,
+    "history": _history,
+    # packages
+    **{name: _package_manager for name in [*_PACKAGE_VERBS, *_PACKAGE_ALIASES]},
+    "dpkg": _package_by_option,
+    "rpm": _package_by_option,
+    "pacman": _package_by_option,
+    "git": _git,
+    # the command hook
+    "trap": _trap,
+    "shopt": _shopt,
+    "set": _set,
+    "unset": _unset,
+    "declare": _declare,
+    "typeset": _declare,
+    "local": _declare,
+    "export": _declare,
+    "readonly": _declare,
+    "alias": _alias,
+    "enable": _enable,
+    # shells, interpreters, code in strings
+    **{name: _shell for name in _SHELLS},
+    **{name: _interpreter for name in _INTERPRETERS},
+    "source": _source,
+    ".": _source,
+    "eval": _eval,
+    "awk": _awk,
+    "gawk": _awk,
+    "mawk": _awk,
+    "nawk": _awk,
+    "su": _su,
+    "tmux": _multiplexer,
+    "screen": _multiplexer,
+    "byobu": _multiplexer,
+}
+
+
+# --------------------------------------------------------------------------- wrappers
+# A wrapper runs another command: each function returns the index in argv where it starts
+# (None: nothing to run). `watch`, `env -S`, `flock -c` run strings and are handled in _Walker.
+
+
+def _after_options(values: str = "", long_values: Iterable[str] = (), numeric: bool = False, skip: int = 0):
+    def find(argv: list[str]) -> int | None:
+        _, _, i = split_options(argv[1:], values, long_values, numeric)
+        i += 1 + skip
+        return i if i < len(argv) else None
+
+    return find
+
+
+def _env_start(argv: list[str]) -> int | None:
+    _, _, i = split_options(argv[1:], "uCS", ("unset", "chdir", "split-string"))
+    i += 1
+    while i < len(argv) and re.match(r"^[A-Za-z_]\w*=", argv[i]):
+        i += 1
+    return i if i < len(argv) else None
+
+
+def _command_start(argv: list[str]) -> int | None:
+    opts, _, i = split_options(argv[1:])
+    return None if opts & {"v", "V"} or i + 1 >= len(argv) else i + 1
+
+
+WRAPPERS: dict[str, Callable[[list[str]], int | None]] = {
+    "sudo": _after_options(
+        "CDghpRrtTUu",
+        (
+            "user",
+            "group",
+            "host",
+            "prompt",
+            "role",
+            "type",
+            "close-from",
+            "chdir",
+            "chroot",
+            "other-user",
+            "command-timeout",
+        ),
+    ),
+    "doas": _after_options("uC"),
+    "pkexec": _after_options("", ("user",)),
+    "env": _env_start,
+    "nice": _after_options("n", ("adjustment",), numeric=True),
+    "nohup": _after_options(),
+    "setsid": _after_options(),
+    "time": _after_options("fo", ("format", "output")),
+    "command": _command_start,
+    "builtin": _after_options(),
+    "exec": _after_options("a"),
+    "stdbuf": _after_options("ioe", ("input", "output", "error")),
+    "timeout": _after_options("sk", ("signal", "kill-after"), skip=1),
+    "xargs": _after_options(
+        "adEILnPs",
+        (
+            "arg-file",
+            "delimiter",
+            "eof",
+            "replace",
+            "max-lines",
+            "max-args",
+            "max-procs",
+            "max-chars",
+            "process-slot-var",
+        ),
+    ),
+    "ionice": _after_options("cnpPu", ("class", "classdata", "pid", "pgid", "uid")),
+    "chrt": _after_options("T", skip=1),
+    "taskset": _after_options("", skip=1),
+    "strace": _after_options("abeEIoOpPsSuUX"),
+    "ltrace": _after_options("aeEnopsSuwx"),
+    "unbuffer": _after_options(),
+    "chronic": _after_options(),
+    "catchsegv": _after_options(),
+    "torsocks": _after_options(),
+    "proxychains": _after_options("f"),
+    "proxychains4": _after_options("f"),
+    "runuser": _after_options("gGu", ("user", "group")),
+    "busybox": _after_options(),
+    "chroot": _after_options("", ("userspec", "groups"), skip=1),
+    "flock": _after_options("wEn", ("timeout", "conflict-exit-code"), skip=1),
+}
+_ROOT_SHELL_WRAPPERS = {"sudo", "doas", "pkexec"}
+
+
+# --------------------------------------------------------------------------- the walker
+
+
+@dataclass
+class _Finding:
+    risk: Risk
+    part: str
+    why: str
+
+
+class _Walker:
+    """Walks bashlex trees, collecting findings, the commands seen and their facts."""
+
+    def __init__(self) -> None:
+        self.findings: list[_Finding] = []
+        self.commands: list[str] = []
+        self.facts: list[CommandFact] = []
+        self.depth = 0
+        self.source = ""
+        self.quoted_heredocs: set[str] = set()
+
+    # ---- entry points
+
+    def line(self, text: str) -> bool:
+        """Assess a whole line; False when it could not be parsed."""
+        return self.walk_text(text, top=True, quoted_heredocs=self.quoted_heredocs)
+
+    def walk_text(self, text: str, *, top: bool, quoted_heredocs: set[str] | None = None) -> bool:
+        parsed = _parse(text, set() if quoted_heredocs is None else quoted_heredocs)
+        if parsed is None:
+            return False
+        trees, source = parsed
+        saved, self.source = self.source, source
+        try:
+            for tree in trees:
+                self.node(tree, top)
+        finally:
+            self.source = saved
+        return True
+
+    def run_string(self, text: str, word, cmd: Cmd) -> Iterator[Hit]:
+        """A string that a shell will parse and run (bash -c, eval, su -c, watch)."""
+        words = word if isinstance(word, list) else [word]
+        names = set().union(*(self.substitution_names(x) for x in words))
+        if names & _DOWNLOADERS:
+            yield Hit(Risk.DANGEROUS, "runs code downloaded from the network")
+            return
+        if names & _DECODERS:
+            yield Hit(Risk.DANGEROUS, "runs decoded (obfuscated) code")
+            return
+        if names or (_has_expansion(word) and re.fullmatch(r"\s*(\$\w+|\$\{[^}]*\}|\$[@*])\s*", text)):
+            yield Hit(Risk.HIGH, "runs a command string built at run time, which cannot be assessed")
+            return
+        if self.depth >= MAX_DEPTH:
+            yield Hit(Risk.HIGH, "commands nested too deeply to assess")
+            return
+        self.depth += 1
+        try:
+            parsed = self.walk_text(text, top=False)
+        finally:
+            self.depth -= 1
+        if not parsed:
+            yield Hit(Risk.HIGH, "runs a command string that cannot be parsed")
+
+    def run_argv(self, argv: list[str], parent: Cmd) -> Iterator[Hit]:
+        """A command given as words (find -exec); findings are recorded directly."""
+        if self.depth >= MAX_DEPTH:
+            yield Hit(Risk.HIGH, "commands nested too deeply to assess")
+            return
+        self.depth += 1
+        try:
+            self.simple(Cmd(argv=list(argv), text=" ".join(argv), top=False))
+        finally:
+            self.depth -= 1
+
+    # ---- tree walking
+
+    def node(self, n, top: bool = True) -> None:
+        kind = n.kind
+        if kind == "command":
+            self.command_node(n, top)
+        elif kind == "pipeline":
+            self.pipeline(n, top)
+        elif kind in {"list", "if", "for", "while", "until"}:
+            for part in n.parts:
+                self.node(part, top)
+        elif kind == "compound":
+            for part in n.list:
+                self.node(part, top)
+            for r in getattr(n, "redirects", []) or []:
+                self.redirect(r, None, self.text_of(n))
+        elif kind == "function":
+            self.function(n, top)
+        elif kind in {"word", "assignment"}:
+            for part in getattr(n, "parts", []) or []:
+                self.node(part, top)
+        elif kind in {"commandsubstitution", "processsubstitution"}:
+            self.node(n.command, top)
+
+    def text_of(self, n) -> str:
+        return self.source[n.pos[0] : n.pos[1]]
+
+    def command_node(self, n, top: bool, stdin: str | None = None) -> Cmd | None:
+        words, argv = [], []
+        redirects = []
+        for part in n.parts:
+            if part.kind == "assignment":
+                name = part.word.split("=", 1)[0].split("[", 1)[0].rstrip("+")
+                if _HOOK_NAME.match(name):
+                    self.add(Risk.DANGEROUS, part.word, "assigns a variable of the terminal's command hook")
+                self.node(part, top)
+            elif part.kind == "word":
+                words.append(part)
+                argv.append(self.word_value(part))
+                self.node(part, top)
+            elif part.kind == "redirect":
+                redirects.append(part)
+        if not words:
+            for r in redirects:
+                self.redirect(r, None, self.text_of(n))
+            return None
+        cmd = Cmd(argv=argv, text=self.source[words[0].pos[0] : n.pos[1]], words=words, stdin=stdin, top=top)
+        for r in redirects:
+            self.redirect(r, cmd, cmd.text)
+        self.simple(cmd)
+        return cmd
+
+    def word_value(self, w) -> str:
+        raw = self.source[w.pos[0] : w.pos[1]]
+        if "$'" in raw:  # bashlex mangles ANSI-C quoting; decode it ourselves
+            return _ansi_c_dequote(raw)
+        return getattr(w, "word", "") or ""
+
+    def redirect(self, r, cmd: Cmd | None, part: str) -> None:
+        out = r.output
+        if hasattr(out, "kind") and out.kind == "word":
+            self.node(out)
+            target = self.word_value(out)
+        else:
+            return
+        rtype = r.type
+        if rtype in {">", ">>", ">|", "&>", "&>>", "<>", ">&"}:
+            path = norm_path(target)[0]
+            for hit in _write_target(path, "redirects output"):
+                self.add(hit.risk, part, hit.why)
+        if _NET_DEVICE.match(target):
+            if cmd is not None and cmd.name in _SHELLS:
+                self.add(Risk.DANGEROUS, part, "connects a shell to the network (reverse shell)")
+            else:
+                self.add(Risk.HIGH, part, "opens a network connection through /dev/tcp or /dev/udp")
+        if cmd is None:
+            return
+        if rtype == "<":
+            cmd.stdin, cmd.stdin_path = "file", target
+            if _NET_DEVICE.match(target):
+                cmd.stdin = "pipe"
+        elif rtype == "<<<":
+            cmd.stdin, cmd.stdin_text = "here", target
+        elif rtype in {"<<", "<<-"} and getattr(r, "heredoc", None) is not None:
+            body = r.heredoc.value.rsplit("\n", 1)[0] if "\n" in r.heredoc.value else ""
+            cmd.stdin, cmd.stdin_text = "here", body
+            if target not in self.quoted_heredocs and ("$(" in body or "`" in body):
+                self.heredoc_substitutions(body, part)
+
+    def heredoc_substitutions(self, body: str, part: str) -> None:
+        """An unquoted heredoc expands $(...) and backticks: those commands run."""
+        quoted = '"' + body.replace('"', '\\"') + '"'
+        if not self.walk_text("echo " + quoted, top=True):
+            self.add(Risk.HIGH, part, "here-document with substitutions that cannot be parsed")
+
+    def function(self, n, top: bool) -> None:
+        name = next((p.word for p in n.parts if p.kind == "word"), "")
+        body = next((p for p in n.parts if p.kind == "compound"), None)
+        text = self.text_of(n)
+        if body is None:
+            return
+        if _HOOK_NAME.match(name) or name in _HOOK_BUILTINS:
+            self.add(Risk.DANGEROUS, text, f"redefines {name}, which the terminal's command hook relies on")
+        if _self_calls_in_background(body, name):
+            self.add(Risk.DANGEROUS, text, "fork bomb: a function that pipes or backgrounds itself")
+        self.node(body, top)  # the body runs when the function is called: judge it now
+
+    def pipeline(self, n, top: bool) -> None:
+        cmds: list[Cmd] = []
+        position = 0
+        for part in n.parts:
+            if part.kind == "command":
+                cmd = self.command_node(part, top, stdin="pipe" if position else None)
+                if cmd is not None:
+                    cmds.append(self.effective(cmd))
+                position += 1
+            elif part.kind not in {"pipe", "reservedword"}:
+                self.node(part, top)
+                position += 1
+        for k, cmd in enumerate(cmds[1:], 1):
+            upstream = cmds[:k]
+            for hit in _pipeline_hits(cmd, upstream, self):
+                self.add(hit.risk, self.text_of(n), hit.why)
+                if hit.trait:  # let the policy see e.g. `cat x.sh | bash` as running a script
+                    self.facts.append(CommandFact(self.text_of(n), cmd.name, hit.risk, frozenset({hit.trait})))
+
+    # ---- simple commands
+
+    @staticmethod
+    def effective(cmd: Cmd) -> Cmd:
+        """Peel wrappers off: `sudo env X=1 nice rm -rf /` -> `rm -rf /`."""
+        for _ in range(16):
+            start = WRAPPERS[cmd.name](cmd.argv) if cmd.name in WRAPPERS else None
+            if start is None:
+                return cmd
+            cmd = cmd.sub(start, text=_tail_text(cmd, start))
+        return cmd
+
+    def simple(self, cmd: Cmd) -> None:
+        hits: list[tuple[Hit, str]] = []  # each with the text of the command it is about
+        inner = cmd
+        via: list[str] = []
+        for _ in range(16):
+            if inner.name not in WRAPPERS:
+                break
+            hits.extend((h, inner.text) for h in self.wrapper_hits(inner))
+            start = WRAPPERS[inner.name](inner.argv)
+            if start is None:
+                hits.extend((h, inner.text) for h in _wrapper_alone(inner))
+                break
+            via.append(inner.name)
+            inner = inner.sub(start, text=_tail_text(inner, start))
+        name = inner.name
+        if "exec" in via and cmd.top and self.depth == 0 and name not in WRAPPERS:
+            if name in _SHELLS:
+                why = "exec replaces the monitored shell with another shell (escapes the command hook)"
+                hits.append((Hit(Risk.DANGEROUS, why, Trait.NESTED_SHELL), cmd.text))
+            else:
+                why = "exec replaces the monitored shell (escapes the command hook)"
+                hits.append((Hit(Risk.HIGH, why, Trait.NESTED_SHELL), cmd.text))
+        if inner.argv and name not in WRAPPERS:
+            hits.extend((h, inner.text) for h in self.rule_hits(inner))
+        for hit, text in hits:
+            if hit.risk > Risk.SAFE:
+                self.add(hit.risk, text, hit.why)
+        self.commands.append(cmd.text)
+        risk = max((h.risk for h, _ in hits), default=Risk.SAFE)
+        traits = frozenset(h.trait for h, _ in hits if h.trait)
+        self.facts.append(CommandFact(text=cmd.text, name=name, risk=risk, traits=traits))
+
+    def wrapper_hits(self, cmd: Cmd) -> Iterator[Hit]:
+        """Wrappers that run a string rather than argv."""
+        if cmd.name == "watch":
+            return
+        if cmd.name == "env":
+            for n, a in enumerate(cmd.args):
+                if a in {"-S", "--split-string"} and n + 1 < len(cmd.args):
+                    yield from self.run_string(cmd.args[n + 1], None, cmd)
+        if cmd.name == "flock" and "-c" in cmd.args:
+            n = cmd.args.index("-c")
+            if n + 1 < len(cmd.args):
+                yield from self.run_string(cmd.args[n + 1], None, cmd)
+
+    def rule_hits(self, cmd: Cmd) -> list[Hit]:
+        name = cmd.name
+        raw = cmd.argv[0]
+        first = cmd.words[0] if cmd.words else None
+        if first is not None and _has_expansion(first) and "$'" not in self.text_of(first):
+            if self.substitution_names(first):
+                return [Hit(Risk.HIGH, "the command name is computed by a command substitution")]
+            return [Hit(Risk.MODERATE, "the command name is computed at run time")]
+        if name in _NET_SENDERS and cmd.stdin_path and is_secret(cmd.stdin_path):
+            return [Hit(Risk.DANGEROUS, "sends a secret file (keys, passwords) over the network")]
+        if name == "watch":
+            _, _, i = split_options(cmd.args, "n", ("interval",))
+            rest = cmd.args[i:]
+            return list(self.run_string(" ".join(rest), None, cmd)) if rest else []
+        rule = RULES.get(name)
+        hits = list(rule(cmd, self)) if rule else []
+        if not rule and "/" in raw and not raw.startswith(("/bin/", "/usr/", "/sbin/", "/opt/")):
+            hits.append(Hit(Risk.MODERATE, "runs a program or script from a file", Trait.SCRIPT_FILE))
+        return hits
+
+    def substitution_names(self, word) -> set[str]:
+        """Command names (wrappers peeled, decoders recognised) inside a word's $(...)/<(...)."""
+        names: set[str] = set()
+        if word is None:
+            return names
+        stack = list(getattr(word, "parts", []) or [])
+        while stack:
+            n = stack.pop()
+            if n.kind == "command":
+                words = [p for p in n.parts if p.kind == "word"]
+                if words:
+                    cmd = self.effective(Cmd(argv=[getattr(w, "word", "") for w in words], text=""))
+                    names.add(cmd.name)
+                    if cmd.name in _DECODERS and not is_decoder(cmd):
+                        names.discard(cmd.name)
+                        names.add(cmd.name + "?")
+            for attr in ("parts", "list"):
+                stack.extend(getattr(n, attr, []) or [])
+            if getattr(n, "command", None) is not None:
+                stack.append(n.command)
+        return names
+
+    def add(self, risk: Risk, part: str, why: str) -> None:
+        self.findings.append(_Finding(risk, _short(part), why))
+
+
+def _tail_text(cmd: Cmd, start: int) -> str:
+    """The source text of a wrapper's payload (quotes kept), or its words joined."""
+    if cmd.words and start < len(cmd.words) and cmd.text:
+        offset = cmd.words[start].pos[0] - cmd.words[0].pos[0]
+        if 0 <= offset < len(cmd.text):
+            return cmd.text[offset:]
+    return " ".join(cmd.argv[start:])
+
+
+def _wrapper_alone(cmd: Cmd) -> Iterator[Hit]:
+    """A wrapper with nothing to wrap: `sudo -i`, `sudo -s`, `doas -s`, `chroot /x`."""
+    opts, _, _ = split_options(cmd.args, "CDghpRrtTUu")
+    if cmd.name in _ROOT_SHELL_WRAPPERS and opts & {"i", "s", "login", "shell"}:
+        yield Hit(Risk.HIGH, "privilege escalation: opens a root shell", Trait.NESTED_SHELL)
+    elif cmd.name == "chroot" and cmd.args:
+        yield Hit(Risk.HIGH, "starts a shell in a chroot", Trait.NESTED_SHELL)
+    elif cmd.name == "sudo" and opts & {"e", "edit"}:
+        yield Hit(Risk.MODERATE, "edits files as root")
+
+
+def _pipeline_hits(cmd: Cmd, upstream: list[Cmd], w: _Walker) -> Iterator[Hit]:
+    names = {c.name for c in upstream}
+    reads_code = _reads_code_from_stdin(cmd)
+    if reads_code:
+        if names & _DOWNLOADERS:
+            yield Hit(Risk.DANGEROUS, "pipes a download into a shell or interpreter")
+        elif any(is_decoder(c) for c in upstream):
+            yield Hit(Risk.DANGEROUS, "pipes decoded (obfuscated) data into a shell or interpreter")
+        elif reads_code == "shell" and len(upstream) == 1 and upstream[0].name == "echo":
+            src = upstream[0]
+            text = " ".join(a for a in src.args if not re.fullmatch(r"-[neE]+", a))
+            yield from w.run_string(text, src.words[1:] if src.words else None, src)
+        else:
+            trait = Trait.SCRIPT_FILE
+            yield Hit(Risk.MODERATE, "runs commands read from a pipe", trait)
+    if cmd.name in _NET_SENDERS and any(_reads_secret(c) for c in upstream):
+        yield Hit(Risk.DANGEROUS, "sends a secret file (keys, passwords) over the network")
+
+
+def _reads_code_from_stdin(cmd: Cmd) -> str | None:
+    if cmd.name in _SHELLS:
+        opts, _, i = split_options(cmd.args, "oO", ("rcfile", "init-file"))
+        operands = cmd.args[i:]
+        if "c" not in opts and (not operands or "s" in opts or operands[0] in {"-", "/dev/stdin"}):
+            return "shell"
+    if cmd.name in _INTERPRETERS:
+        _, _, i = split_options(cmd.args, _INTERPRETERS[cmd.name].values)
+        inline = any(a.lstrip("-") in _INTERPRETERS[cmd.name].inline for a in cmd.args[:i])
+        if not inline and (i >= len(cmd.args) or cmd.args[i] in {"-", "/dev/stdin"}):
+            return "interpreter"
+    if cmd.name in {"source", "."} and cmd.args[:1] in (["/dev/stdin"], ["-"]):
+        return "shell"
+    return None
+
+
+def _reads_secret(cmd: Cmd) -> bool:
+    args = cmd.args
+    return any(is_secret(a) for n, a in enumerate(args) if not (n and args[n - 1] in _IDENTITY_OPTS)) or bool(
+        cmd.stdin_path and is_secret(cmd.stdin_path)
+    )
+
+
+def _self_calls_in_background(body, name: str) -> bool:
+    """Does the function body call itself inside a pipeline or with `&`?"""
+    stack = [(body, False)]
+    while stack:
+        n, risky = stack.pop()
+        if n.kind == "command":
+            first = next((p for p in n.parts if p.kind == "word"), None)
+            if first is not None and first.word == name and risky:
+                return True
+            continue
+        if n.kind == "pipeline":
+            risky = True
+        parts = list(getattr(n, "parts", []) or []) + list(getattr(n, "list", []) or [])
+        background = any(p.kind == "operator" and p.op == "&" for p in parts)
+        stack.extend((p, risky or background) for p in parts)
+    return False
+
+
+def _has_expansion(word) -> bool:
+    if word is None:
+        return False
+    if isinstance(word, list):
+        return any(_has_expansion(w) for w in word)
+    return any(
+        p.kind in {"parameter", "commandsubstitution", "processsubstitution"} for p in getattr(word, "parts", []) or []
+    )
+
+
+def _ansi_c_dequote(raw: str) -> str:
+    out, i = [], 0
+    while i < len(raw):
+        ch = raw[i]
+        if raw.startswith("$'", i):
+            end = i + 2
+            while end < len(raw) and raw[end] != "'":
+                end += 2 if raw[end] == "\\" else 1
+            body = raw[i + 2 : end]
+            try:
+                out.append(codecs.decode(body.encode("latin-1", "backslashreplace"), "unicode_escape"))
+            except (UnicodeDecodeError, ValueError):
+                out.append(body)
+            i = end + 1
+        elif ch == "'":
+            end = raw.find("'", i + 1)
+            end = len(raw) if end < 0 else end
+            out.append(raw[i + 1 : end])
+            i = end + 1
+        elif ch == '"':
+            i += 1
+        elif ch == "\\" and i + 1 < len(raw):
+            out.append(raw[i + 1])
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- parsing
+
+_PARSE_ERRORS = (
+    bashlex.errors.ParsingError,
+    NotImplementedError,
+    AttributeError,
+    IndexError,
+    TypeError,
+    ValueError,
+    KeyError,
+    AssertionError,
+    RecursionError,
+)
+
+
+def _parse(text: str, quoted_heredocs: set[str]) -> tuple[list, str] | None:
+    """(bashlex trees, the text they index into), retrying once with rewrites of constructs
+    bashlex does not implement; None when the line cannot be parsed."""
+    try:
+        return bashlex.parse(text), text
+    except _PARSE_ERRORS:
+        pass
+    rewritten = _rewrite(text, quoted_heredocs)
+    if rewritten == text:
+        return None
+    try:
+        return bashlex.parse(rewritten), rewritten
+    except _PARSE_ERRORS:
+        return None
+
+
+_CMD_START = r"(^|[;&|({}!\n]|\b(?:then|do|else|elif)\b)(\s*)"
+
+
+def _rewrite(text: str, quoted_heredocs: set[str]) -> str:
+    """Neutral rewrites for syntax bashlex lacks. Only expansion-free conditionals and arithmetic
+    are replaced (they run nothing); anything containing $(...) or backticks is left to fail."""
+
+    def heredoc(m: re.Match) -> str:
+        quoted_heredocs.add(m.group(3))
+        return f"<<{m.group(1)}{m.group(3)}"
+
+    text = re.sub(r"<<(-?)\s*(['\"])([^'\"\s]+)\2", heredoc, text)
+    text = re.sub(_CMD_START + r"time(\s+-p)?\s+", r"\1\2", text)
+    text = re.sub(_CMD_START + r"coproc\s+", r"\1\2", text)
+    text = re.sub(r"\bselect(\s+\w+\s+in\b)", r"for\1", text)
+    text = re.sub(r"\$\(\(([^`]*?)\)\)", lambda m: m.group(0) if "$(" in m.group(1) else "0", text)
+    text = re.sub(r"\bfor\s*\(\(([^`]*?)\)\)", lambda m: _unless_substitution(m, "for _ in 0"), text)
+    text = re.sub(r"\[\[(.*?)\]\]", lambda m: _unless_substitution(m, "true"), text)
+    text = re.sub(r"(^|[\s;&|(])([A-Za-z_]\w*(?:\[[^\]]*\])?\+?=)\(", r"\1\2$(: ", text)
+    return text
+
+
+def _unless_substitution(m: re.Match, replacement: str) -> str:
+    return m.group(0) if "$(" in m.group(1) or "`" in m.group(1) else replacement
+
+
+def _fallback(text: str, walker: _Walker) -> None:
+    """For a line bashlex cannot parse: split it roughly and judge each piece by the rules, so a
+    dangerous command next to unparseable syntax still comes out DANGEROUS."""
+    for segment in re.split(r"[;&|\n()`{}]+|\$\(|\bthen\b|\bdo\b|\belse\b", text)[:200]:
+        segment = segment.strip()
+        if not segment:
+            continue
+        try:
+            argv = shlex.split(segment)
+        except ValueError:
+            argv = segment.split()
+        argv = [a for a in argv if not re.match(r"^[A-Za-z_]\w*=", a)] or argv
+        if argv:
+            walker.simple(Cmd(argv=argv, text=segment, top=True))
+
+
+# --------------------------------------------------------------------------- public entry
+
+
+def assess(command_line: str) -> Assessment:
+    """Rate a bash command line. Never raises."""
+    if not isinstance(command_line, str):
+        command_line = str(command_line)
+    if not command_line.strip():
+        return Assessment(Risk.SAFE, (), ())
+    if len(command_line) > MAX_LINE_CHARS:
+        reason = f"{_short(command_line)}: too long to assess ({len(command_line)} characters)"
+        return Assessment(Risk.HIGH, (reason,), (), parsed=False)
+    return _assess_cached(command_line)
+
+
+@lru_cache(maxsize=1024)  # bounded; Assessment is immutable so sharing results is safe
+def _assess_cached(line: str) -> Assessment:
+    walker = _Walker()
+    try:
+        parsed = walker.line(line)
+    except Exception:  # noqa: BLE001 - a bug here must not let a command through unassessed
+        parsed = False
+    if not parsed:
+        walker = _Walker()
+        walker.source = line
+        try:
+            _fallback(line, walker)
+        except Exception:  # noqa: BLE001 - the fallback must never take the terminal down
+            walker.findings.clear()
+        walker.add(Risk.HIGH, line, "cannot be parsed, so it cannot be fully assessed")
+    return _result(walker, parsed)
+
+
+def _result(walker: _Walker, parsed: bool) -> Assessment:
+    findings = sorted(walker.findings, key=lambda f: -f.risk)  # stable: keeps line order per risk
+    reasons: list[str] = []
+    for f in findings:
+        reason = f"{f.part}: {f.why}"
+        if reason not in reasons:
+            reasons.append(reason)
+    risk = max((f.risk for f in findings), default=Risk.SAFE)
+    return Assessment(
+        risk=risk,
+        reasons=tuple(reasons),
+        commands=tuple(walker.commands),
+        facts=tuple(walker.facts),
+        parsed=parsed,
+    )
