@@ -26,7 +26,7 @@ migrate: setup
 run: migrate
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py collectstatic --noinput -v 0
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) autobot.asgi:application
+	$(VENV)/bin/uvicorn autobot.asgi:application --host $(HOST) --port $(PORT) --no-proxy-headers $(UVICORN_ARGS)
 
 # The SQLite pass runs everything; with AUTOBOT_TEST_DATABASE_URL set, the tests marked
 # `postgres` then run again with PostgreSQL as the database.

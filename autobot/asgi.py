@@ -9,8 +9,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autobot.settings")
 django_asgi_app = get_asgi_application()  # set up Django before importing code that uses models
 
 from autobot.ws import websocket_application  # noqa: E402
+from files.asgi import StreamingUploadMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter({
-    "http": django_asgi_app,
+    # File uploads bypass Django's whole-body buffering and stream to disk (see files/asgi.py).
+    "http": StreamingUploadMiddleware(django_asgi_app),
     "websocket": websocket_application(),
 })

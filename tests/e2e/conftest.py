@@ -1,4 +1,4 @@
-"""Browser tests: a real daphne server on a free loopback port, driven by Playwright in
+"""Browser tests: the real server (uvicorn, as `make run`) on a free loopback port, driven by Playwright in
 Debian's Chromium. They share the test database file with the test process, so they use
 `django_db(transaction=True)` (data must be committed for the server to see it)."""
 
@@ -61,7 +61,8 @@ def live_server_url(django_db_setup, django_db_blocker, tmp_path_factory):
     env.pop("REDIS_URL", None)
     log = open(var_dir / "server.log", "wb")  # closed at teardown
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "autobot.asgi:application"],
+        [sys.executable, "-m", "uvicorn", "autobot.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--no-proxy-headers", "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"

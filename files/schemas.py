@@ -1,0 +1,45 @@
+from datetime import datetime
+
+from ninja import Field, Schema
+
+
+class EntryOut(Schema):
+    name: str
+    path: str = Field(description="relative to the area root, '/'-separated")
+    type: str = Field(description="dir | file | symlink | other")
+    size: int
+    modified: datetime
+    mime_type: str
+
+
+class ListOut(Schema):
+    items: list[EntryOut]
+    count: int
+    path: str
+    area: str = Field(description="whose files area this is (a username)")
+
+
+class MkdirIn(Schema):
+    path: str = Field(max_length=4096, examples=["docs/2024"])
+
+
+class MoveIn(Schema):
+    src: str = Field(max_length=4096, examples=["docs/old.txt"])
+    dst: str = Field(
+        max_length=4096, description="the full new path, not a folder to move into", examples=["archive/new.txt"]
+    )
+    overwrite: bool = False
+
+
+class UploadOut(Schema):
+    items: list[EntryOut]
+    count: int
+
+
+class PreviewOut(Schema):
+    kind: str = Field(description="text | image | none (metadata only)")
+    entry: EntryOut
+    text: str | None = None
+    encoding: str | None = None
+    truncated: bool = False
+    url: str | None = Field(None, description="for images: the inline image URL")

@@ -1,0 +1,644 @@
+"""Async file operations inside one user's root. No Django.
+
+Every function takes ``root`` (the user's directory, trusted) and a user-supplied relative
+path, resolves it with ``files.paths`` at the moment of use and works through the returned
+directory descriptors. Blocking syscalls run in a worker thread; file contents go through
+aiofiles. Errors are the ``StorageError`` family below (plus ``paths.PathRefused``) for the
+service layer to map onto HTTP statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import mimetypes
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Self
+
+import aiofiles
+from charset_normalizer import from_bytes
+
+from files import paths
+from files.paths import PathRefused
+from files.ranges import INLINE_SAFE_TYPES, make_etag
+
+__all__ = ["PathRefused"]  # re-exported for callers that only import storage
+
+PREVIEW_BYTES = 64 * 1024
+READ_CHUNK = 256 * 1024
+# Upload writes are coalesced to this size so a 200 MB file is ~200 thread hops, not 3000.
+WRITE_CHUNK = 1024 * 1024
+TEMP_PREFIX = ".autobot-upload-"
+TEMP_SUFFIX = ".part"
+
+
+class StorageError(Exception):
+    code = "files_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class EntryNotFound(StorageError):
+    code = "file_not_found"
+
+
+class EntryExists(StorageError):
+    code = "file_exists"
+
+
+class NotADirectory(StorageError):
+    code = "not_a_directory"
+
+
+class IsADirectory(StorageError):
+    code = "is_a_directory"
+
+
+class DirectoryNotEmpty(StorageError):
+    code = "directory_not_empty"
+
+
+class InvalidOperation(StorageError):
+    code = "invalid_operation"
+
+
+class FileTooLarge(StorageError):
+    code = "too_large"
+
+
+class QuotaExceeded(StorageError):
+    code = "quota_exceeded"
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    path: str
+    type: str  # "dir" | "file" | "symlink" | "other"
+    size: int
+    modified: datetime
+    mime_type: str
+
+
+@dataclass(frozen=True)
+class Preview:
+    entry: Entry
+    kind: str  # "text" | "image" | "none"
+    text: str | None = None
+    encoding: str | None = None
+    truncated: bool = False
+
+
+@dataclass
+class Download:
+    """An open regular file ready to stream; close it (or exhaust ``chunks``) when done."""
+
+    fd: int
+    name: str
+    size: int
+    modified: datetime
+    etag: str
+    content_type: str
+    inline_safe: bool
+    closed: bool = field(default=False)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+    async def chunks(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Yield bytes ``start..end`` (inclusive) in ``READ_CHUNK`` pieces via aiofiles."""
+        end = self.size - 1 if end is None else end
+        # A dup per stream, so multipart/byteranges can read several ranges from one open.
+        async with aiofiles.open(os.dup(self.fd), "rb", closefd=True) as handle:
+            await handle.seek(start)
+            remaining = end - start + 1
+            while remaining > 0:
+                data = await handle.read(min(READ_CHUNK, remaining))
+                if not data:
+                    break  # truncated underneath us; stop rather than spin
+                remaining -= len(data)
+                yield data
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def guess_type(name: str) -> str:
+    mime, _ = mimetypes.guess_type(name, strict=False)
+    return mime or "application/octet-stream"
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    return "other"
+
+
+def _entry(name: str, rel: str, st: os.stat_result) -> Entry:
+    kind = _kind(st.st_mode)
+    return Entry(
+        name=name,
+        path=rel,
+        type=kind,
+        size=st.st_size if kind == "file" else 0,
+        modified=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+        mime_type="inode/directory" if kind == "dir" else guess_type(name),
+    )
+
+
+def _not_found(rel: str) -> EntryNotFound:
+    return EntryNotFound(f"'{rel or '/'}' does not exist")
+
+
+def _translate(exc: OSError, rel: str) -> StorageError | OSError:
+    """Map the OSErrors users can cause onto StorageErrors; leave the rest alone."""
+    if exc.errno == errno.ENOENT:
+        return _not_found(rel)
+    if exc.errno == errno.ENOTDIR:
+        return NotADirectory(f"a component of '{rel}' is not a directory")
+    if exc.errno == errno.EEXIST:
+        return EntryExists(f"'{rel}' already exists")
+    if exc.errno == errno.EISDIR:
+        return IsADirectory(f"'{rel}' is a directory")
+    if exc.errno == errno.ENOTEMPTY:
+        return DirectoryNotEmpty(f"'{rel}' is not empty")
+    if exc.errno == errno.ENAMETOOLONG:
+        return PathRefused("the path is too long")  # type: ignore[return-value]
+    return exc
+
+
+async def _run(func, rel: str, *args, **kwargs):
+    """Run blocking filesystem work off the event loop, translating user-caused errors."""
+    try:
+        return await asyncio.to_thread(func, *args, **kwargs)
+    except OSError as exc:
+        translated = _translate(exc, rel)
+        if translated is exc:
+            raise
+        raise translated from None
+
+
+def _parts(path: str | None) -> tuple[tuple[str, ...], str]:
+    parts = paths.split_path(path)
+    return parts, paths.join_path(parts)
+
+
+# --- listing and metadata --------------------------------------------------------------
+
+
+def _list_sync(root: str, parts: tuple[str, ...], rel: str) -> list[Entry]:
+    entries = []
+    with paths.open_dir(root, parts) as fd, os.scandir(fd) as scan:
+        for item in scan:
+            if item.name.startswith(TEMP_PREFIX):
+                continue  # uploads in flight are not files yet
+            try:
+                st = item.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed while listing
+            child = f"{rel}/{item.name}" if rel else item.name
+            entries.append(_entry(item.name, child, st))
+    entries.sort(key=lambda e: (e.type != "dir", e.name.casefold(), e.name))
+    return entries
+
+
+async def entries_list(root: str, path: str | None, *, limit: int = 100, offset: int = 0) -> tuple[list[Entry], int]:
+    """Directories first, then files, by case-folded name; paginated."""
+    parts, rel = _parts(path)
+    entries = await _run(_list_sync, rel, root, parts, rel)
+    return entries[offset : offset + limit], len(entries)
+
+
+def _stat_sync(root: str, parts: tuple[str, ...], rel: str) -> Entry:
+    if not parts:
+        with paths.open_dir(root, ()) as fd:
+            return _entry("", "", os.fstat(fd))
+    with paths.open_parent(root, parts) as (fd, name):
+        return _entry(name, rel, os.stat(name, dir_fd=fd, follow_symlinks=False))
+
+
+async def entry_stat(root: str, path: str | None) -> Entry:
+    parts, rel = _parts(path)
+    return await _run(_stat_sync, rel, root, parts, rel)
+
+
+def _usage_sync(root: str) -> int:
+    total = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
+
+
+async def usage(root: str) -> int:
+    """Bytes used by regular files under ``root`` (symlinks are not followed)."""
+    return await asyncio.to_thread(_usage_sync, root)
+
+
+# --- mutations -------------------------------------------------------------------------
+
+
+def _mkdir_sync(root: str, parts: tuple[str, ...], rel: str) -> Entry:
+    with paths.open_parent(root, parts) as (fd, name):
+        os.mkdir(name, 0o755, dir_fd=fd)
+        return _entry(name, rel, os.stat(name, dir_fd=fd, follow_symlinks=False))
+
+
+async def dir_make(root: str, path: str) -> Entry:
+    parts, rel = _parts(path)
+    if not parts:
+        raise EntryExists("the root folder already exists")
+    return await _run(_mkdir_sync, rel, root, parts, rel)
+
+
+def _exists(name: str, fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _move_sync(root: str, src: tuple[str, ...], dst: tuple[str, ...], overwrite: bool) -> Entry:
+    src_rel, dst_rel = paths.join_path(src), paths.join_path(dst)
+    if dst[: len(src)] == src:
+        raise InvalidOperation("a folder cannot be moved into itself")
+    with (
+        paths.open_parent(root, src) as (sfd, sname),
+        paths.open_parent(root, dst) as (dfd, dname),
+    ):
+        try:
+            os.stat(sname, dir_fd=sfd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise _not_found(src_rel) from None
+        if not overwrite and _exists(dname, dfd):
+            raise EntryExists(f"'{dst_rel}' already exists; pass overwrite to replace it")
+        try:
+            os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise InvalidOperation("a folder cannot be moved into itself") from None
+            if exc.errno in (
+                errno.EISDIR,
+                errno.ENOTDIR,
+                errno.ENOTEMPTY,
+                errno.EEXIST,
+            ):
+                raise EntryExists(f"'{dst_rel}' exists and cannot be replaced by '{src_rel}'") from None
+            if exc.errno == errno.EXDEV:
+                raise InvalidOperation("cannot move across filesystems") from None
+            raise
+        return _entry(dname, dst_rel, os.stat(dname, dir_fd=dfd, follow_symlinks=False))
+
+
+async def entry_move(root: str, src: str, dst: str, *, overwrite: bool = False) -> Entry:
+    """Move or rename ``src`` to ``dst`` (the full new path, not a folder to move into)."""
+    src_parts, src_rel = _parts(src)
+    dst_parts, _ = _parts(dst)
+    if not src_parts or not dst_parts:
+        raise InvalidOperation("the root folder cannot be moved or replaced")
+    return await _run(_move_sync, src_rel, root, src_parts, dst_parts, overwrite)
+
+
+def _tree_size(fd: int) -> int:
+    """Bytes of regular files below an open directory, never following symlinks."""
+    total = 0
+    with os.scandir(fd) as scan:
+        for item in scan:
+            st = item.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+            elif stat.S_ISDIR(st.st_mode):
+                child = os.open(item.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                try:
+                    total += _tree_size(child)
+                finally:
+                    os.close(child)
+    return total
+
+
+def _delete_sync(root: str, parts: tuple[str, ...], rel: str, recursive: bool) -> Entry:
+    with paths.open_parent(root, parts) as (fd, name):
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        entry = _entry(name, rel, st)
+        if not stat.S_ISDIR(st.st_mode):
+            os.unlink(name, dir_fd=fd)
+            return entry
+        if not recursive:
+            try:
+                os.rmdir(name, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno == errno.ENOTEMPTY:
+                    raise DirectoryNotEmpty(
+                        f"'{rel}' is not empty; pass recursive=true to delete it with its contents"
+                    ) from None
+                raise
+            return entry
+        child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+        try:
+            size = _tree_size(child)
+        finally:
+            os.close(child)
+        # rmtree with dir_fd uses openat/unlinkat and never follows symlinks (it
+        # "avoids symlink attacks" on Linux), so a link swapped in mid-delete is unlinked,
+        # not descended into.
+        shutil.rmtree(name, dir_fd=fd)
+        return Entry(entry.name, entry.path, entry.type, size, entry.modified, entry.mime_type)
+
+
+async def entry_delete(root: str, path: str, *, recursive: bool = False) -> Entry:
+    """Delete a file or link; a folder only when empty or with ``recursive``.
+
+    The returned entry's ``size`` is the bytes freed (for the audit log).
+    """
+    parts, rel = _parts(path)
+    if not parts:
+        raise InvalidOperation("the root folder cannot be deleted")
+    return await _run(_delete_sync, rel, root, parts, rel, recursive)
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def _open_sync(root: str, parts: tuple[str, ...]) -> Download:
+    fd = paths.open_file(root, parts)
+    st = os.fstat(fd)
+    name = parts[-1]
+    content_type = guess_type(name)
+    return Download(
+        fd=fd,
+        name=name,
+        size=st.st_size,
+        modified=datetime.fromtimestamp(st.st_mtime, tz=UTC),
+        etag=make_etag(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino),
+        content_type=content_type,
+        inline_safe=content_type in INLINE_SAFE_TYPES,
+    )
+
+
+async def file_open(root: str, path: str) -> Download:
+    parts, rel = _parts(path)
+    return await _run(_open_sync, rel, root, parts)
+
+
+def _detect_text(sample: bytes, *, truncated: bool = False) -> tuple[str, str] | None:
+    if not sample:
+        return "", "utf-8"
+    if b"\x00" in sample:
+        return None  # binary
+    # UTF-8 first: it is the common case, it is exact, and a 64 KiB cut can split a character,
+    # which would push the detector towards a wrong single-byte encoding.
+    for cut in range(4 if truncated else 1):
+        try:
+            return sample[: len(sample) - cut].decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            continue
+    match = from_bytes(sample).best()
+    if match is None:
+        return None
+    return str(match), match.encoding
+
+
+async def file_preview(root: str, path: str) -> Preview:
+    """Text: the first 64 KiB decoded; safe images: flagged for inline; else metadata."""
+    parts, rel = _parts(path)
+    download = await _run(_open_sync, rel, root, parts)
+    try:
+        entry = Entry(
+            download.name,
+            rel,
+            "file",
+            download.size,
+            download.modified,
+            download.content_type,
+        )
+        if download.inline_safe:
+            return Preview(entry=entry, kind="image")
+        async with aiofiles.open(os.dup(download.fd), "rb", closefd=True) as handle:
+            sample = await handle.read(PREVIEW_BYTES)
+    finally:
+        download.close()
+    # Encoding detection is CPU work; keep it off the loop.
+    detected = await asyncio.to_thread(_detect_text, sample, truncated=download.size > len(sample))
+    if detected is None:
+        return Preview(entry=entry, kind="none")
+    text, encoding = detected
+    return Preview(
+        entry=entry,
+        kind="text",
+        text=text,
+        encoding=encoding,
+        truncated=download.size > len(sample),
+    )
+
+
+# --- uploads ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Staged:
+    name: str
+    temp_name: str
+    handle: object | None = None
+    size: int = 0
+    buffer: bytearray = field(default_factory=bytearray)
+
+
+class Upload:
+    """Stage one or more files in a folder, then commit them all or leave nothing.
+
+    Each file is written to a hidden temporary file *in the destination folder* (same
+    filesystem, so the final ``rename`` is atomic), flushed, fsynced, and only then moved into
+    place. Limits are checked as bytes arrive, so an oversized body is refused before it is
+    all on disk. Use as ``async with Upload(...) as up:``; leaving the block with an exception
+    (including cancellation when the client disconnects) removes every temporary file.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        folder: str | None,
+        *,
+        overwrite: bool = False,
+        max_file_bytes: int | None = None,
+        quota_bytes: int | None = None,
+    ) -> None:
+        self.root = root
+        self.parts, self.folder = _parts(folder)
+        self.overwrite = overwrite
+        self.max_file_bytes = max_file_bytes
+        self.quota_bytes = quota_bytes
+        self.used = 0
+        self.staged: list[_Staged] = []
+        self.committed: list[Entry] = []
+        self._dir_fd: int | None = None
+        self._current: _Staged | None = None
+
+    async def __aenter__(self) -> Self:
+        self._dir_fd = await _run(self._open_dir_sync, self.folder)
+        if self.quota_bytes is not None:
+            self.used = await usage(self.root)
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is not None:
+                await asyncio.shield(self._abort())
+        finally:
+            if self._dir_fd is not None:
+                os.close(self._dir_fd)
+                self._dir_fd = None
+
+    def _open_dir_sync(self) -> int:
+        manager = paths.open_dir(self.root, self.parts)
+        fd = manager.__enter__()
+        # Keep our own descriptor beyond the context manager's lifetime.
+        kept = os.dup(fd)
+        manager.__exit__(None, None, None)
+        if not stat.S_ISDIR(os.fstat(kept).st_mode):
+            os.close(kept)
+            raise NotADirectory(f"'{self.folder}' is not a folder")
+        return kept
+
+    def _rel(self, name: str) -> str:
+        return f"{self.folder}/{name}" if self.folder else name
+
+    @property
+    def staged_bytes(self) -> int:
+        return sum(s.size for s in self.staged)
+
+    async def file_begin(self, name: str) -> None:
+        """Start a new file; refuses bad names and (without overwrite) existing targets."""
+        await self._finish_current()
+        paths.validate_name(name)
+        if any(s.name == name for s in self.staged):
+            raise EntryExists(f"'{name}' appears twice in this upload")
+        dir_fd = self._dir_fd
+        if not self.overwrite and await asyncio.to_thread(_exists, name, dir_fd):
+            raise EntryExists(f"'{self._rel(name)}' already exists; pass overwrite=true to replace it")
+        temp_name = f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
+
+        def opener(path: str, flags: int) -> int:
+            return os.open(
+                path,
+                flags | os.O_NOFOLLOW | os.O_EXCL | os.O_CLOEXEC,
+                0o644,
+                dir_fd=dir_fd,
+            )
+
+        staged = _Staged(name=name, temp_name=temp_name)
+        self.staged.append(staged)
+        staged.handle = await aiofiles.open(temp_name, "wb", opener=opener)
+        self._current = staged
+
+    async def file_write(self, data: bytes) -> None:
+        staged = self._current
+        if staged is None:
+            raise InvalidOperation("file data arrived before a file began")
+        staged.size += len(data)
+        if self.max_file_bytes is not None and staged.size > self.max_file_bytes:
+            raise FileTooLarge(f"'{staged.name}' is larger than the upload limit of {_human(self.max_file_bytes)}")
+        if self.quota_bytes is not None and self.used + self.staged_bytes > self.quota_bytes:
+            raise QuotaExceeded(f"this upload would exceed your storage quota of {_human(self.quota_bytes)}")
+        staged.buffer += data
+        if len(staged.buffer) >= WRITE_CHUNK:
+            await self._flush(staged)
+
+    async def _flush(self, staged: _Staged) -> None:
+        if staged.buffer:
+            await staged.handle.write(bytes(staged.buffer))  # type: ignore[union-attr]
+            staged.buffer.clear()
+
+    async def _finish_current(self) -> None:
+        staged, self._current = self._current, None
+        if staged is None:
+            return
+        await self._flush(staged)
+        handle = staged.handle
+        await handle.flush()  # type: ignore[union-attr]
+        await asyncio.to_thread(os.fsync, handle.fileno())  # type: ignore[union-attr]
+        await handle.close()  # type: ignore[union-attr]
+        staged.handle = None
+
+    async def commit(self) -> list[Entry]:
+        """Move every staged file into place; returns their entries."""
+        await self._finish_current()
+        return await asyncio.to_thread(self._commit_sync)
+
+    def _commit_sync(self) -> list[Entry]:
+        fd = self._dir_fd
+        for staged in list(self.staged):
+            if self.overwrite:
+                try:
+                    os.replace(staged.temp_name, staged.name, src_dir_fd=fd, dst_dir_fd=fd)
+                except IsADirectoryError:
+                    raise EntryExists(f"'{self._rel(staged.name)}' is a folder") from None
+            else:
+                # link() fails if the name exists, closing the race a stat-then-rename has.
+                try:
+                    os.link(
+                        staged.temp_name,
+                        staged.name,
+                        src_dir_fd=fd,
+                        dst_dir_fd=fd,
+                        follow_symlinks=False,
+                    )
+                except FileExistsError:
+                    raise EntryExists(
+                        f"'{self._rel(staged.name)}' already exists; pass overwrite=true to replace it"
+                    ) from None
+                os.unlink(staged.temp_name, dir_fd=fd)
+            self.staged.remove(staged)
+            st = os.stat(staged.name, dir_fd=fd, follow_symlinks=False)
+            self.committed.append(_entry(staged.name, self._rel(staged.name), st))
+        os.fsync(fd)  # make the renames durable too
+        return self.committed
+
+    async def _abort(self) -> None:
+        for staged in self.staged:
+            if staged.handle is not None:
+                try:
+                    await staged.handle.close()  # type: ignore[union-attr]
+                except OSError:
+                    pass
+        fd = self._dir_fd
+        names = [s.temp_name for s in self.staged]
+        self.staged.clear()
+        self._current = None
+
+        def remove() -> None:
+            for name in names:
+                try:
+                    os.unlink(name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+
+        await asyncio.to_thread(remove)
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.0f} {unit}"
+        value /= 1024
+    return f"{size} bytes"

@@ -1,0 +1,244 @@
+// The file manager page: browse, upload (XHR for per-file progress + cancel), new folder,
+// rename, delete, preview. All data comes from /api/files/; user content is only ever put into
+// the page as text (textContent) or as an <img> from the inline-safe preview endpoint.
+import { api, ApiError, csrfToken } from "../js/api.js";
+
+const PAGE = 100;
+const zone = document.getElementById("drop-zone");
+const area = zone.dataset.area || "";
+const $ = (id) => document.getElementById(id);
+let current = new URLSearchParams(location.search).get("path") || "";
+let offset = 0;
+
+function query(params) {
+  const q = new URLSearchParams(params);
+  if (area) q.set("user", area);
+  return q.toString();
+}
+
+function join(folder, name) {
+  return folder ? `${folder}/${name}` : name;
+}
+
+function el(tag, attrs = {}, text) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function humanSize(bytes) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = bytes;
+  let i = 0;
+  while (value >= 1024 && i < units.length - 1) { value /= 1024; i += 1; }
+  return i === 0 ? `${value} B` : `${value.toFixed(1)} ${units[i]}`;
+}
+
+function showError(err) {
+  const box = $("files-error");
+  if (!err) { box.hidden = true; box.textContent = ""; return; }
+  box.hidden = false;
+  box.textContent = err instanceof ApiError ? err.message : String(err);
+}
+
+function renderBreadcrumbs() {
+  const nav = $("breadcrumbs");
+  nav.replaceChildren();
+  const parts = current ? current.split("/") : [];
+  const crumbs = [["Home", ""], ...parts.map((p, i) => [p, parts.slice(0, i + 1).join("/")])];
+  crumbs.forEach(([label, path], i) => {
+    if (i) nav.append(el("span", { class: "sep", "aria-hidden": "true" }, "/"));
+    if (i === crumbs.length - 1) nav.append(el("span", { "aria-current": "location" }, label));
+    else {
+      const link = el("a", { href: `?${query({ path })}` }, label);
+      link.addEventListener("click", (e) => { e.preventDefault(); navigate(path); });
+      nav.append(link);
+    }
+  });
+}
+
+function entryRow(entry) {
+  const row = el("tr", { "data-name": entry.name });
+  const nameCell = el("td", { class: "name" });
+  const isDir = entry.type === "dir";
+  const link = el("a", { href: isDir ? `?${query({ path: entry.path })}` : "#", class: isDir ? "dir" : "file" },
+    entry.name + (isDir ? "/" : ""));
+  link.addEventListener("click", (e) => {
+    e.preventDefault();
+    if (isDir) navigate(entry.path); else showPreview(entry);
+  });
+  nameCell.append(link);
+  row.append(nameCell,
+    el("td", { class: "num" }, isDir ? "" : humanSize(entry.size)),
+    el("td", {}, new Date(entry.modified).toLocaleString()),
+    el("td", { class: "muted" }, isDir ? "folder" : entry.mime_type));
+  const actions = el("td", { class: "row-actions" });
+  if (entry.type === "file") {
+    actions.append(el("a", { class: "button", href: `/api/files/download?${query({ path: entry.path })}`,
+      download: entry.name }, "Download"));
+  }
+  const rename = el("button", { type: "button" }, "Rename");
+  rename.addEventListener("click", () => renameEntry(entry));
+  const remove = el("button", { type: "button", class: "danger" }, "Delete");
+  remove.addEventListener("click", () => deleteEntry(entry));
+  actions.append(rename, remove);
+  row.append(actions);
+  return row;
+}
+
+async function load() {
+  renderBreadcrumbs();
+  try {
+    const data = await api(`/api/files/?${query({ path: current, limit: PAGE, offset })}`);
+    $("entries").replaceChildren(...data.items.map(entryRow));
+    $("empty").hidden = data.count > 0;
+    $("pager").hidden = data.count <= PAGE;
+    $("page-info").textContent = `${offset + 1}–${Math.min(offset + PAGE, data.count)} of ${data.count}`;
+    $("prev-page").disabled = offset === 0;
+    $("next-page").disabled = offset + PAGE >= data.count;
+    showError(null);
+  } catch (err) {
+    $("entries").replaceChildren();
+    showError(err);
+  }
+}
+
+function navigate(path, push = true) {
+  current = path;
+  offset = 0;
+  if (push) history.pushState({ path }, "", `?${query({ path })}`);
+  hidePreview();
+  load();
+}
+
+function hidePreview() {
+  $("preview").hidden = true;
+  $("preview-body").replaceChildren();
+}
+
+async function showPreview(entry) {
+  $("preview").hidden = false;
+  $("preview-title").textContent = entry.name;
+  $("preview-meta").textContent = `${humanSize(entry.size)} · ${entry.mime_type}`;
+  $("preview-body").replaceChildren(el("p", { class: "muted" }, "Loading…"));
+  try {
+    const data = await api(`/api/files/preview?${query({ path: entry.path })}`);
+    const body = $("preview-body");
+    if (data.kind === "text") {
+      const note = `${data.encoding}${data.truncated ? " · first 64 KiB" : ""}`;
+      body.replaceChildren(el("p", { class: "muted" }, note), el("pre", { class: "preview-text" }, data.text));
+    } else if (data.kind === "image") {
+      body.replaceChildren(el("img", { src: data.url, alt: entry.name, class: "preview-image" }));
+    } else {
+      body.replaceChildren(el("p", { class: "muted" }, "No preview for this type of file. Download it instead."));
+    }
+  } catch (err) {
+    $("preview-body").replaceChildren(el("p", { class: "error" }, err.message));
+  }
+}
+
+async function renameEntry(entry) {
+  const name = prompt(`Rename "${entry.name}" to:`, entry.name);
+  if (!name || name === entry.name) return;
+  const folder = entry.path.includes("/") ? entry.path.slice(0, entry.path.lastIndexOf("/")) : "";
+  try {
+    await api(`/api/files/move?${query({})}`, { method: "POST", body: { src: entry.path, dst: join(folder, name) } });
+    hidePreview();
+    await load();
+  } catch (err) { showError(err); }
+}
+
+async function deleteEntry(entry) {
+  const what = entry.type === "dir" ? `the folder "${entry.name}" and everything in it` : `"${entry.name}"`;
+  if (!confirm(`Delete ${what}? This cannot be undone.`)) return;
+  try {
+    await api(`/api/files/?${query({ path: entry.path, recursive: entry.type === "dir" })}`, { method: "DELETE" });
+    hidePreview();
+    await load();
+  } catch (err) { showError(err); }
+}
+
+async function makeFolder() {
+  const name = prompt("New folder name:");
+  if (!name) return;
+  try {
+    await api(`/api/files/mkdir?${query({})}`, { method: "POST", body: { path: join(current, name) } });
+    await load();
+  } catch (err) { showError(err); }
+}
+
+// --- uploads: one XHR per file, so each has its own progress bar and cancel button --------
+
+function uploadFile(file, folder, overwrite = false) {
+  const item = el("li", { class: "upload" });
+  const label = el("span", { class: "upload-name" }, file.name);
+  const bar = el("progress", { max: "100", value: "0" });
+  const status = el("span", { class: "upload-status muted" }, "0%");
+  const cancel = el("button", { type: "button" }, "Cancel");
+  item.append(label, bar, status, cancel);
+  $("uploads").append(item);
+
+  const form = new FormData();
+  form.append("path", folder);
+  form.append("overwrite", overwrite ? "true" : "false");
+  form.append("files", file, file.name);
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", `/api/files/upload?${query({})}`);
+  xhr.setRequestHeader("X-CSRFToken", csrfToken());
+  xhr.setRequestHeader("Accept", "application/json");
+  xhr.upload.addEventListener("progress", (e) => {
+    if (!e.lengthComputable) return;
+    const pct = Math.floor((e.loaded / e.total) * 100);
+    bar.value = pct;
+    status.textContent = `${pct}%`;
+  });
+  const finish = (text, ok) => {
+    status.textContent = text;
+    item.classList.add(ok ? "done" : "failed");
+    cancel.remove();
+    if (ok) setTimeout(() => item.remove(), 4000);
+  };
+  xhr.addEventListener("load", () => {
+    let data = null;
+    try { data = JSON.parse(xhr.responseText); } catch { data = null; }
+    if (xhr.status === 201) {
+      bar.value = 100;
+      finish("Uploaded", true);
+      if (folder === current) load();
+    } else if (xhr.status === 409 && !overwrite && confirm(`"${file.name}" already exists. Replace it?`)) {
+      item.remove();
+      uploadFile(file, folder, true);
+    } else {
+      finish(data?.detail || `Failed (HTTP ${xhr.status})`, false);
+    }
+  });
+  xhr.addEventListener("error", () => finish("Failed: the connection was lost", false));
+  xhr.addEventListener("abort", () => finish("Cancelled", false));
+  cancel.addEventListener("click", () => xhr.abort());
+  xhr.send(form);
+}
+
+function uploadAll(files) {
+  for (const file of files) uploadFile(file, current);
+}
+
+$("upload-button").addEventListener("click", () => $("file-input").click());
+$("file-input").addEventListener("change", (e) => { uploadAll(e.target.files); e.target.value = ""; });
+$("mkdir-button").addEventListener("click", makeFolder);
+$("preview-close").addEventListener("click", hidePreview);
+$("prev-page").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); load(); });
+$("next-page").addEventListener("click", () => { offset += PAGE; load(); });
+zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("dragging"); });
+zone.addEventListener("dragleave", (e) => { if (!zone.contains(e.relatedTarget)) zone.classList.remove("dragging"); });
+zone.addEventListener("drop", (e) => {
+  e.preventDefault();
+  zone.classList.remove("dragging");
+  if (e.dataTransfer?.files?.length) uploadAll(e.dataTransfer.files);
+});
+window.addEventListener("popstate", () => navigate(new URLSearchParams(location.search).get("path") || "", false));
+
+load();
