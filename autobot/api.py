@@ -3,6 +3,7 @@
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
@@ -63,9 +64,23 @@ def on_not_found(request, exc):
     return _error(request, 404, str(exc) or "not found", "not_found")
 
 
+@api.exception_handler(RequestDataTooBig)
+def on_too_big(request, exc):
+    return _error(request, 413, "the request body is too large", "too_large")
+
+
+@api.exception_handler(TooManyFieldsSent)
+def on_too_many_fields(request, exc):
+    return _error(request, 400, "the request has too many fields", "bad_request")
+
+
+_HTTP_CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "too_large", 429: "rate_limited"}
+
+
 @api.exception_handler(HttpError)
 def on_http_error(request, exc: HttpError):
-    return _error(request, exc.status_code, str(exc), "http_error")
+    return _error(request, exc.status_code, str(exc), _HTTP_CODES.get(exc.status_code, "http_error"))
 
 
 @api.exception_handler(Exception)

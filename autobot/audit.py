@@ -8,6 +8,7 @@ and forging a consistent chain needs the key, not just database access.
 import hashlib
 import hmac
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -22,6 +23,24 @@ from autobot.models import AuditEvent
 GENESIS = "0" * 64
 # Any constant works; it only has to be the same in every process that writes the chain.
 _PG_LOCK_KEY = 0x4155444954  # "AUDIT"
+
+
+def _stable(value):
+    """JSON that every backend stores and gives back unchanged: PostgreSQL's jsonb rewrites
+    exponent floats and -0.0 and refuses NUL characters, which would break the hash or the insert."""
+    if isinstance(value, dict):
+        return {_stable(str(k)): _stable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_stable(v) for v in value]
+    if isinstance(value, float):
+        if not math.isfinite(value) or "e" in repr(value):
+            return repr(value)
+        return 0.0 if value == 0 else value
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if value is None or isinstance(value, bool | int):
+        return value
+    return _stable(str(value))
 
 
 def _canonical(value) -> str:
@@ -73,12 +92,12 @@ def record_sync(*, actor, action: str, target_type: str = "", target_id: str = "
     is_user = actor is not None and getattr(actor, "is_authenticated", False)
     fields = {
         "actor_id": actor.pk if is_user else None,
-        "actor_name": actor.get_username() if is_user else "",
-        "action": action,
-        "target_type": target_type,
-        "target_id": str(target_id or ""),
-        # Round-trip through JSON so what is hashed is exactly what the database gives back.
-        "data": json.loads(_canonical(data or {})),
+        "actor_name": actor.get_username()[:150] if is_user else "",
+        # Cut to the column sizes: PostgreSQL enforces them, and an audit write must not fail.
+        "action": _stable(action)[:100],
+        "target_type": _stable(target_type)[:50],
+        "target_id": _stable(str(target_id or ""))[:100],
+        "data": _stable(data or {}),
         "ip": ip or context.client_ip.get(),
         "correlation_id": correlation_id or context.correlation_id.get(),
     }

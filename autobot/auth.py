@@ -10,7 +10,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from autobot import audit
-from autobot.errors import AppError, Forbidden, NotFound, Unauthorized
+from autobot.errors import AppError, Forbidden, InvalidInput, NotFound, Unauthorized
 from autobot.models import ApiToken
 
 TOKEN_PREFIX = "abt_"
@@ -20,10 +20,16 @@ def new_raw_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-async def token_create(*, actor, user, name: str = "", expires_days: int | None = None) -> tuple[ApiToken, str]:
-    """Create a token for `user`; returns the row and the raw token, which is never stored."""
-    if actor.pk != user.pk and not actor.is_staff:
+async def token_create(*, actor, user, name: str = "", expires_days: int | None = None,
+                       via: str = "api") -> tuple[ApiToken, str]:
+    """Create a token for `user`; returns the row and the raw token, which is never stored.
+
+    `actor` is None for the command line (the operator has shell access, not an account).
+    `expires_days` None means the server default (AUTOBOT_API_TOKEN_DAYS, 0 = never)."""
+    if actor is not None and actor.pk != user.pk and not actor.is_staff:
         raise Forbidden("only staff can create tokens for other users", code="forbidden")
+    if expires_days is not None and expires_days < 0:
+        raise InvalidInput("expires_days must be 0 (never) or more", code="invalid_expiry")
     days = settings.API_TOKEN_DEFAULT_DAYS if expires_days is None else expires_days
     raw = new_raw_token()
     token = await ApiToken.objects.acreate(
@@ -31,7 +37,8 @@ async def token_create(*, actor, user, name: str = "", expires_days: int | None 
         expires_at=timezone.now() + timedelta(days=days) if days else None,
     )
     await audit.record(actor=actor, action="auth.token_created", target_type="api_token", target_id=token.pk,
-                       data={"user": user.get_username(), "name": name, "expires_at": token.expires_at})
+                       data={"user": user.get_username(), "name": name, "expires_at": token.expires_at,
+                             "via": via})
     return token, raw
 
 

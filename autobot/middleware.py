@@ -9,6 +9,7 @@ from whitenoise.middleware import WhiteNoiseMiddleware
 from autobot import context, metrics
 from autobot.http import client_ip
 
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -34,10 +35,32 @@ class RequestContextMiddleware:
         # The route pattern, not the path, keeps label cardinality bounded.
         route = match.route if match and match.route else ("static" if request.path.startswith(settings.STATIC_URL)
                                                            else "unmatched")
-        metrics.http_requests.labels(request.method, route, str(response.status_code)).inc()
-        metrics.http_latency.labels(request.method, route).observe(time.perf_counter() - started)
+        # Labels come from fixed sets only: a client must not be able to mint new time series.
+        method = request.method if request.method in _METHODS else "other"
+        metrics.http_requests.labels(method, route, str(response.status_code)).inc()
+        metrics.http_latency.labels(method, route).observe(time.perf_counter() - started)
+        if request.path.startswith("/api/") and response.status_code >= 400 and not _is_json(response):
+            response = _json_error(response)
         response["X-Request-ID"] = request_id
         return response
+
+
+def _is_json(response) -> bool:
+    return response.get("Content-Type", "").startswith("application/json")
+
+
+def _json_error(response):
+    """Errors made outside ninja (405 from the router, 400 for a bad Host) in the API's shape."""
+    from django.http import JsonResponse
+
+    codes = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+    status = response.status_code
+    text = response.content.decode(errors="replace").strip() if not response.streaming else ""
+    detail = text if text and len(text) < 200 and "<" not in text else f"HTTP {status}"
+    converted = JsonResponse({"detail": detail, "code": codes.get(status, "http_error")}, status=status)
+    if "Allow" in response:
+        converted["Allow"] = response["Allow"]
+    return converted
 
 
 class StaticFilesMiddleware:

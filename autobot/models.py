@@ -39,8 +39,11 @@ class AuditEvent(models.Model):
     """One append-only, hash-chained audit row. Written only by autobot.audit.record."""
 
     created = models.DateTimeField(db_index=True)
+    # DO_NOTHING and no database constraint: the actor id is part of the row's hash, so deleting
+    # the user must not rewrite it (actor_name keeps who it was).
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False,
+        related_name="+",
     )
     actor_name = models.CharField(max_length=150, blank=True, help_text="Username at the time of the event.")
     action = models.CharField(max_length=100, db_index=True)

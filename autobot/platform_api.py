@@ -7,6 +7,7 @@ from ninja import Field, Router, Schema
 from ninja.responses import Status
 
 from autobot import auth
+from autobot.auth import SessionAuth
 from autobot.health import health_report
 from autobot.models import ApiToken
 from autobot.pagination import paginate
@@ -44,8 +45,9 @@ async def me(request):
 
 
 class TokenIn(Schema):
-    name: str = Field("", max_length=100)
-    expires_days: int | None = Field(None, ge=0, le=3650, description="0 or null: use the server default")
+    name: str = Field("", max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
+    expires_days: int | None = Field(None, ge=0, le=3650,
+                                     description="days until it expires; 0: never; null: the server default")
     username: str | None = Field(None, description="staff only: create the token for this user")
 
 
@@ -74,8 +76,11 @@ async def tokens_list(request, limit: int = 50, offset: int = 0):
     return {"items": items, "count": count}
 
 
-@router.post("/tokens", response={201: TokenCreatedOut}, summary="Create an API token (shown once)")
+@router.post("/tokens", response={201: TokenCreatedOut}, auth=SessionAuth(),
+             summary="Create an API token (shown once; needs a browser session, not a token)")
 async def tokens_create(request, body: TokenIn):
+    # Only a logged-in session can mint tokens: a leaked token must not be able to create
+    # replacements that outlive its revocation.
     user = request.auth
     if body.username and body.username != user.get_username():
         from autobot.errors import NotFound

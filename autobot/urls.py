@@ -21,6 +21,7 @@ urlpatterns = [
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     # One login page for the whole site, so every login is audited the same way.
     path("admin/login/", RedirectView.as_view(url="/accounts/login/", query_string=True)),
+    path("admin/logout/", views.LogoutView.as_view()),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     re_path(r"^api/", views.api_not_found),

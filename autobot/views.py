@@ -54,7 +54,7 @@ def dashboard(request):
         events = events.filter(actor=user)
     status, health = async_to_sync(health_report)()
     counts = {
-        "users": User.objects.count(),
+        **({"users": User.objects.count()} if user.is_staff else {}),
         "api tokens": ApiToken.objects.filter(user=user, revoked_at__isnull=True).count(),
         "audit events": AuditEvent.objects.count() if user.is_staff else events.count(),
     }

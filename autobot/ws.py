@@ -41,21 +41,27 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
-def origin_allowed(origin: str | None, *, has_token: bool) -> bool:
-    """Browsers always send Origin; a client without one must bring a Bearer token (no cookies
+def origin_allowed(origin: str | None, host: str | None, *, has_token: bool) -> bool:
+    """Same-origin only, as Django's CSRF check: the Origin's host *and port* must be the Host
+    the socket was opened on (browsers send cookies to every port of a host, so a page on
+    another local port must not get a session-authenticated socket), and that host must be an
+    allowed one; or the Origin is listed in AUTOBOT_CSRF_TRUSTED_ORIGINS (for proxies).
+    Browsers always send Origin; a client without one must bring a Bearer token (no cookies
     ride along with it, so cross-site use is not possible)."""
     if not origin:
         return has_token
     if origin in settings.CSRF_TRUSTED_ORIGINS:
         return True
     parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.hostname or not host:
         return False
-    host, _port = split_domain_port(parts.netloc)
+    if parts.netloc.lower() != host.lower():
+        return False
+    domain, _port = split_domain_port(host)
     allowed = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not allowed:
         allowed = [".localhost", "127.0.0.1", "[::1]"]
-    return validate_host(host, allowed)
+    return bool(domain) and validate_host(domain, allowed)
 
 
 async def close_with(send, receive, code: int, reason: str) -> None:
@@ -74,7 +80,7 @@ class WebSocketGate:
     async def __call__(self, scope, receive, send):
         authorization = _header(scope, b"authorization") or ""
         token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
-        if not origin_allowed(_header(scope, b"origin"), has_token=bool(token)):
+        if not origin_allowed(_header(scope, b"origin"), _header(scope, b"host"), has_token=bool(token)):
             return await close_with(send, receive, 4403, "origin")
         user = await token_authenticate(token) if token else await get_user(scope)
         if not user or not user.is_authenticated:

@@ -61,6 +61,19 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_orm_thread_connections(django_db_setup):
+    """Async tests run the ORM on asgiref's one shared thread; close that thread's connections
+    before the test database is dropped (PostgreSQL refuses to drop a database in use)."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    executor = getattr(SyncToAsync, "single_thread_executor", None)
+    if executor is not None:
+        executor.submit(connections.close_all).result(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(tmp_path_factory):
     """SQLite tests use a real file (WAL, several connections, a live server can open it),
@@ -169,6 +182,8 @@ def ws_connect(db):
 
     async def connect(path, *, user=None, origin="http://testserver", headers=None):
         hdrs = list(headers or [])
+        if not any(name == b"host" for name, _ in hdrs):
+            hdrs.append((b"host", b"testserver"))
         if origin:
             hdrs.append((b"origin", origin.encode()))
         if user is not None:
@@ -179,4 +194,11 @@ def ws_connect(db):
         communicators.append(comm)
         return comm
 
-    return connect
+    yield connect
+    # Whatever a test left open is cancelled here, so no consumer task outlives its test.
+    for comm in communicators:
+        try:
+            if not comm.future.done():
+                comm.future.cancel()
+        except RuntimeError:  # its event loop is already closed
+            pass

@@ -6,11 +6,30 @@ from tests.conftest import BearerClient
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def test_anonymous_api_call_gets_401_json(api_client):
-    response = await api_client(None).get("/api/terminal/")
-    assert response.status_code in (401, 404)  # a router may not define "/" yet
-    response = await AsyncClient().get("/api/openapi.json")
-    assert response.status_code == 200
+async def test_anonymous_api_calls_get_401_json(api_client):
+    for path in ("/api/me", "/api/tokens", "/api/terminal/sessions", "/api/files/"):
+        response = await api_client(None).get(path)
+        assert response.status_code == 401, path
+        assert response.json()["code"] == "not_authenticated", path
+
+
+async def test_wrong_method_is_405_json(api_client, owner):
+    response = await api_client(owner).put("/api/health")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+async def test_huge_body_is_413_json(api_client, owner, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = await api_client(owner).post("/api/agents/messages", "x" * 5000, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json()["code"] == "too_large"
+
+
+async def test_absurd_offset_is_not_a_500(api_client, owner):
+    response = await api_client(owner).get("/api/tokens?offset=99999999999999999999")
+    assert response.status_code in (200, 422)
+    assert "items" in response.json() or response.json()["code"] == "validation_error"
 
 
 async def test_unknown_api_path_is_404_json(api_client, owner):
@@ -58,8 +77,10 @@ def test_session_unsafe_call_with_csrf_succeeds(owner):
     assert response.json()["token"].startswith("abt_")
 
 
-async def test_validation_error_is_422_with_errors(api_client, owner):
-    response = await api_client(owner).post("/api/tokens", {"expires_days": "soon"}, content_type="application/json")
+async def test_validation_error_is_422_with_errors(owner):
+    client = AsyncClient()
+    await client.aforce_login(owner)
+    response = await client.post("/api/tokens", {"expires_days": "soon"}, content_type="application/json")
     assert response.status_code == 422
     body = response.json()
     assert body["code"] == "validation_error"
@@ -67,9 +88,12 @@ async def test_validation_error_is_422_with_errors(api_client, owner):
     assert body["errors"]
 
 
-async def test_malformed_json_body_is_an_error_not_500(api_client, owner):
-    response = await api_client(owner).post("/api/tokens", "{not json", content_type="application/json")
-    assert response.status_code in (400, 422)
+async def test_malformed_json_body_is_an_error_not_500(owner):
+    client = AsyncClient()
+    await client.aforce_login(owner)
+    response = await client.post("/api/tokens", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "bad_request"
     assert "detail" in response.json()
 
 

@@ -103,3 +103,32 @@ def test_audit_admin_is_read_only(client, staff, owner):
     client.post(f"/admin/autobot/auditevent/{event.pk}/delete/", {"post": "yes"})
     assert AuditEvent.objects.filter(pk=event.pk).exists()
     assert client.get("/admin/autobot/auditevent/?q=test.admin").status_code == 200
+
+
+def test_deleting_a_user_keeps_the_chain_intact(owner, colleague):
+    audit.record_sync(actor=colleague, action="test.before")
+    audit.record_sync(actor=owner, action="test.other")
+    colleague.delete()
+    report = audit.verify()
+    assert report.ok, report.problem
+    assert AuditEvent.objects.filter(actor_name="colleague").exists()
+
+
+@pytest.mark.parametrize("data", [
+    {"big": 1e100, "negzero": -0.0, "tiny": 1e-7, "nan": float("nan")},
+    {"nul": "a\x00b", "nested": [{"k": 1.5}, None, True]},
+    {"long": "x" * 10000},
+])
+def test_awkward_data_is_stored_and_still_verifies(owner, data):
+    audit.record_sync(actor=owner, action="test.data" + "x" * 200, target_id="t" * 300, data=data)
+    report = audit.verify()
+    assert report.ok, report.problem
+
+
+@pytest.mark.postgres
+def test_awkward_data_verifies_on_postgres(owner):
+    assert connection.vendor == "postgresql"
+    audit.record_sync(actor=owner, action="test.data", target_id="t" * 300,
+                      data={"big": 1e100, "negzero": -0.0, "nul": "a\x00b", "f": 0.1, "i": 10**20})
+    report = audit.verify()
+    assert report.ok, report.problem

@@ -74,9 +74,17 @@ async def test_metrics_need_staff(api_client, owner, staff):
     response = await api_client(staff).get("/metrics")
     assert response.status_code == 200
     text = response.content.decode()
-    assert "autobot_http_requests_total" in text
-    assert "autobot_http_request_duration_seconds_bucket" in text
-    assert "autobot_websocket_connections" in text
+    assert 'autobot_http_requests_total{method="GET",route="api/health",status="200"}' in text
+    assert 'autobot_http_request_duration_seconds_bucket{le="0.005",method="GET",route="api/health"}' in text
+    assert "# TYPE autobot_websocket_connections gauge" in text
+
+
+async def test_made_up_methods_do_not_create_metric_series(api_client, staff):
+    for n in range(3):
+        await AsyncClient().generic(f"FOO{n}", "/api/health")
+    text = (await api_client(staff).get("/metrics")).content.decode()
+    assert "FOO" not in text
+    assert 'method="other"' in text
 
 
 @pytest.mark.parametrize("name,value,message", [

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.test import AsyncClient
 from django.utils import timezone
 
 from autobot.models import ApiToken, AuditEvent
@@ -58,8 +59,9 @@ async def test_cannot_revoke_someone_elses_token(api_client, owner, stranger, to
     assert response.json()["code"] == "token_not_found"
 
 
-async def test_token_created_over_api_is_shown_once(api_client, owner):
-    client = api_client(owner)
+async def test_token_created_over_api_is_shown_once(owner):
+    client = AsyncClient()
+    await client.aforce_login(owner)
     created = (await client.post("/api/tokens", {"name": "laptop", "expires_days": 30},
                                  content_type="application/json")).json()
     assert created["token"].startswith("abt_")
@@ -84,3 +86,16 @@ def test_staff_creates_a_token_in_the_admin_and_sees_it_once(client, staff, owne
     client.post("/admin/autobot/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
     token.refresh_from_db()
     assert token.revoked_at is not None
+
+
+async def test_a_token_cannot_mint_more_tokens(api_client, owner):
+    response = await api_client(owner).post("/api/tokens", {"name": "escape"}, content_type="application/json")
+    assert response.status_code == 401
+    assert await ApiToken.objects.filter(name="escape").acount() == 0
+
+
+def test_negative_expiry_is_refused_by_the_command(owner):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="0 \\(never\\) or more"):
+        call_command("create_api_token", "owner", "--expires-days", "-3")

@@ -19,7 +19,10 @@ class Command(BaseCommand):
             user = User.objects.get(username=username)
         except User.DoesNotExist:
             raise CommandError(f"no user named {username!r}") from None
-        token, raw = async_to_sync(token_create)(actor=user, user=user, name=name, expires_days=expires_days)
+        if expires_days is not None and expires_days < 0:
+            raise CommandError("--expires-days must be 0 (never) or more")
+        token, raw = async_to_sync(token_create)(actor=None, user=user, name=name, expires_days=expires_days,
+                                                 via="manage.py")
         expiry = f"expires {token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else "never expires"
         self.stderr.write(f"Token {token.prefix}… for {username} ({expiry}). Store it now; it is not kept.")
         self.stdout.write(raw)
