@@ -77,8 +77,8 @@ def token_authenticate_sync(raw: str):
 class BearerAuth(HttpBearer):
     """`Authorization: Bearer <token>`. A token that is present but wrong is a 401, not a fall-through."""
 
-    def authenticate(self, request: HttpRequest, token: str):
-        user = token_authenticate_sync(token.strip())
+    async def authenticate(self, request: HttpRequest, token: str):
+        user = await token_authenticate(token.strip())
         if user is None:
             raise Unauthorized("the API token is invalid, expired or revoked", code="invalid_token")
         request.user = user
@@ -94,8 +94,10 @@ class SessionAuth(APIKeyCookie):
     def __init__(self):
         super().__init__(csrf=False)
 
-    def authenticate(self, request: HttpRequest, key):
-        user = request.user
+    async def authenticate(self, request: HttpRequest, key):
+        if not key:
+            return None
+        user = await request.auser()
         if not user.is_authenticated:
             return None
         if not getattr(request, "_ninja_csrf_exempt", False) and check_csrf(request) is not None:
