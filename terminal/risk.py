@@ -1443,7 +1443,7 @@ class _Walker:
         if first is not None and _has_expansion(first) and "$'" not in self.text_of(first):
             if self.substitution_names(first):
                 return [Hit(Risk.HIGH, "the command name is computed by a command substitution")]
-            return [Hit(Risk.MODERATE, "the command name is computed at run time")]
+            return [Hit(Risk.HIGH, "the command name is computed at run time, so it cannot be judged")]
         if name in _NET_SENDERS and cmd.stdin_path and is_secret(cmd.stdin_path):
             return [Hit(Risk.DANGEROUS, "sends a secret file (keys, passwords) over the network")]
         if name == "watch":

@@ -379,7 +379,7 @@ CASES = [
     ("trap 'rm -rf /' EXIT", D),
     ('ls; sudo bash -c "echo ok; dd if=/dev/zero of=/dev/sda"', D),
     # dynamic command names
-    ("$CMD -rf /", M),
+    ("$CMD -rf /", H),
     ("$(echo rm) -rf /", H),
     ('eval "$X"', H),
 ]

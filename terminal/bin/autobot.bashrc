@@ -1,0 +1,141 @@
+# AutoBot terminal hook: bash --noprofile --rcfile <this file> -i
+#
+# Before each command bash is about to run, a DEBUG trap (with extdebug, so a
+# return of 1 skips the command) asks the AutoBot server for a verdict over the
+# private socket inherited on fd $AUTOBOT_HOOK_FD. Only builtins are used, so a
+# check costs two syscalls and no fork. See docs/security.md for what this does
+# and does not stop.
+
+if [[ -z ${AUTOBOT_HOOK_FD-} ]]; then
+    printf 'autobot: no hook channel; refusing to start\n' >&2
+    exit 97
+fi
+declare -r AUTOBOT_HOOK_FD
+export -n AUTOBOT_HOOK_FD
+declare -r AUTOBOT_HOOK_TIMEOUT=${AUTOBOT_HOOK_TIMEOUT:-15}
+export -n AUTOBOT_HOOK_TIMEOUT
+
+# The server writes a per-session secret first; it lives only in this shell's
+# memory (never exported), so a child process cannot sign requests.
+IFS= read -r -t 10 -u "$AUTOBOT_HOOK_FD" __autobot_secret || {
+    printf 'autobot: hook channel silent; refusing to start\n' >&2
+    exit 97
+}
+declare -r __autobot_secret
+
+declare -gA __autobot_ok=()      # simple commands already allowed (cache, per policy generation)
+declare -g __autobot_gen=0
+declare -g __autobot_fresh=1     # 1 until the first command of the next line
+declare -g __autobot_verdict=    # the current line's verdict: allow | block
+declare -g __autobot_lastnum=
+
+# The whole line comes from history; keep history honest.
+HISTCONTROL=
+HISTIGNORE=
+declare -r HISTCONTROL HISTIGNORE
+set -o history
+PS1='\u@autobot:\w\$ '
+
+__autobot_esc() {
+    local s=${1//\\/\\\\}
+    s=${s//$'\n'/\\n}
+    s=${s//$'\t'/\\t}
+    s=${s//$'\r'/\\r}
+    __autobot_escaped=$s
+}
+
+# A request is one line: secret, nonce, kind, history number, A, B (tab-separated,
+# escaped). __autobot_ask KIND A [B [NUM]] -> returns 0 (run it) or 1 (skip it).
+__autobot_ask() {
+    local kind=$1 num=${4:-0} a b nonce=$SRANDOM$SRANDOM rnonce verdict gen msg tries
+    __autobot_esc "$2"; a=$__autobot_escaped
+    __autobot_esc "${3-}"; b=$__autobot_escaped
+    if ! builtin printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$__autobot_secret" "$nonce" "$kind" "$num" "$a" "$b" >&"$AUTOBOT_HOOK_FD"; then
+        builtin printf 'autobot: the terminal server is gone; command skipped\n' >&2
+        return 1
+    fi
+    for (( tries = 0; tries < 32; tries++ )); do
+        if ! IFS=$'\t' builtin read -r -t "$AUTOBOT_HOOK_TIMEOUT" -u "$AUTOBOT_HOOK_FD" rnonce verdict gen msg; then
+            builtin printf 'autobot: no verdict from the server; command skipped\n' >&2
+            return 1
+        fi
+        # A stale reply (after a timeout) or one for a forged request: skip it.
+        [[ $rnonce == "$nonce" || $rnonce == '?' ]] && break
+        verdict=block
+    done
+    if [[ $gen != "$__autobot_gen" ]]; then
+        __autobot_ok=()
+        __autobot_gen=$gen
+    fi
+    [[ -n $msg ]] && builtin printf '%s\n' "$msg" >&2
+    [[ $verdict == allow ]]
+}
+
+# Sets __autobot_line/__autobot_num from history; the line is empty when it was
+# not recorded (history switched off for it).
+__autobot_histline() {
+    local h num
+    h=$(HISTTIMEFORMAT= builtin history 1)
+    h=${h#"${h%%[![:space:]]*}"}
+    num=${h%%[!0-9]*}
+    h=${h#"$num"}
+    h=${h#\*}
+    h=${h#  }
+    [[ -z $num || $num == "$__autobot_lastnum" ]] && h=
+    __autobot_line=$h
+    __autobot_num=$num
+}
+
+__autobot_hook() {
+    # Our own functions and programmable completion are not the user's commands.
+    [[ ${FUNCNAME[1]-} == __autobot_* || -n ${COMP_LINE-} || $BASH_COMMAND == __autobot_prompt ]] && return 0
+    local cmd=$BASH_COMMAND v
+    if [[ $BASHPID != "$$" ]]; then
+        # A subshell: several may run at once and share the channel, so they only
+        # ask for the whole line's verdict, answered with one byte (a or b) that
+        # is the same for every subshell of the line whoever reads it.
+        if [[ -z $__autobot_verdict ]]; then
+            __autobot_histline
+            __autobot_esc "$__autobot_line"
+            builtin printf '%s\t-\tsline\t%s\t%s\t\n' "$__autobot_secret" "${__autobot_num:-0}" "$__autobot_escaped" >&"$AUTOBOT_HOOK_FD" 2>/dev/null
+            IFS= builtin read -r -N 1 -t "$AUTOBOT_HOOK_TIMEOUT" -u "$AUTOBOT_HOOK_FD" v 2>/dev/null || v=b
+            [[ $v == a ]] && __autobot_verdict=allow || __autobot_verdict=block
+        fi
+        [[ $__autobot_verdict == allow ]]
+        return
+    fi
+    if (( __autobot_fresh )); then
+        __autobot_fresh=0
+        __autobot_histline
+        __autobot_lastnum=$__autobot_num
+        if __autobot_ask line "$__autobot_line" "$cmd" "$__autobot_num"; then
+            __autobot_verdict=allow
+            __autobot_ok[$cmd]=1
+            return 0
+        fi
+        __autobot_verdict=block
+        return 1
+    fi
+    [[ $__autobot_verdict == allow ]] || return 1
+    [[ -n ${__autobot_ok[$cmd]+x} ]] && return 0
+    (( ${#__autobot_ok[@]} > 512 )) && __autobot_ok=()
+    __autobot_ask cmd "$cmd" || return 1
+    __autobot_ok[$cmd]=1
+    return 0
+}
+
+__autobot_prompt() {
+    local status=$?
+    set -o history
+    # Always report: a line run only in subshells never cleared __autobot_fresh here.
+    builtin printf '%s\t-\tdone\t%s\t%s\t\n' "$__autobot_secret" "${__autobot_lastnum:-0}" "$status" >&"$AUTOBOT_HOOK_FD" 2>/dev/null
+    __autobot_fresh=1
+    __autobot_verdict=
+    return "$status"
+}
+
+PROMPT_COMMAND=(__autobot_prompt)
+declare -r PROMPT_COMMAND
+readonly -f __autobot_esc __autobot_histline __autobot_ask __autobot_hook __autobot_prompt
+shopt -s extdebug
+trap '__autobot_hook' DEBUG

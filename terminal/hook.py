@@ -1,0 +1,173 @@
+"""The server end of the shell hook (see ``terminal/bin/autobot.bashrc``).
+
+Each terminal's bash inherits one end of a Unix socketpair on a numbered fd; the
+server keeps the other end and answers the hook's requests with verdicts. The
+channel is private by construction (no path, no port, nothing to connect to)
+and every request carries a per-session secret that only the shell's memory
+holds. Knows nothing of Django: ``decide`` and ``notify`` callbacks do the rest.
+
+Wire format, one request per line, tab-separated, ``\\`` ``\\n`` ``\\t`` ``\\r``
+escaped::
+
+    secret  nonce  kind  history-number  A  B
+
+kinds: ``line`` (A = the whole history line, B = the first simple command),
+``cmd`` (A = a simple command), ``sline`` (from a subshell: A = the line;
+answered with one byte, ``a`` or ``b``), ``done`` (A = the line's exit status;
+no answer). Answers to ``line``/``cmd``: ``nonce  allow|block  generation  message``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import re
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+RC_PATH = Path(__file__).resolve().parent / "bin" / "autobot.bashrc"
+MAX_REQUEST_BYTES = 1024 * 1024
+KINDS = {"line", "cmd", "sline", "done"}
+_UNESCAPES = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
+_ESCAPED = re.compile(r"\\(.)", re.S)
+
+
+@dataclass(frozen=True)
+class HookRequest:
+    kind: str
+    line: str = ""  # the whole command line (line/sline), "" when unknown
+    command: str = ""  # the simple command bash is about to run (line/cmd)
+    history_number: int = 0
+    exit_status: int | None = None  # done
+
+
+@dataclass(frozen=True)
+class HookReply:
+    allow: bool
+    message: str = ""
+    generation: int = 0
+
+
+Decide = Callable[[HookRequest], Awaitable[HookReply]]
+Notify = Callable[[HookRequest], Awaitable[None]]
+
+
+def unescape(text: str) -> str:
+    return _ESCAPED.sub(lambda m: _UNESCAPES.get(m.group(1), m.group(1)), text)
+
+
+def _one_line(text: str) -> str:
+    # The answer is one tab-separated line; the message must not break it.
+    return " ".join(text.replace("\t", " ").splitlines())[:500]
+
+
+def parse_request(raw: bytes, secret: str) -> tuple[str, HookRequest] | None:
+    """(nonce, request) from one raw line, or None when it is not a genuine request."""
+    fields = raw.rstrip(b"\n").decode("utf-8", errors="replace").split("\t")
+    if len(fields) != 6:
+        return None
+    given, nonce, kind, number, a, b = fields
+    if not hmac.compare_digest(given.encode(), secret.encode()) or kind not in KINDS:
+        return None
+    history_number = int(number) if number.isdigit() else 0
+    if kind == "done":
+        status = int(a) if a.isdigit() else None
+        return nonce, HookRequest(kind, history_number=history_number, exit_status=status)
+    if kind == "cmd":
+        return nonce, HookRequest(kind, command=unescape(a), history_number=history_number)
+    return nonce, HookRequest(kind, line=unescape(a), command=unescape(b), history_number=history_number)
+
+
+class HookChannel:
+    """One session's verdict channel. ``child_fd`` goes to bash (``pass_fds``)."""
+
+    def __init__(self, *, decide: Decide, notify: Notify | None = None) -> None:
+        self.secret = secrets.token_hex(16)
+        self._decide = decide
+        self._notify = notify
+        self._server_sock, self._child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._task: asyncio.Task | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.forged = 0
+
+    @property
+    def child_fd(self) -> int:
+        return self._child_sock.fileno()
+
+    def env(self) -> dict[str, str]:
+        return {"AUTOBOT_HOOK_FD": str(self.child_fd)}
+
+    async def start(self) -> None:
+        """Call once bash is spawned: hands over the secret and serves requests."""
+        # Our copy of the child's end must go, or we would never see EOF.
+        self._child_sock.close()
+        reader, writer = await asyncio.open_unix_connection(sock=self._server_sock, limit=MAX_REQUEST_BYTES)
+        self._writer = writer
+        writer.write(f"{self.secret}\n".encode())
+        self._task = asyncio.create_task(self._serve(reader, writer), name="terminal-hook")
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                raw = await reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError:
+                return  # bash is gone
+            except asyncio.LimitOverrunError as exc:
+                # Too long to assess: drop it and answer "block" to whoever waits.
+                await reader.readexactly(exc.consumed)
+                await self._skip_line(reader)
+                writer.write(b"?\tblock\t0\tautobot: command too long to check; skipped\n")
+                continue
+            await self._handle(raw, writer)
+
+    async def _skip_line(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            try:
+                await reader.readuntil(b"\n")
+                return
+            except asyncio.LimitOverrunError as exc:
+                await reader.readexactly(exc.consumed)
+
+    async def _handle(self, raw: bytes, writer: asyncio.StreamWriter) -> None:
+        parsed = parse_request(raw, self.secret)
+        if parsed is None:
+            self.forged += 1
+            logger.warning("terminal hook: ignored a request without the session secret")
+            return
+        nonce, request = parsed
+        if request.kind == "done":
+            if self._notify is not None:
+                await self._notify(request)
+            return
+        try:
+            reply = await self._decide(request)
+        except Exception:  # fail closed, and keep serving
+            logger.exception("terminal hook: deciding failed")
+            reply = HookReply(allow=False, message="autobot: the server could not check this command; skipped")
+        if request.kind == "sline":
+            writer.write(b"a" if reply.allow else b"b")
+            return
+        verdict = "allow" if reply.allow else "block"
+        writer.write(f"{nonce}\t{verdict}\t{reply.generation}\t{_one_line(reply.message)}\n".encode())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._writer is not None:
+            self._writer.close()
+        else:
+            self._server_sock.close()
+        self._child_sock.close()
+
+
+def bash_argv() -> list[str]:
+    return ["bash", "--noprofile", "--rcfile", str(RC_PATH), "-i"]

@@ -1,0 +1,435 @@
+"""A process on a pseudo-terminal, driven by the asyncio loop.
+
+Knows nothing of Django or WebSockets (like terminado's manager): the terminal
+services own the processes, consumers subscribe to their output.
+
+- Output: ``loop.add_reader`` on the master fd, up to 64 KiB per wake-up, decoded
+  with an incremental UTF-8 decoder (a character split across reads survives,
+  invalid bytes become U+FFFD), coalesced for a few ms or 64 KiB, then handed to
+  every ``Subscription`` and to a bounded replay buffer.
+- Backpressure: when a subscriber falls behind by more than its high-water mark
+  the reader is paused, so a flooding program blocks in ``write`` instead of
+  filling our memory.
+- Input: non-blocking writes with a bounded queue (never blocks the loop).
+- Exit: a pidfd tells the loop when the child exits; ``terminate`` escalates
+  SIGHUP → SIGTERM → SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import errno
+import fcntl
+import os
+import resource
+import signal
+import struct
+import termios
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import ptyprocess
+
+READ_BYTES = 64 * 1024
+COALESCE_BYTES = 64 * 1024
+MIN_COLS, MAX_COLS = 2, 1000
+MIN_ROWS, MAX_ROWS = 1, 500
+
+
+class PtyError(Exception):
+    """Base for errors of this module."""
+
+
+class PtyClosed(PtyError):
+    """The process has exited; it takes no more input."""
+
+
+class InputOverflow(PtyError):
+    """Too much input is queued for a program that does not read it."""
+
+
+@dataclass(frozen=True)
+class PtyOptions:
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    cwd: str
+    cols: int = 80
+    rows: int = 24
+    # resource -> (soft, hard), applied in the child before exec (RESTRICTED).
+    rlimits: Mapping[int, tuple[int, int]] = field(default_factory=dict)
+    # Extra fds the child inherits (the hook channel).
+    pass_fds: Sequence[int] = ()
+    replay_chars: int = 256 * 1024
+    coalesce_seconds: float = 0.004
+    write_queue_bytes: int = 1024 * 1024
+    subscriber_high_water: int = 1024 * 1024
+
+
+def clamp_size(cols: int, rows: int) -> tuple[int, int]:
+    return (min(max(int(cols), MIN_COLS), MAX_COLS), min(max(int(rows), MIN_ROWS), MAX_ROWS))
+
+
+class Subscription:
+    """One reader of a process's output: a WebSocket, the recorder, a test.
+
+    ``await read()`` returns everything produced since the last call (so a slow
+    reader gets fewer, larger chunks), or None once the process has exited and
+    everything was read.
+    """
+
+    def __init__(self, proc: PtyProcess, high_water: int) -> None:
+        self._proc = proc
+        self._chunks: list[str] = []
+        self.pending = 0
+        self.high_water = high_water
+        self._ready = asyncio.Event()
+        self._ended = False
+
+    def _push(self, text: str) -> None:
+        self._chunks.append(text)
+        self.pending += len(text)
+        self._ready.set()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._ready.set()
+
+    async def read(self) -> str | None:
+        while not self._chunks:
+            if self._ended:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        text = "".join(self._chunks)
+        self._chunks.clear()
+        self.pending = 0
+        self._proc._maybe_resume()
+        return text
+
+    def close(self) -> None:
+        self._proc._unsubscribe(self)
+        self._end()
+
+
+def _preexec(rlimits: Mapping[int, tuple[int, int]], pass_fds: Sequence[int]) -> Callable[[], None]:
+    # Runs in the forked child before exec: keep it to plain syscalls.
+    def run() -> None:
+        for fd in pass_fds:
+            os.set_inheritable(fd, True)
+        for res, (soft, hard) in rlimits.items():
+            resource.setrlimit(res, (soft, hard))
+
+    return run
+
+
+class PtyProcess:
+    """A running program on a PTY. Create with ``await PtyProcess.spawn(options)``."""
+
+    def __init__(self, proc: ptyprocess.PtyProcess, options: PtyOptions) -> None:
+        self._proc = proc
+        self.pid: int = proc.pid
+        self.fd: int = proc.fd
+        self.options = options
+        self.cols, self.rows = clamp_size(options.cols, options.rows)
+        self.exit_code: int | None = None
+        self.started_at = time.monotonic()
+        self.last_activity = self.started_at
+        self._loop = asyncio.get_running_loop()
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._replay: deque[str] = deque()
+        self._replay_size = 0
+        self._subs: list[Subscription] = []
+        self._reading = False
+        self._eof = False
+        self._write_queue = bytearray()
+        self._writing = False
+        self._exited = self._loop.create_future()
+        self._pidfd: int | None = None
+        os.set_blocking(self.fd, False)
+        self._resume_reading()
+        self._watch_exit()
+
+    # ---- lifecycle -------------------------------------------------------------
+
+    @classmethod
+    async def spawn(cls, options: PtyOptions) -> PtyProcess:
+        cols, rows = clamp_size(options.cols, options.rows)
+        # fork + waiting for exec takes milliseconds in a large process: off the loop.
+        proc = await asyncio.to_thread(
+            ptyprocess.PtyProcess.spawn,
+            list(options.argv),
+            cwd=options.cwd,
+            env=dict(options.env),
+            dimensions=(rows, cols),
+            preexec_fn=_preexec(options.rlimits, options.pass_fds),
+            pass_fds=tuple(options.pass_fds),
+        )
+        return cls(proc, options)
+
+    @property
+    def alive(self) -> bool:
+        return not self._exited.done()
+
+    async def wait(self) -> int:
+        """Wait for the program to exit and its output to be delivered; return its code."""
+        return await asyncio.shield(self._exited)
+
+    def _watch_exit(self) -> None:
+        # A pidfd (Linux 5.3+) becomes readable when the child exits: no polling,
+        # no SIGCHLD handler to share with the rest of the process.
+        self._pidfd = os.pidfd_open(self.pid)
+        self._loop.add_reader(self._pidfd, self._on_exit)
+
+    def _reap(self) -> int | None:
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            return -1
+        if pid == 0:
+            return None
+        return os.waitstatus_to_exitcode(status)
+
+    def _on_exit(self) -> None:
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = None
+        self._finish()
+
+    def _finish(self) -> None:
+        code = self._reap()
+        self.exit_code = -1 if code is None else code
+        # Deliver what the program wrote last, then close the master: whatever is
+        # still attached to the terminal gets SIGHUP from the kernel.
+        self._drain_available()
+        self._flush()
+        self._pause_reading()
+        self._close_fd()
+        for sub in list(self._subs):
+            sub._end()
+        if not self._exited.done():
+            self._exited.set_result(self.exit_code)
+
+    def _close_fd(self) -> None:
+        if self._writing:
+            self._loop.remove_writer(self.fd)
+            self._writing = False
+        if not self._proc.closed:
+            # Close ptyprocess's file object ourselves: its close() sleeps and waits.
+            self._proc.fileobj.close()
+            self._proc.closed = True
+
+    def _signal_all(self, sig: int) -> None:
+        for target in (self._foreground_pgrp(), self.pid):
+            if target is None:
+                continue
+            try:
+                os.killpg(target, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    async def terminate(self, *, grace: float = 1.0) -> int:
+        """End the program: SIGHUP, then SIGTERM, then SIGKILL, ``grace`` seconds apart."""
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGKILL):
+            if not self.alive:
+                break
+            self._signal_all(sig)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._exited), grace)
+            except TimeoutError:
+                continue
+        return await self.wait()
+
+    # ---- output ----------------------------------------------------------------
+
+    def subscribe(self, *, replay: bool = False) -> Subscription:
+        sub = Subscription(self, self.options.subscriber_high_water)
+        if replay and self._replay_size:
+            sub._push("".join(self._replay))
+        if self._exited.done():
+            sub._end()
+        else:
+            self._subs.append(sub)
+        return sub
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+            self._maybe_resume()
+
+    def replay(self) -> str:
+        return "".join(self._replay)
+
+    def _resume_reading(self) -> None:
+        if not self._reading and not self._eof and not self._proc.closed:
+            self._loop.add_reader(self.fd, self._on_readable)
+            self._reading = True
+
+    def _pause_reading(self) -> None:
+        if self._reading:
+            self._loop.remove_reader(self.fd)
+            self._reading = False
+
+    def _maybe_resume(self) -> None:
+        limit = self.options.subscriber_high_water // 2
+        if all(sub.pending <= limit for sub in self._subs):
+            self._resume_reading()
+
+    def _read_once(self) -> bool:
+        """Read what is available; False on EOF or nothing to read."""
+        try:
+            data = os.read(self.fd, READ_BYTES - self._pending_size if self._pending_size < READ_BYTES else READ_BYTES)
+        except BlockingIOError:
+            return False
+        except OSError as exc:  # EIO: every slave fd is closed
+            if exc.errno not in (errno.EIO, errno.EBADF):
+                raise
+            data = b""
+        if not data:
+            self._eof = True
+            self._pause_reading()
+            return False
+        self._pending.append(data)
+        self._pending_size += len(data)
+        return True
+
+    def _on_readable(self) -> None:
+        # Up to 64 KiB per wake-up: a PTY hands out a few KiB per read, so keep reading
+        # while there is more rather than going back round the event loop for each piece.
+        got = False
+        while self._pending_size < READ_BYTES and self._read_once():
+            got = True
+        if not got:
+            self._flush()
+            return
+        self.last_activity = time.monotonic()
+        if self._pending_size >= COALESCE_BYTES:
+            self._flush()
+        elif self._pending_size < 1024 and self._flush_handle is None:
+            # A keystroke echo or a prompt: deliver now, latency matters more.
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self._loop.call_later(self.options.coalesce_seconds, self._flush)
+
+    def _drain_available(self) -> None:
+        if self._proc.closed:
+            return
+        for _ in range(64):  # bounded: a program still writing must not hold us here
+            if not self._read_once():
+                break
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
+        final = self._eof or self._exited.done()
+        text = self._decoder.decode(data, final=final)
+        if not text:
+            return
+        self._remember(text)
+        for sub in self._subs:
+            sub._push(text)
+        if any(sub.pending > sub.high_water for sub in self._subs):
+            self._pause_reading()
+
+    def _remember(self, text: str) -> None:
+        limit = self.options.replay_chars
+        if len(text) >= limit:
+            self._replay.clear()
+            self._replay.append(text[-limit:])
+            self._replay_size = limit
+            return
+        self._replay.append(text)
+        self._replay_size += len(text)
+        while self._replay_size > limit:
+            head = self._replay[0]
+            excess = self._replay_size - limit
+            if len(head) <= excess:
+                self._replay.popleft()
+                self._replay_size -= len(head)
+            else:
+                self._replay[0] = head[excess:]
+                self._replay_size -= excess
+
+    # ---- input -----------------------------------------------------------------
+
+    def write(self, data: bytes | str) -> None:
+        """Queue input for the program; never blocks."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if not self.alive or self._proc.closed:
+            raise PtyClosed("the terminal has exited")
+        if len(self._write_queue) + len(data) > self.options.write_queue_bytes:
+            raise InputOverflow("the program is not reading its input")
+        self.last_activity = time.monotonic()
+        self._write_queue += data
+        self._on_writable()
+
+    def _on_writable(self) -> None:
+        while self._write_queue:
+            try:
+                sent = os.write(self.fd, self._write_queue)
+            except BlockingIOError:
+                break
+            except OSError:  # the terminal went away; the exit watcher ends things
+                self._write_queue.clear()
+                break
+            del self._write_queue[:sent]
+        if self._write_queue and not self._writing:
+            self._loop.add_writer(self.fd, self._on_writable)
+            self._writing = True
+        elif not self._write_queue and self._writing:
+            self._loop.remove_writer(self.fd)
+            self._writing = False
+
+    # ---- control ---------------------------------------------------------------
+
+    def resize(self, cols: int, rows: int) -> tuple[int, int]:
+        """Set the window size (clamped to sane bounds); the kernel sends SIGWINCH."""
+        cols, rows = clamp_size(cols, rows)
+        if self.alive and not self._proc.closed:
+            fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.cols, self.rows = cols, rows
+        return cols, rows
+
+    def _foreground_pgrp(self) -> int | None:
+        if self._proc.closed:
+            return None
+        try:
+            return os.tcgetpgrp(self.fd)
+        except OSError:
+            return None
+
+    def signal_foreground(self, sig: int) -> int | None:
+        """Send ``sig`` to the terminal's foreground process group (what Ctrl-C does)."""
+        pgrp = self._foreground_pgrp() or self.pid
+        try:
+            os.killpg(pgrp, sig)
+        except ProcessLookupError:
+            return None
+        return pgrp
+
+    def foreground_command(self) -> str | None:
+        """The name of the foreground program, or None when the shell itself is idle."""
+        pgrp = self._foreground_pgrp()
+        if pgrp is None or pgrp == self.pid:
+            return None
+        try:
+            with open(f"/proc/{pgrp}/comm", encoding="utf-8", errors="replace") as fh:  # noqa: ASYNC230 - procfs, no disk I/O
+                return fh.read().strip()
+        except OSError:
+            return None
+
+    def cwd(self) -> str | None:
+        try:
+            return os.readlink(f"/proc/{self.pid}/cwd")
+        except OSError:
+            return None

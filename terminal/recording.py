@@ -1,0 +1,92 @@
+"""asciicast v2 recordings, written by a task so the event loop never waits on the disk.
+
+https://docs.asciinema.org/manual/asciicast/v2/ — a JSON header line, then one
+``[seconds, code, data]`` line per event: ``"o"`` output, ``"i"`` input, ``"r"`` resize.
+Knows nothing of Django.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from pathlib import Path
+
+import aiofiles
+
+QUEUE_EVENTS = 256  # a full queue makes the producer (the PTY pump) wait: backpressure, bounded memory
+
+
+class Recorder:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        cols: int,
+        rows: int,
+        title: str = "",
+        max_bytes: int = 50 * 1024 * 1024,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.written = 0
+        self.truncated = False
+        self._header = {
+            "version": 2,
+            "width": cols,
+            "height": rows,
+            "timestamp": int(time.time()),
+            "title": title,
+            "env": env or {"SHELL": "/bin/bash", "TERM": "xterm-256color"},
+        }
+        self._started = time.monotonic()
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_EVENTS)
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
+        self._task = asyncio.create_task(self._write_all(), name=f"recorder {self.path.name}")
+        await self._queue.put(json.dumps(self._header) + "\n")
+
+    async def _write_all(self) -> None:
+        async with aiofiles.open(self.path, "w", encoding="utf-8") as fh:
+            while (line := await self._queue.get()) is not None:
+                await fh.write(line)
+                # Flush batches, not lines: one flush when the queue runs dry.
+                if self._queue.empty():
+                    await fh.flush()
+
+    def _line(self, code: str, data: str) -> str | None:
+        if self.truncated:
+            return None
+        line = json.dumps([round(time.monotonic() - self._started, 6), code, data], ensure_ascii=False) + "\n"
+        if self.written + len(line) > self.max_bytes:
+            self.truncated = True
+            note = "\r\n[autobot: recording size limit reached; the rest of the session is not recorded]\r\n"
+            return json.dumps([round(time.monotonic() - self._started, 6), "o", note]) + "\n"
+        self.written += len(line)
+        return line
+
+    async def _put(self, code: str, data: str) -> None:
+        line = self._line(code, data)
+        if line is not None and self._task is not None:
+            await self._queue.put(line)
+
+    async def output(self, data: str) -> None:
+        await self._put("o", data)
+
+    async def input(self, data: str) -> None:
+        await self._put("i", data)
+
+    async def resize(self, cols: int, rows: int) -> None:
+        await self._put("r", f"{cols}x{rows}")
+
+    async def close(self) -> None:
+        if self._task is None:
+            return
+        await self._queue.put(None)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None

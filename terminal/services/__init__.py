@@ -1,0 +1,41 @@
+"""Terminal business logic. Every entry point (API, consumer, admin, other apps) calls these."""
+
+from .commands import command_assess, command_audit, command_run
+from .sessions import (
+    SIGNALS,
+    Attachment,
+    session_attach,
+    session_close,
+    session_get,
+    session_history,
+    session_info,
+    session_input,
+    session_list,
+    session_open,
+    session_recording,
+    session_signal,
+    session_update,
+    sessions_reconcile,
+    sessions_shutdown,
+)
+
+__all__ = [
+    "SIGNALS",
+    "Attachment",
+    "command_assess",
+    "command_audit",
+    "command_run",
+    "session_attach",
+    "session_close",
+    "session_get",
+    "session_history",
+    "session_info",
+    "session_input",
+    "session_list",
+    "session_open",
+    "session_recording",
+    "session_signal",
+    "session_update",
+    "sessions_reconcile",
+    "sessions_shutdown",
+]

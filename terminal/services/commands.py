@@ -1,0 +1,380 @@
+"""Verdicts on commands: from the shell hook, from the execute endpoint, from other apps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+import time
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from autobot import audit
+from autobot.errors import Forbidden, InvalidInput, LimitExceeded
+from terminal.hook import HookReply, HookRequest
+from terminal.models import CommandRecord, TerminalSession
+from terminal.policy import Level, Verdict, decide
+from terminal.risk import Assessment, Risk, assess
+
+from . import live as registry
+from .access import check_level, owned_session, parse_level, require_terminal, stricter, working_dir
+
+MAX_COMMAND_CHARS = 64 * 1024
+_BIG_LINE = 4096  # parse longer lines in a thread: bashlex is pure Python
+
+NOT_IN_HISTORY = Assessment(
+    risk=Risk.HIGH,
+    reasons=("the command line is not in the shell history (history switched off), so it cannot be checked",),
+    commands=(),
+    parsed=False,
+)
+
+
+async def assess_text(text: str) -> Assessment:
+    if len(text) > _BIG_LINE:
+        return await asyncio.to_thread(assess, text)
+    return assess(text)
+
+
+def _worst(level: Level, assessments: list[Assessment]) -> tuple[Assessment, Verdict]:
+    """The assessment that matters: the first blocked one, else the riskiest."""
+    judged = [(a, decide(level, a)) for a in assessments]
+    return max(judged, key=lambda pair: (pair[1].blocked, pair[1].warn, pair[0].risk))
+
+
+def rlimits_for(level: Level) -> dict[int, tuple[int, int]]:
+    """Per-process resource caps for RESTRICTED sessions (0 in a setting = no cap)."""
+    if level != Level.RESTRICTED:
+        return {}
+    wanted = {
+        resource.RLIMIT_CPU: settings.TERMINAL_RLIMIT_CPU_SECONDS,
+        resource.RLIMIT_AS: settings.TERMINAL_RLIMIT_MEMORY_BYTES,
+        resource.RLIMIT_FSIZE: settings.TERMINAL_RLIMIT_FILE_BYTES,
+        resource.RLIMIT_NOFILE: settings.TERMINAL_RLIMIT_NOFILE,
+        resource.RLIMIT_CORE: 0,
+    }
+    limits = {}
+    for res, value in wanted.items():
+        if value or res == resource.RLIMIT_CORE:
+            _soft, hard = resource.getrlimit(res)
+            cap = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            limits[res] = (cap, cap)
+    return limits
+
+
+async def _record(
+    *,
+    user,
+    session_id,
+    level: Level,
+    command: str,
+    assessment: Assessment,
+    verdict: Verdict,
+    source: str,
+    cwd: str,
+    client_ip: str | None,
+    exit_code: int | None = None,
+    finished: datetime | None = None,
+) -> CommandRecord:
+    record = await CommandRecord.objects.acreate(
+        session_id=session_id,
+        user=user,
+        source=source,
+        security_level=level.value,
+        command=command,
+        risk=assessment.risk.name,
+        reasons=list(assessment.reasons),
+        blocked=verdict.blocked,
+        warned=verdict.warn,
+        exit_code=exit_code,
+        cwd=cwd,
+        finished=finished,
+        client_ip=client_ip,
+    )
+    await audit.record(
+        actor=user,
+        action="terminal.command_blocked" if verdict.blocked else "terminal.command",
+        target_type="terminal_session" if session_id else "terminal_command",
+        target_id=str(session_id or record.pk),
+        data={
+            "command": command[:4000],
+            "level": level.value,
+            "risk": assessment.risk.name,
+            "reasons": list(assessment.reasons),
+            "blocked": verdict.blocked,
+            "warned": verdict.warn,
+            "source": source,
+            "cwd": cwd,
+            "record_id": record.pk,
+            "exit_code": exit_code,
+        },
+        ip=client_ip,
+    )
+    return record
+
+
+# ---- the shell hook ---------------------------------------------------------------------
+
+
+async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookReply:
+    """A verdict for what bash is about to run in a live session."""
+    if request.kind == "cmd":
+        assessments = [await assess_text(request.command)]
+    elif request.line:
+        assessments = [await assess_text(request.line)]
+        if request.command and request.command not in request.line:  # an alias or a function
+            assessments.append(await assess_text(request.command))
+    elif request.kind == "line":
+        assessments = [await assess_text(request.command)]
+    else:
+        assessments = [NOT_IN_HISTORY]
+    assessment, verdict = _worst(live.level, assessments)
+    text = request.line or request.command
+    first_of_line = request.kind == "line" or (
+        request.kind == "sline" and request.history_number != live.last_line_number
+    )
+    if first_of_line or verdict.blocked:
+        if request.kind != "cmd":
+            live.last_line_number = request.history_number
+        record = await _record(
+            user=live.owner,
+            session_id=live.id,
+            level=live.level,
+            command=text,
+            assessment=assessment,
+            verdict=verdict,
+            source=CommandRecord.Source.INTERACTIVE,
+            cwd=live.proc.cwd() or "",
+            client_ip=live.client_ip,
+        )
+        live.current_record_id = None if verdict.blocked else record.pk
+    if verdict.blocked:
+        live.broadcast(
+            {
+                "type": "blocked",
+                "command": text,
+                "risk": assessment.risk.name,
+                "reasons": list(assessment.reasons),
+                "security_level": live.level.value,
+            }
+        )
+        message = f"autobot: blocked: {verdict.reason}"
+    elif verdict.warn:
+        message = f"autobot: warning: {verdict.reason}"
+    else:
+        message = ""
+    return HookReply(allow=not verdict.blocked, message=message, generation=live.generation)
+
+
+async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
+    """The line finished: keep its exit code and the shell's folder."""
+    record_id, live.current_record_id = live.current_record_id, None
+    cwd = live.proc.cwd()
+    if record_id is not None:
+        await CommandRecord.objects.filter(pk=record_id).aupdate(exit_code=request.exit_status, finished=timezone.now())
+    if cwd:
+        await TerminalSession.objects.filter(pk=live.id).aupdate(cwd=cwd)
+
+
+# ---- non-interactive commands --------------------------------------------------------------
+
+
+def _preexec(limits: dict[int, tuple[int, int]]):
+    def run() -> None:
+        for res, pair in limits.items():
+            resource.setrlimit(res, pair)
+
+    return run
+
+
+def command_env(*, user, home: str, level: Level) -> dict[str, str]:
+    """A clean environment: nothing of the server's (secrets live there) leaks into shells."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": home,
+        "USER": user.get_username(),
+        "LOGNAME": user.get_username(),
+        "SHELL": "/bin/bash",
+        "TERM": "xterm-256color",
+        "COLORTERM": "truecolor",
+        "LANG": "C.UTF-8",
+        "AUTOBOT_SECURITY_LEVEL": level.value,
+    }
+
+
+async def _collect(stream: asyncio.StreamReader, chunks: list[bytes], cap: int) -> bool:
+    """Read a stream to its end, keeping at most ``cap`` bytes; True when some was dropped."""
+    kept = 0
+    dropped = False
+    while data := await stream.read(65536):
+        room = cap - kept
+        if room > 0:
+            chunks.append(data[:room])
+            kept += min(room, len(data))
+        dropped = dropped or len(data) > room
+    return dropped
+
+
+async def _execute(
+    command: str, *, cwd: str, env: dict[str, str], seconds: float, cap: int, limits: dict[int, tuple[int, int]]
+) -> tuple[int | None, str, bool, bool]:
+    proc = await asyncio.create_subprocess_exec(
+        "bash",
+        "--noprofile",
+        "--norc",
+        "-c",
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_preexec(limits),
+    )
+    chunks: list[bytes] = []
+    timed_out = False
+    truncated = False
+    try:
+        truncated, _ = await asyncio.wait_for(asyncio.gather(_collect(proc.stdout, chunks, cap), proc.wait()), seconds)
+    except TimeoutError:
+        timed_out = True
+    finally:
+        # The whole process group: a background job must not outlive the request.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+    output = b"".join(chunks).decode("utf-8", errors="replace")
+    return (None if timed_out else proc.returncode), output, truncated, timed_out
+
+
+async def command_run(
+    *,
+    user,
+    command: str,
+    level: str = "RESTRICTED",
+    cwd: str | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 - the cross-app contract names it
+    client_ip: str | None = None,
+    session=None,
+) -> dict:
+    """Assess, audit, record, then run one command non-interactively (``bash -c``).
+
+    Returns ``exit_code, output, risk, reasons, blocked, duration_ms`` (plus ``reason``,
+    ``timed_out``, ``truncated``, ``record_id``). A blocked command is not run.
+    """
+    await require_terminal(user)
+    if not isinstance(command, str) or not command.strip():
+        raise InvalidInput("command must not be empty", code="invalid_command")
+    if len(command) > MAX_COMMAND_CHARS:
+        raise LimitExceeded(f"command is longer than {MAX_COMMAND_CHARS} characters", code="command_too_long")
+    chosen = parse_level(level)
+    check_level(user=user, current=None, requested=chosen)
+    session_id, default_cwd = None, None
+    if session is not None:
+        row = await owned_session(user=user, session_id=getattr(session, "pk", session))
+        session_id = row.pk
+        chosen = stricter(chosen, parse_level(row.security_level))
+        live = registry.get(row.pk)
+        default_cwd = (live.proc.cwd() if live else None) or row.cwd or None
+    workdir = await working_dir(user=user, cwd=cwd, level=chosen, default=default_cwd)
+    if chosen == Level.RESTRICTED or not user.is_staff:
+        # A session's folder may have moved outside the area since; RESTRICTED runs stay inside.
+        workdir = await working_dir(user=user, cwd=workdir, level=Level.RESTRICTED)
+    limit = settings.TERMINAL_EXECUTE_TIMEOUT
+    timeout = limit if timeout is None else max(0.1, min(float(timeout), limit))
+
+    started = time.monotonic()
+    assessment = await assess_text(command)
+    verdict = decide(chosen, assessment)
+    record = await _record(
+        user=user,
+        session_id=session_id,
+        level=chosen,
+        command=command,
+        assessment=assessment,
+        verdict=verdict,
+        source=CommandRecord.Source.EXECUTE,
+        cwd=workdir,
+        client_ip=client_ip,
+    )
+    result = {
+        "exit_code": None,
+        "output": "",
+        "risk": assessment.risk.name,
+        "reasons": list(assessment.reasons),
+        "blocked": verdict.blocked,
+        "reason": verdict.reason,
+        "timed_out": False,
+        "truncated": False,
+        "record_id": record.pk,
+    }
+    if not verdict.blocked:
+        home = await working_dir(user=user, cwd=None, level=chosen)
+        exit_code, output, truncated, timed_out = await _execute(
+            command,
+            cwd=workdir,
+            env=command_env(user=user, home=home, level=chosen),
+            seconds=timeout,
+            cap=settings.TERMINAL_EXECUTE_MAX_OUTPUT,
+            limits=rlimits_for(chosen),
+        )
+        result.update(exit_code=exit_code, output=output, truncated=truncated, timed_out=timed_out)
+        await CommandRecord.objects.filter(pk=record.pk).aupdate(exit_code=exit_code, finished=timezone.now())
+    result["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
+    return result
+
+
+# ---- reading ------------------------------------------------------------------------------
+
+
+async def command_assess(*, user, command: str, level: str | None = None) -> dict:
+    """The assessment of a line, and what each level (or the given one) would do with it."""
+    if len(command) > MAX_COMMAND_CHARS:
+        raise LimitExceeded(f"command is longer than {MAX_COMMAND_CHARS} characters", code="command_too_long")
+    assessment = await assess_text(command)
+    levels = [parse_level(level)] if level else list(Level)
+    verdicts = {}
+    for lvl in levels:
+        v = decide(lvl, assessment)
+        verdicts[lvl.value] = {"blocked": v.blocked, "warn": v.warn, "reason": v.reason}
+    return {**assessment.to_dict(), "parsed": assessment.parsed, "verdicts": verdicts}
+
+
+async def command_audit(
+    *,
+    user,
+    username: str | None = None,
+    session_id=None,
+    risk: str | None = None,
+    blocked: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+):
+    """Command records visible to ``user`` (own ones; staff: everyone's), filtered. A queryset."""
+    await require_terminal(user)
+    records = CommandRecord.objects.select_related("user").order_by("-started", "-id")
+    if not user.is_staff:
+        if username and username != user.get_username():
+            raise Forbidden("only staff may read other users' commands", code="forbidden")
+        records = records.filter(user=user)
+    elif username:
+        records = records.filter(user__username=username)
+    if session_id is not None:
+        records = records.filter(session_id=session_id)
+    if risk:
+        name = risk.upper()
+        if name not in Risk.__members__:
+            raise InvalidInput(f"unknown risk {risk!r}; use one of {', '.join(Risk.__members__)}", code="invalid_risk")
+        records = records.filter(risk=name)
+    if blocked is not None:
+        records = records.filter(blocked=blocked)
+    if since is not None:
+        records = records.filter(started__gte=since)
+    if until is not None:
+        records = records.filter(started__lt=until)
+    return records

@@ -1,0 +1,117 @@
+"""The live side of a terminal session: its PTY, hook channel, recorder and timers.
+
+Live sessions belong to the server process that spawned them (see docs/deployment.md);
+this module keeps them in a per-process registry. Only the services use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from terminal.hook import HookChannel
+from terminal.policy import Level
+from terminal.pty import PtyProcess, Subscription
+from terminal.recording import Recorder
+
+log = logging.getLogger("terminal")
+
+HOST_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+Listener = Callable[[dict], None]
+
+
+@dataclass
+class LiveSession:
+    id: uuid.UUID
+    owner: Any  # the user object, for audit records
+    level: Level
+    proc: PtyProcess
+    hook: HookChannel
+    recorder: Recorder
+    client_ip: str | None = None
+    generation: int = 1  # bumped when the level changes, so the hook drops its verdict cache
+    attached: int = 0
+    listeners: set[Listener] = field(default_factory=set)
+    tasks: set[asyncio.Task] = field(default_factory=set)
+    last_line_number: int | None = None
+    current_record_id: int | None = None
+    ending: asyncio.Task | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # set once everything is closed and saved
+    _grace: asyncio.TimerHandle | None = None
+    _idle: asyncio.TimerHandle | None = None
+    last_attach: float = field(default_factory=time.monotonic)
+
+    def broadcast(self, event: dict) -> None:
+        """Hand an event (blocked, session, exit) to every attached socket."""
+        for listener in list(self.listeners):
+            listener(event)
+
+    def spawn_task(self, coro: Awaitable, name: str) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def cancel_timers(self) -> None:
+        for handle in (self._grace, self._idle):
+            if handle is not None:
+                handle.cancel()
+        self._grace = self._idle = None
+
+    def schedule_grace(self, seconds: float, on_expiry: Callable[[], None]) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+        self._grace = asyncio.get_running_loop().call_later(seconds, on_expiry)
+
+    def cancel_grace(self) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+
+    def schedule_idle_check(self, seconds: float, check: Callable[[], None]) -> None:
+        self._idle = asyncio.get_running_loop().call_later(seconds, check)
+
+    def idle_for(self) -> float:
+        return time.monotonic() - max(self.proc.last_activity, self.last_attach)
+
+
+_live: dict[uuid.UUID, LiveSession] = {}
+
+
+def get(session_id: uuid.UUID) -> LiveSession | None:
+    return _live.get(session_id)
+
+
+def add(live: LiveSession) -> None:
+    _live[live.id] = live
+
+
+def remove(session_id: uuid.UUID) -> None:
+    _live.pop(session_id, None)
+
+
+def all_sessions() -> list[LiveSession]:
+    return list(_live.values())
+
+
+async def pump_output(live: LiveSession, sub: Subscription) -> None:
+    """Feed the recorder; waits when the disk is slow (the PTY then pauses)."""
+    while (text := await sub.read()) is not None:
+        await live.recorder.output(text)
+
+
+async def close_quietly(live: LiveSession) -> None:
+    with contextlib.suppress(Exception):
+        await live.hook.close()
+    with contextlib.suppress(Exception):
+        await live.recorder.close()

@@ -1,0 +1,453 @@
+"""Terminal sessions: open, attach, type, resize, signal, change level, close."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from autobot import audit
+from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, RateLimited, Unavailable
+from terminal.hook import HookChannel, bash_argv
+from terminal.models import CommandRecord, TerminalSession
+from terminal.policy import Level
+from terminal.pty import MAX_COLS, MAX_ROWS, InputOverflow, PtyClosed, PtyOptions, PtyProcess, Subscription
+from terminal.recording import Recorder
+
+from . import live as registry
+from .access import check_level, home_for, owned_session, parse_level, require_terminal
+from .commands import command_env, hook_decide, hook_done, rlimits_for
+
+log = logging.getLogger("terminal")
+
+SIGNALS = {name: getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGKILL", "SIGSTOP", "SIGCONT")}
+Status = TerminalSession.Status
+
+
+def session_info(session: TerminalSession) -> dict:
+    live = registry.get(session.pk)
+    return {
+        "id": str(session.pk),
+        "title": session.title,
+        "owner": session.owner.get_username(),
+        "security_level": live.level.value if live else session.security_level,
+        "status": session.status,
+        "cwd": (live.proc.cwd() if live else None) or session.cwd,
+        "cols": live.proc.cols if live else session.cols,
+        "rows": live.proc.rows if live else session.rows,
+        "created": session.created.isoformat(),
+        "ended": session.ended.isoformat() if session.ended else None,
+        "exit_code": session.exit_code,
+        "end_reason": session.end_reason,
+        "attached": live.attached if live else 0,
+        "foreground": live.proc.foreground_command() if live else None,
+    }
+
+
+def validate_size(cols, rows) -> tuple[int, int]:
+    valid = all(isinstance(v, int) and not isinstance(v, bool) for v in (cols, rows))
+    if not valid or not (1 <= cols <= MAX_COLS and 1 <= rows <= MAX_ROWS):
+        raise InvalidInput(f"terminal size must be 1-{MAX_COLS} columns and 1-{MAX_ROWS} rows", code="invalid_size")
+    return cols, rows
+
+
+# ---- lifecycle ------------------------------------------------------------------------------
+
+
+def _pid_running(pid: str) -> bool:
+    return pid.isdigit() and os.path.exists(f"/proc/{pid}")  # procfs: no disk I/O
+
+
+async def _mark_stale(user=None) -> int:
+    """Rows left live by a server process that no longer runs (or lost by this one) end now."""
+    rows = TerminalSession.objects.exclude(status=Status.ENDED)
+    if user is not None:
+        rows = rows.filter(owner=user)
+    ended = 0
+    async for row in rows:
+        name, _, pid = row.host.rpartition(":")
+        ours = row.host == registry.HOST_ID
+        gone = name == registry.HOST_ID.rpartition(":")[0] and not ours and not _pid_running(pid)
+        if (ours and registry.get(row.pk) is None) or gone or not row.host:
+            ended += await TerminalSession.objects.filter(pk=row.pk).aupdate(
+                status=Status.ENDED, ended=timezone.now(), end_reason="server_gone"
+            )
+    return ended
+
+
+async def sessions_reconcile() -> int:
+    """Mark every session whose server process is gone as ended; returns how many."""
+    return await _mark_stale()
+
+
+async def session_open(
+    *,
+    user,
+    title: str = "",
+    security_level: str | None = None,
+    cols: int = 80,
+    rows: int = 24,
+    client_ip: str | None = None,
+) -> TerminalSession:
+    await require_terminal(user)
+    level = parse_level(security_level) if security_level else Level.RESTRICTED
+    check_level(user=user, current=None, requested=level)
+    cols, rows = validate_size(cols, rows)
+    await _mark_stale(user)
+    live_count = await TerminalSession.objects.filter(owner=user).exclude(status=Status.ENDED).acount()
+    cap = settings.TERMINAL_MAX_SESSIONS_PER_USER
+    if live_count >= cap:
+        raise RateLimited(
+            f"you already have {live_count} open terminal sessions (the limit is {cap}); close one first",
+            code="session_limit",
+        )
+    home = await home_for(user)
+    session = await TerminalSession.objects.acreate(
+        owner=user,
+        title=(title or "").strip()[:200] or f"{user.get_username()}'s shell",
+        security_level=level.value,
+        cwd=home,
+        cols=cols,
+        rows=rows,
+        host=registry.HOST_ID,
+        client_ip=client_ip,
+    )
+    session.recording_path = str(Path(settings.TERMINAL_RECORDINGS_DIR) / f"{session.pk}.cast")
+    try:
+        live = await _spawn(session, user=user, level=level, home=home, client_ip=client_ip)
+    except Exception as exc:
+        log.exception("terminal: could not start a shell for session %s", session.pk)
+        await TerminalSession.objects.filter(pk=session.pk).aupdate(
+            status=Status.ENDED, ended=timezone.now(), end_reason="spawn_failed"
+        )
+        raise Unavailable("the shell could not be started", code="spawn_failed") from exc
+    session.pid = live.proc.pid
+    await session.asave(update_fields=["pid", "recording_path"])
+    await audit.record(
+        actor=user,
+        action="terminal.session_open",
+        target_type="terminal_session",
+        target_id=str(session.pk),
+        data={"level": level.value, "pid": live.proc.pid, "cwd": home},
+        ip=client_ip,
+    )
+    return session
+
+
+async def _spawn(session: TerminalSession, *, user, level: Level, home: str, client_ip) -> registry.LiveSession:
+    holder: list[registry.LiveSession] = []
+    hook = HookChannel(decide=lambda req: hook_decide(holder[0], req), notify=lambda req: hook_done(holder[0], req))
+    env = {
+        **command_env(user=user, home=home, level=level),
+        **hook.env(),
+        "AUTOBOT_SESSION_ID": str(session.pk),
+        "AUTOBOT_HOOK_TIMEOUT": str(int(settings.TERMINAL_HOOK_TIMEOUT)),
+    }
+    options = PtyOptions(
+        argv=bash_argv(),
+        env=env,
+        cwd=home,
+        cols=session.cols,
+        rows=session.rows,
+        rlimits=rlimits_for(level),
+        pass_fds=[hook.child_fd],
+        replay_chars=settings.TERMINAL_REPLAY_CHARS,
+    )
+    try:
+        proc = await PtyProcess.spawn(options)
+    except BaseException:
+        await hook.close()
+        raise
+    recorder = Recorder(
+        Path(session.recording_path),
+        cols=session.cols,
+        rows=session.rows,
+        title=session.title,
+        max_bytes=settings.TERMINAL_RECORDING_MAX_BYTES,
+    )
+    live = registry.LiveSession(
+        id=session.pk, owner=user, level=level, proc=proc, hook=hook, recorder=recorder, client_ip=client_ip
+    )
+    holder.append(live)
+    registry.add(live)
+    await recorder.start()
+    await hook.start()
+    live.spawn_task(registry.pump_output(live, proc.subscribe()), f"terminal {session.pk} recorder")
+    live.spawn_task(_end_on_exit(live), f"terminal {session.pk} exit")
+    live.schedule_idle_check(settings.TERMINAL_IDLE_SECONDS, functools.partial(_check_idle, live))
+    return live
+
+
+def _check_idle(live: registry.LiveSession) -> None:
+    limit = settings.TERMINAL_IDLE_SECONDS
+    idle = live.idle_for()
+    if idle >= limit:
+        end_live(live, "idle")
+    else:
+        live.schedule_idle_check(limit - idle, functools.partial(_check_idle, live))
+
+
+async def _end_on_exit(live: registry.LiveSession) -> None:
+    await live.proc.wait()
+    end_live(live, "exited")
+
+
+def end_live(live: registry.LiveSession, reason: str) -> asyncio.Task:
+    """End a live session once (idempotent); returns the task doing it."""
+    if live.ending is None:
+        live.ending = asyncio.ensure_future(_end(live, reason))
+    return live.ending
+
+
+async def _end(live: registry.LiveSession, reason: str) -> None:
+    live.cancel_timers()
+    code = await live.proc.terminate(grace=1.0)
+    # The recorder task drains what the shell wrote last, then stops by itself.
+    current = asyncio.current_task()
+    others = [t for t in live.tasks if t is not current and not t.get_name().endswith(" exit")]
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asyncio.gather(*others, return_exceptions=True), 5)
+    await registry.close_quietly(live)
+    registry.remove(live.id)
+    await TerminalSession.objects.filter(pk=live.id).aupdate(
+        status=Status.ENDED, ended=timezone.now(), exit_code=code, end_reason=reason
+    )
+    await audit.record(
+        actor=live.owner,
+        action="terminal.session_end",
+        target_type="terminal_session",
+        target_id=str(live.id),
+        data={"reason": reason, "exit_code": code},
+        ip=live.client_ip,
+    )
+    for task in list(live.tasks):
+        if task is not current:
+            task.cancel()
+    live.ended.set()
+
+
+async def sessions_shutdown() -> None:
+    """End every live session of this process (server shutdown, tests)."""
+    tasks = [end_live(live, "shutdown") for live in registry.all_sessions()]
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _live_or_raise(session: TerminalSession) -> registry.LiveSession:
+    live = registry.get(session.pk)
+    if live is not None and live.ending is None:
+        return live
+    if session.status == Status.ENDED or live is not None or session.host == registry.HOST_ID:
+        raise Conflict(f"terminal session {session.pk} has ended", code="session_ended")
+    raise Unavailable(
+        f"terminal session {session.pk} runs in another server process ({session.host}); "
+        "requests for it must reach that process (sticky routing)",
+        code="session_elsewhere",
+    )
+
+
+# ---- reading and changing -------------------------------------------------------------------
+
+
+async def session_list(*, user, status: str | None = None, owner: str | None = None):
+    """The sessions ``user`` may see, newest first. A queryset."""
+    await require_terminal(user)
+    await _mark_stale(user)
+    sessions = TerminalSession.objects.select_related("owner").order_by("-created")
+    if not user.is_staff:
+        sessions = sessions.filter(owner=user)
+    elif owner:
+        sessions = sessions.filter(owner__username=owner)
+    if status == "live":
+        sessions = sessions.exclude(status=Status.ENDED)
+    elif status:
+        if status not in Status.values:
+            raise InvalidInput(
+                f"unknown status {status!r}; use live, {', '.join(Status.values)}", code="invalid_status"
+            )
+        sessions = sessions.filter(status=status)
+    return sessions
+
+
+async def session_get(*, user, session_id) -> TerminalSession:
+    await require_terminal(user)
+    return await owned_session(user=user, session_id=session_id)
+
+
+async def session_update(
+    *, user, session_id, title: str | None = None, security_level: str | None = None, client_ip: str | None = None
+) -> TerminalSession:
+    await require_terminal(user)
+    session = await owned_session(user=user, session_id=session_id)
+    changes: dict = {}
+    if title is not None:
+        session.title = title.strip()[:200]
+        changes["title"] = session.title
+    if security_level is not None:
+        requested = parse_level(security_level)
+        current = parse_level(session.security_level)
+        if requested != current:
+            live = _live_or_raise(session)
+            check_level(user=user, current=current, requested=requested)
+            session.security_level = requested.value
+            live.level = requested
+            live.generation += 1
+            changes["security_level"] = {"from": current.value, "to": requested.value}
+    if changes:
+        await session.asave(update_fields=["title", "security_level"])
+        await audit.record(
+            actor=user,
+            action="terminal.session_update",
+            target_type="terminal_session",
+            target_id=str(session.pk),
+            data=changes,
+            ip=client_ip,
+        )
+        live = registry.get(session.pk)
+        if live is not None:
+            live.broadcast({"type": "session", **session_info(session)})
+    return session
+
+
+async def session_close(*, user, session_id, client_ip: str | None = None) -> TerminalSession:
+    await require_terminal(user)
+    session = await owned_session(user=user, session_id=session_id)
+    live = registry.get(session.pk)
+    if live is not None:
+        await audit.record(
+            actor=user,
+            action="terminal.session_close",
+            target_type="terminal_session",
+            target_id=str(session.pk),
+            data={},
+            ip=client_ip,
+        )
+        await end_live(live, "closed")
+    elif session.status != Status.ENDED:
+        _live_or_raise(session)  # in another process: say so
+    return await owned_session(user=user, session_id=session.pk)
+
+
+async def session_input(*, user, session_id, text: str, is_password: bool = False) -> None:
+    await require_terminal(user)
+    session = await owned_session(user=user, session_id=session_id)
+    live = _live_or_raise(session)
+    await _write(live, text, is_password=is_password)
+
+
+async def _write(live: registry.LiveSession, text: str, *, is_password: bool = False) -> None:
+    if len(text.encode("utf-8", errors="replace")) > settings.TERMINAL_MAX_FRAME_BYTES:
+        raise LimitExceeded(f"input is larger than {settings.TERMINAL_MAX_FRAME_BYTES} bytes", code="input_too_large")
+    try:
+        live.proc.write(text.encode("utf-8", errors="replace"))
+    except PtyClosed:
+        raise Conflict("the shell has exited", code="session_ended") from None
+    except InputOverflow:
+        raise RateLimited("the program is not reading its input; try again later", code="input_backlog") from None
+    # Passwords never reach the recording, even with TERMINAL_RECORD_INPUT on.
+    if settings.TERMINAL_RECORD_INPUT and not is_password:
+        await live.recorder.input(text)
+
+
+async def session_signal(*, user, session_id, signal_name: str, client_ip: str | None = None) -> dict:
+    await require_terminal(user)
+    sig = SIGNALS.get(str(signal_name).upper())
+    if sig is None:
+        raise InvalidInput(f"unknown signal {signal_name!r}; use one of {', '.join(SIGNALS)}", code="invalid_signal")
+    session = await owned_session(user=user, session_id=session_id)
+    live = _live_or_raise(session)
+    target = live.proc.foreground_command()
+    pgrp = live.proc.signal_foreground(sig)
+    await audit.record(
+        actor=user,
+        action="terminal.signal",
+        target_type="terminal_session",
+        target_id=str(session.pk),
+        data={"signal": sig.name, "process_group": pgrp, "program": target},
+        ip=client_ip,
+    )
+    return {"signal": sig.name, "process_group": pgrp, "program": target}
+
+
+async def session_history(*, user, session_id):
+    """The session's command records, newest first. A queryset."""
+    await require_terminal(user)
+    session = await owned_session(user=user, session_id=session_id)
+    return CommandRecord.objects.filter(session=session).order_by("-started", "-id")
+
+
+async def session_recording(*, user, session_id) -> Path:
+    await require_terminal(user)
+    session = await owned_session(user=user, session_id=session_id)
+    path = Path(session.recording_path) if session.recording_path else None
+    if path is None or not await asyncio.to_thread(path.is_file):
+        raise NotFound(f"terminal session {session.pk} has no recording", code="recording_not_found")
+    return path
+
+
+# ---- attaching a socket -----------------------------------------------------------------------
+
+
+class Attachment:
+    """One socket on a live session: output subscription, events, input and resize."""
+
+    def __init__(self, live: registry.LiveSession, sub: Subscription, on_event: Callable[[dict], None]) -> None:
+        self.live = live
+        self.sub = sub
+        self._on_event = on_event
+        live.listeners.add(on_event)
+
+    async def read(self) -> str | None:
+        return await self.sub.read()
+
+    async def exit_code(self) -> int:
+        return await self.live.proc.wait()
+
+    async def input(self, text: str) -> None:
+        await _write(self.live, text)
+
+    async def resize(self, cols, rows) -> None:
+        cols, rows = validate_size(cols, rows)
+        if (cols, rows) != (self.live.proc.cols, self.live.proc.rows):
+            self.live.proc.resize(cols, rows)
+            await self.live.recorder.resize(cols, rows)
+
+    def detach(self) -> None:
+        live = self.live
+        self.sub.close()
+        if self._on_event in live.listeners:
+            live.listeners.discard(self._on_event)
+            live.attached -= 1
+        if live.attached == 0 and live.ending is None:
+            live.schedule_grace(settings.TERMINAL_RECONNECT_SECONDS, lambda: end_live(live, "detached"))
+            live.spawn_task(_set_status(live, Status.DETACHED), f"terminal {live.id} status")
+
+
+async def _set_status(live: registry.LiveSession, status: str) -> None:
+    await TerminalSession.objects.filter(pk=live.id).exclude(status=Status.ENDED).aupdate(status=status)
+
+
+async def session_attach(
+    *, user, session_id, on_event: Callable[[dict], None], client_ip: str | None = None
+) -> tuple[Attachment, dict]:
+    """Attach a socket: recent output is replayed first. Returns the attachment and session info."""
+    await require_terminal(user)
+    session = await owned_session(user=user, session_id=session_id)
+    live = _live_or_raise(session)
+    live.cancel_grace()
+    live.attached += 1
+    live.last_attach = time.monotonic()
+    attachment = Attachment(live, live.proc.subscribe(replay=True), on_event)
+    if session.status != Status.RUNNING:
+        session.status = Status.RUNNING
+        await _set_status(live, Status.RUNNING)
+    return attachment, session_info(session)

@@ -1,0 +1,32 @@
+from asgiref.sync import async_to_sync
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+
+from autobot.errors import AppError
+from terminal import services
+from terminal.policy import describe_levels, max_level_for
+
+
+def _can_use(user) -> bool:
+    return user.is_staff or user.has_perm("terminal.use_terminal")
+
+
+@login_required
+def index(request):
+    """The terminal page; everything on it talks to /api/terminal/ and /ws/terminal/."""
+    context = {
+        "can_use": _can_use(request.user),
+        "levels": describe_levels(),
+        "max_level": max_level_for(request.user.is_staff).value,
+    }
+    return render(request, "terminal/index.html", context, status=200 if context["can_use"] else 403)
+
+
+@login_required
+def replay(request, session_id):
+    """Replay a recording with asciinema-player (owner or staff)."""
+    try:
+        session = async_to_sync(services.session_get)(user=request.user, session_id=session_id)
+    except AppError as exc:
+        return render(request, "terminal/replay.html", {"error": exc.detail}, status=exc.status)
+    return render(request, "terminal/replay.html", {"session": session})

@@ -1,0 +1,174 @@
+"""The shell hook with real bash processes: commands reach the server and a "block"
+verdict skips them, whatever way they were entered."""
+
+import asyncio
+import os
+
+import pytest
+
+from terminal.hook import HookChannel, HookReply, HookRequest, bash_argv, parse_request
+from terminal.pty import PtyOptions, PtyProcess
+
+pytestmark = pytest.mark.timeout(30)
+
+HARMLESS_DANGER = "mkfs.ext4 /dev/autobot-test-none"
+
+
+class Shell:
+    """bash with the hook, and a server that blocks anything mentioning mkfs."""
+
+    def __init__(self) -> None:
+        self.requests: list[HookRequest] = []
+        self.done: list[HookRequest] = []
+        self.channel = HookChannel(decide=self.decide, notify=self.notify)
+        self.seen = ""
+
+    async def decide(self, request: HookRequest) -> HookReply:
+        self.requests.append(request)
+        text = request.line + "\n" + request.command
+        if "mkfs" in text:
+            return HookReply(allow=False, message="autobot: blocked (DANGEROUS): disk formatting")
+        return HookReply(allow=True)
+
+    async def notify(self, request: HookRequest) -> None:
+        self.done.append(request)
+
+    async def start(self, tmp_path) -> None:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "TERM": "dumb",
+            "HOME": str(tmp_path),
+            "LANG": "C.UTF-8",
+            **self.channel.env(),
+        }
+        self.proc = await PtyProcess.spawn(
+            PtyOptions(argv=bash_argv(), env=env, cwd=str(tmp_path), pass_fds=[self.channel.child_fd])
+        )
+        await self.channel.start()
+        self.sub = self.proc.subscribe()
+        await self.until("@autobot:")
+
+    async def until(self, needle: str) -> str:
+        while needle not in self.seen:
+            chunk = await self.sub.read()
+            assert chunk is not None, f"shell exited waiting for {needle!r}: {self.seen[-800:]!r}"
+            self.seen += chunk
+        before, _, self.seen = self.seen.partition(needle)
+        return before
+
+    async def run(self, line: str, marker: str) -> str:
+        """Type a line followed by a marker command; return what was printed before the marker."""
+        self.proc.write(f"{line}\n")
+        self.proc.write(f"echo {marker[:3]}''{marker[3:]}\n")
+        return await self.until(f"\n{marker}")
+
+    async def close(self) -> None:
+        await self.proc.terminate(grace=0.5)
+        await self.channel.close()
+
+
+@pytest.fixture
+async def shell(tmp_path):
+    sh = Shell()
+    await sh.start(tmp_path)
+    yield sh
+    await sh.close()
+
+
+async def test_an_allowed_command_runs(shell):
+    out = await shell.run("echo hel''lo", "MARK1")
+    assert "hello" in out
+    assert any(r.kind == "line" and r.line == "echo hel''lo" for r in shell.requests)
+
+
+async def test_a_blocked_command_is_skipped_with_a_notice(shell):
+    out = await shell.run(f"{HARMLESS_DANGER}; echo ran-$((1+1))", "MARK2")
+    assert "autobot: blocked (DANGEROUS)" in out
+    assert "ran-2" not in out  # the whole line is skipped
+    assert "does not exist" not in out and "No such file" not in out
+
+
+async def test_history_recall_is_checked_too(shell):
+    await shell.run(f"{HARMLESS_DANGER}", "MARK3")
+    out = await shell.run("!mkfs", "MARK4")  # history expansion recalls the blocked line
+    assert out.count("autobot: blocked") == 1
+    assert [r.line for r in shell.requests if r.kind == "line"].count(HARMLESS_DANGER) == 2
+
+
+async def test_an_alias_is_checked_when_it_runs(shell):
+    await shell.run(f"alias ll='mk''{HARMLESS_DANGER[2:]}'", "MARK5")
+    out = await shell.run("ll", "MARK6")
+    assert "autobot: blocked" in out
+    assert any(r.line == "ll" and "mkfs" in r.command for r in shell.requests)
+
+
+async def test_commands_in_a_sourced_file_are_checked(shell, tmp_path):
+    (tmp_path / "setup.sh").write_text(f"echo sourced-$((2+3))\n{HARMLESS_DANGER}\n")
+    out = await shell.run(". ./setup.sh", "MARK7")
+    assert "sourced-5" in out
+    assert "autobot: blocked" in out
+    assert any(r.kind == "cmd" and r.command == HARMLESS_DANGER for r in shell.requests)
+
+
+async def test_a_subshell_follows_the_line_verdict(shell):
+    out = await shell.run(f"(echo inside-$((3+4)); {HARMLESS_DANGER})", "MARK8")
+    assert "inside-7" not in out
+    ok = await shell.run("(echo inside-$((4+4))) | cat", "MARK9")
+    assert "inside-8" in ok
+
+
+async def test_pasted_lines_are_checked_one_by_one(shell):
+    out = await shell.run(f"echo one-$((0+1))\n{HARMLESS_DANGER}\necho two-$((1+1))", "MARK10")
+    assert "one-1" in out and "two-2" in out
+    assert "autobot: blocked" in out
+
+
+async def test_exit_statuses_are_reported(shell):
+    await shell.run("false", "MARK11")
+    assert any(d.exit_status == 1 for d in shell.done)
+
+
+async def test_the_hook_functions_cannot_be_redefined(shell):
+    out = await shell.run("__autobot_hook() { :; }", "MARK12")
+    assert "readonly function" in out
+    assert "autobot: blocked" in await shell.run(HARMLESS_DANGER, "MARK13")
+
+
+async def test_a_request_without_the_secret_is_ignored(shell):
+    await shell.run("printf 'guess\\t1\\tline\\t0\\tls\\t\\n' >&$AUTOBOT_HOOK_FD", "MARK14")
+    assert shell.channel.forged == 1
+
+
+async def test_it_fails_closed_when_the_server_is_gone(shell):
+    await shell.channel.close()
+    shell.proc.write("echo after-$((5+5))\n")
+    # Writing to the closed channel ends the shell (SIGPIPE) before the command runs.
+    while (chunk := await shell.sub.read()) is not None:
+        shell.seen += chunk
+    assert "after-10" not in shell.seen
+    assert not shell.proc.alive
+
+
+def test_parse_request_rejects_a_wrong_secret_and_unescapes():
+    good = b"s3cret\t42\tline\t7\techo a\\tb\\nc\\\\d\techo\n"
+    nonce, request = parse_request(good, "s3cret")
+    assert nonce == "42" and request.line == "echo a\tb\nc\\d" and request.history_number == 7
+    assert parse_request(good, "other") is None
+    assert parse_request(b"s3cret\t1\tbogus\t0\tx\t\n", "s3cret") is None
+    assert parse_request(b"not enough fields\n", "s3cret") is None
+
+
+async def test_channel_survives_a_slow_decision(tmp_path):
+    shell = Shell()
+    original = shell.decide
+
+    async def slow(request):
+        await asyncio.sleep(0.05)  # the server is busy (database); the hook just waits
+        return await original(request)
+
+    shell.channel._decide = slow
+    await shell.start(tmp_path)
+    try:
+        assert "slow-ok" in await shell.run("echo slow-''ok", "MARK15")
+    finally:
+        await shell.close()
