@@ -1,3 +1,121 @@
-from ninja import Router
+"""Chat REST API (thin: parse, call one service, format). Mounted at /api/chat/."""
+
+import json
+from uuid import UUID
+
+from django.http import HttpResponse, StreamingHttpResponse
+from ninja import Query, Router
+from ninja.responses import Status
+
+from autobot.http import client_ip
+from chat import services
+from chat.schemas import (
+    ErrorOut,
+    MessageIn,
+    MessageList,
+    MessageOut,
+    ModelList,
+    SessionIn,
+    SessionList,
+    SessionOut,
+    SessionPatch,
+)
 
 router = Router(tags=["chat"])
+ERRORS = {code: ErrorOut for code in (404, 409, 413, 422, 503)}
+
+
+@router.get("/sessions", response=SessionList, summary="Your chat sessions, newest first; ?q= searches titles")
+async def session_list(request, q: str = "", limit: int = 50, offset: int = 0):
+    items, count = await services.session_list(user=request.user, q=q, limit=limit, offset=offset)
+    return {"items": [services.session_data(s) for s in items], "count": count}
+
+
+@router.post("/sessions", response={201: SessionOut, 422: ErrorOut}, summary="Start a chat session")
+async def session_create(request, body: SessionIn):
+    session = await services.session_create(user=request.user, title=body.title, model=body.model)
+    return Status(201, services.session_data(session))
+
+
+@router.get("/sessions/{session_id}", response={200: SessionOut, 404: ErrorOut})
+async def session_get(request, session_id: UUID):
+    return services.session_data(await services.session_get(user=request.user, session_id=session_id))
+
+
+@router.patch("/sessions/{session_id}", response={200: SessionOut, 404: ErrorOut, 422: ErrorOut},
+              summary="Rename a session or change its model")
+async def session_update(request, session_id: UUID, body: SessionPatch):
+    session = await services.session_update(user=request.user, session_id=session_id, title=body.title,
+                                            model=body.model)
+    return services.session_data(session)
+
+
+@router.delete("/sessions/{session_id}", response={204: None, 404: ErrorOut},
+               summary="Delete a session (stops an answer in progress)")
+async def session_delete(request, session_id: UUID):
+    await services.session_delete(user=request.user, session_id=session_id)
+    return Status(204, None)
+
+
+@router.get("/sessions/{session_id}/messages", response={200: MessageList, 404: ErrorOut})
+async def message_list(request, session_id: UUID, limit: int = 100, offset: int = 0):
+    items, count = await services.message_list(user=request.user, session_id=session_id, limit=limit,
+                                               offset=offset)
+    return {"items": [services.message_data(m) for m in items], "count": count}
+
+
+@router.post(
+    "/sessions/{session_id}/messages",
+    response={201: MessageOut, **ERRORS},
+    summary="Send a message; answers with the complete reply, or streams it as SSE",
+    description=(
+        "With `Accept: text/event-stream` the reply streams as server-sent events whose data are the "
+        "WebSocket messages: `token` (`{type, data, message_id, offset}`), then `error` if it failed, "
+        "then `done` (`{type, message}`). Otherwise the response is the finished reply; a provider "
+        "failure is a 503 with code `llm_unavailable`."
+    ),
+)
+async def message_post(request, session_id: UUID, body: MessageIn):
+    stream = "text/event-stream" in request.headers.get("Accept", "")
+    posted = await services.message_post(
+        user=request.user, session_id=session_id, content=body.content, use_knowledge=body.use_knowledge,
+        model=body.model, client_ip=client_ip(request), stream=stream,
+    )
+    if stream:
+        response = StreamingHttpResponse(_sse(posted), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # let nginx pass tokens through as they come
+        return response
+    return Status(201, await services.reply_wait(posted))
+
+
+async def _sse(posted: services.Posted):
+    """Relay the generation's events; leaving early (client gone) leaves the generation running."""
+    try:
+        while True:
+            event = wire_event(await posted.events.get())
+            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+            if event["type"] == "done":
+                return
+    finally:
+        posted.generation.unsubscribe(posted.events)
+
+
+def wire_event(event: dict) -> dict:
+    """A channel-layer event (`chat.token` …) as the client sees it (`token` …)."""
+    kind = event["type"].removeprefix("chat.")
+    return {"type": kind, **{k: v for k, v in event.items() if k != "type"}}
+
+
+@router.get("/sessions/{session_id}/export", response={200: None, 404: ErrorOut, 422: ErrorOut},
+            summary="Download a session as Markdown (format=md) or JSON (format=json)")
+async def session_export(request, session_id: UUID, format: str = Query("md", pattern="^(md|json)$")):  # noqa: A002
+    name, content_type, body = await services.session_export(user=request.user, session_id=session_id, fmt=format)
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@router.get("/models", response=ModelList, summary="Models of every configured provider")
+async def model_list(request):
+    return await services.models_list()

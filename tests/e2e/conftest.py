@@ -2,6 +2,7 @@
 Debian's Chromium. They share the test database file with the test process, so they use
 `django_db(transaction=True)` (data must be committed for the server to see it)."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -40,15 +41,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live_server_url(django_db_setup, django_db_blocker, tmp_path_factory):
+@contextlib.contextmanager
+def run_server(var_dir: Path, extra_env: dict | None = None):
+    """The real server (uvicorn, as `make run`) on a free loopback port, sharing the test
+    database file; yields its URL. Browser tests run in the SQLite pass only."""
     from django.conf import settings
 
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.sqlite3":
         pytest.skip("browser tests run in the SQLite pass")
     port = _free_port()
-    var_dir = tmp_path_factory.mktemp("live-var")
     env = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{db['NAME']}",
@@ -56,33 +58,44 @@ def live_server_url(django_db_setup, django_db_blocker, tmp_path_factory):
         "AUTOBOT_FILES_ROOT": str(var_dir / "files"),
         "AUTOBOT_SECRET_KEY": settings.SECRET_KEY,
         "AUTOBOT_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Browser tests crawl a docs site served on loopback, at full speed.
+        "AUTOBOT_KNOWLEDGE_CRAWL_ALLOW_PRIVATE": "true",
+        "AUTOBOT_KNOWLEDGE_CRAWL_DELAY": "0",
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     env.pop("REDIS_URL", None)
-    log = open(var_dir / "server.log", "wb")  # closed at teardown
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "autobot.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--no-proxy-headers", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+    with open(var_dir / "server.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "autobot.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port), "--no-proxy-headers", "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:  # polling a starting server: there is no event to wait on
+            try:
+                with urllib.request.urlopen(f"{url}/api/health", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    raise RuntimeError(f"server did not start; see {var_dir / 'server.log'}") from None
+                time.sleep(0.2)
         try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 proc.kill()
-                raise RuntimeError(f"live server did not start; see {var_dir / 'server.log'}") from None
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, tmp_path_factory):
+    with run_server(tmp_path_factory.mktemp("live-var")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,198 @@
+"""Chat benchmark: does streaming chat load slow the rest of the server down?
+
+1. `GET /api/health` latency (p50/p99) with no chat load, then while 100 chat answers stream
+   at once over SSE from a fake LLM that takes 2 s per answer — same server, same run.
+   Targets (issue 5): p99 under load < 50 ms, no failed request.
+2. Time to first token through AutoBot (POST → first SSE token) versus asking the fake LLM
+   directly, and the difference. Target: overhead < 10 ms.
+
+Runs a real daphne server on a throw-away SQLite database in a temporary folder, and the fake
+LLM from tests/chat/fake_llm.py on loopback. Not a test: it asserts nothing.
+    .venv/bin/python bench/chat.py [--streams 100] [--answer-seconds 2]
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.chat.fake_llm import FakeLLMThread  # noqa: E402
+
+TOKENS = 20
+
+
+def setup_database(folder: str) -> str:
+    """Migrate a fresh database and return an API token for a bench user."""
+    os.environ["DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
+    os.environ["AUTOBOT_VAR_DIR"] = folder
+    os.environ.pop("REDIS_URL", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autobot.settings")
+    os.environ.setdefault("AUTOBOT_LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from autobot.auth import new_raw_token
+    from autobot.models import ApiToken
+
+    call_command("migrate", verbosity=0, interactive=False)
+    user = get_user_model().objects.create_user("bench", password="bench-password-123")
+    raw = new_raw_token()
+    ApiToken.objects.create(user=user, prefix=raw[:12], token_hash=ApiToken.hash(raw))
+    return raw
+
+
+def start_server(folder: str, llm_url: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "AUTOBOT_LLM_PROVIDER": "ollama", "AUTOBOT_LLM_BASE_URL": llm_url,
+           "AUTOBOT_LLM_MODEL": "fake-small", "AUTOBOT_LOG_LEVEL": "WARNING"}
+    log = open(Path(folder) / "server.log", "wb")  # noqa: SIM115 — lives as long as the server
+    return subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "autobot.asgi:application"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+async def wait_ready(http: aiohttp.ClientSession, url: str) -> None:
+    for _ in range(150):
+        try:
+            async with http.get(f"{url}/api/health") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit("server did not start")
+
+
+async def health_probe(http, url: str, stop: asyncio.Event, latencies: list, failures: list, count=None) -> None:
+    while not stop.is_set() and (count is None or len(latencies) < count):
+        started = time.perf_counter()
+        try:
+            async with http.get(f"{url}/api/health") as resp:
+                await resp.read()
+                if resp.status != 200:
+                    failures.append(resp.status)
+        except aiohttp.ClientError as exc:
+            failures.append(repr(exc))
+        latencies.append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(0.01)
+
+
+async def new_session(http, url, headers) -> str:
+    async with http.post(f"{url}/api/chat/sessions", json={}, headers=headers) as resp:
+        return (await resp.json())["id"]
+
+
+async def stream_answer(http, url, headers, sid: str, content: str) -> tuple[float, bool]:
+    """POST a message with SSE; return (ms to the first token, finished complete)."""
+    started = time.perf_counter()
+    first = None
+    complete = False
+    async with http.post(f"{url}/api/chat/sessions/{sid}/messages", json={"content": content},
+                         headers={**headers, "Accept": "text/event-stream"}) as resp:
+        async for line in resp.content:
+            if first is None and line.startswith(b"event: token"):
+                first = (time.perf_counter() - started) * 1000
+            if line.startswith(b"data: ") and b'"type": "done"' in line:
+                complete = b'"status": "complete"' in line
+    return first or float("nan"), complete
+
+
+async def direct_first_token(http, llm_url: str) -> float:
+    started = time.perf_counter()
+    body = {"model": "fake-small", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    async with http.post(f"{llm_url}/api/chat", json=body) as resp:
+        async for _line in resp.content:
+            first = (time.perf_counter() - started) * 1000
+            break
+        resp.close()
+    return first
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+async def run(args, url: str, token: str, fake) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        await wait_ready(http, url)
+
+        # 1. health alone
+        idle, idle_fail = [], []
+        await health_probe(http, url, asyncio.Event(), idle, idle_fail, count=args.probes)
+
+        # 2. health while N answers stream
+        fake.tokens = [f" t{n}" for n in range(TOKENS)]
+        fake.delay = args.answer_seconds / TOKENS
+        sids = [await new_session(http, url, headers) for _ in range(args.streams)]
+        stop = asyncio.Event()
+        loaded, loaded_fail = [], []
+        probe = asyncio.create_task(health_probe(http, url, stop, loaded, loaded_fail))
+        started = time.perf_counter()
+        results = await asyncio.gather(*(stream_answer(http, url, headers, sid, "load") for sid in sids),
+                                       return_exceptions=True)
+        wall = time.perf_counter() - started
+        stop.set()
+        await probe
+        streams_ok = sum(1 for r in results if isinstance(r, tuple) and r[1])
+
+        # 3. time to first token: direct vs through AutoBot (no artificial delay)
+        fake.delay = 0.0
+        fake.tokens = ["a", "b"]
+        direct = [await direct_first_token(http, fake.url) for _ in range(args.ttft)]
+        sid = await new_session(http, url, headers)
+        through = [(await stream_answer(http, url, headers, sid, "ttft"))[0] for _ in range(args.ttft)]
+
+    print(f"GET /api/health, no chat load     : p50 {pct(idle, 50):7.2f} ms  p99 {pct(idle, 99):7.2f} ms  "
+          f"({len(idle)} requests, {len(idle_fail)} failed)")
+    print(f"GET /api/health, {args.streams} chat streams : p50 {pct(loaded, 50):7.2f} ms  "
+          f"p99 {pct(loaded, 99):7.2f} ms  ({len(loaded)} requests, {len(loaded_fail)} failed)  "
+          "target p99 < 50 ms, 0 failed")
+    print(f"  p99 ratio loaded/idle: {pct(loaded, 99) / pct(idle, 99):.1f}x")
+    print(f"chat streams: {streams_ok}/{args.streams} complete in {wall:.2f} s "
+          f"(each answer takes {args.answer_seconds:.1f} s at the fake LLM)")
+    d50, t50 = statistics.median(direct), statistics.median(through)
+    print(f"time to first token: direct {d50:.2f} ms, through AutoBot {t50:.2f} ms (medians of {args.ttft})")
+    print(f"  overhead {t50 - d50:.2f} ms   target < 10 ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="chat load vs health latency, and TTFT overhead")
+    parser.add_argument("--streams", type=int, default=100)
+    parser.add_argument("--answer-seconds", type=float, default=2.0)
+    parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument("--ttft", type=int, default=30)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="autobot-bench-chat-") as folder, FakeLLMThread() as fake:
+        token = setup_database(folder)
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        server = start_server(folder, fake.url, port)
+        try:
+            asyncio.run(run(args, f"http://127.0.0.1:{port}", token, fake))
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+if __name__ == "__main__":
+    main()

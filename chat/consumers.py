@@ -1,0 +1,87 @@
+"""WebSocket /ws/chat/<session_id>/: post messages, cancel, and watch the session's answers.
+
+Thin on purpose: posting goes through `services.message_post` (the same rules as REST), and
+tokens come from the session's channel-layer group, fed by the server-side generation task.
+Closing the socket doesn't stop an answer; reconnecting replays the text so far and follows on.
+"""
+
+import json
+import logging
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from autobot.errors import AppError
+from autobot.http import scope_ip
+from chat import services
+from chat.generation import group_name
+
+log = logging.getLogger("chat.consumers")
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    group = None
+
+    async def connect(self):
+        self.user = self.scope["user"]
+        self.session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        await self.accept()
+        try:
+            session = await services.session_get(user=self.user, session_id=self.session_id)
+        except AppError as exc:
+            await self.send_error(exc)
+            await self.close(code=exc.close_code)
+            return
+        self.session_id = str(session.id)
+        # Join before taking the snapshot: a token published in between then arrives twice
+        # (harmless, offsets dedupe it) rather than not at all.
+        self.group = group_name(self.session_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        snapshot = await services.generation_snapshot(user=self.user, session_id=self.session_id)
+        if snapshot and snapshot["text"]:
+            await self.send_json({"type": "token", "message_id": snapshot["message_id"], "data": snapshot["text"],
+                                  "offset": 0})
+
+    async def disconnect(self, code):
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        try:
+            content = json.loads(text_data or "")
+        except ValueError:
+            content = None
+        if not isinstance(content, dict):
+            await self.send_error(AppError("frames must be JSON objects", code="invalid_json"))
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content, **kwargs):
+        kind = content.get("type")
+        try:
+            if kind == "message":
+                await services.message_post(
+                    user=self.user, session_id=self.session_id, content=content.get("content"),
+                    use_knowledge=bool(content.get("use_knowledge", True)), model=content.get("model") or None,
+                    client_ip=scope_ip(self.scope),
+                )
+            elif kind == "cancel":
+                await services.generation_cancel(user=self.user, session_id=self.session_id)
+            else:
+                raise AppError(f"unknown message type {kind!r}; use message or cancel", code="invalid_type")
+        except AppError as exc:
+            await self.send_error(exc)
+
+    async def send_error(self, exc: AppError):
+        await self.send_json({"type": "error", "detail": exc.detail, "code": exc.code})
+
+    # Channel-layer events from the generation task.
+    async def chat_token(self, event):
+        await self.send_json({"type": "token", "message_id": event["message_id"], "data": event["data"],
+                              "offset": event["offset"]})
+
+    async def chat_error(self, event):
+        await self.send_json({"type": "error", "message_id": event["message_id"], "detail": event["detail"],
+                              "code": event["code"]})
+
+    async def chat_done(self, event):
+        await self.send_json({"type": "done", "message": event["message"]})

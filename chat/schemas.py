@@ -1,0 +1,83 @@
+from ninja import Field, Schema
+
+
+class SessionIn(Schema):
+    title: str = Field("", max_length=200)
+    model: str = Field("", max_length=200, description='"<provider>/<model>"; empty for the default')
+
+
+class SessionPatch(Schema):
+    title: str | None = Field(None, max_length=200)
+    model: str | None = Field(None, max_length=200)
+
+
+class SessionOut(Schema):
+    id: str
+    title: str
+    model: str
+    created: str
+    updated: str
+    generating: bool
+
+
+class SessionList(Schema):
+    items: list[SessionOut]
+    count: int
+
+
+class Citation(Schema):
+    entry_id: int | str | None = None
+    title: str = ""
+    source: str = ""
+    snippet: str = ""
+
+
+class MessageIn(Schema):
+    # The length limit is a setting, checked in the service so REST and WebSocket agree.
+    content: str
+    use_knowledge: bool = True
+    model: str | None = Field(None, max_length=200)
+
+
+class MessageOut(Schema):
+    id: int
+    session_id: str
+    role: str
+    content: str
+    html: str = Field(description="the content rendered as sanitized HTML (assistant messages)")
+    status: str = Field(description="streaming | complete | cancelled | failed")
+    citations: list[Citation]
+    model: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    first_token_ms: int | None
+    total_ms: int | None
+    error_code: str
+    error: str
+    created: str
+
+
+class MessageList(Schema):
+    items: list[MessageOut]
+    count: int
+
+
+class ModelOut(Schema):
+    id: str = Field(description='"<provider>/<model>", what sessions store')
+    provider: str
+    kind: str
+    model: str
+    default: bool
+    available: bool
+    error: str | None = None
+
+
+class ModelList(Schema):
+    items: list[ModelOut]
+    count: int
+    default: str
+
+
+class ErrorOut(Schema):
+    detail: str
+    code: str

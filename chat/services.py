@@ -1,0 +1,378 @@
+"""Chat business logic: sessions, messages, grounding, export, one-shot completions.
+
+Every entry point (REST, WebSocket, other apps) goes through these functions, so limits,
+permissions and auditing are decided once, here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.utils import timezone
+
+from autobot import audit
+from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, Unavailable
+from autobot.pagination import paginate
+from chat import generation
+from chat.generation import Generation
+from chat.llm.base import LLMUnavailable
+from chat.llm.registry import Resolved, get_registry
+from chat.markdown import render
+from chat.models import ChatMessage, ChatSession
+from chat.prompt import build as build_prompt
+
+log = logging.getLogger("chat.services")
+
+TITLE_CHARS = 60
+EXPORT_FORMATS = ("md", "json")
+
+
+def off_loop(fn):
+    """Run sync ORM work in the thread pool instead of Django's one shared ORM thread.
+
+    Async ORM calls (`aget`, `acreate`) all queue on a single thread; a burst of chat posts
+    would then delay every other request's queries (health checks, page loads). Chat's
+    writes are independent, so they can run beside them.
+    """
+    return sync_to_async(fn, thread_sensitive=False)
+
+
+@dataclass
+class Posted:
+    user_message: ChatMessage
+    reply: ChatMessage
+    generation: Generation
+    events: asyncio.Queue | None = None  # every event of the answer, when asked for with stream=True
+
+
+# -- serialization (shared by REST, WebSocket and channel-layer events) -----------------------
+def session_data(session: ChatSession) -> dict:
+    return {
+        "id": str(session.id),
+        "title": session.title,
+        "model": session.model,
+        "created": session.created.isoformat(),
+        "updated": session.updated.isoformat(),
+        "generating": generation.running(session.id) is not None,
+    }
+
+
+def message_data(message: ChatMessage) -> dict:
+    return {
+        "id": message.pk,
+        "session_id": str(message.session_id),
+        "role": message.role,
+        "content": message.content,
+        "html": render(message.content) if message.role == ChatMessage.Role.ASSISTANT else "",
+        "status": message.status,
+        "citations": message.citations,
+        "model": message.model,
+        "prompt_tokens": message.prompt_tokens,
+        "completion_tokens": message.completion_tokens,
+        "first_token_ms": message.first_token_ms,
+        "total_ms": message.total_ms,
+        "error_code": message.error_code,
+        "error": message.error,
+        "created": message.created.isoformat(),
+    }
+
+
+# -- sessions ---------------------------------------------------------------------------------
+def _visible(user):
+    sessions = ChatSession.objects.all()
+    return sessions if user.is_staff else sessions.filter(owner=user)
+
+
+async def session_get(*, user, session_id) -> ChatSession:
+    try:
+        return await _visible(user).aget(pk=session_id)
+    except (ChatSession.DoesNotExist, ValueError, TypeError, ValidationError):
+        # ValueError/ValidationError: not a UUID. Same answer as "not yours", so ids can't be probed.
+        raise NotFound(f"chat session {session_id} not found", code="chat_session_not_found") from None
+
+
+async def session_list(*, user, q: str = "", limit: int = 50, offset: int = 0) -> tuple[list[ChatSession], int]:
+    sessions = _visible(user)
+    if q.strip():
+        sessions = sessions.filter(title__icontains=q.strip())
+    return await paginate(sessions.order_by("-updated"), limit=limit, offset=offset)
+
+
+async def session_create(*, user, title: str = "", model: str = "") -> ChatSession:
+    session = await ChatSession.objects.acreate(owner=user, title=_clean_title(title), model=_model_ref(model))
+    await audit.record(actor=user, action="chat.session.create", target_type="chat_session",
+                       target_id=str(session.id), data={"model": session.model})
+    return session
+
+
+async def session_update(*, user, session_id, title: str | None = None, model: str | None = None) -> ChatSession:
+    session = await session_get(user=user, session_id=session_id)
+    if title is not None:
+        session.title = _clean_title(title)
+    if model is not None:
+        session.model = _model_ref(model)
+    await session.asave()
+    return session
+
+
+async def session_delete(*, user, session_id) -> None:
+    session = await session_get(user=user, session_id=session_id)
+    if generation.running(session.id):
+        await generation.cancel(session.id)
+    await session.adelete()
+    await audit.record(actor=user, action="chat.session.delete", target_type="chat_session",
+                       target_id=str(session_id), data={"title_length": len(session.title)})
+
+
+def _clean_title(title: str) -> str:
+    return " ".join((title or "").split())[:200]
+
+
+def _model_ref(model: str) -> str:
+    """Validate a model choice and store it in its canonical "<provider>/<model>" form."""
+    if not (model or "").strip():
+        return ""
+    try:
+        return get_registry().resolve(model).ref
+    except LLMUnavailable as exc:
+        raise InvalidInput(exc.detail, code="invalid_model") from None
+
+
+# -- messages ---------------------------------------------------------------------------------
+async def message_list(*, user, session_id, limit: int = 100, offset: int = 0) -> tuple[list[ChatMessage], int]:
+    session = await session_get(user=user, session_id=session_id)
+    if not generation.running(session.id):
+        await off_loop(_reap_stale)(session)
+    return await paginate(session.messages.order_by("created", "id"), limit=limit, offset=offset)
+
+
+def clean_content(content) -> str:
+    if not isinstance(content, str) or not content.strip():
+        raise InvalidInput("the message is empty", code="empty_message")
+    if len(content) > settings.CHAT_MAX_MESSAGE_CHARS:
+        raise LimitExceeded(
+            f"the message is {len(content)} characters; the limit is {settings.CHAT_MAX_MESSAGE_CHARS}",
+            code="message_too_large",
+        )
+    return content.strip()
+
+
+async def message_post(*, user, session_id, content, use_knowledge: bool = True, model: str | None = None,
+                       client_ip: str | None = None, stream: bool = False) -> Posted:
+    """Store the user's message and start generating the reply in a server-side task.
+
+    With `stream`, `Posted.events` is subscribed before the task's first step, so it sees
+    every token as its own event."""
+    content = clean_content(content)
+    session = await session_get(user=user, session_id=session_id)
+    resolved = _resolve(model if model else session.model)
+    busy = generation.running(session.id) is not None
+    user_message, reply, history = await off_loop(_store_question)(session, content, use_knowledge, resolved.ref, busy)
+
+    provider, messages, citations = await _prepare(user, resolved, content, history, use_knowledge)
+    gen = generation.start(
+        session_id=session.id, message_id=reply.pk, user=user, provider=provider, prompt=messages,
+        model=resolved.model, citations=citations, serialize=message_data, client_ip=client_ip,
+    )
+    events = gen.subscribe() if stream else None
+    # Audited after the start, so the provider request is not kept waiting for the audit write.
+    await off_loop(audit.record_sync)(
+        actor=user, action="chat.message", target_type="chat_session", target_id=str(session.id),
+        data={"message_id": user_message.pk, "length": len(content), "model": resolved.ref,
+              "use_knowledge": use_knowledge}, ip=client_ip,
+    )
+    return Posted(user_message=user_message, reply=reply, generation=gen, events=events)
+
+
+async def reply_wait(posted: Posted) -> dict:
+    """Wait for a posted message's reply; a failed one becomes a 503 with the provider's reason."""
+    await posted.generation.finished.wait()
+    result = posted.generation.result
+    if result is None:
+        raise NotFound("the chat session was deleted while answering", code="chat_session_not_found")
+    if result["status"] == ChatMessage.Status.FAILED:
+        raise Unavailable(result["error"], code=result["error_code"] or "llm_unavailable")
+    return result
+
+
+async def generation_cancel(*, user, session_id) -> None:
+    session = await session_get(user=user, session_id=session_id)
+    await generation.cancel(session.id)
+
+
+async def generation_snapshot(*, user, session_id) -> dict | None:
+    """The answer in progress, for a client that (re)connects: {message_id, text}."""
+    session = await session_get(user=user, session_id=session_id)
+    gen = generation.running(session.id)
+    if gen is not None:
+        return {"message_id": gen.message_id, "text": gen.text}
+    # Another worker may be generating; the database has its text as of the last flush.
+    streaming = await session.messages.filter(status=ChatMessage.Status.STREAMING).order_by("-id").afirst()
+    return {"message_id": streaming.pk, "text": streaming.content} if streaming else None
+
+
+def _store_question(session: ChatSession, content: str, use_knowledge: bool, ref: str, busy: bool):
+    """Check the session is free, store the question and an empty streaming reply, read history."""
+    if busy or not _reap_stale(session):
+        raise Conflict("an answer is still being generated in this session; wait or cancel it",
+                       code="generation_running")
+    history = _history(session)
+    user_message, reply = ChatMessage.objects.bulk_create([
+        ChatMessage(session=session, role=ChatMessage.Role.USER, content=content, use_knowledge=use_knowledge,
+                    model=ref),
+        ChatMessage(session=session, role=ChatMessage.Role.ASSISTANT, status=ChatMessage.Status.STREAMING,
+                    model=ref, use_knowledge=use_knowledge),
+    ])
+    if not session.title:
+        session.title = _title_from(content)
+    session.save(update_fields=["title", "updated"])  # moves the session to the top of the list
+    return user_message, reply, history
+
+
+def _reap_stale(session: ChatSession) -> bool:
+    """Mark answers orphaned by a restart as failed; True when none is still in progress."""
+    streaming = list(session.messages.filter(status=ChatMessage.Status.STREAMING).only("pk", "updated"))
+    if not streaming:
+        return True
+    if settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer"):
+        stale = streaming  # one process: an answer not running here is running nowhere
+    else:
+        # Other workers may be generating: only give up on answers silent for too long.
+        cutoff = timezone.now() - timedelta(seconds=settings.CHAT_LLM_READ_TIMEOUT + 30)
+        stale = [m for m in streaming if m.updated < cutoff]
+    if stale:
+        ChatMessage.objects.filter(pk__in=[m.pk for m in stale]).update(
+            status=ChatMessage.Status.FAILED, error_code="interrupted",
+            error="The answer was interrupted (the server restarted).")
+    return len(stale) == len(streaming)
+
+
+def _history(session: ChatSession) -> list[dict]:
+    rows = session.messages.filter(
+        Q(role=ChatMessage.Role.USER) | Q(role=ChatMessage.Role.ASSISTANT, status=ChatMessage.Status.COMPLETE)
+    ).exclude(content="").order_by("-created", "-id")
+    # Newest first and bounded: trimming to the context window happens in chat.prompt.
+    return list(reversed(rows.values("role", "content")[:200]))
+
+
+def _title_from(content: str) -> str:
+    line = " ".join(content.split())
+    return line if len(line) <= TITLE_CHARS else line[:TITLE_CHARS].rsplit(" ", 1)[0] + "…"
+
+
+# -- models and grounding ---------------------------------------------------------------------
+def _resolve(model: str | None) -> Resolved:
+    try:
+        return get_registry().resolve(model)
+    except LLMUnavailable as exc:
+        raise Unavailable(exc.detail, code=exc.code) from None
+
+
+async def models_list() -> dict:
+    registry = get_registry()
+    items = await registry.models()
+    try:
+        default = registry.resolve("").ref
+    except LLMUnavailable:
+        default = ""  # the default provider has no default model: the user must pick one
+    return {"items": items, "count": len(items), "default": default}
+
+
+async def knowledge_search(*, user, query: str) -> list[dict]:
+    """Passages from the knowledge app; no knowledge app (or a failing one) means none."""
+    try:
+        from knowledge.services import entry_search
+    except ImportError:
+        return []
+    try:
+        found = entry_search(user=user, q=query, limit=settings.CHAT_KNOWLEDGE_PASSAGES)
+        if inspect.isawaitable(found):
+            found = await found
+        return [p for p in found if isinstance(p, dict)]
+    except Exception:
+        log.warning("knowledge search failed; answering without it", exc_info=True)
+        return []
+
+
+async def _prepare(user, resolved: Resolved, question: str, history: list[dict], use_knowledge: bool):
+    """Provider, prompt messages and citations for one answer."""
+    registry = get_registry()
+    if resolved.config.kind == "offline":
+        # The offline provider is its own retrieval: it answers with the passages themselves.
+        async def retrieve(query: str) -> list[dict]:
+            return await knowledge_search(user=user, query=query)
+
+        provider = registry.provider(resolved.config.name, retrieve=retrieve if use_knowledge else None)
+        return provider, [*history, {"role": "user", "content": question}], []
+    passages = await knowledge_search(user=user, query=question) if use_knowledge else []
+    messages, citations = build_prompt(
+        question=question, history=history, passages=passages,
+        context_tokens=resolved.config.context_tokens or settings.CHAT_LLM_CONTEXT_TOKENS,
+        reply_tokens=settings.CHAT_REPLY_TOKENS, knowledge_tokens=settings.CHAT_KNOWLEDGE_TOKENS,
+    )
+    return registry.provider(resolved.config.name), messages, citations
+
+
+# -- one-shot completions (for other apps) -----------------------------------------------------
+async def completion_oneshot(*, user, prompt: str, model: str | None = None, use_knowledge: bool = True) -> dict:
+    """One answer, not stored in any session: `{content, citations, model}`."""
+    question = clean_content(prompt)
+    resolved = _resolve(model)
+    provider, messages, citations = await _prepare(user, resolved, question, [], use_knowledge)
+    parts: list[str] = []
+    try:
+        async with contextlib.aclosing(provider.stream(messages, model=resolved.model)) as stream:
+            async for delta in stream:
+                parts.append(delta.text)
+                if delta.done and not citations:
+                    citations = list(delta.citations)
+    except LLMUnavailable as exc:
+        raise Unavailable(exc.detail, code=exc.code) from None
+    content = "".join(parts)
+    await audit.record(actor=user, action="chat.oneshot", target_type="chat_model", target_id=resolved.ref,
+                       data={"length": len(question), "reply_length": len(content), "use_knowledge": use_knowledge})
+    return {"content": content, "citations": citations, "model": resolved.ref}
+
+
+# -- export -----------------------------------------------------------------------------------
+async def session_export(*, user, session_id, fmt: str = "md") -> tuple[str, str, str]:
+    """(filename, content type, body) of a session as Markdown or JSON."""
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInput(f"unknown export format {fmt!r}; use md or json", code="invalid_format")
+    session = await session_get(user=user, session_id=session_id)
+    messages = [m async for m in session.messages.order_by("created", "id")]
+    name = f"chat-{session.id}.{fmt}"
+    if fmt == "json":
+        body = {"session": session_data(session), "messages": [_export_message(m) for m in messages]}
+        return name, "application/json", json.dumps(body, indent=2, ensure_ascii=False)
+    return name, "text/markdown; charset=utf-8", _markdown_export(session, messages)
+
+
+def _export_message(message: ChatMessage) -> dict:
+    data = message_data(message)
+    data.pop("html")
+    return data
+
+
+def _markdown_export(session: ChatSession, messages: list[ChatMessage]) -> str:
+    lines = [f"# {session.title or 'Chat'}", "", f"_Exported from AutoBot on {timezone.now():%Y-%m-%d %H:%M} UTC_", ""]
+    for message in messages:
+        who = "You" if message.role == ChatMessage.Role.USER else "AutoBot"
+        note = "" if message.status == ChatMessage.Status.COMPLETE else f" ({message.status})"
+        lines += [f"## {who} · {message.created:%Y-%m-%d %H:%M}{note}", "", message.content, ""]
+        for number, cite in enumerate(message.citations or [], start=1):
+            source = f" — {cite['source']}" if cite.get("source") else ""
+            lines.append(f"[{number}] {cite.get('title', '')}{source}")
+        if message.citations:
+            lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,307 @@
+// Chat page: sessions, live tokens over /ws/chat/<id>/, stop, citations, model picker.
+// Replies arrive as plain text while streaming and are swapped for the server's sanitized
+// HTML when done; nothing from the model is ever inserted as HTML on this side.
+import { api, wsUrl } from "/static/js/api.js";
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  list: $("session-list"), search: $("session-search"), title: $("chat-title"), models: $("model-picker"),
+  conn: $("conn-state"), banner: $("banner"), messages: $("messages"), prompt: $("prompt"),
+  send: $("send"), stop: $("stop"), knowledge: $("use-knowledge"), count: $("char-count"), form: $("composer"),
+};
+const maxChars = Number($("chat").dataset.maxChars || 0);
+const state = { session: null, socket: null, retry: 0, generating: false, streams: new Map(), defaultModel: "" };
+
+// ---------------------------------------------------------------- helpers
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function showBanner(text) {
+  els.banner.textContent = text;
+  els.banner.hidden = !text;
+}
+
+function setConnection(kind, text) {
+  els.conn.className = `conn ${kind}`;
+  els.conn.querySelector(".conn-text").textContent = text;
+}
+
+function setGenerating(on) {
+  state.generating = on;
+  els.stop.hidden = !on;
+  els.send.disabled = on || !state.session;
+}
+
+function scrollDown() {
+  els.messages.scrollTop = els.messages.scrollHeight;
+}
+
+// ---------------------------------------------------------------- sessions
+async function loadSessions() {
+  const q = els.search.value.trim();
+  const data = await api(`/api/chat/sessions?limit=200&q=${encodeURIComponent(q)}`);
+  els.list.replaceChildren(...data.items.map(sessionItem));
+}
+
+function sessionItem(session) {
+  const li = el("li", { "data-id": session.id, class: state.session?.id === session.id ? "active" : "" },
+    el("button", { type: "button", class: "open", title: session.title, onclick: () => openSession(session.id) },
+      session.title || "New chat"),
+    el("button", { type: "button", class: "act", title: "Rename", "aria-label": "Rename", onclick: () => renameSession(session) }, "✎"),
+    el("button", { type: "button", class: "act", title: "Delete", "aria-label": "Delete", onclick: () => deleteSession(session) }, "✕"));
+  return li;
+}
+
+async function newSession() {
+  const session = await api("/api/chat/sessions", { method: "POST", body: { model: els.models.value || "" } });
+  await loadSessions();
+  await openSession(session.id);
+  els.prompt.focus();
+}
+
+async function renameSession(session) {
+  const title = prompt("Rename chat", session.title);
+  if (title === null) return;
+  await api(`/api/chat/sessions/${session.id}`, { method: "PATCH", body: { title } });
+  if (state.session?.id === session.id) els.title.textContent = title || "New chat";
+  await loadSessions();
+}
+
+async function deleteSession(session) {
+  if (!confirm(`Delete "${session.title || "New chat"}"?`)) return;
+  await api(`/api/chat/sessions/${session.id}`, { method: "DELETE" });
+  if (state.session?.id === session.id) closeSession();
+  await loadSessions();
+}
+
+function closeSession() {
+  state.session = null;
+  state.socket?.close(1000);
+  state.socket = null;
+  history.replaceState(null, "", location.pathname);
+  els.title.textContent = "Chat";
+  els.messages.replaceChildren(el("p", { class: "muted empty" }, "Start a new chat or pick one on the left."));
+  els.prompt.disabled = true;
+  setGenerating(false);
+  setConnection("", "offline");
+}
+
+async function openSession(id) {
+  let session;
+  try {
+    session = await api(`/api/chat/sessions/${id}`);
+  } catch (err) {
+    showBanner(err.message);
+    closeSession();
+    return;
+  }
+  state.socket?.close(1000);
+  state.session = session;
+  state.streams.clear();
+  history.replaceState(null, "", `?session=${session.id}`);
+  els.title.textContent = session.title || "New chat";
+  els.models.value = session.model || state.defaultModel;
+  for (const li of els.list.children) li.classList.toggle("active", li.dataset.id === session.id);
+  showBanner("");
+  const data = await api(`/api/chat/sessions/${session.id}/messages?limit=200`);
+  els.messages.replaceChildren(...data.items.map(renderMessage));
+  setGenerating(data.items.some((m) => m.status === "streaming"));
+  els.prompt.disabled = false;
+  scrollDown();
+  connect();
+}
+
+// ---------------------------------------------------------------- messages
+function renderMessage(message) {
+  const node = el("article", { class: `msg ${message.role} ${message.status}`, "data-id": message.id });
+  const body = el("div", { class: "body" });
+  node.append(body);
+  if (message.role === "assistant" && message.status === "streaming") {
+    body.textContent = message.content;
+    state.streams.set(message.id, { node, body, text: message.content });
+    return node;
+  }
+  if (message.role === "assistant") {
+    body.innerHTML = message.html; // sanitized on the server (markdown-it + nh3)
+    addCopyButtons(body);
+    if (message.citations?.length) node.append(renderCitations(message.citations));
+  } else {
+    body.textContent = message.content;
+  }
+  const meta = metaLine(message);
+  if (meta) node.append(meta);
+  return node;
+}
+
+function metaLine(message) {
+  if (message.role !== "assistant") return null;
+  const parts = [message.model];
+  if (message.status === "cancelled") parts.push("stopped");
+  if (message.completion_tokens) parts.push(`${message.completion_tokens} tokens`);
+  if (message.total_ms) parts.push(`${(message.total_ms / 1000).toFixed(1)} s`);
+  const meta = el("div", { class: "meta" }, parts.filter(Boolean).join(" · "));
+  if (message.status === "failed") meta.append(el("div", { class: "failure" }, message.error || "The answer failed."));
+  return meta;
+}
+
+function renderCitations(citations) {
+  const list = el("ol", { class: "citations" });
+  for (const cite of citations) {
+    const href = /^https?:\/\//.test(cite.source || "") ? cite.source : `/knowledge/#entry-${cite.entry_id}`;
+    list.append(el("li", {}, el("a", { href, target: "_blank", rel: "noopener noreferrer" }, cite.title || "Untitled")));
+  }
+  return list;
+}
+
+function addCopyButtons(root) {
+  for (const pre of root.querySelectorAll("pre")) {
+    const button = el("button", { type: "button", class: "copy", "aria-label": "Copy code" }, "Copy");
+    button.addEventListener("click", async () => {
+      await navigator.clipboard?.writeText(pre.querySelector("code")?.innerText ?? pre.innerText);
+      button.textContent = "Copied";
+      setTimeout(() => { button.textContent = "Copy"; }, 1500);
+    });
+    pre.append(button);
+  }
+}
+
+function streamFor(messageId) {
+  let stream = state.streams.get(messageId);
+  if (!stream) {
+    const node = renderMessage({ id: messageId, role: "assistant", status: "streaming", content: "" });
+    els.messages.querySelector(".empty")?.remove();
+    els.messages.append(node);
+    stream = state.streams.get(messageId);
+  }
+  return stream;
+}
+
+function onToken(frame) {
+  const stream = streamFor(frame.message_id);
+  // Offsets make replays idempotent: a snapshot after a reconnect overwrites, never duplicates.
+  const offset = frame.offset ?? stream.text.length;
+  stream.text = stream.text.slice(0, Math.min(offset, stream.text.length)) + frame.data;
+  stream.body.textContent = stream.text;
+  setGenerating(true);
+  scrollDown();
+}
+
+function onDone(message) {
+  const fresh = renderMessage(message);
+  const old = els.messages.querySelector(`.msg.assistant[data-id="${message.id}"]`);
+  if (old) old.replaceWith(fresh);
+  else els.messages.append(fresh);
+  state.streams.delete(message.id);
+  setGenerating(false);
+  scrollDown();
+  loadSessions(); // the title may have been set and the order changed
+}
+
+// ---------------------------------------------------------------- socket
+function connect() {
+  const session = state.session;
+  if (!session) return;
+  setConnection("warn", "connecting…");
+  const socket = new WebSocket(wsUrl(`/ws/chat/${session.id}/`));
+  state.socket = socket;
+  socket.addEventListener("open", () => {
+    state.retry = 0;
+    setConnection("ok", "connected");
+  });
+  socket.addEventListener("message", (event) => {
+    const frame = JSON.parse(event.data);
+    if (frame.type === "token") onToken(frame);
+    else if (frame.type === "done") onDone(frame.message);
+    else if (frame.type === "error") {
+      showBanner(frame.detail);
+      if (!frame.message_id) setGenerating(false);
+    }
+  });
+  socket.addEventListener("close", (event) => {
+    if (state.socket !== socket) return; // replaced by another session's socket
+    if ([4401, 4403, 4404].includes(event.code)) {
+      setConnection("fail", "closed");
+      return;
+    }
+    // Answers keep going on the server; reconnecting picks up where the stream is now.
+    const delay = Math.min(10000, 500 * 2 ** state.retry++) * (0.5 + Math.random() / 2);
+    setConnection("warn", "reconnecting…");
+    setTimeout(() => { if (state.socket === socket) connect(); }, delay);
+  });
+}
+
+function send(event) {
+  event.preventDefault();
+  const content = els.prompt.value.trim();
+  if (!content || state.generating || !state.session) return;
+  if (state.socket?.readyState !== WebSocket.OPEN) {
+    showBanner("Not connected yet: your message was not sent.");
+    return;
+  }
+  showBanner("");
+  state.socket.send(JSON.stringify({ type: "message", content, use_knowledge: els.knowledge.checked }));
+  els.messages.querySelector(".empty")?.remove();
+  els.messages.append(renderMessage({ id: "", role: "user", status: "complete", content }));
+  els.prompt.value = "";
+  updateCount();
+  setGenerating(true);
+  scrollDown();
+}
+
+function updateCount() {
+  const n = els.prompt.value.length;
+  els.count.textContent = n > maxChars * 0.8 ? `${n} / ${maxChars}` : "";
+}
+
+// ---------------------------------------------------------------- models
+async function loadModels() {
+  try {
+    const data = await api("/api/chat/models");
+    state.defaultModel = data.default;
+    els.models.replaceChildren(...data.items.filter((m) => m.model).map((m) => {
+      const label = `${m.provider} · ${m.model}${m.available ? "" : " (unavailable)"}`;
+      return el("option", { value: m.id }, label);
+    }));
+    els.models.value = state.session?.model || data.default;
+  } catch (err) {
+    showBanner(`Models could not be listed: ${err.message}`);
+  }
+}
+
+async function changeModel() {
+  if (!state.session) return;
+  try {
+    state.session = await api(`/api/chat/sessions/${state.session.id}`, { method: "PATCH", body: { model: els.models.value } });
+  } catch (err) {
+    showBanner(err.message);
+  }
+}
+
+// ---------------------------------------------------------------- wiring
+els.form.addEventListener("submit", send);
+els.prompt.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) send(event);
+});
+els.prompt.addEventListener("input", updateCount);
+els.stop.addEventListener("click", () => state.socket?.send(JSON.stringify({ type: "cancel" })));
+$("new-session").addEventListener("click", () => newSession().catch((err) => showBanner(err.message)));
+let searchTimer;
+els.search.addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => loadSessions().catch((err) => showBanner(err.message)), 200);
+});
+els.models.addEventListener("change", changeModel);
+
+(async () => {
+  await Promise.all([loadModels(), loadSessions()]);
+  const wanted = new URLSearchParams(location.search).get("session");
+  if (wanted) await openSession(wanted);
+})().catch((err) => showBanner(err.message));

@@ -1,0 +1,79 @@
+"""The chat page in a real browser against the real server whose LLM is the fake one."""
+
+
+import pytest
+
+from tests.chat.fake_llm import FakeLLMThread
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import run_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def fake_llm():
+    # Slow enough (0.1 s a token) to watch tokens arrive and to reload mid-answer.
+    with FakeLLMThread(delay=0.1) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def chat_server_url(django_db_setup, tmp_path_factory, fake_llm):
+    """Like live_server_url, but with AUTOBOT_LLM_* pointing at the fake LLM."""
+    env = {"AUTOBOT_LLM_PROVIDER": "ollama", "AUTOBOT_LLM_BASE_URL": fake_llm.url, "AUTOBOT_LLM_MODEL": "fake-small"}
+    with run_server(tmp_path_factory.mktemp("chat-var"), env) as url:
+        yield url
+
+
+def login(page, url, user):
+    page.goto(f"{url}/accounts/login/")
+    page.fill("input[name=username]", user.get_username())
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/")
+
+
+def test_tokens_arrive_live_and_a_reload_mid_answer_keeps_going(page, owner, chat_server_url, artifact_path):
+    login(page, chat_server_url, owner)
+    page.goto(f"{chat_server_url}/chat/")
+    page.click("#new-session")
+    page.wait_for_selector("#conn-state.ok")
+
+    page.fill("#prompt", "alpha beta gamma delta epsilon zeta eta theta")
+    page.press("#prompt", "Enter")
+
+    # Tokens show up one by one in a streaming bubble before the answer is complete.
+    streaming = page.locator(".msg.assistant.streaming .body")
+    streaming.wait_for()
+    page.wait_for_function(
+        "() => { const b = document.querySelector('.msg.assistant.streaming .body');"
+        " return b && b.textContent.startsWith('Echo: alpha') && !b.textContent.includes('theta'); }"
+    )
+    assert page.locator("#stop").is_visible()
+
+    # Reload mid-answer: the partial answer comes back and keeps streaming to the end.
+    page.reload()
+    done = page.locator(".msg.assistant.complete .body")
+    done.wait_for(timeout=15000)
+    assert done.inner_text() == "Echo: alpha beta gamma delta epsilon zeta eta theta"
+    assert page.locator(".msg.user").inner_text() == "alpha beta gamma delta epsilon zeta eta theta"
+    assert page.locator("#stop").is_hidden()
+    assert "alpha beta" in page.locator("#session-list").inner_text()  # the title came from the message
+    page.screenshot(path=artifact_path("chat.png"), full_page=True)
+
+
+def test_stop_button_cancels_the_answer(page, owner, chat_server_url):
+    login(page, chat_server_url, owner)
+    page.goto(f"{chat_server_url}/chat/")
+    page.click("#new-session")
+    page.wait_for_selector("#conn-state.ok")
+    page.fill("#prompt", " ".join(f"word{n}" for n in range(60)))
+    page.press("#prompt", "Enter")
+    page.locator(".msg.assistant.streaming").wait_for()
+
+    page.click("#stop")
+
+    stopped = page.locator(".msg.assistant.cancelled")
+    stopped.wait_for(timeout=10000)
+    assert "stopped" in stopped.locator(".meta").inner_text()
+    assert "word59" not in stopped.inner_text()

@@ -1,0 +1,36 @@
+"""The /knowledge/ page and the admin."""
+
+import pytest
+from asgiref.sync import async_to_sync
+
+from knowledge import services
+from knowledge.models import CrawlJob, KnowledgeEntry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_page_needs_a_login(client):
+    response = client.get("/knowledge/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_the_page_renders_for_a_user(client, owner):
+    client.force_login(owner)
+    response = client.get("/knowledge/")
+    assert response.status_code == 200
+    assert b'id="kb-q"' in response.content and b"knowledge/knowledge.js" in response.content
+
+
+def test_the_admin_lists_entries_and_crawls_and_deletes_through_the_service(client, staff, owner):
+    entry = async_to_sync(services.entry_create)(user=owner, title="Admin view", content="Some text.")
+    CrawlJob.objects.create(owner=owner, url="https://example.test/", status="done")
+    client.force_login(staff)
+    assert client.get("/admin/knowledge/knowledgeentry/").status_code == 200
+    assert client.get(f"/admin/knowledge/knowledgeentry/{entry.pk}/change/").status_code == 200
+    assert client.get("/admin/knowledge/crawljob/").status_code == 200
+    response = client.post(f"/admin/knowledge/knowledgeentry/{entry.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not KnowledgeEntry.objects.exists()
+    from autobot.models import AuditEvent
+
+    assert AuditEvent.objects.filter(action="knowledge.entry_deleted", actor_id=staff.pk).exists()
