@@ -1,3 +1,83 @@
-from ninja import Router
+"""/api/agents/: the registry, agent cards, sending messages and the message log."""
+
+from uuid import UUID
+
+from django.conf import settings
+from ninja import Query, Router, Schema, Status
+from ninja.errors import ValidationError
+from pydantic import Field
+
+from agents import services
+from agents.schemas import (
+    MESSAGE_IN_OPENAPI,
+    AgentListOut,
+    AgentOut,
+    MessageAcceptedOut,
+    MessageLogListOut,
+)
 
 router = Router(tags=["agents"])
+
+
+class Page(Schema):
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0)
+
+
+class SendQuery(Schema):
+    wait: bool = False
+    timeout: float | None = Field(None, gt=0)
+
+
+class LogQuery(Page):
+    message_type: str | None = None
+    status: str | None = None
+    action: str | None = None
+    agent: str | None = Field(None, description="sender or recipient agent id")
+    correlation_id: UUID | None = None
+
+
+@router.get("/", response=AgentListOut, summary="The agent registry")
+async def agent_list(request, page: Query[Page]):
+    agents = await services.agent_list(user=request.user)
+    return {"items": agents[page.offset:page.offset + page.limit], "count": len(agents)}
+
+
+@router.get("/messages", response=MessageLogListOut, summary="The message log")
+async def message_list(request, filters: Query[LogQuery]):
+    items, count = await services.message_list(user=request.user, **filters.dict())
+    return {"items": items, "count": count}
+
+
+@router.post(
+    "/messages",
+    response={200: dict, 202: MessageAcceptedOut, 502: dict},
+    summary="Send a REQUEST, NOTIFICATION or BROADCAST (with ?wait=true, wait for the answer)",
+    openapi_extra=MESSAGE_IN_OPENAPI,
+)
+async def message_send(request, query: Query[SendQuery]):
+    if query.timeout is not None and query.timeout > settings.AGENTS_MAX_TIMEOUT:
+        raise ValidationError([{"loc": ["query", "timeout"], "type": "less_than_equal",
+                                "msg": f"timeout must be at most {settings.AGENTS_MAX_TIMEOUT:g} seconds"}])
+    message = services.api_message(request.user, request.body)
+    result = await services.message_send(
+        user=request.user, message=message, wait=query.wait, wait_seconds=query.timeout
+    )
+    if result["status"] == "accepted":
+        return Status(202, result)
+    if result["status"] == "failed":
+        data = result["message"]["payload"]["data"]
+        return Status(502, {"detail": f"the agent answered with an error: {data.get('detail', 'unknown')}",
+                     "code": str(data.get("code") or "agent_error"), "message": result["message"]})
+    return Status(200, result["message"])
+
+
+@router.get("/{agent_id}", response=AgentOut, summary="One agent")
+async def agent_get(request, agent_id: str):
+    return await services.agent_get(user=request.user, agent_id=agent_id)
+
+
+@router.get("/{agent_id}/card", response=dict, summary="The agent's A2A-style card")
+async def agent_card(request, agent_id: str):
+    return await services.agent_card(user=request.user, agent_id=agent_id,
+                                     base_url=f"{request.scheme}://{request.get_host()}")

@@ -125,8 +125,16 @@ def _call_sync(fn, *args, **kwargs):
         asyncio.get_running_loop()
     except RuntimeError:
         return fn(*args, **kwargs)
+    def call_and_close():
+        from django.db import connection
+
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connection.close()  # the thread ends here; PostgreSQL must not keep its session
+
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn, *args, **kwargs).result()
+        return pool.submit(call_and_close).result()
 
 
 def make_token(user, **kwargs) -> str:

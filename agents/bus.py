@@ -1,0 +1,778 @@
+"""The agent bus: protocol messages over any Channels layer (in-memory or Redis, same code).
+
+Addressing
+    * every agent has one *inbox*, the named channel ``agents.inbox.<id>``. Named (not
+      process-local) on purpose: a built-in agent running in several server processes then
+      has competing readers, so exactly one process takes each message; a message waiting for
+      an external agent that briefly reconnects stays in Redis; and channels-redis checks a
+      named channel's capacity on ``send`` (it buffers process-local channels in memory and
+      drops the oldest silently);
+    * the inbox joins ``agent.<id>``, ``agents.broadcast`` and ``agents.cap.<capability>``;
+    * a requester receives answers on its own reply channel (``reply_to`` in the envelope).
+
+Delivery guarantee (see docs/agents.md)
+    Directed messages (requests, notifications, responses) are sent with ``layer.send`` to the
+    inbox, so a full channel raises ``ChannelFull`` at once: it is counted, logged and — for a
+    request — retried with backoff, on another agent when a capability was asked for.
+    Fan-out (broadcast, capability notifications) uses ``group_send``, which drops silently on
+    a full channel; each envelope carries a per-sender, per-group sequence number so a
+    receiver that sees a gap counts and logs the loss. Requests are at-least-once on the wire
+    and handled at most once per receiver (de-duplicated by message id; a retry of an answered
+    request gets the cached answer again). Broadcasts are at-most-once, with losses surfaced.
+
+Every envelope is signed with the server key (HMAC-SHA256 over canonical JSON); an envelope
+that fails verification — e.g. written into Redis by someone else — is rejected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import random
+import time
+import uuid
+from collections import OrderedDict, defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.exceptions import ChannelFull
+from prometheus_client import Counter
+
+from agents import signing
+from agents.protocol import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    DEFAULT_MAX_SKEW_SECONDS,
+    Message,
+    MessageType,
+    Priority,
+    ProtocolError,
+    build_message,
+    check_fresh,
+    error_message,
+    parse_message,
+)
+from autobot import metrics  # the process's one Prometheus registry (prometheus_client only)
+
+log = logging.getLogger("agents.bus")
+
+EVENT_TYPE = "agents.message"
+BROADCAST_GROUP = "agents.broadcast"
+
+SENT = Counter("autobot_agents_messages_sent", "Messages put on the agent bus.", ["type"],
+               registry=metrics.registry)
+DROPPED = Counter("autobot_agents_messages_dropped", "Agent messages lost to full channels.", ["reason"],
+                  registry=metrics.registry)
+REJECTED = Counter("autobot_agents_messages_rejected", "Agent envelopes or messages refused.", ["reason"],
+                   registry=metrics.registry)
+RETRIES = Counter("autobot_agents_request_retries", "Agent request attempts after the first.",
+                  registry=metrics.registry)
+# Resolving a labelled child costs a lock and a dict lookup: do it once per message type.
+SENT_BY_TYPE = {t.name: SENT.labels(t.name) for t in MessageType}
+
+
+def agent_group(agent_id: str) -> str:
+    return f"agent.{agent_id}"
+
+
+def capability_group(capability: str) -> str:
+    return f"agents.cap.{capability}"
+
+
+def inbox_channel(agent_id: str) -> str:
+    return f"agents.inbox.{agent_id}"
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+class BusError(Exception):
+    code = "bus_error"
+
+    def __init__(self, detail: str, *, code: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+
+
+class RequestTimeout(BusError):
+    code = "timeout"
+
+
+class AgentUnavailable(BusError):
+    code = "agent_unavailable"
+
+
+class DeliveryFailed(BusError):
+    code = "channel_full"
+
+
+class AgentError(BusError):
+    """The agent answered with an ERROR message (kept as ``.message``)."""
+
+    code = "agent_error"
+
+    def __init__(self, message: Message):
+        data = message.payload.data
+        super().__init__(str(data.get("detail") or "agent error"), code=str(data.get("code") or ""))
+        self.message = message
+
+
+class HandlerError(Exception):
+    """Raised by an in-process agent's handler to answer with an ERROR of this code."""
+
+    def __init__(self, detail: str, *, code: str = "agent_error"):
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+
+
+# --- configuration, stats, envelopes -----------------------------------------------------
+
+
+@dataclass
+class BusConfig:
+    request_timeout: float = 10.0
+    retry_attempts: int = 3
+    backoff_base: float = 0.05
+    backoff_max: float = 2.0
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    max_skew_seconds: float = DEFAULT_MAX_SKEW_SECONDS
+    dedup_seconds: float = 600.0
+    dedup_entries: int = 10_000
+    backlog_limit: int = 1000
+
+
+@dataclass
+class BusStats:
+    sent: int = 0
+    channel_full: int = 0
+    gaps: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    unmatched: int = 0
+    retries: int = 0
+
+
+def seal(key: bytes, wire: dict, *, reply_to: str | None, origin: str, via: str | None,
+         seq: int | None) -> dict:
+    """An envelope for the layer: the body as JSON text and its HMAC.
+
+    Signing the exact text (rather than re-encoding canonically on each side) costs one
+    ``dumps`` and one ``loads`` per hop, and a string is cheap for the layer to copy or pack.
+    """
+    body = json.dumps({"m": wire, "reply_to": reply_to, "origin": origin, "via": via, "seq": seq},
+                      separators=(",", ":"), ensure_ascii=False)
+    return {"type": EVENT_TYPE, "body": body, "sig": signing.digest_bytes(body.encode(), key)}
+
+
+def unseal(key: bytes, event: dict) -> tuple[Message, dict]:
+    """Verify a bus envelope and parse its message; ``ProtocolError`` when it is not ours."""
+    text = event.get("body")
+    if not isinstance(text, str) or not signing.bytes_match(text.encode(), key, event.get("sig")):
+        raise ProtocolError("bus envelope signature does not match", code="signature_invalid")
+    body = json.loads(text)
+    return parse_message(body["m"], max_payload_bytes=None), body
+
+
+def backoff_delay(attempt: int, config: BusConfig) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random, capped."""
+    ceiling = min(config.backoff_max, config.backoff_base * (2**attempt))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+# --- discovery ---------------------------------------------------------------------------
+
+
+@dataclass
+class Route:
+    agent_id: str
+    channel: str | None  # None: deliver through the agent's group
+
+
+@dataclass
+class _LocalAgent:
+    channel: str
+    capabilities: frozenset[str]
+    in_flight: int = 0
+    picked: int = 0
+
+
+class LocalDirectory:
+    """Process-local registry used when no database registry is plugged in.
+
+    Least in-flight wins; among equals the one picked longest ago (round robin).
+    """
+
+    def __init__(self) -> None:
+        self.agents: dict[str, _LocalAgent] = {}
+        self._tick = itertools.count(1)
+
+    async def add(self, agent_id: str, channel: str, capabilities: Iterable[str]) -> None:
+        self.agents[agent_id] = _LocalAgent(channel, frozenset(capabilities))
+
+    async def remove(self, agent_id: str, channel: str | None = None) -> None:
+        entry = self.agents.get(agent_id)
+        if entry and (channel is None or entry.channel == channel):
+            del self.agents[agent_id]
+
+    async def resolve(
+        self, *, recipient: str | None, capability: str | None, exclude: Iterable[str] = ()
+    ) -> Route | None:
+        if recipient:
+            entry = self.agents.get(recipient)
+            return Route(recipient, entry.channel) if entry else None
+        excluded = set(exclude)
+        candidates = [
+            (entry.in_flight, entry.picked, agent_id)
+            for agent_id, entry in self.agents.items()
+            if capability in entry.capabilities and agent_id not in excluded
+        ]
+        if not candidates:
+            return None
+        _, _, agent_id = min(candidates)
+        entry = self.agents[agent_id]
+        entry.picked = next(self._tick)
+        return Route(agent_id, entry.channel)
+
+    async def dispatched(self, agent_id: str) -> None:
+        if entry := self.agents.get(agent_id):
+            entry.in_flight += 1
+
+    async def settled(self, agent_id: str) -> None:
+        if entry := self.agents.get(agent_id):
+            entry.in_flight = max(0, entry.in_flight - 1)
+
+    async def knows(self, agent_id: str) -> bool:
+        return agent_id in self.agents
+
+
+# --- the bus -----------------------------------------------------------------------------
+
+
+class Bus:
+    """One per process and event loop: sends, requests (with retry) and receives answers."""
+
+    def __init__(
+        self,
+        layer: Any,
+        key: str | bytes,
+        *,
+        directory: Any | None = None,
+        config: BusConfig | None = None,
+        sender_id: str = "bus",
+        on_unmatched: Callable[[Message], Awaitable[None]] | None = None,
+    ):
+        self.layer = layer
+        self.key = key.encode() if isinstance(key, str) else key
+        self.directory = directory or LocalDirectory()
+        self.config = config or BusConfig()
+        self.sender_id = sender_id
+        self.on_unmatched = on_unmatched
+        self.origin = uuid.uuid4().hex[:16]
+        self.stats = BusStats()
+        self.reply_channel: str | None = None
+        self._pending: dict[str, asyncio.Future] = {}
+        self._seq: dict[str, int] = defaultdict(int)
+        self._reader: asyncio.Task | None = None
+
+    async def start(self) -> Bus:
+        if self._reader is None:
+            # A named (not process-local) channel: channels-redis buffers process-local
+            # channels in memory and drops the oldest silently when that buffer is full,
+            # whereas a named channel is capacity-checked on send (``ChannelFull``).
+            self.reply_channel = f"agents.reply.{self.origin}"
+            self._reader = asyncio.create_task(self._read_replies(), name="agents-bus-replies")
+        return self
+
+    async def close(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+            self._reader = None
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
+
+    # -- low-level delivery
+
+    def seal(self, wire: dict, *, reply_to: str | None = None, via: str | None = None,
+             seq: int | None = None) -> dict:
+        return seal(self.key, wire, reply_to=reply_to, origin=self.origin, via=via, seq=seq)
+
+    def unseal(self, event: dict) -> tuple[Message, dict]:
+        try:
+            return unseal(self.key, event)
+        except ProtocolError as exc:
+            self.reject(exc.code, f"envelope refused: {exc.detail}")
+            raise
+
+    def reject(self, reason: str, text: str) -> None:
+        self.stats.rejected += 1
+        REJECTED.labels(reason).inc()
+        log.warning("agents: %s", text)
+
+    def note_channel_full(self, channel: str, message_type: str) -> None:
+        self.stats.channel_full += 1
+        DROPPED.labels("channel_full").inc()
+        log.warning("agents: channel %s is full, %s not delivered", channel, message_type)
+
+    def note_gap(self, missing: int, origin: str, via: str, receiver: str) -> None:
+        self.stats.gaps += missing
+        DROPPED.labels("group_overflow").inc(missing)
+        log.warning(
+            "agents: %d message(s) from %s via %s were dropped before reaching %s "
+            "(channel over capacity)", missing, origin, via, receiver,
+        )
+
+    async def send_to_channel(self, channel: str, wire: dict, *, reply_to: str | None = None) -> None:
+        """Direct send; ``ChannelFull`` is counted, logged and raised as ``DeliveryFailed``."""
+        try:
+            await self.layer.send(channel, self.seal(wire, reply_to=reply_to))
+        except ChannelFull:
+            self.note_channel_full(channel, wire["header"]["message_type"])
+            raise DeliveryFailed(f"the inbox of {channel} is full") from None
+        self._count(wire)
+
+    async def send_to_group(self, group: str, wire: dict, *, reply_to: str | None = None) -> None:
+        self._seq[group] += 1
+        event = self.seal(wire, reply_to=reply_to, via=group, seq=self._seq[group])
+        await self.layer.group_send(group, event)
+        self._count(wire)
+
+    def _count(self, wire: dict) -> None:
+        self.stats.sent += 1
+        SENT_BY_TYPE[wire["header"]["message_type"]].inc()
+
+    async def deliver(self, route: Route, wire: dict, *, reply_to: str | None = None) -> None:
+        if route.channel:
+            await self.send_to_channel(route.channel, wire, reply_to=reply_to)
+        else:
+            await self.send_to_group(agent_group(route.agent_id), wire, reply_to=reply_to)
+
+    async def reply(self, reply_to: str | None, message: Message) -> None:
+        """Send a RESPONSE/ERROR back to a requester's reply channel."""
+        if not reply_to:
+            return
+        try:
+            await self.send_to_channel(reply_to, message.to_wire())
+        except DeliveryFailed:
+            pass  # counted and logged; the requester times out and retries
+
+    # -- messages
+
+    def message(
+        self,
+        message_type: MessageType,
+        action: str,
+        data: dict | None = None,
+        *,
+        sender_id: str | None = None,
+        recipient_id: str | None = None,
+        capability: str | None = None,
+        priority: Priority = Priority.NORMAL,
+        ttl_seconds: int | None = None,
+        context: dict | None = None,
+    ) -> Message:
+        return build_message(
+            message_type, action, data, context=context, priority=priority,
+            sender_id=sender_id or self.sender_id, recipient_id=recipient_id, capability=capability,
+            ttl_seconds=ttl_seconds,
+        )
+
+    async def send(self, message: Message) -> Route | None:
+        """Deliver without waiting: to the recipient, or fan out to a capability / everyone."""
+        header = message.header
+        wire = message.to_wire()
+        if header.message_type is MessageType.BROADCAST or not (
+            header.recipient_id or header.message_type is MessageType.REQUEST
+        ):
+            group = capability_group(header.capability) if header.capability else BROADCAST_GROUP
+            await self.send_to_group(group, wire)
+            return None
+        route = await self.directory.resolve(
+            recipient=header.recipient_id, capability=header.capability
+        )
+        if route is None:
+            target = header.recipient_id or f"capability {header.capability}"
+            raise AgentUnavailable(f"no live agent for {target}")
+        wire["header"]["recipient_id"] = route.agent_id
+        await self.deliver(route, wire, reply_to=self.reply_channel)
+        return route
+
+    async def broadcast(self, action: str, data: dict | None = None, **fields: Any) -> Message:
+        message = self.message(MessageType.BROADCAST, action, data, **fields)
+        await self.send(message)
+        return message
+
+    async def notify(self, recipient: str, action: str, data: dict | None = None,
+                     **fields: Any) -> Message:
+        message = self.message(MessageType.NOTIFICATION, action, data, recipient_id=recipient,
+                               **fields)
+        await self.send(message)
+        return message
+
+    async def request(
+        self,
+        target: str,
+        action: str,
+        data: dict | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a deadline shared by all retries
+        attempts: int | None = None,
+        **fields: Any,
+    ) -> Message:
+        """Ask an agent (by id) or any agent with a capability (when no agent has that id)."""
+        if await self.directory.knows(target):
+            fields["recipient_id"] = target
+        else:
+            fields["capability"] = target
+        message = self.message(MessageType.REQUEST, action, data, **fields)
+        return await self.request_message(message, timeout=timeout, attempts=attempts)
+
+    async def request_message(
+        self,
+        message: Message,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a deadline shared by all retries
+        attempts: int | None = None,
+    ) -> Message:
+        """Deliver a REQUEST and wait for the RESPONSE matched by correlation id.
+
+        Retries (same message id, so receivers de-duplicate) with exponential backoff and
+        jitter when there is no live recipient, its inbox is full, or no answer came in time;
+        for a capability, agents that failed are skipped on the next attempt. An ERROR answer
+        raises ``AgentError``; running out of time raises ``RequestTimeout`` (or
+        ``AgentUnavailable`` when no agent was ever reachable).
+        """
+        if message.header.message_type is not MessageType.REQUEST:
+            raise ValueError("request_message needs a REQUEST")
+        await self.start()
+        loop = asyncio.get_running_loop()
+        timeout = timeout or self.config.request_timeout
+        attempts = max(1, attempts or self.config.retry_attempts)
+        deadline = loop.time() + timeout
+        key = str(message.header.message_id)
+        future: asyncio.Future = loop.create_future()
+        self._pending[key] = future
+        try:
+            return await self._attempts(message, future, deadline, attempts, timeout)
+        finally:
+            self._pending.pop(key, None)
+
+    async def _attempts(self, message: Message, future: asyncio.Future, deadline: float,
+                        attempts: int, timeout: float) -> Message:  # noqa: ASYNC109
+        loop = asyncio.get_running_loop()
+        header = message.header
+        by_capability = not header.recipient_id
+        failed: list[str] = []
+        reached = False
+        for attempt in range(attempts):
+            if attempt:
+                self.stats.retries += 1
+                RETRIES.inc()
+            route = await self.directory.resolve(
+                recipient=header.recipient_id, capability=header.capability,
+                exclude=failed if by_capability else (),
+            )
+            if route is None and by_capability and failed:
+                failed.clear()  # everyone failed once: try them again rather than give up
+                route = await self.directory.resolve(recipient=None, capability=header.capability)
+            if route is not None:
+                reached = True
+                answered = await self._attempt(route, message, future, deadline, attempts - attempt)
+                if answered:
+                    return self._outcome(future.result())
+                failed.append(route.agent_id)
+            remaining = deadline - loop.time()
+            if remaining <= 0 or attempt == attempts - 1:
+                break
+            await asyncio.wait({future}, timeout=min(backoff_delay(attempt, self.config), remaining))
+            if future.done():
+                return self._outcome(future.result())
+        if future.done():
+            return self._outcome(future.result())
+        target = header.recipient_id or f"capability '{header.capability}'"
+        if not reached:
+            raise AgentUnavailable(f"no live agent for {target}")
+        raise RequestTimeout(f"no answer from {target} within {timeout:g}s")
+
+    async def _attempt(self, route: Route, message: Message, future: asyncio.Future,
+                       deadline: float, attempts_left: int) -> bool:
+        loop = asyncio.get_running_loop()
+        wire = message.to_wire()
+        wire["header"]["recipient_id"] = route.agent_id
+        await self.directory.dispatched(route.agent_id)
+        try:
+            try:
+                await self.deliver(route, wire, reply_to=self.reply_channel)
+            except DeliveryFailed:
+                return False
+            # Share what is left between the remaining attempts so a retry still has time.
+            window = max(0.0, (deadline - loop.time()) / attempts_left)
+            await asyncio.wait({future}, timeout=window)
+            return future.done()
+        finally:
+            await self.directory.settled(route.agent_id)
+
+    def _outcome(self, answer: Message) -> Message:
+        if answer.header.message_type is MessageType.ERROR:
+            raise AgentError(answer)
+        return answer
+
+    async def _read_replies(self) -> None:
+        while True:
+            event = await self.layer.receive(self.reply_channel)
+            try:
+                message, _ = self.unseal(event)
+            except ProtocolError:
+                continue
+            future = self._pending.get(str(message.header.correlation_id))
+            if future is not None and not future.done():
+                future.set_result(message)
+                continue
+            self.stats.unmatched += 1
+            if self.on_unmatched:
+                try:
+                    await self.on_unmatched(message)
+                except Exception:
+                    log.exception("agents: on_unmatched hook failed")
+
+
+# --- receiving -------------------------------------------------------------------------
+
+
+class Inbox:
+    """What every receiver shares: verify, check freshness, de-duplicate, detect gaps.
+
+    Used by in-process endpoints and by the external agents' WebSocket consumer alike.
+    """
+
+    def __init__(self, bus: Bus, agent_id: str):
+        self.bus = bus
+        self.agent_id = agent_id
+        self._answers: OrderedDict[str, tuple[float, Message | None]] = OrderedDict()
+        self._last_seq: dict[tuple[str, str], int] = {}
+        self.duplicate_seen = asyncio.Event()
+
+    def accept(self, event: dict) -> tuple[Message, str | None] | None:
+        """The message and its reply channel, or None when it must be dropped."""
+        try:
+            message, body = self.bus.unseal(event)
+        except ProtocolError:
+            return None
+        self._track_sequence(body)
+        if message.header.sender_id == self.agent_id and message.header.message_type is MessageType.BROADCAST:
+            return None  # an agent's own broadcast comes back through the group: not for it
+        reply_to = body["reply_to"]
+        key = str(message.header.message_id)
+        if self._remember(key):
+            return message, reply_to
+        self.bus.stats.duplicates += 1
+        self.duplicate_seen.set()
+        cached = self._answers[key][1]
+        if cached is not None and message.header.message_type is MessageType.REQUEST:
+            # A retry of a request we already answered: the answer was probably lost.
+            asyncio.get_running_loop().create_task(self.bus.reply(reply_to, cached))
+        return None
+
+    def expired(self, message: Message) -> ProtocolError | None:
+        try:
+            check_fresh(message, max_skew_seconds=self.bus.config.max_skew_seconds)
+        except ProtocolError as exc:
+            self.bus.reject(exc.code, f"{self.agent_id} dropped {message.header.message_id}: {exc}")
+            return exc
+        return None
+
+    def answered(self, request_id: uuid.UUID | str, answer: Message) -> None:
+        """Keep the answer so a retried request gets it again instead of being handled twice."""
+        key = str(request_id)
+        if key in self._answers:
+            self._answers[key] = (self._answers[key][0], answer)
+
+    def _remember(self, key: str) -> bool:
+        now = time.monotonic()
+        horizon = now - self.bus.config.dedup_seconds
+        while self._answers:
+            oldest, (seen_at, _) = next(iter(self._answers.items()))
+            if seen_at >= horizon and len(self._answers) < self.bus.config.dedup_entries:
+                break
+            self._answers.pop(oldest)
+        if key in self._answers:
+            return False
+        self._answers[key] = (now, None)
+        return True
+
+    def _track_sequence(self, body: dict) -> None:
+        seq, via = body.get("seq"), body.get("via")
+        if seq is None or via is None:
+            return
+        stream = (body["origin"], via)
+        last = self._last_seq.get(stream)
+        if last is not None and seq > last + 1:
+            self.bus.note_gap(seq - last - 1, body["origin"], via, self.agent_id)
+        if last is None or seq > last:
+            self._last_seq[stream] = seq
+
+
+Handler = Callable[[Message], Awaitable[dict | None]]
+
+
+@dataclass(order=True)
+class _Queued:
+    rank: int
+    order: int
+    message: Message = field(compare=False)
+    reply_to: str | None = field(compare=False)
+
+
+class AgentEndpoint:
+    """An in-process agent: an inbox, a priority backlog and ``concurrency`` workers.
+
+    The reader moves messages from the channel into a priority queue (URGENT first, first-come
+    among equals); workers take from it. The backlog is bounded: when full the reader stops
+    and the channel fills, so senders see ``ChannelFull`` (surfaced, not lost).
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        agent_id: str,
+        handler: Handler,
+        *,
+        capabilities: Iterable[str] = (),
+        concurrency: int = 1,
+    ):
+        self.bus = bus
+        self.agent_id = agent_id
+        self.handler = handler
+        self.capabilities = tuple(capabilities)
+        self.concurrency = concurrency
+        self.channel: str | None = None
+        self.inbox = Inbox(bus, agent_id)
+        self.handled = 0
+        self._backlog: asyncio.PriorityQueue[_Queued] = asyncio.PriorityQueue()
+        # Bounded: the reader takes a slot before reading the channel, so when the backlog is
+        # full it stops draining the channel and senders see it fill up.
+        self._slots = asyncio.Semaphore(bus.config.backlog_limit)
+        self._order = itertools.count()
+        self._changed = asyncio.Event()  # pulsed on every queue change, for wait_backlog/wait_handled
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def backlog(self) -> int:
+        return self._backlog.qsize()
+
+    async def start(self) -> AgentEndpoint:
+        layer = self.bus.layer
+        self.channel = inbox_channel(self.agent_id)
+        groups = [agent_group(self.agent_id), BROADCAST_GROUP]
+        groups += [capability_group(c) for c in self.capabilities]
+        for group in groups:
+            await layer.group_add(group, self.channel)
+        self._groups = groups
+        await self.bus.start()
+        await self.bus.directory.add(self.agent_id, self.channel, self.capabilities)
+        self._tasks = [asyncio.create_task(self._read(), name=f"agent-{self.agent_id}-read")]
+        self._tasks += [
+            asyncio.create_task(self._work(), name=f"agent-{self.agent_id}-work")
+            for _ in range(self.concurrency)
+        ]
+        return self
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.bus.directory.remove(self.agent_id, self.channel)
+
+    async def wait_backlog(self, size: int) -> None:
+        """Wait until at least ``size`` messages are queued (lets tests build a backlog)."""
+        await self._wait_until(lambda: self._backlog.qsize() >= size)
+
+    async def wait_handled(self, count: int) -> None:
+        await self._wait_until(lambda: self.handled >= count)
+
+    async def _wait_until(self, predicate) -> None:
+        while not predicate():
+            self._changed.clear()
+            await self._changed.wait()
+
+    async def _read(self) -> None:
+        while True:
+            await self._slots.acquire()
+            queued = False
+            try:
+                queued = await self._read_one()
+            finally:
+                if not queued:
+                    self._slots.release()
+
+    async def _read_one(self) -> bool:
+        event = await self.bus.layer.receive(self.channel)
+        accepted = self.inbox.accept(event)
+        if accepted is None:
+            return False
+        message, reply_to = accepted
+        if (problem := self.inbox.expired(message)) is not None:
+            await self._answer_error(message, reply_to, problem.code, problem.detail)
+            return False
+        if not await self._claim(message):
+            return False
+        self._backlog.put_nowait(_Queued(-int(message.header.priority), next(self._order), message, reply_to))
+        self._changed.set()
+        return True
+
+    async def _claim(self, message: Message) -> bool:
+        """Requests on an inbox read by several processes are claimed in the shared directory
+        (when it offers ``claim``) so a retry reaching another process is not handled twice."""
+        claim = getattr(self.bus.directory, "claim", None)
+        if claim is None or message.header.message_type is not MessageType.REQUEST:
+            return True
+        if await claim(self.agent_id, message.header.message_id):
+            return True
+        self.bus.stats.duplicates += 1
+        self.inbox.duplicate_seen.set()
+        return False
+
+    async def _work(self) -> None:
+        while True:
+            item = await self._backlog.get()
+            self._slots.release()
+            self._changed.set()
+            try:
+                await self._handle(item.message, item.reply_to)
+            finally:
+                self.handled += 1
+                self._changed.set()
+
+    async def _handle(self, message: Message, reply_to: str | None) -> None:
+        kind = message.header.message_type
+        try:
+            data = await self.handler(message)
+        except HandlerError as exc:
+            await self._answer_error(message, reply_to, exc.code, exc.detail)
+            return
+        except Exception:
+            log.exception("agents: %s failed on %s", self.agent_id, message.payload.action)
+            await self._answer_error(message, reply_to, "agent_failed", "the agent failed")
+            return
+        if kind is MessageType.REQUEST:
+            answer = message.reply(sender_id=self.agent_id, data=data or {})
+            self.inbox.answered(message.header.message_id, answer)
+            await self.bus.reply(reply_to, answer)
+
+    async def _answer_error(self, message: Message, reply_to: str | None, code: str,
+                            detail: str) -> None:
+        if message.header.message_type is not MessageType.REQUEST:
+            return
+        answer = error_message(
+            sender_id=self.agent_id, code=code, detail=detail,
+            correlation_id=message.header.message_id,
+        )
+        self.inbox.answered(message.header.message_id, answer)
+        await self.bus.reply(reply_to, answer)

@@ -1,0 +1,326 @@
+"""WebSockets: external agents (``/ws/agents/?agent_id=<id>``) and the page's live feed.
+
+The agent socket is a thin adapter: frames are parsed and checked here (the same protocol
+module the bus uses), everything else goes through ``agents.services`` and the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from collections import OrderedDict
+from urllib.parse import parse_qs
+
+from channels.exceptions import ChannelFull
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from django.conf import settings
+
+from agents import services
+from agents.bus import BROADCAST_GROUP, Inbox, agent_group, capability_group, inbox_channel
+from agents.models import Agent
+from agents.protocol import (
+    NAME_PATTERN,
+    Header,
+    Message,
+    MessageType,
+    Payload,
+    ProtocolError,
+    ReplayWindow,
+    check_fresh,
+    error_message,
+    parse_message,
+    verify_signature,
+)
+from autobot.errors import AppError
+from autobot.http import scope_ip
+
+log = logging.getLogger("agents.consumers")
+
+REGISTER_ACTION = "agent.register"
+MAX_PENDING = 1000
+
+
+class TokenBucket:
+    """``rate`` frames a second on average, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, detail: str, correlation_id=None):
+        super().__init__(detail)
+        self.code, self.detail, self.correlation_id = code, detail, correlation_id
+
+
+class AgentConsumer(AsyncWebsocketConsumer):
+    """One external agent. Its inbox (``agents.inbox.<id>``) is read by a task of this consumer."""
+
+    async def connect(self):
+        self.user = self.scope["user"]
+        self.agent_id = (parse_qs(self.scope.get("query_string", b"").decode()).get("agent_id") or [""])[0]
+        self.agent: Agent | None = None
+        self.registered = False
+        self.closing = False
+        self.tasks: set[asyncio.Task] = set()
+        self.reader: asyncio.Task | None = None
+        self.groups: list[str] = []
+        self.pending: OrderedDict[str, str | None] = OrderedDict()  # request id -> requester's reply channel
+        self.bucket = TokenBucket(settings.AGENTS_RATE_LIMIT, settings.AGENTS_RATE_BURST)
+        self.replay = ReplayWindow(settings.AGENTS_REPLAY_WINDOW_SECONDS)
+        await self.accept()
+        try:
+            self.agent = await services.agent_claimable(user=self.user, agent_id=self.agent_id)
+            self.bus = await services.get_bus()
+        except AppError as exc:
+            await self.send_error(exc.code, exc.detail)
+            self.closing = True
+            await self.close(exc.close_code)
+            return
+        self.inbox = Inbox(self.bus, self.agent_id)
+
+    async def disconnect(self, code):
+        for task in self.tasks:
+            task.cancel()
+        if self.reader:
+            self.reader.cancel()
+            # A Redis read is only interrupted at its next poll; don't hold the socket for it.
+            await asyncio.wait({self.reader, *self.tasks}, timeout=1)
+        if self.registered:
+            still_ours = await services.agent_disconnect(agent_id=self.agent_id, connection=self.channel_name)
+            if still_ours:
+                for group in self.groups:
+                    await self.channel_layer.group_discard(group, inbox_channel(self.agent_id))
+
+    # -- frames from the agent
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.closing:
+            return
+        try:
+            await self.handle_frame(text_data, bytes_data)
+        except FrameError as exc:
+            await self.send_error(exc.code, exc.detail, exc.correlation_id)
+        except AppError as exc:
+            await self.send_error(exc.code, exc.detail)
+
+    async def handle_frame(self, text_data, bytes_data):
+        if not self.bucket.take():
+            raise FrameError("rate_limited", f"more than {settings.AGENTS_RATE_LIMIT:g} messages a second; slow down")
+        if text_data is None:
+            raise FrameError("invalid_frame", "send one JSON message per text frame")
+        if len(text_data) > settings.AGENTS_MAX_PAYLOAD_BYTES + 16 * 1024:
+            raise FrameError("too_large", f"frame is over the {settings.AGENTS_MAX_PAYLOAD_BYTES}-byte payload limit")
+        message, raw = self.parse(text_data)
+        correlation = message.header.message_id
+        try:
+            self.check(message, raw)
+        except ProtocolError as exc:
+            raise FrameError(exc.code, exc.detail, correlation) from None
+        kind = message.header.message_type
+        if kind is MessageType.NOTIFICATION and message.payload.action == REGISTER_ACTION:
+            return await self.register(message)
+        if not self.registered:
+            raise FrameError("not_registered", f"send a NOTIFICATION '{REGISTER_ACTION}' first", correlation)
+        if kind is MessageType.HEARTBEAT:
+            return await services.agent_heartbeat(agent_id=self.agent_id, connection=self.channel_name)
+        if kind in (MessageType.RESPONSE, MessageType.ERROR):
+            return await self.answer(message)
+        if kind is MessageType.REQUEST:
+            return self.spawn(self.ask(message))
+        await self.forward(message)
+
+    def parse(self, text: str) -> tuple[Message, dict]:
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise FrameError("invalid_json", f"malformed JSON: {exc}") from None
+        try:
+            return parse_message(raw, max_payload_bytes=settings.AGENTS_MAX_PAYLOAD_BYTES), raw
+        except ProtocolError as exc:
+            raise FrameError(exc.code, exc.detail, _raw_id(raw)) from None
+
+    def check(self, message: Message, raw: dict) -> None:
+        if message.header.sender_id != self.agent_id:
+            raise ProtocolError(
+                f"sender_id must be this connection's agent id '{self.agent_id}'", code="sender_mismatch"
+            )
+        secret = self.agent.secret if self.agent else ""
+        if secret:
+            verify_signature(raw, secret)
+        elif settings.AGENTS_REQUIRE_SIGNED:
+            raise ProtocolError("signed messages are required and this agent has no secret",
+                                code="signature_required")
+        check_fresh(message, max_skew_seconds=settings.AGENTS_CLOCK_SKEW_SECONDS)
+        self.replay.check(message)
+
+    async def register(self, message: Message) -> None:
+        self.agent, previous = await services.agent_register(
+            user=self.user, agent_id=self.agent_id, data=message.payload.data,
+            connection=self.channel_name, ip=scope_ip(self.scope),
+        )
+        handover = None
+        if previous:
+            # Newest connection wins. The old one must stop reading the inbox before this one
+            # starts (one reader per inbox), so it confirms with agents.evicted.
+            self.evicted = asyncio.Event()
+            try:
+                await self.channel_layer.send(previous, {"type": "agents.evict", "reply_to": self.channel_name})
+                handover = self.evicted
+            except ChannelFull:
+                log.warning("agents: could not evict %s's old connection", self.agent_id)
+        await self.join(self.agent.capabilities, handover)
+        self.registered = True
+        answer = Message(
+            header=Header(message_type=MessageType.RESPONSE, sender_id="server", recipient_id=self.agent_id,
+                          correlation_id=message.header.message_id),
+            payload=Payload(action="agent.registered",
+                            data={"agent_id": self.agent_id,
+                                  "heartbeat_seconds": settings.AGENTS_HEARTBEAT_SECONDS}),
+        )
+        await self.send(text_data=answer.to_json())
+
+    async def join(self, capabilities: list[str], handover: asyncio.Event | None = None) -> None:
+        inbox = inbox_channel(self.agent_id)
+        wanted = [agent_group(self.agent_id), BROADCAST_GROUP, *(capability_group(c) for c in capabilities)]
+        for group in set(self.groups) - set(wanted):
+            await self.channel_layer.group_discard(group, inbox)
+        for group in wanted:
+            await self.channel_layer.group_add(group, inbox)
+        self.groups = wanted
+        if self.reader is None:
+            self.reader = asyncio.create_task(self.read_inbox(handover), name=f"agent-{self.agent_id}-inbox")
+
+    async def answer(self, message: Message) -> None:
+        key = str(message.header.correlation_id)
+        if key not in self.pending:
+            raise FrameError("unknown_correlation",
+                             f"correlation_id {key} does not match a request sent to this agent",
+                             message.header.message_id)
+        reply_to = self.pending.pop(key)
+        self.inbox.answered(key, message)
+        await self.bus.reply(reply_to, message)
+
+    async def ask(self, message: Message) -> None:
+        """A REQUEST from this agent to another: wait (with the bus's retries) and relay the answer."""
+        try:
+            result = await services.message_send(user=self.user, message=message, wait=True)
+            await self.send(text_data=json.dumps(result["message"]))
+        except AppError as exc:
+            await self.send_error(exc.code, exc.detail, message.header.message_id)
+
+    async def forward(self, message: Message) -> None:
+        if message.header.message_type not in (MessageType.NOTIFICATION, MessageType.BROADCAST):
+            raise FrameError("invalid_message", "unexpected message type", message.header.message_id)
+        try:
+            await services.message_send(user=self.user, message=message)
+        except AppError as exc:
+            raise FrameError(exc.code, exc.detail, message.header.message_id) from None
+
+    def spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- messages for the agent
+
+    async def read_inbox(self, handover: asyncio.Event | None = None) -> None:
+        channel = inbox_channel(self.agent_id)
+        if handover is not None:
+            try:  # a dead old connection never confirms: go ahead after a moment
+                await asyncio.wait_for(handover.wait(), timeout=3)
+            except TimeoutError:
+                log.warning("agents: %s's old connection did not confirm eviction", self.agent_id)
+        while True:
+            event = await self.channel_layer.receive(channel)
+            accepted = self.inbox.accept(event)
+            if accepted is None:
+                continue
+            message, reply_to = accepted
+            if problem := self.inbox.expired(message):
+                if message.header.message_type is MessageType.REQUEST:
+                    await self.bus.reply(reply_to, message.error_reply(
+                        sender_id=self.agent_id, code=problem.code, detail=problem.detail))
+                continue
+            if message.header.message_type is MessageType.REQUEST:
+                self.pending[str(message.header.message_id)] = reply_to
+                while len(self.pending) > MAX_PENDING:
+                    self.pending.popitem(last=False)
+            await self.send(text_data=message.to_json())
+
+    async def agents_evict(self, event):
+        self.closing = True
+        self.registered = False  # the new connection owns the registry row and the groups now
+        if self.reader:
+            self.reader.cancel()
+            await asyncio.wait({self.reader}, timeout=2)
+            self.reader = None
+        if event.get("reply_to"):
+            try:
+                await self.channel_layer.send(event["reply_to"], {"type": "agents.evicted"})
+            except ChannelFull:
+                pass
+        await self.send_error("replaced", "another connection registered this agent id")
+        await self.close(4409)
+
+    async def agents_evicted(self, event):
+        if getattr(self, "evicted", None):
+            self.evicted.set()
+
+    async def send_error(self, code: str, detail: str, correlation_id=None) -> None:
+        frame = error_message(sender_id="server", code=code, detail=detail, correlation_id=correlation_id,
+                              recipient_id=self.agent_id if _valid_id(self.agent_id) else None)
+        await self.send(text_data=frame.to_json())
+
+
+def _raw_id(raw) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(raw["header"]["message_id"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _valid_id(agent_id: str) -> bool:
+    return bool(re.match(NAME_PATTERN, agent_id or ""))
+
+
+class AgentFeedConsumer(AsyncJsonWebsocketConsumer):
+    """The /agents/ page's live view: registry changes for everyone, messages you may see."""
+
+    async def connect(self):
+        user = self.scope["user"]
+        self.groups_joined = [
+            services.FEED_GROUP,
+            services.FEED_STAFF_GROUP if user.is_staff else services.feed_user_group(user.pk),
+        ]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        agents = await services.agent_list(user=user)
+        await self.send_json({"type": "agents", "items": services.jsonable({"items": agents})["items"]})
+
+    async def disconnect(self, code):
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def agents_feed(self, event):
+        await self.send_json({"type": event["kind"], "item": event["item"]})

@@ -1,0 +1,373 @@
+"""The agent message protocol (pure: pydantic only, no Django, no Channels).
+
+Wire format (one JSON object per message)::
+
+    {"header": {"message_id", "message_type", "priority", "sender_id", "recipient_id",
+                "capability", "timestamp", "correlation_id", "ttl_seconds", "signature"},
+     "payload": {"action", "data", "context"}}
+
+Serialisation always writes canonical upper-case enum names and ISO-8601 UTC timestamps.
+Parsing is tolerant of the spellings clients really send (``"broadcast"``,
+``"MessageType.BROADCAST"``, ``"MessagePriority.NORMAL"``, priority ``1``-``4``) and strict
+about everything else: every problem becomes a ``ProtocolError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+from enum import Enum, IntEnum, StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from agents import signing
+
+DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
+DEFAULT_MAX_SKEW_SECONDS = 300
+# Agent ids and capabilities become parts of Channels group names (ASCII letters, digits,
+# ``-_.``, under 100 characters), so they are held to that alphabet.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+SENDER_PATTERN = r"^\w[\w.:@+-]{0,159}$"  # agent ids, or user:<username> for people
+
+
+class MessageType(StrEnum):
+    REQUEST = "REQUEST"
+    RESPONSE = "RESPONSE"
+    BROADCAST = "BROADCAST"
+    NOTIFICATION = "NOTIFICATION"
+    HEARTBEAT = "HEARTBEAT"
+    ERROR = "ERROR"
+
+
+class Priority(IntEnum):
+    LOW = 1
+    NORMAL = 2
+    HIGH = 3
+    URGENT = 4
+
+
+class ProtocolError(ValueError):
+    """A message that cannot be accepted; ``code`` is machine-readable, ``field`` where known."""
+
+    def __init__(self, detail: str, *, code: str = "invalid_message", field: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+        self.field = field
+
+
+def _enum_parser(enum_cls: type[Enum], field: str, prefixes: tuple[str, ...]):
+    accepted = ", ".join(m.name for m in enum_cls)
+
+    def parse(value: Any) -> Enum:
+        if isinstance(value, enum_cls):
+            return value
+        name = None
+        if isinstance(value, str):
+            name = value.strip()
+            for prefix in prefixes:
+                if name.startswith(prefix):
+                    name = name[len(prefix) :]
+                    break
+            name = name.upper()
+        if enum_cls is Priority:
+            # bool is an int in Python; True must not mean LOW.
+            if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4:
+                return Priority(value)
+            if name in {"1", "2", "3", "4"}:
+                return Priority(int(name))
+        if name and name in enum_cls.__members__:
+            return enum_cls[name]
+        extra = " (or 1-4)" if enum_cls is Priority else ""
+        raise ValueError(f"{field} must be one of {accepted}{extra}, got {value!r}")
+
+    return parse
+
+
+def _utc_iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+MessageTypeField = Annotated[
+    MessageType,
+    BeforeValidator(
+        _enum_parser(MessageType, "message_type", ("MessageType.", "MESSAGETYPE."))
+    ),
+    PlainSerializer(lambda v: v.name, return_type=str),
+]
+PriorityField = Annotated[
+    Priority,
+    BeforeValidator(
+        _enum_parser(
+            Priority,
+            "priority",
+            ("MessagePriority.", "Priority.", "MESSAGEPRIORITY.", "PRIORITY."),
+        )
+    ),
+    PlainSerializer(lambda v: v.name, return_type=str),
+]
+Timestamp = Annotated[datetime, PlainSerializer(_utc_iso, return_type=str)]
+UuidStr = Annotated[uuid.UUID, PlainSerializer(str, return_type=str)]
+
+
+class Header(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    message_id: UuidStr = Field(default_factory=uuid.uuid4)
+    message_type: MessageTypeField
+    priority: PriorityField = Priority.NORMAL
+    sender_id: str = Field(pattern=SENDER_PATTERN)
+    recipient_id: str | None = Field(default=None, pattern=NAME_PATTERN)
+    capability: str | None = Field(default=None, pattern=NAME_PATTERN)
+    timestamp: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
+    correlation_id: UuidStr | None = None
+    ttl_seconds: int | None = Field(default=None, gt=0, le=86400, strict=True)
+    signature: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("timestamp must include a timezone, e.g. 2026-01-01T12:00:00Z")
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _routing(self) -> Header:
+        kind = self.message_type
+        if kind is MessageType.REQUEST and not (self.recipient_id or self.capability):
+            raise ValueError("a REQUEST needs a recipient_id or a capability")
+        if kind in (MessageType.RESPONSE, MessageType.ERROR) and self.correlation_id is None:
+            raise ValueError(f"a {kind.name} needs a correlation_id")
+        return self
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: str = Field(min_length=1, max_length=128)
+    data: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    header: Header
+    payload: Payload
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.header.message_id
+
+    def to_wire(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_wire(), separators=(",", ":"), ensure_ascii=False)
+
+    def replace_header(self, **changes: Any) -> Message:
+        """A copy with header fields changed, re-validated."""
+        wire = self.to_wire()
+        wire["header"].update(
+            {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in changes.items()}
+        )
+        return parse_message(wire, max_payload_bytes=None)
+
+    def signed(self, secret: str | bytes) -> Message:
+        return self.replace_header(signature=signing.wire_signature(self.to_wire(), secret))
+
+    def reply(
+        self, *, sender_id: str, data: dict | None = None, action: str | None = None
+    ) -> Message:
+        return build_message(
+            MessageType.RESPONSE,
+            action or self.payload.action,
+            data,
+            priority=self.header.priority,
+            sender_id=sender_id,
+            recipient_id=_agent_id_or_none(self.header.sender_id),
+            correlation_id=self.header.message_id,
+        )
+
+    def error_reply(self, *, sender_id: str, code: str, detail: str) -> Message:
+        return error_message(
+            sender_id=sender_id,
+            correlation_id=self.header.message_id,
+            code=code,
+            detail=detail,
+            recipient_id=_agent_id_or_none(self.header.sender_id),
+        )
+
+
+def build_message(
+    message_type: MessageType, action: str, data: dict | None = None, *, context: dict | None = None, **header: Any
+) -> Message:
+    """A validated message from keyword fields (one validation pass for the whole tree)."""
+    return Message.model_validate(
+        {
+            "header": {"message_type": message_type, **header},
+            "payload": {"action": action, "data": data or {}, "context": context or {}},
+        }
+    )
+
+
+def _agent_id_or_none(sender_id: str) -> str | None:
+    return sender_id if re.match(NAME_PATTERN, sender_id) else None
+
+
+def error_message(
+    *,
+    sender_id: str,
+    code: str,
+    detail: str,
+    correlation_id: uuid.UUID | str | None = None,
+    recipient_id: str | None = None,
+) -> Message:
+    """An ERROR message; without a correlation id (the bad frame had none) a fresh one is used."""
+    return build_message(
+        MessageType.ERROR,
+        "error",
+        {"code": code, "detail": detail},
+        sender_id=sender_id,
+        recipient_id=recipient_id,
+        correlation_id=correlation_id or uuid.uuid4(),
+    )
+
+
+def _describe(error: ValidationError) -> tuple[str, str | None]:
+    first = error.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or None
+    text = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        text = "unknown field"
+    elif first["type"] == "missing":
+        text = "field required"
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return (f"{field}: {text}{suffix}" if field else f"{text}{suffix}"), field
+
+
+def payload_size(payload: Any) -> int:
+    return len(signing.canonical_json(payload))
+
+
+def parse_message(
+    raw: str | bytes | dict, *, max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES
+) -> Message:
+    """Parse a wire message (JSON text or a decoded dict), or raise ``ProtocolError``."""
+    if isinstance(raw, (str, bytes, bytearray)):
+        try:
+            raw = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ProtocolError(f"malformed JSON: {exc}", code="invalid_json") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError("a message must be a JSON object with header and payload")
+    if max_payload_bytes is not None and isinstance(raw.get("payload"), dict):
+        try:
+            size = payload_size(raw["payload"])
+        except (TypeError, ValueError):
+            raise ProtocolError("payload is not JSON-encodable", field="payload") from None
+        if size > max_payload_bytes:
+            raise ProtocolError(
+                f"payload is {size} bytes, over the {max_payload_bytes}-byte limit",
+                code="too_large",
+                field="payload",
+            )
+    try:
+        return Message.model_validate(raw)
+    except ValidationError as exc:
+        detail, field = _describe(exc)
+        raise ProtocolError(detail, field=field) from None
+
+
+def verify_signature(raw: dict, secret: str | bytes) -> None:
+    """Check the HMAC of a wire dict as received; raises ``ProtocolError`` if absent or wrong.
+
+    The signature covers the JSON the sender produced (minus the signature key), so a client
+    in another language only has to reproduce canonical JSON of what it sends.
+    """
+    header = raw.get("header") if isinstance(raw, dict) else None
+    if not isinstance(header, dict) or not header.get("signature"):
+        raise ProtocolError("message is not signed", code="signature_missing", field="signature")
+    if not signing.verify_wire(raw, secret):
+        raise ProtocolError("signature does not match", code="signature_invalid", field="signature")
+
+
+def check_fresh(
+    message: Message,
+    *,
+    now: datetime | None = None,
+    max_skew_seconds: float = DEFAULT_MAX_SKEW_SECONDS,
+) -> None:
+    """Reject a message whose TTL has passed or whose clock is too far from ours."""
+    now = now or datetime.now(UTC)
+    sent = message.header.timestamp
+    if abs((now - sent).total_seconds()) > max_skew_seconds:
+        raise ProtocolError(
+            f"timestamp is more than {max_skew_seconds:g}s from server time",
+            code="clock_skew",
+            field="header.timestamp",
+        )
+    ttl = message.header.ttl_seconds
+    if ttl is not None and now > sent + timedelta(seconds=ttl):
+        raise ProtocolError(
+            f"message expired ({ttl}s time to live)", code="expired", field="header.ttl_seconds"
+        )
+
+
+class ReplayWindow:
+    """Remembers message ids for ``window_seconds`` (at most ``max_entries``) to drop replays.
+
+    Bounded both ways: old ids age out and the oldest are evicted when full, so a flood cannot
+    grow memory. Paired with the clock-skew check, an id older than the window is rejected
+    as stale before it could be replayed.
+    """
+
+    def __init__(self, window_seconds: float = 600, max_entries: int = 100_000):
+        self.window_seconds = window_seconds
+        self.max_entries = max_entries
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self.window_seconds
+        while self._seen:
+            oldest, seen_at = next(iter(self._seen.items()))
+            if seen_at >= horizon and len(self._seen) <= self.max_entries:
+                break
+            self._seen.pop(oldest)
+
+    def seen(self, message_id: uuid.UUID | str, *, now: float | None = None) -> bool:
+        """True when the id was already seen in the window; records it otherwise."""
+        now = time.monotonic() if now is None else now
+        self._expire(now)
+        key = str(message_id)
+        if key in self._seen:
+            return True
+        self._seen[key] = now
+        self._expire(now)
+        return False
+
+    def check(self, message: Message, *, now: float | None = None) -> None:
+        if self.seen(message.header.message_id, now=now):
+            raise ProtocolError(
+                "message_id was already received (replay)",
+                code="replayed",
+                field="header.message_id",
+            )

@@ -1,0 +1,152 @@
+// The agents page: registry with live status dots, live message feed, send form.
+import { api, wsUrl } from "/static/js/api.js";
+
+const $ = (id) => document.getElementById(id);
+const agents = new Map();
+const messages = new Map();
+const MAX_ROWS = 100;
+
+function text(tag, value, className) {
+  const el = document.createElement(tag);
+  el.textContent = value ?? "";
+  if (className) el.className = className;
+  return el;
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleTimeString() : "—";
+}
+
+function renderAgents() {
+  const body = $("agent-rows");
+  body.replaceChildren();
+  const list = $("agent-ids");
+  list.replaceChildren();
+  if (!agents.size) {
+    const row = document.createElement("tr");
+    const cell = text("td", "No agents registered.", "muted");
+    cell.colSpan = 5;
+    row.append(cell);
+    body.append(row);
+  }
+  for (const agent of [...agents.values()].sort((a, b) => a.id.localeCompare(b.id))) {
+    const row = document.createElement("tr");
+    row.dataset.agent = agent.id;
+    const name = document.createElement("td");
+    const dot = text("span", "", `dot ${agent.status === "online" ? "ok" : "fail"}`);
+    dot.title = agent.status;
+    dot.dataset.status = agent.status;
+    name.append(dot, text("strong", agent.id));
+    if (agent.name && agent.name !== agent.id) name.append(" ", text("span", agent.name, "muted"));
+    const caps = document.createElement("td");
+    caps.className = "agent-caps";
+    for (const cap of agent.capabilities || []) caps.append(text("code", cap));
+    row.append(name, text("td", agent.kind), caps, text("td", String(agent.in_flight ?? 0)),
+      text("td", when(agent.last_heartbeat)));
+    body.append(row);
+    list.append(Object.assign(document.createElement("option"), { value: agent.id }));
+  }
+}
+
+function statusBadge(status) {
+  const cls = { answered: "ok", delivered: "", failed: "fail", rejected: "fail", timed_out: "warn" }[status] || "";
+  return text("span", status, `badge ${cls}`);
+}
+
+function renderMessage(item) {
+  messages.set(item.message_id, item);
+  const body = $("message-rows");
+  body.querySelector("tr.empty")?.remove();
+  let row = body.querySelector(`tr[data-id="${item.message_id}"]`);
+  const fresh = !row;
+  if (!row) {
+    row = document.createElement("tr");
+    row.dataset.id = item.message_id;
+    body.prepend(row);
+  }
+  const to = item.recipient_id || (item.capability ? `cap:${item.capability}` : "*");
+  const status = document.createElement("td");
+  status.append(statusBadge(item.status));
+  if (item.error) status.append(" ", text("span", item.error, "muted"));
+  row.replaceChildren(text("td", when(item.created_at)), text("td", item.message_type), text("td", item.action),
+    text("td", `${item.sender_id} → ${to}`), status,
+    text("td", item.latency_ms != null ? `${item.latency_ms.toFixed(1)} ms` : "—"));
+  if (fresh) row.classList.add("fresh");
+  while (body.children.length > MAX_ROWS) body.lastElementChild.remove();
+}
+
+function connectFeed(delay = 500) {
+  const socket = new WebSocket(wsUrl("/ws/agents/feed/"));
+  socket.addEventListener("open", () => { $("feed-state").textContent = "live"; delay = 500; });
+  socket.addEventListener("message", (event) => {
+    const data = JSON.parse(event.data);
+    if (data.type === "agents") {
+      agents.clear();
+      for (const agent of data.items) agents.set(agent.id, agent);
+      renderAgents();
+    } else if (data.type === "agent") {
+      agents.set(data.item.id, data.item);
+      renderAgents();
+    } else if (data.type === "message") {
+      renderMessage(data.item);
+    }
+  });
+  socket.addEventListener("close", () => {
+    $("feed-state").textContent = "reconnecting…";
+    setTimeout(() => connectFeed(Math.min(delay * 2, 10000)), delay);
+  });
+}
+
+async function loadLog() {
+  try {
+    const page = await api("/api/agents/messages?limit=30");
+    for (const item of page.items.reverse()) renderMessage(item);
+  } catch { /* the feed still works */ }
+}
+
+function showError(message) {
+  $("send-error").textContent = message;
+  $("send-error").hidden = !message;
+}
+
+async function send(event) {
+  event.preventDefault();
+  showError("");
+  let data;
+  try {
+    data = JSON.parse($("send-data").value || "{}");
+  } catch (err) {
+    showError(`Data is not valid JSON: ${err.message}`);
+    return;
+  }
+  const type = $("send-type").value;
+  const header = { message_type: type, priority: $("send-priority").value };
+  const recipient = $("send-recipient").value.trim();
+  const capability = $("send-capability").value.trim();
+  if (recipient) header.recipient_id = recipient;
+  if (capability) header.capability = capability;
+  const body = { header, payload: { action: $("send-action").value.trim(), data } };
+  const query = type === "REQUEST" ? "?wait=true&timeout=30" : "";
+  $("send-button").disabled = true;
+  try {
+    const answer = await api(`/api/agents/messages${query}`, { method: "POST", body });
+    $("send-status").textContent = answer.header?.message_type || answer.status;
+    $("send-status").className = "badge ok";
+    $("send-response").textContent = JSON.stringify(answer, null, 2);
+    $("send-result").hidden = false;
+  } catch (err) {
+    if (err.body?.message) {
+      $("send-status").textContent = "ERROR";
+      $("send-status").className = "badge fail";
+      $("send-response").textContent = JSON.stringify(err.body.message, null, 2);
+      $("send-result").hidden = false;
+    }
+    showError(`${err.message} (${err.code})`);
+  } finally {
+    $("send-button").disabled = false;
+  }
+}
+
+$("send-form").addEventListener("submit", send);
+connectFeed();
+loadLog();

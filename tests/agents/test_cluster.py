@@ -1,0 +1,250 @@
+"""Proof across processes: real servers, a real external agent over a real socket.
+
+With Redis, two uvicorn processes (A and B) share Redis and one database: an agent connected
+to A answers a request sent through B's API, and a broadcast sent on B reaches agents on A and
+B. The same suite runs against one process on the in-memory layer.
+"""
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+import websockets
+from asgiref.sync import sync_to_async
+
+from tests.conftest import make_token
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url(db: dict) -> str:
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    auth = db.get("USER") or "postgres"
+    if db.get("PASSWORD"):
+        auth += f":{db['PASSWORD']}"
+    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def _start_server(env: dict, log_path: Path) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "autobot.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    proc.log = log
+    return proc, f"127.0.0.1:{port}"
+
+
+def _wait_ready(proc, address: str, log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:  # a process start has no event to await: poll its health endpoint
+        try:
+            with urllib.request.urlopen(f"http://{address}/api/health", timeout=2):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"server did not start; see {log_path}") from None
+            time.sleep(0.2)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)], scope="module")
+def cluster(request, django_db_setup, django_db_blocker, tmp_path_factory):
+    """(address A, address B): two processes sharing Redis, or one in-memory process twice."""
+    from django.conf import settings
+
+    redis_url = os.environ.get("AUTOBOT_TEST_REDIS_URL", "")
+    if request.param == "redis" and not redis_url:
+        pytest.skip("needs Redis: set AUTOBOT_TEST_REDIS_URL")
+    var_dir = tmp_path_factory.mktemp(f"cluster-{request.param}")
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(settings.DATABASES["default"]),
+        "AUTOBOT_VAR_DIR": str(var_dir),
+        "AUTOBOT_SECRET_KEY": settings.SECRET_KEY,  # shared: it also derives the bus signing key
+        "AUTOBOT_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("REDIS_URL", None)
+    if request.param == "redis":
+        env["REDIS_URL"] = redis_url
+    count = 2 if request.param == "redis" else 1
+    servers = [_start_server(env, var_dir / f"server-{i}.log") for i in range(count)]
+    for i, (proc, address) in enumerate(servers):
+        _wait_ready(proc, address, var_dir / f"server-{i}.log")
+    addresses = [address for _, address in servers]
+    yield addresses[0], addresses[-1]
+    for proc, _ in servers:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        proc.log.close()
+
+
+def frame(agent_id, message_type, action, data=None, **header):
+    return json.dumps({
+        "header": {"message_id": str(uuid.uuid4()), "message_type": message_type, "sender_id": agent_id,
+                   "timestamp": datetime.now(UTC).isoformat(), **header},
+        "payload": {"action": action, "data": data or {}},
+    })
+
+
+async def connect_agent(address, token, agent_id):
+    ws = await websockets.connect(f"ws://{address}/ws/agents/?agent_id={agent_id}",
+                                  additional_headers={"Authorization": f"Bearer {token}"})
+    await ws.send(frame(agent_id, "NOTIFICATION", "agent.register",
+                        {"name": agent_id, "capabilities": ["echo"], "version": "1"}))
+    registered = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert registered["payload"]["action"] == "agent.registered", registered
+    return ws
+
+
+async def serve_one(ws, agent_id):
+    """Answer the next REQUEST, echoing its data and saying who answered."""
+    while True:
+        message = json.loads(await ws.recv())
+        if message["header"]["message_type"] == "REQUEST":
+            await ws.send(frame(agent_id, "RESPONSE", message["payload"]["action"],
+                                {"echo": message["payload"]["data"], "by": agent_id},
+                                correlation_id=message["header"]["message_id"]))
+            return
+
+
+async def next_of_type(ws, message_type):
+    while True:
+        message = json.loads(await ws.recv())
+        if message["header"]["message_type"] == message_type:
+            return message
+
+
+async def post(address, token, body, query=""):
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"http://{address}/api/agents/messages{query}", json=body,
+                             headers={"Authorization": f"Bearer {token}"}) as response:
+            return response.status, await response.json()
+
+
+async def test_an_agent_on_a_answers_a_request_sent_through_b(cluster, owner):
+    address_a, address_b = cluster
+    token = await sync_to_async(make_token)(owner)
+    agent_id = f"echo-{uuid.uuid4().hex[:8]}"
+    ws = await connect_agent(address_a, token, agent_id)
+    try:
+        body = {"header": {"message_type": "REQUEST", "recipient_id": agent_id},
+                "payload": {"action": "echo", "data": {"via": "B"}}}
+        call = asyncio.create_task(post(address_b, token, body, "?wait=true&timeout=15"))
+        await asyncio.wait_for(serve_one(ws, agent_id), 20)
+        status, answer = await call
+        assert status == 200, answer
+        assert answer["header"]["message_type"] == "RESPONSE"
+        assert answer["payload"]["data"] == {"echo": {"via": "B"}, "by": agent_id}
+    finally:
+        await ws.close()
+
+
+async def test_a_broadcast_on_b_reaches_agents_on_a_and_b(cluster, owner):
+    address_a, address_b = cluster
+    token = await sync_to_async(make_token)(owner)
+    suffix = uuid.uuid4().hex[:8]
+    on_a = await connect_agent(address_a, token, f"a-{suffix}")
+    on_b = await connect_agent(address_b, token, f"b-{suffix}")
+    try:
+        body = {"header": {"message_type": "BROADCAST"}, "payload": {"action": "news", "data": {"id": suffix}}}
+        status, accepted = await post(address_b, token, body)
+        assert status == 202, accepted
+        for ws in (on_a, on_b):
+            while True:  # other runs sharing Redis may broadcast too: find ours
+                got = await asyncio.wait_for(next_of_type(ws, "BROADCAST"), 10)
+                if got["payload"]["data"].get("id") == suffix:
+                    break
+    finally:
+        await on_a.close()
+        await on_b.close()
+
+
+async def test_a_capability_request_through_b_is_balanced_over_agents_on_a_and_b(cluster, owner):
+    address_a, address_b = cluster
+    token = await sync_to_async(make_token)(owner)
+    capability = f"cap-{uuid.uuid4().hex[:8]}"
+    agents = []
+    for address, name in ((address_a, "x"), (address_b, "y")):
+        agent_id = f"{name}-{capability}"
+        ws = await websockets.connect(f"ws://{address}/ws/agents/?agent_id={agent_id}",
+                                      additional_headers={"Authorization": f"Bearer {token}"})
+        await ws.send(frame(agent_id, "NOTIFICATION", "agent.register", {"capabilities": [capability]}))
+        await asyncio.wait_for(ws.recv(), 10)
+        agents.append((ws, agent_id))
+    try:
+        answered_by = []
+        for _ in range(2):
+            body = {"header": {"message_type": "REQUEST", "capability": capability}, "payload": {"action": "echo"}}
+            call = asyncio.create_task(post(address_b, token, body, "?wait=true&timeout=15"))
+            servers = [asyncio.create_task(serve_one(ws, agent_id)) for ws, agent_id in agents]
+            status, answer = await asyncio.wait_for(call, 20)
+            assert status == 200, answer
+            answered_by.append(answer["payload"]["data"]["by"])
+            for task in servers:
+                task.cancel()
+            await asyncio.gather(*servers, return_exceptions=True)
+        assert sorted(answered_by) == sorted(agent_id for _, agent_id in agents)
+    finally:
+        for ws, _ in agents:
+            await ws.close()
+
+
+async def test_the_builtin_knowledge_agent_answers_through_b(cluster, owner):
+    _, address_b = cluster
+    token = await sync_to_async(make_token)(owner)
+    body = {"header": {"message_type": "REQUEST", "recipient_id": "knowledge"},
+            "payload": {"action": "search", "data": {"q": "anything"}}}
+    status, answer = await post(address_b, token, body, "?wait=true&timeout=15")
+    assert status == 200, answer
+    assert answer["header"]["sender_id"] == "knowledge"
+    assert answer["payload"]["data"]["count"] == 0
+
+
+@pytest.mark.parametrize("secret", [None, "example-secret"], ids=["unsigned", "signed"])
+async def test_the_example_agent_answers(cluster, owner, secret):
+    from agents.models import Agent
+
+    address_a, address_b = cluster
+    token = await sync_to_async(make_token)(owner)
+    agent_id = f"example-{uuid.uuid4().hex[:8]}"
+    if secret:
+        await Agent.objects.acreate(id=agent_id, owner=owner, secret=secret)
+    args = [sys.executable, str(ROOT / "examples" / "echo_agent.py"), "--url", f"ws://{address_a}",
+            "--token", token, "--agent-id", agent_id] + (["--secret", secret] if secret else [])
+    proc = await asyncio.create_subprocess_exec(*args, stderr=asyncio.subprocess.PIPE)
+    try:
+        while b"registered as" not in (line := await asyncio.wait_for(proc.stderr.readline(), 20)):
+            assert line, "the example agent exited before registering"
+        body = {"header": {"message_type": "REQUEST", "recipient_id": agent_id},
+                "payload": {"action": "echo", "data": {"hello": "world"}}}
+        status, answer = await post(address_b, token, body, "?wait=true&timeout=15")
+        assert status == 200, answer
+        assert answer["payload"]["data"] == {"echo": {"hello": "world"}}
+    finally:
+        proc.terminate()
+        await proc.wait()
