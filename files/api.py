@@ -138,9 +138,13 @@ class UploadSessionAuth(SessionAuth):
     multipart body before the view can stream it; an empty POST makes it fall back to the header.
     """
 
-    def authenticate(self, request, key):
+    # Must stay ``async``: ninja decides how to call an authenticator by inspecting
+    # ``authenticate``. A plain ``def`` returning the parent's coroutine was run in a thread and its
+    # (unawaited, truthy) coroutine taken as the user: every caller "authenticated" without the
+    # session or CSRF ever being checked.
+    async def authenticate(self, request, key):
         request._post, request._files = QueryDict(), MultiValueDict()
-        return super().authenticate(request, key)
+        return await super().authenticate(request, key)
 
 
 @router.post(

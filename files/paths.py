@@ -97,6 +97,24 @@ def validate_name(name: str) -> str:
     return name
 
 
+# Bidirectional controls make "evil\u202etxt.exe" display as "evilexe.txt".
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# storage.TEMP_PREFIX: uploads in flight are hidden from listings under this prefix.
+RESERVED_PREFIX = ".autobot-upload-"
+
+
+def validate_new_name(name: str) -> str:
+    """``validate_name`` plus what a name the API *creates* must not have: bidi controls that
+    disguise the real extension, and the prefix of in-flight upload files (hidden from lists).
+    Existing entries with such names (made from a shell) stay reachable to be renamed or deleted."""
+    validate_name(name)
+    if any(c in _BIDI_CONTROLS for c in name):
+        raise PathRefused("a name cannot contain bidirectional control characters")
+    if name.startswith(RESERVED_PREFIX):
+        raise PathRefused(f"names starting with {RESERVED_PREFIX!r} are reserved")
+    return name
+
+
 def _check_traversal(text: str) -> None:
     if "\x00" in text:
         raise PathRefused("a path cannot contain a NUL byte")
@@ -254,6 +272,11 @@ def open_file(root: str, parts: tuple[str, ...]) -> int:
         if not stat.S_ISREG(st.st_mode):
             # FIFOs and devices would block or leak; only plain files are served.
             raise PathRefused("only regular files can be read")
+        if st.st_nlink > 1:
+            # A hard link is the same file under another name, and that name may be outside
+            # the root (``ln /srv/secret area/x`` from a shell): the symlink rule, for links
+            # realpath cannot see. The API itself never leaves a second link behind.
+            raise PathRefused("a file with several hard links is not served")
         # O_NONBLOCK was only there so opening a FIFO cannot hang; reads are plain again.
         os.set_blocking(fd, True)
     except BaseException:

@@ -5,6 +5,7 @@ No I/O and no Django, so the rules are easy to test on their own.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import quote
@@ -12,6 +13,9 @@ from urllib.parse import quote
 # More ranges than this in one request is a resource-exhaustion trick, not a download
 # manager: serve the whole file instead (RFC 9110 §14.2 allows ignoring Range).
 MAX_RANGES = 16
+# ASCII digits only (str.isdigit() also accepts "²" and other digits int() rejects), and no
+# more of them than any real offset needs (int() refuses over 4300 digits with a ValueError).
+_DIGITS = re.compile(r"[0-9]{0,19}")
 
 
 class RangeNotSatisfiable(Exception):
@@ -39,7 +43,7 @@ def parse_range(header: str | None, size: int) -> list[tuple[int, int]] | None:
             continue
         first, dash, last = piece.partition("-")
         first, last = first.strip(), last.strip()
-        if not dash or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+        if not dash or not _DIGITS.fullmatch(first) or not _DIGITS.fullmatch(last):
             return None
         if first == "":
             if last == "":

@@ -49,6 +49,14 @@ async def _multipart(download: Download, ranges, boundary: str, heads: list[byte
 
 def file_response(request, download: Download, *, inline: bool = False) -> HttpResponse | StreamingHttpResponse:
     """Serve an open file, taking ownership of it (it is closed when the response is done)."""
+    try:
+        return _file_response(request, download, inline=inline)
+    except BaseException:
+        download.close()  # a bad header must not leak the descriptor
+        raise
+
+
+def _file_response(request, download: Download, *, inline: bool) -> HttpResponse | StreamingHttpResponse:
     headers = _headers(download, inline=inline)
     meta = request.META
     if not_modified(

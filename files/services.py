@@ -104,19 +104,23 @@ async def _record(*, user, action: str, area: str, path: str, ip: str | None, da
     await audit.record(actor=user, action=action, target_type="file", target_id=f"{area}:{path}", data=data, ip=ip)
 
 
-async def _audited(*, user, action: str, area: str, path, ip: str | None, run, data: dict | None = None):
+async def _audited(*, user, action: str, area: str | None, path, ip: str | None, run, data: dict | None = None):
     """Run a mutation and record it either way: who, where, how big, and how it ended.
 
-    ``path`` may be a callable when the path is only known once the request body is read.
+    ``run`` gets the area's root directory. The area is resolved inside, so a refused area (a
+    non-staff ``?user=``) is recorded too. ``path`` may be a callable when the path is only
+    known once the request body is read.
     """
     info = data if data is not None else {}
+    area = area or user.get_username()
 
     def where() -> str:
         return path() if callable(path) else path
 
     try:
+        root, area = await area_root(user=user, area=area)
         with _mapped():
-            result = await run()
+            result = await run(root)
     except AppError as exc:
         await _record(
             user=user,
@@ -153,39 +157,36 @@ async def _audited(*, user, action: str, area: str, path, ip: str | None, run, d
 
 
 async def dir_make(*, user, path: str, area: str | None = None, ip: str | None = None) -> Entry:
-    root, name = await area_root(user=user, area=area)
     return await _audited(
-        user=user, action="files.mkdir", area=name, path=path, ip=ip, run=lambda: storage.dir_make(root, path)
+        user=user, action="files.mkdir", area=area, path=path, ip=ip, run=lambda root: storage.dir_make(root, path)
     )
 
 
 async def entry_move(
     *, user, src: str, dst: str, overwrite: bool = False, area: str | None = None, ip: str | None = None
 ) -> Entry:
-    root, name = await area_root(user=user, area=area)
     return await _audited(
         user=user,
         action="files.move",
-        area=name,
+        area=area,
         path=src,
         ip=ip,
         data={"to": dst, "overwrite": overwrite},
-        run=lambda: storage.entry_move(root, src, dst, overwrite=overwrite),
+        run=lambda root: storage.entry_move(root, src, dst, overwrite=overwrite),
     )
 
 
 async def entry_delete(
     *, user, path: str, recursive: bool = False, area: str | None = None, ip: str | None = None
 ) -> Entry:
-    root, name = await area_root(user=user, area=area)
     return await _audited(
         user=user,
         action="files.delete",
-        area=name,
+        area=area,
         path=path,
         ip=ip,
         data={"recursive": recursive},
-        run=lambda: storage.entry_delete(root, path, recursive=recursive),
+        run=lambda root: storage.entry_delete(root, path, recursive=recursive),
     )
 
 
@@ -217,11 +218,10 @@ async def files_upload(
     """Stream a multipart body (fields ``path``, ``overwrite``, then one or more ``files``)
     into ``path``. Query-string values win; form fields must come before the files.
     All files land, or none: a failure part-way removes every temporary file."""
-    root, name = await area_root(user=user, area=area)
     fields: dict[str, str] = {}
     names: list[str] = []
 
-    async def run() -> list[Entry]:
+    async def run(root: str) -> list[Entry]:
         async with AsyncExitStack() as stack:
             upload: storage.Upload | None = None
             field: str | None = None
@@ -270,7 +270,7 @@ async def files_upload(
     return await _audited(
         user=user,
         action="files.upload",
-        area=name,
+        area=area,
         ip=ip,
         data={"files": names},
         run=run,

@@ -34,7 +34,7 @@ PREVIEW_BYTES = 64 * 1024
 READ_CHUNK = 256 * 1024
 # Upload writes are coalesced to this size so a 200 MB file is ~200 thread hops, not 3000.
 WRITE_CHUNK = 1024 * 1024
-TEMP_PREFIX = ".autobot-upload-"
+TEMP_PREFIX = paths.RESERVED_PREFIX  # names the API refuses to create
 TEMP_SUFFIX = ".part"
 
 
@@ -267,6 +267,7 @@ async def dir_make(root: str, path: str) -> Entry:
     parts, rel = _parts(path)
     if not parts:
         raise EntryExists("the root folder already exists")
+    paths.validate_new_name(parts[-1])
     return await _run(_mkdir_sync, rel, root, parts, rel)
 
 
@@ -276,6 +277,13 @@ def _exists(name: str, fd: int) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def _is_dir(name: str, fd: int) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _move_sync(root: str, src: tuple[str, ...], dst: tuple[str, ...], overwrite: bool) -> Entry:
@@ -316,6 +324,8 @@ async def entry_move(root: str, src: str, dst: str, *, overwrite: bool = False) 
     dst_parts, _ = _parts(dst)
     if not src_parts or not dst_parts:
         raise InvalidOperation("the root folder cannot be moved or replaced")
+    if dst_parts[-1] != src_parts[-1]:
+        paths.validate_new_name(dst_parts[-1])  # a new name; moving keeps an existing one
     return await _run(_move_sync, src_rel, root, src_parts, dst_parts, overwrite)
 
 
@@ -529,12 +539,15 @@ class Upload:
     async def file_begin(self, name: str) -> None:
         """Start a new file; refuses bad names and (without overwrite) existing targets."""
         await self._finish_current()
-        paths.validate_name(name)
+        paths.validate_new_name(name)
         if any(s.name == name for s in self.staged):
             raise EntryExists(f"'{name}' appears twice in this upload")
         dir_fd = self._dir_fd
         if not self.overwrite and await asyncio.to_thread(_exists, name, dir_fd):
             raise EntryExists(f"'{self._rel(name)}' already exists; pass overwrite=true to replace it")
+        if self.overwrite and await asyncio.to_thread(_is_dir, name, dir_fd):
+            # Refuse now, not at commit time after earlier files have replaced theirs.
+            raise EntryExists(f"'{self._rel(name)}' is a folder")
         temp_name = f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
 
         def opener(path: str, flags: int) -> int:
@@ -585,33 +598,68 @@ class Upload:
         return await asyncio.to_thread(self._commit_sync)
 
     def _commit_sync(self) -> list[Entry]:
+        """Rename every staged file into place; if one fails, undo the ones already placed
+        (restoring any file they replaced), so the request lands completely or not at all."""
         fd = self._dir_fd
-        for staged in list(self.staged):
-            if self.overwrite:
-                try:
-                    os.replace(staged.temp_name, staged.name, src_dir_fd=fd, dst_dir_fd=fd)
-                except IsADirectoryError:
-                    raise EntryExists(f"'{self._rel(staged.name)}' is a folder") from None
-            else:
-                # link() fails if the name exists, closing the race a stat-then-rename has.
-                try:
-                    os.link(
-                        staged.temp_name,
-                        staged.name,
-                        src_dir_fd=fd,
-                        dst_dir_fd=fd,
-                        follow_symlinks=False,
-                    )
-                except FileExistsError:
-                    raise EntryExists(
-                        f"'{self._rel(staged.name)}' already exists; pass overwrite=true to replace it"
-                    ) from None
-                os.unlink(staged.temp_name, dir_fd=fd)
-            self.staged.remove(staged)
+        placed: list[tuple[_Staged, str | None]] = []  # (file, backup of what it replaced)
+        try:
+            for staged in list(self.staged):
+                backup = None
+                if self.overwrite:
+                    if _is_dir(staged.name, fd):
+                        raise EntryExists(f"'{self._rel(staged.name)}' is a folder")
+                    # Keep the file being replaced (a second link to it) until all have landed.
+                    backup = f"{TEMP_PREFIX}{secrets.token_hex(8)}.old"
+                    try:
+                        os.link(staged.name, backup, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        backup = None
+                    try:
+                        os.replace(staged.temp_name, staged.name, src_dir_fd=fd, dst_dir_fd=fd)
+                    except IsADirectoryError:
+                        raise EntryExists(f"'{self._rel(staged.name)}' is a folder") from None
+                    except BaseException:
+                        if backup is not None:
+                            os.unlink(backup, dir_fd=fd)
+                        raise
+                else:
+                    # link() fails if the name exists, closing the race a stat-then-rename has.
+                    try:
+                        os.link(
+                            staged.temp_name,
+                            staged.name,
+                            src_dir_fd=fd,
+                            dst_dir_fd=fd,
+                            follow_symlinks=False,
+                        )
+                    except FileExistsError:
+                        raise EntryExists(
+                            f"'{self._rel(staged.name)}' already exists; pass overwrite=true to replace it"
+                        ) from None
+                    os.unlink(staged.temp_name, dir_fd=fd)
+                self.staged.remove(staged)
+                placed.append((staged, backup))
+        except BaseException:
+            self._rollback_sync(placed)
+            raise
+        for staged, backup in placed:
+            if backup is not None:
+                os.unlink(backup, dir_fd=fd)
             st = os.stat(staged.name, dir_fd=fd, follow_symlinks=False)
             self.committed.append(_entry(staged.name, self._rel(staged.name), st))
         os.fsync(fd)  # make the renames durable too
         return self.committed
+
+    def _rollback_sync(self, placed: list[tuple[_Staged, str | None]]) -> None:
+        fd = self._dir_fd
+        for staged, backup in reversed(placed):
+            try:
+                if backup is not None:
+                    os.replace(backup, staged.name, src_dir_fd=fd, dst_dir_fd=fd)
+                else:
+                    os.unlink(staged.name, dir_fd=fd)
+            except OSError:
+                pass  # best effort; the original error is what the caller needs
 
     async def _abort(self) -> None:
         for staged in self.staged:
