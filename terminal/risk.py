@@ -725,6 +725,23 @@ def _trap(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
         yield from w.run_string(args[0], None, cmd)
 
 
+def _mapfile(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    # mapfile/readarray -C CALLBACK: bash runs the callback as a command string.
+    args, i = cmd.args, 0
+    while i < len(args) and args[i].startswith("-") and args[i] not in ("-", "--"):
+        a = args[i]
+        for j, ch in enumerate(a[1:], 1):
+            if ch in "dnOsucC":
+                value = a[j + 1 :]
+                if not value:
+                    i += 1
+                    value = args[i] if i < len(args) else ""
+                if ch == "C":
+                    yield from w.run_string(value, None, cmd)
+                break
+        i += 1
+
+
 def _shopt(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
     opts, _, i = split_options(cmd.args)
     if "u" in opts and {"extdebug", "functrace"} & set(cmd.args[i:]):
@@ -1062,6 +1079,8 @@ RULES: dict[str, Rule] = {
     "git": _git,
     # the command hook
     "trap": _trap,
+    "mapfile": _mapfile,
+    "readarray": _mapfile,
     "shopt": _shopt,
     "set": _set,
     "unset": _unset,

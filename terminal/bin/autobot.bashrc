@@ -87,8 +87,12 @@ __autobot_histline() {
 }
 
 __autobot_hook() {
-    # Our own functions and programmable completion are not the user's commands.
-    [[ ${FUNCNAME[1]-} == __autobot_* || -n ${COMP_LINE-} || $BASH_COMMAND == __autobot_prompt ]] && return 0
+    # Our own (read-only) functions are not the user's commands. Nothing the user can set
+    # (COMP_LINE, a function named __autobot_something) switches the check off.
+    case ${FUNCNAME[1]-} in
+        __autobot_esc | __autobot_ask | __autobot_histline | __autobot_prompt) return 0 ;;
+    esac
+    [[ $BASH_COMMAND == __autobot_prompt ]] && return 0
     local cmd=$BASH_COMMAND v
     if [[ $BASHPID != "$$" ]]; then
         # A subshell: several may run at once and share the channel, so they only
@@ -105,8 +109,16 @@ __autobot_hook() {
         return
     fi
     if (( __autobot_fresh )); then
-        __autobot_fresh=0
         __autobot_histline
+        if [[ -z $__autobot_line ]]; then
+            # No new history line: a completion function, a key binding, or history
+            # switched off (HISTSIZE=0). Check this command on its own, and leave the
+            # line state alone: no verdict for subshells, the next real line still
+            # gets its whole-line check. (Sent as a line with no text: recorded.)
+            __autobot_ask line "" "$cmd" 0
+            return
+        fi
+        __autobot_fresh=0
         __autobot_lastnum=$__autobot_num
         if __autobot_ask line "$__autobot_line" "$cmd" "$__autobot_num"; then
             __autobot_verdict=allow
