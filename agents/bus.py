@@ -20,28 +20,29 @@ Delivery guarantee (see docs/agents.md)
     and handled at most once per receiver (de-duplicated by message id; a retry of an answered
     request gets the cached answer again). Broadcasts are at-most-once, with losses surfaced.
 
-Every envelope is signed with the server key (HMAC-SHA256 over canonical JSON); an envelope
-that fails verification — e.g. written into Redis by someone else — is rejected.
+Every envelope is signed with the server key (HMAC-SHA256 over the packed bytes, see
+envelope.py); an envelope that fails verification — e.g. written into Redis by someone
+else — is rejected.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
-import json
 import logging
 import random
 import time
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from channels.exceptions import ChannelFull
 from prometheus_client import Counter
 
-from agents import signing
+from agents.envelope import Delivery, Sealer, pack_message, pack_response
 from agents.protocol import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     DEFAULT_MAX_SKEW_SECONDS,
@@ -49,16 +50,14 @@ from agents.protocol import (
     MessageType,
     Priority,
     ProtocolError,
-    build_message,
     check_fresh,
     error_message,
-    parse_message,
+    server_message,
 )
 from autobot import metrics  # the process's one Prometheus registry (prometheus_client only)
 
 log = logging.getLogger("agents.bus")
 
-EVENT_TYPE = "agents.message"
 BROADCAST_GROUP = "agents.broadcast"
 
 SENT = Counter("autobot_agents_messages_sent", "Messages put on the agent bus.", ["type"],
@@ -133,6 +132,15 @@ class HandlerError(Exception):
 # --- configuration, stats, envelopes -----------------------------------------------------
 
 
+class Answer(NamedTuple):
+    """An answer kept for de-duplication: its type and ``pack_message`` bytes — one small
+    immutable object per remembered request rather than a tree of models and dicts for the
+    garbage collector to walk."""
+
+    kind: str
+    packed: bytes
+
+
 @dataclass
 class BusConfig:
     request_timeout: float = 10.0
@@ -157,31 +165,66 @@ class BusStats:
     retries: int = 0
 
 
-def seal(key: bytes, wire: dict, *, reply_to: str | None, origin: str, via: str | None,
+def seal(key: bytes, message: Message, *, reply_to: str | None, origin: str, via: str | None,
          seq: int | None) -> dict:
-    """An envelope for the layer: the body as JSON text and its HMAC.
-
-    Signing the exact text (rather than re-encoding canonically on each side) costs one
-    ``dumps`` and one ``loads`` per hop, and a string is cheap for the layer to copy or pack.
-    """
-    body = json.dumps({"m": wire, "reply_to": reply_to, "origin": origin, "via": via, "seq": seq},
-                      separators=(",", ":"), ensure_ascii=False)
-    return {"type": EVENT_TYPE, "body": body, "sig": signing.digest_bytes(body.encode(), key)}
+    """An envelope for the layer (see envelope.py): the packed message and its HMAC."""
+    return Sealer(key).seal(message, reply_to=reply_to, origin=origin, via=via, seq=seq)
 
 
-def unseal(key: bytes, event: dict) -> tuple[Message, dict]:
-    """Verify a bus envelope and parse its message; ``ProtocolError`` when it is not ours."""
-    text = event.get("body")
-    if not isinstance(text, str) or not signing.bytes_match(text.encode(), key, event.get("sig")):
-        raise ProtocolError("bus envelope signature does not match", code="signature_invalid")
-    body = json.loads(text)
-    return parse_message(body["m"], max_payload_bytes=None), body
+def unseal(key: bytes, event: dict) -> tuple[Message, Delivery]:
+    """Verify a bus envelope and rebuild its message; ``ProtocolError`` when it is not ours."""
+    return Sealer(key).open(event)
 
 
 def backoff_delay(attempt: int, config: BusConfig) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random, capped."""
     ceiling = min(config.backoff_max, config.backoff_base * (2**attempt))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class _Pending:
+    """A request waiting for its answer. The answer slot outlives each attempt's wait, so an
+    answer to an earlier attempt that arrives between attempts still completes the request."""
+
+    __slots__ = ("answer", "waiter")
+
+    def __init__(self) -> None:
+        self.answer: Message | None = None
+        self.waiter: asyncio.Future | None = None
+
+    def settle(self, answer: Message) -> bool:
+        if self.answer is not None:
+            return False
+        self.answer = answer
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+        return True
+
+    async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109 - one timer, no extra task
+        """Wait up to ``timeout`` for the answer; True once it is there.
+
+        One future and one timer: ``asyncio.wait`` would add a second future, callbacks and
+        an extra trip through the event loop per attempt — a large share of a local round trip.
+        """
+        if self.answer is None and timeout > 0:
+            loop = asyncio.get_running_loop()
+            self.waiter = waiter = loop.create_future()
+            timer = loop.call_later(timeout, _wake, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self.waiter = None
+        return self.answer is not None
+
+    def cancel(self) -> None:
+        if self.waiter is not None:
+            self.waiter.cancel()
+
+
+def _wake(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 # --- discovery ---------------------------------------------------------------------------
@@ -268,6 +311,7 @@ class Bus:
     ):
         self.layer = layer
         self.key = key.encode() if isinstance(key, str) else key
+        self.sealer = Sealer(self.key)
         self.directory = directory or LocalDirectory()
         self.config = config or BusConfig()
         self.sender_id = sender_id
@@ -275,7 +319,7 @@ class Bus:
         self.origin = uuid.uuid4().hex[:16]
         self.stats = BusStats()
         self.reply_channel: str | None = None
-        self._pending: dict[str, asyncio.Future] = {}
+        self._pending: dict[uuid.UUID, _Pending] = {}
         self._seq: dict[str, int] = defaultdict(int)
         self._reader: asyncio.Task | None = None
 
@@ -293,19 +337,20 @@ class Bus:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
             self._reader = None
-        for future in self._pending.values():
-            future.cancel()
+        for pending in self._pending.values():
+            pending.cancel()
         self._pending.clear()
 
     # -- low-level delivery
 
-    def seal(self, wire: dict, *, reply_to: str | None = None, via: str | None = None,
-             seq: int | None = None) -> dict:
-        return seal(self.key, wire, reply_to=reply_to, origin=self.origin, via=via, seq=seq)
+    def seal(self, message: Message, *, reply_to: str | None = None, via: str | None = None,
+             seq: int | None = None, recipient_id: str | None = None) -> dict:
+        packed = pack_message(message, recipient_id=recipient_id)
+        return self.sealer.seal(packed, reply_to=reply_to, origin=self.origin, via=via, seq=seq)
 
-    def unseal(self, event: dict) -> tuple[Message, dict]:
+    def unseal(self, event: dict) -> tuple[Message, Delivery]:
         try:
-            return unseal(self.key, event)
+            return self.sealer.open(event)
         except ProtocolError as exc:
             self.reject(exc.code, f"envelope refused: {exc.detail}")
             raise
@@ -328,39 +373,48 @@ class Bus:
             "(channel over capacity)", missing, origin, via, receiver,
         )
 
-    async def send_to_channel(self, channel: str, wire: dict, *, reply_to: str | None = None) -> None:
+    async def send_to_channel(self, channel: str, message: Message, *, reply_to: str | None = None,
+                              recipient_id: str | None = None) -> None:
         """Direct send; ``ChannelFull`` is counted, logged and raised as ``DeliveryFailed``."""
         try:
-            await self.layer.send(channel, self.seal(wire, reply_to=reply_to))
+            await self.layer.send(channel, self.seal(message, reply_to=reply_to, recipient_id=recipient_id))
         except ChannelFull:
-            self.note_channel_full(channel, wire["header"]["message_type"])
+            self.note_channel_full(channel, message.header.message_type.name)
             raise DeliveryFailed(f"the inbox of {channel} is full") from None
-        self._count(wire)
+        self._count(message)
 
-    async def send_to_group(self, group: str, wire: dict, *, reply_to: str | None = None) -> None:
+    async def send_to_group(self, group: str, message: Message, *, reply_to: str | None = None,
+                            recipient_id: str | None = None) -> None:
         self._seq[group] += 1
-        event = self.seal(wire, reply_to=reply_to, via=group, seq=self._seq[group])
+        event = self.seal(message, reply_to=reply_to, via=group, seq=self._seq[group], recipient_id=recipient_id)
         await self.layer.group_send(group, event)
-        self._count(wire)
+        self._count(message)
 
-    def _count(self, wire: dict) -> None:
+    def _count(self, message: Message) -> None:
         self.stats.sent += 1
-        SENT_BY_TYPE[wire["header"]["message_type"]].inc()
+        SENT_BY_TYPE[message.header.message_type.name].inc()
 
-    async def deliver(self, route: Route, wire: dict, *, reply_to: str | None = None) -> None:
+    async def deliver(self, route: Route, message: Message, *, reply_to: str | None = None) -> None:
+        """To the agent the bus picked (its id replaces a capability-only recipient)."""
         if route.channel:
-            await self.send_to_channel(route.channel, wire, reply_to=reply_to)
+            await self.send_to_channel(route.channel, message, reply_to=reply_to, recipient_id=route.agent_id)
         else:
-            await self.send_to_group(agent_group(route.agent_id), wire, reply_to=reply_to)
+            await self.send_to_group(agent_group(route.agent_id), message, reply_to=reply_to,
+                                     recipient_id=route.agent_id)
 
-    async def reply(self, reply_to: str | None, message: Message) -> None:
-        """Send a RESPONSE/ERROR back to a requester's reply channel."""
+    async def reply(self, reply_to: str | None, answer: Message | Answer) -> None:
+        """Send a RESPONSE/ERROR (or a remembered ``Answer``) back to a requester's reply channel."""
         if not reply_to:
             return
+        if isinstance(answer, Message):
+            answer = Answer(answer.header.message_type.name, pack_message(answer))
         try:
-            await self.send_to_channel(reply_to, message.to_wire())
-        except DeliveryFailed:
-            pass  # counted and logged; the requester times out and retries
+            await self.layer.send(reply_to, self.sealer.seal(answer.packed, reply_to=None, origin=self.origin))
+        except ChannelFull:
+            self.note_channel_full(reply_to, answer.kind)  # the requester times out and retries
+            return
+        self.stats.sent += 1
+        SENT_BY_TYPE[answer.kind].inc()
 
     # -- messages
 
@@ -377,7 +431,7 @@ class Bus:
         ttl_seconds: int | None = None,
         context: dict | None = None,
     ) -> Message:
-        return build_message(
+        return server_message(
             message_type, action, data, context=context, priority=priority,
             sender_id=sender_id or self.sender_id, recipient_id=recipient_id, capability=capability,
             ttl_seconds=ttl_seconds,
@@ -386,12 +440,11 @@ class Bus:
     async def send(self, message: Message) -> Route | None:
         """Deliver without waiting: to the recipient, or fan out to a capability / everyone."""
         header = message.header
-        wire = message.to_wire()
         if header.message_type is MessageType.BROADCAST or not (
             header.recipient_id or header.message_type is MessageType.REQUEST
         ):
             group = capability_group(header.capability) if header.capability else BROADCAST_GROUP
-            await self.send_to_group(group, wire)
+            await self.send_to_group(group, message)
             return None
         route = await self.directory.resolve(
             recipient=header.recipient_id, capability=header.capability
@@ -399,8 +452,7 @@ class Bus:
         if route is None:
             target = header.recipient_id or f"capability {header.capability}"
             raise AgentUnavailable(f"no live agent for {target}")
-        wire["header"]["recipient_id"] = route.agent_id
-        await self.deliver(route, wire, reply_to=self.reply_channel)
+        await self.deliver(route, message, reply_to=self.reply_channel)
         return route
 
     async def broadcast(self, action: str, data: dict | None = None, **fields: Any) -> Message:
@@ -450,71 +502,64 @@ class Bus:
         """
         if message.header.message_type is not MessageType.REQUEST:
             raise ValueError("request_message needs a REQUEST")
-        await self.start()
+        if self._reader is None:
+            await self.start()
         loop = asyncio.get_running_loop()
         timeout = timeout or self.config.request_timeout
         attempts = max(1, attempts or self.config.retry_attempts)
         deadline = loop.time() + timeout
-        key = str(message.header.message_id)
-        future: asyncio.Future = loop.create_future()
-        self._pending[key] = future
-        try:
-            return await self._attempts(message, future, deadline, attempts, timeout)
-        finally:
-            self._pending.pop(key, None)
-
-    async def _attempts(self, message: Message, future: asyncio.Future, deadline: float,
-                        attempts: int, timeout: float) -> Message:  # noqa: ASYNC109
-        loop = asyncio.get_running_loop()
         header = message.header
+        pending = self._pending[header.message_id] = _Pending()
         by_capability = not header.recipient_id
         failed: list[str] = []
         reached = False
-        for attempt in range(attempts):
-            if attempt:
-                self.stats.retries += 1
-                RETRIES.inc()
-            route = await self.directory.resolve(
-                recipient=header.recipient_id, capability=header.capability,
-                exclude=failed if by_capability else (),
-            )
-            if route is None and by_capability and failed:
-                failed.clear()  # everyone failed once: try them again rather than give up
-                route = await self.directory.resolve(recipient=None, capability=header.capability)
-            if route is not None:
-                reached = True
-                answered = await self._attempt(route, message, future, deadline, attempts - attempt)
-                if answered:
-                    return self._outcome(future.result())
-                failed.append(route.agent_id)
-            remaining = deadline - loop.time()
-            if remaining <= 0 or attempt == attempts - 1:
-                break
-            await asyncio.wait({future}, timeout=min(backoff_delay(attempt, self.config), remaining))
-            if future.done():
-                return self._outcome(future.result())
-        if future.done():
-            return self._outcome(future.result())
-        target = header.recipient_id or f"capability '{header.capability}'"
-        if not reached:
-            raise AgentUnavailable(f"no live agent for {target}")
-        raise RequestTimeout(f"no answer from {target} within {timeout:g}s")
+        try:
+            # One coroutine for the whole loop: every level of awaiting costs on each resume.
+            for attempt in range(attempts):
+                if attempt:
+                    self.stats.retries += 1
+                    RETRIES.inc()
+                route = await self.directory.resolve(
+                    recipient=header.recipient_id, capability=header.capability,
+                    exclude=failed if by_capability else (),
+                )
+                if route is None and by_capability and failed:
+                    failed.clear()  # everyone failed once: try them again rather than give up
+                    route = await self.directory.resolve(recipient=None, capability=header.capability)
+                if route is not None:
+                    reached = True
+                    if await self._attempt(route, message, pending, deadline, attempts - attempt):
+                        return self._outcome(pending.answer)
+                    failed.append(route.agent_id)
+                remaining = deadline - loop.time()
+                if remaining <= 0 or attempt == attempts - 1:
+                    break
+                if await pending.wait(min(backoff_delay(attempt, self.config), remaining)):
+                    return self._outcome(pending.answer)
+            if pending.answer is not None:
+                return self._outcome(pending.answer)
+            target = header.recipient_id or f"capability '{header.capability}'"
+            if not reached:
+                raise AgentUnavailable(f"no live agent for {target}")
+            raise RequestTimeout(f"no answer from {target} within {timeout:g}s")
+        finally:
+            self._pending.pop(header.message_id, None)
 
-    async def _attempt(self, route: Route, message: Message, future: asyncio.Future,
+    async def _attempt(self, route: Route, message: Message, pending: _Pending,
                        deadline: float, attempts_left: int) -> bool:
         loop = asyncio.get_running_loop()
-        wire = message.to_wire()
-        wire["header"]["recipient_id"] = route.agent_id
         await self.directory.dispatched(route.agent_id)
         try:
             try:
-                await self.deliver(route, wire, reply_to=self.reply_channel)
+                if route.channel:  # what ``deliver`` does, without another coroutine level
+                    await self.send_to_channel(route.channel, message, reply_to=self.reply_channel,
+                                               recipient_id=route.agent_id)
+                else:
+                    await self.deliver(route, message, reply_to=self.reply_channel)
             except DeliveryFailed:
                 return False
             # Share what is left between the remaining attempts so a retry still has time.
-            window = max(0.0, (deadline - loop.time()) / attempts_left)
-            await asyncio.wait({future}, timeout=window)
-            return future.done()
+            return await pending.wait((deadline - loop.time()) / attempts_left)
         finally:
             await self.directory.settled(route.agent_id)
 
@@ -530,9 +575,8 @@ class Bus:
                 message, _ = self.unseal(event)
             except ProtocolError:
                 continue
-            future = self._pending.get(str(message.header.correlation_id))
-            if future is not None and not future.done():
-                future.set_result(message)
+            pending = self._pending.get(message.header.correlation_id)
+            if pending is not None and pending.settle(message):
                 continue
             self.stats.unmatched += 1
             if self.on_unmatched:
@@ -554,21 +598,22 @@ class Inbox:
     def __init__(self, bus: Bus, agent_id: str):
         self.bus = bus
         self.agent_id = agent_id
-        self._answers: OrderedDict[str, tuple[float, Message | None]] = OrderedDict()
+        self._answers: OrderedDict[uuid.UUID, tuple[float, Answer | None]] = OrderedDict()
         self._last_seq: dict[tuple[str, str], int] = {}
         self.duplicate_seen = asyncio.Event()
 
     def accept(self, event: dict) -> tuple[Message, str | None] | None:
         """The message and its reply channel, or None when it must be dropped."""
         try:
-            message, body = self.bus.unseal(event)
+            message, delivery = self.bus.unseal(event)
         except ProtocolError:
             return None
-        self._track_sequence(body)
+        if delivery.seq is not None:
+            self._track_sequence(delivery)
         if message.header.sender_id == self.agent_id and message.header.message_type is MessageType.BROADCAST:
             return None  # an agent's own broadcast comes back through the group: not for it
-        reply_to = body["reply_to"]
-        key = str(message.header.message_id)
+        reply_to = delivery.reply_to
+        key = message.header.message_id
         if self._remember(key):
             return message, reply_to
         self.bus.stats.duplicates += 1
@@ -587,33 +632,38 @@ class Inbox:
             return exc
         return None
 
-    def answered(self, request_id: uuid.UUID | str, answer: Message) -> None:
-        """Keep the answer so a retried request gets it again instead of being handled twice."""
-        key = str(request_id)
-        if key in self._answers:
-            self._answers[key] = (self._answers[key][0], answer)
+    def answered(self, request_id: uuid.UUID | str, answer: Message | Answer) -> Answer:
+        """Keep the answer so a retried request gets it again instead of being handled twice;
+        returns it packed, ready for ``Bus.reply``."""
+        kept = answer if isinstance(answer, Answer) else Answer(answer.header.message_type.name, pack_message(answer))
+        key = uuid.UUID(request_id) if isinstance(request_id, str) else request_id
+        if (entry := self._answers.get(key)) is not None:
+            self._answers[key] = (entry[0], kept)
+        return kept
 
-    def _remember(self, key: str) -> bool:
+    def _remember(self, key: uuid.UUID) -> bool:
+        """Record a message id; False when it was already seen within the window."""
+        answers, config = self._answers, self.bus.config
         now = time.monotonic()
-        horizon = now - self.bus.config.dedup_seconds
-        while self._answers:
-            oldest, (seen_at, _) = next(iter(self._answers.items()))
-            if seen_at >= horizon and len(self._answers) < self.bus.config.dedup_entries:
+        horizon = now - config.dedup_seconds
+        while answers:  # ids age out, and the oldest go first when the window is full
+            seen_at = answers[next(iter(answers))][0]
+            if seen_at >= horizon and len(answers) < config.dedup_entries:
                 break
-            self._answers.pop(oldest)
-        if key in self._answers:
+            answers.popitem(last=False)
+        if key in answers:
             return False
-        self._answers[key] = (now, None)
+        answers[key] = (now, None)
         return True
 
-    def _track_sequence(self, body: dict) -> None:
-        seq, via = body.get("seq"), body.get("via")
-        if seq is None or via is None:
+    def _track_sequence(self, delivery: Delivery) -> None:
+        seq, via, origin = delivery.seq, delivery.via, delivery.origin
+        if via is None:
             return
-        stream = (body["origin"], via)
+        stream = (origin, via)
         last = self._last_seq.get(stream)
         if last is not None and seq > last + 1:
-            self.bus.note_gap(seq - last - 1, body["origin"], via, self.agent_id)
+            self.bus.note_gap(seq - last - 1, origin, via, self.agent_id)
         if last is None or seq > last:
             self._last_seq[stream] = seq
 
@@ -621,12 +671,50 @@ class Inbox:
 Handler = Callable[[Message], Awaitable[dict | None]]
 
 
-@dataclass(order=True)
-class _Queued:
-    rank: int
-    order: int
-    message: Message = field(compare=False)
-    reply_to: str | None = field(compare=False)
+class Backlog:
+    """A bounded priority queue between one reader and several workers: URGENT first,
+    first-come among equals.
+
+    A heap of plain tuples and one waiting future per idle side; ``asyncio.PriorityQueue``
+    plus a ``Semaphore`` for the bound cost several times as much per message, which shows
+    in every round trip.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._heap: list[tuple[int, int, Any]] = []
+        self._order = itertools.count()
+        self._idle: deque[asyncio.Future] = deque()  # workers waiting for an item
+        self._room: asyncio.Future | None = None  # the reader waiting for space
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    async def wait_for_room(self) -> None:
+        while len(self._heap) >= self.limit:
+            self._room = asyncio.get_running_loop().create_future()
+            try:
+                await self._room
+            finally:
+                self._room = None
+
+    def put(self, priority: int, item: Any) -> None:
+        heapq.heappush(self._heap, (-priority, next(self._order), item))
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():  # a cancelled worker leaves a done future behind
+                waiter.set_result(None)
+                break
+
+    async def get(self) -> Any:
+        while not self._heap:
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            await waiter
+        item = heapq.heappop(self._heap)[2]
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
+        return item
 
 
 class AgentEndpoint:
@@ -654,17 +742,17 @@ class AgentEndpoint:
         self.channel: str | None = None
         self.inbox = Inbox(bus, agent_id)
         self.handled = 0
-        self._backlog: asyncio.PriorityQueue[_Queued] = asyncio.PriorityQueue()
-        # Bounded: the reader takes a slot before reading the channel, so when the backlog is
-        # full it stops draining the channel and senders see it fill up.
-        self._slots = asyncio.Semaphore(bus.config.backlog_limit)
-        self._order = itertools.count()
+        # Bounded: the reader waits for room before reading the channel, so when the backlog
+        # is full it stops draining the channel and senders see it fill up.
+        self._backlog = Backlog(bus.config.backlog_limit)
+        # Requests on an inbox read by several processes are claimed in a shared directory.
+        self._claims = getattr(bus.directory, "claim", None) is not None
         self._changed = asyncio.Event()  # pulsed on every queue change, for wait_backlog/wait_handled
         self._tasks: list[asyncio.Task] = []
 
     @property
     def backlog(self) -> int:
-        return self._backlog.qsize()
+        return len(self._backlog)
 
     async def start(self) -> AgentEndpoint:
         layer = self.bus.layer
@@ -692,7 +780,7 @@ class AgentEndpoint:
 
     async def wait_backlog(self, size: int) -> None:
         """Wait until at least ``size`` messages are queued (lets tests build a backlog)."""
-        await self._wait_until(lambda: self._backlog.qsize() >= size)
+        await self._wait_until(lambda: len(self._backlog) >= size)
 
     async def wait_handled(self, count: int) -> None:
         await self._wait_until(lambda: self.handled >= count)
@@ -704,13 +792,8 @@ class AgentEndpoint:
 
     async def _read(self) -> None:
         while True:
-            await self._slots.acquire()
-            queued = False
-            try:
-                queued = await self._read_one()
-            finally:
-                if not queued:
-                    self._slots.release()
+            await self._backlog.wait_for_room()
+            await self._read_one()
 
     async def _read_one(self) -> bool:
         event = await self.bus.layer.receive(self.channel)
@@ -721,9 +804,9 @@ class AgentEndpoint:
         if (problem := self.inbox.expired(message)) is not None:
             await self._answer_error(message, reply_to, problem.code, problem.detail)
             return False
-        if not await self._claim(message):
+        if message.header.message_type is MessageType.REQUEST and self._claims and not await self._claim(message):
             return False
-        self._backlog.put_nowait(_Queued(-int(message.header.priority), next(self._order), message, reply_to))
+        self._backlog.put(message.header.priority, (message, reply_to))
         self._changed.set()
         return True
 
@@ -741,11 +824,10 @@ class AgentEndpoint:
 
     async def _work(self) -> None:
         while True:
-            item = await self._backlog.get()
-            self._slots.release()
+            message, reply_to = await self._backlog.get()
             self._changed.set()
             try:
-                await self._handle(item.message, item.reply_to)
+                await self._handle(message, reply_to)
             finally:
                 self.handled += 1
                 self._changed.set()
@@ -761,10 +843,15 @@ class AgentEndpoint:
             log.exception("agents: %s failed on %s", self.agent_id, message.payload.action)
             await self._answer_error(message, reply_to, "agent_failed", "the agent failed")
             return
-        if kind is MessageType.REQUEST:
-            answer = message.reply(sender_id=self.agent_id, data=data or {})
-            self.inbox.answered(message.header.message_id, answer)
-            await self.bus.reply(reply_to, answer)
+        if kind is not MessageType.REQUEST:
+            return
+        if data is not None and not isinstance(data, dict):
+            log.error("agents: %s answered %s with a %s, not a dict", self.agent_id,
+                      message.payload.action, type(data).__name__)
+            await self._answer_error(message, reply_to, "agent_failed", "the agent failed")
+            return
+        answer = Answer("RESPONSE", pack_response(message, sender_id=self.agent_id, data=data or {}))
+        await self.bus.reply(reply_to, self.inbox.answered(message.header.message_id, answer))
 
     async def _answer_error(self, message: Message, reply_to: str | None, code: str,
                             detail: str) -> None:
@@ -774,5 +861,4 @@ class AgentEndpoint:
             sender_id=self.agent_id, code=code, detail=detail,
             correlation_id=message.header.message_id,
         )
-        self.inbox.answered(message.header.message_id, answer)
-        await self.bus.reply(reply_to, answer)
+        await self.bus.reply(reply_to, self.inbox.answered(message.header.message_id, answer))

@@ -213,8 +213,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
                              f"correlation_id {key} does not match a request sent to this agent",
                              message.header.message_id)
         reply_to = self.pending.pop(key)
-        self.inbox.answered(key, message)
-        await self.bus.reply(reply_to, message)
+        await self.bus.reply(reply_to, self.inbox.answered(key, message))
 
     async def ask(self, message: Message) -> None:
         """A REQUEST from this agent to another: wait (with the bus's retries) and relay the answer."""

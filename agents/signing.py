@@ -32,16 +32,6 @@ def _without_signature(wire: dict) -> dict:
     return stripped
 
 
-def digest_bytes(data: bytes, secret: str | bytes) -> str:
-    return hmac.new(_key(secret), data, hashlib.sha256).hexdigest()
-
-
-def bytes_match(data: bytes, secret: str | bytes, signature: object) -> bool:
-    if not isinstance(signature, str):
-        return False
-    return hmac.compare_digest(digest_bytes(data, secret), signature.lower())
-
-
 def digest(obj: Any, secret: str | bytes) -> str:
     """Hex HMAC-SHA256 of any JSON-able object's canonical encoding."""
     return hmac.new(_key(secret), canonical_json(obj), hashlib.sha256).hexdigest()

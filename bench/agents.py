@@ -6,8 +6,9 @@ For the in-memory layer and (when reachable) Redis it prints:
   * broadcast fan-out to 10 agents: deliveries per second for `Bus.broadcast` vs. raw `group_send`.
 The ratio column is bus / raw throughput (target: at least 0.5).
 
-The bus does more per message than the raw layer — sign and verify an HMAC envelope, validate
-the pydantic message, de-duplicate, queue by priority — which is what the ratio prices.
+The bus does more per message than the raw layer — seal (msgpack + HMAC) and open each
+envelope, check TTL/skew, de-duplicate, queue by priority and hand over to a worker, match the
+answer under a timeout — which is what the ratio prices.
 Not a test: it asserts nothing.
     .venv/bin/python bench/agents.py [--requests 2000] [--broadcasts 300] [--redis redis://127.0.0.1:6379/0]
 """

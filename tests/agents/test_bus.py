@@ -235,8 +235,8 @@ async def test_an_injected_unsigned_or_forged_envelope_is_rejected(bus):
         return {}
 
     endpoint = await start(bus, "victim", handle)
-    forged = bus.message(MessageType.REQUEST, "rm-rf", recipient_id="victim").to_wire()
-    await bus.layer.send(endpoint.channel, {"type": "agents.message", "m": forged})
+    forged = bus.message(MessageType.REQUEST, "rm-rf", recipient_id="victim")
+    await bus.layer.send(endpoint.channel, {"type": "agents.message", "m": forged.to_wire()})
     await bus.layer.send(
         endpoint.channel, seal(b"wrong-key", forged, reply_to=None, origin="x", via=None, seq=None)
     )
@@ -317,3 +317,14 @@ async def test_a_broadcast_dropped_by_a_full_channel_is_detected(layer_kind):
         release.set()
         await endpoint.stop()
         await bus.close()
+
+
+async def test_a_handler_answering_something_other_than_a_dict_gets_an_agent_error(bus):
+    async def confused(message):
+        return ["not", "a", "dict"]
+
+    await start(bus, "confused", confused)
+    for action in ("x", "again"):  # the worker survives to answer the next one
+        with pytest.raises(AgentError) as caught:
+            await bus.request("confused", action, {})
+        assert caught.value.code == "agent_failed"
