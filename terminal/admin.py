@@ -2,20 +2,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from autobot.admin import ReadOnlyAdmin  # terminal records are written by the services only
 from terminal.models import CommandRecord, TerminalSession
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Terminal records are written by the services only: staff look, filter and search."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(TerminalSession)
