@@ -92,6 +92,10 @@ class Cmd:
     stdin_text: str | None = None  # here-string / heredoc body
     stdin_path: str | None = None  # `< path`
     top: bool = True  # runs in the monitored shell itself (not inside bash -c / a subshell string)
+    # xargs and parallel give the command arguments from their input, which the rules never see:
+    # appended (marker "") or replacing a marker such as `{}` inside its words.
+    input_args: bool = False
+    input_marker: str = ""
 
     @property
     def name(self) -> str:
@@ -111,6 +115,8 @@ class Cmd:
             stdin_text=self.stdin_text,
             stdin_path=self.stdin_path,
             top=self.top,
+            input_args=self.input_args,
+            input_marker=self.input_marker,
         )
 
 
@@ -291,6 +297,41 @@ def split_options(
             return opts, vals, i
         i += 1
     return opts, vals, i
+
+
+def option_values(
+    args: list[str], short: str = "", long: Iterable[str] = (), *, takes: str = "", attached_only: bool = False
+) -> list[str]:
+    """Values of the options `short`/`long` anywhere in args, GNU style (`-xV`, `-x V`, `--long=V`,
+    `--long V`), not stopping at operands. `takes` are the program's other short options that take
+    a value (so a value is not read as options). `attached_only`: the value is optional and only
+    counts when attached (`-Ocmd`, `--opt=cmd`)."""
+    found: list[str] = []
+    long = set(long)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            break
+        if a.startswith("--"):
+            name, eq, val = a[2:].partition("=")
+            if name in long and (eq or not attached_only):
+                if not eq:
+                    i += 1
+                    val = args[i] if i < len(args) else ""
+                found.append(val)
+        elif a.startswith("-") and len(a) > 1:
+            for j, ch in enumerate(a[1:], 1):
+                if ch in short or ch in takes:
+                    val = a[j + 1 :]
+                    if not val and not (ch in short and attached_only):
+                        i += 1
+                        val = args[i] if i < len(args) else ""
+                    if ch in short and val:
+                        found.append(val)
+                    break
+        i += 1
+    return found
 
 
 def _first_operand(args: list[str], values: str = "", long_values: Iterable[str] = ()) -> str:
@@ -688,11 +729,12 @@ def _package_by_option(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
         yield Hit(Risk.MODERATE, "installs or upgrades packages")
 
 
-def _git(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+def _git(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     _, _, i = split_options(cmd.args, "Cc", ("git-dir", "work-tree", "namespace", "exec-path", "config-env"))
-    if i >= len(cmd.args):
+    verb, rest = (cmd.args[i], cmd.args[i + 1 :]) if i < len(cmd.args) else ("", [])
+    yield from _git_commands(cmd, w, cmd.args[:i], verb, rest)
+    if not verb:
         return
-    verb, rest = cmd.args[i], cmd.args[i + 1 :]
     if verb == "push" and (
         {"-f", "--force", "--mirror", "--force-if-includes"} & set(rest)
         or any(a.startswith("--force-with-lease") or (a.startswith("+") and len(a) > 1) for a in rest)
@@ -709,6 +751,354 @@ def _history(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
     opts, _, _ = split_options(cmd.args, "d")
     if opts & {"c", "d"}:
         yield Hit(Risk.MODERATE, "clears the shell history")
+
+
+# ---- programs that run a command named in an option or argument
+# Each string is judged as the command line it is (`tar -I 'mkfs.ext4 /dev/sda'` is DANGEROUS).
+
+
+@dataclass(frozen=True)
+class CommandOption:
+    """Options of a program whose value is a command it runs."""
+
+    short: str = ""
+    long: tuple[str, ...] = ()
+    takes: str = ""  # the program's other short options that take a value
+    attached_only: bool = False  # the value is optional: only `-Xcmd` / `--opt=cmd` name one
+
+
+_COMMAND_OPTIONS: dict[str, CommandOption] = {
+    "tar": CommandOption(
+        "IF",
+        ("to-command", "use-compress-program", "info-script", "new-volume-script", "rsh-command", "rmt-command"),
+        takes="bCfgHKLNTVX",
+    ),
+    "rsync": CommandOption("e", ("rsh",), takes="BfMT"),
+    "scp": CommandOption("S", takes="cDFiJlmoOPX"),
+    "sftp": CommandOption("SD", takes="BbcFiJlopRs"),
+    "script": CommandOption("c", ("command",), takes="IOBTmEo"),
+    "split": CommandOption("", ("filter",), takes="abCln"),
+    "sort": CommandOption("", ("compress-program",), takes="kotST"),
+    "man": CommandOption("P", ("pager",), takes="CMmSsLpRe"),
+    "tcpdump": CommandOption("z", takes="ABcCDEFGiIjmMrsTVwWy"),
+    "flock": CommandOption("c", ("command",), takes="wE"),
+    "runuser": CommandOption("c", ("command", "session-command"), takes="gGuw"),
+    "parallel": CommandOption("", ("ssh", "compress-program", "decompress-program")),
+}
+
+
+def _command_options(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    spec = _COMMAND_OPTIONS[cmd.name]
+    for value in option_values(cmd.args, spec.short, spec.long, takes=spec.takes, attached_only=spec.attached_only):
+        yield from w.run_string(value, None, cmd)
+
+
+def _tar(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    args = cmd.args
+    if args and re.fullmatch(r"[A-Za-z]+", args[0]):  # old style `tar xIf prog a.tar`: values follow in order
+        expanded, rest = [], iter(args[1:])
+        for ch in args[0]:
+            expanded.append("-" + ch)
+            if ch in "bCfFgHIKLNTVX":
+                expanded.append(next(rest, ""))
+        args = expanded + list(rest)
+        cmd = Cmd(argv=[cmd.argv[0], *args], text=cmd.text, top=cmd.top)
+    yield from _command_options(cmd, w)
+    for value in option_values(args, "", ("checkpoint-action",)):
+        action, _, command = value.partition("=")
+        if action == "exec":
+            yield from w.run_string(command, None, cmd)
+
+
+_SSH_COMMAND_KEYS = {"proxycommand", "localcommand", "knownhostscommand"}
+
+
+def _ssh(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """ssh/scp/sftp `-o ProxyCommand=CMD` (also LocalCommand, KnownHostsCommand) run CMD locally."""
+    for value in option_values(cmd.args, "o", takes="BbcDEeFIiJLlmOpPQRSWwX"):
+        m = re.match(r"\s*(\w+)\s*(?:=|\s)\s*(.*)$", value, re.S)
+        if m and m.group(1).lower() in _SSH_COMMAND_KEYS and m.group(2).strip():
+            yield from w.run_string(m.group(2).strip(), None, cmd)
+    if cmd.name in _COMMAND_OPTIONS:
+        yield from _command_options(cmd, w)
+
+
+def _sed(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """GNU sed: the `e` command and the `s///e` flag run shell commands; `w` writes files."""
+    args, scripts, files, in_place, script_file, n = cmd.args, [], [], False, False, 0
+    sandbox = "--sandbox" in args
+    while n < len(args):
+        a = args[n]
+        if a in {"-e", "--expression", "-f", "--file", "-l", "--line-length"} and n + 1 < len(args):
+            scripts += [args[n + 1]] if a in {"-e", "--expression"} else []
+            script_file = script_file or a in {"-f", "--file"}
+            n += 2
+            continue
+        if a.startswith(("--expression=", "--file=")):
+            scripts += [a.split("=", 1)[1]] if a.startswith("--expression=") else []
+            script_file = script_file or a.startswith("--file=")
+        elif a.startswith("--in-place") or re.match(r"^-[nrsuzE]*i", a):
+            in_place = True
+        elif re.match(r"^-[nrsuzE]*[ef]", a):  # -ne SCRIPT, -nf FILE, -es/x/y/
+            letters = re.match(r"^-[nrsuzE]*([ef])(.*)", a)
+            value = letters.group(2) or (args[n + 1] if n + 1 < len(args) else "")
+            n += 0 if letters.group(2) else 1
+            if letters.group(1) == "e":
+                scripts.append(value)
+            else:
+                script_file = True
+        elif not a.startswith("-") or a == "-":
+            files.append(a)
+        n += 1
+    if not scripts and not script_file and files:
+        scripts, files = files[:1], files[1:]
+    if script_file:
+        yield Hit(Risk.MODERATE, "runs a sed script file (which can run shell commands)", Trait.SCRIPT_FILE)
+    if in_place:
+        for f in files:
+            yield from _write_target(norm_path(f)[0], "sed -i edits")
+    if sandbox:
+        return
+    for script in scripts:
+        for letter, value in _sed_commands(script):
+            if letter == "e" and value:
+                yield from w.run_string(value, None, cmd)
+            elif letter in {"e", "s///e"}:
+                yield Hit(Risk.HIGH, f"sed {letter} runs text from its input as a shell command")
+            elif letter in {"w", "W", "s///w"} and value:
+                yield from _write_target(norm_path(value)[0], "sed writes")
+
+
+def _sed_commands(script: str) -> Iterator[tuple[str, str]]:
+    """(command, argument) for each command of a sed script, e.g. ("e", "date"), ("s///e", "").
+    Lenient: skips what it does not understand."""
+    i, n = 0, len(script)
+
+    def delimited(i: int, delim: str) -> int:  # index just past the closing delimiter
+        while i < n and script[i] != delim:
+            i += 2 if script[i] == "\\" else 1
+        return i + 1
+
+    def to_eol(i: int) -> tuple[str, int]:
+        end = script.find("\n", i)
+        end = n if end < 0 else end
+        return script[i:end].strip(), end
+
+    while i < n:
+        ch = script[i]
+        if ch in " \t\n;{}!,0123456789$~+":
+            i += 1
+        elif ch == "/":
+            i = delimited(i + 1, "/")
+        elif ch == "\\" and i + 1 < n:
+            i = delimited(i + 2, script[i + 1])
+        elif ch == "#":
+            i = to_eol(i)[1]
+        elif ch in "aic":
+            i = to_eol(i + 1)[1]
+        elif ch in "eFrRwW" or (ch in "bT:t"):
+            value, end = to_eol(i + 1)
+            if ch in "bTt:":  # a label ends at ; as well
+                semi = script.find(";", i + 1)
+                end = end if semi < 0 else min(end, semi)
+                value = ""
+            yield ch, value
+            i = end
+        elif ch in "sy" and i + 1 < n:
+            delim = script[i + 1]
+            end = delimited(delimited(i + 2, delim), delim)
+            flags = re.match(r"[^;\n}]*", script[end:]).group(0)
+            if ch == "s" and "e" in re.sub(r"w.*", "", flags):
+                yield "s///e", ""
+            if ch == "s" and "w" in flags:
+                yield "s///w", flags.split("w", 1)[1].strip()
+            i = end + len(flags)
+        else:
+            i += 1
+
+
+_GIT_COMMAND_KEY = re.compile(
+    r"^(core\.(pager|sshcommand|editor|askpass|fsmonitor|gitproxy)|pager\..+|sequence\.editor|diff\.external"
+    r"|diff\..+\.(command|textconv)|merge\..+\.driver|filter\..+\.(clean|smudge|process)|credential(\..+)?\.helper"
+    r"|gpg(\..+)?\.program|uploadpack\.packobjectshook|(merge|diff)tool\..+\.cmd|man\..+\.cmd|web\.browser"
+    r"|browser\..+\.cmd|remote\..+\.(uploadpack|receivepack)|sendemail\.(sendmailcmd|tocmd|cccmd)|alias\..+)$"
+)
+# Keys that point git at code elsewhere (hooks, other config files, the ext:: transport).
+_GIT_CODE_KEY = re.compile(r"^(core\.hookspath|include\.path|includeif\..+\.path|protocol\..*allow)$")
+# Subcommand options whose value is a command git runs.
+_GIT_COMMAND_SUBOPTIONS: dict[str, CommandOption] = {
+    "grep": CommandOption("O", ("open-files-in-pager",), attached_only=True),
+    "difftool": CommandOption("x", ("extcmd",)),
+    "rebase": CommandOption("x", ("exec",), takes="sSX"),
+    "fetch": CommandOption("", ("upload-pack",)),
+    "pull": CommandOption("", ("upload-pack",)),
+    "clone": CommandOption("u", ("upload-pack",), takes="obc"),
+    "ls-remote": CommandOption("", ("upload-pack",)),
+    "push": CommandOption("", ("receive-pack", "exec"), takes="o"),
+    "archive": CommandOption("", ("exec",), takes="o"),
+    "send-email": CommandOption("", ("sendmail-cmd", "to-cmd", "cc-cmd", "header-cmd")),
+    "filter-branch": CommandOption(
+        "",
+        ("setup", "env-filter", "tree-filter", "index-filter", "parent-filter", "msg-filter", "commit-filter"),
+    ),
+}
+
+
+def _git_config_value(key: str, value: str, cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """A config value git will run as a command (now with -c, later with `git config`)."""
+    key = key.lower()
+    if _GIT_CODE_KEY.match(key):
+        yield Hit(Risk.HIGH, f"git {key} points git at code that cannot be assessed")
+    elif not _GIT_COMMAND_KEY.match(key) or not value.strip():
+        return
+    elif key.startswith("alias."):
+        if value.startswith("!"):  # a shell alias; others are git subcommands
+            yield from w.run_string(value[1:], None, cmd)
+    elif key.endswith(".helper") and not value.startswith("!") and "/" not in value:
+        return  # `store`, `cache --timeout=60`: git runs its own git-credential-<name>
+    elif key == "core.gitproxy":
+        yield from w.run_string(value.split(" for ")[0].lstrip("!"), None, cmd)
+    else:
+        yield from w.run_string(value.lstrip("!"), None, cmd)
+
+
+def _git_commands(cmd: Cmd, w: _Walker, globals_: list[str], verb: str, rest: list[str]) -> Iterator[Hit]:
+    """Config given with -c/--config-env and subcommands that run a command named on the line."""
+    for setting in option_values(globals_, "c", takes="C"):
+        key, _, value = setting.partition("=")
+        yield from _git_config_value(key, value, cmd, w)
+    for setting in option_values(globals_, "", ("config-env",)):
+        key = setting.split("=", 1)[0].lower()
+        if _GIT_COMMAND_KEY.match(key) or _GIT_CODE_KEY.match(key):
+            yield Hit(Risk.HIGH, f"git {key} is taken from an environment variable, so it cannot be assessed")
+    if option_values(globals_, "", ("exec-path",), attached_only=True):
+        yield Hit(Risk.HIGH, "git --exec-path runs git subcommands from another directory")
+    if verb in _GIT_COMMAND_SUBOPTIONS:
+        spec = _GIT_COMMAND_SUBOPTIONS[verb]
+        for value in option_values(rest, spec.short, spec.long, takes=spec.takes, attached_only=spec.attached_only):
+            yield from w.run_string(value, None, cmd)
+    elif verb == "config":
+        _, _, i = split_options(rest, "f", ("file", "blob", "type", "default", "comment", "value"))
+        operands = rest[i:]
+        operands = operands[1:] if operands[:1] in (["set"], ["--add"]) else operands
+        if len(operands) >= 2:
+            yield from _git_config_value(operands[0], operands[1], cmd, w)
+    elif verb == "bisect" and rest[:1] == ["run"] and len(rest) > 1:
+        yield from w.run_argv(rest[1:], cmd)
+    elif verb == "submodule" and "foreach" in rest:
+        tail = [a for a in rest[rest.index("foreach") + 1 :] if a not in {"--recursive", "-q", "--quiet"}]
+        if tail:
+            yield from w.run_string(" ".join(tail), None, cmd)
+
+
+def _at(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """at/batch read the commands to schedule from stdin (or -f FILE); atd runs them later."""
+    opts, _, _ = split_options(cmd.args, "qfMmt")
+    if opts & {"l", "c", "d", "r", "V", "h", "help", "version"}:
+        return  # list, show or remove jobs
+    if "f" in opts:
+        yield Hit(Risk.HIGH, "schedules the commands of a file, which cannot be assessed")
+        return
+    yield Hit(Risk.HIGH, "schedules commands read from its input, which cannot be assessed")
+    if cmd.stdin == "here" and cmd.stdin_text is not None:
+        yield from w.run_string(cmd.stdin_text, None, cmd)
+
+
+def _script(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    opts, _, _ = split_options(cmd.args, "IOBTmEo", ("log-in", "log-out", "log-io", "log-timing", "echo"))
+    if opts & {"c", "command", "V", "version", "h", "help"}:
+        yield from _command_options(cmd, w)
+        return
+    yield Hit(Risk.HIGH, "starts a shell the command hook cannot see into", Trait.NESTED_SHELL)
+
+
+def _make(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    opts, _, _ = split_options(cmd.args, "CEfIjlowW", ("file", "makefile", "eval", "directory", "include-dir"))
+    if opts & {"E", "eval"}:
+        yield Hit(Risk.MODERATE, "runs make code given on the command line", Trait.INLINE_CODE)
+    elif opts & {"f", "file", "makefile"}:
+        yield Hit(Risk.MODERATE, "runs the recipes of a makefile", Trait.SCRIPT_FILE)
+
+
+def _bind(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """`bind -x 'KEYSEQ: COMMAND'` runs COMMAND whenever the key is pressed."""
+    for spec in option_values(cmd.args, "x", takes="mfqur"):
+        m = re.match(r'\s*("(?:[^"\\]|\\.)*"|[^:]*)\s*:\s*(.*)$', spec, re.S)
+        command = m.group(2).strip() if m else ""
+        if len(command) > 1 and command[0] == command[-1] and command[0] in "\"'":
+            command = command[1:-1]
+        if not m:
+            yield Hit(Risk.HIGH, "binds a key to a command that cannot be assessed")
+        elif command:
+            yield from w.run_string(command, None, cmd)
+
+
+def _complete(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """complete/compgen -C CMD and -F FUNC run code when completing; -W words are expanded then."""
+    takes = "oAGWXPSCF"
+    for value in option_values(cmd.args, "CF", takes=takes):
+        yield from w.run_string(value, None, cmd)
+    for words in option_values(cmd.args, "W", takes=takes):
+        if "$" in words or "`" in words:
+            yield from w.run_string(f"echo {words}", None, cmd)
+
+
+def _newgrp(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    yield Hit(Risk.HIGH, "starts a shell with another group", Trait.NESTED_SHELL)
+
+
+def _sg(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """`sg GROUP [-c] COMMAND` runs COMMAND with /bin/sh -c; without one it starts a shell."""
+    args = [a for a in cmd.args if a != "-"]
+    rest = [a for a in args[1:] if a != "-c"]
+    if rest:
+        yield from w.run_string(" ".join(rest), None, cmd)
+    elif args:
+        yield Hit(Risk.HIGH, "starts a shell with another group", Trait.NESTED_SHELL)
+
+
+_PARALLEL_SEPARATORS = {":::", "::::", ":::+", "::::+"}
+
+
+_PARALLEL_VALUE_OPTIONS = tuple(
+    "arg-file colsep delimiter jobs joblog results tmpdir workdir wd sshlogin sshloginfile timeout delay retries"
+    " halt env replace max-args max-lines block memfree load nice tagstring header basefile return transfer-file"
+    " ssh compress-program decompress-program shebang eof max-chars termseq limit".split()
+)
+
+
+def _parallel_command(args: list[str]) -> tuple[list[str], int]:
+    """(the command words of a GNU parallel line, index of its first ::: / :::: separator)."""
+    sep = next((k for k, a in enumerate(args) if a in _PARALLEL_SEPARATORS), len(args))
+    _, _, i = split_options(args[:sep], "aCdEIjlLnNPsSW", _PARALLEL_VALUE_OPTIONS)
+    return args[i:sep], sep
+
+
+def _parallel(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """GNU parallel runs `COMMAND ARG` through a shell for each input argument; with no command,
+    each argument is itself a command."""
+    yield from _command_options(cmd, w)
+    args = cmd.args
+    command, sep = _parallel_command(args)
+    if command:
+        text = " ".join(command)
+        yield from w.run_string(text, None, cmd, input_marker="{" if "{" in text else "")
+    elif args[sep : sep + 1] == [":::"]:
+        for a in args[sep + 1 :]:
+            if a not in _PARALLEL_SEPARATORS:
+                yield from w.run_string(a, None, cmd)
+    elif cmd.stdin == "here" and cmd.stdin_text is not None:
+        yield from w.run_string(cmd.stdin_text, None, cmd)
+    elif cmd.stdin != "pipe":  # a pipe is judged with the rest of the pipeline
+        yield Hit(Risk.HIGH, "runs commands read from its input, which cannot be assessed")
+
+
+def _socat(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """socat EXEC:/SYSTEM: addresses run a command."""
+    for a in cmd.args:
+        kind, _, rest = a.partition(":")
+        if kind.upper() in {"EXEC", "SYSTEM"} and rest:
+            yield from w.run_string(rest.split(",")[0].strip("\"'"), None, cmd)
 
 
 # ---- tampering with the terminal's command hook
@@ -1004,6 +1394,88 @@ def is_decoder(cmd: Cmd) -> bool:
     return name in _DECODERS
 
 
+def _all(*rules: Rule) -> Rule:
+    """One rule that applies several (rsync copies secrets and runs a remote shell command)."""
+
+    def rule(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+        for each in rules:
+            yield from each(cmd, w)
+
+    return rule
+
+
+# ---- arguments the rules never see
+# xargs and parallel hand a command arguments from their input at run time. A command is then
+# judged by what its kind of command can do with any arguments at all; commands without an
+# entry (echo, grep, wc, gzip ...) are judged on their visible arguments alone.
+
+_WRITES_UNSEEN = Hit(Risk.HIGH, "writes, moves or deletes files named by its input")
+_CONTROLS_UNSEEN = Hit(Risk.HIGH, "changes services, the firewall or cron as its input says")
+_RUNS_UNSEEN = Hit(Risk.HIGH, "with arguments from its input it can run any command or change the command hook")
+_INPUT_ARGS_RISK: dict[Rule, Hit] = {
+    _disk_tool: Hit(Risk.DANGEROUS, "formats, partitions or wipes a device named by its input"),
+    _dd: Hit(Risk.DANGEROUS, "dd with operands from its input can overwrite a device"),
+    _shred: Hit(Risk.DANGEROUS, "irrecoverably overwrites files or devices named by its input"),
+    _init: Hit(Risk.DANGEROUS, "changes the runlevel (possibly to shut down) as its input says"),
+    _rm: Hit(Risk.HIGH, "deletes files named by its input"),
+    _find: Hit(Risk.HIGH, "find with arguments from its input can delete files or run commands"),
+    _copy_move: _WRITES_UNSEEN,
+    _tee: _WRITES_UNSEEN,
+    _truncate: _WRITES_UNSEEN,
+    _sed: _WRITES_UNSEEN,
+    _chmod_chown: Hit(Risk.HIGH, "changes the owner or mode of files named by its input"),
+    _kill: Hit(Risk.HIGH, "signals processes named by its input"),
+    _pkill: Hit(Risk.HIGH, "signals processes named by its input"),
+    _systemctl: _CONTROLS_UNSEEN,
+    _service: _CONTROLS_UNSEEN,
+    _iptables: _CONTROLS_UNSEEN,
+    _nft: _CONTROLS_UNSEEN,
+    _ufw: _CONTROLS_UNSEEN,
+    _crontab: _CONTROLS_UNSEEN,
+    _package_manager: Hit(Risk.MODERATE, "installs or removes packages named by its input"),
+    _package_by_option: Hit(Risk.MODERATE, "installs or removes packages named by its input"),
+    _eval: _RUNS_UNSEEN,
+    _su: _RUNS_UNSEEN,
+    _sg: _RUNS_UNSEEN,
+    _trap: _RUNS_UNSEEN,
+    _git: _RUNS_UNSEEN,
+    _tar: _RUNS_UNSEEN,
+    _ssh: _RUNS_UNSEEN,
+    _command_options: _RUNS_UNSEEN,
+    _script: _RUNS_UNSEEN,
+    _bind: _RUNS_UNSEEN,
+    _complete: _RUNS_UNSEEN,
+    _mapfile: _RUNS_UNSEEN,
+    _parallel: _RUNS_UNSEEN,
+    _socat: _RUNS_UNSEEN,
+    _at: _RUNS_UNSEEN,
+    _set: _RUNS_UNSEEN,
+    _shopt: _RUNS_UNSEEN,
+    _unset: _RUNS_UNSEEN,
+    _declare: _RUNS_UNSEEN,
+    _alias: _RUNS_UNSEEN,
+    _enable: _RUNS_UNSEEN,
+    _make: Hit(Risk.MODERATE, "make with arguments from its input can run any makefile", Trait.SCRIPT_FILE),
+    _interpreter: Hit(Risk.MODERATE, "runs a script or code named by its input", Trait.SCRIPT_FILE),
+    _source: Hit(Risk.MODERATE, "runs a script named by its input", Trait.SCRIPT_FILE),
+    _awk: Hit(Risk.MODERATE, "runs an awk program named by its input", Trait.INLINE_CODE),
+}
+
+
+def _input_args_hits(cmd: Cmd, rule: Rule | None) -> Iterator[Hit]:
+    if cmd.input_marker and cmd.input_marker in cmd.argv[0]:
+        yield Hit(Risk.HIGH, "the command name comes from its input, so it cannot be judged")
+    elif rule is _shell:
+        # Appended words are positional parameters of a known `-c STRING` or script; without one,
+        # or with the marker inside the string, the input is the code.
+        _, _, i = split_options(cmd.args, "oO", ("rcfile", "init-file"))
+        operands = cmd.args[i:]
+        if not operands or (cmd.input_marker and cmd.input_marker in operands[0]):
+            yield Hit(Risk.HIGH, "runs a command string or script named by its input")
+    elif rule in _INPUT_ARGS_RISK:
+        yield _INPUT_ARGS_RISK[rule]
+
+
 RULES: dict[str, Rule] = {
     # deletion and overwriting
     "rm": _rm,
@@ -1051,15 +1523,15 @@ RULES: dict[str, Rule] = {
     # network
     "curl": _curl_wget,
     "wget": _curl_wget,
-    "scp": _copier,
-    "rsync": _copier,
-    "sftp": _copier,
+    "scp": _all(_copier, _ssh),
+    "rsync": _all(_copier, _command_options),
+    "sftp": _all(_copier, _ssh),
     "nc": _network_reverse_shell,
     "ncat": _network_reverse_shell,
     "netcat": _network_reverse_shell,
-    "socat": _network_reverse_shell,
+    "socat": _socat,
     "telnet": _network_reverse_shell,
-    "ssh": _network_reverse_shell,
+    "ssh": _ssh,
     # firewall, cron, history
     "iptables": _iptables,
     "ip6tables": _iptables,
@@ -1077,6 +1549,25 @@ RULES: dict[str, Rule] = {
     "rpm": _package_by_option,
     "pacman": _package_by_option,
     "git": _git,
+    # programs that run a command named in an option or argument
+    "tar": _tar,
+    "sed": _sed,
+    "gsed": _sed,
+    "script": _script,
+    "split": _command_options,
+    "sort": _command_options,
+    "man": _command_options,
+    "tcpdump": _command_options,
+    "parallel": _parallel,
+    "sg": _sg,
+    "newgrp": _newgrp,
+    "at": _at,
+    "batch": _at,
+    "make": _make,
+    "gmake": _make,
+    "bind": _bind,
+    "complete": _complete,
+    "compgen": _complete,
     # the command hook
     "trap": _trap,
     "mapfile": _mapfile,
@@ -1128,6 +1619,36 @@ def _env_start(argv: list[str]) -> int | None:
     while i < len(argv) and re.match(r"^[A-Za-z_]\w*=", argv[i]):
         i += 1
     return i if i < len(argv) else None
+
+
+def _runuser_start(argv: list[str]) -> int | None:
+    """`runuser -u USER CMD...` runs argv; `runuser USER`/`-c STRING` are like su (see _wrapper_alone)."""
+    opts, _, i = split_options(argv[1:], "cgGuw", ("command", "session-command", "user", "group", "supp-group"))
+    if opts & {"c", "command", "session-command"} or not opts & {"u", "user"}:
+        return None
+    return i + 1 if i + 1 < len(argv) else None
+
+
+def _schedtool_start(argv: list[str]) -> int | None:
+    """`schedtool [options] -e CMD...` (without -e it changes existing processes)."""
+    return argv.index("-e") + 1 if "-e" in argv[:-1] else None
+
+
+def _setarch_start(argv: list[str]) -> int | None:
+    """`setarch ARCH [options] CMD...`; linux32/linux64 have no ARCH."""
+    first = 1 if argv[0].endswith(("linux32", "linux64")) else 2
+    if first == 2 and (len(argv) < 2 or argv[1].startswith("-")):
+        return None
+    _, _, i = split_options(argv[first:])
+    return first + i if first + i < len(argv) else None
+
+
+def _ip_start(argv: list[str]) -> int | None:
+    """`ip netns exec NAME CMD...`, `ip vrf exec NAME CMD...`."""
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    if len(words) > 3 and words[0] in {"netns", "vrf"} and words[1] == "exec":
+        return argv.index(words[3], argv.index(words[2]) + 1)
+    return None
 
 
 def _command_start(argv: list[str]) -> int | None:
@@ -1189,12 +1710,108 @@ WRAPPERS: dict[str, Callable[[list[str]], int | None]] = {
     "torsocks": _after_options(),
     "proxychains": _after_options("f"),
     "proxychains4": _after_options("f"),
-    "runuser": _after_options("gGu", ("user", "group")),
+    "runuser": _runuser_start,
     "busybox": _after_options(),
     "chroot": _after_options("", ("userspec", "groups"), skip=1),
     "flock": _after_options("wEn", ("timeout", "conflict-exit-code"), skip=1),
+    "unshare": _after_options(
+        "RwSGl", ("root", "wd", "setuid", "setgid", "propagation", "setgroups", "monotonic", "boottime")
+    ),
+    "nsenter": _after_options("tSGW", ("target", "setuid", "setgid", "wdns")),
+    "setpriv": _after_options(
+        "",
+        (
+            "ruid",
+            "euid",
+            "rgid",
+            "egid",
+            "reuid",
+            "regid",
+            "groups",
+            "inh-caps",
+            "ambient-caps",
+            "bounding-set",
+            "securebits",
+            "pdeathsig",
+            "selinux-label",
+            "apparmor-profile",
+            "landlock-access",
+            "landlock-rule",
+        ),
+    ),
+    "prlimit": _after_options("po", ("pid", "output")),
+    "valgrind": _after_options(),
+    "faketime": _after_options("p", ("date-prog",), skip=1),
+    "fakeroot": _after_options("lisb", ("lib", "faked")),
+    "systemd-run": _after_options(
+        "HMupEs",
+        (
+            "host",
+            "machine",
+            "unit",
+            "property",
+            "description",
+            "slice",
+            "service-type",
+            "uid",
+            "gid",
+            "nice",
+            "working-directory",
+            "setenv",
+            "path-property",
+            "socket-property",
+            "timer-property",
+            "on-active",
+            "on-boot",
+            "on-startup",
+            "on-unit-active",
+            "on-unit-inactive",
+            "on-calendar",
+        ),
+    ),
+    "run0": _after_options(
+        "ugD",
+        (
+            "user",
+            "group",
+            "nice",
+            "chdir",
+            "setenv",
+            "property",
+            "description",
+            "slice",
+            "machine",
+            "unit",
+            "background",
+        ),
+    ),
+    "firejail": _after_options(),
+    "numactl": _after_options("iNmCpPw", ("interleave", "cpunodebind", "membind", "physcpubind", "preferred")),
+    "cpulimit": _after_options("lpe", ("limit", "pid", "exe")),
+    "schedtool": _schedtool_start,
+    "dbus-launch": _after_options(),
+    "dbus-run-session": _after_options("", ("config-file", "dbus-daemon")),
+    "xvfb-run": _after_options(
+        "efnpsw", ("error-file", "auth-file", "server-num", "xauth-protocol", "server-args", "wait")
+    ),
+    "ssh-agent": _after_options("aEOPt"),
+    "setarch": _setarch_start,
+    "linux32": _setarch_start,
+    "linux64": _setarch_start,
+    "eatmydata": _after_options(),
+    "nocache": _after_options(),
+    "cgexec": _after_options("g"),
+    "systemd-inhibit": _after_options("", ("what", "who", "why", "mode")),
+    "sshpass": _after_options("fdpe"),
+    "rlwrap": _after_options("aAcCDfFgHlopPqsStw"),
+    "torify": _after_options(),
+    "ip": _ip_start,
 }
 _ROOT_SHELL_WRAPPERS = {"sudo", "doas", "pkexec"}
+# Wrappers that start a shell when given no command.
+_SHELL_WHEN_ALONE = {"unshare", "nsenter", "fakeroot", "firejail", "run0", "runuser", "setarch", "linux32", "linux64"}
+# Wrappers whose payload gets arguments from their input.
+_INPUT_ARG_WRAPPERS = {"xargs"}
 
 
 # --------------------------------------------------------------------------- the walker
@@ -1217,6 +1834,7 @@ class _Walker:
         self.depth = 0
         self.source = ""
         self.quoted_heredocs: set[str] = set()
+        self.input_marker: str | None = None  # set while walking a string that xargs/parallel complete
 
     # ---- entry points
 
@@ -1237,8 +1855,9 @@ class _Walker:
             self.source = saved
         return True
 
-    def run_string(self, text: str, word, cmd: Cmd) -> Iterator[Hit]:
-        """A string that a shell will parse and run (bash -c, eval, su -c, watch)."""
+    def run_string(self, text: str, word, cmd: Cmd, input_marker: str | None = None) -> Iterator[Hit]:
+        """A string that a shell will parse and run (bash -c, eval, su -c, watch). `input_marker`:
+        its commands get arguments from input at run time (see Cmd.input_args)."""
         words = word if isinstance(word, list) else [word]
         names = set().union(*(self.substitution_names(x) for x in words))
         if names & _DOWNLOADERS:
@@ -1254,10 +1873,12 @@ class _Walker:
             yield Hit(Risk.HIGH, "commands nested too deeply to assess")
             return
         self.depth += 1
+        saved, self.input_marker = self.input_marker, input_marker if input_marker is not None else self.input_marker
         try:
             parsed = self.walk_text(text, top=False)
         finally:
             self.depth -= 1
+            self.input_marker = saved
         if not parsed:
             yield Hit(Risk.HIGH, "runs a command string that cannot be parsed")
 
@@ -1293,8 +1914,34 @@ class _Walker:
         elif kind in {"word", "assignment"}:
             for part in getattr(n, "parts", []) or []:
                 self.node(part, top)
+            self.parameter_substitutions(n, top)
         elif kind in {"commandsubstitution", "processsubstitution"}:
             self.node(n.command, top)
+
+    def parameter_substitutions(self, word, top: bool) -> None:
+        """bashlex keeps `$(...)` and backticks inside `${x:-...}`, `${x/a/...}`, `${a[...]}` as
+        plain text; bash runs them. Find and walk them (those bashlex did see are skipped)."""
+        params = [p for p in getattr(word, "parts", []) or [] if p.kind == "parameter"]
+        if not any("$(" in p.value or "`" in p.value or "<(" in p.value or ">(" in p.value for p in params):
+            return
+        seen = {p.pos[0] for p in word.parts if p.kind in {"commandsubstitution", "processsubstitution"}}
+        text = self.text_of(word)
+        found = _substitutions(text)
+        if found is None:
+            self.add(Risk.HIGH, text, "parameter expansion with substitutions that cannot be parsed")
+            return
+        for offset, body in found:
+            if word.pos[0] + offset in seen:
+                continue
+            if self.depth >= MAX_DEPTH:
+                self.add(Risk.HIGH, text, "commands nested too deeply to assess")
+                return
+            self.depth += 1
+            try:
+                if not self.walk_text(body, top=top):
+                    self.add(Risk.HIGH, text, "parameter expansion with substitutions that cannot be parsed")
+            finally:
+                self.depth -= 1
 
     def text_of(self, n) -> str:
         return self.source[n.pos[0] : n.pos[1]]
@@ -1407,11 +2054,14 @@ class _Walker:
             start = WRAPPERS[cmd.name](cmd.argv) if cmd.name in WRAPPERS else None
             if start is None:
                 return cmd
-            cmd = cmd.sub(start, text=_tail_text(cmd, start))
+            cmd = _peel(cmd, start)
         return cmd
 
     def simple(self, cmd: Cmd) -> None:
         hits: list[tuple[Hit, str]] = []  # each with the text of the command it is about
+        marker = self.input_marker
+        if marker is not None and not cmd.input_args and (not marker or any(marker in a for a in cmd.argv)):
+            cmd.input_args, cmd.input_marker = True, marker
         inner = cmd
         via: list[str] = []
         for _ in range(16):
@@ -1423,7 +2073,7 @@ class _Walker:
                 hits.extend((h, inner.text) for h in _wrapper_alone(inner))
                 break
             via.append(inner.name)
-            inner = inner.sub(start, text=_tail_text(inner, start))
+            inner = _peel(inner, start)
         name = inner.name
         if "exec" in via and cmd.top and self.depth == 0 and name not in WRAPPERS:
             if name in _SHELLS:
@@ -1434,6 +2084,8 @@ class _Walker:
                 hits.append((Hit(Risk.HIGH, why, Trait.NESTED_SHELL), cmd.text))
         if inner.argv and name not in WRAPPERS:
             hits.extend((h, inner.text) for h in self.rule_hits(inner))
+            if inner.input_args:
+                hits.extend((h, inner.text) for h in _input_args_hits(inner, RULES.get(name)))
         for hit, text in hits:
             if hit.risk > Risk.SAFE:
                 self.add(hit.risk, text, hit.why)
@@ -1450,10 +2102,8 @@ class _Walker:
             for n, a in enumerate(cmd.args):
                 if a in {"-S", "--split-string"} and n + 1 < len(cmd.args):
                     yield from self.run_string(cmd.args[n + 1], None, cmd)
-        if cmd.name == "flock" and "-c" in cmd.args:
-            n = cmd.args.index("-c")
-            if n + 1 < len(cmd.args):
-                yield from self.run_string(cmd.args[n + 1], None, cmd)
+        if cmd.name in _COMMAND_OPTIONS:  # flock -c, runuser -c
+            yield from _command_options(cmd, self)
 
     def rule_hits(self, cmd: Cmd) -> list[Hit]:
         name = cmd.name
@@ -1510,15 +2160,83 @@ def _tail_text(cmd: Cmd, start: int) -> str:
     return " ".join(cmd.argv[start:])
 
 
+def _peel(cmd: Cmd, start: int) -> Cmd:
+    """The command a wrapper runs; under xargs it gets arguments from the input."""
+    inner = cmd.sub(start, text=_tail_text(cmd, start))
+    if cmd.name in _INPUT_ARG_WRAPPERS:
+        replace = option_values(cmd.args[: start - 1], "I", ("replace",), takes="adELnPs")
+        replace += ["{}" for a in cmd.args[: start - 1] if a == "-i" or a == "--replace"]
+        replace += [a[2:] for a in cmd.args[: start - 1] if a.startswith("-i") and len(a) > 2]
+        inner.input_args, inner.input_marker = True, (replace[0] if replace else "")
+    return inner
+
+
 def _wrapper_alone(cmd: Cmd) -> Iterator[Hit]:
     """A wrapper with nothing to wrap: `sudo -i`, `sudo -s`, `doas -s`, `chroot /x`."""
     opts, _, _ = split_options(cmd.args, "CDghpRrtTUu")
-    if cmd.name in _ROOT_SHELL_WRAPPERS and opts & {"i", "s", "login", "shell"}:
+    if cmd.input_args and not (cmd.name in _COMMAND_OPTIONS and _has_command_option(cmd)):
+        yield Hit(Risk.HIGH, "runs a command named by its input, which cannot be judged")
+    elif cmd.name in _SHELL_WHEN_ALONE and not _has_command_option(cmd) and not opts & {"h", "help", "V", "version"}:
+        yield Hit(Risk.HIGH, f"{cmd.name} starts a shell the command hook cannot see into", Trait.NESTED_SHELL)
+    elif cmd.name == "systemd-run" and opts & {"S", "shell"}:
+        yield Hit(Risk.HIGH, "systemd-run starts a shell the command hook cannot see into", Trait.NESTED_SHELL)
+    elif cmd.name in _ROOT_SHELL_WRAPPERS and opts & {"i", "s", "login", "shell"}:
         yield Hit(Risk.HIGH, "privilege escalation: opens a root shell", Trait.NESTED_SHELL)
     elif cmd.name == "chroot" and cmd.args:
         yield Hit(Risk.HIGH, "starts a shell in a chroot", Trait.NESTED_SHELL)
     elif cmd.name == "sudo" and opts & {"e", "edit"}:
         yield Hit(Risk.MODERATE, "edits files as root")
+
+
+def _has_command_option(cmd: Cmd) -> bool:
+    spec = _COMMAND_OPTIONS.get(cmd.name)
+    return bool(spec and option_values(cmd.args, spec.short, spec.long, takes=spec.takes))
+
+
+def _substitutions(text: str) -> list[tuple[int, str]] | None:
+    """(offset, body) of each `$(...)`, `<(...)`, `>(...)` and backtick substitution in a word's
+    text, outermost only; None when they are unbalanced. Single-quoted text is skipped."""
+    found: list[tuple[int, str]] = []
+    i, n, in_double = 0, len(text), False
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+        elif ch == "'" and not in_double:
+            end = text.find("'", i + 1)
+            i = n if end < 0 else end + 1
+        elif ch == '"':
+            in_double = not in_double
+            i += 1
+        elif text.startswith(("$(", "<(", ">("), i):
+            depth, j = 1, i + 2
+            while j < n and depth:
+                c = text[j]
+                if c == "\\":
+                    j += 1
+                elif c == "'":
+                    end = text.find("'", j + 1)
+                    j = n if end < 0 else end
+                elif c == "(":
+                    depth += 1
+                elif c == ")":
+                    depth -= 1
+                j += 1
+            if depth:
+                return None
+            found.append((i, text[i + 2 : j - 1]))
+            i = j
+        elif ch == "`":
+            end = i + 1
+            while end < n and text[end] != "`":
+                end += 2 if text[end] == "\\" else 1
+            if end >= n:
+                return None
+            found.append((i, text[i + 1 : end]))
+            i = end + 1
+        else:
+            i += 1
+    return found
 
 
 def _pipeline_hits(cmd: Cmd, upstream: list[Cmd], w: _Walker) -> Iterator[Hit]:
@@ -1552,6 +2270,10 @@ def _reads_code_from_stdin(cmd: Cmd) -> str | None:
         if not inline and (i >= len(cmd.args) or cmd.args[i] in {"-", "/dev/stdin"}):
             return "interpreter"
     if cmd.name in {"source", "."} and cmd.args[:1] in (["/dev/stdin"], ["-"]):
+        return "shell"
+    if cmd.name in {"at", "batch"} and not split_options(cmd.args, "qfMmt")[0] & {"f", "l", "c", "d", "r"}:
+        return "shell"
+    if cmd.name == "parallel" and _parallel_command(cmd.args) == ([], len(cmd.args)):
         return "shell"
     return None
 

@@ -82,3 +82,20 @@ async def test_the_shell_gets_none_of_the_servers_environment(terminal_user, mon
     result = await services.command_run(user=terminal_user, command="env", session=session)
     assert "leak-me" not in result["output"] and "HOME=" in result["output"]
     assert os.environ["AUTOBOT_SECRET_KEY"] == "leak-me-secret"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"echo /dev/autobot-test-none | xargs {HARMLESS_DANGER.split()[0]}",
+        f"echo ${{x:-$({HARMLESS_DANGER})}}",
+        f'echo "${{x/a/$({HARMLESS_DANGER})}}"',
+        f"script -qc '{HARMLESS_DANGER}' /dev/null",
+        f"git -c core.pager='{HARMLESS_DANGER}' --version",
+    ],
+)
+async def test_commands_named_in_arguments_are_blocked(restricted, line):
+    out = await restricted.run(line)
+    assert RAN not in out and "autobot: blocked" in out
+    # The session is still usable afterwards.
+    assert "next-6" in await restricted.run("echo next-$((3+3))")
