@@ -6,8 +6,9 @@
 2. Time to first token through AutoBot (POST → first SSE token) versus asking the fake LLM
    directly, and the difference. Target: overhead < 10 ms.
 
-Runs a real daphne server on a throw-away SQLite database in a temporary folder, and the fake
-LLM from tests/chat/fake_llm.py on loopback. Not a test: it asserts nothing.
+Runs a real uvicorn server (as `make run` does) on a throw-away SQLite database in a temporary
+folder, and the fake LLM from tests/chat/fake_llm.py on loopback. The machine's load average is
+printed with the figures: on a shared machine they vary with it. Not a test: it asserts nothing.
     .venv/bin/python bench/chat.py [--streams 100] [--answer-seconds 2]
 """
 
@@ -59,7 +60,9 @@ def start_server(folder: str, llm_url: str, port: int) -> subprocess.Popen:
            "AUTOBOT_LLM_MODEL": "fake-small", "AUTOBOT_LOG_LEVEL": "WARNING"}
     log = open(Path(folder) / "server.log", "wb")  # noqa: SIM115 — lives as long as the server
     return subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "autobot.asgi:application"],
+        # The server users run (`make run`): uvicorn, one worker.
+        [sys.executable, "-m", "uvicorn", "autobot.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--no-proxy-headers", "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
 
@@ -127,6 +130,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run(args, url: str, token: str, fake) -> None:
+    load_before = os.getloadavg()[0]  # other work on the machine, before this run adds its own
     headers = {"Authorization": f"Bearer {token}"}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -150,6 +154,7 @@ async def run(args, url: str, token: str, fake) -> None:
         stop.set()
         await probe
         streams_ok = sum(1 for r in results if isinstance(r, tuple) and r[1])
+        loaded_first = [r[0] for r in results if isinstance(r, tuple)]
 
         # 3. time to first token: direct vs through AutoBot (no artificial delay)
         fake.delay = 0.0
@@ -158,6 +163,7 @@ async def run(args, url: str, token: str, fake) -> None:
         sid = await new_session(http, url, headers)
         through = [(await stream_answer(http, url, headers, sid, "ttft"))[0] for _ in range(args.ttft)]
 
+    print(f"machine load (1-min average): {load_before:.2f} before the run, {os.getloadavg()[0]:.2f} after")
     print(f"GET /api/health, no chat load     : p50 {pct(idle, 50):7.2f} ms  p99 {pct(idle, 99):7.2f} ms  "
           f"({len(idle)} requests, {len(idle_fail)} failed)")
     print(f"GET /api/health, {args.streams} chat streams : p50 {pct(loaded, 50):7.2f} ms  "
@@ -166,6 +172,8 @@ async def run(args, url: str, token: str, fake) -> None:
     print(f"  p99 ratio loaded/idle: {pct(loaded, 99) / pct(idle, 99):.1f}x")
     print(f"chat streams: {streams_ok}/{args.streams} complete in {wall:.2f} s "
           f"(each answer takes {args.answer_seconds:.1f} s at the fake LLM)")
+    if loaded_first:
+        print(f"  their first tokens after: p50 {pct(loaded_first, 50):.1f} ms, max {max(loaded_first):.1f} ms")
     d50, t50 = statistics.median(direct), statistics.median(through)
     print(f"time to first token: direct {d50:.2f} ms, through AutoBot {t50:.2f} ms (medians of {args.ttft})")
     print(f"  overhead {t50 - d50:.2f} ms   target < 10 ms")

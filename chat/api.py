@@ -1,12 +1,15 @@
 """Chat REST API (thin: parse, call one service, format). Mounted at /api/chat/."""
 
+import asyncio
 import json
+import logging
 from uuid import UUID
 
 from django.http import HttpResponse, StreamingHttpResponse
 from ninja import Query, Router
 from ninja.responses import Status
 
+from autobot.errors import AppError
 from autobot.http import client_ip
 from chat import services
 from chat.schemas import (
@@ -21,6 +24,7 @@ from chat.schemas import (
     SessionPatch,
 )
 
+log = logging.getLogger("chat.api")
 router = Router(tags=["chat"])
 ERRORS = {code: ErrorOut for code in (404, 409, 413, 422, 503)}
 
@@ -76,25 +80,38 @@ async def message_list(request, session_id: UUID, limit: int = 100, offset: int 
     ),
 )
 async def message_post(request, session_id: UUID, body: MessageIn):
-    stream = "text/event-stream" in request.headers.get("Accept", "")
-    posted = await services.message_post(
-        user=request.user, session_id=session_id, content=body.content, use_knowledge=body.use_knowledge,
-        model=body.model, client_ip=client_ip(request), stream=stream,
-    )
-    if stream:
-        response = StreamingHttpResponse(_sse(posted), content_type="text/event-stream")
+    args = {"user": request.user, "session_id": session_id, "content": body.content,
+            "use_knowledge": body.use_knowledge, "model": body.model, "client_ip": client_ip(request)}
+    if "text/event-stream" in request.headers.get("Accept", ""):
+        # Refusals (404, 409, 413, 422, 503) are decided before the response starts; the
+        # question is stored while the response headers go out.
+        starting = await services.message_post_streaming(**args)
+        response = StreamingHttpResponse(_sse(starting), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # let nginx pass tokens through as they come
         return response
-    return Status(201, await services.reply_wait(posted))
+    return Status(201, await services.reply_wait(await services.message_post(**args)))
 
 
-async def _sse(posted: services.Posted):
+def _sse_block(event: dict) -> str:
+    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+
+
+async def _sse(starting: asyncio.Task):
     """Relay the generation's events; leaving early (client gone) leaves the generation running."""
+    try:
+        posted = await asyncio.shield(starting)  # a client leaving must not cancel the start
+    except AppError as exc:  # refused while storing (another worker is answering this session)
+        yield _sse_block({"type": "error", "detail": exc.detail, "code": exc.code})
+        return
+    except Exception:
+        log.exception("chat message could not be started")
+        yield _sse_block({"type": "error", "detail": "internal error: it has been logged", "code": "internal_error"})
+        return
     try:
         while True:
             event = wire_event(await posted.events.get())
-            yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+            yield _sse_block(event)
             if event["type"] == "done":
                 return
     finally:

@@ -15,17 +15,21 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from autobot import audit
+from chat.db import db_job
 from chat.llm.base import LLMUnavailable, Provider
 from chat.models import ChatMessage
 
 log = logging.getLogger("chat.generation")
 
 FLUSH_SECONDS = 2.0  # how often the partial answer is written to the database (for other workers)
+FINAL_FIELDS = ("content", "status", "citations", "prompt_tokens", "completion_tokens", "first_token_ms", "total_ms",
+                "error_code", "error", "updated")
 INTERNAL_ERROR = "The answer failed because of an internal error; it has been logged."
 
 _running: dict[str, Generation] = {}
@@ -44,6 +48,7 @@ class Generation:
     session_id: str
     message_id: int
     user: Any
+    reply: ChatMessage | None = None  # the stored streaming row, finished in place at the end
     client_ip: str | None = None
     text: str = ""
     task: asyncio.Task | None = None
@@ -77,7 +82,7 @@ def running(session_id) -> Generation | None:
 def start(
     *,
     session_id,
-    message_id: int,
+    reply: ChatMessage,
     user,
     provider: Provider,
     prompt: list[dict],
@@ -86,7 +91,7 @@ def start(
     serialize,
     client_ip: str | None = None,
 ) -> Generation:
-    gen = Generation(session_id=str(session_id), message_id=message_id, user=user, client_ip=client_ip)
+    gen = Generation(session_id=str(session_id), message_id=reply.pk, user=user, reply=reply, client_ip=client_ip)
     _running[gen.session_id] = gen  # also the strong reference that keeps the task alive
     gen.task = asyncio.create_task(
         _run(gen, provider, prompt, model, citations, serialize), name=f"chat-generation-{session_id}"
@@ -120,6 +125,12 @@ async def _publish(gen: Generation, event: dict) -> None:
     await get_channel_layer().group_send(group_name(gen.session_id), event)
 
 
+def _single_process() -> bool:
+    # With the in-memory layer there are no other processes: a cancel always finds the task
+    # here (see cancel), so no control-group listener is needed for each answer.
+    return settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")
+
+
 async def _listen_for_cancel(gen: Generation) -> None:
     """Cancel requests from other processes arrive on the session's control group."""
     layer = get_channel_layer()
@@ -141,7 +152,7 @@ async def _run(gen: Generation, provider: Provider, prompt, model, citations, se
     started = last_flush = loop.time()
     stats: dict = {"first_token_ms": None}
     status, error = ChatMessage.Status.STREAMING, None
-    listener = asyncio.create_task(_listen_for_cancel(gen))
+    listener = None if _single_process() else asyncio.create_task(_listen_for_cancel(gen))
     try:
         async with contextlib.aclosing(provider.stream(prompt, model=model)) as stream:
             async for delta in stream:
@@ -166,25 +177,23 @@ async def _run(gen: Generation, provider: Provider, prompt, model, citations, se
         log.exception("chat generation for session %s failed", gen.session_id)
         status, error = ChatMessage.Status.FAILED, ("internal_error", INTERNAL_ERROR)
     finally:
-        listener.cancel()
+        if listener is not None:
+            listener.cancel()
         if _running.get(gen.session_id) is gen:
             del _running[gen.session_id]
     stats["total_ms"] = int((loop.time() - started) * 1000)
     await _finish(gen, status, error, citations, stats, serialize)
 
 
-@sync_to_async(thread_sensitive=False)
+@db_job
 def _flush(message_id: int, text: str) -> None:
     ChatMessage.objects.filter(pk=message_id).update(content=text, updated=timezone.now())
 
 
-@sync_to_async(thread_sensitive=False)
+@db_job
 def _store_answer(gen: Generation, status, error, citations, stats) -> ChatMessage | None:
-    """Save the finished answer and audit it (off the shared ORM thread, see services.off_loop)."""
-    try:
-        message = ChatMessage.objects.get(pk=gen.message_id)
-    except ChatMessage.DoesNotExist:  # the session was deleted mid-answer
-        return None
+    """Save the finished answer and audit it (on chat's database thread, see chat.db)."""
+    message = gen.reply
     message.content = gen.text
     message.status = status
     message.citations = citations
@@ -194,7 +203,17 @@ def _store_answer(gen: Generation, status, error, citations, stats) -> ChatMessa
     message.total_ms = stats.get("total_ms")
     if error:
         message.error_code, message.error = error
-    message.save()
+    message.updated = timezone.now()
+    # The row created with the question is updated in place, without reading it back; no row
+    # updated means the session was deleted mid-answer.
+    with transaction.atomic():  # one commit for the answer and its audit event
+        if not ChatMessage.objects.filter(pk=message.pk).update(**{f: getattr(message, f) for f in FINAL_FIELDS}):
+            return None
+        _audit_reply(gen, message, status)
+    return message
+
+
+def _audit_reply(gen: Generation, message: ChatMessage, status) -> None:
     audit.record_sync(
         actor=gen.user,
         action="chat.reply",
@@ -213,7 +232,6 @@ def _store_answer(gen: Generation, status, error, citations, stats) -> ChatMessa
         },
         ip=gen.client_ip,
     )
-    return message
 
 
 async def _finish(gen: Generation, status, error, citations, stats, serialize) -> None:

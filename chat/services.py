@@ -14,9 +14,9 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -24,6 +24,7 @@ from autobot import audit
 from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, Unavailable
 from autobot.pagination import paginate
 from chat import generation
+from chat.db import db_job
 from chat.generation import Generation
 from chat.llm.base import LLMUnavailable
 from chat.llm.registry import Resolved, get_registry
@@ -35,16 +36,7 @@ log = logging.getLogger("chat.services")
 
 TITLE_CHARS = 60
 EXPORT_FORMATS = ("md", "json")
-
-
-def off_loop(fn):
-    """Run sync ORM work in the thread pool instead of Django's one shared ORM thread.
-
-    Async ORM calls (`aget`, `acreate`) all queue on a single thread; a burst of chat posts
-    would then delay every other request's queries (health checks, page loads). Chat's
-    writes are independent, so they can run beside them.
-    """
-    return sync_to_async(fn, thread_sensitive=False)
+BUSY = "an answer is still being generated in this session; wait or cancel it"
 
 
 @dataclass
@@ -152,7 +144,7 @@ def _model_ref(model: str) -> str:
 async def message_list(*, user, session_id, limit: int = 100, offset: int = 0) -> tuple[list[ChatMessage], int]:
     session = await session_get(user=user, session_id=session_id)
     if not generation.running(session.id):
-        await off_loop(_reap_stale)(session)
+        await db_job(_reap_stale)(session)
     return await paginate(session.messages.order_by("created", "id"), limit=limit, offset=offset)
 
 
@@ -167,30 +159,71 @@ def clean_content(content) -> str:
     return content.strip()
 
 
+@dataclass
+class _Checked:
+    user: object
+    session: ChatSession
+    content: str
+    resolved: Resolved
+
+
+async def _message_check(*, user, session_id, content, model: str | None) -> _Checked:
+    """Everything that can refuse a message before it is stored: size, session, model, a running answer."""
+    content = clean_content(content)
+    session = await session_get(user=user, session_id=session_id)
+    resolved = _resolve(model if model else session.model)
+    if generation.running(session.id) is not None:
+        raise Conflict(BUSY, code="generation_running")
+    return _Checked(user=user, session=session, content=content, resolved=resolved)
+
+
 async def message_post(*, user, session_id, content, use_knowledge: bool = True, model: str | None = None,
                        client_ip: str | None = None, stream: bool = False) -> Posted:
     """Store the user's message and start generating the reply in a server-side task.
 
     With `stream`, `Posted.events` is subscribed before the task's first step, so it sees
     every token as its own event."""
-    content = clean_content(content)
-    session = await session_get(user=user, session_id=session_id)
-    resolved = _resolve(model if model else session.model)
-    busy = generation.running(session.id) is not None
-    user_message, reply, history = await off_loop(_store_question)(session, content, use_knowledge, resolved.ref, busy)
+    checked = await _message_check(user=user, session_id=session_id, content=content, model=model)
+    return await _message_start(checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=stream)
 
-    provider, messages, citations = await _prepare(user, resolved, content, history, use_knowledge)
+
+async def message_post_streaming(*, user, session_id, content, use_knowledge: bool = True, model: str | None = None,
+                                 client_ip: str | None = None) -> asyncio.Task:
+    """`message_post(stream=True)` for a streaming response: the checks run now and raise as
+    usual; storing the question and starting the answer go on in a task (returned; its result
+    is the `Posted`), so the response can begin meanwhile instead of after the database write.
+    The task does not depend on the response: a client that leaves early still gets its answer
+    stored."""
+    checked = await _message_check(user=user, session_id=session_id, content=content, model=model)
+    task = asyncio.ensure_future(_message_start(checked, use_knowledge=use_knowledge, client_ip=client_ip,
+                                                stream=True))
+    _starting.add(task)
+    task.add_done_callback(_started)
+    return task
+
+
+_starting: set[asyncio.Task] = set()  # strong references until each start has finished
+
+
+def _started(task: asyncio.Task) -> None:
+    _starting.discard(task)
+    if not task.cancelled() and task.exception() is not None:  # also marks it retrieved if nobody waits
+        log.info("chat message not started: %r", task.exception())
+
+
+async def _message_start(checked: _Checked, *, use_knowledge: bool, client_ip: str | None, stream: bool) -> Posted:
+    user, session, content, resolved = checked.user, checked.session, checked.content, checked.resolved
+    # The question is stored while the knowledge base is searched: neither waits for the other.
+    (user_message, reply, history), passages = await asyncio.gather(
+        db_job(_store_question)(user, session, content, use_knowledge, resolved.ref, client_ip),
+        _passages(user, resolved, content, use_knowledge),
+    )
+    provider, messages, citations = _prompt(user, resolved, content, history, passages, use_knowledge)
     gen = generation.start(
-        session_id=session.id, message_id=reply.pk, user=user, provider=provider, prompt=messages,
+        session_id=session.id, reply=reply, user=user, provider=provider, prompt=messages,
         model=resolved.model, citations=citations, serialize=message_data, client_ip=client_ip,
     )
     events = gen.subscribe() if stream else None
-    # Audited after the start, so the provider request is not kept waiting for the audit write.
-    await off_loop(audit.record_sync)(
-        actor=user, action="chat.message", target_type="chat_session", target_id=str(session.id),
-        data={"message_id": user_message.pk, "length": len(content), "model": resolved.ref,
-              "use_knowledge": use_knowledge}, ip=client_ip,
-    )
     return Posted(user_message=user_message, reply=reply, generation=gen, events=events)
 
 
@@ -221,12 +254,24 @@ async def generation_snapshot(*, user, session_id) -> dict | None:
     return {"message_id": streaming.pk, "text": streaming.content} if streaming else None
 
 
-def _store_question(session: ChatSession, content: str, use_knowledge: bool, ref: str, busy: bool):
-    """Check the session is free, store the question and an empty streaming reply, read history."""
-    if busy or not _reap_stale(session):
-        raise Conflict("an answer is still being generated in this session; wait or cancel it",
-                       code="generation_running")
+def _store_question(user, session: ChatSession, content: str, use_knowledge: bool, ref: str, client_ip: str | None):
+    """Check the session is free, store and audit the question, add an empty streaming reply,
+    and read the history — one job on chat's database thread, one commit."""
+    # Checked again here: another post may have started an answer since _message_check.
+    if generation.running(session.id) is not None or not _reap_stale(session):
+        raise Conflict(BUSY, code="generation_running")
     history = _history(session)
+    with transaction.atomic():
+        user_message, reply = _store_pair(session, content, use_knowledge, ref)
+        audit.record_sync(
+            actor=user, action="chat.message", target_type="chat_session", target_id=str(session.id),
+            data={"message_id": user_message.pk, "length": len(content), "model": ref,
+                  "use_knowledge": use_knowledge}, ip=client_ip,
+        )
+    return user_message, reply, history
+
+
+def _store_pair(session: ChatSession, content: str, use_knowledge: bool, ref: str):
     user_message, reply = ChatMessage.objects.bulk_create([
         ChatMessage(session=session, role=ChatMessage.Role.USER, content=content, use_knowledge=use_knowledge,
                     model=ref),
@@ -236,7 +281,7 @@ def _store_question(session: ChatSession, content: str, use_knowledge: bool, ref
     if not session.title:
         session.title = _title_from(content)
     session.save(update_fields=["title", "updated"])  # moves the session to the top of the list
-    return user_message, reply, history
+    return user_message, reply
 
 
 def _reap_stale(session: ChatSession) -> bool:
@@ -304,7 +349,14 @@ async def knowledge_search(*, user, query: str) -> list[dict]:
         return []
 
 
-async def _prepare(user, resolved: Resolved, question: str, history: list[dict], use_knowledge: bool):
+async def _passages(user, resolved: Resolved, question: str, use_knowledge: bool) -> list[dict]:
+    """Knowledge passages for the prompt; none for the offline provider, which retrieves its own."""
+    if not use_knowledge or resolved.config.kind == "offline":
+        return []
+    return await knowledge_search(user=user, query=question)
+
+
+def _prompt(user, resolved: Resolved, question: str, history: list[dict], passages: list[dict], use_knowledge: bool):
     """Provider, prompt messages and citations for one answer."""
     registry = get_registry()
     if resolved.config.kind == "offline":
@@ -314,7 +366,6 @@ async def _prepare(user, resolved: Resolved, question: str, history: list[dict],
 
         provider = registry.provider(resolved.config.name, retrieve=retrieve if use_knowledge else None)
         return provider, [*history, {"role": "user", "content": question}], []
-    passages = await knowledge_search(user=user, query=question) if use_knowledge else []
     messages, citations = build_prompt(
         question=question, history=history, passages=passages,
         context_tokens=resolved.config.context_tokens or settings.CHAT_LLM_CONTEXT_TOKENS,
@@ -328,7 +379,8 @@ async def completion_oneshot(*, user, prompt: str, model: str | None = None, use
     """One answer, not stored in any session: `{content, citations, model}`."""
     question = clean_content(prompt)
     resolved = _resolve(model)
-    provider, messages, citations = await _prepare(user, resolved, question, [], use_knowledge)
+    passages = await _passages(user, resolved, question, use_knowledge)
+    provider, messages, citations = _prompt(user, resolved, question, [], passages, use_knowledge)
     parts: list[str] = []
     try:
         async with contextlib.aclosing(provider.stream(messages, model=resolved.model)) as stream:

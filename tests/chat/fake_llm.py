@@ -40,6 +40,7 @@ class FakeLLM:
         self.faulty_requests: int | None = None
         self.resume = asyncio.Event()
         self.requests: list[dict] = []
+        self.requested = asyncio.Event()  # set by the first chat request
         self.headers: list[dict] = []
         self.completed = 0
         self.disconnects = 0
@@ -140,6 +141,7 @@ class FakeLLM:
     async def _ollama_chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        self.requested.set()
         if refused := self._refuse(request):
             return refused
         if body.get("model") not in self.models:
@@ -173,6 +175,7 @@ class FakeLLM:
     async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        self.requested.set()
         if refused := self._refuse(request):
             return refused
         if body.get("model") not in self.models:

@@ -243,6 +243,45 @@ async def test_a_second_message_while_answering_is_409(api_client, owner, llm):
     assert "event: done" in rest
 
 
+async def test_an_sse_post_is_refused_with_a_status_before_any_streaming(api_client, owner, stranger, llm):
+    llm.pause_after = 1
+    client = api_client(owner)
+    session = await new_session(client)
+    sse = {"Accept": "text/event-stream"}
+    first = await client.post(f"{BASE}/sessions/{session['id']}/messages", {"content": "a b"},
+                              content_type="application/json", headers=sse)
+    stream = aiter(first.streaming_content)
+    await anext(stream)
+
+    busy = await post_message(client, session["id"], "again", headers=sse)
+    assert busy.status_code == 409 and busy.json()["code"] == "generation_running"
+    not_yours = await post_message(api_client(stranger), session["id"], "hi", headers=sse)
+    assert not_yours.status_code == 404
+    empty = await post_message(client, session["id"], " ", headers=sse)
+    assert empty.status_code == 422 and empty.json()["code"] == "empty_message"
+
+    llm.resume.set()
+    assert "event: done" in b"".join([chunk async for chunk in stream]).decode()
+    assert await ChatMessage.objects.filter(session_id=session["id"]).acount() == 2
+
+
+async def test_the_question_and_its_audit_event_are_stored_before_the_first_token(api_client, owner, llm):
+    llm.pause_after = 0
+    client = api_client(owner)
+    session = await new_session(client)
+    response = await client.post(f"{BASE}/sessions/{session['id']}/messages", {"content": "hello"},
+                                 content_type="application/json", headers={"Accept": "text/event-stream"})
+    stream = aiter(response.streaming_content)
+    await llm.requested.wait()  # the provider has been asked, so the answer has started
+
+    question = await ChatMessage.objects.aget(session_id=session["id"], role="user")
+    event = await AuditEvent.objects.aget(action="chat.message", target_id=session["id"])
+    assert event.data["message_id"] == question.pk and event.data["length"] == len("hello")
+
+    llm.resume.set()
+    assert "event: done" in b"".join([chunk async for chunk in stream]).decode()
+
+
 async def test_export_as_markdown_and_json(api_client, owner, llm):
     client = api_client(owner)
     session = await new_session(client, title="Ops")
