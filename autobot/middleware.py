@@ -4,6 +4,7 @@ import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.utils.module_loading import import_string
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from autobot import context, metrics
@@ -87,3 +88,36 @@ class StaticFilesMiddleware:
         if self.whitenoise.autorefresh:
             return self.whitenoise.find_file(path)
         return self.whitenoise.files.get(path)
+
+
+def _inline(path: str):
+    """An async-native subclass of a Django middleware whose hooks only read and write the
+    request and response in memory (no database, no files). Django runs every sync hook of an
+    old-style middleware through a thread hop under ASGI — two per middleware per request —
+    and under load those hops queue; these hooks take microseconds, so they run inline. A
+    subclass, so checks like the admin's "AuthenticationMiddleware must be installed" still hold."""
+    cls = import_string(path)
+
+    async def __call__(self, request):
+        response = self.process_request(request) if hasattr(self, "process_request") else None
+        response = response or await self.get_response(request)
+        if hasattr(self, "process_response"):
+            response = self.process_response(request, response)
+        return response
+
+    body = {"async_capable": True, "sync_capable": False, "__call__": __call__, "__module__": __name__}
+    if hasattr(cls, "process_view"):
+        async def process_view(self, request, view_func, view_args, view_kwargs):
+            return cls.process_view(self, request, view_func, view_args, view_kwargs)
+
+        body["process_view"] = process_view
+    return type(cls.__name__, (cls,), body)
+
+
+# Session and messages stay Django's own: saving a session or reading stored messages can query
+# the database, which must not happen on the event loop.
+SecurityMiddleware = _inline("django.middleware.security.SecurityMiddleware")
+CommonMiddleware = _inline("django.middleware.common.CommonMiddleware")
+CsrfViewMiddleware = _inline("django.middleware.csrf.CsrfViewMiddleware")
+AuthenticationMiddleware = _inline("django.contrib.auth.middleware.AuthenticationMiddleware")
+XFrameOptionsMiddleware = _inline("django.middleware.clickjacking.XFrameOptionsMiddleware")

@@ -107,16 +107,18 @@ INSTALLED_APPS = [
     "agents",
 ]
 
+# Django's own middleware, with those whose hooks are pure in-memory work wrapped to run inline
+# instead of through two thread hops each (autobot/middleware.py).
 MIDDLEWARE = [
     "autobot.middleware.RequestContextMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    "autobot.middleware.SecurityMiddleware",
     "autobot.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "autobot.middleware.CommonMiddleware",
+    "autobot.middleware.CsrfViewMiddleware",
+    "autobot.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "autobot.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "autobot.urls"
