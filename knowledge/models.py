@@ -84,6 +84,8 @@ class CrawlJob(models.Model):
     pages_failed = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
     detail = models.TextField(blank=True, default="", help_text="Why the job failed, if it did")
+    worker = models.CharField(max_length=200, blank=True, default="",
+                              help_text="The server process running it (host:pid)")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

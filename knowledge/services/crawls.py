@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from autobot import audit
 from autobot.errors import InvalidInput, LimitExceeded, NotFound, RateLimited
+from autobot.workers import WORKER_ID, worker_gone
 from knowledge.crawler import (
     CrawlConfig,
     Crawler,
@@ -76,18 +77,21 @@ async def crawl_start(*, user, url: str, max_pages: int = 50, max_depth: int = 2
         raise InvalidInput(str(exc), code="url_not_allowed") from exc
     except CrawlError as exc:
         raise InvalidInput(str(exc), code="invalid_url") from exc
+    await _end_orphans(owner=user)
     active = await CrawlJob.objects.filter(owner=user, status__in=CrawlJob.ACTIVE).acount()
     if active >= settings.KNOWLEDGE_CRAWL_MAX_ACTIVE:
         raise RateLimited(f"you already have {active} crawls running; wait for one to finish or cancel it")
     job = await CrawlJob.objects.acreate(
         owner=user, url=start, max_pages=max_pages, max_depth=max_depth, same_domain=same_domain, include=include,
         exclude=exclude, category=(category or "").strip()[:100], tags=clean_tags(tags), shared=shared,
+        worker=WORKER_ID,
     )
-    await audit.record(actor=user, action="knowledge.crawl_started", target_type="crawl_job", target_id=str(job.pk),
-                       data={"url": start, "max_pages": max_pages, "max_depth": max_depth})
+    # Registered before any await, so no other request sees this job without its task.
     task = asyncio.create_task(_crawl_run(job.pk), name=f"knowledge-crawl-{job.pk}")
     _RUNNING[job.pk] = (task, None)
     task.add_done_callback(lambda _t, job_id=job.pk: _RUNNING.pop(job_id, None))
+    await audit.record(actor=user, action="knowledge.crawl_started", target_type="crawl_job", target_id=str(job.pk),
+                       data={"url": start, "max_pages": max_pages, "max_depth": max_depth})
     job.owner = user
     return job
 
@@ -104,7 +108,21 @@ def _patterns(patterns: list[str] | None, name: str) -> list[str]:
     return cleaned
 
 
+async def _end_orphans(**filters) -> int:
+    """Jobs left active by a server process that has stopped (or by this one, without a task)
+    will never finish: mark them failed, so they stop counting against the user's limit."""
+    ended = 0
+    async for job in CrawlJob.objects.filter(status__in=CrawlJob.ACTIVE, **filters).only("pk", "worker"):
+        lost_here = job.worker == WORKER_ID and job.pk not in _RUNNING
+        if lost_here or worker_gone(job.worker):
+            ended += await CrawlJob.objects.filter(pk=job.pk, status__in=CrawlJob.ACTIVE).aupdate(
+                status=CrawlJob.Status.FAILED, finished_at=timezone.now(),
+                detail="interrupted: the server process running this crawl stopped; start it again")
+    return ended
+
+
 async def crawl_get(*, user, crawl_id: int) -> CrawlJob:
+    await _end_orphans(pk=crawl_id)
     job = await visible_crawls(user).select_related("owner").filter(pk=crawl_id).afirst()
     if job is None:
         raise NotFound(f"crawl {crawl_id} not found", code="crawl_not_found")
@@ -112,6 +130,7 @@ async def crawl_get(*, user, crawl_id: int) -> CrawlJob:
 
 
 async def crawl_list(*, user, status: str | None = None) -> QuerySet:
+    await _end_orphans() if user.is_staff else await _end_orphans(owner=user)
     qs = visible_crawls(user).select_related("owner")
     return qs.filter(status=status) if status else qs
 

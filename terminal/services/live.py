@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from autobot.workers import WORKER_ID
 from terminal.hook import HookChannel
 from terminal.policy import Level
 from terminal.pty import PtyProcess, Subscription
@@ -24,7 +23,7 @@ from terminal.recording import Recorder
 
 log = logging.getLogger("terminal")
 
-HOST_ID = f"{socket.gethostname()}:{os.getpid()}"
+HOST_ID = WORKER_ID
 
 Listener = Callable[[dict], None]
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from django.utils import timezone
 
 from autobot import audit
 from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, RateLimited, Unavailable
+from autobot.workers import worker_gone
 from terminal.hook import HookChannel, bash_argv
 from terminal.models import CommandRecord, TerminalSession
 from terminal.policy import Level
@@ -63,10 +63,6 @@ def validate_size(cols, rows) -> tuple[int, int]:
 # ---- lifecycle ------------------------------------------------------------------------------
 
 
-def _pid_running(pid: str) -> bool:
-    return pid.isdigit() and os.path.exists(f"/proc/{pid}")  # procfs: no disk I/O
-
-
 async def _mark_stale(user=None) -> int:
     """Rows left live by a server process that no longer runs (or lost by this one) end now."""
     rows = TerminalSession.objects.exclude(status=Status.ENDED)
@@ -74,10 +70,8 @@ async def _mark_stale(user=None) -> int:
         rows = rows.filter(owner=user)
     ended = 0
     async for row in rows:
-        name, _, pid = row.host.rpartition(":")
         ours = row.host == registry.HOST_ID
-        gone = name == registry.HOST_ID.rpartition(":")[0] and not ours and not _pid_running(pid)
-        if (ours and registry.get(row.pk) is None) or gone or not row.host:
+        if (ours and registry.get(row.pk) is None) or worker_gone(row.host):
             ended += await TerminalSession.objects.filter(pk=row.pk).aupdate(
                 status=Status.ENDED, ended=timezone.now(), end_reason="server_gone"
             )

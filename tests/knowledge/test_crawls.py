@@ -215,3 +215,30 @@ async def test_a_crawled_documentation_site_answers_natural_questions(api_client
     assert await KnowledgeEntry.objects.filter(source_type="web").acount() == 201
     hits = (await client.get("/api/knowledge/search", {"q": question, "limit": 5})).json()["items"]
     assert expected in [hit["source"].removeprefix(docs_site) for hit in hits[:3]], [h["source"] for h in hits]
+
+
+async def test_a_crawl_left_running_by_a_stopped_server_is_marked_failed(api_client, owner, settings):
+    # Rows a crashed worker left "running": a gone process on this host, and this very process
+    # without a task for the job. Both would otherwise count against the user's limit forever.
+    import asyncio
+
+    from autobot.workers import WORKER_ID
+
+    dead = await asyncio.create_subprocess_exec("true")
+    await dead.wait()
+    host = WORKER_ID.rpartition(":")[0]
+    settings.KNOWLEDGE_CRAWL_MAX_ACTIVE = 2
+    for worker in (f"{host}:{dead.pid}", WORKER_ID):
+        await CrawlJob.objects.acreate(owner=owner, url="http://127.0.0.1:9/", status=CrawlJob.Status.RUNNING,
+                                       worker=worker)
+    client = api_client(owner)
+    listing = (await client.get(URL)).json()
+    assert {item["status"] for item in listing["items"]} == {"failed"}
+    assert all("interrupted" in item["detail"] for item in listing["items"])
+
+
+async def test_a_crawl_on_another_host_is_left_alone(api_client, owner):
+    job = await CrawlJob.objects.acreate(owner=owner, url="http://127.0.0.1:9/", status=CrawlJob.Status.RUNNING,
+                                         worker="some-other-host:1234")
+    response = await api_client(owner).get(f"{URL}/{job.pk}")
+    assert response.json()["status"] == "running"

@@ -1,0 +1,23 @@
+"""Which server process owns a piece of live work (a PTY, a crawl task), and whether it still runs.
+
+Live work lives in the memory of the process that started it. Rows that describe it record
+WORKER_ID, so any process can tell that work left "running" by a process that has since
+stopped will never finish, and mark it so.
+"""
+
+import os
+import socket
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+_HOST = WORKER_ID.rpartition(":")[0]
+
+
+def worker_gone(worker_id: str) -> bool:
+    """True when worker_id names a process on this host that no longer runs. A process on
+    another host can't be checked from here: it counts as alive."""
+    if not worker_id:
+        return True
+    host, _, pid = worker_id.rpartition(":")
+    if host != _HOST or worker_id == WORKER_ID:
+        return False
+    return not (pid.isdigit() and os.path.exists(f"/proc/{pid}"))  # procfs: no disk I/O
