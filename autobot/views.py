@@ -1,4 +1,4 @@
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -7,6 +7,7 @@ from django.shortcuts import render
 
 from autobot import audit, metrics
 from autobot.auth import token_authenticate_sync
+from autobot.errors import AppError
 from autobot.health import health_report
 from autobot.models import ApiToken, AuditEvent
 
@@ -46,21 +47,39 @@ class LogoutView(auth_views.LogoutView):
         return response
 
 
+async def _capability_counts(user) -> dict:
+    """What the user has in each capability, asked of each app's services (never its models)."""
+    from chat import services as chat
+    from knowledge import services as knowledge
+    from terminal import services as terminal
+
+    counts = {}
+    _, counts["chat sessions"] = await chat.session_list(user=user, limit=1)
+    knowledge_stats = await knowledge.stats(user=user)
+    counts["knowledge entries"] = knowledge_stats["entries"]
+    try:
+        counts["live terminal sessions"] = await (await terminal.session_list(user=user, status="live")).acount()
+    except AppError:  # no terminal permission: nothing to count
+        pass
+    return counts
+
+
 @login_required
-def dashboard(request):
-    user = request.user
-    events = AuditEvent.objects.select_related("actor")
+async def dashboard(request):
+    user = await request.auser()
+    events = AuditEvent.objects.all()
     if not user.is_staff:
-        events = events.filter(actor=user)
-    status, health = async_to_sync(health_report)()
-    counts = {
-        **({"users": User.objects.count()} if user.is_staff else {}),
-        "api tokens": ApiToken.objects.filter(user=user, revoked_at__isnull=True).count(),
-        "audit events": AuditEvent.objects.count() if user.is_staff else events.count(),
-    }
-    return render(request, "autobot/dashboard.html", {
-        "health": health, "healthy": status == 200, "counts": counts, "events": events[:15],
-    })
+        events = events.filter(actor_id=user.pk)
+    status, health = await health_report()
+    counts = await _capability_counts(user)
+    counts["api tokens"] = await ApiToken.objects.filter(user=user, revoked_at__isnull=True).acount()
+    counts["audit events"] = await events.acount()
+    if user.is_staff:
+        counts["users"] = await User.objects.acount()
+    context = {"health": health, "healthy": status == 200, "counts": counts,
+               "events": [event async for event in events.order_by("-id")[:15]]}
+    # Rendered in a thread: the base template's context (user, messages) may read the session.
+    return await sync_to_async(render)(request, "autobot/dashboard.html", context)
 
 
 def coming_soon(app: str):

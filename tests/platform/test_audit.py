@@ -132,3 +132,13 @@ def test_awkward_data_verifies_on_postgres(owner):
                       data={"big": 1e100, "negzero": -0.0, "nul": "a\x00b", "f": 0.1, "i": 10**20})
     report = audit.verify()
     assert report.ok, report.problem
+
+
+def test_dashboard_shows_counts_and_only_my_events_to_non_staff(client, owner, stranger):
+    audit.record_sync(actor=owner, action="test.mine")
+    audit.record_sync(actor=stranger, action="test.theirs")
+    client.force_login(owner)
+    page = client.get("/").content.decode()
+    assert "chat sessions" in page and "knowledge entries" in page
+    assert "test.mine" in page and "test.theirs" not in page
+    assert ">users<" not in page  # the user count is for staff
