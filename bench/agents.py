@@ -17,29 +17,20 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import time
 import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from channels.layers import InMemoryChannelLayer
+from common import percentile_high  # first: it puts the project root on sys.path
 
-from channels.layers import InMemoryChannelLayer  # noqa: E402
-
-from agents.bus import AgentEndpoint, Bus, BusConfig  # noqa: E402
-from agents.protocol import MessageType  # noqa: E402
+from agents.bus import AgentEndpoint, Bus, BusConfig
+from agents.protocol import MessageType
 
 KEY = "bench-key"
 DATA = {"query": "x" * 200, "n": 1, "tags": ["a", "b", "c"]}
 CONCURRENCY = 32
 FANOUT = 10
 CAPACITY = 100_000
-
-
-def percentile(samples: list[float], p: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
 def raw_event() -> dict:
@@ -180,7 +171,8 @@ async def bench_layer(name: str, make_layer, requests: int, broadcasts: int) -> 
     print(f"  {'round trips/s':30} {raw_rps:14,.0f} {bus_rps:14,.0f} {bus_rps / raw_rps:8.2f}")
     print(f"  {'latency p50 (ms)':30} {statistics.median(raw_lat) * 1e3:14.3f} "
           f"{statistics.median(bus_lat) * 1e3:14.3f}")
-    print(f"  {'latency p99 (ms)':30} {percentile(raw_lat, .99) * 1e3:14.3f} {percentile(bus_lat, .99) * 1e3:14.3f}")
+    print(f"  {'latency p99 (ms)':30} {percentile_high(raw_lat, 99) * 1e3:14.3f} "
+          f"{percentile_high(bus_lat, 99) * 1e3:14.3f}")
     print(f"  {'fan-out deliveries/s':30} {raw_fan:14,.0f} {bus_fan:14,.0f} {bus_fan / raw_fan:8.2f}")
 
 

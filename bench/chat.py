@@ -14,83 +14,26 @@ printed with the figures: on a shared machine they vary with it. Not a test: it 
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
+from common import (  # first: it puts the project root on sys.path
+    bench_token,
+    free_port,
+    load_line,
+    machine_load,
+    percentile,
+    probe_health,
+    setup_django,
+    uvicorn_server,
+    wait_ready,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.chat.fake_llm import FakeLLMThread  # noqa: E402
+from tests.chat.fake_llm import FakeLLMThread
 
 TOKENS = 20
-
-
-def setup_database(folder: str) -> str:
-    """Migrate a fresh database and return an API token for a bench user."""
-    os.environ["DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
-    os.environ["AUTOBOT_VAR_DIR"] = folder
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autobot.settings")
-    os.environ.setdefault("AUTOBOT_LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-
-    from autobot.auth import new_raw_token
-    from autobot.models import ApiToken
-
-    call_command("migrate", verbosity=0, interactive=False)
-    user = get_user_model().objects.create_user("bench", password="bench-password-123")
-    raw = new_raw_token()
-    ApiToken.objects.create(user=user, prefix=raw[:12], token_hash=ApiToken.hash(raw))
-    return raw
-
-
-def start_server(folder: str, llm_url: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "AUTOBOT_LLM_PROVIDER": "ollama", "AUTOBOT_LLM_BASE_URL": llm_url,
-           "AUTOBOT_LLM_MODEL": "fake-small", "AUTOBOT_LOG_LEVEL": "WARNING"}
-    log = open(Path(folder) / "server.log", "wb")  # noqa: SIM115 — lives as long as the server
-    return subprocess.Popen(
-        # The server users run (`make run`): uvicorn, one worker.
-        [sys.executable, "-m", "uvicorn", "autobot.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--no-proxy-headers", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-
-
-async def wait_ready(http: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(150):
-        try:
-            async with http.get(f"{url}/api/health") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.2)
-    raise SystemExit("server did not start")
-
-
-async def health_probe(http, url: str, stop: asyncio.Event, latencies: list, failures: list, count=None) -> None:
-    while not stop.is_set() and (count is None or len(latencies) < count):
-        started = time.perf_counter()
-        try:
-            async with http.get(f"{url}/api/health") as resp:
-                await resp.read()
-                if resp.status != 200:
-                    failures.append(resp.status)
-        except aiohttp.ClientError as exc:
-            failures.append(repr(exc))
-        latencies.append((time.perf_counter() - started) * 1000)
-        await asyncio.sleep(0.01)
 
 
 async def new_session(http, url, headers) -> str:
@@ -124,21 +67,15 @@ async def direct_first_token(http, llm_url: str) -> float:
     return first
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
-async def run(args, url: str, token: str, fake) -> None:
-    load_before = os.getloadavg()[0]  # other work on the machine, before this run adds its own
+async def run(args, url: str, token: str, fake, server) -> None:
+    load_before = machine_load()  # other work on the machine, before this run adds its own
     headers = {"Authorization": f"Bearer {token}"}
+    await wait_ready(url, server)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
-        await wait_ready(http, url)
-
         # 1. health alone
         idle, idle_fail = [], []
-        await health_probe(http, url, asyncio.Event(), idle, idle_fail, count=args.probes)
+        await probe_health(http, url, asyncio.Event(), idle, idle_fail, count=args.probes)
 
         # 2. health while N answers stream
         fake.tokens = [f" t{n}" for n in range(TOKENS)]
@@ -146,7 +83,7 @@ async def run(args, url: str, token: str, fake) -> None:
         sids = [await new_session(http, url, headers) for _ in range(args.streams)]
         stop = asyncio.Event()
         loaded, loaded_fail = [], []
-        probe = asyncio.create_task(health_probe(http, url, stop, loaded, loaded_fail))
+        probe = asyncio.create_task(probe_health(http, url, stop, loaded, loaded_fail))
         started = time.perf_counter()
         results = await asyncio.gather(*(stream_answer(http, url, headers, sid, "load") for sid in sids),
                                        return_exceptions=True)
@@ -163,17 +100,18 @@ async def run(args, url: str, token: str, fake) -> None:
         sid = await new_session(http, url, headers)
         through = [(await stream_answer(http, url, headers, sid, "ttft"))[0] for _ in range(args.ttft)]
 
-    print(f"machine load (1-min average): {load_before:.2f} before the run, {os.getloadavg()[0]:.2f} after")
-    print(f"GET /api/health, no chat load     : p50 {pct(idle, 50):7.2f} ms  p99 {pct(idle, 99):7.2f} ms  "
+    print(load_line(load_before))
+    print(f"GET /api/health, no chat load     : p50 {percentile(idle, 50):7.2f} ms  "
+          f"p99 {percentile(idle, 99):7.2f} ms  "
           f"({len(idle)} requests, {len(idle_fail)} failed)")
-    print(f"GET /api/health, {args.streams} chat streams : p50 {pct(loaded, 50):7.2f} ms  "
-          f"p99 {pct(loaded, 99):7.2f} ms  ({len(loaded)} requests, {len(loaded_fail)} failed)  "
+    print(f"GET /api/health, {args.streams} chat streams : p50 {percentile(loaded, 50):7.2f} ms  "
+          f"p99 {percentile(loaded, 99):7.2f} ms  ({len(loaded)} requests, {len(loaded_fail)} failed)  "
           "target p99 < 50 ms, 0 failed")
-    print(f"  p99 ratio loaded/idle: {pct(loaded, 99) / pct(idle, 99):.1f}x")
+    print(f"  p99 ratio loaded/idle: {percentile(loaded, 99) / percentile(idle, 99):.1f}x")
     print(f"chat streams: {streams_ok}/{args.streams} complete in {wall:.2f} s "
           f"(each answer takes {args.answer_seconds:.1f} s at the fake LLM)")
     if loaded_first:
-        print(f"  their first tokens after: p50 {pct(loaded_first, 50):.1f} ms, max {max(loaded_first):.1f} ms")
+        print(f"  their first tokens after: p50 {percentile(loaded_first, 50):.1f} ms, max {max(loaded_first):.1f} ms")
     d50, t50 = statistics.median(direct), statistics.median(through)
     print(f"time to first token: direct {d50:.2f} ms, through AutoBot {t50:.2f} ms (medians of {args.ttft})")
     print(f"  overhead {t50 - d50:.2f} ms   target < 10 ms")
@@ -188,18 +126,12 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="autobot-bench-chat-") as folder, FakeLLMThread() as fake:
-        token = setup_database(folder)
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        server = start_server(folder, fake.url, port)
-        try:
-            asyncio.run(run(args, f"http://127.0.0.1:{port}", token, fake))
-        finally:
-            server.terminate()
-            server.wait(10)
+        setup_django(folder)
+        token = bench_token()
+        port = free_port()
+        env = {"AUTOBOT_LLM_PROVIDER": "ollama", "AUTOBOT_LLM_BASE_URL": fake.url, "AUTOBOT_LLM_MODEL": "fake-small"}
+        with uvicorn_server(folder, port, env=env) as server:
+            asyncio.run(run(args, f"http://127.0.0.1:{port}", token, fake, server))
 
 
 if __name__ == "__main__":

@@ -12,30 +12,12 @@ Runs on a throw-away SQLite database in a temporary folder. Not a test: it asser
 import argparse
 import asyncio
 import itertools
-import os
 import random
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-def setup_django(folder: str) -> None:
-    os.environ["DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
-    os.environ["AUTOBOT_VAR_DIR"] = folder
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autobot.settings")
-    os.environ.setdefault("AUTOBOT_LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
+from common import percentile, setup_django  # first: it puts the project root on sys.path
 
 
 class Zipf:
@@ -127,13 +109,8 @@ def timed_raw(qs: list[str]) -> list[float]:
     return out
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
 def report(name: str, values: list[float]) -> dict:
-    figures = {"median": statistics.median(values), "p90": pct(values, 90), "p99": pct(values, 99),
+    figures = {"median": statistics.median(values), "p90": percentile(values, 90), "p99": percentile(values, 99),
                "max": max(values)}
     print(f"{name:<22} median {figures['median']:7.2f} ms   p90 {figures['p90']:7.2f} ms   "
           f"p99 {figures['p99']:7.2f} ms   max {figures['max']:7.2f} ms")

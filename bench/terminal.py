@@ -10,8 +10,8 @@ In one run, on this machine:
    typist's pace (``--pace-ms``), then the same N flat out (a stress figure: each keystroke
    queues behind everyone else's). Target: p50 under 5 ms.
 
-Runs a real server process (daphne, as ``make run`` does, or ``--server uvicorn``) on a
-throw-away SQLite database in a temporary folder. Not a test: it asserts nothing.
+Runs a real uvicorn server (as ``make run`` does) on a throw-away SQLite database in a
+temporary folder. Not a test: it asserts nothing.
     .venv/bin/python bench/terminal.py [--size-mb 100] [--sessions 50] [--keys 200]
 """
 
@@ -19,76 +19,20 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
 import ptyprocess
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-
-def setup_database(folder: str) -> str:
-    """Migrate a fresh database; return an API token for a staff bench user."""
-    os.environ["DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
-    os.environ["AUTOBOT_VAR_DIR"] = folder
-    os.environ.pop("REDIS_URL", None)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autobot.settings")
-    os.environ.setdefault("AUTOBOT_LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-
-    from autobot.auth import new_raw_token
-    from autobot.models import ApiToken
-
-    call_command("migrate", verbosity=0, interactive=False)
-    user = get_user_model().objects.create_user("bench", password="bench-password-123", is_staff=True)
-    raw = new_raw_token()
-    ApiToken.objects.create(user=user, prefix=raw[:12], token_hash=ApiToken.hash(raw))
-    return raw
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(folder: str, port: int, kind: str, sessions: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "AUTOBOT_TERMINAL_MAX_SESSIONS_PER_USER": str(sessions + 5),
-        "AUTOBOT_TERMINAL_RECORDINGS_DIR": f"{folder}/recordings",
-        "AUTOBOT_LOG_LEVEL": "WARNING",
-    }
-    if kind == "uvicorn":
-        argv = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--ws-max-size",
-            "16777216",
-            "autobot.asgi:application",
-        ]
-    else:
-        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "autobot.asgi:application"]
-    log = open(Path(folder) / "server.log", "wb")  # noqa: SIM115 — lives as long as the server
-    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+from common import (  # first: it puts the project root on sys.path
+    bench_token,
+    free_port,
+    percentile,
+    setup_django,
+    uvicorn_server,
+    wait_ready,
+)
 
 
 def raw_pty_rate(size_mb: int) -> tuple[float, int]:
@@ -107,18 +51,6 @@ def raw_pty_rate(size_mb: int) -> tuple[float, int]:
     elapsed = time.perf_counter() - started
     proc.close(force=True)
     return total / elapsed / 1e6, total
-
-
-async def wait_ready(http: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(150):
-        try:
-            async with http.get(f"{url}/api/health") as resp:
-                if resp.status in (200, 503):
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.2)
-    raise SystemExit("server did not start")
 
 
 async def open_terminal(http, url: str, headers: dict) -> tuple[str, aiohttp.ClientWebSocketResponse]:
@@ -178,15 +110,10 @@ async def echo_latencies(ws, keys: int, pace: float = 0.0) -> list[float]:
     return samples
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
-async def run(args, url: str, token: str, raw_rate: float) -> None:
+async def run(args, url: str, token: str, raw_rate: float, server) -> None:
+    await wait_ready(url, server)
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        await wait_ready(http, url)
         _sid, ws = await open_terminal(http, url, headers)
         rate, total = await throughput(ws, args.size_mb)
         print(
@@ -196,7 +123,7 @@ async def run(args, url: str, token: str, raw_rate: float) -> None:
 
         one = await echo_latencies(ws, args.keys)
         print(
-            f"echo round trip, 1 session:     p50 {statistics.median(one):6.2f} ms   p99 {pct(one, 99):6.2f} ms"
+            f"echo round trip, 1 session:     p50 {statistics.median(one):6.2f} ms   p99 {percentile(one, 99):6.2f} ms"
             f"   (target p50 < 5 ms)"
         )
         await ws.close()
@@ -209,7 +136,7 @@ async def run(args, url: str, token: str, raw_rate: float) -> None:
         paced = [sample for result in results for sample in result]
         print(
             f"echo round trip, {args.sessions} sessions typing {1 / pace:.0f} keys/s each: "
-            f"p50 {statistics.median(paced):6.2f} ms   p99 {pct(paced, 99):6.2f} ms   (target p50 < 5 ms)"
+            f"p50 {statistics.median(paced):6.2f} ms   p99 {percentile(paced, 99):6.2f} ms   (target p50 < 5 ms)"
         )
         started = time.perf_counter()
         results = await asyncio.gather(*(echo_latencies(ws, args.keys) for ws in sockets))
@@ -217,7 +144,7 @@ async def run(args, url: str, token: str, raw_rate: float) -> None:
         flat_out = [sample for result in results for sample in result]
         print(
             f"echo round trip, {args.sessions} sessions flat out (stress): p50 {statistics.median(flat_out):6.2f} ms   "
-            f"p99 {pct(flat_out, 99):6.2f} ms   ({rate:.0f} keystrokes/s in all)"
+            f"p99 {percentile(flat_out, 99):6.2f} ms   ({rate:.0f} keystrokes/s in all)"
         )
         for ws in sockets:
             await ws.close()
@@ -229,24 +156,21 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--keys", type=int, default=200)
     parser.add_argument("--pace-ms", type=float, default=100.0, help="time between one typist's keystrokes")
-    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
     args = parser.parse_args()
 
     raw_rate, raw_total = raw_pty_rate(args.size_mb)
     print(f"raw PTY read rate (baseline):   {raw_rate:8.1f} MB/s  ({raw_total / 1e6:.0f} MB)")
     with tempfile.TemporaryDirectory(prefix="autobot-bench-terminal-") as folder:
-        token = setup_database(folder)
+        setup_django(folder)
+        token = bench_token(staff=True)
         port = free_port()
-        server = start_server(folder, port, args.server, args.sessions)
-        try:
-            print(f"server: {args.server} on 127.0.0.1:{port}")
-            asyncio.run(run(args, f"http://127.0.0.1:{port}", token, raw_rate))
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        env = {
+            "AUTOBOT_TERMINAL_MAX_SESSIONS_PER_USER": str(args.sessions + 5),
+            "AUTOBOT_TERMINAL_RECORDINGS_DIR": f"{folder}/recordings",
+        }
+        with uvicorn_server(folder, port, env=env) as server:
+            print(f"server: uvicorn on 127.0.0.1:{port}")
+            asyncio.run(run(args, f"http://127.0.0.1:{port}", token, raw_rate, server))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,185 @@
+"""Helpers the benchmarks share: a throw-away database, a bench user, a real server, percentiles.
+
+Importing this module puts the project root first on ``sys.path``: a benchmark is run as
+``bench/<name>.py``, so without it ``bench/chat.py`` would shadow the ``chat`` app (and so on),
+and the project's packages would not be importable at all. Import it before any project module.
+
+Not a benchmark itself: ``make bench`` runs every ``bench/*.py``, so run as a script it only
+says so.
+"""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+if sys.path[0] != str(ROOT):
+    sys.path.insert(0, str(ROOT))
+
+HOST = "127.0.0.1"
+READY_SECONDS = 30  # how long a server may take to start answering
+
+
+# --- Django on a throw-away SQLite database -------------------------------------------------
+
+
+def setup_django(folder: str, **env: str) -> None:
+    """Point the settings at a fresh SQLite database in ``folder``, set up Django and migrate.
+
+    ``env`` adds settings variables (``AUTOBOT_FILES_ROOT=...``). They go into ``os.environ``,
+    so a server started afterwards with ``uvicorn_server`` sees the same database and settings.
+    Call it before the event loop starts: it uses the sync ORM.
+    """
+    os.environ["DATABASE_URL"] = f"sqlite:///{folder}/bench.sqlite3"
+    os.environ["AUTOBOT_VAR_DIR"] = folder
+    os.environ.update(env)
+    os.environ.pop("REDIS_URL", None)  # in-memory channel layer: the figures are the server's own
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autobot.settings")
+    os.environ.setdefault("AUTOBOT_LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def bench_token(*, staff: bool = False) -> str:
+    """Create the user ``bench`` and return a raw API token for it (``Authorization: Bearer``)."""
+    from django.contrib.auth import get_user_model
+
+    from autobot.auth import new_raw_token
+    from autobot.models import ApiToken
+
+    user = get_user_model().objects.create_user("bench", password="bench-password-123", is_staff=staff)
+    raw = new_raw_token()
+    ApiToken.objects.create(user=user, prefix=raw[:12], token_hash=ApiToken.hash(raw))
+    return raw
+
+
+# --- a real server ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def uvicorn_server(folder: str, port: int, *args: str, env: dict | None = None) -> Iterator[subprocess.Popen]:
+    """Run the server users run (``make run``: uvicorn, one worker) on ``HOST:port`` meanwhile.
+
+    ``args`` are extra uvicorn options, ``env`` extra environment variables. Its output goes to
+    ``folder/server.log``. On leaving, the server is terminated (killed if it lingers).
+    """
+    argv = [
+        sys.executable, "-m", "uvicorn", "autobot.asgi:application",
+        "--host", HOST, "--port", str(port), "--no-proxy-headers", "--log-level", "warning", *args,
+    ]
+    env = {**os.environ, "AUTOBOT_LOG_LEVEL": "WARNING", **(env or {})}
+    with open(Path(folder) / "server.log", "wb") as log:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def wait_ready(url: str, proc: subprocess.Popen) -> None:
+    """Wait until the server answers ``GET /api/health`` (200, or 503 if a dependency is down)."""
+    try:
+        async with asyncio.timeout(READY_SECONDS), aiohttp.ClientSession() as http:
+            while proc.poll() is None:
+                try:
+                    async with http.get(f"{url}/api/health") as resp:
+                        if resp.status in (200, 503):
+                            return
+                except aiohttp.ClientError:
+                    pass  # not listening yet
+                await asyncio.sleep(0.1)  # polling: a child process gives no event to await
+    except TimeoutError:
+        raise SystemExit(f"the server did not answer within {READY_SECONDS} s; see server.log") from None
+    raise SystemExit("the server exited; see server.log")
+
+
+async def probe_health(
+    http: aiohttp.ClientSession,
+    url: str,
+    stop: asyncio.Event,
+    latencies: list[float],
+    failures: list | None = None,
+    count: int | None = None,
+) -> None:
+    """Time ``GET /api/health`` (ms, into ``latencies``) every 10 ms until ``stop`` or ``count``.
+
+    With ``failures``, a non-200 answer or a connection error is noted there; without, a
+    connection error propagates.
+    """
+    while not stop.is_set() and (count is None or len(latencies) < count):
+        started = time.perf_counter()
+        try:
+            async with http.get(f"{url}/api/health") as resp:
+                await resp.read()
+                if resp.status != 200 and failures is not None:
+                    failures.append(resp.status)
+        except aiohttp.ClientError as exc:
+            if failures is None:
+                raise
+            failures.append(repr(exc))
+        latencies.append((time.perf_counter() - started) * 1000)
+        try:
+            await asyncio.wait_for(stop.wait(), 0.01)
+        except TimeoutError:
+            pass
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (q in 0..100): the sample at rank round(q % of n - 1); nan if none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def percentile_high(values: list[float], q: float) -> float:
+    """The q-th percentile (q in 0..100) as the sample at rank floor(q % of n); nan if none.
+
+    One rank above ``percentile`` now and then (the upper median for p50 of an even count):
+    what the agents and files benchmarks have always printed, kept so their figures compare.
+    """
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * (q / 100)))]
+
+
+def machine_load() -> float:
+    """The 1-minute load average: on a shared machine the figures vary with it."""
+    return os.getloadavg()[0]
+
+
+def load_line(before: float) -> str:
+    """A line for the report: the load before the run (see ``machine_load``) and now."""
+    return f"machine load (1-min average): {before:.2f} before the run, {machine_load():.2f} after"
+
+
+if __name__ == "__main__":
+    print("bench/common.py: helpers for the other benchmarks, nothing to measure")
