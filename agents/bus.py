@@ -31,6 +31,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import math
 import random
 import time
 import uuid
@@ -186,11 +187,13 @@ class _Pending:
     """A request waiting for its answer. The answer slot outlives each attempt's wait, so an
     answer to an earlier attempt that arrives between attempts still completes the request."""
 
-    __slots__ = ("answer", "waiter")
+    __slots__ = ("answer", "tick", "timeouts", "waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, timeouts: _Timeouts) -> None:
         self.answer: Message | None = None
         self.waiter: asyncio.Future | None = None
+        self.timeouts = timeouts
+        self.tick = 0
 
     def settle(self, answer: Message) -> bool:
         if self.answer is not None:
@@ -200,31 +203,72 @@ class _Pending:
             self.waiter.set_result(None)
         return True
 
-    async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109 - one timer, no extra task
-        """Wait up to ``timeout`` for the answer; True once it is there.
-
-        One future and one timer: ``asyncio.wait`` would add a second future, callbacks and
-        an extra trip through the event loop per attempt — a large share of a local round trip.
-        """
-        if self.answer is None and timeout > 0:
-            loop = asyncio.get_running_loop()
-            self.waiter = waiter = loop.create_future()
-            timer = loop.call_later(timeout, _wake, waiter)
+    async def wait(self, timeout: float) -> bool:  # noqa: ASYNC109 - a shared deadline, no extra task
+        """Wait up to ``timeout`` for the answer; True once it is there."""
+        if (waiter := self.expect(timeout)) is not None:
             try:
                 await waiter
             finally:
-                timer.cancel()
-                self.waiter = None
+                self.stop_waiting()
         return self.answer is not None
+
+    def expect(self, timeout: float) -> asyncio.Future | None:
+        """A future that completes when the answer arrives or ``timeout`` passes (None when
+        there is nothing to wait for); call ``stop_waiting`` after awaiting it.
+
+        Plain methods rather than a coroutine so the request loop awaits the future itself:
+        every coroutine level between a task and its future is crossed on each suspend and
+        resume. One future, no timer of its own (see ``_Timeouts``): ``asyncio.wait`` would
+        add a second future, callbacks and an extra trip through the event loop per attempt.
+        """
+        if self.answer is not None or timeout <= 0:
+            return None
+        self.waiter = waiter = asyncio.get_running_loop().create_future()
+        self.tick = self.timeouts.add(waiter, timeout)
+        return waiter
+
+    def stop_waiting(self) -> None:
+        self.timeouts.discard(self.tick, self.waiter)
+        self.waiter = None
 
     def cancel(self) -> None:
         if self.waiter is not None:
             self.waiter.cancel()
 
 
-def _wake(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
+class _Timeouts:
+    """Wakes request waiters whose time is up, with one loop timer per ``TICK`` of deadlines
+    rather than one per wait.
+
+    Almost every wait ends with its answer long before its timeout, and a loop timer costs a
+    handle, a heap push with Python-level comparisons and a cancellation each time — a visible
+    share of a local round trip. Here a wait is a set insertion and removal. A deadline is
+    rounded up to the next tick, so a timeout fires at most ``TICK`` late, never early.
+    """
+
+    TICK = 0.01
+
+    def __init__(self) -> None:
+        self._due: dict[int, set[asyncio.Future]] = {}
+
+    def add(self, waiter: asyncio.Future, timeout: float) -> int:
+        loop = waiter.get_loop()
+        tick = math.ceil((loop.time() + timeout) / self.TICK)
+        waiters = self._due.get(tick)
+        if waiters is None:
+            waiters = self._due[tick] = set()
+            loop.call_at(tick * self.TICK, self._expire, tick)
+        waiters.add(waiter)
+        return tick
+
+    def discard(self, tick: int, waiter: asyncio.Future | None) -> None:
+        if (waiters := self._due.get(tick)) is not None:
+            waiters.discard(waiter)
+
+    def _expire(self, tick: int) -> None:
+        for waiter in self._due.pop(tick, ()):
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 # --- discovery ---------------------------------------------------------------------------
@@ -320,6 +364,7 @@ class Bus:
         self.stats = BusStats()
         self.reply_channel: str | None = None
         self._pending: dict[uuid.UUID, _Pending] = {}
+        self._timeouts = _Timeouts()
         self._seq: dict[str, int] = defaultdict(int)
         self._reader: asyncio.Task | None = None
 
@@ -483,7 +528,7 @@ class Bus:
         else:
             fields["capability"] = target
         message = self.message(MessageType.REQUEST, action, data, **fields)
-        return await self.request_message(message, timeout=timeout, attempts=attempts)
+        return await self._request(message, timeout, attempts)
 
     async def request_message(
         self,
@@ -502,6 +547,11 @@ class Bus:
         """
         if message.header.message_type is not MessageType.REQUEST:
             raise ValueError("request_message needs a REQUEST")
+        return await self._request(message, timeout, attempts)
+
+    async def _request(self, message: Message, timeout: float | None,  # noqa: ASYNC109 - shared by retries
+                       attempts: int | None) -> Message:
+        """``request_message`` without the type check (``request`` made the REQUEST itself)."""
         if self._reader is None:
             await self.start()
         loop = asyncio.get_running_loop()
@@ -509,7 +559,7 @@ class Bus:
         attempts = max(1, attempts or self.config.retry_attempts)
         deadline = loop.time() + timeout
         header = message.header
-        pending = self._pending[header.message_id] = _Pending()
+        pending = self._pending[header.message_id] = _Pending(self._timeouts)
         by_capability = not header.recipient_id
         failed: list[str] = []
         reached = False
@@ -528,8 +578,21 @@ class Bus:
                     route = await self.directory.resolve(recipient=None, capability=header.capability)
                 if route is not None:
                     reached = True
-                    if await self._attempt(route, message, pending, deadline, attempts - attempt):
-                        return self._outcome(pending.answer)
+                    await self.directory.dispatched(route.agent_id)
+                    try:
+                        if await self._deliver_request(route, message):
+                            # Share what is left between the remaining attempts so a retry still
+                            # has time. The future is awaited here, not in a helper coroutine.
+                            share = (deadline - loop.time()) / (attempts - attempt)
+                            if (waiter := pending.expect(share)) is not None:
+                                try:
+                                    await waiter
+                                finally:
+                                    pending.stop_waiting()
+                            if pending.answer is not None:
+                                return self._outcome(pending.answer)
+                    finally:
+                        await self.directory.settled(route.agent_id)
                     failed.append(route.agent_id)
                 remaining = deadline - loop.time()
                 if remaining <= 0 or attempt == attempts - 1:
@@ -545,23 +608,17 @@ class Bus:
         finally:
             self._pending.pop(header.message_id, None)
 
-    async def _attempt(self, route: Route, message: Message, pending: _Pending,
-                       deadline: float, attempts_left: int) -> bool:
-        loop = asyncio.get_running_loop()
-        await self.directory.dispatched(route.agent_id)
+    async def _deliver_request(self, route: Route, message: Message) -> bool:
+        """Send one attempt of a request; False when the inbox was full (counted and logged)."""
         try:
-            try:
-                if route.channel:  # what ``deliver`` does, without another coroutine level
-                    await self.send_to_channel(route.channel, message, reply_to=self.reply_channel,
-                                               recipient_id=route.agent_id)
-                else:
-                    await self.deliver(route, message, reply_to=self.reply_channel)
-            except DeliveryFailed:
-                return False
-            # Share what is left between the remaining attempts so a retry still has time.
-            return await pending.wait((deadline - loop.time()) / attempts_left)
-        finally:
-            await self.directory.settled(route.agent_id)
+            if route.channel:  # what ``deliver`` does, without another coroutine level
+                await self.send_to_channel(route.channel, message, reply_to=self.reply_channel,
+                                           recipient_id=route.agent_id)
+            else:
+                await self.deliver(route, message, reply_to=self.reply_channel)
+        except DeliveryFailed:
+            return False
+        return True
 
     def _outcome(self, answer: Message) -> Message:
         if answer.header.message_type is MessageType.ERROR:
@@ -598,7 +655,11 @@ class Inbox:
     def __init__(self, bus: Bus, agent_id: str):
         self.bus = bus
         self.agent_id = agent_id
-        self._answers: OrderedDict[uuid.UUID, tuple[float, Answer | None]] = OrderedDict()
+        # message id (as an int) -> (first seen, answer kind, answer bytes), kinds None until
+        # answered. Only ints, floats, strings and bytes in plain tuples: the garbage collector
+        # stops tracking such tuples, so thousands of remembered ids cost it nothing (UUID
+        # keys and ``Answer`` objects stayed tracked and made full collections ever longer).
+        self._answers: OrderedDict[int, tuple[float, str | None, bytes | None]] = OrderedDict()
         self._last_seq: dict[tuple[str, str], int] = {}
         self.duplicate_seen = asyncio.Event()
 
@@ -613,15 +674,15 @@ class Inbox:
         if message.header.sender_id == self.agent_id and message.header.message_type is MessageType.BROADCAST:
             return None  # an agent's own broadcast comes back through the group: not for it
         reply_to = delivery.reply_to
-        key = message.header.message_id
+        key = message.header.message_id.int
         if self._remember(key):
             return message, reply_to
         self.bus.stats.duplicates += 1
         self.duplicate_seen.set()
-        cached = self._answers[key][1]
-        if cached is not None and message.header.message_type is MessageType.REQUEST:
+        _, kind, packed = self._answers[key]
+        if kind is not None and message.header.message_type is MessageType.REQUEST:
             # A retry of a request we already answered: the answer was probably lost.
-            asyncio.get_running_loop().create_task(self.bus.reply(reply_to, cached))
+            asyncio.get_running_loop().create_task(self.bus.reply(reply_to, Answer(kind, packed)))
         return None
 
     def expired(self, message: Message) -> ProtocolError | None:
@@ -636,12 +697,12 @@ class Inbox:
         """Keep the answer so a retried request gets it again instead of being handled twice;
         returns it packed, ready for ``Bus.reply``."""
         kept = answer if isinstance(answer, Answer) else Answer(answer.header.message_type.name, pack_message(answer))
-        key = uuid.UUID(request_id) if isinstance(request_id, str) else request_id
+        key = (uuid.UUID(request_id) if isinstance(request_id, str) else request_id).int
         if (entry := self._answers.get(key)) is not None:
-            self._answers[key] = (entry[0], kept)
+            self._answers[key] = (entry[0], kept.kind, kept.packed)
         return kept
 
-    def _remember(self, key: uuid.UUID) -> bool:
+    def _remember(self, key: int) -> bool:
         """Record a message id; False when it was already seen within the window."""
         answers, config = self._answers, self.bus.config
         now = time.monotonic()
@@ -653,7 +714,7 @@ class Inbox:
             answers.popitem(last=False)
         if key in answers:
             return False
-        answers[key] = (now, None)
+        answers[key] = (now, None, None)
         return True
 
     def _track_sequence(self, delivery: Delivery) -> None:
@@ -677,7 +738,8 @@ class Backlog:
 
     A heap of plain tuples and one waiting future per idle side; ``asyncio.PriorityQueue``
     plus a ``Semaphore`` for the bound cost several times as much per message, which shows
-    in every round trip.
+    in every round trip. An item put while a worker waits goes straight to that worker (the
+    heap is empty then, so nothing of higher priority is passed over).
     """
 
     def __init__(self, limit: int):
@@ -699,18 +761,21 @@ class Backlog:
                 self._room = None
 
     def put(self, priority: int, item: Any) -> None:
-        heapq.heappush(self._heap, (-priority, next(self._order), item))
+        # Workers only wait while the heap is empty, so an idle worker means nothing is queued
+        # ahead of this item: hand it over directly (no heap round trip). Under a backlog no
+        # worker is idle and items queue by priority.
         while self._idle:
             waiter = self._idle.popleft()
             if not waiter.done():  # a cancelled worker leaves a done future behind
-                waiter.set_result(None)
-                break
+                waiter.set_result(item)
+                return
+        heapq.heappush(self._heap, (-priority, next(self._order), item))
 
     async def get(self) -> Any:
-        while not self._heap:
+        if not self._heap:
             waiter = asyncio.get_running_loop().create_future()
             self._idle.append(waiter)
-            await waiter
+            return await waiter  # the item, from ``put``
         item = heapq.heappop(self._heap)[2]
         if self._room is not None and not self._room.done():
             self._room.set_result(None)

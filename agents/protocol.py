@@ -248,10 +248,16 @@ _VERSION_4_BITS = (0x4000 << 64) | (0x8000 << 48)
 
 def uuid_from_int(value: int) -> uuid.UUID:
     """``uuid.UUID(int=value)`` without its argument checks (value is a 128-bit int we made)."""
-    made = object.__new__(uuid.UUID)
-    object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    made = _new_uuid(uuid.UUID)
+    _set_uuid_int(made, value)  # the slot descriptors: UUID forbids plain attribute setting
+    _set_uuid_safe(made, _UNKNOWN_SAFETY)
     return made
+
+
+_new_uuid = object.__new__
+_set_uuid_int = uuid.UUID.__dict__["int"].__set__
+_set_uuid_safe = uuid.UUID.__dict__["is_safe"].__set__
+_UNKNOWN_SAFETY = uuid.SafeUUID.unknown
 
 
 def new_message_id() -> uuid.UUID:
@@ -273,12 +279,19 @@ def unchecked(cls: type[BaseModel], values: dict) -> Any:
     given), which is most of its cost. Tests check the result equals a validated parse, so a
     pydantic change that breaks this is caught.
     """
-    obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    obj = _new_object(cls)
+    _set_attribute(obj, "__dict__", values)
+    # The slot descriptors themselves: no attribute lookup through the class hierarchy.
+    _set_fields_set(obj, set(values))
+    _set_extra(obj, None)
+    _set_private(obj, None)
     return obj
+
+
+_new_object, _set_attribute = object.__new__, object.__setattr__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def _check_name(value: str | None, field: str, pattern: re.Pattern) -> None:
@@ -301,7 +314,10 @@ def server_message(
 ) -> Message:
     """A message made by the server, checked by plain code: the same rules as the pydantic
     models (ids, action, routing, TTL), at a fraction of the cost. ``ProtocolError`` if not."""
-    message_type, priority = MessageType(message_type), Priority(priority)
+    if type(message_type) is not MessageType:  # the enum call costs more than the check
+        message_type = MessageType(message_type)
+    if type(priority) is not Priority:
+        priority = Priority(priority)
     _check_name(sender_id or "", "sender_id", _SENDER_RE)
     _check_name(recipient_id, "recipient_id", _NAME_RE)
     _check_name(capability, "capability", _NAME_RE)

@@ -12,10 +12,12 @@ from agents.bus import (
     AgentEndpoint,
     AgentError,
     AgentUnavailable,
+    Backlog,
     Bus,
     BusConfig,
     DeliveryFailed,
     HandlerError,
+    _Timeouts,
     seal,
 )
 from agents.protocol import Header, Message, MessageType, Payload, Priority
@@ -328,3 +330,29 @@ async def test_a_handler_answering_something_other_than_a_dict_gets_an_agent_err
         with pytest.raises(AgentError) as caught:
             await bus.request("confused", action, {})
         assert caught.value.code == "agent_failed"
+
+
+async def test_an_idle_worker_takes_a_message_at_once_and_a_backlog_queues_by_priority():
+    backlog = Backlog(limit=2)
+    worker = asyncio.create_task(backlog.get())
+    await asyncio.sleep(0)  # one loop turn: the worker reaches its wait (no timed wait)
+    backlog.put(Priority.LOW, "low-while-idle")
+    assert len(backlog) == 0  # handed to the idle worker, not queued
+    assert await worker == "low-while-idle"
+    backlog.put(Priority.LOW, "low")
+    backlog.put(Priority.URGENT, "urgent")
+    reader = asyncio.create_task(backlog.wait_for_room())
+    await asyncio.sleep(0)
+    assert not reader.done()  # full: the reader stops until a worker takes something
+    assert await backlog.get() == "urgent"
+    await asyncio.wait_for(reader, 5)
+    assert await backlog.get() == "low"
+
+
+async def test_request_timeouts_wake_only_waits_still_running():
+    timeouts, loop = _Timeouts(), asyncio.get_running_loop()
+    expiring, answered = loop.create_future(), loop.create_future()
+    timeouts.add(expiring, 0.02)
+    timeouts.discard(timeouts.add(answered, 0.02), answered)
+    await asyncio.wait_for(expiring, 5)  # woken by its deadline
+    assert not answered.done()
