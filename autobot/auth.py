@@ -100,6 +100,8 @@ class SessionAuth(APIKeyCookie):
         user = await request.auser()
         if not user.is_authenticated:
             return None
+        # Handlers read request.user; left lazy, it would query the database synchronously.
+        request.user = user
         if not getattr(request, "_ninja_csrf_exempt", False) and check_csrf(request) is not None:
             raise Forbidden("CSRF check failed: send the X-CSRFToken header with the csrftoken cookie",
                             code="csrf_failed")

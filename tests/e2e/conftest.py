@@ -65,6 +65,9 @@ def run_server(var_dir: Path, extra_env: dict | None = None):
         **(extra_env or {}),
     }
     env.pop("REDIS_URL", None)
+    # Set in this process for Playwright's sake only: the server must keep Django's async-safety
+    # check, or a sync ORM call in async code would pass the browser tests unnoticed.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     with open(var_dir / "server.log", "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "autobot.asgi:application", "--host", "127.0.0.1",

@@ -104,3 +104,14 @@ async def test_openapi_is_valid_and_documents_health():
     assert "/api/health" in schema["paths"]
     docs = await AsyncClient().get("/api/docs")
     assert docs.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/chat/sessions", "/api/agents/messages", "/api/knowledge/entries",
+                                  "/api/files/", "/api/me"])
+async def test_browser_session_reaches_every_app(owner, path):
+    # Handlers read request.user: session auth must hand them the resolved user, not Django's
+    # lazy one (which would query the database synchronously inside async code).
+    client = AsyncClient()
+    await client.aforce_login(owner)
+    response = await client.get(path)
+    assert response.status_code == 200, response.content
