@@ -2,7 +2,6 @@ import importlib.util
 
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.generic import RedirectView
 
 from autobot import views
 from autobot.api import api
@@ -20,7 +19,7 @@ urlpatterns = [
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     # One login page for the whole site, so every login is audited the same way.
-    path("admin/login/", RedirectView.as_view(url="/accounts/login/", query_string=True)),
+    path("admin/login/", views.admin_login),
     path("admin/logout/", views.LogoutView.as_view()),
     path("admin/", admin.site.urls),
     path("api/", api.urls),

@@ -2,7 +2,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 
 from autobot import audit, metrics
@@ -109,6 +109,16 @@ def metrics_view(request):
         return JsonResponse({"detail": "metrics need a staff session or a staff API token", "code": "forbidden"},
                             status=403)
     return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def admin_login(request):
+    """The admin's login goes through the one audited login page. A signed-in user who is not
+    staff is told so, instead of bouncing between the two login pages forever."""
+    if request.user.is_authenticated and not request.user.is_staff:
+        return render(request, "autobot/forbidden.html",
+                      {"title": "Admin", "detail": "The admin is for staff accounts; yours is not one."}, status=403)
+    query = request.META.get("QUERY_STRING", "")
+    return HttpResponseRedirect("/accounts/login/" + (f"?{query}" if query else ""))
 
 
 def api_not_found(request, *args, **kwargs):
