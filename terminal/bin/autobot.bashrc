@@ -33,7 +33,6 @@ declare -g __autobot_lastnum=
 HISTCONTROL=
 HISTIGNORE=
 declare -r HISTCONTROL HISTIGNORE
-set -o history
 PS1='\u@autobot:\w\$ '
 
 __autobot_esc() {

@@ -172,3 +172,9 @@ async def test_channel_survives_a_slow_decision(tmp_path):
         assert "slow-ok" in await shell.run("echo slow-''ok", "MARK15")
     finally:
         await shell.close()
+
+
+async def test_the_hook_setup_is_not_in_the_users_history(shell):
+    out = await shell.run("history", "MARK9")
+    assert "__autobot" not in out and "trap" not in out
+    assert "history" in out  # history itself works: the line just typed is there
