@@ -112,6 +112,7 @@ function showError(message) {
 async function send(event) {
   event.preventDefault();
   showError("");
+  $("send-result").hidden = true; // never leave the previous answer under a new error
   let data;
   try {
     data = JSON.parse($("send-data").value || "{}");

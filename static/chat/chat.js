@@ -49,6 +49,9 @@ async function loadSessions() {
   const q = els.search.value.trim();
   const data = await api(`/api/chat/sessions?limit=200&q=${encodeURIComponent(q)}`);
   els.list.replaceChildren(...data.items.map(sessionItem));
+  // The server titles a chat from its first message: keep the heading in step with the list.
+  const current = data.items.find((s) => s.id === state.session?.id);
+  if (current) els.title.textContent = current.title || "New chat";
 }
 
 function sessionItem(session) {
@@ -88,7 +91,7 @@ function closeSession() {
   state.socket = null;
   history.replaceState(null, "", location.pathname);
   els.title.textContent = "Chat";
-  els.messages.replaceChildren(el("p", { class: "muted empty" }, "Start a new chat or pick one on the left."));
+  els.messages.replaceChildren(el("p", { class: "muted empty" }, "Start a new chat or pick one from your chats."));
   els.prompt.disabled = true;
   setGenerating(false);
   setConnection("", "offline");

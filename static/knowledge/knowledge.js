@@ -280,6 +280,13 @@ $("kb-note").addEventListener("submit", addNote);
 $("kb-crawl").addEventListener("submit", startCrawl);
 $("kb-crawl-cancel").addEventListener("click", cancelCrawl);
 wireDrop();
+// Chat citations link to /knowledge/#entry-<id>: open that entry.
+function openFromHash() {
+  const match = /^#entry-(\d+)$/.exec(location.hash);
+  if (match) showEntry(match[1]).catch((err) => { $("kb-search-state").textContent = err.message; });
+}
+window.addEventListener("hashchange", openFromHash);
+openFromHash();
 loadEntries();
 loadStats();
 loadCrawls().then((jobs) => {
