@@ -104,7 +104,9 @@ function onFrame(frame) {
       term.write(frame.data);
       break;
     case "blocked":
-      notice(`Blocked (${frame.risk}): ${frame.command} — ${(frame.reasons || []).join("; ")}`);
+      // Each reason already names the part of the line it is about ("mkfs.ext4 …: formats …").
+      const reasons = frame.reasons || [];
+      notice(`Blocked (${frame.risk}): ${reasons.length ? reasons.join("; ") : frame.command}`);
       break;
     case "exit":
       ended = true;
