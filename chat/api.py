@@ -65,7 +65,9 @@ async def session_delete(request, session_id: UUID):
 async def message_list(request, session_id: UUID, limit: int = 100, offset: int = 0):
     items, count = await services.message_list(user=request.user, session_id=session_id, limit=limit,
                                                offset=offset)
-    return {"items": [services.message_data(m) for m in items], "count": count}
+    # Rendering each answer's Markdown takes milliseconds; a page of 200 must not stall the loop.
+    data = await asyncio.to_thread(lambda: [services.message_data(m) for m in items])
+    return {"items": data, "count": count}
 
 
 @router.post(

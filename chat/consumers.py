@@ -9,8 +9,9 @@ import json
 import logging
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
-from autobot.errors import AppError
+from autobot.errors import AppError, LimitExceeded
 from autobot.http import scope_ip
 from chat import services
 from chat.generation import group_name
@@ -46,6 +47,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        # Parsing is on the loop: a frame far larger than any allowed message (JSON may escape a
+        # character into 6) is refused unread, not decoded for a second first.
+        if text_data and len(text_data) > 6 * settings.CHAT_MAX_MESSAGE_CHARS + 4096:
+            await self.send_error(LimitExceeded(
+                f"the frame is larger than any message allowed ({settings.CHAT_MAX_MESSAGE_CHARS} characters)",
+                code="message_too_large"))
+            return
         try:
             content = json.loads(text_data or "")
         except ValueError:

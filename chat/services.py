@@ -405,9 +405,16 @@ async def session_export(*, user, session_id, fmt: str = "md") -> tuple[str, str
     messages = [m async for m in session.messages.order_by("created", "id")]
     name = f"chat-{session.id}.{fmt}"
     if fmt == "json":
-        body = {"session": session_data(session), "messages": [_export_message(m) for m in messages]}
-        return name, "application/json", json.dumps(body, indent=2, ensure_ascii=False)
-    return name, "text/markdown; charset=utf-8", _markdown_export(session, messages)
+        body = {"session": session_data(session)}
+        # A whole session (each answer's Markdown rendered, then one big JSON text): off the loop.
+        text = await asyncio.to_thread(_json_export, body, messages)
+        return name, "application/json", text
+    return name, "text/markdown; charset=utf-8", await asyncio.to_thread(_markdown_export, session, messages)
+
+
+def _json_export(body: dict, messages: list[ChatMessage]) -> str:
+    body["messages"] = [_export_message(m) for m in messages]
+    return json.dumps(body, indent=2, ensure_ascii=False)
 
 
 def _export_message(message: ChatMessage) -> dict:

@@ -11,6 +11,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from autobot.errors import AppError
 from knowledge import services
+from knowledge.models import CrawlJob
+
+MAX_FRAME_CHARS = 4096  # clients send only {"type": "cancel"} and {"type": "ping"}
 
 
 class CrawlProgressConsumer(AsyncJsonWebsocketConsumer):
@@ -30,7 +33,7 @@ class CrawlProgressConsumer(AsyncJsonWebsocketConsumer):
         # Join first, then send the snapshot: an update in between arrives twice rather than never.
         self.group = services.crawl_group(job.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await job.arefresh_from_db()
+        await job.arefresh_from_db(from_queryset=CrawlJob.objects.select_related("owner"))
         await self.send_json({"type": "progress", "crawl": services.crawl_as_dict(job)})
 
     async def disconnect(self, code):
@@ -38,6 +41,9 @@ class CrawlProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if text_data and len(text_data) > MAX_FRAME_CHARS:  # parsing is on the loop: refuse it unread
+            await self.send_error(AppError(f"frames are at most {MAX_FRAME_CHARS} characters", code="frame_too_large"))
+            return
         try:
             content = json.loads(text_data or "")
         except ValueError:

@@ -336,13 +336,10 @@ class Crawler:
 
     async def _extract(self, url: str, content_type: str, raw_type: str | None, body: bytes) -> Extracted | None:
         try:
-            if content_type == "text/plain":
-                text = normalise_text(decode_text(body, content_type=raw_type))
-                return Extracted(title=url.rsplit("/", 1)[-1] or url, text=text, format="text")
-            html = decode_text(body, content_type=raw_type)
             if len(body) > THREAD_EXTRACT_BYTES:
-                return await asyncio.to_thread(extract_html, html, base_url=url)
-            return extract_html(html, base_url=url)
+                # Decoding (charset detection), normalising and parsing megabytes: off the loop.
+                return await asyncio.to_thread(_extract_body, url, content_type, raw_type, body)
+            return _extract_body(url, content_type, raw_type, body)
         except ExtractionError as exc:
             self._fail(url, str(exc))
             return None
@@ -489,6 +486,13 @@ class Crawler:
     async def _report(self) -> None:
         if self._progress is not None:
             await self._progress(self.stats)
+
+
+def _extract_body(url: str, content_type: str, raw_type: str | None, body: bytes) -> Extracted:
+    if content_type == "text/plain":
+        text = normalise_text(decode_text(body, content_type=raw_type))
+        return Extracted(title=url.rsplit("/", 1)[-1] or url, text=text, format="text")
+    return extract_html(decode_text(body, content_type=raw_type), base_url=url)
 
 
 class _Skipped(CrawlError):

@@ -150,7 +150,7 @@ async def crawl_cancel(*, user, crawl_id: int) -> CrawlJob:
     )
     await audit.record(actor=user, action="knowledge.crawl_cancelled", target_type="crawl_job",
                        target_id=str(job.pk), data={"url": job.url})
-    await job.arefresh_from_db()
+    await job.arefresh_from_db(from_queryset=CrawlJob.objects.select_related("owner"))
     await _publish(job)
     return job
 
@@ -204,8 +204,9 @@ class _CrawlProgress:
     async def ingest(self, page: Page) -> str:
         job = self.job
         try:
+            content = await asyncio.to_thread(content_check, page.text)  # a page can be megabytes of text
             stored = await entry_store(
-                owner=job.owner, title=page.title[:300], content=content_check(page.text),
+                owner=job.owner, title=page.title[:300], content=content,
                 source_type=KnowledgeEntry.SourceType.WEB, source=page.url[:2000], category=job.category,
                 tags=job.tags, shared=job.shared,
             )

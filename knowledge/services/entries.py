@@ -170,7 +170,7 @@ async def entry_create(*, user, title: str | None, content: str, category: str =
                        tags: list[str] | None = None, shared: bool = False, source_type: str = "note",
                        source: str = "") -> KnowledgeEntry:
     """Store a note (or any text). Identical content already stored by the user is a 409."""
-    content = content_check(content)
+    content = await asyncio.to_thread(content_check, content)  # megabytes of text: off the loop
     if source_type not in KnowledgeEntry.SourceType.values:
         raise InvalidInput(f"source_type must be one of {', '.join(KnowledgeEntry.SourceType.values)}")
     stored = await entry_store(
@@ -214,7 +214,7 @@ async def entry_update(*, user, entry_id: int, title: str | None = None, content
     changed: list[str] = []
     rechunk = False
     if content is not None:
-        content = content_check(content)
+        content = await asyncio.to_thread(content_check, content)  # megabytes of text: off the loop
         if content != entry.content:
             entry.content, entry.content_hash = content, content_hash(content)
             changed.append("content")
@@ -265,7 +265,7 @@ async def document_ingest(*, user, data: bytes, filename: str, content_type: str
         doc = await asyncio.to_thread(extract, data, filename=filename, content_type=content_type)
     except ExtractionError as exc:
         raise InvalidInput(f"cannot read {filename!r}: {exc}", code="unparseable_document") from exc
-    content = content_check(doc.text)
+    content = await asyncio.to_thread(content_check, doc.text)  # up to the upload limit of text: off the loop
     stored = await entry_store(
         owner=user, title=(title or doc.title or filename)[:300], content=content,
         source_type=KnowledgeEntry.SourceType.DOCUMENT, source=filename[:2000],

@@ -24,7 +24,9 @@ from . import live as registry
 from .access import check_level, owned_session, parse_level, require_terminal, stricter, working_dir
 
 MAX_COMMAND_CHARS = 64 * 1024
-_BIG_LINE = 4096  # parse longer lines in a thread: bashlex is pure Python
+# Parse longer lines in a thread: bashlex is pure Python, ~20 µs a character on nested
+# substitutions, so 4 KiB could hold the loop for ~80 ms; 1 KiB keeps it near 20 ms at worst.
+_BIG_LINE = 1024
 
 NOT_IN_HISTORY = Assessment(
     risk=Risk.HIGH,

@@ -121,6 +121,15 @@ async def test_the_websocket_streams_progress_and_can_cancel(api_client, owner, 
     await comm.disconnect()
 
 
+async def test_progress_names_the_crawls_owner(api_client, owner, site, ws_connect):
+    job = await start(api_client(owner), url=site.base + "/deep/1")
+    await services.crawl_wait(job["id"])
+    comm = await ws_connect(f"/ws/knowledge/crawls/{job['id']}/", user=owner)
+    frame = await comm.receive_json_from(timeout=5)
+    assert frame["crawl"]["owner"] == "owner"
+    await comm.disconnect()
+
+
 async def test_the_websocket_reports_a_finished_crawl(api_client, owner, site, ws_connect):
     job = await start(api_client(owner), url=site.base + "/deep/1")
     await services.crawl_wait(job["id"])
