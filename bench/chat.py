@@ -20,12 +20,12 @@ import time
 
 import aiohttp
 from common import (  # first: it puts the project root on sys.path
+    HealthProbeProcess,
     bench_token,
     free_port,
     load_line,
     machine_load,
     percentile,
-    probe_health,
     setup_django,
     uvicorn_server,
     wait_ready,
@@ -73,23 +73,21 @@ async def run(args, url: str, token: str, fake, server) -> None:
     await wait_ready(url, server)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
-        # 1. health alone
-        idle, idle_fail = [], []
-        await probe_health(http, url, asyncio.Event(), idle, idle_fail, count=args.probes)
+        # 1. health alone (probes from a process of their own in both phases: see HealthProbeProcess)
+        async with HealthProbeProcess(url, count=args.probes) as idle_probe:
+            pass
+        idle, idle_fail = idle_probe.latencies, idle_probe.failures
 
         # 2. health while N answers stream
         fake.tokens = [f" t{n}" for n in range(TOKENS)]
         fake.delay = args.answer_seconds / TOKENS
         sids = [await new_session(http, url, headers) for _ in range(args.streams)]
-        stop = asyncio.Event()
-        loaded, loaded_fail = [], []
-        probe = asyncio.create_task(probe_health(http, url, stop, loaded, loaded_fail))
-        started = time.perf_counter()
-        results = await asyncio.gather(*(stream_answer(http, url, headers, sid, "load") for sid in sids),
-                                       return_exceptions=True)
-        wall = time.perf_counter() - started
-        stop.set()
-        await probe
+        async with HealthProbeProcess(url) as loaded_probe:
+            started = time.perf_counter()
+            results = await asyncio.gather(*(stream_answer(http, url, headers, sid, "load") for sid in sids),
+                                           return_exceptions=True)
+            wall = time.perf_counter() - started
+        loaded, loaded_fail = loaded_probe.latencies, loaded_probe.failures
         streams_ok = sum(1 for r in results if isinstance(r, tuple) and r[1])
         loaded_first = [r[0] for r in results if isinstance(r, tuple)]
 

@@ -9,6 +9,7 @@ says so.
 """
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -181,5 +182,52 @@ def load_line(before: float) -> str:
     return f"machine load (1-min average): {before:.2f} before the run, {machine_load():.2f} after"
 
 
+class HealthProbeProcess:
+    """``probe_health`` run from a separate process. In-process probes share the event loop (and
+    the GIL) with the benchmark's own client work — a hundred SSE streams being read, an
+    in-process fake LLM — so they time the client's busyness as well as the server's. A probe of
+    its own measures only the server, for the baseline and the loaded phase alike.
+
+        async with HealthProbeProcess(url) as probe:   # until the block ends
+            ...
+        probe.latencies, probe.failures
+    """
+
+    def __init__(self, url: str, count: int | None = None) -> None:
+        self.url, self.count = url, count
+        self.latencies: list[float] = []
+        self.failures: list = []
+
+    async def __aenter__(self):
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "probe", self.url, str(self.count or 0),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self.count is None:
+            self.proc.stdin.close()  # end of stdin tells the probe to stop
+        out, _ = await self.proc.communicate()
+        result = json.loads(out)
+        self.latencies, self.failures = result["latencies"], result["failures"]
+
+
+async def _probe_main(url: str, count: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if not count:
+        # Stop at end of stdin (the parent closes it), read in a thread so the loop stays free.
+        loop.run_in_executor(None, sys.stdin.read).add_done_callback(lambda _f: loop.call_soon_threadsafe(stop.set))
+    latencies: list[float] = []
+    failures: list = []
+    async with aiohttp.ClientSession() as http:
+        await probe_health(http, url, stop, latencies, failures, count=count or None)
+    print(json.dumps({"latencies": latencies, "failures": failures}))
+
+
 if __name__ == "__main__":
-    print("bench/common.py: helpers for the other benchmarks, nothing to measure")
+    if sys.argv[1:2] == ["probe"]:
+        asyncio.run(_probe_main(sys.argv[2], int(sys.argv[3])))
+    else:
+        print("bench/common.py: helpers for the other benchmarks, nothing to measure")
