@@ -1,6 +1,7 @@
 """Authentication: API tokens (Bearer) and Django sessions, for the API and for WebSockets."""
 
 import secrets
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -63,9 +64,18 @@ async def token_authenticate(raw: str):
         return None
     now = timezone.now()
     # Write last_used at most once a minute: a busy client should not turn reads into writes.
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+    # The in-process note also covers a burst of requests that all read the old value before the
+    # first write lands, which would otherwise queue that many writers on the database lock.
+    stale = token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1)
+    if stale and time.monotonic() - _touched.get(token.pk, -60.0) > 60:
+        _touched[token.pk] = time.monotonic()
+        if len(_touched) > 10_000:
+            _touched.clear()
         await ApiToken.objects.filter(pk=token.pk).aupdate(last_used_at=now)
     return token.user
+
+
+_touched: dict[int, float] = {}  # token id → when this process last wrote its last_used_at
 
 
 def token_authenticate_sync(raw: str):

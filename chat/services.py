@@ -11,6 +11,7 @@ import contextlib
 import inspect
 import json
 import logging
+import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -211,7 +212,20 @@ def _started(task: asyncio.Task) -> None:
         log.info("chat message not started: %r", task.exception())
 
 
+_START_SLOTS = 8  # answers being set up at once; a burst beyond waits its turn
+_start_slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one semaphore per event loop
+
+
 async def _message_start(checked: _Checked, *, use_knowledge: bool, client_ip: str | None, stream: bool) -> Posted:
+    # Admission control: when a hundred questions arrive at once, setting up all their answers
+    # together would make every other request on this loop wait for rounds of that work.
+    loop = asyncio.get_running_loop()
+    slots = _start_slots.setdefault(loop, asyncio.Semaphore(_START_SLOTS))
+    async with slots:
+        return await _message_setup(checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=stream)
+
+
+async def _message_setup(checked: _Checked, *, use_knowledge: bool, client_ip: str | None, stream: bool) -> Posted:
     user, session, content, resolved = checked.user, checked.session, checked.content, checked.resolved
     # The question is stored while the knowledge base is searched: neither waits for the other.
     (user_message, reply, history), passages = await asyncio.gather(
