@@ -128,6 +128,27 @@ async def with_retries(
         await asyncio.sleep(delay)
 
 
+async def stream_post(
+    config: ProviderConfig,
+    url: str,
+    body: dict,
+    parse: Callable[[aiohttp.ClientResponse, str], AsyncIterator],
+    headers: dict | None = None,
+) -> AsyncIterator:
+    """POST a streaming request and yield what `parse` reads from the response; a non-200 answer
+    or a transport failure becomes LLMUnavailable (the shape `with_retries` retries on)."""
+    name = config.name
+    try:
+        async with session().post(url, json=body, headers=headers, timeout=request_timeout(config)) as resp:
+            if resp.status != 200:
+                text = (await resp.content.read(4096)).decode(errors="replace")
+                raise status_error(resp.status, text, name, resp.headers.get("Retry-After"))
+            async for item in parse(resp, name):
+                yield item
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise transport_error(exc, name) from exc
+
+
 async def get_json(config: ProviderConfig, url: str, headers: dict | None = None) -> dict:
     """One GET with the provider's timeouts; any failure becomes LLMUnavailable."""
     try:

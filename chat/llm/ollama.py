@@ -32,19 +32,8 @@ class OllamaProvider:
         body["options"].update({_OPTION_NAMES.get(k, k): v for k, v in (options or {}).items()})
         return http.with_retries(self.config, lambda: self._attempt(body))
 
-    async def _attempt(self, body: dict) -> AsyncIterator[Delta]:
-        name = self.config.name
-        try:
-            async with http.session().post(
-                f"{self.root}/api/chat", json=body, timeout=http.request_timeout(self.config)
-            ) as resp:
-                if resp.status != 200:
-                    text = (await resp.content.read(4096)).decode(errors="replace")
-                    raise http.status_error(resp.status, text, name, resp.headers.get("Retry-After"))
-                async for delta in _parse_ndjson(resp, name):
-                    yield delta
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise http.transport_error(exc, name) from exc
+    def _attempt(self, body: dict) -> AsyncIterator[Delta]:
+        return http.stream_post(self.config, f"{self.root}/api/chat", body, _parse_ndjson)
 
     async def models(self) -> list[str]:
         data = await http.get_json(self.config, f"{self.root}/api/tags")

@@ -36,22 +36,8 @@ class OpenAIProvider:
                 body[key] = value
         return http.with_retries(self.config, lambda: self._attempt(body))
 
-    async def _attempt(self, body: dict) -> AsyncIterator[Delta]:
-        name = self.config.name
-        try:
-            async with http.session().post(
-                f"{self.root}/chat/completions",
-                json=body,
-                headers=self._headers(),
-                timeout=http.request_timeout(self.config),
-            ) as resp:
-                if resp.status != 200:
-                    text = (await resp.content.read(4096)).decode(errors="replace")
-                    raise http.status_error(resp.status, text, name, resp.headers.get("Retry-After"))
-                async for delta in _parse_sse(resp, name):
-                    yield delta
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise http.transport_error(exc, name) from exc
+    def _attempt(self, body: dict) -> AsyncIterator[Delta]:
+        return http.stream_post(self.config, f"{self.root}/chat/completions", body, _parse_sse, self._headers())
 
     async def models(self) -> list[str]:
         data = await http.get_json(self.config, f"{self.root}/models", self._headers())
