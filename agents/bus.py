@@ -56,6 +56,7 @@ from agents.protocol import (
     server_message,
 )
 from autobot import metrics  # the process's one Prometheus registry (prometheus_client only)
+from autobot.lanes import spawn
 
 log = logging.getLogger("agents.bus")
 
@@ -374,7 +375,7 @@ class Bus:
             # channels in memory and drops the oldest silently when that buffer is full,
             # whereas a named channel is capacity-checked on send (``ChannelFull``).
             self.reply_channel = f"agents.reply.{self.origin}"
-            self._reader = asyncio.create_task(self._read_replies(), name="agents-bus-replies")
+            self._reader = spawn(self._read_replies(), name="agents-bus-replies")
         return self
 
     async def close(self) -> None:
@@ -682,7 +683,7 @@ class Inbox:
         _, kind, packed = self._answers[key]
         if kind is not None and message.header.message_type is MessageType.REQUEST:
             # A retry of a request we already answered: the answer was probably lost.
-            asyncio.get_running_loop().create_task(self.bus.reply(reply_to, Answer(kind, packed)))
+            spawn(self.bus.reply(reply_to, Answer(kind, packed)), name="agents-reply-again")
         return None
 
     def expired(self, message: Message) -> ProtocolError | None:
@@ -829,9 +830,9 @@ class AgentEndpoint:
         self._groups = groups
         await self.bus.start()
         await self.bus.directory.add(self.agent_id, self.channel, self.capabilities)
-        self._tasks = [asyncio.create_task(self._read(), name=f"agent-{self.agent_id}-read")]
+        self._tasks = [spawn(self._read(), name=f"agent-{self.agent_id}-read")]
         self._tasks += [
-            asyncio.create_task(self._work(), name=f"agent-{self.agent_id}-work")
+            spawn(self._work(), name=f"agent-{self.agent_id}-work")
             for _ in range(self.concurrency)
         ]
         return self

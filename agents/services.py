@@ -32,6 +32,7 @@ from agents.models import Agent, AgentMessage
 from agents.protocol import NAME_PATTERN, Message, MessageType, ProtocolError, parse_message, payload_size
 from autobot import audit
 from autobot.errors import Forbidden, InvalidInput, LimitExceeded, NotFound, Timeout, Unavailable
+from autobot.lanes import spawn
 
 log = logging.getLogger("agents")
 
@@ -57,7 +58,7 @@ class Runtime:
     async def start(self) -> None:
         await self.bus.start()
         self.endpoints = await builtin_start(self.bus, list(settings.AGENTS_BUILTINS))
-        self.tasks.append(asyncio.create_task(self._maintain(), name="agents-maintenance"))
+        self.tasks.append(spawn(self._maintain(), name="agents-maintenance"))
 
     async def _maintain(self) -> None:
         """Keep this process's built-ins fresh and mark agents whose heartbeats stopped offline."""
@@ -103,7 +104,7 @@ async def get_bus() -> Bus:
             config=bus_config(), sender_id="server", on_unmatched=_late_answer,
         )
         runtime = _runtimes[loop] = Runtime(bus)
-        runtime.ready = loop.create_task(runtime.start())
+        runtime.ready = spawn(runtime.start(), name="agents-runtime-start")
     try:
         await asyncio.shield(runtime.ready)
     except Exception:

@@ -8,11 +8,13 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autobot.settings")
 django_asgi_app = get_asgi_application()  # set up Django before importing code that uses models
 
+from autobot.lanes import LaneMiddleware  # noqa: E402
 from autobot.ws import websocket_application  # noqa: E402
 from files.asgi import StreamingUploadMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter({
     # File uploads bypass Django's whole-body buffering and stream to disk (see files/asgi.py).
-    "http": StreamingUploadMiddleware(django_asgi_app),
+    # Each request's sync work runs on one of a few long-lived threads (see autobot/lanes.py).
+    "http": LaneMiddleware(StreamingUploadMiddleware(django_asgi_app)),
     "websocket": websocket_application(),
 })

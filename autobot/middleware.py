@@ -4,6 +4,8 @@ import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.contrib.messages.middleware import MessageMiddleware as _DjangoMessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware as _DjangoSessionMiddleware
 from django.utils.module_loading import import_string
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -114,8 +116,39 @@ def _inline(path: str):
     return type(cls.__name__, (cls,), body)
 
 
-# Session and messages stay Django's own: saving a session or reading stored messages can query
-# the database, which must not happen on the event loop.
+class SessionMiddleware(_DjangoSessionMiddleware):
+    """Django's, made async. Its request side only makes a lazy session object, and its response
+    side touches the database only to save a modified session, so only that goes to a thread.
+    The sync original held a thread for the whole of every request, view included."""
+
+    async_capable = True
+    sync_capable = False
+
+    async def __call__(self, request):
+        self.process_request(request)
+        response = await self.get_response(request)
+        session = getattr(request, "session", None)
+        if session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST):
+            return await sync_to_async(self.process_response)(request, response)
+        return self.process_response(request, response)  # a cookie deletion or a Vary header at most
+
+
+class MessageMiddleware(_DjangoMessageMiddleware):
+    """Django's, made async: storing messages can touch the session (the database), so it goes
+    to a thread, but only when messages were added or read."""
+
+    async_capable = True
+    sync_capable = False
+
+    async def __call__(self, request):
+        self.process_request(request)
+        response = await self.get_response(request)
+        storage = getattr(request, "_messages", None)
+        if storage is not None and (storage.used or storage.added_new):
+            return await sync_to_async(self.process_response)(request, response)
+        return response
+
+
 SecurityMiddleware = _inline("django.middleware.security.SecurityMiddleware")
 CommonMiddleware = _inline("django.middleware.common.CommonMiddleware")
 CsrfViewMiddleware = _inline("django.middleware.csrf.CsrfViewMiddleware")

@@ -113,11 +113,11 @@ MIDDLEWARE = [
     "autobot.middleware.RequestContextMiddleware",
     "autobot.middleware.SecurityMiddleware",
     "autobot.middleware.StaticFilesMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "autobot.middleware.SessionMiddleware",
     "autobot.middleware.CommonMiddleware",
     "autobot.middleware.CsrfViewMiddleware",
     "autobot.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "autobot.middleware.MessageMiddleware",
     "autobot.middleware.XFrameOptionsMiddleware",
 ]
 
@@ -153,6 +153,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+# Requests and background tasks run their sync ORM work on a few long-lived threads
+# (autobot/lanes.py), so a connection can outlive one request; Django checks it before reuse.
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("AUTOBOT_DB_CONN_MAX_AGE", 60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+SYNC_THREADS = env_int("AUTOBOT_SYNC_THREADS", 4, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from autobot import audit
+from autobot.lanes import spawn
 from chat.db import db_job
 from chat.llm.base import LLMUnavailable, Provider
 from chat.models import ChatMessage
@@ -93,18 +94,15 @@ def start(
 ) -> Generation:
     gen = Generation(session_id=str(session_id), message_id=reply.pk, user=user, reply=reply, client_ip=client_ip)
     _running[gen.session_id] = gen  # also the strong reference that keeps the task alive
-    gen.task = asyncio.create_task(
-        _run(gen, provider, prompt, model, citations, serialize), name=f"chat-generation-{session_id}"
-    )
+    gen.task = spawn(_run(gen, provider, prompt, model, citations, serialize), name=f"chat-generation-{session_id}")
 
     def cancelled_before_start(task: asyncio.Task) -> None:
         # A task cancelled before its first step never runs its own cleanup: do it here.
         if task.cancelled() and not gen.finished.is_set():
             if _running.get(gen.session_id) is gen:
                 del _running[gen.session_id]
-            gen.cleanup = asyncio.ensure_future(
-                _finish(gen, ChatMessage.Status.CANCELLED, None, citations, {}, serialize)
-            )
+            gen.cleanup = spawn(_finish(gen, ChatMessage.Status.CANCELLED, None, citations, {}, serialize),
+                                name=f"chat-cancelled-{session_id}")
 
     gen.task.add_done_callback(cancelled_before_start)
     return gen

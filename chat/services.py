@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from autobot import audit
 from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, Unavailable
+from autobot.lanes import spawn
 from autobot.pagination import paginate
 from chat import generation
 from chat.db import db_job
@@ -196,8 +197,8 @@ async def message_post_streaming(*, user, session_id, content, use_knowledge: bo
     The task does not depend on the response: a client that leaves early still gets its answer
     stored."""
     checked = await _message_check(user=user, session_id=session_id, content=content, model=model)
-    task = asyncio.ensure_future(_message_start(checked, use_knowledge=use_knowledge, client_ip=client_ip,
-                                                stream=True))
+    task = spawn(_message_start(checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=True),
+                 name=f"chat-start-{session_id}")
     _starting.add(task)
     task.add_done_callback(_started)
     return task

@@ -88,8 +88,12 @@ def parse_request(raw: bytes, secret: str) -> tuple[str, HookRequest] | None:
 class HookChannel:
     """One session's verdict channel. ``child_fd`` goes to bash (``pass_fds``)."""
 
-    def __init__(self, *, decide: Decide, notify: Notify | None = None) -> None:
+    def __init__(self, *, decide: Decide, notify: Notify | None = None,
+                 spawn: Callable[..., asyncio.Task] = asyncio.create_task) -> None:
+        """`spawn` starts the task that serves bash's requests: the server passes one that keeps
+        the task's sync work off the starting request's thread context (autobot.lanes)."""
         self.secret = secrets.token_hex(16)
+        self._spawn = spawn
         self._decide = decide
         self._notify = notify
         self._server_sock, self._child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -111,7 +115,7 @@ class HookChannel:
         reader, writer = await asyncio.open_unix_connection(sock=self._server_sock, limit=MAX_REQUEST_BYTES)
         self._writer = writer
         writer.write(f"{self.secret}\n".encode())
-        self._task = asyncio.create_task(self._serve(reader, writer), name="terminal-hook")
+        self._task = self._spawn(self._serve(reader, writer), name="terminal-hook")
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:

@@ -63,15 +63,19 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session", autouse=True)
 def _close_orm_thread_connections(django_db_setup):
-    """Async tests run the ORM on asgiref's one shared thread; close that thread's connections
-    before the test database is dropped (PostgreSQL refuses to drop a database in use)."""
+    """Async tests run the ORM on asgiref's one shared thread and on the lanes; close those
+    threads' connections before the test database is dropped (PostgreSQL refuses to drop a
+    database in use)."""
     yield
     from asgiref.sync import SyncToAsync
     from django.db import connections
 
+    from autobot.lanes import close_connections
+
     executor = getattr(SyncToAsync, "single_thread_executor", None)
     if executor is not None:
         executor.submit(connections.close_all).result(timeout=10)
+    close_connections()  # requests' and background tasks' threads (autobot/lanes.py)
 
 
 @pytest.fixture(scope="session")

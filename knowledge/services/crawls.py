@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from autobot import audit
 from autobot.errors import InvalidInput, LimitExceeded, NotFound, RateLimited
+from autobot.lanes import spawn
 from autobot.workers import WORKER_ID, worker_gone
 from knowledge.crawler import (
     CrawlConfig,
@@ -87,7 +88,7 @@ async def crawl_start(*, user, url: str, max_pages: int = 50, max_depth: int = 2
         worker=WORKER_ID,
     )
     # Registered before any await, so no other request sees this job without its task.
-    task = asyncio.create_task(_crawl_run(job.pk), name=f"knowledge-crawl-{job.pk}")
+    task = spawn(_crawl_run(job.pk), name=f"knowledge-crawl-{job.pk}")
     _RUNNING[job.pk] = (task, None)
     task.add_done_callback(lambda _t, job_id=job.pk: _RUNNING.pop(job_id, None))
     await audit.record(actor=user, action="knowledge.crawl_started", target_type="crawl_job", target_id=str(job.pk),

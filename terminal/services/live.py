@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from autobot.lanes import spawn
 from autobot.workers import WORKER_ID
 from terminal.hook import HookChannel
 from terminal.policy import Level
@@ -55,8 +56,7 @@ class LiveSession:
             listener(event)
 
     def spawn_task(self, coro: Awaitable, name: str) -> asyncio.Task:
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
+        task = spawn(coro, name=name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from autobot import audit
 from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, RateLimited, Unavailable
+from autobot.lanes import spawn
 from autobot.workers import worker_gone
 from terminal.hook import HookChannel, bash_argv
 from terminal.models import CommandRecord, TerminalSession
@@ -139,7 +140,8 @@ async def session_open(
 
 async def _spawn(session: TerminalSession, *, user, level: Level, home: str, client_ip) -> registry.LiveSession:
     holder: list[registry.LiveSession] = []
-    hook = HookChannel(decide=lambda req: hook_decide(holder[0], req), notify=lambda req: hook_done(holder[0], req))
+    hook = HookChannel(decide=lambda req: hook_decide(holder[0], req), notify=lambda req: hook_done(holder[0], req),
+                       spawn=spawn)
     env = {
         **command_env(user=user, home=home, level=level),
         **hook.env(),
@@ -198,7 +200,7 @@ async def _end_on_exit(live: registry.LiveSession) -> None:
 def end_live(live: registry.LiveSession, reason: str) -> asyncio.Task:
     """End a live session once (idempotent); returns the task doing it."""
     if live.ending is None:
-        live.ending = asyncio.ensure_future(_end(live, reason))
+        live.ending = spawn(_end(live, reason), name=f"terminal {live.id} end")
     return live.ending
 
 

@@ -1,0 +1,120 @@
+"""Where the synchronous parts of async code run: a fixed set of long-lived threads ("lanes").
+
+Under ASGI, Django gives every HTTP request a `ThreadSensitiveContext` of its own, and with
+it a brand-new thread the first time the request touches sync code (the request_started signal
+already does) and a new database connection in that thread. A burst of 100 requests thus made
+100 threads and 100 SQLite connections at once; that many runnable threads starved the event
+loop of the GIL, and `/api/health` stalled for hundreds of milliseconds.
+
+Here every HTTP request, and every background task started with `spawn`, runs its
+thread-sensitive sync work (the async ORM, Django's sync hooks, sync views) on one lane: the
+one with the fewest jobs waiting when it starts. A lane runs one job at a time, so a request's
+sync calls still share one thread and one connection, as Django expects. Lanes live as long as
+the process, so their connections can be kept (`CONN_MAX_AGE`) and a burst queues work on a
+few threads instead of creating a hundred.
+
+A task that outlives the request that started it must not keep the request's lane context:
+asgiref refuses thread-sensitive calls from such a task once the request has ended. That is
+why long-lived tasks start with `spawn`, which gives them a lane context of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import ThreadSensitiveContext
+from django.conf import settings
+
+
+class Lane(ThreadPoolExecutor):
+    """One thread, and a count of the jobs handed to it that have not finished."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(max_workers=1, thread_name_prefix=f"autobot-lane-{number}")
+        self.users = 0  # requests and tasks bound to this lane right now (event loop only)
+        self._submitted = itertools.count()
+        self._finished = itertools.count()
+        self._submitted_n = 0
+        self._finished_n = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self._submitted_n = next(self._submitted) + 1
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future) -> None:
+        # Runs on the lane's thread: next() on a count is atomic under the GIL, `+=` is not.
+        self._finished_n = next(self._finished) + 1
+
+    @property
+    def pending(self) -> int:
+        return self._submitted_n - self._finished_n
+
+
+_lanes: list[Lane] = []
+_lock = threading.Lock()
+
+
+def lanes() -> list[Lane]:
+    if not _lanes:
+        with _lock:
+            if not _lanes:
+                _lanes.extend(Lane(number) for number in range(settings.SYNC_THREADS))
+    return _lanes
+
+
+def _least_busy() -> Lane:
+    return min(lanes(), key=lambda lane: (lane.pending, lane.users))
+
+
+@contextlib.asynccontextmanager
+async def lane_context():
+    """Run the block's thread-sensitive sync calls on the least busy lane."""
+    lane = _least_busy()
+    lane.users += 1
+    try:
+        async with ThreadSensitiveContext(executor=lane):
+            yield lane
+    finally:
+        lane.users -= 1
+
+
+class LaneMiddleware:
+    """ASGI middleware: each HTTP request runs in a lane context (see the module docstring).
+    Django's own per-request `ThreadSensitiveContext` inside it then changes nothing."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        async with lane_context():
+            await self.app(scope, receive, send)
+
+
+def spawn(coro: Coroutine, *, name: str | None = None) -> asyncio.Task:
+    """Start a task that may outlive its caller (a request, a socket), on a lane of its own
+    choosing. Context variables (correlation id, client IP for audit events) still carry over."""
+    task = asyncio.get_running_loop().create_task(_in_lane(coro), name=name)
+    # A task cancelled before its first step never runs `coro`: close it, or Python warns.
+    task.add_done_callback(lambda done: coro.close() if done.cancelled() else None)
+    return task
+
+
+async def _in_lane(coro: Coroutine):
+    async with lane_context():
+        return await coro
+
+
+def close_connections() -> None:
+    """Close the database connections the lanes hold (the test suite, before it drops its
+    database). Sync: call it from a thread that is not running an event loop."""
+    from django.db import connections
+
+    for lane in list(_lanes):
+        lane.submit(connections.close_all).result(timeout=10)

@@ -1,0 +1,96 @@
+"""Requests and background tasks run their sync work on a fixed set of threads (autobot/lanes.py)."""
+
+import asyncio
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from asgiref.testing import ApplicationCommunicator
+from django.core.signals import request_started
+
+from autobot.lanes import lane_context, spawn
+from tests.conftest import make_token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _get(application, path: str, token: str) -> int:
+    scope = {
+        "type": "http", "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
+        "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+    }
+    comm = ApplicationCommunicator(application, scope)
+    await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await comm.receive_output(timeout=20)
+    while (await comm.receive_output(timeout=20)).get("more_body"):
+        pass
+    await comm.wait(timeout=5)
+    return start["status"]
+
+
+async def test_a_burst_of_requests_shares_the_lanes_instead_of_a_thread_each(owner, settings):
+    from autobot.asgi import application
+
+    token = await sync_to_async(make_token)(owner)
+    threads_seen: set[str] = set()
+
+    def note_thread(**_kwargs):  # a sync receiver: Django runs it on the request's sync thread
+        threads_seen.add(threading.current_thread().name)
+
+    request_started.connect(note_thread)
+    try:
+        statuses = await asyncio.gather(*(_get(application, "/api/me", token) for _ in range(40)))
+    finally:
+        request_started.disconnect(note_thread)
+    assert statuses == [200] * 40
+    assert threads_seen and all(name.startswith("autobot-lane-") for name in threads_seen)
+    assert len(threads_seen) <= settings.SYNC_THREADS
+
+
+async def test_a_spawned_task_keeps_its_database_access_after_the_request_has_ended(owner):
+    from django.contrib.auth import get_user_model
+
+    started, go_on = asyncio.Event(), asyncio.Event()
+
+    async def background() -> str:
+        started.set()
+        await go_on.wait()  # the "request" below has ended by now
+        user = await get_user_model().objects.aget(pk=owner.pk)
+        return user.username
+
+    async with lane_context():
+        task = spawn(background(), name="test-background")
+        await started.wait()
+    go_on.set()
+    assert await task == "owner"
+
+
+async def test_a_plain_task_outliving_its_lane_context_is_refused():
+    """Why long-lived tasks start with `spawn`: asgiref refuses a task that inherited a lane
+    context which has since exited, rather than running its work on an unrelated thread."""
+    go_on = asyncio.Event()
+
+    async def background():
+        await go_on.wait()
+        return await sync_to_async(threading.current_thread)()
+
+    async with lane_context():
+        task = asyncio.create_task(background())
+    go_on.set()
+    with pytest.raises(RuntimeError, match="ThreadSensitiveContext has exited"):
+        await task
+
+
+async def test_a_busy_lane_is_passed_over():
+    release = threading.Event()
+    async with lane_context() as busy:
+        blocked = asyncio.ensure_future(sync_to_async(release.wait)())
+        while busy.pending == 0:  # until the blocking call has been handed to the lane
+            await asyncio.sleep(0)
+        async with lane_context() as other:
+            name = await sync_to_async(lambda: threading.current_thread().name)()
+        assert other is not busy and name.startswith("autobot-lane-")
+        release.set()
+        await blocked
