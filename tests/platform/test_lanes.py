@@ -87,8 +87,8 @@ async def test_a_busy_lane_is_passed_over():
     release = threading.Event()
     async with lane_context() as busy:
         blocked = asyncio.ensure_future(sync_to_async(release.wait)())
-        while busy.pending == 0:  # until the blocking call has been handed to the lane
-            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one step: the call is handed to the lane before its first await
+        assert busy.pending == 1
         async with lane_context() as other:
             name = await sync_to_async(lambda: threading.current_thread().name)()
         assert other is not busy and name.startswith("autobot-lane-")
