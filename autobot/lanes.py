@@ -61,11 +61,15 @@ _lanes: list[Lane] = []
 _lock = threading.Lock()
 
 
+DEFAULT_COUNT = 4  # settings.SYNC_THREADS; also used by code running without Django settings (benchmarks)
+
+
 def lanes() -> list[Lane]:
     if not _lanes:
         with _lock:
             if not _lanes:
-                _lanes.extend(Lane(number) for number in range(settings.SYNC_THREADS))
+                count = settings.SYNC_THREADS if settings.configured else DEFAULT_COUNT
+                _lanes.extend(Lane(number) for number in range(count))
     return _lanes
 
 
