@@ -13,6 +13,7 @@ wrapper is known to execute, are ever treated as commands.
 from __future__ import annotations
 
 import codecs
+import itertools
 import posixpath
 import re
 import shlex
@@ -705,13 +706,31 @@ _PACKAGE_ALIASES = {
 }
 
 
-def _package_manager(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
-    installs, removes = _PACKAGE_VERBS[_PACKAGE_ALIASES.get(cmd.name, cmd.name)]
+def _package_manager(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    family = _PACKAGE_ALIASES.get(cmd.name, cmd.name)
+    installs, removes = _PACKAGE_VERBS[family]
     verb = _first_operand(cmd.args, "otcC")
     if verb in removes:
         yield Hit(Risk.HIGH, "removes packages")
     elif verb in installs:
         yield Hit(Risk.MODERATE, "installs or upgrades packages")
+    if family == "apt":
+        yield from _apt_options(cmd, w)
+
+
+# apt configuration keys whose values apt or dpkg run as shell commands.
+_APT_COMMAND_KEY = re.compile(r"(?i)(pre|post)-invoke(-success)?(::|$)|pre-install-pkgs(::|$)|::proxyautodetect$"
+                              r"|^dpkg::tools::|^apt::update::.*invoke")
+
+
+def _apt_options(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """`apt-get -o APT::Update::Pre-Invoke::=CMD` runs CMD; `-c FILE` reads a configuration that can."""
+    for value in option_values(cmd.args, "o", ("option",), takes="tcqd"):
+        key, _, command = value.partition("=")
+        if _APT_COMMAND_KEY.search(key.strip()) and command.strip():
+            yield from w.run_string(command, None, cmd)
+    if option_values(cmd.args, "c", ("config-file",), takes="otqd"):
+        yield Hit(Risk.HIGH, "reads apt configuration from a file, which can name commands apt runs", Trait.SCRIPT_FILE)
 
 
 def _package_by_option(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
@@ -784,6 +803,8 @@ _COMMAND_OPTIONS: dict[str, CommandOption] = {
     "flock": CommandOption("c", ("command",), takes="wE"),
     "runuser": CommandOption("c", ("command", "session-command"), takes="gGuw"),
     "parallel": CommandOption("", ("ssh", "compress-program", "decompress-program")),
+    "dpkg": CommandOption("", ("pre-invoke", "post-invoke", "status-logger"), takes="ORD"),
+    "zip": CommandOption("", ("unzip-command",), takes="bnPtxi"),
 }
 
 
@@ -1154,12 +1175,84 @@ def _unset(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
         yield Hit(Risk.DANGEROUS, "unsets the terminal's command hook")
 
 
-def _declare(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+def _declare(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     opts, _, i = split_options(cmd.args)
     operands = cmd.args[i:]
     printing = bool(opts) and opts <= {"p", "f", "F"} and not any("=" in a for a in operands)
     if not printing and any(_HOOK_NAME.match(a.split("=")[0].rstrip("+")) for a in operands):
         yield Hit(Risk.DANGEROUS, f"{cmd.name} changes the terminal's command hook variables or functions")
+    elif not printing:
+        yield from _assignments(cmd, w, operands, 1 + i)
+
+
+# ---- variables that name commands or code: programs act on them later, out of the line's sight
+
+# Programs run these values through a shell (git runs `$GIT_PAGER` with `sh -c`).
+_COMMAND_VARS = {
+    "PAGER", "MANPAGER", "GIT_PAGER", "SYSTEMD_PAGER", "PSQL_PAGER", "BAT_PAGER", "DELTA_PAGER",
+    "EDITOR", "VISUAL", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR", "SUDO_EDITOR", "SYSTEMD_EDITOR", "FCEDIT",
+    "GIT_SSH_COMMAND", "RSYNC_RSH", "RSYNC_CONNECT_PROG", "CVS_RSH", "SVN_SSH", "BROWSER",
+    "LESSOPEN", "LESSCLOSE",
+}
+# Programs run the program these values name.
+_PROGRAM_VARS = {"GIT_SSH", "GIT_ASKPASS", "SSH_ASKPASS", "SUDO_ASKPASS", "GIT_EXTERNAL_DIFF", "GIT_PROXY_COMMAND"}
+# Every program started (or every shell, or git) loads code from what these name.
+_LOADER_VARS = {"LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH", "BASH_ENV", "ENV", "GCONV_PATH", "GIT_EXEC_PATH",
+                "GIT_TEMPLATE_DIR", "GIT_CONFIG", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"}
+# Interpreters load code from what these name (running interpreters on files is already a trait).
+_INTERPRETER_VARS = {"PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT",
+                     "RUBYLIB", "NODE_OPTIONS", "NODE_PATH"}
+_GIT_CONFIG_ENV = re.compile(r"^GIT_CONFIG_(KEY|VALUE)_\d+$")
+
+
+def _assignment_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """Setting `name` to `value` (`NAME=v cmd`, `export NAME=v`, `env NAME=v cmd`): the risk of
+    what programs will later run or load because of it. Pagers, editors and the like are judged
+    by the command they name, so `GIT_PAGER=cat git log` stays SAFE."""
+    if name == "GIT_CONFIG_PARAMETERS":
+        yield from _git_config_parameters(value, cmd, w)
+    elif name in _COMMAND_VARS:
+        if value.strip():
+            text = value.lstrip("|").replace("%s", "FILE") if name.startswith("LESS") else value
+            yield from w.run_string(text, word, cmd)
+    elif name in _PROGRAM_VARS and value.strip():
+        yield from w.run_argv([value], cmd)
+    elif name in _LOADER_VARS and value not in {"", "/dev/null"}:
+        yield Hit(Risk.HIGH, f"{name} makes programs load code from a file, which cannot be assessed",
+                  Trait.SCRIPT_FILE)
+    elif name in _INTERPRETER_VARS and value:
+        yield Hit(Risk.MODERATE, f"{name} makes interpreters load code from elsewhere", Trait.SCRIPT_FILE)
+    elif name == "PATH" and not all(_system_path_entry(entry) for entry in value.split(":")):
+        yield Hit(Risk.MODERATE, "makes commands be found in a folder of ordinary files, so a plain name can run "
+                  "a program or script from it", Trait.SCRIPT_FILE)
+    elif _GIT_CONFIG_ENV.match(name):
+        yield Hit(Risk.HIGH, f"{name} sets git configuration, which can name commands git runs")
+        if name.startswith("GIT_CONFIG_VALUE_") and value.strip():
+            yield from w.run_string(value.lstrip("!"), word, cmd)
+
+
+def _system_path_entry(entry: str) -> bool:
+    """A PATH entry that adds no folder of ordinary files (an empty entry means the current one)."""
+    return entry in {"$PATH", "${PATH}"} or entry.rstrip("/") in {"/bin", "/sbin", "/usr", "/opt"} or entry.startswith(
+        ("/bin/", "/usr/", "/sbin/", "/opt/"))
+
+
+def _git_config_parameters(value: str, cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """git's own format is `'key'='value' ...`; bashlex has already dropped those inner quotes, so
+    entries are split where a new `key=` begins."""
+    yield Hit(Risk.HIGH, "GIT_CONFIG_PARAMETERS sets git configuration, which can name commands git runs")
+    for entry in re.split(r"\s+(?=['\"]?[A-Za-z][\w.-]*['\"]?=)", value.strip()):
+        key, _, config_value = entry.partition("=")
+        yield from _git_config_value(key.strip("'\""), config_value.strip("'\""), cmd, w)
+
+
+def _assignments(cmd: Cmd, w: _Walker, operands: list[str], first: int) -> Iterator[Hit]:
+    """`_assignment_hits` for the NAME=value operands of export/declare/env (argv from `first`)."""
+    for n, operand in enumerate(operands):
+        name, eq, value = operand.partition("=")
+        if eq:
+            word = cmd.words[first + n] if len(cmd.words) > first + n else None
+            yield from _assignment_hits(name.rstrip("+"), value, word, cmd, w)
 
 
 def _alias(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
@@ -1178,6 +1271,66 @@ def _enable(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
         yield Hit(Risk.DANGEROUS, "disables a builtin the terminal's command hook relies on")
     elif "n" in opts:
         yield Hit(Risk.MODERATE, "disables shell builtins")
+
+
+# ---- editors and debuggers told what to do on the command line
+
+_VIMS = {"vim", "vi", "nvim", "ex", "view", "vimdiff", "gvim", "rvim", "evim", "gview", "vimx"}
+# Ex commands that run programs or code: `!cmd`, `:r !cmd`, `:w !cmd`, `:sh`, `:terminal`, the
+# language bindings, `system()` and sourcing files.
+_VIM_RUNS = re.compile(
+    r"^(sh(ell)?|ter(minal)?|py(thon)?3?|pyx|pythonx|lua|luado|luafile|perl|perldo|rub(y)?|rubydo|mz(scheme)?|tcl"
+    r"|tcldo|so(urce)?|runtime|exe(cute)?|norm(al)?|make|grep|lgrep|call)\b|system\s*\(|\bsystemlist\s*\("
+)
+
+
+def _vim(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """vim -c CMD / --cmd CMD / +CMD run Ex commands at start-up; -S FILE sources a script."""
+    commands = option_values(cmd.args, "c", ("cmd",), takes="iTuUwWrst")
+    commands += [a[1:] for a in cmd.args if a.startswith("+") and len(a) > 1 and not a[1:].isdigit()
+                 and not a.startswith("+/")]
+    for text in commands:
+        for part in re.split(r"(?<!\\)\|", text):
+            yield from _ex_command(part.strip().lstrip(":").strip(), cmd, w)
+    if option_values(cmd.args, "S", takes="ciTuUwWrst") or "-S" in cmd.args:
+        yield Hit(Risk.MODERATE, "runs Vim commands from a script file", Trait.SCRIPT_FILE)
+
+
+def _ex_command(text: str, cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    shell = re.match(r"^(?:[.$%,\d'<>]*\s*)(?:r(?:ead)?|w(?:rite)?|\d*)?\s*!(.*)$", text, re.S)
+    if shell and shell.group(1).strip():
+        yield from w.run_string(shell.group(1), None, cmd)
+    elif shell or _VIM_RUNS.search(text):
+        yield Hit(Risk.HIGH, f"runs the Vim command {text!r}, which can start programs or run code",
+                  Trait.INLINE_CODE)
+        for literal in re.findall(r"system(?:list)?\s*\(\s*(?:'([^']*)'|\"((?:[^\"\\\\]|\\\\.)*)\")", text):
+            yield from w.run_string(literal[0] or literal[1], None, cmd)
+
+
+def _gdb(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """gdb runs `shell CMD`/`!CMD` given with -ex, scripts with -x, and can attach to a process."""
+    # gdb takes its long options with one dash or two: `-ex`, `--ex`, `-eval-command=...`.
+    args = ["-" + a if re.match(r"^-[a-z][a-z-]+", a) else a for a in cmd.args]
+    for text in option_values(args, "", ("ex", "eval-command", "iex", "init-eval-command"), takes="xpcd"):
+        m = re.match(r"^\s*(?:shell\s+|!)(.*)$", text, re.S)
+        if m and m.group(1).strip():
+            yield from w.run_string(m.group(1), None, cmd)
+        elif re.match(r"^\s*(python|py|pi|pipe|\||guile|gu|source|call|print|p|compile|jit-reader-load)\b", text):
+            yield Hit(Risk.HIGH, f"runs the gdb command {text!r}, which can run code", Trait.INLINE_CODE)
+    if option_values(args, "x", ("command", "init-command", "ix"), takes="pcd"):
+        yield Hit(Risk.MODERATE, "runs gdb commands from a script file", Trait.SCRIPT_FILE)
+    if option_values(args, "p", ("pid",), takes="xcd"):
+        yield Hit(Risk.HIGH, "attaches a debugger to a running process, which can then run any code inside it")
+
+
+def _zip(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """zip -TT CMD (also --unzip-command) tests the archive by running CMD."""
+    for n, a in enumerate(cmd.args):
+        if a == "-TT" and n + 1 < len(cmd.args):
+            yield from w.run_string(cmd.args[n + 1], None, cmd)
+        elif a.startswith("-TT") and len(a) > 3:
+            yield from w.run_string(a[3:], None, cmd)
+    yield from _command_options(cmd, w)
 
 
 # ---- shells and interpreters
@@ -1545,7 +1698,10 @@ RULES: dict[str, Rule] = {
     "history": _history,
     # packages
     **{name: _package_manager for name in [*_PACKAGE_VERBS, *_PACKAGE_ALIASES]},
-    "dpkg": _package_by_option,
+    "dpkg": _all(_package_by_option, _command_options),
+    **{name: _vim for name in _VIMS},
+    "gdb": _gdb,
+    "zip": _zip,
     "rpm": _package_by_option,
     "pacman": _package_by_option,
     "git": _git,
@@ -1954,6 +2110,10 @@ class _Walker:
                 name = part.word.split("=", 1)[0].split("[", 1)[0].rstrip("+")
                 if _HOOK_NAME.match(name):
                     self.add(Risk.DANGEROUS, part.word, "assigns a variable of the terminal's command hook")
+                else:
+                    value = self.word_value(part).partition("=")[2]
+                    context = Cmd(argv=[], text=part.word, top=top)
+                    self.record(_assignment_hits(name, value, part, context, self), part.word, name)
                 self.node(part, top)
             elif part.kind == "word":
                 words.append(part)
@@ -2102,6 +2262,9 @@ class _Walker:
             for n, a in enumerate(cmd.args):
                 if a in {"-S", "--split-string"} and n + 1 < len(cmd.args):
                     yield from self.run_string(cmd.args[n + 1], None, cmd)
+            _, _, i = split_options(cmd.args, "uCS", ("unset", "chdir", "split-string"))
+            settings = list(itertools.takewhile(lambda a: re.match(r"^[A-Za-z_]\w*=", a), cmd.args[i:]))
+            yield from _assignments(cmd, self, settings, 1 + i)
         if cmd.name in _COMMAND_OPTIONS:  # flock -c, runuser -c
             yield from _command_options(cmd, self)
 
@@ -2149,6 +2312,17 @@ class _Walker:
 
     def add(self, risk: Risk, part: str, why: str) -> None:
         self.findings.append(_Finding(risk, _short(part), why))
+
+    def record(self, hits: Iterable[Hit], part: str, name: str) -> None:
+        """Hits about something that is not a command (an assignment), with their traits."""
+        hits = list(hits)
+        for hit in hits:
+            if hit.risk > Risk.SAFE:
+                self.add(hit.risk, part, hit.why)
+        traits = frozenset(h.trait for h in hits if h.trait)
+        if traits:
+            risk = max(h.risk for h in hits)
+            self.facts.append(CommandFact(text=part, name=name, risk=risk, traits=traits))
 
 
 def _tail_text(cmd: Cmd, start: int) -> str:

@@ -65,6 +65,13 @@ async def test_a_mapfile_callback_is_assessed(restricted):
     assert RAN not in out and "autobot: blocked" in out
 
 
+async def test_a_pager_variable_naming_a_dangerous_command_is_never_set(restricted):
+    # Set, it would run the next time git (or man, or less) pages its output.
+    out = await restricted.run(f"export GIT_PAGER='{HARMLESS_DANGER}'")
+    assert "autobot: blocked" in out
+    assert "pager=[]" in await restricted.run('echo "pager=[$GIT_PAGER]"')
+
+
 async def test_ordinary_lines_with_subshells_and_pipes_still_run(restricted):
     out = await restricted.run("echo ok-$((2+2)) | cat; (echo sub-$((3+3))); x=$(echo cs-$((4+4))); echo $x")
     assert "ok-4" in out and "sub-6" in out and "cs-8" in out
