@@ -1246,6 +1246,27 @@ def _git_config_parameters(value: str, cmd: Cmd, w: _Walker) -> Iterator[Hit]:
         yield from _git_config_value(key.strip("'\""), config_value.strip("'\""), cmd, w)
 
 
+def _variables_from_input(names: Iterable[str]) -> Iterator[Hit]:
+    """`read NAME`, `printf -v NAME`, `mapfile NAME`: the value is unknown when the line is judged."""
+    for name in names:
+        if _HOOK_NAME.match(name):
+            yield Hit(Risk.DANGEROUS, f"sets {name}, a variable of the terminal's command hook")
+        elif name in _COMMAND_VARS | _PROGRAM_VARS | _LOADER_VARS or name == "PATH" or _GIT_CONFIG_ENV.match(name) \
+                or name == "GIT_CONFIG_PARAMETERS":
+            yield Hit(Risk.HIGH, f"sets {name}, which names a command or code that programs run, to a value "
+                      "that cannot be assessed")
+
+
+def _read(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    _, _, i = split_options(cmd.args, "adinNptu")
+    array = option_values(cmd.args, "a", takes="dinNptu")
+    yield from _variables_from_input([*cmd.args[i:], *array])
+
+
+def _printf(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    yield from _variables_from_input(option_values(cmd.args[:2] if cmd.args[:1] == ["-v"] else [], "v"))
+
+
 def _assignments(cmd: Cmd, w: _Walker, operands: list[str], first: int) -> Iterator[Hit]:
     """`_assignment_hits` for the NAME=value operands of export/declare/env (argv from `first`)."""
     for n, operand in enumerate(operands):
@@ -1726,8 +1747,10 @@ RULES: dict[str, Rule] = {
     "compgen": _complete,
     # the command hook
     "trap": _trap,
-    "mapfile": _mapfile,
-    "readarray": _mapfile,
+    "mapfile": _all(_mapfile, lambda cmd, _w: _variables_from_input(cmd.args[-1:])),
+    "readarray": _all(_mapfile, lambda cmd, _w: _variables_from_input(cmd.args[-1:])),
+    "read": _read,
+    "printf": _printf,
     "shopt": _shopt,
     "set": _set,
     "unset": _unset,

@@ -44,6 +44,14 @@ CASES = [
     (f"GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=core.pager GIT_CONFIG_VALUE_0='{X}' git log", D),
     (f"GIT_CONFIG_PARAMETERS=\"'core.pager'='{X}'\" git log", D),
     ("GIT_CONFIG_PARAMETERS=\"'user.name'='Ann'\" git commit", H),
+    # such variables set from input: their value is unknown when the line is judged
+    ("read GIT_PAGER", H),
+    ("read -r -p 'editor? ' EDITOR", H),
+    ("printf -v PAGER '%s' less", H),
+    ("mapfile PATH < paths.txt", H),
+    ("read -r __autobot_verdict", D),
+    ("read -r line", S),
+    ("printf '%s\\n' PAGER", S),
     # package managers' hooks
     (f"apt-get -o APT::Update::Pre-Invoke::='{X}' update", D),
     (f"apt -o 'DPkg::Post-Invoke::={X}' install nginx", D),
