@@ -1,13 +1,21 @@
 // The terminal page: xterm.js on /ws/terminal/<id>/, a session list, a level selector,
 // blocked-command notices, and automatic reconnect (the server replays recent output).
 // Session data is only ever put into the page as text (textContent), never as HTML.
+//
+// Arriving with no live session of your own opens a RESTRICTED one, so the page starts at a
+// prompt. That session is "unused" until someone types into it; "New session" while it is
+// unused ends it and opens the chosen level instead, so the page never leaves behind a shell
+// nobody asked for. Sessions the user opened are never ended for them. Reloading reattaches.
 import { Terminal } from "../vendor/xterm/xterm.mjs";
 import { FitAddon } from "../vendor/xterm/addon-fit.mjs";
 import { api, wsUrl } from "../js/api.js";
 
 const $ = (id) => document.getElementById(id);
 const app = $("term-app");
-const STORE = "autobot.terminal.current";
+const me = app.dataset.user;
+// Per user: another account logging in on this browser must not inherit either.
+const STORE = `autobot.terminal.current.${me}`;  // the session this user was last on
+const UNUSED = `autobot.terminal.unused.${me}`;  // the session the page opened by itself, untouched
 const FINAL_CLOSES = new Set([4401, 4403, 4404, 4409]);
 
 const term = new Terminal({
@@ -26,6 +34,7 @@ let retry = 0;
 let retryTimer = null;
 let pingTimer = null;
 let ended = false;
+let busy = false;        // a session is being opened or replaced
 
 function setState(text, kind) {
   $("term-state").textContent = text;
@@ -50,6 +59,25 @@ function send(frame) {
   if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
 }
 
+function setBusy(on) {
+  busy = on;
+  $("new-session-button").disabled = on;
+  $("new-session").setAttribute("aria-busy", String(on));
+}
+
+function unused() {
+  return localStorage.getItem(UNUSED);
+}
+
+function updateHint() {
+  $("new-hint").hidden = !(current && !ended && unused() === current);
+}
+
+function markUsed(id) {
+  if (id && unused() === id) localStorage.removeItem(UNUSED);
+  updateHint();
+}
+
 function showSession(info) {
   $("term-title").textContent = info.title;
   $("term-level").value = info.security_level;
@@ -60,13 +88,26 @@ function showSession(info) {
   app.dataset.level = info.security_level;
 }
 
-function connect(id) {
-  if (socket) { socket.onclose = null; socket.close(); }
+// Leave the current socket: nothing it still says (a late "exit", its close) reaches the page.
+function disconnect() {
   clearTimeout(retryTimer);
+  clearInterval(pingTimer);
+  if (socket) {
+    socket.onmessage = null;
+    socket.onclose = null;
+    socket.close();
+    socket = null;
+  }
+  setState("disconnected");
+}
+
+function connect(id) {
+  disconnect();
   current = id;
   ended = false;
   localStorage.setItem(STORE, id);
   history.replaceState(null, "", `#${id}`);
+  updateHint();
   setState("connecting…", "warn");
   const ws = new WebSocket(wsUrl(`/ws/terminal/${id}/`));
   socket = ws;
@@ -77,6 +118,7 @@ function connect(id) {
     if (ws !== socket) return;
     if (ended || FINAL_CLOSES.has(event.code)) {
       setState(ended ? "exited" : `closed (${event.code})`, "fail");
+      markUsed(id);
       loadSessions();
       return;
     }
@@ -110,6 +152,7 @@ function onFrame(frame) {
       break;
     case "exit":
       ended = true;
+      markUsed(current);
       term.write(`\r\n\x1b[33m[session ended with code ${frame.code}]\x1b[0m\r\n`);
       break;
     case "error":
@@ -120,7 +163,10 @@ function onFrame(frame) {
   }
 }
 
-term.onData((data) => send({ type: "input", data }));
+term.onData((data) => {
+  markUsed(current);
+  send({ type: "input", data });
+});
 term.onResize(({ cols, rows }) => send({ type: "resize", cols, rows }));
 new ResizeObserver(() => { try { fit.fit(); } catch { /* hidden */ } }).observe($("terminal"));
 
@@ -145,8 +191,13 @@ function sessionItem(info) {
     close.className = "danger";
     close.textContent = "End";
     close.onclick = async () => {
-      try { await api(`/api/terminal/sessions/${info.id}`, { method: "DELETE" }); } catch (err) { showError(err.message); }
-      loadSessions();
+      try {
+        await api(`/api/terminal/sessions/${info.id}`, { method: "DELETE" });
+        await loadSessions();
+      } catch (err) {
+        await loadSessions();
+        showError(err.message);
+      }
     };
     actions.append(open, close);
   }
@@ -170,21 +221,63 @@ async function loadSessions() {
   }
 }
 
-async function openSession(level) {
+function openSession(level) {
+  return api("/api/terminal/sessions", {
+    method: "POST", body: { security_level: level, cols: term.cols, rows: term.rows },
+  });
+}
+
+// Ends the session the page opened by itself if it is still unused: nothing typed into it in
+// this browser and no command run in it from anywhere (its history is empty). Returns the
+// ended session, or null when there was none to end.
+async function endUnused() {
+  const id = unused();
+  if (!id) return null;
+  localStorage.removeItem(UNUSED);
+  let info, commands;
   try {
-    const info = await api("/api/terminal/sessions", {
-      method: "POST", body: { security_level: level, cols: term.cols, rows: term.rows },
-    });
-    connect(info.id);
+    [info, commands] = await Promise.all([
+      api(`/api/terminal/sessions/${id}`), api(`/api/terminal/sessions/${id}/history?limit=1`),
+    ]);
+  } catch {
+    return null;  // gone: nothing to end
+  }
+  if (info.status === "ended" || commands.count > 0) return null;
+  const attached = id === current;
+  if (attached) disconnect();
+  try {
+    return await api(`/api/terminal/sessions/${id}`, { method: "DELETE" });
   } catch (err) {
+    if (attached) connect(id);
+    throw err;
+  }
+}
+
+async function newSession(level) {
+  if (busy) return;
+  setBusy(true);
+  showError("");
+  try {
+    const replaced = await endUnused();
+    const info = await openSession(level);
+    connect(info.id);
+    if (replaced) {
+      notice(`Ended the unused ${replaced.security_level} session opened on arrival; this one is ${info.security_level}.`,
+        "info");
+    }
+  } catch (err) {
+    await loadSessions();
     showError(err.message);
+  } finally {
+    setBusy(false);
   }
 }
 
 $("new-session").addEventListener("submit", (event) => {
   event.preventDefault();
-  openSession($("new-level").value);
+  newSession($("new-level").value);
 });
+window.addEventListener("storage", (event) => { if (event.key === UNUSED) updateHint(); });
 
 $("term-level").addEventListener("change", async (event) => {
   const level = event.target.value;
@@ -198,13 +291,37 @@ $("term-level").addEventListener("change", async (event) => {
   }
 });
 
+// Reattach to the session in the address (or the last one this browser used) if it is live,
+// else to your newest live session; open one only when you have none. Staff see everyone's
+// sessions and may open one by its address, but arriving never attaches them to someone else's.
 async function start() {
-  const items = await loadSessions();
-  const live = items.filter((s) => s.status !== "ended").map((s) => s.id);
-  const wanted = location.hash.slice(1) || localStorage.getItem(STORE);
-  if (wanted && live.includes(wanted)) connect(wanted);
-  else if (live.length) connect(live[0]);
-  else openSession("RESTRICTED");
+  setBusy(true);
+  try {
+    const query = new URLSearchParams({ status: "live", owner: me, limit: "200" });
+    const mine = (await api(`/api/terminal/sessions?${query}`)).items;
+    if (!mine.some((s) => s.id === unused())) localStorage.removeItem(UNUSED);
+    const wanted = location.hash.slice(1) || localStorage.getItem(STORE);
+    if (wanted && (mine.some((s) => s.id === wanted) || await isLive(wanted))) connect(wanted);
+    else if (mine.length) connect(mine[0].id);
+    else {
+      const info = await openSession("RESTRICTED");
+      localStorage.setItem(UNUSED, info.id);
+      connect(info.id);
+    }
+  } catch (err) {
+    await loadSessions();
+    showError(err.message);
+  } finally {
+    setBusy(false);
+  }
+}
+
+async function isLive(id) {
+  try {
+    return (await api(`/api/terminal/sessions/${encodeURIComponent(id)}`)).status !== "ended";
+  } catch {
+    return false;
+  }
 }
 
 start();
