@@ -13,6 +13,7 @@ from autobot.errors import AppError
 from autobot.http import client_ip
 from chat import services
 from chat.schemas import (
+    CancelOut,
     ErrorOut,
     MessageIn,
     MessageList,
@@ -93,6 +94,14 @@ async def message_post(request, session_id: UUID, body: MessageIn):
         response["X-Accel-Buffering"] = "no"  # let nginx pass tokens through as they come
         return response
     return Status(201, await services.reply_wait(await services.message_post(**args)))
+
+
+@router.post("/sessions/{session_id}/cancel", response={200: CancelOut, 404: ErrorOut},
+             summary="Stop the answer being generated in this session",
+             description="The partial answer is kept, with status `cancelled`; listeners (WebSocket, SSE) get "
+                         "their `done` event as usual.")
+async def generation_cancel(request, session_id: UUID):
+    return {"cancelled": await services.generation_cancel(user=request.user, session_id=session_id)}
 
 
 def _sse_block(event: dict) -> str:

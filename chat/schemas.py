@@ -78,6 +78,10 @@ class ModelList(Schema):
     default: str
 
 
+class CancelOut(Schema):
+    cancelled: bool = Field(description="false when no answer was being generated")
+
+
 class ErrorOut(Schema):
     detail: str
     code: str

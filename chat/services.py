@@ -253,9 +253,15 @@ async def reply_wait(posted: Posted) -> dict:
     return result
 
 
-async def generation_cancel(*, user, session_id) -> None:
+async def generation_cancel(*, user, session_id) -> bool:
+    """Stop the session's answer in progress, in whichever process runs it. False when no answer
+    was being generated (it may have just finished)."""
     session = await session_get(user=user, session_id=session_id)
-    await generation.cancel(session.id)
+    answering = generation.running(session.id) is not None or await session.messages.filter(
+        status=ChatMessage.Status.STREAMING).aexists()
+    if answering:
+        await generation.cancel(session.id)
+    return answering
 
 
 async def generation_snapshot(*, user, session_id) -> dict | None:

@@ -1,5 +1,6 @@
 """The chat REST API through Django's async client, against the fake LLM."""
 
+import asyncio
 import json
 import uuid
 
@@ -63,6 +64,25 @@ async def test_a_session_that_is_not_yours_is_404_everywhere(api_client, owner, 
         assert response.json()["code"] == "chat_session_not_found"
     assert (await client.get(f"{BASE}/sessions")).json()["count"] == 0
     assert llm.requests == []
+
+
+async def test_cancel_over_rest_stops_the_answer_and_keeps_the_partial_text(api_client, ws_connect, owner, stranger,
+                                                                              llm):
+    llm.pause_after = 1
+    sid = (await new_session(api_client(owner)))["id"]
+    watcher = await ws_connect(f"/ws/chat/{sid}/", user=owner)
+    await watcher.send_json_to({"type": "message", "content": "a long answer"})
+    assert (await watcher.receive_json_from())["data"] == "Echo:"
+
+    assert (await api_client(stranger).post(f"{BASE}/sessions/{sid}/cancel")).status_code == 404
+    response = await api_client(owner).post(f"{BASE}/sessions/{sid}/cancel")
+    assert response.status_code == 200 and response.json() == {"cancelled": True}
+
+    done = await watcher.receive_json_from(timeout=10)
+    assert done["message"]["status"] == "cancelled" and done["message"]["content"] == "Echo:"
+    await asyncio.wait_for(llm.client_gone.wait(), 10)
+    assert (await api_client(owner).post(f"{BASE}/sessions/{sid}/cancel")).json() == {"cancelled": False}
+    await watcher.disconnect()
 
 
 async def test_staff_can_read_other_peoples_sessions(api_client, owner, staff, llm):
