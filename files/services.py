@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from autobot import audit
-from autobot.errors import AppError, BadRequest, Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound
+from autobot.errors import AppError, BadRequest, Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound, Unavailable
 from files import multipart, storage
 from files.multipart import MultipartError, PartData, PartEnd, PartStart
 from files.paths import PathRefused, validate_name
@@ -38,6 +38,8 @@ def _mapped():
         raise Conflict(exc.detail, code=exc.code) from None
     except (storage.FileTooLarge, storage.QuotaExceeded) as exc:
         raise LimitExceeded(exc.detail, code=exc.code) from None
+    except storage.AreaBusy as exc:
+        raise Unavailable(exc.detail, code=exc.code) from None
     except storage.StorageError as exc:
         raise BadRequest(exc.detail, code=exc.code) from None
     except MultipartError as exc:
@@ -53,6 +55,8 @@ def area_path(username: str) -> Path:
         validate_name(username)
     except PathRefused:
         raise Forbidden("this username cannot have a files area", code="path_forbidden") from None
+    if username == storage.LOCKS_DIR:  # the areas' lock files live there (storage.area_lock_path)
+        raise Forbidden("this username cannot have a files area", code="path_forbidden")
     return Path(settings.FILES_ROOT) / username
 
 

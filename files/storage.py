@@ -10,7 +10,10 @@ service layer to map onto HTTP statuses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import errno
+import fcntl
 import mimetypes
 import os
 import secrets
@@ -36,6 +39,10 @@ READ_CHUNK = 256 * 1024
 WRITE_CHUNK = 1024 * 1024
 TEMP_PREFIX = paths.RESERVED_PREFIX  # names the API refuses to create
 TEMP_SUFFIX = ".part"
+# Lock files live in this folder beside the areas (FILES_ROOT/.autobot-locks/<area>.lock).
+LOCKS_DIR = ".autobot-locks"
+# How long a quota-checked commit waits for the other commits in its area before giving up.
+COMMIT_LOCK_WAIT = 30.0
 
 
 class StorageError(Exception):
@@ -76,6 +83,10 @@ class FileTooLarge(StorageError):
 
 class QuotaExceeded(StorageError):
     code = "quota_exceeded"
+
+
+class AreaBusy(StorageError):
+    code = "area_busy"
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,21 @@ def _translate(exc: OSError, rel: str) -> StorageError | OSError:
     return exc
 
 
+async def _to_the_end(func, *args):
+    """``asyncio.to_thread``, except that a caller cancelled meanwhile still waits for the thread
+    to finish before the cancellation goes on. An upload's commit moves files with the folder's
+    descriptor: the clean-up that follows a cancellation (removing temporary files, closing that
+    descriptor, whose number the process could then reuse) must not run beside it."""
+    future = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([future])
+        raise
+
+
 async def _run(func, rel: str, *args, **kwargs):
     """Run blocking filesystem work off the event loop, translating user-caused errors."""
     try:
@@ -240,6 +266,8 @@ def _usage_sync(root: str) -> int:
     total = 0
     for dirpath, _dirs, names in os.walk(root):
         for name in names:
+            if name.startswith(TEMP_PREFIX):
+                continue  # uploads in flight (and their backups) are not the user's files yet
             try:
                 st = os.lstat(os.path.join(dirpath, name))
             except FileNotFoundError:
@@ -250,7 +278,8 @@ def _usage_sync(root: str) -> int:
 
 
 async def usage(root: str) -> int:
-    """Bytes used by regular files under ``root`` (symlinks are not followed)."""
+    """Bytes used by regular files under ``root`` (symlinks are not followed), not counting the
+    temporary files of uploads in flight: they count once committed."""
     return await asyncio.to_thread(_usage_sync, root)
 
 
@@ -286,6 +315,43 @@ def _is_dir(name: str, fd: int) -> bool:
         return False
 
 
+# renameat2(2) with RENAME_NOREPLACE (Linux 3.15+, glibc 2.28+): an atomic "rename unless the
+# target exists". Python's os module has no binding, so it is called through ctypes.
+RENAME_NOREPLACE = 1
+
+
+def _load_renameat2():
+    try:
+        func = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
+
+
+_renameat2 = _load_renameat2()
+
+
+def rename_noreplace(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str) -> bool:
+    """Rename ``src`` to ``dst`` (each relative to its directory descriptor) only if ``dst``
+    does not exist, in one system call: ``FileExistsError`` if it does.
+
+    Returns False, having done nothing, where that call is unavailable (no ``renameat2`` in the C
+    library: ENOSYS; a filesystem without RENAME_NOREPLACE: EINVAL); the caller then falls back to
+    check-then-rename. Any other failure is raised as the ``OSError`` ``os.rename`` would raise.
+    """
+    if _renameat2 is None:
+        return False
+    if _renameat2(src_dir_fd, os.fsencode(src), dst_dir_fd, os.fsencode(dst), RENAME_NOREPLACE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL):
+        # EINVAL is also "a folder into itself"; the fallback's rename reports that precisely.
+        return False
+    raise OSError(err, os.strerror(err), src, None, dst)
+
+
 def _move_sync(root: str, src: tuple[str, ...], dst: tuple[str, ...], overwrite: bool) -> Entry:
     src_rel, dst_rel = paths.join_path(src), paths.join_path(dst)
     if dst[: len(src)] == src:
@@ -298,10 +364,20 @@ def _move_sync(root: str, src: tuple[str, ...], dst: tuple[str, ...], overwrite:
             os.stat(sname, dir_fd=sfd, follow_symlinks=False)
         except FileNotFoundError:
             raise _not_found(src_rel) from None
-        if not overwrite and _exists(dname, dfd):
-            raise EntryExists(f"'{dst_rel}' already exists; pass overwrite to replace it")
+        exists = EntryExists(f"'{dst_rel}' already exists; pass overwrite to replace it")
         try:
-            os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+            if overwrite:
+                os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+            elif not rename_noreplace(sfd, sname, dfd, dname):
+                # No atomic no-replace rename here: check, then rename (a name created in
+                # between would be replaced; only on systems without renameat2).
+                if _exists(dname, dfd):
+                    raise exists
+                os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+        except FileExistsError:
+            if not overwrite:
+                raise exists from None
+            raise EntryExists(f"'{dst_rel}' exists and cannot be replaced by '{src_rel}'") from None
         except OSError as exc:
             if exc.errno == errno.EINVAL:
                 raise InvalidOperation("a folder cannot be moved into itself") from None
@@ -470,7 +546,61 @@ class _Staged:
     temp_name: str
     handle: object | None = None
     size: int = 0
+    replaces: int = 0  # bytes of the file it overwrites (when the upload began)
     buffer: bytearray = field(default_factory=bytearray)
+
+
+def area_lock_path(root: str) -> str:
+    """The lock file that makes quota-checked commits in the area ``root`` take turns.
+
+    It lives beside the areas (``FILES_ROOT/.autobot-locks/<area>.lock``), never inside one: the
+    Files API cannot name it, listings and ``usage`` never see it, and the terminal's shell, which
+    works in the area, cannot list or delete it by accident. ``services.area_path`` refuses
+    ``LOCKS_DIR`` as a username, so it is never an area either.
+    """
+    real = os.path.realpath(root)
+    return os.path.join(os.path.dirname(real), LOCKS_DIR, os.path.basename(real) + ".lock")
+
+
+def _try_lock_sync(path: str) -> int | None:
+    """Take an exclusive ``flock`` on ``path`` (created if missing) without waiting.
+
+    Returns the descriptor that holds it (closing it releases the lock), or None if another
+    process, or another upload in this one, holds it. ``flock`` locks belong to the open file,
+    so two opens conflict even within one process, and the kernel drops the lock if the
+    holder dies.
+    """
+    folder, name = os.path.split(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Make sure the locked file is still the one at ``path``: if it was deleted (and
+            # recreated) meanwhile, others lock the new file and this lock excludes no one.
+            held = os.fstat(fd)
+            current = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+                return fd
+        except (BlockingIOError, FileNotFoundError):
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+        return None
+    finally:
+        os.close(dir_fd)
+
+
+def _replaced_size(name: str, dir_fd: int) -> int:
+    """Bytes ``usage`` counts for ``name`` now, which replacing it frees (0 if it is not a file)."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
 
 class Upload:
@@ -479,8 +609,9 @@ class Upload:
     Each file is written to a hidden temporary file *in the destination folder* (same
     filesystem, so the final ``rename`` is atomic), flushed, fsynced, and only then moved into
     place. Limits are checked as bytes arrive, so an oversized body is refused before it is
-    all on disk. Use as ``async with Upload(...) as up:``; leaving the block with an exception
-    (including cancellation when the client disconnects) removes every temporary file.
+    all on disk. With a quota the commit checks it again, against what the area holds by then
+    (see ``commit``). Use as ``async with Upload(...) as up:``; leaving the block with an
+    exception (including cancellation when the client disconnects) removes every temporary file.
     """
 
     def __init__(
@@ -536,6 +667,13 @@ class Upload:
     def staged_bytes(self) -> int:
         return sum(s.size for s in self.staged)
 
+    @property
+    def replaced_bytes(self) -> int:
+        return sum(s.replaces for s in self.staged)
+
+    def _quota_error(self) -> QuotaExceeded:
+        return QuotaExceeded(f"this upload would exceed your storage quota of {_human(self.quota_bytes)}")
+
     async def file_begin(self, name: str) -> None:
         """Start a new file; refuses bad names and (without overwrite) existing targets."""
         await self._finish_current()
@@ -545,9 +683,12 @@ class Upload:
         dir_fd = self._dir_fd
         if not self.overwrite and await asyncio.to_thread(_exists, name, dir_fd):
             raise EntryExists(f"'{self._rel(name)}' already exists; pass overwrite=true to replace it")
-        if self.overwrite and await asyncio.to_thread(_is_dir, name, dir_fd):
-            # Refuse now, not at commit time after earlier files have replaced theirs.
-            raise EntryExists(f"'{self._rel(name)}' is a folder")
+        replaces = 0
+        if self.overwrite:
+            if await asyncio.to_thread(_is_dir, name, dir_fd):
+                # Refuse now, not at commit time after earlier files have replaced theirs.
+                raise EntryExists(f"'{self._rel(name)}' is a folder")
+            replaces = await asyncio.to_thread(_replaced_size, name, dir_fd)
         temp_name = f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
 
         def opener(path: str, flags: int) -> int:
@@ -558,7 +699,7 @@ class Upload:
                 dir_fd=dir_fd,
             )
 
-        staged = _Staged(name=name, temp_name=temp_name)
+        staged = _Staged(name=name, temp_name=temp_name, replaces=replaces)
         self.staged.append(staged)
         staged.handle = await aiofiles.open(temp_name, "wb", opener=opener)
         self._current = staged
@@ -570,8 +711,9 @@ class Upload:
         staged.size += len(data)
         if self.max_file_bytes is not None and staged.size > self.max_file_bytes:
             raise FileTooLarge(f"'{staged.name}' is larger than the upload limit of {_human(self.max_file_bytes)}")
-        if self.quota_bytes is not None and self.used + self.staged_bytes > self.quota_bytes:
-            raise QuotaExceeded(f"this upload would exceed your storage quota of {_human(self.quota_bytes)}")
+        # Early check against the usage measured when the upload began; commit checks again.
+        if self.quota_bytes is not None and self.used - self.replaced_bytes + self.staged_bytes > self.quota_bytes:
+            raise self._quota_error()
         staged.buffer += data
         if len(staged.buffer) >= WRITE_CHUNK:
             await self._flush(staged)
@@ -593,9 +735,55 @@ class Upload:
         staged.handle = None
 
     async def commit(self) -> list[Entry]:
-        """Move every staged file into place; returns their entries."""
+        """Move every staged file into place; returns their entries.
+
+        With a quota, the commits in one area take turns under a lock file that every process
+        on the host shares (``area_lock_path``), and each measures the area again before placing
+        anything: uploads running side by side all passed the early check against the usage from
+        before any of them landed, and only those that still fit may land. One that no longer
+        fits raises ``QuotaExceeded`` with nothing placed. Waiting for the lock never holds a
+        thread: each attempt (lock, check, commit, unlock) is one non-blocking call in a worker
+        thread, retried with a short back-off on the loop; after ``COMMIT_LOCK_WAIT`` seconds the
+        upload gives up with ``AreaBusy``.
+        """
         await self._finish_current()
-        return await asyncio.to_thread(self._commit_sync)
+        if self.quota_bytes is None:
+            return await _to_the_end(self._commit_sync)
+        lock_path = area_lock_path(self.root)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + COMMIT_LOCK_WAIT
+        delay = 0.002
+        while True:
+            committed = await _to_the_end(self._commit_locked_sync, lock_path)
+            if committed is not None:
+                return committed
+            if loop.time() >= deadline:
+                raise AreaBusy("other uploads to this files area are still being saved; try again shortly")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _commit_locked_sync(self, lock_path: str) -> list[Entry] | None:
+        """Lock the area, check the quota against what is committed now, commit, unlock; or
+        None, having done nothing, if another commit holds the lock. Taking and releasing the
+        lock in the same call means a cancelled request can never leave it held, nor release it
+        while its files are still being moved."""
+        lock_fd = _try_lock_sync(lock_path)
+        if lock_fd is None:
+            return None
+        try:
+            self._check_quota_sync()
+            return self._commit_sync()
+        finally:
+            os.close(lock_fd)
+
+    def _check_quota_sync(self) -> None:
+        """Refuse if the upload no longer fits: the area's committed bytes now (uploads that
+        landed since this one began included, temporary files not), less the files it
+        replaces, plus its own."""
+        used = _usage_sync(self.root)
+        freed = sum(_replaced_size(s.name, self._dir_fd) for s in self.staged) if self.overwrite else 0
+        if used - freed + self.staged_bytes > self.quota_bytes:
+            raise self._quota_error()
 
     def _commit_sync(self) -> list[Entry]:
         """Rename every staged file into place; if one fails, undo the ones already placed

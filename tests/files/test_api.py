@@ -293,3 +293,24 @@ async def test_refused_mutations_are_audited(api_client, owner):
     assert response.status_code == 403
     event = await AuditEvent.objects.aget(action="files.mkdir")
     assert event.data["result"] == "path_forbidden" and event.data["path"] == "../x"
+
+
+async def test_the_quota_lock_file_is_beside_the_area_and_out_of_reach(api_client, owner, settings):
+    settings.FILES_USER_QUOTA_BYTES = 1000
+    client = api_client(owner)
+    assert (await post_upload(client, {}, [("a.txt", b"a")])).status_code == 201
+    lock = Path(settings.FILES_ROOT) / ".autobot-locks" / "owner.lock"
+    assert lock.is_file() and os.listdir(area("owner")) == ["a.txt"]
+    assert [i["name"] for i in (await client.get("/api/files/")).json()["items"]] == ["a.txt"]
+    for path in ("../.autobot-locks/owner.lock", ".autobot-locks/owner.lock"):
+        response = await client.get("/api/files/download", {"path": path})
+        assert response.status_code in (403, 404)
+        response = await client.delete("/api/files/", QUERY_STRING=f"path={path}")
+        assert response.status_code in (403, 404)
+    assert lock.is_file()
+
+
+async def test_the_lock_folder_is_never_an_area(api_client, django_user_model):
+    user = await django_user_model.objects.acreate(username=".autobot-locks")
+    response = await api_client(user).get("/api/files/")
+    assert response.status_code == 403 and response.json()["code"] == "path_forbidden"

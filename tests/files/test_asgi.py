@@ -1,5 +1,7 @@
 """Streaming uploads through files.asgi.StreamingUploadMiddleware on the real ASGI app."""
 
+import asyncio
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -8,6 +10,7 @@ import pytest
 from django.conf import settings
 
 from autobot.models import AuditEvent
+from files import storage
 from files.asgi import streaming_application
 from files.storage import TEMP_PREFIX
 
@@ -27,8 +30,11 @@ def head(filename: str) -> bytes:
 TAIL = f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-async def call(token: str, messages: list, on_receive=None):
-    """Run one POST /api/files/upload through the ASGI app; returns (status, json body)."""
+async def call(token: str, messages: list, on_receive=None, gate=None):
+    """Run one POST /api/files/upload through the ASGI app; returns (status, json body).
+
+    ``on_receive(index)`` runs, and ``await gate(index)`` waits, before message ``index`` is
+    handed to the app."""
     app = streaming_application()
     scope = {
         "type": "http",
@@ -54,6 +60,8 @@ async def call(token: str, messages: list, on_receive=None):
     async def receive():
         if on_receive:
             on_receive(len(messages) - len(pending))
+        if gate:
+            await gate(len(messages) - len(pending))
         if pending:
             return pending.pop(0)
         raise AssertionError("the app read past the end of the request")
@@ -129,3 +137,70 @@ async def test_an_oversized_file_is_refused_before_the_body_ends(owner, token_fo
 async def test_the_middleware_still_authenticates(db):
     status, body = await call("abt_not-a-real-token", [{"type": "http.request", "body": b"", "more_body": False}])
     assert status == 401
+
+
+def temps(path: Path) -> list[str]:
+    return [n for n in os.listdir(path) if n.startswith(TEMP_PREFIX)]
+
+
+async def test_parallel_uploads_cannot_together_exceed_the_quota(owner, token_for, settings):
+    settings.FILES_USER_QUOTA_BYTES = 100_000
+    root = area("owner")
+    (root / "old.bin").write_bytes(b"o" * 10_000)
+    token = token_for(owner)
+    go = asyncio.Event()
+    waiting = 0
+    all_waiting = asyncio.Event()
+
+    async def gate(index):
+        nonlocal waiting
+        if index == 2:  # each has begun (usage measured) and written its first 20 000 bytes
+            waiting += 1
+            if waiting == 3:
+                all_waiting.set()
+            await go.wait()
+
+    def upload(i: int):
+        data = bytes([ord("A") + i]) * 20_000
+        messages = [
+            {"type": "http.request", "body": head(f"f{i}.bin"), "more_body": True},
+            {"type": "http.request", "body": data, "more_body": True},
+            {"type": "http.request", "body": data + TAIL, "more_body": False},
+        ]
+        return call(token, messages, gate=gate)
+
+    # 10 000 + 40 000 each: any one or two fit in 100 000, all three do not.
+    tasks = [asyncio.create_task(upload(i)) for i in range(3)]
+    await all_waiting.wait()
+    assert len(temps(root)) == 3  # all three are staged and passed the early check
+    go.set()
+    results = await asyncio.gather(*tasks)
+
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [201, 201, 413], results
+    refused = next(body for status, body in results if status == 413)
+    assert refused["code"] == "quota_exceeded"
+    landed = sorted(n for n in os.listdir(root) if n != "old.bin")
+    assert len(landed) == 2 and temps(root) == []
+    for name in landed:
+        i = int(name[1])
+        assert (root / name).read_bytes() == bytes([ord("A") + i]) * 40_000
+    assert await storage.usage(str(root)) == 90_000 <= settings.FILES_USER_QUOTA_BYTES
+    outcomes = [e.data["result"] async for e in AuditEvent.objects.filter(action="files.upload")]
+    assert sorted(outcomes) == ["ok", "ok", "quota_exceeded"]
+
+
+async def test_an_upload_that_cannot_get_the_area_lock_is_503(owner, token_for, settings, monkeypatch):
+    settings.FILES_USER_QUOTA_BYTES = 100_000
+    monkeypatch.setattr(storage, "COMMIT_LOCK_WAIT", 0.05)
+    lock = Path(storage.area_lock_path(str(area("owner"))))
+    lock.parent.mkdir(exist_ok=True)
+    held = os.open(lock, os.O_RDWR | os.O_CREAT)  # another open of the lock file: as another process
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        messages = [{"type": "http.request", "body": head("a.bin") + b"a" + TAIL, "more_body": False}]
+        status, body = await call(token_for(owner), messages)
+    finally:
+        os.close(held)
+    assert status == 503 and body["code"] == "area_busy"
+    assert os.listdir(area("owner")) == []

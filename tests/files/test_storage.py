@@ -2,6 +2,8 @@
 
 import asyncio
 import os
+import sys
+import time
 
 import pytest
 
@@ -245,6 +247,36 @@ async def test_a_failed_upload_leaves_nothing(root):
     assert sorted(os.listdir(root / "docs")) == ["b.txt"]
 
 
+async def test_a_request_cancelled_while_its_files_are_being_placed_lands_all_or_nothing(root):
+    """The commit thread finishes before the cancellation's clean-up runs, so the clean-up never
+    races it (nor closes the folder descriptor it is using)."""
+    names = [f"f{n:04}.txt" for n in range(2000)]
+    committing = asyncio.Event()
+
+    async def run():
+        async with Upload(str(root), "docs") as up:
+            for name in names:
+                await up.file_begin(name)
+                await up.file_write(b"x")
+            commit = asyncio.ensure_future(up.commit())
+            committing.set()
+            return await commit
+
+    def first_file_placed() -> None:
+        while not (root / "docs" / names[0]).exists():
+            time.sleep(0.0002)
+
+    task = asyncio.create_task(run())
+    await committing.wait()
+    await asyncio.to_thread(first_file_placed)  # the commit's thread is at work now
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    landed = sorted(set(os.listdir(root / "docs")) - {"b.txt"})
+    assert landed in ([], names)
+    assert leftovers(root / "docs") == []
+
+
 async def test_a_cancelled_upload_leaves_nothing(root):
     started = asyncio.Event()
     never = asyncio.Event()
@@ -316,3 +348,122 @@ async def test_in_flight_uploads_are_hidden_from_listings(root):
 async def test_usage_counts_regular_files_only(root, tmp_path):
     os.symlink(tmp_path / "outside" / "secret.txt", root / "s")
     assert await storage.usage(str(root)) == 8
+
+
+async def test_usage_does_not_count_uploads_in_flight(root):
+    async with Upload(str(root), "docs") as up:
+        await up.file_begin("c.txt")
+        await up.file_write(b"c" * 2_000_000)  # flushed to the temporary file
+        assert await storage.usage(str(root)) == 8
+        await up.commit()
+    assert await storage.usage(str(root)) == 2_000_008
+
+
+# --- the quota holds for uploads running side by side -----------------------------------------
+
+
+async def test_a_commit_measures_again_and_refuses_what_no_longer_fits(root):
+    # 8 bytes used; each upload fits alone (8 + 10 <= 25), both together do not.
+    async with Upload(str(root), "docs", quota_bytes=25) as first:
+        await first.file_begin("one.bin")
+        await first.file_write(b"1" * 10)
+        with pytest.raises(QuotaExceeded, match="25 bytes"):
+            async with Upload(str(root), "docs", quota_bytes=25) as second:
+                await second.file_begin("two.bin")
+                await second.file_write(b"2" * 10)  # passes the early check: 8 + 10 <= 25
+                await first.commit()
+                await second.commit()
+    assert sorted(os.listdir(root / "docs")) == ["b.txt", "one.bin"]  # nothing of two.bin, no temp file
+    assert await storage.usage(str(root)) == 18
+
+
+async def test_an_overwrite_needs_room_only_for_the_difference(root):
+    (root / "docs" / "big.bin").write_bytes(b"o" * 15)  # 23 of 25 bytes used
+    await upload(root, [("big.bin", [b"n" * 17])], overwrite=True, quota_bytes=25)
+    assert (root / "docs" / "big.bin").read_bytes() == b"n" * 17 and await storage.usage(str(root)) == 25
+    with pytest.raises(QuotaExceeded):
+        await upload(root, [("big.bin", [b"m" * 18])], overwrite=True, quota_bytes=25)
+    assert (root / "docs" / "big.bin").read_bytes() == b"n" * 17 and leftovers(root / "docs") == []
+
+
+async def test_the_lock_file_lives_beside_the_area_not_in_it(root, tmp_path):
+    await upload(root, [("c.txt", [b"c"])], quota_bytes=100)
+    lock = tmp_path / storage.LOCKS_DIR / "alice.lock"
+    assert storage.area_lock_path(str(root)) == str(lock) and lock.is_file()
+    assert sorted(os.listdir(root)) == ["A.txt", "docs", "zeta"]
+    assert await storage.usage(str(root)) == 9
+
+
+HOLD_LOCK = """
+import fcntl, os, sys
+os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()  # hold it until the test closes our stdin
+"""
+
+
+async def test_a_lock_held_by_another_process_holds_commits_back(root, monkeypatch):
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        HOLD_LOCK,
+        storage.area_lock_path(str(root)),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert await holder.stdout.readline() == b"locked\n"
+        monkeypatch.setattr(storage, "COMMIT_LOCK_WAIT", 0.05)
+        with pytest.raises(storage.AreaBusy):
+            await upload(root, [("c.txt", [b"c"])], quota_bytes=100)
+        assert sorted(os.listdir(root / "docs")) == ["b.txt"]
+        await upload(root, [("c.txt", [b"c"])])  # no quota, no lock
+    finally:
+        holder.stdin.close()
+        await holder.wait()
+    await upload(root, [("d.txt", [b"d"])], quota_bytes=100)
+    assert sorted(os.listdir(root / "docs")) == ["b.txt", "c.txt", "d.txt"]
+
+
+# --- move never replaces without overwrite ------------------------------------------------------
+
+
+def test_rename_noreplace_is_one_call_that_refuses_an_existing_target(tmp_path):
+    assert storage._renameat2 is not None  # glibc has renameat2: moves use it, not the fallback
+    (tmp_path / "a").write_text("mine")
+    (tmp_path / "b").write_text("theirs")
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(FileExistsError):
+            storage.rename_noreplace(fd, "a", fd, "b")
+        assert (tmp_path / "a").read_text() == "mine" and (tmp_path / "b").read_text() == "theirs"
+        assert storage.rename_noreplace(fd, "a", fd, "c") is True
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(tmp_path)) == ["b", "c"] and (tmp_path / "c").read_text() == "mine"
+
+
+async def test_move_without_overwrite_leaves_both_files(root):
+    with pytest.raises(EntryExists, match="pass overwrite"):
+        await storage.entry_move(str(root), "A.txt", "docs/b.txt")
+    assert (root / "A.txt").read_text() == "hello" and (root / "docs" / "b.txt").read_text() == "bee"
+
+
+async def test_moving_a_folder_into_itself_through_a_link_is_refused(root):
+    # Not caught by the path check: renameat2 says EINVAL, the fallback's rename says why.
+    os.symlink("docs", root / "alias")
+    with pytest.raises(InvalidOperation, match="into itself"):
+        await storage.entry_move(str(root), "docs", "alias/inner")
+    assert (root / "docs" / "b.txt").read_text() == "bee"
+
+
+async def test_without_renameat2_move_falls_back_to_check_then_rename(root, monkeypatch):
+    # Simulates a C library without renameat2; on this machine the real call is used.
+    monkeypatch.setattr(storage, "_renameat2", None)
+    with pytest.raises(EntryExists):
+        await storage.entry_move(str(root), "A.txt", "docs/b.txt")
+    assert (root / "A.txt").read_text() == "hello" and (root / "docs" / "b.txt").read_text() == "bee"
+    await storage.entry_move(str(root), "A.txt", "docs/a.txt")
+    assert (root / "docs" / "a.txt").read_text() == "hello" and not (root / "A.txt").exists()
