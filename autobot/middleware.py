@@ -116,10 +116,10 @@ def _inline(path: str):
     return type(cls.__name__, (cls,), body)
 
 
-class SessionMiddleware(_DjangoSessionMiddleware):
-    """Django's, made async. Its request side only makes a lazy session object, and its response
-    side touches the database only to save a modified session, so only that goes to a thread.
-    The sync original held a thread for the whole of every request, view included."""
+class _ThreadWhenNeeded:
+    """Async `__call__` for a Django middleware whose request side only touches memory and whose
+    response side touches the database only sometimes (`needs_thread`): only then does it go to
+    a thread. The sync originals held a thread for the whole of every request, view included."""
 
     async_capable = True
     sync_capable = False
@@ -127,26 +127,27 @@ class SessionMiddleware(_DjangoSessionMiddleware):
     async def __call__(self, request):
         self.process_request(request)
         response = await self.get_response(request)
+        if self.needs_thread(request):
+            return await sync_to_async(self.process_response)(request, response)
+        return self.process_response(request, response)
+
+
+class SessionMiddleware(_ThreadWhenNeeded, _DjangoSessionMiddleware):
+    """Saving a modified session is the only database work; otherwise the response side sets a
+    cookie deletion or a Vary header at most."""
+
+    def needs_thread(self, request) -> bool:
         session = getattr(request, "session", None)
-        if session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST):
-            return await sync_to_async(self.process_response)(request, response)
-        return self.process_response(request, response)  # a cookie deletion or a Vary header at most
+        return session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST)
 
 
-class MessageMiddleware(_DjangoMessageMiddleware):
-    """Django's, made async: storing messages can touch the session (the database), so it goes
-    to a thread, but only when messages were added or read."""
+class MessageMiddleware(_ThreadWhenNeeded, _DjangoMessageMiddleware):
+    """Storing messages can touch the session (the database), but only if messages were added
+    or read."""
 
-    async_capable = True
-    sync_capable = False
-
-    async def __call__(self, request):
-        self.process_request(request)
-        response = await self.get_response(request)
+    def needs_thread(self, request) -> bool:
         storage = getattr(request, "_messages", None)
-        if storage is not None and (storage.used or storage.added_new):
-            return await sync_to_async(self.process_response)(request, response)
-        return response
+        return storage is not None and (storage.used or storage.added_new)
 
 
 SecurityMiddleware = _inline("django.middleware.security.SecurityMiddleware")
