@@ -119,6 +119,7 @@ class ChainReport:
     checked: int
     first_bad_id: int | None = None
     problem: str = ""
+    head: str = ""  # "<id>:<hash>" of the last row verified: keep it elsewhere to detect truncation
 
 
 def verify() -> ChainReport:
@@ -136,4 +137,14 @@ def verify() -> ChainReport:
             return ChainReport(False, checked, event.id, f"row {event.id} was edited: its hash does not match")
         prev_hash, prev_id = event.hash, event.id
         checked += 1
-    return ChainReport(True, checked)
+    return ChainReport(True, checked, head=f"{prev_id}:{prev_hash}" if prev_id else "")
+
+
+def head_present(head: str) -> bool:
+    """Whether the row named by a head from an earlier `verify` ("<id>:<hash>") is still in the
+    chain unchanged. A chain cut back past that row verifies as intact on its own; this catches it."""
+    row_id, _, row_hash = head.partition(":")
+    if not row_id.isdigit() or not row_hash:
+        raise ValueError(f"{head!r} is not a head printed by verify_audit (<id>:<hash>)")
+    stored = AuditEvent.objects.filter(pk=int(row_id)).values_list("hash", flat=True).first()
+    return stored is not None and hmac.compare_digest(stored, row_hash)

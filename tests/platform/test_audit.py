@@ -80,6 +80,23 @@ def test_verify_audit_catches_an_inserted_row(owner):
         call_command("verify_audit")
 
 
+def test_a_kept_head_catches_rows_cut_from_the_end(owner, capsys):
+    for n in range(5):
+        audit.record_sync(actor=owner, action="test.truncate", data={"n": n})
+    call_command("verify_audit")
+    head = capsys.readouterr().out.split("head: ")[1].strip()
+    audit.record_sync(actor=owner, action="test.truncate", data={"n": 5})
+    call_command("verify_audit", expect_head=[head])  # later rows are fine
+
+    rows = list(AuditEvent.objects.order_by("id"))
+    AuditEvent.objects.filter(pk__gte=rows[3].pk).delete()  # the chain left is valid on its own
+    call_command("verify_audit")
+    with pytest.raises(CommandError, match=f"row {rows[4].pk} with the expected hash is gone"):
+        call_command("verify_audit", expect_head=[head])
+    with pytest.raises(CommandError, match="not a head"):
+        call_command("verify_audit", expect_head=["nonsense"])
+
+
 def test_login_logout_and_failed_login_are_audited(client, owner):
     from tests.conftest import PASSWORD
 
