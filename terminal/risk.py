@@ -719,18 +719,42 @@ def _package_manager(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
 
 
 # apt configuration keys whose values apt or dpkg run as shell commands.
-_APT_COMMAND_KEY = re.compile(r"(?i)(pre|post)-invoke(-success)?(::|$)|pre-install-pkgs(::|$)|::proxyautodetect$"
-                              r"|^dpkg::tools::|^apt::update::.*invoke")
+_APT_COMMAND_KEY = re.compile(r"(?i)(pre|post)-invoke(-success)?(::|$)|pre-install-pkgs(::|$)"
+                              r"|::proxy-?auto-?detect$|^dpkg::tools::|^apt::update::.*invoke")
+# Keys that name programs apt runs, or where its configuration and helpers come from.
+_APT_CODE_KEY = re.compile(r"(?i)^(dir(::(etc|bin)(::.*)?)?|dpkg::path|apt::key::gpgvcommand|apt::(solver|planner)"
+                           r"|dir::(bin|etc|lib|libexec)::.*)$")
 
 
 def _apt_options(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     """`apt-get -o APT::Update::Pre-Invoke::=CMD` runs CMD; `-c FILE` reads a configuration that can."""
-    for value in option_values(cmd.args, "o", ("option",), takes="tcqd"):
+    for value in option_values(cmd.args, "o", ("option",), takes="tcaP"):
         key, _, command = value.partition("=")
-        if _APT_COMMAND_KEY.search(key.strip()) and command.strip():
+        key = re.sub(r"(?i)^binary::[^:]+::", "", key.strip())
+        if _APT_COMMAND_KEY.search(key) and command.strip():
             yield from w.run_string(command, None, cmd)
-    if option_values(cmd.args, "c", ("config-file",), takes="otqd"):
+        elif _APT_CODE_KEY.match(key):
+            yield Hit(Risk.HIGH, f"apt option {key} points apt at programs or configuration that cannot be assessed",
+                      Trait.SCRIPT_FILE)
+    if option_values(cmd.args, "c", ("config-file",), takes="otaP"):
         yield Hit(Risk.HIGH, "reads apt configuration from a file, which can name commands apt runs", Trait.SCRIPT_FILE)
+
+
+def _less(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """less runs `+CMD` (and `++CMD`) at start; `+!CMD` and `+|mCMD` run shell commands."""
+    yield from _less_command_options([a for a in cmd.args if a.startswith("+")], cmd, w)
+
+
+def _less_command_options(values: Iterable[str], cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    for value in values:
+        command = value.lstrip("+").strip()
+        shell = re.match(r"^(?:!|\|.)(.*)$", command, re.S) if command[:1] in {"!", "|"} else None
+        if command.startswith("|"):
+            shell = re.match(r"^\|.(.*)$", command, re.S)
+        if shell and shell.group(1).strip():
+            yield from w.run_string(shell.group(1).lstrip("!"), None, cmd)
+        elif shell or command[:1] in {"!", "|", "v", "s", "o", "O"}:
+            yield Hit(Risk.HIGH, f"less runs the command {command!r} at start, which can start programs or write files")
 
 
 def _package_by_option(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
@@ -805,6 +829,8 @@ _COMMAND_OPTIONS: dict[str, CommandOption] = {
     "parallel": CommandOption("", ("ssh", "compress-program", "decompress-program")),
     "dpkg": CommandOption("", ("pre-invoke", "post-invoke", "status-logger"), takes="ORD"),
     "zip": CommandOption("", ("unzip-command",), takes="bnPtxi"),
+    "mysql": CommandOption("", ("pager",), attached_only=True),
+    "mariadb": CommandOption("", ("pager",), attached_only=True),
 }
 
 
@@ -1179,30 +1205,65 @@ def _declare(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     opts, _, i = split_options(cmd.args)
     operands = cmd.args[i:]
     printing = bool(opts) and opts <= {"p", "f", "F"} and not any("=" in a for a in operands)
-    if not printing and any(_HOOK_NAME.match(a.split("=")[0].rstrip("+")) for a in operands):
+    if not printing and any(_HOOK_NAME.match(_base_name(a.split("=")[0])) for a in operands):
         yield Hit(Risk.DANGEROUS, f"{cmd.name} changes the terminal's command hook variables or functions")
+    elif "n" in opts and cmd.name in {"declare", "typeset", "local"}:
+        yield from _namerefs(cmd.name, operands)
     elif not printing:
         yield from _assignments(cmd, w, operands, 1 + i)
+
+
+def _namerefs(builtin: str, operands: list[str]) -> Iterator[Hit]:
+    """`declare -n ref=GIT_PAGER`: later assignments to ref set GIT_PAGER, out of the rules' sight."""
+    for operand in operands:
+        name, eq, target = operand.partition("=")
+        target = _base_name(target)
+        if _HOOK_NAME.match(target):
+            yield Hit(Risk.DANGEROUS, f"{builtin} -n makes {name} another name for {target}, a variable of the "
+                      "terminal's command hook")
+        elif not eq:
+            yield Hit(Risk.HIGH, f"{builtin} -n {name} without a target takes its target from the next assignment, "
+                      "which cannot be assessed")
+        elif _dynamic(target) or _names_code(target):
+            yield Hit(Risk.HIGH, f"{builtin} -n makes {name} another name for {target}, so what is later assigned "
+                      "to it cannot be assessed")
 
 
 # ---- variables that name commands or code: programs act on them later, out of the line's sight
 
 # Programs run these values through a shell (git runs `$GIT_PAGER` with `sh -c`).
 _COMMAND_VARS = {
-    "PAGER", "MANPAGER", "GIT_PAGER", "SYSTEMD_PAGER", "PSQL_PAGER", "BAT_PAGER", "DELTA_PAGER",
-    "EDITOR", "VISUAL", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR", "SUDO_EDITOR", "SYSTEMD_EDITOR", "FCEDIT",
-    "GIT_SSH_COMMAND", "RSYNC_RSH", "RSYNC_CONNECT_PROG", "CVS_RSH", "SVN_SSH", "BROWSER",
-    "LESSOPEN", "LESSCLOSE",
+    "PAGER", "MANPAGER", "GIT_PAGER", "SYSTEMD_PAGER", "PSQL_PAGER", "BAT_PAGER", "DELTA_PAGER", "GH_PAGER",
+    "AWS_PAGER", "EDITOR", "VISUAL", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR", "SUDO_EDITOR", "SYSTEMD_EDITOR", "FCEDIT",
+    "GH_EDITOR", "KUBE_EDITOR", "SVN_EDITOR", "HGEDITOR", "PSQL_EDITOR", "LESSEDIT", "GIT_SSH_COMMAND", "RSYNC_RSH",
+    "RSYNC_CONNECT_PROG", "CVS_RSH", "SVN_SSH", "BROWSER", "GH_BROWSER", "GIT_EXTERNAL_DIFF", "LESSOPEN", "LESSCLOSE",
 }
-# Programs run the program these values name.
-_PROGRAM_VARS = {"GIT_SSH", "GIT_ASKPASS", "SSH_ASKPASS", "SUDO_ASKPASS", "GIT_EXTERNAL_DIFF", "GIT_PROXY_COMMAND"}
-# Every program started (or every shell, or git) loads code from what these name.
+# Programs run the program these values name (as one word, without a shell).
+_PROGRAM_VARS = {"GIT_SSH", "GIT_ASKPASS", "SSH_ASKPASS", "SUDO_ASKPASS", "GIT_PROXY_COMMAND"}
+# Every program started (or every shell, git or apt) loads code from what these name.
 _LOADER_VARS = {"LD_PRELOAD", "LD_AUDIT", "LD_LIBRARY_PATH", "BASH_ENV", "ENV", "GCONV_PATH", "GIT_EXEC_PATH",
-                "GIT_TEMPLATE_DIR", "GIT_CONFIG", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"}
-# Interpreters load code from what these name (running interpreters on files is already a trait).
+                "GIT_TEMPLATE_DIR", "GIT_CONFIG", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "APT_CONFIG"}
+# Interpreters (and make) load code from what these name (running them on files is already a trait).
 _INTERPRETER_VARS = {"PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "PERL5OPT", "PERL5LIB", "PERLLIB", "RUBYOPT",
-                     "RUBYLIB", "NODE_OPTIONS", "NODE_PATH"}
+                     "RUBYLIB", "NODE_OPTIONS", "NODE_PATH", "LUA_INIT", "LUA_INIT_5_1", "LUA_INIT_5_2", "LUA_INIT_5_3",
+                     "LUA_INIT_5_4", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "MAKEFLAGS", "MAKEFILES"}
+# Options a program reads from the environment as if they were on its command line.
+_OPTION_VARS = {"MANOPT": "man", "TAR_OPTIONS": "tar", "LESS": "less", "SYSTEMD_LESS": "less"}
+# bash itself expands these (prompts, the mail message) each time, running any $(...) in them.
+_PROMPT_VARS = {"PS0", "PS1", "PS2", "PS3", "PS4", "MAILPATH"}
 _GIT_CONFIG_ENV = re.compile(r"^GIT_CONFIG_(KEY|VALUE)_\d+$")
+
+
+def _base_name(name: str) -> str:
+    """`PAGER[0]` -> `PAGER`, `GIT_PAGER+` -> `GIT_PAGER`."""
+    return name.split("[", 1)[0].rstrip("+")
+
+
+def _names_code(name: str) -> bool:
+    """A variable whose value names a command or code that programs (or bash) run."""
+    return (name in _COMMAND_VARS | _PROGRAM_VARS | _LOADER_VARS | _INTERPRETER_VARS | _OPTION_VARS.keys()
+            | _PROMPT_VARS | {"PATH", "GIT_CONFIG_PARAMETERS", "BASH_CMDS", "BASH_ALIASES"}
+            or bool(_GIT_CONFIG_ENV.match(name)))
 
 
 def _assignment_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Iterator[Hit]:
@@ -1213,7 +1274,7 @@ def _assignment_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Itera
         yield from _git_config_parameters(value, cmd, w)
     elif name in _COMMAND_VARS:
         if value.strip():
-            text = value.lstrip("|").replace("%s", "FILE") if name.startswith("LESS") else value
+            text = value.lstrip("-|").replace("%s", "FILE") if name.startswith("LESS") else value
             yield from w.run_string(text, word, cmd)
     elif name in _PROGRAM_VARS and value.strip():
         yield from w.run_argv([value], cmd)
@@ -1222,7 +1283,18 @@ def _assignment_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Itera
                   Trait.SCRIPT_FILE)
     elif name in _INTERPRETER_VARS and value:
         yield Hit(Risk.MODERATE, f"{name} makes interpreters load code from elsewhere", Trait.SCRIPT_FILE)
-    elif name == "PATH" and not all(_system_path_entry(entry) for entry in value.split(":")):
+    elif name in _OPTION_VARS and value.strip():
+        yield from _option_variable(_OPTION_VARS[name], value, cmd, w)
+    elif name in _PROMPT_VARS and re.search(r"\$\(|`|\$\{", value):
+        yield from w.run_string('echo "' + value.replace("\\", "\\\\").replace('"', '\\"') + '"', None, cmd)
+    elif name in {"BASH_CMDS", "BASH_ALIASES"}:
+        yield Hit(Risk.HIGH, f"{name} changes which program or alias a command name runs")
+        compound = re.fullmatch(r"\$\(: (.*)\)", value, re.S)  # NAME=(...), as _rewrite leaves it
+        for element in _split_words(compound.group(1)) if compound else []:
+            key, eq, element_value = element.partition("=")
+            if eq and key.startswith("["):
+                yield from _element_hits(name, element_value, None, cmd, w)
+    elif name == "PATH" and not all(_system_path_entry(entry) for entry in _path_entries(value)):
         yield Hit(Risk.MODERATE, "makes commands be found in a folder of ordinary files, so a plain name can run "
                   "a program or script from it", Trait.SCRIPT_FILE)
     elif _GIT_CONFIG_ENV.match(name):
@@ -1231,9 +1303,36 @@ def _assignment_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Itera
             yield from w.run_string(value.lstrip("!"), word, cmd)
 
 
+def _split_words(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return text.split()
+
+
+def _option_variable(program: str, value: str, cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """MANOPT, TAR_OPTIONS, LESS: options the program takes from the environment."""
+    if program == "less":
+        yield from _less_command_options([value.strip()] if value.lstrip().startswith("+") else
+                                         re.findall(r"(?:^|\s)(\+.*?)(?=\$|$)", value), cmd, w)
+        return
+    yield from w.run_argv([program, *_split_words(value)], cmd)
+
+
+def _path_entries(value: str) -> list[str]:
+    """PATH's folders, with `${PATH:+$PATH:}`-style idioms read as `$PATH`."""
+    value = re.sub(r"\$\{PATH:\+(:?)\$\{?PATH\}?(:?)\}", r"\1$PATH\2", value)
+    return value.split(":")
+
+
 def _system_path_entry(entry: str) -> bool:
     """A PATH entry that adds no folder of ordinary files (an empty entry means the current one)."""
-    return entry in {"$PATH", "${PATH}"} or entry.rstrip("/") in {"/bin", "/sbin", "/usr", "/opt"} or entry.startswith(
+    if entry in {"$PATH", "${PATH}"}:
+        return True
+    if not entry.startswith("/"):
+        return False
+    entry = posixpath.normpath(entry)
+    return entry in {"/bin", "/sbin", "/usr", "/opt", "/snap/bin"} or entry.startswith(
         ("/bin/", "/usr/", "/sbin/", "/opt/"))
 
 
@@ -1247,14 +1346,17 @@ def _git_config_parameters(value: str, cmd: Cmd, w: _Walker) -> Iterator[Hit]:
 
 
 def _variables_from_input(names: Iterable[str]) -> Iterator[Hit]:
-    """`read NAME`, `printf -v NAME`, `mapfile NAME`: the value is unknown when the line is judged."""
+    """`read NAME`, `printf -v NAME`, `mapfile NAME`, `for NAME; do`: the value is unknown when the
+    line is judged."""
     for name in names:
-        if _HOOK_NAME.match(name):
+        base = _base_name(name)
+        if _HOOK_NAME.match(base):
             yield Hit(Risk.DANGEROUS, f"sets {name}, a variable of the terminal's command hook")
-        elif name in _COMMAND_VARS | _PROGRAM_VARS | _LOADER_VARS or name == "PATH" or _GIT_CONFIG_ENV.match(name) \
-                or name == "GIT_CONFIG_PARAMETERS":
+        elif _names_code(base):
             yield Hit(Risk.HIGH, f"sets {name}, which names a command or code that programs run, to a value "
                       "that cannot be assessed")
+        elif _dynamic(name):
+            yield Hit(Risk.HIGH, f"sets the variable {name}, whose name is computed at run time")
 
 
 def _read(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
@@ -1264,24 +1366,77 @@ def _read(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
 
 
 def _printf(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
-    yield from _variables_from_input(option_values(cmd.args[:2] if cmd.args[:1] == ["-v"] else [], "v"))
+    first = cmd.args[:1]
+    if first == ["-v"]:
+        yield from _variables_from_input(cmd.args[1:2])
+    elif first and first[0].startswith("-v") and len(first[0]) > 2:
+        yield from _variables_from_input([first[0][2:]])
+
+
+def _mapfile_variable(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    """mapfile/readarray fill the array named by their first operand (MAPFILE without one)."""
+    _, _, i = split_options(cmd.args, "dnOsucC")
+    yield from _variables_from_input(cmd.args[i : i + 1])
+
+
+def _getopts(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    yield from _variables_from_input(cmd.args[1:2])
 
 
 def _assignments(cmd: Cmd, w: _Walker, operands: list[str], first: int) -> Iterator[Hit]:
     """`_assignment_hits` for the NAME=value operands of export/declare/env (argv from `first`)."""
     for n, operand in enumerate(operands):
         name, eq, value = operand.partition("=")
-        if eq:
-            word = cmd.words[first + n] if len(cmd.words) > first + n else None
+        if not eq:
+            continue
+        word = cmd.words[first + n] if len(cmd.words) > first + n else None
+        if _dynamic(name) or (word is not None and _has_expansion(word) and _dynamic(
+                w.text_of(word).partition("=")[0])):
+            yield Hit(Risk.HIGH, f"sets a variable whose name is computed at run time ({name}), so what it "
+                      "sets cannot be assessed")
+        elif "[" in name:
+            yield from _element_hits(_base_name(name), value, word, cmd, w)
+        else:
             yield from _assignment_hits(name.rstrip("+"), value, word, cmd, w)
 
 
-def _alias(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+def _element_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """`NAME[KEY]=value`: arrays are never exported, but bash's own tables are arrays."""
+    if _HOOK_NAME.match(name):
+        yield Hit(Risk.DANGEROUS, f"assigns {name}, a variable of the terminal's command hook")
+    elif name == "BASH_ALIASES" and value.strip():
+        yield from w.run_string(value, None, cmd)
+    elif name == "BASH_CMDS":
+        yield from _hashed_program(value, cmd, w)
+
+
+def _hashed_program(path: str, cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """`hash -p PATH NAME` / `BASH_CMDS[NAME]=PATH`: NAME now runs PATH with whatever arguments
+    later lines give it, so PATH is judged like a command given arguments from input."""
+    yield Hit(Risk.HIGH, f"makes a command name run {path or 'another program'}, so later commands with that "
+              "name are not what they seem")
+    if path.strip():
+        yield from w.run_cmd(Cmd(argv=[path], text=path, top=False, input_args=True))
+
+
+def _hash(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    for path in option_values(cmd.args, "p", takes="t"):
+        yield from _hashed_program(path, cmd, w)
+
+
+def _let(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    if any(re.search(r"\b(__autobot_|__AUTOBOT_|AUTOBOT_)", a) for a in cmd.args):
+        yield Hit(Risk.DANGEROUS, "arithmetic on the terminal's command hook variables")
+
+
+def _alias(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     for a in cmd.args:
-        name, eq, _ = a.partition("=")
+        name, eq, value = a.partition("=")
         if eq and (_HOOK_NAME.match(name) or name in _HOOK_BUILTINS):
             yield Hit(Risk.DANGEROUS, f"aliases {name}, which the terminal's command hook relies on")
             return
+        if eq and value.strip():  # the alias runs later as this text: judge it now
+            yield from w.run_string(value, None, cmd)
 
 
 def _enable(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
@@ -1297,51 +1452,288 @@ def _enable(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
 # ---- editors and debuggers told what to do on the command line
 
 _VIMS = {"vim", "vi", "nvim", "ex", "view", "vimdiff", "gvim", "rvim", "evim", "gview", "vimx"}
-# Ex commands that run programs or code: `!cmd`, `:r !cmd`, `:w !cmd`, `:sh`, `:terminal`, the
-# language bindings, `system()` and sourcing files.
+# Ex commands that run programs or code: `:sh`, `:terminal`, the language bindings, `system()`,
+# sourcing files, `:make`/`:grep` (which run 'makeprg'/'grepprg').
 _VIM_RUNS = re.compile(
-    r"^(sh(ell)?|ter(minal)?|py(thon)?3?|pyx|pythonx|lua|luado|luafile|perl|perldo|rub(y)?|rubydo|mz(scheme)?|tcl"
-    r"|tcldo|so(urce)?|runtime|exe(cute)?|norm(al)?|make|grep|lgrep|call)\b|system\s*\(|\bsystemlist\s*\("
+    r"^(sh(ell)?|py(thon)?3?|pyx|pythonx|lua|luado|luafile|perl|perldo|rub(y)?|rubydo|mz(scheme)?|tcl"
+    r"|tcldo|so(urce)?|runtime|make|lmake|grep|lgrep|call|cex(pr)?|lex(pr)?|cgetexpr|lgetexpr|redir|wviminfo|wshada"
+    r"|mksession|mkvimrc|mkview|mkexrc)\b|\b(system|systemlist|jobstart|job_start|term_start|termopen|libcall"
+    r"|libcallnr|feedkeys|execute|win_execute|luaeval|py3eval|pyeval|pyxeval|perleval|rubyeval)\s*\("
 )
+# Ex command prefixes: (full name, shortest abbreviation). Each is followed by another Ex command.
+_EX_MODIFIERS = {
+    "silent": 3, "unsilent": 3, "keepalt": 5, "keepjumps": 5, "keepmarks": 3, "keeppatterns": 5, "lockmarks": 3,
+    "noautocmd": 3, "noswapfile": 3, "verbose": 4, "sandbox": 3, "vertical": 4, "horizontal": 3, "leftabove": 5,
+    "aboveleft": 3, "rightbelow": 6, "belowright": 3, "topleft": 2, "botright": 2, "tab": 3, "hide": 3,
+    "confirm": 4, "browse": 3, "legacy": 3, "vim9cmd": 4, "windo": 5, "bufdo": 5, "argdo": 5, "tabdo": 5,
+    "cdo": 3, "ldo": 3, "cfdo": 4, "lfdo": 4, "filter": 4,
+}
+# Commands that define what runs later (autocommands, user commands, mappings): the rest is code.
+_EX_DEFINES = re.compile(r"^(au(tocmd)?|com(mand)?|[nvxsoilct]?(nore)?m(ap)?|[nvxsoilct]?no(remap)?|"
+                         r"[nvxsoilct]?map|map|noremap|ab(breviate)?|[ic]?(nore)?ab(brev)?|fu(nction)?|def)!?$")
+# Options whose value is a program Vim runs.
+_VIM_PROGRAM_OPTIONS = {"shell", "sh", "makeprg", "mp", "grepprg", "gp", "keywordprg", "kp", "equalprg", "ep",
+                        "formatprg", "fp", "shellpipe", "sp", "shellredir", "srr"}
+_EX_RANGE = re.compile(r"^(?:[%.$]|\d+|'.|/(?:[^/\\\n]|\\.)*/?|\?(?:[^?\\\n]|\\.)*\??|[-+]\d*|[,;]|\s)*")
+_STRING_LITERAL = re.compile(r"'((?:[^']|'')*)'|\"((?:[^\"\\]|\\.)*)\"")
+
+
+def _ex_abbrev(word: str, table: dict[str, int]) -> str | None:
+    return next((full for full, least in table.items() if len(word) >= least and full.startswith(word)), None)
+
+
+def _vim_operands(args: list[str]) -> list[str]:
+    """The files Vim is given (what `%` names in a shell command)."""
+    _, _, i = split_options([a for a in args if not a.startswith("+")], "cSsTuUwWiqtr", ("cmd",))
+    return [a for a in args if not a.startswith("+")][i:]
 
 
 def _vim(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
-    """vim -c CMD / --cmd CMD / +CMD run Ex commands at start-up; -S FILE sources a script."""
-    commands = option_values(cmd.args, "c", ("cmd",), takes="iTuUwWrst")
+    """vim -c CMD / --cmd CMD / +CMD run Ex commands at start-up; -S FILE sources a script; in Ex
+    mode (`-e`, `-es`, `ex`) -s is silent, elsewhere `-s FILE` types the file's keys."""
+    ex_mode = cmd.name == "ex" or any(re.fullmatch(r"-[A-Za-z]*[eE][A-Za-z]*", a) for a in cmd.args)
+    takes = "iTuUwWrt" + ("" if ex_mode else "s")
+    commands = option_values(cmd.args, "c", ("cmd",), takes=takes)
     commands += [a[1:] for a in cmd.args if a.startswith("+") and len(a) > 1 and not a[1:].isdigit()
                  and not a.startswith("+/")]
+    files = _vim_operands(cmd.args)
     for text in commands:
-        for part in re.split(r"(?<!\\)\|", text):
-            yield from _ex_command(part.strip().lstrip(":").strip(), cmd, w)
-    if option_values(cmd.args, "S", takes="ciTuUwWrst") or "-S" in cmd.args:
+        yield from _ex_commands(text, cmd, w, files)
+    remote = [a for a in cmd.args if a.startswith("--remote")]
+    for value in option_values(cmd.args, "", ("remote-send", "remote-expr"), takes=takes):
+        yield from _vim_code(value, cmd, w, files)
+    if remote:
+        yield Hit(Risk.HIGH, "sends keys or commands to another running Vim, which can run anything", Trait.INLINE_CODE)
+    if option_values(cmd.args, "S", takes="ciTuUwWrt") or "-S" in cmd.args or (
+            not ex_mode and option_values(cmd.args, "s", takes="ciTuUwWrt")):
         yield Hit(Risk.MODERATE, "runs Vim commands from a script file", Trait.SCRIPT_FILE)
+    if cmd.name == "nvim" and option_values(cmd.args, "l", takes="ciTuUwWrs"):
+        yield Hit(Risk.MODERATE, "runs a Lua script file", Trait.SCRIPT_FILE)
 
 
-def _ex_command(text: str, cmd: Cmd, w: _Walker) -> Iterator[Hit]:
-    shell = re.match(r"^(?:[.$%,\d'<>]*\s*)(?:r(?:ead)?|w(?:rite)?|\d*)?\s*!(.*)$", text, re.S)
-    if shell and shell.group(1).strip():
-        yield from w.run_string(shell.group(1), None, cmd)
-    elif shell or _VIM_RUNS.search(text):
-        yield Hit(Risk.HIGH, f"runs the Vim command {text!r}, which can start programs or run code",
+def _ex_commands(text: str, cmd: Cmd, w: _Walker, files: list[str]) -> Iterator[Hit]:
+    """Each Ex command in a -c string, one after another (`|` separates them, except after `!`,
+    `:normal`, `:global` and definitions, which take the rest of the line)."""
+    for _ in range(64):
+        text = _EX_RANGE.sub("", text.lstrip(" \t:"), count=1).lstrip(" \t:")
+        if not text:
+            return
+        if text.startswith("!"):  # `:!cmd`, `:{range}!filter`
+            yield from _vim_shell(text[1:], cmd, w, files)
+            return
+        m = re.match(r"([A-Za-z]+\d*)(!?)\s*", text)
+        word, rest = (m.group(1), text[m.end():]) if m else ("", text)
+        modifier = _ex_abbrev(word, _EX_MODIFIERS) if word else None
+        global_ = re.match(r"^(g(?:l(?:o(?:b(?:al?)?)?)?)?|v(?:g(?:l(?:o(?:b(?:al?)?)?)?)?)?)!?\s*([^\w\s\\\"|])", text)
+        if global_:  # `:g/pattern/cmd`: skip the pattern, the rest is the command
+            delim, i = global_.group(2), global_.end()
+            while i < len(text) and text[i] != delim:
+                i += 2 if text[i] == "\\" else 1
+            text = text[i + 1 :] or "p"
+        elif modifier == "filter":
+            text = re.sub(r"^(/(?:[^/\\]|\\.)*/|\S+)\s*", "", rest, count=1)
+        elif modifier:
+            text = rest
+        elif re.fullmatch(r"r(e(ad?)?)?", word) and (m.group(2) or rest.startswith("!")):  # `:r !cmd`, `:r!cmd`
+            yield from _vim_shell(rest if m.group(2) else rest[1:], cmd, w, files)
+            return
+        elif re.fullmatch(r"w(r(i(te?)?)?)?", word) and not m.group(2) and rest.startswith("!"):  # `:w !cmd`
+            yield from _vim_shell(rest[1:], cmd, w, files)
+            return
+        elif re.fullmatch(r"ter(m(i(n(al?)?)?)?)?", word):
+            command = re.sub(r"^(\+\+\w+(=\S*)?\s*)*", "", rest)
+            yield Hit(Risk.HIGH, "runs :terminal, which starts a program the command hook cannot see into",
+                      Trait.NESTED_SHELL)
+            if command.strip():
+                yield from _vim_shell(command, cmd, w, files)
+            return
+        elif re.fullmatch(r"norm(al?)?", word):
+            yield from _vim_keys(rest, cmd, w, files)
+            return
+        elif _EX_DEFINES.match(word + m.group(2) if m else ""):
+            if rest.strip():
+                yield Hit(Risk.HIGH, f"defines Vim commands to run later ({word}), which can start programs",
+                          Trait.INLINE_CODE)
+                yield from _bang_commands(rest, cmd, w, files)
+                yield from _vim_code(rest, cmd, w, files)
+            return
+        else:
+            head, bar, text = _ex_split(text)
+            yield from _ex_single(word, head, cmd, w, files)
+            if not bar:
+                return
+
+
+def _ex_split(text: str) -> tuple[str, str, str]:
+    """(the first command, the `|`, the rest), skipping quoted strings."""
+    i, quote = 0, ""
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'" and i and text[i - 1] in " =(,.":
+            quote = ch
+        elif ch == "|":
+            return text[:i], "|", text[i + 1 :]
+        i += 1
+    return text, "", ""
+
+
+def _ex_single(word: str, text: str, cmd: Cmd, w: _Walker, files: list[str]) -> Iterator[Hit]:
+    """One Ex command that is not a shell escape or a prefix."""
+    if re.fullmatch(r"se(t(l(o(c(al?)?)?)?|g(l(o(b(al?)?)?)?)?)?)?", word):
+        for option, value in re.findall(r"(\w+)\s*[+^-]?[=:]((?:[^\s\\]|\\.)*)", text):
+            if option in _VIM_PROGRAM_OPTIONS and value:
+                yield from _vim_shell(re.sub(r"\\(.)", r"\1", value), cmd, w, files)
+    option = re.match(r"^let\s+&(?:[lg]:)?(\w+)\s*[.+-]?=\s*(.*)$", text, re.S)
+    if option and option.group(1) in _VIM_PROGRAM_OPTIONS:
+        yield Hit(Risk.HIGH, f"sets the Vim option {option.group(1)}, a program Vim runs", Trait.INLINE_CODE)
+        for literal in _STRING_LITERAL.finditer(option.group(2)):
+            yield from _vim_shell(literal.group(1) or literal.group(2) or "", cmd, w, files)
+    for backtick in re.findall(r"`([^`=][^`]*)`", text):  # `:e `cmd``: file names from a command
+        yield from w.run_string(backtick, None, cmd)
+    if _VIM_RUNS.search(text) or re.fullmatch(r"exe(c(u(te?)?)?)?", word):
+        yield Hit(Risk.HIGH, f"runs the Vim command {text.strip()!r}, which can start programs or run code",
                   Trait.INLINE_CODE)
-        for literal in re.findall(r"system(?:list)?\s*\(\s*(?:'([^']*)'|\"((?:[^\"\\\\]|\\\\.)*)\")", text):
-            yield from w.run_string(literal[0] or literal[1], None, cmd)
+        yield from _vim_code(text, cmd, w, files)
+
+
+def _vim_code(text: str, cmd: Cmd, w: _Walker, files: list[str]) -> Iterator[Hit]:
+    """Commands spelled out in string literals: `system('CMD')`, `:exe "!CMD"`."""
+    literals = [(m.group(1) or "").replace("''", "'") if m.group(1) is not None else
+                re.sub(r"\\(.)", r"\1", m.group(2) or "") for m in _STRING_LITERAL.finditer(text)]
+    for call in re.finditer(r"\b(system|systemlist|jobstart|job_start|term_start|termopen|os\.execute"
+                            r"|io\.popen|os\.system|os\.popen)\s*\(\s*"
+                            r"('(?:[^']|'')*'|\"(?:[^\"\\]|\\.)*\")", text):
+        yield from _vim_shell(_ansi_c_dequote(call.group(2)) if call.group(2)[0] == "'" else
+                              re.sub(r"\\(.)", r"\1", call.group(2)[1:-1]), cmd, w, files)
+    if re.match(r"\s*(exe(c(u(te?)?)?)?|norm(al?)?|feedkeys|call\s+feedkeys)\b", text) and literals:
+        yield from _ex_commands("".join(literals), cmd, w, files)
+    yield from _bang_commands(text, cmd, w, files)
+
+
+def _vim_keys(keys: str, cmd: Cmd, w: _Walker, files: list[str]) -> Iterator[Hit]:
+    """`:normal KEYS` types KEYS: harmless motions, unless they reach the command line, a filter,
+    a macro, 'keywordprg' or an expression register."""
+    if not re.search(r"[:!@QK]|<[CcSsAaMm]-|[\x00-\x1f]|gQ|=", keys):
+        return
+    yield Hit(Risk.HIGH, f"types the Vim keys {keys.strip()!r}, which can start programs or run code",
+              Trait.INLINE_CODE)
+    for command in re.findall(r":([^\r\n\x0d]*?)(?:<[Cc][Rr]>|<[Ee]nter>|<[Rr]eturn>|\^M|\r|\n|$)", keys):
+        yield from _ex_commands(command, cmd, w, files)
+    yield from _bang_commands(keys, cmd, w, files)
+
+
+def _bang_commands(text: str, cmd: Cmd, w: _Walker, files: list[str]) -> Iterator[Hit]:
+    """Every `!CMD` in text (keys, mappings, autocommands) judged as a shell command."""
+    for m in re.finditer(r"(?<![\w!=~])!+(?![=~])([^\r\n]*?)(?=<[Cc][Rr]>|<[Ee]nter>|\^M|\\r|\\n|[\r\n]|$)", text):
+        command = m.group(1).strip().rstrip("\"')")
+        if command:
+            yield from _vim_shell(command, cmd, w, files)
+
+
+def _vim_shell(command: str, cmd: Cmd, w: _Walker, files: list[str]) -> Iterator[Hit]:
+    """A shell command Vim runs: `%` and `#` stand for the file being edited, `!` for the last command."""
+    command = command.lstrip("!")
+    if not command.strip():
+        yield Hit(Risk.HIGH, "runs a Vim shell command that cannot be assessed", Trait.INLINE_CODE)
+        return
+    if files:
+        command = re.sub(r"(?<!\\)[%#](<|\d+)?(:[a-zA-Z~.]|:s[^:]*)*", shlex.quote(files[0]).replace("\\", r"\\"),
+                         command)
+    yield from w.run_string(command, None, cmd)
+
+
+# gdb commands that run code: the language bindings, sourcing files, calling functions in the program.
+_GDB_RUNS = re.compile(
+    r"^(python|py|pi|python-interactive|guile|gu|guile-repl|gr|source|call|print|p|inspect|compile|expression"
+    r"|jit-reader-load|def(i(ne?)?)?|doc(u(m(e(nt?)?)?)?)?|ali(as?)?|eval)\b"
+)
+_GDB_VALUES = ("ex", "eval-command", "iex", "init-eval-command", "command", "init-command", "ix", "pid", "core",
+               "directory", "cd", "symbols", "exec", "se", "tty", "data-directory")
 
 
 def _gdb(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
-    """gdb runs `shell CMD`/`!CMD` given with -ex, scripts with -x, and can attach to a process."""
+    """gdb runs `shell CMD`/`!CMD`/`pipe`/`make` given with -ex, scripts with -x, its program with
+    `run` (or `--args`), and can attach to a process."""
     # gdb takes its long options with one dash or two: `-ex`, `--ex`, `-eval-command=...`.
     args = ["-" + a if re.match(r"^-[a-z][a-z-]+", a) else a for a in cmd.args]
-    for text in option_values(args, "", ("ex", "eval-command", "iex", "init-eval-command"), takes="xpcd"):
-        m = re.match(r"^\s*(?:shell\s+|!)(.*)$", text, re.S)
-        if m and m.group(1).strip():
-            yield from w.run_string(m.group(1), None, cmd)
-        elif re.match(r"^\s*(python|py|pi|pipe|\||guile|gu|source|call|print|p|compile|jit-reader-load)\b", text):
-            yield Hit(Risk.HIGH, f"runs the gdb command {text!r}, which can run code", Trait.INLINE_CODE)
+    program: list[str] = []
+    if "--args" in args:
+        rest = args[args.index("--args") + 1 :]
+        program = rest[split_options(rest, "xpcdseblD", _GDB_VALUES)[2] :]
+    else:
+        operands = args[split_options(args, "xpcdseblD", _GDB_VALUES)[2] :]
+        program = operands[:1]
+    run: str | None = "" if "--args" in args else None
+    for text in option_values(args, "", ("ex", "eval-command", "iex", "init-eval-command"), takes="xpcdseblD"):
+        for hit_or_run in _gdb_command(text, cmd, w):
+            if isinstance(hit_or_run, Hit):
+                yield hit_or_run
+            elif hit_or_run[0] == "file":
+                program = [hit_or_run[1], *program[1:]]
+            else:
+                run = hit_or_run[1]
+    if run is not None and program:
+        if run.strip():  # gdb starts the program through a shell: `run ARGS` is shell text
+            yield from w.run_string(f"{shlex.quote(program[0])} {run}", None, cmd)
+        else:
+            yield from w.run_argv(program, cmd)
     if option_values(args, "x", ("command", "init-command", "ix"), takes="pcd"):
         yield Hit(Risk.MODERATE, "runs gdb commands from a script file", Trait.SCRIPT_FILE)
     if option_values(args, "p", ("pid",), takes="xcd"):
         yield Hit(Risk.HIGH, "attaches a debugger to a running process, which can then run any code inside it")
+
+
+def _gdb_command(text: str, cmd: Cmd, w: _Walker):
+    """Hits for one gdb command, and ("run", ARGS) / ("file", PROGRAM) for what it starts."""
+    text = text.strip()
+    with_ = re.match(r"^w(i(th?)?)?\s+.*?\s--\s*(.*)$", text, re.S)
+    if with_:  # `with SETTING -- COMMAND`
+        yield from _gdb_command(with_.group(3), cmd, w)
+        return
+    m = re.match(r"^(!|\||[A-Za-z][\w-]*)\s*(.*)$", text, re.S)
+    word, rest = (m.group(1), m.group(2)) if m else ("", text)
+    if word == "!" or (len(word) >= 3 and "shell".startswith(word)):
+        yield from w.run_string(rest, None, cmd) if rest.strip() else iter(
+            [Hit(Risk.HIGH, "gdb shell starts an interactive shell", Trait.NESTED_SHELL)])
+    elif word in {"|", "pipe"}:
+        delim = re.match(r"^-d\s+(\S+)\s*(.*)$", rest, re.S)
+        sep, body = (delim.group(1), delim.group(2)) if delim else ("|", rest)
+        yield Hit(Risk.HIGH, "gdb pipe sends output to a shell command", Trait.INLINE_CODE)
+        if sep in body:
+            yield from w.run_string(body.split(sep, 1)[1], None, cmd)
+    elif len(word) >= 3 and "make".startswith(word):
+        yield from w.run_string(f"make {rest}", None, cmd)
+    elif word in {"r", "run", "start", "starti"}:
+        yield ("run", rest)
+    elif word in {"file", "exec-file"} and rest.strip():
+        yield ("file", rest.strip())
+    elif _GDB_RUNS.match(text) or re.match(r"^(output|printf|dprintf|set|x|display|echo)\b.*\w\s*\(", text, re.S):
+        yield Hit(Risk.HIGH, f"runs the gdb command {text!r}, which can run code", Trait.INLINE_CODE)
+        if word == "eval":
+            literal = _STRING_LITERAL.search(rest)
+            if literal:
+                yield from _gdb_command(re.sub(r"\\(.)", r"\1", literal.group(2) or literal.group(1) or ""), cmd, w)
+    for call in re.finditer(r"\b(system|popen|execl\w*|execv\w*)\s*\(\s*\"((?:[^\"\\]|\\.)*)\"", text):
+        yield from w.run_string(re.sub(r"\\(.)", r"\1", call.group(2)), None, cmd)
+
+
+def _lldb(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """lldb -o/-O/-k COMMAND: `platform shell CMD` runs CMD, `script` runs Python; -s FILE sources."""
+    values = option_values(cmd.args, "oOkK", ("one-line", "one-line-before-file", "one-line-on-crash"),
+                           takes="sSfcpna")
+    for text in values:
+        shell = re.match(r"^\s*pla?(t(f(o(rm?)?)?)?)?\s+sh(e(ll?)?)?\s+(?:-\S+\s+)*(?P<command>.*)$", text, re.S)
+        if shell and shell.group("command").strip():
+            yield from w.run_string(shell.group("command"), None, cmd)
+        elif re.match(r"^\s*(scr(i(pt?)?)?|co(m(m(a(nd?)?)?)?)?\s+(scr|so)|expr?|p|po|call)\b", text):
+            yield Hit(Risk.HIGH, f"runs the lldb command {text!r}, which can run code", Trait.INLINE_CODE)
+    if option_values(cmd.args, "sS", ("source", "source-before-file", "source-on-crash"), takes="oOkKfcpna"):
+        yield Hit(Risk.MODERATE, "runs lldb commands from a script file", Trait.SCRIPT_FILE)
 
 
 def _zip(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
@@ -1720,8 +2112,14 @@ RULES: dict[str, Rule] = {
     # packages
     **{name: _package_manager for name in [*_PACKAGE_VERBS, *_PACKAGE_ALIASES]},
     "dpkg": _all(_package_by_option, _command_options),
+    **{name: _apt_options for name in ["apt-cache", "apt-mark", "apt-cdrom", "apt-config", "apt-helper",
+                                       "apt-ftparchive", "apt-key"]},
+    "less": _less,
+    "mysql": _command_options,
+    "mariadb": _command_options,
     **{name: _vim for name in _VIMS},
     "gdb": _gdb,
+    "lldb": _lldb,
     "zip": _zip,
     "rpm": _package_by_option,
     "pacman": _package_by_option,
@@ -1747,10 +2145,13 @@ RULES: dict[str, Rule] = {
     "compgen": _complete,
     # the command hook
     "trap": _trap,
-    "mapfile": _all(_mapfile, lambda cmd, _w: _variables_from_input(cmd.args[-1:])),
-    "readarray": _all(_mapfile, lambda cmd, _w: _variables_from_input(cmd.args[-1:])),
+    "mapfile": _all(_mapfile, _mapfile_variable),
+    "readarray": _all(_mapfile, _mapfile_variable),
     "read": _read,
     "printf": _printf,
+    "getopts": _getopts,
+    "hash": _hash,
+    "let": _let,
     "shopt": _shopt,
     "set": _set,
     "unset": _unset,
@@ -1835,23 +2236,35 @@ def _command_start(argv: list[str]) -> int | None:
     return None if opts & {"v", "V"} or i + 1 >= len(argv) else i + 1
 
 
+_SUDO_VALUES = (
+    "CDghpRrtTUu",
+    ("user", "group", "host", "prompt", "role", "type", "close-from", "chdir", "chroot", "other-user",
+     "command-timeout"),
+)
+
+
+def _sudo_start(argv: list[str]) -> int | None:
+    """sudo's command follows its options and any NAME=value settings (see wrapper_hits)."""
+    i = _after_options(*_SUDO_VALUES)(argv)
+    while i is not None and i < len(argv) and re.match(r"^[A-Za-z_]\w*=", argv[i]):
+        i += 1
+    return i if i is not None and i < len(argv) else None
+
+
+def _env_split_string(text: str) -> str:
+    """`env -S` text as a shell would read it: `\\_` is a space there."""
+    return re.sub(r"\\(.)", lambda m: " " if m.group(1) == "_" else m.group(0), text)
+
+
+# Wrappers with options that set the environment of the command they run (NAME=value).
+_WRAPPER_SETENV: dict[str, CommandOption] = {
+    "systemd-run": CommandOption("E", ("setenv",), takes="HMupsd"),
+    "run0": CommandOption("", ("setenv",), takes="ugD"),
+    "firejail": CommandOption("", ("env",)),
+}
+
 WRAPPERS: dict[str, Callable[[list[str]], int | None]] = {
-    "sudo": _after_options(
-        "CDghpRrtTUu",
-        (
-            "user",
-            "group",
-            "host",
-            "prompt",
-            "role",
-            "type",
-            "close-from",
-            "chdir",
-            "chroot",
-            "other-user",
-            "command-timeout",
-        ),
-    ),
+    "sudo": _sudo_start,
     "doas": _after_options("uC"),
     "pkexec": _after_options("", ("user",)),
     "env": _env_start,
@@ -1985,6 +2398,7 @@ WRAPPERS: dict[str, Callable[[list[str]], int | None]] = {
     "rlwrap": _after_options("aAcCDfFgHlopPqsStw"),
     "torify": _after_options(),
     "ip": _ip_start,
+    "gdbserver": _after_options("", ("wrapper", "debug-file", "debug-format"), skip=1),
 }
 _ROOT_SHELL_WRAPPERS = {"sudo", "doas", "pkexec"}
 # Wrappers that start a shell when given no command.
@@ -2037,6 +2451,9 @@ class _Walker:
     def run_string(self, text: str, word, cmd: Cmd, input_marker: str | None = None) -> Iterator[Hit]:
         """A string that a shell will parse and run (bash -c, eval, su -c, watch). `input_marker`:
         its commands get arguments from input at run time (see Cmd.input_args)."""
+        alternative = _default_words(text)
+        if alternative != text:  # `${X:-mkfs.ext4 /dev/sda}` runs the default when X is unset
+            yield from self.run_string(alternative, None, cmd, input_marker)
         words = word if isinstance(word, list) else [word]
         names = set().union(*(self.substitution_names(x) for x in words))
         if names & _DOWNLOADERS:
@@ -2063,12 +2480,15 @@ class _Walker:
 
     def run_argv(self, argv: list[str], parent: Cmd) -> Iterator[Hit]:
         """A command given as words (find -exec); findings are recorded directly."""
+        yield from self.run_cmd(Cmd(argv=list(argv), text=" ".join(argv), top=False))
+
+    def run_cmd(self, cmd: Cmd) -> Iterator[Hit]:
         if self.depth >= MAX_DEPTH:
             yield Hit(Risk.HIGH, "commands nested too deeply to assess")
             return
         self.depth += 1
         try:
-            self.simple(Cmd(argv=list(argv), text=" ".join(argv), top=False))
+            self.simple(cmd)
         finally:
             self.depth -= 1
 
@@ -2081,6 +2501,8 @@ class _Walker:
         elif kind == "pipeline":
             self.pipeline(n, top)
         elif kind in {"list", "if", "for", "while", "until"}:
+            if kind == "for":
+                self.loop_variable(n, top)
             for part in n.parts:
                 self.node(part, top)
         elif kind == "compound":
@@ -2094,8 +2516,41 @@ class _Walker:
             for part in getattr(n, "parts", []) or []:
                 self.node(part, top)
             self.parameter_substitutions(n, top)
+            self.parameter_assignments(n, top)
         elif kind in {"commandsubstitution", "processsubstitution"}:
             self.node(n.command, top)
+
+    def loop_variable(self, n, top: bool) -> None:
+        """`for NAME in WORDS` (and `select`) assigns NAME each word in turn; without `in`, the
+        positional parameters."""
+        parts = n.parts
+        if len(parts) < 2 or parts[1].kind != "word":
+            return
+        name, text = parts[1].word, self.text_of(n).split("\n", 1)[0]
+        context = Cmd(argv=[], text=text, top=top)
+        if len(parts) < 3 or getattr(parts[2], "word", "") != "in":
+            self.record(_variables_from_input([name]), text, name)
+            return
+        for part in parts[3:]:
+            if part.kind != "word":
+                break
+            value = self.word_value(part)
+            if _HOOK_NAME.match(name):
+                self.add(Risk.DANGEROUS, text, "assigns a variable of the terminal's command hook")
+                return
+            self.record(_assignment_hits(name, value, part, context, self), text, name)
+
+    def parameter_assignments(self, word, top: bool) -> None:
+        """`${NAME:=word}` and `${NAME=word}` assign NAME when it is empty or unset."""
+        for part in getattr(word, "parts", []) or []:
+            m = part.kind == "parameter" and re.match(r"^([A-Za-z_]\w*)(\[[^\]]*\])?:?=(.*)$", part.value, re.S)
+            if not m:
+                continue
+            name, value, text = m.group(1), _ansi_c_dequote(m.group(3)), self.text_of(word)
+            if _HOOK_NAME.match(name):
+                self.add(Risk.DANGEROUS, text, "assigns a variable of the terminal's command hook")
+            elif not m.group(2):
+                self.record(_assignment_hits(name, value, None, Cmd(argv=[], text=text, top=top), self), text, name)
 
     def parameter_substitutions(self, word, top: bool) -> None:
         """bashlex keeps `$(...)` and backticks inside `${x:-...}`, `${x/a/...}`, `${a[...]}` as
@@ -2138,9 +2593,23 @@ class _Walker:
                     context = Cmd(argv=[], text=part.word, top=top)
                     self.record(_assignment_hits(name, value, part, context, self), part.word, name)
                 self.node(part, top)
+            elif part.kind == "word" and not words and _ELEMENT_ASSIGNMENT.match(part.word):
+                # `NAME[KEY]=value`: bashlex takes it for a command word; bash assigns an element
+                name, _, value = part.word.partition("=")
+                context = Cmd(argv=[], text=part.word, top=top)
+                self.record(_element_hits(_base_name(name), value, part, context, self), part.word, name)
+                self.node(part, top)
             elif part.kind == "word":
-                words.append(part)
-                argv.append(self.word_value(part))
+                expanded = brace_expand(self.text_of(part)) if "{" in part.word else None
+                if expanded is None:
+                    words.append(part)
+                    argv.append(self.word_value(part))
+                else:  # `{mkfs.ext4,/dev/sda}` is two words to bash
+                    if len(expanded) > _BRACE_LIMIT:
+                        self.add(Risk.HIGH, self.text_of(part), "brace expansion too large to assess")
+                        expanded = expanded[:_BRACE_LIMIT]
+                    words.extend([part] * len(expanded))
+                    argv.extend(_ansi_c_dequote(x) for x in expanded)
                 self.node(part, top)
             elif part.kind == "redirect":
                 redirects.append(part)
@@ -2156,7 +2625,8 @@ class _Walker:
 
     def word_value(self, w) -> str:
         raw = self.source[w.pos[0] : w.pos[1]]
-        if "$'" in raw:  # bashlex mangles ANSI-C quoting; decode it ourselves
+        # bashlex mangles ANSI-C quoting, and keeps the quotes of `"NAME"='value'`: dequote ourselves
+        if "$'" in raw or (("'" in raw or '"' in raw) and "$(" not in raw and "`" not in raw):
             return _ansi_c_dequote(raw)
         return getattr(w, "word", "") or ""
 
@@ -2188,7 +2658,7 @@ class _Walker:
         elif rtype in {"<<", "<<-"} and getattr(r, "heredoc", None) is not None:
             body = r.heredoc.value.rsplit("\n", 1)[0] if "\n" in r.heredoc.value else ""
             cmd.stdin, cmd.stdin_text = "here", body
-            if target not in self.quoted_heredocs and ("$(" in body or "`" in body):
+            if target not in self.quoted_heredocs and ("$(" in body or "`" in body or "${" in body):
                 self.heredoc_substitutions(body, part)
 
     def heredoc_substitutions(self, body: str, part: str) -> None:
@@ -2278,16 +2748,23 @@ class _Walker:
         self.facts.append(CommandFact(text=cmd.text, name=name, risk=risk, traits=traits))
 
     def wrapper_hits(self, cmd: Cmd) -> Iterator[Hit]:
-        """Wrappers that run a string rather than argv."""
+        """Wrappers that run a string rather than argv, or set the environment of what they run."""
         if cmd.name == "watch":
             return
         if cmd.name == "env":
-            for n, a in enumerate(cmd.args):
-                if a in {"-S", "--split-string"} and n + 1 < len(cmd.args):
-                    yield from self.run_string(cmd.args[n + 1], None, cmd)
+            for value in option_values(cmd.args, "S", ("split-string",), takes="uC"):
+                yield from self.run_string(_env_split_string(value), None, cmd)
             _, _, i = split_options(cmd.args, "uCS", ("unset", "chdir", "split-string"))
             settings = list(itertools.takewhile(lambda a: re.match(r"^[A-Za-z_]\w*=", a), cmd.args[i:]))
             yield from _assignments(cmd, self, settings, 1 + i)
+        elif cmd.name == "sudo":  # `sudo NAME=value cmd` sets NAME for cmd
+            start = _after_options(*_SUDO_VALUES)(cmd.argv) or len(cmd.argv)
+            settings = list(itertools.takewhile(lambda a: re.match(r"^[A-Za-z_]\w*=", a), cmd.argv[start:]))
+            yield from _assignments(cmd, self, settings, start)
+        elif cmd.name in _WRAPPER_SETENV:
+            spec = _WRAPPER_SETENV[cmd.name]
+            settings = option_values(cmd.args, spec.short, spec.long, takes=spec.takes)
+            yield from _assignments(Cmd(argv=["", *settings], text=cmd.text), self, settings, 1)
         if cmd.name in _COMMAND_OPTIONS:  # flock -c, runuser -c
             yield from _command_options(cmd, self)
 
@@ -2298,7 +2775,9 @@ class _Walker:
         if first is not None and _has_expansion(first) and "$'" not in self.text_of(first):
             if self.substitution_names(first):
                 return [Hit(Risk.HIGH, "the command name is computed by a command substitution")]
-            return [Hit(Risk.HIGH, "the command name is computed at run time, so it cannot be judged")]
+            alternative = _default_words(cmd.text)
+            defaults = list(self.run_string(alternative, None, cmd)) if alternative != cmd.text else []
+            return [Hit(Risk.HIGH, "the command name is computed at run time, so it cannot be judged"), *defaults]
         if name in _NET_SENDERS and cmd.stdin_path and is_secret(cmd.stdin_path):
             return [Hit(Risk.DANGEROUS, "sends a secret file (keys, passwords) over the network")]
         if name == "watch":
@@ -2346,6 +2825,12 @@ class _Walker:
         if traits:
             risk = max(h.risk for h in hits)
             self.facts.append(CommandFact(text=part, name=name, risk=risk, traits=traits))
+
+
+def _default_words(text: str) -> str:
+    """The text with each `${NAME:-word}` (also `-`, `=`, `:=`, `+`, `:+`) replaced by its word:
+    what runs when NAME is unset (or set, for `+`)."""
+    return re.sub(r"\$\{[A-Za-z_]\w*:?[-=+]([^{}$`]*)\}", lambda m: m.group(1), text)
 
 
 def _tail_text(cmd: Cmd, start: int) -> str:
@@ -2510,11 +2995,118 @@ def _has_expansion(word) -> bool:
     )
 
 
+_BRACE_LIMIT = 256
+_ELEMENT_ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*\[[^\]]*\]\+?=", re.S)
+_SEQUENCE = re.compile(r"^(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.(-?\d+))?$")
+
+
+def _skip_quoted(text: str, i: int) -> int:
+    """Index just past the quoted part, escape or `${...}`/`$(...)` starting at text[i], or i."""
+    ch = text[i]
+    if ch == "\\":
+        return i + 2
+    if ch == "'" or text.startswith("$'", i):
+        start = i + (2 if ch == "$" else 1)
+        j = start
+        while j < len(text) and text[j] != "'":
+            j += 2 if text[j] == "\\" and ch == "$" else 1
+        return j + 1
+    if ch == '"':
+        j = i + 1
+        while j < len(text) and text[j] != '"':
+            j += 2 if text[j] == "\\" else 1
+        return j + 1
+    if text.startswith(("${", "$("), i):
+        close = "}" if text[i + 1] == "{" else ")"
+        depth, j = 1, i + 2
+        while j < len(text) and depth:
+            if text[j] in "\\'\"":
+                j = _skip_quoted(text, j)
+                continue
+            depth += (text[j] == text[i + 1]) - (text[j] == close)
+            j += 1
+        return j
+    return i
+
+
+def _brace_group(text: str) -> tuple[int, int, list[str]] | None:
+    """(start, end, alternatives) of the first brace expansion in a word's source text."""
+    i = 0
+    while i < len(text):
+        skipped = _skip_quoted(text, i)
+        if skipped != i:
+            i = skipped
+            continue
+        if text[i] != "{":
+            i += 1
+            continue
+        depth, j, commas = 1, i + 1, []
+        while j < len(text) and depth:
+            skipped = _skip_quoted(text, j)
+            if skipped != j:
+                j = skipped
+                continue
+            if text[j] == "{":
+                depth += 1
+            elif text[j] == "}":
+                depth -= 1
+            elif text[j] == "," and depth == 1:
+                commas.append(j)
+            j += 1
+        if depth == 0:
+            body = text[i + 1 : j - 1]
+            if commas:
+                cuts = [i, *commas, j - 1]
+                return i, j, [text[a + 1 : b] for a, b in itertools.pairwise(cuts)]
+            seq = _SEQUENCE.match(body)
+            if seq:
+                return i, j, _sequence(*seq.groups())
+        i += 1
+    return None
+
+
+def _sequence(first: str, last: str, step: str | None) -> list[str]:
+    inc = abs(int(step or 1)) or 1
+    if first.lstrip("-").isdigit() and last.lstrip("-").isdigit():
+        a, b = int(first), int(last)
+        return [str(n) for n in range(a, b + (1 if b >= a else -1), inc if b >= a else -inc)][: _BRACE_LIMIT + 1]
+    if first.isalpha() and last.isalpha():
+        a, b = ord(first), ord(last)
+        return [chr(n) for n in range(a, b + (1 if b >= a else -1), inc if b >= a else -inc)]
+    return []
+
+
+def brace_expand(text: str) -> list[str] | None:
+    """bash's brace expansion of a word's source text (quotes kept, so quoted braces stay
+    literal): `{mkfs.ext4,/dev/sda}` -> two words. None when the word has none."""
+    group = _brace_group(text)
+    if group is None:
+        return None
+    start, end, alternatives = group
+    out: list[str] = []
+    for alt in alternatives:
+        for word in brace_expand(text[:start] + alt + text[end:]) or [text[:start] + alt + text[end:]]:
+            out.append(word)
+            if len(out) > _BRACE_LIMIT:
+                return out
+    return out
+
+
 def _ansi_c_dequote(raw: str) -> str:
-    out, i = [], 0
+    """Quote removal for a word's source text, as bash does it (`$'\\x41'`, `'a'"b"`, `\\c`)."""
+    out, i, in_double = [], 0, False
     while i < len(raw):
         ch = raw[i]
-        if raw.startswith("$'", i):
+        if in_double:
+            if ch == '"':
+                in_double = False
+            elif ch == "\\" and i + 1 < len(raw) and raw[i + 1] in '$`"\\\n':
+                out.append(raw[i + 1])
+                i += 1
+            else:
+                out.append(ch)
+            i += 1
+        elif raw.startswith("$'", i):
             end = i + 2
             while end < len(raw) and raw[end] != "'":
                 end += 2 if raw[end] == "\\" else 1
@@ -2530,6 +3122,7 @@ def _ansi_c_dequote(raw: str) -> str:
             out.append(raw[i + 1 : end])
             i = end + 1
         elif ch == '"':
+            in_double = True
             i += 1
         elif ch == "\\" and i + 1 < len(raw):
             out.append(raw[i + 1])
@@ -2586,15 +3179,24 @@ def _rewrite(text: str, quoted_heredocs: set[str]) -> str:
     text = re.sub(_CMD_START + r"time(\s+-p)?\s+", r"\1\2", text)
     text = re.sub(_CMD_START + r"coproc\s+", r"\1\2", text)
     text = re.sub(r"\bselect(\s+\w+\s+in\b)", r"for\1", text)
-    text = re.sub(r"\$\(\(([^`]*?)\)\)", lambda m: m.group(0) if "$(" in m.group(1) else "0", text)
+    text = re.sub(r"\$\(\(([^`]*?)\)\)", lambda m: _unless_substitution(m, "0"), text)
     text = re.sub(r"\bfor\s*\(\(([^`]*?)\)\)", lambda m: _unless_substitution(m, "for _ in 0"), text)
     text = re.sub(r"\[\[(.*?)\]\]", lambda m: _unless_substitution(m, "true"), text)
     text = re.sub(r"(^|[\s;&|(])([A-Za-z_]\w*(?:\[[^\]]*\])?\+?=)\(", r"\1\2$(: ", text)
     return text
 
 
+# What a rewrite must not hide: commands it runs and the hook's variables (left to fail), and
+# `${NAME:=value}`, which assigns (kept, as the argument of `:`).
+_REWRITE_KEEPS = re.compile(r"\$\(|`|__autobot_|__AUTOBOT_|AUTOBOT_")
+_PARAMETER_ASSIGNMENT = re.compile(r"\$\{[A-Za-z_]\w*(?:\[[^\]]*\])?:?=[^{}]*\}")
+
+
 def _unless_substitution(m: re.Match, replacement: str) -> str:
-    return m.group(0) if "$(" in m.group(1) or "`" in m.group(1) else replacement
+    if _REWRITE_KEEPS.search(m.group(1)):
+        return m.group(0)
+    assignments = _PARAMETER_ASSIGNMENT.findall(m.group(1))
+    return ": " + " ".join(f'"{a}"' for a in assignments) if assignments else replacement
 
 
 def _fallback(text: str, walker: _Walker) -> None:
@@ -2643,7 +3245,13 @@ def _assess_cached(line: str) -> Assessment:
         except Exception:  # noqa: BLE001 - the fallback must never take the terminal down
             walker.findings.clear()
         walker.add(Risk.HIGH, line, "cannot be parsed, so it cannot be fully assessed")
+    if _HOOK_ARITHMETIC.search(line):
+        walker.add(Risk.DANGEROUS, line, "arithmetic on the terminal's command hook variables")
     return _result(walker, parsed)
+
+
+# `(( __autobot_ok[x]=1 ))`, `$[...]`: arithmetic can assign the hook's variables.
+_HOOK_ARITHMETIC = re.compile(r"(\(\(|\$\[)[^;&|\n]*?(__autobot_|__AUTOBOT_|AUTOBOT_)")
 
 
 def _result(walker: _Walker, parsed: bool) -> Assessment:

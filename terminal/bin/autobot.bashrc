@@ -23,7 +23,10 @@ IFS= read -r -t 10 -u "$AUTOBOT_HOOK_FD" __autobot_secret || {
 }
 declare -r __autobot_secret
 
-declare -gA __autobot_ok=()      # simple commands already allowed (cache, per policy generation)
+# Simple commands already allowed (cache, per policy generation). An entry counts only if its
+# value is the secret: bash arithmetic can write any variable named in a string it evaluates
+# (x='__autobot_ok[k]=1'; (( x ))), but it can only ever store a number.
+declare -gA __autobot_ok=()
 declare -g __autobot_gen=0
 declare -g __autobot_fresh=1     # 1 until the first command of the next line
 declare -g __autobot_verdict=    # the current line's verdict: allow | block
@@ -121,17 +124,17 @@ __autobot_hook() {
         __autobot_lastnum=$__autobot_num
         if __autobot_ask line "$__autobot_line" "$cmd" "$__autobot_num"; then
             __autobot_verdict=allow
-            __autobot_ok[$cmd]=1
+            __autobot_ok[$cmd]=$__autobot_secret
             return 0
         fi
         __autobot_verdict=block
         return 1
     fi
     [[ $__autobot_verdict == allow ]] || return 1
-    [[ -n ${__autobot_ok[$cmd]+x} ]] && return 0
+    [[ ${__autobot_ok[$cmd]-} == "$__autobot_secret" ]] && return 0
     (( ${#__autobot_ok[@]} > 512 )) && __autobot_ok=()
     __autobot_ask cmd "$cmd" || return 1
-    __autobot_ok[$cmd]=1
+    __autobot_ok[$cmd]=$__autobot_secret
     return 0
 }
 

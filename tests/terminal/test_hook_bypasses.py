@@ -1,8 +1,9 @@
-"""Attempts to get a DANGEROUS command past the hook of a real RESTRICTED session (real bash,
-real risk rules, real services). Each ran before it was fixed."""
+"""Attempts to get a DANGEROUS command past the hook of a real RESTRICTED (or ELEVATED) session
+(real bash, real risk rules, real services). Each ran before it was fixed."""
 
 import asyncio
 import os
+import shutil
 
 import pytest
 
@@ -106,3 +107,78 @@ async def test_commands_named_in_arguments_are_blocked(restricted, line):
     assert RAN not in out and "autobot: blocked" in out
     # The session is still usable afterwards.
     assert "next-6" in await restricted.run("echo next-$((3+3))")
+
+
+async def _open(user, level: str) -> Session:
+    session = await services.session_open(user=user, security_level=level)
+    live = registry.get(session.pk)
+    sh = Session(live, live.proc.subscribe(replay=True))
+    seen = ""
+    while "@autobot:" not in seen:
+        seen += await asyncio.wait_for(sh.sub.read(), 10)
+    return sh
+
+
+@pytest.fixture
+async def elevated(staff):
+    return await _open(staff, "ELEVATED")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # Ex mode's -s is "silent", not "-s SCRIPT": the -c after it used to go unseen.
+        f"vim -es -c '!{HARMLESS_DANGER}' -c 'q!'",
+        f"gdb -batch -ex 'she {HARMLESS_DANGER}'",  # gdb takes any unique prefix of `shell`
+        f"env -S'{HARMLESS_DANGER}'",  # -S with its string attached
+    ],
+)
+async def test_commands_run_by_editors_debuggers_and_env_are_blocked(restricted, line):
+    out = await restricted.run(line)
+    assert RAN not in out and "autobot: blocked" in out
+
+
+async def test_brace_expansion_cannot_hide_the_variable_being_exported(restricted):
+    out = await restricted.run(f"export {{GIT_PAGER,PAGER}}='{HARMLESS_DANGER}'")
+    assert "autobot: blocked" in out
+    assert "pager=[]" in await restricted.run('echo "pager=[$GIT_PAGER]"')
+
+
+async def test_a_name_reference_to_a_pager_variable_is_refused(restricted):
+    out = await restricted.run("declare -n ref=GIT_PAGER")
+    assert "autobot: blocked" in out
+    await restricted.run(f"export ref='{HARMLESS_DANGER}'")
+    assert "pager=[]" in await restricted.run('echo "pager=[$GIT_PAGER]"')
+
+
+async def test_hashing_a_dangerous_program_under_a_harmless_name_is_refused(restricted):
+    mkfs = shutil.which("mkfs.ext4")
+    if mkfs is None:
+        pytest.skip("mkfs.ext4 is not installed")
+    assert "autobot: blocked" in await restricted.run(f"hash -p {mkfs} ls")
+    out = await restricted.run("ls /dev/autobot-test-none")
+    assert RAN not in out
+
+
+async def test_the_hooks_cache_of_allowed_commands_cannot_be_filled_in(restricted):
+    # A command in the cache runs without being asked about; an alias hides it from the line.
+    out = await restricted.run(f'let "__autobot_ok[{HARMLESS_DANGER}]=1"')
+    assert "autobot: blocked" in out
+    assert "autobot: blocked" in await restricted.run(f"alias zz='{HARMLESS_DANGER}'")
+    out = await restricted.run("true; zz")
+    assert RAN not in out
+
+
+async def test_a_default_value_naming_a_dangerous_pager_is_blocked_at_elevated(elevated):
+    out = await elevated.run(f'export GIT_PAGER="${{UNSET_X:-{HARMLESS_DANGER}}}"')
+    assert "autobot: blocked" in out
+    assert "pager=[]" in await elevated.run('echo "pager=[$GIT_PAGER]"')
+
+
+async def test_a_cache_entry_written_by_arithmetic_does_not_let_a_command_through(elevated):
+    # Bash arithmetic writes any variable named in the string it evaluates, the hook's cache of
+    # allowed commands included; an entry only counts when its value is the session's secret.
+    await elevated.run(f"x='__autobot_ok[{HARMLESS_DANGER}]=1'; (( x ))")
+    await elevated.run(f"echo '{HARMLESS_DANGER}' > poisoned.sh")
+    out = await elevated.run("source poisoned.sh")
+    assert RAN not in out and "autobot: blocked" in out

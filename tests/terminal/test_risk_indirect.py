@@ -79,11 +79,131 @@ CASES = [
     ("zip -r a.zip docs", S),
 ]
 
+# Ways around the rules above, found in review; each got past ELEVATED or RESTRICTED before.
+EVASIONS = [
+    # how the variable is named or set
+    (f"export {{GIT_PAGER,PAGER}}='{X}'", D),  # brace expansion makes two assignments
+    (f"export GIT_PAGE{{R,X}}='{X}'", D),
+    (f"export GIT_PAGER={{cat,'{X}'}}", D),  # the last one wins
+    ("{mkfs.ext4,/dev/autobot-test-none}", D),
+    (f"export \"GIT_PAGER\"='{X}'", D),
+    (f'GIT_PAGER="${{UNSET:-{X}}}" git log', D),  # the default is what runs
+    (f'bash -c "${{UNSET:-{X}}}"', D),
+    ("${UNSET:-mkfs.ext4} /dev/autobot-test-none", D),
+    (f": ${{GIT_PAGER:={X}}}", D),  # assigns when unset
+    (f"[[ -n ${{GIT_PAGER:={X}}} ]]", D),
+    (f"for GIT_PAGER in '{X}'; do export GIT_PAGER; done", D),
+    ("for GIT_PAGER; do git log; done", H),
+    ("v=GIT_PAGER; export $v=less", H),  # a name computed at run time
+    ('declare "$v=less"', H),
+    ('printf -v "$v" less', H),
+    ("printf -vGIT_PAGER '%s' less", H),
+    ("mapfile GIT_PAGER -t", H),
+    ("declare -n ref=GIT_PAGER", H),  # later `ref=...` sets GIT_PAGER
+    ("declare -n ref", H),  # takes its target from the next assignment
+    ("declare -n ref=__autobot_verdict", D),
+    (f"sudo GIT_PAGER='{X}' git log", D),
+    (f"systemd-run -E GIT_PAGER='{X}' git log", D),
+    (f"env -S'{X}'", D),
+    ("env -S 'mkfs.ext4\\_/dev/autobot-test-none'", D),  # \_ is a space to env -S
+    (f"GIT_EXTERNAL_DIFF='{X}' git diff", D),  # git runs it through a shell
+    (f"LESS='+!{X}' git log", D),  # less runs +! commands at start
+    (f"less '+!{X}' notes.txt", D),
+    ("MANOPT='-P mkfs.ext4\\ /dev/autobot-test-none' man ls", D),
+    ("TAR_OPTIONS='--to-command=mkfs.ext4\\ /dev/autobot-test-none' tar xf a.tar", D),
+    (f"PS1='$({X})'", D),  # bash expands the prompt each time
+    ("APT_CONFIG=./apt.conf apt-get update", H),
+    ("PATH=/usr/../tmp:$PATH ls", M),
+    # bash's own tables of command names and the hook's cache
+    ("hash -p /usr/sbin/mkfs.ext4 ls", D),  # `ls /dev/sda` would then format it
+    ("hash -p ./tool ls", H),
+    ("BASH_CMDS[ls]=/usr/sbin/mkfs.ext4", D),
+    (f"BASH_ALIASES[zz]='{X}'", D),
+    (f"alias zz='{X}'", D),
+    (f'let "__autobot_ok[{X}]=1"', D),
+    ("__autobot_ok[x]=1", D),
+    (": $(( __autobot_ok[x]=1 ))", D),
+    # apt
+    (f"apt-get -q -o APT::Update::Pre-Invoke::='{X}' update", D),  # -q takes no value
+    (f"apt-get -o 'Acquire::http::Proxy-Auto-Detect={X}' update", D),
+    ("apt-get -o Dir::Bin::dpkg=./fake-dpkg install x", H),
+    # vim
+    (f"vim -es -c '!{X}' -c 'q!'", D),  # in Ex mode -s is "silent", not -s SCRIPT
+    (f"vim -c 'silent !{X}'", D),
+    (f"vim -c 'r!{X}'", D),
+    (f"vim -c '!echo hi | {X}'", D),  # :! takes the rest of the line, | included
+    (f"vim -c 'g/x/!{X}'", D),
+    (f"vim -c 'windo !{X}'", D),
+    (f"vim -c 'exe \"!{X}\"'", D),
+    (f"vim -c 'normal :!{X}'", D),
+    (f"vim -c 'au VimEnter * !{X}'", D),
+    (f"vim -c 'term {X}'", D),
+    ("vim -c 'set makeprg=mkfs.ext4\\ /dev/autobot-test-none' -c make", D),
+    (f"vim -c 'e `{X}`'", D),
+    ("vim -c '!mkfs.ext4 %' /dev/autobot-test-none", D),  # % is the file being edited
+    (f"vim --remote-send ':!{X}<CR>'", D),
+    (f"nvim -c 'lua os.execute(\"{X}\")'", D),
+    # gdb and other debuggers
+    (f"gdb -batch -ex 'she {X}'", D),  # any unique prefix of shell
+    (f"gdb -batch -ex 'with confirm off -- shell {X}'", D),
+    (f"gdb -batch -ex '| print 1 | {X}'", D),
+    (f"gdb -batch -ex 'make ; {X}'", D),
+    (f"gdb -batch -ex 'eval \"shell {X}\"'", D),
+    (f"gdb -batch -ex 'call system(\"{X}\")' -p 1", D),
+    ("gdb -batch -ex run --args mkfs.ext4 /dev/autobot-test-none", D),
+    ("gdb -batch -ex 'run /dev/autobot-test-none' mkfs.ext4", D),
+    (f"gdb -batch -ex 'run $({X})' /bin/true", D),  # gdb starts the program through a shell
+    ("gdbserver :1234 mkfs.ext4 /dev/autobot-test-none", D),
+    (f"lldb -o 'platform shell {X}'", D),
+    (f"mysql --pager='{X}'", D),
+]
+
+# What a normal user types stays as it was.
+EVERYDAY = [
+    ("echo {a,b}", S),
+    ("mkdir -p src/{api,web}", S),
+    ("cp settings.py{,.bak}", S),
+    ("git log --format='{%h,%s}'", S),
+    ("for f in *.txt; do wc -l $f; done", S),
+    ("for GIT_PAGER in cat less; do git log; done", S),
+    ("alias ll='ls -la'", S),
+    ("alias gs='git status'", S),
+    ("EDITOR=code git commit", S),
+    ("export VISUAL='code --wait'", S),
+    ("vim +42 notes.txt", S),
+    ("vim -c 'normal G' app.log", S),
+    ("vim -c '%s/foo/bar/g|wq' notes.txt", S),
+    ("vim -es -c '%s/a/b/g' -c wq notes.txt", S),
+    ("less +G app.log", S),
+    ("LESS=-R git log", S),
+    ("PS1='\\u@\\h:\\w\\$ '", S),
+    ("PS1='$(git branch --show-current) $ '", S),
+    ("export PATH=/usr/local/go/bin:$PATH", S),
+    ('PATH="${PATH:+${PATH}:}/opt/tool/bin"', S),
+    ("gdb -batch -ex bt ./a.out core", S),
+    ("apt-get -q -o Acquire::Retries=3 update", S),
+    ("files[0]=notes.txt", S),
+    ("sudo LANG=C apt-get update", S),
+]
+
 
 @pytest.mark.parametrize(("line", "expected"), CASES, ids=[repr(c[0])[:60] for c in CASES])
 def test_indirect_commands(line, expected):
     result = assess(line)
     assert result.risk is expected, result.reasons
+
+
+@pytest.mark.parametrize(("line", "expected"), EVASIONS, ids=[repr(c[0])[:60] for c in EVASIONS])
+def test_evasions_are_judged_as_what_they_run(line, expected):
+    result = assess(line)
+    assert result.risk is expected, result.reasons
+
+
+@pytest.mark.parametrize(("line", "expected"), EVERYDAY, ids=[repr(c[0])[:60] for c in EVERYDAY])
+def test_everyday_lines_stay_as_they_were(line, expected):
+    result = assess(line)
+    assert result.risk is expected, result.reasons
+    assert not decide(Level.RESTRICTED, result).blocked
 
 
 def test_a_dangerous_pager_is_blocked_at_elevated_and_restricted():
