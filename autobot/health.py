@@ -5,10 +5,11 @@ import logging
 import time
 import uuid
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
+
+from autobot import lanes
 
 log = logging.getLogger("autobot.health")
 
@@ -18,14 +19,15 @@ def _db_ping() -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-    finally:
-        connection.close()  # this runs on a pool thread: leave no connection behind there
+    except Exception:
+        connection.close()  # the next ping opens a fresh connection
+        raise
 
 
 async def check_database() -> None:
-    # Not on Django's one shared ORM thread: under load that thread has a queue, and the health
-    # check must report whether the database answers, not how long that queue is.
-    await sync_to_async(_db_ping, thread_sensitive=False)()
+    # On a thread of its own, which keeps its connection: the lanes may have queues under load,
+    # and the health check must report whether the database answers, not how long a queue is.
+    await asyncio.wrap_future(lanes.dedicated("health").submit(_db_ping))
 
 
 async def check_channel_layer() -> None:

@@ -23,34 +23,65 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import queue
 import threading
 from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 
 from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 
 
-class Lane(ThreadPoolExecutor):
-    """One thread, and a count of the jobs handed to it that have not finished."""
+class Lane(Executor):
+    """One thread that runs the jobs handed to it one after another, and a count of those not
+    finished yet.
 
-    def __init__(self, number: int) -> None:
-        super().__init__(max_workers=1, thread_name_prefix=f"autobot-lane-{number}")
+    Not a ThreadPoolExecutor(max_workers=1): its submit takes a semaphore that its worker
+    releases after every job, and under load the event loop kept blocking on that exchange (then
+    waited for the GIL to come back). A SimpleQueue hand-over takes no Python-level lock."""
+
+    def __init__(self, name: str) -> None:
+        self.name = f"autobot-lane-{name}"
         self.users = 0  # requests and tasks bound to this lane right now (event loop only)
-        self._submitted = itertools.count()
-        self._finished = itertools.count()
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._submitted = itertools.count(1)
+        self._finished = itertools.count(1)
         self._submitted_n = 0
         self._finished_n = 0
 
-    def submit(self, fn, /, *args, **kwargs):
-        self._submitted_n = next(self._submitted) + 1
-        future = super().submit(fn, *args, **kwargs)
-        future.add_done_callback(self._done)
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        if self._thread is None:
+            self._start()
+        future: Future = Future()
+        self._submitted_n = next(self._submitted)  # next() on a count is atomic under the GIL
+        self._jobs.put((future, fn, args, kwargs))
         return future
 
-    def _done(self, _future) -> None:
-        # Runs on the lane's thread: next() on a count is atomic under the GIL, `+=` is not.
-        self._finished_n = next(self._finished) + 1
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
+                self._thread.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args, kwargs = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:  # handed to whoever waits on the future
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+            self._finished_n = next(self._finished)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            if wait:
+                self._thread.join()
 
     @property
     def pending(self) -> int:
@@ -69,7 +100,7 @@ def lanes() -> list[Lane]:
         with _lock:
             if not _lanes:
                 count = settings.SYNC_THREADS if settings.configured else DEFAULT_COUNT
-                _lanes.extend(Lane(number) for number in range(count))
+                _lanes.extend(Lane(str(number)) for number in range(count))
     return _lanes
 
 
@@ -120,5 +151,17 @@ def close_connections() -> None:
     database). Sync: call it from a thread that is not running an event loop."""
     from django.db import connections
 
-    for lane in list(_lanes):
+    for lane in [*_lanes, *_dedicated.values()]:
         lane.submit(connections.close_all).result(timeout=10)
+
+
+_dedicated: dict[str, Lane] = {}
+
+
+def dedicated(name: str) -> Lane:
+    """A lane of its own for one kind of work that must not queue behind anything else (the
+    health check's database ping), outside the set requests and tasks are spread over."""
+    with _lock:
+        if name not in _dedicated:
+            _dedicated[name] = Lane(name)
+        return _dedicated[name]
