@@ -1736,6 +1736,41 @@ def _lldb(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
         yield Hit(Risk.MODERATE, "runs lldb commands from a script file", Trait.SCRIPT_FILE)
 
 
+# ---- database clients given statements that run shell commands
+
+# mysql/mariadb `system CMD` / `\! CMD`; psql `\! CMD`, `\o |CMD`, `\g |CMD`, `\copy … program 'CMD'`;
+# sqlite3 `.shell CMD`, `.system CMD`, `.output |CMD`, `.once |CMD`.
+_CLIENT_SHELL = re.compile(r"(?:^|[;\n])\s*(?:system|\\!|\.(?:shell|system))[ \t]+(?P<command>[^;\n]*)", re.I)
+_CLIENT_PIPE = re.compile(r"(?:\\[og]|\.(?:output|once))\s*\|\s*(?P<command>[^;\n]*)")
+_CLIENT_PROGRAM = re.compile(r"\bprogram\s+'(?P<command>(?:[^']|'')*)'", re.I)
+
+
+def _client_statements(statements: Iterable[str], cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    for text in statements:
+        for pattern in (_CLIENT_SHELL, _CLIENT_PIPE, _CLIENT_PROGRAM):
+            for m in pattern.finditer(text):
+                command = m.group("command").strip().replace("''", "'")
+                if command:
+                    yield from w.run_string(command, None, cmd)
+
+
+def _mysql(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    yield from _client_statements(option_values(cmd.args, "e", ("execute",), takes="uhPpSDA"), cmd, w)
+    yield from _command_options(cmd, w)  # --pager=CMD
+
+
+def _psql(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    yield from _client_statements(option_values(cmd.args, "c", ("command",), takes="dfhLopPTUvFRU"), cmd, w)
+
+
+def _sqlite3(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """sqlite3 [OPTIONS] DB [SQL...]: the SQL operands and -cmd values are dot commands or SQL."""
+    values = option_values([("-" + a if re.match(r"^-[a-z]{2,}", a) else a) for a in cmd.args], "",
+                           ("cmd", "init"))
+    operands = [a for a in cmd.args if not a.startswith("-")][1:]
+    yield from _client_statements([*values, *operands], cmd, w)
+
+
 def _zip(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     """zip -TT CMD (also --unzip-command) tests the archive by running CMD."""
     for n, a in enumerate(cmd.args):
@@ -2115,8 +2150,10 @@ RULES: dict[str, Rule] = {
     **{name: _apt_options for name in ["apt-cache", "apt-mark", "apt-cdrom", "apt-config", "apt-helper",
                                        "apt-ftparchive", "apt-key"]},
     "less": _less,
-    "mysql": _command_options,
-    "mariadb": _command_options,
+    "mysql": _mysql,
+    "mariadb": _mysql,
+    "psql": _psql,
+    "sqlite3": _sqlite3,
     **{name: _vim for name in _VIMS},
     "gdb": _gdb,
     "lldb": _lldb,

@@ -52,6 +52,17 @@ CASES = [
     ("read -r __autobot_verdict", D),
     ("read -r line", S),
     ("printf '%s\\n' PAGER", S),
+    # database clients given statements that run shell commands
+    (f"mysql -e 'system {X}'", D),
+    (f"mariadb --execute='select 1; \\! {X}' db", D),
+    (f"psql -c '\\! {X}'", D),
+    (f"psql -c \"\\copy t to program '{X}'\"", D),
+    (f"psql -c '\\o |{X}' -c 'select 1'", D),
+    (f"sqlite3 app.db '.shell {X}'", D),
+    (f"sqlite3 -cmd '.output |{X}' app.db 'select 1'", D),
+    ("mysql -e 'select count(*) from users' app", S),
+    ("psql -c 'select 1' app", S),
+    ("sqlite3 app.db .tables 'select * from t'", S),
     # package managers' hooks
     (f"apt-get -o APT::Update::Pre-Invoke::='{X}' update", D),
     (f"apt -o 'DPkg::Post-Invoke::={X}' install nginx", D),
