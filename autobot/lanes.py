@@ -6,12 +6,15 @@ already does) and a new database connection in that thread. A burst of 100 reque
 100 threads and 100 SQLite connections at once; that many runnable threads starved the event
 loop of the GIL, and `/api/health` stalled for hundreds of milliseconds.
 
-Here every HTTP request, and every background task started with `spawn`, runs its
-thread-sensitive sync work (the async ORM, Django's sync hooks, sync views) on one lane: the
-one with the fewest jobs waiting when it starts. A lane runs one job at a time, so a request's
-sync calls still share one thread and one connection, as Django expects. Lanes live as long as
-the process, so their connections can be kept (`CONN_MAX_AGE`) and a burst queues work on a
-few threads instead of creating a hundred.
+Here every HTTP request to an async view, and every background task started with `spawn`,
+runs its thread-sensitive sync work (the async ORM, Django's sync hooks) on the lanes, each call
+on the lane with the fewest jobs waiting. Each call is one job on one thread with that thread's
+connection, which is all Django needs: no transaction spans two calls (`atomic` lives inside one
+sync function), and nothing here uses `QuerySet.aiterator()`, whose chunks would have to come
+from one connection. Lanes live as long as the process, so their connections can be kept
+(`CONN_MAX_AGE`), and a burst queues work on a few threads instead of creating a hundred.
+Requests to sync views (the admin, the login form) keep Django's thread per request: each is
+one long job, password hashing included, that must not hold a lane.
 
 A task that outlives the request that started it must not keep the request's lane context:
 asgiref refuses thread-sensitive calls from such a task once the request has ended. That is
@@ -28,8 +31,9 @@ import threading
 from collections.abc import Coroutine
 from concurrent.futures import Executor, Future
 
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction
 from django.conf import settings
+from django.urls import Resolver404, get_resolver
 
 
 class Lane(Executor):
@@ -42,7 +46,6 @@ class Lane(Executor):
 
     def __init__(self, name: str) -> None:
         self.name = f"autobot-lane-{name}"
-        self.users = 0  # requests and tasks bound to this lane right now (event loop only)
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -105,29 +108,65 @@ def lanes() -> list[Lane]:
 
 
 def _least_busy() -> Lane:
-    return min(lanes(), key=lambda lane: (lane.pending, lane.users))
+    return min(lanes(), key=lambda lane: lane.pending)
+
+
+class _Lanes(Executor):
+    """All the lanes as one executor: each call goes to the lane with the fewest jobs waiting at
+    that moment. Per call, not per request: a request or task bound to one lane for its whole
+    life would wait behind whatever long job that lane picked up meanwhile (a password hash, an
+    SQLite write-lock wait), however idle the others were."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        return _least_busy().submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        for lane in list(_lanes):
+            lane.shutdown(wait)
+
+
+_all_lanes = _Lanes()
 
 
 @contextlib.asynccontextmanager
 async def lane_context():
-    """Run the block's thread-sensitive sync calls on the least busy lane."""
-    lane = _least_busy()
-    lane.users += 1
+    """Run the block's thread-sensitive sync calls on the lanes."""
+    async with ThreadSensitiveContext(executor=_all_lanes):
+        yield
+
+
+_ASYNC_PREFIXES = ("/api/", "/static/")
+
+
+def _sync_view(scope) -> bool:
+    """Whether the request goes to a sync view (the admin, the login form). Such a view is one
+    long job, password hashing included: it runs on a thread of its own, as stock Django does,
+    and never holds a lane."""
+    path = scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    if path.startswith(_ASYNC_PREFIXES):
+        return False  # resolving a deep API path costs ~0.2 ms, and every API operation is async
     try:
-        async with ThreadSensitiveContext(executor=lane):
-            yield lane
-    finally:
-        lane.users -= 1
+        match = get_resolver().resolve(path or "/")
+    except Resolver404:
+        return False
+    return not iscoroutinefunction(match.func)
 
 
 class LaneMiddleware:
-    """ASGI middleware: each HTTP request runs in a lane context (see the module docstring).
-    Django's own per-request `ThreadSensitiveContext` inside it then changes nothing."""
+    """ASGI middleware: HTTP requests to async views run their sync work on the lanes (see the
+    module docstring). Django's own per-request `ThreadSensitiveContext` inside then changes
+    nothing. Requests to sync views keep Django's thread per request."""
 
     def __init__(self, app) -> None:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
+        if _sync_view(scope):
+            await self.app(scope, receive, send)
+            return
         async with lane_context():
             await self.app(scope, receive, send)
 

@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.core.signals import request_started
 
-from autobot.lanes import lane_context, spawn
+from autobot.lanes import lane_context, lanes, spawn
 from tests.conftest import make_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -83,14 +83,36 @@ async def test_a_plain_task_outliving_its_lane_context_is_refused():
         await task
 
 
-async def test_a_busy_lane_is_passed_over():
+async def test_a_lane_busy_with_a_long_job_is_passed_over_by_the_next_call():
     release = threading.Event()
-    async with lane_context() as busy:
+    async with lane_context():
         blocked = asyncio.ensure_future(sync_to_async(release.wait)())
-        await asyncio.sleep(0)  # one step: the call is handed to the lane before its first await
-        assert busy.pending == 1
-        async with lane_context() as other:
-            name = await sync_to_async(lambda: threading.current_thread().name)()
-        assert other is not busy and name.startswith("autobot-lane-")
+        await asyncio.sleep(0)  # one step: the call is handed to a lane before its first await
+        busy = [lane for lane in lanes() if lane.pending]
+        assert len(busy) == 1
+        # The same request's (or task's) next call does not queue behind the long one.
+        name = await sync_to_async(lambda: threading.current_thread().name)()
+        assert name.startswith("autobot-lane-") and name != busy[0].name
         release.set()
         await blocked
+
+
+async def test_a_request_to_a_sync_view_gets_a_thread_of_its_own_not_a_lane(owner):
+    """Sync views (the admin, the login form) are one long job each, password hashing included:
+    a flood of them must not occupy the lanes that every API request needs."""
+    from autobot.asgi import application
+
+    token = await sync_to_async(make_token)(owner)
+    threads_seen: list[str] = []
+
+    def note_thread(**_kwargs):
+        threads_seen.append(threading.current_thread().name)
+
+    request_started.connect(note_thread)
+    try:
+        assert await _get(application, "/accounts/login/", token) == 200  # Django's sync LoginView
+        assert await _get(application, "/api/me", token) == 200
+    finally:
+        request_started.disconnect(note_thread)
+    login_thread, api_thread = threads_seen
+    assert not login_thread.startswith("autobot-lane-") and api_thread.startswith("autobot-lane-")
