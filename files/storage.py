@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import logging
 import mimetypes
 import os
 import secrets
@@ -34,6 +35,7 @@ from files.ranges import INLINE_SAFE_TYPES, make_etag
 __all__ = ["PathRefused"]  # re-exported for callers that only import storage
 
 PREVIEW_BYTES = 64 * 1024
+log = logging.getLogger("files.storage")
 READ_CHUNK = 256 * 1024
 # Upload writes are coalesced to this size so a 200 MB file is ~200 thread hops, not 3000.
 WRITE_CHUNK = 1024 * 1024
@@ -767,7 +769,12 @@ class Upload:
         None, having done nothing, if another commit holds the lock. Taking and releasing the
         lock in the same call means a cancelled request can never leave it held, nor release it
         while its files are still being moved."""
-        lock_fd = _try_lock_sync(lock_path)
+        try:
+            lock_fd = _try_lock_sync(lock_path)
+        except OSError as exc:  # the lock folder or file is not what it must be (a file, a folder…)
+            log.error("files: cannot use the commit lock %s: %s", lock_path, exc)
+            raise AreaBusy("uploads to this files area cannot be saved right now; the administrator has "
+                           "been told") from None
         if lock_fd is None:
             return None
         try:

@@ -394,6 +394,13 @@ async def test_the_lock_file_lives_beside_the_area_not_in_it(root, tmp_path):
     assert await storage.usage(str(root)) == 9
 
 
+async def test_a_broken_lock_place_refuses_the_upload_cleanly(root, tmp_path):
+    (tmp_path / storage.LOCKS_DIR).write_text("not a folder")  # where the lock folder must be
+    with pytest.raises(storage.AreaBusy):
+        await upload(root, [("c.txt", [b"c"])], quota_bytes=100)
+    assert sorted(os.listdir(root / "docs")) == ["b.txt"]
+
+
 HOLD_LOCK = """
 import fcntl, os, sys
 os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
