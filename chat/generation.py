@@ -34,6 +34,7 @@ FINAL_FIELDS = ("content", "status", "citations", "prompt_tokens", "completion_t
 INTERNAL_ERROR = "The answer failed because of an internal error; it has been logged."
 
 _running: dict[str, Generation] = {}
+_cancel_at_start: set[str] = set()  # sessions whose answer was cancelled while being set up
 
 
 def group_name(session_id) -> str:
@@ -105,7 +106,19 @@ def start(
                                 name=f"chat-cancelled-{session_id}")
 
     gen.task.add_done_callback(cancelled_before_start)
+    if gen.session_id in _cancel_at_start:
+        _cancel_at_start.discard(gen.session_id)
+        gen.task.cancel()  # stored as cancelled by the callback above, with nothing asked of the provider
     return gen
+
+
+def cancel_at_start(session_id, *, wanted: bool = True) -> None:
+    """Cancel the answer now being set up in this process for the session as soon as it starts
+    (`wanted=False` withdraws that when the set-up fails)."""
+    if wanted:
+        _cancel_at_start.add(str(session_id))
+    else:
+        _cancel_at_start.discard(str(session_id))
 
 
 async def cancel(session_id) -> None:

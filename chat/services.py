@@ -222,8 +222,17 @@ async def _message_start(checked: _Checked, *, use_knowledge: bool, client_ip: s
     # together would make every other request on this loop wait for rounds of that work.
     loop = asyncio.get_running_loop()
     slots = _start_slots.setdefault(loop, asyncio.Semaphore(_START_SLOTS))
-    async with slots:
-        return await _message_setup(checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=stream)
+    session_id = str(checked.session.id)
+    _setting_up.add(session_id)
+    try:
+        async with slots:
+            return await _message_setup(checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=stream)
+    finally:
+        _setting_up.discard(session_id)
+        generation.cancel_at_start(session_id, wanted=False)  # used by now, or moot
+
+
+_setting_up: set[str] = set()  # sessions whose answer this process is setting up
 
 
 async def _message_setup(checked: _Checked, *, use_knowledge: bool, client_ip: str | None, stream: bool) -> Posted:
@@ -257,6 +266,10 @@ async def generation_cancel(*, user, session_id) -> bool:
     """Stop the session's answer in progress, in whichever process runs it. False when no answer
     was being generated (it may have just finished)."""
     session = await session_get(user=user, session_id=session_id)
+    if generation.running(session.id) is None and str(session.id) in _setting_up:
+        # Asked for, not started yet: it starts already cancelled.
+        generation.cancel_at_start(session.id)
+        return True
     answering = generation.running(session.id) is not None or await session.messages.filter(
         status=ChatMessage.Status.STREAMING).aexists()
     if answering:

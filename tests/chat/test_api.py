@@ -85,6 +85,32 @@ async def test_cancel_over_rest_stops_the_answer_and_keeps_the_partial_text(api_
     await watcher.disconnect()
 
 
+async def test_cancel_while_the_answer_is_being_set_up_stops_it_before_the_provider_is_asked(api_client, owner,
+                                                                                             llm, monkeypatch):
+    from chat import services
+
+    searching, go_on = asyncio.Event(), asyncio.Event()
+    real_passages = services._passages
+
+    async def slow_passages(*args, **kwargs):  # the knowledge search taking its time: the window
+        searching.set()
+        await go_on.wait()
+        return await real_passages(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_passages", slow_passages)
+    client = api_client(owner)
+    sid = (await new_session(client))["id"]
+    post = asyncio.ensure_future(post_message(client, sid, "hello"))
+    await searching.wait()
+
+    response = await client.post(f"{BASE}/sessions/{sid}/cancel")
+    assert response.status_code == 200 and response.json() == {"cancelled": True}
+    go_on.set()
+    reply = await post
+    assert reply.json()["status"] == "cancelled"
+    assert llm.requests == []  # the provider was never asked
+
+
 async def test_staff_can_read_other_peoples_sessions(api_client, owner, staff, llm):
     session = await new_session(api_client(owner), title="mine")
     assert (await api_client(staff).get(f"{BASE}/sessions/{session['id']}")).status_code == 200
