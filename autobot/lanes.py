@@ -48,6 +48,7 @@ class Lane(Executor):
         self.name = f"autobot-lane-{name}"
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._closed = False
         self._start_lock = threading.Lock()
         self._submitted = itertools.count(1)
         self._finished = itertools.count(1)
@@ -55,6 +56,8 @@ class Lane(Executor):
         self._finished_n = 0
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
+        if self._closed:
+            raise RuntimeError(f"{self.name} has been shut down")
         if self._thread is None:
             self._start()
         future: Future = Future()
@@ -81,6 +84,16 @@ class Lane(Executor):
             self._finished_n = next(self._finished)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """No new jobs; the queued ones still run (cancelled first with `cancel_futures`)."""
+        self._closed = True
+        if cancel_futures:
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job[0].cancel()
         if self._thread is not None:
             self._jobs.put(None)
             if wait:
@@ -122,7 +135,7 @@ class _Lanes(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         for lane in list(_lanes):
-            lane.shutdown(wait)
+            lane.shutdown(wait, cancel_futures=cancel_futures)
 
 
 _all_lanes = _Lanes()

@@ -116,3 +116,14 @@ async def test_a_request_to_a_sync_view_gets_a_thread_of_its_own_not_a_lane(owne
         request_started.disconnect(note_thread)
     login_thread, api_thread = threads_seen
     assert not login_thread.startswith("autobot-lane-") and api_thread.startswith("autobot-lane-")
+
+
+def test_a_lane_that_was_shut_down_refuses_new_work_but_finishes_what_it_had():
+    from autobot.lanes import Lane
+
+    lane = Lane("test")
+    queued = lane.submit(lambda: "done")
+    lane.shutdown(wait=True)
+    assert queued.result(timeout=5) == "done"
+    with pytest.raises(RuntimeError, match="shut down"):
+        lane.submit(lambda: None)
