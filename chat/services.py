@@ -18,7 +18,6 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from autobot import audit
@@ -292,9 +291,16 @@ def _store_question(user, session: ChatSession, content: str, use_knowledge: boo
     """Check the session is free, store and audit the question, add an empty streaming reply,
     and read the history — one job on chat's database thread, one commit."""
     # Checked again here: another post may have started an answer since _message_check.
-    if generation.running(session.id) is not None or not _reap_stale(session):
+    if generation.running(session.id) is not None:
         raise Conflict(BUSY, code="generation_running")
-    history = _history(session)
+    # One read for both: an answer still streaming is always among the newest messages.
+    recent = list(session.messages.order_by("-created", "-id").values_list(
+        "pk", "role", "status", "content", "updated")[:HISTORY_ROWS])
+    if not _reap_stale(session, [(pk, updated) for pk, _, status, _, updated in recent
+                                 if status == ChatMessage.Status.STREAMING]):
+        raise Conflict(BUSY, code="generation_running")
+    history = [{"role": role, "content": content} for _, role, status, content, _ in reversed(recent)
+               if content and (role == ChatMessage.Role.USER or status == ChatMessage.Status.COMPLETE)]
     with transaction.atomic():
         user_message, reply = _store_pair(session, content, use_knowledge, ref)
         audit.record_sync(
@@ -314,13 +320,16 @@ def _store_pair(session: ChatSession, content: str, use_knowledge: bool, ref: st
     ])
     if not session.title:
         session.title = _title_from(content)
-    session.save(update_fields=["title", "updated"])  # moves the session to the top of the list
+    session.updated = timezone.now()  # moves the session to the top of the list
+    ChatSession.objects.filter(pk=session.pk).update(title=session.title, updated=session.updated)
     return user_message, reply
 
 
-def _reap_stale(session: ChatSession) -> bool:
-    """Mark answers orphaned by a restart as failed; True when none is still in progress."""
-    streaming = list(session.messages.filter(status=ChatMessage.Status.STREAMING).only("pk", "updated"))
+def _reap_stale(session: ChatSession, streaming: list[tuple[int, object]] | None = None) -> bool:
+    """Mark answers orphaned by a restart as failed; True when none is still in progress.
+    `streaming`: the session's (pk, updated) of streaming answers, when already read."""
+    if streaming is None:
+        streaming = list(session.messages.filter(status=ChatMessage.Status.STREAMING).values_list("pk", "updated"))
     if not streaming:
         return True
     if settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer"):
@@ -328,20 +337,15 @@ def _reap_stale(session: ChatSession) -> bool:
     else:
         # Other workers may be generating: only give up on answers silent for too long.
         cutoff = timezone.now() - timedelta(seconds=settings.CHAT_LLM_READ_TIMEOUT + 30)
-        stale = [m for m in streaming if m.updated < cutoff]
+        stale = [(pk, updated) for pk, updated in streaming if updated < cutoff]
     if stale:
-        ChatMessage.objects.filter(pk__in=[m.pk for m in stale]).update(
+        ChatMessage.objects.filter(pk__in=[pk for pk, _ in stale]).update(
             status=ChatMessage.Status.FAILED, error_code="interrupted",
             error="The answer was interrupted (the server restarted).")
     return len(stale) == len(streaming)
 
 
-def _history(session: ChatSession) -> list[dict]:
-    rows = session.messages.filter(
-        Q(role=ChatMessage.Role.USER) | Q(role=ChatMessage.Role.ASSISTANT, status=ChatMessage.Status.COMPLETE)
-    ).exclude(content="").order_by("-created", "-id")
-    # Newest first and bounded: trimming to the context window happens in chat.prompt.
-    return list(reversed(rows.values("role", "content")[:200]))
+HISTORY_ROWS = 200  # newest messages read for the prompt; chat.prompt trims them to the context window
 
 
 def _title_from(content: str) -> str:
