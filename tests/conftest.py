@@ -90,6 +90,14 @@ def django_db_modify_db_settings(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_login_throttle():
+    """Failed sign-ins are counted per process: each test starts with none."""
+    from autobot import views
+
+    views._windows.clear()
+
+
+@pytest.fixture(autouse=True)
 def _isolated_dirs(settings, tmp_path_factory):
     """Every test gets its own files area; nothing is written outside temporary folders."""
     settings.FILES_ROOT = tmp_path_factory.mktemp("files")
