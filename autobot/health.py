@@ -15,6 +15,9 @@ log = logging.getLogger("autobot.health")
 
 
 def _db_ping() -> None:
+    # The kept connection may have died with a database restart (or outlived CONN_MAX_AGE): Django's
+    # own check, as at a request's start, so the ping reports the database now, not an old socket.
+    connection.close_if_unusable_or_obsolete()
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")

@@ -67,6 +67,29 @@ async def test_health_ok_on_postgres():
     assert response.json()["checks"]["database"]["status"] == "ok"
 
 
+@pytest.mark.postgres
+async def test_health_is_ok_again_at_once_after_the_database_drops_its_connection():
+    """The health check keeps its connection; when PostgreSQL ends it (a restart does), the next
+    check must say whether the database answers now, not fail on the dead socket."""
+    import asyncio
+
+    from django.db import connection
+
+    from autobot import lanes
+
+    assert (await AsyncClient().get("/api/health")).status_code == 200
+    pid = await asyncio.wrap_future(lanes.dedicated("health").submit(lambda: connection.connection.info.backend_pid))
+
+    def terminate():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        connection.close()
+
+    await asyncio.to_thread(terminate)
+    response = await AsyncClient().get("/api/health")
+    assert response.status_code == 200, response.json()
+
+
 async def test_metrics_need_staff(api_client, owner, staff):
     assert (await AsyncClient().get("/metrics")).status_code == 403
     assert (await api_client(owner).get("/metrics")).status_code == 403
