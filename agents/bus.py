@@ -57,6 +57,7 @@ from agents.protocol import (
 )
 from autobot import metrics  # the process's one Prometheus registry (prometheus_client only)
 from autobot.lanes import spawn
+from autobot.supervise import supervised
 
 log = logging.getLogger("agents.bus")
 
@@ -375,7 +376,7 @@ class Bus:
             # channels in memory and drops the oldest silently when that buffer is full,
             # whereas a named channel is capacity-checked on send (``ChannelFull``).
             self.reply_channel = f"agents.reply.{self.origin}"
-            self._reader = spawn(self._read_replies(), name="agents-bus-replies")
+            self._reader = spawn(supervised("agents-bus-replies", self._read_replies), name="agents-bus-replies")
         return self
 
     async def close(self) -> None:
@@ -821,16 +822,15 @@ class AgentEndpoint:
         return len(self._backlog)
 
     async def start(self) -> AgentEndpoint:
-        layer = self.bus.layer
         self.channel = inbox_channel(self.agent_id)
         groups = [agent_group(self.agent_id), BROADCAST_GROUP]
         groups += [capability_group(c) for c in self.capabilities]
-        for group in groups:
-            await layer.group_add(group, self.channel)
         self._groups = groups
+        await self._join()
         await self.bus.start()
         await self.bus.directory.add(self.agent_id, self.channel, self.capabilities)
-        self._tasks = [spawn(self._read(), name=f"agent-{self.agent_id}-read")]
+        reader = supervised(f"agent-{self.agent_id}-inbox", self._read)
+        self._tasks = [spawn(reader, name=f"agent-{self.agent_id}-read")]
         self._tasks += [
             spawn(self._work(), name=f"agent-{self.agent_id}-work")
             for _ in range(self.concurrency)
@@ -856,7 +856,13 @@ class AgentEndpoint:
             self._changed.clear()
             await self._changed.wait()
 
+    async def _join(self) -> None:
+        for group in self._groups:
+            await self.bus.layer.group_add(group, self.channel)
+
     async def _read(self) -> None:
+        # Joined again on every (re)start: after a Redis restart the groups are gone.
+        await self._join()
         while True:
             await self._backlog.wait_for_room()
             await self._read_one()

@@ -37,6 +37,7 @@ from agents.protocol import (
 )
 from autobot.errors import AppError
 from autobot.http import scope_ip
+from autobot.supervise import supervised
 
 log = logging.getLogger("agents.consumers")
 
@@ -204,7 +205,24 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, inbox)
         self.groups = wanted
         if self.reader is None:
-            self.reader = asyncio.create_task(self.read_inbox(handover), name=f"agent-{self.agent_id}-inbox")
+            self.reader = asyncio.create_task(
+                supervised(f"agent-{self.agent_id}-socket-inbox", self._inbox_reader(handover)),
+                name=f"agent-{self.agent_id}-inbox")
+
+    def _inbox_reader(self, handover: asyncio.Event | None):
+        """The inbox reader's body for the supervisor: the first run waits for the hand-over,
+        a restart (after a Redis error) re-joins the groups first."""
+        first = True
+
+        async def body() -> None:
+            nonlocal first
+            if not first:
+                for group in self.groups:
+                    await self.channel_layer.group_add(group, inbox_channel(self.agent_id))
+            first = False
+            await self.read_inbox(handover)
+
+        return body
 
     async def answer(self, message: Message) -> None:
         key = str(message.header.correlation_id)

@@ -9,7 +9,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 
-from autobot import lanes
+from autobot import lanes, supervise
 
 log = logging.getLogger("autobot.health")
 
@@ -81,14 +81,26 @@ async def _run(check) -> dict:
     return {"status": "ok", "ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
+def readers_report() -> dict:
+    """This process's supervised readers (autobot/supervise.py): a reader waiting to restart
+    after an error means requests to agents or cancels are not being read, so it fails health."""
+    stopped = supervise.not_running()
+    if stopped:
+        return {"status": "fail", "error": "not_running", "readers": stopped}
+    return {"status": "ok", "running": len(supervise.readers())}
+
+
 async def health_report() -> tuple[int, dict]:
     checks_to_run = active_checks()
     names = list(checks_to_run)
     results = await asyncio.gather(*(_run(checks_to_run[name]) for name in names))
     checks = dict(zip(names, results, strict=True))
+    checks["readers"] = readers_report()
     failed = [name for name, result in checks.items() if result["status"] != "ok"]
     body = {"status": "fail" if failed else "ok", "checks": checks, "version": settings.VERSION}
     if failed:
-        body["detail"] = f"unhealthy: {', '.join(failed)} failed"
+        named = [f"readers ({', '.join(checks['readers']['readers'])})" if name == "readers" else name
+                 for name in failed]
+        body["detail"] = f"unhealthy: {', '.join(named)} failed"
         body["code"] = "unhealthy"
     return (503 if failed else 200), body

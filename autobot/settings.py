@@ -11,6 +11,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from autobot import redisconf
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
@@ -161,15 +163,16 @@ SYNC_THREADS = env_int("AUTOBOT_SYNC_THREADS", 4, minimum=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# Read timeout of the channel layer's Redis connections: it must outlast the layer's 5 s blocking
+# read, or every idle socket and bus reader dies (autobot/redisconf.py says why; refused below).
+REDIS_SOCKET_TIMEOUT = env_float("AUTOBOT_REDIS_SOCKET_TIMEOUT", 30.0, minimum=0.1)
 if REDIS_URL:
     if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://")
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
-        }
-    }
+    try:
+        CHANNEL_LAYERS = {"default": redisconf.channel_layer_config(REDIS_URL, socket_timeout=REDIS_SOCKET_TIMEOUT)}
+    except redisconf.RedisConfigError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
 

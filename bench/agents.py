@@ -180,7 +180,10 @@ def redis_factory(url: str):
     from channels_redis.core import RedisChannelLayer
 
     prefix = f"bench{uuid.uuid4().hex[:6]}"
-    return lambda: RedisChannelLayer(hosts=[url], prefix=prefix, capacity=CAPACITY, expiry=60)
+    from autobot.redisconf import channel_layer_config
+
+    config = channel_layer_config(url, prefix=prefix, capacity=CAPACITY, expiry=60)["CONFIG"]
+    return lambda: RedisChannelLayer(**config)
 
 
 async def redis_reachable(url: str) -> bool:

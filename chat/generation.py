@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from autobot import audit
 from autobot.lanes import spawn
+from autobot.supervise import supervised
 from chat.db import db_job
 from chat.llm.base import LLMUnavailable, Provider
 from chat.models import ChatMessage
@@ -143,7 +144,12 @@ def _single_process() -> bool:
 
 
 async def _listen_for_cancel(gen: Generation) -> None:
-    """Cancel requests from other processes arrive on the session's control group."""
+    """Cancel requests from other processes arrive on the session's control group; supervised,
+    so a Redis error mid-answer does not leave the answer deaf to cancels."""
+    await supervised(f"chat-cancel-{gen.session_id}", lambda: _cancel_listener(gen))
+
+
+async def _cancel_listener(gen: Generation) -> None:
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add(control_group(gen.session_id), channel)

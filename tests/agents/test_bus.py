@@ -34,7 +34,10 @@ def make_layer(kind, **options):
         pytest.skip("AUTOBOT_TEST_REDIS_URL not set")
     from channels_redis.core import RedisChannelLayer
 
-    return RedisChannelLayer(hosts=[url], prefix=f"t{uuid.uuid4().hex[:8]}", **options)
+    from autobot.redisconf import channel_layer_config
+
+    config = channel_layer_config(url, prefix=f"t{uuid.uuid4().hex[:8]}")["CONFIG"]
+    return RedisChannelLayer(**{**config, **options})
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

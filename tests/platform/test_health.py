@@ -5,6 +5,8 @@ import sys
 import pytest
 from django.test import AsyncClient
 
+from autobot.redisconf import channel_layer_config
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -23,8 +25,7 @@ async def test_health_503_names_the_channel_layer_when_redis_is_down(settings):
     from channels.layers import channel_layers
 
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                           "CONFIG": {"hosts": [settings.REDIS_URL]}}}
+    settings.CHANNEL_LAYERS = {"default": channel_layer_config(settings.REDIS_URL)}
     settings.HEALTH_TIMEOUT_SECONDS = 1.0
     channel_layers.backends.clear()
     try:
@@ -45,8 +46,7 @@ async def test_health_ok_on_real_redis(settings):
     from channels.layers import channel_layers
 
     settings.REDIS_URL = os.environ["AUTOBOT_TEST_REDIS_URL"]
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                           "CONFIG": {"hosts": [settings.REDIS_URL]}}}
+    settings.CHANNEL_LAYERS = {"default": channel_layer_config(settings.REDIS_URL)}
     channel_layers.backends.clear()
     try:
         response = await AsyncClient().get("/api/health")

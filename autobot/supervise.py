@@ -1,0 +1,78 @@
+"""Supervised long-lived loops: readers that wait on the channel layer must outlive a Redis error.
+
+A reader (the bus's reply reader, a built-in agent's inbox, an external agent's inbox, a chat
+answer's cancel listener) that lets one ``ConnectionError`` escape stops for good: from then on
+requests time out and cancels are ignored while the process looks healthy. ``supervised`` runs a
+reader's body again after any error, with exponential backoff and jitter; the body joins its
+groups itself, so they are re-joined once Redis is back. ``/api/health`` reports a registered
+reader that is not running (``not_running()``), naming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from itertools import count
+
+log = logging.getLogger("autobot.supervise")
+
+BACKOFF_FIRST = 0.2
+BACKOFF_MAX = 10.0
+# A body that ran at least this long before failing counts as having worked: backoff restarts
+# from its first step, so one error an hour never waits the maximum.
+HEALTHY_RUN_SECONDS = 30.0
+
+
+@dataclass
+class ReaderState:
+    name: str
+    running: bool = False
+    failures: int = 0
+    last_error: str = ""
+    since: float = field(default_factory=time.monotonic)
+
+
+_readers: dict[int, ReaderState] = {}
+_ids = count()
+
+
+def not_running() -> list[str]:
+    """Names of the supervised readers of this process that are waiting to be restarted."""
+    return sorted({state.name for state in _readers.values() if not state.running})
+
+
+def readers() -> list[ReaderState]:
+    return list(_readers.values())
+
+
+def backoff(attempt: int) -> float:
+    return random.uniform(0.5, 1.0) * min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** attempt)
+
+
+async def supervised(name: str, body: Callable[[], Awaitable[None]]) -> None:
+    """Run ``body()`` until it returns or the task is cancelled; after an error, log it, back
+    off and run it again. ``body`` must (re)do its own set-up (groups, channels)."""
+    key = next(_ids)
+    state = _readers[key] = ReaderState(name)
+    attempt = 0
+    try:
+        while True:
+            state.running, started = True, time.monotonic()
+            try:
+                await body()
+                return
+            except Exception as exc:  # noqa: BLE001 - any error: the loop must come back
+                if time.monotonic() - started >= HEALTHY_RUN_SECONDS:
+                    attempt = 0
+                delay = backoff(attempt)
+                attempt += 1
+                state.running, state.failures, state.last_error = False, state.failures + 1, repr(exc)
+                log.warning("%s stopped (%r); restarting in %.1f s (failure %d)",
+                            name, exc, delay, state.failures, exc_info=state.failures == 1)
+                await asyncio.sleep(delay)
+    finally:
+        _readers.pop(key, None)
