@@ -25,6 +25,7 @@ from terminal.pty import MAX_COLS, MAX_ROWS, InputOverflow, PtyClosed, PtyOption
 from terminal.recording import Recorder
 
 from . import live as registry
+from . import relay
 from .access import check_level, home_for, owned_session, parse_level, require_terminal
 from .commands import command_env, hook_decide, hook_done, rlimits_for
 
@@ -73,10 +74,21 @@ async def _mark_stale(user=None) -> int:
     async for row in rows:
         ours = row.host == registry.HOST_ID
         if (ours and registry.get(row.pk) is None) or worker_gone(row.host):
-            ended += await TerminalSession.objects.filter(pk=row.pk).aupdate(
-                status=Status.ENDED, ended=timezone.now(), end_reason="server_gone"
-            )
+            ended += await mark_server_gone(row)
     return ended
+
+
+async def mark_server_gone(session: TerminalSession) -> int:
+    """The process that ran the session stopped (killed, restarted): the row ends, audited once."""
+    changed = await TerminalSession.objects.filter(pk=session.pk).exclude(status=Status.ENDED).aupdate(
+        status=Status.ENDED, ended=timezone.now(), end_reason="server_gone"
+    )
+    if changed:
+        await audit.record(
+            actor=None, action="terminal.session_end", target_type="terminal_session", target_id=str(session.pk),
+            data={"reason": "server_gone", "host": session.host, "owner": session.owner_id},
+        )
+    return changed
 
 
 async def sessions_reconcile() -> int:
@@ -179,6 +191,8 @@ async def _spawn(session: TerminalSession, *, user, level: Level, home: str, cli
     await hook.start()
     live.spawn_task(registry.pump_output(live, proc.subscribe()), f"terminal {session.pk} recorder")
     live.spawn_task(_end_on_exit(live), f"terminal {session.pk} exit")
+    if not relay.single_process():  # sockets and calls reaching other workers come through here
+        live.spawn_task(relay.serve(live), f"terminal {session.pk} relay")
     live.schedule_idle_check(settings.TERMINAL_IDLE_SECONDS, functools.partial(_check_idle, live))
     return live
 
@@ -238,17 +252,24 @@ async def sessions_shutdown() -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _live_or_raise(session: TerminalSession) -> registry.LiveSession:
+async def _live_here(session: TerminalSession) -> registry.LiveSession | None:
+    """The live session when this process runs it; None when another live process does (reach it
+    through ``relay``); raises when it has ended."""
     live = registry.get(session.pk)
     if live is not None and live.ending is None:
         return live
     if session.status == Status.ENDED or live is not None or session.host == registry.HOST_ID:
         raise Conflict(f"terminal session {session.pk} has ended", code="session_ended")
-    raise Unavailable(
-        f"terminal session {session.pk} runs in another server process ({session.host}); "
-        "requests for it must reach that process (sticky routing)",
-        code="session_elsewhere",
-    )
+    if worker_gone(session.host):
+        await mark_server_gone(session)
+        raise Conflict(f"terminal session {session.pk} ended: its server process stopped", code="session_lost")
+    if relay.single_process():
+        raise Unavailable(
+            f"terminal session {session.pk} runs in another server process ({session.host}), and without "
+            "REDIS_URL processes cannot reach each other's terminals",
+            code="session_elsewhere",
+        )
+    return None
 
 
 # ---- reading and changing -------------------------------------------------------------------
@@ -292,11 +313,13 @@ async def session_update(
         requested = parse_level(security_level)
         current = parse_level(session.security_level)
         if requested != current:
-            live = _live_or_raise(session)
+            live = await _live_here(session)
             check_level(user=user, current=current, requested=requested)
             session.security_level = requested.value
-            live.level = requested
-            live.generation += 1
+            if live is not None:
+                set_level(live, requested.value)
+            else:
+                await relay.call(session, "level", level=requested.value, info=session_info(session))
             changes["security_level"] = {"from": current.value, "to": requested.value}
     if changes:
         await session.asave(update_fields=["title", "security_level"])
@@ -328,16 +351,27 @@ async def session_close(*, user, session_id, client_ip: str | None = None) -> Te
             ip=client_ip,
         )
         await end_live(live, "closed")
-    elif session.status != Status.ENDED:
-        _live_or_raise(session)  # in another process: say so
+    elif session.status != Status.ENDED and await _live_here(session) is None:
+        await audit.record(
+            actor=user,
+            action="terminal.session_close",
+            target_type="terminal_session",
+            target_id=str(session.pk),
+            data={"host": session.host},
+            ip=client_ip,
+        )
+        await relay.call(session, "close")
     return await owned_session(user=user, session_id=session.pk)
 
 
 async def session_input(*, user, session_id, text: str, is_password: bool = False) -> None:
     await require_terminal(user)
     session = await owned_session(user=user, session_id=session_id)
-    live = _live_or_raise(session)
-    await _write(live, text, is_password=is_password)
+    live = await _live_here(session)
+    if live is None:
+        await relay.call(session, "input", text=text, is_password=is_password)
+    else:
+        await _write(live, text, is_password=is_password)
 
 
 async def _write(live: registry.LiveSession, text: str, *, is_password: bool = False) -> None:
@@ -360,18 +394,35 @@ async def session_signal(*, user, session_id, signal_name: str, client_ip: str |
     if sig is None:
         raise InvalidInput(f"unknown signal {signal_name!r}; use one of {', '.join(SIGNALS)}", code="invalid_signal")
     session = await owned_session(user=user, session_id=session_id)
-    live = _live_or_raise(session)
-    target = live.proc.foreground_command()
-    pgrp = live.proc.signal_foreground(sig)
+    live = await _live_here(session)
+    result = signal_live(live, sig.name) if live is not None else await relay.call(session, "signal", signal=sig.name)
     await audit.record(
         actor=user,
         action="terminal.signal",
         target_type="terminal_session",
         target_id=str(session.pk),
-        data={"signal": sig.name, "process_group": pgrp, "program": target},
+        data=result,
         ip=client_ip,
     )
-    return {"signal": sig.name, "process_group": pgrp, "program": target}
+    return result
+
+
+def signal_live(live: registry.LiveSession, signal_name: str) -> dict:
+    target = live.proc.foreground_command()
+    pgrp = live.proc.signal_foreground(SIGNALS[signal_name])
+    return {"signal": signal_name, "process_group": pgrp, "program": target}
+
+
+def set_level(live: registry.LiveSession, level: str) -> None:
+    live.level = parse_level(level)
+    live.generation += 1  # the hook drops its verdict cache
+
+
+async def resize_live(live: registry.LiveSession, cols, rows) -> None:
+    cols, rows = validate_size(cols, rows)
+    if (cols, rows) != (live.proc.cols, live.proc.rows):
+        live.proc.resize(cols, rows)
+        await live.recorder.resize(cols, rows)
 
 
 async def session_history(*, user, session_id):
@@ -412,10 +463,7 @@ class Attachment:
         await _write(self.live, text)
 
     async def resize(self, cols, rows) -> None:
-        cols, rows = validate_size(cols, rows)
-        if (cols, rows) != (self.live.proc.cols, self.live.proc.rows):
-            self.live.proc.resize(cols, rows)
-            await self.live.recorder.resize(cols, rows)
+        await resize_live(self.live, cols, rows)
 
     def detach(self) -> None:
         live = self.live
@@ -438,12 +486,20 @@ async def session_attach(
     """Attach a socket: recent output is replayed first. Returns the attachment and session info."""
     await require_terminal(user)
     session = await owned_session(user=user, session_id=session_id)
-    live = _live_or_raise(session)
+    live = await _live_here(session)
+    if live is None:  # another worker runs it
+        attachment = relay.RemoteAttachment(session, on_event)
+        await attachment.start()
+    else:
+        attachment = attach_live(live, on_event=on_event)
+    session.status = Status.RUNNING
+    return attachment, session_info(session)
+
+
+def attach_live(live: registry.LiveSession, *, on_event: Callable[[dict], None]) -> Attachment:
+    """A socket (here, or on another worker through the relay) on a live session of this process."""
     live.cancel_grace()
     live.attached += 1
     live.last_attach = time.monotonic()
-    attachment = Attachment(live, live.proc.subscribe(replay=True), on_event)
-    if session.status != Status.RUNNING:
-        session.status = Status.RUNNING
-        await _set_status(live, Status.RUNNING)
-    return attachment, session_info(session)
+    live.spawn_task(_set_status(live, Status.RUNNING), f"terminal {live.id} status")
+    return Attachment(live, live.proc.subscribe(replay=True), on_event)

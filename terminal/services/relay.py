@@ -1,0 +1,335 @@
+"""Terminals from any worker: the process that owns a PTY relays it over the channel layer.
+
+A PTY lives in the process that spawned it (the "host"), but behind a proxy without sticky
+sessions a socket or REST call may land on any worker. The host reads its session's named
+channel ``terminal.host.<session id>``; another worker reaches the session through it:
+
+* a socket elsewhere attaches (``attach``): the host subscribes to the PTY as a local socket
+  would (recent output replayed first) and sends output, events and the exit to the remote
+  worker's own channel; the remote side (``RemoteAttachment``) looks like a local attachment
+  to the consumer, so the frames a client gets are the same whichever worker it reached;
+* input, resize, signal, a level change, close and detach are calls answered on a reply channel.
+
+Liveness both ways: the host pings each remote attachment and the remote side pings back every
+``PING_SECONDS``. A host that stops answering (its process died) is noticed by the remote side,
+which marks the session ended (``server_gone``, audited) and ends the client's socket with an
+error and an ``exit`` frame; a remote attachment that stops pinging is detached by the host, so
+the reconnect grace starts as it would for a dropped local socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from channels.exceptions import ChannelFull
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from autobot.errors import AppError, Conflict, Unavailable
+from autobot.supervise import supervised
+from autobot.workers import worker_gone
+
+from . import live as registry
+
+log = logging.getLogger("terminal.relay")
+
+PING_SECONDS = 5.0
+# Silence after which the other side counts as gone: several missed pings, so a busy Redis
+# or a paused event loop is not mistaken for a dead process.
+LOST_SECONDS = 20.0
+CALL_TIMEOUT = 10.0
+
+
+def single_process() -> bool:
+    """With the in-memory layer there is no other process to relay to."""
+    return settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")
+
+
+def host_channel(session_id) -> str:
+    return f"terminal.host.{session_id}"
+
+
+def _error_dict(exc: AppError) -> dict:
+    return {"detail": exc.detail, "code": exc.code, "status": exc.status}
+
+
+def _raise(error: dict) -> None:
+    raise AppError(error["detail"], code=error["code"], status=error["status"])
+
+
+# ---- the host: the process that owns the PTY ---------------------------------------------------
+
+
+class _Remote:
+    """A socket on another worker, attached to a PTY here."""
+
+    def __init__(self, live: registry.LiveSession, reply: str, attachment: Any) -> None:
+        self.live, self.reply, self.attachment = live, reply, attachment
+        self.seen = time.monotonic()
+        self.seq = 0
+        self.tasks: list[asyncio.Task] = []
+
+    async def send(self, message: dict) -> None:
+        self.seq += 1
+        try:
+            await get_channel_layer().send(self.reply, {**message, "seq": self.seq})
+        except ChannelFull:  # the remote side stopped reading: it is gone
+            log.warning("terminal %s: remote attachment %s is not reading; detaching", self.live.id, self.reply)
+            self.close()
+
+    def close(self) -> None:
+        remotes = _remotes.get(self.live.id, {})
+        if remotes.pop(self.reply, None) is None:
+            return
+        for task in self.tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        self.attachment.detach()
+
+
+_remotes: dict[uuid.UUID, dict[str, _Remote]] = {}
+
+
+async def serve(live: registry.LiveSession) -> None:
+    """The host side, supervised: read the session's channel until the session ends."""
+    try:
+        await supervised(f"terminal-{live.id}-relay", lambda: _serve(live))
+    finally:
+        for remote in list(_remotes.pop(live.id, {}).values()):
+            remote.attachment.detach()
+
+
+async def _serve(live: registry.LiveSession) -> None:
+    layer = get_channel_layer()
+    channel = host_channel(live.id)
+    while True:
+        message = await layer.receive(channel)
+        try:
+            await _handle(live, message)
+        except Exception:
+            log.exception("terminal %s: relay message %s failed", live.id, message.get("op"))
+
+
+async def _handle(live: registry.LiveSession, message: dict) -> None:
+    op, reply = message.get("op"), message.get("reply")
+    if op == "attach":
+        await _attach(live, message)
+        return
+    if op == "ping":
+        if remote := _remotes.get(live.id, {}).get(reply):
+            remote.seen = time.monotonic()
+        return
+    if op == "detach":
+        if remote := _remotes.get(live.id, {}).get(reply):
+            remote.close()
+        return
+    result: dict = {"type": "terminal.result", "call_id": message.get("call_id")}
+    try:
+        result["value"] = await _call(live, op, message.get("args") or {})
+        result["ok"] = True
+    except AppError as exc:
+        result.update(ok=False, error=_error_dict(exc))
+    if reply:
+        with contextlib.suppress(ChannelFull):
+            await get_channel_layer().send(reply, result)
+
+
+async def _call(live: registry.LiveSession, op: str, args: dict):
+    from . import sessions
+
+    if live.ending is not None:
+        raise Conflict(f"terminal session {live.id} has ended", code="session_ended")
+    if op == "input":
+        await sessions._write(live, args["text"], is_password=bool(args.get("is_password")))
+    elif op == "resize":
+        await sessions.resize_live(live, args.get("cols"), args.get("rows"))
+    elif op == "signal":
+        return sessions.signal_live(live, args["signal"])
+    elif op == "level":
+        sessions.set_level(live, args["level"])
+        live.broadcast({"type": "session", **(args.get("info") or {})})
+    elif op == "close":
+        await sessions.end_live(live, "closed")
+    else:
+        raise AppError(f"unknown relay operation {op!r}", code="invalid_relay_op")
+    return None
+
+
+async def _attach(live: registry.LiveSession, message: dict) -> None:
+    from .sessions import attach_live
+
+    reply = message["reply"]
+    holder: list[_Remote] = []
+
+    def forward(event: dict) -> None:
+        if holder:
+            holder[0].tasks.append(asyncio.create_task(holder[0].send({"type": "terminal.event", "event": event})))
+
+    attachment = attach_live(live, on_event=forward)
+    remote = _Remote(live, reply, attachment)
+    holder.append(remote)
+    _remotes.setdefault(live.id, {})[reply] = remote
+    await remote.send({"type": "terminal.attached"})
+    remote.tasks += [
+        live.spawn_task(_pump(remote), f"terminal {live.id} relay out"),
+        live.spawn_task(_watch(remote), f"terminal {live.id} relay watch"),
+    ]
+
+
+async def _pump(remote: _Remote) -> None:
+    while (text := await remote.attachment.read()) is not None:
+        await remote.send({"type": "terminal.output", "data": text})
+    await remote.send({"type": "terminal.exit", "code": await remote.attachment.exit_code()})
+    remote.close()
+
+
+async def _watch(remote: _Remote) -> None:
+    while True:
+        await asyncio.sleep(PING_SECONDS)
+        if time.monotonic() - remote.seen > LOST_SECONDS:
+            log.info("terminal %s: remote attachment %s went silent; detaching", remote.live.id, remote.reply)
+            remote.close()
+            return
+        await remote.send({"type": "terminal.ping"})
+
+
+# ---- the other workers -----------------------------------------------------------------------
+
+
+async def call(session, op: str, **args) -> Any:
+    """Run ``op`` on the session's host; raises what the host raised, or session_lost."""
+    layer = get_channel_layer()
+    reply = await layer.new_channel("terminal.call.")
+    call_id = uuid.uuid4().hex
+    await layer.send(host_channel(session.pk), {"type": "terminal.relay", "op": op, "args": args,
+                                                 "reply": reply, "call_id": call_id})
+    try:
+        while True:
+            answer = await asyncio.wait_for(layer.receive(reply), timeout=CALL_TIMEOUT)
+            if answer.get("call_id") == call_id:
+                break
+    except TimeoutError:
+        await host_lost(session)
+    if not answer.get("ok"):
+        _raise(answer["error"])
+    return answer.get("value")
+
+
+async def host_lost(session) -> None:
+    """The host did not answer: if its process is gone, the session ends here, audited."""
+    from .sessions import mark_server_gone
+
+    if worker_gone(session.host):
+        await mark_server_gone(session)
+        raise Conflict(f"terminal session {session.pk} ended: its server process stopped", code="session_lost")
+    raise Unavailable(f"terminal session {session.pk}: its server process ({session.host}) is not answering",
+                      code="session_unreachable")
+
+
+class RemoteAttachment:
+    """A socket here on a PTY owned by another worker; the same methods as a local Attachment."""
+
+    def __init__(self, session, on_event: Callable[[dict], None]) -> None:
+        self.session = session
+        self._on_event = on_event
+        self._output: asyncio.Queue[str | None] = asyncio.Queue()
+        self._exit: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending: dict[int, dict] = {}
+        self._next = 1
+        self._seen = time.monotonic()
+        self._tasks: list[asyncio.Task] = []
+        self.reply = ""
+
+    async def start(self) -> None:
+        layer = get_channel_layer()
+        self.reply = await layer.new_channel("terminal.remote.")
+        await layer.send(host_channel(self.session.pk), {"type": "terminal.relay", "op": "attach",
+                                                          "reply": self.reply})
+        try:
+            first = await asyncio.wait_for(layer.receive(self.reply), timeout=CALL_TIMEOUT)
+        except TimeoutError:
+            await host_lost(self.session)
+        if first.get("type") != "terminal.attached":
+            raise Unavailable("the terminal's server process answered unexpectedly", code="session_unreachable")
+        self._next = first["seq"] + 1
+        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._ping())]
+
+    async def _read(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            message = await layer.receive(self.reply)
+            self._seen = time.monotonic()
+            # Messages carry the host's sequence: deliver them in the order they were sent.
+            self._pending[message.get("seq", self._next)] = message
+            while (message := self._pending.pop(self._next, None)) is not None:
+                self._next += 1
+                if self._deliver(message):
+                    return
+
+    def _deliver(self, message: dict) -> bool:
+        kind = message.get("type")
+        if kind == "terminal.output":
+            self._output.put_nowait(message["data"])
+        elif kind == "terminal.event":
+            self._on_event(message["event"])
+        elif kind == "terminal.exit":
+            self._finish(message.get("code", -1))
+            return True
+        return False
+
+    def _finish(self, code: int) -> None:
+        if not self._exit.done():
+            self._exit.set_result(code)
+        self._output.put_nowait(None)
+
+    async def _ping(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            await asyncio.sleep(PING_SECONDS)
+            lost = time.monotonic() - self._seen > LOST_SECONDS or worker_gone(self.session.host)
+            if lost:
+                await self._lost()
+                return
+            with contextlib.suppress(ChannelFull):
+                await layer.send(host_channel(self.session.pk), {"type": "terminal.relay", "op": "ping",
+                                                                  "reply": self.reply})
+
+    async def _lost(self) -> None:
+        try:
+            await host_lost(self.session)
+        except AppError as exc:
+            self._on_event({"type": "error", **exc.to_dict()})
+            if exc.code == "session_lost":
+                self._finish(-1)
+                for task in self._tasks:
+                    if task is not asyncio.current_task():
+                        task.cancel()
+
+    async def read(self) -> str | None:
+        return await self._output.get()
+
+    async def exit_code(self) -> int:
+        return await self._exit
+
+    async def input(self, text: str) -> None:
+        await call(self.session, "input", text=text)
+
+    async def resize(self, cols, rows) -> None:
+        await call(self.session, "resize", cols=cols, rows=rows)
+
+    def detach(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.reply:
+            asyncio.get_running_loop().create_task(self._send_detach())
+
+    async def _send_detach(self) -> None:
+        with contextlib.suppress(Exception):
+            await get_channel_layer().send(host_channel(self.session.pk), {"type": "terminal.relay", "op": "detach",
+                                                                            "reply": self.reply})
