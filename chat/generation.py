@@ -143,10 +143,28 @@ def _single_process() -> bool:
     return settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")
 
 
+SNAPSHOT_WAIT_SECONDS = 1.0
+
+
+async def remote_snapshot(session_id) -> dict | None:
+    """Ask the process generating the session's answer for its text so far ({message_id, text}),
+    or None when no process answers in time."""
+    if _single_process():
+        return None
+    layer = get_channel_layer()
+    reply = await layer.new_channel("chat.snapshot.")
+    await layer.group_send(control_group(session_id), {"type": "chat.snapshot", "reply": reply})
+    try:
+        answer = await asyncio.wait_for(layer.receive(reply), timeout=SNAPSHOT_WAIT_SECONDS)
+    except TimeoutError:
+        return None
+    return {"message_id": answer["message_id"], "text": answer["text"]}
+
+
 async def _listen_for_cancel(gen: Generation) -> None:
-    """Cancel requests from other processes arrive on the session's control group; supervised,
-    so a Redis error mid-answer does not leave the answer deaf to cancels."""
-    await supervised(f"chat-cancel-{gen.session_id}", lambda: _cancel_listener(gen))
+    """Cancels and snapshot requests from other processes arrive on the session's control group;
+    supervised, so a Redis error mid-answer does not leave the answer deaf to them."""
+    await supervised(f"chat-control-{gen.session_id}", lambda: _cancel_listener(gen))
 
 
 async def _cancel_listener(gen: Generation) -> None:
@@ -156,6 +174,11 @@ async def _cancel_listener(gen: Generation) -> None:
     try:
         while True:
             event = await layer.receive(channel)
+            if event.get("type") == "chat.snapshot" and event.get("reply"):
+                # Read and sent in one step of the loop: a token published after this is live
+                # for the asker (it joined the session group first), one before it is in the text.
+                await layer.send(event["reply"], {"type": "chat.snapshot_reply", "message_id": gen.message_id,
+                                                  "text": gen.text})
             if event.get("type") == "chat.cancel" and gen.task is not None:
                 gen.task.cancel()
                 return

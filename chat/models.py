@@ -46,6 +46,9 @@ class ChatMessage(models.Model):
     total_ms = models.PositiveIntegerField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
+    # The server process generating a streaming answer: when it is known to be gone, the answer
+    # is marked interrupted at once instead of after the read timeout (autobot/workers.py).
+    worker = models.CharField(max_length=200, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

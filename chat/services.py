@@ -24,6 +24,7 @@ from autobot import audit
 from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, Unavailable
 from autobot.lanes import spawn
 from autobot.pagination import paginate
+from autobot.workers import WORKER_ID, worker_gone
 from chat import generation
 from chat.db import db_job
 from chat.generation import Generation
@@ -282,9 +283,15 @@ async def generation_snapshot(*, user, session_id) -> dict | None:
     gen = generation.running(session.id)
     if gen is not None:
         return {"message_id": gen.message_id, "text": gen.text}
-    # Another worker may be generating; the database has its text as of the last flush.
     streaming = await session.messages.filter(status=ChatMessage.Status.STREAMING).order_by("-id").afirst()
-    return {"message_id": streaming.pk, "text": streaming.content} if streaming else None
+    if streaming is None:
+        return None
+    # Another worker is generating: it knows the text up to now; the database only as of its
+    # last flush (every couple of seconds), which is the fallback if it does not answer.
+    live = await generation.remote_snapshot(session.id)
+    if live is not None and live["message_id"] == streaming.pk:
+        return live
+    return {"message_id": streaming.pk, "text": streaming.content}
 
 
 def _store_question(user, session: ChatSession, content: str, use_knowledge: bool, ref: str, client_ip: str | None):
@@ -295,11 +302,11 @@ def _store_question(user, session: ChatSession, content: str, use_knowledge: boo
         raise Conflict(BUSY, code="generation_running")
     # One read for both: an answer still streaming is always among the newest messages.
     recent = list(session.messages.order_by("-created", "-id").values_list(
-        "pk", "role", "status", "content", "updated")[:HISTORY_ROWS])
-    if not _reap_stale(session, [(pk, updated) for pk, _, status, _, updated in recent
+        "pk", "role", "status", "content", "updated", "worker")[:HISTORY_ROWS])
+    if not _reap_stale(session, [(pk, updated, worker) for pk, _, status, _, updated, worker in recent
                                  if status == ChatMessage.Status.STREAMING]):
         raise Conflict(BUSY, code="generation_running")
-    history = [{"role": role, "content": content} for _, role, status, content, _ in reversed(recent)
+    history = [{"role": role, "content": content} for _, role, status, content, _, _ in reversed(recent)
                if content and (role == ChatMessage.Role.USER or status == ChatMessage.Status.COMPLETE)]
     with transaction.atomic():
         user_message, reply = _store_pair(session, content, use_knowledge, ref)
@@ -316,7 +323,7 @@ def _store_pair(session: ChatSession, content: str, use_knowledge: bool, ref: st
         ChatMessage(session=session, role=ChatMessage.Role.USER, content=content, use_knowledge=use_knowledge,
                     model=ref),
         ChatMessage(session=session, role=ChatMessage.Role.ASSISTANT, status=ChatMessage.Status.STREAMING,
-                    model=ref, use_knowledge=use_knowledge),
+                    model=ref, use_knowledge=use_knowledge, worker=WORKER_ID),
     ])
     if not session.title:
         session.title = _title_from(content)
@@ -329,19 +336,24 @@ def _reap_stale(session: ChatSession, streaming: list[tuple[int, object]] | None
     """Mark answers orphaned by a restart as failed; True when none is still in progress.
     `streaming`: the session's (pk, updated) of streaming answers, when already read."""
     if streaming is None:
-        streaming = list(session.messages.filter(status=ChatMessage.Status.STREAMING).values_list("pk", "updated"))
+        streaming = list(session.messages.filter(status=ChatMessage.Status.STREAMING).values_list(
+            "pk", "updated", "worker"))
     if not streaming:
         return True
     if settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer"):
         stale = streaming  # one process: an answer not running here is running nowhere
     else:
-        # Other workers may be generating: only give up on answers silent for too long.
+        # Another worker may be generating: give up on an answer once its worker is known to be
+        # gone (same host), or when it has been silent for longer than any provider may be.
         cutoff = timezone.now() - timedelta(seconds=settings.CHAT_LLM_READ_TIMEOUT + 30)
-        stale = [(pk, updated) for pk, updated in streaming if updated < cutoff]
+        stale = [row for row in streaming if (row[2] and worker_gone(row[2])) or row[1] < cutoff]
     if stale:
-        ChatMessage.objects.filter(pk__in=[pk for pk, _ in stale]).update(
-            status=ChatMessage.Status.FAILED, error_code="interrupted",
-            error="The answer was interrupted (the server restarted).")
+        interrupted = ChatMessage.objects.filter(pk__in=[row[0] for row in stale], status=ChatMessage.Status.STREAMING)
+        if interrupted.update(status=ChatMessage.Status.FAILED, error_code="interrupted",
+                              error="The answer was interrupted (its server process stopped)."):
+            audit.record_sync(actor=None, action="chat.answer_interrupted", target_type="chat_session",
+                              target_id=str(session.pk), data={"message_ids": [row[0] for row in stale],
+                                                               "workers": sorted({row[2] for row in stale})})
     return len(stale) == len(streaming)
 
 
