@@ -38,7 +38,10 @@ async def check_channel_layer() -> None:
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer configured")
-    channel = await layer.new_channel("health.")
+    # The default prefix: channels-redis reads all of a process's own channels through one
+    # receive loop keyed by that prefix, so a channel with another prefix waits behind it (and
+    # times out) whenever a socket of this process is also waiting.
+    channel = await layer.new_channel()
     token = uuid.uuid4().hex
     await layer.send(channel, {"type": "health.ping", "token": token})
     message = await layer.receive(channel)

@@ -152,7 +152,7 @@ async def remote_snapshot(session_id) -> dict | None:
     if _single_process():
         return None
     layer = get_channel_layer()
-    reply = await layer.new_channel("chat.snapshot.")
+    reply = await layer.new_channel()
     await layer.group_send(control_group(session_id), {"type": "chat.snapshot", "reply": reply})
     try:
         answer = await asyncio.wait_for(layer.receive(reply), timeout=SNAPSHOT_WAIT_SECONDS)

@@ -205,7 +205,7 @@ async def _watch(remote: _Remote) -> None:
 async def call(session, op: str, **args) -> Any:
     """Run ``op`` on the session's host; raises what the host raised, or session_lost."""
     layer = get_channel_layer()
-    reply = await layer.new_channel("terminal.call.")
+    reply = await layer.new_channel()
     call_id = uuid.uuid4().hex
     await layer.send(host_channel(session.pk), {"type": "terminal.relay", "op": op, "args": args,
                                                  "reply": reply, "call_id": call_id})
@@ -248,7 +248,7 @@ class RemoteAttachment:
 
     async def start(self) -> None:
         layer = get_channel_layer()
-        self.reply = await layer.new_channel("terminal.remote.")
+        self.reply = await layer.new_channel()
         await layer.send(host_channel(self.session.pk), {"type": "terminal.relay", "op": "attach",
                                                           "reply": self.reply})
         try:

@@ -43,9 +43,9 @@ def _database_url(db: dict) -> str:
     return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
-def _start_server(env: dict, log_path: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the process
+def _start_server(env: dict, log_path: Path, address: str | None = None) -> tuple[subprocess.Popen, str]:
+    port = int(address.rpartition(":")[2]) if address else _free_port()
+    log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "autobot.asgi:application", "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "warning"],

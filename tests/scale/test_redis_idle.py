@@ -41,7 +41,7 @@ async def test_a_layer_receive_outlasts_the_blocking_read(redis_layer):
     from channels.layers import get_channel_layer
 
     layer = get_channel_layer()
-    channel = await layer.new_channel("idle.")
+    channel = await layer.new_channel()
     with pytest.raises(TimeoutError):  # ours, not redis-py's: the read itself never failed
         await asyncio.wait_for(layer.receive(channel), timeout=SILENCE)
     await layer.send(channel, {"type": "after.silence"})
@@ -101,3 +101,17 @@ async def test_sockets_and_readers_work_after_a_silence(redis_layer, ws_connect,
         _agent_after_silence(ws_connect, user, api_client),
         _builtin_after_silence(api_client, user),
     )
+
+
+async def test_health_answers_while_a_socket_waits_on_the_layer(redis_layer, ws_connect, owner, llm):
+    """channels-redis reads a process's own channels through one loop keyed by their prefix: the
+    health check's round trip once used another prefix and timed out whenever a socket waited."""
+    from django.test import AsyncClient
+
+    session = await ChatSession.objects.acreate(owner=owner)
+    comm = await ws_connect(f"/ws/chat/{session.id}/", user=owner)
+    assert comm.connected
+    await asyncio.sleep(0.5)  # the socket's receive is now the one waiting on Redis
+    response = await AsyncClient().get("/api/health")
+    assert response.status_code == 200, response.json()
+    await comm.disconnect()
