@@ -36,7 +36,7 @@ def llm():
 def cluster(llm, django_db_setup, django_db_blocker, tmp_path_factory):
     from django.conf import settings
 
-    extra = {"AUTOBOT_LLM_PROVIDER": "ollama", "AUTOBOT_LLM_BASE_URL": llm.url, "AUTOBOT_LLM_MODEL": "fake",
+    extra = {"AUTOBOT_LLM_PROVIDER": "ollama", "AUTOBOT_LLM_BASE_URL": llm.url, "AUTOBOT_LLM_MODEL": "fake-small",
              "AUTOBOT_KNOWLEDGE_CRAWL_ALLOW_PRIVATE": "true"}
     cluster = Cluster(tmp_path_factory.mktemp("nginx-cluster"), settings.DATABASES["default"], extra_env=extra)
     try:
@@ -89,9 +89,12 @@ async def visitor(cluster, owner):
 
 async def read_until(ws, predicate, *, seconds=20) -> list[dict]:
     frames = []
-    async with asyncio.timeout(seconds):
-        while True:
-            message = await ws.receive()
+    while True:
+        try:
+            message = await asyncio.wait_for(ws.receive(), timeout=seconds)
+        except TimeoutError:
+            raise AssertionError(f"no such frame in {seconds} s; frames: {frames[-5:]}") from None
+        if True:
             if message.type != aiohttp.WSMsgType.TEXT:
                 raise AssertionError(f"socket ended ({message.type}, {message.data}); frames: {frames[-5:]}")
             frame = json.loads(message.data)
