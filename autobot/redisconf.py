@@ -9,10 +9,14 @@ read timeout that outlasts the blocking read by a clear margin, and a configurat
 timeout would not (``AUTOBOT_REDIS_SOCKET_TIMEOUT`` or a ``socket_timeout=`` in ``REDIS_URL``)
 is refused at start-up.
 
-Pure: no Django imports, so settings can use it.
+No Django imports, so settings can use it.
 """
 
 from urllib.parse import parse_qs, urlsplit
+
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 # channels_redis.core.RedisChannelLayer.brpop_timeout (not imported: settings must stay cheap).
 LAYER_BLOCKING_READ_SECONDS = 5
@@ -64,6 +68,11 @@ def channel_layer_config(url: str, *, socket_timeout: float = 30.0, connect_time
         # A pooled connection idle for this long is PINGed before reuse, so a connection that a
         # Redis restart closed is replaced instead of failing the next command.
         "health_check_interval": 15,
+        # A connection a restart closed while it was in use fails its next command: retry that once
+        # or twice on a new connection (connection errors only: a timeout is not retried, a slow
+        # command must not run twice).
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+        "retry_on_error": [RedisConnectionError],
     }
     return {
         "BACKEND": "channels_redis.core.RedisChannelLayer",

@@ -21,3 +21,25 @@ def worker_gone(worker_id: str) -> bool:
     if host != _HOST or worker_id == WORKER_ID:
         return False
     return not (pid.isdigit() and os.path.exists(f"/proc/{pid}"))  # procfs: no disk I/O
+
+
+async def wait_gone(worker_id: str) -> None:
+    """Return once the worker process ends. Same host: a pidfd, readable when the process exits
+    (no polling). Another host can't be watched from here: this waits until cancelled."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    host, _, pid = worker_id.rpartition(":")
+    if host != _HOST or worker_id == WORKER_ID or not pid.isdigit():
+        await loop.create_future()  # never set: the caller cancels
+    try:
+        fd = os.pidfd_open(int(pid))
+    except ProcessLookupError:
+        return
+    gone = loop.create_future()
+    loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
+    try:
+        await gone
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)

@@ -5,6 +5,7 @@ tokens come from the session's channel-layer group, fed by the server-side gener
 Closing the socket doesn't stop an answer; reconnecting replays the text so far and follows on.
 """
 
+import asyncio
 import json
 import logging
 
@@ -13,6 +14,7 @@ from django.conf import settings
 
 from autobot.errors import AppError, LimitExceeded
 from autobot.http import scope_ip
+from autobot.workers import WORKER_ID, wait_gone
 from chat import services
 from chat.generation import group_name
 
@@ -21,6 +23,7 @@ log = logging.getLogger("chat.consumers")
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
     group = None
+    watch: asyncio.Task | None = None
 
     async def connect(self):
         self.user = self.scope["user"]
@@ -41,8 +44,23 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if snapshot and snapshot["text"]:
             await self.send_json({"type": "token", "message_id": snapshot["message_id"], "data": snapshot["text"],
                                   "offset": 0})
+        if snapshot and snapshot.get("worker") and snapshot["worker"] != WORKER_ID:
+            self.watch = asyncio.create_task(self._watch_generator(snapshot["message_id"], snapshot["worker"]))
+
+    async def _watch_generator(self, message_id: int, worker: str) -> None:
+        """Another worker generates this answer: if it dies, end the answer here with its
+        interrupted state instead of leaving the client waiting for tokens that never come."""
+        await wait_gone(worker)
+        stored = await services.generation_orphan_check(user=self.user, session_id=self.session_id,
+                                                         message_id=message_id)
+        if stored is not None:
+            await self.send_json({"type": "error", "message_id": message_id, "detail": stored["error"],
+                                  "code": stored["error_code"] or "interrupted"})
+            await self.send_json({"type": "done", "message": stored})
 
     async def disconnect(self, code):
+        if self.watch is not None:
+            self.watch.cancel()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -92,4 +110,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                               "code": event["code"]})
 
     async def chat_done(self, event):
+        if self.watch is not None:
+            self.watch.cancel()
         await self.send_json({"type": "done", "message": event["message"]})

@@ -290,8 +290,25 @@ async def generation_snapshot(*, user, session_id) -> dict | None:
     # last flush (every couple of seconds), which is the fallback if it does not answer.
     live = await generation.remote_snapshot(session.id)
     if live is not None and live["message_id"] == streaming.pk:
-        return live
-    return {"message_id": streaming.pk, "text": streaming.content}
+        return {**live, "worker": streaming.worker}
+    return {"message_id": streaming.pk, "text": streaming.content, "worker": streaming.worker}
+
+
+async def generation_orphan_check(*, user, session_id, message_id: int) -> dict | None:
+    """For a client following an answer that another worker generates: once that worker is known
+    to be gone, the answer is marked interrupted (audited); returns it as stored, or None while it
+    is still being generated."""
+    session = await session_get(user=user, session_id=session_id)
+    return await _orphan_check(session, message_id)
+
+
+@db_job
+def _orphan_check(session: ChatSession, message_id: int) -> dict | None:
+    _reap_stale(session)
+    message = session.messages.filter(pk=message_id).first()
+    if message is None or message.status == ChatMessage.Status.STREAMING:
+        return None
+    return message_data(message)
 
 
 def _store_question(user, session: ChatSession, content: str, use_knowledge: bool, ref: str, client_ip: str | None):

@@ -229,6 +229,36 @@ async def test_a_killed_worker_ends_its_terminal_clearly_and_loses_nothing_store
     await assert_audit_chain_valid(cluster)
 
 
+async def test_a_killed_worker_ends_its_answer_clearly(cluster, visitor, owner):
+    from chat.models import ChatMessage
+
+    status, session = await visitor.call("POST", "/api/chat/sessions", json={})
+    assert status in (200, 201), session
+    ws = await visitor.socket(f"/ws/chat/{session['id']}/")
+    await ws.send_json({"type": "message", "content": "a long one", "use_knowledge": False})
+    await read_until(ws, lambda f, _: f["type"] == "token")
+    answer = await ChatMessage.objects.filter(session_id=session["id"], role="assistant").alast()
+    generator = next(i for i, w in enumerate(cluster.workers) if w.worker_id == answer.worker)
+    direct = Visitor(cluster.workers[1 - generator].address)
+    direct.http.cookie_jar.update_cookies({c.key: c.value for c in visitor.http.cookie_jar})
+    follower = await direct.socket(f"/ws/chat/{session['id']}/")
+    await read_until(follower, lambda f, _: f["type"] == "token")
+
+    await asyncio.to_thread(cluster.workers[generator].kill)
+    frames = await read_until(follower, lambda f, _: f["type"] == "done", seconds=30)
+    assert [f["code"] for f in frames if f["type"] == "error"] == ["interrupted"]
+    assert frames[-1]["message"]["status"] == "failed"
+    await follower.close()
+    await direct.close()
+    await ws.close()
+    await asyncio.to_thread(cluster.restart_worker, generator)
+    # The session takes new questions at once (no 409 while a dead worker's answer "streams").
+    status, body = await visitor.call("POST", f"/api/chat/sessions/{session['id']}/messages",
+                                      json={"content": "again", "use_knowledge": False})
+    assert status in (200, 201, 202), body
+    await assert_audit_chain_valid(cluster)
+
+
 async def test_sockets_and_agents_come_back_after_redis_restarts(cluster, visitor, owner):
     await asyncio.to_thread(cluster.redis.restart)
 
