@@ -57,7 +57,7 @@ from agents.protocol import (
 )
 from autobot import metrics  # the process's one Prometheus registry (prometheus_client only)
 from autobot.lanes import spawn
-from autobot.supervise import supervised
+from autobot.supervise import cancel_and_wait, supervised
 
 log = logging.getLogger("agents.bus")
 
@@ -381,8 +381,7 @@ class Bus:
 
     async def close(self) -> None:
         if self._reader:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
+            await cancel_and_wait([self._reader])
             self._reader = None
         for pending in self._pending.values():
             pending.cancel()
@@ -838,9 +837,7 @@ class AgentEndpoint:
         return self
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         await self.bus.directory.remove(self.agent_id, self.channel)
 

@@ -37,7 +37,7 @@ from agents.protocol import (
 )
 from autobot.errors import AppError
 from autobot.http import scope_ip
-from autobot.supervise import supervised
+from autobot.supervise import cancel, supervised
 
 log = logging.getLogger("agents.consumers")
 
@@ -97,10 +97,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         for task in self.tasks:
-            task.cancel()
+            cancel(task)
         if self.reader:
-            self.reader.cancel()
-            # A Redis read is only interrupted at its next poll; don't hold the socket for it.
+            cancel(self.reader)  # insists: a cancel can be lost inside redis-py (autobot/supervise.py)
             await asyncio.wait({self.reader, *self.tasks}, timeout=1)
         if self.registered:
             still_ours = await services.agent_disconnect(agent_id=self.agent_id, connection=self.channel_name)
@@ -284,7 +283,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.closing = True
         self.registered = False  # the new connection owns the registry row and the groups now
         if self.reader:
-            self.reader.cancel()
+            cancel(self.reader)
             await asyncio.wait({self.reader}, timeout=2)
             self.reader = None
         if event.get("reply_to"):

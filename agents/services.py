@@ -33,6 +33,7 @@ from agents.protocol import NAME_PATTERN, Message, MessageType, ProtocolError, p
 from autobot import audit
 from autobot.errors import Forbidden, InvalidInput, LimitExceeded, NotFound, Timeout, Unavailable
 from autobot.lanes import spawn
+from autobot.supervise import cancel_and_wait
 
 log = logging.getLogger("agents")
 
@@ -73,9 +74,7 @@ class Runtime:
                 log.exception("agents: maintenance failed")
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await cancel_and_wait(self.tasks)
         for endpoint in self.endpoints:
             await endpoint.stop()
         await self.bus.close()

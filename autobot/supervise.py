@@ -76,3 +76,33 @@ async def supervised(name: str, body: Callable[[], Awaitable[None]]) -> None:
                 await asyncio.sleep(delay)
     finally:
         _readers.pop(key, None)
+
+
+# Python 3.11's asyncio.wait_for (which redis-py wraps around every command it sends) loses a
+# cancellation that arrives as the inner operation completes (CPython gh-86296, fixed in 3.12):
+# a reader cancelled at that moment carries on into its next blocking read. Cancelling again
+# until the task is done makes the race harmless.
+RECANCEL_SECONDS = 0.2
+RECANCEL_TRIES = 50
+
+
+def cancel(task: asyncio.Task) -> None:
+    """Cancel ``task``, and again every RECANCEL_SECONDS while it keeps running."""
+    loop = task.get_loop()
+
+    def again(tries: int) -> None:
+        if not task.done():
+            task.cancel()
+            if tries:
+                loop.call_later(RECANCEL_SECONDS, again, tries - 1)
+
+    again(RECANCEL_TRIES)
+
+
+async def cancel_and_wait(tasks) -> None:
+    """Cancel the tasks (insisting, see ``cancel``) and wait until every one has ended."""
+    tasks = [task for task in tasks if task is not None]
+    for task in tasks:
+        cancel(task)
+    if tasks:
+        await asyncio.wait(tasks)

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from autobot import audit
+from autobot import audit, supervise
 from autobot.lanes import spawn
 from autobot.supervise import supervised
 from chat.db import db_job
@@ -218,7 +218,7 @@ async def _run(gen: Generation, provider: Provider, prompt, model, citations, se
         status, error = ChatMessage.Status.FAILED, ("internal_error", INTERNAL_ERROR)
     finally:
         if listener is not None:
-            listener.cancel()
+            supervise.cancel(listener)  # insists: a cancel can be lost inside redis-py (autobot/supervise.py)
         if _running.get(gen.session_id) is gen:
             del _running[gen.session_id]
     stats["total_ms"] = int((loop.time() - started) * 1000)

@@ -32,7 +32,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from autobot.errors import AppError, Conflict, Unavailable
-from autobot.supervise import supervised
+from autobot.supervise import cancel, supervised
 from autobot.workers import worker_gone
 
 from . import live as registry
@@ -89,7 +89,7 @@ class _Remote:
             return
         for task in self.tasks:
             if task is not asyncio.current_task():
-                task.cancel()
+                cancel(task)
         self.attachment.detach()
 
 
@@ -309,7 +309,7 @@ class RemoteAttachment:
                 self._finish(-1)
                 for task in self._tasks:
                     if task is not asyncio.current_task():
-                        task.cancel()
+                        cancel(task)
 
     async def read(self) -> str | None:
         return await self._output.get()
@@ -325,7 +325,7 @@ class RemoteAttachment:
 
     def detach(self) -> None:
         for task in self._tasks:
-            task.cancel()
+            cancel(task)
         if self.reply:
             asyncio.get_running_loop().create_task(self._send_detach())
 

@@ -55,7 +55,7 @@ async def test_readers_recover_after_a_redis_restart(own_redis, owner, api_clien
     await asyncio.to_thread(own_redis.stop)
 
     async def readers_down():
-        return bool(supervise.not_running())
+        return "agents-bus-replies" in supervise.not_running()
 
     await wait_for(readers_down, "a reader to notice Redis is gone")
     report = await health()
