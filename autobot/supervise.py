@@ -25,6 +25,9 @@ BACKOFF_MAX = 10.0
 # A body that ran at least this long before failing counts as having worked: backoff restarts
 # from its first step, so one error an hour never waits the maximum.
 HEALTHY_RUN_SECONDS = 30.0
+# A reader restarted after an error counts as running only once it has stayed up this long: a
+# reader whose Redis is still gone fails again at once, and health must not flicker to "ok".
+RECOVERY_SECONDS = 3.0
 
 
 @dataclass
@@ -33,6 +36,7 @@ class ReaderState:
     running: bool = False
     failures: int = 0
     last_error: str = ""
+    failed_at: float = float("-inf")
     since: float = field(default_factory=time.monotonic)
 
 
@@ -42,7 +46,9 @@ _ids = count()
 
 def not_running() -> list[str]:
     """Names of the supervised readers of this process that are waiting to be restarted."""
-    return sorted({state.name for state in _readers.values() if not state.running})
+    now = time.monotonic()
+    return sorted({state.name for state in _readers.values()
+                   if not state.running or now - state.failed_at < RECOVERY_SECONDS})
 
 
 def readers() -> list[ReaderState]:
@@ -71,6 +77,7 @@ async def supervised(name: str, body: Callable[[], Awaitable[None]]) -> None:
                 delay = backoff(attempt)
                 attempt += 1
                 state.running, state.failures, state.last_error = False, state.failures + 1, repr(exc)
+                state.failed_at = time.monotonic()
                 log.warning("%s stopped (%r); restarting in %.1f s (failure %d)",
                             name, exc, delay, state.failures, exc_info=state.failures == 1)
                 await asyncio.sleep(delay)
