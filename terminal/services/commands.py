@@ -19,9 +19,11 @@ from terminal.hook import HookReply, HookRequest
 from terminal.models import CommandRecord, TerminalSession
 from terminal.policy import Level, Verdict, decide
 from terminal.risk import Assessment, Risk, assess
+from terminal.sandbox import needs_sandbox
 
 from . import live as registry
 from .access import check_level, owned_session, parse_level, require_terminal, stricter, working_dir
+from .confine import Launch, launch_check, launch_for
 
 MAX_COMMAND_CHARS = 64 * 1024
 # Parse longer lines in a thread: bashlex is pure Python, ~20 µs a character on nested
@@ -46,26 +48,6 @@ def _worst(level: Level, assessments: list[Assessment]) -> tuple[Assessment, Ver
     """The assessment that matters: the first blocked one, else the riskiest."""
     judged = [(a, decide(level, a)) for a in assessments]
     return max(judged, key=lambda pair: (pair[1].blocked, pair[1].warn, pair[0].risk))
-
-
-def rlimits_for(level: Level) -> dict[int, tuple[int, int]]:
-    """Per-process resource caps for RESTRICTED sessions (0 in a setting = no cap)."""
-    if level != Level.RESTRICTED:
-        return {}
-    wanted = {
-        resource.RLIMIT_CPU: settings.TERMINAL_RLIMIT_CPU_SECONDS,
-        resource.RLIMIT_AS: settings.TERMINAL_RLIMIT_MEMORY_BYTES,
-        resource.RLIMIT_FSIZE: settings.TERMINAL_RLIMIT_FILE_BYTES,
-        resource.RLIMIT_NOFILE: settings.TERMINAL_RLIMIT_NOFILE,
-        resource.RLIMIT_CORE: 0,
-    }
-    limits = {}
-    for res, value in wanted.items():
-        if value or res == resource.RLIMIT_CORE:
-            _soft, hard = resource.getrlimit(res)
-            cap = value if hard == resource.RLIM_INFINITY else min(value, hard)
-            limits[res] = (cap, cap)
-    return limits
 
 
 async def _record(
@@ -185,8 +167,15 @@ async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
 # ---- non-interactive commands --------------------------------------------------------------
 
 
-def _preexec(limits: dict[int, tuple[int, int]]):
+def _preexec(limits: dict[int, tuple[int, int]], cgroup_procs: str | None):
+    # In the forked child, before exec: plain syscalls only.
     def run() -> None:
+        if cgroup_procs:
+            fd = os.open(cgroup_procs, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
         for res, pair in limits.items():
             resource.setrlimit(res, pair)
 
@@ -222,22 +211,22 @@ async def _collect(stream: asyncio.StreamReader, chunks: list[bytes], cap: int) 
 
 
 async def _execute(
-    command: str, *, cwd: str, env: dict[str, str], seconds: float, cap: int, limits: dict[int, tuple[int, int]]
+    launch: Launch, *, cwd: str, env: dict[str, str], seconds: float, cap: int
 ) -> tuple[int | None, str, bool, bool]:
-    proc = await asyncio.create_subprocess_exec(
-        "bash",
-        "--noprofile",
-        "--norc",
-        "-c",
-        command,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_preexec(limits),
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *launch.argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=launch.pass_fds,
+            preexec_fn=_preexec(launch.rlimits, launch.cgroup_procs),
+        )
+    finally:
+        launch.spawned()
     chunks: list[bytes] = []
     timed_out = False
     truncated = False
@@ -284,12 +273,14 @@ async def command_run(
         live = registry.get(row.pk)
         default_cwd = (live.proc.cwd() if live else None) or row.cwd or None
     workdir = await working_dir(user=user, cwd=cwd, level=chosen, default=default_cwd)
-    if chosen == Level.RESTRICTED or not user.is_staff:
-        # A session's folder may have moved outside the area since; RESTRICTED runs stay inside.
+    if needs_sandbox(level=chosen, is_staff=user.is_staff):
+        # A session's folder may have moved outside the area since; sandboxed runs stay inside
+        # (nothing else is mounted in the sandbox).
         workdir = await working_dir(user=user, cwd=workdir, level=Level.RESTRICTED)
     limit = settings.TERMINAL_EXECUTE_TIMEOUT
     timeout = limit if timeout is None else max(0.1, min(float(timeout), limit))
 
+    await launch_check(user=user, level=chosen)
     started = time.monotonic()
     assessment = await assess_text(command)
     verdict = decide(chosen, assessment)
@@ -317,14 +308,17 @@ async def command_run(
     }
     if not verdict.blocked:
         home = await working_dir(user=user, cwd=None, level=chosen)
-        exit_code, output, truncated, timed_out = await _execute(
-            command,
-            cwd=workdir,
-            env=command_env(user=user, home=home, level=chosen),
-            seconds=timeout,
-            cap=settings.TERMINAL_EXECUTE_MAX_OUTPUT,
-            limits=rlimits_for(chosen),
-        )
+        launch = await launch_for(user=user, level=chosen, home=home, cwd=workdir, interactive=False, command=command)
+        try:
+            exit_code, output, truncated, timed_out = await _execute(
+                launch,
+                cwd=workdir,
+                env=command_env(user=user, home=home, level=chosen),
+                seconds=timeout,
+                cap=settings.TERMINAL_EXECUTE_MAX_OUTPUT,
+            )
+        finally:
+            await launch.release()
         result.update(exit_code=exit_code, output=output, truncated=truncated, timed_out=timed_out)
         await CommandRecord.objects.filter(pk=record.pk).aupdate(exit_code=exit_code, finished=timezone.now())
     result["duration_ms"] = round((time.monotonic() - started) * 1000, 1)

@@ -38,6 +38,7 @@ class LiveSession:
     hook: HookChannel
     recorder: Recorder
     client_ip: str | None = None
+    launch: Any = None  # confine.Launch: released (PID cgroup removed) once the shell is gone
     generation: int = 1  # bumped when the level changes, so the hook drops its verdict cache
     attached: int = 0
     listeners: set[Listener] = field(default_factory=set)

@@ -18,7 +18,7 @@ from autobot import audit
 from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, RateLimited, Unavailable
 from autobot.lanes import spawn
 from autobot.workers import worker_gone
-from terminal.hook import HookChannel, bash_argv
+from terminal.hook import HookChannel
 from terminal.models import CommandRecord, TerminalSession
 from terminal.policy import Level
 from terminal.pty import MAX_COLS, MAX_ROWS, InputOverflow, PtyClosed, PtyOptions, PtyProcess, Subscription
@@ -26,7 +26,8 @@ from terminal.recording import Recorder
 
 from . import live as registry
 from .access import check_level, home_for, owned_session, parse_level, require_terminal
-from .commands import command_env, hook_decide, hook_done, rlimits_for
+from .commands import command_env, hook_decide, hook_done
+from .confine import launch_check, launch_for
 
 log = logging.getLogger("terminal")
 
@@ -105,6 +106,7 @@ async def session_open(
             f"you already have {live_count} open terminal sessions (the limit is {cap}); close one first",
             code="session_limit",
         )
+    await launch_check(user=user, level=level)
     home = await home_for(user)
     session = await TerminalSession.objects.acreate(
         owner=user,
@@ -148,21 +150,29 @@ async def _spawn(session: TerminalSession, *, user, level: Level, home: str, cli
         "AUTOBOT_SESSION_ID": str(session.pk),
         "AUTOBOT_HOOK_TIMEOUT": str(int(settings.TERMINAL_HOOK_TIMEOUT)),
     }
+    try:
+        launch = await launch_for(user=user, level=level, home=home, interactive=True)
+    except BaseException:
+        await hook.close()
+        raise
     options = PtyOptions(
-        argv=bash_argv(),
+        argv=launch.argv,
         env=env,
         cwd=home,
         cols=session.cols,
         rows=session.rows,
-        rlimits=rlimits_for(level),
-        pass_fds=[hook.child_fd],
+        rlimits=launch.rlimits,
+        pass_fds=[hook.child_fd, *launch.pass_fds],
+        cgroup_procs=launch.cgroup_procs,
         replay_chars=settings.TERMINAL_REPLAY_CHARS,
     )
     try:
         proc = await PtyProcess.spawn(options)
     except BaseException:
         await hook.close()
+        await launch.release()
         raise
+    launch.spawned()
     recorder = Recorder(
         Path(session.recording_path),
         cols=session.cols,
@@ -171,7 +181,8 @@ async def _spawn(session: TerminalSession, *, user, level: Level, home: str, cli
         max_bytes=settings.TERMINAL_RECORDING_MAX_BYTES,
     )
     live = registry.LiveSession(
-        id=session.pk, owner=user, level=level, proc=proc, hook=hook, recorder=recorder, client_ip=client_ip
+        id=session.pk, owner=user, level=level, proc=proc, hook=hook, recorder=recorder, client_ip=client_ip,
+        launch=launch,
     )
     holder.append(live)
     registry.add(live)
@@ -213,6 +224,7 @@ async def _end(live: registry.LiveSession, reason: str) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(asyncio.gather(*others, return_exceptions=True), 5)
     await registry.close_quietly(live)
+    await live.launch.release()
     registry.remove(live.id)
     await TerminalSession.objects.filter(pk=live.id).aupdate(
         status=Status.ENDED, ended=timezone.now(), exit_code=code, end_reason=reason
