@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 
 from terminal import services
 from terminal.services import live as registry
 
-_markers = itertools.count(1)
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
 
 
@@ -21,7 +19,7 @@ class Term:
 
     @classmethod
     async def open(cls, user, **kw) -> Term:
-        term = cls(await services.session_open(user=user, **kw))
+        term = cls(await services.session_open(user=user, cols=1000, **kw))
         await term.until("@autobot:")
         return term
 
@@ -37,11 +35,9 @@ class Term:
         self.live.proc.write(text)
 
     async def run(self, line: str) -> str:
-        """Type a line and a marker echo; return what was printed after the line, before the
-        marker (terminal escapes and carriage returns removed)."""
-        marker = f"MARK{next(_markers)}"
+        """Type a line; return what it printed before the next prompt (terminal escapes and
+        carriage returns removed). Sessions are opened wide so the echo never wraps."""
         self.type(f"{line}\r")
-        self.type(f"echo {marker[:3]}''{marker[3:]}\r")
-        text = _ANSI.sub("", await self.until(f"{marker}\r\n"))
-        text = text.rsplit(f"echo {marker[:3]}''{marker[3:]}", 1)[0]  # drop the marker's echo
-        return text.rsplit("\n", 1)[0]  # and its prompt
+        await self.until(line)
+        text = _ANSI.sub("", await self.until("@autobot:"))
+        return text.rsplit("\n", 1)[0].removeprefix("\n")
