@@ -15,7 +15,7 @@ Knows nothing of Django except the settings it reads.
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import os
 import resource
 import subprocess
@@ -88,9 +88,13 @@ def running_as_root() -> bool:
 # ---- availability -------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4)
+_working: set[str] = set()  # bwrap paths that started a sandbox: only success is remembered
+
+
 def _probe(bwrap: str) -> str | None:
-    """None when ``bwrap`` can start a sandbox here, else why not. Cached per path."""
+    """None when ``bwrap`` can start a sandbox here, else why not."""
+    if bwrap in _working:
+        return None
     if not (os.path.isfile(bwrap) and os.access(bwrap, os.X_OK)):
         return f"bubblewrap was not found at {bwrap}"
     argv = [bwrap, "--unshare-all", "--die-with-parent", *_system_args(), "--", "/bin/true"]
@@ -100,12 +104,18 @@ def _probe(bwrap: str) -> str | None:
         return f"bubblewrap at {bwrap} could not start: {exc}"
     if done.returncode != 0:
         return f"bubblewrap at {bwrap} cannot create a sandbox here: {done.stderr.decode(errors='replace').strip()}"
+    _working.add(bwrap)
     return None
 
 
 def problem() -> str | None:
-    """Why sandboxes cannot start (None when they can). Blocks for a few ms the first time."""
+    """Why sandboxes cannot start (None when they can). Blocks for a few ms until it works."""
     return _probe(settings.TERMINAL_BWRAP)
+
+
+async def health_check() -> None:
+    """For /api/health: raises 503 sandbox_unavailable when shells cannot be sandboxed."""
+    await asyncio.to_thread(require)
 
 
 def require() -> None:
