@@ -136,6 +136,10 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
             client_ip=live.client_ip,
         )
         live.current_record_id = None if verdict.blocked else record.pk
+        if not verdict.blocked and request.kind != "cmd" and request.history_number:
+            live.open_records[request.history_number] = record.pk
+            while len(live.open_records) > 64:  # lines whose end never came (killed subshells)
+                live.open_records.pop(next(iter(live.open_records)))
     if verdict.blocked:
         live.broadcast(
             {
@@ -155,8 +159,17 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
 
 
 async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
-    """The line finished: keep its exit code and the shell's folder."""
-    record_id, live.current_record_id = live.current_record_id, None
+    """A line finished: keep its exit code and the shell's folder. Number 0 (from the prompt)
+    means the latest line; the first report for a line wins."""
+    if request.history_number and request.history_number in live.open_records:
+        record_id = live.open_records.pop(request.history_number)
+    elif not request.history_number and live.open_records:
+        record_id = live.open_records.pop(max(live.open_records))
+        live.open_records.clear()  # the prompt is back: every earlier line has ended
+    else:
+        record_id = None if request.history_number else live.current_record_id
+    if record_id == live.current_record_id:
+        live.current_record_id = None
     cwd = live.proc.cwd()
     if record_id is not None:
         await CommandRecord.objects.filter(pk=record_id).aupdate(exit_code=request.exit_status, finished=timezone.now())

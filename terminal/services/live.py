@@ -45,6 +45,9 @@ class LiveSession:
     tasks: set[asyncio.Task] = field(default_factory=set)
     last_line_number: int | None = None
     current_record_id: int | None = None
+    # Lines recorded but not finished yet: history number -> record id (a paste runs several
+    # lines before the next prompt; each one's exit status finds its own record).
+    open_records: dict[int, int] = field(default_factory=dict)
     ending: asyncio.Task | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # set once everything is closed and saved
     _grace: asyncio.TimerHandle | None = None

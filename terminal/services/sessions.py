@@ -162,7 +162,7 @@ async def _spawn(session: TerminalSession, *, user, level: Level, home: str, cli
         cols=session.cols,
         rows=session.rows,
         rlimits=launch.rlimits,
-        pass_fds=[hook.child_fd, *launch.pass_fds],
+        pass_fds=[*hook.child_fds, *launch.pass_fds],
         cgroup_procs=launch.cgroup_procs,
         replay_chars=settings.TERMINAL_REPLAY_CHARS,
     )
