@@ -3,8 +3,6 @@
 from .commands import command_assess, command_audit, command_run
 from .sessions import (
     SIGNALS,
-    Attachment,
-    session_attach,
     session_close,
     session_get,
     session_history,
@@ -18,6 +16,7 @@ from .sessions import (
     sessions_reconcile,
     sessions_shutdown,
 )
+from .watch import Attachment, session_attach
 
 __all__ = [
     "SIGNALS",

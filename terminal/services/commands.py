@@ -125,7 +125,7 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
         if request.kind != "cmd":
             live.last_line_number = request.history_number
         record = await _record(
-            user=live.owner,
+            user=live.typist or live.owner,
             session_id=live.id,
             level=live.level,
             command=text,

@@ -42,6 +42,8 @@ class LiveSession:
     generation: int = 1  # bumped when the level changes, so the hook drops its verdict cache
     attached: int = 0
     listeners: set[Listener] = field(default_factory=set)
+    attachments: list = field(default_factory=list)  # watch.Attachment: the owner, observers, joiners
+    typist: Any = None  # who sent the latest input: the line that runs next is theirs
     tasks: set[asyncio.Task] = field(default_factory=set)
     last_line_number: int | None = None
     current_record_id: int | None = None

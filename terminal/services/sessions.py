@@ -7,8 +7,6 @@ import contextlib
 import functools
 import logging
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -21,7 +19,7 @@ from autobot.workers import worker_gone
 from terminal.hook import HookChannel
 from terminal.models import CommandRecord, TerminalSession
 from terminal.policy import Level
-from terminal.pty import MAX_COLS, MAX_ROWS, InputOverflow, PtyClosed, PtyOptions, PtyProcess, Subscription
+from terminal.pty import MAX_COLS, MAX_ROWS, InputOverflow, PtyClosed, PtyOptions, PtyProcess
 from terminal.recording import Recorder
 
 from . import live as registry
@@ -345,18 +343,26 @@ async def session_close(*, user, session_id, client_ip: str | None = None) -> Te
     return await owned_session(user=user, session_id=session.pk)
 
 
-async def session_input(*, user, session_id, text: str, is_password: bool = False) -> None:
+async def session_input(
+    *, user, session_id, text: str, is_password: bool = False, client_ip: str | None = None
+) -> None:
     await require_terminal(user)
     session = await owned_session(user=user, session_id=session_id)
     live = _live_or_raise(session)
-    await _write(live, text, is_password=is_password)
+    if session.owner_id != user.pk:
+        from .watch import input_by_staff  # watch builds on this module
+
+        await input_by_staff(live, user, client_ip)
+    await _write(live, text, is_password=is_password, user=user)
 
 
-async def _write(live: registry.LiveSession, text: str, *, is_password: bool = False) -> None:
+async def _write(live: registry.LiveSession, text: str, *, is_password: bool = False, user=None) -> None:
     if len(text.encode("utf-8", errors="replace")) > settings.TERMINAL_MAX_FRAME_BYTES:
         raise LimitExceeded(f"input is larger than {settings.TERMINAL_MAX_FRAME_BYTES} bytes", code="input_too_large")
     try:
         live.proc.write(text.encode("utf-8", errors="replace"))
+        # Whoever typed last is who ran the line: a joiner's commands are recorded as theirs.
+        live.typist = user or live.owner
     except PtyClosed:
         raise Conflict("the shell has exited", code="session_ended") from None
     except InputOverflow:
@@ -400,62 +406,3 @@ async def session_recording(*, user, session_id) -> Path:
     if path is None or not await asyncio.to_thread(path.is_file):
         raise NotFound(f"terminal session {session.pk} has no recording", code="recording_not_found")
     return path
-
-
-# ---- attaching a socket -----------------------------------------------------------------------
-
-
-class Attachment:
-    """One socket on a live session: output subscription, events, input and resize."""
-
-    def __init__(self, live: registry.LiveSession, sub: Subscription, on_event: Callable[[dict], None]) -> None:
-        self.live = live
-        self.sub = sub
-        self._on_event = on_event
-        live.listeners.add(on_event)
-
-    async def read(self) -> str | None:
-        return await self.sub.read()
-
-    async def exit_code(self) -> int:
-        return await self.live.proc.wait()
-
-    async def input(self, text: str) -> None:
-        await _write(self.live, text)
-
-    async def resize(self, cols, rows) -> None:
-        cols, rows = validate_size(cols, rows)
-        if (cols, rows) != (self.live.proc.cols, self.live.proc.rows):
-            self.live.proc.resize(cols, rows)
-            await self.live.recorder.resize(cols, rows)
-
-    def detach(self) -> None:
-        live = self.live
-        self.sub.close()
-        if self._on_event in live.listeners:
-            live.listeners.discard(self._on_event)
-            live.attached -= 1
-        if live.attached == 0 and live.ending is None:
-            live.schedule_grace(settings.TERMINAL_RECONNECT_SECONDS, lambda: end_live(live, "detached"))
-            live.spawn_task(_set_status(live, Status.DETACHED), f"terminal {live.id} status")
-
-
-async def _set_status(live: registry.LiveSession, status: str) -> None:
-    await TerminalSession.objects.filter(pk=live.id).exclude(status=Status.ENDED).aupdate(status=status)
-
-
-async def session_attach(
-    *, user, session_id, on_event: Callable[[dict], None], client_ip: str | None = None
-) -> tuple[Attachment, dict]:
-    """Attach a socket: recent output is replayed first. Returns the attachment and session info."""
-    await require_terminal(user)
-    session = await owned_session(user=user, session_id=session_id)
-    live = _live_or_raise(session)
-    live.cancel_grace()
-    live.attached += 1
-    live.last_attach = time.monotonic()
-    attachment = Attachment(live, live.proc.subscribe(replay=True), on_event)
-    if session.status != Status.RUNNING:
-        session.status = Status.RUNNING
-        await _set_status(live, Status.RUNNING)
-    return attachment, session_info(session)
