@@ -50,24 +50,45 @@ class Profile:
     level: Level
     sandboxed: bool
     network: str  # "none" | "host" (the setting can open RESTRICTED to outbound)
+    runs: str
     visible: str
     writable: str
+    reachable: str
     limited: str
 
 
-_SANDBOX_VISIBLE = "/usr, a minimal /etc, a fresh /proc and /dev; own processes only"
-_SANDBOX_WRITABLE = "$HOME (the user's files area), a private /tmp"
-_LIMITS = "processes, memory, CPU time, file size, open files"
+_SANDBOX = (
+    "bubblewrap: own user, PID, IPC, UTS, cgroup and mount namespaces; an unprivileged uid inside "
+    "(`AUTOBOT_TERMINAL_SANDBOX_UID`, 1000), no capabilities, no new privileges"
+)
+_SANDBOX_VISIBLE = "`/usr` (read-only), a minimal `/etc`, its own `/proc` and `/dev`, `$HOME`; its own processes only"
+_SANDBOX_WRITABLE = "`$HOME` (the user's files area), a private `/tmp`"
+_LIMITS = "processes per session, memory, CPU time, file size, open files per process"
 
 PROFILES: dict[Level, Profile] = {
-    Level.RESTRICTED: Profile(Level.RESTRICTED, True, "none", _SANDBOX_VISIBLE, _SANDBOX_WRITABLE, _LIMITS),
-    Level.ELEVATED: Profile(Level.ELEVATED, True, "host", _SANDBOX_VISIBLE, _SANDBOX_WRITABLE, _LIMITS),
+    Level.RESTRICTED: Profile(
+        Level.RESTRICTED, True, "none", _SANDBOX, _SANDBOX_VISIBLE, _SANDBOX_WRITABLE,
+        "nothing: no network (`AUTOBOT_TERMINAL_SANDBOX_NETWORK=true`: the host's network)", _LIMITS,
+    ),
+    Level.ELEVATED: Profile(
+        Level.ELEVATED, True, "host", _SANDBOX, _SANDBOX_VISIBLE, _SANDBOX_WRITABLE, "the host's network", _LIMITS,
+    ),
     # Staff only: the host shell. Under root it still runs in a mount namespace without var/.
     Level.STANDARD: Profile(
-        Level.STANDARD, False, "host", "the host, except the server's var/ (when the server runs as root)",
-        "what the server's OS user may write", "none",
+        Level.STANDARD, False, "host", "staff only: a host shell as the server's OS user",
+        "the host; under root, everything but the server's `var/`, recordings and files area",
+        "what the server's OS user may write", "the host's network", "nothing",
     ),
 }
+
+
+def profile_table() -> str:
+    """docs/security.md's table of the profiles (a test keeps the page in step)."""
+    rows = ["| Level | Runs as | Visible | Writable | Reachable | Limited |", "|---|---|---|---|---|---|"]
+    for level in (Level.RESTRICTED, Level.ELEVATED, Level.STANDARD):
+        p = PROFILES[level]
+        rows.append(f"| {level} | {p.runs} | {p.visible} | {p.writable} | {p.reachable} | {p.limited} |")
+    return "\n".join(rows) + "\n"
 
 
 def needs_sandbox(*, level: Level, is_staff: bool) -> bool:
@@ -189,7 +210,7 @@ def sandbox_argv(
     """
     uid = str(settings.TERMINAL_SANDBOX_UID)
     args = [
-        settings.TERMINAL_BWRAP, "--unshare-all", "--die-with-parent", "--uid", uid, "--gid", uid,
+        settings.TERMINAL_BWRAP, "--unshare-all", "--die-with-parent", "--uid", uid, "--gid", uid, "--cap-drop", "ALL",
         "--hostname", "autobot", *_system_args(), *data_args,
         "--bind", home, home, "--setenv", "HOME", home, "--setenv", "PATH", SANDBOX_PATH, "--chdir", cwd or home,
     ]

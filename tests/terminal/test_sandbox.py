@@ -143,7 +143,10 @@ async def test_ordinary_work_still_works(term):
     assert term.live.proc.cwd().endswith("/proj")
     out = await term.run("id -u; whoami; echo $HOME; touch /tmp/t && echo tmp-ok")
     lines = out.splitlines()
-    assert lines[0] == "1000" and lines[1] != str(os.getuid()) and "tmp-ok" in out
+    assert lines[0] == "1000" and lines[0] != str(os.getuid()) and "tmp-ok" in out
+    status = await term.run("grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status")
+    assert "NoNewPrivs:\t1" in status and "CapEff:\t0000000000000000" in status
+    assert "CapBnd:\t0000000000000000" in status
 
 
 async def test_tampering_with_the_hook_is_still_blocked(term):
