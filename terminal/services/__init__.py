@@ -1,6 +1,7 @@
 """Terminal business logic. Every entry point (API, consumer, admin, other apps) calls these."""
 
 from .commands import command_assess, command_audit, command_run
+from .confine import operator_warnings
 from .sessions import (
     SIGNALS,
     session_close,
@@ -24,6 +25,7 @@ __all__ = [
     "command_assess",
     "command_audit",
     "command_run",
+    "operator_warnings",
     "session_attach",
     "session_close",
     "session_get",

@@ -56,6 +56,21 @@ async def launch_check(*, user, level: Level) -> None:
         await asyncio.to_thread(sandbox.require)
 
 
+async def operator_warnings() -> list[str]:
+    """What staff should fix in how the server runs (the dashboard shows them)."""
+    warnings = []
+    if sandbox.running_as_root():
+        warnings.append(
+            "The server runs as root: a staff STANDARD terminal is a root shell on this machine "
+            "(it still cannot see the server's var/). Run AutoBot as a dedicated unprivileged OS user "
+            "(docs/deployment.md, “The OS user”)."
+        )
+    why = await asyncio.to_thread(sandbox.problem)
+    if why:
+        warnings.append(f"Terminal sandboxes cannot start ({why}): {sandbox.INSTALL_HINT}.")
+    return warnings
+
+
 def _shell(*, interactive: bool, command: str | None, rc_file: str) -> list[str]:
     if interactive:
         return ["bash", "--noprofile", "--rcfile", rc_file, "-i"]
