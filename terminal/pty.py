@@ -438,11 +438,12 @@ class PtyProcess:
         except OSError:
             return None
 
-    def shell_pid(self) -> int:
+    def shell_pid(self) -> int | None:
         """The program's pid, past any bubblewrap launcher in front of it (bwrap forks the
-        sandboxed program as its child, and with a PID namespace keeps an init in between)."""
+        sandboxed program as its child, and with a PID namespace keeps an init in between).
+        None while the program has not started yet (only bwrap is there)."""
         pid = self.pid
-        for _ in range(3):
+        for _ in range(4):
             try:
                 with open(f"/proc/{pid}/comm", encoding="utf-8") as fh:  # noqa: ASYNC230 - procfs, no disk I/O
                     if fh.read().strip() != "bwrap":
@@ -450,14 +451,17 @@ class PtyProcess:
                 with open(f"/proc/{pid}/task/{pid}/children", encoding="utf-8") as fh:  # noqa: ASYNC230 - procfs
                     children = fh.read().split()
             except OSError:
-                return pid
+                return None
             if not children:
-                return pid
+                return None
             pid = int(children[0])
-        return pid
+        return None
 
     def cwd(self) -> str | None:
+        pid = self.shell_pid()
+        if pid is None:
+            return None
         try:
-            return os.readlink(f"/proc/{self.shell_pid()}/cwd")
+            return os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             return None

@@ -50,6 +50,7 @@ def session_info(session: TerminalSession) -> dict:
         "end_reason": session.end_reason,
         "attached": live.attached if live else 0,
         "foreground": live.proc.foreground_command() if live else None,
+        "sandboxed": bool(live.launch and live.launch.sandboxed) if live else None,
     }
 
 
