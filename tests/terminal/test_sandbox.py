@@ -78,7 +78,7 @@ async def test_the_servers_processes_and_environment_are_not_visible(term, monke
     assert "pytest" not in await term.run("ps -eo args 2>/dev/null || cat /proc/[0-9]*/cmdline")
 
 
-async def test_the_servers_port_cannot_be_reached(term):
+async def _fetch_from_loopback(term) -> str:
     async def answer(reader, writer):
         writer.write(f"HTTP/1.0 200 OK\r\n\r\n{CANARY}".encode())
         await writer.drain()
@@ -87,11 +87,21 @@ async def test_the_servers_port_cannot_be_reached(term):
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        out = await term.run(f"curl -sS -m 5 http://127.0.0.1:{port}/; echo rc=$?")
+        return await term.run(f"curl -sS -m 5 http://127.0.0.1:{port}/; echo rc=$?")
     finally:
         server.close()
+
+
+async def test_the_servers_port_cannot_be_reached(term):
+    out = await _fetch_from_loopback(term)
     assert CANARY not in out and "rc=0" not in out
     await _not_blocked(term, "curl")
+
+
+async def test_the_network_setting_opens_restricted_sandboxes_to_the_host_network(terminal_user, settings):
+    settings.TERMINAL_SANDBOX_NETWORK = True
+    term = await Term.open(terminal_user)
+    assert CANARY in await _fetch_from_loopback(term)
 
 
 async def test_nothing_outside_home_is_writable(term, server_var, settings):
