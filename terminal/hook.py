@@ -18,7 +18,8 @@ interactive shell itself reads this channel.
 
 Subshells (``( … )``, ``{ …; } &``, coprocs, pipelines) may run at the same time as
 the shell and as each other, so they use a second socketpair (``AUTOBOT_HOOK_SUB_FD``):
-``sline`` requests (A = their line) whose nonce is one character, answered with one
+``sline`` requests (A = their line) and ``scmd`` requests (A = a simple command they are
+about to run, once their line is allowed) whose nonce is one character, answered with one
 byte — that character for "allow", ``!`` for "block". Readers of one socket can steal
 each other's bytes; a stolen "allow" only lets a subshell run when it is its own nonce
 character (otherwise it counts as "block"), and a subshell whose answer was stolen
@@ -43,7 +44,8 @@ logger = logging.getLogger(__name__)
 
 RC_PATH = Path(__file__).resolve().parent / "bin" / "autobot.bashrc"
 MAX_REQUEST_BYTES = 1024 * 1024
-KINDS = {"line", "cmd", "sline", "done"}
+KINDS = {"line", "cmd", "sline", "scmd", "done"}
+SUBSHELL_KINDS = {"sline", "scmd"}  # answered with one byte on the subshells' channel
 _UNESCAPES = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
 _ESCAPED = re.compile(r"\\(.)", re.S)
 
@@ -89,7 +91,7 @@ def parse_request(raw: bytes, secret: str) -> tuple[str, HookRequest] | None:
     if kind == "done":
         status = int(a) if a.isdigit() else None
         return nonce, HookRequest(kind, history_number=history_number, exit_status=status)
-    if kind == "cmd":
+    if kind in ("cmd", "scmd"):
         return nonce, HookRequest(kind, command=unescape(a), history_number=history_number)
     return nonce, HookRequest(kind, line=unescape(a), command=unescape(b), history_number=history_number)
 
@@ -171,7 +173,7 @@ class HookChannel:
         except Exception:  # fail closed, and keep serving
             logger.exception("terminal hook: deciding failed")
             reply = HookReply(allow=False, message="autobot: the server could not check this command; skipped")
-        if request.kind == "sline":
+        if request.kind in SUBSHELL_KINDS:
             allow = reply.allow and len(nonce) == 1 and nonce.isascii() and nonce.isalnum()
             writer.write(nonce.encode() if allow else b"!")
             return

@@ -75,6 +75,16 @@ __autobot_ask() {
     [[ $verdict == allow ]]
 }
 
+# From a subshell: __autobot_subask KIND TEXT NUM on the subshells' own channel, answered with
+# one byte — the request's one-character nonce for "allow" (see terminal/hook.py).
+__autobot_subask() {
+    local nonce=${__autobot_nonces:SRANDOM%62:1} v=
+    __autobot_esc "$2"
+    builtin printf '%s\t%s\t%s\t%s\t%s\t\n' "$__autobot_secret" "$nonce" "$1" "$3" "$__autobot_escaped" >&"$AUTOBOT_HOOK_SUB_FD" 2>/dev/null &&
+        IFS= builtin read -r -N 1 -t "$AUTOBOT_HOOK_TIMEOUT" -u "$AUTOBOT_HOOK_SUB_FD" v 2>/dev/null
+    [[ $v == "$nonce" ]]
+}
+
 # Sets __autobot_line/__autobot_num from history; the line is empty when it was
 # not recorded (history switched off for it).
 __autobot_histline() {
@@ -95,7 +105,7 @@ __autobot_hook() {
     # Our own (read-only) functions are not the user's commands. Nothing the user can set
     # (COMP_LINE, a function named __autobot_something) switches the check off.
     case ${FUNCNAME[1]-} in
-        __autobot_esc | __autobot_ask | __autobot_histline | __autobot_prompt) return 0 ;;
+        __autobot_esc | __autobot_ask | __autobot_subask | __autobot_histline | __autobot_prompt) return 0 ;;
     esac
     [[ $BASH_COMMAND == __autobot_prompt ]] && return 0
     # A new line is a new history number, with or without a prompt in between: lines pasted
@@ -107,21 +117,23 @@ __autobot_hook() {
         # nonce for "allow", anything else is "block" (see terminal/hook.py). The verdict
         # they inherit counts only for the line it was given for.
         if [[ -z $__autobot_verdict || $num != "$__autobot_vnum" ]]; then
-            local nonce=${__autobot_nonces:SRANDOM%62:1}
             if (( ! __autobot_fresh )) && [[ -n $__autobot_lastnum ]]; then
                 # The shell's previous line of a paste ended just before this one forked.
                 builtin printf '%s\t-\tdone\t%s\t%s\t\n' "$__autobot_secret" "$__autobot_lastnum" "$status" >&"$AUTOBOT_HOOK_FD" 2>/dev/null
             fi
             __autobot_histline
-            __autobot_esc "$__autobot_line"
-            v=
-            builtin printf '%s\t%s\tsline\t%s\t%s\t\n' "$__autobot_secret" "$nonce" "${__autobot_num:-0}" "$__autobot_escaped" >&"$AUTOBOT_HOOK_SUB_FD" 2>/dev/null &&
-                IFS= builtin read -r -N 1 -t "$AUTOBOT_HOOK_TIMEOUT" -u "$AUTOBOT_HOOK_SUB_FD" v 2>/dev/null
-            [[ $v == "$nonce" ]] && __autobot_verdict=allow || __autobot_verdict=block
+            __autobot_subask sline "$__autobot_line" "${__autobot_num:-0}" && __autobot_verdict=allow || __autobot_verdict=block
             __autobot_vnum=$num
+            # The first simple command was judged with its line.
+            [[ $__autobot_verdict == allow ]] && __autobot_ok[$cmd]=$__autobot_secret
         fi
-        [[ $__autobot_verdict == allow ]]
-        return
+        [[ $__autobot_verdict == allow ]] || return 1
+        # And each simple command it runs, like the shell's own: a function or alias body
+        # run in a subshell gets its own verdict too.
+        [[ ${__autobot_ok[$cmd]-} == "$__autobot_secret" ]] && return 0
+        __autobot_subask scmd "$cmd" "$num" || return 1
+        __autobot_ok[$cmd]=$__autobot_secret
+        return 0
     fi
     if (( __autobot_fresh )) || [[ $num != "$__autobot_vnum" ]]; then
         if (( ! __autobot_fresh )); then
@@ -171,6 +183,6 @@ __autobot_prompt() {
 
 PROMPT_COMMAND=(__autobot_prompt)
 declare -r PROMPT_COMMAND
-readonly -f __autobot_esc __autobot_histline __autobot_ask __autobot_hook __autobot_prompt
+readonly -f __autobot_esc __autobot_histline __autobot_ask __autobot_subask __autobot_hook __autobot_prompt
 shopt -s extdebug
 trap '__autobot_hook' DEBUG

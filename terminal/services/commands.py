@@ -106,7 +106,7 @@ async def _record(
 
 async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookReply:
     """A verdict for what bash is about to run in a live session."""
-    if request.kind == "cmd":
+    if request.kind in ("cmd", "scmd"):
         assessments = [await assess_text(request.command)]
     elif request.line:
         assessments = [await assess_text(request.line)]
@@ -122,7 +122,7 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
         request.kind == "sline" and request.history_number != live.last_line_number
     )
     if first_of_line or verdict.blocked:
-        if request.kind != "cmd":
+        if request.kind in ("line", "sline"):
             live.last_line_number = request.history_number
         record = await _record(
             user=live.typist or live.owner,
@@ -136,7 +136,7 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
             client_ip=live.client_ip,
         )
         live.current_record_id = None if verdict.blocked else record.pk
-        if not verdict.blocked and request.kind != "cmd" and request.history_number:
+        if not verdict.blocked and request.kind in ("line", "sline") and request.history_number:
             live.open_records[request.history_number] = record.pk
             while len(live.open_records) > 64:  # lines whose end never came (killed subshells)
                 live.open_records.pop(next(iter(live.open_records)))

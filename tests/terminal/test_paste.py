@@ -105,3 +105,16 @@ async def test_each_pasted_line_keeps_its_own_exit_code(term):
     term.type(PASTE_START + "false\ntrue\n(exit 3)" + PASTE_END + "\r")
     found = await wait_records(term, 3)
     assert [(r.command, r.exit_code) for r in found] == [("false", 1), ("true", 0), ("(exit 3)", 3)]
+
+
+async def test_a_subshell_inside_a_function_checks_each_command_it_runs(term):
+    # The line `f mkfs.ext4` looks harmless; the subshell in f runs a command computed at
+    # run time, which now gets its own verdict (HIGH: blocked at RESTRICTED) and record.
+    term.type("f() { (echo in-sub''shell; $1 /dev/autobot-test-none); }\r")
+    term.type("f mkfs.ext4\r")
+    found = await wait_records(term, 2)
+    # (Defining a function runs nothing: bash gives the hook no command to check.)
+    assert [(r.command, r.blocked) for r in found] == [
+        ("f mkfs.ext4", False),
+        ("$1 /dev/autobot-test-none", True),
+    ]
