@@ -221,7 +221,17 @@ def sandbox_argv(
     if new_session:
         args.append("--new-session")
     # Last: the sandbox's own root (where bwrap made the mount points) becomes read-only too.
-    return [*args, "--remount-ro", "/", "--", *command]
+    return [*args, "--remount-ro", "/", "--", *_with_process_cap(command)]
+
+
+def _with_process_cap(command: Sequence[str]) -> list[str]:
+    """Set RLIMIT_NPROC inside the sandbox's user namespace, not before it: set outside, the
+    kernel would also count every process of the server's OS user against it (the limit is
+    checked at each user-namespace level); inside, it counts the sandbox's own processes."""
+    cap = settings.TERMINAL_RLIMIT_PROCESSES
+    if not cap:
+        return list(command)
+    return ["/bin/bash", "--noprofile", "--norc", "-c", 'ulimit -S -H -u "$0" && exec "$@"', str(cap), *command]
 
 
 def hidden_paths() -> list[str]:
@@ -249,8 +259,9 @@ def host_argv(command: Sequence[str], *, home: str, cwd: str | None = None) -> l
 
 
 def rlimits(level: Level) -> dict[int, tuple[int, int]]:
-    """Per-process caps for sandboxed shells (0 in a setting = no cap). RLIMIT_NPROC only
-    counts for a non-root server; under root the sandbox's PID cgroup caps processes."""
+    """Per-process caps for sandboxed shells (0 in a setting = no cap), set before bwrap. The
+    process cap is set inside (``_with_process_cap``) and, under root — where RLIMIT_NPROC does
+    not bind uid 0 — by the session's PID cgroup."""
     if not PROFILES[level].sandboxed:
         return {}
     wanted = {
@@ -258,7 +269,6 @@ def rlimits(level: Level) -> dict[int, tuple[int, int]]:
         resource.RLIMIT_AS: settings.TERMINAL_RLIMIT_MEMORY_BYTES,
         resource.RLIMIT_FSIZE: settings.TERMINAL_RLIMIT_FILE_BYTES,
         resource.RLIMIT_NOFILE: settings.TERMINAL_RLIMIT_NOFILE,
-        resource.RLIMIT_NPROC: settings.TERMINAL_RLIMIT_PROCESSES,
         resource.RLIMIT_CORE: 0,
     }
     limits = {}
