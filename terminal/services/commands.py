@@ -118,12 +118,18 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
         assessments = [NOT_IN_HISTORY]
     assessment, verdict = _worst(live.level, assessments)
     text = request.line or request.command
-    first_of_line = request.kind == "line" or (
-        request.kind == "sline" and request.history_number != live.last_line_number
-    )
-    if first_of_line or verdict.blocked:
-        if request.kind in ("line", "sline"):
-            live.last_line_number = request.history_number
+    number = request.history_number
+    if request.kind in ("line", "sline"):
+        # The shell and every subshell of a line may ask; the line is one record (whoever asks
+        # first). Lines not in history (number 0) are recorded each time.
+        recorded = not number or number not in live.recorded_lines
+    else:  # a further simple command of a line already recorded: only when it is refused
+        recorded = verdict.blocked
+    if request.kind in ("line", "sline") and number:
+        if len(live.recorded_lines) > 1024:
+            live.recorded_lines.clear()
+        live.recorded_lines.add(number)
+    if recorded:
         record = await _record(
             user=live.typist or live.owner,
             session_id=live.id,
@@ -140,7 +146,7 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
             live.open_records[request.history_number] = record.pk
             while len(live.open_records) > 64:  # lines whose end never came (killed subshells)
                 live.open_records.pop(next(iter(live.open_records)))
-    if verdict.blocked:
+    if verdict.blocked and recorded:
         live.broadcast(
             {
                 "type": "blocked",

@@ -45,7 +45,7 @@ class LiveSession:
     attachments: list = field(default_factory=list)  # watch.Attachment: the owner, observers, joiners
     typist: Any = None  # who sent the latest input: the line that runs next is theirs
     tasks: set[asyncio.Task] = field(default_factory=set)
-    last_line_number: int | None = None
+    recorded_lines: set[int] = field(default_factory=set)  # history numbers with a record already
     current_record_id: int | None = None
     # Lines recorded but not finished yet: history number -> record id (a paste runs several
     # lines before the next prompt; each one's exit status finds its own record).

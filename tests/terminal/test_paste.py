@@ -118,3 +118,9 @@ async def test_a_subshell_inside_a_function_checks_each_command_it_runs(term):
         ("f mkfs.ext4", False),
         ("$1 /dev/autobot-test-none", True),
     ]
+
+
+async def test_a_line_run_by_the_shell_and_its_subshells_is_one_record(term):
+    term.type("(echo a); echo b | cat; (echo c) | (cat)\r")
+    found = await wait_records(term, 1)
+    assert [r.command for r in found] == ["(echo a); echo b | cat; (echo c) | (cat)"]
