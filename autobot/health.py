@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection
 
 from autobot import lanes, supervise
+from autobot.errors import AppError
 
 log = logging.getLogger("autobot.health")
 
@@ -59,7 +60,13 @@ async def check_redis() -> None:
         await client.aclose()
 
 
-CHECKS = {"database": check_database, "channel_layer": check_channel_layer}
+async def check_terminal_sandbox() -> None:
+    from terminal.sandbox import health_check
+
+    await health_check()
+
+
+CHECKS = {"database": check_database, "channel_layer": check_channel_layer, "terminal_sandbox": check_terminal_sandbox}
 
 
 def active_checks() -> dict:
@@ -77,6 +84,9 @@ async def _run(check) -> dict:
     except TimeoutError:
         log.warning("health check %s: no answer within %g s", check.__name__, settings.HEALTH_TIMEOUT_SECONDS)
         return {"status": "fail", "error": "timeout"}
+    except AppError as exc:  # a known state with a public code (e.g. sandbox_unavailable)
+        log.warning("health check %s: %s", check.__name__, exc.detail)
+        return {"status": "fail", "error": exc.code}
     except Exception:  # a health check reports any failure, it never raises
         # The detail (host names, ports) goes to the log, not to the anonymous caller.
         log.warning("health check %s failed", check.__name__, exc_info=True)

@@ -235,7 +235,12 @@ TERMINAL_RECORDING_MAX_BYTES = env_int("AUTOBOT_TERMINAL_RECORDING_MAX_BYTES", 5
 TERMINAL_EXECUTE_TIMEOUT = env_float("AUTOBOT_TERMINAL_EXECUTE_TIMEOUT", 30.0, minimum=0.1)
 TERMINAL_EXECUTE_MAX_OUTPUT = env_int("AUTOBOT_TERMINAL_EXECUTE_MAX_OUTPUT", 1024 * 1024, minimum=1024)
 TERMINAL_HOOK_TIMEOUT = env_float("AUTOBOT_TERMINAL_HOOK_TIMEOUT", 15.0, minimum=1.0)  # the shell waits this long
-# RESTRICTED sessions: setrlimit caps per process (0 = no cap).
+# The sandbox (terminal/sandbox.py): every shell but a staff member's STANDARD host shell.
+TERMINAL_BWRAP = env.str("AUTOBOT_TERMINAL_BWRAP", default="/usr/bin/bwrap")  # bubblewrap
+TERMINAL_SANDBOX_NETWORK = env_bool("AUTOBOT_TERMINAL_SANDBOX_NETWORK", False)  # outbound at RESTRICTED
+TERMINAL_SANDBOX_UID = env_int("AUTOBOT_TERMINAL_SANDBOX_UID", 1000, minimum=1)  # the uid inside
+# Sandboxed sessions: caps per process (0 = no cap); processes per session (PID cgroup when possible).
+TERMINAL_RLIMIT_PROCESSES = env_int("AUTOBOT_TERMINAL_RLIMIT_PROCESSES", 256)
 TERMINAL_RLIMIT_CPU_SECONDS = env_int("AUTOBOT_TERMINAL_RLIMIT_CPU_SECONDS", 600)
 TERMINAL_RLIMIT_MEMORY_BYTES = env_int("AUTOBOT_TERMINAL_RLIMIT_MEMORY_BYTES", 2 * 1024**3)
 TERMINAL_RLIMIT_FILE_BYTES = env_int("AUTOBOT_TERMINAL_RLIMIT_FILE_BYTES", 1024**3)

@@ -112,9 +112,13 @@ async def dashboard(request):
     counts = await _capability_counts(user)
     counts["api tokens"] = await ApiToken.objects.filter(user=user, revoked_at__isnull=True).acount()
     counts["audit events"] = await events.acount()
+    warnings = []
     if user.is_staff:
+        from terminal import services as terminal
+
         counts["users"] = await User.objects.acount()
-    context = {"health": health, "healthy": status == 200, "counts": counts,
+        warnings = await terminal.operator_warnings()
+    context = {"health": health, "healthy": status == 200, "counts": counts, "warnings": warnings,
                "events": [event async for event in events.order_by("-id")[:15]]}
     # Rendered in a thread: the base template's context (user, messages) may read the session.
     return await sync_to_async(render)(request, "autobot/dashboard.html", context)

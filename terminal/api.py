@@ -185,7 +185,10 @@ async def session_execute(request, session_id: str, body: ExecuteIn):
 
 @router.post("/sessions/{session_id}/input", response={204: None}, summary="Type into the session")
 async def session_input(request, session_id: str, body: InputIn):
-    await services.session_input(user=request.auth, session_id=session_id, text=body.text, is_password=body.is_password)
+    await services.session_input(
+        user=request.auth, session_id=session_id, text=body.text, is_password=body.is_password,
+        client_ip=client_ip(request),
+    )
     return Status(204, None)
 
 

@@ -1,13 +1,16 @@
 """WebSocket /ws/terminal/{session_id}/ — thin: parse frames, call the services, send JSON.
 
-Client → server: input, resize, ping. Server → client: session, output, blocked, exit, pong,
-error (see DESIGN.md). Bad frames get an error frame and the socket stays open.
+Client → server: input, resize, ping, join, leave. Server → client: session, output, blocked,
+exit, pong, error (see DESIGN.md), watchers (who else is on the session) and notice (someone
+joined or left). Staff on another user's session are observers until they join (``join``
+frame or ``?mode=join``). Bad frames get an error frame and the socket stays open.
 """
 
 import asyncio
 import contextlib
 import json
 import logging
+from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -25,12 +28,14 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.tasks: list[asyncio.Task] = []
         self.events: asyncio.Queue[dict] = asyncio.Queue()
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         try:
             self.attachment, info = await services.session_attach(
                 user=self.scope["user"],
                 session_id=self.scope["url_route"]["kwargs"]["session_id"],
                 on_event=self.events.put_nowait,
                 client_ip=scope_ip(self.scope),
+                mode=(query.get("mode") or [None])[0],
             )
         except AppError as exc:
             await self.accept()
@@ -48,8 +53,8 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self.attachment is not None:
-            self.attachment.detach()
-            self.attachment = None
+            attachment, self.attachment = self.attachment, None
+            await attachment.detach()
 
     async def send_json(self, content: dict) -> None:
         await self.send(text_data=json.dumps(content, ensure_ascii=False))
@@ -95,8 +100,12 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self.attachment.resize(frame.get("cols"), frame.get("rows"))
         elif kind == "ping":
             await self.send_json({"type": "pong"})
+        elif kind == "join":
+            await self.attachment.join()
+        elif kind == "leave":
+            await self.attachment.leave()
         else:
-            await self._error(f"unknown frame type {kind!r}; use input, resize or ping", "unknown_type")
+            await self._error(f"unknown frame type {kind!r}; use input, resize, ping, join or leave", "unknown_type")
 
     async def _error(self, detail: str, code: str) -> None:
         await self.send_json({"type": "error", "detail": detail, "code": code})

@@ -12,9 +12,19 @@ escaped::
     secret  nonce  kind  history-number  A  B
 
 kinds: ``line`` (A = the whole history line, B = the first simple command),
-``cmd`` (A = a simple command), ``sline`` (from a subshell: A = the line;
-answered with one byte, ``a`` or ``b``), ``done`` (A = the line's exit status;
-no answer). Answers to ``line``/``cmd``: ``nonce  allow|block  generation  message``.
+``cmd`` (A = a simple command), ``done`` (A = the line's exit status; no answer).
+Answers to ``line``/``cmd``: ``nonce  allow|block  generation  message``. Only the
+interactive shell itself reads this channel.
+
+Subshells (``( … )``, ``{ …; } &``, coprocs, pipelines) may run at the same time as
+the shell and as each other, so they use a second socketpair (``AUTOBOT_HOOK_SUB_FD``):
+``sline`` requests (A = their line) and ``scmd`` requests (A = a simple command they are
+about to run, once their line is allowed) whose nonce is one character, answered with one
+byte — that character for "allow", ``!`` for "block". Readers of one socket can steal
+each other's bytes; a stolen "allow" only lets a subshell run when it is its own nonce
+character (otherwise it counts as "block"), and a subshell whose answer was stolen
+times out and skips its command. The interactive shell never reads the subshells'
+channel, so a subshell (a blocked ``coproc``) never costs the next line its verdict.
 """
 
 from __future__ import annotations
@@ -34,7 +44,8 @@ logger = logging.getLogger(__name__)
 
 RC_PATH = Path(__file__).resolve().parent / "bin" / "autobot.bashrc"
 MAX_REQUEST_BYTES = 1024 * 1024
-KINDS = {"line", "cmd", "sline", "done"}
+KINDS = {"line", "cmd", "sline", "scmd", "done"}
+SUBSHELL_KINDS = {"sline", "scmd"}  # answered with one byte on the subshells' channel
 _UNESCAPES = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
 _ESCAPED = re.compile(r"\\(.)", re.S)
 
@@ -80,42 +91,49 @@ def parse_request(raw: bytes, secret: str) -> tuple[str, HookRequest] | None:
     if kind == "done":
         status = int(a) if a.isdigit() else None
         return nonce, HookRequest(kind, history_number=history_number, exit_status=status)
-    if kind == "cmd":
+    if kind in ("cmd", "scmd"):
         return nonce, HookRequest(kind, command=unescape(a), history_number=history_number)
     return nonce, HookRequest(kind, line=unescape(a), command=unescape(b), history_number=history_number)
 
 
 class HookChannel:
-    """One session's verdict channel. ``child_fd`` goes to bash (``pass_fds``)."""
+    """One session's verdict channels. ``child_fds`` go to bash (``pass_fds``)."""
 
     def __init__(self, *, decide: Decide, notify: Notify | None = None,
                  spawn: Callable[..., asyncio.Task] = asyncio.create_task) -> None:
-        """`spawn` starts the task that serves bash's requests: the server passes one that keeps
-        the task's sync work off the starting request's thread context (autobot.lanes)."""
+        """`spawn` starts the tasks that serve bash's requests: the server passes one that keeps
+        the tasks' sync work off the starting request's thread context (autobot.lanes)."""
         self.secret = secrets.token_hex(16)
         self._spawn = spawn
         self._decide = decide
         self._notify = notify
         self._server_sock, self._child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._task: asyncio.Task | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._server_sub, self._child_sub = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._tasks: list[asyncio.Task] = []
+        self._writers: list[asyncio.StreamWriter] = []
         self.forged = 0
 
     @property
     def child_fd(self) -> int:
         return self._child_sock.fileno()
 
+    @property
+    def child_fds(self) -> list[int]:
+        return [self._child_sock.fileno(), self._child_sub.fileno()]
+
     def env(self) -> dict[str, str]:
-        return {"AUTOBOT_HOOK_FD": str(self.child_fd)}
+        return {"AUTOBOT_HOOK_FD": str(self.child_fd), "AUTOBOT_HOOK_SUB_FD": str(self._child_sub.fileno())}
 
     async def start(self) -> None:
         """Call once bash is spawned: hands over the secret and serves requests."""
-        # Our copy of the child's end must go, or we would never see EOF.
+        # Our copies of the child's ends must go, or we would never see EOF.
         self._child_sock.close()
-        reader, writer = await asyncio.open_unix_connection(sock=self._server_sock, limit=MAX_REQUEST_BYTES)
-        self._writer = writer
-        writer.write(f"{self.secret}\n".encode())
-        self._task = self._spawn(self._serve(reader, writer), name="terminal-hook")
+        self._child_sub.close()
+        for sock, name in ((self._server_sock, "terminal-hook"), (self._server_sub, "terminal-hook-sub")):
+            reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_REQUEST_BYTES)
+            self._writers.append(writer)
+            self._tasks.append(self._spawn(self._serve(reader, writer), name=name))
+        self._writers[0].write(f"{self.secret}\n".encode())
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -155,22 +173,23 @@ class HookChannel:
         except Exception:  # fail closed, and keep serving
             logger.exception("terminal hook: deciding failed")
             reply = HookReply(allow=False, message="autobot: the server could not check this command; skipped")
-        if request.kind == "sline":
-            writer.write(b"a" if reply.allow else b"b")
+        if request.kind in SUBSHELL_KINDS:
+            allow = reply.allow and len(nonce) == 1 and nonce.isascii() and nonce.isalnum()
+            writer.write(nonce.encode() if allow else b"!")
             return
         verdict = "allow" if reply.allow else "block"
         writer.write(f"{nonce}\t{verdict}\t{reply.generation}\t{_one_line(reply.message)}\n".encode())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._writer is not None:
-            self._writer.close()
-        else:
-            self._server_sock.close()
-        self._child_sock.close()
+                await task
+        for writer in self._writers:
+            writer.close()
+        for sock in (self._server_sock, self._server_sub, self._child_sock, self._child_sub):
+            sock.close()
 
 
 def bash_argv() -> list[str]:

@@ -62,6 +62,8 @@ class PtyOptions:
     rlimits: Mapping[int, tuple[int, int]] = field(default_factory=dict)
     # Extra fds the child inherits (the hook channel).
     pass_fds: Sequence[int] = ()
+    # A cgroup's cgroup.procs file the child moves itself into before exec (process caps).
+    cgroup_procs: str | None = None
     replay_chars: int = 256 * 1024
     coalesce_seconds: float = 0.004
     write_queue_bytes: int = 1024 * 1024
@@ -114,11 +116,19 @@ class Subscription:
         self._end()
 
 
-def _preexec(rlimits: Mapping[int, tuple[int, int]], pass_fds: Sequence[int]) -> Callable[[], None]:
+def _preexec(
+    rlimits: Mapping[int, tuple[int, int]], pass_fds: Sequence[int], cgroup_procs: str | None = None
+) -> Callable[[], None]:
     # Runs in the forked child before exec: keep it to plain syscalls.
     def run() -> None:
         for fd in pass_fds:
             os.set_inheritable(fd, True)
+        if cgroup_procs:
+            cg = os.open(cgroup_procs, os.O_WRONLY)
+            try:
+                os.write(cg, b"0")
+            finally:
+                os.close(cg)
         for res, (soft, hard) in rlimits.items():
             resource.setrlimit(res, (soft, hard))
 
@@ -167,7 +177,7 @@ class PtyProcess:
             cwd=options.cwd,
             env=dict(options.env),
             dimensions=(rows, cols),
-            preexec_fn=_preexec(options.rlimits, options.pass_fds),
+            preexec_fn=_preexec(options.rlimits, options.pass_fds, options.cgroup_procs),
             pass_fds=tuple(options.pass_fds),
         )
         return cls(proc, options)
@@ -428,8 +438,30 @@ class PtyProcess:
         except OSError:
             return None
 
+    def shell_pid(self) -> int | None:
+        """The program's pid, past any bubblewrap launcher in front of it (bwrap forks the
+        sandboxed program as its child, and with a PID namespace keeps an init in between).
+        None while the program has not started yet (only bwrap is there)."""
+        pid = self.pid
+        for _ in range(4):
+            try:
+                with open(f"/proc/{pid}/comm", encoding="utf-8") as fh:  # noqa: ASYNC230 - procfs, no disk I/O
+                    if fh.read().strip() != "bwrap":
+                        return pid
+                with open(f"/proc/{pid}/task/{pid}/children", encoding="utf-8") as fh:  # noqa: ASYNC230 - procfs
+                    children = fh.read().split()
+            except OSError:
+                return None
+            if not children:
+                return None
+            pid = int(children[0])
+        return None
+
     def cwd(self) -> str | None:
+        pid = self.shell_pid()
+        if pid is None:
+            return None
         try:
-            return os.readlink(f"/proc/{self.pid}/cwd")
+            return os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             return None

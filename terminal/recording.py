@@ -1,7 +1,8 @@
 """asciicast v2 recordings, written by a task so the event loop never waits on the disk.
 
 https://docs.asciinema.org/manual/asciicast/v2/ — a JSON header line, then one
-``[seconds, code, data]`` line per event: ``"o"`` output, ``"i"`` input, ``"r"`` resize.
+``[seconds, code, data]`` line per event: ``"o"`` output, ``"i"`` input, ``"r"`` resize,
+``"m"`` marker (someone joined or left the session).
 Knows nothing of Django.
 """
 
@@ -79,6 +80,9 @@ class Recorder:
 
     async def input(self, data: str) -> None:
         await self._put("i", data)
+
+    async def marker(self, label: str) -> None:
+        await self._put("m", label)
 
     async def resize(self, cols: int, rows: int) -> None:
         await self._put("r", f"{cols}x{rows}")

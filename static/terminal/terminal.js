@@ -29,6 +29,7 @@ term.open($("terminal"));
 fit.fit();
 
 let current = null;      // session id
+let role = "owner"; // owner | observer | joined (staff on someone else's session)
 let socket = null;
 let retry = 0;
 let retryTimer = null;
@@ -135,7 +136,9 @@ function onFrame(frame) {
       // The server replays recent output next: start from a clean screen.
       term.reset();
       showSession(frame);
-      setState("connected", "ok");
+      role = frame.role || "owner";
+      setState(role === "owner" ? "connected" : `${role} of ${frame.owner}'s session`, role === "observer" ? "warn" : "ok");
+      if (role === "observer") notice("You are watching read-only; the owner sees you. Press Ctrl-J here to join and type.", "info");
       send({ type: "resize", cols: term.cols, rows: term.rows });
       clearInterval(pingTimer);
       pingTimer = setInterval(() => send({ type: "ping" }), 25000);
@@ -158,12 +161,26 @@ function onFrame(frame) {
     case "error":
       notice(`${frame.detail} (${frame.code})`, "info");
       break;
+    case "notice":
+      notice(frame.detail, "info");
+      break;
+    case "watchers":
+      // Who else is on this session (staff watching or joined): the owner always knows.
+      notice(frame.watchers.length
+        ? `On this session: ${frame.watchers.map((w) => `${w.user} (${w.role})`).join(", ")}`
+        : "Nobody else is on this session.", "info");
+      break;
     default:
       break;
   }
 }
 
 term.onData((data) => {
+  if (role === "observer") {
+    // Typing into someone else's session is an explicit, audited join (Ctrl-J).
+    if (data === "\n") { send({ type: "join" }); role = "joined"; setState("joined", "ok"); }
+    return;
+  }
   markUsed(current);
   send({ type: "input", data });
 });

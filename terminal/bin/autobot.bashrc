@@ -10,8 +10,8 @@ if [[ -z ${AUTOBOT_HOOK_FD-} ]]; then
     printf 'autobot: no hook channel; refusing to start\n' >&2
     exit 97
 fi
-declare -r AUTOBOT_HOOK_FD
-export -n AUTOBOT_HOOK_FD
+declare -r AUTOBOT_HOOK_FD AUTOBOT_HOOK_SUB_FD=${AUTOBOT_HOOK_SUB_FD-}
+export -n AUTOBOT_HOOK_FD AUTOBOT_HOOK_SUB_FD
 declare -r AUTOBOT_HOOK_TIMEOUT=${AUTOBOT_HOOK_TIMEOUT:-15}
 export -n AUTOBOT_HOOK_TIMEOUT
 
@@ -31,6 +31,8 @@ declare -g __autobot_gen=0
 declare -g __autobot_fresh=1     # 1 until the first command of the next line
 declare -g __autobot_verdict=    # the current line's verdict: allow | block
 declare -g __autobot_lastnum=
+declare -g __autobot_vnum=       # the HISTCMD the verdict was given for
+declare -r __autobot_nonces=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 
 # The whole line comes from history; keep history honest.
 HISTCONTROL=
@@ -73,6 +75,16 @@ __autobot_ask() {
     [[ $verdict == allow ]]
 }
 
+# From a subshell: __autobot_subask KIND TEXT NUM on the subshells' own channel, answered with
+# one byte — the request's one-character nonce for "allow" (see terminal/hook.py).
+__autobot_subask() {
+    local nonce=${__autobot_nonces:SRANDOM%62:1} v=
+    __autobot_esc "$2"
+    builtin printf '%s\t%s\t%s\t%s\t%s\t\n' "$__autobot_secret" "$nonce" "$1" "$3" "$__autobot_escaped" >&"$AUTOBOT_HOOK_SUB_FD" 2>/dev/null &&
+        IFS= builtin read -r -N 1 -t "$AUTOBOT_HOOK_TIMEOUT" -u "$AUTOBOT_HOOK_SUB_FD" v 2>/dev/null
+    [[ $v == "$nonce" ]]
+}
+
 # Sets __autobot_line/__autobot_num from history; the line is empty when it was
 # not recorded (history switched off for it).
 __autobot_histline() {
@@ -89,28 +101,47 @@ __autobot_histline() {
 }
 
 __autobot_hook() {
+    local status=$?  # the previous command's exit status, for a line that ended without a prompt
     # Our own (read-only) functions are not the user's commands. Nothing the user can set
     # (COMP_LINE, a function named __autobot_something) switches the check off.
     case ${FUNCNAME[1]-} in
-        __autobot_esc | __autobot_ask | __autobot_histline | __autobot_prompt) return 0 ;;
+        __autobot_esc | __autobot_ask | __autobot_subask | __autobot_histline | __autobot_prompt) return 0 ;;
     esac
     [[ $BASH_COMMAND == __autobot_prompt ]] && return 0
-    local cmd=$BASH_COMMAND v
+    # A new line is a new history number, with or without a prompt in between: lines pasted
+    # together (bracketed paste, Ctrl-V Ctrl-J) run one after another before the next prompt.
+    local cmd=$BASH_COMMAND v num=$HISTCMD
     if [[ $BASHPID != "$$" ]]; then
-        # A subshell: several may run at once and share the channel, so they only
-        # ask for the whole line's verdict, answered with one byte (a or b) that
-        # is the same for every subshell of the line whoever reads it.
-        if [[ -z $__autobot_verdict ]]; then
+        # A subshell: several may run at once, beside the shell, so they ask on their own
+        # channel for their line's verdict, answered with one byte: their one-character
+        # nonce for "allow", anything else is "block" (see terminal/hook.py). The verdict
+        # they inherit counts only for the line it was given for.
+        if [[ -z $__autobot_verdict || $num != "$__autobot_vnum" ]]; then
+            if (( ! __autobot_fresh )) && [[ -n $__autobot_lastnum ]]; then
+                # The shell's previous line of a paste ended just before this one forked.
+                builtin printf '%s\t-\tdone\t%s\t%s\t\n' "$__autobot_secret" "$__autobot_lastnum" "$status" >&"$AUTOBOT_HOOK_FD" 2>/dev/null
+            fi
             __autobot_histline
-            __autobot_esc "$__autobot_line"
-            builtin printf '%s\t-\tsline\t%s\t%s\t\n' "$__autobot_secret" "${__autobot_num:-0}" "$__autobot_escaped" >&"$AUTOBOT_HOOK_FD" 2>/dev/null
-            IFS= builtin read -r -N 1 -t "$AUTOBOT_HOOK_TIMEOUT" -u "$AUTOBOT_HOOK_FD" v 2>/dev/null || v=b
-            [[ $v == a ]] && __autobot_verdict=allow || __autobot_verdict=block
+            __autobot_subask sline "$__autobot_line" "${__autobot_num:-0}" && __autobot_verdict=allow || __autobot_verdict=block
+            __autobot_vnum=$num
+            # The first simple command was judged with its line.
+            [[ $__autobot_verdict == allow ]] && __autobot_ok[$cmd]=$__autobot_secret
         fi
-        [[ $__autobot_verdict == allow ]]
-        return
+        [[ $__autobot_verdict == allow ]] || return 1
+        # And each simple command it runs, like the shell's own: a function or alias body
+        # run in a subshell gets its own verdict too.
+        [[ ${__autobot_ok[$cmd]-} == "$__autobot_secret" ]] && return 0
+        __autobot_subask scmd "$cmd" "$num" || return 1
+        __autobot_ok[$cmd]=$__autobot_secret
+        return 0
     fi
-    if (( __autobot_fresh )); then
+    if (( __autobot_fresh )) || [[ $num != "$__autobot_vnum" ]]; then
+        if (( ! __autobot_fresh )); then
+            # The previous line of a paste ended: report it as the prompt would have.
+            # Number 0: the latest line, which may have run only in a subshell this shell never saw.
+    builtin printf '%s\t-\tdone\t0\t%s\t\n' "$__autobot_secret" "$status" >&"$AUTOBOT_HOOK_FD" 2>/dev/null
+            __autobot_fresh=1
+        fi
         __autobot_histline
         if [[ -z $__autobot_line ]]; then
             # No new history line: a completion function, a key binding, or history
@@ -122,6 +153,7 @@ __autobot_hook() {
         fi
         __autobot_fresh=0
         __autobot_lastnum=$__autobot_num
+        __autobot_vnum=$num
         if __autobot_ask line "$__autobot_line" "$cmd" "$__autobot_num"; then
             __autobot_verdict=allow
             __autobot_ok[$cmd]=$__autobot_secret
@@ -142,7 +174,8 @@ __autobot_prompt() {
     local status=$?
     set -o history
     # Always report: a line run only in subshells never cleared __autobot_fresh here.
-    builtin printf '%s\t-\tdone\t%s\t%s\t\n' "$__autobot_secret" "${__autobot_lastnum:-0}" "$status" >&"$AUTOBOT_HOOK_FD" 2>/dev/null
+    # Number 0: the latest line, which may have run only in a subshell this shell never saw.
+    builtin printf '%s\t-\tdone\t0\t%s\t\n' "$__autobot_secret" "$status" >&"$AUTOBOT_HOOK_FD" 2>/dev/null
     __autobot_fresh=1
     __autobot_verdict=
     return "$status"
@@ -150,6 +183,6 @@ __autobot_prompt() {
 
 PROMPT_COMMAND=(__autobot_prompt)
 declare -r PROMPT_COMMAND
-readonly -f __autobot_esc __autobot_histline __autobot_ask __autobot_hook __autobot_prompt
+readonly -f __autobot_esc __autobot_histline __autobot_ask __autobot_subask __autobot_hook __autobot_prompt
 shopt -s extdebug
 trap '__autobot_hook' DEBUG

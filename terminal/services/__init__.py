@@ -1,10 +1,9 @@
 """Terminal business logic. Every entry point (API, consumer, admin, other apps) calls these."""
 
 from .commands import command_assess, command_audit, command_run
+from .confine import operator_warnings
 from .sessions import (
     SIGNALS,
-    Attachment,
-    session_attach,
     session_close,
     session_get,
     session_history,
@@ -18,6 +17,7 @@ from .sessions import (
     sessions_reconcile,
     sessions_shutdown,
 )
+from .watch import Attachment, session_attach
 
 __all__ = [
     "SIGNALS",
@@ -25,6 +25,7 @@ __all__ = [
     "command_assess",
     "command_audit",
     "command_run",
+    "operator_warnings",
     "session_attach",
     "session_close",
     "session_get",

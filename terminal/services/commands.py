@@ -19,9 +19,11 @@ from terminal.hook import HookReply, HookRequest
 from terminal.models import CommandRecord, TerminalSession
 from terminal.policy import Level, Verdict, decide
 from terminal.risk import Assessment, Risk, assess
+from terminal.sandbox import needs_sandbox
 
 from . import live as registry
 from .access import check_level, owned_session, parse_level, require_terminal, stricter, working_dir
+from .confine import Launch, launch_check, launch_for
 
 MAX_COMMAND_CHARS = 64 * 1024
 # Parse longer lines in a thread: bashlex is pure Python, ~20 µs a character on nested
@@ -46,26 +48,6 @@ def _worst(level: Level, assessments: list[Assessment]) -> tuple[Assessment, Ver
     """The assessment that matters: the first blocked one, else the riskiest."""
     judged = [(a, decide(level, a)) for a in assessments]
     return max(judged, key=lambda pair: (pair[1].blocked, pair[1].warn, pair[0].risk))
-
-
-def rlimits_for(level: Level) -> dict[int, tuple[int, int]]:
-    """Per-process resource caps for RESTRICTED sessions (0 in a setting = no cap)."""
-    if level != Level.RESTRICTED:
-        return {}
-    wanted = {
-        resource.RLIMIT_CPU: settings.TERMINAL_RLIMIT_CPU_SECONDS,
-        resource.RLIMIT_AS: settings.TERMINAL_RLIMIT_MEMORY_BYTES,
-        resource.RLIMIT_FSIZE: settings.TERMINAL_RLIMIT_FILE_BYTES,
-        resource.RLIMIT_NOFILE: settings.TERMINAL_RLIMIT_NOFILE,
-        resource.RLIMIT_CORE: 0,
-    }
-    limits = {}
-    for res, value in wanted.items():
-        if value or res == resource.RLIMIT_CORE:
-            _soft, hard = resource.getrlimit(res)
-            cap = value if hard == resource.RLIM_INFINITY else min(value, hard)
-            limits[res] = (cap, cap)
-    return limits
 
 
 async def _record(
@@ -124,7 +106,7 @@ async def _record(
 
 async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookReply:
     """A verdict for what bash is about to run in a live session."""
-    if request.kind == "cmd":
+    if request.kind in ("cmd", "scmd"):
         assessments = [await assess_text(request.command)]
     elif request.line:
         assessments = [await assess_text(request.line)]
@@ -136,14 +118,20 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
         assessments = [NOT_IN_HISTORY]
     assessment, verdict = _worst(live.level, assessments)
     text = request.line or request.command
-    first_of_line = request.kind == "line" or (
-        request.kind == "sline" and request.history_number != live.last_line_number
-    )
-    if first_of_line or verdict.blocked:
-        if request.kind != "cmd":
-            live.last_line_number = request.history_number
+    number = request.history_number
+    if request.kind in ("line", "sline"):
+        # The shell and every subshell of a line may ask; the line is one record (whoever asks
+        # first). Lines not in history (number 0) are recorded each time.
+        recorded = not number or number not in live.recorded_lines
+    else:  # a further simple command of a line already recorded: only when it is refused
+        recorded = verdict.blocked
+    if request.kind in ("line", "sline") and number:
+        if len(live.recorded_lines) > 1024:
+            live.recorded_lines.clear()
+        live.recorded_lines.add(number)
+    if recorded:
         record = await _record(
-            user=live.owner,
+            user=live.typist or live.owner,
             session_id=live.id,
             level=live.level,
             command=text,
@@ -154,7 +142,11 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
             client_ip=live.client_ip,
         )
         live.current_record_id = None if verdict.blocked else record.pk
-    if verdict.blocked:
+        if not verdict.blocked and request.kind in ("line", "sline") and request.history_number:
+            live.open_records[request.history_number] = record.pk
+            while len(live.open_records) > 64:  # lines whose end never came (killed subshells)
+                live.open_records.pop(next(iter(live.open_records)))
+    if verdict.blocked and recorded:
         live.broadcast(
             {
                 "type": "blocked",
@@ -173,8 +165,17 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
 
 
 async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
-    """The line finished: keep its exit code and the shell's folder."""
-    record_id, live.current_record_id = live.current_record_id, None
+    """A line finished: keep its exit code and the shell's folder. Number 0 (from the prompt)
+    means the latest line; the first report for a line wins."""
+    if request.history_number and request.history_number in live.open_records:
+        record_id = live.open_records.pop(request.history_number)
+    elif not request.history_number and live.open_records:
+        record_id = live.open_records.pop(max(live.open_records))
+        live.open_records.clear()  # the prompt is back: every earlier line has ended
+    else:
+        record_id = None if request.history_number else live.current_record_id
+    if record_id == live.current_record_id:
+        live.current_record_id = None
     cwd = live.proc.cwd()
     if record_id is not None:
         await CommandRecord.objects.filter(pk=record_id).aupdate(exit_code=request.exit_status, finished=timezone.now())
@@ -185,8 +186,15 @@ async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
 # ---- non-interactive commands --------------------------------------------------------------
 
 
-def _preexec(limits: dict[int, tuple[int, int]]):
+def _preexec(limits: dict[int, tuple[int, int]], cgroup_procs: str | None):
+    # In the forked child, before exec: plain syscalls only.
     def run() -> None:
+        if cgroup_procs:
+            fd = os.open(cgroup_procs, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
         for res, pair in limits.items():
             resource.setrlimit(res, pair)
 
@@ -222,22 +230,22 @@ async def _collect(stream: asyncio.StreamReader, chunks: list[bytes], cap: int) 
 
 
 async def _execute(
-    command: str, *, cwd: str, env: dict[str, str], seconds: float, cap: int, limits: dict[int, tuple[int, int]]
+    launch: Launch, *, cwd: str, env: dict[str, str], seconds: float, cap: int
 ) -> tuple[int | None, str, bool, bool]:
-    proc = await asyncio.create_subprocess_exec(
-        "bash",
-        "--noprofile",
-        "--norc",
-        "-c",
-        command,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_preexec(limits),
-    )
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *launch.argv,
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=launch.pass_fds,
+            preexec_fn=_preexec(launch.rlimits, launch.cgroup_procs),
+        )
+    finally:
+        launch.spawned()
     chunks: list[bytes] = []
     timed_out = False
     truncated = False
@@ -284,12 +292,14 @@ async def command_run(
         live = registry.get(row.pk)
         default_cwd = (live.proc.cwd() if live else None) or row.cwd or None
     workdir = await working_dir(user=user, cwd=cwd, level=chosen, default=default_cwd)
-    if chosen == Level.RESTRICTED or not user.is_staff:
-        # A session's folder may have moved outside the area since; RESTRICTED runs stay inside.
+    if needs_sandbox(level=chosen, is_staff=user.is_staff):
+        # A session's folder may have moved outside the area since; sandboxed runs stay inside
+        # (nothing else is mounted in the sandbox).
         workdir = await working_dir(user=user, cwd=workdir, level=Level.RESTRICTED)
     limit = settings.TERMINAL_EXECUTE_TIMEOUT
     timeout = limit if timeout is None else max(0.1, min(float(timeout), limit))
 
+    await launch_check(user=user, level=chosen)
     started = time.monotonic()
     assessment = await assess_text(command)
     verdict = decide(chosen, assessment)
@@ -317,14 +327,17 @@ async def command_run(
     }
     if not verdict.blocked:
         home = await working_dir(user=user, cwd=None, level=chosen)
-        exit_code, output, truncated, timed_out = await _execute(
-            command,
-            cwd=workdir,
-            env=command_env(user=user, home=home, level=chosen),
-            seconds=timeout,
-            cap=settings.TERMINAL_EXECUTE_MAX_OUTPUT,
-            limits=rlimits_for(chosen),
-        )
+        launch = await launch_for(user=user, level=chosen, home=home, cwd=workdir, interactive=False, command=command)
+        try:
+            exit_code, output, truncated, timed_out = await _execute(
+                launch,
+                cwd=workdir,
+                env=command_env(user=user, home=home, level=chosen),
+                seconds=timeout,
+                cap=settings.TERMINAL_EXECUTE_MAX_OUTPUT,
+            )
+        finally:
+            await launch.release()
         result.update(exit_code=exit_code, output=output, truncated=truncated, timed_out=timed_out)
         await CommandRecord.objects.filter(pk=record.pk).aupdate(exit_code=exit_code, finished=timezone.now())
     result["duration_ms"] = round((time.monotonic() - started) * 1000, 1)

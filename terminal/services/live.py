@@ -38,12 +38,18 @@ class LiveSession:
     hook: HookChannel
     recorder: Recorder
     client_ip: str | None = None
+    launch: Any = None  # confine.Launch: released (PID cgroup removed) once the shell is gone
     generation: int = 1  # bumped when the level changes, so the hook drops its verdict cache
     attached: int = 0
     listeners: set[Listener] = field(default_factory=set)
+    attachments: list = field(default_factory=list)  # watch.Attachment: the owner, observers, joiners
+    typist: Any = None  # who sent the latest input: the line that runs next is theirs
     tasks: set[asyncio.Task] = field(default_factory=set)
-    last_line_number: int | None = None
+    recorded_lines: set[int] = field(default_factory=set)  # history numbers with a record already
     current_record_id: int | None = None
+    # Lines recorded but not finished yet: history number -> record id (a paste runs several
+    # lines before the next prompt; each one's exit status finds its own record).
+    open_records: dict[int, int] = field(default_factory=dict)
     ending: asyncio.Task | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # set once everything is closed and saved
     _grace: asyncio.TimerHandle | None = None

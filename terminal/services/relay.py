@@ -81,16 +81,16 @@ class _Remote:
             await get_channel_layer().send(self.reply, {**message, "seq": self.seq})
         except ChannelFull:  # the remote side stopped reading: it is gone
             log.warning("terminal %s: remote attachment %s is not reading; detaching", self.live.id, self.reply)
-            self.close()
+            await self.close()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         remotes = _remotes.get(self.live.id, {})
         if remotes.pop(self.reply, None) is None:
             return
         for task in self.tasks:
             if task is not asyncio.current_task():
                 cancel(task)
-        self.attachment.detach()
+        await self.attachment.detach()
 
 
 _remotes: dict[uuid.UUID, dict[str, _Remote]] = {}
@@ -102,7 +102,8 @@ async def serve(live: registry.LiveSession) -> None:
         await supervised(f"terminal-{live.id}-relay", lambda: _serve(live))
     finally:
         for remote in list(_remotes.pop(live.id, {}).values()):
-            remote.attachment.detach()
+            with contextlib.suppress(Exception):
+                await remote.attachment.detach()
 
 
 async def _serve(live: registry.LiveSession) -> None:
@@ -127,7 +128,7 @@ async def _handle(live: registry.LiveSession, message: dict) -> None:
         return
     if op == "detach":
         if remote := _remotes.get(live.id, {}).get(reply):
-            remote.close()
+            await remote.close()
         return
     result: dict = {"type": "terminal.result", "call_id": message.get("call_id")}
     try:
@@ -145,8 +146,18 @@ async def _call(live: registry.LiveSession, op: str, args: dict):
 
     if live.ending is not None:
         raise Conflict(f"terminal session {live.id} has ended", code="session_ended")
+    if op in ATTACHMENT_OPS:
+        remote = _remotes.get(live.id, {}).get(args.get("attachment", ""))
+        if remote is None:
+            raise Conflict("this socket is no longer attached to the session", code="not_attached")
+        return await ATTACHMENT_OPS[op](remote.attachment, args)
     if op == "input":
-        await sessions._write(live, args["text"], is_password=bool(args.get("is_password")))
+        user = await _user(args.get("user_id"))
+        if user is not None and user.pk != live.owner.pk:
+            from .watch import input_by_staff
+
+            await input_by_staff(live, user, args.get("client_ip"))
+        await sessions._write(live, args["text"], is_password=bool(args.get("is_password")), user=user)
     elif op == "resize":
         await sessions.resize_live(live, args.get("cols"), args.get("rows"))
     elif op == "signal":
@@ -161,8 +172,25 @@ async def _call(live: registry.LiveSession, op: str, args: dict):
     return None
 
 
+# Calls a remote socket makes on its attachment here (identified by its reply channel).
+ATTACHMENT_OPS = {
+    "attached_input": lambda attachment, args: attachment.input(args["text"]),
+    "attached_resize": lambda attachment, args: attachment.resize(args.get("cols"), args.get("rows")),
+    "join": lambda attachment, args: attachment.join(),
+    "leave": lambda attachment, args: attachment.leave(),
+}
+
+
+async def _user(user_id):
+    from django.contrib.auth import get_user_model
+
+    if user_id is None:
+        return None
+    return await get_user_model().objects.aget(pk=user_id)
+
+
 async def _attach(live: registry.LiveSession, message: dict) -> None:
-    from .sessions import attach_live
+    from .watch import attach_local, watchers
 
     reply = message["reply"]
     holder: list[_Remote] = []
@@ -171,11 +199,13 @@ async def _attach(live: registry.LiveSession, message: dict) -> None:
         if holder:
             holder[0].tasks.append(asyncio.create_task(holder[0].send({"type": "terminal.event", "event": event})))
 
-    attachment = attach_live(live, on_event=forward)
+    user = await _user(message["user_id"])
+    attachment = await attach_local(live, user=user, own=user.pk == live.owner.pk, on_event=forward,
+                                    client_ip=message.get("client_ip"), mode=message.get("mode"))
     remote = _Remote(live, reply, attachment)
     holder.append(remote)
     _remotes.setdefault(live.id, {})[reply] = remote
-    await remote.send({"type": "terminal.attached"})
+    await remote.send({"type": "terminal.attached", "role": attachment.role, "watchers": watchers(live)})
     remote.tasks += [
         live.spawn_task(_pump(remote), f"terminal {live.id} relay out"),
         live.spawn_task(_watch(remote), f"terminal {live.id} relay watch"),
@@ -186,7 +216,7 @@ async def _pump(remote: _Remote) -> None:
     while (text := await remote.attachment.read()) is not None:
         await remote.send({"type": "terminal.output", "data": text})
     await remote.send({"type": "terminal.exit", "code": await remote.attachment.exit_code()})
-    remote.close()
+    await remote.close()
 
 
 async def _watch(remote: _Remote) -> None:
@@ -194,7 +224,7 @@ async def _watch(remote: _Remote) -> None:
         await asyncio.sleep(PING_SECONDS)
         if time.monotonic() - remote.seen > LOST_SECONDS:
             log.info("terminal %s: remote attachment %s went silent; detaching", remote.live.id, remote.reply)
-            remote.close()
+            await remote.close()
             return
         await remote.send({"type": "terminal.ping"})
 
@@ -246,11 +276,13 @@ class RemoteAttachment:
         self._tasks: list[asyncio.Task] = []
         self.reply = ""
 
-    async def start(self) -> None:
+    async def start(self, *, user, mode: str | None, client_ip: str | None) -> dict:
+        """Attach on the host; returns the socket's ``role`` and the session's ``watchers``."""
         layer = get_channel_layer()
         self.reply = await layer.new_channel()
         await layer.send(host_channel(self.session.pk), {"type": "terminal.relay", "op": "attach",
-                                                          "reply": self.reply})
+                                                          "reply": self.reply, "user_id": user.pk,
+                                                          "mode": mode, "client_ip": client_ip})
         try:
             first = await asyncio.wait_for(layer.receive(self.reply), timeout=CALL_TIMEOUT)
         except TimeoutError:
@@ -259,6 +291,7 @@ class RemoteAttachment:
             raise Unavailable("the terminal's server process answered unexpectedly", code="session_unreachable")
         self._next = first["seq"] + 1
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._ping())]
+        return {"role": first["role"], "watchers": first["watchers"]}
 
     async def _read(self) -> None:
         layer = get_channel_layer()
@@ -318,16 +351,22 @@ class RemoteAttachment:
         return await self._exit
 
     async def input(self, text: str) -> None:
-        await call(self.session, "input", text=text)
+        await call(self.session, "attached_input", text=text, attachment=self.reply)
 
     async def resize(self, cols, rows) -> None:
-        await call(self.session, "resize", cols=cols, rows=rows)
+        await call(self.session, "attached_resize", cols=cols, rows=rows, attachment=self.reply)
 
-    def detach(self) -> None:
+    async def join(self) -> None:
+        await call(self.session, "join", attachment=self.reply)
+
+    async def leave(self) -> None:
+        await call(self.session, "leave", attachment=self.reply)
+
+    async def detach(self) -> None:
         for task in self._tasks:
             cancel(task)
         if self.reply:
-            asyncio.get_running_loop().create_task(self._send_detach())
+            await self._send_detach()
 
     async def _send_detach(self) -> None:
         with contextlib.suppress(Exception):

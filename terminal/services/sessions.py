@@ -7,8 +7,6 @@ import contextlib
 import functools
 import logging
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -18,16 +16,17 @@ from autobot import audit
 from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, RateLimited, Unavailable
 from autobot.lanes import spawn
 from autobot.workers import worker_gone
-from terminal.hook import HookChannel, bash_argv
+from terminal.hook import HookChannel
 from terminal.models import CommandRecord, TerminalSession
 from terminal.policy import Level
-from terminal.pty import MAX_COLS, MAX_ROWS, InputOverflow, PtyClosed, PtyOptions, PtyProcess, Subscription
+from terminal.pty import MAX_COLS, MAX_ROWS, InputOverflow, PtyClosed, PtyOptions, PtyProcess
 from terminal.recording import Recorder
 
 from . import live as registry
 from . import relay
 from .access import check_level, home_for, owned_session, parse_level, require_terminal
-from .commands import command_env, hook_decide, hook_done, rlimits_for
+from .commands import command_env, hook_decide, hook_done
+from .confine import launch_check, launch_for
 
 log = logging.getLogger("terminal")
 
@@ -52,6 +51,7 @@ def session_info(session: TerminalSession) -> dict:
         "end_reason": session.end_reason,
         "attached": live.attached if live else 0,
         "foreground": live.proc.foreground_command() if live else None,
+        "sandboxed": bool(live.launch and live.launch.sandboxed) if live else None,
     }
 
 
@@ -117,6 +117,7 @@ async def session_open(
             f"you already have {live_count} open terminal sessions (the limit is {cap}); close one first",
             code="session_limit",
         )
+    await launch_check(user=user, level=level)
     home = await home_for(user)
     session = await TerminalSession.objects.acreate(
         owner=user,
@@ -160,21 +161,29 @@ async def _spawn(session: TerminalSession, *, user, level: Level, home: str, cli
         "AUTOBOT_SESSION_ID": str(session.pk),
         "AUTOBOT_HOOK_TIMEOUT": str(int(settings.TERMINAL_HOOK_TIMEOUT)),
     }
+    try:
+        launch = await launch_for(user=user, level=level, home=home, interactive=True)
+    except BaseException:
+        await hook.close()
+        raise
     options = PtyOptions(
-        argv=bash_argv(),
+        argv=launch.argv,
         env=env,
         cwd=home,
         cols=session.cols,
         rows=session.rows,
-        rlimits=rlimits_for(level),
-        pass_fds=[hook.child_fd],
+        rlimits=launch.rlimits,
+        pass_fds=[*hook.child_fds, *launch.pass_fds],
+        cgroup_procs=launch.cgroup_procs,
         replay_chars=settings.TERMINAL_REPLAY_CHARS,
     )
     try:
         proc = await PtyProcess.spawn(options)
     except BaseException:
         await hook.close()
+        await launch.release()
         raise
+    launch.spawned()
     recorder = Recorder(
         Path(session.recording_path),
         cols=session.cols,
@@ -183,7 +192,8 @@ async def _spawn(session: TerminalSession, *, user, level: Level, home: str, cli
         max_bytes=settings.TERMINAL_RECORDING_MAX_BYTES,
     )
     live = registry.LiveSession(
-        id=session.pk, owner=user, level=level, proc=proc, hook=hook, recorder=recorder, client_ip=client_ip
+        id=session.pk, owner=user, level=level, proc=proc, hook=hook, recorder=recorder, client_ip=client_ip,
+        launch=launch,
     )
     holder.append(live)
     registry.add(live)
@@ -227,6 +237,7 @@ async def _end(live: registry.LiveSession, reason: str) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(asyncio.gather(*others, return_exceptions=True), 5)
     await registry.close_quietly(live)
+    await live.launch.release()
     registry.remove(live.id)
     await TerminalSession.objects.filter(pk=live.id).aupdate(
         status=Status.ENDED, ended=timezone.now(), exit_code=code, end_reason=reason
@@ -364,21 +375,30 @@ async def session_close(*, user, session_id, client_ip: str | None = None) -> Te
     return await owned_session(user=user, session_id=session.pk)
 
 
-async def session_input(*, user, session_id, text: str, is_password: bool = False) -> None:
+async def session_input(
+    *, user, session_id, text: str, is_password: bool = False, client_ip: str | None = None
+) -> None:
     await require_terminal(user)
     session = await owned_session(user=user, session_id=session_id)
     live = await _live_here(session)
-    if live is None:
-        await relay.call(session, "input", text=text, is_password=is_password)
+    if session.owner_id != user.pk and live is not None:
+        from .watch import input_by_staff  # watch builds on this module
+
+        await input_by_staff(live, user, client_ip)
+    if live is None:  # another worker runs it; it audits a staff member's input there
+        await relay.call(session, "input", text=text, is_password=is_password, user_id=user.pk,
+                         client_ip=client_ip)
     else:
-        await _write(live, text, is_password=is_password)
+        await _write(live, text, is_password=is_password, user=user)
 
 
-async def _write(live: registry.LiveSession, text: str, *, is_password: bool = False) -> None:
+async def _write(live: registry.LiveSession, text: str, *, is_password: bool = False, user=None) -> None:
     if len(text.encode("utf-8", errors="replace")) > settings.TERMINAL_MAX_FRAME_BYTES:
         raise LimitExceeded(f"input is larger than {settings.TERMINAL_MAX_FRAME_BYTES} bytes", code="input_too_large")
     try:
         live.proc.write(text.encode("utf-8", errors="replace"))
+        # Whoever typed last is who ran the line: a joiner's commands are recorded as theirs.
+        live.typist = user or live.owner
     except PtyClosed:
         raise Conflict("the shell has exited", code="session_ended") from None
     except InputOverflow:
@@ -439,67 +459,3 @@ async def session_recording(*, user, session_id) -> Path:
     if path is None or not await asyncio.to_thread(path.is_file):
         raise NotFound(f"terminal session {session.pk} has no recording", code="recording_not_found")
     return path
-
-
-# ---- attaching a socket -----------------------------------------------------------------------
-
-
-class Attachment:
-    """One socket on a live session: output subscription, events, input and resize."""
-
-    def __init__(self, live: registry.LiveSession, sub: Subscription, on_event: Callable[[dict], None]) -> None:
-        self.live = live
-        self.sub = sub
-        self._on_event = on_event
-        live.listeners.add(on_event)
-
-    async def read(self) -> str | None:
-        return await self.sub.read()
-
-    async def exit_code(self) -> int:
-        return await self.live.proc.wait()
-
-    async def input(self, text: str) -> None:
-        await _write(self.live, text)
-
-    async def resize(self, cols, rows) -> None:
-        await resize_live(self.live, cols, rows)
-
-    def detach(self) -> None:
-        live = self.live
-        self.sub.close()
-        if self._on_event in live.listeners:
-            live.listeners.discard(self._on_event)
-            live.attached -= 1
-        if live.attached == 0 and live.ending is None:
-            live.schedule_grace(settings.TERMINAL_RECONNECT_SECONDS, lambda: end_live(live, "detached"))
-            live.spawn_task(_set_status(live, Status.DETACHED), f"terminal {live.id} status")
-
-
-async def _set_status(live: registry.LiveSession, status: str) -> None:
-    await TerminalSession.objects.filter(pk=live.id).exclude(status=Status.ENDED).aupdate(status=status)
-
-
-async def session_attach(
-    *, user, session_id, on_event: Callable[[dict], None], client_ip: str | None = None
-) -> tuple[Attachment, dict]:
-    """Attach a socket: recent output is replayed first. Returns the attachment and session info."""
-    await require_terminal(user)
-    session = await owned_session(user=user, session_id=session_id)
-    live = await _live_here(session)
-    if live is None:  # another worker runs it
-        attachment = relay.RemoteAttachment(session, on_event)
-        await attachment.start()
-    else:
-        attachment = attach_live(live, on_event=on_event)
-    session.status = Status.RUNNING
-    return attachment, session_info(session)
-
-
-def attach_live(live: registry.LiveSession, *, on_event: Callable[[dict], None]) -> Attachment:
-    """A socket (here, or on another worker through the relay) on a live session of this process."""
-    live.cancel_grace()
-    live.attached += 1
-    live.last_attach = time.monotonic()
-    live.spawn_task(_set_status(live, Status.RUNNING), f"terminal {live.id} status")
-    return Attachment(live, live.proc.subscribe(replay=True), on_event)

@@ -42,7 +42,7 @@ class Shell:
             **self.channel.env(),
         }
         self.proc = await PtyProcess.spawn(
-            PtyOptions(argv=bash_argv(), env=env, cwd=str(tmp_path), pass_fds=[self.channel.child_fd])
+            PtyOptions(argv=bash_argv(), env=env, cwd=str(tmp_path), pass_fds=self.channel.child_fds)
         )
         await self.channel.start()
         self.sub = self.proc.subscribe()
