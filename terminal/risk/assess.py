@@ -1,0 +1,64 @@
+"""The public entry point: assess(line) -> Assessment."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from terminal.risk.model import MAX_LINE_CHARS, Assessment, Risk
+from terminal.risk.parse import _fallback
+from terminal.risk.paths import _short
+from terminal.risk.walker import _Walker
+
+
+def assess(command_line: str) -> Assessment:
+    """Rate a bash command line. Never raises."""
+    if not isinstance(command_line, str):
+        command_line = str(command_line)
+    if not command_line.strip():
+        return Assessment(Risk.SAFE, (), ())
+    if len(command_line) > MAX_LINE_CHARS:
+        reason = f"{_short(command_line)}: too long to assess ({len(command_line)} characters)"
+        return Assessment(Risk.HIGH, (reason,), (), parsed=False)
+    return _assess_cached(command_line)
+
+
+@lru_cache(maxsize=1024)  # bounded; Assessment is immutable so sharing results is safe
+def _assess_cached(line: str) -> Assessment:
+    walker = _Walker()
+    try:
+        parsed = walker.line(line)
+    except Exception:  # noqa: BLE001 - a bug here must not let a command through unassessed
+        parsed = False
+    if not parsed:
+        walker = _Walker()
+        walker.source = line
+        try:
+            _fallback(line, walker)
+        except Exception:  # noqa: BLE001 - the fallback must never take the terminal down
+            walker.findings.clear()
+        walker.add(Risk.HIGH, line, "cannot be parsed, so it cannot be fully assessed")
+    if _HOOK_ARITHMETIC.search(line):
+        walker.add(Risk.DANGEROUS, line, "arithmetic on the terminal's command hook variables")
+    return _result(walker, parsed)
+
+
+# `(( __autobot_ok[x]=1 ))`, `$[...]`: arithmetic can assign the hook's variables.
+_HOOK_ARITHMETIC = re.compile(r"(\(\(|\$\[)[^;&|\n]*?(__autobot_|__AUTOBOT_|AUTOBOT_)")
+
+
+def _result(walker: _Walker, parsed: bool) -> Assessment:
+    findings = sorted(walker.findings, key=lambda f: -f.risk)  # stable: keeps line order per risk
+    reasons: list[str] = []
+    for f in findings:
+        reason = f"{f.part}: {f.why}"
+        if reason not in reasons:
+            reasons.append(reason)
+    risk = max((f.risk for f in findings), default=Risk.SAFE)
+    return Assessment(
+        risk=risk,
+        reasons=tuple(reasons),
+        commands=tuple(walker.commands),
+        facts=tuple(walker.facts),
+        parsed=parsed,
+    )

@@ -1,0 +1,25 @@
+"""Rule families. Importing this package registers every rule (see terminal/risk/registry.py)."""
+
+from terminal.risk.rules import (  # noqa: F401 - imported for their register() calls
+    archives,
+    common,
+    databases,
+    devices,
+    editors,
+    files,
+    firewall,
+    git,
+    hook,
+    network,
+    options,
+    packages,
+    pagers,
+    parallel,
+    processes,
+    scheduling,
+    sed,
+    services,
+    shells,
+    variables,
+    wrappers,
+)

@@ -1,0 +1,23 @@
+"""The rule registry: every rule has examples, and they are rated as declared."""
+
+import pytest
+
+from terminal.risk import assess
+from terminal.risk.registry import SPECS
+
+EXAMPLES = [(spec.family, line, risk) for spec in SPECS for line, risk in {**spec.benign, **spec.harmful}.items()]
+
+
+def test_every_registered_rule_has_a_benign_and_a_harmful_example():
+    missing = [spec.names for spec in SPECS if not spec.benign or not spec.harmful]
+    assert missing == []
+
+
+def test_a_harmful_example_is_rated_above_every_benign_one():
+    inverted = [spec.names for spec in SPECS if max(spec.harmful.values()) <= min(spec.benign.values())]
+    assert inverted == []
+
+
+@pytest.mark.parametrize(("family", "line", "risk"), EXAMPLES, ids=[f"{f}:{line}" for f, line, _ in EXAMPLES])
+def test_each_example_is_rated_as_its_rule_declares(family, line, risk):
+    assert assess(line).risk == risk, assess(line).reasons
