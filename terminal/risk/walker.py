@@ -43,6 +43,7 @@ class _Walker:
         self.depth = 0
         self.source = ""
         self.quoted_heredocs: set[str] = set()
+        self.functions: set[str] = set()  # defined on the line: their bodies are judged where defined
         self.input_marker: str | None = None  # set while walking a string that xargs/parallel complete
 
     def spend(self) -> None:
@@ -296,6 +297,7 @@ class _Walker:
         text = self.text_of(n)
         if body is None:
             return
+        self.functions.add(name)
         if _HOOK_NAME.match(name) or name in _HOOK_BUILTINS:
             self.add(Risk.DANGEROUS, text, f"redefines {name}, which the terminal's command hook relies on")
         if _self_calls_in_background(body, name):
@@ -380,7 +382,7 @@ class _Walker:
             alternative = _default_words(cmd.text)
             defaults = list(self.run_string(alternative, None, cmd)) if alternative != cmd.text else []
             return [Hit(Risk.HIGH, "the command name is computed at run time, so it cannot be judged"), *defaults]
-        if not specs:
+        if not specs and cmd.name not in self.functions:
             return list(unknown_command(cmd))
         return [hit for spec in specs for hit in spec.check(cmd, self)]
 

@@ -3,6 +3,7 @@
 from terminal.risk.rules import (  # noqa: F401 - imported for their register() calls
     archives,
     common,
+    containers,
     databases,
     devices,
     editors,
@@ -10,6 +11,7 @@ from terminal.risk.rules import (  # noqa: F401 - imported for their register() 
     firewall,
     git,
     hook,
+    kernel,
     network,
     options,
     packages,
@@ -20,6 +22,7 @@ from terminal.risk.rules import (  # noqa: F401 - imported for their register() 
     sed,
     services,
     shells,
+    users,
     variables,
     wrappers,
 )

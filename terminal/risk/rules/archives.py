@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from terminal.risk.model import Cmd, Hit, Risk
-from terminal.risk.paths import option_values
+from terminal.risk.paths import _SYSTEM_PREFIXES, is_critical, norm_path, option_values
 from terminal.risk.registry import RUNS_UNSEEN, register
 from terminal.risk.rules.options import _command_options
 
@@ -26,6 +26,13 @@ def _tar(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
         args = expanded + list(rest)
         cmd = Cmd(argv=[cmd.argv[0], *args], text=cmd.text, top=cmd.top)
     yield from _command_options(cmd, w)
+    extracts = any(a in {"-x", "--extract", "--get"} or re.fullmatch(r"-[A-Za-z]*x[A-Za-z]*", a) for a in args)
+    if extracts:
+        places = [norm_path(d)[0] for d in option_values(args, "C", ("directory",), takes="bfFgHIKLNTVX")]
+        if any(is_critical(p) or p.startswith(_SYSTEM_PREFIXES) for p in places):
+            yield Hit(Risk.HIGH, "extracts an archive over the root or a system directory")
+        elif {"-P", "--absolute-names"} & set(args):
+            yield Hit(Risk.HIGH, "extracts an archive with absolute paths (can overwrite system files)")
     for value in option_values(args, "", ("checkpoint-action",)):
         action, _, command = value.partition("=")
         if action == "exec":
@@ -43,8 +50,10 @@ def _zip(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
 
 
 register("tar", family="archives", check=_tar, input_args=RUNS_UNSEEN,
-         summary="`--checkpoint-action=exec=`, `--to-command`, `-I`, `-F`, `--rsh-command`: judged as the command",
-         benign={"tar czf out.tgz src": Risk.SAFE}, harmful={"tar -I 'mkfs.ext4 /dev/sda' -xf a.tar": Risk.DANGEROUS})
+         summary="extracting over `/` or a system directory (`-C /`, `-P`) HIGH; `--checkpoint-action=exec=`"
+                 ", `--to-command`, `-I`, `-F`, `--rsh-command`: judged as the command",
+         benign={"tar czf out.tgz src": Risk.SAFE, "tar xf a.tar -C out": Risk.SAFE},
+         harmful={"tar xf evil.tar -C /": Risk.HIGH, "tar -I 'mkfs.ext4 /dev/sda' -xf a.tar": Risk.DANGEROUS})
 register("zip", family="archives", check=_zip,
          summary="`zip -TT CMD`/`--unzip-command` judged as CMD", benign={"zip -r out.zip src": Risk.SAFE},
          harmful={"zip out.zip f -T -TT 'rm -rf /'": Risk.DANGEROUS})

@@ -16,6 +16,7 @@ from terminal.risk.paths import (
     is_hook_file,
     is_root_or_home,
     norm_path,
+    option_values,
     split_options,
 )
 from terminal.risk.registry import WRITES_UNSEEN, register
@@ -64,7 +65,7 @@ def _write_target(path: str, verb: str) -> Iterator[Hit]:
         yield Hit(Risk.DANGEROUS, f"{verb} to the terminal's command hook file (tampering)")
     elif path == "/proc/sysrq-trigger":
         yield Hit(Risk.DANGEROUS, f"{verb} to the kernel's SysRq trigger")
-    elif path.startswith(_SYSTEM_PREFIXES) or path.startswith(("/proc/sys/", "/sys/")):
+    elif path.startswith(_SYSTEM_PREFIXES) or path.startswith(("/proc/sys/", "/sys/", "/var/log/")):
         yield Hit(Risk.HIGH, f"{verb} to a system file")
 
 
@@ -85,6 +86,21 @@ def _copy_move(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
         return
     for a in dests:
         yield from _write_target(norm_path(a)[0], f"{cmd.name} writes")
+
+
+_SETUID_MODE = re.compile(r"^0?[2-7][0-7]{3}$|(^|,)[ugoa]*[+=][rwxXt]*s")
+
+
+def _install(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    """`install -m MODE SRC… DEST`: as a write to DEST; a setuid/setgid mode makes a root program."""
+    _, _, i = split_options(cmd.args, "gmotSZ", ("group", "mode", "owner", "target-directory", "suffix"))
+    modes = option_values(cmd.args, "m", ("mode",), takes="gotSZ")
+    if any(_SETUID_MODE.search(m) for m in modes):
+        yield Hit(Risk.HIGH, "installs a setuid/setgid program")
+    operands = cmd.args[i:]
+    targets = option_values(cmd.args, "t", ("target-directory",), takes="gmoSZ") or operands[-1:]
+    for a in targets:
+        yield from _write_target(norm_path(a)[0], "install writes")
 
 
 def _truncate(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
@@ -161,10 +177,14 @@ register("truncate", family="files", check=_truncate, input_args=WRITES_UNSEEN,
 register("tee", family="files", check=_tee, input_args=WRITES_UNSEEN,
          summary="`tee FILE`: as a write to FILE",
          benign={"ls | tee out.txt": Risk.SAFE}, harmful={"echo x | tee /dev/sda": Risk.DANGEROUS})
-register("cp", "mv", "install", "ln", family="files", check=_copy_move, input_args=WRITES_UNSEEN,
+register("cp", "mv", "ln", family="files", check=_copy_move, input_args=WRITES_UNSEEN,
          summary="copies, moves and links: as a write to the destination; moving the root, a home or a system path "
                  "DANGEROUS; `install -m` with setuid/setgid HIGH",
          benign={"cp a.txt b.txt": Risk.SAFE}, harmful={"cp image.iso /dev/sda": Risk.DANGEROUS})
+register("install", family="files", check=_install, input_args=WRITES_UNSEEN,
+         summary="`install`: as a write to the destination; a setuid/setgid mode (`-m 4755`) HIGH",
+         benign={"install -m 755 run.sh bin/run": Risk.SAFE},
+         harmful={"install -m 4755 x ./x": Risk.HIGH, "install x /dev/sda": Risk.DANGEROUS})
 register("find", family="files", check=_find,
          input_args=Hit(Risk.HIGH, "find with arguments from its input can delete files or run commands"),
          summary="`find -delete` under the root/home/system paths DANGEROUS, elsewhere HIGH; `-exec`/`-execdir`/"

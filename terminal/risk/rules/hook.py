@@ -37,8 +37,12 @@ def _bind(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
 def _complete(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     """complete/compgen -C CMD and -F FUNC run code when completing; -W words are expanded then."""
     takes = "oAGWXPSCF"
-    for value in option_values(cmd.args, "CF", takes=takes):
+    for value in option_values(cmd.args, "C", takes=takes):
         yield from w.run_string(value, None, cmd)
+    for value in option_values(cmd.args, "F", takes=takes):
+        # a function defined elsewhere (judged where it is defined), unless it is not a plain name
+        if not re.fullmatch(r"[\w:.-]+", value) or _HOOK_NAME.match(value):
+            yield from w.run_string(value, None, cmd)
     for words in option_values(cmd.args, "W", takes=takes):
         if "$" in words or "`" in words:
             yield from w.run_string(f"echo {words}", None, cmd)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from terminal.risk.model import Cmd, Hit, Risk
-from terminal.risk.paths import is_secret, option_values
+from terminal.risk.paths import is_secret, option_values, split_options
 from terminal.risk.registry import RUNS_UNSEEN, register
 from terminal.risk.rules.options import _COMMAND_OPTIONS, _command_options
 
@@ -82,6 +82,11 @@ def _ssh(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
             yield from w.run_string(m.group(2).strip(), None, cmd)
     if cmd.name in _COMMAND_OPTIONS:
         yield from _command_options(cmd, w)
+    if cmd.name == "ssh":  # `ssh HOST CMD…`: the words after the host are a command line for its shell
+        _, _, i = split_options(cmd.args, "BbcDEeFIiJLlmOopQRSWw")
+        remote = cmd.args[i + 1 :]
+        if remote:
+            yield from w.run_string(" ".join(remote), None, cmd)
 
 
 def _socat(cmd: Cmd, w: _Walker) -> Iterator[Hit]:

@@ -67,7 +67,7 @@ def _stdin_code(cmd: Cmd, w: _Walker, *, shell: bool) -> Iterator[Hit]:
         if shell:
             yield from w.run_string(cmd.stdin_text, None, cmd)
         else:
-            yield Hit(Risk.MODERATE, "runs inline code from a here-document", Trait.INLINE_CODE)
+            yield Hit(Risk.HIGH, "runs inline code from a here-document", Trait.INLINE_CODE)
     elif cmd.stdin == "file":
         yield Hit(Risk.MODERATE, "runs a script file", Trait.SCRIPT_FILE)
     elif cmd.stdin == "pipe":
@@ -122,7 +122,7 @@ def _interpreter(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
                 yield Hit(Risk.MODERATE, f"runs the {spec.lang} module {module}", Trait.SCRIPT_FILE)
             return
         if key in spec.inline or (not a.startswith("--") and _cluster_has(a[1:], spec)):
-            yield Hit(Risk.MODERATE, f"runs inline {spec.lang} code", Trait.INLINE_CODE)
+            yield Hit(Risk.HIGH, f"runs inline {spec.lang} code", Trait.INLINE_CODE)
             return
     _, _, i = split_options(args, spec.values)
     if i < len(args) and args[i] not in {"-", "/dev/stdin"}:
@@ -152,7 +152,7 @@ def _awk(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
     if "f" in opts or "file" in opts:
         yield Hit(Risk.MODERATE, "runs an awk program file", Trait.SCRIPT_FILE)
     elif i < len(cmd.args) and re.search(r"system\s*\(|\|\s*getline|\|\s*\"|print[^;}]*\|", cmd.args[i]):
-        yield Hit(Risk.MODERATE, "awk program runs shell commands", Trait.INLINE_CODE)
+        yield Hit(Risk.HIGH, "awk program runs shell commands", Trait.INLINE_CODE)
 
 
 def _eval(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
@@ -214,7 +214,7 @@ register(*sorted(_INTERPRETERS), family="interpreters", check=_interpreter,
          summary="a script file or module MODERATE (RESTRICTED blocks it); inline code (`python -c`, `perl -e`, "
                  "`node -e`, `php -r`, `lua -e`, a here-document) HIGH; a REPL MODERATE",
          benign={"python3 --version": Risk.SAFE, "python3 manage.py test": Risk.MODERATE},
-         harmful={"python3 -c 'print(1)'": Risk.MODERATE, "python3 -m pip uninstall x": Risk.HIGH})
+         harmful={"python3 -c 'print(1)'": Risk.HIGH, "perl -e 1": Risk.HIGH, "python3 -m pip uninstall x": Risk.HIGH})
 register("source", ".", family="shells", check=_source,
          input_args=Hit(Risk.MODERATE, "runs a script named by its input", Trait.SCRIPT_FILE),
          summary="`source FILE`, `. FILE` MODERATE (RESTRICTED blocks it)", benign={"source": Risk.SAFE},
@@ -224,8 +224,8 @@ register("eval", family="shells", check=_eval, input_args=RUNS_UNSEEN,
          harmful={"eval \"$X\"": Risk.HIGH, "eval rm -rf /": Risk.DANGEROUS})
 register("awk", "gawk", "mawk", "nawk", family="interpreters", check=_awk,
          input_args=Hit(Risk.MODERATE, "runs an awk program named by its input", Trait.INLINE_CODE),
-         summary="a program calling `system()` or piping to commands; `-f FILE` MODERATE",
-         benign={"awk '{print $1}' notes.txt": Risk.SAFE}, harmful={"awk 'BEGIN{system(\"id\")}'": Risk.MODERATE})
+         summary="a program calling `system()` or piping to commands HIGH; `-f FILE` MODERATE",
+         benign={"awk '{print $1}' notes.txt": Risk.SAFE}, harmful={"awk 'BEGIN{system(\"id\")}'": Risk.HIGH})
 register("su", family="shells", check=_su, input_args=RUNS_UNSEEN,
          summary="`su -c STRING` judged as the string; otherwise opens a shell as another user (HIGH)",
          benign={"su -c 'ls' alice": Risk.SAFE}, harmful={"su -": Risk.HIGH, "su -c 'rm -rf /'": Risk.DANGEROUS})
