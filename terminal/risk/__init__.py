@@ -12,6 +12,17 @@ known to execute, are ever treated as commands.
 
 from terminal.risk import rules  # noqa: F401 - registers every rule
 from terminal.risk.assess import assess
-from terminal.risk.model import MAX_DEPTH, MAX_LINE_CHARS, Assessment, CommandFact, Risk, Trait
+from terminal.risk.model import (
+    MAX_DEPTH,
+    MAX_LINE_CHARS,
+    MAX_NESTING,
+    MAX_PARTS,
+    Assessment,
+    CommandFact,
+    Risk,
+    Trait,
+)
 
-__all__ = ["MAX_DEPTH", "MAX_LINE_CHARS", "Assessment", "CommandFact", "Risk", "Trait", "assess"]
+__all__ = [
+    "MAX_DEPTH", "MAX_LINE_CHARS", "MAX_NESTING", "MAX_PARTS", "Assessment", "CommandFact", "Risk", "Trait", "assess",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from terminal.risk.model import MAX_LINE_CHARS, Assessment, Risk
+from terminal.risk.model import MAX_LINE_CHARS, MAX_NESTING, MAX_PARTS, Assessment, Risk, Unassessable
 from terminal.risk.parse import _fallback
 from terminal.risk.paths import _short
 from terminal.risk.walker import _Walker
@@ -20,7 +20,41 @@ def assess(command_line: str) -> Assessment:
     if len(command_line) > MAX_LINE_CHARS:
         reason = f"{_short(command_line)}: too long to assess ({len(command_line)} characters)"
         return Assessment(Risk.HIGH, (reason,), (), parsed=False)
+    over = _over_bound(command_line)
+    if over:
+        return _unassessable(command_line, over)
     return _assess_cached(command_line)
+
+
+def _over_bound(line: str) -> str | None:
+    """A cheap look at the text before bashlex (whose cost grows with both) sees it."""
+    parts = len(_PARTS.findall(line))
+    if parts > MAX_PARTS:
+        return f"more than {MAX_PARTS} pipes, separators and substitutions ({parts})"
+    depth = deepest = 0
+    for ch in _BRACKETS.findall(line):
+        depth = depth + 1 if ch in "({[" else max(depth - 1, 0)
+        deepest = max(deepest, depth)
+    if deepest > MAX_NESTING:
+        return f"nested more than {MAX_NESTING} levels deep"
+    return None
+
+
+_PARTS = re.compile(r"\|\||&&|[|;&\n`]|\$\(|[<>]\(")
+_BRACKETS = re.compile(r"[(){}\[\]]")
+
+
+def _unassessable(line: str, why: str) -> Assessment:
+    """Over the cost bound: HIGH and not parsed (RESTRICTED blocks it), after a rough scan that still
+    finds DANGEROUS commands in the first pieces of the line."""
+    walker = _Walker()
+    walker.source = line
+    try:
+        _fallback(line, walker)
+    except Exception:  # noqa: BLE001 - the rough scan must never take the terminal down
+        walker.findings.clear()
+    walker.add(Risk.HIGH, line, f"too complex to assess: {why}")
+    return _result(walker, parsed=False)
 
 
 @lru_cache(maxsize=1024)  # bounded; Assessment is immutable so sharing results is safe
@@ -28,6 +62,8 @@ def _assess_cached(line: str) -> Assessment:
     walker = _Walker()
     try:
         parsed = walker.line(line)
+    except Unassessable as over:
+        return _unassessable(line, str(over))
     except Exception:  # noqa: BLE001 - a bug here must not let a command through unassessed
         parsed = False
     if not parsed:

@@ -17,6 +17,16 @@ MAX_LINE_CHARS = 64 * 1024
 
 
 MAX_DEPTH = 8  # nested `bash -c "bash -c '...'"` levels before we give up (HIGH)
+# The cost bound of one line: rating is pure Python on the server's event loop path, so a line
+# past any of these is rated unassessable (HIGH, not parsed: RESTRICTED blocks it) instead.
+MAX_PARTS = 512  # pipes, separators and substitutions in the text
+MAX_NESTING = 48  # depth of brackets, braces and substitutions in the text
+MAX_NODES = 4000  # commands and syntax nodes the walker visits (strings run by wrappers included)
+BUDGET_SECONDS = 0.5  # wall time the walker may spend on a line
+
+
+class Unassessable(Exception):  # noqa: N818 - it is a verdict, not an error
+    """The line is over the cost bound; the message says which."""
 
 
 class Risk(IntEnum):

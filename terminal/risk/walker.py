@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from terminal.risk.expand import _BRACE_LIMIT, _ELEMENT_ASSIGNMENT, _ansi_c_dequote, brace_expand
-from terminal.risk.model import MAX_DEPTH, Cmd, CommandFact, Hit, Risk
+from terminal.risk.model import BUDGET_SECONDS, MAX_DEPTH, MAX_NODES, Cmd, CommandFact, Hit, Risk, Unassessable
 from terminal.risk.parse import _parse
 from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _NET_DEVICE, _short, norm_path
 from terminal.risk.registry import _input_args_hits, rules_for, wrapper_for
@@ -43,11 +44,18 @@ class _Walker:
         self.depth = 0
         self.source = ""
         self.quoted_heredocs: set[str] = set()
+        self.nodes = 0
+        self.deadline = time.monotonic() + BUDGET_SECONDS
         self.functions: set[str] = set()  # defined on the line: their bodies are judged where defined
         self.input_marker: str | None = None  # set while walking a string that xargs/parallel complete
 
     def spend(self) -> None:
-        """Count work against the line's budget (see assess.py)."""
+        """Count work against the line's cost bound (see model.py)."""
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise Unassessable(f"more than {MAX_NODES} commands and syntax nodes")
+        if self.nodes % 32 == 0 and time.monotonic() > self.deadline:
+            raise Unassessable(f"took more than {BUDGET_SECONDS:g} s")
 
     def resolve(self, cmd: Cmd) -> Cmd:
         """The command as bash would find it."""
@@ -119,6 +127,7 @@ class _Walker:
     # ---- tree walking
 
     def node(self, n, top: bool = True) -> None:
+        self.spend()
         kind = n.kind
         if kind == "command":
             self.command_node(n, top)

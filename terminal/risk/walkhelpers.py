@@ -69,8 +69,10 @@ def _substitutions(text: str) -> list[tuple[int, str]] | None:
 
 
 def _pipeline_hits(cmd: Cmd, upstream: list[Cmd], w: _Walker) -> Iterator[Hit]:
-    names = {c.name for c in upstream}
     reads_code = _reads_code_from_stdin(cmd)
+    if not reads_code and cmd.name not in _NET_SENDERS:
+        return  # most commands: nothing to compare with what comes before (keeps long pipelines linear)
+    names = {c.name for c in upstream}
     if reads_code:
         if names & _DOWNLOADERS:
             yield Hit(Risk.DANGEROUS, "pipes a download into a shell or interpreter")
