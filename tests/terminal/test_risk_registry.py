@@ -21,3 +21,16 @@ def test_a_harmful_example_is_rated_above_every_benign_one():
 @pytest.mark.parametrize(("family", "line", "risk"), EXAMPLES, ids=[f"{f}:{line}" for f, line, _ in EXAMPLES])
 def test_each_example_is_rated_as_its_rule_declares(family, line, risk):
     assert assess(line).risk == risk, assess(line).reasons
+
+
+def test_the_documented_rules_table_is_the_registry():
+    from terminal.risk.table import DOC, documented, render
+
+    assert documented(DOC.read_text(encoding="utf-8")) == render(), "run: python -m terminal.risk.table --write"
+
+
+def test_every_family_module_registers_rules_with_its_commands():
+    assert {spec.family for spec in SPECS} >= {"files", "devices", "users", "services", "containers", "firewall",
+                                               "kernel", "mounts", "boot", "packages", "interpreters", "editors",
+                                               "variables", "databases", "shells", "wrappers", "common"}
+    assert all(spec.names and spec.summary for spec in SPECS)
