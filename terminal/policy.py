@@ -2,7 +2,9 @@
 
 `decide(level, assessment)` turns a risk assessment (terminal/risk.py) into a verdict.
 RESTRICTED also refuses what would let a user slip past the command hook: nested
-interactive shells and REPLs, and interpreters running files, piped scripts or inline code.
+interactive shells and REPLs, and inline interpreter code. Scripts and programs run from files
+are allowed there: the session's sandbox contains them (docs/security.md), and ordinary work
+(`python3 script.py`, `make`, `./configure`) needs them.
 """
 
 from __future__ import annotations
@@ -48,13 +50,13 @@ LEVEL_POLICY: dict[Level, LevelPolicy] = {
     ),
     Level.RESTRICTED: LevelPolicy(
         description=(
-            "Blocks HIGH and DANGEROUS commands and anything that cannot be parsed, plus nested "
-            "interactive shells and REPLs and interpreters running files, piped scripts or inline code."
+            "Blocks HIGH and DANGEROUS commands and anything that cannot be parsed or is too complex to "
+            "assess, plus nested interactive shells and REPLs and interpreters running inline code."
         ),
         blocks=frozenset({Risk.HIGH, Risk.DANGEROUS}),
         warns=frozenset(),
         block_unparsed=True,
-        blocked_traits=frozenset({Trait.NESTED_SHELL, Trait.SCRIPT_FILE, Trait.INLINE_CODE}),
+        blocked_traits=frozenset({Trait.NESTED_SHELL, Trait.INLINE_CODE}),
     ),
 }
 

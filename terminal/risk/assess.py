@@ -7,12 +7,13 @@ from functools import lru_cache
 
 from terminal.risk.model import MAX_LINE_CHARS, MAX_NESTING, MAX_PARTS, Assessment, Risk, Unassessable
 from terminal.risk.parse import _fallback
-from terminal.risk.paths import _short
+from terminal.risk.paths import CWD, _short
 from terminal.risk.walker import _Walker
 
 
-def assess(command_line: str) -> Assessment:
-    """Rate a bash command line. Never raises."""
+def assess(command_line: str, cwd: str | None = None) -> Assessment:
+    """Rate a bash command line. Never raises. `cwd`: the directory it runs in, when known
+    (relative paths are then judged under it)."""
     if not isinstance(command_line, str):
         command_line = str(command_line)
     if not command_line.strip():
@@ -23,7 +24,7 @@ def assess(command_line: str) -> Assessment:
     over = _over_bound(command_line)
     if over:
         return _unassessable(command_line, over)
-    return _assess_cached(command_line)
+    return _assess_cached(command_line, cwd if cwd and cwd.startswith("/") else None)
 
 
 def _over_bound(line: str) -> str | None:
@@ -45,7 +46,7 @@ _BRACKETS = re.compile(r"[(){}\[\]]")
 
 
 def _unassessable(line: str, why: str) -> Assessment:
-    """Over the cost bound: HIGH and not parsed (RESTRICTED blocks it), after a rough scan that still
+    """Over the cost bound: HIGH and not parsed, after a rough scan that still
     finds DANGEROUS commands in the first pieces of the line."""
     walker = _Walker()
     walker.source = line
@@ -58,7 +59,15 @@ def _unassessable(line: str, why: str) -> Assessment:
 
 
 @lru_cache(maxsize=1024)  # bounded; Assessment is immutable so sharing results is safe
-def _assess_cached(line: str) -> Assessment:
+def _assess_cached(line: str, cwd: str | None) -> Assessment:
+    token = CWD.set(cwd)
+    try:
+        return _assess_line(line)
+    finally:
+        CWD.reset(token)
+
+
+def _assess_line(line: str) -> Assessment:
     walker = _Walker()
     try:
         parsed = walker.line(line)

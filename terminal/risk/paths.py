@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterable
+from contextvars import ContextVar
 
 _PART_CHARS = 120  # how much of a command a reason quotes
 
@@ -114,9 +115,17 @@ def canonical(word: str) -> str:
     return m.group(1) if m else name
 
 
+# The directory the line's commands run in, when the line says (`cd /dev; mkfs.ext4 sda`), or the
+# caller knows; None: unknown, and relative paths are judged as they are written.
+CWD: ContextVar[str | None] = ContextVar("CWD", default=None)
+
+
 def norm_path(p: str) -> tuple[str, bool]:
     """Normalise a path operand; the flag says it ended in `/*` (all of the directory's contents)."""
     p = re.sub(r"/{2,}", "/", p.strip())
+    cwd = CWD.get()
+    if cwd and p and not p.startswith(("/", "~", "$", "-")):
+        p = posixpath.join(cwd, p)
     glob_all = p.endswith("/*") or p == "*"
     if p.endswith("/*"):
         p = p[:-2] or "/"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import terminal.risk.rules  # noqa: F401 - registers every rule
 from terminal.risk.registry import SPECS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "terminal-risk.md"

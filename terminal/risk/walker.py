@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -10,9 +11,9 @@ from dataclasses import dataclass
 from terminal.risk.expand import _BRACE_LIMIT, _ELEMENT_ASSIGNMENT, _ansi_c_dequote, brace_expand
 from terminal.risk.model import BUDGET_SECONDS, MAX_DEPTH, MAX_NODES, Cmd, CommandFact, Hit, Risk, Unassessable
 from terminal.risk.parse import _parse
-from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _NET_DEVICE, _short, norm_path
+from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _NET_DEVICE, CWD, _short, norm_path
 from terminal.risk.registry import _input_args_hits, rules_for, wrapper_for
-from terminal.risk.rules.common import unknown_command
+from terminal.risk.rules.common import glob_command, unknown_command
 from terminal.risk.rules.files import _write_target
 from terminal.risk.rules.network import _DECODERS, _DOWNLOADERS, is_decoder
 from terminal.risk.rules.shells import _SHELLS
@@ -47,6 +48,7 @@ class _Walker:
         self.nodes = 0
         self.deadline = time.monotonic() + BUDGET_SECONDS
         self.functions: set[str] = set()  # defined on the line: their bodies are judged where defined
+        self.variables: dict[str, str] = {}  # plain values assigned earlier on the line
         self.input_marker: str | None = None  # set while walking a string that xargs/parallel complete
 
     def spend(self) -> None:
@@ -58,7 +60,15 @@ class _Walker:
             raise Unassessable(f"took more than {BUDGET_SECONDS:g} s")
 
     def resolve(self, cmd: Cmd) -> Cmd:
-        """The command as bash would find it."""
+        """The command as bash would find it: `..` in a program path normalised, a name relative to a
+        known directory made absolute."""
+        raw = cmd.argv[0] if cmd.argv else ""
+        if "/" not in raw or "$" in raw or "`" in raw:
+            return cmd
+        path = norm_path(raw)[0]
+        if path != raw:
+            cmd = cmd.sub(0, text=cmd.text)
+            cmd.argv[0] = path
         return cmd
 
     # ---- entry points
@@ -216,6 +226,7 @@ class _Walker:
     def command_node(self, n, top: bool, stdin: str | None = None) -> Cmd | None:
         words, argv = [], []
         redirects = []
+        assigned: dict[str, str] = {}
         for part in n.parts:
             if part.kind == "assignment":
                 name = part.word.split("=", 1)[0].split("[", 1)[0].rstrip("+")
@@ -223,6 +234,7 @@ class _Walker:
                     self.add(Risk.DANGEROUS, part.word, "assigns a variable of the terminal's command hook")
                 else:
                     value = self.word_value(part).partition("=")[2]
+                    assigned[name] = value if "[" not in part.word.split("=", 1)[0] else "$"
                     context = Cmd(argv=[], text=part.word, top=top)
                     self.record(_assignment_hits(name, value, part, context, self), part.word, name)
                 self.node(part, top)
@@ -247,6 +259,7 @@ class _Walker:
             elif part.kind == "redirect":
                 redirects.append(part)
         if not words:
+            self.remember(assigned)
             for r in redirects:
                 self.redirect(r, None, self.text_of(n))
             return None
@@ -261,7 +274,28 @@ class _Walker:
         # bashlex mangles ANSI-C quoting, and keeps the quotes of `"NAME"='value'`: dequote ourselves
         if "$'" in raw or (("'" in raw or '"' in raw) and "$(" not in raw and "`" not in raw):
             return _ansi_c_dequote(raw)
-        return getattr(w, "word", "") or ""
+        value = getattr(w, "word", "") or ""
+        if self.variables and "$" in value and "'" not in raw:
+            value = _VARIABLE.sub(lambda m: self.variables.get(m.group(1) or m.group(2), m.group(0)), value)
+        return value
+
+    def remember(self, assigned: dict[str, str]) -> None:
+        """`x=/dev/sda` on its own: later `$x` on the line is that text (when it is plain text)."""
+        for name, value in assigned.items():
+            if "$" in value or "`" in value:
+                self.variables.pop(name, None)
+            else:
+                self.variables[name] = value
+
+    def change_directory(self, path: str | None) -> None:
+        """`cd DIR`: later relative paths on the line are under DIR (None: no longer known)."""
+        current = CWD.get()
+        if path is None or "$" in path or "`" in path or path.startswith("~") or path == "-":
+            CWD.set(None)
+        elif path.startswith("/"):
+            CWD.set(posixpath.normpath(path))
+        elif current is not None:
+            CWD.set(posixpath.normpath(posixpath.join(current, path)))
 
     def redirect(self, r, cmd: Cmd | None, part: str) -> None:
         out = r.output
@@ -385,7 +419,12 @@ class _Walker:
 
     def rule_hits(self, cmd: Cmd, specs: list) -> list[Hit]:
         first = cmd.words[0] if cmd.words else None
-        if first is not None and _has_expansion(first) and "$'" not in self.text_of(first):
+        if first is not None and not _has_expansion(first) and _GLOB.search(cmd.argv[0]) and not _quoted(
+            self.text_of(first)
+        ):
+            return list(glob_command(cmd, self))
+        resolved = not re.search(r"[$`]", cmd.argv[0])  # every variable in the name was set on the line
+        if first is not None and _has_expansion(first) and "$'" not in self.text_of(first) and not resolved:
             if self.substitution_names(first):
                 return [Hit(Risk.HIGH, "the command name is computed by a command substitution")]
             alternative = _default_words(cmd.text)
@@ -430,3 +469,11 @@ class _Walker:
         if traits:
             risk = max(h.risk for h in hits)
             self.facts.append(CommandFact(text=part, name=name, risk=risk, traits=traits))
+
+
+_VARIABLE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)\})")
+_GLOB = re.compile(r"[*?\[]")
+
+
+def _quoted(text: str) -> bool:
+    return any(q in text for q in "'\"\\")

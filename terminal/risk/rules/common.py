@@ -3,10 +3,16 @@ else is at least MODERATE, because a table can never list everything a program c
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from terminal.risk.model import Cmd, Hit, Risk, Trait
-from terminal.risk.registry import register
+from terminal.risk.registry import RULES, register
+
+if TYPE_CHECKING:
+    from terminal.risk.walker import _Walker
+
 
 # Programs and builtins that only read, print or change the shell's own state. Keep it short:
 # a command here is trusted with any arguments.
@@ -20,7 +26,7 @@ HARMLESS = (
     # making things in the working area
     "mkdir", "touch", "mktemp",
     # printing and shell state
-    "echo", "pwd", "cd", "pushd", "popd", "dirs", "true", "false", ":", "test", "[", "sleep", "seq", "yes",
+    "echo", "pwd", "dirs", "true", "false", ":", "test", "[", "sleep", "seq", "yes",
     "date", "cal", "clear", "tput", "stty", "printenv", "type", "which", "whereis", "whatis", "apropos", "help",
     "info", "exit", "logout", "return", "shift", "wait", "jobs", "fg", "bg", "disown", "umask", "ulimit",
     "times", "caller", "dirs", "suspend", "tty", "locale", "getconf", "nproc", "arch",
@@ -45,6 +51,32 @@ register(*HARMLESS, family="common", check=_harmless, tags={"allowed"},
                  "redirections and substitutions",
          benign={"ls -la": Risk.SAFE, "cat notes.txt | grep x": Risk.SAFE},
          harmful={"echo x > /dev/sda": Risk.DANGEROUS})
+
+
+def _cd(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """`cd DIR`/`pushd DIR`: later relative paths on the line are judged under DIR."""
+    operands = [a for a in cmd.args if not a.startswith("-") or a == "-"]
+    w.change_directory(operands[0] if operands and cmd.name != "popd" else None)
+    return iter(())
+
+
+register("cd", "pushd", "popd", family="common", check=_cd,
+         summary="changing directory: SAFE; later relative paths on the line are judged under it",
+         benign={"cd /tmp && ls": Risk.SAFE}, harmful={"cd /dev && mkfs.ext4 sda": Risk.DANGEROUS})
+
+# Names a pattern in the command word may stand for, besides the registered ones.
+_MKFS_TYPES = ("ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "fat", "msdos", "ntfs", "exfat", "f2fs", "minix")
+_GLOB_LIMIT = 16
+
+
+def glob_command(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """`/usr/sbin/mkf?.ext4`, `/bin/r[m]`: bash expands the pattern against the file system, which a
+    pure rating cannot see. Refuse it (HIGH), and judge it as every known command it could match."""
+    yield Hit(Risk.HIGH, "the command name is a pattern the shell expands at run time, so it cannot be judged")
+    pattern = cmd.argv[0].rsplit("/", 1)[-1]
+    known = set(RULES) | {f"mkfs.{t}" for t in _MKFS_TYPES}
+    for name in sorted(n for n in known if fnmatch.fnmatchcase(n, pattern))[:_GLOB_LIMIT]:
+        yield from w.run_argv([name, *cmd.args], cmd)
 
 
 def unknown_command(cmd: Cmd) -> Iterator[Hit]:

@@ -81,5 +81,5 @@ register("script", family="options", check=_script, input_args=RUNS_UNSEEN,
          harmful={"script log.txt": Risk.HIGH})
 register("make", "gmake", family="options", check=_make,
          input_args=Hit(Risk.MODERATE, "make with arguments from its input can run any makefile", Trait.SCRIPT_FILE),
-         summary="`make -f FILE`, `--eval` MODERATE (RESTRICTED blocks them); plain `make`, `make test` SAFE",
+         summary="`make -f FILE`, `--eval` MODERATE; plain `make`, `make test` SAFE",
          benign={"make test": Risk.SAFE}, harmful={"make -f other.mk": Risk.MODERATE})

