@@ -42,6 +42,12 @@ class Trait(StrEnum):
     NESTED_SHELL = "nested_shell"  # an interactive shell or REPL the command hook cannot see into
     SCRIPT_FILE = "script_file"  # runs code from a file, a pipe or a script (python x.py, source)
     INLINE_CODE = "inline_code"  # runs code given on the command line (python -c, perl -e)
+    # makes other programs, or later plain commands, load code from files the line does not show
+    # (PATH=., PYTHONPATH, LD_PRELOAD, vim -S, gdb -x): a kind of script file
+    LOADS_CODE = "loads_code"
+
+
+_IMPLIED = {Trait.LOADS_CODE: Trait.SCRIPT_FILE}
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,8 @@ class Assessment:
 
     @property
     def traits(self) -> frozenset[Trait]:
-        return frozenset().union(*(f.traits for f in self.facts))
+        traits = frozenset().union(*(f.traits for f in self.facts))
+        return traits | {_IMPLIED[t] for t in traits if t in _IMPLIED}
 
     def to_dict(self) -> dict:
         return {

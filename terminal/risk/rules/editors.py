@@ -83,9 +83,9 @@ def _vim(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
         yield Hit(Risk.HIGH, "sends keys or commands to another running Vim, which can run anything", Trait.INLINE_CODE)
     if option_values(cmd.args, "S", takes="ciTuUwWrt") or "-S" in cmd.args or (
             not ex_mode and option_values(cmd.args, "s", takes="ciTuUwWrt")):
-        yield Hit(Risk.MODERATE, "runs Vim commands from a script file", Trait.SCRIPT_FILE)
+        yield Hit(Risk.MODERATE, "runs Vim commands from a script file", Trait.LOADS_CODE)
     if cmd.name == "nvim" and option_values(cmd.args, "l", takes="ciTuUwWrs"):
-        yield Hit(Risk.MODERATE, "runs a Lua script file", Trait.SCRIPT_FILE)
+        yield Hit(Risk.MODERATE, "runs a Lua script file", Trait.LOADS_CODE)
 
 
 def _ex_commands(text: str, cmd: Cmd, w: _Walker, files: list[str]) -> Iterator[Hit]:
@@ -262,7 +262,7 @@ def _gdb(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
         else:
             yield from w.run_argv(program, cmd)
     if option_values(args, "x", ("command", "init-command", "ix"), takes="pcd"):
-        yield Hit(Risk.MODERATE, "runs gdb commands from a script file", Trait.SCRIPT_FILE)
+        yield Hit(Risk.MODERATE, "runs gdb commands from a script file", Trait.LOADS_CODE)
     if option_values(args, "p", ("pid",), takes="xcd"):
         yield Hit(Risk.HIGH, "attaches a debugger to a running process, which can then run any code inside it")
 
@@ -312,7 +312,7 @@ def _lldb(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
         elif re.match(r"^\s*(scr(i(pt?)?)?|co(m(m(a(nd?)?)?)?)?\s+(scr|so)|expr?|p|po|call)\b", text):
             yield Hit(Risk.HIGH, f"runs the lldb command {text!r}, which can run code", Trait.INLINE_CODE)
     if option_values(cmd.args, "sS", ("source", "source-before-file", "source-on-crash"), takes="oOkKfcpna"):
-        yield Hit(Risk.MODERATE, "runs lldb commands from a script file", Trait.SCRIPT_FILE)
+        yield Hit(Risk.MODERATE, "runs lldb commands from a script file", Trait.LOADS_CODE)
 
 
 register(*sorted(_VIMS), family="editors", check=_vim,

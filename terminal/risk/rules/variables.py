@@ -80,9 +80,9 @@ def _assignment_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Itera
         yield from w.run_argv([value], cmd)
     elif name in _LOADER_VARS and value not in {"", "/dev/null"}:
         yield Hit(Risk.HIGH, f"{name} makes programs load code from a file, which cannot be assessed",
-                  Trait.SCRIPT_FILE)
+                  Trait.LOADS_CODE)
     elif name in _INTERPRETER_VARS and value:
-        yield Hit(Risk.MODERATE, f"{name} makes interpreters load code from elsewhere", Trait.SCRIPT_FILE)
+        yield Hit(Risk.MODERATE, f"{name} makes interpreters load code from elsewhere", Trait.LOADS_CODE)
     elif name in _OPTION_VARS and value.strip():
         yield from _option_variable(_OPTION_VARS[name], value, cmd, w)
     elif name in _PROMPT_VARS and re.search(r"\$\(|`|\$\{", value):
@@ -96,7 +96,7 @@ def _assignment_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Itera
                 yield from _element_hits(name, element_value, None, cmd, w)
     elif name == "PATH" and not all(_system_path_entry(entry) for entry in _path_entries(value)):
         yield Hit(Risk.MODERATE, "makes commands be found in a folder of ordinary files, so a plain name can run "
-                  "a program or script from it", Trait.SCRIPT_FILE)
+                  "a program or script from it", Trait.LOADS_CODE)
     elif _GIT_CONFIG_ENV.match(name):
         yield Hit(Risk.HIGH, f"{name} sets git configuration, which can name commands git runs")
         if name.startswith("GIT_CONFIG_VALUE_") and value.strip():
