@@ -71,6 +71,10 @@ def wrapper_for(name: str) -> RuleSpec | None:
     return next((s for s in RULES.get(name, []) if s.start is not None), None)
 
 
+def has_tag(name: str, tag: str) -> bool:
+    return any(tag in spec.tags for spec in RULES.get(name, []))
+
+
 def tagged(tag: str) -> frozenset[str]:
     """Command names whose rules carry `tag` (e.g. "shell", "allowed")."""
     return frozenset(n for s in SPECS if tag in s.tags for n in s.names)

@@ -12,20 +12,14 @@ from terminal.risk.expand import _BRACE_LIMIT, _ELEMENT_ASSIGNMENT, _ansi_c_dequ
 from terminal.risk.model import BUDGET_SECONDS, MAX_DEPTH, MAX_NODES, Cmd, CommandFact, Hit, Risk, Unassessable
 from terminal.risk.parse import _parse
 from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _NET_DEVICE, CWD, _short, norm_path
-from terminal.risk.registry import _input_args_hits, rules_for, wrapper_for
+from terminal.risk.registry import _input_args_hits, has_tag, rules_for, wrapper_for
 from terminal.risk.rules.common import glob_command, unknown_command
 from terminal.risk.rules.files import _write_target
-from terminal.risk.rules.network import _DECODERS, _DOWNLOADERS, is_decoder
-from terminal.risk.rules.shells import _SHELLS
+from terminal.risk.rules.network import fetched_code, producer_name
+from terminal.risk.rules.pipelines import pipeline_hits
 from terminal.risk.rules.variables import _assignment_hits, _base_name, _element_hits, _variables_from_input
 from terminal.risk.rules.wrappers import peel, replace_shell_hit
-from terminal.risk.walkhelpers import (
-    _default_words,
-    _has_expansion,
-    _pipeline_hits,
-    _self_calls_in_background,
-    _substitutions,
-)
+from terminal.risk.walkhelpers import _default_words, _has_expansion, _self_calls_in_background, _substitutions
 
 
 @dataclass
@@ -98,11 +92,9 @@ class _Walker:
             yield from self.run_string(alternative, None, cmd, input_marker)
         words = word if isinstance(word, list) else [word]
         names = set().union(*(self.substitution_names(x) for x in words))
-        if names & _DOWNLOADERS:
-            yield Hit(Risk.DANGEROUS, "runs code downloaded from the network")
-            return
-        if names & _DECODERS:
-            yield Hit(Risk.DANGEROUS, "runs decoded (obfuscated) code")
+        fetched = fetched_code(names)
+        if fetched:
+            yield fetched
             return
         if names or (_has_expansion(word) and re.fullmatch(r"\s*(\$\w+|\$\{[^}]*\}|\$[@*])\s*", text)):
             yield Hit(Risk.HIGH, "runs a command string built at run time, which cannot be assessed")
@@ -310,7 +302,7 @@ class _Walker:
             for hit in _write_target(path, "redirects output"):
                 self.add(hit.risk, part, hit.why)
         if _NET_DEVICE.match(target):
-            if cmd is not None and cmd.name in _SHELLS:
+            if cmd is not None and has_tag(cmd.name, "shell"):
                 self.add(Risk.DANGEROUS, part, "connects a shell to the network (reverse shell)")
             else:
                 self.add(Risk.HIGH, part, "opens a network connection through /dev/tcp or /dev/udp")
@@ -361,7 +353,7 @@ class _Walker:
                 position += 1
         for k, cmd in enumerate(cmds[1:], 1):
             upstream = cmds[:k]
-            for hit in _pipeline_hits(cmd, upstream, self):
+            for hit in pipeline_hits(cmd, upstream, self):
                 self.add(hit.risk, self.text_of(n), hit.why)
                 if hit.trait:  # let the policy see e.g. `cat x.sh | bash` as running a script
                     self.facts.append(CommandFact(self.text_of(n), cmd.name, hit.risk, frozenset({hit.trait})))
@@ -446,10 +438,7 @@ class _Walker:
                 words = [p for p in n.parts if p.kind == "word"]
                 if words:
                     cmd = self.effective(Cmd(argv=[getattr(w, "word", "") for w in words], text=""))
-                    names.add(cmd.name)
-                    if cmd.name in _DECODERS and not is_decoder(cmd):
-                        names.discard(cmd.name)
-                        names.add(cmd.name + "?")
+                    names.add(producer_name(cmd))
             for attr in ("parts", "list"):
                 stack.extend(getattr(n, attr, []) or [])
             if getattr(n, "command", None) is not None:

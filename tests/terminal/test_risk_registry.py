@@ -34,3 +34,24 @@ def test_every_family_module_registers_rules_with_its_commands():
                                                "kernel", "mounts", "boot", "packages", "interpreters", "editors",
                                                "variables", "databases", "shells", "wrappers", "common"}
     assert all(spec.names and spec.summary for spec in SPECS)
+
+
+def test_the_walker_names_no_command():
+    """Commands are known to the rules, not to the walker, the parser or the entry point."""
+    import re
+    from pathlib import Path
+
+    syntax = {"command", "file", "pipe", "here", "time"}  # bashlex node kinds and stdin kinds, not programs
+    names = {name for spec in SPECS for name in spec.names if re.fullmatch(r"[a-z][\w.-]+", name)} - syntax
+    package = Path(__file__).resolve().parents[2] / "terminal" / "risk"
+    for module in ("walker.py", "walkhelpers.py", "parse.py", "assess.py", "registry.py"):
+        quoted = set(re.findall(r"\"([a-z][\w.-]+)\"", (package / module).read_text(encoding="utf-8")))
+        assert not quoted & names, (module, sorted(quoted & names))
+
+
+def test_no_module_of_the_package_is_over_600_lines():
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[2] / "terminal" / "risk"
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in package.rglob("*.py")}
+    assert max(sizes.values()) <= 600, sizes

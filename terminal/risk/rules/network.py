@@ -125,6 +125,20 @@ _DECODERS = {
 }
 
 
+def producer_name(cmd: Cmd) -> str:
+    """How a command inside `$(…)` is named to fetched_code: a decoder not decoding gets a `?`."""
+    return cmd.name + "?" if cmd.name in _DECODERS and not is_decoder(cmd) else cmd.name
+
+
+def fetched_code(names: set[str]) -> Hit | None:
+    """A command string built from a download or from decoded data runs code no one can see."""
+    if names & _DOWNLOADERS:
+        return Hit(Risk.DANGEROUS, "runs code downloaded from the network")
+    if names & _DECODERS:
+        return Hit(Risk.DANGEROUS, "runs decoded (obfuscated) code")
+    return None
+
+
 def is_decoder(cmd: Cmd) -> bool:
     name, args = cmd.name, set(cmd.args)
     if name in {"base64", "base32", "basenc", "gzip", "bzip2", "xz", "zstd"}:
