@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from terminal.risk.model import MAX_LINE_CHARS, MAX_NESTING, MAX_PARTS, Assessment, Risk, Unassessable
 from terminal.risk.parse import _fallback
-from terminal.risk.paths import CWD, _short
+from terminal.risk.paths import CWD, LINKS, _short
 from terminal.risk.walker import _Walker
 
 
@@ -60,11 +60,12 @@ def _unassessable(line: str, why: str) -> Assessment:
 
 @lru_cache(maxsize=1024)  # bounded; Assessment is immutable so sharing results is safe
 def _assess_cached(line: str, cwd: str | None) -> Assessment:
-    token = CWD.set(cwd)
+    token, links = CWD.set(cwd), LINKS.set({})
     try:
         return _assess_line(line)
     finally:
         CWD.reset(token)
+        LINKS.reset(links)
 
 
 def _assess_line(line: str) -> Assessment:

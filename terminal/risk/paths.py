@@ -118,6 +118,18 @@ def canonical(word: str) -> str:
 # The directory the line's commands run in, when the line says (`cd /dev; mkfs.ext4 sda`), or the
 # caller knows; None: unknown, and relative paths are judged as they are written.
 CWD: ContextVar[str | None] = ContextVar("CWD", default=None)
+# Symbolic links made earlier on the line (`ln -s /dev/sda d; mkfs.ext4 d`): link -> target.
+LINKS: ContextVar[dict[str, str] | None] = ContextVar("LINKS", default=None)
+
+
+def _follow_links(p: str) -> str:
+    links = LINKS.get()
+    for _ in range(8):  # a chain of links, not a loop
+        hit = next((k for k in links or () if p == k or p.startswith(k.rstrip("/") + "/")), None)
+        if hit is None:
+            return p
+        p = links[hit] + p[len(hit) :]
+    return p
 
 
 def norm_path(p: str) -> tuple[str, bool]:
@@ -134,7 +146,14 @@ def norm_path(p: str) -> tuple[str, bool]:
     if p.startswith("/"):
         p = posixpath.normpath(p)
         p = "/" if p.startswith("//") else p
-    return p, glob_all
+    return _follow_links(p), glob_all
+
+
+def remember_link(target: str, name: str) -> None:
+    """`ln -s TARGET NAME`: later paths through NAME are judged as TARGET."""
+    links = LINKS.get()
+    if links is not None and target and name and not re.search(r"[$`*?]", target + name):
+        links[norm_path(name)[0]] = norm_path(target)[0]
 
 
 def is_root_or_home(p: str) -> bool:

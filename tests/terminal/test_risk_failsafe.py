@@ -81,6 +81,10 @@ DEV = "/dev/autobot-test-none"
         ("x=rm; $x -rf /", D),
         ("cd / && rm -rf *", D),
         ("cd /tmp && ls", S),
+        ("ln -s /dev/autobot-test-none d; mkfs.ext4 d", D),
+        ("ln -sf /dev disks && dd if=/dev/zero of=disks/autobot-test-none", D),
+        ("ln -s /etc e; rm -rf e/*", D),
+        ("ln -s notes.txt n; cat n", S),
         ("echo '$x'", S),
     ],
 )

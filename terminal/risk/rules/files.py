@@ -17,6 +17,7 @@ from terminal.risk.paths import (
     is_root_or_home,
     norm_path,
     option_values,
+    remember_link,
     split_options,
 )
 from terminal.risk.registry import WRITES_UNSEEN, register
@@ -86,6 +87,8 @@ def _copy_move(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
         return
     for a in dests:
         yield from _write_target(norm_path(a)[0], f"{cmd.name} writes")
+    if cmd.name == "ln" and len(sources) == 1 and dests:
+        remember_link(sources[0], dests[0])
 
 
 _SETUID_MODE = re.compile(r"^0?[2-7][0-7]{3}$|(^|,)[ugoa]*[+=][rwxXt]*s")
