@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from terminal.risk.model import MAX_LINE_CHARS, MAX_NESTING, MAX_PARTS, Assessment, Risk, Unassessable
+from terminal.risk.model import MAX_LINE_CHARS, MAX_NESTING, MAX_PARTS, MAX_WORDS, Assessment, Risk, Unassessable
 from terminal.risk.parse import _fallback
 from terminal.risk.paths import CWD, LINKS, _short
 from terminal.risk.walker import _Walker
@@ -16,11 +16,11 @@ def assess(command_line: str, cwd: str | None = None) -> Assessment:
     (relative paths are then judged under it)."""
     if not isinstance(command_line, str):
         command_line = str(command_line)
+    if len(command_line) > MAX_LINE_CHARS:  # before anything that copies the text
+        reason = f"{_short(command_line[:1024])}: too long to assess ({len(command_line)} characters)"
+        return Assessment(Risk.HIGH, (reason,), (), parsed=False)
     if not command_line.strip():
         return Assessment(Risk.SAFE, (), ())
-    if len(command_line) > MAX_LINE_CHARS:
-        reason = f"{_short(command_line)}: too long to assess ({len(command_line)} characters)"
-        return Assessment(Risk.HIGH, (reason,), (), parsed=False)
     over = _over_bound(command_line)
     if over:
         return _unassessable(command_line, over)
@@ -38,6 +38,9 @@ def _over_bound(line: str) -> str | None:
         deepest = max(deepest, depth)
     if deepest > MAX_NESTING:
         return f"nested more than {MAX_NESTING} levels deep"
+    words = len(line.split())
+    if words > MAX_WORDS:
+        return f"more than {MAX_WORDS} words ({words})"
     return None
 
 

@@ -21,8 +21,9 @@ MAX_DEPTH = 8  # nested `bash -c "bash -c '...'"` levels before we give up (HIGH
 # past any of these is rated unassessable (HIGH, not parsed: RESTRICTED blocks it) instead.
 MAX_PARTS = 512  # pipes, separators and substitutions in the text
 MAX_NESTING = 48  # depth of brackets, braces and substitutions in the text
-MAX_NODES = 4000  # commands and syntax nodes the walker visits (strings run by wrappers included)
-BUDGET_SECONDS = 0.5  # wall time the walker may spend on a line
+MAX_WORDS = 2048  # words in the text (bashlex takes about 0.25 ms a word)
+MAX_NODES = 10000  # words parsed plus syntax nodes visited, strings run by wrappers included
+BUDGET_SECONDS = 1.0  # CPU time (of this thread: load from others does not count) per line
 
 
 class Unassessable(Exception):  # noqa: N818 - it is a verdict, not an error

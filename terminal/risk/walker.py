@@ -40,17 +40,17 @@ class _Walker:
         self.source = ""
         self.quoted_heredocs: set[str] = set()
         self.nodes = 0
-        self.deadline = time.monotonic() + BUDGET_SECONDS
+        self.deadline = time.thread_time() + BUDGET_SECONDS
         self.functions: set[str] = set()  # defined on the line: their bodies are judged where defined
         self.variables: dict[str, str] = {}  # plain values assigned earlier on the line
         self.input_marker: str | None = None  # set while walking a string that xargs/parallel complete
 
-    def spend(self) -> None:
+    def spend(self, cost: int = 1) -> None:
         """Count work against the line's cost bound (see model.py)."""
-        self.nodes += 1
+        self.nodes += cost
         if self.nodes > MAX_NODES:
-            raise Unassessable(f"more than {MAX_NODES} commands and syntax nodes")
-        if self.nodes % 32 == 0 and time.monotonic() > self.deadline:
+            raise Unassessable(f"more than {MAX_NODES} words and syntax nodes to walk")
+        if (cost > 1 or self.nodes % 32 == 0) and time.thread_time() > self.deadline:
             raise Unassessable(f"took more than {BUDGET_SECONDS:g} s")
 
     def resolve(self, cmd: Cmd) -> Cmd:
@@ -72,6 +72,7 @@ class _Walker:
         return self.walk_text(text, top=True, quoted_heredocs=self.quoted_heredocs)
 
     def walk_text(self, text: str, *, top: bool, quoted_heredocs: set[str] | None = None) -> bool:
+        self.spend(len(text.split()))  # parsing costs by the word: charge it before bashlex runs
         parsed = _parse(text, set() if quoted_heredocs is None else quoted_heredocs)
         if parsed is None:
             return False

@@ -16,6 +16,7 @@ NINE_THOUSAND_PIPES = " | ".join(["cat"] * 9000)  # about 54 KB: under the lengt
         ("$(" * 60 + "ls" + ")" * 60, "nested more than 48 levels deep"),
         ("(" * 60 + "ls" + ")" * 60, "nested more than 48 levels deep"),
         ("{ " * 60 + "ls;" + " }" * 60, "nested more than 48 levels deep"),
+        ("echo " + "word " * 3000, "more than 2048 words"),
     ],
 )
 def test_a_line_over_the_bound_is_unassessable_and_blocked_at_restricted(line, why):
