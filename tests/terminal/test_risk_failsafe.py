@@ -57,7 +57,14 @@ DEV = "/dev/autobot-test-none"
         ("env -S 'rm -rf /'", D),
         ("busybox rm -rf /", D),
         ("echo / | xargs rm -rf", H),
-        ("parallel rm -rf ::: /", H),
+        ("parallel rm -rf ::: /", D),
+        ("parallel gzip ::: a.txt b.txt", S),
+        # databases: the red-team's way to staff was SQL on the server's database
+        ("sqlite3 var/db.sqlite3 \"update auth_user set is_staff=1 where username='me'\"", H),
+        ("sqlite3 var/db.sqlite3 'select key from django_session'", S),
+        ("sqlite3 app.db <<'EOF'\ndelete from django_session;\nEOF", H),
+        ("psql -c 'drop table notes' app", H),
+        ("mysql -e 'insert into notes values (1)' app", M),
         # inline interpreter code
         ("python3 -c 'import os'", H),
         ("perl -e 'unlink q(x)'", H),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -31,15 +32,23 @@ def _parallel_command(args: list[str]) -> tuple[list[str], int]:
     return args[i:sep], sep
 
 
+_GIVEN_LIMIT = 16
+
+
 def _parallel(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     """GNU parallel runs `COMMAND ARG` through a shell for each input argument; with no command,
     each argument is itself a command."""
     yield from _command_options(cmd, w)
     args = cmd.args
     command, sep = _parallel_command(args)
+    given = [a for a in args[sep + 1 :] if a not in _PARALLEL_SEPARATORS]
     if command:
-        text = " ".join(command)
+        text = " ".join(command)  # parallel runs the words joined, through a shell
         yield from w.run_string(text, None, cmd, input_marker="{" if "{" in text else "")
+        if args[sep : sep + 1] == [":::"]:  # the arguments are on the line too: judge it with each (quoted)
+            for a in given[:_GIVEN_LIMIT]:
+                quoted = shlex.quote(a)
+                yield from w.run_string(text.replace("{}", quoted) if "{}" in text else f"{text} {quoted}", None, cmd)
     elif args[sep : sep + 1] == [":::"]:
         for a in args[sep + 1 :]:
             if a not in _PARALLEL_SEPARATORS:
