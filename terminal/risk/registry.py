@@ -55,6 +55,8 @@ def register(
     alone: Rule | None = None,
     tags: Iterable[str] = (),
 ) -> RuleSpec:
+    if not names or not benign or not harmful:
+        raise ValueError(f"rule {names or family!r} needs command names and benign and harmful examples")
     spec = RuleSpec(family, tuple(names), check, summary, dict(benign), dict(harmful), input_args, start, alone,
                     frozenset(tags))
     SPECS.append(spec)

@@ -2,10 +2,22 @@
 
 import pytest
 
-from terminal.risk import assess
+from terminal.risk import Risk, assess
 from terminal.risk.registry import SPECS
 
 EXAMPLES = [(spec.family, line, risk) for spec in SPECS for line, risk in {**spec.benign, **spec.harmful}.items()]
+
+
+def test_a_rule_without_examples_cannot_be_registered():
+    from terminal.risk.registry import register
+
+    before = len(SPECS)
+    with pytest.raises(ValueError, match="benign and harmful examples"):
+        register("newtool", family="misc", check=lambda cmd, w: iter(()), summary="x", benign={}, harmful={})
+    with pytest.raises(ValueError):
+        register("newtool", family="misc", check=lambda cmd, w: iter(()), summary="x",
+                 benign={"newtool --help": Risk.SAFE}, harmful={})
+    assert len(SPECS) == before
 
 
 def test_every_registered_rule_has_a_benign_and_a_harmful_example():
