@@ -42,15 +42,17 @@ def _disk_tool(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
 
 def _dd(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
     for a in cmd.args:
-        if a.startswith("of="):
+        if a.startswith("of=") and _dynamic(a):
+            yield Hit(Risk.HIGH, "dd writes to a target chosen at run time")
+        elif a.startswith("of="):
             yield from _write_target(norm_path(a[3:])[0], "dd writes")
 
 
 register("dd", family="devices", check=_dd,
          input_args=Hit(Risk.DANGEROUS, "dd with operands from its input can overwrite a device"),
-         summary="`dd of=` a block device or account file DANGEROUS, a system file HIGH",
+         summary="`dd of=` a block device or account file DANGEROUS, a system file or a target chosen at run time HIGH",
          benign={"dd if=/dev/zero of=disk.img bs=1M count=1": Risk.SAFE},
-                  harmful={"dd if=x of=/dev/sda": Risk.DANGEROUS})
+         harmful={"dd if=x of=$(pick-disk)": Risk.HIGH, "dd if=x of=/dev/sda": Risk.DANGEROUS})
 register("mkfs", "mke2fs", "mkswap", "fdisk", "sfdisk", "cfdisk", "gdisk", "sgdisk", "parted", "wipefs", "blkdiscard",
          "mkdosfs", "mkntfs", family="devices", check=_disk_tool,
          input_args=Hit(Risk.DANGEROUS, "formats, partitions or wipes a device named by its input"),
