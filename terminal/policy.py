@@ -1,8 +1,11 @@
 """Security levels: what each one blocks or warns about. Pure: no I/O, no Django.
 
-`decide(level, assessment)` turns a risk assessment (terminal/risk.py) into a verdict.
-RESTRICTED also refuses what would let a user slip past the command hook: nested
-interactive shells and REPLs, and interpreters running files, piped scripts or inline code.
+`decide(level, assessment)` turns a risk assessment (terminal/risk/) into a verdict.
+RESTRICTED also refuses what would let a user slip past the command hook: nested interactive
+shells and REPLs, inline interpreter code, and settings that make other programs load code from
+files the line does not show (PATH=., PYTHONPATH, vim -S, gdb -x). Scripts and programs run from
+files are allowed there: the session's sandbox contains them (docs/security.md), and ordinary
+work (`python3 script.py`, `make`, `./configure`) needs them.
 """
 
 from __future__ import annotations
@@ -48,13 +51,14 @@ LEVEL_POLICY: dict[Level, LevelPolicy] = {
     ),
     Level.RESTRICTED: LevelPolicy(
         description=(
-            "Blocks HIGH and DANGEROUS commands and anything that cannot be parsed, plus nested "
-            "interactive shells and REPLs and interpreters running files, piped scripts or inline code."
+            "Blocks HIGH and DANGEROUS commands and anything that cannot be parsed or is too complex to "
+            "assess, plus nested interactive shells and REPLs, interpreters running inline code, and settings "
+            "that make programs load code from files the line does not show."
         ),
         blocks=frozenset({Risk.HIGH, Risk.DANGEROUS}),
         warns=frozenset(),
         block_unparsed=True,
-        blocked_traits=frozenset({Trait.NESTED_SHELL, Trait.SCRIPT_FILE, Trait.INLINE_CODE}),
+        blocked_traits=frozenset({Trait.NESTED_SHELL, Trait.INLINE_CODE, Trait.LOADS_CODE}),
     ),
 }
 
@@ -62,6 +66,7 @@ _TRAIT_REASONS = {
     Trait.NESTED_SHELL: "nested interactive shells and interpreters are not allowed at RESTRICTED",
     Trait.SCRIPT_FILE: "running scripts and program files is not allowed at RESTRICTED",
     Trait.INLINE_CODE: "interpreters running inline code are not allowed at RESTRICTED",
+    Trait.LOADS_CODE: "making programs load code from files the line does not show is not allowed at RESTRICTED",
 }
 
 

@@ -61,14 +61,8 @@ def test_unknown_level_is_rejected():
     [
         "bash",
         "python3",
-        "python x.py",
-        "bash script.sh",
-        "source env.sh",
-        ". ./env.sh",
         "python -c 'print(1)'",
         "perl -e 1",
-        "cat x.sh | bash",
-        "./run.sh",
         "node",
     ],
 )
@@ -76,6 +70,13 @@ def test_restricted_blocks_nested_shells_interpreters_and_inline_code(line):
     assessment = assess(line)
     assert decide(RESTRICTED, assessment).blocked
     assert not decide(ELEVATED, assessment).blocked
+
+
+@pytest.mark.parametrize(
+    "line", ["python x.py", "python3 script.py", "bash script.sh", "source env.sh", ". ./env.sh", "./run.sh"]
+)
+def test_restricted_allows_scripts_from_files_which_the_sandbox_contains(line):
+    assert not decide(RESTRICTED, assess(line)).blocked
 
 
 def test_restricted_blocks_unparseable_lines():

@@ -1,0 +1,270 @@
+"""Paths, command names and option parsing shared by the rules."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable
+from contextvars import ContextVar
+
+_PART_CHARS = 120  # how much of a command a reason quotes
+
+
+_HARMLESS_DEVICES = re.compile(
+    r"^/dev/(null|zero|full|random|urandom|stdin|stdout|stderr|tty\w*|pts/.*|fd/.*|shm/.*|console)$"
+)
+
+
+_NET_DEVICE = re.compile(r"^/dev/(tcp|udp)/")
+
+
+_ROOT_LIKE = {"/", "~", "$HOME", "${HOME}", "/root", "/home"}
+
+
+_SYSTEM_DIRS = {
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/snap",
+    "/srv",
+    "/sys",
+    "/usr",
+    "/usr/bin",
+    "/usr/include",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/libexec",
+    "/usr/local",
+    "/usr/sbin",
+    "/usr/share",
+    "/var",
+    "/var/lib",
+    "/var/log",
+    "/var/mail",
+    "/var/spool",
+}
+
+
+_SYSTEM_PREFIXES = ("/bin/", "/boot/", "/etc/", "/lib/", "/lib32/", "/lib64/", "/sbin/", "/usr/")
+
+
+_PROTECTED_FILE = re.compile(r"^/etc/(passwd|shadow|group|gshadow|sudoers)(-)?$|^/etc/sudoers\.d(/|$)")
+
+
+_SECRET = re.compile(
+    r"\.ssh/?$|\.ssh/(id_[^/]*|[^/]*_key|[^/]*\.pem)$(?<!\.pub)"
+    r"|/etc/(shadow|gshadow|sudoers)\b|/etc/ssh/ssh_host_[^/]*_key$"
+    r"|\.aws/credentials|\.netrc$|\.pgpass$|\.git-credentials$|\.gnupg(/|$)|\.kube/config$"
+    r"|\.docker/config\.json$|\.(pem|key|p12|pfx)$"
+)
+
+
+# The terminal's hook: a DEBUG trap calling functions named __autobot_*, variables AUTOBOT_* /
+# __AUTOBOT_*, PROMPT_COMMAND, and its rc file (terminal/bin/autobot.bashrc).
+_HOOK_NAME = re.compile(r"^(__autobot_|__AUTOBOT_|AUTOBOT_|PROMPT_COMMAND$)")
+
+
+# Builtins the hook relies on: a function or alias with one of these names could hijack it.
+_HOOK_BUILTINS = {
+    "trap",
+    "shopt",
+    "set",
+    "unset",
+    "builtin",
+    "command",
+    "declare",
+    "typeset",
+    "local",
+    "enable",
+    "eval",
+    "source",
+    ".",
+    "exec",
+    "history",
+    "read",
+    "printf",
+    "return",
+    "export",
+    "readonly",
+    "alias",
+    "unalias",
+    "fc",
+    "type",
+}
+
+
+def canonical(word: str) -> str:
+    """`/usr/bin/python3.11` -> `python`, `mkfs.ext4` -> `mkfs`: the key into RULES."""
+    name = word.rsplit("/", 1)[-1] if "/" in word.rstrip("/") else word
+    if name.startswith("mkfs."):
+        return "mkfs"
+    m = re.fullmatch(r"(python|pypy|perl|ruby|php|lua|node)[\d.]*", name)
+    return m.group(1) if m else name
+
+
+# The directory the line's commands run in, when the line says (`cd /dev; mkfs.ext4 sda`), or the
+# caller knows; None: unknown, and relative paths are judged as they are written.
+CWD: ContextVar[str | None] = ContextVar("CWD", default=None)
+# Symbolic links made earlier on the line (`ln -s /dev/sda d; mkfs.ext4 d`): link -> target.
+LINKS: ContextVar[dict[str, str] | None] = ContextVar("LINKS", default=None)
+
+
+def _follow_links(p: str) -> str:
+    links = LINKS.get()
+    for _ in range(8):  # a chain of links, not a loop
+        hit = next((k for k in links or () if p == k or p.startswith(k.rstrip("/") + "/")), None)
+        if hit is None:
+            return p
+        p = links[hit] + p[len(hit) :]
+    return p
+
+
+def norm_path(p: str) -> tuple[str, bool]:
+    """Normalise a path operand; the flag says it ended in `/*` (all of the directory's contents)."""
+    p = re.sub(r"/{2,}", "/", p.strip())
+    cwd = CWD.get()
+    if cwd and p and not p.startswith(("/", "~", "$", "-")):
+        p = posixpath.join(cwd, p)
+    glob_all = p.endswith("/*") or p == "*"
+    if p.endswith("/*"):
+        p = p[:-2] or "/"
+    while len(p) > 1 and (p.endswith("/") or p.endswith("/.")):
+        p = p[:-2] if p.endswith("/.") else p[:-1]
+    if p.startswith("/"):
+        p = posixpath.normpath(p)
+        p = "/" if p.startswith("//") else p
+    return _follow_links(p), glob_all
+
+
+def remember_link(target: str, name: str) -> None:
+    """`ln -s TARGET NAME`: later paths through NAME are judged as TARGET."""
+    links = LINKS.get()
+    if links is not None and target and name and not re.search(r"[$`*?]", target + name):
+        links[norm_path(name)[0]] = norm_path(target)[0]
+
+
+def is_root_or_home(p: str) -> bool:
+    return p in _ROOT_LIKE or bool(re.fullmatch(r"~\w[\w.-]*|/home/[^/$*]+", p))
+
+
+def is_critical(p: str) -> bool:
+    """`/`, a home directory, an account file or a top-level system directory."""
+    return is_root_or_home(p) or p in _SYSTEM_DIRS or bool(_PROTECTED_FILE.match(p))
+
+
+def is_device(p: str) -> bool:
+    return p.startswith("/dev/") and not _HARMLESS_DEVICES.match(p) and not _NET_DEVICE.match(p)
+
+
+def is_hook_file(path: str) -> bool:
+    """The hook's rc file: named autobot-hook*/autobot*rc, or hook*/bashrc/rc in an autobot dir."""
+    base = path.rsplit("/", 1)[-1].lower()
+    if re.match(r"^\.?autobot[-_.]?(hook|rc|bashrc)", base):
+        return True
+    return "autobot" in path.lower() and bool(re.fullmatch(r"\.?(hook([-_.]\w+)?|(bash)?rc)", base))
+
+
+def is_secret(arg: str) -> bool:
+    return bool(_SECRET.search(arg))
+
+
+def _dynamic(s: str) -> bool:
+    return "$" in s or "`" in s
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _PART_CHARS else text[: _PART_CHARS - 1] + "…"
+
+
+def split_options(
+    args: list[str], values: str = "", long_values: Iterable[str] = (), numeric: bool = False
+) -> tuple[set[str], list[str], int]:
+    """Parse leading options like getopt: (option letters / long names, their values, index of
+    the first operand). `values` are short options that take an argument."""
+    opts: set[str] = set()
+    vals: list[str] = []
+    long_values = set(long_values)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return opts, vals, i + 1
+        if a.startswith("--"):
+            name, eq, val = a[2:].partition("=")
+            opts.add(name)
+            if name in long_values and not eq:
+                i += 1
+                vals.append(args[i] if i < len(args) else "")
+            elif eq:
+                vals.append(val)
+        elif a.startswith("-") and len(a) > 1:
+            if numeric and a[1:].isdigit():
+                i += 1
+                continue
+            for j, ch in enumerate(a[1:], 1):
+                opts.add(ch)
+                if ch in values:
+                    if j + 1 < len(a):
+                        vals.append(a[j + 1 :])
+                    else:
+                        i += 1
+                        vals.append(args[i] if i < len(args) else "")
+                    break
+        else:
+            return opts, vals, i
+        i += 1
+    return opts, vals, i
+
+
+def option_values(
+    args: list[str], short: str = "", long: Iterable[str] = (), *, takes: str = "", attached_only: bool = False
+) -> list[str]:
+    """Values of the options `short`/`long` anywhere in args, GNU style (`-xV`, `-x V`, `--long=V`,
+    `--long V`), not stopping at operands. `takes` are the program's other short options that take
+    a value (so a value is not read as options). `attached_only`: the value is optional and only
+    counts when attached (`-Ocmd`, `--opt=cmd`)."""
+    found: list[str] = []
+    long = set(long)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            break
+        if a.startswith("--"):
+            name, eq, val = a[2:].partition("=")
+            if name in long and (eq or not attached_only):
+                if not eq:
+                    i += 1
+                    val = args[i] if i < len(args) else ""
+                found.append(val)
+        elif a.startswith("-") and len(a) > 1:
+            for j, ch in enumerate(a[1:], 1):
+                if ch in short or ch in takes:
+                    val = a[j + 1 :]
+                    if not val and not (ch in short and attached_only):
+                        i += 1
+                        val = args[i] if i < len(args) else ""
+                    if ch in short and val:
+                        found.append(val)
+                    break
+        i += 1
+    return found
+
+
+def _first_operand(args: list[str], values: str = "", long_values: Iterable[str] = ()) -> str:
+    _, _, i = split_options(args, values, long_values)
+    return args[i] if i < len(args) else ""

@@ -1,0 +1,28 @@
+"""Rule families. Importing this package registers every rule (see terminal/risk/registry.py)."""
+
+from terminal.risk.rules import (  # noqa: F401 - imported for their register() calls
+    archives,
+    common,
+    containers,
+    databases,
+    devices,
+    editors,
+    files,
+    firewall,
+    git,
+    hook,
+    kernel,
+    network,
+    options,
+    packages,
+    pagers,
+    parallel,
+    processes,
+    scheduling,
+    sed,
+    services,
+    shells,
+    users,
+    variables,
+    wrappers,
+)

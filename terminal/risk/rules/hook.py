@@ -1,0 +1,152 @@
+"""Tampering with the terminal's command hook (builtins, traps, shell options)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from terminal.risk.model import Cmd, Hit, Risk
+from terminal.risk.paths import _HOOK_NAME, _dynamic, option_values, split_options
+from terminal.risk.registry import RUNS_UNSEEN, register
+from terminal.risk.rules.variables import _assignments, _base_name, _names_code
+
+if TYPE_CHECKING:
+    from terminal.risk.walker import _Walker
+
+
+def _history(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    opts, _, _ = split_options(cmd.args, "d")
+    if opts & {"c", "d"}:
+        yield Hit(Risk.MODERATE, "clears the shell history")
+
+
+def _bind(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """`bind -x 'KEYSEQ: COMMAND'` runs COMMAND whenever the key is pressed."""
+    for spec in option_values(cmd.args, "x", takes="mfqur"):
+        m = re.match(r'\s*("(?:[^"\\]|\\.)*"|[^:]*)\s*:\s*(.*)$', spec, re.S)
+        command = m.group(2).strip() if m else ""
+        if len(command) > 1 and command[0] == command[-1] and command[0] in "\"'":
+            command = command[1:-1]
+        if not m:
+            yield Hit(Risk.HIGH, "binds a key to a command that cannot be assessed")
+        elif command:
+            yield from w.run_string(command, None, cmd)
+
+
+def _complete(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """complete/compgen -C CMD and -F FUNC run code when completing; -W words are expanded then."""
+    takes = "oAGWXPSCF"
+    for value in option_values(cmd.args, "C", takes=takes):
+        yield from w.run_string(value, None, cmd)
+    for value in option_values(cmd.args, "F", takes=takes):
+        # a function defined elsewhere (judged where it is defined), unless it is not a plain name
+        if not re.fullmatch(r"[\w:.-]+", value) or _HOOK_NAME.match(value):
+            yield from w.run_string(value, None, cmd)
+    for words in option_values(cmd.args, "W", takes=takes):
+        if "$" in words or "`" in words:
+            yield from w.run_string(f"echo {words}", None, cmd)
+
+
+def _trap(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    if cmd.args[:1] in (["-p"], ["-l"]) or not cmd.args:
+        return
+    args = cmd.args[1:] if cmd.args[0] == "--" else cmd.args
+    signals = {re.sub(r"^SIG", "", a.upper()) for a in args}
+    if "DEBUG" in signals:
+        yield Hit(Risk.DANGEROUS, "replaces or removes the DEBUG trap that runs the terminal's command hook")
+    elif len(args) > 1 and args[0] not in {"-", ""}:  # the action runs later, when the signal comes
+        yield from w.run_string(args[0], None, cmd)
+
+
+def _mapfile(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    # mapfile/readarray -C CALLBACK: bash runs the callback as a command string.
+    args, i = cmd.args, 0
+    while i < len(args) and args[i].startswith("-") and args[i] not in ("-", "--"):
+        a = args[i]
+        for j, ch in enumerate(a[1:], 1):
+            if ch in "dnOsucC":
+                value = a[j + 1 :]
+                if not value:
+                    i += 1
+                    value = args[i] if i < len(args) else ""
+                if ch == "C":
+                    yield from w.run_string(value, None, cmd)
+                break
+        i += 1
+
+
+def _shopt(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    opts, _, i = split_options(cmd.args)
+    if "u" in opts and {"extdebug", "functrace"} & set(cmd.args[i:]):
+        yield Hit(Risk.DANGEROUS, "turns off extdebug/functrace that the terminal's command hook needs")
+
+
+def _set(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    args = cmd.args
+    for n, a in enumerate(args):
+        if a.startswith("+") and "T" in a and a != "+o" or (a == "+o" and args[n + 1 : n + 2] == ["functrace"]):
+            yield Hit(Risk.DANGEROUS, "turns off functrace that the terminal's command hook needs")
+            return
+        if a == "+o" and args[n + 1 : n + 2] == ["history"]:
+            yield Hit(Risk.MODERATE, "turns off the shell history")
+
+
+def _unset(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    _, _, i = split_options(cmd.args)
+    if any(_HOOK_NAME.match(a) for a in cmd.args[i:]):
+        yield Hit(Risk.DANGEROUS, "unsets the terminal's command hook")
+
+
+def _declare(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    opts, _, i = split_options(cmd.args)
+    operands = cmd.args[i:]
+    printing = bool(opts) and opts <= {"p", "f", "F"} and not any("=" in a for a in operands)
+    if not printing and any(_HOOK_NAME.match(_base_name(a.split("=")[0])) for a in operands):
+        yield Hit(Risk.DANGEROUS, f"{cmd.name} changes the terminal's command hook variables or functions")
+    elif "n" in opts and cmd.name in {"declare", "typeset", "local"}:
+        yield from _namerefs(cmd.name, operands)
+    elif not printing:
+        yield from _assignments(cmd, w, operands, 1 + i)
+
+
+def _namerefs(builtin: str, operands: list[str]) -> Iterator[Hit]:
+    """`declare -n ref=GIT_PAGER`: later assignments to ref set GIT_PAGER, out of the rules' sight."""
+    for operand in operands:
+        name, eq, target = operand.partition("=")
+        target = _base_name(target)
+        if _HOOK_NAME.match(target):
+            yield Hit(Risk.DANGEROUS, f"{builtin} -n makes {name} another name for {target}, a variable of the "
+                      "terminal's command hook")
+        elif not eq:
+            yield Hit(Risk.HIGH, f"{builtin} -n {name} without a target takes its target from the next assignment, "
+                      "which cannot be assessed")
+        elif _dynamic(target) or _names_code(target):
+            yield Hit(Risk.HIGH, f"{builtin} -n makes {name} another name for {target}, so what is later assigned "
+                      "to it cannot be assessed")
+
+
+register("history", family="hook", check=_history, summary="`history -c`/`-d` MODERATE",
+         benign={"history": Risk.SAFE}, harmful={"history -c": Risk.MODERATE})
+register("bind", family="hook", check=_bind, input_args=RUNS_UNSEEN, summary="`bind -x 'KEY: CMD'` judged as CMD",
+         benign={"bind -l": Risk.SAFE}, harmful={"bind -x '\"\\C-t\": rm -rf /'": Risk.DANGEROUS})
+register("complete", "compgen", family="hook", check=_complete, input_args=RUNS_UNSEEN,
+         summary="`complete -C CMD`, `-F FUNC` of the hook, `-W '$(…)'` judged as the command",
+         benign={"complete -p": Risk.SAFE}, harmful={"complete -C 'rm -rf /' ls": Risk.DANGEROUS})
+register("trap", family="hook", check=_trap, input_args=RUNS_UNSEEN,
+         summary="a DEBUG trap that resets or replaces the hook DANGEROUS; other trap actions judged as commands",
+         benign={"trap 'echo bye' EXIT": Risk.SAFE}, harmful={"trap - DEBUG": Risk.DANGEROUS})
+register("mapfile", "readarray", family="hook", check=_mapfile, input_args=RUNS_UNSEEN,
+         summary="`mapfile -C CALLBACK` judged as the callback", benign={"mapfile lines < notes.txt": Risk.SAFE},
+         harmful={"mapfile -C 'rm -rf /' -c 1 x < notes.txt": Risk.DANGEROUS})
+register("shopt", family="hook", check=_shopt, input_args=RUNS_UNSEEN, summary="`shopt -u extdebug` DANGEROUS",
+         benign={"shopt -s globstar": Risk.SAFE}, harmful={"shopt -u extdebug": Risk.DANGEROUS})
+register("set", family="hook", check=_set, input_args=RUNS_UNSEEN,
+         summary="`set +T`/`+o functrace` DANGEROUS; `set +o history` MODERATE",
+         benign={"set -e": Risk.SAFE}, harmful={"set +T": Risk.DANGEROUS})
+register("unset", family="hook", check=_unset, input_args=RUNS_UNSEEN,
+         summary="unsetting the hook's functions or variables DANGEROUS", benign={"unset FOO": Risk.SAFE},
+         harmful={"unset -f __autobot_hook": Risk.DANGEROUS})
+register("declare", "typeset", "local", "export", "readonly", family="hook", check=_declare, input_args=RUNS_UNSEEN,
+         summary="declaring the hook's variables DANGEROUS; variables programs run judged as their values",
+         benign={"export FOO=1": Risk.SAFE}, harmful={"export PROMPT_COMMAND=x": Risk.DANGEROUS})
