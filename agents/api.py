@@ -10,6 +10,7 @@ from pydantic import Field
 from agents import services
 from agents.schemas import (
     MESSAGE_IN_OPENAPI,
+    AgentFailureOut,
     AgentListOut,
     AgentOut,
     MessageAcceptedOut,
@@ -51,7 +52,7 @@ async def message_list(request, filters: Query[LogQuery]):
 
 @router.post(
     "/messages",
-    response={200: dict, 202: MessageAcceptedOut, 502: dict},
+    response={200: dict, 202: MessageAcceptedOut, 502: AgentFailureOut},
     summary="Send a REQUEST, NOTIFICATION or BROADCAST (with ?wait=true, wait for the answer)",
     openapi_extra=MESSAGE_IN_OPENAPI,
 )

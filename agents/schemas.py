@@ -1,7 +1,9 @@
 from datetime import datetime
 from uuid import UUID
 
-from ninja import Schema
+from ninja import Field, Schema
+
+from autobot.errors import Error
 
 
 class AgentOut(Schema):
@@ -43,6 +45,10 @@ class MessageLogOut(Schema):
 class MessageLogListOut(Schema):
     items: list[MessageLogOut]
     count: int
+
+
+class AgentFailureOut(Error):
+    message: dict = Field(description="the ERROR message the agent answered with")
 
 
 class MessageAcceptedOut(Schema):

@@ -1,17 +1,17 @@
 from ninja import Field, Schema
 
 
-class SessionIn(Schema):
+class ChatSessionIn(Schema):
     title: str = Field("", max_length=200)
     model: str = Field("", max_length=200, description='"<provider>/<model>"; empty for the default')
 
 
-class SessionPatch(Schema):
+class ChatSessionPatch(Schema):
     title: str | None = Field(None, max_length=200)
     model: str | None = Field(None, max_length=200)
 
 
-class SessionOut(Schema):
+class ChatSessionOut(Schema):
     id: str
     title: str
     model: str
@@ -20,8 +20,8 @@ class SessionOut(Schema):
     generating: bool
 
 
-class SessionList(Schema):
-    items: list[SessionOut]
+class ChatSessionList(Schema):
+    items: list[ChatSessionOut]
     count: int
 
 
@@ -32,14 +32,14 @@ class Citation(Schema):
     snippet: str = ""
 
 
-class MessageIn(Schema):
+class ChatMessageIn(Schema):
     # The length limit is a setting, checked in the service so REST and WebSocket agree.
     content: str
     use_knowledge: bool = True
     model: str | None = Field(None, max_length=200)
 
 
-class MessageOut(Schema):
+class ChatMessageOut(Schema):
     id: int
     session_id: str
     role: str
@@ -57,8 +57,8 @@ class MessageOut(Schema):
     created: str
 
 
-class MessageList(Schema):
-    items: list[MessageOut]
+class ChatMessageList(Schema):
+    items: list[ChatMessageOut]
     count: int
 
 
@@ -80,8 +80,3 @@ class ModelList(Schema):
 
 class CancelOut(Schema):
     cancelled: bool = Field(description="false when no answer was being generated")
-
-
-class ErrorOut(Schema):
-    detail: str
-    code: str

@@ -20,7 +20,7 @@ from autobot.http import client_ip
 from files import services
 from files.asgi import SCOPE_KEY, ClientDisconnected
 from files.responses import file_response
-from files.schemas import EntryOut, ListOut, MkdirIn, MoveIn, PreviewOut, UploadOut
+from files.schemas import FileEntryOut, FileListOut, MkdirIn, MoveIn, PreviewOut, UploadOut
 
 router = Router(tags=["files"])
 
@@ -47,7 +47,7 @@ _UPLOAD_BODY = {
 }
 
 
-@router.get("/", response=ListOut, summary="List a folder (folders first, then by name)")
+@router.get("/", response=FileListOut, summary="List a folder (folders first, then by name)")
 async def entries_list(
     request,
     path: str = "",
@@ -61,20 +61,20 @@ async def entries_list(
     return {"items": items, "count": count, "path": path, "area": name}
 
 
-@router.delete("/", response=EntryOut, summary="Delete a file, or a folder (non-empty ones need recursive=true)")
+@router.delete("/", response=FileEntryOut, summary="Delete a file, or a folder (non-empty ones need recursive=true)")
 async def entry_delete(request, path: str, recursive: bool = False, area: str | None = AREA):
     return await services.entry_delete(
         user=request.auth, path=path, recursive=recursive, area=area, ip=client_ip(request)
     )
 
 
-@router.post("/mkdir", response={201: EntryOut}, summary="Make a folder")
+@router.post("/mkdir", response={201: FileEntryOut}, summary="Make a folder")
 async def dir_make(request, payload: MkdirIn, area: str | None = AREA):
     entry = await services.dir_make(user=request.auth, path=payload.path, area=area, ip=client_ip(request))
     return Status(201, entry)
 
 
-@router.post("/move", response=EntryOut, summary="Move or rename (dst is the full new path)")
+@router.post("/move", response=FileEntryOut, summary="Move or rename (dst is the full new path)")
 async def entry_move(request, payload: MoveIn, area: str | None = AREA):
     return await services.entry_move(
         user=request.auth,

@@ -3,7 +3,7 @@ from datetime import datetime
 from ninja import Field, Schema
 
 
-class EntryOut(Schema):
+class FileEntryOut(Schema):
     name: str
     path: str = Field(description="relative to the area root, '/'-separated")
     type: str = Field(description="dir | file | symlink | other")
@@ -12,8 +12,8 @@ class EntryOut(Schema):
     mime_type: str
 
 
-class ListOut(Schema):
-    items: list[EntryOut]
+class FileListOut(Schema):
+    items: list[FileEntryOut]
     count: int
     path: str
     area: str = Field(description="whose files area this is (a username)")
@@ -32,13 +32,13 @@ class MoveIn(Schema):
 
 
 class UploadOut(Schema):
-    items: list[EntryOut]
+    items: list[FileEntryOut]
     count: int
 
 
 class PreviewOut(Schema):
     kind: str = Field(description="text | image | none (metadata only)")
-    entry: EntryOut
+    entry: FileEntryOut
     text: str | None = None
     encoding: str | None = None
     truncated: bool = False

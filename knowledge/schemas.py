@@ -3,12 +3,7 @@ from datetime import datetime
 from ninja import Field, Schema
 
 
-class ErrorOut(Schema):
-    detail: str
-    code: str
-
-
-class EntryIn(Schema):
+class KnowledgeEntryIn(Schema):
     title: str = Field("", max_length=300, description="empty: taken from the first line")
     content: str = Field(..., min_length=1)
     category: str = Field("", max_length=100)
@@ -16,7 +11,7 @@ class EntryIn(Schema):
     shared: bool = False
 
 
-class EntryPatch(Schema):
+class KnowledgeEntryPatch(Schema):
     title: str | None = Field(None, max_length=300)
     content: str | None = None
     category: str | None = Field(None, max_length=100)
@@ -24,7 +19,7 @@ class EntryPatch(Schema):
     shared: bool | None = None
 
 
-class EntrySummaryOut(Schema):
+class KnowledgeEntrySummaryOut(Schema):
     id: int
     title: str
     source_type: str
@@ -39,19 +34,19 @@ class EntrySummaryOut(Schema):
     updated_at: datetime
 
 
-class EntryOut(EntrySummaryOut):
+class KnowledgeEntryOut(KnowledgeEntrySummaryOut):
     content: str
     can_edit: bool
 
 
-class EntryList(Schema):
-    items: list[EntrySummaryOut]
+class KnowledgeEntryList(Schema):
+    items: list[KnowledgeEntrySummaryOut]
     count: int
 
 
 class DocumentOut(Schema):
     outcome: str = Field(description="created | updated | unchanged | duplicate")
-    entry: EntryOut
+    entry: KnowledgeEntryOut
 
 
 class SearchResultOut(Schema):

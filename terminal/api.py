@@ -24,12 +24,12 @@ from terminal.schemas import (
     InfoOut,
     InputIn,
     LevelOut,
-    SessionIn,
-    SessionList,
-    SessionOut,
-    SessionPatch,
     SignalIn,
     SignalOut,
+    TerminalSessionIn,
+    TerminalSessionList,
+    TerminalSessionOut,
+    TerminalSessionPatch,
 )
 
 router = Router(tags=["terminal"])
@@ -116,7 +116,7 @@ async def assess(request, body: AssessIn):
     return await services.command_assess(user=request.auth, command=body.command, level=body.security_level)
 
 
-@router.get("/sessions", response=SessionList, summary="Your terminal sessions (staff: everyone's)")
+@router.get("/sessions", response=TerminalSessionList, summary="Your terminal sessions (staff: everyone's)")
 async def session_list(
     request,
     status: str | None = Query(None, description="live | running | detached | ended"),
@@ -129,8 +129,8 @@ async def session_list(
     return {"items": [_session_out(s) for s in items], "count": count}
 
 
-@router.post("/sessions", response={201: SessionOut}, summary="Open a session (a new bash on a PTY)")
-async def session_open(request, body: SessionIn):
+@router.post("/sessions", response={201: TerminalSessionOut}, summary="Open a session (a new bash on a PTY)")
+async def session_open(request, body: TerminalSessionIn):
     session = await services.session_open(
         user=request.auth,
         title=body.title,
@@ -142,13 +142,13 @@ async def session_open(request, body: SessionIn):
     return Status(201, _session_out(session))
 
 
-@router.get("/sessions/{session_id}", response=SessionOut, summary="One session")
+@router.get("/sessions/{session_id}", response=TerminalSessionOut, summary="One session")
 async def session_get(request, session_id: str):
     return _session_out(await services.session_get(user=request.auth, session_id=session_id))
 
 
-@router.patch("/sessions/{session_id}", response=SessionOut, summary="Rename, or change the security level")
-async def session_update(request, session_id: str, body: SessionPatch):
+@router.patch("/sessions/{session_id}", response=TerminalSessionOut, summary="Rename, or change the security level")
+async def session_update(request, session_id: str, body: TerminalSessionPatch):
     session = await services.session_update(
         user=request.auth,
         session_id=session_id,
@@ -159,7 +159,7 @@ async def session_update(request, session_id: str, body: SessionPatch):
     return _session_out(session)
 
 
-@router.delete("/sessions/{session_id}", response=SessionOut, summary="End a session (its shell is hung up)")
+@router.delete("/sessions/{session_id}", response=TerminalSessionOut, summary="End a session (its shell is hung up)")
 async def session_close(request, session_id: str):
     session = await services.session_close(user=request.auth, session_id=session_id, client_ip=client_ip(request))
     return _session_out(session)

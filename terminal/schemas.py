@@ -7,7 +7,7 @@ LevelName = Literal["STANDARD", "ELEVATED", "RESTRICTED"]
 SignalName = Literal["SIGINT", "SIGTERM", "SIGKILL", "SIGSTOP", "SIGCONT"]
 
 
-class SessionIn(Schema):
+class TerminalSessionIn(Schema):
     title: str = Field("", max_length=200, examples=["deploy checks"])
     security_level: LevelName = Field(
         "RESTRICTED", description="non-staff users may only use RESTRICTED", examples=["RESTRICTED"]
@@ -16,14 +16,14 @@ class SessionIn(Schema):
     rows: int = Field(24, ge=1, le=500)
 
 
-class SessionPatch(Schema):
+class TerminalSessionPatch(Schema):
     title: str | None = Field(None, max_length=200, examples=["renamed"])
     security_level: LevelName | None = Field(
         None, description="stricter at any time; less strict only for staff", examples=["RESTRICTED"]
     )
 
 
-class SessionOut(Schema):
+class TerminalSessionOut(Schema):
     id: str
     title: str
     owner: str
@@ -42,8 +42,8 @@ class SessionOut(Schema):
     recording: str = Field(description="path of the asciicast v2 recording")
 
 
-class SessionList(Schema):
-    items: list[SessionOut]
+class TerminalSessionList(Schema):
+    items: list[TerminalSessionOut]
     count: int
 
 
