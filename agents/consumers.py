@@ -36,7 +36,7 @@ from agents.protocol import (
     verify_signature,
 )
 from autobot.errors import AppError
-from autobot.http import scope_ip
+from autobot.http import json_loads, scope_ip
 
 log = logging.getLogger("agents.consumers")
 
@@ -147,7 +147,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     def parse(self, text: str) -> tuple[Message, dict]:
         try:
-            raw = json.loads(text)
+            raw = json_loads(text)
         except ValueError as exc:
             raise FrameError("invalid_json", f"malformed JSON: {exc}") from None
         try:

@@ -31,7 +31,8 @@ from agents.bus import (
 from agents.models import Agent, AgentMessage
 from agents.protocol import NAME_PATTERN, Message, MessageType, ProtocolError, parse_message, payload_size
 from autobot import audit
-from autobot.errors import Forbidden, InvalidInput, LimitExceeded, NotFound, Timeout, Unavailable
+from autobot.errors import BadRequest, Forbidden, InvalidInput, LimitExceeded, NotFound, Timeout, Unavailable
+from autobot.http import json_loads
 from autobot.lanes import spawn
 
 log = logging.getLogger("agents")
@@ -304,9 +305,9 @@ def protocol_error(exc: ProtocolError) -> Exception:
 def api_message(user, raw: bytes | str) -> Message:
     """A message posted to the API: the server fills message_id, sender_id and timestamp."""
     try:
-        data = json.loads(raw or b"")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"malformed JSON: {exc}", code="invalid_json") from None
+        data = json_loads(raw or b"")
+    except (ValueError, UnicodeDecodeError) as exc:  # too deep is refused before parsing
+        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict) or not isinstance(data.get("header"), dict):
         raise InvalidInput("the body must be a message object with header and payload", code="invalid_message")
     header = {k: v for k, v in data["header"].items() if k not in ("message_id", "sender_id", "timestamp")}

@@ -89,7 +89,8 @@ class Error(Schema):
 
 
 class ValidationErrorOut(Error):
-    errors: list[ErrorDetail] = Field(description="one item per invalid value")
+    errors: list[ErrorDetail] = Field(default_factory=list,
+                                      description="one item per invalid value (when the request failed the schema)")
 
 
 def errors(*statuses: int) -> dict[int, type[Schema]]:

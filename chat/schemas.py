@@ -1,12 +1,14 @@
 from ninja import Field, Schema
 
+from autobot.schemas import NOT_BLANK, StrictSchema
 
-class ChatSessionIn(Schema):
+
+class ChatSessionIn(StrictSchema):
     title: str = Field("", max_length=200)
     model: str = Field("", max_length=200, description='"<provider>/<model>"; empty for the default')
 
 
-class ChatSessionPatch(Schema):
+class ChatSessionPatch(StrictSchema):
     title: str | None = Field(None, max_length=200)
     model: str | None = Field(None, max_length=200)
 
@@ -32,9 +34,9 @@ class Citation(Schema):
     snippet: str = ""
 
 
-class ChatMessageIn(Schema):
+class ChatMessageIn(StrictSchema):
     # The length limit is a setting, checked in the service so REST and WebSocket agree.
-    content: str
+    content: str = Field(min_length=1, pattern=NOT_BLANK)
     use_knowledge: bool = True
     model: str | None = Field(None, max_length=200)
 

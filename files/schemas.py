@@ -2,6 +2,8 @@ from datetime import datetime
 
 from ninja import Field, Schema
 
+from autobot.schemas import StrictSchema
+
 
 class FileEntryOut(Schema):
     name: str
@@ -19,11 +21,11 @@ class FileListOut(Schema):
     area: str = Field(description="whose files area this is (a username)")
 
 
-class MkdirIn(Schema):
+class MkdirIn(StrictSchema):
     path: str = Field(max_length=4096, examples=["docs/2024"])
 
 
-class MoveIn(Schema):
+class MoveIn(StrictSchema):
     src: str = Field(max_length=4096, examples=["docs/old.txt"])
     dst: str = Field(
         max_length=4096, description="the full new path, not a folder to move into", examples=["archive/new.txt"]

@@ -1,6 +1,7 @@
 """Knowledge REST API (thin: parse, call one service, format). Mounted at /api/knowledge/."""
 
 import asyncio
+from typing import Literal
 
 from django.conf import settings
 from ninja import File, Form, Query, Router, Schema
@@ -9,6 +10,7 @@ from ninja.responses import Status
 
 from autobot.errors import InvalidInput, LimitExceeded, errors
 from autobot.pagination import paginate
+from autobot.schemas import NOT_BLANK
 from knowledge import services
 from knowledge.schemas import (
     CrawlIn,
@@ -24,12 +26,13 @@ from knowledge.schemas import (
 )
 
 router = Router(tags=["knowledge"])
+CrawlStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
 class EntryFilters(Schema):
     category: str | None = None
     tag: str | None = None
-    source_type: str | None = None
+    source_type: Literal["note", "document", "web"] | None = None
     source: str | None = None
     owner: str | None = None
     limit: int = 50
@@ -92,7 +95,8 @@ async def document_upload(request, file: File[UploadedFile], title: Form[str] = 
 
 @router.get("/search", response={200: SearchOut, **errors(422)},
             summary="Ranked full-text search: the best chunk of each matching entry, with a highlighted snippet")
-async def search(request, q: str = "", limit: int = 10, category: str | None = None, tag: str | None = None,
+async def search(request, q: str = Query(..., min_length=1, max_length=1000, pattern=NOT_BLANK), limit: int = 10,
+                 category: str | None = None, tag: str | None = None,
                  prefix: bool = False):
     items = await services.entry_search(user=request.auth, q=q, limit=limit, category=category, tag=tag,
                                         prefix=prefix)
@@ -100,7 +104,7 @@ async def search(request, q: str = "", limit: int = 10, category: str | None = N
 
 
 @router.get("/crawls", response=CrawlList, summary="Your crawl jobs (staff: all), newest first")
-async def crawl_list(request, status: str | None = None, limit: int = 50, offset: int = 0):
+async def crawl_list(request, status: CrawlStatus | None = None, limit: int = 50, offset: int = 0):
     qs = await services.crawl_list(user=request.auth, status=status)
     items, count = await paginate(qs, limit=limit, offset=offset)
     return {"items": [services.crawl_as_dict(job) for job in items], "count": count}

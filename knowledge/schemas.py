@@ -2,18 +2,20 @@ from datetime import datetime
 
 from ninja import Field, Schema
 
+from autobot.schemas import NOT_BLANK, StrictSchema
 
-class KnowledgeEntryIn(Schema):
+
+class KnowledgeEntryIn(StrictSchema):
     title: str = Field("", max_length=300, description="empty: taken from the first line")
-    content: str = Field(..., min_length=1)
+    content: str = Field(..., min_length=1, pattern=NOT_BLANK)
     category: str = Field("", max_length=100)
     tags: list[str] = Field(default_factory=list)
     shared: bool = False
 
 
-class KnowledgeEntryPatch(Schema):
+class KnowledgeEntryPatch(StrictSchema):
     title: str | None = Field(None, max_length=300)
-    content: str | None = None
+    content: str | None = Field(None, min_length=1, pattern=NOT_BLANK)
     category: str | None = Field(None, max_length=100)
     tags: list[str] | None = None
     shared: bool | None = None
@@ -68,8 +70,8 @@ class SearchOut(Schema):
     query: str
 
 
-class CrawlIn(Schema):
-    url: str = Field(..., max_length=2000)
+class CrawlIn(StrictSchema):
+    url: str = Field(..., max_length=2000, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/]", examples=["https://docs.example.com/"])
     max_pages: int = Field(50, ge=1)
     max_depth: int = Field(2, ge=0)
     same_domain: bool = True
