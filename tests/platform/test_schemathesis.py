@@ -21,6 +21,8 @@ import pytest
 
 from tests.e2e.conftest import ROOT, run_server
 
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+CSRF = "schemathesisschemathesisschemath"  # any 32 characters: the cookie and the header must agree
 MAX_EXAMPLES = os.environ.get("AUTOBOT_SCHEMATHESIS_EXAMPLES", "8")
 CHECKS = ",".join([
     "not_a_server_error",
@@ -33,7 +35,9 @@ SETUP = """
 import json
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import Permission
+from django.contrib.sessions.backends.db import SessionStore
 from autobot.auth import token_create
 
 users = {}
@@ -43,7 +47,12 @@ for name, staff in (("st-staff", True), ("st-user", False)):
     user.user_permissions.add(Permission.objects.get(codename="use_terminal"))
     token, raw = async_to_sync(token_create)(actor=None, user=user, name="schemathesis", via="test")
     spare, _ = async_to_sync(token_create)(actor=None, user=user, name="spare", via="test")
-    users[name] = {"token": raw, "token_id": token.pk, "spare_token_id": spare.pk}
+    # A browser session too, for the one operation that refuses tokens (POST /api/tokens).
+    session = SessionStore()
+    session.update({SESSION_KEY: str(user.pk), HASH_SESSION_KEY: user.get_session_auth_hash(),
+                    BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend"})
+    session.create()
+    users[name] = {"token": raw, "token_id": token.pk, "spare_token_id": spare.pk, "session": session.session_key}
 print(json.dumps(users))
 """
 
@@ -97,8 +106,11 @@ def _run(url: str, user: dict, site: str, report: Path) -> subprocess.CompletedP
         "ST_SITE_URL": site,
     }
     command = [
-        str(Path(sys.executable).with_name("schemathesis")), "run", f"{url}/api/openapi.json",
+        str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(CONFIG),
+        "run", f"{url}/api/openapi.json",
         "--header", f"Authorization: Bearer {user['token']}",
+        "--header", f"Cookie: sessionid={user['session']}; csrftoken={CSRF}",
+        "--header", f"X-CSRFToken: {CSRF}",
         "--checks", CHECKS,
         "--max-examples", MAX_EXAMPLES, "--seed", "14", "--workers", "1",
         "--phases", "examples,coverage,fuzzing",
@@ -113,4 +125,7 @@ def _run(url: str, user: dict, site: str, report: Path) -> subprocess.CompletedP
 def test_schemathesis_finds_nothing(instance, who, tmp_path):
     url, users, site = instance
     result = _run(url, users[who], site, tmp_path)
-    assert result.returncode == 0, f"schemathesis as {who}:\n{result.stdout[-20000:]}\n{result.stderr[-3000:]}"
+    (tmp_path / "schemathesis.txt").write_text(result.stdout + result.stderr)
+    assert "Tested: 53" in result.stdout or "Tested:" in result.stdout, result.stdout[-3000:]
+    assert result.returncode == 0, (f"schemathesis as {who} (full output: {tmp_path / 'schemathesis.txt'}):\n"
+                                    f"{result.stdout[-20000:]}\n{result.stderr[-3000:]}")
