@@ -251,6 +251,10 @@ class AgentConsumer(AsyncWebsocketConsumer):
             if accepted is None:
                 continue
             message, reply_to = accepted
+            header = message.header
+            if header.capability and not header.recipient_id and not await services.agent_serves(
+                    agent_id=self.agent_id, sender=header.sender_id):
+                continue  # a capability fan-out from a user this private agent does not serve
             if problem := self.inbox.expired(message):
                 if message.header.message_type is MessageType.REQUEST:
                     await self.bus.reply(reply_to, message.error_reply(
