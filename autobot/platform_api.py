@@ -12,7 +12,7 @@ from autobot.errors import errors
 from autobot.health import health_report
 from autobot.models import ApiToken
 from autobot.pagination import paginate
-from autobot.schemas import StrictSchema
+from autobot.schemas import JsonInt, StrictSchema
 
 router = Router(tags=["platform"])
 
@@ -48,7 +48,7 @@ async def me(request):
 
 class TokenIn(StrictSchema):
     name: str = Field("", max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
-    expires_days: int | None = Field(None, ge=0, le=3650,
+    expires_days: JsonInt | None = Field(None, ge=0, le=3650,
                                      description="days until it expires; 0: never; null: the server default")
     username: str | None = Field(None, description="staff only: create the token for this user")
 

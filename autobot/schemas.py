@@ -24,4 +24,12 @@ def _iso_only(value):
 
 
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+
+
+def _integral(value):
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer as JSON Schema means it: 3 and 3.0, never "3" or true (strict int refuses 3.0).
+JsonInt = Annotated[int, BeforeValidator(_integral)]
 NOT_BLANK = r"\S"  # a JSON-Schema pattern (unanchored): at least one non-space character

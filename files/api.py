@@ -85,7 +85,8 @@ async def entries_list(
 
 @router.delete("/", response={200: FileEntryOut, **errors(400, 403, 404, 409)},
                summary="Delete a file, or a folder (non-empty ones need recursive=true)")
-async def entry_delete(request, path: str, recursive: bool = False, area: str | None = AREA):
+async def entry_delete(request, path: str = Query(..., min_length=1, description="not the root"),
+                       recursive: bool = False, area: str | None = AREA):
     return await services.entry_delete(
         user=request.auth, path=path, recursive=recursive, area=area, ip=client_ip(request)
     )
@@ -112,7 +113,7 @@ async def entry_move(request, payload: MoveIn, area: str | None = AREA):
 
 @router.get("/download", response={200: None, **errors(400, 403, 404)}, openapi_extra=_DOWNLOAD_RESPONSES,
             summary="Download a file (streams; honours Range, If-Range, If-None-Match)")
-async def download(request, path: str, area: str | None = AREA):
+async def download(request, path: str = Query(..., min_length=1), area: str | None = AREA):
     opened = await services.file_download(user=request.auth, path=path, area=area)
     return file_response(request, opened, inline=False)
 
@@ -123,7 +124,7 @@ async def download(request, path: str, area: str | None = AREA):
     openapi_extra=_PREVIEW_RESPONSES,
     summary="Preview: text (first 64 KiB, encoding detected), images (raw=true serves them inline), else metadata",
 )
-async def preview(request, path: str, raw: bool = False, area: str | None = AREA):
+async def preview(request, path: str = Query(..., min_length=1), raw: bool = False, area: str | None = AREA):
     if raw:
         opened = await services.file_download(user=request.auth, path=path, area=area)
         if not opened.inline_safe:

@@ -26,9 +26,10 @@ class MkdirIn(StrictSchema):
 
 
 class MoveIn(StrictSchema):
-    src: str = Field(max_length=4096, examples=["docs/old.txt"])
+    src: str = Field(min_length=1, max_length=4096, examples=["docs/old.txt"])
     dst: str = Field(
-        max_length=4096, description="the full new path, not a folder to move into", examples=["archive/new.txt"]
+        min_length=1, max_length=4096, description="the full new path, not a folder to move into",
+        examples=["archive/new.txt"],
     )
     overwrite: bool = False
 

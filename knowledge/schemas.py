@@ -1,8 +1,9 @@
 from datetime import datetime
 
+from django.conf import settings
 from ninja import Field, Schema
 
-from autobot.schemas import NOT_BLANK, StrictSchema
+from autobot.schemas import NOT_BLANK, JsonInt, StrictSchema
 
 
 class KnowledgeEntryIn(StrictSchema):
@@ -72,8 +73,8 @@ class SearchOut(Schema):
 
 class CrawlIn(StrictSchema):
     url: str = Field(..., max_length=2000, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/]", examples=["https://docs.example.com/"])
-    max_pages: int = Field(50, ge=1)
-    max_depth: int = Field(2, ge=0)
+    max_pages: JsonInt = Field(50, ge=1, le=settings.KNOWLEDGE_CRAWL_MAX_PAGES)
+    max_depth: JsonInt = Field(2, ge=0, le=settings.KNOWLEDGE_CRAWL_MAX_DEPTH)
     same_domain: bool = True
     include: list[str] = Field(default_factory=list, description="regular expressions; a URL must match one")
     exclude: list[str] = Field(default_factory=list, description="regular expressions; matching URLs are skipped")

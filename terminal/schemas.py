@@ -3,7 +3,7 @@ from typing import Literal
 
 from ninja import Field, Schema
 
-from autobot.schemas import NOT_BLANK, StrictSchema
+from autobot.schemas import NOT_BLANK, JsonInt, StrictSchema
 
 LevelName = Literal["STANDARD", "ELEVATED", "RESTRICTED"]
 SignalName = Literal["SIGINT", "SIGTERM", "SIGKILL", "SIGSTOP", "SIGCONT"]
@@ -14,8 +14,8 @@ class TerminalSessionIn(StrictSchema):
     security_level: LevelName = Field(
         "RESTRICTED", description="non-staff users may only use RESTRICTED", examples=["RESTRICTED"]
     )
-    cols: int = Field(80, ge=1, le=1000)
-    rows: int = Field(24, ge=1, le=500)
+    cols: JsonInt = Field(80, ge=1, le=1000)
+    rows: JsonInt = Field(24, ge=1, le=500)
 
 
 class TerminalSessionPatch(StrictSchema):

@@ -9,6 +9,7 @@ type into a shell, fetch URLs or revoke tokens get harmless values in place of t
 """
 
 import os
+import re
 
 import schemathesis
 
@@ -29,7 +30,8 @@ def map_case(context, case):
         if params.get("token_id") == _env_int("ST_TOKEN_ID"):
             case.path_parameters = {**params, "token_id": _env_int("ST_SPARE_TOKEN_ID")}
     elif key == ("POST", "/api/terminal/sessions/{session_id}/execute") and body is not None:
-        if isinstance(body.get("command"), str):
+        command = body.get("command")
+        if isinstance(command, str) and command.strip() and len(command) <= 65536:  # invalid ones stay so
             body["command"] = SAFE_COMMAND
         if isinstance(body.get("cwd"), str):
             body["cwd"] = None
@@ -37,8 +39,8 @@ def map_case(context, case):
         if isinstance(body.get("text"), str):
             body["text"] = SAFE_COMMAND + "\r"
     elif key == ("POST", "/api/knowledge/crawls") and body is not None:
-        if isinstance(body.get("url"), str):
-            body["url"] = os.environ["ST_SITE_URL"]
+        if isinstance(body.get("url"), str) and re.match(r"(?i)https?://[^\s/]", body["url"]):
+            body["url"] = os.environ["ST_SITE_URL"]  # invalid ones stay invalid (and are refused)
     elif key == ("POST", "/api/agents/messages") and body is not None:
         payload = body.get("payload")
         data = payload.get("data") if isinstance(payload, dict) else None
