@@ -108,3 +108,14 @@ async def test_a_symlink_swapped_in_during_downloads_is_never_a_500_nor_served(a
         stop.set()
         swapper.join()
     assert statuses <= {200, 400, 403, 404}, statuses
+
+
+async def test_a_deep_websocket_frame_is_an_error_frame(ws_connect, api_client, owner):
+    session = (await api_client(owner).post("/api/chat/sessions", "{}", content_type=JSON)).json()
+    comm = await ws_connect(f"/ws/chat/{session['id']}/", user=owner)
+    await comm.send_to(text_data="[" * 5000 + "]" * 5000)
+    frame = await comm.receive_json_from(timeout=5)
+    while frame.get("type") != "error":  # the session snapshot comes first
+        frame = await comm.receive_json_from(timeout=5)
+    assert frame["code"] == "invalid_json"
+    await comm.disconnect()
