@@ -10,7 +10,8 @@ class AgentAdmin(admin.ModelAdmin):
     search_fields = ("id", "name", "owner__username")
     readonly_fields = ("status", "last_heartbeat", "in_flight", "last_assigned_at", "connection", "created_at",
                        "updated_at")
-    fields = ("id", "name", "description", "kind", "owner", "capabilities", "version", "secret", *readonly_fields)
+    fields = ("id", "name", "description", "kind", "owner", "capabilities", "shared", "version", "secret",
+              *readonly_fields)
 
 
 @admin.register(AgentMessage)

@@ -1,5 +1,6 @@
 """/api/agents/: the registry, agent cards, sending messages and the message log."""
 
+from typing import Literal
 from uuid import UUID
 
 from django.conf import settings
@@ -10,11 +11,13 @@ from pydantic import Field
 from agents import services
 from agents.schemas import (
     MESSAGE_IN_OPENAPI,
+    AgentFailureOut,
     AgentListOut,
     AgentOut,
     MessageAcceptedOut,
     MessageLogListOut,
 )
+from autobot.errors import errors
 
 router = Router(tags=["agents"])
 
@@ -26,12 +29,12 @@ class Page(Schema):
 
 class SendQuery(Schema):
     wait: bool = False
-    timeout: float | None = Field(None, gt=0)
+    timeout: float | None = Field(None, ge=0.1, description="seconds to wait (with wait=true), 0.1 at least")
 
 
 class LogQuery(Page):
-    message_type: str | None = None
-    status: str | None = None
+    message_type: Literal["REQUEST", "RESPONSE", "BROADCAST", "NOTIFICATION", "HEARTBEAT", "ERROR"] | None = None
+    status: Literal["delivered", "answered", "failed", "timed_out", "rejected"] | None = None
     action: str | None = None
     agent: str | None = Field(None, description="sender or recipient agent id")
     correlation_id: UUID | None = None
@@ -51,7 +54,7 @@ async def message_list(request, filters: Query[LogQuery]):
 
 @router.post(
     "/messages",
-    response={200: dict, 202: MessageAcceptedOut, 502: dict},
+    response={200: dict, 202: MessageAcceptedOut, 502: AgentFailureOut, **errors(403, 404, 503, 504)},
     summary="Send a REQUEST, NOTIFICATION or BROADCAST (with ?wait=true, wait for the answer)",
     openapi_extra=MESSAGE_IN_OPENAPI,
 )
@@ -72,12 +75,12 @@ async def message_send(request, query: Query[SendQuery]):
     return Status(200, result["message"])
 
 
-@router.get("/{agent_id}", response=AgentOut, summary="One agent")
+@router.get("/{agent_id}", response={200: AgentOut, **errors(404)}, summary="One agent")
 async def agent_get(request, agent_id: str):
     return await services.agent_get(user=request.user, agent_id=agent_id)
 
 
-@router.get("/{agent_id}/card", response=dict, summary="The agent's A2A-style card")
+@router.get("/{agent_id}/card", response={200: dict, **errors(404)}, summary="The agent's A2A-style card")
 async def agent_card(request, agent_id: str):
     return await services.agent_card(user=request.user, agent_id=agent_id,
                                      base_url=f"{request.scheme}://{request.get_host()}")

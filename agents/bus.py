@@ -309,8 +309,10 @@ class LocalDirectory:
             del self.agents[agent_id]
 
     async def resolve(
-        self, *, recipient: str | None, capability: str | None, exclude: Iterable[str] = ()
+        self, *, recipient: str | None, capability: str | None, exclude: Iterable[str] = (),
+        sender: str | None = None,
     ) -> Route | None:
+        # Process-local agents have no owners: every one may serve every sender.
         if recipient:
             entry = self.agents.get(recipient)
             return Route(recipient, entry.channel) if entry else None
@@ -493,7 +495,7 @@ class Bus:
             await self.send_to_group(group, message)
             return None
         route = await self.directory.resolve(
-            recipient=header.recipient_id, capability=header.capability
+            recipient=header.recipient_id, capability=header.capability, sender=header.sender_id
         )
         if route is None:
             target = header.recipient_id or f"capability {header.capability}"
@@ -572,11 +574,12 @@ class Bus:
                     RETRIES.inc()
                 route = await self.directory.resolve(
                     recipient=header.recipient_id, capability=header.capability,
-                    exclude=failed if by_capability else (),
+                    exclude=failed if by_capability else (), sender=header.sender_id,
                 )
                 if route is None and by_capability and failed:
                     failed.clear()  # everyone failed once: try them again rather than give up
-                    route = await self.directory.resolve(recipient=None, capability=header.capability)
+                    route = await self.directory.resolve(recipient=None, capability=header.capability,
+                                                         sender=header.sender_id)
                 if route is not None:
                     reached = True
                     await self.directory.dispatched(route.agent_id)

@@ -36,7 +36,7 @@ from agents.protocol import (
     verify_signature,
 )
 from autobot.errors import AppError
-from autobot.http import scope_ip
+from autobot.http import json_loads, scope_ip
 from autobot.supervise import cancel, supervised
 
 log = logging.getLogger("agents.consumers")
@@ -147,7 +147,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     def parse(self, text: str) -> tuple[Message, dict]:
         try:
-            raw = json.loads(text)
+            raw = json_loads(text)
         except ValueError as exc:
             raise FrameError("invalid_json", f"malformed JSON: {exc}") from None
         try:
@@ -268,6 +268,10 @@ class AgentConsumer(AsyncWebsocketConsumer):
             if accepted is None:
                 continue
             message, reply_to = accepted
+            header = message.header
+            if header.capability and not header.recipient_id and not await services.agent_serves(
+                    agent_id=self.agent_id, sender=header.sender_id):
+                continue  # a capability fan-out from a user this private agent does not serve
             if problem := self.inbox.expired(message):
                 if message.header.message_type is MessageType.REQUEST:
                     await self.bus.reply(reply_to, message.error_reply(

@@ -23,6 +23,11 @@ class Agent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="agents"
     )
     capabilities = models.JSONField(default=list, blank=True)
+    # Capability-addressed requests reach a user's external agent only from its owner, unless staff
+    # share it (built-ins serve everyone).
+    shared = models.BooleanField(
+        default=False, help_text="Staff: let every user's capability requests reach this agent, not only its owner's."
+    )
     version = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OFFLINE, db_index=True)
     last_heartbeat = models.DateTimeField(null=True, blank=True)

@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from agents import signing
+from autobot.http import json_loads
 
 DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024
 DEFAULT_MAX_SKEW_SECONDS = 300
@@ -388,7 +389,7 @@ def parse_message(
     """Parse a wire message (JSON text or a decoded dict), or raise ``ProtocolError``."""
     if isinstance(raw, (str, bytes, bytearray)):
         try:
-            raw = json.loads(raw)
+            raw = json_loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ProtocolError(f"malformed JSON: {exc}", code="invalid_json") from None
     if not isinstance(raw, dict):

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from agents.bus import Route, inbox_channel
@@ -31,6 +32,24 @@ def is_live(agent: Agent) -> bool:
 
 def live_agents():
     return Agent.objects.filter(status=Agent.Status.ONLINE, last_heartbeat__gte=stale_before())
+
+
+async def sender_user_id(sender: str | None) -> int | None:
+    """The user a message speaks for: `user:<name>` from the API, else the sending agent's owner."""
+    if not sender:
+        return None
+    if sender.startswith("user:"):
+        user = await get_user_model().objects.filter(username=sender[5:]).values_list("pk", flat=True).afirst()
+        return user
+    return await Agent.objects.filter(pk=sender).values_list("owner_id", flat=True).afirst()
+
+
+def serves_sender(user_id: int | None) -> Q:
+    """Which agents a capability request from `user_id` may reach: built-ins and agents nobody
+    owns, agents staff shared, and the sender's own. Never another user's private agent, which
+    would read the request (a user's query text) and could answer it with anything."""
+    allowed = Q(kind=Agent.Kind.BUILTIN) | Q(owner__isnull=True) | Q(shared=True)
+    return allowed | Q(owner_id=user_id) if user_id is not None else allowed
 
 
 class DbDirectory:
@@ -62,9 +81,10 @@ class DbDirectory:
         return agent_id in self.hosted or await Agent.objects.filter(pk=agent_id).aexists()
 
     async def resolve(
-        self, *, recipient: str | None, capability: str | None, exclude: Iterable[str] = ()
+        self, *, recipient: str | None, capability: str | None, exclude: Iterable[str] = (),
+        sender: str | None = None,
     ) -> Route | None:
-        route = await self._resolve(recipient=recipient, capability=capability, exclude=exclude)
+        route = await self._resolve(recipient=recipient, capability=capability, exclude=exclude, sender=sender)
         if route is None:
             local = [a for a, caps in self.hosted.items()
                      if (a == recipient if recipient else capability in caps) and a not in set(exclude)]
@@ -74,15 +94,17 @@ class DbDirectory:
         return route
 
     async def _resolve(
-        self, *, recipient: str | None, capability: str | None, exclude: Iterable[str] = ()
+        self, *, recipient: str | None, capability: str | None, exclude: Iterable[str] = (),
+        sender: str | None = None,
     ) -> Route | None:
         if recipient:
             exists = await live_agents().filter(pk=recipient).aexists()
             return Route(recipient, inbox_channel(recipient)) if exists else None
         excluded = set(exclude)
+        serving = live_agents().filter(serves_sender(await sender_user_id(sender)))
         candidates = [
             agent
-            async for agent in live_agents().only("id", "capabilities", "in_flight", "last_assigned_at")
+            async for agent in serving.only("id", "capabilities", "in_flight", "last_assigned_at")
             if capability in (agent.capabilities or []) and agent.id not in excluded
         ]
         if not candidates:

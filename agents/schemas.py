@@ -1,7 +1,10 @@
 from datetime import datetime
 from uuid import UUID
 
-from ninja import Schema
+from ninja import Field, Schema
+
+from agents.protocol import NAME_PATTERN
+from autobot.errors import Error
 
 
 class AgentOut(Schema):
@@ -45,6 +48,10 @@ class MessageLogListOut(Schema):
     count: int
 
 
+class AgentFailureOut(Error):
+    message: dict = Field(description="the ERROR message the agent answered with")
+
+
 class MessageAcceptedOut(Schema):
     status: str
     message_id: UUID
@@ -67,9 +74,9 @@ MESSAGE_IN_OPENAPI = {
                             "properties": {
                                 "message_type": {"type": "string", "enum": ["REQUEST", "NOTIFICATION", "BROADCAST"]},
                                 "priority": {"type": "string", "enum": ["LOW", "NORMAL", "HIGH", "URGENT"]},
-                                "recipient_id": {"type": "string", "nullable": True},
-                                "capability": {"type": "string", "nullable": True},
-                                "ttl_seconds": {"type": "integer", "nullable": True},
+                                "recipient_id": {"type": ["string", "null"], "pattern": NAME_PATTERN},
+                                "capability": {"type": ["string", "null"], "pattern": NAME_PATTERN},
+                                "ttl_seconds": {"type": ["integer", "null"], "minimum": 1, "maximum": 86400},
                             },
                         },
                         "payload": {

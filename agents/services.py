@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import time
+import unicodedata
 import uuid
 import weakref
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from agents.bus import (
 from agents.models import Agent, AgentMessage
 from agents.protocol import NAME_PATTERN, Message, MessageType, ProtocolError, parse_message, payload_size
 from autobot import audit
-from autobot.errors import Forbidden, InvalidInput, LimitExceeded, NotFound, Timeout, Unavailable
+from autobot.errors import BadRequest, Forbidden, InvalidInput, LimitExceeded, NotFound, Timeout, Unavailable
+from autobot.http import json_loads
 from autobot.lanes import spawn
 from autobot.supervise import cancel_and_wait
 
@@ -225,14 +227,39 @@ def _registration(data: dict) -> tuple[str, list[str], str]:
     return name, list(dict.fromkeys(caps)), version
 
 
+def agent_id_skeleton(agent_id: str) -> str:
+    """What an id looks like to a reader: case, Unicode compatibility forms, the separators
+    '-'/'_' and leading or trailing punctuation ignored ('Knowledge', 'knowledge.', 'ｋnowledge'
+    all read as 'knowledge')."""
+    folded = unicodedata.normalize("NFKC", agent_id).casefold().replace("_", "-")
+    return folded.strip(".-")
+
+
 async def agent_claimable(*, user, agent_id: str) -> Agent | None:
-    """The agent row if ``user`` may speak for ``agent_id`` (None when it is new)."""
-    if not re.match(NAME_PATTERN, agent_id or ""):
+    """The agent row if ``user`` may speak for ``agent_id`` (None when it is new).
+
+    A new id that reads like an existing agent's or a built-in's is refused: requests addressed
+    by a person to 'knowledge' must not be answered by someone's 'Knowledge'."""
+    if not re.fullmatch(NAME_PATTERN, agent_id or ""):
         raise InvalidInput("agent_id must be 1-64 letters, digits, '-', '_' or '.'", code="invalid_agent_id")
     agent = await Agent.objects.filter(pk=agent_id).afirst()
     if agent and (agent.kind == Agent.Kind.BUILTIN or agent.owner_id != user.pk):
         raise Forbidden(f"agent id {agent_id} belongs to someone else", code="agent_id_taken")
+    if agent is None:
+        from agents.builtin import SPECS
+
+        skeleton = agent_id_skeleton(agent_id)
+        known = [*SPECS, *[i async for i in Agent.objects.values_list("id", flat=True)]]
+        if alike := next((i for i in known if agent_id_skeleton(i) == skeleton), None):
+            raise Forbidden(f"agent id {agent_id} is too like the existing agent {alike}; choose another",
+                            code="agent_id_lookalike")
     return agent
+
+
+async def agent_serves(*, agent_id: str, sender: str | None) -> bool:
+    """May a capability-addressed message from ``sender`` reach this agent? (see registry.serves_sender)"""
+    user_id = await registry.sender_user_id(sender)
+    return await Agent.objects.filter(pk=agent_id).filter(registry.serves_sender(user_id)).aexists()
 
 
 async def agent_register(*, user, agent_id: str, data: dict, connection: str, ip: str | None = None):
@@ -303,9 +330,9 @@ def protocol_error(exc: ProtocolError) -> Exception:
 def api_message(user, raw: bytes | str) -> Message:
     """A message posted to the API: the server fills message_id, sender_id and timestamp."""
     try:
-        data = json.loads(raw or b"")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"malformed JSON: {exc}", code="invalid_json") from None
+        data = json_loads(raw or b"")
+    except (ValueError, UnicodeDecodeError) as exc:  # too deep is refused before parsing
+        raise BadRequest(f"malformed JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict) or not isinstance(data.get("header"), dict):
         raise InvalidInput("the body must be a message object with header and payload", code="invalid_message")
     header = {k: v for k, v in data["header"].items() if k not in ("message_id", "sender_id", "timestamp")}

@@ -3,18 +3,44 @@
 
 import logging
 
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-from django.http import Http404
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import Http404, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
+from ninja.parser import Parser
 
 from autobot.auth import api_auth
-from autobot.errors import AppError
+from autobot.errors import AppError, BadRequest
+from autobot.http import json_loads
+from autobot.openapi import AutoBotOpenAPISchema
 from autobot.platform_api import router as platform_router
 
 log = logging.getLogger("autobot.api")
 
-api = NinjaAPI(
+
+class ObjectParser(Parser):
+    """JSON bodies are objects (a list, number, string or null is refused, not coerced into the
+    schema) and their nesting is bounded before parsing."""
+
+    def parse_body(self, request):
+        try:
+            data = json_loads(request.body)
+        except ValueError as exc:
+            raise BadRequest(f"cannot parse the request body: {exc}", code="bad_request") from None
+        if not isinstance(data, dict):
+            raise BadRequest("the request body must be a JSON object", code="bad_request")
+        return data
+
+
+class AutoBotAPI(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        if path_prefix is None:
+            path_prefix = self.get_root_path(path_params or {})
+        return AutoBotOpenAPISchema(self, path_prefix)
+
+
+api = AutoBotAPI(
     title="AutoBot API",
     version="1",
     description=(
@@ -27,6 +53,7 @@ api = NinjaAPI(
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",
+    parser=ObjectParser(),
 )
 
 
@@ -78,8 +105,17 @@ _HTTP_CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 4
                405: "method_not_allowed", 413: "too_large", 429: "rate_limited"}
 
 
+@api.exception_handler(MultiPartParserError)
+@api.exception_handler(UnreadablePostError)
+@api.exception_handler(TooManyFilesSent)
+def on_bad_multipart(request, exc):
+    return _error(request, 400, f"cannot parse the multipart body: {exc}", "bad_request")
+
+
 @api.exception_handler(HttpError)
 def on_http_error(request, exc: HttpError):
+    if isinstance(exc.__cause__, AppError):  # ninja wraps our parser's refusal in its own 400
+        return on_app_error(request, exc.__cause__)
     return _error(request, exc.status_code, str(exc), _HTTP_CODES.get(exc.status_code, "http_error"))
 
 

@@ -1,6 +1,8 @@
 """One error hierarchy. Services raise these; the API and consumers turn them into
 `{"detail": ..., "code": ...}` with the class's status (or a 44xx WebSocket close code)."""
 
+from ninja import Field, Schema
+
 
 class AppError(Exception):
     status = 400
@@ -71,3 +73,27 @@ class Unavailable(AppError):
 class Timeout(AppError):
     status = 504
     code = "timeout"
+
+
+class ErrorDetail(Schema):
+    loc: list[str | int] = Field(description="where: 'body', 'query' or 'path', then the field names")
+    msg: str
+    type: str
+
+
+class Error(Schema):
+    """What every error response carries; declared once and referenced by every operation."""
+
+    detail: str = Field(description="one readable sentence")
+    code: str = Field(description="machine-readable, snake_case", examples=["not_found"])
+
+
+class ValidationErrorOut(Error):
+    errors: list[ErrorDetail] = Field(default_factory=list,
+                                      description="one item per invalid value (when the request failed the schema)")
+
+
+def errors(*statuses: int) -> dict[int, type[Schema]]:
+    """The response declarations of the errors an operation may return beyond the ones every
+    operation gets from its shape (see autobot/openapi.py): `response={200: X, **errors(409)}`."""
+    return {status: ValidationErrorOut if status == 422 else Error for status in statuses}

@@ -8,9 +8,11 @@ from ninja.responses import Status
 
 from autobot import auth
 from autobot.auth import SessionAuth
+from autobot.errors import errors
 from autobot.health import health_report
 from autobot.models import ApiToken
 from autobot.pagination import paginate
+from autobot.schemas import JsonInt, StrictSchema
 
 router = Router(tags=["platform"])
 
@@ -44,9 +46,9 @@ async def me(request):
     return {"id": user.pk, "username": user.get_username(), "is_staff": user.is_staff, "permissions": perms}
 
 
-class TokenIn(Schema):
+class TokenIn(StrictSchema):
     name: str = Field("", max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
-    expires_days: int | None = Field(None, ge=0, le=3650,
+    expires_days: JsonInt | None = Field(None, ge=0, le=3650,
                                      description="days until it expires; 0: never; null: the server default")
     username: str | None = Field(None, description="staff only: create the token for this user")
 
@@ -76,7 +78,7 @@ async def tokens_list(request, limit: int = 50, offset: int = 0):
     return {"items": items, "count": count}
 
 
-@router.post("/tokens", response={201: TokenCreatedOut}, auth=SessionAuth(),
+@router.post("/tokens", response={201: TokenCreatedOut, **errors(403, 404)}, auth=SessionAuth(),
              summary="Create an API token (shown once; needs a browser session, not a token)")
 async def tokens_create(request, body: TokenIn):
     # Only a logged-in session can mint tokens: a leaked token must not be able to create

@@ -192,6 +192,22 @@ SESSION_COOKIE_SECURE = env_bool("AUTOBOT_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Behind TLS (docs/security.md#headers): HSTS and the http→https redirect. Off by default, since
+# `make run` serves plain http on loopback and HSTS cannot be taken back once a browser saw it.
+SECURE_HSTS_SECONDS = env_int("AUTOBOT_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("AUTOBOT_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("AUTOBOT_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("AUTOBOT_SSL_REDIRECT", False)
+# A TLS-terminating proxy tells us the original scheme; trust it only when one is in front (and
+# strips the header from clients), or a client could claim https itself.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("AUTOBOT_TRUST_X_FORWARDED_PROTO", False) else None
+)
+# Django's checks look for its own middleware by dotted path; ours are subclasses run inline
+# (autobot/middleware.py), so autobot/checks.py runs those checks against them instead.
+SILENCED_SYSTEM_CHECKS = ["security.W001", "security.W002", "security.W003"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -7,7 +7,7 @@ from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 
 from autobot import audit, metrics
-from autobot.auth import token_authenticate_sync
+from autobot.auth import lockout_key, token_authenticate_sync
 from autobot.errors import AppError
 from autobot.health import health_report
 from autobot.http import client_ip
@@ -43,7 +43,7 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def _keys(self) -> tuple[str, str]:
-        return (self.request.POST.get("username") or "").strip().lower()[:150], client_ip(self.request) or ""
+        return lockout_key(self.request.POST.get("username") or ""), client_ip(self.request) or ""
 
     def post(self, request, *args, **kwargs):
         # Checked before the form is: a locked-out attempt costs no password hash.

@@ -1,7 +1,8 @@
 """WebSocket front door: Origin check, session-or-token auth, then each app's routes.
 
 Refusals accept the handshake and close at once with an application close code (4403 wrong
-origin, 4401 anonymous), because a refused handshake reaches a browser only as a bare 1006.
+origin, 4401 anonymous, 4404 no such socket path), because a refused handshake reaches a browser
+only as a bare 1006.
 """
 
 import importlib
@@ -13,6 +14,7 @@ from channels.routing import URLRouter
 from channels.sessions import SessionMiddlewareStack
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
+from django.urls import re_path
 
 from autobot import metrics
 from autobot.auth import token_authenticate
@@ -80,11 +82,14 @@ class WebSocketGate:
     async def __call__(self, scope, receive, send):
         authorization = _header(scope, b"authorization") or ""
         token = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
-        if not origin_allowed(_header(scope, b"origin"), _header(scope, b"host"), has_token=bool(token)):
+        origin = _header(scope, b"origin")
+        if origin and not origin_allowed(origin, _header(scope, b"host"), has_token=bool(token)):
             return await close_with(send, receive, 4403, "origin")
         user = await token_authenticate(token) if token else await get_user(scope)
         if not user or not user.is_authenticated:
-            return await close_with(send, receive, 4401, "auth")
+            return await close_with(send, receive, 4401, "auth")  # no credentials: say so, Origin or not
+        if not origin_allowed(origin, _header(scope, b"host"), has_token=bool(token)):
+            return await close_with(send, receive, 4403, "origin")  # a session cookie without Origin
         scope = dict(scope, user=user)
         route = scope["path"].split("/")[2] if scope["path"].count("/") >= 2 else "?"
         gauge = metrics.ws_connections.labels(route if route in APPS else "other")
@@ -104,5 +109,11 @@ class WebSocketGate:
                 gauge.dec()
 
 
+async def no_such_socket(scope, receive, send):
+    """The last route: an unknown path closes with 4404 instead of the router's ValueError (a 500)."""
+    await close_with(send, receive, 4404, "not_found")
+
+
 def websocket_application():
-    return SessionMiddlewareStack(WebSocketGate(URLRouter(collect_websocket_urlpatterns())))
+    routes = [*collect_websocket_urlpatterns(), re_path(r"", no_such_socket)]
+    return SessionMiddlewareStack(WebSocketGate(URLRouter(routes)))

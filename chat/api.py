@@ -9,60 +9,59 @@ from django.http import HttpResponse, StreamingHttpResponse
 from ninja import Query, Router
 from ninja.responses import Status
 
-from autobot.errors import AppError
+from autobot.errors import AppError, errors
 from autobot.http import client_ip
 from chat import services
 from chat.schemas import (
     CancelOut,
-    ErrorOut,
-    MessageIn,
-    MessageList,
-    MessageOut,
+    ChatMessageIn,
+    ChatMessageList,
+    ChatMessageOut,
+    ChatSessionIn,
+    ChatSessionList,
+    ChatSessionOut,
+    ChatSessionPatch,
     ModelList,
-    SessionIn,
-    SessionList,
-    SessionOut,
-    SessionPatch,
 )
 
 log = logging.getLogger("chat.api")
 router = Router(tags=["chat"])
-ERRORS = {code: ErrorOut for code in (404, 409, 413, 422, 503)}
+ERRORS = errors(404, 409, 413, 422, 503)
 
 
-@router.get("/sessions", response=SessionList, summary="Your chat sessions, newest first; ?q= searches titles")
+@router.get("/sessions", response=ChatSessionList, summary="Your chat sessions, newest first; ?q= searches titles")
 async def session_list(request, q: str = "", limit: int = 50, offset: int = 0):
     items, count = await services.session_list(user=request.user, q=q, limit=limit, offset=offset)
     return {"items": [services.session_data(s) for s in items], "count": count}
 
 
-@router.post("/sessions", response={201: SessionOut, 422: ErrorOut}, summary="Start a chat session")
-async def session_create(request, body: SessionIn):
+@router.post("/sessions", response={201: ChatSessionOut, **errors(422)}, summary="Start a chat session")
+async def session_create(request, body: ChatSessionIn):
     session = await services.session_create(user=request.user, title=body.title, model=body.model)
     return Status(201, services.session_data(session))
 
 
-@router.get("/sessions/{session_id}", response={200: SessionOut, 404: ErrorOut})
+@router.get("/sessions/{session_id}", response={200: ChatSessionOut, **errors(404)})
 async def session_get(request, session_id: UUID):
     return services.session_data(await services.session_get(user=request.user, session_id=session_id))
 
 
-@router.patch("/sessions/{session_id}", response={200: SessionOut, 404: ErrorOut, 422: ErrorOut},
+@router.patch("/sessions/{session_id}", response={200: ChatSessionOut, **errors(404, 422)},
               summary="Rename a session or change its model")
-async def session_update(request, session_id: UUID, body: SessionPatch):
+async def session_update(request, session_id: UUID, body: ChatSessionPatch):
     session = await services.session_update(user=request.user, session_id=session_id, title=body.title,
                                             model=body.model)
     return services.session_data(session)
 
 
-@router.delete("/sessions/{session_id}", response={204: None, 404: ErrorOut},
+@router.delete("/sessions/{session_id}", response={204: None, **errors(404)},
                summary="Delete a session (stops an answer in progress)")
 async def session_delete(request, session_id: UUID):
     await services.session_delete(user=request.user, session_id=session_id)
     return Status(204, None)
 
 
-@router.get("/sessions/{session_id}/messages", response={200: MessageList, 404: ErrorOut})
+@router.get("/sessions/{session_id}/messages", response={200: ChatMessageList, **errors(404)})
 async def message_list(request, session_id: UUID, limit: int = 100, offset: int = 0):
     items, count = await services.message_list(user=request.user, session_id=session_id, limit=limit,
                                                offset=offset)
@@ -73,7 +72,7 @@ async def message_list(request, session_id: UUID, limit: int = 100, offset: int 
 
 @router.post(
     "/sessions/{session_id}/messages",
-    response={201: MessageOut, **ERRORS},
+    response={201: ChatMessageOut, **ERRORS},
     summary="Send a message; answers with the complete reply, or streams it as SSE",
     description=(
         "With `Accept: text/event-stream` the reply streams as server-sent events whose data are the "
@@ -82,7 +81,7 @@ async def message_list(request, session_id: UUID, limit: int = 100, offset: int 
         "failure is a 503 with code `llm_unavailable`."
     ),
 )
-async def message_post(request, session_id: UUID, body: MessageIn):
+async def message_post(request, session_id: UUID, body: ChatMessageIn):
     args = {"user": request.user, "session_id": session_id, "content": body.content,
             "use_knowledge": body.use_knowledge, "model": body.model, "client_ip": client_ip(request)}
     if "text/event-stream" in request.headers.get("Accept", ""):
@@ -96,7 +95,7 @@ async def message_post(request, session_id: UUID, body: MessageIn):
     return Status(201, await services.reply_wait(await services.message_post(**args)))
 
 
-@router.post("/sessions/{session_id}/cancel", response={200: CancelOut, 404: ErrorOut},
+@router.post("/sessions/{session_id}/cancel", response={200: CancelOut, **errors(404)},
              summary="Stop the answer being generated in this session",
              description="The partial answer is kept, with status `cancelled`; listeners (WebSocket, SSE) get "
                          "their `done` event as usual.")
@@ -135,7 +134,7 @@ def wire_event(event: dict) -> dict:
     return {"type": kind, **{k: v for k, v in event.items() if k != "type"}}
 
 
-@router.get("/sessions/{session_id}/export", response={200: None, 404: ErrorOut, 422: ErrorOut},
+@router.get("/sessions/{session_id}/export", response={200: None, **errors(404, 422)},
             summary="Download a session as Markdown (format=md) or JSON (format=json)")
 async def session_export(request, session_id: UUID, format: str = Query("md", pattern="^(md|json)$")):  # noqa: A002
     name, content_type, body = await services.session_export(user=request.user, session_id=session_id, fmt=format)

@@ -1,17 +1,19 @@
 from ninja import Field, Schema
 
+from autobot.schemas import NOT_BLANK, StrictSchema
 
-class SessionIn(Schema):
+
+class ChatSessionIn(StrictSchema):
     title: str = Field("", max_length=200)
     model: str = Field("", max_length=200, description='"<provider>/<model>"; empty for the default')
 
 
-class SessionPatch(Schema):
+class ChatSessionPatch(StrictSchema):
     title: str | None = Field(None, max_length=200)
     model: str | None = Field(None, max_length=200)
 
 
-class SessionOut(Schema):
+class ChatSessionOut(Schema):
     id: str
     title: str
     model: str
@@ -20,8 +22,8 @@ class SessionOut(Schema):
     generating: bool
 
 
-class SessionList(Schema):
-    items: list[SessionOut]
+class ChatSessionList(Schema):
+    items: list[ChatSessionOut]
     count: int
 
 
@@ -32,14 +34,14 @@ class Citation(Schema):
     snippet: str = ""
 
 
-class MessageIn(Schema):
+class ChatMessageIn(StrictSchema):
     # The length limit is a setting, checked in the service so REST and WebSocket agree.
-    content: str
+    content: str = Field(min_length=1, pattern=NOT_BLANK)
     use_knowledge: bool = True
     model: str | None = Field(None, max_length=200)
 
 
-class MessageOut(Schema):
+class ChatMessageOut(Schema):
     id: int
     session_id: str
     role: str
@@ -57,8 +59,8 @@ class MessageOut(Schema):
     created: str
 
 
-class MessageList(Schema):
-    items: list[MessageOut]
+class ChatMessageList(Schema):
+    items: list[ChatMessageOut]
     count: int
 
 
@@ -80,8 +82,3 @@ class ModelList(Schema):
 
 class CancelOut(Schema):
     cancelled: bool = Field(description="false when no answer was being generated")
-
-
-class ErrorOut(Schema):
-    detail: str
-    code: str

@@ -15,12 +15,12 @@ from django.utils.datastructures import MultiValueDict
 from ninja import Query, Router, Status
 
 from autobot.auth import BearerAuth, SessionAuth
-from autobot.errors import AppError, BadRequest
+from autobot.errors import AppError, BadRequest, errors
 from autobot.http import client_ip
 from files import services
 from files.asgi import SCOPE_KEY, ClientDisconnected
 from files.responses import file_response
-from files.schemas import EntryOut, ListOut, MkdirIn, MoveIn, PreviewOut, UploadOut
+from files.schemas import FileEntryOut, FileListOut, MkdirIn, MoveIn, PreviewOut, UploadOut
 
 router = Router(tags=["files"])
 
@@ -46,8 +46,30 @@ _UPLOAD_BODY = {
     }
 }
 
+_ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+_DOWNLOAD_RESPONSES = {
+    "responses": {
+        200: {"description": "The file, with its own Content-Type",
+              "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+        206: {"description": "The requested range (Range header)",
+              "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+        304: {"description": "Not modified (If-None-Match)"},
+        416: {"description": "Range not satisfiable", "content": _ERROR_JSON},
+    }
+}
+_PREVIEW_RESPONSES = {
+    "responses": {
+        200: {"description": "The preview; with raw=true, the image itself",
+              "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}},
+        206: {"description": "raw=true: the requested range", "content": {"image/*": {}}},
+        304: {"description": "raw=true: not modified (If-None-Match)"},
+        416: {"description": "raw=true: range not satisfiable", "content": _ERROR_JSON},
+    }
+}
 
-@router.get("/", response=ListOut, summary="List a folder (folders first, then by name)")
+
+@router.get("/", response={200: FileListOut, **errors(400, 403, 404)},
+            summary="List a folder (folders first, then by name)")
 async def entries_list(
     request,
     path: str = "",
@@ -61,20 +83,23 @@ async def entries_list(
     return {"items": items, "count": count, "path": path, "area": name}
 
 
-@router.delete("/", response=EntryOut, summary="Delete a file, or a folder (non-empty ones need recursive=true)")
-async def entry_delete(request, path: str, recursive: bool = False, area: str | None = AREA):
+@router.delete("/", response={200: FileEntryOut, **errors(400, 403, 404, 409)},
+               summary="Delete a file, or a folder (non-empty ones need recursive=true)")
+async def entry_delete(request, path: str = Query(..., min_length=1, description="not the root"),
+                       recursive: bool = False, area: str | None = AREA):
     return await services.entry_delete(
         user=request.auth, path=path, recursive=recursive, area=area, ip=client_ip(request)
     )
 
 
-@router.post("/mkdir", response={201: EntryOut}, summary="Make a folder")
+@router.post("/mkdir", response={201: FileEntryOut, **errors(400, 403, 404, 409)}, summary="Make a folder")
 async def dir_make(request, payload: MkdirIn, area: str | None = AREA):
     entry = await services.dir_make(user=request.auth, path=payload.path, area=area, ip=client_ip(request))
     return Status(201, entry)
 
 
-@router.post("/move", response=EntryOut, summary="Move or rename (dst is the full new path)")
+@router.post("/move", response={200: FileEntryOut, **errors(400, 403, 404, 409)},
+             summary="Move or rename (dst is the full new path)")
 async def entry_move(request, payload: MoveIn, area: str | None = AREA):
     return await services.entry_move(
         user=request.auth,
@@ -86,18 +111,20 @@ async def entry_move(request, payload: MoveIn, area: str | None = AREA):
     )
 
 
-@router.get("/download", summary="Download a file (streams; honours Range, If-Range, If-None-Match)")
-async def download(request, path: str, area: str | None = AREA):
+@router.get("/download", response={200: None, **errors(400, 403, 404)}, openapi_extra=_DOWNLOAD_RESPONSES,
+            summary="Download a file (streams; honours Range, If-Range, If-None-Match)")
+async def download(request, path: str = Query(..., min_length=1), area: str | None = AREA):
     opened = await services.file_download(user=request.auth, path=path, area=area)
     return file_response(request, opened, inline=False)
 
 
 @router.get(
     "/preview",
-    response=PreviewOut,
+    response={200: PreviewOut, **errors(400, 403, 404, 415)},
+    openapi_extra=_PREVIEW_RESPONSES,
     summary="Preview: text (first 64 KiB, encoding detected), images (raw=true serves them inline), else metadata",
 )
-async def preview(request, path: str, raw: bool = False, area: str | None = AREA):
+async def preview(request, path: str = Query(..., min_length=1), raw: bool = False, area: str | None = AREA):
     if raw:
         opened = await services.file_download(user=request.auth, path=path, area=area)
         if not opened.inline_safe:
@@ -150,7 +177,7 @@ class UploadSessionAuth(SessionAuth):
 @router.post(
     "/upload",
     auth=[BearerAuth(), UploadSessionAuth()],
-    response={201: UploadOut},
+    response={201: UploadOut, **errors(400, 403, 404, 409, 413, 503)},
     openapi_extra=_UPLOAD_BODY,
     summary="Upload files (multipart: path, overwrite, then files); streams to disk, all or nothing",
 )

@@ -193,7 +193,8 @@ def _walk(root_fd: int, parts: tuple[str, ...]) -> int:
                 nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 # O_NOFOLLOW|O_DIRECTORY on a symlink fails with ELOOP or ENOTDIR.
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(part, fd):
+                # ELOOP under O_NOFOLLOW means "a symlink", even if it is gone again by now.
+                if exc.errno == errno.ELOOP or (exc.errno == errno.ENOTDIR and _is_link(part, fd)):
                     raise PathRefused("the path changed into a symlink while being opened") from None
                 raise
             os.close(fd)

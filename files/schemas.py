@@ -2,8 +2,10 @@ from datetime import datetime
 
 from ninja import Field, Schema
 
+from autobot.schemas import StrictSchema
 
-class EntryOut(Schema):
+
+class FileEntryOut(Schema):
     name: str
     path: str = Field(description="relative to the area root, '/'-separated")
     type: str = Field(description="dir | file | symlink | other")
@@ -12,33 +14,34 @@ class EntryOut(Schema):
     mime_type: str
 
 
-class ListOut(Schema):
-    items: list[EntryOut]
+class FileListOut(Schema):
+    items: list[FileEntryOut]
     count: int
     path: str
     area: str = Field(description="whose files area this is (a username)")
 
 
-class MkdirIn(Schema):
+class MkdirIn(StrictSchema):
     path: str = Field(max_length=4096, examples=["docs/2024"])
 
 
-class MoveIn(Schema):
-    src: str = Field(max_length=4096, examples=["docs/old.txt"])
+class MoveIn(StrictSchema):
+    src: str = Field(min_length=1, max_length=4096, examples=["docs/old.txt"])
     dst: str = Field(
-        max_length=4096, description="the full new path, not a folder to move into", examples=["archive/new.txt"]
+        min_length=1, max_length=4096, description="the full new path, not a folder to move into",
+        examples=["archive/new.txt"],
     )
     overwrite: bool = False
 
 
 class UploadOut(Schema):
-    items: list[EntryOut]
+    items: list[FileEntryOut]
     count: int
 
 
 class PreviewOut(Schema):
     kind: str = Field(description="text | image | none (metadata only)")
-    entry: EntryOut
+    entry: FileEntryOut
     text: str | None = None
     encoding: str | None = None
     truncated: bool = False

@@ -191,6 +191,8 @@ def _translate(exc: OSError, rel: str) -> StorageError | OSError:
         return DirectoryNotEmpty(f"'{rel}' is not empty")
     if exc.errno == errno.ENAMETOOLONG:
         return PathRefused("the path is too long")  # type: ignore[return-value]
+    if exc.errno == errno.ELOOP:  # every open is O_NOFOLLOW: something was swapped for a symlink
+        return PathRefused("the path changed into a symlink while being opened")  # type: ignore[return-value]
     return exc
 
 

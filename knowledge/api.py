@@ -1,47 +1,46 @@
 """Knowledge REST API (thin: parse, call one service, format). Mounted at /api/knowledge/."""
 
 import asyncio
+from typing import Literal
 
 from django.conf import settings
 from ninja import File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
 
-from autobot.errors import InvalidInput, LimitExceeded
+from autobot.errors import InvalidInput, LimitExceeded, errors
 from autobot.pagination import paginate
+from autobot.schemas import NOT_BLANK
 from knowledge import services
 from knowledge.schemas import (
     CrawlIn,
     CrawlList,
     CrawlOut,
     DocumentOut,
-    EntryIn,
-    EntryList,
-    EntryOut,
-    EntryPatch,
-    ErrorOut,
+    KnowledgeEntryIn,
+    KnowledgeEntryList,
+    KnowledgeEntryOut,
+    KnowledgeEntryPatch,
     SearchOut,
     StatsOut,
 )
 
 router = Router(tags=["knowledge"])
-
-
-def _errors(*codes: int) -> dict:
-    return {code: ErrorOut for code in codes}
+CrawlStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
 class EntryFilters(Schema):
     category: str | None = None
     tag: str | None = None
-    source_type: str | None = None
+    source_type: Literal["note", "document", "web"] | None = None
     source: str | None = None
     owner: str | None = None
     limit: int = 50
     offset: int = 0
 
 
-@router.get("/entries", response=EntryList, summary="Entries you can see, newest first (filter by category/tag/source)")
+@router.get("/entries", response=KnowledgeEntryList,
+            summary="Entries you can see, newest first (filter by category/tag/source)")
 async def entry_list(request, filters: Query[EntryFilters]):
     qs = await services.entry_list(user=request.auth, category=filters.category, tag=filters.tag,
                                    source_type=filters.source_type, source=filters.source, owner=filters.owner)
@@ -49,34 +48,34 @@ async def entry_list(request, filters: Query[EntryFilters]):
     return {"items": [services.entry_as_dict(e, content=False) for e in items], "count": count}
 
 
-@router.post("/entries", response={201: EntryOut, **_errors(409, 413, 422)}, summary="Add a note")
-async def entry_create(request, body: EntryIn):
+@router.post("/entries", response={201: KnowledgeEntryOut, **errors(409, 413, 422)}, summary="Add a note")
+async def entry_create(request, body: KnowledgeEntryIn):
     entry = await services.entry_create(user=request.auth, title=body.title, content=body.content,
                                         category=body.category, tags=body.tags, shared=body.shared)
     return Status(201, services.entry_as_dict(entry, user=request.auth))
 
 
-@router.get("/entries/{entry_id}", response={200: EntryOut, **_errors(404)})
+@router.get("/entries/{entry_id}", response={200: KnowledgeEntryOut, **errors(404)})
 async def entry_get(request, entry_id: int):
     entry = await services.entry_get(user=request.auth, entry_id=entry_id)
     return services.entry_as_dict(entry, user=request.auth)
 
 
-@router.patch("/entries/{entry_id}", response={200: EntryOut, **_errors(403, 404, 413, 422)},
+@router.patch("/entries/{entry_id}", response={200: KnowledgeEntryOut, **errors(403, 404, 413, 422)},
               summary="Change an entry (its owner or staff); content changes re-index it")
-async def entry_update(request, entry_id: int, body: EntryPatch):
+async def entry_update(request, entry_id: int, body: KnowledgeEntryPatch):
     entry = await services.entry_update(user=request.auth, entry_id=entry_id, title=body.title, content=body.content,
                                         category=body.category, tags=body.tags, shared=body.shared)
     return services.entry_as_dict(entry, user=request.auth)
 
 
-@router.delete("/entries/{entry_id}", response={204: None, **_errors(403, 404)})
+@router.delete("/entries/{entry_id}", response={204: None, **errors(403, 404)})
 async def entry_delete(request, entry_id: int):
     await services.entry_delete(user=request.auth, entry_id=entry_id)
     return Status(204, None)
 
 
-@router.post("/documents", response={201: DocumentOut, 200: DocumentOut, **_errors(413, 422)},
+@router.post("/documents", response={201: DocumentOut, 200: DocumentOut, **errors(413, 422)},
              summary="Upload a document (text, Markdown, HTML or PDF); re-uploading a file name updates it")
 async def document_upload(request, file: File[UploadedFile], title: Form[str] = "", category: Form[str] = "",
                           tags: Form[str] = "", shared: Form[bool] = False):
@@ -94,9 +93,10 @@ async def document_upload(request, file: File[UploadedFile], title: Form[str] = 
     return Status(201 if stored.outcome == "created" else 200, body)
 
 
-@router.get("/search", response={200: SearchOut, **_errors(422)},
+@router.get("/search", response={200: SearchOut, **errors(422)},
             summary="Ranked full-text search: the best chunk of each matching entry, with a highlighted snippet")
-async def search(request, q: str = "", limit: int = 10, category: str | None = None, tag: str | None = None,
+async def search(request, q: str = Query(..., min_length=1, max_length=1000, pattern=NOT_BLANK), limit: int = 10,
+                 category: str | None = None, tag: str | None = None,
                  prefix: bool = False):
     items = await services.entry_search(user=request.auth, q=q, limit=limit, category=category, tag=tag,
                                         prefix=prefix)
@@ -104,25 +104,25 @@ async def search(request, q: str = "", limit: int = 10, category: str | None = N
 
 
 @router.get("/crawls", response=CrawlList, summary="Your crawl jobs (staff: all), newest first")
-async def crawl_list(request, status: str | None = None, limit: int = 50, offset: int = 0):
+async def crawl_list(request, status: CrawlStatus | None = None, limit: int = 50, offset: int = 0):
     qs = await services.crawl_list(user=request.auth, status=status)
     items, count = await paginate(qs, limit=limit, offset=offset)
     return {"items": [services.crawl_as_dict(job) for job in items], "count": count}
 
 
-@router.post("/crawls", response={202: CrawlOut, **_errors(422, 429)},
+@router.post("/crawls", response={202: CrawlOut, **errors(422, 429)},
              summary="Start crawling a site into the knowledge base; watch /ws/knowledge/crawls/{id}/")
 async def crawl_start(request, body: CrawlIn):
     job = await services.crawl_start(user=request.auth, **body.dict())
     return Status(202, services.crawl_as_dict(job))
 
 
-@router.get("/crawls/{crawl_id}", response={200: CrawlOut, **_errors(404)})
+@router.get("/crawls/{crawl_id}", response={200: CrawlOut, **errors(404)})
 async def crawl_get(request, crawl_id: int):
     return services.crawl_as_dict(await services.crawl_get(user=request.auth, crawl_id=crawl_id))
 
 
-@router.post("/crawls/{crawl_id}/cancel", response={200: CrawlOut, **_errors(404)}, summary="Cancel a crawl")
+@router.post("/crawls/{crawl_id}/cancel", response={200: CrawlOut, **errors(404)}, summary="Cancel a crawl")
 async def crawl_cancel(request, crawl_id: int):
     return services.crawl_as_dict(await services.crawl_cancel(user=request.auth, crawl_id=crawl_id))
 

@@ -5,11 +5,11 @@ to the group ``knowledge.crawl.<id>``; this consumer only checks access, sends t
 state, then forwards updates. Clients may send {"type": "cancel"}.
 """
 
-import json
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from autobot.errors import AppError
+from autobot.http import json_loads
 from knowledge import services
 from knowledge.models import CrawlJob
 
@@ -45,7 +45,7 @@ class CrawlProgressConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error(AppError(f"frames are at most {MAX_FRAME_CHARS} characters", code="frame_too_large"))
             return
         try:
-            content = json.loads(text_data or "")
+            content = json_loads(text_data or "")  # nesting bounded: no RecursionError
         except ValueError:
             content = None
         if not isinstance(content, dict):

@@ -1,30 +1,28 @@
 from datetime import datetime
 
+from django.conf import settings
 from ninja import Field, Schema
 
-
-class ErrorOut(Schema):
-    detail: str
-    code: str
+from autobot.schemas import NOT_BLANK, JsonInt, StrictSchema
 
 
-class EntryIn(Schema):
+class KnowledgeEntryIn(StrictSchema):
     title: str = Field("", max_length=300, description="empty: taken from the first line")
-    content: str = Field(..., min_length=1)
+    content: str = Field(..., min_length=1, pattern=NOT_BLANK)
     category: str = Field("", max_length=100)
     tags: list[str] = Field(default_factory=list)
     shared: bool = False
 
 
-class EntryPatch(Schema):
+class KnowledgeEntryPatch(StrictSchema):
     title: str | None = Field(None, max_length=300)
-    content: str | None = None
+    content: str | None = Field(None, min_length=1, pattern=NOT_BLANK)
     category: str | None = Field(None, max_length=100)
     tags: list[str] | None = None
     shared: bool | None = None
 
 
-class EntrySummaryOut(Schema):
+class KnowledgeEntrySummaryOut(Schema):
     id: int
     title: str
     source_type: str
@@ -39,19 +37,19 @@ class EntrySummaryOut(Schema):
     updated_at: datetime
 
 
-class EntryOut(EntrySummaryOut):
+class KnowledgeEntryOut(KnowledgeEntrySummaryOut):
     content: str
     can_edit: bool
 
 
-class EntryList(Schema):
-    items: list[EntrySummaryOut]
+class KnowledgeEntryList(Schema):
+    items: list[KnowledgeEntrySummaryOut]
     count: int
 
 
 class DocumentOut(Schema):
     outcome: str = Field(description="created | updated | unchanged | duplicate")
-    entry: EntryOut
+    entry: KnowledgeEntryOut
 
 
 class SearchResultOut(Schema):
@@ -73,10 +71,10 @@ class SearchOut(Schema):
     query: str
 
 
-class CrawlIn(Schema):
-    url: str = Field(..., max_length=2000)
-    max_pages: int = Field(50, ge=1)
-    max_depth: int = Field(2, ge=0)
+class CrawlIn(StrictSchema):
+    url: str = Field(..., max_length=2000, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/]", examples=["https://docs.example.com/"])
+    max_pages: JsonInt = Field(50, ge=1, le=settings.KNOWLEDGE_CRAWL_MAX_PAGES)
+    max_depth: JsonInt = Field(2, ge=0, le=settings.KNOWLEDGE_CRAWL_MAX_DEPTH)
     same_domain: bool = True
     include: list[str] = Field(default_factory=list, description="regular expressions; a URL must match one")
     exclude: list[str] = Field(default_factory=list, description="regular expressions; matching URLs are skipped")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from typing import Annotated, Literal
 
 from django.conf import settings
 from django.http import FileResponse
 from ninja import Query, Router, Status
+from pydantic import BeforeValidator
 
+from autobot.errors import errors
 from autobot.http import client_ip
 from autobot.pagination import paginate
+from autobot.schemas import IsoDateTime
 from terminal import services
 from terminal.policy import Level, describe_levels, max_level_for
 from terminal.risk import Risk
@@ -24,15 +27,16 @@ from terminal.schemas import (
     InfoOut,
     InputIn,
     LevelOut,
-    SessionIn,
-    SessionList,
-    SessionOut,
-    SessionPatch,
     SignalIn,
     SignalOut,
+    TerminalSessionIn,
+    TerminalSessionList,
+    TerminalSessionOut,
+    TerminalSessionPatch,
 )
 
 router = Router(tags=["terminal"])
+RiskName = Annotated[Literal["SAFE", "MODERATE", "HIGH", "DANGEROUS"], BeforeValidator(str.upper)]
 
 VERSION = "1.0"
 ENDPOINTS = [
@@ -111,15 +115,17 @@ async def security_levels(request):
     return describe_levels()
 
 
-@router.post("/assess", response=AssessOut, summary="Assess a command line without running it")
+@router.post("/assess", response={200: AssessOut, **errors(403, 413)},
+             summary="Assess a command line without running it")
 async def assess(request, body: AssessIn):
     return await services.command_assess(user=request.auth, command=body.command, level=body.security_level)
 
 
-@router.get("/sessions", response=SessionList, summary="Your terminal sessions (staff: everyone's)")
+@router.get("/sessions", response={200: TerminalSessionList, **errors(403)},
+            summary="Your terminal sessions (staff: everyone's)")
 async def session_list(
     request,
-    status: str | None = Query(None, description="live | running | detached | ended"),
+    status: Literal["live", "running", "detached", "ended"] | None = Query(None, description="live: not ended"),
     owner: str | None = Query(None, description="staff only: a username"),
     limit: int = LIMIT,
     offset: int = OFFSET,
@@ -129,8 +135,9 @@ async def session_list(
     return {"items": [_session_out(s) for s in items], "count": count}
 
 
-@router.post("/sessions", response={201: SessionOut}, summary="Open a session (a new bash on a PTY)")
-async def session_open(request, body: SessionIn):
+@router.post("/sessions", response={201: TerminalSessionOut, **errors(403, 429, 503)},
+             summary="Open a session (a new bash on a PTY)")
+async def session_open(request, body: TerminalSessionIn):
     session = await services.session_open(
         user=request.auth,
         title=body.title,
@@ -142,13 +149,14 @@ async def session_open(request, body: SessionIn):
     return Status(201, _session_out(session))
 
 
-@router.get("/sessions/{session_id}", response=SessionOut, summary="One session")
+@router.get("/sessions/{session_id}", response={200: TerminalSessionOut, **errors(403)}, summary="One session")
 async def session_get(request, session_id: str):
     return _session_out(await services.session_get(user=request.auth, session_id=session_id))
 
 
-@router.patch("/sessions/{session_id}", response=SessionOut, summary="Rename, or change the security level")
-async def session_update(request, session_id: str, body: SessionPatch):
+@router.patch("/sessions/{session_id}", response={200: TerminalSessionOut, **errors(403, 409, 503)},
+              summary="Rename, or change the security level")
+async def session_update(request, session_id: str, body: TerminalSessionPatch):
     session = await services.session_update(
         user=request.auth,
         session_id=session_id,
@@ -159,7 +167,16 @@ async def session_update(request, session_id: str, body: SessionPatch):
     return _session_out(session)
 
 
-@router.delete("/sessions/{session_id}", response=SessionOut, summary="End a session (its shell is hung up)")
+@router.delete(
+    "/sessions/{session_id}",
+    response={200: TerminalSessionOut, **errors(403, 503)},
+    summary="End a session (its shell is hung up); the session and its history stay",
+    description=(
+        "Ends the session: its shell is hung up and the answer is the session with status `ended`. "
+        "Nothing is deleted: the session, its command history and its recording stay readable at the "
+        "same URLs (they are the audit trail). Ending an ended session answers it again, unchanged."
+    ),
+)
 async def session_close(request, session_id: str):
     session = await services.session_close(user=request.auth, session_id=session_id, client_ip=client_ip(request))
     return _session_out(session)
@@ -167,7 +184,7 @@ async def session_close(request, session_id: str):
 
 @router.post(
     "/sessions/{session_id}/execute",
-    response=ExecuteOut,
+    response={200: ExecuteOut, **errors(403, 413, 503)},
     summary="Run one command non-interactively with the session's level and folder",
 )
 async def session_execute(request, session_id: str, body: ExecuteIn):
@@ -183,7 +200,8 @@ async def session_execute(request, session_id: str, body: ExecuteIn):
     )
 
 
-@router.post("/sessions/{session_id}/input", response={204: None}, summary="Type into the session")
+@router.post("/sessions/{session_id}/input", response={204: None, **errors(403, 409, 413, 429, 503)},
+             summary="Type into the session")
 async def session_input(request, session_id: str, body: InputIn):
     await services.session_input(
         user=request.auth, session_id=session_id, text=body.text, is_password=body.is_password,
@@ -193,7 +211,8 @@ async def session_input(request, session_id: str, body: InputIn):
 
 
 @router.post(
-    "/sessions/{session_id}/signal", response=SignalOut, summary="Signal the session's foreground process group"
+    "/sessions/{session_id}/signal", response={200: SignalOut, **errors(403, 409, 503)},
+    summary="Signal the session's foreground process group"
 )
 async def session_signal(request, session_id: str, body: SignalIn):
     return await services.session_signal(
@@ -201,7 +220,8 @@ async def session_signal(request, session_id: str, body: SignalIn):
     )
 
 
-@router.get("/sessions/{session_id}/history", response=CommandList, summary="The session's commands, newest first")
+@router.get("/sessions/{session_id}/history", response={200: CommandList, **errors(403)},
+            summary="The session's commands, newest first")
 async def session_history(request, session_id: str, limit: int = LIMIT, offset: int = OFFSET):
     records = await services.session_history(user=request.auth, session_id=session_id)
     items, count = await paginate(records.select_related("user"), limit=limit, offset=offset)
@@ -210,6 +230,7 @@ async def session_history(request, session_id: str, limit: int = LIMIT, offset: 
 
 @router.get(
     "/sessions/{session_id}/recording",
+    response={200: None, **errors(403)},
     summary="The session's asciicast v2 recording",
     openapi_extra={
         "responses": {200: {"description": "asciicast v2 (JSON lines)", "content": {"application/x-asciicast": {}}}}
@@ -223,15 +244,16 @@ async def session_recording(request, session_id: str, download: bool = False):
     )
 
 
-@router.get("/audit", response=CommandList, summary="Command records: every verdict, filterable")
+@router.get("/audit", response={200: CommandList, **errors(403, 404)},
+            summary="Command records: every verdict, filterable")
 async def audit(
     request,
     user: str | None = Query(None, description="staff only: a username"),
     session: str | None = Query(None, description="a session id"),
-    risk: str | None = Query(None, description="SAFE | MODERATE | HIGH | DANGEROUS"),
+    risk: RiskName | None = Query(None, description="any case"),
     blocked: bool | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = Query(None, description="ISO 8601, e.g. 2024-05-01T12:00:00Z"),
+    until: IsoDateTime | None = Query(None, description="ISO 8601"),
     limit: int = LIMIT,
     offset: int = OFFSET,
 ):

@@ -3,27 +3,29 @@ from typing import Literal
 
 from ninja import Field, Schema
 
+from autobot.schemas import NOT_BLANK, JsonInt, StrictSchema
+
 LevelName = Literal["STANDARD", "ELEVATED", "RESTRICTED"]
 SignalName = Literal["SIGINT", "SIGTERM", "SIGKILL", "SIGSTOP", "SIGCONT"]
 
 
-class SessionIn(Schema):
+class TerminalSessionIn(StrictSchema):
     title: str = Field("", max_length=200, examples=["deploy checks"])
     security_level: LevelName = Field(
         "RESTRICTED", description="non-staff users may only use RESTRICTED", examples=["RESTRICTED"]
     )
-    cols: int = Field(80, ge=1, le=1000)
-    rows: int = Field(24, ge=1, le=500)
+    cols: JsonInt = Field(80, ge=1, le=1000)
+    rows: JsonInt = Field(24, ge=1, le=500)
 
 
-class SessionPatch(Schema):
+class TerminalSessionPatch(StrictSchema):
     title: str | None = Field(None, max_length=200, examples=["renamed"])
     security_level: LevelName | None = Field(
         None, description="stricter at any time; less strict only for staff", examples=["RESTRICTED"]
     )
 
 
-class SessionOut(Schema):
+class TerminalSessionOut(Schema):
     id: str
     title: str
     owner: str
@@ -42,12 +44,12 @@ class SessionOut(Schema):
     recording: str = Field(description="path of the asciicast v2 recording")
 
 
-class SessionList(Schema):
-    items: list[SessionOut]
+class TerminalSessionList(Schema):
+    items: list[TerminalSessionOut]
     count: int
 
 
-class AssessIn(Schema):
+class AssessIn(StrictSchema):
     command: str = Field(max_length=65536, examples=["rm -rf /", "echo test", "sudo apt-get install nginx"])
     security_level: LevelName | None = Field(None, description="only this level's verdict")
 
@@ -66,8 +68,8 @@ class AssessOut(Schema):
     verdicts: dict[str, VerdictOut] = Field(description="level name → what that level does with the line")
 
 
-class ExecuteIn(Schema):
-    command: str = Field(max_length=65536, examples=["ls -la", "df -h"])
+class ExecuteIn(StrictSchema):
+    command: str = Field(min_length=1, max_length=65536, pattern=NOT_BLANK, examples=["ls -la", "df -h"])
     cwd: str | None = Field(None, description="inside your files area; default: the session's folder")
     timeout: float | None = Field(None, gt=0, description="seconds, capped by TERMINAL_EXECUTE_TIMEOUT")
 
@@ -85,12 +87,12 @@ class ExecuteOut(Schema):
     record_id: int | None = None
 
 
-class InputIn(Schema):
+class InputIn(StrictSchema):
     text: str = Field(examples=["ls\r"])
     is_password: bool = Field(False, description="never written to logs or recordings")
 
 
-class SignalIn(Schema):
+class SignalIn(StrictSchema):
     signal: SignalName = Field(examples=["SIGINT"])
 
 

@@ -126,7 +126,8 @@ async def test_a_broadcast_is_accepted(owner, api_client, echo_agent):
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ("{not json", 422, "invalid_json"),
+        ("{not json", 400, "invalid_json"),
+        ("[" * 10_000 + "]" * 10_000, 400, "invalid_json"),
         ("[]", 422, "invalid_message"),
         ({"header": {"message_type": "SHOUT", "recipient_id": "echo"}, "payload": {"action": "x"}}, 422,
          "invalid_message"),
@@ -140,7 +141,7 @@ async def test_a_broadcast_is_accepted(owner, api_client, echo_agent):
         ({"header": {"message_type": "REQUEST", "recipient_id": "echo"},
           "payload": {"action": "x", "data": {"blob": "x" * 300_000}}}, 413, "too_large"),
     ],
-    ids=["malformed", "not-object", "bad-type", "bad-priority", "no-recipient", "wrong-type", "response",
+    ids=["malformed", "too-deep", "not-object", "bad-type", "bad-priority", "no-recipient", "wrong-type", "response",
          "oversized"],
 )
 async def test_bad_messages_get_a_clear_error(owner, api_client, body, status, code):

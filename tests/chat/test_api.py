@@ -157,7 +157,9 @@ async def test_an_empty_message_is_422(api_client, owner, llm, content):
     client = api_client(owner)
     session = await new_session(client)
     response = await post_message(client, session["id"], content)
-    assert response.status_code == 422 and response.json()["code"] == "empty_message"
+    # The schema says content must not be blank (pattern \S), so validation refuses it.
+    assert response.status_code == 422 and response.json()["code"] == "validation_error"
+    assert "content" in response.json()["detail"]
     assert await ChatMessage.objects.acount() == 0
 
 
@@ -304,7 +306,7 @@ async def test_an_sse_post_is_refused_with_a_status_before_any_streaming(api_cli
     not_yours = await post_message(api_client(stranger), session["id"], "hi", headers=sse)
     assert not_yours.status_code == 404
     empty = await post_message(client, session["id"], " ", headers=sse)
-    assert empty.status_code == 422 and empty.json()["code"] == "empty_message"
+    assert empty.status_code == 422 and empty.json()["code"] == "validation_error"
 
     llm.resume.set()
     assert "event: done" in b"".join([chunk async for chunk in stream]).decode()

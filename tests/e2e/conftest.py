@@ -42,7 +42,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def run_server(var_dir: Path, extra_env: dict | None = None):
+def run_server(var_dir: Path, extra_env: dict | None = None, log_level: str = "warning"):
     """The real server (uvicorn, as `make run`) on a free loopback port, sharing the test
     database file; yields its URL. Browser tests run in the SQLite pass only."""
     from django.conf import settings
@@ -71,7 +71,7 @@ def run_server(var_dir: Path, extra_env: dict | None = None):
     with open(var_dir / "server.log", "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "autobot.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--no-proxy-headers", "--log-level", "warning"],
+             "--port", str(port), "--no-proxy-headers", "--log-level", log_level],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         url = f"http://127.0.0.1:{port}"

@@ -38,6 +38,16 @@ def test_the_username_is_matched_whatever_its_case(client, owner):
     assert sign_in(client, "owner", PASSWORD).status_code == 429
 
 
+def test_a_full_width_spelling_of_a_locked_out_name_is_locked_out_too(client, django_user_model):
+    # The sign-in form normalises usernames (NFKC): 'ｅｖｅ' signs in as 'eve', so it counts as 'eve'.
+    django_user_model.objects.create_user("eve", password=PASSWORD)
+    for _ in range(3):
+        sign_in(client, "eve", "wrong")
+    assert sign_in(client, "\uff45\uff56\uff45", PASSWORD).status_code == 429
+    assert sign_in(client, "\uff25VE", PASSWORD).status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
 def test_a_successful_sign_in_clears_the_count(client, owner):
     for _ in range(2):
         sign_in(client, "owner", "wrong")

@@ -25,9 +25,33 @@ async def test_anonymous_closes_4401(ws_connect):
     await comm.disconnect()
 
 
-async def test_missing_origin_without_token_closes_4403(ws_connect):
+async def test_anonymous_without_origin_closes_4401(ws_connect):
+    # No credentials at all: the answer is "authenticate" (docs/security.md), Origin or not.
     comm = await ws_connect("/ws/anything/", user=None, origin=None)
+    assert await _closed_with(comm) == 4401
+    await comm.disconnect()
+
+
+async def test_session_cookie_without_origin_closes_4403(owner, client):
+    # A cookie rides along with any request: without an Origin to check it is not accepted.
+    from asgiref.sync import sync_to_async
+    from django.conf import settings
+
+    from autobot.asgi import application
+
+    await sync_to_async(client.force_login)(owner)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    comm = WebsocketCommunicator(application, "/ws/chat/x/",
+                                 headers=[(b"host", b"testserver"), (b"cookie", cookie.encode())])
+    await comm.connect()
     assert await _closed_with(comm) == 4403
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/ws/anything/", "/ws/", "/nowhere", "/ws/terminal/"])
+async def test_unknown_path_with_a_valid_token_closes_4404(ws_connect, owner, path):
+    comm = await ws_connect(path, user=owner)
+    assert await _closed_with(comm) == 4404
     await comm.disconnect()
 
 
