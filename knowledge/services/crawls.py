@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from autobot import audit
+from autobot.caps import CapReached, cap_reserve
 from autobot.errors import InvalidInput, LimitExceeded, NotFound, RateLimited
 from autobot.lanes import spawn
 from autobot.workers import WORKER_ID, worker_gone
@@ -79,14 +80,16 @@ async def crawl_start(*, user, url: str, max_pages: int = 50, max_depth: int = 2
     except CrawlError as exc:
         raise InvalidInput(str(exc), code="invalid_url") from exc
     await _end_orphans(owner=user)
-    active = await CrawlJob.objects.filter(owner=user, status__in=CrawlJob.ACTIVE).acount()
-    if active >= settings.KNOWLEDGE_CRAWL_MAX_ACTIVE:
-        raise RateLimited(f"you already have {active} crawls running; wait for one to finish or cancel it")
-    job = await CrawlJob.objects.acreate(
-        owner=user, url=start, max_pages=max_pages, max_depth=max_depth, same_domain=same_domain, include=include,
-        exclude=exclude, category=(category or "").strip()[:100], tags=clean_tags(tags), shared=shared,
-        worker=WORKER_ID,
-    )
+    fields = dict(owner=user, url=start, max_pages=max_pages, max_depth=max_depth, same_domain=same_domain,
+                  include=include, exclude=exclude, category=(category or "").strip()[:100], tags=clean_tags(tags),
+                  shared=shared, worker=WORKER_ID)
+    try:
+        # Counted and created under one lock: concurrent starts (any worker) can't all pass the cap.
+        active = CrawlJob.objects.filter(owner=user, status__in=CrawlJob.ACTIVE)
+        job = await cap_reserve(owner=user, queryset=active, cap=settings.KNOWLEDGE_CRAWL_MAX_ACTIVE,
+                                create=lambda: CrawlJob.objects.create(**fields))
+    except CapReached as exc:
+        raise RateLimited(f"you already have {exc.count} crawls running; wait for one to finish or cancel it") from None
     # Registered before any await, so no other request sees this job without its task.
     task = spawn(_crawl_run(job.pk), name=f"knowledge-crawl-{job.pk}")
     _RUNNING[job.pk] = (task, None)
