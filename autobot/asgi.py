@@ -9,6 +9,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autobot.settings")
 django_asgi_app = get_asgi_application()  # set up Django before importing code that uses models
 
 from autobot.lanes import LaneMiddleware  # noqa: E402
+from autobot.lifespan import lifespan_application  # noqa: E402
 from autobot.ws import websocket_application  # noqa: E402
 from files.asgi import StreamingUploadMiddleware  # noqa: E402
 
@@ -17,4 +18,6 @@ application = ProtocolTypeRouter({
     # Each request's sync work runs on one of a few long-lived threads (see autobot/lanes.py).
     "http": LaneMiddleware(StreamingUploadMiddleware(django_asgi_app)),
     "websocket": websocket_application(),
+    # Each worker's start-up: it cleans up what a killed worker left (autobot/lifespan.py).
+    "lifespan": lifespan_application,
 })

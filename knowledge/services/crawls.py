@@ -116,13 +116,24 @@ async def _end_orphans(**filters) -> int:
     """Jobs left active by a server process that has stopped (or by this one, without a task)
     will never finish: mark them failed, so they stop counting against the user's limit."""
     ended = 0
-    async for job in CrawlJob.objects.filter(status__in=CrawlJob.ACTIVE, **filters).only("pk", "worker"):
+    jobs = CrawlJob.objects.filter(status__in=CrawlJob.ACTIVE, **filters).select_related("owner")
+    async for job in jobs.only("pk", "worker", "url", "owner"):
         lost_here = job.worker == WORKER_ID and job.pk not in _RUNNING
         if lost_here or worker_gone(job.worker):
-            ended += await CrawlJob.objects.filter(pk=job.pk, status__in=CrawlJob.ACTIVE).aupdate(
+            marked = await CrawlJob.objects.filter(pk=job.pk, status__in=CrawlJob.ACTIVE).aupdate(
                 status=CrawlJob.Status.FAILED, finished_at=timezone.now(),
                 detail="interrupted: the server process running this crawl stopped; start it again")
+            if marked:  # whoever marks it (several workers may look at once) records it, once
+                await audit.record(actor=job.owner, action="knowledge.crawl_interrupted", target_type="crawl_job",
+                                   target_id=str(job.pk), data={"url": job.url, "worker": job.worker})
+            ended += marked
     return ended
+
+
+async def crawls_end_orphans() -> int:
+    """Mark failed (and audit) every crawl left active by a process that has stopped: run when
+    a worker starts, so a killed worker's crawls end without waiting for someone to look."""
+    return await _end_orphans()
 
 
 async def crawl_get(*, user, crawl_id: int) -> CrawlJob:

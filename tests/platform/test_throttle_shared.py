@@ -4,17 +4,15 @@ Two real server processes share one database (and one Redis in the Redis variant
 spread over both lock the username out on both, as they would behind a round-robin proxy."""
 
 import asyncio
-import os
 import re
-import subprocess
 
 import aiohttp
 import pytest
 
 from autobot import throttle
 from autobot.models import AuditEvent
-from tests.agents.test_cluster import _database_url, _start_server, _wait_ready
 from tests.conftest import PASSWORD, TEST_REDIS_URL
+from tests.ops_server import ServerProcess, database_url
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,28 +24,18 @@ def two_workers(request, django_db_setup, django_db_blocker, tmp_path_factory):
 
     var_dir = tmp_path_factory.mktemp(f"throttle-{request.param}")
     env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(settings.DATABASES["default"]),
-        "AUTOBOT_VAR_DIR": str(var_dir),
+        "DATABASE_URL": database_url(settings.DATABASES["default"]),
         "AUTOBOT_SECRET_KEY": settings.SECRET_KEY,  # one CSRF cookie works on both
-        "AUTOBOT_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "AUTOBOT_LOGIN_MAX_FAILURES": "3",
-        "PYTHONUNBUFFERED": "1",
     }
-    env.pop("REDIS_URL", None)
     if request.param == "redis":
         env["REDIS_URL"] = TEST_REDIS_URL
-    servers = [_start_server(env, var_dir / f"server-{i}.log") for i in range(2)]
-    for i, (proc, address) in enumerate(servers):
-        _wait_ready(proc, address, var_dir / f"server-{i}.log")
-    yield [address for _, address in servers]
-    for proc, _ in servers:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        proc.log.close()
+    servers = [ServerProcess(env=env, var_dir=var_dir, name=f"worker-{i}") for i in range(2)]
+    try:
+        yield [server.start().address for server in servers]
+    finally:
+        for server in servers:
+            server.stop()
 
 
 async def sign_in(address: str, username: str, password: str) -> aiohttp.ClientResponse:
