@@ -99,8 +99,13 @@ def _db_hit(key: str, limit: Limit) -> int:
     from autobot.models import ThrottleCount
 
     now = timezone.now()
+    try:
+        # Bounds the table to one window of keys. A statement of its own, outside the row lock: two
+        # of them crossing (a deadlock on PostgreSQL) cost a prune, never a sign-in.
+        ThrottleCount.objects.filter(expires__lte=now).delete()
+    except DatabaseError:
+        log.warning("could not prune expired throttle counts", exc_info=True)
     with transaction.atomic():  # IMMEDIATE on SQLite: writers take turns from BEGIN
-        ThrottleCount.objects.filter(expires__lte=now).delete()  # bounds the table to one window of keys
         # Insert-if-missing never fails on a race; the lock then orders the updates (PostgreSQL).
         ThrottleCount.objects.bulk_create([ThrottleCount(key=key, count=0, expires=now)], ignore_conflicts=True)
         row = ThrottleCount.objects.select_for_update().get(key=key)
