@@ -85,3 +85,33 @@ def test_a_backup_restores_into_an_empty_postgres_database(owner, settings, tmp_
     finally:
         with psycopg.connect(**conninfo) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_damaged_backup_is_refused_before_anything_is_restored(owner, settings, tmp_path):
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+        pytest.skip("the database part is checked the same way on PostgreSQL")
+    populate(owner, settings.FILES_ROOT)
+    dest = tmp_path / "backup"
+    call_command("backup", str(dest))
+    with open(dest / "files.tar", "r+b") as tar:
+        tar.seek(600)
+        tar.write(b"tampered")
+    fresh = tmp_path / "fresh"
+    result = manage({"DATABASE_URL": f"sqlite:///{fresh / 'db.sqlite3'}", "AUTOBOT_VAR_DIR": str(fresh),
+                     "AUTOBOT_FILES_ROOT": str(fresh / "files")}, "restore", str(dest))
+    assert result.returncode != 0 and "files.tar does not match its checksum" in result.stderr
+    assert not (fresh / "files").exists()
+
+
+def test_a_symlink_out_of_an_area_is_kept_as_a_link_and_not_restored(tmp_path):
+    from autobot.backup import _tar_create, _tar_extract
+
+    area = tmp_path / "files" / "eve"
+    area.mkdir(parents=True)
+    (area / "mine.txt").write_text("mine")
+    os.symlink("/etc/passwd", area / "passwd")  # made from a terminal: it must not come back
+    _tar_create(tmp_path / "files", tmp_path / "files.tar")
+    skipped = _tar_extract(tmp_path / "files.tar", tmp_path / "restored")
+    assert skipped == ["./eve/passwd"]
+    assert (tmp_path / "restored" / "eve" / "mine.txt").read_text() == "mine"
+    assert not os.path.lexists(tmp_path / "restored" / "eve" / "passwd")
