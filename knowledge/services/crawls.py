@@ -8,8 +8,10 @@ import logging
 import re
 import time
 
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -120,14 +122,21 @@ async def _end_orphans(**filters) -> int:
     async for job in jobs.only("pk", "worker", "url", "owner"):
         lost_here = job.worker == WORKER_ID and job.pk not in _RUNNING
         if lost_here or worker_gone(job.worker):
-            marked = await CrawlJob.objects.filter(pk=job.pk, status__in=CrawlJob.ACTIVE).aupdate(
-                status=CrawlJob.Status.FAILED, finished_at=timezone.now(),
-                detail="interrupted: the server process running this crawl stopped; start it again")
-            if marked:  # whoever marks it (several workers may look at once) records it, once
-                await audit.record(actor=job.owner, action="knowledge.crawl_interrupted", target_type="crawl_job",
-                                   target_id=str(job.pk), data={"url": job.url, "worker": job.worker})
-            ended += marked
+            ended += await sync_to_async(_mark_interrupted)(job)
     return ended
+
+
+def _mark_interrupted(job: CrawlJob) -> int:
+    """Mark `job` failed and audit it in one transaction: both or neither. Whoever marks it
+    (several workers may look at once) records it, once."""
+    with transaction.atomic():
+        marked = CrawlJob.objects.filter(pk=job.pk, status__in=CrawlJob.ACTIVE).update(
+            status=CrawlJob.Status.FAILED, finished_at=timezone.now(),
+            detail="interrupted: the server process running this crawl stopped; start it again")
+        if marked:
+            audit.record_sync(actor=job.owner, action="knowledge.crawl_interrupted", target_type="crawl_job",
+                              target_id=str(job.pk), data={"url": job.url, "worker": job.worker})
+        return marked
 
 
 async def crawls_end_orphans() -> int:
