@@ -24,6 +24,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from autobot.errors import Unavailable
+from autobot.models import ThrottleCount
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +89,12 @@ async def _redis_clear(key: str) -> None:
 
 
 def _db_wait(key: str, limit: Limit) -> float:
-    from autobot.models import ThrottleCount
-
     now = timezone.now()
     row = ThrottleCount.objects.filter(key=key, expires__gt=now).values_list("count", "expires").first()
     return (row[1] - now).total_seconds() if row and row[0] >= limit.limit else 0.0
 
 
 def _db_hit(key: str, limit: Limit) -> int:
-    from autobot.models import ThrottleCount
-
     now = timezone.now()
     try:
         # Bounds the table to one window of keys. A statement of its own, outside the row lock: two
@@ -117,8 +114,6 @@ def _db_hit(key: str, limit: Limit) -> int:
 
 
 def _db_clear(key: str) -> None:
-    from autobot.models import ThrottleCount
-
     ThrottleCount.objects.filter(key=key).delete()
 
 
