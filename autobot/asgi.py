@@ -18,6 +18,7 @@ application = ProtocolTypeRouter({
     # Each request's sync work runs on one of a few long-lived threads (see autobot/lanes.py).
     "http": LaneMiddleware(StreamingUploadMiddleware(django_asgi_app)),
     "websocket": websocket_application(),
-    # Graceful shutdown: terminals end audited, answers are stored as they stand (lifespan.py).
+    # Start-up cleans up what a killed worker left; shutdown ends terminals audited and stores
+    # answers as they stand (autobot/lifespan.py).
     "lifespan": lifespan_application,
 })

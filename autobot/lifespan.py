@@ -1,35 +1,73 @@
-"""ASGI lifespan: what a worker does when the server starts and when it is asked to stop.
+"""The ASGI lifespan of a worker: what each worker does when it starts and when it stops.
 
-On SIGTERM uvicorn stops accepting, closes open WebSockets (code 1012, "service restart", which
-the pages treat as a reason to reconnect), waits for in-flight requests, then runs the shutdown
-below: this worker's terminals end as ``shutdown`` (audited, recordings closed), its answers in
-progress are stopped and stored as they stand, and its bus readers stop. Audit events are
-written synchronously by the services, so none is left in a buffer.
+Start-up: work that a killed worker left half done is cleaned up by the next worker to start
+(any of them: several may start at once, and each step is safe to run twice):
+- the partial files of its uploads are removed, each audited (files/sweep.py);
+- its crawls are marked failed, each audited (knowledge/services/crawls.py);
+- its open-socket gauges stop counting in the shared metrics (autobot/metrics.py).
+They run before the worker reports itself started, so it serves nothing until they are done; a
+step that fails is logged and the worker starts anyway (a database briefly down must not keep
+every worker from starting).
+
+Shutdown: on SIGTERM uvicorn stops accepting, closes open WebSockets (code 1012, "service
+restart", which the pages treat as a reason to reconnect), waits for in-flight requests, then
+runs ``on_shutdown``: this worker's terminals end as ``shutdown`` (audited, recordings closed),
+its answers in progress are stopped and stored as they stand, and its bus readers stop. Audit
+events are written synchronously by the services, so none is left in a buffer.
 """
+
+from __future__ import annotations
 
 import asyncio
 import logging
+
+from autobot import metrics
+from autobot.lanes import lane_context
 
 log = logging.getLogger("autobot.lifespan")
 
 SHUTDOWN_SECONDS = 20.0
 
 
-async def shutdown() -> None:
-    from agents.services import bus_shutdown
+def _startup_steps() -> list:
+    from files.sweep import uploads_sweep
+    from knowledge.services.crawls import crawls_end_orphans
+
+    return [("sweep interrupted uploads", uploads_sweep), ("end interrupted crawls", crawls_end_orphans),
+            ("forget dead workers' gauges", _forget_dead_workers)]
+
+
+async def _forget_dead_workers() -> None:
+    await asyncio.to_thread(metrics.forget_dead_workers)
+
+
+async def on_startup() -> None:
+    async with lane_context():
+        for name, step in _startup_steps():
+            try:
+                await step()
+            except Exception:
+                log.exception("start-up step failed: %s", name)
+
+
+async def _stop_answers() -> None:
     from chat import generation
+
+    running = list(generation._running.values())
+    for gen in running:
+        if gen.task is not None:
+            gen.task.cancel()
+    await asyncio.gather(*(gen.finished.wait() for gen in running))
+
+
+async def on_shutdown() -> None:
+    from agents.services import bus_shutdown
     from terminal.services import sessions_shutdown
 
-    async def answers() -> None:
-        running = list(generation._running.values())
-        for gen in running:
-            if gen.task is not None:
-                gen.task.cancel()
-        await asyncio.gather(*(gen.finished.wait() for gen in running))
-
-    steps = {"terminals": sessions_shutdown(), "answers": answers(), "agents": bus_shutdown()}
-    results = await asyncio.wait_for(asyncio.gather(*steps.values(), return_exceptions=True),
-                                     timeout=SHUTDOWN_SECONDS)
+    steps = {"terminals": sessions_shutdown(), "answers": _stop_answers(), "agents": bus_shutdown()}
+    async with lane_context():
+        results = await asyncio.wait_for(asyncio.gather(*steps.values(), return_exceptions=True),
+                                         timeout=SHUTDOWN_SECONDS)
     for name, result in zip(steps, results, strict=True):
         if isinstance(result, BaseException):
             log.error("shutdown: stopping the %s failed: %r", name, result)
@@ -39,11 +77,13 @@ async def lifespan_application(scope, receive, send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            await on_startup()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:
-                await shutdown()
+                await on_shutdown()
             except Exception:  # the server stops either way; say what did not finish
                 log.exception("shutdown did not finish cleanly")
+            metrics.worker_stopping()
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -61,3 +61,15 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action}"
+
+
+class ThrottleCount(models.Model):
+    """Hits on one throttle key (e.g. failed sign-ins of one username) in the window that ends at
+    `expires`: shared by every worker when there is no Redis. Written only by autobot.throttle."""
+
+    key = models.CharField(max_length=255, unique=True)
+    count = models.PositiveIntegerField(default=0)
+    expires = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count} until {self.expires:%H:%M:%S}"

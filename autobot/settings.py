@@ -230,6 +230,9 @@ HEALTH_TIMEOUT_SECONDS = env_float("AUTOBOT_HEALTH_TIMEOUT", 2.0, minimum=0.1)
 
 # Files area shared by the file manager and the terminal's RESTRICTED working directory.
 FILES_ROOT = Path(env.str("AUTOBOT_FILES_ROOT", default=str(VAR_DIR / "files")))
+# Leftovers of interrupted uploads are removed at start-up once unmodified for this long (those of a
+# process on this host that no longer runs, at once): a live upload writes to its file all the time.
+FILES_PARTIAL_MAX_AGE_SECONDS = env_int("AUTOBOT_FILES_PARTIAL_MAX_AGE", 6 * 3600, minimum=60)
 
 LOGGING = {
     "version": 1,

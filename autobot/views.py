@@ -6,13 +6,12 @@ from django.contrib.auth.models import User
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 
-from autobot import audit, metrics
-from autobot.auth import lockout_key, token_authenticate_sync
-from autobot.errors import AppError
+from autobot import audit, metrics, throttle
+from autobot.auth import token_authenticate_sync
+from autobot.errors import AppError, Unavailable
 from autobot.health import health_report
 from autobot.http import client_ip
 from autobot.models import ApiToken, AuditEvent
-from autobot.throttle import FailureWindow
 
 COMING = {
     "chat": ("Chat", "Chat with a language model grounded in your knowledge base, with live token streaming "
@@ -25,54 +24,52 @@ COMING = {
 }
 
 
-_windows: dict[tuple[int, int], tuple[FailureWindow, FailureWindow]] = {}
-
-
-def _login_windows() -> tuple[FailureWindow, FailureWindow]:
-    """Failed sign-ins per username, and per client address (five times the allowance: several
-    people may share one address)."""
-    limit, window = settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW_SECONDS
-    if (limit, window) not in _windows:
-        _windows[(limit, window)] = (FailureWindow(limit=limit, window=window),
-                                     FailureWindow(limit=limit * 5, window=window))
-    return _windows[(limit, window)]
-
-
 class LoginView(auth_views.LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True
 
-    def _keys(self) -> tuple[str, str]:
-        return lockout_key(self.request.POST.get("username") or ""), client_ip(self.request) or ""
+    def _typed_username(self) -> str:
+        return (self.request.POST.get("username") or "")[:150]
+
+    def _address(self) -> str:
+        return client_ip(self.request) or ""
 
     def post(self, request, *args, **kwargs):
         # Checked before the form is: a locked-out attempt costs no password hash.
-        (users, addresses), (username, address) = _login_windows(), self._keys()
-        wait = max(users.wait(username), addresses.wait(address))
+        try:
+            wait = async_to_sync(throttle.login_wait)(username=self._typed_username(), address=self._address())
+        except Unavailable as exc:
+            return self._refused(exc.detail, status=503, retry_after=5)
         if wait > 0:
             async_to_sync(audit.record)(actor=None, action="auth.login_throttled",
-                                        data={"username": (request.POST.get("username") or "")[:150]})
+                                        data={"username": self._typed_username()})
             minutes = max(1, round(wait / 60))
-            context = self.get_context_data(form=self.form_class(request), throttled=(
-                f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}."))
-            response = self.render_to_response(context, status=429)
-            response["Retry-After"] = str(int(wait) + 1)
-            return response
+            message = f"Too many failed sign-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+            return self._refused(message, status=429, retry_after=int(wait) + 1)
         return super().post(request, *args, **kwargs)
+
+    def _refused(self, message: str, *, status: int, retry_after: int):
+        context = self.get_context_data(form=self.form_class(self.request), throttled=message)
+        response = self.render_to_response(context, status=status)
+        response["Retry-After"] = str(retry_after)
+        return response
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        _login_windows()[0].clear(self._keys()[0])
+        try:
+            async_to_sync(throttle.login_succeeded)(username=self._typed_username())
+        except Unavailable:  # signed in already; the count then simply runs out with its window
+            pass
         async_to_sync(audit.record)(actor=form.get_user(), action="auth.login")
         return response
 
     def form_invalid(self, form):
-        (users, addresses), (username, address) = _login_windows(), self._keys()
-        users.fail(username)
-        addresses.fail(address)
         # The username is recorded as typed (it may not exist); the password never is.
-        async_to_sync(audit.record)(actor=None, action="auth.login_failed",
-                                    data={"username": (self.request.POST.get("username") or "")[:150]})
+        async_to_sync(audit.record)(actor=None, action="auth.login_failed", data={"username": self._typed_username()})
+        try:
+            async_to_sync(throttle.login_failed)(username=self._typed_username(), address=self._address())
+        except Unavailable as exc:
+            return self._refused(exc.detail, status=503, retry_after=5)
         return super().form_invalid(form)
 
 

@@ -17,8 +17,10 @@ import fcntl
 import logging
 import mimetypes
 import os
+import re
 import secrets
 import shutil
+import socket
 import stat
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -41,10 +43,20 @@ READ_CHUNK = 256 * 1024
 WRITE_CHUNK = 1024 * 1024
 TEMP_PREFIX = paths.RESERVED_PREFIX  # names the API refuses to create
 TEMP_SUFFIX = ".part"
+BACKUP_SUFFIX = ".old"  # a replaced file, kept until every file of its upload has landed
+# The host part of temporary names: letters, digits, dots and hyphens only (it is part of a file name).
+_HOST = re.sub(r"[^A-Za-z0-9.-]", "", socket.gethostname())[:64] or "localhost"
 # Lock files live in this folder beside the areas (FILES_ROOT/.autobot-locks/<area>.lock).
 LOCKS_DIR = ".autobot-locks"
 # How long a quota-checked commit waits for the other commits in its area before giving up.
 COMMIT_LOCK_WAIT = 30.0
+
+
+def temp_file_name(suffix: str) -> str:
+    """A name for an upload's temporary file (or a replaced file's backup): hidden by
+    TEMP_PREFIX, and naming the process that writes it (``<pid>@<host>``), so that a worker
+    starting later can tell a dead worker's leftovers from uploads in flight (files/sweep.py)."""
+    return f"{TEMP_PREFIX}{secrets.token_hex(8)}-{os.getpid()}@{_HOST}{suffix}"
 
 
 class StorageError(Exception):
@@ -693,7 +705,7 @@ class Upload:
                 # Refuse now, not at commit time after earlier files have replaced theirs.
                 raise EntryExists(f"'{self._rel(name)}' is a folder")
             replaces = await asyncio.to_thread(_replaced_size, name, dir_fd)
-        temp_name = f"{TEMP_PREFIX}{secrets.token_hex(8)}{TEMP_SUFFIX}"
+        temp_name = temp_file_name(TEMP_SUFFIX)
 
         def opener(path: str, flags: int) -> int:
             return os.open(
@@ -806,7 +818,7 @@ class Upload:
                     if _is_dir(staged.name, fd):
                         raise EntryExists(f"'{self._rel(staged.name)}' is a folder")
                     # Keep the file being replaced (a second link to it) until all have landed.
-                    backup = f"{TEMP_PREFIX}{secrets.token_hex(8)}.old"
+                    backup = temp_file_name(BACKUP_SUFFIX)
                     try:
                         os.link(staged.name, backup, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
                     except FileNotFoundError:

@@ -8,12 +8,15 @@ import logging
 import re
 import time
 
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from autobot import audit
+from autobot.caps import CapReached, cap_reserve
 from autobot.errors import InvalidInput, LimitExceeded, NotFound, RateLimited
 from autobot.lanes import spawn
 from autobot.workers import WORKER_ID, worker_gone
@@ -79,14 +82,16 @@ async def crawl_start(*, user, url: str, max_pages: int = 50, max_depth: int = 2
     except CrawlError as exc:
         raise InvalidInput(str(exc), code="invalid_url") from exc
     await _end_orphans(owner=user)
-    active = await CrawlJob.objects.filter(owner=user, status__in=CrawlJob.ACTIVE).acount()
-    if active >= settings.KNOWLEDGE_CRAWL_MAX_ACTIVE:
-        raise RateLimited(f"you already have {active} crawls running; wait for one to finish or cancel it")
-    job = await CrawlJob.objects.acreate(
-        owner=user, url=start, max_pages=max_pages, max_depth=max_depth, same_domain=same_domain, include=include,
-        exclude=exclude, category=(category or "").strip()[:100], tags=clean_tags(tags), shared=shared,
-        worker=WORKER_ID,
-    )
+    fields = dict(owner=user, url=start, max_pages=max_pages, max_depth=max_depth, same_domain=same_domain,
+                  include=include, exclude=exclude, category=(category or "").strip()[:100], tags=clean_tags(tags),
+                  shared=shared, worker=WORKER_ID)
+    try:
+        # Counted and created under one lock: concurrent starts (any worker) can't all pass the cap.
+        active = CrawlJob.objects.filter(owner=user, status__in=CrawlJob.ACTIVE)
+        job = await cap_reserve(owner=user, queryset=active, cap=settings.KNOWLEDGE_CRAWL_MAX_ACTIVE,
+                                create=lambda: CrawlJob.objects.create(**fields))
+    except CapReached as exc:
+        raise RateLimited(f"you already have {exc.count} crawls running; wait for one to finish or cancel it") from None
     # Registered before any await, so no other request sees this job without its task.
     task = spawn(_crawl_run(job.pk), name=f"knowledge-crawl-{job.pk}")
     _RUNNING[job.pk] = (task, None)
@@ -113,13 +118,31 @@ async def _end_orphans(**filters) -> int:
     """Jobs left active by a server process that has stopped (or by this one, without a task)
     will never finish: mark them failed, so they stop counting against the user's limit."""
     ended = 0
-    async for job in CrawlJob.objects.filter(status__in=CrawlJob.ACTIVE, **filters).only("pk", "worker"):
+    jobs = CrawlJob.objects.filter(status__in=CrawlJob.ACTIVE, **filters).select_related("owner")
+    async for job in jobs.only("pk", "worker", "url", "owner"):
         lost_here = job.worker == WORKER_ID and job.pk not in _RUNNING
         if lost_here or worker_gone(job.worker):
-            ended += await CrawlJob.objects.filter(pk=job.pk, status__in=CrawlJob.ACTIVE).aupdate(
-                status=CrawlJob.Status.FAILED, finished_at=timezone.now(),
-                detail="interrupted: the server process running this crawl stopped; start it again")
+            ended += await sync_to_async(_mark_interrupted)(job)
     return ended
+
+
+def _mark_interrupted(job: CrawlJob) -> int:
+    """Mark `job` failed and audit it in one transaction: both or neither. Whoever marks it
+    (several workers may look at once) records it, once."""
+    with transaction.atomic():
+        marked = CrawlJob.objects.filter(pk=job.pk, status__in=CrawlJob.ACTIVE).update(
+            status=CrawlJob.Status.FAILED, finished_at=timezone.now(),
+            detail="interrupted: the server process running this crawl stopped; start it again")
+        if marked:
+            audit.record_sync(actor=job.owner, action="knowledge.crawl_interrupted", target_type="crawl_job",
+                              target_id=str(job.pk), data={"url": job.url, "worker": job.worker})
+        return marked
+
+
+async def crawls_end_orphans() -> int:
+    """Mark failed (and audit) every crawl left active by a process that has stopped: run when
+    a worker starts, so a killed worker's crawls end without waiting for someone to look."""
+    return await _end_orphans()
 
 
 async def crawl_get(*, user, crawl_id: int) -> CrawlJob:

@@ -5,6 +5,7 @@ a second time, with this module's mark."""
 import pytest
 
 from tests.knowledge.test_api import *  # noqa: F403
+from tests.knowledge.test_crawl_cap import *  # noqa: F403
 from tests.knowledge.test_crawls import *  # noqa: F403
 from tests.knowledge.test_documents import *  # noqa: F403
 from tests.knowledge.test_search import *  # noqa: F403
