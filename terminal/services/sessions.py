@@ -13,6 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from autobot import audit
+from autobot.caps import CapReached, cap_reserve
 from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, RateLimited, Unavailable
 from autobot.lanes import spawn
 from autobot.workers import worker_gone
@@ -110,16 +111,10 @@ async def session_open(
     check_level(user=user, current=None, requested=level)
     cols, rows = validate_size(cols, rows)
     await _mark_stale(user)
-    live_count = await TerminalSession.objects.filter(owner=user).exclude(status=Status.ENDED).acount()
     cap = settings.TERMINAL_MAX_SESSIONS_PER_USER
-    if live_count >= cap:
-        raise RateLimited(
-            f"you already have {live_count} open terminal sessions (the limit is {cap}); close one first",
-            code="session_limit",
-        )
     await launch_check(user=user, level=level)
     home = await home_for(user)
-    session = await TerminalSession.objects.acreate(
+    fields = dict(
         owner=user,
         title=(title or "").strip()[:200] or f"{user.get_username()}'s shell",
         security_level=level.value,
@@ -129,6 +124,15 @@ async def session_open(
         host=registry.HOST_ID,
         client_ip=client_ip,
     )
+    try:  # counted and created in one locked transaction: concurrent opens cannot overshoot the cap
+        session = await cap_reserve(owner=user, cap=cap,
+                                    queryset=TerminalSession.objects.filter(owner=user).exclude(status=Status.ENDED),
+                                    create=lambda: TerminalSession.objects.create(**fields))
+    except CapReached as exc:
+        raise RateLimited(
+            f"you already have {exc.count} open terminal sessions (the limit is {cap}); close one first",
+            code="session_limit",
+        ) from None
     session.recording_path = str(Path(settings.TERMINAL_RECORDINGS_DIR) / f"{session.pk}.cast")
     try:
         live = await _spawn(session, user=user, level=level, home=home, client_ip=client_ip)

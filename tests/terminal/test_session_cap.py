@@ -2,7 +2,6 @@
 lock (autobot/caps.py), each open a task on the lanes with its own thread and connection."""
 
 import asyncio
-import inspect
 
 import pytest
 
@@ -10,15 +9,8 @@ from autobot.errors import RateLimited
 from autobot.lanes import spawn
 from terminal import services
 from terminal.models import TerminalSession
-from terminal.services import sessions
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True), pytest.mark.timeout(60),
-    # Until terminal/services/sessions.py opens sessions through autobot.caps.cap_reserve (the
-    # lead wires it; see autobot/caps.py), this test would fail: remove the condition then.
-    pytest.mark.skipif("cap_reserve" not in inspect.getsource(sessions),
-                       reason="terminal session_open does not use autobot.caps.cap_reserve yet"),
-]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 
 async def test_four_concurrent_opens_with_a_cap_of_two_open_exactly_two(terminal_user, settings):
