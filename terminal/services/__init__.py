@@ -1,6 +1,7 @@
 """Terminal business logic. Every entry point (API, consumer, admin, other apps) calls these."""
 
 from .commands import command_assess, command_audit, command_run
+from .live import get as live_session
 from .sessions import (
     SIGNALS,
     Attachment,
@@ -18,6 +19,7 @@ from .sessions import (
     sessions_reconcile,
     sessions_shutdown,
 )
+from .typed import command_type
 
 __all__ = [
     "SIGNALS",
@@ -25,6 +27,8 @@ __all__ = [
     "command_assess",
     "command_audit",
     "command_run",
+    "command_type",
+    "live_session",
     "session_attach",
     "session_close",
     "session_get",

@@ -81,8 +81,12 @@ async def _record(
     client_ip: str | None,
     exit_code: int | None = None,
     finished: datetime | None = None,
+    actor: str = "",
+    correlation_id: str = "",
 ) -> CommandRecord:
     record = await CommandRecord.objects.acreate(
+        actor=actor,
+        correlation_id=correlation_id,
         session_id=session_id,
         user=user,
         source=source,
@@ -113,8 +117,10 @@ async def _record(
             "cwd": cwd,
             "record_id": record.pk,
             "exit_code": exit_code,
+            **({"actor": actor} if actor else {}),
         },
         ip=client_ip,
+        correlation_id=correlation_id or None,
     )
     return record
 
@@ -139,10 +145,13 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
     first_of_line = request.kind == "line" or (
         request.kind == "sline" and request.history_number != live.last_line_number
     )
+    typed = live.typed if live.typed is not None and live.typed.record_id is None else None
     if first_of_line or verdict.blocked:
         if request.kind != "cmd":
             live.last_line_number = request.history_number
         record = await _record(
+            actor=typed.actor if typed else "",
+            correlation_id=typed.correlation_id if typed else "",
             user=live.owner,
             session_id=live.id,
             level=live.level,
@@ -154,6 +163,9 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
             client_ip=live.client_ip,
         )
         live.current_record_id = None if verdict.blocked else record.pk
+        if typed is not None:
+            typed.record_id, typed.blocked, typed.risk = record.pk, verdict.blocked, assessment.risk.name
+            typed.reason = verdict.reason
     if verdict.blocked:
         live.broadcast(
             {
@@ -175,6 +187,9 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
 async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
     """The line finished: keep its exit code and the shell's folder."""
     record_id, live.current_record_id = live.current_record_id, None
+    typed = live.typed
+    if typed is not None and typed.record_id is not None and not typed.done.done():
+        typed.done.set_result(request.exit_status)
     cwd = live.proc.cwd()
     if record_id is not None:
         await CommandRecord.objects.filter(pk=record_id).aupdate(exit_code=request.exit_status, finished=timezone.now())

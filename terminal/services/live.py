@@ -44,6 +44,7 @@ class LiveSession:
     tasks: set[asyncio.Task] = field(default_factory=set)
     last_line_number: int | None = None
     current_record_id: int | None = None
+    typed: Any = None  # the line being typed for the operator (services.typed.TypedLine)
     ending: asyncio.Task | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # set once everything is closed and saved
     _grace: asyncio.TimerHandle | None = None
