@@ -12,7 +12,11 @@ from ninja.responses import Status
 from autobot.errors import AppError
 from autobot.http import client_ip
 from chat import services
+from chat.operator import services as operator
 from chat.schemas import (
+    ApprovalDecisionIn,
+    ApprovalList,
+    ApprovalOut,
     CancelOut,
     ErrorOut,
     MessageIn,
@@ -23,6 +27,7 @@ from chat.schemas import (
     SessionList,
     SessionOut,
     SessionPatch,
+    TrailOut,
 )
 
 log = logging.getLogger("chat.api")
@@ -48,10 +53,10 @@ async def session_get(request, session_id: UUID):
 
 
 @router.patch("/sessions/{session_id}", response={200: SessionOut, 404: ErrorOut, 422: ErrorOut},
-              summary="Rename a session or change its model")
+              summary="Rename a session, change its model, or switch its tools (the operator) on or off")
 async def session_update(request, session_id: UUID, body: SessionPatch):
     session = await services.session_update(user=request.user, session_id=session_id, title=body.title,
-                                            model=body.model)
+                                            model=body.model, tools=body.tools)
     return services.session_data(session)
 
 
@@ -77,9 +82,10 @@ async def message_list(request, session_id: UUID, limit: int = 100, offset: int 
     summary="Send a message; answers with the complete reply, or streams it as SSE",
     description=(
         "With `Accept: text/event-stream` the reply streams as server-sent events whose data are the "
-        "WebSocket messages: `token` (`{type, data, message_id, offset}`), then `error` if it failed, "
-        "then `done` (`{type, message}`). Otherwise the response is the finished reply; a provider "
-        "failure is a 503 with code `llm_unavailable`."
+        "WebSocket messages: `token` (`{type, data, message_id, offset}`); with tools on, `tool_call` "
+        "(`{call}`), `approval` (`{approval}`) and `tool_result` (`{call_id, ok, output, exit_code}`); "
+        "then `error` if it failed, then `done` (`{type, message}`). Otherwise the response is the "
+        "finished reply; a provider failure is a 503 with code `llm_unavailable`."
     ),
 )
 async def message_post(request, session_id: UUID, body: MessageIn):
@@ -102,6 +108,27 @@ async def message_post(request, session_id: UUID, body: MessageIn):
                          "their `done` event as usual.")
 async def generation_cancel(request, session_id: UUID):
     return {"cancelled": await services.generation_cancel(user=request.user, session_id=session_id)}
+
+
+@router.get("/sessions/{session_id}/approvals", response={200: ApprovalList, 404: ErrorOut},
+            summary="The operator's calls waiting for your approval in this session")
+async def approval_list(request, session_id: UUID):
+    items = await operator.approval_list(user=request.user, session_id=session_id)
+    return {"items": items, "count": len(items)}
+
+
+@router.post("/sessions/{session_id}/approvals/{approval_id}",
+             response={200: ApprovalOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+             summary="Approve or deny an operator call (409 when already decided or expired)")
+async def approval_decide(request, session_id: UUID, approval_id: UUID, body: ApprovalDecisionIn):
+    return await operator.approval_decide(user=request.user, session_id=session_id, approval_id=approval_id,
+                                          decision=body.decision, reason=body.reason, client_ip=client_ip(request))
+
+
+@router.get("/sessions/{session_id}/messages/{message_id}/trail", response={200: TrailOut, 404: ErrorOut},
+            summary="Everything the message's turn did: tool calls, approvals, commands, agent messages, audit events")
+async def message_trail(request, session_id: UUID, message_id: int):
+    return await operator.message_trail(user=request.user, session_id=session_id, message_id=message_id)
 
 
 def _sse_block(event: dict) -> str:

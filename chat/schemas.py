@@ -9,6 +9,7 @@ class SessionIn(Schema):
 class SessionPatch(Schema):
     title: str | None = Field(None, max_length=200)
     model: str | None = Field(None, max_length=200)
+    tools: bool | None = Field(None, description="let answers call tools (the operator); 422 with the offline provider")
 
 
 class SessionOut(Schema):
@@ -18,6 +19,7 @@ class SessionOut(Schema):
     created: str
     updated: str
     generating: bool
+    tools: bool = Field(False, description="whether answers in this session may call tools")
 
 
 class SessionList(Schema):
@@ -54,6 +56,8 @@ class MessageOut(Schema):
     total_ms: int | None
     error_code: str
     error: str
+    tool_calls: list["ToolCallOut"] = Field(default_factory=list, description="the operator's calls in this answer")
+    correlation_id: str = Field("", description="the turn's id, shared by its trail")
     created: str
 
 
@@ -85,3 +89,51 @@ class CancelOut(Schema):
 class ErrorOut(Schema):
     detail: str
     code: str
+
+
+class ToolCallOut(Schema):
+    id: str
+    name: str
+    arguments: dict | str = Field(description="the parsed arguments, or the model's text when it was malformed")
+    status: str = Field(description="running | awaiting_approval | done | denied | failed | cancelled")
+    risk: str | None = None
+    reasons: list[str] = []
+    output: str = ""
+    ok: bool | None = None
+    exit_code: int | None = None
+    approval_id: str | None = None
+    started: str | None = None
+    data: dict = {}
+
+
+MessageOut.model_rebuild()
+
+
+class ApprovalOut(Schema):
+    id: str
+    call_id: str
+    tool: str
+    command: str = Field(description="the exact command (or what a write does)")
+    cwd: str
+    risk: str
+    reasons: list[str]
+    status: str = Field(description="pending | approved | denied | expired | used")
+    expires: str
+    message_id: int
+    reason: str
+
+
+class ApprovalList(Schema):
+    items: list[ApprovalOut]
+    count: int
+
+
+class ApprovalDecisionIn(Schema):
+    decision: str = Field(pattern="^(approve|deny)$")
+    reason: str = Field("", max_length=500)
+
+
+class TrailOut(Schema):
+    correlation_id: str
+    items: list[dict] = Field(description="{kind: message|tool_call|approval|command|agent_message|audit, at, …}")
+    count: int
