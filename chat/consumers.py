@@ -121,3 +121,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def chat_tool_result(self, event):
         await self.send_json({"type": "tool_result", "message_id": event["message_id"], "call_id": event["call_id"],
                               "ok": event["ok"], "output": event["output"], "exit_code": event["exit_code"]})
+
+    async def chat_operator(self, event):
+        await self.send_json({"type": "operator", "paused": event["paused"]})

@@ -63,6 +63,7 @@ class Turn:
     running: asyncio.Event = field(default_factory=asyncio.Event)  # cleared while paused
     waiters: dict[str, asyncio.Event] = field(default_factory=dict)
     steps: int = 0
+    _notices: set = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.running.set()
@@ -70,9 +71,17 @@ class Turn:
     # -- control from the owner (chat.generation routes these here) ------------------------------
     def pause(self) -> None:
         self.running.clear()
+        self._tell_state()
 
     def resume(self) -> None:
         self.running.set()
+        self._tell_state()
+
+    def _tell_state(self) -> None:
+        # Watchers learn the operator's state; the task is kept until it has published.
+        task = asyncio.get_running_loop().create_task(self._emit({"type": "chat.operator", "paused": self.paused}))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
 
     @property
     def paused(self) -> bool:
