@@ -51,9 +51,15 @@ async def message_trail(*, user, session_id, message_id: int) -> dict:
     cid = message.correlation_id
     if not cid:
         return {"correlation_id": "", "items": [], "count": 0}
+    items = await trail_of(session, cid)
+    return {"correlation_id": cid, "items": items, "count": len(items)}
+
+
+async def trail_of(session, cid: str) -> list[dict]:
+    """The turn's trail items, oldest first (no permission check: callers decide who may see it)."""
     items = await _trail_items(session, cid)
     items.sort(key=lambda item: (item["at"], item["kind"]))
-    return {"correlation_id": cid, "items": items, "count": len(items)}
+    return items
 
 
 async def _trail_items(session, cid: str) -> list[dict]:

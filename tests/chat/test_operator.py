@@ -8,6 +8,7 @@ import pytest
 from chat import services
 from chat.models import Approval, ChatMessage
 from chat.operator import services as operator
+from tests.agents.conftest import _agents_runtime  # noqa: F401 - each test's bus stops with it
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -130,3 +131,53 @@ async def test_a_high_write_waits_for_the_owner_and_a_denial_is_what_the_model_h
     assert approval.status == Approval.Status.DENIED
     stored = await ChatMessage.objects.aget(pk=reply["id"])
     assert stored.tool_calls[0]["status"] == "denied"
+
+
+async def test_knowledge_tools_act_as_the_owner(owner, colleague, llm):
+    from knowledge.services import entry_create
+
+    mine = await entry_create(user=owner, title="Restic runbook", content="Restore with restic restore latest.")
+    await entry_create(user=colleague, title="Colleague secret", content="restic password is hunter2")
+    llm.script = [{"tool_calls": [call("knowledge_search", {"query": "restic"}, "s"),
+                                  call("knowledge_get", {"entry_id": mine.pk}, "g")]},
+                  {"text": "Found it."}]
+    session = await services.session_create(user=owner, model=MODELS["ollama"])
+
+    reply, _ = await run_turn(owner, session, "how do I restore?")
+
+    search, get = reply["tool_calls"]
+    assert "Restic runbook" in search["output"] and "hunter2" not in search["output"]
+    assert "restic restore latest" in get["output"]
+
+
+async def test_agent_requests_go_over_the_bus_and_command_agents_are_refused(owner, llm):
+    llm.script = [{"tool_calls": [call("agent_request", {"agent_id": "knowledge", "action": "search",
+                                                         "data": {"q": "anything"}}, "a"),
+                                  call("agent_request", {"agent_id": "terminal", "action": "run",
+                                                         "data": {"command": "rm -rf logs"}}, "t")]},
+                  {"text": "Asked."}]
+    session = await services.session_create(user=owner, model=MODELS["openai"])
+
+    reply, _ = await run_turn(owner, session, "ask the knowledge agent")
+
+    asked, refused = reply["tool_calls"]
+    assert asked["status"] == "done" and '"count"' in asked["output"]
+    assert refused["status"] == "failed" and "terminal_run" in refused["output"]
+    from agents.models import AgentMessage
+
+    row = await AgentMessage.objects.aget(message_id=asked["data"]["message_id"])
+    assert row.recipient_id == "knowledge" and row.user_id == owner.pk
+
+
+async def test_long_output_is_truncated_with_a_note(owner, llm, settings):
+    settings.OPERATOR_OUTPUT_CHARS = 300
+    root = await area(owner)
+    await asyncio.to_thread(lambda: open(f"{root}/big.txt", "w").write("x" * 5000))
+    llm.script = [{"tool_calls": [call("files_read", {"path": "big.txt"}, "r")]}, {"text": "Big."}]
+    session = await services.session_create(user=owner, model=MODELS["openai"])
+
+    reply, _ = await run_turn(owner, session, "read big")
+
+    told = json.loads(next(m["content"] for m in llm.requests[1]["messages"] if m["role"] == "tool"))
+    assert "the output was truncated" in told["output"] and len(told["output"]) < 400
+    assert reply["tool_calls"][0]["output"] == told["output"]

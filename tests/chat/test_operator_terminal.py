@@ -5,6 +5,7 @@ import os
 import time
 
 import pytest
+from django.test import AsyncClient
 
 from chat import services
 from chat.models import Approval
@@ -99,6 +100,15 @@ async def test_done_when_find_the_biggest_files_and_delete_old_logs_after_approv
     actions = {item["action"] for item in trail["items"] if item["kind"] == "audit"}
     assert {"chat.message", "chat.approval_requested", "chat.approval_approved", "terminal.command",
             "chat.tool_call", "chat.reply"} <= actions
+    # The admin shows the trail from the chat message, and leads there from each command record.
+    admin = AsyncClient()
+    await admin.aforce_login(staff)
+    page = (await admin.get(f"/admin/chat/chatmessage/{reply['id']}/change/")).content.decode()
+    assert "chat.approval_approved" in page and DELETE.replace("'", "&#x27;") in page
+    record_page = (await admin.get(f"/admin/terminal/commandrecord/{records[1].pk}/change/")).content.decode()
+    assert f"?correlation_id={cid}&amp;role=assistant" in record_page
+    listed = (await admin.get(f"/admin/chat/chatmessage/?correlation_id={cid}&role=assistant")).content.decode()
+    assert f"/admin/chat/chatmessage/{reply['id']}/change/" in listed
 
 
 async def test_a_document_telling_the_model_to_run_a_high_command_gets_no_further_than_an_approval(user, llm):
