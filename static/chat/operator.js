@@ -70,7 +70,6 @@ function approvalControls(node, approval, ctx) {
   node.querySelector(".tool-approval").replaceChildren(
     el("p", {}, "Waiting for your approval (", approval.risk, `) until ${new Date(approval.expires).toLocaleTimeString()}:`),
     el("pre", { class: "tool-command" }, approval.command + where),
-    el("p", { class: "muted" }, (approval.reasons || []).join("; ")),
     el("div", { class: "approval-bar" },
       el("button", { type: "button", class: "primary", onclick: decide("approve") }, "Approve"),
       el("button", { type: "button", class: "danger", onclick: decide("deny") }, "Deny"), reason));
