@@ -52,7 +52,8 @@ async def _read(user, args: dict, context: ToolContext) -> ToolResult:
 
 
 def _is_sensitive(path: str) -> bool:
-    return any(part.startswith(".") for part in posixpath.normpath(path).split("/") if part not in ("", "."))
+    # ".." is not hidden, just refused by the files service when the call runs.
+    return any(part.startswith(".") for part in posixpath.normpath(path).split("/") if part not in ("", ".", ".."))
 
 
 async def _rate_write(user, args: dict, context: ToolContext) -> Rating:

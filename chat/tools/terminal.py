@@ -73,8 +73,11 @@ TOOLS = [
         name="terminal_run",
         description=("Run one shell command line in the user's terminal (bash, in the user's files area) and "
                      "return its output and exit code. Risky commands wait for the user's approval."),
-        schema=schema({"command": {"type": "string", "minLength": 1, "maxLength": 8000, "pattern": "^[^\\r\\n]+$"},
-                       "cwd": {"type": "string", "maxLength": 1000,
+        # No control characters: typed into readline, Ctrl-A, Tab and the like would edit the
+        # line into something other than what was rated and approved.
+        schema=schema({"command": {"type": "string", "minLength": 1, "maxLength": 8000,
+                                   "pattern": "^[^\\u0000-\\u001f\\u007f]+$"},
+                       "cwd": {"type": "string", "maxLength": 1000, "pattern": "^[^\\u0000-\\u001f\\u007f]*$",
                                "description": "folder to run in, relative to the files area"}}, ("command",)),
         run=_run,
         rate=_rate,

@@ -44,8 +44,10 @@ async def command_type(*, user, session_id, command: str, actor: str, correlatio
     Returns ``exit_code, output, blocked, reason, risk, record_id, timed_out``. Cancelling the
     caller kills what the line started (the operator's stop)."""
     await require_terminal(user)
-    if not command.strip() or any(ch in command for ch in "\r\n"):
-        raise InvalidInput("the command must be one non-empty line", code="invalid_command")
+    # Control characters would be keystrokes to readline (Ctrl-A, Tab…), editing the line into
+    # something other than what the caller rated.
+    if not command.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in command):
+        raise InvalidInput("the command must be one line without control characters", code="invalid_command")
     session = await owned_session(user=user, session_id=session_id)
     live = _live_or_raise(session)
     if live.typed is not None:

@@ -181,3 +181,32 @@ async def test_long_output_is_truncated_with_a_note(owner, llm, settings):
     told = json.loads(next(m["content"] for m in llm.requests[1]["messages"] if m["role"] == "tool"))
     assert "the output was truncated" in told["output"] and len(told["output"]) < 400
     assert reply["tool_calls"][0]["output"] == told["output"]
+
+
+async def test_keystrokes_that_would_edit_the_line_and_paths_out_of_the_area_are_refused(owner, llm):
+    # Typed into readline, "# <Ctrl-A>rm -rf logs" would become "rm -rf logs# ": rated as a
+    # comment, run as a deletion. Control characters never reach the terminal.
+    llm.script = [{"tool_calls": [call("terminal_run", {"command": "# \x01rm -rf logs"}, "edit"),
+                                  call("files_write", {"path": "../../etc/autobot-test", "content": "x"}, "out")]},
+                  {"text": "Refused."}]
+    session = await services.session_create(user=owner, model=MODELS["openai"])
+
+    reply, events = await run_turn(owner, session, "clean up")
+
+    edit, out = reply["tool_calls"]
+    assert edit["status"] == "failed" and "invalid arguments" in edit["output"]
+    assert out["status"] in ("failed", "denied") and out["ok"] is False
+    assert not [e for e in events if e["type"] == "chat.approval" and e["approval"]["call_id"] == "edit"]
+
+
+async def test_the_turn_time_budget_ends_a_turn_waiting_for_approval(owner, llm, settings):
+    settings.OPERATOR_TURN_SECONDS = 1
+    llm.script = [{"tool_calls": [call("files_write", {"path": ".profile", "content": "x"}, "w")]}]
+    session = await services.session_create(user=owner, model=MODELS["openai"])
+
+    reply, _ = await run_turn(owner, session, "wait forever")
+
+    assert reply["status"] == "failed" and reply["error_code"] == "operator_timeout"
+    assert reply["tool_calls"][0]["status"] == "cancelled"
+    approval = await Approval.objects.aget()
+    assert approval.status == Approval.Status.EXPIRED
