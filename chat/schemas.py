@@ -20,6 +20,7 @@ class SessionOut(Schema):
     updated: str
     generating: bool
     tools: bool = Field(False, description="whether answers in this session may call tools")
+    operator_terminal: str | None = Field(None, description="the terminal session the operator types into")
 
 
 class SessionList(Schema):

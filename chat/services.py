@@ -58,6 +58,7 @@ def session_data(session: ChatSession) -> dict:
         "updated": session.updated.isoformat(),
         "generating": generation.running(session.id) is not None,
         "tools": tools_enabled(session),
+        "operator_terminal": str(session.operator_terminal) if session.operator_terminal else None,
     }
 
 

@@ -298,6 +298,7 @@ const operatorContext = {
   messages: els.messages,
   messageNode: (id) => streamFor(id).node,
   send: (frame) => state.socket?.send(JSON.stringify(frame)),
+  terminalId: () => state.session?.operator_terminal,
 };
 
 // ---------------------------------------------------------------- wiring

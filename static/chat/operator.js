@@ -53,7 +53,10 @@ function updateCall(node, call) {
   if (call.status !== "awaiting_approval") node.querySelector(".tool-approval").replaceChildren();
 }
 
-function showResult(node, { output, exit_code: exitCode }) {
+function showResult(node, { output, exit_code: exitCode, data }) {
+  const terminal = data?.terminal_session_id;
+  if (terminal) node.querySelector(".tool-reasons").append(
+    " ", el("a", { href: `/terminal/#${terminal}`, target: "_blank", rel: "noopener" }, "terminal"));
   const pre = node.querySelector(".tool-output");
   pre.textContent = (exitCode === null || exitCode === undefined ? "" : `exit ${exitCode}\n`) + (output || "");
   pre.hidden = false;
@@ -81,7 +84,7 @@ function pauseBar(ctx) {
     const button = el("button", { type: "button", id: "operator-pause" }, "Pause operator");
     button.addEventListener("click", () => ctx.send({ type: button.dataset.paused ? "resume" : "pause" }));
     bar = el("div", { id: "operator-bar", class: "operator-bar" }, button,
-      el("a", { href: "/terminal/", target: "_blank", rel: "noopener" }, "Watch its terminal"));
+      el("a", { href: "/terminal/", target: "_blank", rel: "noopener", id: "operator-terminal" }, "Watch its terminal"));
     ctx.messages.after(bar);
   }
   return bar;
@@ -93,6 +96,8 @@ export function handleOperatorFrame(frame, ctx) {
     const node = callNode(callsBox(ctx.messageNode(frame.message_id)), frame.call);
     updateCall(node, frame.call);
     pauseBar(ctx).hidden = false;
+    const terminal = ctx.terminalId?.();
+    if (terminal) document.getElementById("operator-terminal").href = `/terminal/#${terminal}`;
     return true;
   }
   if (frame.type === "approval") {
