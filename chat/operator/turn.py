@@ -155,7 +155,7 @@ class Turn:
             refusal = await self._approval(record, tool.name, rating)
             if refusal:
                 return await self._end(record, "denied", False, refusal)
-        await self.running.wait()  # paused: the owner has the terminal
+        await self._while_paused()
         await self._announce(record)
         try:
             result = await tool.run(self.user, args, context)
@@ -211,10 +211,24 @@ class Turn:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), max(0.05, min(remaining, POLL_SECONDS)))
                 event.clear()
+                await self._alive()
         finally:
             self.waiters.pop(key, None)
             # Stopped while waiting: the approval must not be usable later.
             await asyncio.shield(approvals.approval_expire_now(approval.id, reason="the turn ended"))
+
+    async def _while_paused(self) -> None:
+        """Wait while the owner has the terminal."""
+        while not self.running.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.running.wait(), POLL_SECONDS)
+            await self._alive()
+
+    async def _alive(self) -> None:
+        # A long wait still touches the stored answer: other workers take an answer silent for
+        # minutes for one orphaned by a restart (chat.services._reap_stale).
+        if self.save is not None:
+            await self.save(self.calls)
 
     async def _end(self, record: dict, status: str, ok: bool, output: str, *, exit_code: int | None = None) -> dict:
         output = tools.truncate(output or "", settings.OPERATOR_OUTPUT_CHARS)
