@@ -149,3 +149,16 @@ async def test_export_includes_the_calls(owner, llm, api_client):
     assert as_json["messages"][1]["tool_calls"][0]["name"] == "files_list"
     as_md = (await client.get(f"/api/chat/sessions/{session.id}/export?format=md")).content.decode()
     assert "Tool `files_list` (done, SAFE)" in as_md
+
+
+async def test_sse_carries_the_same_operator_events(owner, llm, api_client):
+    llm.script = [{"tool_calls": [call("files_list", {}, "a")]}, {"text": "Listed."}]
+    session = await services.session_create(user=owner, model=MODEL)
+    response = await api_client(owner).post(f"/api/chat/sessions/{session.id}/messages", {"content": "list"},
+                                            content_type="application/json", headers={"Accept": "text/event-stream"})
+    body = b"".join([chunk async for chunk in response.streaming_content]).decode()
+    blocks = [block.split("\n", 1) for block in body.strip().split("\n\n")]
+    names = [head.removeprefix("event: ") for head, _ in blocks]
+    assert names.index("tool_call") < names.index("tool_result") < names.index("done")
+    result = json.loads(blocks[names.index("tool_result")][1].removeprefix("data: "))
+    assert result["call_id"] == "a" and result["ok"] is True and result["exit_code"] is None
