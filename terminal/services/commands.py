@@ -187,14 +187,22 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
 async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
     """The line finished: keep its exit code and the shell's folder."""
     record_id, live.current_record_id = live.current_record_id, None
-    typed = live.typed
-    if typed is not None and typed.record_id is not None and not typed.done.done():
-        typed.done.set_result(request.exit_status)
+    _typed_done(live, record_id, request.exit_status)
     cwd = live.proc.cwd()
     if record_id is not None:
         await CommandRecord.objects.filter(pk=record_id).aupdate(exit_code=request.exit_status, finished=timezone.now())
     if cwd:
         await TerminalSession.objects.filter(pk=live.id).aupdate(cwd=cwd)
+
+
+def _typed_done(live: registry.LiveSession, record_id: int | None, exit_status: int | None) -> None:
+    """The end of the line typed for the operator (services.typed) wakes its caller; a blocked
+    line never ran, so the first end reported after it is its own."""
+    typed = live.typed
+    if typed is None or typed.record_id is None or typed.done.done():
+        return
+    if record_id == typed.record_id or typed.blocked:
+        typed.done.set_result(exit_status)
 
 
 # ---- non-interactive commands --------------------------------------------------------------

@@ -165,3 +165,23 @@ async def test_stop_kills_the_running_command_and_ends_the_turn(user, llm):
     assert record.exit_code not in (None, 0)
     terminal = await TerminalSession.objects.aget(pk=record.session_id)
     assert terminal.status != TerminalSession.Status.ENDED  # the shell itself survives a stop
+
+
+async def test_an_approved_high_command_is_still_blocked_by_a_restricted_terminal(user, llm):
+    root = await area(user)
+    await asyncio.to_thread(os.makedirs, f"{root}/logs")
+    llm.script = [{"tool_calls": [call("terminal_run", {"command": "rm -rf logs"}, "rm")]}, {"text": "Blocked."}]
+    session = await services.session_create(user=user, model=MODEL)
+
+    async def approve(approval):
+        await operator.approval_decide(user=user, session_id=session.id, approval_id=approval["id"],
+                                       decision="approve")
+
+    reply, _ = await run_turn(user, session, "remove the logs", on_approval=approve)
+
+    removal = reply["tool_calls"][0]
+    assert removal["status"] == "failed" and "blocked by the terminal" in removal["output"]
+    assert "RESTRICTED" in removal["output"]
+    assert await asyncio.to_thread(os.path.isdir, f"{root}/logs")
+    record = await CommandRecord.objects.aget(command="rm -rf logs")
+    assert record.blocked and record.actor == "operator" and record.correlation_id == reply["correlation_id"]
