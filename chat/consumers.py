@@ -124,3 +124,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def chat_operator(self, event):
         await self.send_json({"type": "operator", "paused": event["paused"]})
+
+    async def chat_tool_output(self, event):
+        await self.send_json({"type": "tool_output", "message_id": event["message_id"], "call_id": event["call_id"],
+                              "data": event["data"]})

@@ -175,9 +175,14 @@ class Turn:
             self.terminal_session_id = terminal_id
             await ChatSession.objects.filter(pk=self.session_id).aupdate(operator_terminal=terminal_id)
 
+        async def output(text: str) -> None:
+            await self._emit({"type": "chat.tool_output", "message_id": self.message_id, "call_id": call_id,
+                              "data": text})
+
         return tools.ToolContext(user=self.user, correlation_id=self.correlation_id, chat_session_id=self.session_id,
                                  call_id=call_id, client_ip=self.client_ip,
-                                 terminal_session_id=self.terminal_session_id, remember_terminal=remember)
+                                 terminal_session_id=self.terminal_session_id, remember_terminal=remember,
+                                 on_output=output)
 
     async def _approval(self, record: dict, tool: str, rating: tools.Rating) -> str:
         """Wait for the owner; "" when approved (and consumed), else why not."""

@@ -38,6 +38,8 @@ class ToolContext:
     # Where the operator types (a terminal session id), remembered across calls and turns.
     terminal_session_id: str | None = None
     remember_terminal: Callable[[str], Awaitable[None]] | None = None
+    # Live output while the call runs (the terminal's, as it comes), for watchers.
+    on_output: Callable[[str], Awaitable[None]] | None = None
 
 
 @dataclass

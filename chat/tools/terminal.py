@@ -52,7 +52,7 @@ async def _run(user, args: dict, context: ToolContext) -> ToolResult:
 
     session_id = await _terminal(user, context)
     typed = {"user": user, "session_id": session_id, "actor": ACTOR, "correlation_id": context.correlation_id,
-             "timeout": settings.OPERATOR_COMMAND_SECONDS}
+             "timeout": settings.OPERATOR_COMMAND_SECONDS, "on_output": context.on_output}
     if args.get("cwd"):
         moved = await services.command_type(command=f"cd -- {_quote(args['cwd'])}", **typed)
         if moved["blocked"] or moved["exit_code"]:

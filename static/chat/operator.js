@@ -110,6 +110,16 @@ export function handleOperatorFrame(frame, ctx) {
     if (node) showResult(node, frame);
     return true;
   }
+  if (frame.type === "tool_output") {
+    // The terminal's output while the command runs; tool_result replaces it when it ends.
+    const pre = document.querySelector(`.tool-call[data-call="${CSS.escape(frame.call_id)}"] .tool-output`);
+    if (pre) {
+      pre.hidden = false;
+      pre.textContent = (pre.textContent + frame.data).slice(-20000);
+      pre.closest("details").open = true;
+    }
+    return true;
+  }
   if (frame.type === "operator") {
     const button = pauseBar(ctx).querySelector("button");
     button.dataset.paused = frame.paused ? "1" : "";

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from autobot.errors import Conflict, InvalidInput
@@ -20,6 +22,7 @@ from . import live as registry
 from .access import owned_session, require_terminal
 from .sessions import _live_or_raise, _write
 
+log = logging.getLogger("terminal")
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]|\r")
 DRAIN_SECONDS = 0.2  # output still in flight after the line finished
 
@@ -38,11 +41,13 @@ class TypedLine:
 
 
 async def command_type(*, user, session_id, command: str, actor: str, correlation_id: str = "",
-                       timeout: float = 120.0) -> dict:  # noqa: ASYNC109 - a budget, not a wrapper
+                       timeout: float = 120.0,  # noqa: ASYNC109 - a budget, not a wrapper
+                       on_output: Callable[[str], Awaitable[None]] | None = None) -> dict:
     """Type one line into ``user``'s live session and wait for it to finish.
 
-    Returns ``exit_code, output, blocked, reason, risk, record_id, timed_out``. Cancelling the
-    caller kills what the line started (the operator's stop)."""
+    Returns ``exit_code, output, blocked, reason, risk, record_id, timed_out``; ``on_output``
+    gets the terminal's output as it comes. Cancelling the caller kills what the line started
+    (the operator's stop)."""
     await require_terminal(user)
     # Control characters would be keystrokes to readline (Ctrl-A, Tab…), editing the line into
     # something other than what the caller rated.
@@ -56,7 +61,7 @@ async def command_type(*, user, session_id, command: str, actor: str, correlatio
     live.typed = line
     sub = live.proc.subscribe()
     chunks: list[str] = []
-    reader = asyncio.create_task(_collect(sub, chunks))
+    reader = asyncio.create_task(_collect(sub, chunks, on_output))
     timed_out = False
     try:
         # Ctrl-U first: whatever the user left half-typed on the prompt is not run with it.
@@ -86,9 +91,14 @@ def _interrupt(live: registry.LiveSession, sig: int) -> None:
         live.proc.signal_foreground(sig)
 
 
-async def _collect(sub, chunks: list[str]) -> None:
+async def _collect(sub, chunks: list[str], on_output) -> None:
     while (text := await sub.read()) is not None:
         chunks.append(text)
+        if on_output is not None:
+            try:
+                await on_output(_ANSI.sub("", text))
+            except Exception:  # a watcher failing must not cost the caller the output
+                log.warning("terminal: live output of a typed line could not be passed on", exc_info=True)
 
 
 def _clean(raw: str, command: str) -> str:

@@ -83,6 +83,8 @@ async def test_done_when_find_the_biggest_files_and_delete_old_logs_after_approv
     assert await asyncio.to_thread(os.path.exists, f"{root}/new.log")
     kinds = [e["type"] for e in events]
     assert kinds.index("chat.approval") < kinds.index("chat.done")
+    live = "".join(e["data"] for e in events if e["type"] == "chat.tool_output" and e["call_id"] == "ls")
+    assert "big.bin" in live  # the terminal's output reached the chat while the command ran
     # The commands ran in a terminal of the user's, recorded as the operator's, in this turn.
     cid = reply["correlation_id"]
     records = [r async for r in CommandRecord.objects.filter(correlation_id=cid).order_by("id")]
