@@ -14,10 +14,11 @@ from autobot.http import client_ip
 from chat import services
 from chat.operator import services as operator
 from chat.schemas import (
-    ApprovalDecisionIn,
-    ApprovalList,
-    ApprovalOut,
     CancelOut,
+    ChatApprovalDecisionIn,
+    ChatApprovalList,
+    ChatApprovalOut,
+    ChatTrailOut,
     ErrorOut,
     MessageIn,
     MessageList,
@@ -27,7 +28,6 @@ from chat.schemas import (
     SessionList,
     SessionOut,
     SessionPatch,
-    TrailOut,
 )
 
 log = logging.getLogger("chat.api")
@@ -110,7 +110,7 @@ async def generation_cancel(request, session_id: UUID):
     return {"cancelled": await services.generation_cancel(user=request.user, session_id=session_id)}
 
 
-@router.get("/sessions/{session_id}/approvals", response={200: ApprovalList, 404: ErrorOut},
+@router.get("/sessions/{session_id}/approvals", response={200: ChatApprovalList, 404: ErrorOut},
             summary="The operator's calls waiting for your approval in this session")
 async def approval_list(request, session_id: UUID):
     items = await operator.approval_list(user=request.user, session_id=session_id)
@@ -118,14 +118,14 @@ async def approval_list(request, session_id: UUID):
 
 
 @router.post("/sessions/{session_id}/approvals/{approval_id}",
-             response={200: ApprovalOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+             response={200: ChatApprovalOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
              summary="Approve or deny an operator call (409 when already decided or expired)")
-async def approval_decide(request, session_id: UUID, approval_id: UUID, body: ApprovalDecisionIn):
+async def approval_decide(request, session_id: UUID, approval_id: UUID, body: ChatApprovalDecisionIn):
     return await operator.approval_decide(user=request.user, session_id=session_id, approval_id=approval_id,
                                           decision=body.decision, reason=body.reason, client_ip=client_ip(request))
 
 
-@router.get("/sessions/{session_id}/messages/{message_id}/trail", response={200: TrailOut, 404: ErrorOut},
+@router.get("/sessions/{session_id}/messages/{message_id}/trail", response={200: ChatTrailOut, 404: ErrorOut},
             summary="Everything the message's turn did: tool calls, approvals, commands, agent messages, audit events")
 async def message_trail(request, session_id: UUID, message_id: int):
     return await operator.message_trail(user=request.user, session_id=session_id, message_id=message_id)

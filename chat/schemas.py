@@ -57,7 +57,7 @@ class MessageOut(Schema):
     total_ms: int | None
     error_code: str
     error: str
-    tool_calls: list["ToolCallOut"] = Field(default_factory=list, description="the operator's calls in this answer")
+    tool_calls: list["ChatToolCallOut"] = Field(default_factory=list, description="the operator's calls in this answer")
     correlation_id: str = Field("", description="the turn's id, shared by its trail")
     created: str
 
@@ -92,7 +92,7 @@ class ErrorOut(Schema):
     code: str
 
 
-class ToolCallOut(Schema):
+class ChatToolCallOut(Schema):
     id: str
     name: str
     arguments: dict | str = Field(description="the parsed arguments, or the model's text when it was malformed")
@@ -110,7 +110,7 @@ class ToolCallOut(Schema):
 MessageOut.model_rebuild()
 
 
-class ApprovalOut(Schema):
+class ChatApprovalOut(Schema):
     id: str
     call_id: str
     tool: str
@@ -124,17 +124,17 @@ class ApprovalOut(Schema):
     reason: str
 
 
-class ApprovalList(Schema):
-    items: list[ApprovalOut]
+class ChatApprovalList(Schema):
+    items: list[ChatApprovalOut]
     count: int
 
 
-class ApprovalDecisionIn(Schema):
+class ChatApprovalDecisionIn(Schema):
     decision: str = Field(pattern="^(approve|deny)$")
     reason: str = Field("", max_length=500)
 
 
-class TrailOut(Schema):
+class ChatTrailOut(Schema):
     correlation_id: str
     items: list[dict] = Field(description="{kind: message|tool_call|approval|command|agent_message|audit, at, …}")
     count: int

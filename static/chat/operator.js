@@ -2,7 +2,7 @@
 // result; collapsible), approve/deny for calls waiting on the owner, pause/resume, and the
 // session's tools switch. Everything from the model or a tool is shown as text, never HTML.
 // chat.js hands it socket frames (handleOperatorFrame) and finished messages (renderToolCalls).
-import { api } from "/static/js/api.js";
+import { api } from "../js/api.js";
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
