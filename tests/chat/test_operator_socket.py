@@ -6,6 +6,7 @@ import json
 import pytest
 
 from chat import services
+from chat.operator import services as operator
 from chat.operator.policy import policy_set
 from tests.chat.test_operator import area, call, run_turn
 
@@ -162,3 +163,36 @@ async def test_sse_carries_the_same_operator_events(owner, llm, api_client):
     assert names.index("tool_call") < names.index("tool_result") < names.index("done")
     result = json.loads(blocks[names.index("tool_result")][1].removeprefix("data: "))
     assert result["call_id"] == "a" and result["ok"] is True and result["exit_code"] is None
+
+
+async def test_staff_grant_within_their_rights_and_a_consumed_approval_needs_its_binding(owner, llm,
+                                                                                         django_user_model):
+    from autobot.errors import Forbidden
+    from chat.operator import approvals
+    from tests.conftest import _call_sync
+
+    lead = await asyncio.to_thread(_call_sync, django_user_model.objects.create_user, username="lead",
+                                   password="x", is_staff=True)
+    stricter = await policy_set(user=lead, target=owner, moderate="approve")
+    assert stricter.moderate == "approve"
+    with pytest.raises(Forbidden):
+        await policy_set(user=lead, target=owner, high="run")  # only superusers loosen HIGH
+
+    llm.script = [{"tool_calls": [call("files_write", WRITE, "w")]}, {"text": "?"}]
+    session = await services.session_create(user=owner, model=MODEL)
+
+    async def approve_then_try_another_binding(approval):
+        await operator.approval_decide(user=owner, session_id=session.id, approval_id=approval["id"],
+                                       decision="approve")
+        other = approvals.binding(session_id=session.id, call_id="w", command="write 1 bytes to .bashrc", cwd="")
+        assert await approvals.approval_consume(approval["id"], expected_binding=other) is False
+
+    reply, _ = await run_turn(owner, session, "set it", on_approval=approve_then_try_another_binding)
+    assert reply["tool_calls"][0]["status"] == "done"  # the real binding still matched, once
+
+
+async def test_staff_posting_in_someone_elses_chat_get_no_tools(owner, staff, llm):
+    session = await services.session_create(user=owner, model=MODEL)
+    posted = await services.message_post(user=staff, session_id=session.id, content="hello")
+    await services.reply_wait(posted)
+    assert "tools" not in llm.requests[-1]
