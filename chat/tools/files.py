@@ -75,7 +75,7 @@ async def _write(user, args: dict, context: ToolContext) -> ToolResult:
     entry = await services.file_write(user=user, path=path, data=content.encode(), ip=context.client_ip)
     diff = await asyncio.to_thread(_diff, before, content, path)
     note = "created" if before is None else "changed"
-    return ToolResult(ok=True, output=f"{path} {note} ({entry.size} bytes)\n{diff}", data={"path": path, "diff": diff})
+    return ToolResult(ok=True, output=f"{path} {note} ({entry.size} bytes)\n{diff}", data={"path": path})
 
 
 def _diff(before: str | None, after: str, path: str) -> str:
