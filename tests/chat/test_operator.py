@@ -210,3 +210,16 @@ async def test_the_turn_time_budget_ends_a_turn_waiting_for_approval(owner, llm,
     assert reply["tool_calls"][0]["status"] == "cancelled"
     approval = await Approval.objects.aget()
     assert approval.status == Approval.Status.EXPIRED
+
+
+async def test_call_ids_that_repeat_or_are_odd_are_replaced(owner, llm):
+    llm.script = [{"tool_calls": [call("files_list", {}, "same"), call("files_list", {}, "same"),
+                                  call("files_list", {}, "x" * 500)]}, {"text": "ok"}]
+    session = await services.session_create(user=owner, model=MODELS["openai"])
+
+    reply, _ = await run_turn(owner, session, "list thrice")
+
+    ids = [c["id"] for c in reply["tool_calls"]]
+    assert ids[0] == "same" and len(set(ids)) == 3 and all(len(i) <= 64 for i in ids)
+    told = [m["tool_call_id"] for m in llm.requests[1]["messages"] if m["role"] == "tool"]
+    assert told == ids
