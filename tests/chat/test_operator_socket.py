@@ -196,3 +196,20 @@ async def test_staff_posting_in_someone_elses_chat_get_no_tools(owner, staff, ll
     posted = await services.message_post(user=staff, session_id=session.id, content="hello")
     await services.reply_wait(posted)
     assert "tools" not in llm.requests[-1]
+
+
+async def test_the_admin_refuses_a_policy_beyond_what_can_be_granted(owner, staff):
+    from django.test import AsyncClient
+
+    from chat.models import OperatorPolicy
+
+    admin = AsyncClient()
+    await admin.aforce_login(staff)
+    form = {"user": owner.pk, "safe": "run", "moderate": "run", "high": "approve", "dangerous": "run",
+            "terminal_level": "RESTRICTED"}
+    refused = await admin.post("/admin/chat/operatorpolicy/add/", form)
+    assert refused.status_code == 200 and "never run without asking" in refused.content.decode()
+    assert not await OperatorPolicy.objects.aexists()
+    saved = await admin.post("/admin/chat/operatorpolicy/add/", {**form, "dangerous": "refuse", "moderate": "approve"})
+    assert saved.status_code == 302
+    assert (await OperatorPolicy.objects.aget(user=owner)).moderate == "approve"
