@@ -132,21 +132,14 @@ class Turn:
             raise
 
     async def _call(self, record: dict, raw: dict) -> dict:
-        tool = tools.get(raw["name"])
-        if tool is None:
-            return await self._end(record, "failed", False, f"unknown tool {raw['name']!r}; use one of "
-                                   f"{', '.join(tools.TOOLS)}")
-        try:
-            args = tool.validate(json.loads(raw["arguments"] or "{}"))
-        except ValueError as exc:
-            return await self._end(record, "failed", False, f"the arguments are not valid JSON ({exc}); "
-                                   "call the tool again with a JSON object")
-        except AppError as exc:
-            return await self._end(record, "failed", False, f"invalid arguments: {exc.detail}")
-        record["arguments"] = args
         context = self._context(record["id"])
-        rating = await tool.rate(self.user, args, context)
-        record.update(risk=rating.risk, reasons=list(rating.reasons))
+        try:
+            prepared = await tools.prepare(self.user, raw["name"], raw["arguments"], context)
+        except AppError as exc:
+            prefix = "invalid arguments: " if exc.code == "invalid_arguments" else ""
+            return await self._end(record, "failed", False, prefix + exc.detail)
+        tool, args, rating = prepared.tool, prepared.args, prepared.rating
+        record.update(arguments=args, risk=rating.risk, reasons=list(rating.reasons))
         action = action_for(self.policy, rating.risk)
         if action == OperatorPolicy.Action.REFUSE:
             return await self._end(record, "denied", False,
