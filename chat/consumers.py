@@ -48,6 +48,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             for call in snapshot.get("calls") or []:
                 await self.send_json({"type": "tool_call", "message_id": snapshot["message_id"],
                                       "call": call_frame(call)})
+                if call.get("ok") is not None:  # finished: its result too
+                    await self.send_json({"type": "tool_result", "message_id": snapshot["message_id"],
+                                          "call_id": call["id"], "ok": call["ok"], "output": call["output"],
+                                          "exit_code": call["exit_code"]})
             if session.owner_id == self.user.pk:
                 for approval in await operator.approval_list(user=self.user, session_id=self.session_id):
                     await self.send_json({"type": "approval", "approval": {

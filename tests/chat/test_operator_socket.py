@@ -48,7 +48,8 @@ async def test_the_owner_approves_over_the_socket_and_sees_calls_and_results(ws_
 
 
 async def test_a_reload_while_waiting_shows_the_call_and_its_approval_again(ws_connect, owner, llm):
-    llm.script = [{"tool_calls": [call("files_write", WRITE, "w")]}, {"text": "Written."}]
+    llm.script = [{"tool_calls": [call("files_list", {}, "ls"), call("files_write", WRITE, "w")]},
+                  {"text": "Written."}]
     session = await services.session_create(user=owner, model=MODEL)
     comm = await ws_connect(f"/ws/chat/{session.id}/", user=owner)
     await comm.send_json_to({"type": "message", "content": "set my editor"})
@@ -56,12 +57,15 @@ async def test_a_reload_while_waiting_shows_the_call_and_its_approval_again(ws_c
     await comm.disconnect()
 
     again = await ws_connect(f"/ws/chat/{session.id}/", user=owner)
+    listed = await frame_of(again, "tool_call")
+    assert listed["call"]["id"] == "ls" and listed["call"]["status"] == "done"
+    assert (await frame_of(again, "tool_result"))["call_id"] == "ls"  # the finished call's result too
     replayed_call = await frame_of(again, "tool_call")
     assert replayed_call["call"]["status"] == "awaiting_approval"
     assert (await frame_of(again, "approval"))["approval"]["id"] == approval["id"]
     await again.send_json_to({"type": "deny", "approval_id": approval["id"], "reason": "not now"})
     done = await frame_of(again, "done")
-    assert done["message"]["tool_calls"][0]["status"] == "denied"
+    assert done["message"]["tool_calls"][1]["status"] == "denied"
     await again.disconnect()
 
 
