@@ -295,6 +295,14 @@ CHAT_LLM_POOL_SIZE = env_int("AUTOBOT_LLM_POOL_SIZE", 100, minimum=1)
 CHAT_LLM_CONTEXT_TOKENS = env_int("AUTOBOT_LLM_CONTEXT_TOKENS", 8192, minimum=512)
 CHAT_REPLY_TOKENS = env_int("AUTOBOT_CHAT_REPLY_TOKENS", 1024, minimum=64)  # kept free for the answer
 CHAT_MAX_MESSAGE_CHARS = env_int("AUTOBOT_CHAT_MAX_MESSAGE_CHARS", 32000, minimum=1)
+
+# The operator (docs/operator.md): a chat turn's tool calls, within these budgets.
+OPERATOR_MAX_STEPS = env_int("AUTOBOT_OPERATOR_MAX_STEPS", 12, minimum=1)  # model requests per turn
+OPERATOR_TURN_SECONDS = env_float("AUTOBOT_OPERATOR_TURN_SECONDS", 900.0, minimum=1.0)
+OPERATOR_APPROVAL_SECONDS = env_int("AUTOBOT_OPERATOR_APPROVAL_SECONDS", 600, minimum=1)  # an approval expires
+OPERATOR_COMMAND_SECONDS = env_float("AUTOBOT_OPERATOR_COMMAND_SECONDS", 120.0, minimum=0.5)  # one terminal_run
+OPERATOR_OUTPUT_CHARS = env_int("AUTOBOT_OPERATOR_OUTPUT_CHARS", 8000, minimum=200)  # a tool's output to the model
+OPERATOR_WRITE_HIGH_BYTES = env_int("AUTOBOT_OPERATOR_WRITE_HIGH_BYTES", 256 * 1024, minimum=1)  # bigger: HIGH
 CHAT_KNOWLEDGE_PASSAGES = env_int("AUTOBOT_CHAT_KNOWLEDGE_PASSAGES", 5)
 CHAT_KNOWLEDGE_TOKENS = env_int("AUTOBOT_CHAT_KNOWLEDGE_TOKENS", 2000)
 

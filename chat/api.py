@@ -12,8 +12,12 @@ from ninja.responses import Status
 from autobot.errors import AppError, errors
 from autobot.http import client_ip
 from chat import services
+from chat.operator import services as operator
 from chat.schemas import (
     CancelOut,
+    ChatApprovalDecisionIn,
+    ChatApprovalList,
+    ChatApprovalOut,
     ChatMessageIn,
     ChatMessageList,
     ChatMessageOut,
@@ -21,6 +25,7 @@ from chat.schemas import (
     ChatSessionList,
     ChatSessionOut,
     ChatSessionPatch,
+    ChatTrailOut,
     ModelList,
 )
 
@@ -47,10 +52,10 @@ async def session_get(request, session_id: UUID):
 
 
 @router.patch("/sessions/{session_id}", response={200: ChatSessionOut, **errors(404, 422)},
-              summary="Rename a session or change its model")
+              summary="Rename a session, change its model, or switch its tools (the operator) on or off")
 async def session_update(request, session_id: UUID, body: ChatSessionPatch):
     session = await services.session_update(user=request.user, session_id=session_id, title=body.title,
-                                            model=body.model)
+                                            model=body.model, tools=body.tools)
     return services.session_data(session)
 
 
@@ -76,9 +81,10 @@ async def message_list(request, session_id: UUID, limit: int = 100, offset: int 
     summary="Send a message; answers with the complete reply, or streams it as SSE",
     description=(
         "With `Accept: text/event-stream` the reply streams as server-sent events whose data are the "
-        "WebSocket messages: `token` (`{type, data, message_id, offset}`), then `error` if it failed, "
-        "then `done` (`{type, message}`). Otherwise the response is the finished reply; a provider "
-        "failure is a 503 with code `llm_unavailable`."
+        "WebSocket messages: `token` (`{type, data, message_id, offset}`); with tools on, `tool_call` "
+        "(`{call}`), `approval` (`{approval}`) and `tool_result` (`{call_id, ok, output, exit_code}`); "
+        "then `error` if it failed, then `done` (`{type, message}`). Otherwise the response is the "
+        "finished reply; a provider failure is a 503 with code `llm_unavailable`."
     ),
 )
 async def message_post(request, session_id: UUID, body: ChatMessageIn):
@@ -101,6 +107,27 @@ async def message_post(request, session_id: UUID, body: ChatMessageIn):
                          "their `done` event as usual.")
 async def generation_cancel(request, session_id: UUID):
     return {"cancelled": await services.generation_cancel(user=request.user, session_id=session_id)}
+
+
+@router.get("/sessions/{session_id}/approvals", response={200: ChatApprovalList, **errors(404)},
+            summary="The operator's calls waiting for your approval in this session")
+async def approval_list(request, session_id: UUID):
+    items = await operator.approval_list(user=request.user, session_id=session_id)
+    return {"items": items, "count": len(items)}
+
+
+@router.post("/sessions/{session_id}/approvals/{approval_id}",
+             response={200: ChatApprovalOut, **errors(404, 409, 422)},
+             summary="Approve or deny an operator call (409 when already decided or expired)")
+async def approval_decide(request, session_id: UUID, approval_id: UUID, body: ChatApprovalDecisionIn):
+    return await operator.approval_decide(user=request.user, session_id=session_id, approval_id=approval_id,
+                                          decision=body.decision, reason=body.reason, client_ip=client_ip(request))
+
+
+@router.get("/sessions/{session_id}/messages/{message_id}/trail", response={200: ChatTrailOut, **errors(404)},
+            summary="Everything the message's turn did: tool calls, approvals, commands, agent messages, audit events")
+async def message_trail(request, session_id: UUID, message_id: int):
+    return await operator.message_trail(user=request.user, session_id=session_id, message_id=message_id)
 
 
 def _sse_block(event: dict) -> str:

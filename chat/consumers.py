@@ -16,6 +16,8 @@ from autobot.http import json_loads, scope_ip
 from autobot.workers import WORKER_ID, wait_gone
 from chat import services
 from chat.generation import group_name
+from chat.operator import services as operator
+from chat.operator.turn import call_frame
 
 log = logging.getLogger("chat.consumers")
 
@@ -43,6 +45,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if snapshot and snapshot["text"]:
             await self.send_json({"type": "token", "message_id": snapshot["message_id"], "data": snapshot["text"],
                                   "offset": 0})
+        if snapshot:
+            # A reload mid-turn sees the operator's calls so far and what waits for approval.
+            for call in snapshot.get("calls") or []:
+                await self.send_json({"type": "tool_call", "message_id": snapshot["message_id"],
+                                      "call": call_frame(call)})
+                if call.get("ok") is not None:  # finished: its result too
+                    await self.send_json({"type": "tool_result", "message_id": snapshot["message_id"],
+                                          "call_id": call["id"], "ok": call["ok"], "output": call["output"],
+                                          "exit_code": call["exit_code"]})
+            if session.owner_id == self.user.pk:
+                for approval in await operator.approval_list(user=self.user, session_id=self.session_id):
+                    await self.send_json({"type": "approval", "approval": {
+                        k: approval[k] for k in ("id", "call_id", "command", "cwd", "risk", "reasons", "expires")}})
         if snapshot and snapshot.get("worker") and snapshot["worker"] != WORKER_ID:
             self.watch = asyncio.create_task(self._watch_generator(snapshot["message_id"], snapshot["worker"]))
 
@@ -91,8 +106,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 )
             elif kind == "cancel":
                 await services.generation_cancel(user=self.user, session_id=self.session_id)
+            elif kind in ("approve", "deny"):
+                await operator.approval_decide(
+                    user=self.user, session_id=self.session_id, approval_id=content.get("approval_id"),
+                    decision=kind, reason=str(content.get("reason") or ""), client_ip=scope_ip(self.scope))
+            elif kind in operator.CONTROLS:
+                await operator.operator_control(user=self.user, session_id=self.session_id, action=kind)
             else:
-                raise AppError(f"unknown message type {kind!r}; use message or cancel", code="invalid_type")
+                raise AppError(f"unknown message type {kind!r}; use message, cancel, approve, deny, pause, resume "
+                               "or stop", code="invalid_type")
         except AppError as exc:
             await self.send_error(exc)
 
@@ -112,3 +134,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if self.watch is not None:
             self.watch.cancel()
         await self.send_json({"type": "done", "message": event["message"]})
+
+    async def chat_tool_call(self, event):
+        await self.send_json({"type": "tool_call", "message_id": event["message_id"], "call": event["call"]})
+
+    async def chat_approval(self, event):
+        await self.send_json({"type": "approval", "approval": event["approval"]})
+
+    async def chat_tool_result(self, event):
+        await self.send_json({"type": "tool_result", "message_id": event["message_id"], "call_id": event["call_id"],
+                              "ok": event["ok"], "output": event["output"], "exit_code": event["exit_code"]})
+
+    async def chat_operator(self, event):
+        await self.send_json({"type": "operator", "paused": event["paused"]})
+
+    async def chat_tool_output(self, event):
+        await self.send_json({"type": "tool_output", "message_id": event["message_id"], "call_id": event["call_id"],
+                              "data": event["data"]})

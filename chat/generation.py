@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from autobot import audit, supervise
+from autobot import audit, context, supervise
 from autobot.lanes import spawn
 from autobot.supervise import supervised
 from chat.db import db_job
@@ -31,7 +31,7 @@ log = logging.getLogger("chat.generation")
 
 FLUSH_SECONDS = 2.0  # how often the partial answer is written to the database (for other workers)
 FINAL_FIELDS = ("content", "status", "citations", "prompt_tokens", "completion_tokens", "first_token_ms", "total_ms",
-                "error_code", "error", "updated")
+                "error_code", "error", "tool_calls", "updated")
 INTERNAL_ERROR = "The answer failed because of an internal error; it has been logged."
 
 _running: dict[str, Generation] = {}
@@ -59,6 +59,7 @@ class Generation:
     subscribers: set[asyncio.Queue] = field(default_factory=set)
     result: dict | None = None  # the stored message, once finished
     cleanup: asyncio.Future | None = None
+    turn: Any = None  # the operator's side (chat.operator.turn.Turn) when the answer may use tools
 
     def subscribe(self) -> asyncio.Queue:
         """An in-process feed of this generation's events, starting with the text so far."""
@@ -93,8 +94,14 @@ def start(
     citations: list[dict],
     serialize,
     client_ip: str | None = None,
+    turn=None,
 ) -> Generation:
-    gen = Generation(session_id=str(session_id), message_id=reply.pk, user=user, reply=reply, client_ip=client_ip)
+    gen = Generation(session_id=str(session_id), message_id=reply.pk, user=user, reply=reply, client_ip=client_ip,
+                     turn=turn)
+    if turn is not None:
+        turn.message_id = reply.pk
+        turn.publish = lambda event: _publish(gen, event)
+        turn.save = lambda calls: _save_calls(reply.pk, calls)
     _running[gen.session_id] = gen  # also the strong reference that keeps the task alive
     gen.task = spawn(_run(gen, provider, prompt, model, citations, serialize), name=f"chat-generation-{session_id}")
 
@@ -143,6 +150,29 @@ def _single_process() -> bool:
     return settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")
 
 
+async def control(session_id, kind: str, **data) -> None:
+    """Pause/resume the operator or tell it an approval was decided, wherever the answer runs."""
+    gen = running(session_id)
+    if gen is not None:
+        _control(gen, {"type": f"chat.{kind}", **data})
+        return
+    await get_channel_layer().group_send(control_group(session_id), {"type": f"chat.{kind}", **data})
+
+
+def _control(gen: Generation, event: dict) -> None:
+    turn, kind = gen.turn, event.get("type")
+    if kind == "chat.cancel" and gen.task is not None:
+        gen.task.cancel()
+    elif turn is None:
+        return
+    elif kind == "chat.pause":
+        turn.pause()
+    elif kind == "chat.resume":
+        turn.resume()
+    elif kind == "chat.approval_decided":
+        turn.approval_decided(event.get("approval_id", ""))
+
+
 SNAPSHOT_WAIT_SECONDS = 1.0
 
 
@@ -179,8 +209,8 @@ async def _cancel_listener(gen: Generation) -> None:
                 # for the asker (it joined the session group first), one before it is in the text.
                 await layer.send(event["reply"], {"type": "chat.snapshot_reply", "message_id": gen.message_id,
                                                   "text": gen.text})
-            if event.get("type") == "chat.cancel" and gen.task is not None:
-                gen.task.cancel()
+            _control(gen, event)
+            if event.get("type") == "chat.cancel":
                 return
     finally:
         with contextlib.suppress(Exception):
@@ -189,28 +219,29 @@ async def _cancel_listener(gen: Generation) -> None:
 
 async def _run(gen: Generation, provider: Provider, prompt, model, citations, serialize) -> None:
     loop = asyncio.get_running_loop()
-    started = last_flush = loop.time()
-    stats: dict = {"first_token_ms": None}
+    started = loop.time()
+    stats: dict = {"first_token_ms": None, "started": started, "last_flush": started}
     status, error = ChatMessage.Status.STREAMING, None
     listener = None if _single_process() else asyncio.create_task(_listen_for_cancel(gen))
+    if gen.turn is not None:
+        # Every audit event of this turn (tools' services included) carries its id.
+        context.correlation_id.set(gen.turn.correlation_id)
     try:
-        async with contextlib.aclosing(provider.stream(prompt, model=model)) as stream:
-            async for delta in stream:
-                if delta.text:
-                    if stats["first_token_ms"] is None:
-                        stats["first_token_ms"] = int((loop.time() - started) * 1000)
-                    offset = len(gen.text)
-                    gen.text += delta.text
-                    await _publish(gen, token_event(gen.message_id, delta.text, offset))
-                    if loop.time() - last_flush >= FLUSH_SECONDS:
-                        last_flush = loop.time()
-                        await _flush(gen.message_id, gen.text)
-                if delta.done:
-                    stats.update(prompt_tokens=delta.prompt_tokens, completion_tokens=delta.completion_tokens)
-                    citations = citations or list(delta.citations)
+        if gen.turn is None:
+            _, _, found = await _stream_once(gen, provider, prompt, model, stats)
+            citations = citations or found
+        else:
+            async with asyncio.timeout(settings.OPERATOR_TURN_SECONDS):
+                note = await gen.turn.run(
+                    lambda messages, tools: _operator_step(gen, provider, messages, model, stats, tools), prompt)
+            if note:
+                await _add_text(gen, note, stats)
         status = ChatMessage.Status.COMPLETE
     except asyncio.CancelledError:
         status = ChatMessage.Status.CANCELLED
+    except TimeoutError:
+        status, error = ChatMessage.Status.FAILED, (
+            "operator_timeout", f"The operator ran out of time ({settings.OPERATOR_TURN_SECONDS:g} seconds).")
     except LLMUnavailable as exc:
         status, error = ChatMessage.Status.FAILED, (exc.code, exc.detail)
     except Exception:
@@ -223,6 +254,47 @@ async def _run(gen: Generation, provider: Provider, prompt, model, citations, se
             del _running[gen.session_id]
     stats["total_ms"] = int((loop.time() - started) * 1000)
     await _finish(gen, status, error, citations, stats, serialize)
+
+
+async def _stream_once(gen: Generation, provider: Provider, messages, model, stats: dict,
+                       tools: list[dict] | None = None) -> tuple[str, list[dict], list[dict]]:
+    """One request to the model, its tokens published as they come: (text, tool calls, citations)."""
+    text, calls, citations = "", [], []
+    stream = provider.stream(messages, model=model, tools=tools) if tools else provider.stream(messages, model=model)
+    async with contextlib.aclosing(stream) as deltas:
+        async for delta in deltas:
+            if delta.text:
+                text += delta.text
+                await _add_text(gen, delta.text, stats)
+            if delta.done:
+                stats.update(prompt_tokens=delta.prompt_tokens, completion_tokens=delta.completion_tokens)
+                citations = list(delta.citations)
+                calls = list(delta.tool_calls)
+    return text, calls, citations
+
+
+async def _operator_step(gen: Generation, provider, messages, model, stats, tools) -> tuple[str, list[dict]]:
+    if gen.text and not gen.text.endswith("\n"):
+        await _add_text(gen, "\n\n", stats)  # the next step's words start a new paragraph
+    text, calls, _ = await _stream_once(gen, provider, messages, model, stats, tools)
+    return text, calls
+
+
+async def _add_text(gen: Generation, text: str, stats: dict) -> None:
+    loop = asyncio.get_running_loop()
+    if stats["first_token_ms"] is None:
+        stats["first_token_ms"] = int((loop.time() - stats["started"]) * 1000)
+    offset = len(gen.text)
+    gen.text += text
+    await _publish(gen, token_event(gen.message_id, text, offset))
+    if loop.time() - stats["last_flush"] >= FLUSH_SECONDS:
+        stats["last_flush"] = loop.time()
+        await _flush(gen.message_id, gen.text)
+
+
+@db_job
+def _save_calls(message_id: int, calls: list[dict]) -> None:
+    ChatMessage.objects.filter(pk=message_id).update(tool_calls=calls, updated=timezone.now())
 
 
 @db_job
@@ -241,6 +313,8 @@ def _store_answer(gen: Generation, status, error, citations, stats) -> ChatMessa
     message.completion_tokens = stats.get("completion_tokens")
     message.first_token_ms = stats.get("first_token_ms")
     message.total_ms = stats.get("total_ms")
+    if gen.turn is not None:
+        message.tool_calls = gen.turn.calls
     if error:
         message.error_code, message.error = error
     message.updated = timezone.now()

@@ -10,6 +10,10 @@ class ChatSession(models.Model):
     title = models.CharField(max_length=200, blank=True)  # generated from the first message
     # "<provider>/<model>" (see chat.llm.registry); blank means the configured default.
     model = models.CharField(max_length=200, blank=True)
+    # The operator's tools: None follows the default (on unless the provider is offline).
+    tools = models.BooleanField(null=True, blank=True)
+    # The terminal session the operator types into (opened on its first command, reused after).
+    operator_terminal = models.UUIDField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -49,6 +53,10 @@ class ChatMessage(models.Model):
     # The server process generating a streaming answer: when it is known to be gone, the answer
     # is marked interrupted at once instead of after the read timeout (autobot/workers.py).
     worker = models.CharField(max_length=200, blank=True)
+    # The operator's calls in this answer, with their ratings and results (see chat/operator/).
+    tool_calls = models.JSONField(default=list, blank=True)
+    # One id per turn, carried into tool calls, command records, file changes and audit events.
+    correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -58,3 +66,60 @@ class ChatMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} message {self.pk} in {self.session_id}"
+
+
+class OperatorPolicy(models.Model):
+    """What the operator may do for one user without asking (staff edit it in the admin)."""
+
+    class Action(models.TextChoices):
+        RUN = "run"
+        APPROVE = "approve"  # waits for the owner's approval
+        REFUSE = "refuse"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="operator_policy")
+    safe = models.CharField(max_length=10, choices=Action.choices, default=Action.RUN)
+    moderate = models.CharField(max_length=10, choices=Action.choices, default=Action.RUN)
+    high = models.CharField(max_length=10, choices=Action.choices, default=Action.APPROVE)
+    dangerous = models.CharField(max_length=10, choices=Action.choices, default=Action.REFUSE)
+    # The level of the terminal the operator opens; only staff may choose a looser one.
+    terminal_level = models.CharField(max_length=20, default="RESTRICTED")
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"operator policy of {self.user}"
+
+
+class Approval(models.Model):
+    """One tool call waiting for its owner: single-use, bound to what it approves, expiring."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPROVED = "approved"
+        DENIED = "denied"
+        EXPIRED = "expired"
+        USED = "used"  # approved, then consumed by the call it was made for
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="approvals")
+    message = models.ForeignKey(ChatMessage, on_delete=models.CASCADE, related_name="approvals")
+    call_id = models.CharField(max_length=100)
+    tool = models.CharField(max_length=64)
+    command = models.TextField()  # the exact command, or what a write does
+    cwd = models.CharField(max_length=1000, blank=True)
+    risk = models.CharField(max_length=20)
+    reasons = models.JSONField(default=list, blank=True)
+    binding = models.CharField(max_length=64)  # sha256 of (chat session, call, command, folder)
+    correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["created"]
+
+    def __str__(self) -> str:
+        return f"{self.tool} approval {self.id} ({self.status})"

@@ -11,6 +11,7 @@ class ChatSessionIn(StrictSchema):
 class ChatSessionPatch(StrictSchema):
     title: str | None = Field(None, max_length=200)
     model: str | None = Field(None, max_length=200)
+    tools: bool | None = Field(None, description="let answers call tools (the operator); 422 with the offline provider")
 
 
 class ChatSessionOut(Schema):
@@ -20,6 +21,8 @@ class ChatSessionOut(Schema):
     created: str
     updated: str
     generating: bool
+    tools: bool = Field(False, description="whether answers in this session may call tools")
+    operator_terminal: str | None = Field(None, description="the terminal session the operator types into")
 
 
 class ChatSessionList(Schema):
@@ -56,6 +59,8 @@ class ChatMessageOut(Schema):
     total_ms: int | None
     error_code: str
     error: str
+    tool_calls: list["ChatToolCallOut"] = Field(default_factory=list, description="the operator's calls in this answer")
+    correlation_id: str = Field("", description="the turn's id, shared by its trail")
     created: str
 
 
@@ -82,3 +87,51 @@ class ModelList(Schema):
 
 class CancelOut(Schema):
     cancelled: bool = Field(description="false when no answer was being generated")
+
+
+class ChatToolCallOut(Schema):
+    id: str
+    name: str
+    arguments: dict | str = Field(description="the parsed arguments, or the model's text when it was malformed")
+    status: str = Field(description="running | awaiting_approval | done | denied | failed | cancelled")
+    risk: str | None = None
+    reasons: list[str] = []
+    output: str = ""
+    ok: bool | None = None
+    exit_code: int | None = None
+    approval_id: str | None = None
+    started: str | None = None
+    data: dict = {}
+
+
+ChatMessageOut.model_rebuild()
+
+
+class ChatApprovalOut(Schema):
+    id: str
+    call_id: str
+    tool: str
+    command: str = Field(description="the exact command (or what a write does)")
+    cwd: str
+    risk: str
+    reasons: list[str]
+    status: str = Field(description="pending | approved | denied | expired | used")
+    expires: str
+    message_id: int
+    reason: str
+
+
+class ChatApprovalList(Schema):
+    items: list[ChatApprovalOut]
+    count: int
+
+
+class ChatApprovalDecisionIn(StrictSchema):
+    decision: str = Field(pattern="^(approve|deny)$")
+    reason: str = Field("", max_length=500)
+
+
+class ChatTrailOut(Schema):
+    correlation_id: str
+    items: list[dict] = Field(description="{kind: message|tool_call|approval|command|agent_message|audit, at, …}")
+    count: int

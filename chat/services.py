@@ -58,7 +58,19 @@ def session_data(session: ChatSession) -> dict:
         "created": session.created.isoformat(),
         "updated": session.updated.isoformat(),
         "generating": generation.running(session.id) is not None,
+        "tools": tools_enabled(session),
+        "operator_terminal": str(session.operator_terminal) if session.operator_terminal else None,
     }
+
+
+def tools_enabled(session: ChatSession) -> bool:
+    """Whether answers in this session may call tools: as chosen, on by default, never offline."""
+    if session.tools is False:
+        return False
+    try:
+        return get_registry().resolve(session.model).config.kind != "offline"
+    except LLMUnavailable:
+        return False
 
 
 def message_data(message: ChatMessage) -> dict:
@@ -77,6 +89,8 @@ def message_data(message: ChatMessage) -> dict:
         "total_ms": message.total_ms,
         "error_code": message.error_code,
         "error": message.error,
+        "tool_calls": message.tool_calls,
+        "correlation_id": message.correlation_id,
         "created": message.created.isoformat(),
     }
 
@@ -109,13 +123,22 @@ async def session_create(*, user, title: str = "", model: str = "") -> ChatSessi
     return session
 
 
-async def session_update(*, user, session_id, title: str | None = None, model: str | None = None) -> ChatSession:
+async def session_update(*, user, session_id, title: str | None = None, model: str | None = None,
+                         tools: bool | None = None) -> ChatSession:
     session = await session_get(user=user, session_id=session_id)
     if title is not None:
         session.title = _clean_title(title)
     if model is not None:
         session.model = _model_ref(model)
+    if tools is not None:
+        session.tools = tools
+        if tools and not tools_enabled(session):
+            raise InvalidInput("the offline provider cannot act: choose a language model to use tools",
+                               code="tools_unavailable")
     await session.asave()
+    if tools is not None:
+        await audit.record(actor=user, action="chat.session.tools", target_type="chat_session",
+                           target_id=str(session.id), data={"tools": tools})
     return session
 
 
@@ -237,15 +260,17 @@ _setting_up: set[str] = set()  # sessions whose answer this process is setting u
 
 async def _message_setup(checked: _Checked, *, use_knowledge: bool, client_ip: str | None, stream: bool) -> Posted:
     user, session, content, resolved = checked.user, checked.session, checked.content, checked.resolved
+    turn = await operator_turn(user, session, resolved, client_ip)
+    correlation_id = turn.correlation_id if turn else ""
     # The question is stored while the knowledge base is searched: neither waits for the other.
     (user_message, reply, history), passages = await asyncio.gather(
-        db_job(_store_question)(user, session, content, use_knowledge, resolved.ref, client_ip),
+        db_job(_store_question)(user, session, content, use_knowledge, resolved.ref, client_ip, correlation_id),
         _passages(user, resolved, content, use_knowledge),
     )
     provider, messages, citations = _prompt(user, resolved, content, history, passages, use_knowledge)
     gen = generation.start(
         session_id=session.id, reply=reply, user=user, provider=provider, prompt=messages,
-        model=resolved.model, citations=citations, serialize=message_data, client_ip=client_ip,
+        model=resolved.model, citations=citations, serialize=message_data, client_ip=client_ip, turn=turn,
     )
     events = gen.subscribe() if stream else None
     return Posted(user_message=user_message, reply=reply, generation=gen, events=events)
@@ -282,7 +307,8 @@ async def generation_snapshot(*, user, session_id) -> dict | None:
     session = await session_get(user=user, session_id=session_id)
     gen = generation.running(session.id)
     if gen is not None:
-        return {"message_id": gen.message_id, "text": gen.text}
+        calls = list(gen.turn.calls) if gen.turn is not None else []
+        return {"message_id": gen.message_id, "text": gen.text, "calls": calls}
     streaming = await session.messages.filter(status=ChatMessage.Status.STREAMING).order_by("-id").afirst()
     if streaming is None:
         return None
@@ -291,7 +317,8 @@ async def generation_snapshot(*, user, session_id) -> dict | None:
     live = await generation.remote_snapshot(session.id)
     if live is not None and live["message_id"] == streaming.pk:
         return {**live, "worker": streaming.worker}
-    return {"message_id": streaming.pk, "text": streaming.content, "worker": streaming.worker}
+    return {"message_id": streaming.pk, "text": streaming.content, "calls": streaming.tool_calls,
+            "worker": streaming.worker}
 
 
 async def generation_orphan_check(*, user, session_id, message_id: int) -> dict | None:
@@ -311,7 +338,21 @@ def _orphan_check(session: ChatSession, message_id: int) -> dict | None:
     return message_data(message)
 
 
-def _store_question(user, session: ChatSession, content: str, use_knowledge: bool, ref: str, client_ip: str | None):
+async def operator_turn(user, session: ChatSession, resolved: Resolved, client_ip: str | None):
+    """The operator side of an answer, or None when this answer cannot use tools. Tools act as
+    the session's owner, so only the owner's own questions get them (not staff reading along)."""
+    if session.owner_id != user.pk or resolved.config.kind == "offline" or not tools_enabled(session):
+        return None
+    from chat.operator.policy import policy_get
+    from chat.operator.turn import Turn, new_correlation_id
+
+    terminal = str(session.operator_terminal) if session.operator_terminal else None
+    return Turn(user=user, session_id=str(session.id), correlation_id=new_correlation_id(),
+                policy=await policy_get(user=user), terminal_session_id=terminal, client_ip=client_ip)
+
+
+def _store_question(user, session: ChatSession, content: str, use_knowledge: bool, ref: str, client_ip: str | None,
+                    correlation_id: str = ""):
     """Check the session is free, store and audit the question, add an empty streaming reply,
     and read the history — one job on chat's database thread, one commit."""
     # Checked again here: another post may have started an answer since _message_check.
@@ -326,21 +367,21 @@ def _store_question(user, session: ChatSession, content: str, use_knowledge: boo
     history = [{"role": role, "content": content} for _, role, status, content, _, _ in reversed(recent)
                if content and (role == ChatMessage.Role.USER or status == ChatMessage.Status.COMPLETE)]
     with transaction.atomic():
-        user_message, reply = _store_pair(session, content, use_knowledge, ref)
+        user_message, reply = _store_pair(session, content, use_knowledge, ref, correlation_id)
         audit.record_sync(
             actor=user, action="chat.message", target_type="chat_session", target_id=str(session.id),
             data={"message_id": user_message.pk, "length": len(content), "model": ref,
-                  "use_knowledge": use_knowledge}, ip=client_ip,
+                  "use_knowledge": use_knowledge}, ip=client_ip, correlation_id=correlation_id or None,
         )
     return user_message, reply, history
 
 
-def _store_pair(session: ChatSession, content: str, use_knowledge: bool, ref: str):
+def _store_pair(session: ChatSession, content: str, use_knowledge: bool, ref: str, correlation_id: str = ""):
     user_message, reply = ChatMessage.objects.bulk_create([
         ChatMessage(session=session, role=ChatMessage.Role.USER, content=content, use_knowledge=use_knowledge,
-                    model=ref),
+                    model=ref, correlation_id=correlation_id),
         ChatMessage(session=session, role=ChatMessage.Role.ASSISTANT, status=ChatMessage.Status.STREAMING,
-                    model=ref, use_knowledge=use_knowledge, worker=WORKER_ID),
+                    model=ref, use_knowledge=use_knowledge, worker=WORKER_ID, correlation_id=correlation_id),
     ])
     if not session.title:
         session.title = _title_from(content)
@@ -490,12 +531,21 @@ def _export_message(message: ChatMessage) -> dict:
     return data
 
 
+def _markdown_call(call: dict) -> list[str]:
+    arguments = json.dumps(call.get("arguments"), ensure_ascii=False)
+    risk = f", {call['risk']}" if call.get("risk") else ""
+    return [f"- Tool `{call.get('name')}` ({call.get('status')}{risk}): `{arguments}`", "", "  ```",
+            *[f"  {line}" for line in (call.get("output") or "").splitlines()], "  ```", ""]
+
+
 def _markdown_export(session: ChatSession, messages: list[ChatMessage]) -> str:
     lines = [f"# {session.title or 'Chat'}", "", f"_Exported from AutoBot on {timezone.now():%Y-%m-%d %H:%M} UTC_", ""]
     for message in messages:
         who = "You" if message.role == ChatMessage.Role.USER else "AutoBot"
         note = "" if message.status == ChatMessage.Status.COMPLETE else f" ({message.status})"
         lines += [f"## {who} · {message.created:%Y-%m-%d %H:%M}{note}", "", message.content, ""]
+        for call in message.tool_calls or []:
+            lines += _markdown_call(call)
         for number, cite in enumerate(message.citations or [], start=1):
             source = f" — {cite['source']}" if cite.get("source") else ""
             lines.append(f"[{number}] {cite.get('title', '')}{source}")

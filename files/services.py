@@ -194,6 +194,22 @@ async def entry_delete(
     )
 
 
+async def file_write(*, user, path: str, data: bytes, area: str | None = None, ip: str | None = None) -> Entry:
+    """Create or replace one file with ``data`` (the operator's files_write): the upload's
+    limits, quota and all-or-nothing commit apply; audited as ``files.write``."""
+    folder, _, name = (path or "").strip("/").rpartition("/")
+
+    async def run(root: str) -> Entry:
+        async with storage.Upload(root, folder, overwrite=True, max_file_bytes=_limit(settings.FILES_MAX_UPLOAD_BYTES),
+                                  quota_bytes=_limit(settings.FILES_USER_QUOTA_BYTES)) as upload:
+            await upload.file_begin(name)
+            await upload.file_write(data)
+            return (await upload.commit())[0]
+
+    return await _audited(user=user, action="files.write", area=area, path=path, ip=ip, run=run,
+                          data={"bytes": len(data)})
+
+
 def _limit(value: int) -> int | None:
     return value or None  # 0 in settings means "no limit"
 

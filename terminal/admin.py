@@ -50,6 +50,8 @@ class CommandRecordAdmin(ReadOnlyAdmin):
         "source",
         "client_ip",
         "session_link",
+        "actor",
+        "chat_turn",
     )
     list_filter = (
         "risk",
@@ -57,12 +59,13 @@ class CommandRecordAdmin(ReadOnlyAdmin):
         "warned",
         "security_level",
         "source",
+        "actor",
         ("started", admin.DateFieldListFilter),
         ("user", admin.RelatedOnlyFieldListFilter),
     )
-    search_fields = ("command", "user__username", "session__id", "client_ip")
+    search_fields = ("command", "user__username", "session__id", "client_ip", "correlation_id")
     date_hierarchy = "started"
-    readonly_fields = [f.name for f in CommandRecord._meta.fields]
+    readonly_fields = [f.name for f in CommandRecord._meta.fields] + ["chat_turn"]
     list_select_related = ("user", "session")
 
     @admin.display(description="command")
@@ -75,3 +78,11 @@ class CommandRecordAdmin(ReadOnlyAdmin):
             return "-"
         url = reverse("admin:terminal_terminalsession_change", args=[obj.session_id])
         return format_html('<a href="{}">{}</a>', url, str(obj.session_id)[:8])
+
+    @admin.display(description="chat turn")
+    def chat_turn(self, obj):
+        # The operator's commands belong to a chat turn; its message shows the whole trail.
+        if not obj.correlation_id:
+            return "-"
+        url = reverse("admin:chat_chatmessage_changelist")
+        return format_html('<a href="{}?correlation_id={}&amp;role=assistant">trail</a>', url, obj.correlation_id)

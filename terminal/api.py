@@ -85,6 +85,8 @@ def _command_out(record) -> dict:
         "started": record.started,
         "finished": record.finished,
         "client_ip": record.client_ip,
+        "actor": record.actor,
+        "correlation_id": record.correlation_id,
     }
 
 

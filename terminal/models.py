@@ -65,6 +65,9 @@ class CommandRecord(models.Model):
     started = models.DateTimeField(default=timezone.now, db_index=True)
     finished = models.DateTimeField(null=True, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
+    # "operator" when the chat's operator typed it (blank: the user); its chat turn's id.
+    actor = models.CharField(max_length=20, blank=True, db_index=True)
+    correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-started", "-id"]

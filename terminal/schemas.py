@@ -118,6 +118,8 @@ class CommandOut(Schema):
     started: datetime
     finished: datetime | None
     client_ip: str | None
+    actor: str = Field("", description='"operator" when the chat\'s operator typed it; blank for the user')
+    correlation_id: str = Field("", description="the chat turn it belongs to (see the chat's trail)")
 
 
 class CommandList(Schema):

@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-Message = dict[str, str]  # {"role": "system|user|assistant", "content": "..."}
+# {"role": "system|user|assistant|tool", "content": "..."}; an assistant message may carry
+# "tool_calls" and a tool message "tool_call_id"/"name" (OpenAI's shapes; providers convert).
+Message = dict[str, Any]
 
 
 class LLMUnavailable(Exception):
@@ -38,6 +40,9 @@ class Delta:
     completion_tokens: int | None = None
     # Only the offline provider fills this: it *is* its own retrieval.
     citations: tuple[dict, ...] = ()
+    # On the final delta: the calls the model asked for, each {"id", "name", "arguments"}, the
+    # arguments as the raw JSON text the model wrote (it may be malformed; the caller checks).
+    tool_calls: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +66,8 @@ class Provider(Protocol):
     config: ProviderConfig
 
     def stream(
-        self, messages: list[Message], *, model: str | None = None, options: dict | None = None
+        self, messages: list[Message], *, model: str | None = None, options: dict | None = None,
+        tools: list[dict] | None = None,
     ) -> AsyncIterator[Delta]: ...
 
     async def models(self) -> list[str]: ...

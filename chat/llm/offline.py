@@ -31,7 +31,8 @@ class OfflineProvider:
         return [MODEL_NAME]
 
     async def stream(
-        self, messages: list[Message], *, model: str | None = None, options: dict | None = None
+        self, messages: list[Message], *, model: str | None = None, options: dict | None = None,
+        tools: list[dict] | None = None,  # it cannot act: tools are never called
     ) -> AsyncIterator[Delta]:
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         passages = await self._passages(question)

@@ -26,9 +26,12 @@ class OpenAIProvider:
         return {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
 
     def stream(
-        self, messages: list[Message], *, model: str | None = None, options: dict | None = None
+        self, messages: list[Message], *, model: str | None = None, options: dict | None = None,
+        tools: list[dict] | None = None,
     ) -> AsyncIterator[Delta]:
         body = {"model": model or self.config.model, "messages": messages, "stream": True}
+        if tools:
+            body["tools"] = tools
         if self.config.extra.get("include_usage", True):
             body["stream_options"] = {"include_usage": True}
         for key, value in (options or {}).items():
@@ -63,6 +66,7 @@ async def _sse_events(resp: aiohttp.ClientResponse) -> AsyncIterator[str]:
 async def _parse_sse(resp: aiohttp.ClientResponse, name: str) -> AsyncIterator[Delta]:
     model = usage = None
     finished = False
+    calls: dict[int, dict] = {}  # streamed tool calls by index, their arguments arriving in pieces
     try:
         async for event in _sse_events(resp):
             if event.strip() == "[DONE]":
@@ -76,9 +80,11 @@ async def _parse_sse(resp: aiohttp.ClientResponse, name: str) -> AsyncIterator[D
             model = chunk.get("model") or model
             usage = chunk.get("usage") or usage
             for choice in chunk.get("choices") or []:
-                text = ((choice or {}).get("delta") or {}).get("content") or ""
+                delta = (choice or {}).get("delta") or {}
+                text = delta.get("content") or ""
                 if text:
                     yield Delta(text=text)
+                _add_tool_calls(calls, delta.get("tool_calls"))
                 if (choice or {}).get("finish_reason"):
                     finished = True
     except ValueError as exc:  # aiohttp: a line longer than its buffer
@@ -93,7 +99,23 @@ async def _parse_sse(resp: aiohttp.ClientResponse, name: str) -> AsyncIterator[D
         model=model,
         prompt_tokens=usage.get("prompt_tokens"),
         completion_tokens=usage.get("completion_tokens"),
+        tool_calls=tuple(calls[i] for i in sorted(calls)),
     )
+
+
+def _add_tool_calls(calls: dict[int, dict], pieces) -> None:
+    """Merge one chunk's `tool_calls` deltas: the first piece of a call names it, later ones
+    (same index) append to its arguments."""
+    for number, piece in enumerate(pieces if isinstance(pieces, list) else []):
+        if not isinstance(piece, dict):
+            continue
+        index = piece.get("index", number)
+        call = calls.setdefault(index if isinstance(index, int) else number, {"id": "", "name": "", "arguments": ""})
+        function = piece.get("function") if isinstance(piece.get("function"), dict) else {}
+        call["id"] = call["id"] or str(piece.get("id") or "")
+        call["name"] = call["name"] or str(function.get("name") or "")
+        if isinstance(function.get("arguments"), str):
+            call["arguments"] += function["arguments"]
 
 
 def _loads(event: str, name: str) -> dict:

@@ -2,12 +2,14 @@
 // Replies arrive as plain text while streaming and are swapped for the server's sanitized
 // HTML when done; nothing from the model is ever inserted as HTML on this side.
 import { api, wsUrl } from "/static/js/api.js";
+import { bindToolsSwitch, handleOperatorFrame, operatorIdle, renderToolCalls } from "./operator.js";
 
 const $ = (id) => document.getElementById(id);
 const els = {
   list: $("session-list"), search: $("session-search"), title: $("chat-title"), models: $("model-picker"),
   conn: $("conn-state"), banner: $("banner"), messages: $("messages"), prompt: $("prompt"),
   send: $("send"), stop: $("stop"), knowledge: $("use-knowledge"), count: $("char-count"), form: $("composer"),
+  tools: $("use-tools"),
 };
 const maxChars = Number($("chat").dataset.maxChars || 0);
 const state = { session: null, socket: null, retry: 0, generating: false, streams: new Map(), defaultModel: "" };
@@ -112,6 +114,7 @@ async function openSession(id) {
   history.replaceState(null, "", `?session=${session.id}`);
   els.title.textContent = session.title || "New chat";
   els.models.value = session.model || state.defaultModel;
+  els.tools.checked = session.tools;
   for (const li of els.list.children) li.classList.toggle("active", li.dataset.id === session.id);
   showBanner("");
   const data = await api(`/api/chat/sessions/${session.id}/messages?limit=200`);
@@ -135,6 +138,7 @@ function renderMessage(message) {
   if (message.role === "assistant") {
     body.innerHTML = message.html; // sanitized on the server (markdown-it + nh3)
     addCopyButtons(body);
+    renderToolCalls(message, node);
     if (message.citations?.length) node.append(renderCitations(message.citations));
   } else {
     body.textContent = message.content;
@@ -204,6 +208,7 @@ function onDone(message) {
   else els.messages.append(fresh);
   state.streams.delete(message.id);
   setGenerating(false);
+  operatorIdle();
   scrollDown();
   loadSessions(); // the title may have been set and the order changed
 }
@@ -223,6 +228,7 @@ function connect() {
     const frame = JSON.parse(event.data);
     if (frame.type === "token") onToken(frame);
     else if (frame.type === "done") onDone(frame.message);
+    else if (handleOperatorFrame(frame, operatorContext)) setGenerating(true);
     else if (frame.type === "error") {
       showBanner(frame.detail);
       if (!frame.message_id) setGenerating(false);
@@ -288,7 +294,15 @@ async function changeModel() {
   }
 }
 
+const operatorContext = {
+  messages: els.messages,
+  messageNode: (id) => streamFor(id).node,
+  send: (frame) => state.socket?.send(JSON.stringify(frame)),
+  terminalId: () => state.session?.operator_terminal,
+};
+
 // ---------------------------------------------------------------- wiring
+bindToolsSwitch(els.tools, () => state.session, showBanner);
 els.form.addEventListener("submit", send);
 els.prompt.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) send(event);

@@ -2,6 +2,7 @@
 
 from .commands import command_assess, command_audit, command_run
 from .confine import operator_warnings
+from .live import get as live_session
 from .sessions import (
     SIGNALS,
     session_close,
@@ -17,6 +18,7 @@ from .sessions import (
     sessions_reconcile,
     sessions_shutdown,
 )
+from .typed import command_type
 from .watch import Attachment, session_attach
 
 __all__ = [
@@ -26,6 +28,8 @@ __all__ = [
     "command_audit",
     "command_run",
     "operator_warnings",
+    "command_type",
+    "live_session",
     "session_attach",
     "session_close",
     "session_get",

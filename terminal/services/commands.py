@@ -63,8 +63,12 @@ async def _record(
     client_ip: str | None,
     exit_code: int | None = None,
     finished: datetime | None = None,
+    actor: str = "",
+    correlation_id: str = "",
 ) -> CommandRecord:
     record = await CommandRecord.objects.acreate(
+        actor=actor,
+        correlation_id=correlation_id,
         session_id=session_id,
         user=user,
         source=source,
@@ -95,8 +99,10 @@ async def _record(
             "cwd": cwd,
             "record_id": record.pk,
             "exit_code": exit_code,
+            **({"actor": actor} if actor else {}),
         },
         ip=client_ip,
+        correlation_id=correlation_id or None,
     )
     return record
 
@@ -129,8 +135,11 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
         if len(live.recorded_lines) > 1024:
             live.recorded_lines.clear()
         live.recorded_lines.add(number)
+    typed = live.typed if live.typed is not None and live.typed.record_id is None else None
     if recorded:
         record = await _record(
+            actor=typed.actor if typed else "",
+            correlation_id=typed.correlation_id if typed else "",
             user=live.typist or live.owner,
             session_id=live.id,
             level=live.level,
@@ -146,6 +155,9 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
             live.open_records[request.history_number] = record.pk
             while len(live.open_records) > 64:  # lines whose end never came (killed subshells)
                 live.open_records.pop(next(iter(live.open_records)))
+        if typed is not None:
+            typed.record_id, typed.blocked, typed.risk = record.pk, verdict.blocked, assessment.risk.name
+            typed.reason = verdict.reason
     if verdict.blocked and recorded:
         live.broadcast(
             {
@@ -176,11 +188,22 @@ async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
         record_id = None if request.history_number else live.current_record_id
     if record_id == live.current_record_id:
         live.current_record_id = None
+    _typed_done(live, record_id, request.exit_status)
     cwd = live.proc.cwd()
     if record_id is not None:
         await CommandRecord.objects.filter(pk=record_id).aupdate(exit_code=request.exit_status, finished=timezone.now())
     if cwd:
         await TerminalSession.objects.filter(pk=live.id).aupdate(cwd=cwd)
+
+
+def _typed_done(live: registry.LiveSession, record_id: int | None, exit_status: int | None) -> None:
+    """The end of the line typed for the operator (services.typed) wakes its caller; a blocked
+    line never ran, so the first end reported after it is its own."""
+    typed = live.typed
+    if typed is None or typed.record_id is None or typed.done.done():
+        return
+    if record_id == typed.record_id or typed.blocked:
+        typed.done.set_result(exit_status)
 
 
 # ---- non-interactive commands --------------------------------------------------------------

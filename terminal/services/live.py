@@ -50,6 +50,7 @@ class LiveSession:
     # Lines recorded but not finished yet: history number -> record id (a paste runs several
     # lines before the next prompt; each one's exit status finds its own record).
     open_records: dict[int, int] = field(default_factory=dict)
+    typed: Any = None  # the line being typed for the operator (services.typed.TypedLine)
     ending: asyncio.Task | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # set once everything is closed and saved
     _grace: asyncio.TimerHandle | None = None

@@ -6,7 +6,11 @@
 Faults are switched on per test by setting attributes: `failures` (statuses answered before a
 normal reply, e.g. `[500, 429]`), `disconnect_after`/`malformed_after`/`stall_after`/
 `pause_after` (a token count), `delay` (seconds between tokens). By default it echoes the last
-user message back word by word. Run it standalone with
+user message back word by word. `script` makes it call tools: a list of steps (one per chat
+request, the last repeated) or a function of the request body returning a step; a step is
+`{"text": "...", "tool_calls": [{"id", "name", "arguments"}]}` with arguments a dict or raw
+(possibly malformed) JSON text. OpenAI streams each call's arguments in pieces, the calls
+interleaved (parallel calls); Ollama sends each call whole, as Ollama does. Run it standalone with
 `python tests/chat/fake_llm.py --port 11434 --delay 0.05`.
 """
 
@@ -27,6 +31,7 @@ class FakeLLM:
     def __init__(self, *, tokens: list[str] | None = None, delay: float = 0.0,
                  models: tuple[str, ...] = ("fake-small", "fake-large"), api_key: str = ""):
         self.tokens = tokens
+        self.script = None
         self.delay = delay
         self.models = list(models)
         self.api_key = api_key
@@ -78,7 +83,17 @@ class FakeLLM:
         await self.close()
 
     # -- the answer --------------------------------------------------------------------------
+    def step(self, body: dict) -> dict | None:
+        if self.script is None:
+            return None
+        if callable(self.script):
+            return self.script(body)
+        return self.script[min(len(self.requests), len(self.script)) - 1]
+
     def reply_tokens(self, body: dict) -> list[str]:
+        step = self.step(body)
+        if step is not None:
+            return re.findall(r"\s*\S+", step.get("text", ""))
         if self.tokens is not None:
             return list(self.tokens)
         messages = body.get("messages") or []
@@ -162,6 +177,11 @@ class FakeLLM:
             count += 1
             yield _line({"model": model, "created_at": _now(), "done": False,
                          "message": {"role": "assistant", "content": token}})
+        calls = (self.step(body) or {}).get("tool_calls") or []
+        if calls:
+            yield _line({"model": model, "created_at": _now(), "done": False,
+                         "message": {"role": "assistant", "content": "", "tool_calls": [
+                             {"function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]}})
         yield _line({"model": model, "created_at": _now(), "done": True, "done_reason": "stop",
                      "message": {"role": "assistant", "content": ""},
                      "prompt_eval_count": _prompt_tokens(body), "eval_count": count})
@@ -198,7 +218,11 @@ class FakeLLM:
             count += 1
             yield _sse({**base, "choices": [{"index": 0, "delta": {"content": token},
                                              "finish_reason": None}]})
-        yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        calls = (self.step(body) or {}).get("tool_calls") or []
+        for frame in _openai_tool_frames(base, calls):
+            yield frame
+        finish = "tool_calls" if calls else "stop"
+        yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (body.get("stream_options") or {}).get("include_usage"):
             yield _sse({**base, "choices": [], "usage": {"prompt_tokens": _prompt_tokens(body),
                                                          "completion_tokens": count}})
@@ -209,6 +233,23 @@ class FakeLLM:
             return refused
         return web.json_response({"object": "list",
                                   "data": [{"id": m, "object": "model"} for m in self.models]})
+
+
+def _openai_tool_frames(base: dict, calls: list[dict]):
+    """Each call opens with its id and name; then the arguments in three pieces per call,
+    interleaved across the calls, as servers streaming parallel calls do."""
+    texts = [c["arguments"] if isinstance(c["arguments"], str) else json.dumps(c["arguments"]) for c in calls]
+    for index, call in enumerate(calls):
+        yield _sse({**base, "choices": [{"index": 0, "finish_reason": None, "delta": {"role": "assistant",
+                    "tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                    "function": {"name": call["name"], "arguments": ""}}]}}]})
+    for part in range(3):
+        for index, text in enumerate(texts):
+            size = -(-len(text) // 3)
+            piece = text[part * size:(part + 1) * size]
+            if piece:
+                yield _sse({**base, "choices": [{"index": 0, "finish_reason": None, "delta": {
+                    "tool_calls": [{"index": index, "function": {"arguments": piece}}]}}]})
 
 
 def _line(data: dict) -> bytes:

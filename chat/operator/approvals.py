@@ -1,0 +1,119 @@
+"""Approvals: a tool call waiting for its owner's decision.
+
+An approval is bound to a hash of (chat session, call, command, folder): the call that runs
+must be the one approved. It is single-use (approved → used when the call consumes it),
+expires, and every decision is an audit event. Only the session's owner decides, over REST
+or the chat socket; nothing the model says or any tool returns can decide it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from autobot import audit
+from autobot.errors import Conflict, InvalidInput, NotFound
+from chat.models import Approval, ChatSession
+
+Status = Approval.Status
+DECISIONS = {"approve": Status.APPROVED, "deny": Status.DENIED}
+
+
+def binding(*, session_id, call_id: str, command: str, cwd: str) -> str:
+    parts = "\x00".join([str(session_id), call_id, command, cwd])
+    return hashlib.sha256(parts.encode()).hexdigest()
+
+
+def approval_data(approval: Approval) -> dict:
+    return {"id": str(approval.id), "call_id": approval.call_id, "tool": approval.tool,
+            "command": approval.command, "cwd": approval.cwd, "risk": approval.risk,
+            "reasons": approval.reasons, "status": approval.status, "expires": approval.expires.isoformat(),
+            "message_id": approval.message_id, "reason": approval.reason}
+
+
+async def approval_create(*, user, session_id, message_id: int, call_id: str, tool: str, command: str, cwd: str,
+                          risk: str, reasons: list[str], correlation_id: str) -> Approval:
+    approval = await Approval.objects.acreate(
+        session_id=session_id, message_id=message_id, call_id=call_id, tool=tool, command=command, cwd=cwd,
+        risk=risk, reasons=reasons, correlation_id=correlation_id,
+        binding=binding(session_id=session_id, call_id=call_id, command=command, cwd=cwd),
+        expires=timezone.now() + timedelta(seconds=settings.OPERATOR_APPROVAL_SECONDS),
+    )
+    await audit.record(actor=user, action="chat.approval_requested", target_type="chat_session",
+                       target_id=str(session_id), correlation_id=correlation_id,
+                       data={"approval_id": str(approval.id), "call_id": call_id, "tool": tool, "command": command,
+                             "cwd": cwd, "risk": risk})
+    return approval
+
+
+async def _owned_session(user, session_id) -> ChatSession:
+    # Only the owner decides, staff included: an approval is the owner's consent.
+    try:
+        return await ChatSession.objects.aget(pk=session_id, owner=user)
+    except (ChatSession.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise NotFound(f"chat session {session_id} not found", code="chat_session_not_found") from None
+
+
+async def approval_list(*, user, session_id) -> list[Approval]:
+    """The session's pending approvals (expired ones are marked so on the way)."""
+    session = await _owned_session(user, session_id)
+    await _expire(session.pk)
+    return [a async for a in Approval.objects.filter(session=session, status=Status.PENDING).order_by("created")]
+
+
+async def _expire(session_id) -> None:
+    await Approval.objects.filter(session_id=session_id, status=Status.PENDING,
+                                  expires__lte=timezone.now()).aupdate(status=Status.EXPIRED)
+
+
+async def approval_decide(*, user, session_id, approval_id, decision: str, reason: str = "",
+                          client_ip: str | None = None) -> Approval:
+    """Approve or deny a pending approval (409 once decided or expired)."""
+    if decision not in DECISIONS:
+        raise InvalidInput("decision must be approve or deny", code="invalid_decision")
+    session = await _owned_session(user, session_id)
+    try:
+        approval = await Approval.objects.aget(pk=approval_id, session=session)
+    except (Approval.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise NotFound(f"approval {approval_id} not found", code="approval_not_found") from None
+    now = timezone.now()
+    reason = (reason or "")[:500]
+    # One conditional UPDATE: two decisions racing cannot both win.
+    won = await Approval.objects.filter(pk=approval.pk, status=Status.PENDING, expires__gt=now).aupdate(
+        status=DECISIONS[decision], decided_by=user, decided_at=now, reason=reason)
+    if not won:
+        await _expire(session.pk)
+        await approval.arefresh_from_db()
+        raise Conflict(f"approval {approval.pk} is already {approval.status}", code="approval_closed")
+    await approval.arefresh_from_db()
+    await audit.record(actor=user, action=f"chat.approval_{'approved' if decision == 'approve' else 'denied'}",
+                       target_type="chat_session", target_id=str(session.pk), ip=client_ip,
+                       correlation_id=approval.correlation_id,
+                       data={"approval_id": str(approval.pk), "call_id": approval.call_id, "command": approval.command,
+                             "cwd": approval.cwd, "risk": approval.risk, "reason": reason})
+    return approval
+
+
+async def approval_consume(approval_id, *, expected_binding: str) -> bool:
+    """Use an approved approval once, for the call it was made for. False otherwise."""
+    used = await Approval.objects.filter(pk=approval_id, status=Status.APPROVED, binding=expected_binding).aupdate(
+        status=Status.USED)
+    return used == 1
+
+
+async def approval_state(approval_id) -> Approval:
+    approval = await Approval.objects.aget(pk=approval_id)
+    if approval.status == Status.PENDING and approval.expires <= timezone.now():
+        await Approval.objects.filter(pk=approval_id, status=Status.PENDING).aupdate(status=Status.EXPIRED)
+        approval.status = Status.EXPIRED
+    return approval
+
+
+async def approval_expire_now(approval_id, *, reason: str) -> None:
+    """The turn that waited is gone (stopped, timed out): nobody can approve it any more."""
+    await Approval.objects.filter(pk=approval_id, status=Status.PENDING).aupdate(status=Status.EXPIRED,
+                                                                                 reason=reason[:500])

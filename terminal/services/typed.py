@@ -1,0 +1,115 @@
+"""Commands typed into a live terminal on someone's behalf (the chat's operator).
+
+The line goes through the shell like keystrokes, so the hook rates, records and audits it as
+it does a person's typing; the record is marked with who typed it (``actor``) and the chat
+turn's ``correlation_id``. The caller gets the line's exit status (from the hook's ``done``)
+and the terminal output it produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from autobot.errors import Conflict, InvalidInput, Unavailable
+
+from . import live as registry
+from .access import owned_session, require_terminal
+from .sessions import _live_here, _write
+
+log = logging.getLogger("terminal")
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]|\r")
+DRAIN_SECONDS = 0.2  # output still in flight after the line finished
+
+
+@dataclass
+class TypedLine:
+    """The line being typed for an actor; the hook fills it in (see commands.hook_decide)."""
+
+    actor: str
+    correlation_id: str
+    done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    record_id: int | None = None
+    blocked: bool = False
+    reason: str | None = None
+    risk: str | None = None
+
+
+async def command_type(*, user, session_id, command: str, actor: str, correlation_id: str = "",
+                       timeout: float = 120.0,  # noqa: ASYNC109 - a budget, not a wrapper
+                       on_output: Callable[[str], Awaitable[None]] | None = None) -> dict:
+    """Type one line into ``user``'s live session and wait for it to finish.
+
+    Returns ``exit_code, output, blocked, reason, risk, record_id, timed_out``; ``on_output``
+    gets the terminal's output as it comes. Cancelling the caller kills what the line started
+    (the operator's stop)."""
+    await require_terminal(user)
+    # Control characters would be keystrokes to readline (Ctrl-A, Tab…), editing the line into
+    # something other than what the caller rated.
+    if not command.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in command):
+        raise InvalidInput("the command must be one line without control characters", code="invalid_command")
+    session = await owned_session(user=user, session_id=session_id)
+    live = await _live_here(session)
+    if live is None:
+        # Typing for the operator waits on this process's hook; another worker's PTY is not
+        # relayed for it (yet): the operator opens a terminal of its own here instead.
+        raise Unavailable(f"terminal session {session.pk} runs in another server process", code="session_elsewhere")
+    if live.typed is not None:
+        raise Conflict("another command is being typed into this terminal", code="terminal_busy")
+    line = TypedLine(actor=actor, correlation_id=correlation_id)
+    live.typed = line
+    sub = live.proc.subscribe()
+    chunks: list[str] = []
+    reader = asyncio.create_task(_collect(sub, chunks, on_output))
+    timed_out = False
+    try:
+        # Ctrl-U first: whatever the user left half-typed on the prompt is not run with it.
+        await _write(live, "\x15" + command + "\n")
+        try:
+            async with asyncio.timeout(timeout):
+                exit_code = await asyncio.shield(line.done)
+        except TimeoutError:
+            timed_out, exit_code = True, None
+            _interrupt(live, signal.SIGINT)
+    except asyncio.CancelledError:
+        _interrupt(live, signal.SIGKILL)
+        raise
+    finally:
+        live.typed = None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(reader), DRAIN_SECONDS)
+        sub.close()
+        reader.cancel()
+    return {"exit_code": exit_code, "output": _clean("".join(chunks), command), "blocked": line.blocked,
+            "reason": line.reason, "risk": line.risk, "record_id": line.record_id, "timed_out": timed_out}
+
+
+def _interrupt(live: registry.LiveSession, sig: int) -> None:
+    # Only a running program: the shell itself (idle at its prompt) must survive a stop.
+    if live.proc.foreground_command() is not None:
+        live.proc.signal_foreground(sig)
+
+
+async def _collect(sub, chunks: list[str], on_output) -> None:
+    while (text := await sub.read()) is not None:
+        chunks.append(text)
+        if on_output is not None:
+            try:
+                await on_output(_ANSI.sub("", text))
+            except Exception:  # a watcher failing must not cost the caller the output
+                log.warning("terminal: live output of a typed line could not be passed on", exc_info=True)
+
+
+def _clean(raw: str, command: str) -> str:
+    """The output without colours, the echoed command line and the next prompt."""
+    lines = _ANSI.sub("", raw).split("\n")
+    if lines and command.strip() in lines[0]:
+        lines = lines[1:]
+    if lines and not lines[-1].endswith("\n") and ("$ " in lines[-1] or "# " in lines[-1]):
+        lines = lines[:-1]  # the prompt that came back
+    return "\n".join(lines).strip("\n")
