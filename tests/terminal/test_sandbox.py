@@ -54,12 +54,16 @@ async def test_the_database_is_not_there_so_the_user_cannot_make_themself_staff(
         pytest.skip("the database is a file the shell could open only with SQLite")
     db = connection.settings_dict["NAME"]
     assert await asyncio.to_thread(os.path.isfile, db)
-    line = f"sqlite3 {db} \"update auth_user set is_staff=1 where username='{terminal_user.username}'\"; ls -l {db}"
-    out = await term.run(line)
+    # The ratings now refuse SQL that writes user accounts (HIGH); a read is allowed, and finds
+    # no database: the sandbox, not the rating, is what keeps the file out of reach.
+    out = await term.run(f"sqlite3 {db} \"select count(*) from auth_user\"; ls -l {db}")
     assert "No such file" in out or "unable to open" in out
+    await _not_blocked(term, "sqlite3")
+    line = f"sqlite3 {db} \"update auth_user set is_staff=1 where username='{terminal_user.username}'\""
+    out = await term.run(line)
+    assert "blocked" in out or "unable to open" in out
     await terminal_user.arefresh_from_db()
     assert not terminal_user.is_staff
-    await _not_blocked(term, "sqlite3")
 
 
 async def test_another_users_area_is_not_there(term, colleague, grant_terminal, settings):
