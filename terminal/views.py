@@ -1,4 +1,5 @@
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
@@ -18,6 +19,7 @@ def index(request):
         "can_use": _can_use(request.user),
         "levels": describe_levels(),
         "max_level": max_level_for(request.user.is_staff).value,
+        "reconnect_minutes": max(1, round(settings.TERMINAL_RECONNECT_SECONDS / 60)),
     }
     return render(request, "terminal/index.html", context, status=200 if context["can_use"] else 403)
 

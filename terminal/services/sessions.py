@@ -9,6 +9,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -51,7 +52,15 @@ def session_info(session: TerminalSession) -> dict:
         "end_reason": session.end_reason,
         "attached": live.attached if live else 0,
         "foreground": live.proc.foreground_command() if live else None,
+        "grace_ends": _grace_ends(live),
     }
+
+
+def _grace_ends(live: registry.LiveSession | None) -> str | None:
+    """When a detached session ends unless a socket reattaches (known to the owning worker)."""
+    if live is None or live.grace_ends is None:
+        return None
+    return datetime.fromtimestamp(live.grace_ends, tz=UTC).isoformat()
 
 
 def validate_size(cols, rows) -> tuple[int, int]:
