@@ -111,6 +111,7 @@ INSTALLED_APPS = [
 # instead of through two thread hops each (autobot/middleware.py).
 MIDDLEWARE = [
     "autobot.middleware.RequestContextMiddleware",
+    "autobot.csp.ContentSecurityPolicyMiddleware",
     "autobot.middleware.SecurityMiddleware",
     "autobot.middleware.StaticFilesMiddleware",
     "autobot.middleware.SessionMiddleware",

@@ -1,0 +1,40 @@
+"""Every page still works under the Content-Security-Policy: no violation is reported in the browser."""
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+# Each page and what shows that its script ran.
+PAGES = [
+    ("/", "h1:has-text('Dashboard')"),
+    ("/chat/", "#composer"),
+    ("/terminal/", "#term-app[data-state=connected]"),
+    ("/knowledge/", "#kb"),
+    ("/files/", "#drop-zone"),
+    ("/agents/", "#agent-rows"),
+    ("/admin/", "#content"),
+    ("/admin/terminal/commandrecord/", "#changelist"),
+    ("/api/docs", ".swagger-ui .info"),
+]
+
+RECORD_VIOLATIONS = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation',
+  (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));
+"""
+
+
+def test_no_page_reports_a_policy_violation(logged_in_page, staff, live_server_url):
+    page = logged_in_page(staff)
+    page.add_init_script(RECORD_VIOLATIONS)
+    console = []
+    page.on("console", lambda msg: console.append(msg.text) if "Content Security Policy" in msg.text else None)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    for path, ready in PAGES:
+        response = page.goto(f"{live_server_url}{path}")
+        assert "script-src 'self'" in response.headers["content-security-policy"], path
+        page.wait_for_selector(ready, timeout=20000)
+        page.wait_for_load_state("networkidle") if path != "/terminal/" else None
+        assert page.evaluate("window.__csp") == [], path
+    assert console == [] and errors == []
