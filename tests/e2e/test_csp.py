@@ -24,8 +24,16 @@ document.addEventListener('securitypolicyviolation',
 """
 
 
-def test_no_page_reports_a_policy_violation(logged_in_page, staff, live_server_url):
-    page = logged_in_page(staff)
+def test_no_page_reports_a_policy_violation(browser, staff, live_server_url):
+    from tests.conftest import PASSWORD
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})  # the policy enforced
+    page = context.new_page()
+    page.goto(f"{live_server_url}/accounts/login/")
+    page.fill("input[name=username]", staff.get_username())
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server_url}/")
     page.add_init_script(RECORD_VIOLATIONS)
     console = []
     page.on("console", lambda msg: console.append(msg.text) if "Content Security Policy" in msg.text else None)
@@ -38,3 +46,4 @@ def test_no_page_reports_a_policy_violation(logged_in_page, staff, live_server_u
         page.wait_for_load_state("networkidle") if path != "/terminal/" else None
         assert page.evaluate("window.__csp") == [], path
     assert console == [] and errors == []
+    context.close()

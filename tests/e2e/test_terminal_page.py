@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 
+from tests.e2e.conftest import fits_width
 from tests.e2e.test_terminal import grant, open_terminal, type_line, wait_for_screen
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
@@ -114,28 +115,17 @@ def test_the_list_shows_detached_sessions_with_time_left_renames_and_ends(logged
     assert item.locator("button:has-text('Resume')").count() == 0
 
 
-def test_on_a_phone_the_terminal_comes_first_and_the_list_is_behind_a_toggle(browser, owner, live_server_url,
+def test_on_a_phone_the_terminal_comes_first_and_the_list_is_behind_a_toggle(phone_page, owner, live_server_url,
                                                                             artifact_path):
-    from tests.conftest import PASSWORD
-
     grant(owner)
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    try:
-        page = context.new_page()
-        page.goto(f"{live_server_url}/accounts/login/")
-        page.fill("input[name=username]", owner.get_username())
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server_url}/")
-        page.goto(f"{live_server_url}/terminal/")
-        page.wait_for_selector("#term-app[data-state=connected]", timeout=20000)
-        wait_for_screen(page, "@autobot:")
-        assert page.is_visible("#terminal") and page.is_hidden("#session-list")
-        assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        assert page.evaluate("document.getElementById('term-title').getBoundingClientRect().width") > 60
-        page.screenshot(path=artifact_path("terminal-390.png"))
-        page.click("#sessions-toggle")
-        assert page.is_visible("#session-list li")
-        page.screenshot(path=artifact_path("terminal-390-sessions.png"))
-    finally:
-        context.close()
+    page = phone_page(live_server_url, owner)
+    page.goto(f"{live_server_url}/terminal/")
+    page.wait_for_selector("#term-app[data-state=connected]", timeout=20000)
+    wait_for_screen(page, "@autobot:")
+    assert page.is_visible("#terminal") and page.is_hidden("#session-list")
+    assert fits_width(page)
+    assert page.evaluate("document.getElementById('term-title').getBoundingClientRect().width") > 60
+    page.screenshot(path=artifact_path("terminal-390.png"))
+    page.click("#sessions-toggle")
+    assert page.is_visible("#session-list li")
+    page.screenshot(path=artifact_path("terminal-390-sessions.png"))
