@@ -1,5 +1,7 @@
 // The agents page: registry with live status dots, live message feed, send form.
-import { api, wsUrl } from "/static/js/api.js";
+import { api, wsUrl } from "../js/api.js";
+import { el } from "../js/dom.js";
+import { Backoff } from "../js/reconnect.js";
 
 const $ = (id) => document.getElementById(id);
 const agents = new Map();
@@ -7,10 +9,7 @@ const messages = new Map();
 const MAX_ROWS = 100;
 
 function text(tag, value, className) {
-  const el = document.createElement(tag);
-  el.textContent = value ?? "";
-  if (className) el.className = className;
-  return el;
+  return el(tag, { class: className }, value ?? "");
 }
 
 function when(iso) {
@@ -75,9 +74,11 @@ function renderMessage(item) {
   while (body.children.length > MAX_ROWS) body.lastElementChild.remove();
 }
 
-function connectFeed(delay = 500) {
+const feedBackoff = new Backoff({ base: 500, max: 10000 });
+
+function connectFeed() {
   const socket = new WebSocket(wsUrl("/ws/agents/feed/"));
-  socket.addEventListener("open", () => { $("feed-state").textContent = "live"; delay = 500; });
+  socket.addEventListener("open", () => { $("feed-state").textContent = "live"; feedBackoff.reset(); });
   socket.addEventListener("message", (event) => {
     const data = JSON.parse(event.data);
     if (data.type === "agents") {
@@ -93,7 +94,7 @@ function connectFeed(delay = 500) {
   });
   socket.addEventListener("close", () => {
     $("feed-state").textContent = "reconnecting…";
-    setTimeout(() => connectFeed(Math.min(delay * 2, 10000)), delay);
+    feedBackoff.schedule(connectFeed);
   });
 }
 

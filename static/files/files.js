@@ -2,6 +2,7 @@
 // rename, delete, preview. All data comes from /api/files/; user content is only ever put into
 // the page as text (textContent) or as an <img> from the inline-safe preview endpoint.
 import { api, ApiError, csrfToken } from "../js/api.js";
+import { el } from "../js/dom.js";
 
 const PAGE = 100;
 const zone = document.getElementById("drop-zone");
@@ -18,16 +19,6 @@ function query(params) {
 
 function join(folder, name) {
   return folder ? `${folder}/${name}` : name;
-}
-
-function el(tag, attrs = {}, text) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else node.setAttribute(key, value);
-  }
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 function humanSize(bytes) {

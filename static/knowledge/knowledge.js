@@ -1,18 +1,13 @@
 // The /knowledge/ page: search as you type, entries (view, edit, delete), notes, uploads, crawls.
 import { api, wsUrl } from "../js/api.js";
+import { el } from "../js/dom.js";
+import { Backoff } from "../js/reconnect.js";
 
 const $ = (id) => document.getElementById(id);
 const root = $("kb");
 const BASE = "/api/knowledge";
 const PAGE = 20;
 const state = { offset: 0, count: 0, current: null, searchAbort: null, socket: null, crawlId: null };
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  Object.assign(node, props);
-  for (const child of children) node.append(child);
-  return node;
-}
 
 function debounce(fn, ms) {
   let timer;
@@ -215,15 +210,26 @@ async function startCrawl(event) {
   } catch (err) { message(form, err.message, true); }
 }
 
+const crawlBackoff = new Backoff({ base: 500, max: 10000 });
+
 function watchCrawl(job) {
-  state.socket?.close();
+  const previous = state.socket;
+  state.socket = null;
+  previous?.close();
+  crawlBackoff.cancel();
   state.crawlId = job.id;
   renderCrawl(job);
+  if (!(job.status === "queued" || job.status === "running")) return;
   const socket = new WebSocket(wsUrl(`/ws/knowledge/crawls/${job.id}/`));
   state.socket = socket;
+  socket.addEventListener("open", () => crawlBackoff.reset());
+  // A dropped socket while the crawl runs (a server restart, a network blip) comes back.
+  socket.addEventListener("close", () => {
+    if (state.socket === socket) crawlBackoff.schedule(() => { if (state.socket === socket) watchCrawl(job); });
+  });
   socket.addEventListener("message", (event) => {
     const data = JSON.parse(event.data);
-    if (data.type === "progress" && data.crawl.id === state.crawlId) renderCrawl(data.crawl);
+    if (data.type === "progress" && data.crawl.id === state.crawlId) { job = data.crawl; renderCrawl(job); }
     if (data.type === "error") $("kb-crawl-status").textContent = data.detail;
   });
 }
@@ -244,8 +250,9 @@ function renderCrawl(job) {
   $("kb-crawl-cancel").hidden = !active;
   $("kb-crawl-errors").replaceChildren(...job.errors.map((e) => el("li", { textContent: `${e.url}: ${e.error}` })));
   if (!active) {
-    state.socket?.close();
+    const socket = state.socket;
     state.socket = null;
+    socket?.close();
     loadEntries(); loadStats(); loadCrawls();
   }
 }
