@@ -12,6 +12,7 @@ PAGES = [
     ("/knowledge/", "#kb"),
     ("/files/", "#drop-zone"),
     ("/agents/", "#agent-rows"),
+    ("/tokens/", "#token-rows"),
     ("/admin/", "#content"),
     ("/admin/terminal/commandrecord/", "#changelist"),
     ("/api/docs", ".swagger-ui .info"),

@@ -4,7 +4,7 @@ import pytest
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ["/", "/chat/", "/terminal/", "/knowledge/", "/files/", "/agents/", "/admin/",
+PAGES = ["/", "/chat/", "/terminal/", "/knowledge/", "/files/", "/agents/", "/tokens/", "/admin/",
          "/admin/terminal/commandrecord/", "/api/docs"]
 
 
