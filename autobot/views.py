@@ -1,3 +1,5 @@
+import asyncio
+
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.contrib.auth import views as auth_views
@@ -103,7 +105,8 @@ async def _capability_counts(user) -> dict:
 
 
 def _setup() -> list[dict]:
-    """What is configured and what is not, in words, with the setting that changes it."""
+    """What is configured and what is not, in words, with the setting that changes it (in a thread:
+    looking for bwrap reads the file system)."""
     import shutil
 
     provider = settings.CHAT_LLM_PROVIDER or ("several" if settings.CHAT_LLM_PROVIDERS else "")
@@ -151,7 +154,7 @@ async def dashboard(request):
         counts["users"] = await User.objects.acount()
     linked = [{"name": name, "value": value, "url": _count_link(name, user)} for name, value in counts.items()]
     context = {"health": health, "healthy": status == 200, "counts": linked,
-               "setup": _setup(), "events": [event async for event in events.order_by("-id")[:15]]}
+               "setup": await asyncio.to_thread(_setup), "events": [event async for event in events.order_by("-id")[:15]]}
     # Rendered in a thread: the base template's context (user, messages) may read the session.
     return await sync_to_async(render)(request, "autobot/dashboard.html", context)
 
