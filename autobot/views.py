@@ -153,8 +153,8 @@ async def dashboard(request):
     if user.is_staff:
         counts["users"] = await User.objects.acount()
     linked = [{"name": name, "value": value, "url": _count_link(name, user)} for name, value in counts.items()]
-    context = {"health": health, "healthy": status == 200, "counts": linked,
-               "setup": await asyncio.to_thread(_setup), "events": [event async for event in events.order_by("-id")[:15]]}
+    context = {"health": health, "healthy": status == 200, "counts": linked, "setup": await asyncio.to_thread(_setup),
+               "events": [event async for event in events.order_by("-id")[:15]]}
     # Rendered in a thread: the base template's context (user, messages) may read the session.
     return await sync_to_async(render)(request, "autobot/dashboard.html", context)
 
