@@ -44,6 +44,12 @@ async function runSearch() {
   const list = $("kb-results");
   state.searchAbort?.abort();
   if (!q.trim()) { list.replaceChildren(); status.textContent = ""; return; }
+  // Words of one or two letters match almost everything or nothing: ask for more first.
+  if (q.trim().length < 3) {
+    list.replaceChildren();
+    status.textContent = "Type at least 3 characters to search.";
+    return;
+  }
   const controller = new AbortController();
   state.searchAbort = controller;
   const started = performance.now();
@@ -86,7 +92,12 @@ async function loadEntries() {
     item.addEventListener("click", () => showEntry(entry.id));
     return item;
   }));
-  if (!data.items.length) $("kb-entries").append(el("li", { className: "muted", textContent: "Nothing here yet." }));
+  if (!data.items.length) {
+    const filtered = $("kb-filter-type").value || $("kb-filter-category").value.trim();
+    $("kb-entries").append(el("li", { className: "muted kb-empty", textContent: filtered
+      ? "No entries match these filters. Clear them to see everything."
+      : "Nothing here yet. Write a note, upload a document (Markdown, text, PDF) or crawl a site to start your knowledge base." }));
+  }
   const last = Math.min(state.offset + PAGE, data.count);
   $("kb-page").textContent = data.count ? `${state.offset + 1}–${last} of ${data.count}` : "";
   $("kb-prev").disabled = state.offset === 0;
@@ -108,9 +119,18 @@ async function showEntry(id) {
   const source = entry.source ? ` · ${entry.source}` : "";
   const tagText = entry.tags.length ? ` · #${entry.tags.join(" #")}` : "";
   $("kb-detail-meta").textContent = `${entry.source_type}${source} · by ${entry.owner}${entry.category ? " · " + entry.category : ""}${tagText}`;
-  $("kb-detail-content").textContent = entry.content;
+  $("kb-detail-content").textContent = entry.content;  // at once; the rendered Markdown follows
+  renderContent(entry);
   $("kb-detail-actions").hidden = !entry.can_edit;
   $("kb-detail").scrollIntoView({ block: "nearest" });
+}
+
+// The entry's Markdown as the server renders and sanitizes it (nh3 allow-list, as chat replies).
+async function renderContent(entry) {
+  try {
+    const response = await fetch(`/knowledge/entries/${entry.id}/html`, { credentials: "same-origin" });
+    if (response.ok && state.current?.id === entry.id) $("kb-detail-content").innerHTML = await response.text();
+  } catch { /* the plain text stays */ }
 }
 
 function startEdit() {
