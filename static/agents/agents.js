@@ -2,6 +2,7 @@
 import { api, wsUrl } from "../js/api.js";
 import { el } from "../js/dom.js";
 import { Backoff } from "../js/reconnect.js";
+import { answerData, readable } from "./answer.js";
 
 const $ = (id) => document.getElementById(id);
 const agents = new Map();
@@ -135,12 +136,15 @@ async function send(event) {
     $("send-status").textContent = answer.header?.message_type || answer.status;
     $("send-status").className = "badge ok";
     $("send-response").textContent = JSON.stringify(answer, null, 2);
+    const { data, error } = answerData(answer);
+    $("send-readable").replaceChildren(error ? el("p", { class: "error" }, error) : readable(data));
     $("send-result").hidden = false;
   } catch (err) {
     if (err.body?.message) {
       $("send-status").textContent = "ERROR";
       $("send-status").className = "badge fail";
       $("send-response").textContent = JSON.stringify(err.body.message, null, 2);
+      $("send-readable").replaceChildren(el("p", { class: "error" }, answerData(err.body.message).error || err.message));
       $("send-result").hidden = false;
     }
     showError(`${err.message} (${err.code})`);
@@ -150,5 +154,45 @@ async function send(event) {
 }
 
 $("send-form").addEventListener("submit", send);
+
+// One form per built-in action: a REQUEST to that agent, the answer shown readably first.
+async function askBuiltin(event) {
+  event.preventDefault();
+  const form = event.target;
+  const data = {};
+  for (const input of form.querySelectorAll("input[name]")) {
+    const kind = input.dataset.kind;
+    if (kind === "bool") data[input.name] = input.checked;
+    else if (input.value.trim() === "") continue;  // optional and empty: the agent's default
+    else data[input.name] = kind === "str" ? input.value : Number(input.value);
+  }
+  const body = { header: { message_type: "REQUEST", recipient_id: form.dataset.agent },
+    payload: { action: form.dataset.action, data } };
+  const answerBox = form.querySelector(".action-answer");
+  const errorBox = form.querySelector(".action-error");
+  const button = form.querySelector("button[type=submit]");
+  errorBox.hidden = true;
+  button.disabled = true;
+  try {
+    const answer = await api("/api/agents/messages?wait=true&timeout=30", { method: "POST", body });
+    show(answerBox, answer);
+  } catch (err) {
+    if (err.body?.message) show(answerBox, err.body.message);
+    else answerBox.hidden = true;
+    errorBox.textContent = `${err.message} (${err.code})`;
+    errorBox.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function show(box, envelope) {
+  const { data, error } = answerData(envelope);
+  box.querySelector(".readable").replaceChildren(error ? el("p", { class: "error" }, error) : readable(data));
+  box.querySelector("pre").textContent = JSON.stringify(envelope, null, 2);
+  box.hidden = false;
+}
+
+for (const form of document.querySelectorAll(".action-form")) form.addEventListener("submit", askBuiltin);
 connectFeed();
 loadLog();
