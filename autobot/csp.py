@@ -17,7 +17,7 @@ POLICY = "; ".join([
     "img-src 'self' data: blob:",
     "font-src 'self' data:",
     "connect-src 'self'",  # fetch and WebSockets to this origin only (CSP3 'self' covers ws/wss)
-    "frame-src 'self'",  # the files page previews a PDF from our own origin in a sandboxed frame
+    "frame-src 'none'",  # no page embeds a frame
     "object-src 'none'",
     "base-uri 'none'",
     "form-action 'self'",
