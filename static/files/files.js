@@ -133,11 +133,15 @@ async function showPreview(entry) {
   try {
     const data = await api(`/api/files/preview?${query({ path: entry.path })}`);
     const body = $("preview-body");
-    if (isPdf(entry, data)) {
-      // A PDF's bytes are not text: offer it to the browser's own viewer instead.
-      body.replaceChildren(el("p", { class: "muted" }, "A PDF is opened by your browser's PDF viewer, not shown here as text."),
-        el("a", { class: "button primary", href: `/api/files/download?${query({ path: entry.path })}`, download: entry.name },
-          "Download the PDF"));
+    const download = () => el("a", { class: "button primary", href: `/api/files/download?${query({ path: entry.path })}`,
+      download: entry.name }, "Download the PDF");
+    if (data.kind === "text" && data.encoding === "pdf-text") {
+      // The server extracted the PDF's text; its bytes are never shown.
+      body.replaceChildren(el("p", { class: "muted" }, `Text extracted from the PDF${data.truncated ? " · first 64 KiB" : ""}`),
+        el("pre", { class: "preview-text" }, data.text), download());
+    } else if (isPdf(entry, data)) {
+      body.replaceChildren(el("p", { class: "muted" }, "No text could be extracted from this PDF (is it a scan?). Open it in your browser's PDF viewer."),
+        download());
     } else if (data.kind === "text") {
       const note = `${data.encoding}${data.truncated ? " · first 64 KiB" : ""}`;
       body.replaceChildren(el("p", { class: "muted" }, note), el("pre", { class: "preview-text" }, data.text));

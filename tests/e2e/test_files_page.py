@@ -57,11 +57,20 @@ def test_a_refused_upload_shows_why_and_no_full_bar(logged_in_page, owner, live_
     page.screenshot(path=artifact_path("files-refused.png"), full_page=True)
 
 
-def test_a_pdf_preview_never_shows_its_bytes(logged_in_page, owner, live_server_url):
+def test_a_pdf_preview_shows_its_text_never_its_bytes(logged_in_page, owner, live_server_url, artifact_path):
+    from tests.knowledge.test_extract import make_pdf
+
     page = logged_in_page(owner)
     open_empty(page, live_server_url)
-    upload(page, "report.pdf", PDF, "application/pdf")
+    upload(page, "report.pdf", make_pdf("Quarterly figures are up"), "application/pdf")
     page.locator("#entries tr[data-name='report.pdf'] a.file").click()
+    page.wait_for_selector("#preview-body .preview-text:has-text('Quarterly figures are up')")
+    assert "Text extracted from the PDF" in page.inner_text("#preview")
+    assert "%PDF" not in page.inner_text("#preview")
+    page.screenshot(path=artifact_path("files-pdf-preview.png"), full_page=True)
+
+    upload(page, "scan.pdf", PDF, "application/pdf")  # no text in it
+    page.locator("#entries tr[data-name='scan.pdf'] a.file").click()
     page.wait_for_selector("#preview-body a:has-text('Download the PDF')")
     assert "%PDF" not in page.inner_text("#preview")
 
