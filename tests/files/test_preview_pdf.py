@@ -22,6 +22,7 @@ async def test_a_pdf_previews_as_its_extracted_text(root):
 
 
 async def test_a_pdf_without_text_previews_as_metadata_only(root):
-    (root / "scan.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+    textless = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+    (root / "scan.pdf").write_bytes(textless)
     preview = await storage.file_preview(str(root), "scan.pdf")
     assert preview.kind == "none" and not preview.text
