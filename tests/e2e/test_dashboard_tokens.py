@@ -75,3 +75,22 @@ def test_pages_fit_a_phone(phone_page, owner, live_server_url, artifact_path, pa
                          " return h.scrollWidth <= h.clientWidth + 1 && h.getBoundingClientRect().height < 80; })()")
     name = path.strip("/") or "dashboard"
     page.screenshot(path=artifact_path(f"{name}-390.png"), full_page=True)
+
+
+def test_the_login_page_fits_a_phone(browser, live_server_url, artifact_path):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server_url}/accounts/login/")
+        assert fits_width(page) and page.is_visible("button[type=submit]")
+        page.screenshot(path=artifact_path("login-390.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_the_review_screens_open_on_a_phone(phone_page, staff, live_server_url, artifact_path):
+    page = phone_page(live_server_url, staff)
+    page.goto(f"{live_server_url}/admin/terminal/commandrecord/")
+    page.wait_for_selector("#changelist")
+    assert fits_width(page)
+    page.screenshot(path=artifact_path("admin-commands-390.png"), full_page=True)
