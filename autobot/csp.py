@@ -10,7 +10,7 @@ responses set a stricter policy of their own (files/ranges.py), which is kept.
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
-POLICY = "; ".join([
+DIRECTIVES = [
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self' 'unsafe-inline'",
@@ -22,7 +22,12 @@ POLICY = "; ".join([
     "base-uri 'none'",
     "form-action 'self'",
     "frame-ancestors 'none'",
-])
+]
+POLICY = "; ".join(DIRECTIVES)
+# The replay page's player (asciinema-player) runs its terminal emulator as WebAssembly, which
+# needs 'wasm-unsafe-eval': it allows compiling WebAssembly, not eval() of JavaScript. Only that
+# page carries it (terminal/views.py), every other page keeps script-src 'self'.
+WASM_POLICY = POLICY.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'")
 
 
 class ContentSecurityPolicyMiddleware:

@@ -3,6 +3,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
+from autobot.csp import WASM_POLICY
 from autobot.errors import AppError
 from terminal import services
 from terminal.policy import describe_levels, max_level_for
@@ -31,4 +32,6 @@ def replay(request, session_id):
         session = async_to_sync(services.session_get)(user=request.user, session_id=session_id)
     except AppError as exc:
         return render(request, "terminal/replay.html", {"error": exc.detail}, status=exc.status)
-    return render(request, "terminal/replay.html", {"session": session})
+    response = render(request, "terminal/replay.html", {"session": session})
+    response["Content-Security-Policy"] = WASM_POLICY  # the player is WebAssembly (autobot/csp.py)
+    return response

@@ -25,8 +25,14 @@ document.addEventListener('securitypolicyviolation',
 """
 
 
-def test_no_page_reports_a_policy_violation(browser, staff, live_server_url):
+def test_no_page_reports_a_policy_violation(browser, staff, live_server_url, tmp_path):
+    from terminal.models import TerminalSession
     from tests.conftest import PASSWORD
+
+    # A recorded session, so the replay page (asciinema-player, WebAssembly inside) plays something.
+    cast = tmp_path / "session.cast"
+    cast.write_text('{"version": 2, "width": 80, "height": 24}\n[0.1, "o", "hello from the recording\\r\\n"]\n')
+    recorded = TerminalSession.objects.create(owner=staff, title="recorded", status="ended", recording_path=str(cast))
 
     context = browser.new_context(viewport={"width": 1280, "height": 800})  # the policy enforced
     page = context.new_page()
@@ -40,7 +46,8 @@ def test_no_page_reports_a_policy_violation(browser, staff, live_server_url):
     page.on("console", lambda msg: console.append(msg.text) if "Content Security Policy" in msg.text else None)
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    for path, ready in PAGES:
+    pages = [*PAGES, (f"/terminal/sessions/{recorded.pk}/replay/", "#player .ap-player")]
+    for path, ready in pages:
         response = page.goto(f"{live_server_url}{path}")
         assert "script-src 'self'" in response.headers["content-security-policy"], path
         page.wait_for_selector(ready, timeout=20000)

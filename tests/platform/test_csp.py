@@ -27,3 +27,14 @@ def test_every_page_forbids_inline_script_and_framing(client, staff, url):
 def test_the_login_page_carries_it_before_sign_in(client):
     response = client.get("/accounts/login/")
     assert directives(response)["script-src"] == "script-src 'self'"
+
+
+def test_only_the_replay_page_may_compile_webassembly(client, staff):
+    from terminal.models import TerminalSession
+
+    session = TerminalSession.objects.create(owner=staff, title="recorded", status="ended")
+    client.force_login(staff)
+    replay = directives(client.get(f"/terminal/sessions/{session.pk}/replay/"))
+    assert replay["script-src"] == "script-src 'self' 'wasm-unsafe-eval'"
+    assert replay["frame-ancestors"] == "frame-ancestors 'none'"
+    assert directives(client.get("/terminal/"))["script-src"] == "script-src 'self'"
