@@ -46,7 +46,8 @@ def test_no_page_reports_a_policy_violation(browser, staff, live_server_url, tmp
     page.on("console", lambda msg: console.append(msg.text) if "Content Security Policy" in msg.text else None)
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    pages = [*PAGES, (f"/terminal/sessions/{recorded.pk}/replay/", "#player .ap-player")]
+    pages = [*PAGES, (f"/terminal/sessions/{recorded.pk}/replay/", "#player .ap-player"),
+             (f"/admin/terminal/terminalsession/{recorded.pk}/change/", "#content")]
     for path, ready in pages:
         response = page.goto(f"{live_server_url}{path}")
         assert "script-src 'self'" in response.headers["content-security-policy"], path
