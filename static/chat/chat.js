@@ -48,7 +48,7 @@ function scrollDown() {
 async function loadSessions() {
   const q = els.search.value.trim();
   const data = await api(`/api/chat/sessions?limit=200&q=${encodeURIComponent(q)}`);
-  els.list.replaceChildren(...groupedByDay(data.items, sessionItem));
+  els.list.replaceChildren(...groupedByDay(data.items, sessionItem, { searching: Boolean(q) }));
   // The server titles a chat from its first message: keep the heading in step with the list.
   const current = data.items.find((s) => s.id === state.session?.id);
   if (current) els.title.textContent = current.title || "New chat";

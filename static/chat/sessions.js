@@ -20,7 +20,7 @@ function timeOf(date) {
 }
 
 // items: the API's sessions; item(session, when) builds one <li>. Returns the list's children.
-export function groupedByDay(items, item) {
+export function groupedByDay(items, item, { searching = false } = {}) {
   const nodes = [];
   let last = null;
   for (const session of items) {
@@ -32,6 +32,9 @@ export function groupedByDay(items, item) {
     }
     nodes.push(item(session, timeOf(updated)));
   }
-  if (!items.length) nodes.push(el("li", { class: "none muted" }, "No chats yet: type a message to start one."));
+  if (!items.length) {
+    nodes.push(el("li", { class: "none muted" },
+      searching ? "No chat titles match your search." : "No chats yet: type a message to start one."));
+  }
   return nodes;
 }
