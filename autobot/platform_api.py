@@ -7,8 +7,8 @@ from ninja import Field, Router, Schema
 from ninja.responses import Status
 
 from autobot import auth
-from autobot.auth import SessionAuth
-from autobot.errors import errors
+from autobot.auth import BearerAuth, SessionAuth
+from autobot.errors import Forbidden, errors
 from autobot.health import health_report
 from autobot.models import ApiToken
 from autobot.pagination import paginate
@@ -78,11 +78,19 @@ async def tokens_list(request, limit: int = 50, offset: int = 0):
     return {"items": items, "count": count}
 
 
-@router.post("/tokens", response={201: TokenCreatedOut, **errors(403, 404)}, auth=SessionAuth(),
-             summary="Create an API token (shown once; needs a browser session, not a token)")
+@router.post("/tokens", response={201: TokenCreatedOut, **errors(403, 404)}, auth=[BearerAuth(), SessionAuth()],
+             summary="Create an API token (shown once; needs a browser session, not a token)",
+             description="Called with a Bearer token this answers 403 `session_required`: create tokens "
+                         "on the Tokens page (/tokens/) or in the admin.")
 async def tokens_create(request, body: TokenIn):
     # Only a logged-in session can mint tokens: a leaked token must not be able to create
-    # replacements that outlive its revocation.
+    # replacements that outlive its revocation. A token holder is told so, not just "401".
+    if request.headers.get("Authorization", "").lower().startswith("bearer "):
+        raise Forbidden(
+            "API tokens are created from a signed-in browser session (the Tokens page, /tokens/, or the admin), "
+            "not with a token: a leaked token must not be able to mint replacements that outlive its revocation",
+            code="session_required",
+        )
     user = request.auth
     if body.username and body.username != user.get_username():
         from autobot.errors import NotFound

@@ -113,6 +113,7 @@ INSTALLED_APPS = [
 # instead of through two thread hops each (autobot/middleware.py).
 MIDDLEWARE = [
     "autobot.middleware.RequestContextMiddleware",
+    "autobot.csp.ContentSecurityPolicyMiddleware",
     "autobot.middleware.SecurityMiddleware",
     "autobot.middleware.StaticFilesMiddleware",
     "autobot.middleware.SessionMiddleware",
@@ -243,7 +244,7 @@ LOGGING = {
 }
 
 # --- terminal ---
-TERMINAL_RECONNECT_SECONDS = env_float("AUTOBOT_TERMINAL_RECONNECT_SECONDS", 60.0)  # detached grace period
+TERMINAL_RECONNECT_SECONDS = env_float("AUTOBOT_TERMINAL_RECONNECT_SECONDS", 900.0)  # detached grace (tab closed)
 TERMINAL_IDLE_SECONDS = env_float("AUTOBOT_TERMINAL_IDLE_SECONDS", 3600.0, minimum=1.0)
 TERMINAL_MAX_SESSIONS_PER_USER = env_int("AUTOBOT_TERMINAL_MAX_SESSIONS_PER_USER", 5, minimum=1)
 TERMINAL_REPLAY_CHARS = env_int("AUTOBOT_TERMINAL_REPLAY_CHARS", 256 * 1024, minimum=1024)  # replayed on reconnect

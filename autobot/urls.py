@@ -16,6 +16,8 @@ def _app_pages(app: str):
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("tokens/", views.tokens_page, name="tokens"),
+    path("favicon.ico", views.favicon),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     # One login page for the whole site, so every login is audited the same way.

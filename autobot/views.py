@@ -1,3 +1,5 @@
+import asyncio
+
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.contrib.auth import views as auth_views
@@ -99,6 +101,42 @@ async def _capability_counts(user) -> dict:
     return counts
 
 
+def _setup() -> list[dict]:
+    """What is configured and what is not, in words, with the setting that changes it (in a thread:
+    looking for bwrap reads the file system)."""
+    import shutil
+
+    provider = settings.CHAT_LLM_PROVIDER or ("several" if settings.CHAT_LLM_PROVIDERS else "")
+    rows = []
+    if provider and provider != "offline":
+        model = settings.CHAT_LLM_MODEL or "the provider's default"
+        rows.append({"name": "Model provider", "ok": True, "text": f"{provider} · {model}"})
+    else:
+        rows.append({"name": "Model provider", "ok": False,
+                     "text": "not configured: chat answers from the knowledge base only. "
+                             "Set AUTOBOT_LLM_PROVIDER, AUTOBOT_LLM_BASE_URL and AUTOBOT_LLM_MODEL."})
+    if settings.REDIS_URL:
+        rows.append({"name": "Redis", "ok": True, "text": "configured: workers share sockets and limits"})
+    else:
+        rows.append({"name": "Redis", "ok": False,
+                     "text": "not configured: fine for one server process; set REDIS_URL to run several"})
+    if shutil.which("bwrap"):
+        rows.append({"name": "Sandbox", "ok": True, "text": "bubblewrap is installed"})
+    else:
+        rows.append({"name": "Sandbox", "ok": False, "text": "bubblewrap (bwrap) is not installed"})
+    return rows
+
+
+# Each dashboard count links to the page where those things are.
+COUNT_LINKS = {"chat sessions": "/chat/", "knowledge entries": "/knowledge/", "live terminal sessions": "/terminal/",
+               "api tokens": "/tokens/", "audit events": "/admin/autobot/auditevent/", "users": "/admin/auth/user/"}
+
+
+def _count_link(name: str, user) -> str | None:
+    url = COUNT_LINKS.get(name)
+    return url if url and (user.is_staff or not url.startswith("/admin/")) else None
+
+
 @login_required
 async def dashboard(request):
     user = await request.auser()
@@ -115,10 +153,22 @@ async def dashboard(request):
 
         counts["users"] = await User.objects.acount()
         warnings = await terminal.operator_warnings()
-    context = {"health": health, "healthy": status == 200, "counts": counts, "warnings": warnings,
+    linked = [{"name": name, "value": value, "url": _count_link(name, user)} for name, value in counts.items()]
+    context = {"health": health, "healthy": status == 200, "counts": linked, "warnings": warnings,
+               "setup": await asyncio.to_thread(_setup),
                "events": [event async for event in events.order_by("-id")[:15]]}
     # Rendered in a thread: the base template's context (user, messages) may read the session.
     return await sync_to_async(render)(request, "autobot/dashboard.html", context)
+
+
+@login_required
+def tokens_page(request):
+    """Create, list and revoke your API tokens; everything on it talks to /api/tokens."""
+    return render(request, "autobot/tokens.html")
+
+
+def favicon(request):
+    return HttpResponseRedirect(settings.STATIC_URL + "favicon.svg")
 
 
 def coming_soon(app: str):

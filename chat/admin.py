@@ -1,38 +1,68 @@
+"""Chat records are evidence: staff read them, nobody edits them here (like audit events)."""
+
 from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from autobot.admin import ReadOnlyAdmin
 from chat.models import Approval, ChatMessage, ChatSession, OperatorPolicy
 from chat.operator import policy
+
+
+def seconds(value) -> str:
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
 class ChatMessageInline(admin.TabularInline):
     model = ChatMessage
     extra = 0
-    fields = ("role", "status", "model", "content", "completion_tokens", "first_token_ms", "total_ms", "created")
+    fields = ("at", "role", "status", "model", "content", "completion_tokens", "first_token_ms", "total_ms")
     readonly_fields = fields
     can_delete = False
     show_change_link = True
 
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="time")
+    def at(self, obj):
+        return seconds(obj.created)
+
 
 @admin.register(ChatSession)
-class ChatSessionAdmin(admin.ModelAdmin):
-    list_display = ("title", "owner", "model", "created", "updated")
-    list_filter = ("model",)
+class ChatSessionAdmin(ReadOnlyAdmin):
+    list_display = ("title", "owner", "model", "started", "last_activity")
+    list_filter = ("model", ("created", admin.DateFieldListFilter), ("owner", admin.RelatedOnlyFieldListFilter))
     search_fields = ("title", "owner__username")
-    readonly_fields = ("id", "created", "updated")
-    raw_id_fields = ("owner",)
+    list_select_related = ("owner",)
+    readonly_fields = [f.name for f in ChatSession._meta.fields]
     inlines = [ChatMessageInline]
+
+    @admin.display(description="started", ordering="created")
+    def started(self, obj):
+        return seconds(obj.created)
+
+    @admin.display(description="last activity", ordering="updated")
+    def last_activity(self, obj):
+        return seconds(obj.updated)
 
 
 @admin.register(ChatMessage)
-class ChatMessageAdmin(admin.ModelAdmin):
-    list_display = ("id", "session", "role", "status", "model", "completion_tokens", "first_token_ms", "created")
-    list_filter = ("role", "status", "model")
-    search_fields = ("content", "session__title", "correlation_id")
-    raw_id_fields = ("session",)
-    readonly_fields = ("created", "updated", "correlation_id", "trail")
+class ChatMessageAdmin(ReadOnlyAdmin):
+    list_display = ("id", "at", "session", "role", "status", "model", "completion_tokens", "first_token_ms")
+    list_filter = ("role", "status", "model", ("created", admin.DateFieldListFilter))
+    search_fields = ("content", "session__title", "session__owner__username", "correlation_id")
+    list_select_related = ("session",)
+    readonly_fields = [f.name for f in ChatMessage._meta.fields] + ["trail"]
+
+    @admin.display(description="time", ordering="created")
+    def at(self, obj):
+        return seconds(obj.created)
 
     @admin.display(description="trail (this turn's calls, approvals, commands, audit events)")
     def trail(self, obj):

@@ -43,6 +43,6 @@ class PreviewOut(Schema):
     kind: str = Field(description="text | image | none (metadata only)")
     entry: FileEntryOut
     text: str | None = None
-    encoding: str | None = None
+    encoding: str | None = Field(None, description="the text's encoding; 'pdf-text' for text extracted from a PDF")
     truncated: bool = False
     url: str | None = Field(None, description="for images: the inline image URL")

@@ -37,6 +37,7 @@ from files.ranges import INLINE_SAFE_TYPES, make_etag
 __all__ = ["PathRefused"]  # re-exported for callers that only import storage
 
 PREVIEW_BYTES = 64 * 1024
+PREVIEW_PDF_BYTES = 20 * 1024 * 1024  # larger PDFs get metadata only: parsing them is not a preview
 log = logging.getLogger("files.storage")
 READ_CHUNK = 256 * 1024
 # Upload writes are coalesced to this size so a 200 MB file is ~200 thread hops, not 3000.
@@ -520,6 +521,17 @@ def _detect_text(sample: bytes, *, truncated: bool = False) -> tuple[str, str] |
     return str(match), match.encoding
 
 
+async def _pdf_preview(entry: Entry, data: bytes) -> Preview:
+    from knowledge.extract import ExtractionError, extract_pdf
+
+    try:
+        text = (await asyncio.to_thread(extract_pdf, data)).text
+    except ExtractionError:
+        return Preview(entry=entry, kind="none")
+    return Preview(entry=entry, kind="text", text=text[:PREVIEW_BYTES], encoding="pdf-text",
+                   truncated=len(text) > PREVIEW_BYTES)
+
+
 async def file_preview(root: str, path: str) -> Preview:
     """Text: the first 64 KiB decoded; safe images: flagged for inline; else metadata."""
     parts, rel = _parts(path)
@@ -537,6 +549,11 @@ async def file_preview(root: str, path: str) -> Preview:
             return Preview(entry=entry, kind="image")
         async with aiofiles.open(os.dup(download.fd), "rb", closefd=True) as handle:
             sample = await handle.read(PREVIEW_BYTES)
+            if sample.startswith(b"%PDF-"):
+                # A PDF's bytes are not text: preview the text inside it (pypdf, in a thread).
+                if download.size > PREVIEW_PDF_BYTES:
+                    return Preview(entry=entry, kind="none")
+                return await _pdf_preview(entry, sample + await handle.read())
     finally:
         download.close()
     # Encoding detection is CPU work; keep it off the loop.

@@ -188,7 +188,9 @@ async def check_url_allowed(url: str, *, allow_private: bool) -> None:
     blocked = [a for a in addresses if not address_is_public(a)]
     if blocked:
         raise UnsafeURL(
-            f"the host {host!r} resolves to a private or reserved address ({blocked[0]}); crawling it is not allowed"
+            f"the host {host!r} resolves to a private or reserved address ({blocked[0]}): crawling such addresses "
+            "is off so that a crawl cannot reach services inside your network; an administrator can allow it "
+            "with AUTOBOT_KNOWLEDGE_CRAWL_ALLOW_PRIVATE=true"
         )
 
 

@@ -103,7 +103,11 @@ def extract(
         result = Extracted(title=title, text=text, format=fmt)
     if not result.text.strip():
         raise ExtractionError(f"the {fmt} document contains no readable text")
-    result.title = (result.title or fallback_title).strip()[:300]
+    # A blank or placeholder title ("Untitled", as many PDF writers store) gives way to the file name.
+    title = (result.title or "").strip()
+    if title.lower() in {"", "untitled", "untitled document"}:
+        title = fallback_title
+    result.title = title.strip()[:300]
     return result
 
 

@@ -4,4 +4,5 @@ from knowledge import views
 
 urlpatterns = [
     path("", views.index, name="knowledge-index"),
+    path("entries/<int:entry_id>/html", views.entry_html, name="knowledge-entry-html"),
 ]

@@ -40,6 +40,9 @@ class TerminalSessionOut(Schema):
     end_reason: str
     attached: int = Field(description="WebSockets attached now")
     foreground: str | None = Field(description="the program in the foreground, if not the shell")
+    grace_ends: datetime | None = Field(
+        None, description="detached sessions: when the session ends unless a socket reattaches"
+    )
     websocket: str = Field(description="path of the session's WebSocket")
     recording: str = Field(description="path of the asciicast v2 recording")
 

@@ -1,7 +1,9 @@
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
+from autobot.csp import WASM_POLICY
 from autobot.errors import AppError
 from terminal import services
 from terminal.policy import describe_levels, max_level_for
@@ -18,6 +20,7 @@ def index(request):
         "can_use": _can_use(request.user),
         "levels": describe_levels(),
         "max_level": max_level_for(request.user.is_staff).value,
+        "reconnect_minutes": max(1, round(settings.TERMINAL_RECONNECT_SECONDS / 60)),
     }
     return render(request, "terminal/index.html", context, status=200 if context["can_use"] else 403)
 
@@ -29,4 +32,6 @@ def replay(request, session_id):
         session = async_to_sync(services.session_get)(user=request.user, session_id=session_id)
     except AppError as exc:
         return render(request, "terminal/replay.html", {"error": exc.detail}, status=exc.status)
-    return render(request, "terminal/replay.html", {"session": session})
+    response = render(request, "terminal/replay.html", {"session": session})
+    response["Content-Security-Policy"] = WASM_POLICY  # the player is WebAssembly (autobot/csp.py)
+    return response

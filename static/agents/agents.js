@@ -1,5 +1,8 @@
 // The agents page: registry with live status dots, live message feed, send form.
-import { api, wsUrl } from "/static/js/api.js";
+import { api, wsUrl } from "../js/api.js";
+import { el } from "../js/dom.js";
+import { Backoff } from "../js/reconnect.js";
+import { answerData, readable } from "./answer.js";
 
 const $ = (id) => document.getElementById(id);
 const agents = new Map();
@@ -7,10 +10,7 @@ const messages = new Map();
 const MAX_ROWS = 100;
 
 function text(tag, value, className) {
-  const el = document.createElement(tag);
-  el.textContent = value ?? "";
-  if (className) el.className = className;
-  return el;
+  return el(tag, { class: className }, value ?? "");
 }
 
 function when(iso) {
@@ -75,9 +75,11 @@ function renderMessage(item) {
   while (body.children.length > MAX_ROWS) body.lastElementChild.remove();
 }
 
-function connectFeed(delay = 500) {
+const feedBackoff = new Backoff({ base: 500, max: 10000 });
+
+function connectFeed() {
   const socket = new WebSocket(wsUrl("/ws/agents/feed/"));
-  socket.addEventListener("open", () => { $("feed-state").textContent = "live"; delay = 500; });
+  socket.addEventListener("open", () => { $("feed-state").textContent = "live"; feedBackoff.reset(); });
   socket.addEventListener("message", (event) => {
     const data = JSON.parse(event.data);
     if (data.type === "agents") {
@@ -93,7 +95,7 @@ function connectFeed(delay = 500) {
   });
   socket.addEventListener("close", () => {
     $("feed-state").textContent = "reconnecting…";
-    setTimeout(() => connectFeed(Math.min(delay * 2, 10000)), delay);
+    feedBackoff.schedule(connectFeed);
   });
 }
 
@@ -134,12 +136,15 @@ async function send(event) {
     $("send-status").textContent = answer.header?.message_type || answer.status;
     $("send-status").className = "badge ok";
     $("send-response").textContent = JSON.stringify(answer, null, 2);
+    const { data, error } = answerData(answer);
+    $("send-readable").replaceChildren(error ? el("p", { class: "error" }, error) : readable(data));
     $("send-result").hidden = false;
   } catch (err) {
     if (err.body?.message) {
       $("send-status").textContent = "ERROR";
       $("send-status").className = "badge fail";
       $("send-response").textContent = JSON.stringify(err.body.message, null, 2);
+      $("send-readable").replaceChildren(el("p", { class: "error" }, answerData(err.body.message).error || err.message));
       $("send-result").hidden = false;
     }
     showError(`${err.message} (${err.code})`);
@@ -149,5 +154,45 @@ async function send(event) {
 }
 
 $("send-form").addEventListener("submit", send);
+
+// One form per built-in action: a REQUEST to that agent, the answer shown readably first.
+async function askBuiltin(event) {
+  event.preventDefault();
+  const form = event.target;
+  const data = {};
+  for (const input of form.querySelectorAll("input[name]")) {
+    const kind = input.dataset.kind;
+    if (kind === "bool") data[input.name] = input.checked;
+    else if (input.value.trim() === "") continue;  // optional and empty: the agent's default
+    else data[input.name] = kind === "str" ? input.value : Number(input.value);
+  }
+  const body = { header: { message_type: "REQUEST", recipient_id: form.dataset.agent },
+    payload: { action: form.dataset.action, data } };
+  const answerBox = form.querySelector(".action-answer");
+  const errorBox = form.querySelector(".action-error");
+  const button = form.querySelector("button[type=submit]");
+  errorBox.hidden = true;
+  button.disabled = true;
+  try {
+    const answer = await api("/api/agents/messages?wait=true&timeout=30", { method: "POST", body });
+    show(answerBox, answer);
+  } catch (err) {
+    if (err.body?.message) show(answerBox, err.body.message);
+    else answerBox.hidden = true;
+    errorBox.textContent = `${err.message} (${err.code})`;
+    errorBox.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function show(box, envelope) {
+  const { data, error } = answerData(envelope);
+  box.querySelector(".readable").replaceChildren(error ? el("p", { class: "error" }, error) : readable(data));
+  box.querySelector("pre").textContent = JSON.stringify(envelope, null, 2);
+  box.hidden = false;
+}
+
+for (const form of document.querySelectorAll(".action-form")) form.addEventListener("submit", askBuiltin);
 connectFeed();
 loadLog();

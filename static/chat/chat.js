@@ -1,7 +1,14 @@
 // Chat page: sessions, live tokens over /ws/chat/<id>/, stop, citations, model picker.
 // Replies arrive as plain text while streaming and are swapped for the server's sanitized
 // HTML when done; nothing from the model is ever inserted as HTML on this side.
-import { api, wsUrl } from "/static/js/api.js";
+// Sending with no chat open starts one. Per-message actions live in actions.js, the grouped
+// session list in sessions.js, export in export.js.
+import { api, wsUrl } from "../js/api.js";
+import { el } from "../js/dom.js";
+import { Backoff } from "../js/reconnect.js";
+import { markLast, messageActions } from "./actions.js";
+import { exportSession } from "./export.js";
+import { groupedByDay } from "./sessions.js";
 import { bindToolsSwitch, handleOperatorFrame, operatorIdle, renderToolCalls } from "./operator.js";
 
 const $ = (id) => document.getElementById(id);
@@ -10,21 +17,14 @@ const els = {
   conn: $("conn-state"), banner: $("banner"), messages: $("messages"), prompt: $("prompt"),
   send: $("send"), stop: $("stop"), knowledge: $("use-knowledge"), count: $("char-count"), form: $("composer"),
   tools: $("use-tools"),
+  exports: $("chat-export"),
 };
+const EMPTY = "Type a message below to start a chat, or pick one from your chats.";
 const maxChars = Number($("chat").dataset.maxChars || 0);
-const state = { session: null, socket: null, retry: 0, generating: false, streams: new Map(), defaultModel: "" };
+const state = { session: null, socket: null, generating: false, streams: new Map(), defaultModel: "" };
+const backoff = new Backoff({ base: 500, max: 10000 });
 
 // ---------------------------------------------------------------- helpers
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
 
 function showBanner(text) {
   els.banner.textContent = text;
@@ -39,7 +39,7 @@ function setConnection(kind, text) {
 function setGenerating(on) {
   state.generating = on;
   els.stop.hidden = !on;
-  els.send.disabled = on || !state.session;
+  els.send.disabled = on;
 }
 
 function scrollDown() {
@@ -50,16 +50,16 @@ function scrollDown() {
 async function loadSessions() {
   const q = els.search.value.trim();
   const data = await api(`/api/chat/sessions?limit=200&q=${encodeURIComponent(q)}`);
-  els.list.replaceChildren(...data.items.map(sessionItem));
+  els.list.replaceChildren(...groupedByDay(data.items, sessionItem, { searching: Boolean(q) }));
   // The server titles a chat from its first message: keep the heading in step with the list.
   const current = data.items.find((s) => s.id === state.session?.id);
   if (current) els.title.textContent = current.title || "New chat";
 }
 
-function sessionItem(session) {
+function sessionItem(session, when) {
   const li = el("li", { "data-id": session.id, class: state.session?.id === session.id ? "active" : "" },
-    el("button", { type: "button", class: "open", title: session.title, onclick: () => openSession(session.id) },
-      session.title || "New chat"),
+    el("button", { type: "button", class: "open", title: session.title, onclick: () => { closeDrawer(); openSession(session.id); } },
+      el("span", { class: "name" }, session.title || "New chat"), el("span", { class: "when" }, when)),
     el("button", { type: "button", class: "act", title: "Rename", "aria-label": "Rename", onclick: () => renameSession(session) }, "✎"),
     el("button", { type: "button", class: "act", title: "Delete", "aria-label": "Delete", onclick: () => deleteSession(session) }, "✕"));
   return li;
@@ -69,7 +69,9 @@ async function newSession() {
   const session = await api("/api/chat/sessions", { method: "POST", body: { model: els.models.value || "" } });
   await loadSessions();
   await openSession(session.id);
+  closeDrawer();
   els.prompt.focus();
+  return session;
 }
 
 async function renameSession(session) {
@@ -93,10 +95,10 @@ function closeSession() {
   state.socket = null;
   history.replaceState(null, "", location.pathname);
   els.title.textContent = "Chat";
-  els.messages.replaceChildren(el("p", { class: "muted empty" }, "Start a new chat or pick one from your chats."));
-  els.prompt.disabled = true;
+  els.messages.replaceChildren(el("p", { class: "muted empty" }, EMPTY));
   setGenerating(false);
-  setConnection("", "offline");
+  setConnection("", "not connected");
+  els.exports.hidden = true;
 }
 
 async function openSession(id) {
@@ -119,8 +121,10 @@ async function openSession(id) {
   showBanner("");
   const data = await api(`/api/chat/sessions/${session.id}/messages?limit=200`);
   els.messages.replaceChildren(...data.items.map(renderMessage));
+  if (!data.items.length) els.messages.append(el("p", { class: "muted empty" }, "Type a message below to start."));
+  markLast(els.messages);
   setGenerating(data.items.some((m) => m.status === "streaming"));
-  els.prompt.disabled = false;
+  els.exports.hidden = false;
   scrollDown();
   connect();
 }
@@ -145,6 +149,7 @@ function renderMessage(message) {
   }
   const meta = metaLine(message);
   if (meta) node.append(meta);
+  node.append(messageActions(message, { onRegenerate: regenerate, onEdit: editLast }));
   return node;
 }
 
@@ -159,11 +164,15 @@ function metaLine(message) {
   return meta;
 }
 
+// Each source as a quotation: its title (a link) and the quoted passage, as text.
 function renderCitations(citations) {
-  const list = el("ol", { class: "citations" });
+  const list = el("ol", { class: "citations", "aria-label": "Sources" });
   for (const cite of citations) {
     const href = /^https?:\/\//.test(cite.source || "") ? cite.source : `/knowledge/#entry-${cite.entry_id}`;
-    list.append(el("li", {}, el("a", { href, target: "_blank", rel: "noopener noreferrer" }, cite.title || "Untitled")));
+    const snippet = (cite.snippet || "").replace(/\s+/g, " ").trim();
+    list.append(el("li", {},
+      el("a", { href, target: "_blank", rel: "noopener noreferrer" }, cite.title || "Untitled"),
+      snippet ? el("blockquote", { cite: href }, snippet) : null));
   }
   return list;
 }
@@ -207,6 +216,7 @@ function onDone(message) {
   if (old) old.replaceWith(fresh);
   else els.messages.append(fresh);
   state.streams.delete(message.id);
+  markLast(els.messages);
   setGenerating(false);
   operatorIdle();
   scrollDown();
@@ -221,7 +231,7 @@ function connect() {
   const socket = new WebSocket(wsUrl(`/ws/chat/${session.id}/`));
   state.socket = socket;
   socket.addEventListener("open", () => {
-    state.retry = 0;
+    backoff.reset();
     setConnection("ok", "connected");
   });
   socket.addEventListener("message", (event) => {
@@ -241,28 +251,64 @@ function connect() {
       return;
     }
     // Answers keep going on the server; reconnecting picks up where the stream is now.
-    const delay = Math.min(10000, 500 * 2 ** state.retry++) * (0.5 + Math.random() / 2);
     setConnection("warn", "reconnecting…");
-    setTimeout(() => { if (state.socket === socket) connect(); }, delay);
+    backoff.schedule(() => { if (state.socket === socket) connect(); });
   });
 }
 
-function send(event) {
-  event.preventDefault();
+// Resolves once the socket is open (or at once if it is), rejects if it closes first.
+function socketOpen(socket, ms = 10000) {
+  if (socket?.readyState === WebSocket.OPEN) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const fail = () => reject(new Error("Not connected yet: your message was not sent."));
+    const timer = setTimeout(fail, ms);
+    socket?.addEventListener("open", () => { clearTimeout(timer); resolve(); }, { once: true });
+    socket?.addEventListener("close", () => { clearTimeout(timer); fail(); }, { once: true });
+    if (!socket) fail();
+  });
+}
+
+async function send(event) {
+  event?.preventDefault();
   const content = els.prompt.value.trim();
-  if (!content || state.generating || !state.session) return;
-  if (state.socket?.readyState !== WebSocket.OPEN) {
-    showBanner("Not connected yet: your message was not sent.");
-    return;
+  if (!content || state.generating || sending) return;
+  sending = true;
+  try {
+    if (!state.session) await newSession();  // typing first starts a chat
+    await postMessage(content);
+    els.prompt.value = "";
+    updateCount();
+  } catch (err) {
+    showBanner(err.message);
+  } finally {
+    sending = false;
   }
+}
+let sending = false;
+
+async function postMessage(content) {
+  await socketOpen(state.socket);
   showBanner("");
   state.socket.send(JSON.stringify({ type: "message", content, use_knowledge: els.knowledge.checked }));
   els.messages.querySelector(".empty")?.remove();
   els.messages.append(renderMessage({ id: "", role: "user", status: "complete", content }));
-  els.prompt.value = "";
-  updateCount();
+  markLast(els.messages);
   setGenerating(true);
   scrollDown();
+}
+
+// The same question again: the new answer arrives below, the old one stays.
+function regenerate() {
+  const question = [...els.messages.querySelectorAll(".msg.user")].at(-1)?.querySelector(".body")?.textContent;
+  if (!question || state.generating) return;
+  postMessage(question).catch((err) => showBanner(err.message));
+}
+
+function editLast(message) {
+  els.prompt.value = message.content;
+  updateCount();
+  els.prompt.focus();
+  els.prompt.setSelectionRange(els.prompt.value.length, els.prompt.value.length);
 }
 
 function updateCount() {
@@ -316,6 +362,26 @@ els.search.addEventListener("input", () => {
   searchTimer = setTimeout(() => loadSessions().catch((err) => showBanner(err.message)), 200);
 });
 els.models.addEventListener("change", changeModel);
+for (const button of els.exports.querySelectorAll("button[data-format]")) {
+  button.addEventListener("click", async () => {
+    if (!state.session) return;
+    try {
+      await exportSession({ ...state.session, title: els.title.textContent }, button.dataset.format);
+    } catch (err) {
+      showBanner(`Export failed: ${err.message}`);
+    }
+  });
+}
+
+// Phones: the conversation comes first; the chat list is a drawer behind a button.
+function closeDrawer() {
+  $("chat").classList.remove("drawer-open");
+  $("chats-toggle").setAttribute("aria-expanded", "false");
+}
+$("chats-toggle").addEventListener("click", () => {
+  const open = $("chat").classList.toggle("drawer-open");
+  $("chats-toggle").setAttribute("aria-expanded", String(open));
+});
 
 (async () => {
   await Promise.all([loadModels(), loadSessions()]);

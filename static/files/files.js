@@ -2,6 +2,7 @@
 // rename, delete, preview. All data comes from /api/files/; user content is only ever put into
 // the page as text (textContent) or as an <img> from the inline-safe preview endpoint.
 import { api, ApiError, csrfToken } from "../js/api.js";
+import { el } from "../js/dom.js";
 
 const PAGE = 100;
 const zone = document.getElementById("drop-zone");
@@ -18,16 +19,6 @@ function query(params) {
 
 function join(folder, name) {
   return folder ? `${folder}/${name}` : name;
-}
-
-function el(tag, attrs = {}, text) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else node.setAttribute(key, value);
-  }
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 function humanSize(bytes) {
@@ -74,18 +65,19 @@ function entryRow(entry) {
   nameCell.append(link);
   row.append(nameCell,
     el("td", { class: "num" }, isDir ? "" : humanSize(entry.size)),
-    el("td", {}, new Date(entry.modified).toLocaleString()),
-    el("td", { class: "muted" }, isDir ? "folder" : entry.mime_type));
+    el("td", { class: "modified" }, new Date(entry.modified).toLocaleString()),
+    el("td", { class: "muted type" }, isDir ? "folder" : entry.mime_type));
   const actions = el("td", { class: "row-actions" });
   if (entry.type === "file") {
     actions.append(el("a", { class: "button", href: `/api/files/download?${query({ path: entry.path })}`,
       download: entry.name }, "Download"));
   }
+  const move = el("button", { type: "button", class: "move", onclick: () => moveEntry(entry) }, "Move");
   const rename = el("button", { type: "button" }, "Rename");
   rename.addEventListener("click", () => renameEntry(entry));
   const remove = el("button", { type: "button", class: "danger" }, "Delete");
   remove.addEventListener("click", () => deleteEntry(entry));
-  actions.append(rename, remove);
+  actions.append(move, rename, remove);
   row.append(actions);
   return row;
 }
@@ -94,8 +86,13 @@ async function load() {
   renderBreadcrumbs();
   try {
     const data = await api(`/api/files/?${query({ path: current, limit: PAGE, offset })}`);
-    $("entries").replaceChildren(...data.items.map(entryRow));
-    $("empty").hidden = data.count > 0;
+    // Dot files (.bashrc, .cache …) are hidden unless asked for: they are rarely what a person is after.
+    const shown = showHidden() ? data.items : data.items.filter((entry) => !entry.name.startsWith("."));
+    $("entries").replaceChildren(...shown.map(entryRow));
+    const hiddenCount = data.items.length - shown.length;
+    $("hidden-note").hidden = hiddenCount === 0;
+    $("hidden-note").textContent = `${hiddenCount} hidden file${hiddenCount === 1 ? "" : "s"} (names starting with a dot) not shown.`;
+    $("empty").hidden = shown.length > 0 || hiddenCount > 0;
     $("pager").hidden = data.count <= PAGE;
     $("page-info").textContent = `${offset + 1}–${Math.min(offset + PAGE, data.count)} of ${data.count}`;
     $("prev-page").disabled = offset === 0;
@@ -120,6 +117,14 @@ function hidePreview() {
   $("preview-body").replaceChildren();
 }
 
+function showHidden() {
+  return $("show-hidden").checked;
+}
+
+function isPdf(entry, data) {
+  return entry.mime_type === "application/pdf" || /\.pdf$/i.test(entry.name) || data?.text?.startsWith("%PDF-");
+}
+
 async function showPreview(entry) {
   $("preview").hidden = false;
   $("preview-title").textContent = entry.name;
@@ -128,7 +133,16 @@ async function showPreview(entry) {
   try {
     const data = await api(`/api/files/preview?${query({ path: entry.path })}`);
     const body = $("preview-body");
-    if (data.kind === "text") {
+    const download = () => el("a", { class: "button primary", href: `/api/files/download?${query({ path: entry.path })}`,
+      download: entry.name }, "Download the PDF");
+    if (data.kind === "text" && data.encoding === "pdf-text") {
+      // The server extracted the PDF's text; its bytes are never shown.
+      body.replaceChildren(el("p", { class: "muted" }, `Text extracted from the PDF${data.truncated ? " · first 64 KiB" : ""}`),
+        el("pre", { class: "preview-text" }, data.text), download());
+    } else if (isPdf(entry, data)) {
+      body.replaceChildren(el("p", { class: "muted" }, "No text could be extracted from this PDF (is it a scan?). Open it in your browser's PDF viewer."),
+        download());
+    } else if (data.kind === "text") {
       const note = `${data.encoding}${data.truncated ? " · first 64 KiB" : ""}`;
       body.replaceChildren(el("p", { class: "muted" }, note), el("pre", { class: "preview-text" }, data.text));
     } else if (data.kind === "image") {
@@ -150,6 +164,46 @@ async function renameEntry(entry) {
     hidePreview();
     await load();
   } catch (err) { showError(err); }
+}
+
+// The move dialog: browse folders from the area's root and move the entry into the chosen one.
+async function moveEntry(entry) {
+  const dialog = $("move-dialog");
+  let folder = "";
+  const from = entry.path.includes("/") ? entry.path.slice(0, entry.path.lastIndexOf("/")) : "";
+  $("move-what").textContent = entry.name;
+  const show = async (path) => {
+    folder = path;
+    $("move-where").textContent = `/${path}`;
+    $("move-up").disabled = !path;
+    $("move-error").hidden = true;
+    $("move-confirm").disabled = path === from || path === entry.path || path.startsWith(`${entry.path}/`);
+    $("move-folders").replaceChildren(el("li", { class: "muted" }, "Loading…"));
+    try {
+      const data = await api(`/api/files/?${query({ path, limit: 500 })}`);
+      const dirs = data.items.filter((e) => e.type === "dir" && e.path !== entry.path);
+      $("move-folders").replaceChildren(...dirs.map((dir) => el("li", {},
+        el("button", { type: "button", class: "link-button", onclick: () => show(dir.path) }, `${dir.name}/`))));
+      if (!dirs.length) $("move-folders").append(el("li", { class: "muted" }, "No folders inside."));
+    } catch (err) {
+      $("move-folders").replaceChildren(el("li", { class: "error" }, err.message));
+    }
+  };
+  $("move-up").onclick = () => show(folder.includes("/") ? folder.slice(0, folder.lastIndexOf("/")) : "");
+  $("move-cancel").onclick = () => dialog.close();
+  $("move-confirm").onclick = async () => {
+    try {
+      await api(`/api/files/move?${query({})}`, { method: "POST", body: { src: entry.path, dst: join(folder, entry.name) } });
+      dialog.close();
+      hidePreview();
+      await load();
+    } catch (err) {
+      $("move-error").textContent = err.message;
+      $("move-error").hidden = false;
+    }
+  };
+  dialog.showModal();
+  await show(from);
 }
 
 async function deleteEntry(entry) {
@@ -199,6 +253,7 @@ function uploadFile(file, folder, overwrite = false) {
   const finish = (text, ok) => {
     status.textContent = text;
     item.classList.add(ok ? "done" : "failed");
+    if (!ok) bar.remove();  // a refused upload shows why, not a full bar
     cancel.remove();
     if (ok) setTimeout(() => item.remove(), 4000);
   };
@@ -229,6 +284,11 @@ function uploadAll(files) {
 $("upload-button").addEventListener("click", () => $("file-input").click());
 $("file-input").addEventListener("change", (e) => { uploadAll(e.target.files); e.target.value = ""; });
 $("mkdir-button").addEventListener("click", makeFolder);
+$("show-hidden").checked = localStorage.getItem("autobot.files.show-hidden") === "1";
+$("show-hidden").addEventListener("change", () => {
+  localStorage.setItem("autobot.files.show-hidden", showHidden() ? "1" : "0");
+  load();
+});
 $("preview-close").addEventListener("click", hidePreview);
 $("prev-page").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); load(); });
 $("next-page").addEventListener("click", () => { offset += PAGE; load(); });

@@ -1,18 +1,13 @@
 // The /knowledge/ page: search as you type, entries (view, edit, delete), notes, uploads, crawls.
 import { api, wsUrl } from "../js/api.js";
+import { el } from "../js/dom.js";
+import { Backoff } from "../js/reconnect.js";
 
 const $ = (id) => document.getElementById(id);
 const root = $("kb");
 const BASE = "/api/knowledge";
 const PAGE = 20;
 const state = { offset: 0, count: 0, current: null, searchAbort: null, socket: null, crawlId: null };
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  Object.assign(node, props);
-  for (const child of children) node.append(child);
-  return node;
-}
 
 function debounce(fn, ms) {
   let timer;
@@ -49,6 +44,12 @@ async function runSearch() {
   const list = $("kb-results");
   state.searchAbort?.abort();
   if (!q.trim()) { list.replaceChildren(); status.textContent = ""; return; }
+  // Words of one or two letters match almost everything or nothing: ask for more first.
+  if (q.trim().length < 3) {
+    list.replaceChildren();
+    status.textContent = "Type at least 3 characters to search.";
+    return;
+  }
   const controller = new AbortController();
   state.searchAbort = controller;
   const started = performance.now();
@@ -91,7 +92,12 @@ async function loadEntries() {
     item.addEventListener("click", () => showEntry(entry.id));
     return item;
   }));
-  if (!data.items.length) $("kb-entries").append(el("li", { className: "muted", textContent: "Nothing here yet." }));
+  if (!data.items.length) {
+    const filtered = $("kb-filter-type").value || $("kb-filter-category").value.trim();
+    $("kb-entries").append(el("li", { className: "muted kb-empty", textContent: filtered
+      ? "No entries match these filters. Clear them to see everything."
+      : "Nothing here yet. Write a note, upload a document (Markdown, text, PDF) or crawl a site to start your knowledge base." }));
+  }
   const last = Math.min(state.offset + PAGE, data.count);
   $("kb-page").textContent = data.count ? `${state.offset + 1}–${last} of ${data.count}` : "";
   $("kb-prev").disabled = state.offset === 0;
@@ -113,9 +119,18 @@ async function showEntry(id) {
   const source = entry.source ? ` · ${entry.source}` : "";
   const tagText = entry.tags.length ? ` · #${entry.tags.join(" #")}` : "";
   $("kb-detail-meta").textContent = `${entry.source_type}${source} · by ${entry.owner}${entry.category ? " · " + entry.category : ""}${tagText}`;
-  $("kb-detail-content").textContent = entry.content;
+  $("kb-detail-content").textContent = entry.content;  // at once; the rendered Markdown follows
+  renderContent(entry);
   $("kb-detail-actions").hidden = !entry.can_edit;
   $("kb-detail").scrollIntoView({ block: "nearest" });
+}
+
+// The entry's Markdown as the server renders and sanitizes it (nh3 allow-list, as chat replies).
+async function renderContent(entry) {
+  try {
+    const response = await fetch(`/knowledge/entries/${entry.id}/html`, { credentials: "same-origin" });
+    if (response.ok && state.current?.id === entry.id) $("kb-detail-content").innerHTML = await response.text();
+  } catch { /* the plain text stays */ }
 }
 
 function startEdit() {
@@ -215,15 +230,26 @@ async function startCrawl(event) {
   } catch (err) { message(form, err.message, true); }
 }
 
+const crawlBackoff = new Backoff({ base: 500, max: 10000 });
+
 function watchCrawl(job) {
-  state.socket?.close();
+  const previous = state.socket;
+  state.socket = null;
+  previous?.close();
+  crawlBackoff.cancel();
   state.crawlId = job.id;
   renderCrawl(job);
+  if (!(job.status === "queued" || job.status === "running")) return;
   const socket = new WebSocket(wsUrl(`/ws/knowledge/crawls/${job.id}/`));
   state.socket = socket;
+  socket.addEventListener("open", () => crawlBackoff.reset());
+  // A dropped socket while the crawl runs (a server restart, a network blip) comes back.
+  socket.addEventListener("close", () => {
+    if (state.socket === socket) crawlBackoff.schedule(() => { if (state.socket === socket) watchCrawl(job); });
+  });
   socket.addEventListener("message", (event) => {
     const data = JSON.parse(event.data);
-    if (data.type === "progress" && data.crawl.id === state.crawlId) renderCrawl(data.crawl);
+    if (data.type === "progress" && data.crawl.id === state.crawlId) { job = data.crawl; renderCrawl(job); }
     if (data.type === "error") $("kb-crawl-status").textContent = data.detail;
   });
 }
@@ -244,8 +270,9 @@ function renderCrawl(job) {
   $("kb-crawl-cancel").hidden = !active;
   $("kb-crawl-errors").replaceChildren(...job.errors.map((e) => el("li", { textContent: `${e.url}: ${e.error}` })));
   if (!active) {
-    state.socket?.close();
+    const socket = state.socket;
     state.socket = null;
+    socket?.close();
     loadEntries(); loadStats(); loadCrawls();
   }
 }

@@ -1,6 +1,6 @@
 // The terminal page: xterm.js on /ws/terminal/<id>/, a session list, a level selector,
 // blocked-command notices, and automatic reconnect (the server replays recent output).
-// Session data is only ever put into the page as text (textContent), never as HTML.
+// Session data is only ever put into the page as text (see ../js/dom.js), never as HTML.
 //
 // Arriving with no live session of your own opens a RESTRICTED one, so the page starts at a
 // prompt. That session is "unused" until someone types into it; "New session" while it is
@@ -9,6 +9,9 @@
 import { Terminal } from "../vendor/xterm/xterm.mjs";
 import { FitAddon } from "../vendor/xterm/addon-fit.mjs";
 import { api, wsUrl } from "../js/api.js";
+import { Backoff } from "../js/reconnect.js";
+import { Notices } from "./notices.js";
+import { SessionList } from "./sessions.js";
 
 const $ = (id) => document.getElementById(id);
 const app = $("term-app");
@@ -28,27 +31,21 @@ term.loadAddon(fit);
 term.open($("terminal"));
 fit.fit();
 
+const notices = new Notices(me);
+const backoff = new Backoff({ base: 500, max: 16000 });
 let current = null;      // session id
 let role = "owner"; // owner | observer | joined (staff on someone else's session)
 let socket = null;
-let retry = 0;
-let retryTimer = null;
 let pingTimer = null;
 let ended = false;
 let busy = false;        // a session is being opened or replaced
+let awaitingReplay = false;  // the next output frame starts with the server's replay
+let replaying = false;   // xterm.js is parsing the replay right now
 
 function setState(text, kind) {
   $("term-state").textContent = text;
   $("term-dot").className = `dot ${kind || ""}`;
   app.dataset.state = text;
-}
-
-function notice(text, kind = "") {
-  const li = document.createElement("li");
-  li.textContent = text;
-  if (kind) li.className = kind;
-  $("term-notices").prepend(li);
-  while ($("term-notices").children.length > 20) $("term-notices").lastChild.remove();
 }
 
 function showError(text) {
@@ -81,6 +78,7 @@ function markUsed(id) {
 
 function showSession(info) {
   $("term-title").textContent = info.title;
+  $("term-title").title = info.title;
   $("term-level").value = info.security_level;
   $("term-level").disabled = info.status === "ended";
   const replay = $("term-replay");
@@ -91,7 +89,7 @@ function showSession(info) {
 
 // Leave the current socket: nothing it still says (a late "exit", its close) reaches the page.
 function disconnect() {
-  clearTimeout(retryTimer);
+  backoff.cancel();
   clearInterval(pingTimer);
   if (socket) {
     socket.onmessage = null;
@@ -104,69 +102,99 @@ function disconnect() {
 
 function connect(id) {
   disconnect();
+  if (current !== id) backoff.reset();
   current = id;
   ended = false;
   localStorage.setItem(STORE, id);
   history.replaceState(null, "", `#${id}`);
+  notices.show(id);
   updateHint();
   setState("connecting…", "warn");
   const ws = new WebSocket(wsUrl(`/ws/terminal/${id}/`));
   socket = ws;
-  ws.onopen = () => { retry = 0; };
-  ws.onmessage = (event) => onFrame(JSON.parse(event.data));
+  let attached = false;  // the first "session" frame of a socket precedes the replay
+  ws.onopen = () => { backoff.reset(); };
+  ws.onmessage = (event) => {
+    const frame = JSON.parse(event.data);
+    if (frame.type === "session" && !attached) {
+      attached = true;
+      onAttached(frame);
+    } else onFrame(frame);
+  };
   ws.onclose = (event) => {
     clearInterval(pingTimer);
     if (ws !== socket) return;
     if (ended || FINAL_CLOSES.has(event.code)) {
       setState(ended ? "exited" : `closed (${event.code})`, "fail");
       markUsed(id);
-      loadSessions();
+      sessions.load();
       return;
     }
-    retry = Math.min(retry + 1, 5);
-    const delay = 500 * 2 ** retry;
-    setState(`reconnecting in ${Math.round(delay / 1000)}s…`, "warn");
-    retryTimer = setTimeout(() => connect(id), delay);
+    const delay = backoff.schedule(() => connect(id));
+    setState(`reconnecting in ${Math.max(1, Math.round(delay / 1000))}s…`, "warn");
   };
+}
+
+function onAttached(info) {
+  // The server replays recent output next: start from a clean screen.
+  term.reset();
+  awaitingReplay = true;
+  showSession(info);
+  role = info.role || "owner";
+  setState(role === "owner" ? "connected" : `${role} of ${info.owner}'s session`, role === "observer" ? "warn" : "ok");
+  if (role === "observer") {
+    notices.add(current, "You are watching read-only; the owner sees you. Press Ctrl-J here to join and type.", "info");
+  }
+  send({ type: "resize", cols: term.cols, rows: term.rows });
+  clearInterval(pingTimer);
+  pingTimer = setInterval(() => send({ type: "ping" }), 25000);
+  term.focus();
+  sessions.load();
+}
+
+// The replay holds whatever programs printed, including their terminal queries (device
+// attributes, colour queries, DECRQM, cursor reports). xterm.js answers queries as it parses
+// them, through onData, as if typed: those answers must not reach the shell. The empty write
+// flags the start of the replay's parse and the replay's callback its end; xterm.js parses
+// both in one pass, so keys typed meanwhile are not caught.
+function writeReplay(data) {
+  term.write("", () => { replaying = true; });
+  term.write(data, () => { replaying = false; });
 }
 
 function onFrame(frame) {
   switch (frame.type) {
-    case "session":
-      // The server replays recent output next: start from a clean screen.
-      term.reset();
+    case "session":  // renamed or level changed, by this page or another
       showSession(frame);
-      role = frame.role || "owner";
-      setState(role === "owner" ? "connected" : `${role} of ${frame.owner}'s session`, role === "observer" ? "warn" : "ok");
-      if (role === "observer") notice("You are watching read-only; the owner sees you. Press Ctrl-J here to join and type.", "info");
-      send({ type: "resize", cols: term.cols, rows: term.rows });
-      clearInterval(pingTimer);
-      pingTimer = setInterval(() => send({ type: "ping" }), 25000);
-      term.focus();
-      loadSessions();
+      if (frame.role) role = frame.role;
+      sessions.load();
       break;
     case "output":
-      term.write(frame.data);
+      if (awaitingReplay) {
+        awaitingReplay = false;
+        writeReplay(frame.data);
+      } else term.write(frame.data);
       break;
-    case "blocked":
+    case "blocked": {
       // Each reason already names the part of the line it is about ("mkfs.ext4 …: formats …").
       const reasons = frame.reasons || [];
-      notice(`Blocked (${frame.risk}): ${reasons.length ? reasons.join("; ") : frame.command}`);
+      notices.add(current, `Blocked (${frame.risk}): ${reasons.length ? reasons.join("; ") : frame.command}`, "fail");
       break;
+    }
     case "exit":
       ended = true;
       markUsed(current);
       term.write(`\r\n\x1b[33m[session ended with code ${frame.code}]\x1b[0m\r\n`);
       break;
     case "error":
-      notice(`${frame.detail} (${frame.code})`, "info");
+      notices.add(current, `${frame.detail} (${frame.code})`, "info");
       break;
     case "notice":
-      notice(frame.detail, "info");
+      notices.add(current, frame.detail, "info");
       break;
     case "watchers":
       // Who else is on this session (staff watching or joined): the owner always knows.
-      notice(frame.watchers.length
+      notices.add(current, frame.watchers.length
         ? `On this session: ${frame.watchers.map((w) => `${w.user} (${w.role})`).join(", ")}`
         : "Nobody else is on this session.", "info");
       break;
@@ -176,6 +204,7 @@ function onFrame(frame) {
 }
 
 term.onData((data) => {
+  if (replaying) return;  // an answer to a query in the replay, not a key
   if (role === "observer") {
     // Typing into someone else's session is an explicit, audited join (Ctrl-J).
     if (data === "\n") { send({ type: "join" }); role = "joined"; setState("joined", "ok"); }
@@ -187,56 +216,11 @@ term.onData((data) => {
 term.onResize(({ cols, rows }) => send({ type: "resize", cols, rows }));
 new ResizeObserver(() => { try { fit.fit(); } catch { /* hidden */ } }).observe($("terminal"));
 
-function sessionItem(info) {
-  const li = document.createElement("li");
-  li.dataset.id = info.id;
-  if (info.id === current) li.className = "current";
-  const title = document.createElement("div");
-  title.textContent = info.title;
-  const meta = document.createElement("div");
-  meta.className = "meta";
-  meta.textContent = `${info.security_level} · ${info.status} · ${new Date(info.created).toLocaleString()}`;
-  const actions = document.createElement("div");
-  actions.className = "actions";
-  if (info.status !== "ended") {
-    const open = document.createElement("button");
-    open.type = "button";
-    open.textContent = info.id === current ? "Reattach" : "Resume";
-    open.onclick = () => connect(info.id);
-    const close = document.createElement("button");
-    close.type = "button";
-    close.className = "danger";
-    close.textContent = "End";
-    close.onclick = async () => {
-      try {
-        await api(`/api/terminal/sessions/${info.id}`, { method: "DELETE" });
-        await loadSessions();
-      } catch (err) {
-        await loadSessions();
-        showError(err.message);
-      }
-    };
-    actions.append(open, close);
-  }
-  const replay = document.createElement("a");
-  replay.href = `/terminal/sessions/${info.id}/replay/`;
-  replay.textContent = "replay";
-  actions.append(replay);
-  li.append(title, meta, actions);
-  return li;
-}
-
-async function loadSessions() {
-  try {
-    const data = await api("/api/terminal/sessions?limit=30");
-    $("session-list").replaceChildren(...data.items.map(sessionItem));
-    showError("");
-    return data.items;
-  } catch (err) {
-    showError(err.message);
-    return [];
-  }
-}
+const sessions = new SessionList($("session-list"), {
+  current: () => current,
+  onOpen: (id) => { connect(id); closeDrawer(); },
+  onError: showError,
+});
 
 function openSession(level) {
   return api("/api/terminal/sessions", {
@@ -278,12 +262,13 @@ async function newSession(level) {
     const replaced = await endUnused();
     const info = await openSession(level);
     connect(info.id);
+    closeDrawer();
     if (replaced) {
-      notice(`Ended the unused ${replaced.security_level} session opened on arrival; this one is ${info.security_level}.`,
+      notices.add(info.id, `Ended the unused ${replaced.security_level} session opened on arrival; this one is ${info.security_level}.`,
         "info");
     }
   } catch (err) {
-    await loadSessions();
+    await sessions.load();
     showError(err.message);
   } finally {
     setBusy(false);
@@ -301,11 +286,21 @@ $("term-level").addEventListener("change", async (event) => {
   try {
     const info = await api(`/api/terminal/sessions/${current}`, { method: "PATCH", body: { security_level: level } });
     showSession(info);
-    notice(`Security level is now ${info.security_level}.`, "info");
+    notices.add(current, `Security level is now ${info.security_level}.`, "info");
   } catch (err) {
-    notice(err.message, "info");
+    notices.add(current, err.message, "info");
     event.target.value = app.dataset.level || "RESTRICTED";
   }
+});
+
+// Phones: the terminal comes first; the session list is a drawer behind a button.
+function closeDrawer() {
+  app.classList.remove("drawer-open");
+  $("sessions-toggle").setAttribute("aria-expanded", "false");
+}
+$("sessions-toggle").addEventListener("click", () => {
+  const open = app.classList.toggle("drawer-open");
+  $("sessions-toggle").setAttribute("aria-expanded", String(open));
 });
 
 // Reattach to the session in the address (or the last one this browser used) if it is live,
@@ -326,7 +321,7 @@ async function start() {
       connect(info.id);
     }
   } catch (err) {
-    await loadSessions();
+    await sessions.load();
     showError(err.message);
   } finally {
     setBusy(false);

@@ -54,6 +54,7 @@ class LiveSession:
     ending: asyncio.Task | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # set once everything is closed and saved
     _grace: asyncio.TimerHandle | None = None
+    grace_ends: float | None = None  # wall-clock time the detached grace runs out, for the session list
     _idle: asyncio.TimerHandle | None = None
     last_attach: float = field(default_factory=time.monotonic)
 
@@ -78,11 +79,13 @@ class LiveSession:
         if self._grace is not None:
             self._grace.cancel()
         self._grace = asyncio.get_running_loop().call_later(seconds, on_expiry)
+        self.grace_ends = time.time() + seconds
 
     def cancel_grace(self) -> None:
         if self._grace is not None:
             self._grace.cancel()
             self._grace = None
+        self.grace_ends = None
 
     def schedule_idle_check(self, seconds: float, check: Callable[[], None]) -> None:
         self._idle = asyncio.get_running_loop().call_later(seconds, check)

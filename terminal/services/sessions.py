@@ -7,6 +7,9 @@ import contextlib
 import functools
 import logging
 import signal
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -53,7 +56,15 @@ def session_info(session: TerminalSession) -> dict:
         "attached": live.attached if live else 0,
         "foreground": live.proc.foreground_command() if live else None,
         "sandboxed": bool(live.launch and live.launch.sandboxed) if live else None,
+        "grace_ends": _grace_ends(live),
     }
+
+
+def _grace_ends(live: registry.LiveSession | None) -> str | None:
+    """When a detached session ends unless a socket reattaches (known to the owning worker)."""
+    if live is None or live.grace_ends is None:
+        return None
+    return datetime.fromtimestamp(live.grace_ends, tz=UTC).isoformat()
 
 
 def validate_size(cols, rows) -> tuple[int, int]:

@@ -122,7 +122,9 @@ def browser(django_db_setup):
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    # Playwright's wait_for_function evaluates its predicate with eval() in the page, which the
+    # Content-Security-Policy forbids; tests/e2e/test_csp.py opens every page with the policy on.
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, bypass_csp=True)
     page = context.new_page()
     yield page
     context.close()
@@ -152,3 +154,30 @@ def artifact_path():
 
 def chromium_available() -> bool:
     return bool(shutil.which(CHROMIUM))
+
+
+@pytest.fixture
+def phone_page(browser):
+    """phone_page(url, user) → a page 390 px wide (a phone), logged in through the login form."""
+    contexts = []
+
+    def open_as(url, user):
+        context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                      bypass_csp=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{url}/accounts/login/")
+        page.fill("input[name=username]", user.get_username())
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{url}/")
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
+def fits_width(page) -> bool:
+    """Nothing on the page makes it scroll sideways."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -56,7 +56,7 @@ def test_tokens_arrive_live_and_a_reload_mid_answer_keeps_going(page, owner, cha
     done = page.locator(".msg.assistant.complete .body")
     done.wait_for(timeout=15000)
     assert done.inner_text() == "Echo: alpha beta gamma delta epsilon zeta eta theta"
-    assert page.locator(".msg.user").inner_text() == "alpha beta gamma delta epsilon zeta eta theta"
+    assert page.locator(".msg.user .body").inner_text() == "alpha beta gamma delta epsilon zeta eta theta"
     assert page.locator("#stop").is_hidden()
     assert "alpha beta" in page.locator("#session-list").inner_text()  # the title came from the message
     page.screenshot(path=artifact_path("chat.png"), full_page=True)

@@ -2,13 +2,14 @@
 
 import pytest
 
+from tests.e2e.test_files_page import open_empty
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def test_upload_list_preview_rename_delete(logged_in_page, owner, live_server_url, tmp_path, artifact_path):
     page = logged_in_page(owner)
-    page.goto(f"{live_server_url}/files/")
-    page.wait_for_selector("#empty:not([hidden])")
+    open_empty(page, live_server_url)
 
     source = tmp_path / "notes.txt"
     source.write_text("hello from the browser test\n")

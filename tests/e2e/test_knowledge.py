@@ -88,3 +88,21 @@ def test_crawl_progress_is_shown_live(logged_in_page, owner, live_server_url, do
     page.wait_for_selector("#kb-entries li:has-text('Installing')")
     page.fill("#kb-q", "quasar daemon")
     page.wait_for_selector("#kb-results li:has-text('Installing')")
+
+
+def test_short_queries_empty_lists_and_markdown_entries(logged_in_page, staff, live_server_url, artifact_path):
+    page = logged_in_page(staff)  # a user with no entries of their own yet
+    page.goto(f"{live_server_url}/knowledge/")
+    page.wait_for_selector("#kb-entries li.kb-empty:has-text('Write a note')")
+    page.fill("#kb-q", "ng")
+    page.wait_for_selector("#kb-search-state:has-text('Type at least 3 characters')")
+    assert page.locator("#kb-results li").count() == 0
+
+    page.fill("#kb-note [name=title]", "Rendered")
+    page.fill("#kb-note [name=content]", "# Steps\n\n1. **Drain** the node\n2. Reboot\n\n<img src=x onerror=alert(1)>")
+    page.click("#kb-note button[type=submit]")
+    page.locator("#kb-entries li", has_text="Rendered").click()
+    page.wait_for_selector("#kb-detail-content h1:has-text('Steps')")
+    assert page.inner_text("#kb-detail-content strong") == "Drain"
+    assert page.locator("#kb-detail-content img[onerror]").count() == 0
+    page.screenshot(path=artifact_path("knowledge-markdown.png"), full_page=True)

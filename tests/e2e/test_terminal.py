@@ -38,7 +38,7 @@ def test_echo_block_and_reload_resumes_the_session(logged_in_page, owner, live_s
     wait_for_screen(page, "hello")
 
     type_line(page, "mkfs.ext4 /dev/autobot-test-none")
-    page.wait_for_selector("#term-notices li:has-text('Blocked (DANGEROUS)')", timeout=20000)
+    page.wait_for_selector("#term-latest:has-text('Blocked (DANGEROUS)')", timeout=20000)
     wait_for_screen(page, "autobot: blocked")
     page.screenshot(path=artifact_path("terminal.png"), full_page=True)
 
@@ -93,7 +93,7 @@ def test_new_session_straight_after_arrival_replaces_the_unused_session(logged_i
     live = live_sessions(page, staff.get_username())
     assert [(s["id"], s["security_level"]) for s in live] == [(second, "STANDARD")]
     assert session_status(page, first) == "ended"
-    page.wait_for_selector("#term-notices li:has-text('unused RESTRICTED session')")
+    page.wait_for_selector("#term-latest:has-text('unused RESTRICTED session')")
     assert page.is_hidden("#new-hint")
 
     page.reload()

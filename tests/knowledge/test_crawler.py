@@ -153,9 +153,12 @@ async def test_politeness_delay_spaces_requests_to_one_host(site):
 
 
 async def test_it_refuses_loopback_unless_allowed(site):
-    with pytest.raises(UnsafeURL, match="private or reserved"):
+    with pytest.raises(UnsafeURL, match="private or reserved") as refused:
         await Crawler(_config(site, allow_private=False), ingest=Recorder().ingest).run()
     assert site.hits == []
+    # The refusal says why it is off and which setting turns it on.
+    assert "inside your network" in str(refused.value)
+    assert "AUTOBOT_KNOWLEDGE_CRAWL_ALLOW_PRIVATE=true" in str(refused.value)
 
 
 @pytest.mark.parametrize(

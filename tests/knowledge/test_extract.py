@@ -98,3 +98,16 @@ def test_format_detection_prefers_content_type_then_name_then_bytes():
     assert detect_format(filename="x.MD") == "markdown"
     assert detect_format(data=b"  <!DOCTYPE html><html>") == "html"
     assert detect_format(data=b"hello") == "text"
+
+
+@pytest.mark.parametrize("stored_title", [" ", "Untitled"])
+def test_a_pdf_with_a_blank_or_placeholder_title_takes_its_file_name(stored_title):
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf("Quarterly figures"))))
+    writer.add_metadata({"/Title": stored_title})
+    out = io.BytesIO()
+    writer.write(out)
+    assert extract(out.getvalue(), filename="q3-report.pdf").title == "q3-report"

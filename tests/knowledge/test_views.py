@@ -34,3 +34,15 @@ def test_the_admin_lists_entries_and_crawls_and_deletes_through_the_service(clie
     from autobot.models import AuditEvent
 
     assert AuditEvent.objects.filter(action="knowledge.entry_deleted", actor_id=staff.pk).exists()
+
+
+def test_an_entry_renders_as_sanitised_markdown_for_its_reader_only(client, owner, stranger):
+    entry = async_to_sync(services.entry_create)(
+        user=owner, title="Runbook", content="# Restart\n\n**Carefully**.\n\n<script>alert(1)</script>")
+    client.force_login(owner)
+    response = client.get(f"/knowledge/entries/{entry.pk}/html")
+    html = response.content.decode()
+    assert response.status_code == 200 and "<h1>Restart</h1>" in html and "<strong>Carefully</strong>" in html
+    assert "<script" not in html
+    client.force_login(stranger)
+    assert client.get(f"/knowledge/entries/{entry.pk}/html").status_code == 404

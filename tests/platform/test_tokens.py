@@ -90,7 +90,9 @@ def test_staff_creates_a_token_in_the_admin_and_sees_it_once(client, staff, owne
 
 async def test_a_token_cannot_mint_more_tokens(api_client, owner):
     response = await api_client(owner).post("/api/tokens", {"name": "escape"}, content_type="application/json")
-    assert response.status_code == 401
+    assert response.status_code == 403
+    assert response.json()["code"] == "session_required"
+    assert "browser session" in response.json()["detail"]
     assert await ApiToken.objects.filter(name="escape").acount() == 0
 
 
