@@ -7,8 +7,6 @@ import contextlib
 import functools
 import logging
 import signal
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
