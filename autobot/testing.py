@@ -12,14 +12,16 @@ all start their servers with it.
     server.url          # "http://127.0.0.1:<port>"
     server.stop()       # SIGTERM, SIGKILL if it lingers: a clean shutdown
     server.kill()       # SIGKILL now: a crashed worker, for failover tests
+    server.start()      # again, same port and var dir: a restarted worker
 
     with ServerProcess(env=...) as server:   # start() on entry, stop() on exit
         ...
 
 Several workers are several `ServerProcess`es, each on its own port (put nginx in front for the
-"no sticky sessions" set-up). They must share `AUTOBOT_SECRET_KEY` (sessions, CSRF, the agents
-bus signature), `DATABASE_URL`, `REDIS_URL` and, for files, `AUTOBOT_FILES_ROOT`; the secret key
-is otherwise generated into each worker's own var dir.
+"no sticky sessions" set-up); `start_all(servers)` starts them side by side. They must share
+`AUTOBOT_SECRET_KEY` (sessions, CSRF, the agents bus signature), `DATABASE_URL`, `REDIS_URL`
+and, for files, `AUTOBOT_FILES_ROOT`; the secret key is otherwise generated into each worker's
+own var dir.
 
 Why here (a module of the product, not of tests/): the benchmarks import it too, and `bench/`
 must not depend on the test suite. It uses only the standard library and never imports Django:
@@ -130,22 +132,17 @@ class ServerProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> ServerProcess:
-        """Start the server and return once `GET /api/health` gives a ready status."""
+    def start(self, *, wait: bool = True) -> ServerProcess:
+        """Start the server and, with `wait`, return once `GET /api/health` gives a ready status.
+        To start several at once, start each with `wait=False`, then call `wait_ready()` on each
+        (or use `start_all`)."""
         if self.running():
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         self.var_dir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            self._spawn()
-            try:
-                self.wait_ready()
-                return self
-            except ServerFailed:
-                port_taken = "address already in use" in self.log_tail().lower()
-                if self._fixed_port or not port_taken or attempt == PORT_ATTEMPTS:
-                    raise
-                self.port = free_port(self.host)
-        return self  # not reached: the last attempt returns or raises
+        self._spawn()
+        if wait:
+            self.wait_ready()
+        return self
 
     def _spawn(self) -> None:
         argv = [sys.executable, "-m", "uvicorn", "autobot.asgi:application", "--host", self.host,
@@ -158,7 +155,19 @@ class ServerProcess:
 
     def wait_ready(self) -> None:
         """Poll `GET /api/health` until a ready status; ServerFailed if the process exits or
-        `ready_seconds` pass (the process is then killed)."""
+        `ready_seconds` pass (the process is then killed). A port picked here that someone took
+        before the child could bind it is replaced, up to PORT_ATTEMPTS times."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                return self._poll_ready()
+            except ServerFailed:
+                port_taken = "address already in use" in self.log_tail().lower()
+                if self._fixed_port or not port_taken or attempt == PORT_ATTEMPTS:
+                    raise
+                self.port = free_port(self.host)
+                self._spawn()
+
+    def _poll_ready(self) -> None:
         deadline = time.monotonic() + self.ready_seconds
         last = "no answer"
         while True:
@@ -221,3 +230,19 @@ class ServerProcess:
 
     def __repr__(self) -> str:
         return f"<ServerProcess {self.name} {self.url} pid={self.pid}>"
+
+
+def start_all(servers: Iterable[ServerProcess]) -> list[ServerProcess]:
+    """Start several servers side by side (their start-ups overlap) and wait until all are
+    ready; if one fails, the others are stopped and its ServerFailed propagates."""
+    servers = list(servers)
+    try:
+        for server in servers:
+            server.start(wait=False)
+        for server in servers:
+            server.wait_ready()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers

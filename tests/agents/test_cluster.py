@@ -18,6 +18,7 @@ import pytest
 import websockets
 from asgiref.sync import sync_to_async
 
+from autobot.testing import start_all
 from tests.conftest import app_server, make_token
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,10 +34,8 @@ def cluster(request, django_db_setup, django_db_blocker, tmp_path_factory):
     var_dir = tmp_path_factory.mktemp(f"cluster-{request.param}")
     env = {"REDIS_URL": redis_url} if request.param == "redis" else {}
     count = 2 if request.param == "redis" else 1
-    servers = [app_server(var_dir, env=env, name=f"server-{i}") for i in range(count)]
+    servers = start_all(app_server(var_dir, env=env, name=f"server-{i}") for i in range(count))
     try:
-        for server in servers:
-            server.start()
         yield servers[0].address, servers[-1].address
     finally:
         for server in servers:
