@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from autobot import audit
 from autobot.lanes import spawn
+from autobot.workers import single_process
 from chat.db import db_job
 from chat.llm.base import LLMUnavailable, Provider
 from chat.models import ChatMessage
@@ -136,12 +136,6 @@ async def _publish(gen: Generation, event: dict) -> None:
     await get_channel_layer().group_send(group_name(gen.session_id), event)
 
 
-def _single_process() -> bool:
-    # With the in-memory layer there are no other processes: a cancel always finds the task
-    # here (see cancel), so no control-group listener is needed for each answer.
-    return settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")
-
-
 async def _listen_for_cancel(gen: Generation) -> None:
     """Cancel requests from other processes arrive on the session's control group."""
     layer = get_channel_layer()
@@ -163,7 +157,8 @@ async def _run(gen: Generation, provider: Provider, prompt, model, citations, se
     started = last_flush = loop.time()
     stats: dict = {"first_token_ms": None}
     status, error = ChatMessage.Status.STREAMING, None
-    listener = None if _single_process() else asyncio.create_task(_listen_for_cancel(gen))
+    # One process: a cancel always finds the task here (see cancel), no control-group listener needed.
+    listener = None if single_process() else asyncio.create_task(_listen_for_cancel(gen))
     try:
         async with contextlib.aclosing(provider.stream(prompt, model=model)) as stream:
             async for delta in stream:

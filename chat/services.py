@@ -24,6 +24,7 @@ from autobot import audit
 from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, Unavailable
 from autobot.lanes import spawn
 from autobot.pagination import paginate
+from autobot.workers import single_process
 from chat import generation
 from chat.db import db_job
 from chat.generation import Generation
@@ -332,7 +333,7 @@ def _reap_stale(session: ChatSession, streaming: list[tuple[int, object]] | None
         streaming = list(session.messages.filter(status=ChatMessage.Status.STREAMING).values_list("pk", "updated"))
     if not streaming:
         return True
-    if settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer"):
+    if single_process():
         stale = streaming  # one process: an answer not running here is running nowhere
     else:
         # Other workers may be generating: only give up on answers silent for too long.
