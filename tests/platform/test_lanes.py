@@ -166,3 +166,23 @@ def test_close_connections_closes_the_connections_of_named_pools():
     assert wrapper.connection is not None
     close_connections()
     assert wrapper.connection is None
+
+
+@pytest.mark.postgres
+def test_a_lane_whose_connection_the_database_dropped_opens_a_new_one_for_the_next_job():
+    """As after a database restart: the job that meets the dead connection fails, the next works."""
+    from django.contrib.auth import get_user_model
+    from django.db import Error, connections
+
+    count = get_user_model().objects.count
+    lane = Lane("test-dropped")
+    try:
+        pid = lane.submit(lambda: _connection_in_use().connection.info.backend_pid).result(timeout=10)
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        with pytest.raises(Error):
+            lane.submit(count).result(timeout=10)
+        assert lane.submit(count).result(timeout=10) == 0
+    finally:
+        lane.submit(connections.close_all).result(timeout=10)
+        lane.shutdown()
