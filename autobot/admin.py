@@ -1,9 +1,7 @@
 from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
-from django.utils import timezone
 
-from autobot import audit
-from autobot.auth import new_raw_token
+from autobot.auth import token_create, token_revoke
 from autobot.models import ApiToken, AuditEvent
 
 admin.site.site_header = "AutoBot administration"
@@ -50,20 +48,14 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        raw = new_raw_token()
-        obj.prefix, obj.token_hash = raw[:12], ApiToken.hash(raw)
-        super().save_model(request, obj, form, change)
-        async_to_sync(audit.record)(actor=request.user, action="auth.token_created", target_type="api_token",
-                                    target_id=obj.pk, data={"user": obj.user.get_username(), "name": obj.name,
-                                                            "expires_at": obj.expires_at, "via": "admin"})
+        # The service makes the token and audits it; the admin only shows the raw token once.
+        token, raw = async_to_sync(token_create)(actor=request.user, user=obj.user, name=obj.name,
+                                                 expires_at=obj.expires_at, via="admin")
+        obj.pk = token.pk
+        obj.refresh_from_db()  # the admin's "added" message and redirect use this object
         messages.warning(request, f"The new token is {raw} — copy it now, it will not be shown again.")
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):
-        for token in queryset.filter(revoked_at__isnull=True).select_related("user"):
-            token.revoked_at = timezone.now()
-            token.save(update_fields=["revoked_at"])
-            async_to_sync(audit.record)(actor=request.user, action="auth.token_revoked", target_type="api_token",
-                                        target_id=token.pk, data={"user": token.user.get_username(), "via": "admin"})
-
-
+        for token_id in queryset.filter(revoked_at__isnull=True).values_list("pk", flat=True):
+            async_to_sync(token_revoke)(actor=request.user, token_id=token_id, via="admin")

@@ -5,7 +5,8 @@ class AutobotConfig(AppConfig):
     name = "autobot"
     verbose_name = "AutoBot platform"
 
-    def ready(self):
-        from autobot import checks, logs  # noqa: F401  (checks registers the deploy checks)
+    def ready(self) -> None:
+        # checks registers the deploy checks, middleware its own system check.
+        from autobot import checks, logs, middleware  # noqa: F401
 
         logs.install()

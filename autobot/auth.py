@@ -3,7 +3,7 @@
 import secrets
 import time
 import unicodedata
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -30,20 +30,24 @@ def new_raw_token() -> str:
 
 
 async def token_create(*, actor, user, name: str = "", expires_days: int | None = None,
-                       via: str = "api") -> tuple[ApiToken, str]:
+                       expires_at: datetime | None = None, via: str = "api") -> tuple[ApiToken, str]:
     """Create a token for `user`; returns the row and the raw token, which is never stored.
 
     `actor` is None for the command line (the operator has shell access, not an account).
-    `expires_days` None means the server default (AUTOBOT_API_TOKEN_DAYS, 0 = never)."""
+    The expiry is `expires_days` from now (0 = never) or the moment `expires_at` (the admin's
+    form); with neither, the server default (AUTOBOT_API_TOKEN_DAYS, 0 = never)."""
     if actor is not None and actor.pk != user.pk and not actor.is_staff:
         raise Forbidden("only staff can create tokens for other users", code="forbidden")
     if expires_days is not None and expires_days < 0:
         raise InvalidInput("expires_days must be 0 (never) or more", code="invalid_expiry")
-    days = settings.API_TOKEN_DEFAULT_DAYS if expires_days is None else expires_days
+    if expires_days is not None and expires_at is not None:
+        raise InvalidInput("give expires_days or expires_at, not both", code="invalid_expiry")
+    if expires_at is None:
+        days = settings.API_TOKEN_DEFAULT_DAYS if expires_days is None else expires_days
+        expires_at = timezone.now() + timedelta(days=days) if days else None
     raw = new_raw_token()
     token = await ApiToken.objects.acreate(
-        user=user, name=name, prefix=raw[:12], token_hash=ApiToken.hash(raw),
-        expires_at=timezone.now() + timedelta(days=days) if days else None,
+        user=user, name=name, prefix=raw[:12], token_hash=ApiToken.hash(raw), expires_at=expires_at,
     )
     await audit.record(actor=actor, action="auth.token_created", target_type="api_token", target_id=token.pk,
                        data={"user": user.get_username(), "name": name, "expires_at": token.expires_at,
@@ -51,7 +55,7 @@ async def token_create(*, actor, user, name: str = "", expires_days: int | None 
     return token, raw
 
 
-async def token_revoke(*, actor, token_id: int) -> ApiToken:
+async def token_revoke(*, actor, token_id: int, via: str = "api") -> ApiToken:
     token = await ApiToken.objects.select_related("user").filter(pk=token_id).afirst()
     if token is None or (token.user_id != actor.pk and not actor.is_staff):
         raise NotFound(f"API token {token_id} not found", code="token_not_found")
@@ -59,7 +63,7 @@ async def token_revoke(*, actor, token_id: int) -> ApiToken:
         token.revoked_at = timezone.now()
         await token.asave(update_fields=["revoked_at"])
         await audit.record(actor=actor, action="auth.token_revoked", target_type="api_token", target_id=token.pk,
-                           data={"user": token.user.get_username()})
+                           data={"user": token.user.get_username(), "via": via})
     return token
 
 

@@ -19,6 +19,14 @@ one long job, password hashing included, that must not hold a lane.
 A task that outlives the request that started it must not keep the request's lane context:
 asgiref refuses thread-sensitive calls from such a task once the request has ended. That is
 why long-lived tasks start with `spawn`, which gives them a lane context of their own.
+
+Other work that needs threads of its own gets a named `pool` of lanes (chat's writes,
+chat/db.py) or a `dedicated` lane (the health check's database ping); `close_connections`
+closes every lane's connections. Lanes of a pool made with `idle_close_seconds` close their
+connections when idle, and any lane drops a connection that a database error left unusable.
+
+Needs asgiref >= 3.13 (requirements.txt): older versions, which Django allows, have no
+`ThreadSensitiveContext(executor=...)` and raise TypeError at the first request.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import contextlib
 import itertools
 import queue
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor, Future
 
 from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction
@@ -44,8 +52,11 @@ class Lane(Executor):
     releases after every job, and under load the event loop kept blocking on that exchange (then
     waited for the GIL to come back). A SimpleQueue hand-over takes no Python-level lock."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, idle_close_seconds: float | None = None) -> None:
         self.name = f"autobot-lane-{name}"
+        # None: keep the thread's database connections (CONN_MAX_AGE decides). A number: close
+        # them after that many seconds without a job, so an idle server holds none.
+        self.idle_close_seconds = idle_close_seconds
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -72,12 +83,23 @@ class Lane(Executor):
                 self._thread.start()
 
     def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
+        timeout = self.idle_close_seconds
+        while True:
+            try:
+                job = self._jobs.get(timeout=timeout)
+            except queue.Empty:
+                _close_thread_connections()
+                timeout = None  # nothing left to close: sleep until the next job
+                continue
+            if job is None:
+                return
+            timeout = self.idle_close_seconds
             future, fn, args, kwargs = job
             if future.set_running_or_notify_cancel():
                 try:
                     result = fn(*args, **kwargs)
                 except BaseException as exc:  # handed to whoever waits on the future
+                    _drop_broken_connections(exc)
                     future.set_exception(exc)
                 else:
                     future.set_result(result)
@@ -104,47 +126,90 @@ class Lane(Executor):
         return self._submitted_n - self._finished_n
 
 
-_lanes: list[Lane] = []
+def _close_thread_connections() -> None:
+    from django.db import connections
+
+    connections.close_all()
+
+
+def _drop_broken_connections(exc: BaseException) -> None:
+    """After a database error, close this thread's connections that no longer work (a restarted
+    database, a dropped socket), as Django does between requests: the next job on this lane
+    then opens a fresh one instead of failing on the dead one."""
+    from django.db import Error, connections
+
+    if isinstance(exc, Error):
+        for connection in connections.all(initialized_only=True):
+            connection.close_if_unusable_or_obsolete()
+
+
+class Pool(Executor):
+    """Several lanes as one executor: each call goes to the lane with the fewest jobs waiting at
+    that moment. Per call, not per request: a request or task bound to one lane for its whole
+    life would wait behind whatever long job that lane picked up meanwhile (a password hash, an
+    SQLite write-lock wait), however idle the others were.
+
+    The lanes start on first use: `count` may be a function, read then (settings are not
+    necessarily loaded when this module is imported)."""
+
+    def __init__(self, name: str, count: int | Callable[[], int], *, idle_close_seconds: float | None = None):
+        self.name, self._count, self.idle_close_seconds = name, count, idle_close_seconds
+        self._lanes: list[Lane] = []
+
+    @property
+    def lanes(self) -> list[Lane]:
+        if not self._lanes:
+            with _lock:
+                if not self._lanes:
+                    count = self._count() if callable(self._count) else self._count
+                    prefix = f"{self.name}-" if self.name else ""
+                    self._lanes.extend(Lane(f"{prefix}{number}", idle_close_seconds=self.idle_close_seconds)
+                                       for number in range(count))
+        return self._lanes
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        return min(self.lanes, key=lambda lane: lane.pending).submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        for lane in list(self._lanes):
+            lane.shutdown(wait, cancel_futures=cancel_futures)
+
+
 _lock = threading.Lock()
 
 
 DEFAULT_COUNT = 4  # settings.SYNC_THREADS; also used by code running without Django settings (benchmarks)
 
 
+def _sync_threads() -> int:
+    return settings.SYNC_THREADS if settings.configured else DEFAULT_COUNT
+
+
+# The lanes of HTTP requests to async views and of spawned tasks: threads "autobot-lane-<n>".
+_requests = Pool("", _sync_threads)
+_pools: dict[str, Pool] = {}
+
+
 def lanes() -> list[Lane]:
-    if not _lanes:
-        with _lock:
-            if not _lanes:
-                count = settings.SYNC_THREADS if settings.configured else DEFAULT_COUNT
-                _lanes.extend(Lane(str(number)) for number in range(count))
-    return _lanes
+    """The lanes requests and spawned tasks run on."""
+    return _requests.lanes
 
 
-def _least_busy() -> Lane:
-    return min(lanes(), key=lambda lane: lane.pending)
-
-
-class _Lanes(Executor):
-    """All the lanes as one executor: each call goes to the lane with the fewest jobs waiting at
-    that moment. Per call, not per request: a request or task bound to one lane for its whole
-    life would wait behind whatever long job that lane picked up meanwhile (a password hash, an
-    SQLite write-lock wait), however idle the others were."""
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        return _least_busy().submit(fn, *args, **kwargs)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        for lane in list(_lanes):
-            lane.shutdown(wait, cancel_futures=cancel_futures)
-
-
-_all_lanes = _Lanes()
+def pool(name: str, *, count: int | Callable[[], int], idle_close_seconds: float | None = None) -> Pool:
+    """The pool named `name`, made on first call (later calls get that one, whatever they pass):
+    lanes apart from the requests' ones, for work that should neither wait behind requests nor
+    make them wait (chat's writes: chat/db.py). Threads are "autobot-lane-<name>-<n>"; their
+    connections are closed by `close_connections` like the others'."""
+    with _lock:
+        if name not in _pools:
+            _pools[name] = Pool(name, count, idle_close_seconds=idle_close_seconds)
+        return _pools[name]
 
 
 @contextlib.asynccontextmanager
 async def lane_context():
     """Run the block's thread-sensitive sync calls on the lanes."""
-    async with ThreadSensitiveContext(executor=_all_lanes):
+    async with ThreadSensitiveContext(executor=_requests):
         yield
 
 
@@ -199,12 +264,14 @@ async def _in_lane(coro: Coroutine):
 
 
 def close_connections() -> None:
-    """Close the database connections the lanes hold (the test suite, before it drops its
-    database). Sync: call it from a thread that is not running an event loop."""
-    from django.db import connections
-
-    for lane in [*_lanes, *_dedicated.values()]:
-        lane.submit(connections.close_all).result(timeout=10)
+    """Close the database connections every lane holds: requests', named pools' (chat's writer)
+    and dedicated ones (the test suite, before it drops its database). Sync: call it from a
+    thread that is not running an event loop."""
+    with _lock:
+        every = [*_requests._lanes, *(lane for named in _pools.values() for lane in named._lanes),
+                 *_dedicated.values()]
+    for lane in every:
+        lane.submit(_close_thread_connections).result(timeout=10)
 
 
 _dedicated: dict[str, Lane] = {}

@@ -6,6 +6,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.conf import settings
 from django.contrib.messages.middleware import MessageMiddleware as _DjangoMessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware as _DjangoSessionMiddleware
+from django.core import checks
 from django.utils.module_loading import import_string
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -155,3 +156,19 @@ CommonMiddleware = _inline("django.middleware.common.CommonMiddleware")
 CsrfViewMiddleware = _inline("django.middleware.csrf.CsrfViewMiddleware")
 AuthenticationMiddleware = _inline("django.contrib.auth.middleware.AuthenticationMiddleware")
 XFrameOptionsMiddleware = _inline("django.middleware.clickjacking.XFrameOptionsMiddleware")
+
+
+@checks.register(checks.Tags.security)
+def check_memory_only_settings(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """The middleware above runs Django's hooks inline on the event loop, on the promise that they
+    only touch memory; refuse the settings that would make them reach the database there."""
+    errors = []
+    if settings.CSRF_USE_SESSIONS:
+        errors.append(checks.Error(
+            "CSRF_USE_SESSIONS is on: CsrfViewMiddleware would read and write the session (the "
+            "database) on the event loop.",
+            hint="Leave CSRF_USE_SESSIONS off: AutoBot's middleware runs the CSRF check inline "
+                 "(autobot/middleware.py) and keeps the token in its cookie.",
+            id="autobot.E001",
+        ))
+    return errors

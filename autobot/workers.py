@@ -1,4 +1,5 @@
-"""Which server process owns a piece of live work (a PTY, a crawl task), and whether it still runs.
+"""Which server process owns a piece of live work (a PTY, a crawl task), and whether it still runs;
+whether this process is the whole server.
 
 Live work lives in the memory of the process that started it. Rows that describe it record
 WORKER_ID, so any process can tell that work left "running" by a process that has since
@@ -43,3 +44,12 @@ async def wait_gone(worker_id: str) -> None:
     finally:
         loop.remove_reader(fd)
         os.close(fd)
+
+
+def single_process() -> bool:
+    """True when this process is the whole server: with the in-memory channel layer (no
+    REDIS_URL) no other process can be reached, so live work not found here runs nowhere
+    (an answer being generated, a cancel to deliver) and nothing needs relaying."""
+    from django.conf import settings
+
+    return settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")

@@ -28,7 +28,6 @@ from common import (  # first: it puts the project root on sys.path
     percentile,
     setup_django,
     uvicorn_server,
-    wait_ready,
 )
 
 from tests.chat.fake_llm import FakeLLMThread
@@ -70,7 +69,6 @@ async def direct_first_token(http, llm_url: str) -> float:
 async def run(args, url: str, token: str, fake, server) -> None:
     load_before = machine_load()  # other work on the machine, before this run adds its own
     headers = {"Authorization": f"Bearer {token}"}
-    await wait_ready(url, server)
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
         # 1. health alone (probes from a process of their own in both phases: see HealthProbeProcess)

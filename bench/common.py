@@ -1,5 +1,7 @@
 """Helpers the benchmarks share: a throw-away database, a bench user, a real server, percentiles.
 
+The real server is autobot/testing.py's ``ServerProcess``, the one the tests use too.
+
 Importing this module puts the project root first on ``sys.path``: a benchmark is run as
 ``bench/<name>.py``, so without it ``bench/chat.py`` would shadow the ``chat`` app (and so on),
 and the project's packages would not be importable at all. Import it before any project module.
@@ -11,8 +13,6 @@ says so.
 import asyncio
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if sys.path[0] != str(ROOT):
     sys.path.insert(0, str(ROOT))
 
-HOST = "127.0.0.1"
+# After the path is set. free_port is re-exported for the benchmarks.
+from autobot.testing import ServerFailed, ServerProcess, free_port  # noqa: E402, F401
+
 READY_SECONDS = 30  # how long a server may take to start answering
 
 
@@ -69,53 +71,26 @@ def bench_token(*, staff: bool = False) -> str:
 # --- a real server ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
-def uvicorn_server(folder: str, port: int, *args: str, env: dict | None = None) -> Iterator[subprocess.Popen]:
-    """Run the server users run (``make run``: uvicorn, one worker) on ``HOST:port`` meanwhile.
+def uvicorn_server(folder: str, port: int, *args: str, env: dict | None = None) -> Iterator[ServerProcess]:
+    """Run the server users run (``make run``: uvicorn, one worker) on ``127.0.0.1:port`` meanwhile.
 
-    ``args`` are extra uvicorn options, ``env`` extra environment variables. Its output goes to
-    ``folder/server.log``. On leaving, the server is terminated (killed if it lingers).
+    A ``ServerProcess`` (autobot/testing.py, shared with the tests): it inherits this process's
+    environment (``setup_django`` put the database there), plus ``env``; ``args`` are extra
+    uvicorn options. Yields once ``/api/health`` answers (200, or 503 if a dependency is down);
+    its output goes to ``folder/server.log``. On leaving, the server is stopped.
     """
-    argv = [
-        sys.executable, "-m", "uvicorn", "autobot.asgi:application",
-        "--host", HOST, "--port", str(port), "--no-proxy-headers", "--log-level", "warning", *args,
-    ]
-    env = {**os.environ, "AUTOBOT_LOG_LEVEL": "WARNING", **(env or {})}
-    with open(Path(folder) / "server.log", "wb") as log:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-async def wait_ready(url: str, proc: subprocess.Popen) -> None:
-    """Wait until the server answers ``GET /api/health`` (200, or 503 if a dependency is down)."""
+    server = ServerProcess(env={"AUTOBOT_LOG_LEVEL": "WARNING", **(env or {})}, var_dir=folder, port=port,
+                           uvicorn_args=args, ready_statuses=(200, 503), ready_seconds=READY_SECONDS,
+                           stop_seconds=15)
     try:
-        async with asyncio.timeout(READY_SECONDS), aiohttp.ClientSession() as http:
-            while proc.poll() is None:
-                try:
-                    async with http.get(f"{url}/api/health") as resp:
-                        if resp.status in (200, 503):
-                            return
-                except aiohttp.ClientError:
-                    pass  # not listening yet
-                await asyncio.sleep(0.1)  # polling: a child process gives no event to await
-    except TimeoutError:
-        raise SystemExit(f"the server did not answer within {READY_SECONDS} s; see server.log") from None
-    raise SystemExit("the server exited; see server.log")
+        server.start()
+    except ServerFailed as exc:
+        raise SystemExit(str(exc)) from None
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 async def probe_health(

@@ -32,7 +32,6 @@ from common import (  # first: it puts the project root on sys.path
     probe_health,
     setup_django,
     uvicorn_server,
-    wait_ready,
 )
 
 BLOCK = 1024 * 1024
@@ -92,7 +91,6 @@ async def sample_rss(pid: int, stop: asyncio.Event, peaks: list[int]) -> None:
 async def run(folder: str, token: str, size: int, url: str, server) -> None:
     files_root = Path(folder) / "files"
     (files_root / "bench").mkdir(parents=True)
-    await wait_ready(url, server)
     async with aiohttp.ClientSession() as probes:
         headers = {"Authorization": f"Bearer {token}"}
         mb = size / 1e6

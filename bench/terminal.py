@@ -31,7 +31,6 @@ from common import (  # first: it puts the project root on sys.path
     percentile,
     setup_django,
     uvicorn_server,
-    wait_ready,
 )
 
 
@@ -111,7 +110,6 @@ async def echo_latencies(ws, keys: int, pace: float = 0.0) -> list[float]:
 
 
 async def run(args, url: str, token: str, raw_rate: float, server) -> None:
-    await wait_ready(url, server)
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         _sid, ws = await open_terminal(http, url, headers)

@@ -1,15 +1,16 @@
-"""Chat's database work runs on chat's own worker thread, one job after another.
+"""Chat's database writes run on chat's own lanes (a pool of autobot/lanes.py), one job at a time
+per lane.
 
-Why not the loop's default executor (`sync_to_async(thread_sensitive=False)`): it has only a
-few threads and other work needs them — the health check's database ping runs there. A burst
-of chat posts filled it with writers that, on SQLite, mostly slept in the busy handler waiting
-for the one write lock, and every other job queued behind them. On SQLite one thread is the
-natural shape anyway (one writer at a time, no lock waits, no busy sleeps); PostgreSQL takes a
-few writers at once.
+Why not the request lanes or the loop's default executor: a burst of chat posts filled them with
+writers that, on SQLite, mostly slept in the busy handler waiting for the one write lock, and
+every other job queued behind them (the health check's database ping among them). On SQLite one
+lane is the natural shape anyway (one writer at a time, no lock waits, no busy sleeps);
+PostgreSQL takes a few writers at once.
 
-A worker keeps its connection while jobs keep coming (opening an SQLite connection costs more
-than a chat write) and closes it after IDLE_CLOSE_SECONDS without work, so an idle server holds
-no connection and a restarted database costs nothing.
+A lane keeps its connection while jobs keep coming (opening an SQLite connection costs more than
+a chat write) and closes it after IDLE_CLOSE_SECONDS without work, so an idle server holds no
+connection and a restarted database costs nothing. `autobot.lanes.close_connections()` closes
+these connections too.
 """
 
 from __future__ import annotations
@@ -17,58 +18,32 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import queue
-import threading
-from concurrent.futures import Future
 
 from django.db import connection
 
+from autobot import lanes
+
 IDLE_CLOSE_SECONDS = 1.0
-
-_lock = threading.Lock()
-_jobs: queue.SimpleQueue = queue.SimpleQueue()
-_workers: list[threading.Thread] = []
+POSTGRES_WRITERS = 4  # lanes on PostgreSQL; SQLite gets one (it has one write lock)
 
 
-def _work() -> None:
-    while True:
-        try:
-            future, call = _jobs.get(timeout=IDLE_CLOSE_SECONDS)
-        except queue.Empty:
-            connection.close()
-            continue
-        if not future.set_running_or_notify_cancel():
-            continue
-        try:
-            future.set_result(call())
-        except BaseException as exc:  # handed to the awaiting coroutine
-            if connection.connection is not None and not connection.is_usable():
-                connection.close()  # a broken connection must not poison the next job
-            future.set_exception(exc)
+def _writers() -> int:
+    return 1 if connection.vendor == "sqlite" else POSTGRES_WRITERS
 
 
-def _start_workers() -> None:
-    with _lock:
-        if _workers:
-            return
-        count = 1 if connection.vendor == "sqlite" else 4
-        for number in range(count):
-            worker = threading.Thread(target=_work, name=f"chat-db-{number}", daemon=True)
-            worker.start()
-            _workers.append(worker)
+def _pool() -> lanes.Pool:
+    return lanes.pool("chat-db", count=_writers, idle_close_seconds=IDLE_CLOSE_SECONDS)
 
 
 def db_job(fn):
-    """`fn` (sync ORM work) as a coroutine function that runs it on chat's database thread.
+    """`fn` (sync ORM work) as a coroutine function that runs it on chat's database lanes.
 
     The caller's context variables (correlation id, client IP for audit events) go with it."""
 
     @functools.wraps(fn)
     async def run(*args, **kwargs):
-        _start_workers()
-        future: Future = Future()
         context = contextvars.copy_context()
-        _jobs.put((future, functools.partial(context.run, fn, *args, **kwargs)))
+        future = _pool().submit(context.run, fn, *args, **kwargs)
         # Shielded: once queued, a job runs to the end even if the caller is cancelled, as a
         # half-written answer would otherwise be left behind.
         return await asyncio.shield(asyncio.wrap_future(future))

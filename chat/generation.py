@@ -23,6 +23,7 @@ from django.utils import timezone
 from autobot import audit, context, supervise
 from autobot.lanes import spawn
 from autobot.supervise import supervised
+from autobot.workers import single_process
 from chat.db import db_job
 from chat.llm.base import LLMUnavailable, Provider
 from chat.models import ChatMessage
@@ -144,12 +145,6 @@ async def _publish(gen: Generation, event: dict) -> None:
     await get_channel_layer().group_send(group_name(gen.session_id), event)
 
 
-def _single_process() -> bool:
-    # With the in-memory layer there are no other processes: a cancel always finds the task
-    # here (see cancel), so no control-group listener is needed for each answer.
-    return settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")
-
-
 async def control(session_id, kind: str, **data) -> None:
     """Pause/resume the operator or tell it an approval was decided, wherever the answer runs."""
     gen = running(session_id)
@@ -179,7 +174,7 @@ SNAPSHOT_WAIT_SECONDS = 1.0
 async def remote_snapshot(session_id) -> dict | None:
     """Ask the process generating the session's answer for its text so far ({message_id, text}),
     or None when no process answers in time."""
-    if _single_process():
+    if single_process():
         return None
     layer = get_channel_layer()
     reply = await layer.new_channel()
@@ -222,7 +217,8 @@ async def _run(gen: Generation, provider: Provider, prompt, model, citations, se
     started = loop.time()
     stats: dict = {"first_token_ms": None, "started": started, "last_flush": started}
     status, error = ChatMessage.Status.STREAMING, None
-    listener = None if _single_process() else asyncio.create_task(_listen_for_cancel(gen))
+    # One process: a cancel always finds the task here (see cancel), no control-group listener needed.
+    listener = None if single_process() else asyncio.create_task(_listen_for_cancel(gen))
     if gen.turn is not None:
         # Every audit event of this turn (tools' services included) carries its id.
         context.correlation_id.set(gen.turn.correlation_id)

@@ -24,7 +24,7 @@ from autobot import audit
 from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, Unavailable
 from autobot.lanes import spawn
 from autobot.pagination import paginate
-from autobot.workers import WORKER_ID, worker_gone
+from autobot.workers import WORKER_ID, single_process, worker_gone
 from chat import generation
 from chat.db import db_job
 from chat.generation import Generation
@@ -398,7 +398,7 @@ def _reap_stale(session: ChatSession, streaming: list[tuple[int, object]] | None
             "pk", "updated", "worker"))
     if not streaming:
         return True
-    if settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer"):
+    if single_process():
         stale = streaming  # one process: an answer not running here is running nowhere
     else:
         # Another worker may be generating: give up on an answer once its worker is known to be

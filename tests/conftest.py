@@ -8,6 +8,9 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
 PASSWORD = "correct-horse-battery-staple"
+# PBKDF2 at Django's iteration count costs ~0.3 s per hash and the suite makes hundreds of users:
+# tests hash with MD5. One test keeps the real hasher (fixture `real_password_hasher`).
+FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TEST_DATABASE_URL = os.environ.get("AUTOBOT_TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("AUTOBOT_TEST_REDIS_URL", "")
 
@@ -78,6 +81,68 @@ def _close_orm_thread_connections(django_db_setup):
     close_connections()  # requests' and background tasks' threads (autobot/lanes.py)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hasher():
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=FAST_PASSWORD_HASHERS):  # clears Django's hasher cache
+        yield
+
+
+@pytest.fixture
+def real_password_hasher(settings):
+    """Django's default hashers (PBKDF2 first), as in production, for this test only. Users made
+    before it still have MD5 hashes: give them a real one with `set_password`."""
+    from django.conf import global_settings
+
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_transactional_flush(django_db_setup, django_db_blocker):
+    """A transactional test ends with a flush of every table, after which Django re-runs
+    post_migrate to recreate the content types and permissions: ~60 ms a test, a minute and a half
+    of the suite, for rows that are the same every time. Instead, the rows the migrations left are
+    read once here and put back with plain INSERTs after each flush — the same database state,
+    even the same ids (the content-type cache stays right)."""
+    from django.core.management import call_command
+    from django.db import connections, transaction
+    from django.test import TransactionTestCase
+
+    with django_db_blocker.unblock():
+        snapshots = {alias: _table_rows(connections[alias]) for alias in connections}
+    stock_teardown = TransactionTestCase._fixture_teardown
+
+    def flush_and_restore(test_case):
+        if test_case.available_apps is not None or test_case.serialized_rollback:
+            return stock_teardown(test_case)  # Django's own ways; unused here
+        for alias in test_case._databases_names(include_mirrors=False):
+            call_command("flush", verbosity=0, interactive=False, database=alias, reset_sequences=False,
+                         inhibit_post_migrate=True)
+            with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+                for table, columns, rows in snapshots[alias]:  # foreign keys are checked at commit
+                    names = ", ".join(connections[alias].ops.quote_name(column) for column in columns)
+                    marks = ", ".join(["%s"] * len(columns))
+                    quoted = connections[alias].ops.quote_name(table)
+                    cursor.executemany(f"INSERT INTO {quoted} ({names}) VALUES ({marks})", rows)
+
+    TransactionTestCase._fixture_teardown = flush_and_restore
+    yield
+    TransactionTestCase._fixture_teardown = stock_teardown
+
+
+def _table_rows(connection) -> list[tuple[str, list[str], list[tuple]]]:
+    """(table, columns, rows) of every non-empty table of the apps."""
+    found = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.django_table_names(only_existing=True, include_views=False):
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
+            rows = cursor.fetchall()
+            if rows:
+                found.append((table, [column[0] for column in cursor.description], rows))
+    return found
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(tmp_path_factory):
     """SQLite tests use a real file (WAL, several connections, a live server can open it),
@@ -87,6 +152,24 @@ def django_db_modify_db_settings(tmp_path_factory):
     db = settings.DATABASES["default"]
     if db["ENGINE"] == "django.db.backends.sqlite3":
         db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
+def app_server(var_dir, *, env: dict | None = None, name: str = "server", **options):
+    """A `ServerProcess` (autobot/testing.py, not started yet) on this run's test database, with
+    its secret key and the tests' settings (tests/server_settings.py: the fast password hasher).
+    Data a test wants the server to see must be committed: `django_db(transaction=True)`.
+    `env` adds or overrides variables (`REDIS_URL`, `AUTOBOT_LLM_*`, …); `options` go to
+    ServerProcess (`port`, `ready_statuses`, …)."""
+    from django.conf import settings
+
+    from autobot.testing import ServerProcess, database_url
+
+    base = {
+        "DATABASE_URL": database_url(settings.DATABASES["default"]),
+        "AUTOBOT_SECRET_KEY": settings.SECRET_KEY,  # shared: sessions, and the agents bus signing key
+        "DJANGO_SETTINGS_MODULE": "tests.server_settings",
+    }
+    return ServerProcess(env={**base, **(env or {})}, var_dir=var_dir, name=name, **options)
 
 
 @pytest.fixture(autouse=True)

@@ -29,7 +29,6 @@ from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
-from django.conf import settings
 
 from autobot.errors import AppError, Conflict, Unavailable
 from autobot.supervise import cancel, supervised
@@ -44,11 +43,6 @@ PING_SECONDS = 5.0
 # or a paused event loop is not mistaken for a dead process.
 LOST_SECONDS = 20.0
 CALL_TIMEOUT = 10.0
-
-
-def single_process() -> bool:
-    """With the in-memory layer there is no other process to relay to."""
-    return settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer")
 
 
 def host_channel(session_id) -> str:

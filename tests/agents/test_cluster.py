@@ -8,11 +8,7 @@ B. The same suite runs against one process on the in-memory layer.
 import asyncio
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,85 +18,28 @@ import pytest
 import websockets
 from asgiref.sync import sync_to_async
 
-from tests.conftest import make_token
+from autobot.testing import start_all
+from tests.conftest import app_server, make_token
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _database_url(db: dict) -> str:
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    auth = db.get("USER") or "postgres"
-    if db.get("PASSWORD"):
-        auth += f":{db['PASSWORD']}"
-    return f"postgres://{auth}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
-def _start_server(env: dict, log_path: Path, address: str | None = None) -> tuple[subprocess.Popen, str]:
-    port = int(address.rpartition(":")[2]) if address else _free_port()
-    log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "autobot.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    proc.log = log
-    return proc, f"127.0.0.1:{port}"
-
-
-def _wait_ready(proc, address: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:  # a process start has no event to await: poll its health endpoint
-        try:
-            with urllib.request.urlopen(f"http://{address}/api/health", timeout=2):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"server did not start; see {log_path}") from None
-            time.sleep(0.2)
-
-
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)], scope="module")
 def cluster(request, django_db_setup, django_db_blocker, tmp_path_factory):
     """(address A, address B): two processes sharing Redis, or one in-memory process twice."""
-    from django.conf import settings
-
     redis_url = os.environ.get("AUTOBOT_TEST_REDIS_URL", "")
     if request.param == "redis" and not redis_url:
         pytest.skip("needs Redis: set AUTOBOT_TEST_REDIS_URL")
     var_dir = tmp_path_factory.mktemp(f"cluster-{request.param}")
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(settings.DATABASES["default"]),
-        "AUTOBOT_VAR_DIR": str(var_dir),
-        "AUTOBOT_SECRET_KEY": settings.SECRET_KEY,  # shared: it also derives the bus signing key
-        "AUTOBOT_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("REDIS_URL", None)
-    if request.param == "redis":
-        env["REDIS_URL"] = redis_url
+    env = {"REDIS_URL": redis_url} if request.param == "redis" else {}
     count = 2 if request.param == "redis" else 1
-    servers = [_start_server(env, var_dir / f"server-{i}.log") for i in range(count)]
-    for i, (proc, address) in enumerate(servers):
-        _wait_ready(proc, address, var_dir / f"server-{i}.log")
-    addresses = [address for _, address in servers]
-    yield addresses[0], addresses[-1]
-    for proc, _ in servers:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        proc.log.close()
+    servers = start_all(app_server(var_dir, env=env, name=f"server-{i}") for i in range(count))
+    try:
+        yield servers[0].address, servers[-1].address
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def frame(agent_id, message_type, action, data=None, **header):

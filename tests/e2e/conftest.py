@@ -5,16 +5,11 @@ Debian's Chromium. They share the test database file with the test process, so t
 import contextlib
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, app_server
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,64 +30,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def run_server(var_dir: Path, extra_env: dict | None = None, log_level: str = "warning"):
     """The real server (uvicorn, as `make run`) on a free loopback port, sharing the test
     database file; yields its URL. Browser tests run in the SQLite pass only."""
     from django.conf import settings
 
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] != "django.db.backends.sqlite3":
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
         pytest.skip("browser tests run in the SQLite pass")
-    port = _free_port()
     env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{db['NAME']}",
-        "AUTOBOT_VAR_DIR": str(var_dir),
         "AUTOBOT_FILES_ROOT": str(var_dir / "files"),
-        "AUTOBOT_SECRET_KEY": settings.SECRET_KEY,
-        "AUTOBOT_ALLOWED_HOSTS": "127.0.0.1,localhost",
         # Browser tests crawl a docs site served on loopback, at full speed.
         "AUTOBOT_KNOWLEDGE_CRAWL_ALLOW_PRIVATE": "true",
         "AUTOBOT_KNOWLEDGE_CRAWL_DELAY": "0",
-        "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }
-    env.pop("REDIS_URL", None)
-    # Set in this process for Playwright's sake only: the server must keep Django's async-safety
-    # check, or a sync ORM call in async code would pass the browser tests unnoticed.
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    with open(var_dir / "server.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "autobot.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--no-proxy-headers", "--log-level", log_level],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:  # polling a starting server: there is no event to wait on
-            try:
-                with urllib.request.urlopen(f"{url}/api/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    raise RuntimeError(f"server did not start; see {var_dir / 'server.log'}") from None
-                time.sleep(0.2)
-        try:
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with app_server(var_dir, env=env, uvicorn_args=("--log-level", log_level)) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,11 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from autobot.models import AuditEvent
+from autobot.testing import ServerProcess, database_url
 from files import storage
 from files.sweep import leftovers_remove, uploads_sweep
 from knowledge.models import CrawlJob
 from tests.conftest import make_token
-from tests.ops_server import ServerProcess, database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 HOST = storage._HOST
@@ -92,7 +92,8 @@ async def slow_upload(server: ServerProcess, token: str) -> asyncio.StreamWriter
 
 async def test_a_killed_workers_upload_and_crawl_are_cleaned_up_by_the_next_worker(owner, settings, tmp_path):
     files_root = tmp_path / "files"
-    env = {"DATABASE_URL": database_url(settings.DATABASES["default"]), "AUTOBOT_FILES_ROOT": str(files_root),
+    env = {"DATABASE_URL": database_url(settings.DATABASES["default"]),
+           "DJANGO_SETTINGS_MODULE": "tests.server_settings", "AUTOBOT_FILES_ROOT": str(files_root),
            "AUTOBOT_SECRET_KEY": settings.SECRET_KEY}
     first = ServerProcess(env=env, var_dir=tmp_path, name="first").start()
     token = await sync_to_async(make_token)(owner)

@@ -208,23 +208,27 @@ async def docs_site():
     await server.close()
 
 
-@pytest.mark.parametrize(
-    ("question", "expected"),
-    [
-        ("how do I back up my postgresql database", "/postgresql/backup.html"),
-        ("rotate passwords and enable TLS for vault", "/vault/secure.html"),
-        ("kafka upgrade release notes", "/kafka/upgrade.html"),
-        ("why are redis requests slow", "/redis/troubleshoot.html"),
-    ],
-)
-async def test_a_crawled_documentation_site_answers_natural_questions(api_client, owner, docs_site, question,
-                                                                      expected):
+QUESTIONS = [
+    ("how do I back up my postgresql database", "/postgresql/backup.html"),
+    ("rotate passwords and enable TLS for vault", "/vault/secure.html"),
+    ("kafka upgrade release notes", "/kafka/upgrade.html"),
+    ("why are redis requests slow", "/redis/troubleshoot.html"),
+]
+
+
+async def test_a_crawled_documentation_site_answers_natural_questions(api_client, owner, docs_site):
     client = api_client(owner)
+    # One crawl of the 201 pages for all the questions: crawling it again per question only costs time.
     job = await finished(client, (await start(client, url=docs_site + "/", max_pages=300, max_depth=2))["id"])
     assert job["status"] == "done" and job["pages_ingested"] == 201, job
     assert await KnowledgeEntry.objects.filter(source_type="web").acount() == 201
-    hits = (await client.get("/api/knowledge/search", {"q": question, "limit": 5})).json()["items"]
-    assert expected in [hit["source"].removeprefix(docs_site) for hit in hits[:3]], [h["source"] for h in hits]
+    missed = {}
+    for question, expected in QUESTIONS:
+        hits = (await client.get("/api/knowledge/search", {"q": question, "limit": 5})).json()["items"]
+        top = [hit["source"].removeprefix(docs_site) for hit in hits[:3]]
+        if expected not in top:
+            missed[question] = (expected, top)
+    assert not missed, missed  # every question, not just the first miss
 
 
 async def test_a_crawl_left_running_by_a_stopped_server_is_marked_failed(api_client, owner, settings):

@@ -12,8 +12,8 @@ from asgiref.sync import async_to_sync
 from django.core.management import call_command
 
 from autobot import audit
+from autobot.testing import ROOT
 from knowledge.services import entry_create
-from tests.ops_server import ROOT
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 

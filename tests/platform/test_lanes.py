@@ -2,13 +2,14 @@
 
 import asyncio
 import threading
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.core.signals import request_started
 
-from autobot.lanes import lane_context, lanes, spawn
+from autobot.lanes import Lane, close_connections, lane_context, lanes, pool, spawn
 from tests.conftest import make_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,3 +128,61 @@ def test_a_lane_that_was_shut_down_refuses_new_work_but_finishes_what_it_had():
     assert queued.result(timeout=5) == "done"
     with pytest.raises(RuntimeError, match="shut down"):
         lane.submit(lambda: None)
+
+
+def _wait_until(predicate, seconds: float = 10.0) -> None:
+    """Poll a condition another thread brings about (a lane's idle timer gives no event)."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def _connection_in_use():
+    """This thread's connection to the database (the wrapper itself, not the thread-local proxy)."""
+    from django.db import connections
+
+    wrapper = connections["default"]
+    wrapper.ensure_connection()
+    return wrapper
+
+
+def test_a_lane_with_an_idle_limit_closes_its_connection_when_idle_and_reopens_it_for_the_next_job():
+    from django.contrib.auth import get_user_model
+
+    lane = Lane("test-idle", idle_close_seconds=0.05)
+    try:
+        wrapper = lane.submit(_connection_in_use).result(timeout=10)
+        _wait_until(lambda: wrapper.connection is None)
+        assert lane.submit(get_user_model().objects.count).result(timeout=10) == 0
+    finally:
+        lane.shutdown()
+
+
+def test_close_connections_closes_the_connections_of_named_pools():
+    test_pool = pool("test-close", count=1)  # no idle limit: the connection would stay
+    wrapper = test_pool.submit(_connection_in_use).result(timeout=10)
+    assert test_pool.lanes[0].name == "autobot-lane-test-close-0"
+    assert wrapper.connection is not None
+    close_connections()
+    assert wrapper.connection is None
+
+
+@pytest.mark.postgres
+def test_a_lane_whose_connection_the_database_dropped_opens_a_new_one_for_the_next_job():
+    """As after a database restart: the job that meets the dead connection fails, the next works."""
+    from django.contrib.auth import get_user_model
+    from django.db import Error, connections
+
+    count = get_user_model().objects.count
+    lane = Lane("test-dropped")
+    try:
+        pid = lane.submit(lambda: _connection_in_use().connection.info.backend_pid).result(timeout=10)
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        with pytest.raises(Error):
+            lane.submit(count).result(timeout=10)
+        assert lane.submit(count).result(timeout=10) == 0
+    finally:
+        lane.submit(connections.close_all).result(timeout=10)
+        lane.shutdown()

@@ -18,7 +18,10 @@ def sign_in(client, username, password, address="127.0.0.1"):
     return client.post("/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR=address)
 
 
-def test_a_username_is_locked_out_after_too_many_failures_even_with_the_right_password(client, owner):
+def test_a_username_is_locked_out_after_too_many_failures_even_with_the_right_password(real_password_hasher,
+                                                                                      client, owner):
+    # The one test on production's hasher (the others use the suite's fast one: tests/conftest.py).
+    assert owner.password.startswith("pbkdf2_sha256$")
     for _ in range(3):
         assert sign_in(client, "owner", "wrong").status_code == 200
     response = sign_in(client, "owner", PASSWORD)

@@ -7,8 +7,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from autobot.testing import ROOT, ServerProcess, database_url, free_port
 from tests.conftest import TEST_REDIS_URL
-from tests.ops_server import ROOT, ServerProcess, database_url, free_port
 
 
 def make_serve(env: dict) -> subprocess.CompletedProcess:
@@ -51,9 +51,8 @@ async def test_it_serves_with_two_workers_on_postgres_and_redis(settings, tmp_pa
     env = {"DATABASE_URL": database_url(settings.DATABASES["default"]), "REDIS_URL": TEST_REDIS_URL,
            "AUTOBOT_SECRET_KEY": settings.SECRET_KEY, "PORT": str(port), "WORKERS": "2"}
     # -o: the venv is there already; don't let a newer requirements.txt send make to pip.
-    server = ServerProcess(env=env, var_dir=tmp_path, name="make-serve",
-                           argv=["make", "--no-print-directory", "-o", ".venv/.runtime", "serve"])
-    server.port = port
+    server = ServerProcess(env=env, var_dir=tmp_path, name="make-serve", port=port, ready_seconds=60,
+                           command=["make", "--no-print-directory", "-o", ".venv/.runtime", "serve"])
     server.start()
     try:
         async with aiohttp.ClientSession() as http, http.get(f"{server.url}/api/health") as response:

@@ -9,9 +9,9 @@ import websockets
 from asgiref.sync import sync_to_async
 from prometheus_client.parser import text_string_to_metric_families
 
+from autobot.testing import ServerProcess, database_url
 from chat.models import ChatSession
 from tests.conftest import make_token
-from tests.ops_server import ServerProcess, database_url
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -39,7 +39,8 @@ async def open_chat(server: ServerProcess, token: str, session_id) -> websockets
 
 
 async def test_every_worker_reports_the_sum_of_all_workers(owner, settings, tmp_path):
-    env = {"DATABASE_URL": database_url(settings.DATABASES["default"]), "AUTOBOT_SECRET_KEY": settings.SECRET_KEY,
+    env = {"DATABASE_URL": database_url(settings.DATABASES["default"]),
+           "DJANGO_SETTINGS_MODULE": "tests.server_settings", "AUTOBOT_SECRET_KEY": settings.SECRET_KEY,
            "AUTOBOT_METRICS_PUBLIC": "true", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
     a, b = (ServerProcess(env=env, var_dir=tmp_path, name=name).start() for name in ("a", "b"))
     sockets = []

@@ -12,8 +12,8 @@ import pytest
 from autobot import throttle
 from autobot.lanes import spawn
 from autobot.models import AuditEvent
+from autobot.testing import ServerProcess, database_url
 from tests.conftest import PASSWORD, TEST_REDIS_URL
-from tests.ops_server import ServerProcess, database_url
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,7 +25,7 @@ def two_workers(request, django_db_setup, django_db_blocker, tmp_path_factory):
 
     var_dir = tmp_path_factory.mktemp(f"throttle-{request.param}")
     env = {
-        "DATABASE_URL": database_url(settings.DATABASES["default"]),
+        "DATABASE_URL": database_url(settings.DATABASES["default"]), "DJANGO_SETTINGS_MODULE": "tests.server_settings",
         "AUTOBOT_SECRET_KEY": settings.SECRET_KEY,  # one CSRF cookie works on both
         "AUTOBOT_LOGIN_MAX_FAILURES": "3",
     }

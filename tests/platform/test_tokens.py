@@ -88,6 +88,19 @@ def test_staff_creates_a_token_in_the_admin_and_sees_it_once(client, staff, owne
     assert token.revoked_at is not None
 
 
+def test_the_admin_creates_and_revokes_tokens_as_the_api_does_audited_and_with_the_default_lifetime(
+        client, staff, owner, settings):
+    settings.API_TOKEN_DEFAULT_DAYS = 30
+    client.force_login(staff)
+    client.post("/admin/autobot/apitoken/add/", {"user": owner.pk, "name": "audited"})
+    token = ApiToken.objects.get(user=owner)
+    assert timedelta(days=29) < token.expires_at - timezone.now() <= timedelta(days=30)
+    client.post("/admin/autobot/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    events = AuditEvent.objects.filter(target_type="api_token", target_id=str(token.pk)).order_by("pk")
+    assert [(event.action, event.actor_id, event.data["via"]) for event in events] == [
+        ("auth.token_created", staff.pk, "admin"), ("auth.token_revoked", staff.pk, "admin")]
+
+
 async def test_a_token_cannot_mint_more_tokens(api_client, owner):
     response = await api_client(owner).post("/api/tokens", {"name": "escape"}, content_type="application/json")
     assert response.status_code == 403

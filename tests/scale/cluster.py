@@ -16,7 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.agents.test_cluster import _database_url, _start_server, _wait_ready
+from autobot.testing import ServerProcess
+from tests.conftest import app_server
 from tests.scale.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,58 +47,24 @@ def site_config(listen_port: int, upstreams: list[str]) -> str:
     return text.replace("listen 127.0.0.1:8000;", f"listen 127.0.0.1:{listen_port};")
 
 
-class Worker:
-    def __init__(self, env: dict, log_path: Path):
-        self.env, self.log_path = env, log_path
-        self.proc, self.address = None, ""
+def worker_id(server: ServerProcess) -> str:
+    """The id the worker writes into rows it owns (autobot/workers.py)."""
+    import socket
 
-    def start(self, address: str | None = None) -> Worker:
-        env = dict(self.env)
-        self.proc, started_at = _start_server(env, self.log_path, address=address or None)
-        self.address = started_at
-        _wait_ready(self.proc, self.address, self.log_path)
-        return self
-
-    @property
-    def worker_id(self) -> str:
-        import socket
-
-        return f"{socket.gethostname()}:{self.proc.pid}"
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self.proc.log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc.log.close()
+    return f"{socket.gethostname()}:{server.pid}"
 
 
 class Cluster:
-    def __init__(self, folder: Path, database: dict, *, workers: int = 2, extra_env: dict | None = None):
-        from django.conf import settings
-
+    def __init__(self, folder: Path, *, workers: int = 2, extra_env: dict | None = None):
         self.folder = folder
         self.redis = RedisServer()
+        self.worker_count = workers
         self.env = {
-            **os.environ,
-            "DATABASE_URL": _database_url(database),
-            "AUTOBOT_VAR_DIR": str(folder / "var"),
             "AUTOBOT_FILES_ROOT": str(folder / "files"),
             "AUTOBOT_TERMINAL_RECORDINGS_DIR": str(folder / "recordings"),
-            "AUTOBOT_SECRET_KEY": settings.SECRET_KEY,
-            "AUTOBOT_ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }
-        self.workers = [Worker(self.env, folder / f"worker-{i}.log") for i in range(workers)]
+        self.workers: list[ServerProcess] = []
         self.nginx: subprocess.Popen | None = None
         self.port = free_port()
 
@@ -108,8 +75,9 @@ class Cluster:
     def start(self) -> Cluster:
         self.redis.start()
         self.env["REDIS_URL"] = self.redis.url
+        self.workers = [app_server(self.folder / "var", env=self.env, name=f"worker-{i}")
+                        for i in range(self.worker_count)]
         for worker in self.workers:
-            worker.env = self.env
             worker.start()
         self._start_nginx()
         return self
@@ -137,8 +105,7 @@ class Cluster:
 
     def restart_worker(self, index: int) -> None:
         """Start a killed or stopped worker again on the same port (nginx's upstream)."""
-        worker = self.workers[index]
-        worker.start(address=worker.address)
+        self.workers[index].start()
 
     def stop(self) -> None:
         if self.nginx and self.nginx.poll() is None:
@@ -148,6 +115,5 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 self.nginx.kill()
         for worker in self.workers:
-            if worker.proc is not None and worker.proc.poll() is None:
-                worker.stop()
+            worker.stop()
         self.redis.stop()

@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from tests.agents.test_cluster import connect_agent, serve_one
 from tests.chat.fake_llm import FakeLLMThread
 from tests.conftest import PASSWORD, make_token
-from tests.scale.cluster import ROOT, Cluster
+from tests.scale.cluster import ROOT, Cluster, worker_id
 from tests.terminal.conftest import _grant
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True),
@@ -34,11 +34,9 @@ def llm():
 
 @pytest.fixture(scope="module")
 def cluster(llm, django_db_setup, django_db_blocker, tmp_path_factory):
-    from django.conf import settings
-
     extra = {"AUTOBOT_LLM_PROVIDER": "ollama", "AUTOBOT_LLM_BASE_URL": llm.url, "AUTOBOT_LLM_MODEL": "fake-small",
              "AUTOBOT_KNOWLEDGE_CRAWL_ALLOW_PRIVATE": "true"}
-    cluster = Cluster(tmp_path_factory.mktemp("nginx-cluster"), settings.DATABASES["default"], extra_env=extra)
+    cluster = Cluster(tmp_path_factory.mktemp("nginx-cluster"), extra_env=extra)
     try:
         cluster.start()
         yield cluster
@@ -204,7 +202,7 @@ async def test_a_killed_worker_ends_its_terminal_clearly_and_loses_nothing_store
     status, session = await visitor.call("POST", "/api/terminal/sessions", json={})
     assert status == 201, session
     row = await TerminalSession.objects.aget(pk=session["id"])
-    host = next(i for i, w in enumerate(cluster.workers) if w.worker_id == row.host)
+    host = next(i for i, w in enumerate(cluster.workers) if worker_id(w) == row.host)
     other = cluster.workers[1 - host]
     # A socket on the worker that does not own the PTY, straight to it (not through nginx).
     direct = Visitor(other.address)
@@ -238,7 +236,7 @@ async def test_a_killed_worker_ends_its_answer_clearly(cluster, visitor, owner):
     await ws.send_json({"type": "message", "content": "a long one", "use_knowledge": False})
     await read_until(ws, lambda f, _: f["type"] == "token")
     answer = await ChatMessage.objects.filter(session_id=session["id"], role="assistant").alast()
-    generator = next(i for i, w in enumerate(cluster.workers) if w.worker_id == answer.worker)
+    generator = next(i for i, w in enumerate(cluster.workers) if worker_id(w) == answer.worker)
     direct = Visitor(cluster.workers[1 - generator].address)
     direct.http.cookie_jar.update_cookies({c.key: c.value for c in visitor.http.cookie_jar})
     follower = await direct.socket(f"/ws/chat/{session['id']}/")
@@ -290,6 +288,6 @@ async def test_sockets_and_agents_come_back_after_redis_restarts(cluster, visito
 
 async def assert_audit_chain_valid(cluster) -> None:
     result = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "manage.py", "verify_audit"], cwd=ROOT, env=cluster.env,
+        subprocess.run, [sys.executable, "manage.py", "verify_audit"], cwd=ROOT, env=cluster.workers[0].env,
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

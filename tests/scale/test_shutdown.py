@@ -12,35 +12,29 @@ import websockets
 from asgiref.sync import sync_to_async
 
 from autobot.models import AuditEvent
+from autobot.testing import ROOT
 from chat.models import ChatMessage
 from terminal.models import TerminalSession
-from tests.agents.test_cluster import ROOT, _database_url, _start_server, _wait_ready
 from tests.chat.fake_llm import FakeLLMThread
-from tests.conftest import make_token
+from tests.conftest import app_server, make_token
 from tests.terminal.conftest import _grant
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 
 @pytest.fixture
-def server(tmp_path, settings):
+def server(tmp_path):
     with FakeLLMThread(tokens=[f"t{i} " for i in range(200)], delay=0.05) as llm:
-        env = {**__import__("os").environ, "DATABASE_URL": _database_url(settings.DATABASES["default"]),
-               "AUTOBOT_VAR_DIR": str(tmp_path / "var"), "AUTOBOT_FILES_ROOT": str(tmp_path / "files"),
-               "AUTOBOT_TERMINAL_RECORDINGS_DIR": str(tmp_path / "recordings"),
-               "AUTOBOT_SECRET_KEY": settings.SECRET_KEY, "AUTOBOT_LLM_PROVIDER": "ollama",
-               "AUTOBOT_LLM_BASE_URL": llm.url, "AUTOBOT_LLM_MODEL": "fake-small", "PYTHONUNBUFFERED": "1"}
-        env.pop("REDIS_URL", None)
-        proc, address = _start_server(env, tmp_path / "server.log")
-        _wait_ready(proc, address, tmp_path / "server.log")
-        yield proc, address, env
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        env = {"AUTOBOT_FILES_ROOT": str(tmp_path / "files"),
+               "AUTOBOT_TERMINAL_RECORDINGS_DIR": str(tmp_path / "recordings"), "AUTOBOT_LLM_PROVIDER": "ollama",
+               "AUTOBOT_LLM_BASE_URL": llm.url, "AUTOBOT_LLM_MODEL": "fake-small"}
+        server = app_server(tmp_path / "var", env=env).start()
+        yield server
+        server.kill()
 
 
 async def test_sigterm_ends_terminals_and_answers_cleanly(server, owner):
-    proc, address, env = server
+    proc, address, env = server.process, server.address, server.env
     await sync_to_async(_grant)(owner)
     token = await sync_to_async(make_token)(owner)
     auth = {"Authorization": f"Bearer {token}"}

@@ -1,10 +1,12 @@
 """terminal/risk.py: a table of true and false positives, reasons, parsing limits, fuzzing."""
 
+import shlex
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from terminal.risk import MAX_LINE_CHARS, Assessment, Risk, Trait, assess
+from terminal.risk import MAX_DEPTH, MAX_LINE_CHARS, Assessment, Risk, Trait, assess
 
 S, M, H, D = Risk.SAFE, Risk.MODERATE, Risk.HIGH, Risk.DANGEROUS
 
@@ -573,11 +575,24 @@ def test_recursion_through_nested_shell_strings():
     assert "rm -rf /" in result.commands
 
 
+def _nested(command: str, levels: int) -> str:
+    """`bash -c '…'` around `command`, `levels` times, quoted as bash needs."""
+    for _ in range(levels):
+        command = "bash -c " + shlex.quote(command)
+    assert len(command) < MAX_LINE_CHARS  # the depth limit, not the length limit, must be what answers
+    return command
+
+
+def test_nesting_up_to_the_depth_limit_is_assessed_through():
+    assert assess(_nested("echo hi", MAX_DEPTH)).risk is Risk.SAFE
+    assert assess(_nested("rm -rf /", MAX_DEPTH)).risk is Risk.DANGEROUS
+
+
 def test_recursion_is_limited():
-    line = "rm -rf /"
-    for _ in range(20):
-        line = "bash -c " + repr(line).replace("\\'", "'\"'\"'")
-    assert assess(line).risk >= Risk.HIGH
+    result = assess(_nested("echo hi", MAX_DEPTH + 1))
+    assert result.risk is Risk.HIGH
+    assert any("nested too deeply" in reason for reason in result.reasons)
+    assert assess(_nested("rm -rf /", MAX_DEPTH + 1)).risk >= Risk.HIGH
 
 
 @pytest.mark.parametrize("line", ["if", "ls |", 'echo "unterminated', "case $x in a) ls;; esac", "echo $("])
