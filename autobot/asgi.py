@@ -8,13 +8,17 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autobot.settings")
 django_asgi_app = get_asgi_application()  # set up Django before importing code that uses models
 
+from django.conf import settings  # noqa: E402
+
 from autobot.lanes import LaneMiddleware  # noqa: E402
+from autobot.watchdog import WatchdogMiddleware  # noqa: E402
 from autobot.ws import websocket_application  # noqa: E402
 from files.asgi import StreamingUploadMiddleware  # noqa: E402
 
-application = ProtocolTypeRouter({
+# The event-loop watchdog (autobot/watchdog.py) starts with the first connection of either kind.
+application = WatchdogMiddleware(ProtocolTypeRouter({
     # File uploads bypass Django's whole-body buffering and stream to disk (see files/asgi.py).
     # Each request's sync work runs on one of a few long-lived threads (see autobot/lanes.py).
     "http": LaneMiddleware(StreamingUploadMiddleware(django_asgi_app)),
     "websocket": websocket_application(),
-})
+}), settings.LOOP_WATCHDOG_MS)

@@ -14,6 +14,8 @@ http_latency = Histogram(
 ws_connections = Gauge("autobot_websocket_connections", "Open WebSocket connections.", ["route"], registry=registry)
 ws_rejected = Counter("autobot_websocket_rejected_total", "WebSocket connections refused.", ["reason"],
                       registry=registry)
+loop_stalls = Counter("autobot_event_loop_stalls_total",
+                      "Times the event loop was held past AUTOBOT_LOOP_WATCHDOG_MS.", registry=registry)
 
 
 def render() -> bytes:

@@ -7,6 +7,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
+# Fails a test that held an event loop over 100 ms (tests/loop_watchdog.py).
+pytest_plugins = ["tests.loop_watchdog"]
+
 PASSWORD = "correct-horse-battery-staple"
 TEST_DATABASE_URL = os.environ.get("AUTOBOT_TEST_DATABASE_URL", "")
 TEST_REDIS_URL = os.environ.get("AUTOBOT_TEST_REDIS_URL", "")
