@@ -11,9 +11,11 @@ django_asgi_app = get_asgi_application()  # set up Django before importing code 
 from django.conf import settings  # noqa: E402
 
 from autobot.lanes import LaneMiddleware  # noqa: E402
-from autobot.watchdog import WatchdogMiddleware  # noqa: E402
+from autobot.watchdog import WatchdogMiddleware, preload  # noqa: E402
 from autobot.ws import websocket_application  # noqa: E402
 from files.asgi import StreamingUploadMiddleware  # noqa: E402
+
+preload()  # what the first request would import on the event loop (seconds of it)
 
 # The event-loop watchdog (autobot/watchdog.py) starts with the first connection of either kind.
 application = WatchdogMiddleware(ProtocolTypeRouter({

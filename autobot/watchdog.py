@@ -32,10 +32,12 @@ TICK_SECONDS = 0.02  # heartbeat period: a stall is measured to within this
 
 @dataclass
 class Stall:
-    """The loop was held for `seconds`; `where` is what held it (a callback, or a stack)."""
+    """The loop was held for `seconds`; `where` is what held it (a callback, or a stack), and
+    `stack` where it was stuck, when a thread managed to look in time."""
 
     seconds: float
     where: str
+    stack: traceback.StackSummary | None = None
 
 
 def _log_stall(stall: Stall) -> None:
@@ -96,6 +98,19 @@ class LoopWatchdog:
                     self._stack = "".join(traceback.format_stack(frame, limit=12))
 
 
+def preload() -> None:
+    """Import at start-up what the first request or socket would otherwise import on the event
+    loop: the URLconf with every app's API and views (one to three seconds), and the channel
+    layer's backend (redis, about half a second)."""
+    from django.conf import settings
+    from django.urls import get_resolver
+    from django.utils.module_loading import import_string
+
+    get_resolver().url_patterns  # noqa: B018
+    for layer in settings.CHANNEL_LAYERS.values():
+        import_string(layer["BACKEND"])
+
+
 class WatchdogMiddleware:
     """ASGI middleware that starts a `LoopWatchdog` on the server's loop with its first
     connection (Django serves no ASGI lifespan events to start it earlier)."""
@@ -116,6 +131,7 @@ class WatchdogMiddleware:
 
 _timed = False
 _running: dict[int, list] = {}  # thread id → [when its current callback started, its stack once slow]
+STACK_LIMIT = 80
 
 
 def time_callbacks(threshold: float, on_stall: Callable[[Stall], None]) -> None:
@@ -137,9 +153,10 @@ def time_callbacks(threshold: float, on_stall: Callable[[Stall], None]) -> None:
             del _running[thread]
             held = time.perf_counter() - current[0]
             if held > threshold:
-                stack = f"; it was at:\n{current[1]}" if current[1] else ""
+                stack = current[1] or None
+                at = f"; it was at:\n{''.join(stack.format()[-16:])}" if stack else ""
                 with contextlib.suppress(Exception):
-                    on_stall(Stall(held, f"callback {_describe(handle)}{stack}"))
+                    on_stall(Stall(held, f"callback {_describe(handle)}{at}", stack))
 
     asyncio.events.Handle._run = timed_run
     threading.Thread(target=_sample_callbacks, args=(threshold,), name="autobot-callback-watchdog",
@@ -148,13 +165,15 @@ def time_callbacks(threshold: float, on_stall: Callable[[Stall], None]) -> None:
 
 def _sample_callbacks(threshold: float) -> None:
     while True:
-        time.sleep(TICK_SECONDS * 2)
+        time.sleep(TICK_SECONDS)
         now = time.perf_counter()
         for thread, current in list(_running.items()):
             if not current[1] and now - current[0] > threshold:
                 frame = sys._current_frames().get(thread)
                 if frame is not None:
-                    current[1] = "".join(traceback.format_stack(frame, limit=12))
+                    stack = traceback.StackSummary.extract(traceback.walk_stack(frame), limit=STACK_LIMIT)
+                    stack.reverse()  # outermost first, as tracebacks print
+                    current[1] = stack
 
 
 def _describe(handle) -> str:
