@@ -3,6 +3,7 @@ project with one async endpoint (no database, no auth, no middleware of ours), s
 same uvicorn as AutoBot. A ratio against it says how much AutoBot adds on top of the framework.
 
     uvicorn --app-dir bench stock_app:application      # GET /api/aping → {"ping": "pong"}
+    uvicorn --app-dir bench stock_app:raw_application  # the same answer from bare ASGI
 
 Not a benchmark itself: ``make bench`` runs every ``bench/*.py``, so run as a script it only
 says so.
@@ -43,6 +44,15 @@ async def aping(request):
 
 urlpatterns = [path("api/", api.urls)]
 application = get_asgi_application()
+
+
+async def raw_application(scope, receive, send):
+    """The floor under both: a bare ASGI app answering every request with a fixed JSON body."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"16")]})
+    await send({"type": "http.response.body", "body": b'{"ping": "pong"}'})
 
 if __name__ == "__main__":
     print("bench/stock_app.py: the baseline app other benchmarks serve, nothing to measure")

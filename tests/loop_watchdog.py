@@ -10,10 +10,12 @@ check off).
 What the test code itself does on its loop is its own business: a stall whose innermost
 frame of this project (not a library's) is in tests/ — a sync fixture helper that waits for a
 thread, a test that drives a sync library — is not counted. Anything stuck in the product's
-code fails the test. Two kinds of stall say more about a busy machine than about the code and
-are not counted: a `Thread.start()` waiting for the OS to run the new thread (CPython blocks
-until it does), and a stall so short that not even the watchdog's own thread got to look
-(under NO_STACK_MS: the whole process was off the CPU).
+code fails the test. Not counted either: Django's test client building its middleware chain
+(`load_middleware`, per client instance; the server does it once, before it serves), and two
+kinds of stall that say more about a busy machine than about the code: a `Thread.start()`
+waiting for the OS to run the new thread (CPython blocks until it does), and a stall so short
+that not even the watchdog's own thread got to look (under NO_STACK_MS: the whole process was
+off the CPU).
 
 A test whose own body must block (a sync library with no async form, used only by the test)
 says so with `@pytest.mark.allow_loop_block("why")`; the server code it exercises never
@@ -40,7 +42,7 @@ _lock = threading.Lock()
 def _note(stall: Stall) -> None:
     if stall.stack is None and stall.seconds * 1000 < NO_STACK_MS:
         return
-    if stall.stack is not None and (_in_test_code(stall) or _starting_a_thread(stall)):
+    if stall.stack is not None and (_in_test_code(stall) or _starting_a_thread(stall) or _start_up(stall)):
         return
     with _lock:
         _stalls.append(stall)
@@ -48,6 +50,10 @@ def _note(stall: Stall) -> None:
 
 def _starting_a_thread(stall: Stall) -> bool:
     return any(frame.name == "start" and frame.filename.endswith("threading.py") for frame in stall.stack[-4:])
+
+
+def _start_up(stall: Stall) -> bool:
+    return any(frame.name == "load_middleware" for frame in stall.stack)
 
 
 def _in_test_code(stall: Stall) -> bool:
