@@ -7,7 +7,7 @@ per socket (RSS after minus before, over N; target under 100 KB) and `/api/healt
 sockets open against the same server with none (target: unchanged, here at most 1.5x or 5 ms
 more). Health is probed from a process of its own. Not a test: it asserts nothing.
 
-    .venv/bin/python bench/websockets.py [--sockets 1000]
+    .venv/bin/python bench/idle_sockets.py [--sockets 1000]
 """
 
 import argparse
