@@ -10,7 +10,10 @@ check off).
 What the test code itself does on its loop is its own business: a stall whose innermost
 frame of this project (not a library's) is in tests/ — a sync fixture helper that waits for a
 thread, a test that drives a sync library — is not counted. Anything stuck in the product's
-code fails the test. Not counted either: Django's test client building its middleware chain
+code fails the test. Not counted either: the event loop of Playwright's sync API (the browser
+tests' client: it also runs the test's own code inside a loop callback when it switches
+greenlets back; the server under test there is a process of its own); Django's test client
+building its middleware chain
 (`load_middleware`, per client instance; the server does it once, before it serves), and two
 kinds of stall that say more about a busy machine than about the code: a `Thread.start()`
 waiting for the OS to run the new thread (CPython blocks until it does), and a stall so short
@@ -32,6 +35,7 @@ from autobot.watchdog import Stall, time_callbacks
 
 THRESHOLD_MS = int(os.environ.get("AUTOBOT_TEST_LOOP_BLOCK_MS", "100"))
 NO_STACK_MS = 500
+PLAYWRIGHT = f"{os.sep}playwright{os.sep}"  # the browser tests' client library and its loop
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
@@ -41,6 +45,8 @@ _lock = threading.Lock()
 
 def _note(stall: Stall) -> None:
     if stall.stack is None and stall.seconds * 1000 < NO_STACK_MS:
+        return
+    if PLAYWRIGHT in stall.where or any(PLAYWRIGHT in frame.filename for frame in stall.stack or []):
         return
     if stall.stack is not None and (_in_test_code(stall) or _starting_a_thread(stall) or _start_up(stall)):
         return
