@@ -13,9 +13,8 @@ thread, a test that drives a sync library — is not counted. Anything stuck in 
 code fails the test. Not counted either: the event loop of Playwright's sync API (the browser
 tests' client: it also runs the test's own code inside a loop callback when it switches
 greenlets back; the server under test there is a process of its own); Django's test client
-building its middleware chain
-(`load_middleware`, per client instance; the server does it once, before it serves), and two
-kinds of stall that say more about a busy machine than about the code: a `Thread.start()`
+building its middleware chain (`load_middleware`, per client instance; the server does it once,
+before it serves); and two kinds of stall that say more about a busy machine than about the code: a `Thread.start()`
 waiting for the OS to run the new thread (CPython blocks until it does), and a stall so short
 that not even the watchdog's own thread got to look (under NO_STACK_MS: the whole process was
 off the CPU).
