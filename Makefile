@@ -8,7 +8,7 @@ PORT ?= 8000
 WORKERS ?= 2
 PROMETHEUS_MULTIPROC_DIR ?= $(or $(AUTOBOT_VAR_DIR),$(CURDIR)/var)/metrics
 
-.PHONY: run serve serve-env test lint bench setup setup-dev migrate clean
+.PHONY: run serve serve-env test lint bench bench-quick setup setup-dev migrate clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,8 +64,13 @@ lint: setup-dev
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 
+# Every bench/*.py, then one table of figures against their same-run baselines, and
+# bench/results/latest.json with the machine facts (docs/performance.md). BENCH=api chat: only those.
 bench: setup-dev
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/run.py $(BENCH)
+
+bench-quick: setup-dev
+	$(PY) bench/run.py --quick $(BENCH)
 
 clean:
 	rm -rf $(VENV) var/static var/test-artifacts

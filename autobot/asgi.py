@@ -8,12 +8,18 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autobot.settings")
 django_asgi_app = get_asgi_application()  # set up Django before importing code that uses models
 
+from django.conf import settings  # noqa: E402
+
 from autobot.lanes import LaneMiddleware  # noqa: E402
 from autobot.lifespan import lifespan_application  # noqa: E402
+from autobot.watchdog import WatchdogMiddleware, preload  # noqa: E402
 from autobot.ws import websocket_application  # noqa: E402
 from files.asgi import StreamingUploadMiddleware  # noqa: E402
 
-application = ProtocolTypeRouter({
+preload()  # what the first request would import on the event loop (seconds of it)
+
+# The event-loop watchdog (autobot/watchdog.py) starts with the first scope: the lifespan's, at start-up.
+application = WatchdogMiddleware(ProtocolTypeRouter({
     # File uploads bypass Django's whole-body buffering and stream to disk (see files/asgi.py).
     # Each request's sync work runs on one of a few long-lived threads (see autobot/lanes.py).
     "http": LaneMiddleware(StreamingUploadMiddleware(django_asgi_app)),
@@ -21,4 +27,4 @@ application = ProtocolTypeRouter({
     # Start-up cleans up what a killed worker left; shutdown ends terminals audited and stores
     # answers as they stand (autobot/lifespan.py).
     "lifespan": lifespan_application,
-})
+}), settings.LOOP_WATCHDOG_MS)

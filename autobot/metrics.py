@@ -36,6 +36,8 @@ ws_connections = Gauge("autobot_websocket_connections", "Open WebSocket connecti
                        multiprocess_mode="livesum")
 ws_rejected = Counter("autobot_websocket_rejected_total", "WebSocket connections refused.", ["reason"],
                       registry=registry)
+loop_stalls = Counter("autobot_event_loop_stalls_total",
+                      "Times the event loop was held past AUTOBOT_LOOP_WATCHDOG_MS.", registry=registry)
 
 
 def render() -> bytes:

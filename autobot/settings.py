@@ -161,6 +161,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("AUTOBOT_DB_CONN_MAX_AGE", 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 SYNC_THREADS = env_int("AUTOBOT_SYNC_THREADS", 4, minimum=1)
+# Log (with the stuck stack) anything that holds the event loop longer than this; 0 = off.
+LOOP_WATCHDOG_MS = env_int("AUTOBOT_LOOP_WATCHDOG_MS", 100)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -22,6 +22,7 @@ import uuid
 
 from channels.layers import InMemoryChannelLayer
 from common import percentile_high  # first: it puts the project root on sys.path
+from report import record
 
 from agents.bus import AgentEndpoint, Bus, BusConfig
 from agents.protocol import MessageType
@@ -174,6 +175,10 @@ async def bench_layer(name: str, make_layer, requests: int, broadcasts: int) -> 
     print(f"  {'latency p99 (ms)':30} {percentile_high(raw_lat, 99) * 1e3:14.3f} "
           f"{percentile_high(bus_lat, 99) * 1e3:14.3f}")
     print(f"  {'fan-out deliveries/s':30} {raw_fan:14,.0f} {bus_fan:14,.0f} {bus_fan / raw_fan:8.2f}")
+    record(f"agent bus round trips ({name})", round(bus_rps), "/s", baseline=round(raw_rps),
+           baseline_name="raw channel layer")
+    record(f"agent bus fan-out ({name})", round(bus_fan), "deliveries/s", baseline=round(raw_fan),
+           baseline_name="raw channel layer")
 
 
 def redis_factory(url: str):

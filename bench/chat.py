@@ -29,6 +29,7 @@ from common import (  # first: it puts the project root on sys.path
     setup_django,
     uvicorn_server,
 )
+from report import record
 
 from tests.chat.fake_llm import FakeLLMThread
 
@@ -111,6 +112,13 @@ async def run(args, url: str, token: str, fake, server) -> None:
     d50, t50 = statistics.median(direct), statistics.median(through)
     print(f"time to first token: direct {d50:.2f} ms, through AutoBot {t50:.2f} ms (medians of {args.ttft})")
     print(f"  overhead {t50 - d50:.2f} ms   target < 10 ms")
+    p99 = percentile(loaded, 99)
+    record(f"/api/health p99 during {args.streams} chat streams", p99, "ms", baseline=percentile(idle, 99),
+           baseline_name="idle", target="< 50 ms, 0 failed", passed=p99 < 50 and not loaded_fail)
+    record(f"chat streams complete ({args.streams})", streams_ok, "", target=f"{args.streams}",
+           passed=streams_ok == args.streams)
+    record("time to first token overhead", t50 - d50, "ms", baseline=d50, baseline_name="fake LLM direct",
+           target="< 10 ms", passed=t50 - d50 < 10)
 
 
 def main() -> None:

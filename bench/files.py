@@ -33,6 +33,7 @@ from common import (  # first: it puts the project root on sys.path
     setup_django,
     uvicorn_server,
 )
+from report import record
 
 BLOCK = 1024 * 1024
 BOUNDARY = "----autobotBenchBoundary"
@@ -171,6 +172,14 @@ async def run(folder: str, token: str, size: int, url: str, server) -> None:
         )
         if latencies:
             print(f"  (mean during upload {statistics.fmean(latencies):.1f} ms)")
+        record(f"upload {mb:.0f} MB (multipart)", up_rate, "MB/s", baseline=raw_rate, baseline_name="raw disk write",
+               target=">= 25% of raw", passed=up_rate >= 0.25 * raw_rate)
+        record(f"download {mb:.0f} MB (streamed)", down_rate, "MB/s", baseline=raw_rate,
+               baseline_name="raw disk write", target=">= 50% of raw", passed=down_rate >= 0.5 * raw_rate)
+        record("server RSS growth during upload", growth, "MB", target="< 50 MB", passed=growth < 50)
+        p99 = percentile_high(latencies, 99)
+        record("/api/health p99 during upload", p99, "ms", baseline=percentile_high(idle, 99), baseline_name="idle",
+               target="< 50 ms", passed=p99 < 50)
 
 
 def main() -> None:

@@ -32,6 +32,7 @@ from common import (  # first: it puts the project root on sys.path
     setup_django,
     uvicorn_server,
 )
+from report import record
 
 
 def raw_pty_rate(size_mb: int) -> tuple[float, int]:
@@ -118,12 +119,16 @@ async def run(args, url: str, token: str, raw_rate: float, server) -> None:
             f"WebSocket output throughput:    {rate:8.1f} MB/s  ({total / 1e6:.0f} MB)  "
             f"= {rate / raw_rate:.0%} of the raw PTY rate (target >= 80%)"
         )
+        record("terminal WebSocket output", rate, "MB/s", baseline=raw_rate, baseline_name="raw PTY read",
+               target=">= 80% of raw", passed=rate >= 0.8 * raw_rate)
 
         one = await echo_latencies(ws, args.keys)
         print(
             f"echo round trip, 1 session:     p50 {statistics.median(one):6.2f} ms   p99 {percentile(one, 99):6.2f} ms"
             f"   (target p50 < 5 ms)"
         )
+        record("terminal echo round trip, 1 session, p50", statistics.median(one), "ms", target="< 5 ms",
+               passed=statistics.median(one) < 5)
         await ws.close()
 
         sockets = [
@@ -136,6 +141,9 @@ async def run(args, url: str, token: str, raw_rate: float, server) -> None:
             f"echo round trip, {args.sessions} sessions typing {1 / pace:.0f} keys/s each: "
             f"p50 {statistics.median(paced):6.2f} ms   p99 {percentile(paced, 99):6.2f} ms   (target p50 < 5 ms)"
         )
+        record(f"terminal echo, {args.sessions} sessions typing, p50", statistics.median(paced), "ms",
+               baseline=statistics.median(one), baseline_name="1 session", target="< 5 ms",
+               passed=statistics.median(paced) < 5)
         started = time.perf_counter()
         results = await asyncio.gather(*(echo_latencies(ws, args.keys) for ws in sockets))
         rate = args.keys * args.sessions / (time.perf_counter() - started)

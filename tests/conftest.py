@@ -7,6 +7,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
+# Fails a test that held an event loop over 100 ms (tests/loop_watchdog.py).
+pytest_plugins = ["tests.loop_watchdog"]
+
 PASSWORD = "correct-horse-battery-staple"
 # PBKDF2 at Django's iteration count costs ~0.3 s per hash and the suite makes hundreds of users:
 # tests hash with MD5. One test keeps the real hasher (fixture `real_password_hasher`).

@@ -1,0 +1,214 @@
+"""API and page benchmark (issue 15, targets 1 and 2): what an ordinary authenticated,
+database-reading call costs, against a stock Django + ninja endpoint in the same run.
+
+Serves, each with one uvicorn worker on loopback:
+- AutoBot as `make run` does, on a throw-away SQLite database with a user who has 20 chat
+  sessions and 20 knowledge entries, an API token and a browser session;
+- bench/stock_app.py: a stock minimal Django + django-ninja project (`GET /api/aping`, no
+  database, no auth), and a raw ASGI app under the same uvicorn (`GET /`).
+
+wrk drives each endpoint in alternating rounds: at 100 connections (req/s, p95, p99) and at one
+connection (latency, and the server's CPU time per request from /proc — the figure least
+disturbed by other work on a shared machine). Not a test: it asserts nothing.
+
+    .venv/bin/python bench/api.py [--seconds 5] [--rounds 2]
+"""
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from shutil import which
+
+from common import (  # first: it puts the project root on sys.path
+    HOST,
+    ROOT,
+    bench_token,
+    free_port,
+    load_line,
+    machine_load,
+    setup_django,
+    uvicorn_server,
+    wait_ready,
+)
+from report import quick, record
+
+ROWS = 20
+LUA = """
+done = function(summary, latency, requests)
+  io.write(string.format("PCT %d %d %d\\n", latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+def seed() -> tuple[str, str]:
+    """The bench user's API token and browser session cookie, with ROWS sessions and entries."""
+    from asgiref.sync import async_to_sync
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from chat.models import ChatSession
+    from knowledge import services as knowledge
+
+    token = bench_token()
+    user = get_user_model().objects.get(username="bench")
+    for n in range(ROWS):
+        ChatSession.objects.create(owner=user, title=f"bench session {n}")
+        async_to_sync(knowledge.entry_create)(user=user, title=f"bench entry {n}",
+                                              content=f"Entry {n}: " + "some words to index " * 20, tags=["bench"])
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return token, session.session_key
+
+
+@contextmanager
+def stock_server(folder: str, port: int, app: str):
+    """bench/stock_app.py under the same uvicorn, one worker."""
+    argv = [sys.executable, "-m", "uvicorn", f"stock_app:{app}", "--app-dir", str(ROOT / "bench"),
+            "--host", HOST, "--port", str(port), "--log-level", "warning"]
+    with open(Path(folder) / f"stock-{app}.log", "wb") as log:
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, connections: int, seconds: float, pid: int, script: str, headers: dict) -> dict:
+    # A 10 s timeout (wrk's default is 2 s): a slow answer counts in the latency, not as an error.
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", script, url]
+    for name, value in headers.items():
+        argv[1:1] = ["-H", f"{name}: {value}"]
+    before = cpu_seconds(pid)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
+    cpu = cpu_seconds(pid) - before
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout) (\d+)", out))
+    p50, p95, p99 = (int(n) / 1000 for n in re.search(r"PCT (\d+) (\d+) (\d+)", out).groups())
+    return {"rps": requests / seconds, "p50": p50, "p95": p95, "p99": p99, "errors": errors,
+            "cpu_ms": cpu * 1000 / max(requests, 1)}
+
+
+def median(runs: list[dict], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0 if quick() else 5.0)
+    parser.add_argument("--rounds", type=int, default=1 if quick() else 2)
+    args = parser.parse_args()
+    if not which("wrk"):
+        print("wrk is not installed (Debian: apt-get install wrk); nothing measured")
+        record("wrk available", 0, "", target="installed", passed=False, note="apt-get install wrk")
+        return
+
+    load_before = machine_load()
+    with tempfile.TemporaryDirectory(prefix="autobot-bench-api-") as folder, ExitStack() as stack:
+        setup_django(folder)
+        token, session_key = seed()
+        script = Path(folder) / "pct.lua"
+        script.write_text(LUA)
+        ports = {name: free_port() for name in ("autobot", "stock", "raw")}
+        servers = {
+            "autobot": stack.enter_context(uvicorn_server(folder, ports["autobot"])),
+            "stock": stack.enter_context(stock_server(folder, ports["stock"], "application")),
+            "raw": stack.enter_context(stock_server(folder, ports["raw"], "raw_application")),
+        }
+        asyncio.run(wait_ready(f"http://{HOST}:{ports['autobot']}", servers["autobot"]))
+        asyncio.run(_wait_stock(f"http://{HOST}:{ports['stock']}/api/aping", servers["stock"]))
+        asyncio.run(_wait_stock(f"http://{HOST}:{ports['raw']}/", servers["raw"]))
+
+        bearer = {"Authorization": f"Bearer {token}"}
+        cookie = {"Cookie": f"sessionid={session_key}"}
+        targets = {
+            "raw ASGI GET /": ("raw", "/", {}),
+            "stock ninja GET /api/aping": ("stock", "/api/aping", {}),
+            "GET /api/health": ("autobot", "/api/health", {}),
+            "GET /api/chat/sessions": ("autobot", "/api/chat/sessions", bearer),
+            "GET /api/knowledge/entries": ("autobot", "/api/knowledge/entries", bearer),
+            "page /chat/": ("autobot", "/chat/", cookie),
+            "page /knowledge/": ("autobot", "/knowledge/", cookie),
+        }
+        runs: dict[tuple[str, int], list[dict]] = {}
+        for _round in range(args.rounds):
+            for connections in (100, 1):
+                for name, (server, path, headers) in targets.items():
+                    url = f"http://{HOST}:{ports[server]}{path}"
+                    result = wrk(url, connections, args.seconds, servers[server].pid, str(script), headers)
+                    runs.setdefault((name, connections), []).append(result)
+    report(runs, args, load_before)
+
+
+async def _wait_stock(url: str, proc) -> None:
+    import aiohttp
+
+    async with asyncio.timeout(30), aiohttp.ClientSession() as http:
+        while proc.poll() is None:
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)  # polling: a child process gives no event to await
+    raise SystemExit(f"{url} did not start")
+
+
+def report(runs: dict, args, load_before: float) -> None:
+    print(load_line(load_before))
+    print(f"{args.rounds} round(s) of {args.seconds:.0f} s per endpoint and connection count, medians; "
+          "CPU = the server process's CPU time per request")
+    print(f"{'endpoint':30} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+          f"{'CPU ms/req':>10} {'errors':>7}")
+    for (name, connections), results in runs.items():
+        print(f"{name:30} {connections:5d} {median(results, 'rps'):8.0f} {median(results, 'p50'):8.2f} "
+              f"{median(results, 'p95'):8.2f} {median(results, 'p99'):8.2f} {median(results, 'cpu_ms'):10.3f} "
+              f"{sum(r['errors'] for r in results):7d}")
+
+    stock = "stock ninja GET /api/aping"
+    stock_rps = median(runs[(stock, 100)], "rps")
+    stock_cpu = median(runs[(stock, 1)], "cpu_ms")
+    for name in ("GET /api/chat/sessions", "GET /api/knowledge/entries"):
+        rps = median(runs[(name, 100)], "rps")
+        record(f"{name} ({ROWS} rows, Bearer), 100 conns", round(rps), "req/s", baseline=round(stock_rps),
+               baseline_name="stock ninja", target=">= 1000 and >= 1.5x", passed=rps >= 1000 and rps >= 1.5 * stock_rps)
+        p99 = median(runs[(name, 100)], "p99")
+        record(f"{name}, 100 conns, p99", p99, "ms", baseline=median(runs[(stock, 100)], "p99"),
+               baseline_name="stock ninja", target="< 200 ms", passed=p99 < 200)
+        p99_one = median(runs[(name, 1)], "p99")
+        record(f"{name}, 1 conn, p99", p99_one, "ms", baseline=median(runs[(stock, 1)], "p99"),
+               baseline_name="stock ninja", target="< 1.5 ms", passed=p99_one < 1.5)
+        record(f"{name}, CPU per request", median(runs[(name, 1)], "cpu_ms"), "ms", baseline=stock_cpu,
+               baseline_name="stock ninja")
+    for name in ("page /chat/", "page /knowledge/"):
+        p95 = median(runs[(name, 100)], "p95")
+        record(f"{name} (session), 100 conns, p95", p95, "ms", baseline=median(runs[(stock, 100)], "p95"),
+               baseline_name="stock ninja", target="< 200 ms", passed=p95 < 200)
+    raw = "raw ASGI GET /"
+    record("stock ninja GET /api/aping, 100 conns", round(stock_rps), "req/s",
+           baseline=round(median(runs[(raw, 100)], "rps")), baseline_name="raw ASGI")
+    record("GET /api/health, 100 conns", round(median(runs[("GET /api/health", 100)], "rps")), "req/s",
+           baseline=round(stock_rps), baseline_name="stock ninja")
+    failed = sum(r["errors"] for results in runs.values() for r in results)
+    record("failed requests (all of the above)", failed, "", target="0", passed=failed == 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""autobot/watchdog.py: a loop held past the threshold is reported, with where it was stuck."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autobot.watchdog import LoopWatchdog
+
+
+@pytest.mark.allow_loop_block("the test blocks its own loop on purpose, to see the watchdog report it")
+async def test_a_blocked_loop_is_reported_with_its_stack():
+    stalls = []
+    watchdog = LoopWatchdog(0.1, stalls.append)
+    watchdog.start()
+    try:
+        await asyncio.sleep(0.05)
+        time.sleep(0.3)  # noqa: ASYNC251 — the blocking call under test
+        await asyncio.sleep(0.05)  # the heartbeat runs and reports
+    finally:
+        watchdog.stop()
+    assert len(stalls) == 1
+    assert 0.25 < stalls[0].seconds < 1.0
+    assert "time.sleep(0.3)" in stalls[0].where
+
+
+async def test_a_loop_that_keeps_moving_is_not_reported():
+    stalls = []
+    watchdog = LoopWatchdog(0.1, stalls.append)
+    watchdog.start()
+    try:
+        for _ in range(10):
+            await asyncio.sleep(0.02)
+    finally:
+        watchdog.stop()
+    assert stalls == []
+
+
+def test_the_suite_fails_a_test_that_blocks_its_loop(tmp_path):
+    (tmp_path / "test_blocking.py").write_text(
+        "import time\n\n"
+        "async def test_blocks():\n"
+        "    time.sleep(0.25)\n\n"
+        "async def test_does_not_block():\n"
+        "    pass\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(tmp_path), "-q", "-p", "tests.loop_watchdog", "-p", "no:django",
+         "-p", "no:cacheprovider", "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
+         "--rootdir", str(tmp_path)],
+        cwd=root, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(root), "AUTOBOT_TEST_LOOP_BLOCK_MS": "100"},
+    )
+    assert result.returncode == 1, result.stdout
+    assert "2 passed, 1 error" in result.stdout  # test_blocks runs, then errors at teardown
+    assert "an event loop was blocked for more than 100 ms" in result.stdout
+    assert "test_blocks" in result.stdout and "time.sleep(0.25)" in result.stdout
