@@ -38,6 +38,9 @@ PLAYWRIGHT = f"{os.sep}playwright{os.sep}"  # the browser tests' client library 
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
+# The server harness is test code that lives in autobot/ (bench/ uses it too): a test that starts
+# a server from async code blocks its own loop, not the product's.
+HARNESS = ROOT / "autobot" / "testing.py"
 _stalls: list[Stall] = []
 _lock = threading.Lock()
 
@@ -66,7 +69,7 @@ def _in_test_code(stall: Stall) -> bool:
     for frame in reversed(stall.stack or []):
         path = Path(frame.filename)
         if path.is_relative_to(ROOT) and ".venv" not in path.parts:
-            return path.is_relative_to(TESTS) and path.name != "loop_watchdog.py"
+            return (path.is_relative_to(TESTS) and path.name != "loop_watchdog.py") or path == HARNESS
     return False
 
 
