@@ -33,6 +33,7 @@ QUICK_ARGS = {
     "files": ["--mb", "20"],
     "knowledge": ["--chunks", "10000", "--queries", "50"],
     "terminal": ["--size-mb", "10", "--sessions", "10", "--keys", "50"],
+    "soak": ["--seconds", "60", "--users", "6"],
 }
 
 

@@ -11,8 +11,8 @@ from django.test import AsyncClient
 
 from autobot import supervise
 from autobot.redisconf import channel_layer_config
+from autobot.testbed import RedisServer
 from tests.agents.test_consumers import api_request
-from tests.scale.redis_server import RedisServer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.timeout(120)]
 
