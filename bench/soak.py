@@ -82,8 +82,11 @@ async def api_calls(http, stats: Stats) -> None:
         try:
             async with http.get(path) as response:
                 await response.read()
-                (stats.ok if response.status < 500 else stats.failed)("api", f"{path} {response.status}")
-        except aiohttp.ClientError as exc:
+                if response.status < 500:
+                    stats.ok("api")
+                else:
+                    stats.failed("api", f"{path} {response.status}")
+        except (aiohttp.ClientError, ValueError) as exc:
             stats.failed("api", type(exc).__name__)
 
 
@@ -104,16 +107,17 @@ async def files(http, stats: Stats, user: int) -> None:
                 stats.ok("upload+download", audited=1)
             else:
                 stats.failed("upload+download", f"download {got.status}")
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, ValueError) as exc:
         stats.failed("upload+download", type(exc).__name__)
 
 
 async def terminal(http, stats: Stats, origin: str) -> None:
     try:
         async with http.post("/api/terminal/sessions", json={}) as response:
-            session = await response.json(content_type=None)
             if response.status != 201:
+                await response.read()
                 return stats.failed("terminal", f"open {response.status}")
+            session = await response.json(content_type=None)
         marker = uuid.uuid4().hex[:8]
         for attempt in (1, 2):  # a socket on a killed worker: reconnect once, as the page does
             try:
@@ -137,7 +141,7 @@ async def terminal(http, stats: Stats, origin: str) -> None:
         async with http.delete(f"/api/terminal/sessions/{session['id']}") as response:
             await response.read()
         stats.ok("terminal", audited=3)  # opened, the command, closed
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, ValueError) as exc:
         stats.failed("terminal", type(exc).__name__)
 
 
@@ -152,7 +156,7 @@ async def chat(http, stats: Stats, session_id: str) -> None:
             if response.status >= 500 or "event: done" not in text:
                 return stats.failed("chat", f"{response.status} without done")
             stats.ok("chat", audited=1)
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, ValueError) as exc:
         stats.failed("chat", type(exc).__name__)
 
 
@@ -160,8 +164,15 @@ async def user_loop(address: str, token: str, user: int, end: float, stats: Stat
     origin = f"http://{address}"
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession(origin, headers=headers) as http:
-        async with http.post("/api/chat/sessions", json={}) as response:
-            chat_session = (await response.json(content_type=None))["id"]
+        for _ in range(20):  # a worker may be down right now: nginx answers 502, try again
+            async with http.post("/api/chat/sessions", json={}) as response:
+                if response.status == 201:
+                    chat_session = (await response.json(content_type=None))["id"]
+                    break
+                await response.read()
+            await asyncio.sleep(0.5)
+        else:
+            return stats.failed("chat session", "no session")
         while time.monotonic() < end:
             choice = random.random()
             if choice < 0.5:
