@@ -1,11 +1,30 @@
 from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
+from django.utils import timezone
 
 from autobot.auth import token_create, token_revoke
 from autobot.models import ApiToken, AuditEvent
 
 admin.site.site_header = "AutoBot administration"
 admin.site.site_title = "AutoBot admin"
+
+
+def seconds(value) -> str:
+    """A time to the second in the server's zone (the admin's default drops the seconds)."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Records listed under their parent (a session's commands, a chat's messages): read only."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -3,31 +3,18 @@
 from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from autobot.admin import ReadOnlyAdmin
+from autobot.admin import ReadOnlyAdmin, ReadOnlyInline, seconds
 from chat.models import Approval, ChatMessage, ChatSession, OperatorPolicy
 from chat.operator import policy
 
 
-def seconds(value) -> str:
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
-class ChatMessageInline(admin.TabularInline):
+class ChatMessageInline(ReadOnlyInline):
     model = ChatMessage
-    extra = 0
     fields = ("at", "role", "status", "model", "content", "completion_tokens", "first_token_ms", "total_ms")
     readonly_fields = fields
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="time")
     def at(self, obj):

@@ -5,10 +5,9 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
-from autobot.admin import ReadOnlyAdmin  # terminal records are written by the services only
+from autobot.admin import ReadOnlyAdmin, ReadOnlyInline, seconds  # records are written by the services only
 from terminal.models import CommandRecord, TerminalSession
 
 # How each source reads to a reviewer; values the model gains later show under their own name.
@@ -20,9 +19,9 @@ class AdminStyles:
     css = {"all": ("css/admin.css",)}
 
 
-def seconds(value) -> str:
-    """A time to the second in the server's zone (the admin's default drops the seconds)."""
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+def source_of(record: CommandRecord) -> str:
+    # The operator types into a terminal like a person: its records are marked by actor.
+    return "operator" if record.actor == "operator" else SOURCE_LABELS.get(record.source, record.source)
 
 
 def verdict_badge(record: CommandRecord):
@@ -64,9 +63,11 @@ class SourceFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         values = set(CommandRecord.objects.values_list("source", flat=True).distinct()) | {"interactive", "execute"}
-        return [(value, SOURCE_LABELS.get(value, value)) for value in sorted(values)]
+        return [(value, SOURCE_LABELS.get(value, value)) for value in sorted(values | {"operator"})]
 
     def queryset(self, request, queryset):
+        if self.value() == "operator":  # the operator's commands are typed into a shell: marked by actor
+            return queryset.filter(actor="operator")
         return queryset.filter(source=self.value()) if self.value() else queryset
 
 
@@ -89,24 +90,16 @@ class SessionFilter(admin.SimpleListFilter):
         return queryset.filter(session_id=self.value()) if self.value() else queryset
 
 
-class CommandInline(admin.TabularInline):
+class CommandInline(ReadOnlyInline):
     """A session's commands in the order they ran, each with a link into the recording."""
 
     model = CommandRecord
     fk_name = "session"
-    extra = 0
-    can_delete = False
     show_change_link = True
     ordering = ("started", "id")
     fields = ("at", "command", "verdict", "risk", "security_level", "source_label", "exit_code", "replay_at")
     readonly_fields = fields
     verbose_name_plural = "commands, in order"
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="time")
     def at(self, obj):
@@ -118,7 +111,7 @@ class CommandInline(admin.TabularInline):
 
     @admin.display(description="source")
     def source_label(self, obj):
-        return SOURCE_LABELS.get(obj.source, obj.source)
+        return source_of(obj)
 
     @admin.display(description="recording")
     def replay_at(self, obj):
@@ -206,8 +199,7 @@ class CommandRecordAdmin(ReadOnlyAdmin):
 
     @admin.display(description="source", ordering="source")
     def source_label(self, obj):
-        # The operator types into a terminal like a person: its records are marked by actor.
-        return "operator" if obj.actor == "operator" else SOURCE_LABELS.get(obj.source, obj.source)
+        return source_of(obj)
 
     @admin.display(description="level", ordering="security_level")
     def level(self, obj):
