@@ -17,7 +17,7 @@ from autobot import audit
 from autobot.caps import CapReached, cap_reserve
 from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, RateLimited, Unavailable
 from autobot.lanes import spawn
-from autobot.workers import worker_gone
+from autobot.workers import single_process, worker_gone
 from terminal.hook import HookChannel
 from terminal.models import CommandRecord, TerminalSession
 from terminal.policy import Level
@@ -214,7 +214,7 @@ async def _spawn(session: TerminalSession, *, user, level: Level, home: str, cli
     await hook.start()
     live.spawn_task(registry.pump_output(live, proc.subscribe()), f"terminal {session.pk} recorder")
     live.spawn_task(_end_on_exit(live), f"terminal {session.pk} exit")
-    if not relay.single_process():  # sockets and calls reaching other workers come through here
+    if not single_process():  # sockets and calls reaching other workers come through here
         live.spawn_task(relay.serve(live), f"terminal {session.pk} relay")
     live.schedule_idle_check(settings.TERMINAL_IDLE_SECONDS, functools.partial(_check_idle, live))
     return live
@@ -287,7 +287,7 @@ async def _live_here(session: TerminalSession) -> registry.LiveSession | None:
     if worker_gone(session.host):
         await mark_server_gone(session)
         raise Conflict(f"terminal session {session.pk} ended: its server process stopped", code="session_lost")
-    if relay.single_process():
+    if single_process():
         raise Unavailable(
             f"terminal session {session.pk} runs in another server process ({session.host}), and without "
             "REDIS_URL processes cannot reach each other's terminals",
