@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError
 
 from autobot import audit
+from autobot.auth import read_only
 from autobot.errors import AppError, Forbidden
 from chat import tools
 from chat.models import Approval, ChatMessage, ChatSession, OperatorPolicy
@@ -43,11 +44,6 @@ class Outcome:
     def as_dict(self) -> dict:
         return {"status": self.status, "ok": self.ok, "output": self.output, "exit_code": self.exit_code,
                 "risk": self.risk, "approval": self.approval, **({"data": self.data} if self.data else {})}
-
-
-def read_only(user) -> bool:
-    """True when the request came with a read-only API token (autobot.auth sets the scope)."""
-    return getattr(user, "api_token_scope", "") == "read"
 
 
 async def door_session(user, door: str) -> ChatSession:

@@ -26,7 +26,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INVALID_PARAMS
 
-from autobot.auth import token_authenticate
+from autobot.auth import read_only, token_authenticate
 from chat import tools
 from chat.tools.base import rate_safe
 from interop import calls
@@ -170,7 +170,7 @@ async def mcp_app(scope, receive, send) -> None:
         await _refuse(send, 401, detail, "invalid_token" if raw else "not_authenticated",
                       [(b"www-authenticate", b'Bearer realm="AutoBot"')])
         return
-    scopes = ["read"] if calls.read_only(user) else ["read", "write"]
+    scopes = ["read"] if read_only(user) else ["read", "write"]
     token = AccessToken(token="-", client_id=f"autobot-user:{user.pk}", subject=str(user.pk), scopes=scopes)
     scope = {**scope, "user": AuthenticatedUser(token), USER_KEY: user, "path": PATH, "raw_path": PATH.encode()}
     await manager.handle_request(scope, receive, send)

@@ -104,3 +104,17 @@ async def test_no_token_or_a_wrong_one_is_401(server):
                 assert (await response.json())["code"] in ("not_authenticated", "invalid_token")
         async with http.post("/mcp", json=body, headers={"Host": "evil.example"}) as response:
             assert response.status == 403
+
+
+async def test_a_read_only_token_is_refused_writes_and_commands(server, owner):
+    await sync_to_async(_grant)(owner)
+    token = await sync_to_async(make_token)(owner, scope="read")
+    async with mcp_client(server.address, token) as client:
+        assert not (await client.call_tool("files_list", {})).is_error
+        for name, arguments in (("files_write", {"path": "ro.txt", "content": "no"}),
+                                ("terminal_run", {"command": "true"})):
+            refused = await client.call_tool(name, arguments)
+            assert refused.is_error and refused.structured_content["status"] == "refused"
+            assert "read-only" in refused.content[0].text
+        missing = await client.call_tool("files_read", {"path": "ro.txt"})
+    assert missing.is_error and "does not exist" in missing.content[0].text
