@@ -14,11 +14,10 @@ lifespan (autobot/lifespan.py). Host and Origin are checked with Django's ALLOWE
 from __future__ import annotations
 
 import json
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote
 
 import mcp_types as types
 from django.conf import settings
-from django.http.request import split_domain_port, validate_host
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel import Server
@@ -30,6 +29,7 @@ from autobot.auth import read_only, token_authenticate
 from chat import tools
 from chat.tools.base import rate_safe
 from interop import calls
+from interop.http import allowed, header, refuse
 
 PATH = "/mcp"
 USER_KEY = "autobot.user"
@@ -124,7 +124,7 @@ async def read_resource(ctx, params: types.ReadResourceRequestParams) -> types.R
 server = Server("AutoBot", version=settings.VERSION, instructions=INSTRUCTIONS, on_list_tools=list_tools,
                 on_call_tool=call_tool, on_list_resources=list_resources,
                 on_list_resource_templates=list_templates, on_read_resource=read_resource)
-# Our own Host/Origin check stands in front (see _allowed), so the SDK's is off.
+# Our own Host/Origin check stands in front (interop/http.py), so the SDK's is off.
 manager = StreamableHTTPSessionManager(server, stateless=True, json_response=True)
 
 
@@ -132,42 +132,17 @@ def is_mcp(scope) -> bool:
     return scope["type"] == "http" and scope["path"].rstrip("/") == PATH
 
 
-def _header(scope, name: bytes) -> str:
-    return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), "")
-
-
-def _allowed(scope) -> bool:
-    """Host must be one Django would serve; Origin, when a browser sends one, too."""
-    hosts = settings.ALLOWED_HOSTS
-    host, _ = split_domain_port(_header(scope, b"host"))
-    if not host or not validate_host(host, hosts):
-        return False
-    origin = _header(scope, b"origin")
-    if origin:
-        origin_host = urlsplit(origin).hostname or ""
-        return bool(origin_host) and validate_host(origin_host, hosts)
-    return True
-
-
-async def _refuse(send, status: int, detail: str, code: str, headers: list | None = None) -> None:
-    body = json.dumps({"detail": detail, "code": code}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})
-
-
 async def mcp_app(scope, receive, send) -> None:
     """The /mcp endpoint: checks the host and the token, then hands over to the SDK."""
-    if not _allowed(scope):
-        await _refuse(send, 403, "this Host or Origin is not allowed (AUTOBOT_ALLOWED_HOSTS)", "host_not_allowed")
+    if not allowed(scope):
+        await refuse(send, 403, "this Host or Origin is not allowed (AUTOBOT_ALLOWED_HOSTS)", "host_not_allowed")
         return
-    authorization = _header(scope, b"authorization")
+    authorization = header(scope, b"authorization")
     raw = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
     user = await token_authenticate(raw) if raw else None
     if user is None:
         detail = "the API token is invalid, expired or revoked" if raw else "send an API token: Authorization: Bearer"
-        await _refuse(send, 401, detail, "invalid_token" if raw else "not_authenticated",
+        await refuse(send, 401, detail, "invalid_token" if raw else "not_authenticated",
                       [(b"www-authenticate", b'Bearer realm="AutoBot"')])
         return
     scopes = ["read"] if read_only(user) else ["read", "write"]

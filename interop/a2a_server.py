@@ -1,0 +1,229 @@
+"""AutoBot as an A2A agent (official `a2a-sdk`): a public card and a JSON-RPC endpoint.
+
+- `GET /.well-known/agent-card.json`: public; skills are the operator's tools and the online
+  built-in or shared bus agents' capabilities; one JSON-RPC interface at /a2a; bearer tokens.
+- `POST /a2a`: the SDK's JSON-RPC dispatcher (SendMessage, SendStreamingMessage over SSE,
+  GetTask, CancelTask), behind an API token. Each message becomes one call through
+  interop.calls, as the token's user, so the operator policy, approvals and audit apply:
+  - a data part `{"agent_id" | "capability", "action", "data"}`: a request to that bus agent;
+  - a data part `{"tool", "arguments"}`: that registry tool (terminal_run, files_read, …);
+  - text only: a search of the user's knowledge base.
+  A call waiting for approval leaves the task `input-required`; once the owner has approved it
+  in AutoBot, any message to the same task runs it. States: working → completed | failed |
+  canceled (or input-required).
+
+Tasks are kept in the SDK's in-memory store, per worker: a task is found again only on the
+worker that ran it (a deployment with several workers routes /a2a to one of them, or loses
+GetTask across workers; see docs/interop.md).
+"""
+
+from __future__ import annotations
+
+import json
+
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.request_handlers.response_helpers import agent_card_to_dict
+from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes
+from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
+from a2a.types import (
+    AgentCapabilities,
+    AgentCard,
+    AgentInterface,
+    AgentSkill,
+    HTTPAuthSecurityScheme,
+    Part,
+    SecurityRequirement,
+    SecurityScheme,
+    Task,
+    TaskState,
+    TaskStatus,
+)
+from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+from django.conf import settings
+from google.protobuf.json_format import MessageToDict
+from starlette.applications import Starlette
+from starlette.authentication import SimpleUser
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from autobot.auth import token_authenticate
+from chat import tools
+from chat.operator import approvals
+from interop import calls
+from interop.http import allowed, header, refuse
+
+RPC_PATH = "/a2a"
+USER_KEY = "autobot.user"
+PATHS = (AGENT_CARD_WELL_KNOWN_PATH, RPC_PATH)
+DESCRIPTION = ("AutoBot, a self-hosted operations assistant: its knowledge base, files, agents and governed "
+               "terminal, as the token's user. Send a data part {agent_id|capability, action, data} for a bus "
+               "agent, {tool, arguments} for a tool, or text to search the knowledge base.")
+
+
+def is_a2a(scope) -> bool:
+    return scope["type"] == "http" and scope["path"] in PATHS
+
+
+# -- the card ---------------------------------------------------------------------------------
+async def _agent_skills() -> list[AgentSkill]:
+    """The online bus agents anyone may address (built-in or shared), one skill per capability."""
+    from django.db.models import Q
+
+    from agents.models import Agent
+    from agents.services import get_bus
+
+    await get_bus()  # the built-ins register themselves when this process's bus starts
+    skills = []
+    visible = Agent.objects.filter(Q(kind=Agent.Kind.BUILTIN) | Q(shared=True), status=Agent.Status.ONLINE)
+    async for agent in visible.order_by("id"):
+        for capability in agent.capabilities or []:
+            skills.append(AgentSkill(id=f"agent:{agent.pk}:{capability}", name=f"{agent.name}: {capability}",
+                                     description=f"{agent.description} Send {{\"agent_id\": \"{agent.pk}\", "
+                                                 f"\"action\": …, \"data\": …}} as a data part.",
+                                     tags=["agent", agent.pk, capability]))
+    return skills
+
+
+async def agent_card(base_url: str) -> AgentCard:
+    """The public card, with the bus agents online now."""
+    return _card(base_url, await _agent_skills())
+
+
+def _card(base_url: str, agent_skills: list[AgentSkill]) -> AgentCard:
+    skills = [AgentSkill(id=f"tool:{tool.name}", name=tool.name, description=tool.description, tags=["tool"],
+                         input_modes=["application/json"], output_modes=["text/plain"])
+              for tool in tools.TOOLS.values()]
+    return AgentCard(
+        name="AutoBot", description=DESCRIPTION, version=settings.VERSION,
+        supported_interfaces=[AgentInterface(url=base_url + RPC_PATH, protocol_binding="JSONRPC",
+                                             protocol_version="1.0")],
+        capabilities=AgentCapabilities(streaming=True, push_notifications=False),
+        security_schemes={"bearer": SecurityScheme(http_auth_security_scheme=HTTPAuthSecurityScheme(
+            scheme="bearer", bearer_format="AutoBot API token (abt_…)",
+            description="An API token from the Tokens page (/tokens/)"))},
+        security_requirements=[SecurityRequirement(schemes={"bearer": {"list": []}})],
+        default_input_modes=["text/plain", "application/json"], default_output_modes=["text/plain"],
+        skills=skills + agent_skills,
+    )
+
+
+def _base_url(scope) -> str:
+    # The Host header has passed the ALLOWED_HOSTS check; the scheme is what the proxy says it is.
+    scheme = scope.get("scheme", "http")
+    forwarded = header(scope, b"x-forwarded-proto")
+    if forwarded in ("http", "https") and settings.SECURE_PROXY_SSL_HEADER:
+        scheme = forwarded
+    return f"{scheme}://{header(scope, b'host')}"
+
+
+async def card_view(request) -> JSONResponse:
+    card = await agent_card(_base_url(request.scope))
+    return JSONResponse(agent_card_to_dict(card), headers={"Cache-Control": "no-cache"})
+
+
+# -- the executor -----------------------------------------------------------------------------
+def _request_of(message) -> tuple[str, dict, str | None] | None:
+    """(tool, arguments, approval id) the message asks for, or None when it names nothing."""
+    for part in message.parts:
+        if part.HasField("data"):
+            data = MessageToDict(part.data)
+            if not isinstance(data, dict):
+                continue
+            if "tool" in data:
+                return str(data["tool"]), data.get("arguments") or {}, data.get("approval_id")
+            if "agent_id" in data or "capability" in data:
+                keys = ("agent_id", "capability", "action", "data")
+                return "agent_request", {k: data[k] for k in keys if k in data}, None
+    text = "\n".join(part.text for part in message.parts if part.HasField("text")).strip()
+    return ("knowledge_search", {"query": text[:500]}, None) if text else None
+
+
+class BusExecutor(AgentExecutor):
+    """Runs one message as one call (interop.calls); remembers a call parked behind an approval."""
+
+    def __init__(self) -> None:
+        self.parked: dict[str, tuple[str, dict, str]] = {}  # task id → (tool, arguments, approval id)
+
+    async def execute(self, context: RequestContext, event_queue) -> None:
+        user = context.call_context.state[USER_KEY]
+        if context.current_task is None:
+            await event_queue.enqueue_event(Task(id=context.task_id, context_id=context.context_id,
+                                                 status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED),
+                                                 history=[context.message]))
+        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        await updater.start_work()
+        asked = _request_of(context.message)
+        parked = self.parked.pop(context.task_id, None)
+        if parked and (asked is None or asked[0] == "knowledge_search"):
+            asked = parked  # "go on" after the owner's decision: the parked call, with its approval
+        if asked is None:
+            await updater.failed(_text(updater, "send text, or a data part naming an agent or a tool"))
+            return
+        name, arguments, approval_id = asked
+        outcome = await calls.call(user=user, door="a2a", name=name, arguments=arguments, approval_id=approval_id,
+                                   client_ip=context.call_context.state.get("client_ip"),
+                                   correlation_id=context.task_id.replace("-", ""))
+        if outcome.status == "pending_approval":
+            self.parked[context.task_id] = (name, arguments, outcome.approval["id"])
+            await updater.requires_input(updater.new_agent_message(
+                [Part(text=outcome.output), Part(data=_value({"approval": outcome.approval}))]))
+            return
+        await updater.add_artifact([Part(text=outcome.output)], name="result")
+        if outcome.ok:
+            await updater.complete()
+        else:
+            await updater.failed(_text(updater, outcome.output))
+
+    async def cancel(self, context: RequestContext, event_queue) -> None:
+        parked = self.parked.pop(context.task_id, None)
+        if parked:  # nobody may approve a call whose task is gone
+            await approvals.approval_expire_now(parked[2], reason="the A2A task was cancelled")
+        await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
+
+
+def _text(updater: TaskUpdater, text: str):
+    return updater.new_agent_message([Part(text=text)])
+
+
+def _value(data: dict):
+    from google.protobuf import struct_pb2
+
+    value = struct_pb2.Value()
+    value.struct_value.update(json.loads(json.dumps(data, default=str)))
+    return value
+
+
+class ContextBuilder(DefaultServerCallContextBuilder):
+    def build(self, request):
+        context = super().build(request)
+        context.state[USER_KEY] = request.scope[USER_KEY]
+        context.state["client_ip"] = request.client.host if request.client else None
+        return context
+
+
+executor = BusExecutor()
+# The handler reads its card for what the endpoint supports (streaming); the served one is built
+# per request (card_view), with the caller's host and the agents online now.
+handler = DefaultRequestHandler(agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=_card("", []))
+_app = Starlette(routes=[Route(AGENT_CARD_WELL_KNOWN_PATH, card_view, methods=["GET"]),
+                         *create_jsonrpc_routes(handler, RPC_PATH, context_builder=ContextBuilder())])
+
+
+async def a2a_app(scope, receive, send) -> None:
+    """The card (public) and the JSON-RPC endpoint (an API token), behind the Host/Origin check."""
+    if not allowed(scope):
+        await refuse(send, 403, "this Host or Origin is not allowed (AUTOBOT_ALLOWED_HOSTS)", "host_not_allowed")
+        return
+    if scope["path"] == RPC_PATH:
+        authorization = header(scope, b"authorization")
+        raw = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
+        user = await token_authenticate(raw) if raw else None
+        if user is None:
+            await refuse(send, 401, "send a valid API token: Authorization: Bearer", "not_authenticated",
+                         [(b"www-authenticate", b'Bearer realm="AutoBot"')])
+            return
+        # The owner resolver keys tasks by this name: one user never sees another's tasks.
+        scope = {**scope, "user": SimpleUser(f"user:{user.pk}"), USER_KEY: user}
+    await _app(scope, receive, send)
+
