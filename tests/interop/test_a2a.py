@@ -8,8 +8,10 @@ from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
 from a2a.types import CancelTaskRequest, GetTaskRequest, Message, Part, Role, SendMessageRequest, TaskState
 from asgiref.sync import sync_to_async
 from google.protobuf import struct_pb2
+from google.protobuf.json_format import MessageToDict
 
 from tests.conftest import app_server, make_token
+from tests.terminal.conftest import _grant
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -100,3 +102,23 @@ async def test_the_endpoint_needs_a_token(server):
     async with httpx.AsyncClient() as http:
         response = await http.post(f"http://{server.address}/a2a", json=body)
     assert response.status_code == 401 and response.json()["code"] == "not_authenticated"
+
+
+async def test_once_the_owner_approves_the_task_goes_on_and_completes(server, staff):
+    from chat.models import OperatorPolicy
+
+    await OperatorPolicy.objects.acreate(user=staff, terminal_level="STANDARD")  # where approved HIGH may run
+    await sync_to_async(_grant)(staff)
+    token = await sync_to_async(make_token)(staff)
+    _, client = await connect(server.address, token, streaming=False)
+    _, task = await last_task(client, data_message({"tool": "terminal_run", "arguments": {"command": HIGH_COMMAND}}))
+    assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+    approval = MessageToDict(task.status.message.parts[1].data)["approval"]
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        url = f"http://{server.address}/api/chat/sessions/{approval['chat_session_id']}/approvals/{approval['id']}"
+        assert (await http.post(url, json={"decision": "approve"})).status_code == 200
+    go_on = SendMessageRequest(message=Message(role=Role.ROLE_USER, message_id=uuid.uuid4().hex, task_id=task.id,
+                                               context_id=task.context_id, parts=[Part(text="go on")]))
+    _, done = await last_task(client, go_on)
+    assert done.status.state == TaskState.TASK_STATE_COMPLETED, done.status
+    assert done.artifacts[-1].parts[0].text.strip().endswith("1")
