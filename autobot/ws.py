@@ -91,7 +91,7 @@ class WebSocketGate:
         if not origin_allowed(origin, _header(scope, b"host"), has_token=bool(token)):
             return await close_with(send, receive, 4403, "origin")  # a session cookie without Origin
         if read_only(user):  # sockets type commands, send messages, act as agents: none is reading
-            return await close_with(send, receive, 4403, "read-only token")
+            return await close_with(send, receive, 4403, "read_only_token")
         scope = dict(scope, user=user)
         route = scope["path"].split("/")[2] if scope["path"].count("/") >= 2 else "?"
         gauge = metrics.ws_connections.labels(route if route in APPS else "other")

@@ -37,3 +37,19 @@ async def test_an_unknown_scope_is_a_422(owner):
     response = await browser.post("/api/tokens", {"name": "x", "scope": "admin"}, content_type="application/json")
     assert response.status_code == 422
     assert await ApiToken.objects.acount() == 0
+
+
+async def test_a_read_only_token_opens_no_socket(owner):
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from tests.conftest import _make_token
+    from tests.platform.test_websocket_gate import _whoami_app
+
+    raw = await sync_to_async(_make_token)(owner, scope="read")
+    comm = WebsocketCommunicator(_whoami_app(), "/ws/whoami/", headers=[
+        (b"host", b"testserver"), (b"authorization", f"Bearer {raw}".encode())])
+    await comm.connect()  # the gate accepts, then closes with a code the page can read
+    closed = await comm.receive_output(timeout=5)
+    assert closed["type"] == "websocket.close" and closed["code"] == 4403
+    await comm.disconnect()
