@@ -56,15 +56,16 @@ def _input_schema(tool) -> dict:
     """The registry's schema, plus `approval_id` on tools whose calls can wait for approval."""
     schema = json.loads(json.dumps(tool.schema))
     if tool.rate is not rate_safe:
-        schema["properties"]["approval_id"] = {
+        schema.setdefault("properties", {})["approval_id"] = {
             "type": "string", "maxLength": 64,
             "description": "the id of an approved approval, to run a call that returned pending_approval"}
     return schema
 
 
 async def list_tools(ctx, params) -> types.ListToolsResult:
+    found = await tools.tools_for(_user(ctx))  # with the external MCP servers' tools this user may use
     return types.ListToolsResult(tools=[types.Tool(name=t.name, description=t.description,
-                                                   input_schema=_input_schema(t)) for t in tools.TOOLS.values()])
+                                                   input_schema=_input_schema(t)) for t in found.values()])
 
 
 async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:

@@ -17,3 +17,30 @@ class DoorSession(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "door"], name="interop_one_session_per_door")]
+
+
+class ExternalMcpServer(models.Model):
+    """An MCP server staff registered: its tools become operator tools for the users and groups
+    named here, rated `risk` (HIGH by default: approved one by one) and audited."""
+
+    class Risk(models.TextChoices):
+        SAFE = "SAFE"
+        MODERATE = "MODERATE"
+        HIGH = "HIGH"
+
+    name = models.SlugField(max_length=40, unique=True, help_text="Tools are named mcp_<name>__<tool>.")
+    url = models.URLField(max_length=500, help_text="The server's streamable HTTP endpoint, e.g. https://host/mcp")
+    auth_header = models.CharField(max_length=500, blank=True,
+                                   help_text="Sent as the Authorization header, e.g. 'Bearer …' (kept secret)")
+    risk = models.CharField(max_length=10, choices=Risk.choices, default=Risk.HIGH,
+                            help_text="How every call to its tools is rated (the user's operator policy applies)")
+    enabled = models.BooleanField(default=True)
+    users = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    groups = models.ManyToManyField("auth.Group", blank=True, related_name="+")
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "external MCP server"
+
+    def __str__(self) -> str:
+        return self.name
