@@ -33,6 +33,7 @@ from a2a.types import (
     AgentSkill,
     HTTPAuthSecurityScheme,
     Part,
+    Role,
     SecurityRequirement,
     SecurityScheme,
     Task,
@@ -140,10 +141,9 @@ def _request_of(message) -> tuple[str, dict, str | None] | None:
 
 
 class BusExecutor(AgentExecutor):
-    """Runs one message as one call (interop.calls); remembers a call parked behind an approval."""
-
-    def __init__(self) -> None:
-        self.parked: dict[str, tuple[str, dict, str]] = {}  # task id → (tool, arguments, approval id)
+    """Runs one message as one call (interop.calls). A call parked behind an approval is found
+    again from the task itself (its first message and the approval in its status), so a
+    follow-up or a cancel works on whichever worker receives it."""
 
     async def execute(self, context: RequestContext, event_queue) -> None:
         user = context.call_context.state[USER_KEY]
@@ -154,7 +154,7 @@ class BusExecutor(AgentExecutor):
         updater = TaskUpdater(event_queue, context.task_id, context.context_id)
         await updater.start_work()
         asked = _request_of(context.message)
-        parked = self.parked.pop(context.task_id, None)
+        parked = _parked(context.current_task)
         if parked and (asked is None or asked[0] == "knowledge_search"):
             asked = parked  # "go on" after the owner's decision: the parked call, with its approval
         if asked is None:
@@ -165,7 +165,6 @@ class BusExecutor(AgentExecutor):
                                    client_ip=context.call_context.state.get("client_ip"),
                                    correlation_id=context.task_id.replace("-", ""))
         if outcome.status == "pending_approval":
-            self.parked[context.task_id] = (name, arguments, outcome.approval["id"])
             await updater.requires_input(updater.new_agent_message(
                 [Part(text=outcome.output), Part(data=_value({"approval": outcome.approval}))]))
             return
@@ -176,10 +175,23 @@ class BusExecutor(AgentExecutor):
             await updater.failed(_text(updater, outcome.output))
 
     async def cancel(self, context: RequestContext, event_queue) -> None:
-        parked = self.parked.pop(context.task_id, None)
+        parked = _parked(context.current_task)
         if parked:  # nobody may approve a call whose task is gone
             await approvals.approval_expire_now(parked[2], reason="the A2A task was cancelled")
         await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
+
+
+def _parked(task) -> tuple[str, dict, str] | None:
+    """(tool, arguments, approval id) of the call an input-required task waits for, or None."""
+    if task is None or task.status.state != TaskState.TASK_STATE_INPUT_REQUIRED:
+        return None
+    first = next((m for m in task.history if m.role == Role.ROLE_USER), None)
+    approval = next((MessageToDict(p.data).get("approval") for p in task.status.message.parts
+                     if p.HasField("data")), None)
+    asked = _request_of(first) if first is not None else None
+    if not asked or not isinstance(approval, dict) or not approval.get("id"):
+        return None
+    return asked[0], asked[1], str(approval["id"])
 
 
 def _text(updater: TaskUpdater, text: str):
