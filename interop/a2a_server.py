@@ -12,9 +12,9 @@
   in AutoBot, any message to the same task runs it. States: working → completed | failed |
   canceled (or input-required).
 
-Tasks are kept in the SDK's in-memory store, per worker: a task is found again only on the
-worker that ran it (a deployment with several workers routes /a2a to one of them, or loses
-GetTask across workers; see docs/interop.md).
+Tasks are stored in the database (interop/a2a_store.py), so GetTask, CancelTask and a
+follow-up message work on any worker. A streaming subscription follows the run on the worker
+that runs it; cancelling a call that is running (not parked) on another worker only marks it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
 from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes
-from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
+from a2a.server.tasks import TaskUpdater
 from a2a.types import (
     AgentCapabilities,
     AgentCard,
@@ -52,6 +52,7 @@ from autobot.auth import token_authenticate
 from chat import tools
 from chat.operator import approvals
 from interop import calls
+from interop.a2a_store import DatabaseTaskStore, on_lanes
 from interop.http import allowed, header, refuse
 
 RPC_PATH = "/a2a"
@@ -79,8 +80,10 @@ async def _agent_skills() -> list[AgentSkill]:
     visible = Agent.objects.filter(Q(kind=Agent.Kind.BUILTIN) | Q(shared=True), status=Agent.Status.ONLINE)
     async for agent in visible.order_by("id"):
         for capability in agent.capabilities or []:
-            skills.append(AgentSkill(id=f"agent:{agent.pk}:{capability}", name=f"{agent.name}: {capability}",
-                                     description=f"{agent.description} Send {{\"agent_id\": \"{agent.pk}\", "
+            about = f"{agent.description} " if agent.description else ""
+            skills.append(AgentSkill(id=f"agent:{agent.pk}:{capability}",
+                                     name=f"{agent.name or agent.pk}: {capability}",
+                                     description=f"{about}Send {{\"agent_id\": \"{agent.pk}\", "
                                                  f"\"action\": …, \"data\": …}} as a data part.",
                                      tags=["agent", agent.pk, capability]))
     return skills
@@ -145,6 +148,7 @@ class BusExecutor(AgentExecutor):
     again from the task itself (its first message and the approval in its status), so a
     follow-up or a cancel works on whichever worker receives it."""
 
+    @on_lanes
     async def execute(self, context: RequestContext, event_queue) -> None:
         user = context.call_context.state[USER_KEY]
         if context.current_task is None:
@@ -174,6 +178,7 @@ class BusExecutor(AgentExecutor):
         else:
             await updater.failed(_text(updater, outcome.output))
 
+    @on_lanes
     async def cancel(self, context: RequestContext, event_queue) -> None:
         parked = _parked(context.current_task)
         if parked:  # nobody may approve a call whose task is gone
@@ -217,7 +222,7 @@ class ContextBuilder(DefaultServerCallContextBuilder):
 executor = BusExecutor()
 # The handler reads its card for what the endpoint supports (streaming); the served one is built
 # per request (card_view), with the caller's host and the agents online now.
-handler = DefaultRequestHandler(agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=_card("", []))
+handler = DefaultRequestHandler(agent_executor=executor, task_store=DatabaseTaskStore(), agent_card=_card("", []))
 _app = Starlette(routes=[Route(AGENT_CARD_WELL_KNOWN_PATH, card_view, methods=["GET"]),
                          *create_jsonrpc_routes(handler, RPC_PATH, context_builder=ContextBuilder())])
 

@@ -44,3 +44,18 @@ class ExternalMcpServer(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class A2aTask(models.Model):
+    """An A2A task as the SDK last saved it (the protobuf `Task`, serialized), so GetTask,
+    CancelTask and follow-up messages work on whichever worker receives them."""
+
+    id = models.CharField(max_length=64, primary_key=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    context_id = models.CharField(max_length=64, db_index=True)
+    state = models.PositiveSmallIntegerField()  # a2a TaskState number
+    data = models.BinaryField()
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "-updated"])]

@@ -6,10 +6,12 @@ import httpx
 import pytest
 from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
 from a2a.types import CancelTaskRequest, GetTaskRequest, Message, Part, Role, SendMessageRequest, TaskState
+from a2a.utils.errors import TaskNotFoundError
 from asgiref.sync import sync_to_async
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
+from interop.models import A2aTask
 from tests.conftest import app_server, make_token
 from tests.terminal.conftest import _grant
 
@@ -57,7 +59,7 @@ async def test_the_card_is_public_and_describes_the_endpoint(server):
     assert {"tool:knowledge_search", "tool:terminal_run", "agent:knowledge:search"} <= skills
 
 
-async def test_a_bus_agent_answers_sent_and_streamed(server, owner):
+async def test_a_bus_agent_answers_sent_and_streamed(server, owner, stranger):
     from knowledge.services import entry_create
 
     await entry_create(user=owner, title="Backups", content="Backups run nightly at 02:00 with restic.")
@@ -70,6 +72,11 @@ async def test_a_bus_agent_answers_sent_and_streamed(server, owner):
     assert "Backups" in task.artifacts[0].parts[0].text
     again = await client.get_task(GetTaskRequest(id=task.id))
     assert again.status.state == TaskState.TASK_STATE_COMPLETED
+    assert await A2aTask.objects.filter(pk=task.id, owner=owner).aexists()  # any worker finds it
+
+    _, theirs = await connect(server.address, await sync_to_async(make_token)(stranger), streaming=False)
+    with pytest.raises(TaskNotFoundError):  # another user's task does not exist for them
+        await theirs.get_task(GetTaskRequest(id=task.id))
 
     _, streaming = await connect(server.address, token, streaming=True)
     events = [event async for event in streaming.send_message(data_message(ask))]
