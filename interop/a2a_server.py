@@ -52,8 +52,8 @@ from autobot.auth import token_authenticate
 from chat import tools
 from chat.operator import approvals
 from interop import calls
-from interop.a2a_store import DatabaseTaskStore, on_lanes
-from interop.http import allowed, header, refuse
+from interop.a2a_store import DatabaseTaskStore
+from interop.http import allowed, header, on_lanes, refuse
 
 RPC_PATH = "/a2a"
 USER_KEY = "autobot.user"

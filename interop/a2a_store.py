@@ -3,12 +3,10 @@ any worker, and only by its owner (the token's user)."""
 
 from __future__ import annotations
 
-import functools
-
 from a2a.server.tasks import TaskStore
 from a2a.types import ListTasksResponse, Task
 
-from autobot.lanes import lane_context
+from interop.http import on_lanes
 from interop.models import A2aTask
 
 USER_KEY = "autobot.user"
@@ -17,19 +15,6 @@ PAGE_SIZE = 50
 
 def _owner(context):
     return context.state[USER_KEY]
-
-
-def on_lanes(method):
-    """Run `method`'s database work on the lanes of its own context. The SDK calls the store
-    and the executor from tasks that outlive the request that started them (a task's producer
-    serves its later messages too), where the request's lane context has already exited."""
-
-    @functools.wraps(method)
-    async def wrapper(*args, **kwargs):
-        async with lane_context():
-            return await method(*args, **kwargs)
-
-    return wrapper
 
 
 class DatabaseTaskStore(TaskStore):

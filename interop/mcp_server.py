@@ -29,7 +29,7 @@ from autobot.auth import read_only, token_authenticate
 from chat import tools
 from chat.tools.base import rate_safe
 from interop import calls
-from interop.http import allowed, header, refuse
+from interop.http import allowed, header, on_lanes, refuse
 
 PATH = "/mcp"
 USER_KEY = "autobot.user"
@@ -62,12 +62,14 @@ def _input_schema(tool) -> dict:
     return schema
 
 
+@on_lanes
 async def list_tools(ctx, params) -> types.ListToolsResult:
     found = await tools.tools_for(_user(ctx))  # with the external MCP servers' tools this user may use
     return types.ListToolsResult(tools=[types.Tool(name=t.name, description=t.description,
                                                    input_schema=_input_schema(t)) for t in found.values()])
 
 
+@on_lanes
 async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
     arguments = dict(params.arguments or {})
     approval_id = arguments.pop("approval_id", None)
@@ -79,6 +81,7 @@ async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolR
                                 is_error=outcome.status in ("failed", "refused"))
 
 
+@on_lanes
 async def list_resources(ctx, params) -> types.ListResourcesResult:
     from files import services as files
     from knowledge.services import entry_list
@@ -105,6 +108,7 @@ async def list_templates(ctx, params) -> types.ListResourceTemplatesResult:
     ])
 
 
+@on_lanes
 async def read_resource(ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
     uri = str(params.uri)
     if uri.startswith(KNOWLEDGE_URI) and uri[len(KNOWLEDGE_URI):].isdigit():
