@@ -57,6 +57,7 @@ async def test_the_card_is_public_and_describes_the_endpoint(server):
     assert card.security_schemes["bearer"].http_auth_security_scheme.scheme == "bearer"
     skills = {skill.id for skill in card.skills}
     assert {"tool:knowledge_search", "tool:terminal_run", "agent:knowledge:search"} <= skills
+    assert not any(skill.startswith("agent:terminal:") for skill in skills)  # commands: terminal_run
 
 
 async def test_a_bus_agent_answers_sent_and_streamed(server, owner, stranger):
@@ -129,3 +130,26 @@ async def test_once_the_owner_approves_the_task_goes_on_and_completes(server, st
     _, done = await last_task(client, go_on)
     assert done.status.state == TaskState.TASK_STATE_COMPLETED, done.status
     assert done.artifacts[-1].parts[0].text.strip().endswith("1")
+
+
+async def test_a_bus_agent_has_its_own_card_and_endpoint(server, owner):
+    from knowledge.services import entry_create
+
+    await entry_create(user=owner, title="Backups", content="Backups run nightly at 02:00 with restic.")
+    token = await sync_to_async(make_token)(owner)
+    http = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    path = "/a2a/agents/knowledge/agent-card.json"
+    resolver = A2ACardResolver(http, f"http://{server.address}", agent_card_path=path)
+    card = await resolver.get_agent_card()
+    assert card.supported_interfaces[0].url == f"http://{server.address}/a2a/agents/knowledge"
+    assert "agent:knowledge:search" in {skill.id for skill in card.skills}
+    client = ClientFactory(ClientConfig(httpx_client=http, streaming=False)).create(card)
+    _, task = await last_task(client, data_message({"action": "search", "data": {"q": "restic"}}))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+    assert "Backups" in task.artifacts[0].parts[0].text
+
+    async with httpx.AsyncClient() as anonymous:
+        missing = await anonymous.get(f"http://{server.address}/a2a/agents/nobody/agent-card.json")
+        assert missing.status_code == 404 and missing.json()["code"] == "agent_not_found"
+        refused = await anonymous.post(f"http://{server.address}/a2a/agents/knowledge", json={})
+        assert refused.status_code == 401
