@@ -12,6 +12,7 @@ Every outcome is an audit event `<door>.tool_call`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from dataclasses import dataclass, field
 
@@ -26,8 +27,10 @@ from chat.operator import approvals
 from chat.operator.policy import action_for, policy_get
 from interop.models import DoorSession
 
-# Tools a read-only token may not call: they change the user's files or run commands.
-WRITE_TOOLS = frozenset({"files_write", "terminal_run", "agent_request"})
+# All a read-only token may call: the rest change files, run commands, or ask agents and external
+# MCP servers to do things (an allowlist, so a new tool is not readable until said so).
+READ_TOOLS = frozenset({"knowledge_search", "knowledge_get", "files_list", "files_read"})
+log = logging.getLogger("interop.calls")
 TITLES = {"mcp": "MCP client calls", "a2a": "A2A client calls"}
 
 
@@ -86,7 +89,7 @@ def _remember(session: ChatSession):
 
 
 async def _call(user, door, name, arguments, approval_id, context, session) -> Outcome:
-    if name in WRITE_TOOLS and read_only(user):
+    if name not in READ_TOOLS and read_only(user):
         return Outcome("refused", False, f"refused: this API token is read-only and {name} changes things")
     try:
         prepared = await tools.prepare(user, name, arguments, context)
@@ -113,6 +116,9 @@ async def _call(user, door, name, arguments, approval_id, context, session) -> O
         return Outcome("refused", False, f"{exc.code}: {exc.detail}", risk=rating.risk)
     except AppError as exc:
         return Outcome("failed", False, f"{exc.code}: {exc.detail}", risk=rating.risk)
+    except Exception:  # an external server down, a bug: the caller gets a result, the log the stack
+        log.exception("%s tool %s failed", door, tool.name)
+        return Outcome("failed", False, "the tool failed with an internal error", risk=rating.risk)
     return Outcome("done" if result.ok else "failed", result.ok,
                    tools.truncate(result.output or "", 60_000), exit_code=result.exit_code, risk=rating.risk,
                    data=result.data)
