@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import logging
 import time
 
@@ -56,7 +57,8 @@ async def _remote_tools(server: ExternalMcpServer) -> list[dict]:
 
 
 def _tool(server: ExternalMcpServer, remote: dict) -> Tool:
-    name = f"mcp_{server.name.replace('-', '_')}__{remote['name']}"[:64]
+    # Function names models accept: letters, digits, _ and -, at most 64.
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", f"mcp_{server.name.replace('-', '_')}__{remote['name']}")[:64]
 
     async def rate(user, args: dict, context: ToolContext) -> Rating:
         subject = f"{server.name}: {remote['name']} {json.dumps(args, ensure_ascii=False, sort_keys=True)}"
