@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import logging
+import re
 import time
 
 import h11  # noqa: F401  -- httpx2 imports it on the first connection: not on the event loop
