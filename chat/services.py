@@ -111,12 +111,13 @@ async def session_get(*, user, session_id) -> ChatSession:
 
 async def session_list(*, user, q: str = "", limit: int = 50, offset: int = 0) -> tuple[list, int]:
     """A page of the sessions the user may see, newest first, as rows with the attributes
-    `session_data` reads (id, title, model, created, updated): plain rows, not model instances,
-    cost about a third less to read."""
+    `session_data` reads (id, title, model, created, updated, tools, operator_terminal): plain
+    rows, not model instances, cost about a third less to read."""
     sessions = _visible(user)
     if q.strip():
         sessions = sessions.filter(title__icontains=q.strip())
-    rows = sessions.order_by("-updated").values_list("id", "title", "model", "created", "updated", named=True)
+    rows = sessions.order_by("-updated").values_list("id", "title", "model", "created", "updated", "tools",
+                                                     "operator_terminal", named=True)
     return await paginate(rows, limit=limit, offset=offset)
 
 
