@@ -1,4 +1,5 @@
 from asgiref.sync import async_to_sync
+from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
@@ -50,12 +51,25 @@ class AuditEventAdmin(ReadOnlyAdmin):
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
 
 
+class ApiTokenForm(forms.ModelForm):
+    # Left out: a full token, as over the API.
+    scope = forms.ChoiceField(choices=ApiToken.Scope.choices, required=False, initial=ApiToken.Scope.FULL)
+
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name", "scope", "expires_at")
+
+    def clean_scope(self):
+        return self.cleaned_data.get("scope") or ApiToken.Scope.FULL
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("prefix", "user", "name", "created", "expires_at", "revoked_at", "last_used_at")
+    form = ApiTokenForm
+    list_display = ("prefix", "user", "name", "scope", "created", "expires_at", "revoked_at", "last_used_at")
     list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
     search_fields = ("user__username", "name", "prefix")
-    fields = ("user", "name", "expires_at", "prefix", "created", "revoked_at", "last_used_at")
+    fields = ("user", "name", "scope", "expires_at", "prefix", "created", "revoked_at", "last_used_at")
     readonly_fields = ("prefix", "created", "revoked_at", "last_used_at")
     actions = ["revoke"]
 
@@ -69,7 +83,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # The service makes the token and audits it; the admin only shows the raw token once.
         token, raw = async_to_sync(token_create)(actor=request.user, user=obj.user, name=obj.name,
-                                                 expires_at=obj.expires_at, via="admin")
+                                                 expires_at=obj.expires_at, via="admin",
+                                                 scope=obj.scope)
         obj.pk = token.pk
         obj.refresh_from_db()  # the admin's "added" message and redirect use this object
         messages.warning(request, f"The new token is {raw} — copy it now, it will not be shown again.")

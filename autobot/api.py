@@ -46,7 +46,8 @@ api = AutoBotAPI(
     description=(
         "Self-hosted AI operations assistant. Authenticate with a session (browser, CSRF on unsafe "
         "methods) or `Authorization: Bearer <token>` (create one with `manage.py create_api_token USER` "
-        "or in the admin). Errors are `{\"detail\": ..., \"code\": ...}`; lists are `{items, count}` "
+        "or in the admin). A read-only token (`scope: read`) is refused every unsafe method with "
+        "`403 read_only_token`. Errors are `{\"detail\": ..., \"code\": ...}`; lists are `{items, count}` "
         "with `?limit=&offset=`."
     ),
     auth=api_auth,

@@ -15,6 +15,17 @@ from autobot.lifespan import lifespan_application  # noqa: E402
 from autobot.watchdog import WatchdogMiddleware, preload  # noqa: E402
 from autobot.ws import websocket_application  # noqa: E402
 from files.asgi import StreamingUploadMiddleware  # noqa: E402
+from interop.a2a_server import a2a_app, is_a2a  # noqa: E402
+from interop.mcp_server import is_mcp, mcp_app  # noqa: E402
+
+
+def _http_router(django_app):
+    async def route(scope, receive, send):
+        app = mcp_app if is_mcp(scope) else a2a_app if is_a2a(scope) else django_app
+        await app(scope, receive, send)
+
+    return route
+
 
 preload()  # what the first request would import on the event loop (seconds of it)
 
@@ -22,7 +33,8 @@ preload()  # what the first request would import on the event loop (seconds of i
 application = WatchdogMiddleware(ProtocolTypeRouter({
     # File uploads bypass Django's whole-body buffering and stream to disk (see files/asgi.py).
     # Each request's sync work runs on one of a few long-lived threads (see autobot/lanes.py).
-    "http": LaneMiddleware(StreamingUploadMiddleware(django_asgi_app)),
+    # /mcp (MCP SDK), /a2a and /.well-known/agent-card.json (A2A SDK) go in front of Django (interop/).
+    "http": LaneMiddleware(StreamingUploadMiddleware(_http_router(django_asgi_app))),
     "websocket": websocket_application(),
     # Start-up cleans up what a killed worker left; shutdown ends terminals audited and stores
     # answers as they stand (autobot/lifespan.py).

@@ -33,7 +33,8 @@ def new_raw_token() -> str:
 
 
 async def token_create(*, actor, user, name: str = "", expires_days: int | None = None,
-                       expires_at: datetime | None = None, via: str = "api") -> tuple[ApiToken, str]:
+                       expires_at: datetime | None = None, via: str = "api",
+                       scope: str = ApiToken.Scope.FULL) -> tuple[ApiToken, str]:
     """Create a token for `user`; returns the row and the raw token, which is never stored.
 
     `actor` is None for the command line (the operator has shell access, not an account).
@@ -45,16 +46,19 @@ async def token_create(*, actor, user, name: str = "", expires_days: int | None 
         raise InvalidInput("expires_days must be 0 (never) or more", code="invalid_expiry")
     if expires_days is not None and expires_at is not None:
         raise InvalidInput("give expires_days or expires_at, not both", code="invalid_expiry")
+    if scope not in ApiToken.Scope.values:
+        raise InvalidInput(f"scope must be one of {', '.join(ApiToken.Scope.values)}", code="invalid_scope")
     if expires_at is None:
         days = settings.API_TOKEN_DEFAULT_DAYS if expires_days is None else expires_days
         expires_at = timezone.now() + timedelta(days=days) if days else None
     raw = new_raw_token()
     token = await ApiToken.objects.acreate(
         user=user, name=name, prefix=raw[:12], token_hash=ApiToken.hash(raw), expires_at=expires_at,
+        scope=scope,
     )
     await audit.record(actor=actor, action="auth.token_created", target_type="api_token", target_id=token.pk,
                        data={"user": user.get_username(), "name": name, "expires_at": token.expires_at,
-                             "via": via})
+                             "scope": scope, "via": via})
     return token, raw
 
 
@@ -71,7 +75,8 @@ async def token_revoke(*, actor, token_id: int, via: str = "api") -> ApiToken:
 
 
 async def token_authenticate(raw: str):
-    """The active user a raw token belongs to, or None."""
+    """The active user a raw token belongs to, or None. The user carries the token's scope as
+    `api_token_scope` ("full" or "read"; see `read_only`)."""
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
     return await sync_to_async(_token_user)(ApiToken.hash(raw))
@@ -97,8 +102,9 @@ def _token_user(token_hash: str):
         row = cursor.fetchone()
     if row is None:
         return None
-    token_id, stale, *values = row
+    token_id, stale, scope, *values = row
     user = query.user(values, connection)
+    user.api_token_scope = scope
     if not user.is_active:
         return None
     # Write last_used at most once a minute: a busy client should not turn reads into writes.
@@ -119,7 +125,7 @@ class _TokenQuery:
     """The token check's SQL and the user model's converters, built once per connection from the
     models' metadata (table and column names, the backend's quoting and value converters), so it
     follows the models as the ORM would. Selects the token id, whether last_used_at is older than
-    TOUCH_SECONDS, and the owner's row, for an unrevoked, unexpired token with that hash."""
+    TOUCH_SECONDS, the token's scope and the owner's row, for an unrevoked, unexpired token with that hash."""
 
     def __init__(self, connection) -> None:
         qn = connection.ops.quote_name
@@ -141,7 +147,7 @@ class _TokenQuery:
         columns = ", ".join("u." + qn(field.column) for field in self.fields)
         self.sql = (
             f"SELECT {t('id')}, CASE WHEN {t('last_used_at')} IS NULL OR {t('last_used_at')} < %s THEN 1 ELSE 0 END, "
-            f"{columns} FROM {qn(token.db_table)} t INNER JOIN {qn(user.db_table)} u "
+            f"{t('scope')}, {columns} FROM {qn(token.db_table)} t INNER JOIN {qn(user.db_table)} u "
             f"ON u.{qn(user.pk.column)} = {t('user')} "
             f"WHERE {t('token_hash')} = %s AND {t('revoked_at')} IS NULL AND ({t('expires_at')} IS NULL "
             f"OR {t('expires_at')} > %s)"
@@ -164,6 +170,14 @@ def _token_query(connection) -> _TokenQuery:
     return _token_queries[key]
 
 
+def read_only(user) -> bool:
+    """Whether the caller came with a read-only API token."""
+    return getattr(user, "api_token_scope", "") == ApiToken.Scope.READ
+
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
 def token_authenticate_sync(raw: str):
     from asgiref.sync import async_to_sync
 
@@ -177,6 +191,9 @@ class BearerAuth(HttpBearer):
         user = await token_authenticate(token.strip())
         if user is None:
             raise Unauthorized("the API token is invalid, expired or revoked", code="invalid_token")
+        if read_only(user) and request.method not in SAFE_METHODS:
+            # Read-only means it for every route: no command, no write, no change of any kind.
+            raise Forbidden("this API token is read-only", code="read_only_token")
         request.user = user
         return user
 
@@ -206,4 +223,5 @@ class SessionAuth(APIKeyCookie):
 
 api_auth = [BearerAuth(), SessionAuth()]
 
-__all__ = ["AppError", "BearerAuth", "SessionAuth", "api_auth", "token_authenticate", "token_create", "token_revoke"]
+__all__ = ["AppError", "BearerAuth", "SessionAuth", "api_auth", "read_only", "token_authenticate", "token_create",
+           "token_revoke"]

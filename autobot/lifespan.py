@@ -5,6 +5,7 @@ Start-up: work that a killed worker left half done is cleaned up by the next wor
 - the partial files of its uploads are removed, each audited (files/sweep.py);
 - its crawls are marked failed, each audited (knowledge/services/crawls.py);
 - its open-socket gauges stop counting in the shared metrics (autobot/metrics.py).
+Then the MCP SDK's session manager starts (interop/mcp_server.py); it stops at shutdown.
 They run before the worker reports itself started, so it serves nothing until they are done; a
 step that fails is logged and the worker starts anyway (a database briefly down must not keep
 every worker from starting).
@@ -19,6 +20,7 @@ events are written synchronously by the services, so none is left in a buffer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from autobot import metrics
@@ -74,16 +76,27 @@ async def on_shutdown() -> None:
 
 
 async def lifespan_application(scope, receive, send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await on_startup()
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            try:
-                await on_shutdown()
-            except Exception:  # the server stops either way; say what did not finish
-                log.exception("shutdown did not finish cleanly")
-            metrics.worker_stopping()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+    # The MCP SDK's session manager (interop/mcp_server.py) runs for the worker's life: entered
+    # at start-up and left at shutdown, in this one task, as its task group requires.
+    async with contextlib.AsyncExitStack() as stack:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await on_startup()
+                await stack.enter_async_context(_mcp_manager().run())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await on_shutdown()
+                except Exception:  # the server stops either way; say what did not finish
+                    log.exception("shutdown did not finish cleanly")
+                metrics.worker_stopping()
+                await stack.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _mcp_manager():
+    from interop.mcp_server import manager
+
+    return manager

@@ -17,6 +17,13 @@ class ApiToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    class Scope(models.TextChoices):
+        FULL = "full", "full: everything the user may do"
+        READ = "read", "read-only: no commands, no writes"
+
+    # A read-only token reads: it cannot run commands or write files (REST, sockets, MCP, A2A).
+    scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.FULL)
+
     class Meta:
         ordering = ["-created"]
         verbose_name = "API token"

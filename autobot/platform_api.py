@@ -1,6 +1,7 @@
 """Platform endpoints: health, the current user, and the caller's API tokens."""
 
 from datetime import datetime
+from typing import Literal
 
 from django.contrib.auth import get_user_model
 from ninja import Field, Router, Schema
@@ -51,12 +52,14 @@ class TokenIn(StrictSchema):
     expires_days: JsonInt | None = Field(None, ge=0, le=3650,
                                      description="days until it expires; 0: never; null: the server default")
     username: str | None = Field(None, description="staff only: create the token for this user")
+    scope: Literal["full", "read"] = Field("full", description="read: a read-only token (no commands, no writes)")
 
 
 class TokenOut(Schema):
     id: int
     name: str
     prefix: str
+    scope: str = Field(description="full, or read (read-only)")
     created: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
@@ -101,7 +104,8 @@ async def tokens_create(request, body: TokenIn):
         user_for = target
     else:
         user_for = user
-    token, raw = await auth.token_create(actor=user, user=user_for, name=body.name, expires_days=body.expires_days)
+    token, raw = await auth.token_create(actor=user, user=user_for, name=body.name, expires_days=body.expires_days,
+                                        scope=body.scope)
     token.token = raw
     return Status(201, token)
 

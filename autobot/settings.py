@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "chat",
     "files",
     "agents",
+    "interop",
 ]
 
 # Django's own middleware, with those whose hooks are pure in-memory work wrapped to run inline

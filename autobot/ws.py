@@ -17,7 +17,7 @@ from django.http.request import split_domain_port, validate_host
 from django.urls import re_path
 
 from autobot import metrics
-from autobot.auth import token_authenticate
+from autobot.auth import read_only, token_authenticate
 
 log = logging.getLogger("autobot.ws")
 APPS = ("terminal", "knowledge", "chat", "files", "agents")
@@ -90,6 +90,8 @@ class WebSocketGate:
             return await close_with(send, receive, 4401, "auth")  # no credentials: say so, Origin or not
         if not origin_allowed(origin, _header(scope, b"host"), has_token=bool(token)):
             return await close_with(send, receive, 4403, "origin")  # a session cookie without Origin
+        if read_only(user):  # sockets type commands, send messages, act as agents: none is reading
+            return await close_with(send, receive, 4403, "read_only_token")
         scope = dict(scope, user=user)
         route = scope["path"].split("/")[2] if scope["path"].count("/") >= 2 else "?"
         gauge = metrics.ws_connections.labels(route if route in APPS else "other")

@@ -98,7 +98,7 @@ class Turn:
     async def run(self, stream_once: StreamOnce, messages: list[dict]) -> str:
         """Run the turn; returns a note for the answer when a budget ended it ("" otherwise)."""
         messages = _with_note(messages)
-        specs = tools.specs()
+        specs = await tools.specs_for(self.user)
         for _ in range(settings.OPERATOR_MAX_STEPS):
             self.steps += 1
             text, calls = await stream_once(messages, specs)

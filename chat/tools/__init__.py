@@ -16,12 +16,30 @@ from chat.tools.base import RISKS, Rating, Tool, ToolContext, ToolResult, trunca
 TOOLS: dict[str, Tool] = {t.name: t for module in (knowledge, files, terminal, agents) for t in module.TOOLS}
 
 
+# Other apps add tools per user: each provider is `async (user) -> list[Tool]` (interop adds the
+# tools of the external MCP servers staff registered). A provider's tool never replaces a built-in.
+PROVIDERS: list = []
+
+
 def get(name: str) -> Tool | None:
     return TOOLS.get(name)
 
 
 def specs() -> list[dict]:
     return [tool.spec() for tool in TOOLS.values()]
+
+
+async def tools_for(user) -> dict[str, Tool]:
+    """The built-in tools and those the providers give this user."""
+    found = dict(TOOLS)
+    for provider in PROVIDERS:
+        for tool in await provider(user):
+            found.setdefault(tool.name, tool)
+    return found
+
+
+async def specs_for(user) -> list[dict]:
+    return [tool.spec() for tool in (await tools_for(user)).values()]
 
 
 @dataclass(frozen=True)
@@ -36,6 +54,8 @@ async def prepare(user, name: str, arguments: Any, context: ToolContext) -> Prep
     checked against the schema) and its rating. Every door (the chat, MCP, A2A) starts here;
     InvalidInput says what is wrong in a sentence the caller (a model) can act on."""
     tool = TOOLS.get(name)
+    if tool is None and PROVIDERS:
+        tool = (await tools_for(user)).get(name)
     if tool is None:
         raise InvalidInput(f"unknown tool {name!r}; use one of {', '.join(TOOLS)}", code="unknown_tool")
     if isinstance(arguments, str):
@@ -48,5 +68,5 @@ async def prepare(user, name: str, arguments: Any, context: ToolContext) -> Prep
     return Prepared(tool=tool, args=args, rating=await tool.rate(user, args, context))
 
 
-__all__ = ["RISKS", "TOOLS", "Prepared", "Rating", "Tool", "ToolContext", "ToolResult", "get", "prepare", "specs",
-           "truncate"]
+__all__ = ["PROVIDERS", "RISKS", "TOOLS", "Prepared", "Rating", "Tool", "ToolContext", "ToolResult", "get", "prepare",
+           "specs", "specs_for", "tools_for", "truncate"]

@@ -23,6 +23,7 @@ function row(token) {
   return el("tr", { dataset: { id: token.id } },
     el("td", {}, token.name || "—"),
     el("td", {}, el("code", {}, `${token.prefix}…`)),
+    el("td", {}, token.scope === "read" ? "read-only" : "full"),
     el("td", {}, formatTime(token.created)),
     el("td", {}, token.expires_at ? formatTime(token.expires_at) : "never"),
     el("td", {}, token.last_used_at ? formatTime(token.last_used_at) : "never"),
@@ -35,7 +36,7 @@ async function load() {
     const data = await api("/api/tokens?limit=200");
     $("token-rows").replaceChildren(...data.items.map(row));
     if (!data.items.length) {
-      $("token-rows").append(el("tr", {}, el("td", { colSpan: 7, class: "muted" },
+      $("token-rows").append(el("tr", {}, el("td", { colSpan: 8, class: "muted" },
         "No tokens yet. Create one above to call the API from a script or an agent.")));
     }
   } catch (err) {
@@ -60,7 +61,8 @@ $("token-form").addEventListener("submit", async (event) => {
   const days = form.expires_days.value;
   try {
     const created = await api("/api/tokens", {
-      method: "POST", body: { name: form.name.value.trim(), expires_days: days === "" ? null : Number(days) },
+      method: "POST", body: { name: form.name.value.trim(), expires_days: days === "" ? null : Number(days),
+        scope: form.scope.value },
     });
     $("token-raw").textContent = created.token;
     $("token-new").hidden = false;

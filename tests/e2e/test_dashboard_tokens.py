@@ -94,3 +94,20 @@ def test_the_review_screens_open_on_a_phone(phone_page, staff, live_server_url, 
     page.wait_for_selector("#changelist")
     assert fits_width(page)
     page.screenshot(path=artifact_path("admin-commands-390.png"), full_page=True)
+
+
+def test_a_read_only_token_is_made_and_shown_on_the_tokens_page(logged_in_page, owner, live_server_url):
+    page = logged_in_page(owner)
+    page.goto(f"{live_server_url}/tokens/")
+    page.wait_for_selector("#token-rows td:has-text('No tokens yet')")
+    page.fill("#token-form input[name=name]", "dashboard")
+    page.select_option("#token-form select[name=scope]", "read")
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("#token-new:visible")
+    raw = page.inner_text("#token-raw").strip()
+    row = page.locator("#token-rows tr", has_text="dashboard")
+    row.locator("td:has-text('read-only')").wait_for()
+    refusal = page.evaluate("(raw) => fetch('/api/terminal/sessions', {method: 'POST', credentials: 'omit', headers: "
+                            "{Authorization: `Bearer ${raw}`, 'Content-Type': 'application/json'}, body: '{}'})"
+                            ".then((r) => r.json())", raw)
+    assert refusal["code"] == "read_only_token"

@@ -1,0 +1,310 @@
+"""AutoBot as an A2A agent (official `a2a-sdk`): a public card and a JSON-RPC endpoint.
+
+- `GET /.well-known/agent-card.json`: public; skills are the operator's tools and the online
+  built-in or shared bus agents' capabilities; one JSON-RPC interface at /a2a; bearer tokens.
+- `GET /a2a/agents/{id}/agent-card.json` and `POST /a2a/agents/{id}`: one public bus agent's
+  card and endpoint (a data part `{action, data}` goes to that agent).
+- `POST /a2a`: the SDK's JSON-RPC dispatcher (SendMessage, SendStreamingMessage over SSE,
+  GetTask, CancelTask), behind an API token. Each message becomes one call through
+  interop.calls, as the token's user, so the operator policy, approvals and audit apply:
+  - a data part `{"agent_id" | "capability", "action", "data"}`: a request to that bus agent;
+  - a data part `{"tool", "arguments"}`: that registry tool (terminal_run, files_read, …);
+  - text only: a search of the user's knowledge base.
+  A call waiting for approval leaves the task `input-required`; once the owner has approved it
+  in AutoBot, any message to the same task runs it. States: working → completed | failed |
+  canceled (or input-required).
+
+Tasks are stored in the database (interop/a2a_store.py), so GetTask, CancelTask and a
+follow-up message work on any worker. A streaming subscription follows the run on the worker
+that runs it; cancelling a call that is running (not parked) on another worker only marks it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.request_handlers.response_helpers import agent_card_to_dict
+from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes
+from a2a.server.tasks import TaskUpdater
+from a2a.types import (
+    AgentCapabilities,
+    AgentCard,
+    AgentInterface,
+    AgentSkill,
+    HTTPAuthSecurityScheme,
+    Part,
+    Role,
+    SecurityRequirement,
+    SecurityScheme,
+    Task,
+    TaskState,
+    TaskStatus,
+)
+from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+from django.conf import settings
+from google.protobuf.json_format import MessageToDict
+from starlette.applications import Starlette
+from starlette.authentication import SimpleUser
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from autobot.auth import token_authenticate
+from chat import tools
+from chat.operator import approvals
+from chat.tools.agents import COMMAND_AGENTS
+from interop import calls
+from interop.a2a_store import DatabaseTaskStore
+from interop.http import allowed, header, on_lanes, refuse
+
+RPC_PATH = "/a2a"
+USER_KEY = "autobot.user"
+PATHS = (AGENT_CARD_WELL_KNOWN_PATH, RPC_PATH)
+AGENTS_PATH = "/a2a/agents/"  # + id: one bus agent's endpoint; + id/agent-card.json: its card
+DESCRIPTION = ("AutoBot, a self-hosted operations assistant: its knowledge base, files, agents and governed "
+               "terminal, as the token's user. Send a data part {agent_id|capability, action, data} for a bus "
+               "agent, {tool, arguments} for a tool, or text to search the knowledge base.")
+
+
+def is_a2a(scope) -> bool:
+    return scope["type"] == "http" and (scope["path"] in PATHS or scope["path"].startswith(AGENTS_PATH))
+
+
+def _is_card(path: str) -> bool:
+    return path == AGENT_CARD_WELL_KNOWN_PATH or (path.startswith(AGENTS_PATH) and path.endswith("/agent-card.json"))
+
+
+# -- the card ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PublicAgent:
+    agent_id: str
+    name: str
+    description: str
+    capabilities: tuple[str, ...]
+    actions: dict
+
+
+async def _public_agents(agent_id: str | None = None) -> list[PublicAgent]:
+    """The bus agents anyone may address: the configured built-ins (live in every worker) and
+    the shared agents online now. Not the command agents: commands go through terminal_run."""
+    from agents.builtin import SPECS
+    from agents.models import Agent
+
+    found = [PublicAgent(spec.agent_id, spec.name, spec.description, spec.capabilities, spec.actions)
+             for name, spec in SPECS.items() if name in settings.AGENTS_BUILTINS]
+    shared = Agent.objects.filter(shared=True, status=Agent.Status.ONLINE).exclude(kind=Agent.Kind.BUILTIN)
+    if agent_id:
+        shared = shared.filter(pk=agent_id)
+    found += [PublicAgent(a.pk, a.name or a.pk, a.description, tuple(a.capabilities or ()), {})
+              async for a in shared.order_by("id")]
+    return [a for a in found if a.agent_id not in COMMAND_AGENTS and (agent_id is None or a.agent_id == agent_id)]
+
+
+def _skills(agent: PublicAgent) -> list[AgentSkill]:
+    about = f"{agent.description} " if agent.description else ""
+    how = f'Send {{"agent_id": "{agent.agent_id}", "action": …, "data": …}} as a data part.'
+    actions = "".join(f" Action {name}: data {shape}." for name, shape in agent.actions.items())
+    return [AgentSkill(id=f"agent:{agent.agent_id}:{capability}", name=f"{agent.name}: {capability}",
+                       description=f"{about}{how}{actions}", tags=["agent", agent.agent_id, capability])
+            for capability in agent.capabilities]
+
+
+async def _agent_skills() -> list[AgentSkill]:
+    return [skill for agent in await _public_agents() for skill in _skills(agent)]
+
+
+async def agent_card(base_url: str) -> AgentCard:
+    """The public card, with the bus agents online now."""
+    return _card(base_url, await _agent_skills())
+
+
+def _card(base_url: str, agent_skills: list[AgentSkill]) -> AgentCard:
+    skills = [AgentSkill(id=f"tool:{tool.name}", name=tool.name, description=tool.description, tags=["tool"],
+                         input_modes=["application/json"], output_modes=["text/plain"])
+              for tool in tools.TOOLS.values()]
+    return AgentCard(
+        name="AutoBot", description=DESCRIPTION, version=settings.VERSION,
+        supported_interfaces=[AgentInterface(url=base_url + RPC_PATH, protocol_binding="JSONRPC",
+                                             protocol_version="1.0")],
+        capabilities=AgentCapabilities(streaming=True, push_notifications=False),
+        security_schemes={"bearer": SecurityScheme(http_auth_security_scheme=HTTPAuthSecurityScheme(
+            scheme="bearer", bearer_format="AutoBot API token (abt_…)",
+            description="An API token from the Tokens page (/tokens/)"))},
+        security_requirements=[SecurityRequirement(schemes={"bearer": {"list": []}})],
+        default_input_modes=["text/plain", "application/json"], default_output_modes=["text/plain"],
+        skills=skills + agent_skills,
+    )
+
+
+def _base_url(scope) -> str:
+    # The Host header has passed the ALLOWED_HOSTS check; the scheme is what the proxy says it is.
+    scheme = scope.get("scheme", "http")
+    forwarded = header(scope, b"x-forwarded-proto")
+    if forwarded in ("http", "https") and settings.SECURE_PROXY_SSL_HEADER:
+        scheme = forwarded
+    return f"{scheme}://{header(scope, b'host')}"
+
+
+async def bus_agent_card(base_url: str, agent_id: str) -> AgentCard | None:
+    """The card of one public bus agent (see _public_agents), or None."""
+    agents = await _public_agents(agent_id)
+    if not agents:
+        return None
+    agent, security = agents[0], _card("", [])
+    return AgentCard(
+        name=agent.name, version=settings.VERSION,
+        description=(f"{agent.description} " if agent.description else "") + "An agent on AutoBot's bus. Send a data "
+                    "part {action, data}; it acts as the token's user.",
+        supported_interfaces=[AgentInterface(url=f"{base_url}{AGENTS_PATH}{agent.agent_id}", protocol_binding="JSONRPC",
+                                             protocol_version="1.0")],
+        capabilities=AgentCapabilities(streaming=True, push_notifications=False),
+        security_schemes=security.security_schemes, security_requirements=security.security_requirements,
+        default_input_modes=["application/json"], default_output_modes=["text/plain"], skills=_skills(agent))
+
+
+async def agent_card_view(request) -> JSONResponse:
+    card = await bus_agent_card(_base_url(request.scope), request.path_params["agent_id"])
+    if card is None:
+        return JSONResponse({"detail": f"no public agent {request.path_params['agent_id']!r} is online",
+                             "code": "agent_not_found"}, status_code=404)
+    return JSONResponse(agent_card_to_dict(card), headers={"Cache-Control": "no-cache"})
+
+
+async def card_view(request) -> JSONResponse:
+    card = await agent_card(_base_url(request.scope))
+    return JSONResponse(agent_card_to_dict(card), headers={"Cache-Control": "no-cache"})
+
+
+# -- the executor -----------------------------------------------------------------------------
+def _request_of(message, agent_id: str | None = None) -> tuple[str, dict, str | None] | None:
+    """(tool, arguments, approval id) the message asks for, or None when it names nothing.
+    Sent to one bus agent's endpoint (`agent_id`), a data part `{action, data}` is for it."""
+    for part in message.parts:
+        if part.HasField("data"):
+            data = MessageToDict(part.data)
+            if not isinstance(data, dict):
+                continue
+            if agent_id:
+                return "agent_request", {"agent_id": agent_id, "action": str(data.get("action") or ""),
+                                         "data": data.get("data") or {}}, None
+            if "tool" in data:
+                return str(data["tool"]), data.get("arguments") or {}, data.get("approval_id")
+            if "agent_id" in data or "capability" in data:
+                keys = ("agent_id", "capability", "action", "data")
+                return "agent_request", {k: data[k] for k in keys if k in data}, None
+    text = "\n".join(part.text for part in message.parts if part.HasField("text")).strip()
+    if agent_id:
+        return None
+    return ("knowledge_search", {"query": text[:500]}, None) if text else None
+
+
+class BusExecutor(AgentExecutor):
+    """Runs one message as one call (interop.calls). A call parked behind an approval is found
+    again from the task itself (its first message and the approval in its status), so a
+    follow-up or a cancel works on whichever worker receives it."""
+
+    @on_lanes
+    async def execute(self, context: RequestContext, event_queue) -> None:
+        user = context.call_context.state[USER_KEY]
+        if context.current_task is None:
+            await event_queue.enqueue_event(Task(id=context.task_id, context_id=context.context_id,
+                                                 status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED),
+                                                 history=[context.message]))
+        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        await updater.start_work()
+        agent_id = context.call_context.state.get("agent_id")
+        asked = _request_of(context.message, agent_id)
+        parked = _parked(context.current_task, agent_id)
+        if parked and (asked is None or asked[0] == "knowledge_search"):
+            asked = parked  # "go on" after the owner's decision: the parked call, with its approval
+        if asked is None:
+            wanted = "a data part {action, data}" if agent_id else "text, or a data part naming an agent or a tool"
+            await updater.failed(_text(updater, f"send {wanted}"))
+            return
+        name, arguments, approval_id = asked
+        outcome = await calls.call(user=user, door="a2a", name=name, arguments=arguments, approval_id=approval_id,
+                                   client_ip=context.call_context.state.get("client_ip"),
+                                   correlation_id=context.task_id.replace("-", ""))
+        if outcome.status == "pending_approval":
+            await updater.requires_input(updater.new_agent_message(
+                [Part(text=outcome.output), Part(data=_value({"approval": outcome.approval}))]))
+            return
+        await updater.add_artifact([Part(text=outcome.output)], name="result")
+        if outcome.ok:
+            await updater.complete()
+        else:
+            await updater.failed(_text(updater, outcome.output))
+
+    @on_lanes
+    async def cancel(self, context: RequestContext, event_queue) -> None:
+        parked = _parked(context.current_task, context.call_context.state.get("agent_id"))
+        if parked:  # nobody may approve a call whose task is gone
+            await approvals.approval_expire_now(parked[2], reason="the A2A task was cancelled")
+        await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
+
+
+def _parked(task, agent_id: str | None) -> tuple[str, dict, str] | None:
+    """(tool, arguments, approval id) of the call an input-required task waits for, or None."""
+    if task is None or task.status.state != TaskState.TASK_STATE_INPUT_REQUIRED:
+        return None
+    first = next((m for m in task.history if m.role == Role.ROLE_USER), None)
+    approval = next((MessageToDict(p.data).get("approval") for p in task.status.message.parts
+                     if p.HasField("data")), None)
+    asked = _request_of(first, agent_id) if first is not None else None
+    if not asked or not isinstance(approval, dict) or not approval.get("id"):
+        return None
+    return asked[0], asked[1], str(approval["id"])
+
+
+def _text(updater: TaskUpdater, text: str):
+    return updater.new_agent_message([Part(text=text)])
+
+
+def _value(data: dict):
+    from google.protobuf import struct_pb2
+
+    value = struct_pb2.Value()
+    value.struct_value.update(json.loads(json.dumps(data, default=str)))
+    return value
+
+
+class ContextBuilder(DefaultServerCallContextBuilder):
+    def build(self, request):
+        context = super().build(request)
+        context.state[USER_KEY] = request.scope[USER_KEY]
+        context.state["agent_id"] = request.path_params.get("agent_id")
+        context.state["client_ip"] = request.client.host if request.client else None
+        return context
+
+
+executor = BusExecutor()
+# The handler reads its card for what the endpoint supports (streaming); the served one is built
+# per request (card_view), with the caller's host and the agents online now.
+handler = DefaultRequestHandler(agent_executor=executor, task_store=DatabaseTaskStore(), agent_card=_card("", []))
+_app = Starlette(routes=[
+    Route(AGENT_CARD_WELL_KNOWN_PATH, card_view, methods=["GET"]),
+    Route(AGENTS_PATH + "{agent_id}/agent-card.json", agent_card_view, methods=["GET"]),
+    *create_jsonrpc_routes(handler, RPC_PATH, context_builder=ContextBuilder()),
+    *create_jsonrpc_routes(handler, AGENTS_PATH + "{agent_id}", context_builder=ContextBuilder()),
+])
+
+
+async def a2a_app(scope, receive, send) -> None:
+    """The card (public) and the JSON-RPC endpoint (an API token), behind the Host/Origin check."""
+    if not allowed(scope):
+        await refuse(send, 403, "this Host or Origin is not allowed (AUTOBOT_ALLOWED_HOSTS)", "host_not_allowed")
+        return
+    if not _is_card(scope["path"]):
+        authorization = header(scope, b"authorization")
+        raw = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
+        user = await token_authenticate(raw) if raw else None
+        if user is None:
+            await refuse(send, 401, "send a valid API token: Authorization: Bearer", "not_authenticated",
+                         [(b"www-authenticate", b'Bearer realm="AutoBot"')])
+            return
+        # The owner resolver keys tasks by this name: one user never sees another's tasks.
+        scope = {**scope, "user": SimpleUser(f"user:{user.pk}"), USER_KEY: user}
+    await _app(scope, receive, send)
+

@@ -1,0 +1,153 @@
+"""One tool call through a door (MCP, A2A): the chat operator's rules, without a model.
+
+The call is checked and rated by the registry (chat.tools.prepare), then the user's operator
+policy decides: run it, refuse it, or park it behind an approval. There is no turn to wait in
+(an MCP client holds one HTTP request), so a call that needs approval returns at once with the
+approval's id; the owner decides it in AutoBot (the door's chat session, REST or the page), and
+the client repeats the same call with `approval_id` to run it. The approval is bound to the
+call's exact subject (command and folder, or what a write does) and single-use, as in the chat.
+Every outcome is an audit event `<door>.tool_call`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError
+
+from autobot import audit
+from autobot.auth import read_only
+from autobot.errors import AppError, Forbidden
+from chat import tools
+from chat.models import Approval, ChatMessage, ChatSession, OperatorPolicy
+from chat.operator import approvals
+from chat.operator.policy import action_for, policy_get
+from interop.models import DoorSession
+
+# All a read-only token may call: the rest change files, run commands, or ask agents and external
+# MCP servers to do things (an allowlist, so a new tool is not readable until said so).
+READ_TOOLS = frozenset({"knowledge_search", "knowledge_get", "files_list", "files_read"})
+log = logging.getLogger("interop.calls")
+TITLES = {"mcp": "MCP client calls", "a2a": "A2A client calls"}
+
+
+@dataclass
+class Outcome:
+    status: str  # done, failed, refused, pending_approval
+    ok: bool
+    output: str
+    exit_code: int | None = None
+    risk: str | None = None
+    approval: dict | None = None
+    data: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"status": self.status, "ok": self.ok, "output": self.output, "exit_code": self.exit_code,
+                "risk": self.risk, "approval": self.approval, **({"data": self.data} if self.data else {})}
+
+
+async def door_session(user, door: str) -> ChatSession:
+    """The user's chat session for this door, made on first use."""
+    link = await DoorSession.objects.select_related("chat_session").filter(user=user, door=door).afirst()
+    if link is not None:
+        return link.chat_session
+    session = await ChatSession.objects.acreate(owner=user, title=TITLES[door], tools=True)
+    try:
+        await DoorSession.objects.acreate(user=user, door=door, chat_session=session)
+    except IntegrityError:  # another request made it first: use that one
+        await session.adelete()
+        link = await DoorSession.objects.select_related("chat_session").aget(user=user, door=door)
+        return link.chat_session
+    return session
+
+
+async def call(*, user, door: str, name: str, arguments: dict | None, approval_id: str | None = None,
+               client_ip: str | None = None, correlation_id: str = "") -> Outcome:
+    correlation_id = correlation_id or uuid.uuid4().hex
+    session = await door_session(user, door)
+    context = tools.ToolContext(user=user, correlation_id=correlation_id, chat_session_id=str(session.pk),
+                                call_id=f"{door}_{uuid.uuid4().hex[:12]}", client_ip=client_ip,
+                                terminal_session_id=str(session.operator_terminal or "") or None,
+                                remember_terminal=_remember(session))
+    outcome = await _call(user, door, name, arguments or {}, approval_id, context, session)
+    await audit.record(actor=user, action=f"{door}.tool_call", target_type="chat_session", target_id=str(session.pk),
+                       correlation_id=correlation_id, ip=client_ip,
+                       data={"tool": name, "status": outcome.status, "ok": outcome.ok, "risk": outcome.risk,
+                             "approval_id": (outcome.approval or {}).get("id") or approval_id,
+                             "output_chars": len(outcome.output), **outcome.data})
+    return outcome
+
+
+def _remember(session: ChatSession):
+    async def remember(terminal_id: str) -> None:
+        await ChatSession.objects.filter(pk=session.pk).aupdate(operator_terminal=terminal_id)
+
+    return remember
+
+
+async def _call(user, door, name, arguments, approval_id, context, session) -> Outcome:
+    if name not in READ_TOOLS and read_only(user):
+        return Outcome("refused", False, f"refused: this API token is read-only and {name} changes things")
+    try:
+        prepared = await tools.prepare(user, name, arguments, context)
+    except AppError as exc:
+        return Outcome("failed", False, f"{exc.code}: {exc.detail}")
+    tool, args, rating = prepared.tool, prepared.args, prepared.rating
+    action = action_for(await policy_get(user=user), rating.risk)
+    if action == OperatorPolicy.Action.REFUSE:
+        return Outcome("refused", False, f"refused: your operator policy does not allow {rating.risk} calls",
+                       risk=rating.risk)
+    if action == OperatorPolicy.Action.APPROVE:
+        if not approval_id:
+            approval = await _ask(user, session, context, tool.name, rating, door)
+            return Outcome("pending_approval", False,
+                           f"waiting for approval {approval['id']}: the owner decides it in AutoBot (chat session "
+                           f"'{session.title}'); then call {tool.name} again with the same arguments and "
+                           f"approval_id", risk=rating.risk, approval=approval)
+        refusal = await _use_approval(user, session, approval_id, rating)
+        if refusal:
+            return Outcome("refused", False, refusal, risk=rating.risk)
+    try:
+        result = await tool.run(user, args, context)
+    except Forbidden as exc:
+        return Outcome("refused", False, f"{exc.code}: {exc.detail}", risk=rating.risk)
+    except AppError as exc:
+        return Outcome("failed", False, f"{exc.code}: {exc.detail}", risk=rating.risk)
+    except Exception:  # an external server down, a bug: the caller gets a result, the log the stack
+        log.exception("%s tool %s failed", door, tool.name)
+        return Outcome("failed", False, "the tool failed with an internal error", risk=rating.risk)
+    return Outcome("done" if result.ok else "failed", result.ok,
+                   tools.truncate(result.output or "", 60_000), exit_code=result.exit_code, risk=rating.risk,
+                   data=result.data)
+
+
+async def _ask(user, session, context, tool: str, rating, door: str) -> dict:
+    message = await ChatMessage.objects.acreate(
+        session=session, role=ChatMessage.Role.ASSISTANT, correlation_id=context.correlation_id,
+        content=f"An {door.upper()} client asks to run {tool}: {rating.subject}")
+    approval = await approvals.approval_create(
+        user=user, session_id=session.pk, message_id=message.pk, call_id=context.call_id, tool=tool,
+        command=rating.subject, cwd=rating.cwd, risk=rating.risk, reasons=list(rating.reasons),
+        correlation_id=context.correlation_id)
+    return approvals.approval_data(approval) | {"chat_session_id": str(session.pk)}
+
+
+async def _use_approval(user, session, approval_id: str, rating) -> str:
+    """"" when the approval is for this very call and is consumed now; else why not."""
+    approval = None
+    with contextlib.suppress(Exception):  # a malformed id is just "not found"
+        approval = await Approval.objects.filter(pk=approval_id, session=session).afirst()
+    if approval is None:
+        return f"approval {approval_id} not found"
+    state = await approvals.approval_state(approval.pk)
+    if state.status != Approval.Status.APPROVED:
+        why = f": {state.reason}" if state.reason else ""
+        return f"approval {approval_id} is {state.status}{why}"
+    expected = approvals.binding(session_id=session.pk, call_id=approval.call_id, command=rating.subject,
+                                 cwd=rating.cwd)
+    if not await approvals.approval_consume(approval.pk, expected_binding=expected):
+        return "the approval does not match this call (different command, folder or content)"
+    return ""

@@ -1,0 +1,92 @@
+"""AutoBot as an MCP client: the tools of the external MCP servers staff registered
+(interop.models.ExternalMcpServer) become operator tools for the users and groups named there.
+
+Each tool is named `mcp_<server>__<tool>`, rated by the server's `risk` (HIGH by default, so
+the user's policy asks for approval call by call), run with the official `mcp` client over
+streamable HTTP with the server's Authorization header, and audited with its arguments and the
+result's size. The tool lists are fetched at most once a minute per server and worker; a server
+that cannot be reached contributes no tools (and is logged), it does not break the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+
+import h11  # noqa: F401  -- httpx2 imports it on the first connection: not on the event loop
+import httpx2
+from django.db.models import Q
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from autobot import audit
+from chat.tools.base import Rating, Tool, ToolContext, ToolResult
+from interop.models import ExternalMcpServer
+
+log = logging.getLogger("interop.mcp_client")
+
+LIST_SECONDS = 60.0
+TIMEOUT_SECONDS = 60.0
+_listed: dict[tuple[int, float], tuple[float, list[dict]]] = {}  # (server id, updated) → (when, tools)
+
+
+async def _client(server: ExternalMcpServer) -> Client:
+    headers = {"Authorization": server.auth_header} if server.auth_header else {}
+    # Off the loop: a new client loads the system's CA certificates (and, the first time, imports).
+    http = await asyncio.to_thread(httpx2.AsyncClient, headers=headers, timeout=TIMEOUT_SECONDS)
+    return Client(streamable_http_client(server.url, http_client=http))
+
+
+async def _remote_tools(server: ExternalMcpServer) -> list[dict]:
+    key = (server.pk, server.updated.timestamp())
+    cached = _listed.get(key)
+    if cached and time.monotonic() - cached[0] < LIST_SECONDS:
+        return cached[1]
+    try:
+        async with await _client(server) as client:
+            listed = (await client.list_tools()).tools
+    except Exception as exc:  # one unreachable server must not break the operator
+        log.warning("external MCP server %s: cannot list its tools: %r", server.name, exc)
+        return []
+    found = [{"name": t.name, "description": t.description or "", "schema": t.input_schema} for t in listed]
+    _listed[key] = (time.monotonic(), found)
+    return found
+
+
+def _tool(server: ExternalMcpServer, remote: dict) -> Tool:
+    # Function names models accept: letters, digits, _ and -, at most 64.
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", f"mcp_{server.name.replace('-', '_')}__{remote['name']}")[:64]
+
+    async def rate(user, args: dict, context: ToolContext) -> Rating:
+        subject = f"{server.name}: {remote['name']} {json.dumps(args, ensure_ascii=False, sort_keys=True)}"
+        return Rating(server.risk, (f"a tool of the external MCP server {server.name} ({server.url})",),
+                      subject[:2000])
+
+    async def run(user, args: dict, context: ToolContext) -> ToolResult:
+        async with await _client(server) as client:
+            result = await client.call_tool(remote["name"], args)
+        text = "\n".join(getattr(block, "text", "") for block in result.content if getattr(block, "text", None))
+        await audit.record(actor=user, action="interop.external_tool_call", target_type="external_mcp_server",
+                           target_id=server.name, correlation_id=context.correlation_id, ip=context.client_ip,
+                           data={"tool": remote["name"], "arguments": args, "ok": not result.is_error,
+                                 "result_chars": len(text)})
+        return ToolResult(ok=not result.is_error, output=text, data={"external_server": server.name})
+
+    schema = remote["schema"] if isinstance(remote["schema"], dict) else {"type": "object"}
+    description = f"[{server.name}, external] {remote['description']}"[:1000]
+    return Tool(name=name, description=description, schema=schema, run=run, rate=rate)
+
+
+async def tools_for(user) -> list[Tool]:
+    """The external tools this user may use (chat.tools.PROVIDERS calls this)."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return []
+    mine = Q(users=user) | Q(groups__in=[g async for g in user.groups.all()])
+    servers = [s async for s in ExternalMcpServer.objects.filter(mine, enabled=True).distinct().order_by("name")]
+    found = []
+    for server in servers:
+        found += [_tool(server, remote) for remote in await _remote_tools(server)]
+    return found

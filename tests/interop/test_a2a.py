@@ -1,0 +1,155 @@
+"""AutoBot as an A2A agent, through the official `a2a-sdk` client against a real server."""
+
+import uuid
+
+import httpx
+import pytest
+from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
+from a2a.types import CancelTaskRequest, GetTaskRequest, Message, Part, Role, SendMessageRequest, TaskState
+from a2a.utils.errors import TaskNotFoundError
+from asgiref.sync import sync_to_async
+from google.protobuf import struct_pb2
+from google.protobuf.json_format import MessageToDict
+
+from interop.models import A2aTask
+from tests.conftest import app_server, make_token
+from tests.terminal.conftest import _grant
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+HIGH_COMMAND = "python3 -c 'print(1)'"  # inline interpreter code: the rules rate it HIGH
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, django_db_blocker):
+    tmp = tmp_path_factory.mktemp("a2a")
+    env = {"AUTOBOT_FILES_ROOT": str(tmp / "files"), "AUTOBOT_TERMINAL_RECORDINGS_DIR": str(tmp / "recordings")}
+    server = app_server(tmp / "var", env=env).start()
+    yield server
+    server.kill()
+
+
+def data_message(data: dict, *, task_id: str = "") -> SendMessageRequest:
+    value = struct_pb2.Value()
+    value.struct_value.update(data)
+    return SendMessageRequest(message=Message(role=Role.ROLE_USER, message_id=uuid.uuid4().hex, task_id=task_id,
+                                              parts=[Part(data=value)]))
+
+
+async def connect(address: str, token: str | None, *, streaming: bool):
+    http = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=60)
+    card = await A2ACardResolver(http, f"http://{address}").get_agent_card()
+    return card, ClientFactory(ClientConfig(httpx_client=http, streaming=streaming)).create(card)
+
+
+async def last_task(client, request):
+    events = [event async for event in client.send_message(request)]
+    tasks = [e.task for e in events if e.HasField("task")]
+    return events, (tasks[-1] if tasks else None)
+
+
+async def test_the_card_is_public_and_describes_the_endpoint(server):
+    async with httpx.AsyncClient() as http:
+        card = await A2ACardResolver(http, f"http://{server.address}").get_agent_card()
+    assert card.name == "AutoBot" and card.capabilities.streaming
+    assert card.supported_interfaces[0].url == f"http://{server.address}/a2a"
+    assert card.supported_interfaces[0].protocol_binding == "JSONRPC"
+    assert card.security_schemes["bearer"].http_auth_security_scheme.scheme == "bearer"
+    skills = {skill.id for skill in card.skills}
+    assert {"tool:knowledge_search", "tool:terminal_run", "agent:knowledge:search"} <= skills
+    assert not any(skill.startswith("agent:terminal:") for skill in skills)  # commands: terminal_run
+
+
+async def test_a_bus_agent_answers_sent_and_streamed(server, owner, stranger):
+    from knowledge.services import entry_create
+
+    await entry_create(user=owner, title="Backups", content="Backups run nightly at 02:00 with restic.")
+    token = await sync_to_async(make_token)(owner)
+    ask = {"agent_id": "knowledge", "action": "search", "data": {"q": "restic"}}
+
+    _, client = await connect(server.address, token, streaming=False)
+    _, task = await last_task(client, data_message(ask))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+    assert "Backups" in task.artifacts[0].parts[0].text
+    again = await client.get_task(GetTaskRequest(id=task.id))
+    assert again.status.state == TaskState.TASK_STATE_COMPLETED
+    assert await A2aTask.objects.filter(pk=task.id, owner=owner).aexists()  # any worker finds it
+
+    _, theirs = await connect(server.address, await sync_to_async(make_token)(stranger), streaming=False)
+    with pytest.raises(TaskNotFoundError):  # another user's task does not exist for them
+        await theirs.get_task(GetTaskRequest(id=task.id))
+
+    _, streaming = await connect(server.address, token, streaming=True)
+    events = [event async for event in streaming.send_message(data_message(ask))]
+    states = [e.status_update.status.state for e in events if e.HasField("status_update")]
+    assert TaskState.TASK_STATE_WORKING in states and states[-1] == TaskState.TASK_STATE_COMPLETED
+    artifacts = [e.artifact_update.artifact for e in events if e.HasField("artifact_update")]
+    assert "Backups" in artifacts[0].parts[0].text
+
+
+async def test_a_call_waiting_for_approval_is_input_required_and_can_be_cancelled(server, staff):
+    from chat.models import Approval
+
+    token = await sync_to_async(make_token)(staff)
+    _, client = await connect(server.address, token, streaming=False)
+    _, task = await last_task(client, data_message({"tool": "terminal_run", "arguments": {"command": HIGH_COMMAND}}))
+    assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+    waiting = await client.get_task(GetTaskRequest(id=task.id))
+    assert waiting.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+    approval = await Approval.objects.aget(command=HIGH_COMMAND)
+    assert approval.status == Approval.Status.PENDING
+
+    cancelled = await client.cancel_task(CancelTaskRequest(id=task.id))
+    assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
+    await approval.arefresh_from_db()
+    assert approval.status == Approval.Status.EXPIRED  # nobody can approve it any more
+
+
+async def test_the_endpoint_needs_a_token(server):
+    body = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "x"}}
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"http://{server.address}/a2a", json=body)
+    assert response.status_code == 401 and response.json()["code"] == "not_authenticated"
+
+
+async def test_once_the_owner_approves_the_task_goes_on_and_completes(server, staff):
+    from chat.models import OperatorPolicy
+
+    await OperatorPolicy.objects.acreate(user=staff, terminal_level="STANDARD")  # where approved HIGH may run
+    await sync_to_async(_grant)(staff)
+    token = await sync_to_async(make_token)(staff)
+    _, client = await connect(server.address, token, streaming=False)
+    _, task = await last_task(client, data_message({"tool": "terminal_run", "arguments": {"command": HIGH_COMMAND}}))
+    assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+    approval = MessageToDict(task.status.message.parts[1].data)["approval"]
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        url = f"http://{server.address}/api/chat/sessions/{approval['chat_session_id']}/approvals/{approval['id']}"
+        assert (await http.post(url, json={"decision": "approve"})).status_code == 200
+    go_on = SendMessageRequest(message=Message(role=Role.ROLE_USER, message_id=uuid.uuid4().hex, task_id=task.id,
+                                               context_id=task.context_id, parts=[Part(text="go on")]))
+    _, done = await last_task(client, go_on)
+    assert done.status.state == TaskState.TASK_STATE_COMPLETED, done.status
+    assert done.artifacts[-1].parts[0].text.strip().endswith("1")
+
+
+async def test_a_bus_agent_has_its_own_card_and_endpoint(server, owner):
+    from knowledge.services import entry_create
+
+    await entry_create(user=owner, title="Backups", content="Backups run nightly at 02:00 with restic.")
+    token = await sync_to_async(make_token)(owner)
+    http = httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    path = "/a2a/agents/knowledge/agent-card.json"
+    resolver = A2ACardResolver(http, f"http://{server.address}", agent_card_path=path)
+    card = await resolver.get_agent_card()
+    assert card.supported_interfaces[0].url == f"http://{server.address}/a2a/agents/knowledge"
+    assert "agent:knowledge:search" in {skill.id for skill in card.skills}
+    client = ClientFactory(ClientConfig(httpx_client=http, streaming=False)).create(card)
+    _, task = await last_task(client, data_message({"action": "search", "data": {"q": "restic"}}))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+    assert "Backups" in task.artifacts[0].parts[0].text
+
+    async with httpx.AsyncClient() as anonymous:
+        missing = await anonymous.get(f"http://{server.address}/a2a/agents/nobody/agent-card.json")
+        assert missing.status_code == 404 and missing.json()["code"] == "agent_not_found"
+        refused = await anonymous.post(f"http://{server.address}/a2a/agents/knowledge", json={})
+        assert refused.status_code == 401
