@@ -196,6 +196,67 @@ async def test_an_external_agent_on_one_worker_answers_through_the_other(cluster
         await agent.close()
 
 
+async def test_a_crawl_runs_and_reports_progress_through_the_proxy(cluster, visitor):
+    from aiohttp import web
+
+    pages = {"/": '<a href="/a">a</a> <a href="/b">b</a>', "/a": "Alpha page about workers.",
+             "/b": "Beta page about proxies."}
+
+    async def page(request):
+        body = f"<html><head><title>{request.path}</title></head><body><p>{pages[request.path]}</p></body></html>"
+        return web.Response(text=body, content_type="text/html")
+
+    app = web.Application()
+    for path in pages:
+        app.router.add_get(path, page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        status, crawl = await visitor.call("POST", "/api/knowledge/crawls",
+                                           json={"url": f"http://127.0.0.1:{port}/", "max_depth": 1})
+        assert status == 202, crawl
+        ws = await visitor.socket(f"/ws/knowledge/crawls/{crawl['id']}/")
+        frames = await read_until(ws, lambda f, _: f["type"] == "progress" and f["crawl"]["status"] == "done",
+                                  seconds=60)
+        assert frames[-1]["crawl"]["pages_ingested"] == 3
+        await ws.close()
+        for _ in range(2):  # either worker finds what was crawled
+            status, found = await visitor.call("GET", "/api/knowledge/search?q=proxies")
+            assert status == 200 and found["count"] >= 1, found
+    finally:
+        await runner.cleanup()
+
+
+async def test_sockets_idle_for_a_minute_then_work(cluster, visitor, owner):
+    """Longer than every timeout on the way: the layer's blocking read, redis-py's read timeout
+    (30 s), nginx's keep-alive; shorter than nginx's proxy_read_timeout (an hour)."""
+    status, term = await visitor.call("POST", "/api/terminal/sessions", json={})
+    assert status == 201, term
+    status, chat = await visitor.call("POST", "/api/chat/sessions", json={})
+    assert status in (200, 201), chat
+    terminal_ws = await visitor.socket(f"/ws/terminal/{term['id']}/")
+    await read_until(terminal_ws, lambda f, _: f["type"] == "session")
+    chat_ws = await visitor.socket(f"/ws/chat/{chat['id']}/")
+    token = await sync_to_async(make_token)(owner)
+    agent = await connect_agent(cluster.address, token, "sleeper")
+    await asyncio.sleep(61)
+    await terminal_ws.send_json({"type": "input", "data": "echo awake-$((40+2))\r"})
+    await read_until(terminal_ws, output_has("awake-42"))
+    await chat_ws.send_json({"type": "message", "content": "awake?", "use_knowledge": False})
+    await read_until(chat_ws, lambda f, _: f["type"] == "done", seconds=30)
+    body = {"header": {"message_type": "REQUEST", "recipient_id": "sleeper"},
+            "payload": {"action": "echo", "data": {"awake": True}}}
+    call = asyncio.create_task(visitor.call("POST", "/api/agents/messages?wait=true&timeout=10", json=body))
+    await serve_one(agent, "sleeper")
+    status, answer = await call
+    assert status == 200 and answer["payload"]["data"]["echo"] == {"awake": True}, answer
+    for ws in (terminal_ws, chat_ws, agent):
+        await ws.close()
+
+
 async def test_a_killed_worker_ends_its_terminal_clearly_and_loses_nothing_stored(cluster, visitor, owner):
     from terminal.models import TerminalSession
 
