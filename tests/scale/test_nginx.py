@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.agents.test_cluster import connect_agent, serve_one
+from tests.agents.test_cluster import connect_agent, frame, serve_one
 from tests.chat.fake_llm import FakeLLMThread
 from tests.conftest import PASSWORD, make_token
 from tests.scale.cluster import ROOT, Cluster, worker_id
@@ -157,9 +157,9 @@ async def test_a_chat_answer_resumes_on_another_worker(cluster, visitor):
     ws = await visitor.socket(f"/ws/chat/{session['id']}/")
     frames = await read_until(ws, lambda f, _: f["type"] == "done", seconds=30)
     pieces = {}
-    for frame in frames:
-        if frame["type"] == "token":
-            pieces[frame["offset"]] = frame["data"]
+    for token in frames:
+        if token["type"] == "token":
+            pieces[token["offset"]] = token["data"]
     assembled = ""
     for offset in sorted(pieces):
         assembled = assembled[:offset] + pieces[offset]
@@ -230,6 +230,25 @@ async def test_a_crawl_runs_and_reports_progress_through_the_proxy(cluster, visi
         await runner.cleanup()
 
 
+async def listen_quietly(ws, seconds: float) -> None:
+    """Receive for `seconds` (nothing is expected): reading is what lets aiohttp answer pings."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        try:
+            message = await asyncio.wait_for(ws.receive(), timeout=left)
+        except TimeoutError:
+            return
+        assert message.type == aiohttp.WSMsgType.TEXT, f"the socket ended while idle: {message}"
+
+
+async def heartbeats(agent, seconds: float, every: float = 10) -> None:
+    for _ in range(int(seconds // every)):
+        await asyncio.sleep(every)
+        await agent.send(frame("sleeper", "HEARTBEAT", "heartbeat"))
+    await asyncio.sleep(seconds % every)
+
+
 async def test_sockets_idle_for_a_minute_then_work(cluster, visitor, owner):
     """Longer than every timeout on the way: the layer's blocking read, redis-py's read timeout
     (30 s), nginx's keep-alive; shorter than nginx's proxy_read_timeout (an hour)."""
@@ -242,7 +261,9 @@ async def test_sockets_idle_for_a_minute_then_work(cluster, visitor, owner):
     chat_ws = await visitor.socket(f"/ws/chat/{chat['id']}/")
     token = await sync_to_async(make_token)(owner)
     agent = await connect_agent(cluster.address, token, "sleeper")
-    await asyncio.sleep(61)
+    # Silent, but listening as a browser does (it answers the server's pings while it waits); the
+    # agent sends only the heartbeats the protocol asks of it (without them it counts as offline).
+    await asyncio.gather(listen_quietly(terminal_ws, 61), listen_quietly(chat_ws, 61), heartbeats(agent, 61))
     await terminal_ws.send_json({"type": "input", "data": "echo awake-$((40+2))\r"})
     await read_until(terminal_ws, output_has("awake-42"))
     await chat_ws.send_json({"type": "message", "content": "awake?", "use_knowledge": False})
@@ -250,7 +271,7 @@ async def test_sockets_idle_for_a_minute_then_work(cluster, visitor, owner):
     body = {"header": {"message_type": "REQUEST", "recipient_id": "sleeper"},
             "payload": {"action": "echo", "data": {"awake": True}}}
     call = asyncio.create_task(visitor.call("POST", "/api/agents/messages?wait=true&timeout=10", json=body))
-    await serve_one(agent, "sleeper")
+    await asyncio.wait_for(serve_one(agent, "sleeper"), timeout=15)
     status, answer = await call
     assert status == 200 and answer["payload"]["data"]["echo"] == {"awake": True}, answer
     for ws in (terminal_ws, chat_ws, agent):
