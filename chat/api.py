@@ -89,7 +89,8 @@ async def message_list(request, session_id: UUID, limit: int = 100, offset: int 
 )
 async def message_post(request, session_id: UUID, body: ChatMessageIn):
     args = {"user": request.user, "session_id": session_id, "content": body.content,
-            "use_knowledge": body.use_knowledge, "model": body.model, "client_ip": client_ip(request)}
+            "use_knowledge": body.use_knowledge, "model": body.model, "client_ip": client_ip(request),
+            "regenerate": body.regenerate}
     if "text/event-stream" in request.headers.get("Accept", ""):
         # Refusals (404, 409, 413, 422, 503) are decided before the response starts; the
         # question is stored while the response headers go out.

@@ -102,7 +102,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 await services.message_post(
                     user=self.user, session_id=self.session_id, content=content.get("content"),
                     use_knowledge=bool(content.get("use_knowledge", True)), model=content.get("model") or None,
-                    client_ip=scope_ip(self.scope),
+                    client_ip=scope_ip(self.scope), regenerate=content.get("regenerate") is True,
                 )
             elif kind == "cancel":
                 await services.generation_cancel(user=self.user, session_id=self.session_id)

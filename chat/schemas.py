@@ -39,7 +39,10 @@ class Citation(Schema):
 
 class ChatMessageIn(StrictSchema):
     # The length limit is a setting, checked in the service so REST and WebSocket agree.
-    content: str = Field(min_length=1, pattern=NOT_BLANK)
+    content: str | None = Field(None, min_length=1, pattern=NOT_BLANK,
+                                description="the question; required unless regenerate is true")
+    regenerate: bool = Field(False, description="answer the session's last question again: a new answer is "
+                                                "stored beside the earlier ones, the question is not repeated")
     use_knowledge: bool = True
     model: str | None = Field(None, max_length=200)
 

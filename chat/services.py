@@ -195,36 +195,48 @@ class _Checked:
     session: ChatSession
     content: str
     resolved: Resolved
+    question: ChatMessage | None = None  # regenerating: the stored question answered again
 
 
-async def _message_check(*, user, session_id, content, model: str | None) -> _Checked:
-    """Everything that can refuse a message before it is stored: size, session, model, a running answer."""
-    content = clean_content(content)
+async def _message_check(*, user, session_id, content, model: str | None, regenerate: bool = False) -> _Checked:
+    """Everything that can refuse a message before it is stored: size, session, model, a running answer.
+    With `regenerate`, the question is the session's last one (`content` is not used)."""
     session = await session_get(user=user, session_id=session_id)
+    question = None
+    if regenerate:
+        question = await session.messages.filter(role=ChatMessage.Role.USER).order_by("-created", "-id").afirst()
+        if question is None:
+            raise InvalidInput("there is no question to answer again in this session", code="nothing_to_regenerate")
+        content = question.content
+    else:
+        content = clean_content(content)
     resolved = _resolve(model if model else session.model)
     if generation.running(session.id) is not None:
         raise Conflict(BUSY, code="generation_running")
-    return _Checked(user=user, session=session, content=content, resolved=resolved)
+    return _Checked(user=user, session=session, content=content, resolved=resolved, question=question)
 
 
 async def message_post(*, user, session_id, content, use_knowledge: bool = True, model: str | None = None,
-                       client_ip: str | None = None, stream: bool = False) -> Posted:
+                       client_ip: str | None = None, stream: bool = False, regenerate: bool = False) -> Posted:
     """Store the user's message and start generating the reply in a server-side task.
+    With `regenerate`, answer the last question again (a new answer beside the earlier ones).
 
     With `stream`, `Posted.events` is subscribed before the task's first step, so it sees
     every token as its own event."""
-    checked = await _message_check(user=user, session_id=session_id, content=content, model=model)
+    checked = await _message_check(user=user, session_id=session_id, content=content, model=model,
+                                   regenerate=regenerate)
     return await _message_start(checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=stream)
 
 
 async def message_post_streaming(*, user, session_id, content, use_knowledge: bool = True, model: str | None = None,
-                                 client_ip: str | None = None) -> asyncio.Task:
+                                 client_ip: str | None = None, regenerate: bool = False) -> asyncio.Task:
     """`message_post(stream=True)` for a streaming response: the checks run now and raise as
     usual; storing the question and starting the answer go on in a task (returned; its result
     is the `Posted`), so the response can begin meanwhile instead of after the database write.
     The task does not depend on the response: a client that leaves early still gets its answer
     stored."""
-    checked = await _message_check(user=user, session_id=session_id, content=content, model=model)
+    checked = await _message_check(user=user, session_id=session_id, content=content, model=model,
+                                   regenerate=regenerate)
     task = spawn(_message_start(checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=True),
                  name=f"chat-start-{session_id}")
     _starting.add(task)
@@ -269,7 +281,8 @@ async def _message_setup(checked: _Checked, *, use_knowledge: bool, client_ip: s
     correlation_id = turn.correlation_id if turn else ""
     # The question is stored while the knowledge base is searched: neither waits for the other.
     (user_message, reply, history), passages = await asyncio.gather(
-        db_job(_store_question)(user, session, content, use_knowledge, resolved.ref, client_ip, correlation_id),
+        db_job(_store_question)(user, session, content, use_knowledge, resolved.ref, client_ip, correlation_id,
+                                checked.question),
         _passages(user, resolved, content, use_knowledge),
     )
     provider, messages, citations = _prompt(user, resolved, content, history, passages, use_knowledge)
@@ -357,9 +370,11 @@ async def operator_turn(user, session: ChatSession, resolved: Resolved, client_i
 
 
 def _store_question(user, session: ChatSession, content: str, use_knowledge: bool, ref: str, client_ip: str | None,
-                    correlation_id: str = ""):
+                    correlation_id: str = "", question: ChatMessage | None = None):
     """Check the session is free, store and audit the question, add an empty streaming reply,
-    and read the history — one job on chat's database thread, one commit."""
+    and read the history — one job on chat's database thread, one commit. Regenerating (`question`
+    given): only the reply is added, and the history stops before that question, so the model
+    answers it afresh rather than seeing its earlier answers."""
     # Checked again here: another post may have started an answer since _message_check.
     if generation.running(session.id) is not None:
         raise Conflict(BUSY, code="generation_running")
@@ -369,16 +384,29 @@ def _store_question(user, session: ChatSession, content: str, use_knowledge: boo
     if not _reap_stale(session, [(pk, updated, worker) for pk, _, status, _, updated, worker in recent
                                  if status == ChatMessage.Status.STREAMING]):
         raise Conflict(BUSY, code="generation_running")
-    history = [{"role": role, "content": content} for _, role, status, content, _, _ in reversed(recent)
-               if content and (role == ChatMessage.Role.USER or status == ChatMessage.Status.COMPLETE)]
+    history = [{"role": role, "content": text} for pk, role, status, text, _, _ in reversed(recent)
+               if text and (role == ChatMessage.Role.USER or status == ChatMessage.Status.COMPLETE)
+               and (question is None or pk < question.pk)]
     with transaction.atomic():
-        user_message, reply = _store_pair(session, content, use_knowledge, ref, correlation_id)
+        if question is None:
+            user_message, reply = _store_pair(session, content, use_knowledge, ref, correlation_id)
+        else:
+            user_message, reply = question, _store_reply(session, use_knowledge, ref, correlation_id)
         audit.record_sync(
-            actor=user, action="chat.message", target_type="chat_session", target_id=str(session.id),
-            data={"message_id": user_message.pk, "length": len(content), "model": ref,
-                  "use_knowledge": use_knowledge}, ip=client_ip, correlation_id=correlation_id or None,
+            actor=user, action="chat.regenerate" if question else "chat.message", target_type="chat_session",
+            target_id=str(session.id), data={"message_id": user_message.pk, "length": len(content), "model": ref,
+                                             "use_knowledge": use_knowledge},
+            ip=client_ip, correlation_id=correlation_id or None,
         )
     return user_message, reply, history
+
+
+def _store_reply(session: ChatSession, use_knowledge: bool, ref: str, correlation_id: str) -> ChatMessage:
+    reply = ChatMessage.objects.create(session=session, role=ChatMessage.Role.ASSISTANT,
+                                       status=ChatMessage.Status.STREAMING, model=ref, use_knowledge=use_knowledge,
+                                       worker=WORKER_ID, correlation_id=correlation_id)
+    ChatSession.objects.filter(pk=session.pk).update(updated=timezone.now())
+    return reply
 
 
 def _store_pair(session: ChatSession, content: str, use_knowledge: bool, ref: str, correlation_id: str = ""):

@@ -297,11 +297,19 @@ async function postMessage(content) {
   scrollDown();
 }
 
-// The same question again: the new answer arrives below, the old one stays.
-function regenerate() {
-  const question = [...els.messages.querySelectorAll(".msg.user")].at(-1)?.querySelector(".body")?.textContent;
-  if (!question || state.generating) return;
-  postMessage(question).catch((err) => showBanner(err.message));
+// The same question again: the server answers its last question afresh; the new answer arrives
+// below, the old one stays, and the question is not stored twice.
+async function regenerate() {
+  if (state.generating || !els.messages.querySelector(".msg.user")) return;
+  try {
+    await socketOpen(state.socket);
+    showBanner("");
+    state.socket.send(JSON.stringify({ type: "message", regenerate: true, use_knowledge: els.knowledge.checked }));
+    setGenerating(true);
+    scrollDown();
+  } catch (err) {
+    showBanner(err.message);
+  }
 }
 
 function editLast(message) {

@@ -163,6 +163,34 @@ async def test_an_empty_message_is_422(api_client, owner, llm, content):
     assert await ChatMessage.objects.acount() == 0
 
 
+async def test_regenerate_answers_the_last_question_again_beside_the_first_answer(api_client, owner, llm):
+    client = api_client(owner)
+    session = await new_session(client)
+    first = await post_message(client, session["id"], "what is a lane")
+    assert first.status_code == 201, first.content
+    again = await client.post(f"{BASE}/sessions/{session['id']}/messages", {"regenerate": True},
+                              content_type="application/json")
+    assert again.status_code == 201, again.content
+    assert again.json()["content"] == "Echo: what is a lane" and again.json()["id"] != first.json()["id"]
+    listed = (await client.get(f"{BASE}/sessions/{session['id']}/messages")).json()["items"]
+    assert [(m["role"], m["content"]) for m in listed] == [
+        ("user", "what is a lane"), ("assistant", "Echo: what is a lane"), ("assistant", "Echo: what is a lane")]
+    # The model was asked the question once, without its earlier answer in the prompt.
+    assert [m["role"] for m in llm.requests[-1]["messages"] if m["role"] != "system"] == ["user"]
+    assert await AuditEvent.objects.filter(action="chat.regenerate").acount() == 1
+
+
+async def test_regenerate_needs_a_question_and_a_plain_post_needs_content(api_client, owner, llm):
+    client = api_client(owner)
+    session = await new_session(client)
+    nothing = await client.post(f"{BASE}/sessions/{session['id']}/messages", {"regenerate": True},
+                                content_type="application/json")
+    assert nothing.status_code == 422 and nothing.json()["code"] == "nothing_to_regenerate"
+    empty = await client.post(f"{BASE}/sessions/{session['id']}/messages", {}, content_type="application/json")
+    assert empty.status_code == 422 and empty.json()["code"] == "empty_message"
+    assert await ChatMessage.objects.acount() == 0
+
+
 async def test_an_oversized_message_is_413(api_client, owner, llm, settings):
     settings.CHAT_MAX_MESSAGE_CHARS = 100
     client = api_client(owner)

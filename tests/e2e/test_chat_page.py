@@ -46,6 +46,10 @@ def test_copy_regenerate_and_edit_and_resend(page, owner, chat_server_url, artif
     page.wait_for_function("document.querySelectorAll('.msg.assistant.complete').length === 2", timeout=15000)
     assert answers(page) == ["Echo: one two", "Echo: one two"]  # the old answer is kept, the new one beside it
     assert page.locator(".msg.assistant button.regenerate:visible").count() == 1  # only on the last answer
+    assert page.locator(".msg.user").count() == 1  # the question is not asked twice
+    page.reload()
+    page.locator(".msg.assistant.complete").nth(1).wait_for(timeout=15000)
+    assert page.locator(".msg.user").count() == 1 and answers(page) == ["Echo: one two", "Echo: one two"]
 
     page.locator(".msg.user.last button.edit").click()
     assert page.input_value("#prompt") == "one two"
