@@ -2,7 +2,6 @@
 
 import secrets
 import time
-import unicodedata
 from datetime import datetime, timedelta
 
 from asgiref.sync import sync_to_async
@@ -19,13 +18,6 @@ from autobot.errors import AppError, Forbidden, InvalidInput, NotFound, Unauthor
 from autobot.models import ApiToken
 
 TOKEN_PREFIX = "abt_"
-
-
-def lockout_key(username: str) -> str:
-    """The name failed sign-ins count against: normalised as the sign-in form normalises it (NFKC,
-    so full-width 'ｅｖｅ' is 'eve'), then case-folded and trimmed, so no spelling of a locked-out
-    name gets fresh attempts."""
-    return unicodedata.normalize("NFKC", username or "").strip().casefold()[:150]
 
 
 def new_raw_token() -> str:
