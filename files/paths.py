@@ -170,7 +170,12 @@ def _resolved_parts(root: str, parts: tuple[str, ...]) -> tuple[str, ...]:
     """Follow symlinks in ``parts`` and return the result relative to ``root``, or refuse."""
     if not parts:
         return ()
-    real = os.path.realpath(os.path.join(root, *parts))
+    try:
+        real = os.path.realpath(os.path.join(root, *parts))
+    except OSError:
+        # realpath lstat()s a component, sees a symlink, then readlink()s it: a link swapped for
+        # a file or removed in between fails there (EINVAL, ENOENT). The same race as ELOOP below.
+        raise PathRefused("the path changed while being opened") from None
     if not _inside(root, real):
         raise PathRefused("the path leads outside your files area")
     rel = os.path.relpath(real, root)

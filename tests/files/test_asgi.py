@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+import autobot.asgi  # noqa: F401  (imports the MCP and A2A SDKs: at collection, not on a test's loop)
 from autobot.models import AuditEvent
 from files import storage
 from files.asgi import streaming_application

@@ -9,6 +9,8 @@ from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.core.signals import request_started
 
+# Imported here, not in the tests: it imports the MCP and A2A SDKs, seconds of the test loop.
+from autobot.asgi import application
 from autobot.lanes import Lane, close_connections, lane_context, lanes, pool, spawn
 from tests.conftest import make_token
 
@@ -32,8 +34,6 @@ async def _get(application, path: str, token: str) -> int:
 
 
 async def test_a_burst_of_requests_shares_the_lanes_instead_of_a_thread_each(owner, settings):
-    from autobot.asgi import application
-
     token = await sync_to_async(make_token)(owner)
     threads_seen: set[str] = set()
 
@@ -101,8 +101,6 @@ async def test_a_lane_busy_with_a_long_job_is_passed_over_by_the_next_call():
 async def test_a_request_to_a_sync_view_gets_a_thread_of_its_own_not_a_lane(owner):
     """Sync views (the admin, the login form) are one long job each, password hashing included:
     a flood of them must not occupy the lanes that every API request needs."""
-    from autobot.asgi import application
-
     token = await sync_to_async(make_token)(owner)
     threads_seen: list[str] = []
 
