@@ -16,7 +16,6 @@ from collections import OrderedDict
 from urllib.parse import parse_qs
 
 from channels.exceptions import ChannelFull
-from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.conf import settings
 
 from agents import services
@@ -35,9 +34,10 @@ from agents.protocol import (
     parse_message,
     verify_signature,
 )
-from autobot.errors import AppError
-from autobot.http import json_loads, scope_ip
+from autobot.errors import AppError, Conflict, RateLimited
+from autobot.http import scope_ip
 from autobot.supervise import cancel, supervised
+from autobot.ws import JsonConsumer
 
 log = logging.getLogger("agents.consumers")
 
@@ -63,21 +63,29 @@ class TokenBucket:
         return True
 
 
-class FrameError(Exception):
+class FrameError(AppError):
+    """A refused frame, answered with an ERROR message correlated to it when its id was readable."""
+
     def __init__(self, code: str, detail: str, correlation_id=None):
-        super().__init__(detail)
-        self.code, self.detail, self.correlation_id = code, detail, correlation_id
+        super().__init__(detail, code=code)
+        self.correlation_id = correlation_id
 
 
-class AgentConsumer(AsyncWebsocketConsumer):
-    """One external agent. Its inbox (``agents.inbox.<id>``) is read by a task of this consumer."""
+class AgentConsumer(JsonConsumer):
+    """One external agent. Its inbox (``agents.inbox.<id>``) is read by a task of this consumer.
+
+    Frames are protocol messages, not ``{"type": …}`` objects: the base checks size, text and
+    JSON, then ``receive_json`` parses the message; every error goes back as an ERROR message."""
+
+    @property
+    def max_frame_bytes(self) -> int:
+        return settings.AGENTS_MAX_PAYLOAD_BYTES + 16 * 1024  # the payload's own limit is `too_large`
 
     async def connect(self):
         self.user = self.scope["user"]
         self.agent_id = (parse_qs(self.scope.get("query_string", b"").decode()).get("agent_id") or [""])[0]
         self.agent: Agent | None = None
         self.registered = False
-        self.closing = False
         self.tasks: set[asyncio.Task] = set()
         self.reader: asyncio.Task | None = None
         self.groups: list[str] = []
@@ -89,10 +97,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             self.agent = await services.agent_claimable(user=self.user, agent_id=self.agent_id)
             self.bus = await services.get_bus()
         except AppError as exc:
-            await self.send_error(exc.code, exc.detail)
-            self.closing = True
-            await self.close(exc.close_code)
-            return
+            return await self.refuse(exc)
         self.inbox = Inbox(self.bus, self.agent_id)
 
     async def disconnect(self, code):
@@ -109,24 +114,15 @@ class AgentConsumer(AsyncWebsocketConsumer):
 
     # -- frames from the agent
 
-    async def receive(self, text_data=None, bytes_data=None):
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
         if self.closing:
             return
-        try:
-            await self.handle_frame(text_data, bytes_data)
-        except FrameError as exc:
-            await self.send_error(exc.code, exc.detail, exc.correlation_id)
-        except AppError as exc:
-            await self.send_error(exc.code, exc.detail)
+        if not self.bucket.take():  # every frame counts, even one refused unread
+            raise RateLimited(f"more than {settings.AGENTS_RATE_LIMIT:g} messages a second; slow down")
+        await super().receive(text_data, bytes_data)
 
-    async def handle_frame(self, text_data, bytes_data):
-        if not self.bucket.take():
-            raise FrameError("rate_limited", f"more than {settings.AGENTS_RATE_LIMIT:g} messages a second; slow down")
-        if text_data is None:
-            raise FrameError("invalid_frame", "send one JSON message per text frame")
-        if len(text_data) > settings.AGENTS_MAX_PAYLOAD_BYTES + 16 * 1024:
-            raise FrameError("too_large", f"frame is over the {settings.AGENTS_MAX_PAYLOAD_BYTES}-byte payload limit")
-        message, raw = self.parse(text_data)
+    async def receive_json(self, raw, **kwargs):
+        message = self.parse(raw)
         correlation = message.header.message_id
         try:
             self.check(message, raw)
@@ -145,13 +141,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
             return self.spawn(self.ask(message))
         await self.forward(message)
 
-    def parse(self, text: str) -> tuple[Message, dict]:
+    def parse(self, raw: dict) -> Message:
         try:
-            raw = json_loads(text)
-        except ValueError as exc:
-            raise FrameError("invalid_json", f"malformed JSON: {exc}") from None
-        try:
-            return parse_message(raw, max_payload_bytes=settings.AGENTS_MAX_PAYLOAD_BYTES), raw
+            return parse_message(raw, max_payload_bytes=settings.AGENTS_MAX_PAYLOAD_BYTES)
         except ProtocolError as exc:
             raise FrameError(exc.code, exc.detail, _raw_id(raw)) from None
 
@@ -238,7 +230,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             result = await services.message_send(user=self.user, message=message, wait=True)
             await self.send(text_data=json.dumps(result["message"]))
         except AppError as exc:
-            await self.send_error(exc.code, exc.detail, message.header.message_id)
+            await self.send_error(FrameError(exc.code, exc.detail, message.header.message_id))
 
     async def forward(self, message: Message) -> None:
         if message.header.message_type not in (MessageType.NOTIFICATION, MessageType.BROADCAST):
@@ -295,15 +287,15 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.send(event["reply_to"], {"type": "agents.evicted"})
             except ChannelFull:
                 pass
-        await self.send_error("replaced", "another connection registered this agent id")
-        await self.close(4409)
+        await self.refuse(Conflict("another connection registered this agent id", code="replaced"))  # 4409
 
     async def agents_evicted(self, event):
         if getattr(self, "evicted", None):
             self.evicted.set()
 
-    async def send_error(self, code: str, detail: str, correlation_id=None) -> None:
-        frame = error_message(sender_id="server", code=code, detail=detail, correlation_id=correlation_id,
+    async def send_error(self, exc: AppError) -> None:
+        frame = error_message(sender_id="server", code=exc.code, detail=exc.detail,
+                              correlation_id=getattr(exc, "correlation_id", None),
                               recipient_id=self.agent_id if _valid_id(self.agent_id) else None)
         await self.send(text_data=frame.to_json())
 
@@ -319,8 +311,10 @@ def _valid_id(agent_id: str) -> bool:
     return bool(re.match(NAME_PATTERN, agent_id or ""))
 
 
-class AgentFeedConsumer(AsyncJsonWebsocketConsumer):
+class AgentFeedConsumer(JsonConsumer):
     """The /agents/ page's live view: registry changes for everyone, messages you may see."""
+
+    max_frame_bytes = 4096  # clients send only {"type": "ping"}
 
     async def connect(self):
         user = self.scope["user"]
@@ -338,9 +332,8 @@ class AgentFeedConsumer(AsyncJsonWebsocketConsumer):
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
-    async def receive_json(self, content, **kwargs):
-        if isinstance(content, dict) and content.get("type") == "ping":
-            await self.send_json({"type": "pong"})
+    async def handle_ping(self, frame: dict) -> None:
+        await self.send_json({"type": "pong"})
 
     async def agents_feed(self, event):
         await self.send_json({"type": event["kind"], "item": event["item"]})

@@ -7,14 +7,18 @@ from ninja import Field, Schema
 class AppError(Exception):
     status = 400
     code = "bad_request"
+    fatal = False  # on a WebSocket: after the error frame, close with `close_code`
 
-    def __init__(self, detail: str, *, code: str | None = None, status: int | None = None):
+    def __init__(self, detail: str, *, code: str | None = None, status: int | None = None,
+                 fatal: bool | None = None):
         super().__init__(detail)
         self.detail = detail
         if code:
             self.code = code
         if status:
             self.status = status
+        if fatal is not None:
+            self.fatal = fatal
 
     def to_dict(self) -> dict:
         return {"detail": self.detail, "code": self.code}

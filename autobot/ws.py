@@ -1,15 +1,23 @@
-"""WebSocket front door: Origin check, session-or-token auth, then each app's routes.
+"""WebSockets: the front door every socket passes, and the one base every consumer is built on.
 
-Refusals accept the handshake and close at once with an application close code (4403 wrong
-origin, 4401 anonymous, 4404 no such socket path), because a refused handshake reaches a browser
-only as a bare 1006.
+The front door (`websocket_application`): Origin check, session-or-token auth, then each app's
+routes. Refusals accept the handshake and close at once with an application close code (4403
+wrong origin, 4401 anonymous, 4404 no such socket path), because a refused handshake reaches a
+browser only as a bare 1006.
+
+The base (`JsonConsumer`): frame limits, JSON checks, dispatch to ``handle_<type>`` methods and
+error frames, with one set of codes for the faults of a frame (docs/platform.md, "WebSocket
+frames"). A consumer is its connect, its handlers and its channel-layer events.
 """
 
 import importlib
 import logging
+import re
 from urllib.parse import urlsplit
 
 from channels.auth import get_user
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.routing import URLRouter
 from channels.sessions import SessionMiddlewareStack
 from django.conf import settings
@@ -18,6 +26,8 @@ from django.urls import re_path
 
 from autobot import metrics
 from autobot.auth import read_only, token_authenticate
+from autobot.errors import AppError, BadRequest
+from autobot.http import json_loads
 
 log = logging.getLogger("autobot.ws")
 APPS = ("terminal", "knowledge", "chat", "files", "agents")
@@ -119,3 +129,135 @@ async def no_such_socket(scope, receive, send):
 def websocket_application():
     routes = [*collect_websocket_urlpatterns(), re_path(r"", no_such_socket)]
     return SessionMiddlewareStack(WebSocketGate(URLRouter(routes)))
+
+
+# -- the base of every consumer ---------------------------------------------------------------
+
+INTERNAL_ERROR = "internal error: it has been logged"
+_HANDLER_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+class BadFrame(BadRequest):
+    """A fault of the frame itself (not of a field inside it); ``fields`` join the error frame."""
+
+    def __init__(self, detail: str, *, code: str, **fields):
+        super().__init__(detail, code=code)
+        self.fields = fields
+
+
+class JsonConsumer(AsyncJsonWebsocketConsumer):
+    """JSON text frames in and out, with one set of error codes for the faults of a frame.
+
+    Every text frame is checked before anything else sees it: at most ``max_frame_bytes`` UTF-8
+    bytes (``frame_too_large``, refused unread), text not binary (``binary_frame``), JSON nested
+    at most 64 deep (``invalid_json``), an object with a string ``type`` (``invalid_frame``).
+    It then goes to ``handle_<type>(frame)``; a type without a handler is ``unknown_type`` and
+    the error frame lists the types that have one (``accepts``). A subclass whose frames are
+    not ``{"type": …}`` objects overrides ``receive_json`` (the agents' protocol messages).
+
+    An ``AppError`` raised by a handler, a channel-layer event or ``connect`` becomes
+    ``{"type": "error", "code", "detail"}`` (the REST body's fields) and the socket stays open,
+    unless the error is ``fatal`` (or raised in ``connect``): then it closes with
+    ``exc.close_code`` (4000 + status). Anything else is logged with its stack, answered with
+    ``internal_error`` and closed with 1011. After a close, further frames are ignored.
+    """
+
+    max_frame_bytes: int = 4096  # a property where a setting decides it
+    accepted = False
+    closing = False
+
+    # -- helpers for subclasses
+
+    async def refuse(self, exc: AppError) -> None:
+        """Turn the socket away (at connect, or later): accept if not yet (a refused handshake
+        reaches a browser as a bare 1006), send the error frame, close with its close code."""
+        if not self.accepted:
+            await self.accept()
+        await self.send_error(exc)
+        await self.close_with(exc.close_code)
+
+    async def send_error(self, exc: AppError) -> None:
+        await self.send_json({"type": "error", **exc.to_dict(), **getattr(exc, "fields", {})})
+
+    async def close_with(self, code: int) -> None:
+        self.closing = True
+        await self.close(code=code)
+
+    @classmethod
+    def frame_types(cls) -> list[str]:
+        """The frame types this consumer handles, in the order its classes define them."""
+        types: list[str] = []
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                if name.startswith("handle_") and callable(value) and name[7:] not in types:
+                    types.append(name[7:])
+        return types
+
+    # -- the frame pipeline
+
+    async def accept(self, subprotocol=None, headers=None):
+        self.accepted = True
+        await super().accept(subprotocol, headers)
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if self.closing:
+            return
+        if text_data is None:
+            raise BadFrame("binary frames are not accepted; send JSON text frames", code="binary_frame")
+        limit = self.max_frame_bytes
+        # Parsing is on the loop: a frame over the limit is refused unread (a character is at
+        # least one byte, so a long string is refused before it is even encoded).
+        data = b"" if len(text_data) > limit else text_data.encode("utf-8", "surrogatepass")
+        if len(text_data) > limit or len(data) > limit:
+            raise BadFrame(f"frames are at most {limit} bytes", code="frame_too_large", limit=limit)
+        try:
+            content = json_loads(data)  # nesting bounded: no RecursionError
+        except ValueError as exc:
+            raise BadFrame(f"the frame is not valid JSON: {exc}", code="invalid_json") from None
+        if not isinstance(content, dict):
+            raise BadFrame("a frame is a JSON object with a string 'type'", code="invalid_frame")
+        await self.receive_json(content)
+
+    async def receive_json(self, content, **kwargs):
+        kind = content.get("type")
+        if not isinstance(kind, str):
+            raise BadFrame("a frame is a JSON object with a string 'type'", code="invalid_frame")
+        handler = getattr(self, f"handle_{kind}", None) if _HANDLER_NAME.fullmatch(kind) else None
+        if handler is None:
+            accepts = self.frame_types()
+            raise BadFrame(f"unknown frame type {kind[:40]!r}; use {_either(accepts)}", code="unknown_type",
+                           accepts=accepts)
+        await handler(content)
+
+    async def dispatch(self, message):
+        """Channels' dispatch, with the errors of connect, frames and events turned into frames."""
+        kind = message.get("type")
+        if kind == "websocket.disconnect":
+            return await super().dispatch(message)
+        try:
+            await super().dispatch(message)
+        except StopConsumer:
+            raise
+        except AppError as exc:
+            if self.closing:
+                return
+            if kind == "websocket.connect" or exc.fatal:
+                await self._quietly(self.refuse(exc))
+            else:
+                await self._quietly(self.send_error(exc))
+        except Exception:
+            log.exception("%s failed on %s", type(self).__name__, kind)
+            if not self.closing:
+                await self._quietly(self.refuse(AppError(INTERNAL_ERROR, code="internal_error", status=500)))
+
+    async def _quietly(self, step) -> None:
+        """The socket may already be gone (the client left mid-handler): nothing to tell then."""
+        try:
+            await step
+        except Exception:  # the first failure is reported; a second adds nothing
+            self.closing = True
+            log.debug("%s: could not report an error to a closed socket", type(self).__name__)
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

@@ -8,12 +8,12 @@ Closing the socket doesn't stop an answer; reconnecting replays the text so far 
 import asyncio
 import logging
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from autobot.errors import AppError, LimitExceeded
-from autobot.http import json_loads, scope_ip
+from autobot.errors import AppError
+from autobot.http import scope_ip
 from autobot.workers import WORKER_ID, wait_gone
+from autobot.ws import JsonConsumer
 from chat import services
 from chat.generation import group_name
 from chat.operator import services as operator
@@ -22,9 +22,15 @@ from chat.operator.turn import call_frame
 log = logging.getLogger("chat.consumers")
 
 
-class ChatConsumer(AsyncJsonWebsocketConsumer):
+class ChatConsumer(JsonConsumer):
     group = None
     watch: asyncio.Task | None = None
+
+    @property
+    def max_frame_bytes(self) -> int:
+        # Room for the longest message allowed however it is encoded (JSON may escape a character
+        # into 12 bytes: a surrogate pair); its length is the service's rule (message_too_large).
+        return 12 * settings.CHAT_MAX_MESSAGE_CHARS + 4096
 
     async def connect(self):
         self.user = self.scope["user"]
@@ -33,9 +39,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         try:
             session = await services.session_get(user=self.user, session_id=self.session_id)
         except AppError as exc:
-            await self.send_error(exc)
-            await self.close(code=exc.close_code)
-            return
+            return await self.refuse(exc)
         self.session_id = str(session.id)
         # Join before taking the snapshot: a token published in between then arrives twice
         # (harmless, offsets dedupe it) rather than not at all.
@@ -78,48 +82,37 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive(self, text_data=None, bytes_data=None, **kwargs):
-        # Parsing is on the loop: a frame far larger than any allowed message (JSON may escape a
-        # character into 6) is refused unread, not decoded for a second first.
-        if text_data and len(text_data) > 6 * settings.CHAT_MAX_MESSAGE_CHARS + 4096:
-            await self.send_error(LimitExceeded(
-                f"the frame is larger than any message allowed ({settings.CHAT_MAX_MESSAGE_CHARS} characters)",
-                code="message_too_large"))
-            return
-        try:
-            content = json_loads(text_data or "")  # nesting bounded: no RecursionError
-        except ValueError:
-            content = None
-        if not isinstance(content, dict):
-            await self.send_error(AppError("frames must be JSON objects", code="invalid_json"))
-            return
-        await self.receive_json(content)
+    # -- frames from the client
 
-    async def receive_json(self, content, **kwargs):
-        kind = content.get("type")
-        try:
-            if kind == "message":
-                await services.message_post(
-                    user=self.user, session_id=self.session_id, content=content.get("content"),
-                    use_knowledge=bool(content.get("use_knowledge", True)), model=content.get("model") or None,
-                    client_ip=scope_ip(self.scope), regenerate=content.get("regenerate") is True,
-                )
-            elif kind == "cancel":
-                await services.generation_cancel(user=self.user, session_id=self.session_id)
-            elif kind in ("approve", "deny"):
-                await operator.approval_decide(
-                    user=self.user, session_id=self.session_id, approval_id=content.get("approval_id"),
-                    decision=kind, reason=str(content.get("reason") or ""), client_ip=scope_ip(self.scope))
-            elif kind in operator.CONTROLS:
-                await operator.operator_control(user=self.user, session_id=self.session_id, action=kind)
-            else:
-                raise AppError(f"unknown message type {kind!r}; use message, cancel, approve, deny, pause, resume "
-                               "or stop", code="invalid_type")
-        except AppError as exc:
-            await self.send_error(exc)
+    async def handle_message(self, frame: dict) -> None:
+        await services.message_post(
+            user=self.user, session_id=self.session_id, content=frame.get("content"),
+            use_knowledge=bool(frame.get("use_knowledge", True)), model=frame.get("model") or None,
+            client_ip=scope_ip(self.scope), regenerate=frame.get("regenerate") is True,
+        )
 
-    async def send_error(self, exc: AppError):
-        await self.send_json({"type": "error", "detail": exc.detail, "code": exc.code})
+    async def handle_cancel(self, frame: dict) -> None:
+        await services.generation_cancel(user=self.user, session_id=self.session_id)
+
+    async def handle_approve(self, frame: dict) -> None:
+        await self._decide(frame, "approve")
+
+    async def handle_deny(self, frame: dict) -> None:
+        await self._decide(frame, "deny")
+
+    async def _decide(self, frame: dict, decision: str) -> None:
+        await operator.approval_decide(
+            user=self.user, session_id=self.session_id, approval_id=frame.get("approval_id"),
+            decision=decision, reason=str(frame.get("reason") or ""), client_ip=scope_ip(self.scope))
+
+    async def handle_pause(self, frame: dict) -> None:
+        await operator.operator_control(user=self.user, session_id=self.session_id, action="pause")
+
+    async def handle_resume(self, frame: dict) -> None:
+        await operator.operator_control(user=self.user, session_id=self.session_id, action="resume")
+
+    async def handle_stop(self, frame: dict) -> None:
+        await operator.operator_control(user=self.user, session_id=self.session_id, action="stop")
 
     # Channel-layer events from the generation task.
     async def chat_token(self, event):

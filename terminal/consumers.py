@@ -1,4 +1,5 @@
-"""WebSocket /ws/terminal/{session_id}/ — thin: parse frames, call the services, send JSON.
+"""WebSocket /ws/terminal/{session_id}/ — thin: one handler per frame type calls the services
+(frames are checked by `autobot.ws.JsonConsumer`).
 
 Client → server: input, resize, ping, join, leave. Server → client: session, output, blocked,
 exit, pong, error (see DESIGN.md), watchers (who else is on the session) and notice (someone
@@ -12,18 +13,22 @@ import json
 import logging
 from urllib.parse import parse_qs
 
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from autobot.errors import AppError
+from autobot.errors import AppError, InvalidInput
 from autobot.http import scope_ip
+from autobot.ws import JsonConsumer
 from terminal import services
 
 log = logging.getLogger("terminal")
 
 
-class TerminalConsumer(AsyncWebsocketConsumer):
+class TerminalConsumer(JsonConsumer):
     attachment: services.Attachment | None = None
+
+    @property
+    def max_frame_bytes(self) -> int:
+        return settings.TERMINAL_MAX_FRAME_BYTES
 
     async def connect(self):
         self.tasks: list[asyncio.Task] = []
@@ -38,10 +43,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 mode=(query.get("mode") or [None])[0],
             )
         except AppError as exc:
-            await self.accept()
-            await self.send_json({"type": "error", **exc.to_dict()})
-            await self.close(code=exc.close_code)
-            return
+            return await self.refuse(exc)
         await self.accept()
         await self.send_json({"type": "session", **info})
         self.tasks = [asyncio.create_task(self._send_output()), asyncio.create_task(self._send_events())]
@@ -56,56 +58,36 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             attachment, self.attachment = self.attachment, None
             await attachment.detach()
 
-    async def send_json(self, content: dict) -> None:
-        await self.send(text_data=json.dumps(content, ensure_ascii=False))
+    @classmethod
+    async def encode_json(cls, content):
+        return json.dumps(content, ensure_ascii=False)  # output text as is: smaller frames
 
     async def _send_output(self) -> None:
         while (text := await self.attachment.read()) is not None:
             await self.send_json({"type": "output", "data": text})
         await self.send_json({"type": "exit", "code": await self.attachment.exit_code()})
-        await self.close(code=1000)
+        await self.close_with(1000)
 
     async def _send_events(self) -> None:
         while True:
             await self.send_json(await self.events.get())
 
-    async def receive(self, text_data=None, bytes_data=None):
-        if self.attachment is None:
-            return
-        if text_data is None:
-            return await self._error("binary frames are not accepted; send JSON text frames", "binary_frame")
-        if len(text_data) > settings.TERMINAL_MAX_FRAME_BYTES:
-            return await self._error(
-                f"frame larger than {settings.TERMINAL_MAX_FRAME_BYTES} bytes rejected", "frame_too_large"
-            )
-        try:
-            frame = json.loads(text_data)
-        except ValueError:
-            return await self._error("frame is not valid JSON", "invalid_json")
-        if not isinstance(frame, dict):
-            return await self._error("frame must be a JSON object with a type", "invalid_frame")
-        try:
-            await self._dispatch(frame)
-        except AppError as exc:
-            await self.send_json({"type": "error", **exc.to_dict()})
+    # -- frames from the client
 
-    async def _dispatch(self, frame: dict) -> None:
-        kind = frame.get("type")
-        if kind == "input":
-            data = frame.get("data")
-            if not isinstance(data, str):
-                return await self._error("input needs a string 'data'", "invalid_input")
-            await self.attachment.input(data)
-        elif kind == "resize":
-            await self.attachment.resize(frame.get("cols"), frame.get("rows"))
-        elif kind == "ping":
-            await self.send_json({"type": "pong"})
-        elif kind == "join":
-            await self.attachment.join()
-        elif kind == "leave":
-            await self.attachment.leave()
-        else:
-            await self._error(f"unknown frame type {kind!r}; use input, resize, ping, join or leave", "unknown_type")
+    async def handle_input(self, frame: dict) -> None:
+        data = frame.get("data")
+        if not isinstance(data, str):
+            raise InvalidInput("input needs a string 'data'", code="invalid_input")
+        await self.attachment.input(data)
 
-    async def _error(self, detail: str, code: str) -> None:
-        await self.send_json({"type": "error", "detail": detail, "code": code})
+    async def handle_resize(self, frame: dict) -> None:
+        await self.attachment.resize(frame.get("cols"), frame.get("rows"))
+
+    async def handle_ping(self, frame: dict) -> None:
+        await self.send_json({"type": "pong"})
+
+    async def handle_join(self, frame: dict) -> None:
+        await self.attachment.join()
+
+    async def handle_leave(self, frame: dict) -> None:
+        await self.attachment.leave()

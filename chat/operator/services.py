@@ -29,7 +29,7 @@ async def operator_control(*, user, session_id, action: str) -> None:
     from chat.services import generation_cancel, session_get
 
     if action not in CONTROLS:
-        raise InvalidInput(f"unknown action {action!r}; use {', '.join(CONTROLS)}", code="invalid_type")
+        raise InvalidInput(f"unknown action {action!r}; use {', '.join(CONTROLS)}", code="unknown_type")
     session = await session_get(user=user, session_id=session_id)
     if session.owner_id != user.pk:
         raise NotFound(f"chat session {session_id} not found", code="chat_session_not_found")

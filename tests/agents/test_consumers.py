@@ -152,7 +152,7 @@ async def test_agents_whose_heartbeats_stop_are_marked_offline(ws_connect, owner
     ("raw", "code"),
     [
         ("{nope", "invalid_json"),
-        ("[1, 2]", "invalid_message"),
+        ("[1, 2]", "invalid_frame"),
         (json.dumps({"header": {"message_type": "SHOUT", "sender_id": "echo"}, "payload": {"action": "x"}}),
          "invalid_message"),
         (json.dumps({"header": {"message_type": "NOTIFICATION", "sender_id": "echo", "priority": "9"},
@@ -176,7 +176,7 @@ async def test_a_bad_frame_gets_an_error_and_the_connection_stays_open(ws_connec
 async def test_binary_frames_are_refused(ws_connect, owner):
     comm, _ = await connect_agent(ws_connect, owner)
     await comm.send_to(bytes_data=b"\x00\x01")
-    await expect_error(comm, "invalid_frame")
+    await expect_error(comm, "binary_frame")
     await comm.disconnect()
 
 

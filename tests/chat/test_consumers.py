@@ -72,7 +72,7 @@ async def test_bad_frames_get_an_error_and_the_socket_stays_open(ws_connect, own
     await comm.send_to(text_data="{not json")
     assert (await comm.receive_json_from())["code"] == "invalid_json"
     await comm.send_json_to({"type": "shout"})
-    assert (await comm.receive_json_from())["code"] == "invalid_type"
+    assert (await comm.receive_json_from())["code"] == "unknown_type"
     await comm.send_json_to({"type": "message", "content": "  "})
     assert (await comm.receive_json_from())["code"] == "empty_message"
 
