@@ -8,7 +8,6 @@ state, then forwards updates. Clients may send {"type": "cancel"}.
 from autobot.errors import AppError
 from autobot.ws import JsonConsumer
 from knowledge import services
-from knowledge.models import CrawlJob
 
 
 class CrawlProgressConsumer(JsonConsumer):
@@ -27,7 +26,10 @@ class CrawlProgressConsumer(JsonConsumer):
         # Join first, then send the snapshot: an update in between arrives twice rather than never.
         self.group = services.crawl_group(job.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await job.arefresh_from_db(from_queryset=CrawlJob.objects.select_related("owner"))
+        try:  # read again after joining; the crawl may have been deleted in between
+            job = await services.crawl_get(user=self.user, crawl_id=crawl_id)
+        except AppError as exc:
+            return await self.refuse(exc)
         await self.send_json({"type": "progress", "crawl": services.crawl_as_dict(job)})
 
     async def disconnect(self, code):
