@@ -111,6 +111,63 @@ async def test_cancel_while_the_answer_is_being_set_up_stops_it_before_the_provi
     assert llm.requests == []  # the provider was never asked
 
 
+def hold_set_up(monkeypatch):
+    """Keep answers in their set-up (the knowledge search waits) until `go_on` is set: (searching, go_on)."""
+    from chat import services
+
+    searching, go_on = asyncio.Event(), asyncio.Event()
+    real_passages = services._passages
+
+    async def slow_passages(*args, **kwargs):
+        searching.set()
+        await go_on.wait()
+        return await real_passages(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_passages", slow_passages)
+    return searching, go_on
+
+
+async def test_a_post_while_the_first_answer_is_being_set_up_is_409(api_client, ws_connect, owner, llm,
+                                                                     monkeypatch):
+    searching, go_on = hold_set_up(monkeypatch)
+    client = api_client(owner)
+    sid = (await new_session(client))["id"]
+    first = asyncio.ensure_future(post_message(client, sid, "one"))
+    await searching.wait()  # stored, not started: no answer is streaming yet
+
+    rest = await asyncio.wait_for(post_message(client, sid, "two"), 10)
+    assert rest.status_code == 409 and rest.json()["code"] == "generation_running"
+    sse = await asyncio.wait_for(post_message(client, sid, "three", headers={"Accept": "text/event-stream"}), 10)
+    assert sse.status_code == 409 and sse.json()["code"] == "generation_running"
+    comm = await ws_connect(f"/ws/chat/{sid}/", user=owner)
+    await comm.send_json_to({"type": "message", "content": "four"})
+    assert (await comm.receive_json_from(timeout=10))["code"] == "generation_running"
+    await comm.disconnect()
+
+    go_on.set()
+    reply = await first
+    assert reply.status_code == 201 and reply.json()["content"] == "Echo: one"
+    assert await ChatMessage.objects.filter(session_id=sid, role="assistant").acount() == 1
+    assert len(llm.requests) == 1
+
+
+async def test_two_posts_at_once_start_one_answer(api_client, owner, llm):
+    client = api_client(owner)
+    sid = (await new_session(client))["id"]
+    sse = {"Accept": "text/event-stream"}
+    responses = await asyncio.gather(post_message(client, sid, "one"), post_message(client, sid, "two", headers=sse))
+
+    refused = [r for r in responses if r.status_code == 409]
+    assert len(refused) == 1 and refused[0].json()["code"] == "generation_running"
+    for response in responses:
+        if response.status_code == 200:  # the streaming one won: read it to the end
+            assert "event: done" in b"".join([chunk async for chunk in response.streaming_content]).decode()
+        elif response.status_code != 409:
+            assert response.status_code == 201
+    assert await ChatMessage.objects.filter(session_id=sid, role="assistant").acount() == 1
+    assert len(llm.requests) == 1
+
+
 async def test_staff_can_read_other_peoples_sessions(api_client, owner, staff, llm):
     session = await new_session(api_client(owner), title="mine")
     assert (await api_client(staff).get(f"{BASE}/sessions/{session['id']}")).status_code == 200
@@ -423,7 +480,7 @@ async def test_an_sse_client_that_disconnects_mid_stream_leaves_the_answer_to_fi
     first = await comm.receive_output(10)
     assert b"event: token" in first["body"]
 
-    gen = generation.running(session.id)
+    gen = generation.answers.running(session.id)
     await comm.send_input({"type": "http.disconnect"})
     await comm.wait(10)  # the response task ends without waiting for the answer
     llm.resume.set()
