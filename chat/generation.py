@@ -411,17 +411,7 @@ def _audit_reply(answer: Answer, message: ChatMessage, status) -> None:
         action="chat.reply",
         target_type="chat_session",
         target_id=answer.session_id,
-        data={
-            "message_id": message.pk,
-            "status": status,
-            "length": len(message.content),
-            "model": message.model,
-            "prompt_tokens": message.prompt_tokens,
-            "completion_tokens": message.completion_tokens,
-            "first_token_ms": message.first_token_ms,
-            "total_ms": message.total_ms,
-            "error_code": message.error_code,
-        },
+        data={"message_id": message.pk, "status": status, "length": len(message.content), **message.stats},
         ip=answer.client_ip,
     )
 
