@@ -52,21 +52,12 @@ async def on_startup() -> None:
                 log.exception("start-up step failed: %s", name)
 
 
-async def _stop_answers() -> None:
-    from chat import generation
-
-    running = list(generation._running.values())
-    for gen in running:
-        if gen.task is not None:
-            gen.task.cancel()
-    await asyncio.gather(*(gen.finished.wait() for gen in running))
-
-
 async def on_shutdown() -> None:
     from agents.services import bus_shutdown
+    from chat.generation import answers
     from terminal.services import sessions_shutdown
 
-    steps = {"terminals": sessions_shutdown(), "answers": _stop_answers(), "agents": bus_shutdown()}
+    steps = {"terminals": sessions_shutdown(), "answers": answers.stop_all(), "agents": bus_shutdown()}
     async with lane_context():
         results = await asyncio.wait_for(asyncio.gather(*steps.values(), return_exceptions=True),
                                          timeout=SHUTDOWN_SECONDS)

@@ -153,7 +153,7 @@ async def _sse(starting: asyncio.Task):
             if event["type"] == "done":
                 return
     finally:
-        posted.generation.unsubscribe(posted.events)
+        posted.answer.unsubscribe(posted.events)
 
 
 def wire_event(event: dict) -> dict:

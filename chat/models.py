@@ -67,6 +67,12 @@ class ChatMessage(models.Model):
     def __str__(self) -> str:
         return f"{self.role} message {self.pk} in {self.session_id}"
 
+    @property
+    def stats(self) -> dict:
+        """How the answer was made (model, tokens, timings, error code): for the API and the audit."""
+        return {"model": self.model, "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "first_token_ms": self.first_token_ms, "total_ms": self.total_ms, "error_code": self.error_code}
+
 
 class OperatorPolicy(models.Model):
     """What the operator may do for one user without asking (staff edit it in the admin)."""

@@ -11,7 +11,6 @@ import contextlib
 import inspect
 import json
 import logging
-import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,12 +21,10 @@ from django.utils import timezone
 
 from autobot import audit
 from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, Unavailable
-from autobot.lanes import spawn
 from autobot.pagination import paginate
 from autobot.workers import WORKER_ID, single_process, worker_gone
-from chat import generation
 from chat.db import db_job
-from chat.generation import Generation
+from chat.generation import BUSY, Admission, Answer, answers
 from chat.llm.base import LLMUnavailable
 from chat.llm.registry import Resolved, get_registry
 from chat.markdown import render
@@ -38,14 +35,14 @@ log = logging.getLogger("chat.services")
 
 TITLE_CHARS = 60
 EXPORT_FORMATS = ("md", "json")
-BUSY = "an answer is still being generated in this session; wait or cancel it"
+HISTORY_ROWS = 200  # newest messages read for the prompt; chat.prompt trims them to the context window
 
 
 @dataclass
 class Posted:
     user_message: ChatMessage
     reply: ChatMessage
-    generation: Generation
+    answer: Answer
     events: asyncio.Queue | None = None  # every event of the answer, when asked for with stream=True
 
 
@@ -57,7 +54,7 @@ def session_data(session: ChatSession) -> dict:
         "model": session.model,
         "created": session.created.isoformat(),
         "updated": session.updated.isoformat(),
-        "generating": generation.running(session.id) is not None,
+        "generating": answers.running(session.id) is not None,
         "tools": tools_enabled(session),
         "operator_terminal": str(session.operator_terminal) if session.operator_terminal else None,
     }
@@ -82,12 +79,7 @@ def message_data(message: ChatMessage) -> dict:
         "html": render(message.content) if message.role == ChatMessage.Role.ASSISTANT else "",
         "status": message.status,
         "citations": message.citations,
-        "model": message.model,
-        "prompt_tokens": message.prompt_tokens,
-        "completion_tokens": message.completion_tokens,
-        "first_token_ms": message.first_token_ms,
-        "total_ms": message.total_ms,
-        "error_code": message.error_code,
+        **message.stats,
         "error": message.error,
         "tool_calls": message.tool_calls,
         "correlation_id": message.correlation_id,
@@ -149,8 +141,8 @@ async def session_update(*, user, session_id, title: str | None = None, model: s
 
 async def session_delete(*, user, session_id) -> None:
     session = await session_get(user=user, session_id=session_id)
-    if generation.running(session.id):
-        await generation.cancel(session.id)
+    if answers.busy(session.id):
+        await answers.cancel(session.id)
     await session.adelete()
     await audit.record(actor=user, action="chat.session.delete", target_type="chat_session",
                        target_id=str(session_id), data={"title_length": len(session.title)})
@@ -173,7 +165,7 @@ def _model_ref(model: str) -> str:
 # -- messages ---------------------------------------------------------------------------------
 async def message_list(*, user, session_id, limit: int = 100, offset: int = 0) -> tuple[list[ChatMessage], int]:
     session = await session_get(user=user, session_id=session_id)
-    if not generation.running(session.id):
+    if not answers.busy(session.id):  # one being set up here has its streaming reply stored already
         await db_job(_reap_stale)(session)
     return await paginate(session.messages.order_by("created", "id"), limit=limit, offset=offset)
 
@@ -195,12 +187,15 @@ class _Checked:
     session: ChatSession
     content: str
     resolved: Resolved
+    admission: Admission  # the session reserved for this answer; set_up frees it
     question: ChatMessage | None = None  # regenerating: the stored question answered again
 
 
 async def _message_check(*, user, session_id, content, model: str | None, regenerate: bool = False) -> _Checked:
-    """Everything that can refuse a message before it is stored: size, session, model, a running answer.
-    With `regenerate`, the question is the session's last one (`content` is not used)."""
+    """Everything that can refuse a message before it is stored: size, session, model, an answer
+    running or being set up; then the session is admitted (reserved) for this one, in the same step
+    of the loop as that check. With `regenerate`, the question is the session's last one (`content`
+    is not used)."""
     session = await session_get(user=user, session_id=session_id)
     question = None
     if regenerate:
@@ -211,9 +206,9 @@ async def _message_check(*, user, session_id, content, model: str | None, regene
     else:
         content = clean_content(content)
     resolved = _resolve(model if model else session.model)
-    if generation.running(session.id) is not None:
-        raise Conflict(BUSY, code="generation_running")
-    return _Checked(user=user, session=session, content=content, resolved=resolved, question=question)
+    admission = answers.admit(session.id)  # 409 while this process sets up or runs one of its answers
+    return _Checked(user=user, session=session, content=content, resolved=resolved, admission=admission,
+                    question=question)
 
 
 async def message_post(*, user, session_id, content, use_knowledge: bool = True, model: str | None = None,
@@ -225,7 +220,8 @@ async def message_post(*, user, session_id, content, use_knowledge: bool = True,
     every token as its own event."""
     checked = await _message_check(user=user, session_id=session_id, content=content, model=model,
                                    regenerate=regenerate)
-    return await _message_start(checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=stream)
+    return await answers.set_up(checked.admission, lambda: _message_setup(
+        checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=stream))
 
 
 async def message_post_streaming(*, user, session_id, content, use_knowledge: bool = True, model: str | None = None,
@@ -237,42 +233,8 @@ async def message_post_streaming(*, user, session_id, content, use_knowledge: bo
     stored."""
     checked = await _message_check(user=user, session_id=session_id, content=content, model=model,
                                    regenerate=regenerate)
-    task = spawn(_message_start(checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=True),
-                 name=f"chat-start-{session_id}")
-    _starting.add(task)
-    task.add_done_callback(_started)
-    return task
-
-
-_starting: set[asyncio.Task] = set()  # strong references until each start has finished
-
-
-def _started(task: asyncio.Task) -> None:
-    _starting.discard(task)
-    if not task.cancelled() and task.exception() is not None:  # also marks it retrieved if nobody waits
-        log.info("chat message not started: %r", task.exception())
-
-
-_START_SLOTS = 8  # answers being set up at once; a burst beyond waits its turn
-_start_slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one semaphore per event loop
-
-
-async def _message_start(checked: _Checked, *, use_knowledge: bool, client_ip: str | None, stream: bool) -> Posted:
-    # Admission control: when a hundred questions arrive at once, setting up all their answers
-    # together would make every other request on this loop wait for rounds of that work.
-    loop = asyncio.get_running_loop()
-    slots = _start_slots.setdefault(loop, asyncio.Semaphore(_START_SLOTS))
-    session_id = str(checked.session.id)
-    _setting_up.add(session_id)
-    try:
-        async with slots:
-            return await _message_setup(checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=stream)
-    finally:
-        _setting_up.discard(session_id)
-        generation.cancel_at_start(session_id, wanted=False)  # used by now, or moot
-
-
-_setting_up: set[str] = set()  # sessions whose answer this process is setting up
+    return answers.set_up_in_background(checked.admission, lambda: _message_setup(
+        checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=True), name=f"chat-start-{session_id}")
 
 
 async def _message_setup(checked: _Checked, *, use_knowledge: bool, client_ip: str | None, stream: bool) -> Posted:
@@ -286,18 +248,18 @@ async def _message_setup(checked: _Checked, *, use_knowledge: bool, client_ip: s
         _passages(user, resolved, content, use_knowledge),
     )
     provider, messages, citations = _prompt(user, resolved, content, history, passages, use_knowledge)
-    gen = generation.start(
+    answer = answers.start(
         session_id=session.id, reply=reply, user=user, provider=provider, prompt=messages,
         model=resolved.model, citations=citations, serialize=message_data, client_ip=client_ip, turn=turn,
     )
-    events = gen.subscribe() if stream else None
-    return Posted(user_message=user_message, reply=reply, generation=gen, events=events)
+    events = answer.subscribe() if stream else None
+    return Posted(user_message=user_message, reply=reply, answer=answer, events=events)
 
 
 async def reply_wait(posted: Posted) -> dict:
     """Wait for a posted message's reply; a failed one becomes a 503 with the provider's reason."""
-    await posted.generation.finished.wait()
-    result = posted.generation.result
+    await posted.answer.finished.wait()
+    result = posted.answer.result
     if result is None:
         raise NotFound("the chat session was deleted while answering", code="chat_session_not_found")
     if result["status"] == ChatMessage.Status.FAILED:
@@ -309,30 +271,26 @@ async def generation_cancel(*, user, session_id) -> bool:
     """Stop the session's answer in progress, in whichever process runs it. False when no answer
     was being generated (it may have just finished)."""
     session = await session_get(user=user, session_id=session_id)
-    if generation.running(session.id) is None and str(session.id) in _setting_up:
-        # Asked for, not started yet: it starts already cancelled.
-        generation.cancel_at_start(session.id)
-        return True
-    answering = generation.running(session.id) is not None or await session.messages.filter(
+    # Being set up here: it starts already cancelled; running here, or elsewhere (its row streams).
+    answering = answers.busy(session.id) or await session.messages.filter(
         status=ChatMessage.Status.STREAMING).aexists()
     if answering:
-        await generation.cancel(session.id)
+        await answers.cancel(session.id)
     return answering
 
 
 async def generation_snapshot(*, user, session_id) -> dict | None:
     """The answer in progress, for a client that (re)connects: {message_id, text}."""
     session = await session_get(user=user, session_id=session_id)
-    gen = generation.running(session.id)
-    if gen is not None:
-        calls = list(gen.turn.calls) if gen.turn is not None else []
-        return {"message_id": gen.message_id, "text": gen.text, "calls": calls}
+    local = answers.snapshot(session.id)
+    if local is not None:
+        return local
     streaming = await session.messages.filter(status=ChatMessage.Status.STREAMING).order_by("-id").afirst()
     if streaming is None:
         return None
     # Another worker is generating: it knows the text up to now; the database only as of its
     # last flush (every couple of seconds), which is the fallback if it does not answer.
-    live = await generation.remote_snapshot(session.id)
+    live = await answers.remote_snapshot(session.id)
     if live is not None and live["message_id"] == streaming.pk:
         return {**live, "worker": streaming.worker}
     return {"message_id": streaming.pk, "text": streaming.content, "calls": streaming.tool_calls,
@@ -375,10 +333,9 @@ def _store_question(user, session: ChatSession, content: str, use_knowledge: boo
     and read the history — one job on chat's database thread, one commit. Regenerating (`question`
     given): only the reply is added, and the history stops before that question, so the model
     answers it afresh rather than seeing its earlier answers."""
-    # Checked again here: another post may have started an answer since _message_check.
-    if generation.running(session.id) is not None:
-        raise Conflict(BUSY, code="generation_running")
-    # One read for both: an answer still streaming is always among the newest messages.
+    # Admitted: no other answer of this session is set up or running in this process; one
+    # streaming in another process is found here. One read for both history and that check: an
+    # answer still streaming is always among the newest messages.
     recent = list(session.messages.order_by("-created", "-id").values_list(
         "pk", "role", "status", "content", "updated", "worker")[:HISTORY_ROWS])
     if not _reap_stale(session, [(pk, updated, worker) for pk, _, status, _, updated, worker in recent
@@ -447,8 +404,6 @@ def _reap_stale(session: ChatSession, streaming: list[tuple[int, object]] | None
                                                                "workers": sorted({row[2] for row in stale})})
     return len(stale) == len(streaming)
 
-
-HISTORY_ROWS = 200  # newest messages read for the prompt; chat.prompt trims them to the context window
 
 
 def _title_from(content: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from autobot.errors import InvalidInput, NotFound
-from chat import generation
+from chat.generation import answers
 from chat.models import ChatMessage
 from chat.operator import approvals
 from chat.operator.approvals import approval_data
@@ -20,7 +20,7 @@ async def approval_decide(*, user, session_id, approval_id, decision: str, reaso
     """The owner's decision; the waiting turn hears of it wherever it runs."""
     approval = await approvals.approval_decide(user=user, session_id=session_id, approval_id=approval_id,
                                                decision=decision, reason=reason, client_ip=client_ip)
-    await generation.control(approval.session_id, "approval_decided", approval_id=str(approval.pk))
+    await answers.control(approval.session_id, "approval_decided", approval_id=str(approval.pk))
     return approval_data(approval)
 
 
@@ -36,7 +36,7 @@ async def operator_control(*, user, session_id, action: str) -> None:
     if action == "stop":
         await generation_cancel(user=user, session_id=session.pk)
     else:
-        await generation.control(session.pk, action)
+        await answers.control(session.pk, action)
 
 
 async def message_trail(*, user, session_id, message_id: int) -> dict:

@@ -22,29 +22,16 @@ function renderAgents() {
   body.replaceChildren();
   const list = $("agent-ids");
   list.replaceChildren();
-  if (!agents.size) {
-    const row = document.createElement("tr");
-    const cell = text("td", "No agents registered.", "muted");
-    cell.colSpan = 5;
-    row.append(cell);
-    body.append(row);
-  }
+  if (!agents.size) body.append(el("tr", {}, el("td", { class: "muted", colSpan: 5 }, "No agents registered.")));
   for (const agent of [...agents.values()].sort((a, b) => a.id.localeCompare(b.id))) {
-    const row = document.createElement("tr");
-    row.dataset.agent = agent.id;
-    const name = document.createElement("td");
-    const dot = text("span", "", `dot ${agent.status === "online" ? "ok" : "fail"}`);
-    dot.title = agent.status;
-    dot.dataset.status = agent.status;
-    name.append(dot, text("strong", agent.id));
-    if (agent.name && agent.name !== agent.id) name.append(" ", text("span", agent.name, "muted"));
-    const caps = document.createElement("td");
-    caps.className = "agent-caps";
-    for (const cap of agent.capabilities || []) caps.append(text("code", cap));
-    row.append(name, text("td", agent.kind), caps, text("td", String(agent.in_flight ?? 0)),
-      text("td", when(agent.last_heartbeat)));
-    body.append(row);
-    list.append(Object.assign(document.createElement("option"), { value: agent.id }));
+    const dot = el("span", { class: `dot ${agent.status === "online" ? "ok" : "fail"}`, title: agent.status,
+      dataset: { status: agent.status } });
+    const name = el("td", {}, dot, text("strong", agent.id),
+      agent.name && agent.name !== agent.id ? [" ", text("span", agent.name, "muted")] : null);
+    const caps = el("td", { class: "agent-caps" }, (agent.capabilities || []).map((cap) => text("code", cap)));
+    body.append(el("tr", { dataset: { agent: agent.id } }, name, text("td", agent.kind), caps,
+      text("td", String(agent.in_flight ?? 0)), text("td", when(agent.last_heartbeat))));
+    list.append(el("option", { value: agent.id }));
   }
 }
 
@@ -60,14 +47,11 @@ function renderMessage(item) {
   let row = body.querySelector(`tr[data-id="${item.message_id}"]`);
   const fresh = !row;
   if (!row) {
-    row = document.createElement("tr");
-    row.dataset.id = item.message_id;
+    row = el("tr", { dataset: { id: item.message_id } });
     body.prepend(row);
   }
   const to = item.recipient_id || (item.capability ? `cap:${item.capability}` : "*");
-  const status = document.createElement("td");
-  status.append(statusBadge(item.status));
-  if (item.error) status.append(" ", text("span", item.error, "muted"));
+  const status = el("td", {}, statusBadge(item.status), item.error ? [" ", text("span", item.error, "muted")] : null);
   row.replaceChildren(text("td", when(item.created_at)), text("td", item.message_type), text("td", item.action),
     text("td", `${item.sender_id} → ${to}`), status,
     text("td", item.latency_ms != null ? `${item.latency_ms.toFixed(1)} ms` : "—"));

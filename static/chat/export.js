@@ -1,6 +1,7 @@
 // Export a chat from the page: the server's Markdown or JSON, saved under a name made from the
 // chat's title and today's date ("deploy-checklist-2026-12-04.md").
 import { ApiError } from "../js/api.js";
+import { el } from "../js/dom.js";
 
 export function exportName(title, format, date = new Date()) {
   const slug = (title || "chat").normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
@@ -17,7 +18,7 @@ export async function exportSession(session, format) {
     throw new ApiError(response.status, body);
   }
   const url = URL.createObjectURL(await response.blob());
-  const link = Object.assign(document.createElement("a"), { href: url, download: exportName(session.title, format) });
+  const link = el("a", { href: url, download: exportName(session.title, format) });
   document.body.append(link);
   link.click();
   link.remove();

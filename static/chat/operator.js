@@ -3,17 +3,7 @@
 // session's tools switch. Everything from the model or a tool is shown as text, never HTML.
 // chat.js hands it socket frames (handleOperatorFrame) and finished messages (renderToolCalls).
 import { api } from "../js/api.js";
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) if (child !== null && child !== undefined) node.append(child);
-  return node;
-}
+import { el } from "../js/dom.js";
 
 function argsText(args) {
   return typeof args === "string" ? args : JSON.stringify(args, null, 2);
@@ -35,7 +25,7 @@ function callNode(box, call) {
       el("summary", {}, el("span", { class: "tool-name" }), el("span", { class: "tool-risk" }),
         el("span", { class: "tool-status" })),
       el("pre", { class: "tool-args" }), el("div", { class: "tool-reasons" }), el("div", { class: "tool-approval" }),
-      el("pre", { class: "tool-output", hidden: "" }));
+      el("pre", { class: "tool-output", hidden: true }));
     box.append(node);
   }
   return node;

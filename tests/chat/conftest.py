@@ -2,7 +2,7 @@
 
 import pytest
 
-from chat import generation
+from chat.generation import answers
 from chat.llm import http
 from chat.llm.base import ProviderConfig
 from chat.llm.registry import Registry, use_registry
@@ -35,9 +35,7 @@ async def llm(fake_llm):
     use_registry(fake_registry(fake_llm.url))
     yield fake_llm
     # Nothing may outlive the test's event loop.
-    for gen in list(generation._running.values()):
-        gen.task.cancel()
-        await gen.finished.wait()
+    await answers.stop_all()
     use_registry(None)
 
 

@@ -116,6 +116,13 @@ class FakeLLM:
                 await asyncio.sleep(self.delay)
             yield index, token
 
+    async def _received(self, request: web.Request) -> tuple[dict, web.Response | None]:
+        """A chat request, recorded; and the fault to answer it with instead, if any."""
+        body = await request.json()
+        self.requests.append(body)
+        self.requested.set()
+        return body, self._refuse(request)
+
     def _refuse(self, request: web.Request) -> web.Response | None:
         self.headers.append(dict(request.headers))
         if self.api_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
@@ -154,10 +161,8 @@ class FakeLLM:
 
     # -- Ollama --------------------------------------------------------------------------------
     async def _ollama_chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append(body)
-        self.requested.set()
-        if refused := self._refuse(request):
+        body, refused = await self._received(request)
+        if refused:
             return refused
         if body.get("model") not in self.models:
             return web.json_response({"error": f"model '{body.get('model')}' not found"},
@@ -193,10 +198,8 @@ class FakeLLM:
 
     # -- OpenAI --------------------------------------------------------------------------------
     async def _openai_chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append(body)
-        self.requested.set()
-        if refused := self._refuse(request):
+        body, refused = await self._received(request)
+        if refused:
             return refused
         if body.get("model") not in self.models:
             return web.json_response({"error": {"message": f"model {body.get('model')} not found"}},

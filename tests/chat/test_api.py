@@ -12,6 +12,7 @@ from chat.models import ChatMessage, ChatSession
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BASE = "/api/chat"
+SSE = {"Accept": "text/event-stream"}
 
 
 async def new_session(client, **body):
@@ -109,6 +110,62 @@ async def test_cancel_while_the_answer_is_being_set_up_stops_it_before_the_provi
     reply = await post
     assert reply.json()["status"] == "cancelled"
     assert llm.requests == []  # the provider was never asked
+
+
+def hold_set_up(monkeypatch):
+    """Keep answers in their set-up (the knowledge search waits) until `go_on` is set: (searching, go_on)."""
+    from chat import services
+
+    searching, go_on = asyncio.Event(), asyncio.Event()
+    real_passages = services._passages
+
+    async def slow_passages(*args, **kwargs):
+        searching.set()
+        await go_on.wait()
+        return await real_passages(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_passages", slow_passages)
+    return searching, go_on
+
+
+async def test_a_post_while_the_first_answer_is_being_set_up_is_409(api_client, ws_connect, owner, llm,
+                                                                     monkeypatch):
+    searching, go_on = hold_set_up(monkeypatch)
+    client = api_client(owner)
+    sid = (await new_session(client))["id"]
+    first = asyncio.ensure_future(post_message(client, sid, "one"))
+    await searching.wait()  # stored, not started: no answer is streaming yet
+
+    rest = await asyncio.wait_for(post_message(client, sid, "two"), 10)
+    assert rest.status_code == 409 and rest.json()["code"] == "generation_running"
+    sse = await asyncio.wait_for(post_message(client, sid, "three", headers=SSE), 10)
+    assert sse.status_code == 409 and sse.json()["code"] == "generation_running"
+    comm = await ws_connect(f"/ws/chat/{sid}/", user=owner)
+    await comm.send_json_to({"type": "message", "content": "four"})
+    assert (await comm.receive_json_from(timeout=10))["code"] == "generation_running"
+    await comm.disconnect()
+
+    go_on.set()
+    reply = await first
+    assert reply.status_code == 201 and reply.json()["content"] == "Echo: one"
+    assert await ChatMessage.objects.filter(session_id=sid, role="assistant").acount() == 1
+    assert len(llm.requests) == 1
+
+
+async def test_two_posts_at_once_start_one_answer(api_client, owner, llm):
+    client = api_client(owner)
+    sid = (await new_session(client))["id"]
+    responses = await asyncio.gather(post_message(client, sid, "one"), post_message(client, sid, "two", headers=SSE))
+
+    refused = [r for r in responses if r.status_code == 409]
+    assert len(refused) == 1 and refused[0].json()["code"] == "generation_running"
+    for response in responses:
+        if response.status_code == 200:  # the streaming one won: read it to the end
+            assert "event: done" in b"".join([chunk async for chunk in response.streaming_content]).decode()
+        elif response.status_code != 409:
+            assert response.status_code == 201
+    assert await ChatMessage.objects.filter(session_id=sid, role="assistant").acount() == 1
+    assert len(llm.requests) == 1
 
 
 async def test_staff_can_read_other_peoples_sessions(api_client, owner, staff, llm):
@@ -280,7 +337,7 @@ async def test_sse_streams_tokens_then_done(api_client, owner, llm):
     session = await new_session(client)
 
     response = await client.post(f"{BASE}/sessions/{session['id']}/messages", {"content": "a b c"},
-                                 content_type="application/json", headers={"Accept": "text/event-stream"})
+                                 content_type="application/json", headers=SSE)
 
     assert response.status_code == 200 and response["Content-Type"] == "text/event-stream"
     body = b"".join([chunk async for chunk in response.streaming_content]).decode()
@@ -296,20 +353,26 @@ async def test_sse_reports_a_provider_failure_as_an_error_event(api_client, owne
     client = api_client(owner)
     session = await new_session(client)
     response = await client.post(f"{BASE}/sessions/{session['id']}/messages", {"content": "a"},
-                                 content_type="application/json", headers={"Accept": "text/event-stream"})
+                                 content_type="application/json", headers=SSE)
     body = b"".join([chunk async for chunk in response.streaming_content]).decode()
     assert "event: error" in body and '"code": "llm_unavailable"' in body
     assert body.rstrip().split("\n\n")[-1].startswith("event: done")
 
 
-async def test_a_second_message_while_answering_is_409(api_client, owner, llm):
+async def answer_under_way(client, llm, session_id):
+    """Post over SSE and read up to the first token (the fake LLM then waits for `llm.resume`):
+    the rest of the stream."""
     llm.pause_after = 1
+    response = await post_message(client, session_id, "a b", headers=SSE)
+    stream = aiter(response.streaming_content)
+    await anext(stream)  # the first token: the answer is under way
+    return stream
+
+
+async def test_a_second_message_while_answering_is_409(api_client, owner, llm):
     client = api_client(owner)
     session = await new_session(client)
-    first = await client.post(f"{BASE}/sessions/{session['id']}/messages", {"content": "a b"},
-                              content_type="application/json", headers={"Accept": "text/event-stream"})
-    stream = aiter(first.streaming_content)
-    await anext(stream)  # the first token: the answer is under way
+    stream = await answer_under_way(client, llm, session["id"])
 
     second = await post_message(client, session["id"], "again")
     assert second.status_code == 409 and second.json()["code"] == "generation_running"
@@ -320,20 +383,15 @@ async def test_a_second_message_while_answering_is_409(api_client, owner, llm):
 
 
 async def test_an_sse_post_is_refused_with_a_status_before_any_streaming(api_client, owner, stranger, llm):
-    llm.pause_after = 1
     client = api_client(owner)
     session = await new_session(client)
-    sse = {"Accept": "text/event-stream"}
-    first = await client.post(f"{BASE}/sessions/{session['id']}/messages", {"content": "a b"},
-                              content_type="application/json", headers=sse)
-    stream = aiter(first.streaming_content)
-    await anext(stream)
+    stream = await answer_under_way(client, llm, session["id"])
 
-    busy = await post_message(client, session["id"], "again", headers=sse)
+    busy = await post_message(client, session["id"], "again", headers=SSE)
     assert busy.status_code == 409 and busy.json()["code"] == "generation_running"
-    not_yours = await post_message(api_client(stranger), session["id"], "hi", headers=sse)
+    not_yours = await post_message(api_client(stranger), session["id"], "hi", headers=SSE)
     assert not_yours.status_code == 404
-    empty = await post_message(client, session["id"], " ", headers=sse)
+    empty = await post_message(client, session["id"], " ", headers=SSE)
     assert empty.status_code == 422 and empty.json()["code"] == "validation_error"
 
     llm.resume.set()
@@ -346,7 +404,7 @@ async def test_the_question_and_its_audit_event_are_stored_before_the_first_toke
     client = api_client(owner)
     session = await new_session(client)
     response = await client.post(f"{BASE}/sessions/{session['id']}/messages", {"content": "hello"},
-                                 content_type="application/json", headers={"Accept": "text/event-stream"})
+                                 content_type="application/json", headers=SSE)
     stream = aiter(response.streaming_content)
     await llm.requested.wait()  # the provider has been asked, so the answer has started
 
@@ -423,7 +481,7 @@ async def test_an_sse_client_that_disconnects_mid_stream_leaves_the_answer_to_fi
     first = await comm.receive_output(10)
     assert b"event: token" in first["body"]
 
-    gen = generation.running(session.id)
+    gen = generation.answers.running(session.id)
     await comm.send_input({"type": "http.disconnect"})
     await comm.wait(10)  # the response task ends without waiting for the answer
     llm.resume.set()

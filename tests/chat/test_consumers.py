@@ -119,7 +119,7 @@ async def test_the_answer_is_stored_when_nobody_is_connected(ws_connect, owner, 
     await comm.receive_json_from()
     await comm.disconnect()  # the client goes away mid-stream
 
-    gen = generation.running(sid)
+    gen = generation.answers.running(sid)
     llm.resume.set()
     await asyncio.wait_for(gen.finished.wait(), 10)
 
@@ -232,3 +232,19 @@ async def test_fifty_concurrent_streams(ws_connect, owner, llm):
     assert statuses == ["complete"] * 50
     for comm in comms:
         await comm.disconnect()
+
+
+async def test_two_sockets_posting_at_once_start_one_answer(ws_connect, owner, llm):
+    sid = await make_session(owner)
+    first = await ws_connect(f"/ws/chat/{sid}/", user=owner)
+    second = await ws_connect(f"/ws/chat/{sid}/", user=owner)
+    await asyncio.gather(first.send_json_to({"type": "message", "content": "one"}),
+                         second.send_json_to({"type": "message", "content": "two"}))
+
+    frames = [*await receive_until_done(first), *await receive_until_done(second)]
+    refusals = [f for f in frames if f["type"] == "error"]
+    assert [f["code"] for f in refusals] == ["generation_running"]
+    assert await ChatMessage.objects.filter(session_id=sid, role="assistant").acount() == 1
+    assert len(llm.requests) == 1
+    await first.disconnect()
+    await second.disconnect()

@@ -128,11 +128,11 @@ async def test_deleting_a_session_mid_answer_stops_it(owner, llm):
     llm.pause_after = 1
     session = await services.session_create(user=owner)
     posted = await services.message_post(user=owner, session_id=session.id, content="a b c")
-    queue = posted.generation.subscribe()
+    queue = posted.answer.subscribe()
     await queue.get()  # first token
 
     await services.session_delete(user=owner, session_id=session.id)
-    await posted.generation.finished.wait()
+    await posted.answer.finished.wait()
 
     assert await ChatMessage.objects.acount() == 0
     assert llm.completed == 0

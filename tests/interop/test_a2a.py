@@ -12,21 +12,11 @@ from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
 from interop.models import A2aTask
-from tests.conftest import app_server, make_token
+from tests.conftest import make_token
+from tests.interop.conftest import HIGH_COMMAND
 from tests.terminal.conftest import _grant
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-HIGH_COMMAND = "python3 -c 'print(1)'"  # inline interpreter code: the rules rate it HIGH
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, django_db_blocker):
-    tmp = tmp_path_factory.mktemp("a2a")
-    env = {"AUTOBOT_FILES_ROOT": str(tmp / "files"), "AUTOBOT_TERMINAL_RECORDINGS_DIR": str(tmp / "recordings")}
-    server = app_server(tmp / "var", env=env).start()
-    yield server
-    server.kill()
 
 
 def data_message(data: dict, *, task_id: str = "") -> SendMessageRequest:

@@ -8,21 +8,11 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from autobot.models import AuditEvent
-from tests.conftest import app_server, make_token
+from tests.conftest import make_token
+from tests.interop.conftest import HIGH_COMMAND
 from tests.terminal.conftest import _grant
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-HIGH_COMMAND = "python3 -c 'print(1)'"  # inline interpreter code: the rules rate it HIGH
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, django_db_blocker):
-    tmp = tmp_path_factory.mktemp("mcp")
-    env = {"AUTOBOT_FILES_ROOT": str(tmp / "files"), "AUTOBOT_TERMINAL_RECORDINGS_DIR": str(tmp / "recordings")}
-    server = app_server(tmp / "var", env=env).start()
-    yield server
-    server.kill()
 
 
 def mcp_client(address: str, token: str | None) -> Client:

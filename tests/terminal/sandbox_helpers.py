@@ -10,7 +10,23 @@ from terminal.services import live as registry
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
 
 
-class Term:
+class ShellOutput:
+    """Reads a shell's output (`self.sub`, a PTY subscription) up to a marker; what follows the
+    marker stays in `self.seen` for the next read."""
+
+    seen = ""
+    sub = None
+
+    async def until(self, needle: str) -> str:
+        while needle not in self.seen:
+            chunk = await self.sub.read()
+            assert chunk is not None, f"shell exited waiting for {needle!r}: {self.seen[-800:]!r}"
+            self.seen += chunk
+        before, _, self.seen = self.seen.partition(needle)
+        return before
+
+
+class Term(ShellOutput):
     def __init__(self, session) -> None:
         self.session = session
         self.live = registry.get(session.pk)
@@ -22,14 +38,6 @@ class Term:
         term = cls(await services.session_open(user=user, cols=1000, **kw))
         await term.until("@autobot:")
         return term
-
-    async def until(self, needle: str) -> str:
-        while needle not in self.seen:
-            chunk = await self.sub.read()
-            assert chunk is not None, f"shell exited waiting for {needle!r}: {self.seen[-800:]!r}"
-            self.seen += chunk
-        before, _, self.seen = self.seen.partition(needle)
-        return before
 
     def type(self, text: str) -> None:
         self.live.proc.write(text)

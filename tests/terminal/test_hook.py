@@ -8,13 +8,14 @@ import pytest
 
 from terminal.hook import HookChannel, HookReply, HookRequest, bash_argv, parse_request
 from terminal.pty import PtyOptions, PtyProcess
+from tests.terminal.sandbox_helpers import ShellOutput
 
 pytestmark = pytest.mark.timeout(30)
 
 HARMLESS_DANGER = "mkfs.ext4 /dev/autobot-test-none"
 
 
-class Shell:
+class Shell(ShellOutput):
     """bash with the hook, and a server that blocks anything mentioning mkfs."""
 
     def __init__(self) -> None:
@@ -47,14 +48,6 @@ class Shell:
         await self.channel.start()
         self.sub = self.proc.subscribe()
         await self.until("@autobot:")
-
-    async def until(self, needle: str) -> str:
-        while needle not in self.seen:
-            chunk = await self.sub.read()
-            assert chunk is not None, f"shell exited waiting for {needle!r}: {self.seen[-800:]!r}"
-            self.seen += chunk
-        before, _, self.seen = self.seen.partition(needle)
-        return before
 
     async def run(self, line: str, marker: str) -> str:
         """Type a line followed by a marker command; return what was printed before the marker."""
