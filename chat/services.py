@@ -334,17 +334,20 @@ def _store_question(user, session: ChatSession, content: str, use_knowledge: boo
     given): only the reply is added, and the history stops before that question, so the model
     answers it afresh rather than seeing its earlier answers."""
     # Admitted: no other answer of this session is set up or running in this process; one
-    # streaming in another process is found here. One read for both history and that check: an
-    # answer still streaming is always among the newest messages.
-    recent = list(session.messages.order_by("-created", "-id").values_list(
-        "pk", "role", "status", "content", "updated", "worker")[:HISTORY_ROWS])
-    if not _reap_stale(session, [(pk, updated, worker) for pk, _, status, _, updated, worker in recent
-                                 if status == ChatMessage.Status.STREAMING]):
-        raise Conflict(BUSY, code="generation_running")
-    history = [{"role": role, "content": text} for pk, role, status, text, _, _ in reversed(recent)
-               if text and (role == ChatMessage.Role.USER or status == ChatMessage.Status.COMPLETE)
-               and (question is None or pk < question.pk)]
+    # streaming in another process is found here. The session row is locked first (PostgreSQL;
+    # SQLite serialises writers anyway) so two workers posting at the same instant cannot both
+    # see the session free. One read for both history and that check: an answer still streaming
+    # is always among the newest messages.
     with transaction.atomic():
+        ChatSession.objects.select_for_update().filter(pk=session.pk).values_list("pk").first()
+        recent = list(session.messages.order_by("-created", "-id").values_list(
+            "pk", "role", "status", "content", "updated", "worker")[:HISTORY_ROWS])
+        if not _reap_stale(session, [(pk, updated, worker) for pk, _, status, _, updated, worker in recent
+                                     if status == ChatMessage.Status.STREAMING]):
+            raise Conflict(BUSY, code="generation_running")
+        history = [{"role": role, "content": text} for pk, role, status, text, _, _ in reversed(recent)
+                   if text and (role == ChatMessage.Role.USER or status == ChatMessage.Status.COMPLETE)
+                   and (question is None or pk < question.pk)]
         if question is None:
             user_message, reply = _store_pair(session, content, use_knowledge, ref, correlation_id)
         else:

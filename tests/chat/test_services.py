@@ -136,3 +136,36 @@ async def test_deleting_a_session_mid_answer_stops_it(owner, llm):
 
     assert await ChatMessage.objects.acount() == 0
     assert llm.completed == 0
+
+
+@pytest.mark.postgres
+def test_workers_posting_to_one_session_at_the_same_instant_start_one_answer(owner, settings):
+    """Each thread stands for a worker process (its own database connection, no shared admission):
+    the session row lock lets exactly one of them store its question."""
+    import threading
+
+    from django.db import connection
+
+    from autobot.errors import Conflict
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}  # several workers
+    session = ChatSession.objects.create(owner=owner, title="race")
+    start, outcomes = threading.Barrier(6), []
+
+    def post(n):
+        try:
+            start.wait(timeout=10)
+            services._store_question(owner, session, f"question {n}", False, "fake:fake-small", None)
+            outcomes.append("stored")
+        except Conflict:
+            outcomes.append("busy")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["busy"] * 5 + ["stored"]
+    assert session.messages.filter(status=ChatMessage.Status.STREAMING).count() == 1
