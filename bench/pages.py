@@ -13,6 +13,11 @@ one connection (the server's CPU time per request from /proc, the figure least d
 work on a shared machine, judged as a ratio to stock ninja's). Not a test: it asserts nothing.
 
     .venv/bin/python bench/pages.py [--seconds 5] [--rounds 2] [--pages /chat/ /knowledge/]
+
+Before/after in one run: `--compare DIR` serves a second AutoBot from another source tree (an
+export of an earlier commit: `git archive <commit> | tar -x -C DIR`) beside this one, on the
+same database and with the same session cookie, and measures its pages in the same rounds
+(rows "before ...", printed only).
 """
 
 import argparse
@@ -90,6 +95,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0 if quick() else 5.0)
     parser.add_argument("--rounds", type=int, default=1 if quick() else 2)
     parser.add_argument("--pages", nargs="+", default=PAGES, help="paths to measure (default: the main pages)")
+    parser.add_argument("--compare", metavar="DIR", help="another source tree to serve beside, as 'before'")
     args = parser.parse_args()
     if not which("wrk"):
         print("wrk is not installed (Debian: apt-get install wrk); nothing measured")
@@ -102,16 +108,22 @@ def main() -> None:
         seed()
         script = Path(folder) / "pct.lua"
         script.write_text(WRK_LUA)
-        ports = {"autobot": free_port(), "stock": free_port()}
+        ports = {"autobot": free_port(), "stock": free_port(), "before": free_port()}
         # Both answer before they are handed over (uvicorn_server and stock_server wait for them).
         servers = {
             "autobot": stack.enter_context(uvicorn_server(folder, ports["autobot"])),
             "stock": stack.enter_context(stock_server(folder, ports["stock"])),
         }
+        if args.compare:  # uvicorn imports the app from that tree first (--app-dir)
+            servers["before"] = stack.enter_context(uvicorn_server(
+                folder, ports["before"], "--app-dir", str(Path(args.compare).resolve())))
         base = f"http://{HOST}:{ports['autobot']}"
         cookie = {"Cookie": asyncio.run(browser_login(base))}
         targets = {STOCK: ("stock", "/api/aping", {})}
-        targets.update({f"page {path}": ("autobot", path, cookie) for path in args.pages})
+        for path in args.pages:
+            targets[f"page {path}"] = ("autobot", path, cookie)
+            if args.compare:
+                targets[f"before page {path}"] = ("before", path, cookie)
         runs: dict[tuple[str, int], list[dict]] = {}
         for _round in range(args.rounds):
             for connections in (100, 1):
