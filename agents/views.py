@@ -1,9 +1,9 @@
 import re
 
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from agents.builtin import SPECS
+from autobot.pages import page
 
 # A spec's data shape reads '{"q": str, "limit": int, "use_knowledge": bool}'.
 _FIELD = re.compile(r'"(\w+)"\s*:\s*(str|int|float|bool)')
@@ -24,7 +24,7 @@ def builtin_actions() -> list[dict]:
     return forms
 
 
-@login_required
+@page  # signed-in only; session, user and rendering in one lane job (autobot/pages.py)
 def index(request):
     """The agents page: live registry, live message feed, a form per built-in action, and a raw
     send form (all via the API/WebSocket)."""

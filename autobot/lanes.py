@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import queue
 import threading
@@ -226,8 +227,22 @@ def _sync_view(scope) -> bool:
         path = path[len(root):]
     if path.startswith(_ASYNC_PREFIXES):
         return False  # resolving a deep API path costs ~0.2 ms, and every API operation is async
+    path = path or "/"
+    if len(path) > _REMEMBERED_PATH_CHARS:
+        return _resolves_to_sync_view.__wrapped__(get_resolver(), path)
+    return _resolves_to_sync_view(get_resolver(), path)
+
+
+_REMEMBERED_PATH_CHARS = 200
+
+
+@functools.lru_cache(maxsize=1024)
+def _resolves_to_sync_view(resolver, path: str) -> bool:
+    """Remembered per URLconf and path: every page request asked it again (~0.05 ms), and Django
+    resolves the path once more anyway. Keyed by the resolver, so a changed ROOT_URLCONF (tests)
+    asks afresh; bounded in entries and in path length, as paths come from clients."""
     try:
-        match = get_resolver().resolve(path or "/")
+        match = resolver.resolve(path)
     except Resolver404:
         return False
     return not iscoroutinefunction(match.func)

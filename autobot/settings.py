@@ -190,6 +190,8 @@ LOGIN_MAX_FAILURES = env_int("AUTOBOT_LOGIN_MAX_FAILURES", 10, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("AUTOBOT_LOGIN_FAILURE_WINDOW", 900, minimum=1)
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Django's database sessions, read with SQL compiled once (autobot/sessions.py): same table and format.
+SESSION_ENGINE = "autobot.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env_bool("AUTOBOT_SECURE_COOKIES", False)
@@ -219,6 +221,11 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Django's, with each static URL worked out once (autobot/storage.py).
+    "staticfiles": {"BACKEND": "autobot.storage.StaticFilesStorage"},
+}
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]

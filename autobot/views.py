@@ -14,6 +14,7 @@ from autobot.errors import AppError, Unavailable
 from autobot.health import health_report
 from autobot.http import client_ip
 from autobot.models import ApiToken, AuditEvent
+from autobot.pages import page
 
 COMING = {
     "chat": ("Chat", "Chat with a language model grounded in your knowledge base, with live token streaming "
@@ -137,7 +138,7 @@ def _count_link(name: str, user) -> str | None:
     return url if url and (user.is_staff or not url.startswith("/admin/")) else None
 
 
-@login_required
+@page  # signed-in only; the user read once, in one lane job (autobot/pages.py)
 async def dashboard(request):
     user = await request.auser()
     events = AuditEvent.objects.all()
@@ -161,7 +162,7 @@ async def dashboard(request):
     return await sync_to_async(render)(request, "autobot/dashboard.html", context)
 
 
-@login_required
+@page  # signed-in only; session, user and rendering in one lane job (autobot/pages.py)
 def tokens_page(request):
     """Create, list and revoke your API tokens; everything on it talks to /api/tokens."""
     return render(request, "autobot/tokens.html")

@@ -1,9 +1,10 @@
-"""API and page benchmark (issue 15, targets 1 and 2): what an ordinary authenticated,
-database-reading call costs, against a stock Django + ninja endpoint in the same run.
+"""API benchmark (issue 15, target 1): what an ordinary authenticated, database-reading call
+costs, against a stock Django + ninja endpoint in the same run. The pages (target 2) are
+bench/pages.py's.
 
 Serves, each with one uvicorn worker on loopback:
 - AutoBot as `make run` does, on a throw-away SQLite database with a user who has 20 chat
-  sessions and 20 knowledge entries, an API token and a browser session;
+  sessions and 20 knowledge entries and an API token;
 - bench/stock_app.py: a stock minimal Django + django-ninja project (`GET /api/aping`, no
   database, no auth), and a raw ASGI app under the same uvicorn (`GET /`).
 
@@ -35,7 +36,6 @@ from common import (  # first: it puts the project root on sys.path
     machine_load,
     setup_django,
     uvicorn_server,
-    wait_ready,
 )
 from report import quick, record
 
@@ -47,11 +47,10 @@ end
 """
 
 
-def seed() -> tuple[str, str]:
-    """The bench user's API token and browser session cookie, with ROWS sessions and entries."""
+def seed() -> str:
+    """The bench user's API token, with ROWS sessions and entries."""
     from asgiref.sync import async_to_sync
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
-    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.auth import get_user_model
 
     from chat.models import ChatSession
     from knowledge import services as knowledge
@@ -62,12 +61,7 @@ def seed() -> tuple[str, str]:
         ChatSession.objects.create(owner=user, title=f"bench session {n}")
         async_to_sync(knowledge.entry_create)(user=user, title=f"bench entry {n}",
                                               content=f"Entry {n}: " + "some words to index " * 20, tags=["bench"])
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    return token, session.session_key
+    return token
 
 
 @contextmanager
@@ -122,7 +116,7 @@ def main() -> None:
     load_before = machine_load()
     with tempfile.TemporaryDirectory(prefix="autobot-bench-api-") as folder, ExitStack() as stack:
         setup_django(folder)
-        token, session_key = seed()
+        token = seed()
         script = Path(folder) / "pct.lua"
         script.write_text(LUA)
         ports = {name: free_port() for name in ("autobot", "stock", "raw")}
@@ -131,20 +125,16 @@ def main() -> None:
             "stock": stack.enter_context(stock_server(folder, ports["stock"], "application")),
             "raw": stack.enter_context(stock_server(folder, ports["raw"], "raw_application")),
         }
-        asyncio.run(wait_ready(f"http://{HOST}:{ports['autobot']}", servers["autobot"]))
         asyncio.run(_wait_stock(f"http://{HOST}:{ports['stock']}/api/aping", servers["stock"]))
         asyncio.run(_wait_stock(f"http://{HOST}:{ports['raw']}/", servers["raw"]))
 
         bearer = {"Authorization": f"Bearer {token}"}
-        cookie = {"Cookie": f"sessionid={session_key}"}
         targets = {
             "raw ASGI GET /": ("raw", "/", {}),
             "stock ninja GET /api/aping": ("stock", "/api/aping", {}),
             "GET /api/health": ("autobot", "/api/health", {}),
             "GET /api/chat/sessions": ("autobot", "/api/chat/sessions", bearer),
             "GET /api/knowledge/entries": ("autobot", "/api/knowledge/entries", bearer),
-            "page /chat/": ("autobot", "/chat/", cookie),
-            "page /knowledge/": ("autobot", "/knowledge/", cookie),
         }
         runs: dict[tuple[str, int], list[dict]] = {}
         for _round in range(args.rounds):
@@ -197,10 +187,6 @@ def report(runs: dict, args, load_before: float) -> None:
                baseline_name="stock ninja", target="< 1.5 ms", passed=p99_one < 1.5)
         record(f"{name}, CPU per request", median(runs[(name, 1)], "cpu_ms"), "ms", baseline=stock_cpu,
                baseline_name="stock ninja")
-    for name in ("page /chat/", "page /knowledge/"):
-        p95 = median(runs[(name, 100)], "p95")
-        record(f"{name} (session), 100 conns, p95", p95, "ms", baseline=median(runs[(stock, 100)], "p95"),
-               baseline_name="stock ninja", target="< 200 ms", passed=p95 < 200)
     raw = "raw ASGI GET /"
     record("stock ninja GET /api/aping, 100 conns", round(stock_rps), "req/s",
            baseline=round(median(runs[(raw, 100)], "rps")), baseline_name="raw ASGI")

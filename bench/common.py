@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if sys.path[0] != str(ROOT):
     sys.path.insert(0, str(ROOT))
 
-# After the path is set. free_port is re-exported for the benchmarks.
-from autobot.testing import ServerFailed, ServerProcess, free_port  # noqa: E402, F401
+# After the path is set. HOST and free_port are re-exported for the benchmarks.
+from autobot.testing import HOST, ServerFailed, ServerProcess, free_port  # noqa: E402, F401
 
 READY_SECONDS = 30  # how long a server may take to start answering
 
@@ -122,6 +122,73 @@ async def probe_health(
             await asyncio.wait_for(stop.wait(), 0.01)
         except TimeoutError:
             pass
+
+
+# --- wrk against a server process --------------------------------------------------------------
+
+WRK_LUA = """
+done = function(summary, latency, requests)
+  io.write(string.format("PCT %d %d %d\\n", latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, connections: int, seconds: float, pid: int, script: str, headers: dict) -> dict:
+    """One wrk run against ``url``: req/s, p50/p95/p99 (ms), errors, and the CPU time the server
+    process ``pid`` spent per request meanwhile. ``script`` is a file holding ``WRK_LUA``.
+    A 10 s timeout (wrk's default is 2 s): a slow answer counts in the latency, not as an error."""
+    import re
+    import subprocess
+
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", script, url]
+    for name, value in headers.items():
+        argv[1:1] = ["-H", f"{name}: {value}"]
+    before = cpu_seconds(pid)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
+    cpu = cpu_seconds(pid) - before
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout) (\d+)", out))
+    p50, p95, p99 = (int(n) / 1000 for n in re.search(r"PCT (\d+) (\d+) (\d+)", out).groups())
+    return {"rps": requests / seconds, "p50": p50, "p95": p95, "p99": p99, "errors": errors,
+            "cpu_ms": cpu * 1000 / max(requests, 1)}
+
+
+@contextmanager
+def stock_server(folder: str, port: int, app: str = "application") -> Iterator:
+    """bench/stock_app.py (``application``: stock ninja; ``raw_application``: bare ASGI) under
+    the same uvicorn, one worker, on loopback; yields the process once it answers."""
+    import subprocess
+
+    argv = [sys.executable, "-m", "uvicorn", f"stock_app:{app}", "--app-dir", str(ROOT / "bench"),
+            "--host", HOST, "--port", str(port), "--log-level", "warning"]
+    with open(Path(folder) / f"stock-{app}.log", "wb") as log:
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            path = "/api/aping" if app == "application" else "/"
+            asyncio.run(_wait_answering(f"http://{HOST}:{port}{path}", proc))
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+
+
+async def _wait_answering(url: str, proc) -> None:
+    async with asyncio.timeout(READY_SECONDS), aiohttp.ClientSession() as http:
+        while proc.poll() is None:
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)  # polling: a child process gives no event to await
+    raise SystemExit(f"{url} did not start")
 
 
 # --- figures ----------------------------------------------------------------------------------

@@ -1,21 +1,19 @@
 import asyncio
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from autobot.errors import AppError
+from autobot.pages import page
 from chat.markdown import render as render_markdown
 from knowledge import services
 
 
-@login_required
-async def index(request):
-    # Async, so the page renders on a lane: a sync view gets a new thread per request, and 100
-    # concurrent page loads made 100 threads (docs/performance.md).
-    return await sync_to_async(render)(request, "knowledge/index.html", {
+@page  # signed-in only; session, user and rendering in one lane job (autobot/pages.py)
+def index(request):
+    return render(request, "knowledge/index.html", {
         "max_upload_bytes": settings.KNOWLEDGE_MAX_UPLOAD_BYTES,
         "max_pages": settings.KNOWLEDGE_CRAWL_MAX_PAGES,
     })

@@ -5,6 +5,7 @@ from django.shortcuts import render
 
 from autobot.csp import WASM_POLICY
 from autobot.errors import AppError
+from autobot.pages import page
 from terminal import services
 from terminal.policy import describe_levels, max_level_for
 
@@ -13,7 +14,7 @@ def _can_use(user) -> bool:
     return user.is_staff or user.has_perm("terminal.use_terminal")
 
 
-@login_required
+@page  # signed-in only; session, user and rendering in one lane job (autobot/pages.py)
 def index(request):
     """The terminal page; everything on it talks to /api/terminal/ and /ws/terminal/."""
     context = {

@@ -1,0 +1,143 @@
+"""Django's database sessions, read with one hand-written query, and the signed-in user read the
+same way (SESSION_ENGINE = "autobot.sessions"; pages call `session_user`, autobot/pages.py).
+
+Every page request reads its session row and its user row. Through the ORM each read is
+`objects.get(...)`: a queryset cloned, filtered and compiled to SQL again on every request,
+~0.4 ms of CPU for SQLite's ~0.02 ms of work (docs/performance.md, "Target 2: pages"). Here the
+SQL of both reads is built once per connection from the models' metadata (table and column
+names, the backend's quoting and value converters), as autobot/auth.py's token check does, so it
+follows the models as the ORM would; values are always parameters.
+
+Nothing else changes: it is `django.contrib.sessions.backends.db.SessionStore` (the same table,
+encoding and signing) with `load` replaced, so a session written by either engine reads in the
+other. Saving, `cycle_key` at login, `flush` at logout, `clear_expired` and the expiry filter
+(`expire_date > now`, a session past it reads as empty and gets a new key) are Django's own.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import auth
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.sessions.backends import db
+from django.db import connections, router
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
+
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+class SessionStore(db.SessionStore):
+    """Django's database session store; `load` reads the row with SQL compiled once."""
+
+    def load(self) -> dict:
+        if not self.session_key:  # no cookie, or a key Django's validation already refused
+            self._session_key = None
+            return {}
+        connection = connections[router.db_for_read(self.model)]
+        sql = _session_sql(connection, self.model)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.session_key, connection.ops.adapt_datetimefield_value(timezone.now())])
+            row = cursor.fetchone()
+        if row is None:  # unknown or expired: as Django does, forget the key (a new one is made on save)
+            self._session_key = None
+            return {}
+        return self.decode(row[0])
+
+
+_session_sqls: dict[tuple, str] = {}
+
+
+def _session_sql(connection, model) -> str:
+    key = (connection.alias, connection.vendor, model._meta.db_table)
+    if key not in _session_sqls:
+        qn = connection.ops.quote_name
+        meta = model._meta
+        _session_sqls[key] = (
+            f"SELECT {qn(meta.get_field('session_data').column)} FROM {qn(meta.db_table)} "
+            f"WHERE {qn(meta.get_field('session_key').column)} = %s AND {qn(meta.get_field('expire_date').column)} > %s"
+        )
+    return _session_sqls[key]
+
+
+class _UserQuery:
+    """The user model's row by primary key, and its value converters, built once per connection."""
+
+    def __init__(self, connection, model) -> None:
+        qn = connection.ops.quote_name
+        meta = model._meta
+        self.model = model
+        self.fields = list(meta.concrete_fields)
+        self.attnames = [field.attname for field in self.fields]
+        self.converters = []
+        for index, field in enumerate(self.fields):
+            col = field.get_col(meta.db_table)
+            functions = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            if functions:
+                self.converters.append((index, col, functions))
+        columns = ", ".join(qn(field.column) for field in self.fields)
+        self.sql = f"SELECT {columns} FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} = %s"
+
+    def get(self, connection, pk):
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, [self.model._meta.pk.get_db_prep_value(pk, connection)])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        values = list(row)
+        for index, col, functions in self.converters:
+            for convert in functions:
+                values[index] = convert(values[index], col, connection)
+        return self.model.from_db(connection.alias, self.attnames, values)
+
+
+_user_queries: dict[tuple, _UserQuery] = {}
+
+
+def _model_backend_user(user_id):
+    """`ModelBackend().get_user(user_id)`, with the row read by `_UserQuery`."""
+    model = get_user_model()
+    connection = connections[router.db_for_read(model)]
+    key = (connection.alias, connection.vendor, settings.AUTH_USER_MODEL)
+    if key not in _user_queries:
+        _user_queries[key] = _UserQuery(connection, model)
+    user = _user_queries[key].get(connection, user_id)
+    return user if user is not None and ModelBackend().user_can_authenticate(user) else None
+
+
+def session_user(request):
+    """`django.contrib.auth.get_user(request)`: the session's user, or AnonymousUser. Sync (it
+    reads the database); call it in a lane job.
+
+    The same steps as Django's: the backend named in the session must still be configured; the
+    session's password hash must match the user's (a password change signs other sessions out:
+    the session is flushed), or one made with a fallback secret (the key is cycled and the hash
+    renewed). Only the read of the user row differs, for the stock ModelBackend; any other
+    backend is asked as Django would."""
+    from django.contrib.auth.models import AnonymousUser
+
+    session = request.session
+    try:
+        user_id = get_user_model()._meta.pk.to_python(session[SESSION_KEY])
+        backend_path = session[BACKEND_SESSION_KEY]
+    except KeyError:
+        return AnonymousUser()
+    if backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return AnonymousUser()
+    if backend_path != MODEL_BACKEND:
+        return auth.get_user(request)
+    user = _model_backend_user(user_id)
+    if user is None:
+        return AnonymousUser()
+    session_hash = session.get(HASH_SESSION_KEY)
+    session_auth_hash = user.get_session_auth_hash()
+    if session_hash and constant_time_compare(session_hash, session_auth_hash):
+        return user
+    if session_hash and any(constant_time_compare(session_hash, fallback)
+                            for fallback in user.get_session_auth_fallback_hash()):
+        session.cycle_key()
+        session[HASH_SESSION_KEY] = session_auth_hash
+        return user
+    session.flush()
+    return AnonymousUser()

@@ -1,0 +1,40 @@
+"""Views for tests/platform/test_pages.py, with the site's own URLs behind them."""
+
+import threading
+
+from django.contrib import messages
+from django.http import HttpResponse, JsonResponse
+from django.urls import include, path
+
+from autobot.pages import page
+
+seen: list[dict] = []  # what the last runs of `probe` saw
+
+
+@page
+def probe(request, number):
+    """Where the page ran and which user it saw, by `request.user` and by `auser()`."""
+    seen.append({"thread": threading.current_thread().name, "user": request.user.get_username(),
+                 "same_user": request.user._wrapped is request._acached_user})
+    return JsonResponse({"ok": True})
+
+
+@page
+def teapot(request):
+    response = HttpResponse("short and stout", status=418)
+    response["X-Kettle"] = "on"
+    return response
+
+
+@page
+def notify(request):
+    messages.info(request, request.GET["text"])
+    return HttpResponse("noted")
+
+
+urlpatterns = [
+    path("test-pages/probe/<int:number>", probe),
+    path("test-pages/teapot", teapot),
+    path("test-pages/notify", notify),
+    path("", include("autobot.urls")),
+]

@@ -1,0 +1,154 @@
+"""The session engine (autobot/sessions.py): Django's database sessions read with hand-written
+SQL, and the session's user read the same way. Same table and format as Django's engine, same
+expiry, key cycling at login, flush at logout, and the same checks on the user."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore as DjangoSessionStore
+from django.contrib.sessions.models import Session
+from django.test import RequestFactory
+from django.utils import timezone
+
+from autobot.sessions import SessionStore, session_user
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+PAGE = "/chat/"
+
+
+def _signed_in_session(user, store=SessionStore) -> str:
+    session = store()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return session.session_key
+
+
+def _user_of(session_key: str):
+    request = RequestFactory().get(PAGE)
+    request.session = SessionStore(session_key)
+    return session_user(request)
+
+
+def test_it_is_the_configured_engine(settings):
+    assert settings.SESSION_ENGINE == "autobot.sessions"
+
+
+def test_a_session_written_by_djangos_engine_reads_in_ours_and_back():
+    theirs = DjangoSessionStore()
+    theirs["colour"] = "green"
+    theirs.create()
+    ours = SessionStore(theirs.session_key)
+    assert ours["colour"] == "green"
+    ours["size"] = 3
+    ours.save()
+    assert dict(DjangoSessionStore(theirs.session_key).load()) == {"colour": "green", "size": 3}
+
+
+def test_an_unknown_or_malformed_key_reads_as_an_empty_session_without_a_key():
+    for key in ("x" * 32, "short", ""):
+        session = SessionStore(key)
+        assert dict(session.items()) == {}
+        assert session.session_key is None
+
+
+def test_an_expired_session_reads_as_empty_and_a_save_makes_a_new_key(owner):
+    key = _signed_in_session(owner)
+    Session.objects.filter(session_key=key).update(expire_date=timezone.now() - timedelta(seconds=1))
+    session = SessionStore(key)
+    assert session.get(SESSION_KEY) is None
+    session["again"] = True
+    session.save()
+    assert session.session_key != key
+    assert _user_of(key).is_anonymous
+
+
+def test_an_expired_session_is_sent_to_the_login_page(client, owner):
+    key = _signed_in_session(owner)
+    Session.objects.filter(session_key=key).update(expire_date=timezone.now() - timedelta(seconds=1))
+    client.cookies["sessionid"] = key
+    response = client.get(PAGE)
+    assert response.status_code == 302 and response["Location"] == f"/accounts/login/?next={PAGE}"
+
+
+def test_the_session_user_is_the_signed_in_user(owner):
+    user = _user_of(_signed_in_session(owner))
+    assert user.pk == owner.pk and user.username == "owner" and user.is_authenticated
+    assert user.date_joined == owner.date_joined  # converted as the ORM would (SQLite keeps text)
+
+
+def test_a_session_from_djangos_engine_signs_the_user_in_on_a_page(client, owner):
+    client.cookies["sessionid"] = _signed_in_session(owner, store=DjangoSessionStore)
+    assert client.get(PAGE).status_code == 200
+
+
+def test_a_deactivated_user_is_signed_out_on_the_next_request(client, owner):
+    client.cookies["sessionid"] = _signed_in_session(owner)
+    assert client.get(PAGE).status_code == 200
+    type(owner).objects.filter(pk=owner.pk).update(is_active=False)
+    assert client.get(PAGE).status_code == 302
+
+
+def test_a_deleted_user_reads_as_anonymous(owner):
+    key = _signed_in_session(owner)
+    owner.delete()
+    assert _user_of(key).is_anonymous
+
+
+def test_a_password_change_signs_other_sessions_out_and_flushes_them(client, owner):
+    key = _signed_in_session(owner)
+    owner.set_password("a-new-password-456")
+    owner.save()
+    assert _user_of(key).is_anonymous
+    assert not Session.objects.filter(session_key=key).exists()  # flushed, as Django does
+    client.cookies["sessionid"] = _signed_in_session(owner)  # made after the change: fine
+    assert client.get(PAGE).status_code == 200
+
+
+def test_a_session_signed_with_a_fallback_secret_is_kept_with_a_new_key(settings, owner):
+    settings.SECRET_KEY = "the-old-secret-key-of-this-test-0123456789-abcdefghijklmnop"
+    key = _signed_in_session(owner)  # signed, and its password hash made, with the old key
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "the-new-secret-key-of-this-test-0123456789-abcdefghijklmnop"
+    request = RequestFactory().get(PAGE)
+    request.session = SessionStore(key)
+    user = session_user(request)
+    assert user.pk == owner.pk
+    assert request.session.session_key != key  # cycled
+    assert request.session[HASH_SESSION_KEY] == owner.get_session_auth_hash()  # renewed with the new key
+
+
+def test_a_session_naming_a_backend_no_longer_configured_is_anonymous(owner):
+    session = SessionStore()
+    session.update({SESSION_KEY: str(owner.pk), BACKEND_SESSION_KEY: "some.removed.Backend",
+                    HASH_SESSION_KEY: owner.get_session_auth_hash()})
+    session.create()
+    assert _user_of(session.session_key).is_anonymous
+
+
+def test_login_cycles_the_key_and_the_old_one_no_longer_signs_in(client, owner):
+    session = client.session  # an anonymous session before signing in (the client sets its cookie)
+    session["visited"] = True
+    session.save()
+    before = client.cookies["sessionid"].value
+    response = client.post("/accounts/login/", {"username": "owner", "password": PASSWORD})
+    assert response.status_code == 302
+    after = client.cookies["sessionid"].value
+    assert after != before
+    assert not Session.objects.filter(session_key=before).exists()
+    assert client.get(PAGE).status_code == 200
+
+
+def test_logout_flushes_the_session(client, owner):
+    client.post("/accounts/login/", {"username": "owner", "password": PASSWORD})
+    key = client.cookies["sessionid"].value
+    assert client.get(PAGE).status_code == 200
+    client.post("/accounts/logout/")
+    assert not Session.objects.filter(session_key=key).exists()
+    client.cookies["sessionid"] = key  # the old cookie, replayed
+    response = client.get(PAGE)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
