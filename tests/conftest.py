@@ -315,3 +315,23 @@ def ws_connect(db):
                 comm.future.cancel()
         except RuntimeError:  # its event loop is already closed
             pass
+
+
+async def asgi_get(application, path: str, header: tuple[bytes, bytes]) -> int:
+    """GET `path` straight through an ASGI application (no server, no test client, so the
+    request takes the real path through the lanes); the response status, its body read out."""
+    from asgiref.testing import ApplicationCommunicator
+
+    scope = {
+        "type": "http", "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
+        "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"testserver"), header],
+        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+    }
+    comm = ApplicationCommunicator(application, scope)
+    await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await comm.receive_output(timeout=20)
+    while (await comm.receive_output(timeout=20)).get("more_body"):
+        pass
+    await comm.wait(timeout=5)
+    return start["status"]

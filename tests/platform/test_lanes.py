@@ -6,31 +6,18 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
-from asgiref.testing import ApplicationCommunicator
 from django.core.signals import request_started
 
 # Imported here, not in the tests: it imports the MCP and A2A SDKs, seconds of the test loop.
 from autobot.asgi import application
 from autobot.lanes import Lane, close_connections, lane_context, lanes, pool, spawn
-from tests.conftest import make_token
+from tests.conftest import asgi_get, make_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def _get(application, path: str, token: str) -> int:
-    scope = {
-        "type": "http", "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
-        "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"authorization", f"Bearer {token}".encode())],
-        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
-    }
-    comm = ApplicationCommunicator(application, scope)
-    await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
-    start = await comm.receive_output(timeout=20)
-    while (await comm.receive_output(timeout=20)).get("more_body"):
-        pass
-    await comm.wait(timeout=5)
-    return start["status"]
+    return await asgi_get(application, path, (b"authorization", f"Bearer {token}".encode()))
 
 
 async def test_a_burst_of_requests_shares_the_lanes_instead_of_a_thread_each(owner, settings):

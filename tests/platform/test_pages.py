@@ -7,12 +7,12 @@ import re
 
 import pytest
 from asgiref.sync import sync_to_async
-from asgiref.testing import ApplicationCommunicator
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.test import AsyncClient
 
 from autobot.asgi import application  # here, not in a test: importing it takes a second or more
 from autobot.sessions import SessionStore
+from tests.conftest import asgi_get
 from tests.platform import pages_urls
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,19 +87,7 @@ async def test_messages_show_once_on_a_page_and_the_session_is_saved(owner):
 
 
 async def _get(path: str, cookie: str) -> int:
-    scope = {
-        "type": "http", "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
-        "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"cookie", cookie.encode())],
-        "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
-    }
-    comm = ApplicationCommunicator(application, scope)
-    await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
-    start = await comm.receive_output(timeout=20)
-    while (await comm.receive_output(timeout=20)).get("more_body"):
-        pass
-    await comm.wait(timeout=5)
-    return start["status"]
+    return await asgi_get(application, path, (b"cookie", cookie.encode()))
 
 
 def _session_for(user) -> str:
