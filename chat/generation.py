@@ -258,7 +258,12 @@ class Answers:
         return {"message_id": answer["message_id"], "text": answer["text"]}
 
     async def stop_all(self) -> None:
-        """Stop every answer running here and wait until each is stored (shutdown, tests)."""
+        """Stop every answer set up or running here and wait until each is stored (shutdown, tests).
+        Set-ups go first: one that finishes meanwhile has started its answer, which is then stopped."""
+        setups = list(self._setting_up)
+        for task in setups:
+            task.cancel()
+        await asyncio.gather(*setups, return_exceptions=True)
         running = list(self._running.values())
         for answer in running:
             if answer.task is not None:
