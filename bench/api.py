@@ -27,7 +27,6 @@ from pathlib import Path
 from shutil import which
 
 from common import (  # first: it puts the project root on sys.path
-    HOST,
     ROOT,
     bench_token,
     free_port,
@@ -35,9 +34,10 @@ from common import (  # first: it puts the project root on sys.path
     machine_load,
     setup_django,
     uvicorn_server,
-    wait_ready,
 )
 from report import quick, record
+
+from autobot.testing import HOST
 
 ROWS = 20
 LUA = """
@@ -131,7 +131,7 @@ def main() -> None:
             "stock": stack.enter_context(stock_server(folder, ports["stock"], "application")),
             "raw": stack.enter_context(stock_server(folder, ports["raw"], "raw_application")),
         }
-        asyncio.run(wait_ready(f"http://{HOST}:{ports['autobot']}", servers["autobot"]))
+        # uvicorn_server yields once the server answers /api/health.
         asyncio.run(_wait_stock(f"http://{HOST}:{ports['stock']}/api/aping", servers["stock"]))
         asyncio.run(_wait_stock(f"http://{HOST}:{ports['raw']}/", servers["raw"]))
 
