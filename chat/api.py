@@ -6,11 +6,11 @@ import logging
 from collections import namedtuple
 from uuid import UUID
 
-from asgiref.sync import sync_to_async
 from django.http import HttpResponse, StreamingHttpResponse
 from ninja import Query, Router
 from ninja.responses import Status
 
+from autobot import lanes
 from autobot.compiled import CompiledQuery, Param
 from autobot.errors import AppError, errors
 from autobot.http import client_ip
@@ -66,7 +66,7 @@ _SESSION_LISTS = {(staff, search): _session_list_query(staff=staff, search=searc
 async def session_list(request, q: str = "", limit: int = 50, offset: int = 0):
     q = q.strip()
     query = _SESSION_LISTS[(request.user.is_staff, bool(q))]
-    rows, count = await sync_to_async(query.page)({"user": request.user.pk, "q": q}, limit=limit, offset=offset)
+    rows, count = await lanes.run(query.page, {"user": request.user.pk, "q": q}, limit=limit, offset=offset)
     # Rendered without ninja re-validating each item against ChatSessionList, which stays the
     # documented schema (autobot/responses.py).
     return unchecked(request, {"items": [services.session_data(_SessionRow(*row)) for row in rows], "count": count})

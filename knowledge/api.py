@@ -3,7 +3,6 @@
 import asyncio
 from typing import Literal
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import Q
@@ -11,6 +10,7 @@ from ninja import File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.responses import Status
 
+from autobot import lanes
 from autobot.compiled import CompiledQuery, Param
 from autobot.errors import InvalidInput, LimitExceeded, errors
 from autobot.pagination import paginate
@@ -93,7 +93,7 @@ async def entry_list(request, filters: Query[EntryFilters]):
              **{name: bool(values[name]) for name in ("category", "tag", "source_type", "source")}}
     key = tuple(sorted(shape.items()))
     query = _ENTRY_LISTS.get(key) or _ENTRY_LISTS.setdefault(key, _entry_list_query(**shape))
-    rows, count = await sync_to_async(query.page)(values, limit=filters.limit, offset=filters.offset)
+    rows, count = await lanes.run(query.page, values, limit=filters.limit, offset=filters.offset)
     # Rendered without ninja re-validating each item against KnowledgeEntryList, which stays the
     # documented schema (autobot/responses.py).
     return unchecked(request, {"items": [dict(zip(_ENTRY_FIELDS, row, strict=True)) for row in rows], "count": count})

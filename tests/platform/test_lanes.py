@@ -31,9 +31,14 @@ async def _get(application, path: str, token: str) -> int:
     return start["status"]
 
 
-async def test_a_burst_of_requests_shares_the_lanes_instead_of_a_thread_each(owner, settings):
-    from autobot.asgi import application
+@pytest.fixture
+def application():
+    from autobot.asgi import application  # imported here, not on the test's event loop (it takes a while)
 
+    return application
+
+
+async def test_a_burst_of_requests_shares_the_lanes_instead_of_a_thread_each(owner, settings, application):
     token = await sync_to_async(make_token)(owner)
     threads_seen: set[str] = set()
 
@@ -98,11 +103,9 @@ async def test_a_lane_busy_with_a_long_job_is_passed_over_by_the_next_call():
         await blocked
 
 
-async def test_a_request_to_a_sync_view_gets_a_thread_of_its_own_not_a_lane(owner):
+async def test_a_request_to_a_sync_view_gets_a_thread_of_its_own_not_a_lane(owner, application):
     """Sync views (the admin, the login form) are one long job each, password hashing included:
     a flood of them must not occupy the lanes that every API request needs."""
-    from autobot.asgi import application
-
     token = await sync_to_async(make_token)(owner)
     threads_seen: list[str] = []
 
