@@ -16,8 +16,7 @@ from collections.abc import Callable
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Expression, Field, QuerySet
 
-MAX_LIMIT = 200  # as autobot.pagination
-MAX_OFFSET = 10**9
+from autobot.pagination import MAX_LIMIT, MAX_OFFSET
 
 
 class _Slot:
