@@ -2,13 +2,18 @@
 
 import os
 
+import django
 from channels.routing import ProtocolTypeRouter
-from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autobot.settings")
-django_asgi_app = get_asgi_application()  # set up Django before importing code that uses models
+django.setup(set_prefix=False)  # as get_asgi_application does, before importing code that uses models
 
 from django.conf import settings  # noqa: E402
+
+from autobot.handler import ASGIHandler  # noqa: E402
+
+# Django's handler, without its two thread hops a request for requests on the lanes (autobot/handler.py).
+django_asgi_app = ASGIHandler()
 
 from autobot.lanes import LaneMiddleware  # noqa: E402
 from autobot.lifespan import lifespan_application  # noqa: E402

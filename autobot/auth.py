@@ -4,7 +4,6 @@ import secrets
 import time
 from datetime import datetime, timedelta
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -13,7 +12,7 @@ from django.utils import timezone
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
-from autobot import audit
+from autobot import audit, lanes
 from autobot.errors import AppError, Forbidden, InvalidInput, NotFound, Unauthorized
 from autobot.models import ApiToken
 
@@ -71,7 +70,7 @@ async def token_authenticate(raw: str):
     `api_token_scope` ("full" or "read"; see `read_only`)."""
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    return await sync_to_async(_token_user)(ApiToken.hash(raw))
+    return await lanes.run(_token_user, ApiToken.hash(raw))
 
 
 TOUCH_SECONDS = 60  # last_used_at is written at most this often per token

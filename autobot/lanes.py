@@ -24,6 +24,9 @@ Other work that needs threads of its own gets a named `pool` of lanes (chat's wr
 chat/db.py) or a `dedicated` lane (the health check's database ping); `close_connections`
 closes every lane's connections. Lanes of a pool made with `idle_close_seconds` close their
 connections when idle, and any lane drops a connection that a database error left unusable.
+Before every job a lane does for its own connections what Django does between requests
+(`_tidy_connections`: age, autocommit, errors, health check after idling), so requests on the
+lanes need not send Django's request signals through a thread (autobot/handler.py).
 
 Needs asgiref >= 3.13 (requirements.txt): older versions, which Django allows, have no
 `ThreadSensitiveContext(executor=...)` and raise TypeError at the first request.
@@ -33,16 +36,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import itertools
+import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor, Future
 
 from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction
 from django.conf import settings
 from django.urls import Resolver404, get_resolver
+
+log = logging.getLogger("autobot.lanes")
 
 
 class Lane(Executor):
@@ -85,6 +93,7 @@ class Lane(Executor):
 
     def _work(self) -> None:
         timeout = self.idle_close_seconds
+        last_job = time.monotonic()
         while True:
             try:
                 job = self._jobs.get(timeout=timeout)
@@ -96,6 +105,14 @@ class Lane(Executor):
                 return
             timeout = self.idle_close_seconds
             future, fn, args, kwargs = job
+            started = time.monotonic()
+            try:
+                _tidy_connections(idle=started - last_job)
+            except Exception:  # the lane must outlive it: drop the connections, the job opens new ones
+                log.warning("%s: closing its database connections after an error tidying them", self.name,
+                            exc_info=True)
+                _close_thread_connections_quietly()
+            last_job = started
             if future.set_running_or_notify_cancel():
                 try:
                     result = fn(*args, **kwargs)
@@ -131,6 +148,45 @@ def _close_thread_connections() -> None:
     from django.db import connections
 
     connections.close_all()
+
+
+HEALTH_CHECK_IDLE_SECONDS = 1.0  # a connection unused this long is checked before its next query
+
+
+def _tidy_connections(*, idle: float) -> None:
+    """Before each job: what Django does between two requests (`close_old_connections` on the
+    request_started and request_finished signals), for this lane's own connections.
+
+    Django's signals would do it on whichever lane ran the signal, not on the lanes the request's
+    queries then ran on, and cost two thread hops a request (autobot/handler.py keeps them on the
+    event loop). Here every lane tidies its own connections, before every job, in the thread
+    that owns them: a connection past its age (`CONN_MAX_AGE`), left outside autocommit (a
+    transaction a job did not finish), or unusable after a database error is closed, and the job
+    opens a fresh one. With `CONN_HEALTH_CHECKS`, a connection idle for more than
+    HEALTH_CHECK_IDLE_SECONDS is checked (`is_usable`) before its next query, as Django checks it
+    at the start of every request; one the lane used within the last second is known to work,
+    and checking it before every job would cost a round trip each on PostgreSQL."""
+    if not settings.configured:
+        return
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is None:
+            continue
+        known_good = idle < HEALTH_CHECK_IDLE_SECONDS and not connection.errors_occurred
+        connection.close_if_unusable_or_obsolete()  # clears health_check_done
+        if known_good and connection.connection is not None:
+            connection.health_check_done = True
+
+
+def _close_thread_connections_quietly() -> None:
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        try:
+            connection.close()
+        except Exception:  # a connection that cannot even close is dropped with the wrapper
+            log.debug("closing a database connection failed", exc_info=True)
 
 
 def _drop_broken_connections(exc: BaseException) -> None:
@@ -260,8 +316,32 @@ class LaneMiddleware:
         if _sync_view(scope):
             await self.app(scope, receive, send)
             return
-        async with lane_context():
-            await self.app(scope, receive, send)
+        token = _lane_request.set(True)
+        try:
+            async with lane_context():
+                await self.app(scope, receive, send)
+        finally:
+            _lane_request.reset(token)
+
+
+_lane_request: contextvars.ContextVar[bool] = contextvars.ContextVar("autobot_lane_request", default=False)
+
+
+def in_lane_request() -> bool:
+    """Whether the current HTTP request runs its sync work on the lanes (`LaneMiddleware`), whose
+    threads look after their own database connections (see `_tidy_connections`)."""
+    return _lane_request.get()
+
+
+async def run(fn: Callable, /, *args, **kwargs):
+    """`await sync_to_async(fn)(*args, **kwargs)` for a short database call of a request on the
+    lanes, without asgiref's wrapper around it (its executor lookup, deadlock bookkeeping and
+    context restoring cost about as much as a small SQLite query). `fn` runs on a request lane
+    with a copy of the caller's context (the correlation id for logs); context variables it sets
+    stay in the lane. For calls that do no more than run queries and return plain values: the
+    token check, the list endpoints. Anything else keeps `sync_to_async`."""
+    context = contextvars.copy_context()
+    return await asyncio.wrap_future(_requests.submit(context.run, fn, *args, **kwargs))
 
 
 def spawn(coro: Coroutine, *, name: str | None = None) -> asyncio.Task:

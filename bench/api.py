@@ -28,7 +28,6 @@ from pathlib import Path
 from shutil import which
 
 from common import (  # first: it puts the project root on sys.path
-    HOST,
     ROOT,
     bench_token,
     free_port,
@@ -38,6 +37,8 @@ from common import (  # first: it puts the project root on sys.path
     uvicorn_server,
 )
 from report import quick, record
+
+from autobot.testing import HOST
 
 ROWS = 20
 LUA = """

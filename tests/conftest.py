@@ -317,7 +317,7 @@ def ws_connect(db):
             pass
 
 
-async def asgi_get(application, path: str, header: tuple[bytes, bytes]) -> int:
+async def asgi_get(application, path: str, *headers: tuple[bytes, bytes]) -> int:
     """GET `path` straight through an ASGI application (no server, no test client, so the
     request takes the real path through the lanes); the response status, its body read out."""
     from asgiref.testing import ApplicationCommunicator
@@ -325,7 +325,7 @@ async def asgi_get(application, path: str, header: tuple[bytes, bytes]) -> int:
     scope = {
         "type": "http", "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
         "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"testserver"), header],
+        "headers": [(b"host", b"testserver"), *headers],
         "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
     }
     comm = ApplicationCommunicator(application, scope)

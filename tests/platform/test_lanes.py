@@ -8,19 +8,24 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.signals import request_started
 
-# Imported here, not in the tests: it imports the MCP and A2A SDKs, seconds of the test loop.
-from autobot.asgi import application
 from autobot.lanes import Lane, close_connections, lane_context, lanes, pool, spawn
 from tests.conftest import asgi_get, make_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def _get(application, path: str, token: str) -> int:
-    return await asgi_get(application, path, (b"authorization", f"Bearer {token}".encode()))
+async def _get(application, path: str, token: str | None) -> int:
+    return await asgi_get(application, path, *([(b"authorization", f"Bearer {token}".encode())] if token else []))
 
 
-async def test_a_burst_of_requests_shares_the_lanes_instead_of_a_thread_each(owner, settings):
+@pytest.fixture
+def application():
+    from autobot.asgi import application  # imported here, not on the test's event loop (it takes a while)
+
+    return application
+
+
+async def test_a_burst_of_requests_shares_the_lanes_instead_of_a_thread_each(owner, settings, application):
     token = await sync_to_async(make_token)(owner)
     threads_seen: set[str] = set()
 
@@ -85,7 +90,7 @@ async def test_a_lane_busy_with_a_long_job_is_passed_over_by_the_next_call():
         await blocked
 
 
-async def test_a_request_to_a_sync_view_gets_a_thread_of_its_own_not_a_lane(owner):
+async def test_a_request_to_a_sync_view_gets_a_thread_of_its_own_not_a_lane(owner, application):
     """Sync views (the admin, the login form) are one long job each, password hashing included:
     a flood of them must not occupy the lanes that every API request needs."""
     token = await sync_to_async(make_token)(owner)
@@ -154,11 +159,16 @@ def test_close_connections_closes_the_connections_of_named_pools():
 
 
 @pytest.mark.postgres
-def test_a_lane_whose_connection_the_database_dropped_opens_a_new_one_for_the_next_job():
+def test_a_lane_whose_connection_the_database_dropped_opens_a_new_one_for_the_next_job(monkeypatch):
     """As after a database restart: the job that meets the dead connection fails, the next works."""
     from django.contrib.auth import get_user_model
     from django.db import Error, connections
 
+    from autobot import lanes as lanes_module
+
+    # A connection used moments ago is not health-checked before the next job (the idle case is
+    # the test below): keep it so however slowly this test runs.
+    monkeypatch.setattr(lanes_module, "HEALTH_CHECK_IDLE_SECONDS", 3600)
     count = get_user_model().objects.count
     lane = Lane("test-dropped")
     try:
@@ -168,6 +178,91 @@ def test_a_lane_whose_connection_the_database_dropped_opens_a_new_one_for_the_ne
         with pytest.raises(Error):
             lane.submit(count).result(timeout=10)
         assert lane.submit(count).result(timeout=10) == 0
+    finally:
+        lane.submit(connections.close_all).result(timeout=10)
+        lane.shutdown()
+
+
+# --- each lane looks after its own connections before every job (autobot.lanes._tidy_connections)
+
+
+def _raw_connection():
+    """This thread's open DB-API connection (the driver's object, new after a reconnect)."""
+    return _connection_in_use().connection
+
+
+def test_a_lane_replaces_a_connection_past_its_age_before_the_next_job():
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+
+    lane = Lane("test-age")
+    try:
+        wrapper = lane.submit(_connection_in_use).result(timeout=10)
+        first = wrapper.connection
+        assert lane.submit(_raw_connection).result(timeout=10) is first  # young: kept
+        wrapper.close_at = time.monotonic() - 1  # as if CONN_MAX_AGE had passed
+        second = lane.submit(_raw_connection).result(timeout=10)
+        assert second is not None and second is not first
+        assert lane.submit(get_user_model().objects.count).result(timeout=10) == 0
+    finally:
+        lane.submit(connections.close_all).result(timeout=10)
+        lane.shutdown()
+
+
+def test_a_lane_drops_a_connection_a_job_left_outside_autocommit():
+    from django.db import connections
+
+    def leave_a_transaction_open():
+        connection = _connection_in_use()
+        connection.set_autocommit(False)
+        return connection.connection
+
+    lane = Lane("test-autocommit")
+    try:
+        first = lane.submit(leave_a_transaction_open).result(timeout=10)
+        assert lane.submit(lambda: connections["default"].get_autocommit()).result(timeout=10) is True
+        assert lane.submit(_raw_connection).result(timeout=10) is not first
+    finally:
+        lane.submit(connections.close_all).result(timeout=10)
+        lane.shutdown()
+
+
+def test_a_lane_health_checks_a_connection_only_after_it_was_idle(monkeypatch):
+    from django.db import connections
+
+    from autobot import lanes as lanes_module
+
+    def health_check_pending():
+        return not connections["default"].health_check_done
+
+    lane = Lane("test-health")
+    try:
+        lane.submit(_connection_in_use).result(timeout=10)
+        monkeypatch.setattr(lanes_module, "HEALTH_CHECK_IDLE_SECONDS", 3600)
+        assert lane.submit(health_check_pending).result(timeout=10) is False  # just used: known good
+        monkeypatch.setattr(lanes_module, "HEALTH_CHECK_IDLE_SECONDS", 0)
+        assert lane.submit(health_check_pending).result(timeout=10) is True  # idle: checked at its next query
+    finally:
+        lane.submit(connections.close_all).result(timeout=10)
+        lane.shutdown()
+
+
+@pytest.mark.postgres
+def test_a_lane_whose_idle_connection_the_database_dropped_reconnects_without_failing_a_job(monkeypatch):
+    """As after a database restart while the lane was idle: the health check finds the dead
+    connection before the job uses it, as Django's does at the start of a request."""
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+
+    from autobot import lanes as lanes_module
+
+    lane = Lane("test-idle-dropped")
+    try:
+        pid = lane.submit(lambda: _connection_in_use().connection.info.backend_pid).result(timeout=10)
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        monkeypatch.setattr(lanes_module, "HEALTH_CHECK_IDLE_SECONDS", 0)  # every gap counts as idle
+        assert lane.submit(get_user_model().objects.count).result(timeout=10) == 0
     finally:
         lane.submit(connections.close_all).result(timeout=10)
         lane.shutdown()

@@ -1,0 +1,146 @@
+"""Django's ASGI handler, without its two thread hops per request for requests on the lanes.
+
+Django's `ASGIHandler.handle` sends `request_started` with `asend`, which runs the sync
+receivers (`reset_queries`, `close_old_connections`) through `sync_to_async`, and closes the
+response through `sync_to_async(response.close)`, which sends `request_finished`
+(`close_old_connections`, `close_caches`, `reset_urlconf`). Two thread hops a request, for
+receivers that do nothing useful there: under `LaneMiddleware` they ran on whichever lane took the
+hop and looked only at that lane's connections, not at the lanes the request's queries ran on.
+The lanes now look after their own connections before every job (`autobot.lanes._tidy_connections`:
+age, autocommit, errors, health checks), so for a request on the lanes this handler runs the
+signals' receivers on the event loop, where they touch no connection (the loop thread has none
+open: the ORM refuses to run there) and only reset memory.
+
+That holds only for receivers known to touch memory only (`_MEMORY_ONLY`, and `close_caches` only
+when every cache is in process memory): as soon as any other receiver is connected to either
+signal (a debug toolbar, an app's own), or the response is streamed (a file, a generator, whose
+closing may do I/O) or holds uploaded files, the request goes Django's way, hops included. Requests to sync views (the
+admin, the login form: not on the lanes, a thread each) always go Django's way.
+
+`handle` below is Django 5.2's with those two calls changed; `tests/platform/test_handler.py`
+fails when Django's own changes, so a new Django version gets looked at.
+"""
+
+import asyncio
+import hashlib
+import inspect
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core import signals
+from django.core.cache import close_caches
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
+from django.core.handlers.asgi import get_script_prefix
+from django.core.handlers.base import reset_urlconf
+from django.db import close_old_connections, reset_queries
+from django.http import HttpRequest
+from django.urls import set_script_prefix
+
+from autobot.lanes import in_lane_request
+
+# The sha256 of the source of the Django `handle` copied below (see the module docstring).
+DJANGO_HANDLE_SHA256 = "98faeb5bef800331e6a8002fbc96b30e4122a23438ae45a047190a531ea11323"
+
+_LOCAL_CACHES = ("django.core.cache.backends.locmem.LocMemCache", "django.core.cache.backends.dummy.DummyCache")
+
+
+def _memory_only_receivers() -> frozenset:
+    receivers = {reset_queries, close_old_connections, reset_urlconf}
+    if all(cache["BACKEND"] in _LOCAL_CACHES for cache in settings.CACHES.values()):
+        receivers.add(close_caches)
+    return frozenset(receivers)
+
+
+class ASGIHandler(DjangoASGIHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self._memory_only = _memory_only_receivers()
+
+    def _inline(self, signal, sender) -> bool:
+        """Whether every receiver `signal` has for `sender` is sync and touches memory only."""
+        sync_receivers, async_receivers = signal._live_receivers(sender)
+        return not async_receivers and all(receiver in self._memory_only for receiver in sync_receivers)
+
+    async def _send(self, signal, **kwargs) -> None:
+        if self._inline(signal, kwargs["sender"]):
+            signal.send(**kwargs)
+        else:
+            await signal.asend(**kwargs)
+
+    async def _close(self, response) -> None:
+        sender = getattr(response, "_handler_class", None) or self.__class__
+        if not response.streaming and _closers_in_memory(response) and self._inline(signals.request_finished, sender):
+            response.close()
+        else:
+            await sync_to_async(response.close)()
+
+    async def handle(self, scope, receive, send):
+        if not in_lane_request():
+            return await super().handle(scope, receive, send)
+        # From here on Django 5.2's ASGIHandler.handle, but for `self._send` and `self._close`.
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        await self._send(signals.request_started, sender=self.__class__, scope=scope)
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await self.send_response(error_response, send)
+            await self._close(error_response)
+            return
+
+        async def process_request(request, send):
+            response = await self.run_get_response(request)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # the client disconnected during send_response
+            return response
+
+        # Catch a disconnect while getting the response: listen_for_disconnect goes first, as it
+        # should not raise errors that would keep process_request from being cancelled.
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request(request, send)),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass  # client disconnects
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()  # views may handle the cancellation
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            await self._send(signals.request_finished, sender=self.__class__)
+        else:
+            await self._close(response)
+        body_file.close()
+
+
+def _closers_in_memory(response) -> bool:
+    """Whether closing the response only closes its request (Django adds `request.close` to every
+    response), and that request holds no uploaded files: its body is a spooled temporary file,
+    in memory or already unlinked, whose closing is not I/O worth a thread."""
+    for closer in response._resource_closers:
+        request = getattr(closer, "__self__", None)
+        if not isinstance(request, HttpRequest) or closer.__name__ != "close" or getattr(request, "_files", None):
+            return False
+    return True
+
+
+def django_handle_sha256() -> str:
+    return hashlib.sha256(inspect.getsource(DjangoASGIHandler.handle).encode()).hexdigest()

@@ -1,0 +1,60 @@
+"""The ASGI handler (autobot/handler.py): requests on the lanes run the request signals' memory-only
+receivers on the event loop instead of two thread hops; anything else goes Django's way."""
+
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.signals import request_finished, request_started
+
+from autobot.handler import DJANGO_HANDLE_SHA256, django_handle_sha256
+from autobot.lanes import lanes
+from tests.conftest import make_token
+from tests.platform.test_lanes import _get
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_copied_handle_is_django_s_current_one():
+    assert django_handle_sha256() == DJANGO_HANDLE_SHA256, (
+        "Django's ASGIHandler.handle changed: bring autobot/handler.py's copy in line with it, then "
+        "update DJANGO_HANDLE_SHA256")
+
+
+@pytest.fixture
+def application():
+    from autobot.asgi import application  # imported here, not on the test's event loop (it takes a while)
+
+    return application
+
+
+def _jobs() -> int:
+    return sum(lane._submitted_n for lane in lanes())
+
+
+async def test_a_request_on_the_lanes_makes_no_thread_hop_for_the_request_signals(application):
+    await _get(application, "/api/me", "")  # the lanes exist from here on
+    before = _jobs()
+    assert await _get(application, "/api/me", "") == 401  # no credentials: no database work at all
+    assert _jobs() == before
+
+
+async def test_any_other_receiver_still_runs_on_a_thread_and_sees_both_signals(owner, application):
+    token = await sync_to_async(make_token)(owner)
+    seen: list[tuple[str, str]] = []
+
+    def started(**_kwargs):
+        seen.append(("started", threading.current_thread().name))
+
+    def finished(**_kwargs):
+        seen.append(("finished", threading.current_thread().name))
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        assert await _get(application, "/api/me", token) == 200
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert [signal for signal, _thread in seen] == ["started", "finished"]
+    assert all(thread.startswith("autobot-lane-") for _signal, thread in seen)
