@@ -25,7 +25,6 @@ from common import (  # first: it puts the project root on sys.path
     percentile,
     setup_django,
     uvicorn_server,
-    wait_ready,
 )
 from report import quick, record
 
@@ -49,7 +48,6 @@ def chat_session() -> str:
 
 async def run(args, url: str, token: str, session_id: str, server) -> None:
     load_before = machine_load()
-    await wait_ready(url, server)
     headers = {"Authorization": f"Bearer {token}"}
     ws_url = url.replace("http://", "ws://") + f"/ws/chat/{session_id}/"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
