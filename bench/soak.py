@@ -36,6 +36,7 @@ from autobot.testbed import NginxProxy, RedisServer
 from tests.chat.fake_llm import FakeLLMThread
 
 PG = "postgres://postgres@127.0.0.1:5432"
+OPERATION_SECONDS = 60  # one operation (a few requests, a command, an answer) at most
 
 
 class Stats:
@@ -175,14 +176,16 @@ async def user_loop(address: str, token: str, user: int, end: float, stats: Stat
             return stats.failed("chat session", "no session")
         while time.monotonic() < end:
             choice = random.random()
-            if choice < 0.5:
-                await api_calls(http, stats)
-            elif choice < 0.7:
-                await terminal(http, stats, origin)
-            elif choice < 0.85:
-                await chat(http, stats, chat_session)
-            else:
-                await files(http, stats, user)
+            kind, operation = (("api", api_calls(http, stats)) if choice < 0.5
+                               else ("terminal", terminal(http, stats, origin)) if choice < 0.7
+                               else ("chat", chat(http, stats, chat_session)) if choice < 0.85
+                               else ("upload+download", files(http, stats, user)))
+            try:
+                # Bounded: an answer that never comes is a failure, not a soak that never ends.
+                async with asyncio.timeout(OPERATION_SECONDS):
+                    await operation
+            except TimeoutError:
+                stats.failed(kind, f"no answer within {OPERATION_SECONDS} s")
 
 
 async def faults(workers: list[ServerProcess], redis: RedisServer, seconds: float, stats: Stats) -> None:
