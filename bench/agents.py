@@ -155,7 +155,10 @@ async def _drive(one, background, count: int, concurrency: int) -> tuple[float, 
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Bounded: a channels-redis receive cancelled while it waits for its channel's lock
+        # (receive_clean_locks) can stay stuck there, and the benchmark then never ended.
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
 
 
 # --- report ----------------------------------------------------------------------------

@@ -93,6 +93,26 @@ def uvicorn_server(folder: str, port: int, *args: str, env: dict | None = None) 
         server.stop()
 
 
+@contextmanager
+def stock_server(folder: str, app: str = "application", port: int | None = None) -> Iterator[ServerProcess]:
+    """bench/stock_app.py (``application``: stock ninja; ``raw_application``: bare ASGI) under the
+    same uvicorn, one worker, as a ``ServerProcess`` like AutoBot's; its log is
+    ``folder/stock-<app>.log``. It has no ``/api/health``, so its 404 there means it is up."""
+    port = port or free_port()
+    argv = [sys.executable, "-m", "uvicorn", f"stock_app:{app}", "--app-dir", str(ROOT / "bench"),
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    server = ServerProcess(var_dir=folder, port=port, name=f"stock-{app}", command=argv, ready_statuses=(404, 200),
+                           ready_seconds=READY_SECONDS, stop_seconds=15)
+    try:
+        server.start()
+    except ServerFailed as exc:
+        raise SystemExit(str(exc)) from None
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 async def probe_health(
     http: aiohttp.ClientSession,
     url: str,

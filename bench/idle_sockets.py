@@ -12,6 +12,7 @@ more). Health is probed from a process of its own. Not a test: it asserts nothin
 
 import argparse
 import asyncio
+import resource
 import tempfile
 from pathlib import Path
 
@@ -25,7 +26,6 @@ from common import (  # first: it puts the project root on sys.path
     percentile,
     setup_django,
     uvicorn_server,
-    wait_ready,
 )
 from report import quick, record
 
@@ -49,7 +49,6 @@ def chat_session() -> str:
 
 async def run(args, url: str, token: str, session_id: str, server) -> None:
     load_before = machine_load()
-    await wait_ready(url, server)
     headers = {"Authorization": f"Bearer {token}"}
     ws_url = url.replace("http://", "ws://") + f"/ws/chat/{session_id}/"
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
@@ -92,11 +91,23 @@ async def run(args, url: str, token: str, session_id: str, server) -> None:
            passed=failed == 0)
 
 
+def raise_fd_limit(sockets: int) -> None:
+    """Each socket is a descriptor here and one in the server (which inherits this limit): raise
+    the soft limit to the hard one when the default (often 1,024) is too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = sockets + 1000
+    if soft != resource.RLIM_INFINITY and soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            raise SystemExit(f"{sockets} sockets need {need} file descriptors; the hard limit is {hard} (ulimit -Hn)")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need if hard == resource.RLIM_INFINITY else hard, hard))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sockets", type=int, default=200 if quick() else 1000)
     parser.add_argument("--probes", type=int, default=100 if quick() else 300)
     args = parser.parse_args()
+    raise_fd_limit(args.sockets)
     with tempfile.TemporaryDirectory(prefix="autobot-bench-ws-") as folder:
         setup_django(folder)
         token = bench_token()

@@ -26,7 +26,6 @@ from common import (  # first: it puts the project root on sys.path
     percentile,
     setup_django,
     uvicorn_server,
-    wait_ready,
 )
 from report import quick, record
 
@@ -68,7 +67,6 @@ async def flood(http, url: str, headers: dict, size_mb: int) -> bool:
 async def run(args, url: str, token: str, fake, server) -> None:
     load_before = machine_load()
     headers = {"Authorization": f"Bearer {token}"}
-    await wait_ready(url, server)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                      timeout=aiohttp.ClientTimeout(total=None)) as http:
         async with HealthProbeProcess(url, count=args.probes) as idle_probe:

@@ -92,13 +92,22 @@ def _redis_version(url: str | None) -> str | None:
 def _postgres_version(url: str | None) -> str | None:
     if not url:
         return None
-    try:
-        import psycopg
+    import urllib.parse
 
-        with psycopg.connect(url.replace("postgres://", "postgresql://", 1), connect_timeout=3) as conn:
-            return conn.execute("SHOW server_version").fetchone()[0]
-    except Exception as exc:
-        return f"unavailable ({type(exc).__name__})"
+    url = url.replace("postgres://", "postgresql://", 1)
+    # The test database itself may not exist yet (pytest creates it): the server's own
+    # "postgres" database answers the version as well.
+    server = urllib.parse.urlsplit(url)._replace(path="/postgres").geturl()
+    error = None
+    for candidate in (url, server):
+        try:
+            import psycopg
+
+            with psycopg.connect(candidate, connect_timeout=3) as conn:
+                return conn.execute("SHOW server_version").fetchone()[0]
+        except Exception as exc:
+            error = exc
+    return f"unavailable ({type(error).__name__})"
 
 
 def _wrk_version() -> str | None:

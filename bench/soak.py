@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ from autobot.testbed import NginxProxy, RedisServer
 from tests.chat.fake_llm import FakeLLMThread
 
 PG = "postgres://postgres@127.0.0.1:5432"
+OPERATION_SECONDS = 60  # one operation (a few requests, a command, an answer) at most
 
 
 class Stats:
@@ -175,14 +177,16 @@ async def user_loop(address: str, token: str, user: int, end: float, stats: Stat
             return stats.failed("chat session", "no session")
         while time.monotonic() < end:
             choice = random.random()
-            if choice < 0.5:
-                await api_calls(http, stats)
-            elif choice < 0.7:
-                await terminal(http, stats, origin)
-            elif choice < 0.85:
-                await chat(http, stats, chat_session)
-            else:
-                await files(http, stats, user)
+            kind, operation = (("api", api_calls(http, stats)) if choice < 0.5
+                               else ("terminal", terminal(http, stats, origin)) if choice < 0.7
+                               else ("chat", chat(http, stats, chat_session)) if choice < 0.85
+                               else ("upload+download", files(http, stats, user)))
+            try:
+                # Bounded: an answer that never comes is a failure, not a soak that never ends.
+                async with asyncio.timeout(OPERATION_SECONDS):
+                    await operation
+            except TimeoutError:
+                stats.failed(kind, f"no answer within {OPERATION_SECONDS} s")
 
 
 async def faults(workers: list[ServerProcess], redis: RedisServer, seconds: float, stats: Stats) -> None:
@@ -218,6 +222,7 @@ def main() -> None:
     redis = RedisServer().start()
     workers: list[ServerProcess] = []
     nginx = None
+    failed = True  # until the report says otherwise: keep the logs
     try:
         with FakeLLMThread(tokens=[f"w{i} " for i in range(20)], delay=0.02) as llm:
             env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis.url, "AUTOBOT_VAR_DIR": str(folder),
@@ -237,19 +242,25 @@ def main() -> None:
             written = audit_count(env) - before
             chain = subprocess.run([sys.executable, "manage.py", "verify_audit"], cwd=ROOT, env=env,
                                    capture_output=True, text=True, timeout=600)
-        report(stats, took, written, chain.returncode == 0)
+        failed = report(stats, took, written, chain.returncode == 0)
     finally:
         if nginx is not None:
             nginx.stop()
         for worker in workers:
             worker.stop()
         redis.stop()
+        if failed:
+            print(f"the workers' and nginx's logs are kept in {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
         if pg_name:
             subprocess.run(["psql", f"{PG}/postgres", "-qc", f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)"],
                            capture_output=True)
 
 
-def report(stats: Stats, took: float, written: int, chain_ok: bool) -> None:
+def report(stats: Stats, took: float, written: int, chain_ok: bool) -> bool:
+    """Print and record the figures; whether anything failed outside the fault windows or the
+    audit fell short."""
     sent = sum(v for k, v in stats.counts.items() if k.endswith(" ok") or " failed" in k and not k.startswith(" "))
     failed = sum(v for k, v in stats.counts.items() if " failed" in k and not k.startswith(" "))
     outside = sum(v for k, v in stats.counts.items() if k.endswith(" failed"))
@@ -263,6 +274,7 @@ def report(stats: Stats, took: float, written: int, chain_ok: bool) -> None:
     ratio = written / max(stats.audited, 1)
     record("soak: audit events written / implied", round(ratio, 2), "x", target=">= 1 and chain valid",
            passed=ratio >= 1 and chain_ok)
+    return outside > 0 or ratio < 1 or not chain_ok
 
 
 if __name__ == "__main__":

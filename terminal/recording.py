@@ -14,9 +14,12 @@ import json
 import time
 from pathlib import Path
 
-import aiofiles
-
 QUEUE_EVENTS = 256  # a full queue makes the producer (the PTY pump) wait: backpressure, bounded memory
+
+
+def _write_flush(fh, text: str) -> None:
+    fh.write(text)
+    fh.flush()
 
 
 class Recorder:
@@ -52,12 +55,22 @@ class Recorder:
         await self._queue.put(json.dumps(self._header) + "\n")
 
     async def _write_all(self) -> None:
-        async with aiofiles.open(self.path, "w", encoding="utf-8") as fh:
-            while (line := await self._queue.get()) is not None:
-                await fh.write(line)
-                # Flush batches, not lines: one flush when the queue runs dry.
-                if self._queue.empty():
-                    await fh.flush()
+        # One thread trip per batch: whatever is queued when the writer wakes is written and
+        # flushed together (a flooding program queues 64 KiB lines, a typist one line a key;
+        # a trip per line and another per flush cost the loop two thread hand-offs each).
+        fh = await asyncio.to_thread(open, self.path, "w", encoding="utf-8")
+        try:
+            ended = False
+            while not ended:
+                lines = [await self._queue.get()]
+                while not self._queue.empty():
+                    lines.append(self._queue.get_nowait())
+                if None in lines:
+                    lines, ended = lines[: lines.index(None)], True
+                if lines:
+                    await asyncio.to_thread(_write_flush, fh, "".join(lines))
+        finally:
+            fh.close()  # flushed after every batch: nothing left to write, a quick close
 
     def _line(self, code: str, data: str) -> str | None:
         if self.truncated:
