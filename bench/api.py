@@ -16,36 +16,28 @@ disturbed by other work on a shared machine). Not a test: it asserts nothing.
 """
 
 import argparse
-import asyncio
-import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from shutil import which
 
 from common import (  # first: it puts the project root on sys.path
-    ROOT,
+    WRK_LUA,
     bench_token,
     free_port,
     load_line,
     machine_load,
     setup_django,
+    stock_server,
     uvicorn_server,
+    wrk,
 )
 from report import quick, record
 
 from autobot.testing import HOST
 
 ROWS = 20
-LUA = """
-done = function(summary, latency, requests)
-  io.write(string.format("PCT %d %d %d\\n", latency:percentile(50), latency:percentile(95), latency:percentile(99)))
-end
-"""
 
 
 def seed() -> str:
@@ -63,41 +55,6 @@ def seed() -> str:
         async_to_sync(knowledge.entry_create)(user=user, title=f"bench entry {n}",
                                               content=f"Entry {n}: " + "some words to index " * 20, tags=["bench"])
     return token
-
-
-@contextmanager
-def stock_server(folder: str, port: int, app: str):
-    """bench/stock_app.py under the same uvicorn, one worker."""
-    argv = [sys.executable, "-m", "uvicorn", f"stock_app:{app}", "--app-dir", str(ROOT / "bench"),
-            "--host", HOST, "--port", str(port), "--log-level", "warning"]
-    with open(Path(folder) / f"stock-{app}.log", "wb") as log:
-        proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wrk(url: str, connections: int, seconds: float, pid: int, script: str, headers: dict) -> dict:
-    # A 10 s timeout (wrk's default is 2 s): a slow answer counts in the latency, not as an error.
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", script, url]
-    for name, value in headers.items():
-        argv[1:1] = ["-H", f"{name}: {value}"]
-    before = cpu_seconds(pid)
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
-    cpu = cpu_seconds(pid) - before
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout) (\d+)", out))
-    p50, p95, p99 = (int(n) / 1000 for n in re.search(r"PCT (\d+) (\d+) (\d+)", out).groups())
-    return {"rps": requests / seconds, "p50": p50, "p95": p95, "p99": p99, "errors": errors,
-            "cpu_ms": cpu * 1000 / max(requests, 1)}
 
 
 def median(runs: list[dict], key: str) -> float:
@@ -119,15 +76,13 @@ def main() -> None:
         setup_django(folder)
         token = seed()
         script = Path(folder) / "pct.lua"
-        script.write_text(LUA)
+        script.write_text(WRK_LUA)
         ports = {name: free_port() for name in ("autobot", "stock", "raw")}
         servers = {
             "autobot": stack.enter_context(uvicorn_server(folder, ports["autobot"])),
-            "stock": stack.enter_context(stock_server(folder, ports["stock"], "application")),
-            "raw": stack.enter_context(stock_server(folder, ports["raw"], "raw_application")),
+            "stock": stack.enter_context(stock_server(folder, "application", port=ports["stock"])),
+            "raw": stack.enter_context(stock_server(folder, "raw_application", port=ports["raw"])),
         }
-        asyncio.run(_wait_stock(f"http://{HOST}:{ports['stock']}/api/aping", servers["stock"]))
-        asyncio.run(_wait_stock(f"http://{HOST}:{ports['raw']}/", servers["raw"]))
 
         bearer = {"Authorization": f"Bearer {token}"}
         targets = {
@@ -145,21 +100,6 @@ def main() -> None:
                     result = wrk(url, connections, args.seconds, servers[server].pid, str(script), headers)
                     runs.setdefault((name, connections), []).append(result)
     report(runs, args, load_before)
-
-
-async def _wait_stock(url: str, proc) -> None:
-    import aiohttp
-
-    async with asyncio.timeout(30), aiohttp.ClientSession() as http:
-        while proc.poll() is None:
-            try:
-                async with http.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)  # polling: a child process gives no event to await
-    raise SystemExit(f"{url} did not start")
 
 
 def report(runs: dict, args, load_before: float) -> None:

@@ -179,38 +179,6 @@ def wrk(url: str, connections: int, seconds: float, pid: int, script: str, heade
             "cpu_ms": cpu * 1000 / max(requests, 1)}
 
 
-@contextmanager
-def stock_server(folder: str, port: int, app: str = "application") -> Iterator:
-    """bench/stock_app.py (``application``: stock ninja; ``raw_application``: bare ASGI) under
-    the same uvicorn, one worker, on loopback; yields the process once it answers."""
-    import subprocess
-
-    argv = [sys.executable, "-m", "uvicorn", f"stock_app:{app}", "--app-dir", str(ROOT / "bench"),
-            "--host", HOST, "--port", str(port), "--log-level", "warning"]
-    with open(Path(folder) / f"stock-{app}.log", "wb") as log:
-        proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            path = "/api/aping" if app == "application" else "/"
-            asyncio.run(_wait_answering(f"http://{HOST}:{port}{path}", proc))
-            yield proc
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
-
-
-async def _wait_answering(url: str, proc) -> None:
-    async with asyncio.timeout(READY_SECONDS), aiohttp.ClientSession() as http:
-        while proc.poll() is None:
-            try:
-                async with http.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)  # polling: a child process gives no event to await
-    raise SystemExit(f"{url} did not start")
-
-
 # --- figures ----------------------------------------------------------------------------------
 
 

@@ -112,7 +112,7 @@ def main() -> None:
         # Both answer before they are handed over (uvicorn_server and stock_server wait for them).
         servers = {
             "autobot": stack.enter_context(uvicorn_server(folder, ports["autobot"])),
-            "stock": stack.enter_context(stock_server(folder, ports["stock"])),
+            "stock": stack.enter_context(stock_server(folder, port=ports["stock"])),
         }
         if args.compare:  # uvicorn imports the app from that tree first (--app-dir)
             servers["before"] = stack.enter_context(uvicorn_server(
