@@ -28,6 +28,7 @@ from common import (  # first: it puts the project root on sys.path
     free_port,
     load_line,
     machine_load,
+    seed_lists,
     setup_django,
     stock_server,
     uvicorn_server,
@@ -42,18 +43,8 @@ ROWS = 20
 
 def seed() -> str:
     """The bench user's API token, with ROWS sessions and entries."""
-    from asgiref.sync import async_to_sync
-    from django.contrib.auth import get_user_model
-
-    from chat.models import ChatSession
-    from knowledge import services as knowledge
-
     token = bench_token()
-    user = get_user_model().objects.get(username="bench")
-    for n in range(ROWS):
-        ChatSession.objects.create(owner=user, title=f"bench session {n}")
-        async_to_sync(knowledge.entry_create)(user=user, title=f"bench entry {n}",
-                                              content=f"Entry {n}: " + "some words to index " * 20, tags=["bench"])
+    seed_lists(rows=ROWS)
     return token
 
 

@@ -71,6 +71,35 @@ def bench_token(*, staff: bool = False) -> str:
 # --- a real server ----------------------------------------------------------------------------
 
 
+def _running(server: ServerProcess) -> Iterator[ServerProcess]:
+    """Start ``server``, yield it while the caller works, stop it on leaving (a benchmark that
+    cannot start its server ends with the reason, not a traceback)."""
+    try:
+        server.start()
+    except ServerFailed as exc:
+        raise SystemExit(str(exc)) from None
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def seed_lists(username: str = "bench", rows: int = 20) -> None:
+    """``rows`` chat sessions and knowledge entries of ``username``: what the list calls and the
+    chat and knowledge pages read."""
+    from asgiref.sync import async_to_sync
+    from django.contrib.auth import get_user_model
+
+    from chat.models import ChatSession
+    from knowledge import services as knowledge
+
+    user = get_user_model().objects.get(username=username)
+    for n in range(rows):
+        ChatSession.objects.create(owner=user, title=f"bench session {n}")
+        async_to_sync(knowledge.entry_create)(user=user, title=f"bench entry {n}",
+                                              content=f"Entry {n}: " + "some words to index " * 20, tags=["bench"])
+
+
 @contextmanager
 def uvicorn_server(folder: str, port: int, *args: str, env: dict | None = None) -> Iterator[ServerProcess]:
     """Run the server users run (``make run``: uvicorn, one worker) on ``127.0.0.1:port`` meanwhile.
@@ -83,14 +112,7 @@ def uvicorn_server(folder: str, port: int, *args: str, env: dict | None = None) 
     server = ServerProcess(env={"AUTOBOT_LOG_LEVEL": "WARNING", **(env or {})}, var_dir=folder, port=port,
                            uvicorn_args=args, ready_statuses=(200, 503), ready_seconds=READY_SECONDS,
                            stop_seconds=15)
-    try:
-        server.start()
-    except ServerFailed as exc:
-        raise SystemExit(str(exc)) from None
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(server)
 
 
 @contextmanager
@@ -103,14 +125,7 @@ def stock_server(folder: str, app: str = "application", port: int | None = None)
             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     server = ServerProcess(var_dir=folder, port=port, name=f"stock-{app}", command=argv, ready_statuses=(404, 200),
                            ready_seconds=READY_SECONDS, stop_seconds=15)
-    try:
-        server.start()
-    except ServerFailed as exc:
-        raise SystemExit(str(exc)) from None
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(server)
 
 
 async def probe_health(

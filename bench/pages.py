@@ -36,6 +36,7 @@ from common import (  # first: it puts the project root on sys.path
     free_port,
     load_line,
     machine_load,
+    seed_lists,
     setup_django,
     stock_server,
     uvicorn_server,
@@ -54,20 +55,13 @@ STOCK = "stock ninja GET /api/aping"
 def seed() -> None:
     """The bench user's rows: ROWS chat sessions and knowledge entries, and the terminal permission
     (without it /terminal/ is a 403 page)."""
-    from asgiref.sync import async_to_sync
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
-
-    from chat.models import ChatSession
-    from knowledge import services as knowledge
 
     bench_token()
     user = get_user_model().objects.get(username="bench")
     user.user_permissions.add(Permission.objects.get(codename="use_terminal", content_type__app_label="terminal"))
-    for n in range(ROWS):
-        ChatSession.objects.create(owner=user, title=f"bench session {n}")
-        async_to_sync(knowledge.entry_create)(user=user, title=f"bench entry {n}",
-                                              content=f"Entry {n}: " + "some words to index " * 20, tags=["bench"])
+    seed_lists(rows=ROWS)
 
 
 async def browser_login(base: str) -> str:
