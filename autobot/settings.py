@@ -178,7 +178,8 @@ if REDIS_URL:
     except redisconf.RedisConfigError as exc:
         raise ImproperlyConfigured(str(exc)) from None
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+    # One process: channels' in-memory layer, cleaning expired messages once a second (autobot/layers.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "autobot.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
