@@ -14,8 +14,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from autobot import audit, views
-from autobot.errors import Forbidden
 from autobot.asgi import application
+from autobot.errors import Forbidden
 from autobot.models import ApiToken, AuditEvent
 from autobot.pages import has_perm
 from chat import services as chat
