@@ -39,8 +39,9 @@ from autobot.sessions import session_user
 def page(view: Callable[..., HttpResponse]):
     """An async view running `view` (sync, signed-in users only) in one lane job.
 
-    An async `view` (the dashboard, which awaits services) cannot be one job: the user is read
-    in one, then `view` runs as usual, its `request.user` and `request.auser()` already known."""
+    An async `view` cannot be one job: the user is read in one, then `view` runs as usual, its
+    `request.user` and `request.auser()` already known. (The dashboard, which awaits its health
+    report, does that await first and then calls a sync `@page` view: autobot/views.py.)"""
     checked = login_required(view)
     if iscoroutinefunction(view):
         @wraps(view)
