@@ -70,6 +70,29 @@ class CompiledQuery:
         return [param.field.get_db_prep_value(values[param.name], connection) if isinstance(param, _Slot) else param
                 for param in params]
 
+    def rows(self, values: dict, *, limit: int | None = None, using: str = DEFAULT_DB_ALIAS) -> list[list]:
+        """All the rows (or the first `limit`), converted as `page` converts them; no count."""
+        connection = connections[using]
+        compiled = self._for(connection)
+        sql, args = compiled.sql, self._args(compiled.params, values, connection)
+        if limit is not None:
+            sql, args = f"{sql} LIMIT %s", [*args, limit]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, args)
+            return self._converted(cursor.fetchall(), compiled, connection)
+
+    @staticmethod
+    def _converted(fetched, compiled: _Compiled, connection) -> list[list]:
+        rows = [list(row) for row in fetched]
+        if compiled.converters:
+            for row in rows:
+                for index, (functions, expression) in compiled.converters:
+                    value = row[index]
+                    for convert in functions:
+                        value = convert(value, expression, connection)
+                    row[index] = value
+        return rows
+
     def page(self, values: dict, *, limit: int = 50, offset: int = 0,
              using: str = DEFAULT_DB_ALIAS) -> tuple[list[list], int]:
         """One page of rows (lists, in the `values_list` order, converted as the ORM converts
@@ -82,13 +105,7 @@ class CompiledQuery:
         with connection.cursor() as cursor:
             cursor.execute(f"{compiled.sql} LIMIT %s OFFSET %s",
                            [*self._args(compiled.params, values, connection), limit, offset])
-            rows = [list(row) for row in cursor.fetchall()]
-            for row in rows:
-                for index, (functions, expression) in compiled.converters:
-                    value = row[index]
-                    for convert in functions:
-                        value = convert(value, expression, connection)
-                    row[index] = value
+            rows = self._converted(cursor.fetchall(), compiled, connection)
             if len(rows) < limit and (rows or offset == 0):
                 return rows, offset + len(rows)
             cursor.execute(compiled.count_sql, self._args(compiled.count_params, values, connection))

@@ -25,17 +25,23 @@ from collections.abc import Callable
 from functools import wraps
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Permission
+from django.db.models import BooleanField, CharField, Exists, Expression, ExpressionWrapper, OuterRef, Q
 from django.http import HttpRequest, HttpResponse
 
+from autobot.compiled import CompiledQuery, Param
 from autobot.sessions import session_user
 
 
 def page(view: Callable[..., HttpResponse]):
     """An async view running `view` (sync, signed-in users only) in one lane job.
 
-    An async `view` (the dashboard, which awaits services) cannot be one job: the user is read
-    in one, then `view` runs as usual, its `request.user` and `request.auser()` already known."""
+    An async `view` cannot be one job: the user is read in one, then `view` runs as usual, its
+    `request.user` and `request.auser()` already known. (The dashboard, which awaits its health
+    report, does that await first and then calls a sync `@page` view: autobot/views.py.)"""
     checked = login_required(view)
     if iscoroutinefunction(view):
         @wraps(view)
@@ -63,3 +69,58 @@ def attach_user(request: HttpRequest) -> None:
     if not hasattr(request, "_cached_user"):
         request._cached_user = getattr(request, "_acached_user", None) or session_user(request)
     request._acached_user = request._cached_user
+
+
+# ---- permissions in one query ---------------------------------------------------------------
+
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def holds_permission(user_id, app_label, codename) -> Expression:
+    """SQL that is true when the user `user_id` (an `OuterRef` or a `Param`) holds the permission
+    directly or through one of their groups: `ModelBackend`'s rule, `is_active` and
+    `is_superuser` aside (the caller checks those, as `User.has_perm` and the backend do)."""
+    user_model = get_user_model()
+    wanted = Permission.objects.filter(content_type__app_label=app_label, codename=codename).values("pk")
+    direct = user_model.user_permissions.through.objects.filter(user_id=user_id, permission_id__in=wanted)
+    grouped = user_model.groups.through.objects.filter(user_id=user_id, group__permissions__in=wanted)
+    return ExpressionWrapper(Q(Exists(direct)) | Q(Exists(grouped)), output_field=BooleanField())
+
+
+def _permission_query() -> CompiledQuery:
+    def build():
+        user_model = get_user_model()
+        text = CharField()
+        held = holds_permission(OuterRef("pk"), Param("app_label", text), Param("codename", text))
+        return user_model.objects.filter(pk=Param("user", user_model._meta.pk)).annotate(held=held).values_list("held")
+
+    return CompiledQuery(build)
+
+
+_PERMISSION = _permission_query()
+
+
+def model_backend_only() -> bool:
+    return list(settings.AUTHENTICATION_BACKENDS) == [MODEL_BACKEND]
+
+
+def has_perm(user, perm: str) -> bool:
+    """`user.has_perm(perm)` in ONE query (Django's `ModelBackend` reads all the user's
+    permissions and all their groups' in two, to fill `user._perm_cache`). Sync: in a lane job.
+
+    The answer is kept on the user object, as Django keeps `_perm_cache`: for the rest of the
+    request (the user is read afresh on every request, so a permission granted or taken away
+    shows on the next one). Any configuration but the stock `ModelBackend` alone, or a user
+    whose `_perm_cache` is already filled, is asked as Django would."""
+    if not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    if hasattr(user, "_perm_cache") or not model_backend_only():
+        return user.has_perm(perm)
+    known = user.__dict__.setdefault("_page_perm_cache", {})
+    if perm not in known:
+        app_label, _, codename = perm.partition(".")
+        rows = _PERMISSION.rows({"user": user.pk, "app_label": app_label, "codename": codename})
+        known[perm] = bool(rows and rows[0][0])
+    return known[perm]

@@ -5,13 +5,15 @@ from django.shortcuts import render
 
 from autobot.csp import WASM_POLICY
 from autobot.errors import AppError
-from autobot.pages import page
+from autobot.pages import has_perm, page
 from terminal import services
 from terminal.policy import describe_levels, max_level_for
 
 
 def _can_use(user) -> bool:
-    return user.is_staff or user.has_perm("terminal.use_terminal")
+    """services.require_terminal's rule (staff, or the permission), the permission read in one
+    query (autobot.pages.has_perm)."""
+    return user.is_staff or has_perm(user, "terminal.use_terminal")
 
 
 @page  # signed-in only; session, user and rendering in one lane job (autobot/pages.py)

@@ -1,7 +1,7 @@
 """Terminal business logic. Every entry point (API, consumer, admin, other apps) calls these."""
 
 from .commands import command_assess, command_audit, command_run
-from .confine import operator_warnings
+from .confine import operator_warnings, operator_warnings_sync
 from .live import get as live_session
 from .sessions import (
     SIGNALS,
@@ -28,6 +28,7 @@ __all__ = [
     "command_audit",
     "command_run",
     "operator_warnings",
+    "operator_warnings_sync",
     "command_type",
     "live_session",
     "session_attach",

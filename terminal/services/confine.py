@@ -58,6 +58,11 @@ async def launch_check(*, user, level: Level) -> None:
 
 async def operator_warnings() -> list[str]:
     """What staff should fix in how the server runs (the dashboard shows them)."""
+    return await asyncio.to_thread(operator_warnings_sync)
+
+
+def operator_warnings_sync() -> list[str]:
+    """operator_warnings off the event loop (looking for bwrap reads the file system)."""
     warnings = []
     if sandbox.running_as_root():
         warnings.append(
@@ -65,7 +70,7 @@ async def operator_warnings() -> list[str]:
             "(it still cannot see the server's var/). Run AutoBot as a dedicated unprivileged OS user "
             "(docs/deployment.md, “The OS user”)."
         )
-    why = await asyncio.to_thread(sandbox.problem)
+    why = sandbox.problem()
     if why:
         warnings.append(f"Terminal sandboxes cannot start ({why}): {sandbox.INSTALL_HINT}.")
     return warnings
