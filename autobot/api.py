@@ -6,6 +6,7 @@ import logging
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
+from django.urls import URLPattern, include, path
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 from ninja.parser import Parser
@@ -138,3 +139,42 @@ def _mount_app_routers():
 
 
 _mount_app_routers()
+
+
+def grouped_urls(patterns: list[URLPattern]) -> list:
+    """Ninja's URL patterns (one flat list, ~60 of them, each tried in order by Django's
+    resolver: `/api/chat/sessions` was the 40th) grouped by their first path segment, one
+    `include()` per app: a request is matched against a dozen prefixes and then its app's
+    patterns only (docs/performance.md, target 1).
+
+    Nothing else changes: the same routes (the resolver joins a group's prefix and its patterns'
+    routes back into the flat route, `request.resolver_match.route`, as before), names and
+    namespace (the groups have none of their own) and views, so `reverse()` and the OpenAPI
+    document are as they were. The groups keep the flat list's order: apps share operation
+    names (`session_list` is terminal's and chat's), and for a shared name `reverse()` gives the
+    last pattern in order, so putting chat first would change what it gives. Patterns with one
+    segment (`health`) stay as they are. Grouping can only change which pattern matches if a
+    pattern's first segment is not literal (a converter could match another app's prefix);
+    then the list is returned as it is."""
+    routes = [str(pattern.pattern) for pattern in patterns]
+    if any(route.startswith("<") for route in routes):
+        return list(patterns)
+    groups: dict[str, list[URLPattern]] = {}  # in the order of their first pattern
+    for pattern, route in zip(patterns, routes, strict=True):
+        prefix, slash, rest = route.partition("/")
+        if slash:
+            pattern = path(rest, pattern.callback, pattern.default_args, pattern.name)
+        groups.setdefault(f"{prefix}/" if slash else route, []).append(pattern)
+    result = []
+    for key, members in groups.items():
+        if key.endswith("/"):
+            result.append(path(key, include(members)))
+        else:
+            result.extend(members)
+    return result
+
+
+def urls() -> tuple:
+    """`api.urls` for `include()`, its patterns grouped by app (`grouped_urls`)."""
+    patterns, app_name, namespace = api.urls
+    return (grouped_urls(patterns), app_name), namespace

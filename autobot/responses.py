@@ -1,5 +1,7 @@
 """Responses the API renders without ninja validating them against the operation's schema."""
 
+from datetime import datetime
+
 from django.http import HttpResponse
 
 
@@ -16,3 +18,15 @@ def unchecked(request, data, *, status: int = 200) -> HttpResponse:
     from autobot.api import api  # it imports every app's routers, which import this module
 
     return api.create_response(request, data, status=status)
+
+
+def json_datetime(value: datetime) -> str:
+    """`value` as the API's JSON encoder writes a datetime (Django's `DjangoJSONEncoder`:
+    ISO 8601, milliseconds, `Z` for UTC), for views that format their rows themselves: a string
+    costs the encoder nothing, a datetime a call back into Python through ninja's and Django's
+    `default()` (~2 µs each, 40 a 20-row entry list). tests/platform/test_responses.py checks it
+    against the encoder."""
+    text = value.isoformat()  # DjangoJSONEncoder.default's steps (isoformat with timespec is slower)
+    if value.microsecond:
+        text = text[:23] + text[26:]
+    return text[:-6] + "Z" if text.endswith("+00:00") else text

@@ -3,8 +3,7 @@ import importlib.util
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from autobot import views
-from autobot.api import api
+from autobot import api, views
 
 
 def _app_pages(app: str):
@@ -15,6 +14,9 @@ def _app_pages(app: str):
 
 
 urlpatterns = [
+    # The API first: it takes most requests, and no other pattern starts with "api/".
+    path("api/", include(*api.urls())),
+    re_path(r"^api/", views.api_not_found),
     path("", views.dashboard, name="dashboard"),
     path("tokens/", views.tokens_page, name="tokens"),
     path("favicon.ico", views.favicon),
@@ -24,8 +26,6 @@ urlpatterns = [
     path("admin/login/", views.admin_login),
     path("admin/logout/", views.LogoutView.as_view()),
     path("admin/", admin.site.urls),
-    path("api/", api.urls),
-    re_path(r"^api/", views.api_not_found),
     path("metrics", views.metrics_view, name="metrics"),
     *[_app_pages(app) for app in ("chat", "terminal", "knowledge", "files", "agents")],
 ]

@@ -3,7 +3,6 @@
 import asyncio
 import json
 import logging
-from collections import namedtuple
 from uuid import UUID
 
 from django.http import HttpResponse, StreamingHttpResponse
@@ -39,8 +38,7 @@ router = Router(tags=["chat"])
 ERRORS = errors(404, 409, 413, 422, 503)
 
 
-_SESSION_FIELDS = ("id", "title", "model", "created", "updated", "tools", "operator_terminal")
-_SessionRow = namedtuple("_SessionRow", _SESSION_FIELDS)  # the attributes services.session_data reads
+_SESSION_FIELDS = services.SESSION_LIST_FIELDS  # the columns services.session_list_data reads
 
 
 def _session_list_query(*, staff: bool, search: bool) -> CompiledQuery:
@@ -69,7 +67,7 @@ async def session_list(request, q: str = "", limit: int = 50, offset: int = 0):
     rows, count = await lanes.run(query.page, {"user": request.user.pk, "q": q}, limit=limit, offset=offset)
     # Rendered without ninja re-validating each item against ChatSessionList, which stays the
     # documented schema (autobot/responses.py).
-    return unchecked(request, {"items": [services.session_data(_SessionRow(*row)) for row in rows], "count": count})
+    return unchecked(request, {"items": services.session_list_data(rows), "count": count})
 
 
 @router.post("/sessions", response={201: ChatSessionOut, **errors(422)}, summary="Start a chat session")

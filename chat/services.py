@@ -60,14 +60,50 @@ def session_data(session: ChatSession) -> dict:
     }
 
 
+# The columns `session_list_data` reads, in its order (chat/api.py's list query selects them).
+SESSION_LIST_FIELDS = ("id", "title", "model", "created", "updated", "tools", "operator_terminal")
+
+
+def session_list_data(rows) -> list[dict]:
+    """`session_data` for a page of the session list, from its raw rows (tuples in
+    `SESSION_LIST_FIELDS` order, as the ORM converts them): the same dicts, made without a model
+    instance or row object per session, and with the LLM registry asked once per model on the page
+    rather than once per session (docs/performance.md, target 1).
+    tests/chat/test_session_list.py checks it equals `session_data` for every field."""
+    running = answers.running
+    tools_of: dict[str, bool] = {}  # model -> tools_enabled's answer when the session has no choice
+    items = []
+    for id_, title, model, created, updated, tools, terminal in rows:
+        session_id = str(id_)
+        if tools is not False:
+            tools = tools_of.get(model)
+            if tools is None:
+                tools = tools_of[model] = _model_has_tools(model)
+        items.append({
+            "id": session_id,
+            "title": title,
+            "model": model,
+            "created": created.isoformat(),
+            "updated": updated.isoformat(),
+            "generating": running(session_id) is not None,
+            "tools": tools,
+            "operator_terminal": str(terminal) if terminal else None,
+        })
+    return items
+
+
+def _model_has_tools(model: str) -> bool:
+    try:
+        return get_registry().resolve(model).config.kind != "offline"
+    except LLMUnavailable:
+        return False
+
+
 def tools_enabled(session: ChatSession) -> bool:
     """Whether answers in this session may call tools: as chosen, on by default, never offline."""
     if session.tools is False:
         return False
-    try:
-        return get_registry().resolve(session.model).config.kind != "offline"
-    except LLMUnavailable:
-        return False
+    return _model_has_tools(session.model)
 
 
 def message_data(message: ChatMessage) -> dict:

@@ -14,7 +14,7 @@ from autobot import lanes
 from autobot.compiled import CompiledQuery, Param
 from autobot.errors import InvalidInput, LimitExceeded, errors
 from autobot.pagination import paginate
-from autobot.responses import unchecked
+from autobot.responses import json_datetime, unchecked
 from autobot.schemas import NOT_BLANK
 from knowledge import services
 from knowledge.models import KnowledgeEntry
@@ -96,6 +96,8 @@ async def entry_list(request, filters: Query[EntryFilters]):
     rows, count = await lanes.run(query.page, values, limit=filters.limit, offset=filters.offset)
     # Rendered without ninja re-validating each item against KnowledgeEntryList, which stays the
     # documented schema (autobot/responses.py).
+    for row in rows:  # created_at, updated_at: strings already, as the encoder would write them
+        row[-2], row[-1] = json_datetime(row[-2]), json_datetime(row[-1])
     return unchecked(request, {"items": [dict(zip(_ENTRY_FIELDS, row, strict=True)) for row in rows], "count": count})
 
 

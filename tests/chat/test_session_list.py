@@ -62,3 +62,43 @@ async def test_the_response_is_json_with_the_api_content_type(sessions, api_clie
     client = await sync_to_async(api_client)(owner)
     response = await client.get("/api/chat/sessions")
     assert response["Content-Type"] == "application/json; charset=utf-8"
+
+
+@pytest.fixture
+def llm_providers(settings):
+    """An offline default, a remote provider with a model and one without (LLMUnavailable)."""
+    from chat.llm.registry import reset_registry
+
+    settings.CHAT_LLM_PROVIDER = "offline"
+    settings.CHAT_LLM_PROVIDERS = json.dumps({
+        "remote": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m1"},
+        "bare": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
+    })
+    reset_registry()
+    yield
+    reset_registry()
+
+
+def test_the_list_formatter_equals_session_data_for_every_field(owner, llm_providers, monkeypatch):
+    """services.session_list_data (the list's formatter, from raw rows) gives what
+    services.session_data gives for each session: tools chosen on, off or not chosen, with models
+    that have tools, have none (offline) or cannot be resolved; with and without an operator
+    terminal; generating or not."""
+    import uuid
+
+    from chat.generation import answers
+
+    for n, (model, tools) in enumerate([(m, t) for m in ("", "remote/", "remote/m2", "bare/", "bare/x", "offline/")
+                                        for t in (None, True, False)]):
+        ChatSession.objects.create(owner=owner, title=f"s{n}", model=model, tools=tools,
+                                   operator_terminal=uuid.uuid4() if n % 2 else None)
+    sessions = list(ChatSession.objects.order_by("-updated"))
+    generating = {str(sessions[0].id), str(sessions[3].id)}
+    monkeypatch.setattr(answers, "running", lambda session_id: object() if str(session_id) in generating else None)
+    rows = ChatSession.objects.order_by("-updated").values_list(*services.SESSION_LIST_FIELDS)
+    listed = services.session_list_data(list(rows))
+    expected = [services.session_data(session) for session in sessions]
+    assert listed == expected
+    assert {item["tools"] for item in listed} == {True, False}
+    assert sum(item["generating"] for item in listed) == 2
+    assert json.dumps(listed) == json.dumps(expected)  # the same types too (str, not UUID)
