@@ -102,10 +102,27 @@ class LiveSession:
 
 
 _live: dict[uuid.UUID, LiveSession] = {}
+# Sessions whose row exists (or is being written) while their shell starts: not live yet, not
+# lost either (a concurrent request of the same user must not mark them server_gone).
+_opening: set[uuid.UUID] = set()
 
 
 def get(session_id: uuid.UUID) -> LiveSession | None:
     return _live.get(session_id)
+
+
+def known(session_id: uuid.UUID) -> bool:
+    """Whether this process runs the session or is starting it."""
+    return session_id in _live or session_id in _opening
+
+
+@contextlib.contextmanager
+def opening(session_id: uuid.UUID):
+    _opening.add(session_id)
+    try:
+        yield
+    finally:
+        _opening.discard(session_id)
 
 
 def add(live: LiveSession) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import signal
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,7 +84,7 @@ async def _mark_stale(user=None) -> int:
     ended = 0
     async for row in rows:
         ours = row.host == registry.HOST_ID
-        if (ours and registry.get(row.pk) is None) or worker_gone(row.host):
+        if (ours and not registry.known(row.pk)) or worker_gone(row.host):
             ended += await mark_server_gone(row)
     return ended
 
@@ -120,10 +121,19 @@ async def session_open(
     check_level(user=user, current=None, requested=level)
     cols, rows = validate_size(cols, rows)
     await _mark_stale(user)
-    cap = settings.TERMINAL_MAX_SESSIONS_PER_USER
     await launch_check(user=user, level=level)
     home = await home_for(user)
+    session_id = uuid.uuid4()
+    with registry.opening(session_id):  # from before its row exists until it is live (or ended)
+        return await _open(user=user, session_id=session_id, level=level, home=home, title=title, cols=cols,
+                           rows=rows, client_ip=client_ip)
+
+
+async def _open(*, user, session_id, level: Level, home: str, title: str, cols: int, rows: int,
+                client_ip) -> TerminalSession:
+    cap = settings.TERMINAL_MAX_SESSIONS_PER_USER
     fields = dict(
+        id=session_id,
         owner=user,
         title=(title or "").strip()[:200] or f"{user.get_username()}'s shell",
         security_level=level.value,
@@ -396,7 +406,8 @@ async def session_close(*, user, session_id, client_ip: str | None = None) -> Te
     elif session.host == registry.HOST_ID:
         # It ended here since the row was read (a session leaves the registry once its row has
         # ended), or this process lost it: either way it is closed.
-        if (await owned_session(user=user, session_id=session.pk)).status != Status.ENDED:
+        row = await owned_session(user=user, session_id=session.pk)
+        if row.status != Status.ENDED and not registry.known(session.pk):
             await mark_server_gone(session)
     elif await _live_here(session) is None:
         await audit.record(

@@ -1,4 +1,6 @@
-"""Closing a session never fails the caller, whatever else is going on (issue 11's soak).
+"""Opening and closing sessions while other requests of the same user run (issue 11's soak).
+
+Closing a session never fails the caller, whatever else is going on.
 
 The soak found DELETEs that ended in a CancelledError (a 503, and nginx then took the workers out
 of rotation): the relay's reader, closing a session for another worker, waited for the teardown
@@ -127,3 +129,25 @@ async def test_a_close_relayed_from_another_worker_and_a_local_one_both_succeed(
         assert [r.status_code for r in responses] == [200] * len(deletes), [r.content for r in responses]
         await _nothing_left(sids, pids)
         await _tasks_done(lives)
+
+
+async def test_sessions_opened_at_once_by_one_user_all_stay_live(client):
+    """Each open (and list) first ends the user's rows this process has lost; a row whose shell
+    was still starting must not count as lost (the soak's sockets then got 4409 session_ended)."""
+    opened = asyncio.Event()
+
+    async def list_meanwhile():
+        while not opened.is_set():
+            assert (await client.get(f"{BASE}/sessions?status=live")).status_code == 200
+
+    async def open_all():
+        try:
+            return await asyncio.gather(*(client.post(f"{BASE}/sessions", {}, content_type="application/json")
+                                          for _ in range(8)))
+        finally:
+            opened.set()
+
+    responses, *_ = await asyncio.gather(open_all(), *(list_meanwhile() for _ in range(4)))
+    assert [r.status_code for r in responses] == [201] * 8, [r.content for r in responses]
+    rows = [row async for row in TerminalSession.objects.filter(pk__in=[r.json()["id"] for r in responses])]
+    assert {(row.status, row.end_reason) for row in rows} == {("running", "")}
