@@ -85,8 +85,11 @@ class RedisServer:
 
 
 def site_config(listen_port: int, upstreams: list[str]) -> str:
+    """The site file with ``upstreams`` for its servers (each with the file's own parameters:
+    max_fails, fail_timeout) and ``listen_port``."""
     text = SITE.read_text()
-    servers = "".join(f"    server {address} max_fails=1 fail_timeout=5s;\n" for address in upstreams)
+    params = re.search(r"^    server [^ ;]+([^;\n]*);", text, re.MULTILINE).group(1)
+    servers = "".join(f"    server {address}{params};\n" for address in upstreams)
     text = re.sub(r"(upstream autobot \{\n)(?:    server [^\n]+\n)+", lambda m: m.group(1) + servers, text)
     return text.replace("listen 127.0.0.1:8000;", f"listen 127.0.0.1:{listen_port};")
 

@@ -125,21 +125,23 @@ async def terminal(http, stats: Stats, origin: str) -> None:
             try:
                 async with http.ws_connect(f"/ws/terminal/{session['id']}/", origin=origin) as ws:
                     await ws.send_json({"type": "input", "data": f"echo {marker}-$((40+2))\r"})
-                    seen = ""
+                    seen, error = "", ""
                     async with asyncio.timeout(20):
                         while f"{marker}-42" not in seen:
                             message = await ws.receive()
-                            if message.type != aiohttp.WSMsgType.TEXT:
-                                raise ConnectionError(f"socket closed ({message.data})")
+                            if message.type != aiohttp.WSMsgType.TEXT:  # why: the close code, the error
+                                raise ConnectionError(f"socket closed ({message.data}{error})")
                             frame = json.loads(message.data)
                             seen += frame.get("data", "") if frame["type"] == "output" else ""
+                            error = f" {frame.get('code')}" if frame["type"] == "error" else error
                 if attempt == 2:
                     stats.counts["sockets recovered"] += 1
                 break
             except (ConnectionError, TimeoutError, aiohttp.ClientError) as exc:
                 stats.counts["sockets dropped"] += 1
+                why = f"{type(exc).__name__} {exc}" if isinstance(exc, ConnectionError) else type(exc).__name__
                 if attempt == 2:
-                    return stats.failed("terminal", type(exc).__name__)
+                    return stats.failed("terminal", why)
         async with http.delete(f"/api/terminal/sessions/{session['id']}") as response:
             await response.read()
         stats.ok("terminal", audited=3)  # opened, the command, closed

@@ -45,6 +45,9 @@ class LiveSession:
     attachments: list = field(default_factory=list)  # watch.Attachment: the owner, observers, joiners
     typist: Any = None  # who sent the latest input: the line that runs next is theirs
     tasks: set[asyncio.Task] = field(default_factory=set)
+    # Those of ``tasks`` that run until cancelled (the relay's reader, a remote socket's pings):
+    # ending the session does not wait for them.
+    endless: set[asyncio.Task] = field(default_factory=set)
     recorded_lines: set[int] = field(default_factory=set)  # history numbers with a record already
     current_record_id: int | None = None
     # Lines recorded but not finished yet: history number -> record id (a paste runs several
@@ -63,10 +66,14 @@ class LiveSession:
         for listener in list(self.listeners):
             listener(event)
 
-    def spawn_task(self, coro: Awaitable, name: str) -> asyncio.Task:
+    def spawn_task(self, coro: Awaitable, name: str, *, endless: bool = False) -> asyncio.Task:
+        """A task of the session's: ending the session waits for it (``endless``: cancels it)."""
         task = spawn(coro, name=name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        if endless:
+            self.endless.add(task)
+            task.add_done_callback(self.endless.discard)
         return task
 
     def cancel_timers(self) -> None:
@@ -95,10 +102,27 @@ class LiveSession:
 
 
 _live: dict[uuid.UUID, LiveSession] = {}
+# Sessions whose row exists (or is being written) while their shell starts: not live yet, not
+# lost either (a concurrent request of the same user must not mark them server_gone).
+_opening: set[uuid.UUID] = set()
 
 
 def get(session_id: uuid.UUID) -> LiveSession | None:
     return _live.get(session_id)
+
+
+def known(session_id: uuid.UUID) -> bool:
+    """Whether this process runs the session or is starting it."""
+    return session_id in _live or session_id in _opening
+
+
+@contextlib.contextmanager
+def opening(session_id: uuid.UUID):
+    _opening.add(session_id)
+    try:
+        yield
+    finally:
+        _opening.discard(session_id)
 
 
 def add(live: LiveSession) -> None:

@@ -31,7 +31,8 @@ from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
 from autobot.errors import AppError, Conflict, Unavailable
-from autobot.supervise import cancel, supervised
+from autobot.lanes import spawn
+from autobot.supervise import cancel, cancel_and_wait, supervised
 from autobot.workers import worker_gone
 
 from . import live as registry
@@ -43,6 +44,7 @@ PING_SECONDS = 5.0
 # or a paused event loop is not mistaken for a dead process.
 LOST_SECONDS = 20.0
 CALL_TIMEOUT = 10.0
+ENDED_CHECK_SECONDS = 1.0  # how often a call waiting for its answer checks whether the session ended
 
 
 def host_channel(session_id) -> str:
@@ -124,6 +126,26 @@ async def _handle(live: registry.LiveSession, message: dict) -> None:
         if remote := _remotes.get(live.id, {}).get(reply):
             await remote.close()
         return
+    if op == "close":  # the teardown ends by cancelling this reader: answer from a task of its own
+        task = spawn(_answer_logged(live, message), name=f"terminal {live.id} relay close")
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+        return
+    await _answer(live, message)
+
+
+_closing: set[asyncio.Task] = set()
+
+
+async def _answer_logged(live: registry.LiveSession, message: dict) -> None:
+    try:
+        await _answer(live, message)
+    except Exception:
+        log.exception("terminal %s: relay message %s failed", live.id, message.get("op"))
+
+
+async def _answer(live: registry.LiveSession, message: dict) -> None:
+    op, reply = message.get("op"), message.get("reply")
     result: dict = {"type": "terminal.result", "call_id": message.get("call_id")}
     try:
         result["value"] = await _call(live, op, message.get("args") or {})
@@ -138,6 +160,9 @@ async def _handle(live: registry.LiveSession, message: dict) -> None:
 async def _call(live: registry.LiveSession, op: str, args: dict):
     from . import sessions
 
+    if op == "close":  # a second close (a retried DELETE) waits for the first one
+        await sessions.close_live(live, "closed")
+        return None
     if live.ending is not None:
         raise Conflict(f"terminal session {live.id} has ended", code="session_ended")
     if op in ATTACHMENT_OPS:
@@ -159,8 +184,6 @@ async def _call(live: registry.LiveSession, op: str, args: dict):
     elif op == "level":
         sessions.set_level(live, args["level"])
         live.broadcast({"type": "session", **(args.get("info") or {})})
-    elif op == "close":
-        await sessions.end_live(live, "closed")
     else:
         raise AppError(f"unknown relay operation {op!r}", code="invalid_relay_op")
     return None
@@ -202,7 +225,7 @@ async def _attach(live: registry.LiveSession, message: dict) -> None:
     await remote.send({"type": "terminal.attached", "role": attachment.role, "watchers": watchers(live)})
     remote.tasks += [
         live.spawn_task(_pump(remote), f"terminal {live.id} relay out"),
-        live.spawn_task(_watch(remote), f"terminal {live.id} relay watch"),
+        live.spawn_task(_watch(remote), f"terminal {live.id} relay watch", endless=True),
     ]
 
 
@@ -233,16 +256,40 @@ async def call(session, op: str, **args) -> Any:
     call_id = uuid.uuid4().hex
     await layer.send(host_channel(session.pk), {"type": "terminal.relay", "op": op, "args": args,
                                                  "reply": reply, "call_id": call_id})
+    answering = asyncio.create_task(_answer_to(layer, reply, call_id))
+    # A session that ends meanwhile (closed on its host, say) leaves a call unanswered: its host's
+    # reader stops with it. The call then ends as one reaching an ended session would.
+    ending = asyncio.create_task(_ended(session))
     try:
-        while True:
-            answer = await asyncio.wait_for(layer.receive(reply), timeout=CALL_TIMEOUT)
-            if answer.get("call_id") == call_id:
-                break
-    except TimeoutError:
+        done, _ = await asyncio.wait({answering, ending}, timeout=CALL_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await cancel_and_wait([t for t in (answering, ending) if not t.done()])
+    if answering in done:
+        answer = answering.result()
+    elif ending in done:
+        raise Conflict(f"terminal session {session.pk} has ended", code="session_ended")
+    else:
         await host_lost(session)
     if not answer.get("ok"):
         _raise(answer["error"])
     return answer.get("value")
+
+
+async def _answer_to(layer, reply: str, call_id: str) -> dict:
+    while True:
+        answer = await layer.receive(reply)
+        if answer.get("call_id") == call_id:
+            return answer
+
+
+async def _ended(session) -> None:
+    from terminal.models import TerminalSession
+
+    ended = TerminalSession.objects.filter(pk=session.pk, status=TerminalSession.Status.ENDED)
+    while True:  # after a pause first: most calls are answered in milliseconds
+        await asyncio.sleep(ENDED_CHECK_SECONDS)
+        if await ended.aexists():
+            return
 
 
 async def host_lost(session) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import signal
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from autobot import audit
 from autobot.caps import CapReached, cap_reserve
-from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, RateLimited, Unavailable
+from autobot.errors import AppError, Conflict, InvalidInput, LimitExceeded, NotFound, RateLimited, Unavailable
 from autobot.lanes import spawn
+from autobot.supervise import cancel
 from autobot.workers import single_process, worker_gone
 from terminal.hook import HookChannel
 from terminal.models import CommandRecord, TerminalSession
@@ -83,7 +84,7 @@ async def _mark_stale(user=None) -> int:
     ended = 0
     async for row in rows:
         ours = row.host == registry.HOST_ID
-        if (ours and registry.get(row.pk) is None) or worker_gone(row.host):
+        if (ours and not registry.known(row.pk)) or worker_gone(row.host):
             ended += await mark_server_gone(row)
     return ended
 
@@ -120,10 +121,19 @@ async def session_open(
     check_level(user=user, current=None, requested=level)
     cols, rows = validate_size(cols, rows)
     await _mark_stale(user)
-    cap = settings.TERMINAL_MAX_SESSIONS_PER_USER
     await launch_check(user=user, level=level)
     home = await home_for(user)
+    session_id = uuid.uuid4()
+    with registry.opening(session_id):  # from before its row exists until it is live (or ended)
+        return await _open(user=user, session_id=session_id, level=level, home=home, title=title, cols=cols,
+                           rows=rows, client_ip=client_ip)
+
+
+async def _open(*, user, session_id, level: Level, home: str, title: str, cols: int, rows: int,
+                client_ip) -> TerminalSession:
+    cap = settings.TERMINAL_MAX_SESSIONS_PER_USER
     fields = dict(
+        id=session_id,
         owner=user,
         title=(title or "").strip()[:200] or f"{user.get_username()}'s shell",
         security_level=level.value,
@@ -215,7 +225,7 @@ async def _spawn(session: TerminalSession, *, user, level: Level, home: str, cli
     live.spawn_task(registry.pump_output(live, proc.subscribe()), f"terminal {session.pk} recorder")
     live.spawn_task(_end_on_exit(live), f"terminal {session.pk} exit")
     if not single_process():  # sockets and calls reaching other workers come through here
-        live.spawn_task(relay.serve(live), f"terminal {session.pk} relay")
+        live.spawn_task(relay.serve(live), f"terminal {session.pk} relay", endless=True)
     live.schedule_idle_check(settings.TERMINAL_IDLE_SECONDS, functools.partial(_check_idle, live))
     return live
 
@@ -235,26 +245,39 @@ async def _end_on_exit(live: registry.LiveSession) -> None:
 
 
 def end_live(live: registry.LiveSession, reason: str) -> asyncio.Task:
-    """End a live session once (idempotent); returns the task doing it."""
+    """End a live session once (idempotent); returns the task doing it.
+
+    Await it only through ``asyncio.shield`` (``await close_live(...)``): awaiting the task itself
+    ties it to the caller, and a caller that is cancelled (a client gone, the relay's reader that
+    the teardown stops) would cancel the teardown halfway, and with it every other caller."""
     if live.ending is None:
         live.ending = spawn(_end(live, reason), name=f"terminal {live.id} end")
     return live.ending
 
 
+async def close_live(live: registry.LiveSession, reason: str) -> None:
+    """End a live session and wait until it has ended; cancelling the caller leaves the teardown
+    running."""
+    await asyncio.shield(end_live(live, reason))
+
+
 async def _end(live: registry.LiveSession, reason: str) -> None:
     live.cancel_timers()
     code = await live.proc.terminate(grace=1.0)
-    # The recorder task drains what the shell wrote last, then stops by itself.
     current = asyncio.current_task()
-    others = [t for t in live.tasks if t is not current and not t.get_name().endswith(" exit")]
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(asyncio.gather(*others, return_exceptions=True), 5)
+    # The recorder drains what the shell wrote last, and a remote socket's pump sends the exit:
+    # they stop by themselves (waited for, not cancelled: the recording keeps its last output).
+    # The endless ones (the relay's reader) are cancelled at the end; waiting for them would
+    # only wait out the timeout, or forever for one that waits for this task.
+    finite = [t for t in live.tasks if t is not current and t not in live.endless]
+    if finite:
+        await asyncio.wait(finite, timeout=5)
     await registry.close_quietly(live)
     await live.launch.release()
-    registry.remove(live.id)
     await TerminalSession.objects.filter(pk=live.id).aupdate(
         status=Status.ENDED, ended=timezone.now(), exit_code=code, end_reason=reason
     )
+    registry.remove(live.id)  # after the row has ended: a close that finds it gone finds the row ended
     await audit.record(
         actor=live.owner,
         action="terminal.session_end",
@@ -263,17 +286,20 @@ async def _end(live: registry.LiveSession, reason: str) -> None:
         data={"reason": reason, "exit_code": code},
         ip=live.client_ip,
     )
+    live.ended.set()
+    # Last, and without waiting: a task cancelled here may be one that waits for this one.
+    # Insisting (supervise.cancel): the relay's reader waits in redis-py, which can lose a
+    # cancellation on Python 3.11.
     for task in list(live.tasks):
         if task is not current:
-            task.cancel()
-    live.ended.set()
+            cancel(task)
 
 
 async def sessions_shutdown() -> None:
     """End every live session of this process (server shutdown, tests)."""
-    tasks = [end_live(live, "shutdown") for live in registry.all_sessions()]
-    if tasks:
-        await asyncio.gather(*tasks, return_exceptions=True)
+    closing = [close_live(live, "shutdown") for live in registry.all_sessions()]
+    if closing:
+        await asyncio.gather(*closing, return_exceptions=True)
 
 
 async def _live_here(session: TerminalSession) -> registry.LiveSession | None:
@@ -374,8 +400,16 @@ async def session_close(*, user, session_id, client_ip: str | None = None) -> Te
             data={},
             ip=client_ip,
         )
-        await end_live(live, "closed")
-    elif session.status != Status.ENDED and await _live_here(session) is None:
+        await close_live(live, "closed")
+    elif session.status == Status.ENDED:
+        pass
+    elif session.host == registry.HOST_ID:
+        # It ended here since the row was read (a session leaves the registry once its row has
+        # ended), or this process lost it: either way it is closed.
+        row = await owned_session(user=user, session_id=session.pk)
+        if row.status != Status.ENDED and not registry.known(session.pk):
+            await mark_server_gone(session)
+    elif await _live_here(session) is None:
         await audit.record(
             actor=user,
             action="terminal.session_close",
@@ -384,7 +418,11 @@ async def session_close(*, user, session_id, client_ip: str | None = None) -> Te
             data={"host": session.host},
             ip=client_ip,
         )
-        await relay.call(session, "close")
+        try:
+            await relay.call(session, "close")
+        except AppError as exc:  # it ended meanwhile (another close, its shell exited): closed all the same
+            if exc.code != "session_ended":
+                raise
     return await owned_session(user=user, session_id=session.pk)
 
 
