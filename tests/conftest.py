@@ -335,3 +335,18 @@ async def asgi_get(application, path: str, *headers: tuple[bytes, bytes]) -> int
         pass
     await comm.wait(timeout=5)
     return start["status"]
+
+
+def use_redis_layer(settings, prefix: str, url: str | None = None) -> None:
+    """Switch the test to the project's real Redis channel layer, configured as settings builds it
+    from REDIS_URL (the test Redis unless `url`), with channel names of the test's own."""
+    import uuid
+
+    from channels.layers import channel_layers
+
+    from autobot.redisconf import channel_layer_config
+
+    settings.REDIS_URL = url or os.environ["AUTOBOT_TEST_REDIS_URL"]
+    settings.CHANNEL_LAYERS = {"default": channel_layer_config(settings.REDIS_URL,
+                                                               prefix=f"{prefix}{uuid.uuid4().hex[:8]}")}
+    channel_layers.backends.clear()

@@ -106,11 +106,7 @@ async def _serve(live: registry.LiveSession) -> None:
     layer = get_channel_layer()
     channel = host_channel(live.id)
     while True:
-        message = await layer.receive(channel)
-        try:
-            await _handle(live, message)
-        except Exception:
-            log.exception("terminal %s: relay message %s failed", live.id, message.get("op"))
+        await _logged(_handle, live, await layer.receive(channel))
 
 
 async def _handle(live: registry.LiveSession, message: dict) -> None:
@@ -127,7 +123,7 @@ async def _handle(live: registry.LiveSession, message: dict) -> None:
             await remote.close()
         return
     if op == "close":  # the teardown ends by cancelling this reader: answer from a task of its own
-        task = spawn(_answer_logged(live, message), name=f"terminal {live.id} relay close")
+        task = spawn(_logged(_answer, live, message), name=f"terminal {live.id} relay close")
         _closing.add(task)
         task.add_done_callback(_closing.discard)
         return
@@ -137,9 +133,10 @@ async def _handle(live: registry.LiveSession, message: dict) -> None:
 _closing: set[asyncio.Task] = set()
 
 
-async def _answer_logged(live: registry.LiveSession, message: dict) -> None:
+async def _logged(handler, live: registry.LiveSession, message: dict) -> None:
+    """Run `handler(live, message)`; a failure is logged and the relay goes on."""
     try:
-        await _answer(live, message)
+        await handler(live, message)
     except Exception:
         log.exception("terminal %s: relay message %s failed", live.id, message.get("op"))
 

@@ -6,13 +6,13 @@ last message. These tests stay silent past that, then expect everything to work.
 """
 
 import asyncio
-import uuid
 
 import pytest
 
-from autobot.redisconf import LAYER_BLOCKING_READ_SECONDS, channel_layer_config
+from autobot.redisconf import LAYER_BLOCKING_READ_SECONDS
 from chat.models import ChatSession
 from tests.agents.test_consumers import answer_requests, api_request, connect_agent
+from tests.conftest import use_redis_layer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.timeout(90)]
 
@@ -22,16 +22,11 @@ SILENCE = LAYER_BLOCKING_READ_SECONDS + 2
 @pytest.fixture
 async def redis_layer(settings):
     """The project's real Redis layer configuration (as settings builds it from REDIS_URL)."""
-    import os
-
     from channels.layers import channel_layers
 
     from agents.services import bus_shutdown
 
-    settings.REDIS_URL = os.environ["AUTOBOT_TEST_REDIS_URL"]
-    settings.CHANNEL_LAYERS = {"default": channel_layer_config(settings.REDIS_URL,
-                                                               prefix=f"idle{uuid.uuid4().hex[:8]}")}
-    channel_layers.backends.clear()
+    use_redis_layer(settings, "idle")
     yield
     await bus_shutdown()
     channel_layers.backends.clear()

@@ -19,6 +19,7 @@ from autobot.errors import AppError
 from terminal.models import TerminalSession
 from terminal.services import live as registry
 from terminal.services import relay
+from tests.conftest import use_redis_layer
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -92,12 +93,7 @@ async def redis_layer(settings):
     """The Redis channel layer, as with several workers: each session's relay reader runs."""
     from channels.layers import channel_layers
 
-    from autobot.redisconf import channel_layer_config
-
-    settings.REDIS_URL = os.environ["AUTOBOT_TEST_REDIS_URL"]
-    settings.CHANNEL_LAYERS = {"default": channel_layer_config(settings.REDIS_URL,
-                                                               prefix=f"close{uuid.uuid4().hex[:8]}")}
-    channel_layers.backends.clear()
+    use_redis_layer(settings, "close")
     yield
     from terminal.services import sessions_shutdown
 
