@@ -15,12 +15,10 @@ disturbed by other work on a shared machine). Not a test: it asserts nothing.
     .venv/bin/python bench/api.py [--seconds 5] [--rounds 2]
 """
 
-import argparse
 import statistics
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from shutil import which
 
 from common import (  # first: it puts the project root on sys.path
     WRK_LUA,
@@ -33,8 +31,10 @@ from common import (  # first: it puts the project root on sys.path
     stock_server,
     uvicorn_server,
     wrk,
+    wrk_installed,
+    wrk_parser,
 )
-from report import quick, record
+from report import record
 
 from autobot.testing import HOST
 
@@ -53,13 +53,9 @@ def median(runs: list[dict], key: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0 if quick() else 5.0)
-    parser.add_argument("--rounds", type=int, default=1 if quick() else 2)
+    parser = wrk_parser(__doc__)
     args = parser.parse_args()
-    if not which("wrk"):
-        print("wrk is not installed (Debian: apt-get install wrk); nothing measured")
-        record("wrk available", 0, "", target="installed", passed=False, note="apt-get install wrk")
+    if not wrk_installed():
         return
 
     load_before = machine_load()

@@ -168,6 +168,31 @@ end
 """
 
 
+def wrk_parser(doc: str):
+    """The options every wrk benchmark takes: --seconds a run and --rounds (alternating)."""
+    import argparse
+
+    from report import quick
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0 if quick() else 5.0)
+    parser.add_argument("--rounds", type=int, default=1 if quick() else 2)
+    return parser
+
+
+def wrk_installed() -> bool:
+    """True if wrk is on PATH; otherwise says so and records a failed row (the suite goes on)."""
+    from shutil import which
+
+    from report import record
+
+    if which("wrk"):
+        return True
+    print("wrk is not installed (Debian: apt-get install wrk); nothing measured")
+    record("wrk available", 0, "", target="installed", passed=False, note="apt-get install wrk")
+    return False
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (from /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

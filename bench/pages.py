@@ -20,14 +20,12 @@ same database and with the same session cookie, and measures its pages in the sa
 (rows "before ...", printed only).
 """
 
-import argparse
 import asyncio
 import re
 import statistics
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from shutil import which
 
 from common import (  # first: it puts the project root on sys.path
     HOST,
@@ -41,8 +39,10 @@ from common import (  # first: it puts the project root on sys.path
     stock_server,
     uvicorn_server,
     wrk,
+    wrk_installed,
+    wrk_parser,
 )
-from report import quick, record
+from report import record
 
 ROWS = 20
 PASSWORD = "bench-password-123"  # bench_token's
@@ -85,15 +85,11 @@ async def browser_login(base: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0 if quick() else 5.0)
-    parser.add_argument("--rounds", type=int, default=1 if quick() else 2)
+    parser = wrk_parser(__doc__)
     parser.add_argument("--pages", nargs="+", default=PAGES, help="paths to measure (default: the main pages)")
     parser.add_argument("--compare", metavar="DIR", help="another source tree to serve beside, as 'before'")
     args = parser.parse_args()
-    if not which("wrk"):
-        print("wrk is not installed (Debian: apt-get install wrk); nothing measured")
-        record("wrk available", 0, "", target="installed", passed=False, note="apt-get install wrk")
+    if not wrk_installed():
         return
 
     load_before = machine_load()
