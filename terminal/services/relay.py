@@ -264,6 +264,7 @@ async def call(session, op: str, **args) -> Any:
     if answering in done:
         answer = answering.result()
     elif ending in done:
+        ending.result()  # a failed check (the database) is that failure, not "ended"
         raise Conflict(f"terminal session {session.pk} has ended", code="session_ended")
     else:
         await host_lost(session)

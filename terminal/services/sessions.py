@@ -262,37 +262,46 @@ async def close_live(live: registry.LiveSession, reason: str) -> None:
 
 
 async def _end(live: registry.LiveSession, reason: str) -> None:
-    live.cancel_timers()
-    code = await live.proc.terminate(grace=1.0)
     current = asyncio.current_task()
-    # The recorder drains what the shell wrote last, and a remote socket's pump sends the exit:
-    # they stop by themselves (waited for, not cancelled: the recording keeps its last output).
-    # The endless ones (the relay's reader) are cancelled at the end; waiting for them would
-    # only wait out the timeout, or forever for one that waits for this task.
-    finite = [t for t in live.tasks if t is not current and t not in live.endless]
-    if finite:
-        await asyncio.wait(finite, timeout=5)
-    await registry.close_quietly(live)
-    await live.launch.release()
-    await TerminalSession.objects.filter(pk=live.id).aupdate(
-        status=Status.ENDED, ended=timezone.now(), exit_code=code, end_reason=reason
-    )
-    registry.remove(live.id)  # after the row has ended: a close that finds it gone finds the row ended
-    await audit.record(
-        actor=live.owner,
-        action="terminal.session_end",
-        target_type="terminal_session",
-        target_id=str(live.id),
-        data={"reason": reason, "exit_code": code},
-        ip=live.client_ip,
-    )
-    live.ended.set()
-    # Last, and without waiting: a task cancelled here may be one that waits for this one.
-    # Insisting (supervise.cancel): the relay's reader waits in redis-py, which can lose a
-    # cancellation on Python 3.11.
-    for task in list(live.tasks):
-        if task is not current:
-            cancel(task)
+    try:
+        live.cancel_timers()
+        code = await live.proc.terminate(grace=1.0)
+        # The recorder drains what the shell wrote last, and a remote socket's pump sends the exit:
+        # they stop by themselves (waited for, not cancelled: the recording keeps its last output).
+        # The endless ones (the relay's reader) are cancelled at the end; waiting for them would
+        # only wait out the timeout, or forever for one that waits for this task.
+        finite = [t for t in live.tasks if t is not current and t not in live.endless]
+        if finite:
+            await asyncio.wait(finite, timeout=5)
+        await registry.close_quietly(live)
+        await live.launch.release()
+        await TerminalSession.objects.filter(pk=live.id).aupdate(
+            status=Status.ENDED, ended=timezone.now(), exit_code=code, end_reason=reason
+        )
+        await audit.record(
+            actor=live.owner,
+            action="terminal.session_end",
+            target_type="terminal_session",
+            target_id=str(live.id),
+            data={"reason": reason, "exit_code": code},
+            ip=live.client_ip,
+        )
+    except Exception:
+        # Logged here: callers await through a shield, which drops the error of a cancelled one.
+        # The row may still say running; out of the registry, the next list marks it lost.
+        log.exception("terminal %s: ending the session failed", live.id)
+        raise
+    finally:
+        # After the row has ended (when it could be): a close that finds the session gone finds
+        # the row ended. Whatever failed, the session leaves the registry and its waiters wake.
+        registry.remove(live.id)
+        live.ended.set()
+        # Last, and without waiting: a task cancelled here may be one that waits for this one.
+        # Insisting (supervise.cancel): the relay's reader waits in redis-py, which can lose a
+        # cancellation on Python 3.11.
+        for task in list(live.tasks):
+            if task is not current:
+                cancel(task)
 
 
 async def sessions_shutdown() -> None:
