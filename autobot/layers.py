@@ -10,6 +10,7 @@ past a day) goes at most that much later; nothing else changes.
 
 import time
 
+from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer as ChannelsInMemoryChannelLayer
 
 CLEAN_SECONDS = 1.0
@@ -26,3 +27,12 @@ class InMemoryChannelLayer(ChannelsInMemoryChannelLayer):
             return
         self._next_clean = now + CLEAN_SECONDS
         super()._clean_expired()
+
+    async def send(self, channel, message):
+        try:
+            await super().send(channel, message)
+        except ChannelFull:
+            # Full, perhaps of messages past their expiry that the walk has not removed yet:
+            # walk now, then try once more (a channel full of live messages is still full).
+            super()._clean_expired()
+            await super().send(channel, message)

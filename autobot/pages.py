@@ -33,7 +33,7 @@ from django.db.models import BooleanField, CharField, Exists, Expression, Expres
 from django.http import HttpRequest, HttpResponse
 
 from autobot.compiled import CompiledQuery, Param
-from autobot.sessions import session_user
+from autobot.sessions import MODEL_BACKEND, session_user
 
 
 def page(view: Callable[..., HttpResponse]):
@@ -73,7 +73,6 @@ def attach_user(request: HttpRequest) -> None:
 
 # ---- permissions in one query ---------------------------------------------------------------
 
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 def holds_permission(user_id, app_label, codename) -> Expression:

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.contrib.auth.views import redirect_to_login
 from django.db.models import IntegerField, OuterRef, Q, Subquery
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
@@ -259,7 +260,10 @@ async def _fresh_health() -> tuple[int, dict]:
 
 async def dashboard(request):
     """Signed-in only. The health report (kept a few seconds, `_health`), then everything else
-    (session, user, counts, events, setup, rendering) in one lane job."""
+    (session, user, counts, events, setup, rendering) in one lane job. A visitor without a
+    session cookie cannot be signed in: sent to the login form before any health check runs."""
+    if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+        return redirect_to_login(request.get_full_path())
     status, health = await _health()
     return await _dashboard_page(request, health=health, healthy=status == 200)
 

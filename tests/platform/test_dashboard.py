@@ -170,9 +170,14 @@ def test_the_health_card_is_a_report_kept_a_few_seconds(owner, monkeypatch):
     assert views._health_kept is not kept  # past it: a fresh one
 
 
-def test_anonymous_visitors_are_sent_to_sign_in():
+def test_anonymous_visitors_are_sent_to_sign_in(monkeypatch):
+    monkeypatch.setattr(views, "_health_kept", None)
     response = Client().get("/")
     assert response.status_code == 302 and response["Location"] == "/accounts/login/?next=/"
+    assert views._health_kept is None  # no health check (database, Redis, sandbox) for them
+
+    response = Client(headers={"cookie": "sessionid=forged"}).get("/?tab=1")  # a cookie, but no session
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/?next=/%3Ftab%3D1"
 
 
 def test_has_perm_answers_as_django_does_in_one_query(owner, stranger, staff, django_user_model):

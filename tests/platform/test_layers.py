@@ -2,6 +2,7 @@
 
 import asyncio
 
+import pytest
 from django.conf import settings
 
 from autobot import layers
@@ -38,3 +39,22 @@ async def test_an_expired_message_is_dropped_and_its_channel_leaves_its_groups(m
     assert list(layer.groups["chat.two"]) == [alive]
     assert (await layer.receive(alive))["n"] == 2
     assert gone not in layer.channels
+
+
+async def test_a_channel_full_of_expired_messages_takes_a_new_one(monkeypatch):
+    """Between walks expired messages stay queued; a send that finds the queue full walks at once."""
+    from channels.exceptions import ChannelFull
+
+    monkeypatch.setattr(layers, "CLEAN_SECONDS", 60.0)
+    layer = layers.InMemoryChannelLayer(expiry=0.1, capacity=2)
+    channel = await layer.new_channel()
+    for n in range(2):
+        await layer.send(channel, {"type": "x", "n": n})
+    await asyncio.sleep(0.2)  # both expired, not yet walked away
+    await layer.send(channel, {"type": "x", "n": 2})
+    assert (await layer.receive(channel))["n"] == 2
+
+    for n in range(2):  # live messages still fill it
+        await layer.send(channel, {"type": "x", "n": n})
+    with pytest.raises(ChannelFull):
+        await layer.send(channel, {"type": "x", "n": 9})
