@@ -452,6 +452,8 @@ def _title_from(content: str) -> str:
 
 # -- models and grounding ---------------------------------------------------------------------
 def _resolve(model: str | None) -> Resolved:
+    if model is not None and not isinstance(model, str):  # a socket frame's field can be anything
+        raise InvalidInput("model must be a string such as 'ollama:llama3'", code="invalid_input")
     try:
         return get_registry().resolve(model)
     except LLMUnavailable as exc:

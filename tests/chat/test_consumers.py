@@ -248,3 +248,17 @@ async def test_two_sockets_posting_at_once_start_one_answer(ws_connect, owner, l
     assert len(llm.requests) == 1
     await first.disconnect()
     await second.disconnect()
+
+
+async def test_a_model_that_is_not_a_string_is_invalid_input_and_the_socket_stays(ws_connect, owner, llm):
+    from chat import services
+
+    session = await services.session_create(user=owner)
+    comm = await ws_connect(f"/ws/chat/{session.id}/", user=owner)
+    await comm.send_json_to({"type": "message", "content": "hi", "model": ["x"]})
+    error = await comm.receive_json_from(timeout=10)
+    assert error["type"] == "error" and error["code"] == "invalid_input" and "model" in error["detail"]
+    await comm.send_json_to({"type": "message", "content": "hi"})  # still open, still answering
+    seen = [await comm.receive_json_from(timeout=10) for _ in range(3)]
+    assert all(frame["type"] != "error" for frame in seen)
+    await comm.disconnect()
