@@ -219,6 +219,30 @@ async def test_a_replayed_message_id_is_refused(ws_connect, owner):
     await comm.disconnect()
 
 
+async def still_answers(comm, agent_id="echo"):
+    """The socket still works: a request to a built-in is answered."""
+    ask = frame(agent_id, "REQUEST", "nonsense", recipient_id="knowledge")
+    await send(comm, ask)
+    answer = await receive(comm)
+    assert answer["header"]["correlation_id"] == ask["header"]["message_id"], answer
+    assert answer["payload"]["data"]["code"] == "unknown_action"
+
+
+async def test_a_message_replayed_on_a_new_connection_is_refused_and_the_socket_stays(ws_connect, owner):
+    first, _ = await connect_agent(ws_connect, owner)
+    note = frame("echo", "BROADCAST", "hello")
+    await send(first, note)
+    await first.receive_nothing(0.2)
+    await first.disconnect()
+    again, _ = await connect_agent(ws_connect, owner)
+    await send(again, note)
+    error = await expect_error(again, "replayed")
+    assert error["header"]["correlation_id"] == note["header"]["message_id"]
+    await still_answers(again)
+    assert await AgentMessage.objects.filter(message_id=note["header"]["message_id"]).acount() == 1
+    await again.disconnect()
+
+
 async def test_a_response_with_an_unknown_correlation_id_is_refused(ws_connect, owner):
     comm, _ = await connect_agent(ws_connect, owner)
     await send(comm, frame("echo", "RESPONSE", "echo", correlation_id=str(uuid.uuid4())))
