@@ -130,7 +130,7 @@ async def test_heartbeats_refresh_the_registry(ws_connect, owner):
     comm, _ = await connect_agent(ws_connect, owner)
     before = (await Agent.objects.aget(pk="echo")).last_heartbeat
     await send(comm, frame("echo", "HEARTBEAT", "heartbeat"))
-    await comm.receive_nothing(0.2)
+    assert await comm.receive_nothing(0.2)
     assert (await Agent.objects.aget(pk="echo")).last_heartbeat > before
     await comm.disconnect()
 
@@ -169,7 +169,7 @@ async def test_a_bad_frame_gets_an_error_and_the_connection_stays_open(ws_connec
     if code == "invalid_message" and "SHOUT" in raw:
         assert "REQUEST, RESPONSE, BROADCAST" in error["payload"]["data"]["detail"]
     await send(comm, frame("echo", "HEARTBEAT", "heartbeat"))
-    await comm.receive_nothing(0.1)
+    assert await comm.receive_nothing(0.1)
     await comm.disconnect()
 
 
@@ -232,7 +232,7 @@ async def test_a_message_replayed_on_a_new_connection_is_refused_and_the_socket_
     first, _ = await connect_agent(ws_connect, owner)
     note = frame("echo", "BROADCAST", "hello")
     await send(first, note)
-    await first.receive_nothing(0.2)
+    assert await first.receive_nothing(0.2)
     await first.disconnect()
     again, _ = await connect_agent(ws_connect, owner)
     await send(again, note)
@@ -376,7 +376,7 @@ async def test_the_feed_does_not_show_other_users_messages(ws_connect, owner, st
     call = asyncio.create_task(api_request(api_client, owner, "echo"))
     await answer_requests(comm, "echo")
     await call
-    await feed.receive_nothing(0.2)
+    assert await feed.receive_nothing(0.2)
     assert await AgentMessage.objects.acount() == 1
     await comm.disconnect()
     await feed.disconnect()
