@@ -40,6 +40,7 @@ from agents.protocol import (
     parse_message,
     payload_size,
 )
+from agents.seen import seen_close
 from autobot import audit
 from autobot.errors import BadRequest, Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound, Timeout, Unavailable
 from autobot.http import json_loads
@@ -124,12 +125,13 @@ async def get_bus() -> Bus:
 
 
 async def bus_shutdown() -> None:
-    """Stop this loop's bus and built-ins (tests; server shutdown)."""
+    """Stop this loop's bus and built-ins and close its replay-window client (tests; server shutdown)."""
     runtime = _runtimes.pop(asyncio.get_running_loop(), None)
     if runtime is not None:
         if runtime.ready:
             await asyncio.gather(runtime.ready, return_exceptions=True)
         await runtime.stop()
+    await seen_close()
 
 
 # --- feed --------------------------------------------------------------------------------

@@ -243,6 +243,21 @@ async def test_a_message_replayed_on_a_new_connection_is_refused_and_the_socket_
     await again.disconnect()
 
 
+async def test_a_heartbeat_replayed_on_a_new_connection_is_refused(ws_connect, owner):
+    """Heartbeats are not logged: only the shared replay window can recognise this one."""
+    first, _ = await connect_agent(ws_connect, owner)
+    beat = frame("echo", "HEARTBEAT", "heartbeat")
+    await send(first, beat)
+    await still_answers(first)
+    await first.disconnect()
+    again, _ = await connect_agent(ws_connect, owner)
+    await send(again, beat)
+    error = await expect_error(again, "replayed")
+    assert error["header"]["correlation_id"] == beat["header"]["message_id"]
+    await still_answers(again)
+    await again.disconnect()
+
+
 async def test_a_response_with_an_unknown_correlation_id_is_refused(ws_connect, owner):
     comm, _ = await connect_agent(ws_connect, owner)
     await send(comm, frame("echo", "RESPONSE", "echo", correlation_id=str(uuid.uuid4())))
