@@ -97,10 +97,11 @@ async def store() -> SeenIds:
         return _memory
     loop = asyncio.get_running_loop()
     kept = _clients.get(loop)
-    if kept is None or kept[0] != url:
-        if kept is not None:
-            await kept[1].aclose()
-        kept = _clients[loop] = (url, _redis_client(url))
+    if kept is None or kept[0] != url:  # the new client is in place before the old one is closed
+        old, kept = kept, (url, _redis_client(url))
+        _clients[loop] = kept
+        if old is not None:
+            await old[1].aclose()
     return RedisSeen(kept[1], window)
 
 
