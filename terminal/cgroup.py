@@ -10,11 +10,18 @@ is the cap. Knows nothing of Django.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
+import time
 from pathlib import Path
+
+log = logging.getLogger("terminal")
 
 V1_ROOT = Path("/sys/fs/cgroup/pids")
 V2_ROOT = Path("/sys/fs/cgroup")
+REMOVE_SECONDS = 2.0  # how long remove() waits for the kernel to finish with the processes
+_RETRY_SECONDS = 0.02
 
 
 def _parent() -> Path | None:
@@ -67,7 +74,50 @@ class PidsCgroup:
         finally:
             os.close(fd)
 
-    def remove(self) -> None:
-        """Once every process in it has exited (blocking; off the event loop)."""
+    def remove(self, *, wait: float = REMOVE_SECONDS) -> None:
+        """Kill whatever is left inside, then remove the folder. The kernel finishes tearing
+        down a sandbox's processes after the shell is reaped, and the folder is busy until then:
+        retried for up to ``wait`` seconds. Blocking (sleeps): off the event loop."""
+        deadline = time.monotonic() + wait
+        while True:
+            _kill_all(self.path)
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    log.warning("terminal: could not remove the cgroup %s: %s", self.path, exc)
+                    return
+                time.sleep(_RETRY_SECONDS)
+
+
+def _pids(path: Path) -> set[int]:
+    try:
+        return {int(pid) for pid in (path / "cgroup.procs").read_text().split()}
+    except (OSError, ValueError):
+        return set()
+
+
+def _kill_all(path: Path) -> None:
+    """SIGKILL every process in the cgroup. A pid is pinned with a pidfd, then checked to be
+    still inside, so a pid reused by an unrelated process in between is never signalled."""
+    kill = path / "cgroup.kill"  # cgroup v2, Linux 5.14+: the kernel does it all
+    if kill.exists():
         with contextlib.suppress(OSError):
-            self.path.rmdir()
+            kill.write_text("1")
+            return
+    pidfds = {}
+    for pid in _pids(path):
+        with contextlib.suppress(OSError):
+            pidfds[pid] = os.pidfd_open(pid)
+    try:
+        inside = _pids(path)
+        for pid, fd in pidfds.items():
+            if pid in inside:
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+    finally:
+        for fd in pidfds.values():
+            os.close(fd)
