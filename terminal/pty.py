@@ -62,8 +62,8 @@ class PtyOptions:
     rlimits: Mapping[int, tuple[int, int]] = field(default_factory=dict)
     # Extra fds the child inherits (the hook channel).
     pass_fds: Sequence[int] = ()
-    # A cgroup's cgroup.procs file the child moves itself into before exec (process caps).
-    cgroup_procs: str | None = None
+    # cgroup.procs files the child moves itself into before exec (process and memory caps).
+    cgroup_procs: Sequence[str] = ()
     replay_chars: int = 256 * 1024
     coalesce_seconds: float = 0.004
     write_queue_bytes: int = 1024 * 1024
@@ -117,14 +117,14 @@ class Subscription:
 
 
 def _preexec(
-    rlimits: Mapping[int, tuple[int, int]], pass_fds: Sequence[int], cgroup_procs: str | None = None
+    rlimits: Mapping[int, tuple[int, int]], pass_fds: Sequence[int], cgroup_procs: Sequence[str] = ()
 ) -> Callable[[], None]:
     # Runs in the forked child before exec: keep it to plain syscalls.
     def run() -> None:
         for fd in pass_fds:
             os.set_inheritable(fd, True)
-        if cgroup_procs:
-            cg = os.open(cgroup_procs, os.O_WRONLY)
+        for procs in cgroup_procs:
+            cg = os.open(procs, os.O_WRONLY)
             try:
                 os.write(cg, b"0")
             finally:

@@ -275,6 +275,8 @@ async def _end(live: registry.LiveSession, reason: str) -> None:
             await asyncio.wait(finite, timeout=5)
         await registry.close_quietly(live)
         await live.launch.release()
+        if reason == "exited" and live.launch.memory_exceeded:
+            reason = "memory_limit"  # the kernel killed the sandbox's programs at its memory cap
         await TerminalSession.objects.filter(pk=live.id).aupdate(
             status=Status.ENDED, ended=timezone.now(), exit_code=code, end_reason=reason
         )
