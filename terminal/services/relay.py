@@ -32,7 +32,7 @@ from channels.layers import get_channel_layer
 
 from autobot.errors import AppError, Conflict, Unavailable
 from autobot.lanes import spawn
-from autobot.supervise import cancel, cancel_and_wait, supervised
+from autobot.supervise import cancel, cancel_and_wait, run_to_end, supervised
 from autobot.workers import worker_gone
 
 from . import live as registry
@@ -86,7 +86,8 @@ class _Remote:
         for task in self.tasks:
             if task is not asyncio.current_task():
                 cancel(task)
-        await self.attachment.detach()
+        # Out of ``_remotes`` already: nothing else would detach it if this stopped halfway.
+        await run_to_end(self.attachment.detach())
 
 
 _remotes: dict[uuid.UUID, dict[str, _Remote]] = {}
@@ -97,9 +98,15 @@ async def serve(live: registry.LiveSession) -> None:
     try:
         await supervised(f"terminal-{live.id}-relay", lambda: _serve(live))
     finally:
-        for remote in list(_remotes.pop(live.id, {}).values()):
-            with contextlib.suppress(Exception):
-                await remote.attachment.detach()
+        # The session's end cancels this reader, insisting (supervise.cancel): each detach awaits
+        # (audit, recording) and would be cut short, leaving sockets attached to a dead session.
+        await run_to_end(_detach_all(live))
+
+
+async def _detach_all(live: registry.LiveSession) -> None:
+    for remote in list(_remotes.pop(live.id, {}).values()):
+        with contextlib.suppress(Exception):
+            await remote.attachment.detach()
 
 
 async def _serve(live: registry.LiveSession) -> None:
