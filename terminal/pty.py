@@ -430,7 +430,8 @@ class PtyProcess:
     def foreground_command(self) -> str | None:
         """The name of the foreground program, or None when the shell itself is idle."""
         pgrp = self._foreground_pgrp()
-        if pgrp is None or pgrp == self.pid:
+        # Sandboxed, the shell is bwrap's descendant: idle at its prompt, the group is the shell's.
+        if pgrp is None or pgrp == self.pid or pgrp == self.shell_pid():
             return None
         try:
             with open(f"/proc/{pgrp}/comm", encoding="utf-8", errors="replace") as fh:  # noqa: ASYNC230 - procfs, no disk I/O

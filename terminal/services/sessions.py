@@ -333,6 +333,19 @@ async def _live_here(session: TerminalSession) -> registry.LiveSession | None:
     return None
 
 
+async def session_reachable(*, user, session_id) -> bool:
+    """Whether ``user``'s session is live and can be typed into from here: this process runs it,
+    or another worker that still runs does (reached through ``relay``). False for a session that
+    ended, was lost with its worker (marked so here), runs in a process out of reach (no Redis),
+    or is not the user's."""
+    try:
+        session = await owned_session(user=user, session_id=session_id)
+        await _live_here(session)
+    except AppError:
+        return False
+    return True
+
+
 # ---- reading and changing -------------------------------------------------------------------
 
 
