@@ -74,6 +74,13 @@ class Unavailable(AppError):
     code = "unavailable"
 
 
+class ShuttingDown(Unavailable):
+    """The process is stopping: it takes no new long-running work (another worker, or this one
+    restarted, will)."""
+
+    code = "shutting_down"
+
+
 class Timeout(AppError):
     status = 504
     code = "timeout"

@@ -1,3 +1,4 @@
+import functools
 import ipaddress
 import json
 import re
@@ -26,19 +27,49 @@ def scope_ip(scope) -> str | None:
 # JSON nesting deeper than this is refused before parsing: the parser (and pydantic after it)
 # recurse once per level, and a 10,000-deep body would otherwise end in RecursionError.
 MAX_JSON_DEPTH = 64
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+_BRACKETS = bytes.maketrans(b"{}", b"[]")  # objects and arrays nest alike
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+
+
+@functools.lru_cache(maxsize=4)
+def _nesting(limit: int) -> re.Pattern:
+    """Balanced brackets at most `limit` deep: `(?:\\[(?:\\[ … \\])*+\\])*+`. Possessive, so a
+    match never backtracks: one pass over the text, in C, whatever the text."""
+    pattern = b""
+    for _ in range(limit):
+        pattern = rb"(?:\[" + pattern + rb"\])*+"
+    return re.compile(pattern)
+
+
+def _outside_strings(raw: bytes) -> bytes:
+    """`raw` without its JSON strings, as the parser reads them: escaped backslashes and quotes
+    first, then every other piece between quotes is inside a string (an unterminated one runs to
+    the end, as it does for the parser). Linear, in C."""
+    if b'"' not in raw:
+        return raw
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return b"".join(raw.split(b'"')[::2])
 
 
 def json_too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
-    if raw.count(b"[") + raw.count(b"{") <= limit:  # the common case costs two scans in C
+    """Whether the value the parser would read first nests more than `limit` arrays and objects
+    deep (brackets inside strings don't count). Only that value: the parser stops after it
+    ("Extra data") or at its first fault, so nothing past it is ever parsed.
+
+    Done in C, a few linear passes (bench/json_depth.py): the common case is two counts; else the
+    strings are cut out, the brackets kept, and one possessive regex matches the first value."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
         return False
-    depth = 0
-    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b"", raw)):
-        depth += 1 if bracket in (b"[", b"{") else -1
-        if depth > limit:
-            return True
-    return False
+    brackets = _outside_strings(raw).translate(_BRACKETS, _NOT_BRACKETS)
+    unclosed = brackets.count(b"[") - brackets.count(b"]")
+    if unclosed > limit:
+        return True
+    if not brackets.startswith(b"["):
+        return False  # a stray closing bracket comes first: the parser stops there at the latest
+    # Closing what is left open changes no depth, and makes the first value end somewhere.
+    closed = brackets + b"]" * unclosed if unclosed > 0 else brackets
+    return _nesting(limit).match(closed).end() == 0
 
 
 def json_loads(raw: bytes | str):

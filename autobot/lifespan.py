@@ -13,8 +13,9 @@ every worker from starting).
 Shutdown: on SIGTERM uvicorn stops accepting, closes open WebSockets (code 1012, "service
 restart", which the pages treat as a reason to reconnect), waits for in-flight requests, then
 runs ``on_shutdown``: this worker's terminals end as ``shutdown`` (audited, recordings closed),
-its answers in progress are stopped and stored as they stand, and its bus readers stop. Audit
-events are written synchronously by the services, so none is left in a buffer.
+its answers in progress (set up or running) are stopped and stored as they stand (no new one is
+admitted: 503 shutting_down), and its bus readers stop. Audit events are written synchronously
+by the services, so none is left in a buffer.
 """
 
 from __future__ import annotations

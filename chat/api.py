@@ -168,8 +168,8 @@ def _sse_block(event: dict) -> str:
 async def _sse(starting: asyncio.Task):
     """Relay the generation's events; leaving early (client gone) leaves the generation running."""
     try:
-        posted = await asyncio.shield(starting)  # a client leaving must not cancel the start
-    except AppError as exc:  # refused while storing (another worker is answering this session)
+        posted = await services.message_started(starting)  # a client leaving must not cancel the start
+    except AppError as exc:  # refused while storing (another worker is answering), or shutting down
         yield _sse_block({"type": "error", "detail": exc.detail, "code": exc.code})
         return
     except Exception:

@@ -5,6 +5,11 @@
 cancel of an answer not started yet, start, cancel, control, snapshot and stop at shutdown.
 chat/services.py decides permissions and stores the question, then only calls it.
 
+Once `stop_all` begins (shutdown), `admit` refuses new answers (503 `shutting_down`), every set-up
+is stopped (each runs in a task of its own, so none is out of reach), and every question already
+stored gets its reply stored: the partial text of a running answer, or an empty one for an answer
+still being set up, both `cancelled`. A session reopened later never shows a dangling question.
+
 An `Answer` streams one reply from a provider, publishes each token to the channel-layer
 group `chat.session.<id>` (and to in-process subscribers such as an SSE response), keeps the
 partial text so a reconnecting client can catch up, saves the partial text now and then, and
@@ -28,7 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from autobot import audit, context, supervise
-from autobot.errors import Conflict
+from autobot.errors import Conflict, ShuttingDown
 from autobot.lanes import spawn
 from autobot.supervise import supervised
 from autobot.workers import single_process
@@ -46,6 +51,7 @@ FINAL_FIELDS = ("content", "status", "citations", "prompt_tokens", "completion_t
                 "error_code", "error", "tool_calls", "updated")
 INTERNAL_ERROR = "The answer failed because of an internal error; it has been logged."
 BUSY = "an answer is still being generated in this session; wait or cancel it"
+SHUTTING_DOWN = "the server is restarting and takes no new question; send it again in a moment"
 
 
 def group_name(session_id) -> str:
@@ -132,7 +138,8 @@ class Answers:
         self._running: dict[str, Answer] = {}  # also the strong references that keep the tasks alive
         self._admitted: dict[str, Admission] = {}
         self._slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # one semaphore per event loop
-        self._setting_up: set[asyncio.Task] = set()  # background set-ups, kept until each has finished
+        self._setting_up: set[asyncio.Task] = set()  # every set-up's task, kept until each has finished
+        self._closing = False  # stop_all has begun: no new answer is admitted
 
     # -- admission ----------------------------------------------------------------------------
     def running(self, session_id) -> Answer | None:
@@ -143,40 +150,63 @@ class Answers:
         return str(session_id) in self._running or str(session_id) in self._admitted
 
     def admit(self, session_id) -> Admission:
-        """Reserve the session for one new answer (raises Conflict when it is busy). Synchronous,
-        so two posts can't both pass; the caller hands the admission to `set_up`, which frees it."""
+        """Reserve the session for one new answer (raises Conflict when it is busy, ShuttingDown
+        once `stop_all` has begun). Synchronous, so two posts can't both pass; the caller hands
+        the admission to `set_up`, which frees it."""
+        if self._closing:
+            raise ShuttingDown(SHUTTING_DOWN)
         if self.busy(session_id):
             raise Conflict(BUSY, code="generation_running")
         admission = self._admitted[str(session_id)] = Admission(str(session_id))
         return admission
 
     async def set_up(self, admission: Admission, setup: Callable[[], Awaitable[T]]) -> T:
-        """Run an admitted answer's set-up (which ends by calling `start`) in a start slot.
+        """Run an admitted answer's set-up (which ends by calling `start`) and return its result.
 
-        Admission control: when a hundred questions arrive at once, setting up all their answers
-        together would make every other request on this loop wait for rounds of that work."""
+        It runs in a task of its own (`set_up_in_background`), which the caller waits for without
+        owning it: a caller that goes away (a client that hangs up) leaves the answer to go on, and
+        `stop_all` sees every set-up, however it was asked for."""
+        return await self.wait_set_up(self.set_up_in_background(admission, setup,
+                                                                name=f"chat-setup-{admission.session_id}"))
+
+    @staticmethod
+    async def wait_set_up(task: asyncio.Task[T]) -> T:
+        """The set-up's result, waited for without owning it (the caller's cancel leaves it going);
+        ShuttingDown when `stop_all` stopped it."""
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if task.cancelled() and not (caller is not None and caller.cancelling()):
+                raise ShuttingDown(SHUTTING_DOWN) from None  # stopped by stop_all, not the caller's own cancel
+            raise
+
+    def set_up_in_background(self, admission: Admission, setup: Callable[[], Awaitable[T]], *,
+                             name: str) -> asyncio.Task:
+        """The admitted answer's set-up in a task of its own (returned; its result is the set-up's)
+        that doesn't depend on the caller: a client that leaves early still gets its answer."""
+        task = spawn(self._set_up(admission, setup), name=name)
+        self._setting_up.add(task)
+
+        def done(task: asyncio.Task) -> None:
+            self._setting_up.discard(task)
+            self._release(admission)  # a task cancelled before its first step never ran _set_up's own
+            if not task.cancelled() and task.exception() is not None:  # also marks it retrieved
+                log.info("chat message not started: %r", task.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def _set_up(self, admission: Admission, setup: Callable[[], Awaitable[T]]) -> T:
+        """In a start slot. Admission control: when a hundred questions arrive at once, setting up
+        all their answers together would make every other request on this loop wait for rounds of
+        that work."""
         try:
             slots = self._slots.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(START_SLOTS))
             async with slots:
                 return await setup()
         finally:
             self._release(admission)
-
-    def set_up_in_background(self, admission: Admission, setup: Callable[[], Awaitable[T]], *,
-                             name: str) -> asyncio.Task:
-        """`set_up` in a task of its own (returned; its result is the set-up's) that doesn't depend
-        on the caller: a client that leaves early still gets its answer."""
-        task = spawn(self.set_up(admission, setup), name=name)
-        self._setting_up.add(task)
-
-        def done(task: asyncio.Task) -> None:
-            self._setting_up.discard(task)
-            self._release(admission)  # a task cancelled before its first step never ran set_up's own
-            if not task.cancelled() and task.exception() is not None:  # also marks it retrieved
-                log.info("chat message not started: %r", task.exception())
-
-        task.add_done_callback(done)
-        return task
 
     def _release(self, admission: Admission) -> None:
         if self._admitted.get(admission.session_id) is admission:
@@ -258,8 +288,15 @@ class Answers:
         return {"message_id": answer["message_id"], "text": answer["text"]}
 
     async def stop_all(self) -> None:
-        """Stop every answer set up or running here and wait until each is stored (shutdown, tests).
-        Set-ups go first: one that finishes meanwhile has started its answer, which is then stopped."""
+        """Stop every answer set up or running here and wait until each is stored (shutdown, tests);
+        from now on `admit` refuses (503 shutting_down) until `reopen`.
+
+        Set-ups go first: each is cancelled (one that stored its question stores its reply as
+        cancelled, see `store_unstarted`; one that reaches `start` meanwhile starts cancelled);
+        then every running answer is cancelled and stored with its text so far."""
+        self._closing = True
+        for admission in self._admitted.values():
+            admission.cancelled = True
         setups = list(self._setting_up)
         for task in setups:
             task.cancel()
@@ -269,6 +306,20 @@ class Answers:
             if answer.task is not None:
                 answer.task.cancel()
         await asyncio.gather(*(answer.finished.wait() for answer in running))
+
+    def reopen(self) -> None:
+        """Admit answers again after `stop_all` (the tests, which stop all answers after each)."""
+        self._closing = False
+
+    async def store_unstarted(self, *, session_id, reply: ChatMessage, user, serialize,
+                              client_ip: str | None = None) -> Answer:
+        """Store a reply whose set-up was stopped after it was stored streaming (at shutdown):
+        cancelled and empty, audited and announced like any answer cancelled before its first
+        token, so the question is never left waiting for an answer that no process generates."""
+        answer = Answer(session_id=str(session_id), message_id=reply.pk, user=user, reply=reply,
+                        client_ip=client_ip)
+        await _finish(answer, ChatMessage.Status.CANCELLED, None, [], {}, serialize)
+        return answer
 
     async def _run(self, answer: Answer, provider: Provider, prompt, model, citations, serialize) -> None:
         loop = asyncio.get_running_loop()

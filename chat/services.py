@@ -273,16 +273,30 @@ async def message_post_streaming(*, user, session_id, content, use_knowledge: bo
         checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=True), name=f"chat-start-{session_id}")
 
 
+async def message_started(starting: asyncio.Task) -> Posted:
+    """`message_post_streaming`'s task, waited for without owning it: a caller that leaves does
+    not stop the answer; raises as `message_post` would, or ShuttingDown when shutdown stopped it."""
+    return await answers.wait_set_up(starting)
+
+
 async def _message_setup(checked: _Checked, *, use_knowledge: bool, client_ip: str | None, stream: bool) -> Posted:
     user, session, content, resolved = checked.user, checked.session, checked.content, checked.resolved
     turn = await operator_turn(user, session, resolved, client_ip)
     correlation_id = turn.correlation_id if turn else ""
     # The question is stored while the knowledge base is searched: neither waits for the other.
-    (user_message, reply, history), passages = await asyncio.gather(
-        db_job(_store_question)(user, session, content, use_knowledge, resolved.ref, client_ip, correlation_id,
-                                checked.question),
-        _passages(user, resolved, content, use_knowledge),
-    )
+    # The store is a task of its own: stopped meanwhile (shutdown), the set-up still learns
+    # whether the question was stored, and then stores its reply as cancelled.
+    store = asyncio.ensure_future(db_job(_store_question)(
+        user, session, content, use_knowledge, resolved.ref, client_ip, correlation_id, checked.question))
+    try:
+        passages = await _passages(user, resolved, content, use_knowledge)
+        user_message, reply, history = await asyncio.shield(store)
+    except asyncio.CancelledError:
+        await _stored_then_stopped(store, checked, client_ip)
+        raise
+    except BaseException:
+        store.add_done_callback(_log_store_failure)  # the search failed: its error is the one raised
+        raise
     provider, messages, citations = _prompt(user, resolved, content, history, passages, use_knowledge)
     answer = answers.start(
         session_id=session.id, reply=reply, user=user, provider=provider, prompt=messages,
@@ -290,6 +304,22 @@ async def _message_setup(checked: _Checked, *, use_knowledge: bool, client_ip: s
     )
     events = answer.subscribe() if stream else None
     return Posted(user_message=user_message, reply=reply, answer=answer, events=events)
+
+
+async def _stored_then_stopped(store: asyncio.Future, checked: _Checked, client_ip: str | None) -> None:
+    """A set-up stopped before its answer started: once its question is stored (the job runs to
+    the end regardless), its streaming reply is stored cancelled."""
+    try:
+        _, reply, _ = await store
+    except Exception:  # not stored (busy, session gone): nothing is left waiting
+        return
+    await answers.store_unstarted(session_id=checked.session.id, reply=reply, user=checked.user,
+                                  serialize=message_data, client_ip=client_ip)
+
+
+def _log_store_failure(store: asyncio.Future) -> None:
+    if not store.cancelled() and store.exception() is not None:
+        log.info("chat question not stored: %r", store.exception())
 
 
 async def reply_wait(posted: Posted) -> dict:

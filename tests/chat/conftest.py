@@ -34,8 +34,9 @@ async def llm(fake_llm):
     """The fake LLM, installed as the configured providers ("fake" = Ollama, "fakeai" = OpenAI)."""
     use_registry(fake_registry(fake_llm.url))
     yield fake_llm
-    # Nothing may outlive the test's event loop.
+    # Nothing may outlive the test's event loop; the next test's answers are admitted again.
     await answers.stop_all()
+    answers.reopen()
     use_registry(None)
 
 

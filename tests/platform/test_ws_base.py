@@ -135,6 +135,19 @@ async def test_text_that_is_not_json_is_invalid_json(open_socket, name, raw):
     await comm.disconnect()
 
 
+@pytest.mark.parametrize("text", ["[{" * 300, 'quoted \\"' + "[" * 300 + '\\" still text'],
+                         ids=["brackets", "escaped-quotes"])
+@pytest.mark.parametrize("name", TYPED)
+async def test_brackets_inside_strings_are_not_nesting(open_socket, name, text):
+    comm = await open_socket(name)
+    await comm.send_to(text_data=json.dumps({"type": "no_such_type", "text": text}))
+    assert await code_of(comm) == "unknown_type"  # read as JSON: its brackets were only text
+    deeper = json.dumps({"type": "no_such_type", "text": text})[:-1] + ', "deep": ' + "[" * 70 + "]" * 70 + "}"
+    await comm.send_to(text_data=deeper)  # the same text, with 71 levels outside the string
+    assert await code_of(comm) == "invalid_json"
+    await comm.disconnect()
+
+
 @pytest.mark.parametrize("raw", ["[1, 2]", '"ping"', "null", "42"])
 @pytest.mark.parametrize("name", CONSUMERS)
 async def test_json_that_is_not_an_object_is_invalid_frame(open_socket, name, raw):
