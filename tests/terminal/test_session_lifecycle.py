@@ -3,6 +3,8 @@ recording that cannot be written, and rows left behind by a server process that 
 
 import asyncio
 import os
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,13 @@ async def _none_left(session_id) -> bool:
     except TimeoutError:
         return False
     return not _processes_of(session_id)
+
+
+async def _dead_worker() -> str:
+    """The worker id of a server process on this host that has stopped."""
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await gone.wait()
+    return f"{registry.HOST_ID.rpartition(':')[0]}:{gone.pid}"
 
 
 # ---- closed while starting ------------------------------------------------------------------
@@ -129,3 +138,42 @@ async def test_a_session_whose_recording_fails_keeps_working_and_closes(client, 
     assert "the rest of the session is not recorded" in caplog.text
     recording = await client.get(f"{BASE}/sessions/{term.session.pk}/recording")
     assert recording.status_code == 404 and recording.json()["code"] == "recording_not_found"
+
+
+# ---- rows of a stopped server process -------------------------------------------------------
+
+
+async def test_staff_listing_sessions_end_every_users_lost_rows(api_client, grant_terminal, staff, colleague,
+                                                                stranger):
+    colleague, stranger = grant_terminal(colleague), grant_terminal(stranger)
+    lost = await TerminalSession.objects.acreate(owner=colleague, title="lost", host=await _dead_worker())
+
+    # A user lists their own: someone else's row is none of theirs to end.
+    assert (await api_client(stranger).get(f"{BASE}/sessions")).json()["count"] == 0
+    assert (await TerminalSession.objects.aget(pk=lost.pk)).status == "running"
+
+    listed = (await api_client(staff).get(f"{BASE}/sessions")).json()
+
+    assert [(s["id"], s["status"], s["end_reason"]) for s in listed["items"]] == [
+        (str(lost.pk), "ended", "server_gone")]
+
+
+def test_the_admin_session_list_shows_lost_rows_ended(client_factory_admin):
+    client, lost = client_factory_admin
+    page = client.get("/admin/terminal/terminalsession/")
+    assert page.status_code == 200
+    row = TerminalSession.objects.get(pk=lost.pk)
+    assert (row.status, row.end_reason) == ("ended", "server_gone")
+
+
+@pytest.fixture
+def client_factory_admin(staff, colleague):
+    from django.test import Client
+
+    from tests.conftest import PASSWORD
+
+    worker = asyncio.run(_dead_worker())
+    lost = TerminalSession.objects.create(owner=colleague, title="lost", host=worker, id=uuid.uuid4())
+    client = Client()
+    assert client.login(username=staff.username, password=PASSWORD)
+    return client, lost
