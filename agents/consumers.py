@@ -18,17 +18,17 @@ from urllib.parse import parse_qs
 from channels.exceptions import ChannelFull
 from django.conf import settings
 
-from agents import services
+from agents import seen, services
 from agents.bus import BROADCAST_GROUP, Inbox, agent_group, capability_group, inbox_channel
 from agents.models import Agent
 from agents.protocol import (
     NAME_PATTERN,
+    REPLAYED_DETAIL,
     Header,
     Message,
     MessageType,
     Payload,
     ProtocolError,
-    ReplayWindow,
     check_fresh,
     error_message,
     parse_message,
@@ -91,7 +91,6 @@ class AgentConsumer(JsonConsumer):
         self.groups: list[str] = []
         self.pending: OrderedDict[str, str | None] = OrderedDict()  # request id -> requester's reply channel
         self.bucket = TokenBucket(settings.AGENTS_RATE_LIMIT, settings.AGENTS_RATE_BURST)
-        self.replay = ReplayWindow(settings.AGENTS_REPLAY_WINDOW_SECONDS)
         await self.accept()
         try:
             self.agent = await services.agent_claimable(user=self.user, agent_id=self.agent_id)
@@ -125,7 +124,7 @@ class AgentConsumer(JsonConsumer):
         message = self.parse(raw)
         correlation = message.header.message_id
         try:
-            self.check(message, raw)
+            await self.check(message, raw)
         except ProtocolError as exc:
             raise FrameError(exc.code, exc.detail, correlation) from None
         kind = message.header.message_type
@@ -147,7 +146,7 @@ class AgentConsumer(JsonConsumer):
         except ProtocolError as exc:
             raise FrameError(exc.code, exc.detail, _raw_id(raw)) from None
 
-    def check(self, message: Message, raw: dict) -> None:
+    async def check(self, message: Message, raw: dict) -> None:
         if message.header.sender_id != self.agent_id:
             raise ProtocolError(
                 f"sender_id must be this connection's agent id '{self.agent_id}'", code="sender_mismatch"
@@ -159,7 +158,9 @@ class AgentConsumer(JsonConsumer):
             raise ProtocolError("signed messages are required and this agent has no secret",
                                 code="signature_required")
         check_fresh(message, max_skew_seconds=settings.AGENTS_CLOCK_SKEW_SECONDS)
-        self.replay.check(message)
+        # Last, so only a genuine, fresh frame spends its id; shared by every connection and worker.
+        if await seen.seen_before(message_id=message.header.message_id):
+            raise ProtocolError(REPLAYED_DETAIL, code="replayed", field="header.message_id")
 
     async def register(self, message: Message) -> None:
         self.agent, previous = await services.agent_register(

@@ -447,6 +447,9 @@ def check_fresh(
         )
 
 
+REPLAYED_DETAIL = "message_id was already received (replay)"
+
+
 class ReplayWindow:
     """Remembers message ids for ``window_seconds`` (at most ``max_entries``) to drop replays.
 
@@ -485,7 +488,7 @@ class ReplayWindow:
     def check(self, message: Message, *, now: float | None = None) -> None:
         if self.seen(message.header.message_id, now=now):
             raise ProtocolError(
-                "message_id was already received (replay)",
+                REPLAYED_DETAIL,
                 code="replayed",
                 field="header.message_id",
             )

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import IntegrityError
 from django.utils import timezone
 
 from agents import registry
@@ -30,9 +31,18 @@ from agents.bus import (
     RequestTimeout,
 )
 from agents.models import Agent, AgentMessage
-from agents.protocol import NAME_PATTERN, Message, MessageType, ProtocolError, parse_message, payload_size
+from agents.protocol import (
+    NAME_PATTERN,
+    REPLAYED_DETAIL,
+    Message,
+    MessageType,
+    ProtocolError,
+    parse_message,
+    payload_size,
+)
+from agents.seen import seen_close
 from autobot import audit
-from autobot.errors import BadRequest, Forbidden, InvalidInput, LimitExceeded, NotFound, Timeout, Unavailable
+from autobot.errors import BadRequest, Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound, Timeout, Unavailable
 from autobot.http import json_loads
 from autobot.lanes import spawn
 from autobot.supervise import cancel_and_wait
@@ -115,12 +125,13 @@ async def get_bus() -> Bus:
 
 
 async def bus_shutdown() -> None:
-    """Stop this loop's bus and built-ins (tests; server shutdown)."""
+    """Stop this loop's bus and built-ins and close its replay-window client (tests; server shutdown)."""
     runtime = _runtimes.pop(asyncio.get_running_loop(), None)
     if runtime is not None:
         if runtime.ready:
             await asyncio.gather(runtime.ready, return_exceptions=True)
         await runtime.stop()
+    await seen_close()
 
 
 # --- feed --------------------------------------------------------------------------------
@@ -349,14 +360,21 @@ def api_message(user, raw: bytes | str) -> Message:
 
 async def message_log(message: Message, *, user, status: str = AgentMessage.Status.DELIVERED,
                       error: str = "") -> AgentMessage:
+    """Log a message entering the bus. A message id already in the log is a replay (``Conflict``
+    ``replayed``): the log's unique id is the last word when a replay window missed it."""
     header = message.header
-    row = await AgentMessage.objects.acreate(
-        message_id=header.message_id, message_type=header.message_type.name, priority=int(header.priority),
-        sender_id=header.sender_id, recipient_id=header.recipient_id or "", capability=header.capability or "",
-        correlation_id=header.correlation_id, action=message.payload.action,
-        size=payload_size(message.payload.model_dump(mode="json")), status=status, error=error[:500],
-        user=user if user is not None and user.is_authenticated else None,
-    )
+    try:
+        row = await AgentMessage.objects.acreate(
+            message_id=header.message_id, message_type=header.message_type.name, priority=int(header.priority),
+            sender_id=header.sender_id, recipient_id=header.recipient_id or "", capability=header.capability or "",
+            correlation_id=header.correlation_id, action=message.payload.action,
+            size=payload_size(message.payload.model_dump(mode="json")), status=status, error=error[:500],
+            user=user if user is not None and user.is_authenticated else None,
+        )
+    except IntegrityError:
+        if not await AgentMessage.objects.filter(message_id=header.message_id).aexists():
+            raise
+        raise Conflict(REPLAYED_DETAIL, code="replayed") from None
     await feed_message(row)
     return row
 

@@ -127,7 +127,9 @@ def on_unexpected(request, exc):
     return _error(request, 500, "internal error: it has been logged", "internal_error")
 
 
-api.add_router("/", platform_router)
+# Each app's URL names carry the app ("chat_session_list"): ninja names a URL after its handler,
+# and two apps' handlers of the same name would otherwise share one and reverse by mount order.
+api.add_router("/", platform_router, url_name_prefix="platform")
 
 
 def _mount_app_routers():
@@ -135,7 +137,7 @@ def _mount_app_routers():
 
     for app in ("terminal", "knowledge", "chat", "files", "agents"):
         module = importlib.import_module(f"{app}.api")
-        api.add_router(f"/{app}/", module.router)
+        api.add_router(f"/{app}/", module.router, url_name_prefix=app)
 
 
 _mount_app_routers()

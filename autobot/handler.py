@@ -58,8 +58,13 @@ class ASGIHandler(DjangoASGIHandler):
         self._memory_only = _memory_only_receivers()
 
     def _inline(self, signal, sender) -> bool:
-        """Whether every receiver `signal` has for `sender` is sync and touches memory only."""
-        sync_receivers, async_receivers = signal._live_receivers(sender)
+        """Whether every receiver `signal` has for `sender` is sync and touches memory only.
+        `_live_receivers` is Django's private API (there is no public one listing receivers):
+        should a new Django change it, every request goes Django's way instead of failing."""
+        try:
+            sync_receivers, async_receivers = signal._live_receivers(sender)
+        except (AttributeError, TypeError, ValueError):
+            return False
         return not async_receivers and all(receiver in self._memory_only for receiver in sync_receivers)
 
     async def _send(self, signal, **kwargs) -> None:

@@ -103,14 +103,15 @@ def model_backend_only() -> bool:
     return list(settings.AUTHENTICATION_BACKENDS) == [MODEL_BACKEND]
 
 
-def has_perm(user, perm: str) -> bool:
+def has_perm(user, perm: str, *, held: bool | None = None) -> bool:
     """`user.has_perm(perm)` in ONE query (Django's `ModelBackend` reads all the user's
     permissions and all their groups' in two, to fill `user._perm_cache`). Sync: in a lane job.
 
     The answer is kept on the user object, as Django keeps `_perm_cache`: for the rest of the
     request (the user is read afresh on every request, so a permission granted or taken away
     shows on the next one). Any configuration but the stock `ModelBackend` alone, or a user
-    whose `_perm_cache` is already filled, is asked as Django would."""
+    whose `_perm_cache` is already filled, is asked as Django would. `held`: the answer a query
+    of the caller's already read (the dashboard's counts), taken instead of asking again."""
     if not user.is_active:
         return False
     if user.is_superuser:
@@ -118,6 +119,8 @@ def has_perm(user, perm: str) -> bool:
     if hasattr(user, "_perm_cache") or not model_backend_only():
         return user.has_perm(perm)
     known = user.__dict__.setdefault("_page_perm_cache", {})
+    if held is not None:
+        known[perm] = bool(held)
     if perm not in known:
         app_label, _, codename = perm.partition(".")
         rows = _PERMISSION.rows({"user": user.pk, "app_label": app_label, "codename": codename})

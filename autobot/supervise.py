@@ -113,3 +113,21 @@ async def cancel_and_wait(tasks) -> None:
         cancel(task)
     if tasks:
         await asyncio.wait(tasks)
+
+
+async def run_to_end(coro):
+    """Run ``coro`` to its end even when the caller is cancelled, once or again and again
+    (``cancel`` insists): a clean-up that must not stop halfway. Returns its result; a
+    cancellation of the caller is raised once it has ended."""
+    task = asyncio.ensure_future(coro)
+    interrupted = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})  # unlike awaiting it, waiting does not pass a cancel on
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a clean-up failed after its caller was cancelled", exc_info=task.exception())
+        raise asyncio.CancelledError
+    return task.result()

@@ -19,7 +19,7 @@ from autobot.errors import Unavailable
 from autobot.health import health_report
 from autobot.http import client_ip
 from autobot.models import ApiToken, AuditEvent
-from autobot.pages import holds_permission, model_backend_only, page
+from autobot.pages import has_perm, holds_permission, page
 
 COMING = {
     "chat": ("Chat", "Chat with a language model grounded in your knowledge base, with live token streaming "
@@ -197,17 +197,9 @@ def _event_cells(created, actor_name, action, target_type, target_id, ip) -> dic
 
 
 def _may_use_terminal(user, held: bool | None) -> bool:
-    """terminal.services.require_terminal's rule: staff, or the permission (superusers hold them
-    all; an inactive user none), as `User.has_perm` asks `ModelBackend`."""
-    if user.is_staff:
-        return True
-    if not user.is_active:
-        return False
-    if user.is_superuser:
-        return True
-    if model_backend_only() and not hasattr(user, "_perm_cache"):
-        return bool(held)
-    return user.has_perm("terminal.use_terminal")
+    """terminal.services.require_terminal's rule (an active user who is staff or holds the
+    permission), with `held` read by the counts query."""
+    return (user.is_active and user.is_staff) or has_perm(user, "terminal.use_terminal", held=held)
 
 
 def _live_terminals(user, live: int, own_live: int) -> int:

@@ -57,14 +57,13 @@ def setup_django(folder: str, **env: str) -> None:
 
 def bench_token(*, staff: bool = False) -> str:
     """Create the user ``bench`` and return a raw API token for it (``Authorization: Bearer``)."""
+    from asgiref.sync import async_to_sync
     from django.contrib.auth import get_user_model
 
-    from autobot.auth import new_raw_token
-    from autobot.models import ApiToken
+    from autobot.auth import token_create
 
     user = get_user_model().objects.create_user("bench", password="bench-password-123", is_staff=staff)
-    raw = new_raw_token()
-    ApiToken.objects.create(user=user, prefix=raw[:12], token_hash=ApiToken.hash(raw))
+    _token, raw = async_to_sync(token_create)(actor=None, user=user, name="bench", via="bench")
     return raw
 
 

@@ -78,8 +78,7 @@ def seed(users: int) -> list[User]:
     from django.contrib.auth.models import Permission
     from django.contrib.sessions.backends.db import SessionStore
 
-    from autobot.auth import new_raw_token
-    from autobot.models import ApiToken
+    from autobot.auth import token_create
     from chat.models import ChatSession
     from knowledge.services import entry_create
 
@@ -91,8 +90,7 @@ def seed(users: int) -> list[User]:
     for n in range(users):
         user = get_user_model().objects.create_user(f"user{n}", password=None)  # no hashing: never logs in
         user.user_permissions.add(use_terminal)
-        raw = new_raw_token()
-        ApiToken.objects.create(user=user, prefix=raw[:12], token_hash=ApiToken.hash(raw))
+        _token, raw = async_to_sync(token_create)(actor=None, user=user, name="bench", via="bench")
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
         session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"

@@ -27,11 +27,14 @@ def source_of(record: CommandRecord) -> str:
 
 
 def verdict_badge(record: CommandRecord):
+    # format_html without arguments is deprecated (Django 6): the class and words are ours.
     if record.blocked:
-        return format_html('<span class="verdict verdict-blocked">blocked</span>')
-    if record.warned:
-        return format_html('<span class="verdict verdict-warned">allowed, warned</span>')
-    return format_html('<span class="verdict verdict-allowed">allowed</span>')
+        kind, words = "blocked", "blocked"
+    elif record.warned:
+        kind, words = "warned", "allowed, warned"
+    else:
+        kind, words = "allowed", "allowed"
+    return format_html('<span class="verdict verdict-{}">{}</span>', kind, words)
 
 
 def replay_link(session_id, offset: float | None = None, text: str = "replay"):

@@ -62,8 +62,8 @@ class PtyOptions:
     rlimits: Mapping[int, tuple[int, int]] = field(default_factory=dict)
     # Extra fds the child inherits (the hook channel).
     pass_fds: Sequence[int] = ()
-    # A cgroup's cgroup.procs file the child moves itself into before exec (process caps).
-    cgroup_procs: str | None = None
+    # cgroup.procs files the child moves itself into before exec (process and memory caps).
+    cgroup_procs: Sequence[str] = ()
     replay_chars: int = 256 * 1024
     coalesce_seconds: float = 0.004
     write_queue_bytes: int = 1024 * 1024
@@ -117,14 +117,14 @@ class Subscription:
 
 
 def _preexec(
-    rlimits: Mapping[int, tuple[int, int]], pass_fds: Sequence[int], cgroup_procs: str | None = None
+    rlimits: Mapping[int, tuple[int, int]], pass_fds: Sequence[int], cgroup_procs: Sequence[str] = ()
 ) -> Callable[[], None]:
     # Runs in the forked child before exec: keep it to plain syscalls.
     def run() -> None:
         for fd in pass_fds:
             os.set_inheritable(fd, True)
-        if cgroup_procs:
-            cg = os.open(cgroup_procs, os.O_WRONLY)
+        for procs in cgroup_procs:
+            cg = os.open(procs, os.O_WRONLY)
             try:
                 os.write(cg, b"0")
             finally:
@@ -430,7 +430,8 @@ class PtyProcess:
     def foreground_command(self) -> str | None:
         """The name of the foreground program, or None when the shell itself is idle."""
         pgrp = self._foreground_pgrp()
-        if pgrp is None or pgrp == self.pid:
+        # Sandboxed, the shell is bwrap's descendant: idle at its prompt, the group is the shell's.
+        if pgrp is None or pgrp == self.pid or pgrp == self.shell_pid():
             return None
         try:
             with open(f"/proc/{pgrp}/comm", encoding="utf-8", errors="replace") as fh:  # noqa: ASYNC230 - procfs, no disk I/O

@@ -63,7 +63,10 @@ _SANDBOX = (
 )
 _SANDBOX_VISIBLE = "`/usr` (read-only), a minimal `/etc`, its own `/proc` and `/dev`, `$HOME`; its own processes only"
 _SANDBOX_WRITABLE = "`$HOME` (the user's files area), a private `/tmp`"
-_LIMITS = "processes per session, memory, CPU time, file size, open files per process"
+_LIMITS = (
+    "processes and memory per session (its `/tmp` included), address space, CPU time, file size, "
+    "open files per process"
+)
 
 PROFILES: dict[Level, Profile] = {
     Level.RESTRICTED: Profile(

@@ -246,12 +246,17 @@ def make_token(user, **kwargs) -> str:
     return _call_sync(_make_token, user, **kwargs)
 
 
-def _make_token(user, **kwargs) -> str:
-    from autobot.auth import new_raw_token
+def _make_token(user, *, revoked_at=None, **kwargs) -> str:
+    """A token made as the product makes one (`token_create`: audited as `auth.token_created`);
+    `revoked_at` (a token revoked at that moment) is set on the row afterwards."""
+    from asgiref.sync import async_to_sync
+
+    from autobot.auth import token_create
     from autobot.models import ApiToken
 
-    raw = new_raw_token()
-    ApiToken.objects.create(user=user, prefix=raw[:12], token_hash=ApiToken.hash(raw), **kwargs)
+    token, raw = async_to_sync(token_create)(actor=None, user=user, via="test", **kwargs)
+    if revoked_at is not None:
+        ApiToken.objects.filter(pk=token.pk).update(revoked_at=revoked_at)
     return raw
 
 

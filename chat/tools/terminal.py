@@ -1,15 +1,15 @@
 """terminal_run: one command line typed into a visible terminal session of the user's.
 
 The session is opened on the first command (at the user's operator policy level, RESTRICTED by
-default) and reused after; it shows on the Terminal page like any other, and the line passes
-the same hook, rating, recording and audit as typed input, marked as the operator's.
+default) and reused after, whichever worker runs it; it shows on the Terminal page like any
+other, and the line passes the same hook, rating, recording and audit as typed input, marked as
+the operator's.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 
-from autobot.errors import AppError
 from chat.tools.base import Rating, Tool, ToolContext, ToolResult, schema
 
 ACTOR = "operator"
@@ -27,13 +27,10 @@ async def _terminal(user, context: ToolContext) -> str:
     from chat.operator.policy import policy_get
     from terminal import services
 
-    if context.terminal_session_id:
-        try:
-            session = await services.session_get(user=user, session_id=context.terminal_session_id)
-        except AppError:
-            session = None
-        if session is not None and session.is_live and services.live_session(session.pk) is not None:
-            return str(session.pk)
+    # Live here or on another worker (the line is then typed there, through the relay).
+    if context.terminal_session_id and await services.session_reachable(user=user,
+                                                                        session_id=context.terminal_session_id):
+        return str(context.terminal_session_id)
     policy = await policy_get(user=user)
     session = await services.session_open(user=user, title="Operator (chat)", security_level=policy.terminal_level,
                                           client_ip=context.client_ip)

@@ -209,11 +209,11 @@ def _typed_done(live: registry.LiveSession, record_id: int | None, exit_status: 
 # ---- non-interactive commands --------------------------------------------------------------
 
 
-def _preexec(limits: dict[int, tuple[int, int]], cgroup_procs: str | None):
+def _preexec(limits: dict[int, tuple[int, int]], cgroup_procs: tuple[str, ...]):
     # In the forked child, before exec: plain syscalls only.
     def run() -> None:
-        if cgroup_procs:
-            fd = os.open(cgroup_procs, os.O_WRONLY)
+        for procs in cgroup_procs:
+            fd = os.open(procs, os.O_WRONLY)
             try:
                 os.write(fd, b"0")
             finally:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from terminal import sandbox
-from terminal.cgroup import PidsCgroup
+from terminal.cgroup import SessionCgroup
 from terminal.hook import RC_PATH
 from terminal.policy import Level
 
@@ -28,11 +28,12 @@ class Launch:
     sandboxed: bool
     rlimits: dict[int, tuple[int, int]]
     pass_fds: list[int] = field(default_factory=list)
-    cgroup: PidsCgroup | None = None
+    cgroup: SessionCgroup | None = None
+    memory_exceeded: bool = False  # set by release(): the kernel killed a process over the memory cap
 
     @property
-    def cgroup_procs(self) -> str | None:
-        return self.cgroup.procs if self.cgroup else None
+    def cgroup_procs(self) -> tuple[str, ...]:
+        return self.cgroup.procs if self.cgroup else ()
 
     def spawned(self) -> None:
         """The child has its copies of the data pipes: close ours."""
@@ -45,8 +46,12 @@ class Launch:
         """After the shell has exited."""
         self.spawned()
         if self.cgroup is not None:
-            await asyncio.to_thread(self.cgroup.remove)
+            await asyncio.to_thread(self._release_cgroup, self.cgroup)
             self.cgroup = None
+
+    def _release_cgroup(self, cgroup: SessionCgroup) -> None:
+        self.memory_exceeded = cgroup.oom_kills() > 0
+        cgroup.remove()
 
 
 async def launch_check(*, user, level: Level) -> None:
@@ -97,7 +102,10 @@ async def launch_for(
         shell, level=level, home=home, cwd=cwd, rc_file=str(RC_PATH) if interactive else None,
         data_args=data_args, new_session=not interactive,
     )
-    cgroup = await asyncio.to_thread(PidsCgroup.create, uuid.uuid4().hex, settings.TERMINAL_RLIMIT_PROCESSES)
+    cgroup = await asyncio.to_thread(
+        SessionCgroup.create, uuid.uuid4().hex,
+        max_pids=settings.TERMINAL_RLIMIT_PROCESSES, memory_bytes=settings.TERMINAL_MEMORY_MB * 1024 * 1024,
+    )
     return Launch(argv=argv, sandboxed=True, rlimits=sandbox.rlimits(level), pass_fds=fds, cgroup=cgroup)
 
 

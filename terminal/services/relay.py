@@ -8,7 +8,9 @@ channel ``terminal.host.<session id>``; another worker reaches the session throu
   would (recent output replayed first) and sends output, events and the exit to the remote
   worker's own channel; the remote side (``RemoteAttachment``) looks like a local attachment
   to the consumer, so the frames a client gets are the same whichever worker it reached;
-* input, resize, signal, a level change, close and detach are calls answered on a reply channel.
+* input, resize, signal, a level change, close and detach are calls answered on a reply channel;
+* a line typed for the chat's operator (``type``, by a turn running on another worker) is typed
+  here, through the shell's hook like any line; its output goes back as it comes, then its result.
 
 Liveness both ways: the host pings each remote attachment and the remote side pings back every
 ``PING_SECONDS``. A host that stops answering (its process died) is noticed by the remote side,
@@ -24,7 +26,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.exceptions import ChannelFull
@@ -32,8 +34,8 @@ from channels.layers import get_channel_layer
 
 from autobot.errors import AppError, Conflict, Unavailable
 from autobot.lanes import spawn
-from autobot.supervise import cancel, cancel_and_wait, supervised
-from autobot.workers import worker_gone
+from autobot.supervise import cancel, cancel_and_wait, run_to_end, supervised
+from autobot.workers import wait_gone, worker_gone
 
 from . import live as registry
 
@@ -86,7 +88,8 @@ class _Remote:
         for task in self.tasks:
             if task is not asyncio.current_task():
                 cancel(task)
-        await self.attachment.detach()
+        # Out of ``_remotes`` already: nothing else would detach it if this stopped halfway.
+        await run_to_end(self.attachment.detach())
 
 
 _remotes: dict[uuid.UUID, dict[str, _Remote]] = {}
@@ -97,9 +100,15 @@ async def serve(live: registry.LiveSession) -> None:
     try:
         await supervised(f"terminal-{live.id}-relay", lambda: _serve(live))
     finally:
-        for remote in list(_remotes.pop(live.id, {}).values()):
-            with contextlib.suppress(Exception):
-                await remote.attachment.detach()
+        # The session's end cancels this reader, insisting (supervise.cancel): each detach awaits
+        # (audit, recording) and would be cut short, leaving sockets attached to a dead session.
+        await run_to_end(_detach_all(live))
+
+
+async def _detach_all(live: registry.LiveSession) -> None:
+    for remote in list(_remotes.pop(live.id, {}).values()):
+        with contextlib.suppress(Exception):
+            await remote.attachment.detach()
 
 
 async def _serve(live: registry.LiveSession) -> None:
@@ -121,6 +130,13 @@ async def _handle(live: registry.LiveSession, message: dict) -> None:
     if op == "detach":
         if remote := _remotes.get(live.id, {}).get(reply):
             await remote.close()
+        return
+    if op == "type":  # lasts as long as the command: from a task of its own, the reader goes on
+        _typing_start(live, message)
+        return
+    if op == "type_cancel":  # the operator's stop reached the worker waiting for the line
+        if task := _typing.get(message.get("call_id")):
+            task.cancel()
         return
     if op == "close":  # the teardown ends by cancelling this reader: answer from a task of its own
         task = spawn(_logged(_answer, live, message), name=f"terminal {live.id} relay close")
@@ -184,6 +200,52 @@ async def _call(live: registry.LiveSession, op: str, args: dict):
     else:
         raise AppError(f"unknown relay operation {op!r}", code="invalid_relay_op")
     return None
+
+
+# Lines typed here for the operator of a chat turn running on another worker, by call id.
+_typing: dict[str, asyncio.Task] = {}
+
+
+def _typing_start(live: registry.LiveSession, message: dict) -> None:
+    call_id = str(message.get("call_id"))
+    # Endless: the session's end cancels it at once; the caller notices the ended row.
+    task = live.spawn_task(_logged(_type, live, message), f"terminal {live.id} relay type", endless=True)
+    _typing[call_id] = task
+    task.add_done_callback(lambda _: _typing.pop(call_id, None))
+
+
+async def _type(live: registry.LiveSession, message: dict) -> None:
+    """Type the line here (services.typed) and send its output, then its result, to the caller."""
+    from .typed import type_live
+
+    layer, reply, call_id, args = get_channel_layer(), message["reply"], message.get("call_id"), message["args"]
+    sent = 0
+
+    async def send(frame: dict, *, retry: bool) -> None:
+        nonlocal sent
+        # Numbered only once sent: a chunk dropped on a full channel leaves no gap to wait for.
+        for _ in range(int(CALL_TIMEOUT / 0.1) if retry else 1):
+            try:
+                await layer.send(reply, {**frame, "call_id": call_id, "seq": sent + 1})
+            except ChannelFull:  # the caller is slow to read: live output may go, the result may not
+                if retry:
+                    await asyncio.sleep(0.1)
+                continue
+            sent += 1
+            return
+
+    async def output(text: str) -> None:
+        await send({"type": "terminal.typed_output", "data": text}, retry=False)
+
+    result: dict = {"type": "terminal.result"}
+    try:
+        result["value"] = await type_live(live, command=args["command"], actor=args.get("actor") or "",
+                                          correlation_id=args.get("correlation_id") or "",
+                                          timeout=float(args.get("timeout") or 120.0), on_output=output)
+        result["ok"] = True
+    except AppError as exc:
+        result.update(ok=False, error=_error_dict(exc))
+    await send(result, retry=True)
 
 
 # Calls a remote socket makes on its attachment here (identified by its reply channel).
@@ -253,14 +315,64 @@ async def call(session, op: str, **args) -> Any:
     call_id = uuid.uuid4().hex
     await layer.send(host_channel(session.pk), {"type": "terminal.relay", "op": op, "args": args,
                                                  "reply": reply, "call_id": call_id})
-    answering = asyncio.create_task(_answer_to(layer, reply, call_id))
+    return await _outcome(session, asyncio.create_task(_answer_to(layer, reply, call_id)), CALL_TIMEOUT)
+
+
+async def type_remote(session, *, command: str, actor: str, correlation_id: str, timeout: float,  # noqa: ASYNC109
+                      on_output: Callable[[str], Awaitable[None]] | None = None) -> dict:
+    """``services.typed.command_type`` for a session another worker runs: the line is typed there
+    (the same hook rates, records and audits it) and its output comes back as it is produced.
+    Cancelling the caller (the operator's stop) kills what the line started, there."""
+    layer = get_channel_layer()
+    reply = await layer.new_channel()
+    call_id = uuid.uuid4().hex
+    host = host_channel(session.pk)
+    await layer.send(host, {"type": "terminal.relay", "op": "type", "reply": reply, "call_id": call_id,
+                            "args": {"command": command, "actor": actor, "correlation_id": correlation_id,
+                                     "timeout": timeout}})
+    try:
+        # The host interrupts the line itself after ``timeout``; the margin is for the way back.
+        return await _outcome(session, asyncio.create_task(_typed_answer(layer, reply, call_id, on_output)),
+                              timeout + CALL_TIMEOUT, watch_host=True)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await run_to_end(layer.send(host, {"type": "terminal.relay", "op": "type_cancel", "call_id": call_id}))
+        raise
+
+
+async def _typed_answer(layer, reply: str, call_id: str, on_output) -> dict:
+    """The typed line's output (passed to ``on_output`` in the order sent), then its result."""
+    pending: dict[int, dict] = {}
+    expected = 1
+    while True:
+        message = await layer.receive(reply)
+        if message.get("call_id") != call_id:
+            continue
+        pending[message.get("seq", expected)] = message
+        while (message := pending.pop(expected, None)) is not None:
+            expected += 1
+            if message.get("type") == "terminal.result":
+                return message
+            if on_output is not None:
+                try:
+                    await on_output(message.get("data", ""))
+                except Exception:  # a watcher failing must not cost the caller the result
+                    log.warning("terminal: relayed output of a typed line could not be passed on", exc_info=True)
+
+
+async def _outcome(session, answering: asyncio.Task, seconds: float, *, watch_host: bool = False) -> Any:
+    """The value of the answer ``answering`` waits for; raises what the host raised, session_ended
+    or what ``host_lost`` finds when no answer comes within ``seconds``."""
     # A session that ends meanwhile (closed on its host, say) leaves a call unanswered: its host's
     # reader stops with it. The call then ends as one reaching an ended session would.
     ending = asyncio.create_task(_ended(session))
+    # A long wait also watches the host's process (a pidfd on the same host): it may die meanwhile.
+    gone = asyncio.create_task(wait_gone(session.host)) if watch_host else None
+    waiting = {t for t in (answering, ending, gone) if t is not None}
     try:
-        done, _ = await asyncio.wait({answering, ending}, timeout=CALL_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(waiting, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        await cancel_and_wait([t for t in (answering, ending) if not t.done()])
+        await cancel_and_wait([t for t in waiting if not t.done()])
     if answering in done:
         answer = answering.result()
     elif ending in done:

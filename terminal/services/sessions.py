@@ -288,6 +288,8 @@ async def _end(live: registry.LiveSession, reason: str) -> None:
             await asyncio.wait(finite, timeout=5)
         await registry.close_quietly(live)
         await live.launch.release()
+        if reason == "exited" and live.launch.memory_exceeded:
+            reason = "memory_limit"  # the kernel killed the sandbox's programs at its memory cap
         await TerminalSession.objects.filter(pk=live.id).aupdate(
             status=Status.ENDED, ended=timezone.now(), exit_code=code, end_reason=reason
         )
@@ -347,6 +349,19 @@ async def _live_here(session: TerminalSession) -> registry.LiveSession | None:
             code="session_elsewhere",
         )
     return None
+
+
+async def session_reachable(*, user, session_id) -> bool:
+    """Whether ``user``'s session is live and can be typed into from here: this process runs it,
+    or another worker that still runs does (reached through ``relay``). False for a session that
+    ended, was lost with its worker (marked so here), runs in a process out of reach (no Redis),
+    or is not the user's."""
+    try:
+        session = await owned_session(user=user, session_id=session_id)
+        await _live_here(session)
+    except AppError:
+        return False
+    return True
 
 
 # ---- reading and changing -------------------------------------------------------------------

@@ -16,7 +16,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from autobot.errors import Conflict, InvalidInput, Unavailable
+from autobot.errors import Conflict, InvalidInput
 
 from . import live as registry
 from .access import owned_session, require_terminal
@@ -47,7 +47,7 @@ async def command_type(*, user, session_id, command: str, actor: str, correlatio
 
     Returns ``exit_code, output, blocked, reason, risk, record_id, timed_out``; ``on_output``
     gets the terminal's output as it comes. Cancelling the caller kills what the line started
-    (the operator's stop)."""
+    (the operator's stop). A session another worker runs is typed into there (``relay``)."""
     await require_terminal(user)
     # Control characters would be keystrokes to readline (Ctrl-A, Tab…), editing the line into
     # something other than what the caller rated.
@@ -55,10 +55,19 @@ async def command_type(*, user, session_id, command: str, actor: str, correlatio
         raise InvalidInput("the command must be one line without control characters", code="invalid_command")
     session = await owned_session(user=user, session_id=session_id)
     live = await _live_here(session)
-    if live is None:
-        # Typing for the operator waits on this process's hook; another worker's PTY is not
-        # relayed for it (yet): the operator opens a terminal of its own here instead.
-        raise Unavailable(f"terminal session {session.pk} runs in another server process", code="session_elsewhere")
+    if live is None:  # another worker runs it: the line is typed there, through the same hook
+        from . import relay
+
+        return await relay.type_remote(session, command=command, actor=actor, correlation_id=correlation_id,
+                                       timeout=timeout, on_output=on_output)
+    return await type_live(live, command=command, actor=actor, correlation_id=correlation_id, timeout=timeout,
+                           on_output=on_output)
+
+
+async def type_live(live: registry.LiveSession, *, command: str, actor: str, correlation_id: str,
+                    timeout: float,  # noqa: ASYNC109 - a budget, not a wrapper
+                    on_output: Callable[[str], Awaitable[None]] | None) -> dict:
+    """``command_type`` on a session this process runs (checked by the caller)."""
     if live.typed is not None:
         raise Conflict("another command is being typed into this terminal", code="terminal_busy")
     line = TypedLine(actor=actor, correlation_id=correlation_id)

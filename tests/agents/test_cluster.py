@@ -103,6 +103,35 @@ async def test_an_agent_on_a_answers_a_request_sent_through_b(cluster, owner):
         await ws.close()
 
 
+async def test_a_frame_replayed_on_a_new_connection_to_b_is_refused(cluster, owner):
+    """One replay window for every worker: a heartbeat (never logged, so only the window can
+    know it) sent through A and again through B is refused there, and B's socket stays usable."""
+    address_a, address_b = cluster
+    token = await sync_to_async(make_token)(owner)
+    agent_id = f"replay-{uuid.uuid4().hex[:8]}"
+    beat = frame(agent_id, "HEARTBEAT", "heartbeat")
+
+    async def ask_knowledge(ws):  # answered only after every earlier frame was handled
+        await ws.send(frame(agent_id, "REQUEST", "search", {"q": "x"}, recipient_id="knowledge"))
+        return await asyncio.wait_for(next_of_type(ws, "RESPONSE"), 10)
+
+    on_a = await connect_agent(address_a, token, agent_id)
+    try:
+        await on_a.send(beat)
+        await ask_knowledge(on_a)
+    finally:
+        await on_a.close()
+    on_b = await connect_agent(address_b, token, agent_id)
+    try:
+        await on_b.send(beat)
+        error = await asyncio.wait_for(next_of_type(on_b, "ERROR"), 10)
+        assert error["payload"]["data"]["code"] == "replayed", error
+        assert error["header"]["correlation_id"] == json.loads(beat)["header"]["message_id"]
+        assert (await ask_knowledge(on_b))["header"]["sender_id"] == "knowledge"
+    finally:
+        await on_b.close()
+
+
 async def test_a_broadcast_on_b_reaches_agents_on_a_and_b(cluster, owner):
     address_a, address_b = cluster
     token = await sync_to_async(make_token)(owner)

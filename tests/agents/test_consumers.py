@@ -130,7 +130,7 @@ async def test_heartbeats_refresh_the_registry(ws_connect, owner):
     comm, _ = await connect_agent(ws_connect, owner)
     before = (await Agent.objects.aget(pk="echo")).last_heartbeat
     await send(comm, frame("echo", "HEARTBEAT", "heartbeat"))
-    await comm.receive_nothing(0.2)
+    assert await comm.receive_nothing(0.2)
     assert (await Agent.objects.aget(pk="echo")).last_heartbeat > before
     await comm.disconnect()
 
@@ -169,7 +169,7 @@ async def test_a_bad_frame_gets_an_error_and_the_connection_stays_open(ws_connec
     if code == "invalid_message" and "SHOUT" in raw:
         assert "REQUEST, RESPONSE, BROADCAST" in error["payload"]["data"]["detail"]
     await send(comm, frame("echo", "HEARTBEAT", "heartbeat"))
-    await comm.receive_nothing(0.1)
+    assert await comm.receive_nothing(0.1)
     await comm.disconnect()
 
 
@@ -217,6 +217,45 @@ async def test_a_replayed_message_id_is_refused(ws_connect, owner):
     await send(comm, note)
     await expect_error(comm, "replayed")
     await comm.disconnect()
+
+
+async def still_answers(comm, agent_id="echo"):
+    """The socket still works: a request to a built-in is answered."""
+    ask = frame(agent_id, "REQUEST", "nonsense", recipient_id="knowledge")
+    await send(comm, ask)
+    answer = await receive(comm)
+    assert answer["header"]["correlation_id"] == ask["header"]["message_id"], answer
+    assert answer["payload"]["data"]["code"] == "unknown_action"
+
+
+async def test_a_message_replayed_on_a_new_connection_is_refused_and_the_socket_stays(ws_connect, owner):
+    first, _ = await connect_agent(ws_connect, owner)
+    note = frame("echo", "BROADCAST", "hello")
+    await send(first, note)
+    assert await first.receive_nothing(0.2)
+    await first.disconnect()
+    again, _ = await connect_agent(ws_connect, owner)
+    await send(again, note)
+    error = await expect_error(again, "replayed")
+    assert error["header"]["correlation_id"] == note["header"]["message_id"]
+    await still_answers(again)
+    assert await AgentMessage.objects.filter(message_id=note["header"]["message_id"]).acount() == 1
+    await again.disconnect()
+
+
+async def test_a_heartbeat_replayed_on_a_new_connection_is_refused(ws_connect, owner):
+    """Heartbeats are not logged: only the shared replay window can recognise this one."""
+    first, _ = await connect_agent(ws_connect, owner)
+    beat = frame("echo", "HEARTBEAT", "heartbeat")
+    await send(first, beat)
+    await still_answers(first)
+    await first.disconnect()
+    again, _ = await connect_agent(ws_connect, owner)
+    await send(again, beat)
+    error = await expect_error(again, "replayed")
+    assert error["header"]["correlation_id"] == beat["header"]["message_id"]
+    await still_answers(again)
+    await again.disconnect()
 
 
 async def test_a_response_with_an_unknown_correlation_id_is_refused(ws_connect, owner):
@@ -352,7 +391,7 @@ async def test_the_feed_does_not_show_other_users_messages(ws_connect, owner, st
     call = asyncio.create_task(api_request(api_client, owner, "echo"))
     await answer_requests(comm, "echo")
     await call
-    await feed.receive_nothing(0.2)
+    assert await feed.receive_nothing(0.2)
     assert await AgentMessage.objects.acount() == 1
     await comm.disconnect()
     await feed.disconnect()

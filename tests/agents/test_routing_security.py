@@ -30,7 +30,7 @@ async def test_another_users_capability_request_never_reaches_a_private_agent(ws
     spy, _ = await connect_agent(ws_connect, stranger, agent_id="spy", capabilities=("lookup",))
     response = await capability_request(api_client, owner, "lookup", {"q": "owner's secret plans"}, wait_seconds=1)
     assert response.status_code == 503  # no agent serves the owner; the stranger's is not asked
-    await spy.receive_nothing(timeout=0.3)
+    assert await spy.receive_nothing(timeout=0.3)
     await spy.disconnect()
 
 
@@ -62,7 +62,7 @@ async def test_a_capability_notification_is_not_fanned_out_to_other_users_agents
                                             content_type="application/json")
     assert response.status_code == 202
     assert (await receive(mine))["payload"]["data"] == {"text": "owner only"}
-    await spy.receive_nothing(timeout=0.3)
+    assert await spy.receive_nothing(timeout=0.3)
     await spy.disconnect()
     await mine.disconnect()
 

@@ -85,3 +85,13 @@ def test_a_pattern_led_by_a_converter_keeps_the_flat_order():
     resolver = URLResolver(RoutePattern(""), [path("", include(grouped))])
     assert resolver.resolve("x/b").url_name == "b"
     assert resolver.resolve("y").url_name == "y"
+
+
+def test_every_api_url_name_is_unique_and_names_its_app():
+    names = [pattern.name for pattern in api.urls[0] if pattern.name]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    assert not duplicated
+    resolver = get_resolver()
+    assert resolver.resolve("/api/chat/sessions").url_name.startswith("chat_")
+    assert resolver.resolve("/api/knowledge/entries").url_name.startswith("knowledge_")
+    assert resolver.resolve("/api/health").url_name.startswith("platform_")

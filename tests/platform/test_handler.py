@@ -58,3 +58,20 @@ async def test_any_other_receiver_still_runs_on_a_thread_and_sees_both_signals(o
         request_finished.disconnect(finished)
     assert [signal for signal, _thread in seen] == ["started", "finished"]
     assert all(thread.startswith("autobot-lane-") for _signal, thread in seen)
+
+
+def test_a_signal_without_django_s_private_receiver_list_goes_django_s_way():
+    from django.dispatch import Signal
+
+    from autobot.handler import ASGIHandler
+
+    class Changed(Signal):  # as if a new Django renamed or reshaped `_live_receivers`
+        def _live_receivers(self, sender):
+            return [], [], []
+
+    handler = ASGIHandler()
+    assert handler._inline(request_started, None)
+    assert not handler._inline(Changed(), None)
+    missing = Signal()
+    missing._live_receivers = None  # not callable
+    assert not handler._inline(missing, None)

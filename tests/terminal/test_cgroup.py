@@ -1,0 +1,90 @@
+"""Each sandboxed session's cgroups (terminal/cgroup.py), with real shells in real sandboxes:
+nothing of them is left once sessions end, and the memory cap stops a session that fills its
+private /tmp before it fills the host's RAM."""
+
+import asyncio
+import re
+
+import pytest
+
+from terminal import services
+from terminal.models import TerminalSession
+from terminal.services import confine
+from tests.terminal.sandbox_helpers import Term
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+FILL_TMP = "head -c 200M /dev/zero > /tmp/big; echo rc=$?; ls -l /tmp/big"
+
+
+@pytest.fixture(autouse=True)
+def _room_for_sessions(settings):
+    settings.TERMINAL_MAX_SESSIONS_PER_USER = 50
+
+
+def _need_memory_cgroup(launch) -> None:
+    if launch.cgroup is None or "memory" not in launch.cgroup.limits:
+        pytest.skip("no usable memory cgroup controller here (cgroup v1 memory, or v2 memory delegated to us)")
+
+
+async def test_closed_sessions_leave_no_cgroup_folders(terminal_user):
+    paths = []
+    for _round in range(4):
+        terms = await asyncio.gather(*(Term.open(terminal_user) for _ in range(5)))
+        for term in terms:
+            term.type("sleep 300 &\r")  # still running when the session closes
+            assert term.live.launch.cgroup is not None, "the sandbox got no cgroup"
+            paths += term.live.launch.cgroup.paths
+        await asyncio.gather(*(services.session_close(user=terminal_user, session_id=t.session.pk) for t in terms))
+    assert [p for p in paths if p.exists()] == []
+
+
+async def test_commands_run_through_execute_leave_no_cgroup_folders(terminal_user, monkeypatch):
+    made = []
+    create = confine.SessionCgroup.create
+
+    def create_and_note(*args, **kwargs):  # the real cgroups, noted down
+        cgroup = create(*args, **kwargs)
+        made.append(cgroup)
+        return cgroup
+
+    monkeypatch.setattr(confine.SessionCgroup, "create", create_and_note)
+    results = await asyncio.gather(*(
+        services.command_run(user=terminal_user, command="sleep 30 & echo started") for _ in range(8)
+    ))
+    assert [r["output"].strip() for r in results] == ["started"] * 8
+    assert len(made) == 8 and None not in made, "the sandboxes got no cgroup"
+    assert [p for cgroup in made for p in cgroup.paths if p.exists()] == []
+
+
+async def test_filling_tmp_past_the_memory_cap_ends_the_session_not_the_host(terminal_user, settings):
+    settings.TERMINAL_MEMORY_MB = 64
+    term = await Term.open(terminal_user)
+    _need_memory_cgroup(term.live.launch)
+    term.type(f"{FILL_TMP}\r")
+    seen = ""
+    while (chunk := await term.sub.read()) is not None and not re.search(r"rc=\d+[\s\S]*@autobot:", seen):
+        seen += chunk
+    if chunk is None:  # the kernel killed the sandbox's programs: the shell has ended, and says why
+        await term.live.ended.wait()
+        row = await TerminalSession.objects.aget(pk=term.session.pk)
+        assert (row.status, row.end_reason) == ("ended", "memory_limit")
+    else:  # or the write was stopped and the shell lives on, with far less than 200 MB written
+        assert "No space left" in seen or "Killed" in seen, seen
+        size = re.search(r"\s(\d+) \w{3} +\d+ [\d:]+ /tmp/big", seen)
+        assert size is None or int(size.group(1)) <= 64 * 1024 * 1024
+    # The host carries on: a new session works.
+    other = await Term.open(terminal_user)
+    assert (await other.run("echo still-here")).strip() == "still-here"
+
+
+async def test_a_command_run_through_execute_is_held_to_the_memory_cap(terminal_user, settings):
+    settings.TERMINAL_MEMORY_MB = 64
+    result = await services.command_run(user=terminal_user, command="head -c 200M /dev/zero > /tmp/big && echo wrote")
+    assert result["exit_code"] != 0 and "wrote" not in result["output"]
+
+
+async def test_without_the_setting_the_same_write_succeeds(terminal_user, settings):
+    settings.TERMINAL_MEMORY_MB = 0
+    result = await services.command_run(user=terminal_user, command="head -c 100M /dev/zero > /tmp/big && echo wrote")
+    assert (result["exit_code"], result["output"].strip()) == (0, "wrote")

@@ -1,0 +1,141 @@
+"""The terminal relay over the real Redis channel layer, both of its sides in this process: the
+host side reads the session's channel as it does on the worker that owns the PTY, and the calls
+are the ones another worker makes (tests/scale/test_operator_relay.py runs two real workers)."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from autobot.errors import AppError
+from autobot.models import AuditEvent
+from autobot.supervise import cancel
+from files.services import area_root
+from terminal import services
+from terminal.models import CommandRecord
+from terminal.services import relay
+from terminal.services.watch import watchers
+from tests.conftest import use_redis_layer
+from tests.terminal.conftest import agrant
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+HARMLESS_DANGER = "mkfs.ext4 /dev/autobot-test-none"
+
+
+@pytest.fixture(autouse=True)
+def _redis_layer(settings):
+    use_redis_layer(settings, "relay")
+
+
+@pytest.fixture
+async def session(terminal_user):
+    return await services.session_open(user=terminal_user)
+
+
+async def typed(session, command, *, seconds=20.0, on_output=None):
+    return await relay.type_remote(session, command=command, actor="operator", correlation_id="turn-1",
+                                   timeout=seconds, on_output=on_output)
+
+
+async def test_a_line_typed_through_the_relay_runs_on_the_host_and_its_output_comes_back(session):
+    seen = []
+
+    async def output(text):
+        seen.append(text)
+
+    ran = await typed(session, "echo relayed-$((6*7))", on_output=output)
+
+    assert ran["exit_code"] == 0 and not ran["blocked"] and not ran["timed_out"]
+    assert ran["output"].splitlines()[-1] == "relayed-42"  # (the shell's first prompt may come before)
+    assert "relayed-42" in "".join(seen)  # live, as it came
+    record = await CommandRecord.objects.aget(pk=ran["record_id"])
+    assert record.command == "echo relayed-$((6*7))"
+    assert record.actor == "operator" and record.correlation_id == "turn-1" and not record.blocked
+
+
+async def test_a_line_the_terminal_blocks_is_blocked_through_the_relay_too(session):
+    ran = await typed(session, HARMLESS_DANGER)
+
+    assert ran["blocked"] and ran["risk"] == "DANGEROUS" and "RESTRICTED" in ran["reason"]
+    record = await CommandRecord.objects.aget(pk=ran["record_id"])
+    assert record.blocked and record.actor == "operator"
+
+
+async def running(session, user):
+    """Type a line that prints, then waits (the program in the foreground); returns once it runs."""
+    root, _ = await area_root(user=user)
+    await asyncio.to_thread(Path(root, "started.txt").write_text, "started-2\n")
+    started = asyncio.Event()
+    seen = []
+
+    async def output(text):
+        seen.append(text)
+        if "started-2" in "".join(seen):
+            started.set()
+
+    task = asyncio.create_task(typed(session, "tail -f started.txt", seconds=60, on_output=output))
+    await started.wait()
+    return task
+
+
+async def test_stopping_the_caller_kills_the_relayed_line_and_the_shell_takes_the_next(session, terminal_user):
+    typing = await running(session, terminal_user)
+    typing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await typing
+
+    # Killed on the host: the shell is at its prompt again and runs the next line at once.
+    ran = await typed(session, "echo after-$((1+1))")
+    assert ran["output"].splitlines()[-1] == "after-2" and ran["exit_code"] == 0 and not ran["timed_out"]
+
+
+async def test_a_second_line_while_one_is_typed_is_refused_as_busy(session, terminal_user):
+    first = await running(session, terminal_user)
+    try:
+        with pytest.raises(AppError) as refused:
+            await typed(session, "echo second")
+        assert getattr(refused.value, "code", None) == "terminal_busy"
+    finally:
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+
+
+async def test_a_closed_session_answers_session_ended(session, terminal_user):
+    await services.session_close(user=terminal_user, session_id=session.pk)
+    with pytest.raises(AppError) as ended:
+        await typed(session, "echo late")
+    assert getattr(ended.value, "code", None) == "session_ended"
+
+
+async def test_reachable_while_live_for_its_owner_only(session, terminal_user, colleague):
+    assert await services.session_reachable(user=terminal_user, session_id=session.pk)
+    assert not await services.session_reachable(user=await agrant(colleague), session_id=session.pk)
+    assert not await services.session_reachable(user=terminal_user, session_id="not-a-session")
+    await services.session_close(user=terminal_user, session_id=session.pk)
+    assert not await services.session_reachable(user=terminal_user, session_id=session.pk)
+
+
+async def test_a_reader_cancelled_again_and_again_still_detaches_every_remote_socket(session, staff):
+    boss = await agrant(staff)
+    live = services.live_session(session.pk)
+    remotes = []
+    for _ in range(3):  # staff watching from another worker
+        remote = relay.RemoteAttachment(session, lambda _event: None)
+        await remote.start(user=boss, mode=None, client_ip=None)
+        remotes.append(remote)
+    assert len(watchers(live)) == 3
+    reader = next(t for t in live.endless if t.get_name() == f"terminal {session.pk} relay")
+
+    # What the session's end does (supervise.cancel insists), hitting every step of the detach.
+    cancel(reader)
+    while not reader.done():
+        reader.cancel()
+        await asyncio.sleep(0)
+
+    assert watchers(live) == [] and live.attached == 0
+    assert live.grace_ends is not None  # nobody attached any more: the reconnect grace runs
+    unwatched = AuditEvent.objects.filter(target_id=str(session.pk), action="terminal.session_unwatch")
+    assert await unwatched.acount() == 3
+    for remote in remotes:
+        await remote.detach()
