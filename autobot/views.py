@@ -203,10 +203,10 @@ def _may_use_terminal(user, held: bool | None) -> bool:
 
 
 def _live_terminals(user, live: int, own_live: int) -> int:
-    """The live count, after ending the user's sessions whose server process is gone (what
-    terminal.services.session_list does first). Only asked when the user has live sessions of
-    their own, so an ordinary page load costs no further query."""
-    if not own_live:
+    """The live count, after ending the sessions whose server process is gone (what
+    terminal.services.session_list does first: the user's own, everyone's for staff). Only asked
+    when there are such live sessions to check, so an ordinary page load costs no further query."""
+    if not (live if user.is_staff else own_live):
         return live
     from terminal import services as terminal
 

@@ -404,26 +404,38 @@ def _store_question(user, session: ChatSession, content: str, use_knowledge: boo
     # SQLite serialises writers anyway) so two workers posting at the same instant cannot both
     # see the session free. One read for both history and that check: an answer still streaming
     # is always among the newest messages.
+    # A busy session is refused after the transaction has committed: the answers reaped on the way
+    # (orphaned by a stopped worker) stay failed, not rolled back with the refusal.
     with transaction.atomic():
         ChatSession.objects.select_for_update().filter(pk=session.pk).values_list("pk").first()
         recent = list(session.messages.order_by("-created", "-id").values_list(
             "pk", "role", "status", "content", "updated", "worker")[:HISTORY_ROWS])
-        if not _reap_stale(session, [(pk, updated, worker) for pk, _, status, _, updated, worker in recent
-                                     if status == ChatMessage.Status.STREAMING]):
-            raise Conflict(BUSY, code="generation_running")
-        history = [{"role": role, "content": text} for pk, role, status, text, _, _ in reversed(recent)
-                   if text and (role == ChatMessage.Role.USER or status == ChatMessage.Status.COMPLETE)
-                   and (question is None or pk < question.pk)]
-        if question is None:
-            user_message, reply = _store_pair(session, content, use_knowledge, ref, correlation_id)
-        else:
-            user_message, reply = question, _store_reply(session, use_knowledge, ref, correlation_id)
-        audit.record_sync(
-            actor=user, action="chat.regenerate" if question else "chat.message", target_type="chat_session",
-            target_id=str(session.id), data={"message_id": user_message.pk, "length": len(content), "model": ref,
-                                             "use_knowledge": use_knowledge},
-            ip=client_ip, correlation_id=correlation_id or None,
-        )
+        free = _reap_stale(session, [(pk, updated, worker) for pk, _, status, _, updated, worker in recent
+                                     if status == ChatMessage.Status.STREAMING])
+        if free:
+            user_message, reply, history = _store_turn(user, session, content, use_knowledge, ref, client_ip,
+                                                       correlation_id, question, recent)
+    if not free:
+        raise Conflict(BUSY, code="generation_running")
+    return user_message, reply, history
+
+
+def _store_turn(user, session: ChatSession, content: str, use_knowledge: bool, ref: str, client_ip: str | None,
+                correlation_id: str, question: ChatMessage | None, recent: list):
+    """The store half of ``_store_question``, inside its transaction."""
+    history = [{"role": role, "content": text} for pk, role, status, text, _, _ in reversed(recent)
+               if text and (role == ChatMessage.Role.USER or status == ChatMessage.Status.COMPLETE)
+               and (question is None or pk < question.pk)]
+    if question is None:
+        user_message, reply = _store_pair(session, content, use_knowledge, ref, correlation_id)
+    else:
+        user_message, reply = question, _store_reply(session, use_knowledge, ref, correlation_id)
+    audit.record_sync(
+        actor=user, action="chat.regenerate" if question else "chat.message", target_type="chat_session",
+        target_id=str(session.id), data={"message_id": user_message.pk, "length": len(content), "model": ref,
+                                         "use_knowledge": use_knowledge},
+        ip=client_ip, correlation_id=correlation_id or None,
+    )
     return user_message, reply, history
 
 

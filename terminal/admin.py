@@ -3,12 +3,14 @@ with verdicts in words, times to the second, and filters for every question a re
 
 from urllib.parse import urlencode
 
+from asgiref.sync import async_to_sync
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
 from autobot.admin import ReadOnlyAdmin, ReadOnlyInline, seconds  # records are written by the services only
 from terminal.models import CommandRecord, TerminalSession
+from terminal.services import sessions_reconcile
 
 # How each source reads to a reviewer; values the model gains later show under their own name.
 SOURCE_LABELS = {"interactive": "typed in the shell", "execute": "API", "operator": "operator (chat)",
@@ -141,6 +143,16 @@ class TerminalSessionAdmin(ReadOnlyAdmin):
     readonly_fields = fields
     inlines = [CommandInline]
     Media = AdminStyles
+
+    # A reviewer sees the sessions whose server process stopped as ended, whoever owned them:
+    # the service marks them (audited) before the list or a session's page is read.
+    def changelist_view(self, request, extra_context=None):
+        async_to_sync(sessions_reconcile)()
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        async_to_sync(sessions_reconcile)()
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="name", ordering="title")
     def name(self, obj):

@@ -9,10 +9,12 @@ Knows nothing of Django.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import logging
 import time
 from pathlib import Path
+
+log = logging.getLogger("terminal")
 
 QUEUE_EVENTS = 256  # a full queue makes the producer (the PTY pump) wait: backpressure, bounded memory
 
@@ -48,11 +50,39 @@ class Recorder:
         self._started = time.monotonic()
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(QUEUE_EVENTS)
         self._task: asyncio.Task | None = None
+        self.failed: BaseException | None = None  # why the writer stopped early (a disk error, no file)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.path.parent.mkdir, parents=True, exist_ok=True)
         self._task = asyncio.create_task(self._write_all(), name=f"recorder {self.path.name}")
-        await self._queue.put(json.dumps(self._header) + "\n")
+        self._task.add_done_callback(self._writer_done)
+        await self._send(json.dumps(self._header) + "\n")
+
+    def _writer_done(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # Said once, when it happens: the session goes on, unrecorded from here.
+            self.failed = task.exception()
+            log.error("recording %s stopped: %s; the rest of the session is not recorded", self.path,
+                      self.failed, exc_info=self.failed)
+
+    async def _send(self, item: str | None) -> bool:
+        """Queue an item for the writer, waiting while the queue is full (backpressure), but never
+        for a writer that has stopped: nothing would read it. False when it was dropped."""
+        task = self._task
+        if task is None or task.done():
+            return False
+        try:
+            self._queue.put_nowait(item)
+            return True
+        except asyncio.QueueFull:
+            pass
+        put = asyncio.ensure_future(self._queue.put(item))
+        try:
+            await asyncio.wait((put, task), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not put.done():
+                put.cancel()
+        return put.done() and not put.cancelled()
 
     async def _write_all(self) -> None:
         # One thread trip per batch: whatever is queued when the writer wakes is written and
@@ -85,8 +115,8 @@ class Recorder:
 
     async def _put(self, code: str, data: str) -> None:
         line = self._line(code, data)
-        if line is not None and self._task is not None:
-            await self._queue.put(line)
+        if line is not None:
+            await self._send(line)
 
     async def output(self, data: str) -> None:
         await self._put("o", data)
@@ -101,9 +131,11 @@ class Recorder:
         await self._put("r", f"{cols}x{rows}")
 
     async def close(self) -> None:
-        if self._task is None:
+        """Write what is queued and close the file. Returns at once when the writer has stopped
+        early (``failed`` says why)."""
+        task = self._task
+        if task is None:
             return
-        await self._queue.put(None)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await self._send(None)
+        await asyncio.wait((task,))  # an error of the writer's was logged when it stopped: not raised here
         self._task = None

@@ -101,10 +101,22 @@ class LiveSession:
         return time.monotonic() - max(self.proc.last_activity, self.last_attach)
 
 
+@dataclass
+class Opening:
+    """A session whose shell is starting. A close that comes meanwhile is noted here (the start
+    then ends the session rather than hand it out); ``done`` is set once the start is over."""
+
+    close_reason: str | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def close(self, reason: str) -> None:
+        self.close_reason = self.close_reason or reason
+
+
 _live: dict[uuid.UUID, LiveSession] = {}
 # Sessions whose row exists (or is being written) while their shell starts: not live yet, not
 # lost either (a concurrent request of the same user must not mark them server_gone).
-_opening: set[uuid.UUID] = set()
+_opening: dict[uuid.UUID, Opening] = {}
 
 
 def get(session_id: uuid.UUID) -> LiveSession | None:
@@ -116,13 +128,23 @@ def known(session_id: uuid.UUID) -> bool:
     return session_id in _live or session_id in _opening
 
 
+def starting(session_id: uuid.UUID) -> Opening | None:
+    """The session's start, while its shell is starting in this process."""
+    return _opening.get(session_id)
+
+
+def all_starting() -> list[Opening]:
+    return list(_opening.values())
+
+
 @contextlib.contextmanager
 def opening(session_id: uuid.UUID):
-    _opening.add(session_id)
+    state = _opening[session_id] = Opening()
     try:
-        yield
+        yield state
     finally:
-        _opening.discard(session_id)
+        _opening.pop(session_id, None)
+        state.done.set()
 
 
 def add(live: LiveSession) -> None:

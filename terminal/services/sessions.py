@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import signal
@@ -77,7 +78,8 @@ def validate_size(cols, rows) -> tuple[int, int]:
 
 
 async def _mark_stale(user=None) -> int:
-    """Rows left live by a server process that no longer runs (or lost by this one) end now."""
+    """Rows left live by a server process that no longer runs (or lost by this one) end now:
+    ``user``'s, or everyone's when None."""
     rows = TerminalSession.objects.exclude(status=Status.ENDED)
     if user is not None:
         rows = rows.filter(owner=user)
@@ -124,13 +126,13 @@ async def session_open(
     await launch_check(user=user, level=level)
     home = await home_for(user)
     session_id = uuid.uuid4()
-    with registry.opening(session_id):  # from before its row exists until it is live (or ended)
+    with registry.opening(session_id) as start:  # from before its row exists until it is live (or ended)
         return await _open(user=user, session_id=session_id, level=level, home=home, title=title, cols=cols,
-                           rows=rows, client_ip=client_ip)
+                           rows=rows, client_ip=client_ip, start=start)
 
 
 async def _open(*, user, session_id, level: Level, home: str, title: str, cols: int, rows: int,
-                client_ip) -> TerminalSession:
+                client_ip, start: registry.Opening) -> TerminalSession:
     cap = settings.TERMINAL_MAX_SESSIONS_PER_USER
     fields = dict(
         id=session_id,
@@ -171,6 +173,9 @@ async def _open(*, user, session_id, level: Level, home: str, title: str, cols: 
         data={"level": level.value, "pid": live.proc.pid, "cwd": home},
         ip=client_ip,
     )
+    if start.close_reason:  # closed (or the server stopping) while the shell started: it ends here
+        await close_live(live, start.close_reason)
+        await session.arefresh_from_db(fields=["status", "ended", "exit_code", "end_reason"])
     return session
 
 
@@ -220,8 +225,16 @@ async def _spawn(session: TerminalSession, *, user, level: Level, home: str, cli
     )
     holder.append(live)
     registry.add(live)
-    await recorder.start()
-    await hook.start()
+    try:
+        await recorder.start()
+        await hook.start()
+    except BaseException:
+        # The shell runs: it goes (its sandbox, its registry entry) as any session ends, the row
+        # ended as spawn_failed; the caller tells the user (this error, not one of the teardown's,
+        # which _end logs).
+        with contextlib.suppress(Exception):
+            await close_live(live, "spawn_failed")
+        raise
     live.spawn_task(registry.pump_output(live, proc.subscribe()), f"terminal {session.pk} recorder")
     live.spawn_task(_end_on_exit(live), f"terminal {session.pk} exit")
     if not single_process():  # sockets and calls reaching other workers come through here
@@ -307,7 +320,12 @@ async def _end(live: registry.LiveSession, reason: str) -> None:
 
 
 async def sessions_shutdown() -> None:
-    """End every live session of this process (server shutdown, tests)."""
+    """End every live session of this process (server shutdown, tests), and those starting."""
+    starting = registry.all_starting()
+    for start in starting:
+        start.close("shutdown")
+    if starting:  # each start ends its session once its shell is up
+        await asyncio.gather(*(start.done.wait() for start in starting))
     closing = [close_live(live, "shutdown") for live in registry.all_sessions()]
     if closing:
         await asyncio.gather(*closing, return_exceptions=True)
@@ -352,7 +370,7 @@ async def session_reachable(*, user, session_id) -> bool:
 async def session_list(*, user, status: str | None = None, owner: str | None = None):
     """The sessions ``user`` may see, newest first. A queryset."""
     await require_terminal(user)
-    await _mark_stale(user)
+    await _mark_stale(None if user.is_staff else user)  # staff see everyone's sessions: all are checked
     sessions = TerminalSession.objects.select_related("owner").order_by("-created")
     if not user.is_staff:
         sessions = sessions.filter(owner=user)
@@ -414,16 +432,17 @@ async def session_update(
 async def session_close(*, user, session_id, client_ip: str | None = None) -> TerminalSession:
     await require_terminal(user)
     session = await owned_session(user=user, session_id=session_id)
+    start = registry.starting(session.pk)
+    if start is not None:
+        # Its shell is still starting here: the start ends the session once the shell is up
+        # (handing out none); answered when it has.
+        await _audit_close(user, session, client_ip, {"starting": True})
+        start.close("closed")
+        await start.done.wait()
     live = registry.get(session.pk)
     if live is not None:
-        await audit.record(
-            actor=user,
-            action="terminal.session_close",
-            target_type="terminal_session",
-            target_id=str(session.pk),
-            data={},
-            ip=client_ip,
-        )
+        if start is None:
+            await _audit_close(user, session, client_ip, {})
         await close_live(live, "closed")
     elif session.status == Status.ENDED:
         pass
@@ -434,20 +453,18 @@ async def session_close(*, user, session_id, client_ip: str | None = None) -> Te
         if row.status != Status.ENDED and not registry.known(session.pk):
             await mark_server_gone(session)
     elif await _live_here(session) is None:
-        await audit.record(
-            actor=user,
-            action="terminal.session_close",
-            target_type="terminal_session",
-            target_id=str(session.pk),
-            data={"host": session.host},
-            ip=client_ip,
-        )
+        await _audit_close(user, session, client_ip, {"host": session.host})
         try:
             await relay.call(session, "close")
         except AppError as exc:  # it ended meanwhile (another close, its shell exited): closed all the same
             if exc.code != "session_ended":
                 raise
     return await owned_session(user=user, session_id=session.pk)
+
+
+async def _audit_close(user, session: TerminalSession, client_ip: str | None, data: dict) -> None:
+    await audit.record(actor=user, action="terminal.session_close", target_type="terminal_session",
+                       target_id=str(session.pk), data=data, ip=client_ip)
 
 
 async def session_input(

@@ -169,3 +169,31 @@ def test_workers_posting_to_one_session_at_the_same_instant_start_one_answer(own
         thread.join(timeout=30)
     assert sorted(outcomes) == ["busy"] * 5 + ["stored"]
     assert session.messages.filter(status=ChatMessage.Status.STREAMING).count() == 1
+
+
+async def test_a_refused_message_still_fails_the_answer_a_stopped_worker_left_streaming(owner, llm, settings):
+    """Several workers: one answer is still being generated elsewhere (the message is refused),
+    another was left streaming by a worker that has stopped; the refusal keeps that one failed."""
+    import asyncio
+    import sys
+
+    from autobot.errors import Conflict
+    from autobot.workers import WORKER_ID
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}  # several workers
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await gone.wait()
+    host = WORKER_ID.rpartition(":")[0]
+    session = await services.session_create(user=owner)
+    await ChatMessage.objects.acreate(session=session, role="assistant", status="streaming", content="orphan",
+                                      worker=f"{host}:{gone.pid}")
+    await ChatMessage.objects.acreate(session=session, role="assistant", status="streaming", content="running",
+                                      worker=f"{host}:1")  # a process that runs: an answer in progress
+
+    with pytest.raises(Conflict) as info:
+        await services.message_post(user=owner, session_id=session.id, content="hi")
+
+    assert info.value.code == "generation_running"
+    orphan = await ChatMessage.objects.aget(content="orphan")
+    assert (orphan.status, orphan.error_code) == ("failed", "interrupted")
+    assert (await ChatMessage.objects.aget(content="running")).status == "streaming"
