@@ -171,12 +171,13 @@ async def session_update(request, session_id: str, body: TerminalSessionPatch):
 
 @router.delete(
     "/sessions/{session_id}",
-    response={200: TerminalSessionOut, **errors(403, 503)},
+    response={200: TerminalSessionOut, **errors(403, 409, 503)},
     summary="End a session (its shell is hung up); the session and its history stay",
     description=(
         "Ends the session: its shell is hung up and the answer is the session with status `ended`. "
         "Nothing is deleted: the session, its command history and its recording stay readable at the "
-        "same URLs (they are the audit trail). Ending an ended session answers it again, unchanged."
+        "same URLs (they are the audit trail). Ending an ended session answers it again, unchanged. "
+        "409 `session_lost`: the server process running it stopped (the session is marked ended)."
     ),
 )
 async def session_close(request, session_id: str):
