@@ -312,13 +312,15 @@ class Answers:
         self._closing = False
 
     async def store_unstarted(self, *, session_id, reply: ChatMessage, user, serialize,
-                              client_ip: str | None = None) -> Answer:
-        """Store a reply whose set-up was stopped after it was stored streaming (at shutdown):
-        cancelled and empty, audited and announced like any answer cancelled before its first
-        token, so the question is never left waiting for an answer that no process generates."""
+                              client_ip: str | None = None, status=ChatMessage.Status.CANCELLED,
+                              error: tuple[str, str] | None = None) -> Answer:
+        """Store a reply whose set-up was stopped (at shutdown) or failed after it was stored
+        streaming: empty, `status` (cancelled, or failed with `error`), audited and announced like
+        any answer ended before its first token, so the question is never left waiting for an
+        answer that no process generates."""
         answer = Answer(session_id=str(session_id), message_id=reply.pk, user=user, reply=reply,
                         client_ip=client_ip)
-        await _finish(answer, ChatMessage.Status.CANCELLED, None, [], {}, serialize)
+        await _finish(answer, status, error, [], {}, serialize)
         return answer
 
     async def _run(self, answer: Answer, provider: Provider, prompt, model, citations, serialize) -> None:

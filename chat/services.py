@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from autobot import audit
-from autobot.errors import Conflict, InvalidInput, LimitExceeded, NotFound, Unavailable
+from autobot.errors import AppError, Conflict, InvalidInput, LimitExceeded, NotFound, Unavailable
 from autobot.pagination import paginate
 from autobot.workers import WORKER_ID, single_process, worker_gone
 from chat.db import db_job
@@ -294,8 +294,11 @@ async def _message_setup(checked: _Checked, *, use_knowledge: bool, client_ip: s
     except asyncio.CancelledError:
         await _stored_then_stopped(store, checked, client_ip)
         raise
+    except Exception as exc:  # the search failed: its error is the one raised, and the reply's
+        await _stored_then_stopped(store, checked, client_ip, error=_setup_error(exc))
+        raise
     except BaseException:
-        store.add_done_callback(_log_store_failure)  # the search failed: its error is the one raised
+        store.add_done_callback(_log_store_failure)
         raise
     provider, messages, citations = _prompt(user, resolved, content, history, passages, use_knowledge)
     answer = answers.start(
@@ -306,15 +309,26 @@ async def _message_setup(checked: _Checked, *, use_knowledge: bool, client_ip: s
     return Posted(user_message=user_message, reply=reply, answer=answer, events=events)
 
 
-async def _stored_then_stopped(store: asyncio.Future, checked: _Checked, client_ip: str | None) -> None:
+async def _stored_then_stopped(store: asyncio.Future, checked: _Checked, client_ip: str | None,
+                               error: tuple[str, str] | None = None) -> None:
     """A set-up stopped before its answer started: once its question is stored (the job runs to
-    the end regardless), its streaming reply is stored cancelled."""
+    the end regardless), its streaming reply is stored cancelled, or failed with `error` (code,
+    detail) when the set-up failed, so the question is never left waiting."""
     try:
         _, reply, _ = await store
     except Exception:  # not stored (busy, session gone): nothing is left waiting
+        _log_store_failure(store)
         return
+    status = ChatMessage.Status.CANCELLED if error is None else ChatMessage.Status.FAILED
     await answers.store_unstarted(session_id=checked.session.id, reply=reply, user=checked.user,
-                                  serialize=message_data, client_ip=client_ip)
+                                  serialize=message_data, client_ip=client_ip, status=status, error=error)
+
+
+def _setup_error(exc: Exception) -> tuple[str, str]:
+    """The failed reply's (code, detail): an AppError's own, else a generic one (logged by the API)."""
+    if isinstance(exc, AppError):
+        return exc.code, exc.detail
+    return "setup_failed", "the answer could not be prepared (knowledge search failed); the error has been logged"
 
 
 def _log_store_failure(store: asyncio.Future) -> None:

@@ -104,3 +104,25 @@ async def test_a_running_answer_stopped_at_shutdown_keeps_its_text_so_far_as_can
                                            ("assistant", "Echo: tell", "cancelled")]
     reply = await ChatMessage.objects.aget(session_id=sid, role="assistant")
     assert reply.completion_tokens is None  # stopped, not finished
+
+
+async def test_a_set_up_that_fails_leaves_its_question_answered_failed_not_waiting(api_client, owner, llm,
+                                                                                   monkeypatch):
+    from autobot.errors import Unavailable
+    from chat import services
+
+    async def search_down(**_kwargs):  # the knowledge base's database answers with an error
+        raise Unavailable("the knowledge search is not answering", code="search_unavailable")
+
+    monkeypatch.setattr(services, "knowledge_search", search_down)
+    client = api_client(owner)
+    sid = (await new_session(client))["id"]
+    response = await post_message(client, sid, "one")
+    assert response.status_code == 503 and response.json()["code"] == "search_unavailable"
+    assert await messages(client, sid) == [("user", "one", "complete"), ("assistant", "", "failed")]
+    reply = (await client.get(f"{BASE}/sessions/{sid}/messages")).json()["items"][1]
+    assert reply["error_code"] == "search_unavailable"  # its own reason, not a later reaping's "interrupted"
+    assert llm.requests == []
+
+    monkeypatch.undo()  # the search is back: the session takes the next question at once
+    assert (await post_message(client, sid, "two")).json()["content"] == "Echo: two"
