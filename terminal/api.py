@@ -215,7 +215,10 @@ async def session_input(request, session_id: str, body: InputIn):
 
 @router.post(
     "/sessions/{session_id}/signal", response={200: SignalOut, **errors(403, 409, 503)},
-    summary="Signal the session's foreground process group"
+    summary="Signal the session's foreground process group",
+    description=("Sends the signal to the program running in the foreground (what Ctrl-C does for SIGINT). "
+                 "With the shell idle at its prompt nothing is signalled: `process_group` and `program` are "
+                 "null, and the shell goes on (end the session with DELETE)."),
 )
 async def session_signal(request, session_id: str, body: SignalIn):
     return await services.session_signal(

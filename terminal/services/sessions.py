@@ -520,8 +520,11 @@ async def session_signal(*, user, session_id, signal_name: str, client_ip: str |
 
 
 def signal_live(live: registry.LiveSession, signal_name: str) -> dict:
+    """Signal the program running in the foreground. With the shell idle at its prompt there is
+    none, and nothing is signalled (process_group None): a SIGKILL or SIGSTOP meant for a program
+    must not end or freeze the shell itself (ending the session is DELETE)."""
     target = live.proc.foreground_command()
-    pgrp = live.proc.signal_foreground(SIGNALS[signal_name])
+    pgrp = live.proc.signal_foreground(SIGNALS[signal_name]) if target is not None else None
     return {"signal": signal_name, "process_group": pgrp, "program": target}
 
 

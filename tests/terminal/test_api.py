@@ -179,6 +179,27 @@ async def test_input_and_signal(client):
     sub.close()
 
 
+async def test_a_signal_with_the_shell_idle_at_its_prompt_leaves_the_shell_running(client):
+    sid = (await create(client))["id"]
+    live = registry.get(__import__("uuid").UUID(sid))
+    sub = live.proc.subscribe()
+    await client.post(f"{BASE}/sessions/{sid}/input", {"text": "echo rea''dy\r"}, content_type="application/json")
+    seen = ""
+    while "ready" not in seen:
+        seen += await sub.read()
+    for name in ("SIGKILL", "SIGSTOP"):
+        body = (await client.post(f"{BASE}/sessions/{sid}/signal", {"signal": name},
+                                  content_type="application/json")).json()
+        assert body == {"signal": name, "process_group": None, "program": None}
+    await client.post(f"{BASE}/sessions/{sid}/input", {"text": "echo sti''ll-here\r"}, content_type="application/json")
+    while "still-here" not in seen:
+        chunk = await asyncio.wait_for(sub.read(), 10)
+        assert chunk is not None, "the shell ended"
+        seen += chunk
+    assert (await client.get(f"{BASE}/sessions/{sid}")).json()["status"] == "running"
+    sub.close()
+
+
 async def test_password_input_is_not_recorded(client, settings):
     settings.TERMINAL_RECORD_INPUT = True
     created = await create(client)
