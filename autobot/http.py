@@ -75,6 +75,11 @@ def json_too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 def json_loads(raw: bytes | str):
     """json.loads with the nesting bounded (ValueError past MAX_JSON_DEPTH)."""
     data = raw.encode() if isinstance(raw, str) else raw
+    encoding = json.detect_encoding(data)
+    if encoding not in ("utf-8", "utf-8-sig"):
+        # The parser reads such bytes as UTF-16 or UTF-32, where one character can hold the byte of
+        # a quote or bracket ("Ģ" is 22 01 in UTF-16-LE): measure and parse the text it reads.
+        data = data.decode(encoding, "surrogatepass").encode()
     if json_too_deep(data):
         raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return json.loads(data)

@@ -107,3 +107,14 @@ def test_on_any_text_it_agrees_with_the_parser_on_what_the_parser_reads():
     assert parsed > 100
     with pytest.raises(ValueError):
         json_loads("[" * 70 + "]" * 70)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-16", "utf-32-le", "utf-32"])
+def test_a_utf16_or_utf32_body_is_measured_as_the_parser_reads_it(encoding):
+    """The parser reads a body in UTF-16 or UTF-32 when its first bytes say so, and there one
+    character can hold the byte of a quote: "Ģ" is 22 01 in UTF-16-LE. Measured byte by byte, that
+    byte opened a string that hid every bracket after it, and the parser recursed to its limit."""
+    deep = '["\u0122", ' + "[" * 5000 + "]" * 5000 + "]"
+    with pytest.raises(ValueError, match="nested deeper than 64"):
+        json_loads(deep.encode(encoding))
+    assert json_loads('{"a": "\u0122[[", "b": [[1]]}'.encode(encoding)) == {"a": "\u0122[[", "b": [[1]]}

@@ -27,6 +27,15 @@ async def test_ten_thousand_deep_json_is_400(api_client, owner):
         assert "deeper than" in response.json()["detail"]
 
 
+async def test_ten_thousand_deep_json_in_utf16_is_400(api_client, owner):
+    # UTF-16 puts a quote's byte inside "Ģ" (22 01): the bytes alone hid the brackets after it.
+    deep = ('{"content": "\u0122", "x": ' + "[" * 10_000 + "]" * 10_000 + "}").encode("utf-16-le")
+    for path in ("/api/agents/messages", "/api/chat/sessions"):
+        response = await api_client(owner).post(path, deep, content_type=JSON)
+        assert response.status_code == 400, (path, response.content)
+        assert "deeper than" in response.json()["detail"]
+
+
 async def test_json_nested_within_the_bound_still_works(api_client, owner):
     data = {"x": 1}
     for _ in range(30):
