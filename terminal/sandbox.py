@@ -2,6 +2,7 @@
 
 Every shell that is not a staff member's STANDARD host shell runs under bubblewrap
 (``bwrap``): its own user, PID, IPC, UTS, cgroup and mount namespaces, no new privileges,
+no user namespaces of its own (bubblewrap 0.8+: in one, it could lift its cgroup caps),
 an unprivileged uid inside, the system read-only, a private ``/tmp``, and the user's files
 area as ``$HOME`` — the only writable place, mounted at the same path as on the host so
 folders mean the same thing on both sides. Nothing of the server is mounted: not its
@@ -16,6 +17,7 @@ Knows nothing of Django except the settings it reads.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import resource
 import subprocess
@@ -28,6 +30,7 @@ from django.conf import settings
 from autobot.errors import Unavailable
 from terminal.policy import Level
 
+log = logging.getLogger("terminal")
 RC_INSIDE = "/etc/autobot/autobot.bashrc"
 # Read-only system folders (those that exist); /bin, /lib… are symlinks into /usr on
 # merged-/usr systems and are recreated as such.
@@ -59,7 +62,7 @@ class Profile:
 
 _SANDBOX = (
     "bubblewrap: own user, PID, IPC, UTS, cgroup and mount namespaces; an unprivileged uid inside "
-    "(`AUTOBOT_TERMINAL_SANDBOX_UID`, 1000), no capabilities, no new privileges"
+    "(`AUTOBOT_TERMINAL_SANDBOX_UID`, 1000), no capabilities, no new privileges, no user namespaces of its own"
 )
 _SANDBOX_VISIBLE = "`/usr` (read-only), a minimal `/etc`, its own `/proc` and `/dev`, `$HOME`; its own processes only"
 _SANDBOX_WRITABLE = "`$HOME` (the user's files area), a private `/tmp`"
@@ -112,7 +115,12 @@ def running_as_root() -> bool:
 # ---- availability -------------------------------------------------------------------------
 
 
-_working: set[str] = set()  # bwrap paths that started a sandbox: only success is remembered
+# No user namespaces inside: in one of its own (with a cgroup namespace) the sandbox's user could
+# mount its cgroup hierarchy and, owning the files when the server runs as root, lift its caps.
+NO_NESTED_USERNS = ("--unshare-user", "--disable-userns")  # bubblewrap 0.8+
+# bwrap paths that started a sandbox -> whether they disable nested user namespaces: only success
+# is remembered.
+_working: dict[str, bool] = {}
 
 
 def _probe(bwrap: str) -> str | None:
@@ -121,15 +129,25 @@ def _probe(bwrap: str) -> str | None:
         return None
     if not (os.path.isfile(bwrap) and os.access(bwrap, os.X_OK)):
         return f"bubblewrap was not found at {bwrap}"
-    argv = [bwrap, "--unshare-all", "--die-with-parent", *_system_args(), "--", "/bin/true"]
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=10, check=False, env={})  # noqa: S603
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"bubblewrap at {bwrap} could not start: {exc}"
-    if done.returncode != 0:
-        return f"bubblewrap at {bwrap} cannot create a sandbox here: {done.stderr.decode(errors='replace').strip()}"
-    _working.add(bwrap)
-    return None
+    why = None
+    for confined in (True, False):
+        argv = [bwrap, "--unshare-all", *(NO_NESTED_USERNS if confined else ()), "--die-with-parent",
+                *_system_args(), "--", "/bin/true"]
+        try:
+            done = subprocess.run(argv, capture_output=True, timeout=10, check=False, env={})  # noqa: S603
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"bubblewrap at {bwrap} could not start: {exc}"
+        if done.returncode == 0:
+            if not confined:
+                log.warning(
+                    "terminal: bubblewrap at %s cannot disable user namespaces inside its sandboxes "
+                    "(--disable-userns, bubblewrap 0.8+): on cgroup v1 a sandboxed user can lift its "
+                    "session's process and memory caps; upgrade bubblewrap", bwrap,
+                )
+            _working[bwrap] = confined
+            return None
+        why = f"bubblewrap at {bwrap} cannot create a sandbox here: {done.stderr.decode(errors='replace').strip()}"
+    return why
 
 
 def problem() -> str | None:
@@ -213,8 +231,8 @@ def sandbox_argv(
     """
     uid = str(settings.TERMINAL_SANDBOX_UID)
     args = [
-        settings.TERMINAL_BWRAP, "--unshare-all", "--die-with-parent", "--uid", uid, "--gid", uid, "--cap-drop", "ALL",
-        "--hostname", "autobot", *_system_args(), *data_args,
+        settings.TERMINAL_BWRAP, "--unshare-all", *_nested_userns_off(), "--die-with-parent",
+        "--uid", uid, "--gid", uid, "--cap-drop", "ALL", "--hostname", "autobot", *_system_args(), *data_args,
         "--bind", home, home, "--setenv", "HOME", home, "--setenv", "PATH", SANDBOX_PATH, "--chdir", cwd or home,
     ]
     if network_allowed(level):
@@ -225,6 +243,11 @@ def sandbox_argv(
         args.append("--new-session")
     # Last: the sandbox's own root (where bwrap made the mount points) becomes read-only too.
     return [*args, "--remount-ro", "/", "--", *_with_process_cap(command)]
+
+
+def _nested_userns_off() -> tuple[str, ...]:
+    """NO_NESTED_USERNS unless the probe found this bubblewrap too old for it."""
+    return NO_NESTED_USERNS if _working.get(settings.TERMINAL_BWRAP, True) else ()
 
 
 def _with_process_cap(command: Sequence[str]) -> list[str]:

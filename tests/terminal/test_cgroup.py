@@ -10,7 +10,7 @@ import pytest
 from terminal import services
 from terminal.models import TerminalSession
 from terminal.services import confine
-from tests.terminal.sandbox_helpers import Term
+from tests.terminal.sandbox_helpers import _ANSI, Term
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -88,3 +88,40 @@ async def test_without_the_setting_the_same_write_succeeds(terminal_user, settin
     settings.TERMINAL_MEMORY_MB = 0
     result = await services.command_run(user=terminal_user, command="head -c 100M /dev/zero > /tmp/big && echo wrote")
     assert (result["exit_code"], result["output"].strip()) == (0, "wrote")
+
+
+# A script the user saved in their files area: run as `sh lift.sh`, the hook sees only that line.
+# In a user and cgroup namespace of its own, the sandbox's user could mount its cgroup hierarchy
+# (rooted at the session's cgroup) and, as the files' owner when the server runs as root, raise
+# its own caps. Each attempt prints what it got; the test then reads the caps from the host.
+LIFT_CAPS = """\
+for controller in pids memory; do
+  unshare -UrmC sh -c "mkdir -p /tmp/cg-$controller && mount -t cgroup -o $controller none /tmp/cg-$controller \\
+    || mount -t cgroup2 none /tmp/cg-$controller && echo mounted-$controller
+    for file in pids.max memory.memsw.limit_in_bytes memory.limit_in_bytes memory.max memory.swap.max; do
+      [ -e /tmp/cg-$controller/\\$file ] && { echo max || echo -1; } 2>/dev/null > /tmp/cg-$controller/\\$file \\
+        && echo raised-\\$file
+    done" 2>&1
+done
+echo lift-done
+"""
+
+
+def _caps(cgroup) -> dict[str, str]:
+    files = ("pids.max", "memory.limit_in_bytes", "memory.max")
+    return {f: (p / f).read_text().strip() for p in cgroup.paths for f in files if (p / f).exists()}
+
+
+async def test_a_sandboxed_shell_cannot_lift_its_own_caps(terminal_user, settings):
+    settings.TERMINAL_MEMORY_MB = 64
+    term = await Term.open(terminal_user)
+    if term.live.launch.cgroup is None:
+        pytest.skip("no usable cgroup controller here")
+    before = _caps(term.live.launch.cgroup)
+    home = (await term.run("echo $HOME")).strip()
+    with open(f"{home}/lift.sh", "w") as fh:  # noqa: ASYNC230 - a few bytes, in a test
+        fh.write(LIFT_CAPS)
+    said = _ANSI.sub("", await term.run("sh lift.sh"))
+    assert "lift-done" in said
+    assert "raised-" not in said, said
+    assert _caps(term.live.launch.cgroup) == before
