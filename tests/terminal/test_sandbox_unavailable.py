@@ -62,3 +62,20 @@ async def test_health_reports_the_missing_sandbox(no_bwrap):
 async def test_health_reports_a_working_sandbox():
     response = await AsyncClient().get("/api/health")
     assert response.json()["checks"]["terminal_sandbox"]["status"] == "ok"
+
+
+async def test_a_bubblewrap_without_disable_userns_still_runs_shells_and_says_what_it_misses(
+        terminal_user, settings, tmp_path, caplog):
+    """Before 0.8 bubblewrap has no --disable-userns: sessions still start, without it, and the
+    server logs that a sandboxed user could then lift their cgroup caps."""
+    old = tmp_path / "bwrap"
+    old.write_text('#!/bin/sh\nfor arg; do [ "$arg" = --disable-userns ] && '
+                   '{ echo "bwrap: Unknown option --disable-userns" >&2; exit 1; }; done\n'
+                   f'exec {settings.TERMINAL_BWRAP} "$@"\n')
+    old.chmod(0o755)
+    settings.TERMINAL_BWRAP = str(old)
+    from terminal.services import command_run
+
+    result = await command_run(user=terminal_user, command="echo sandboxed")
+    assert (result["exit_code"], result["output"].strip()) == (0, "sandboxed")
+    assert "cannot disable user namespaces" in caplog.text and str(old) in caplog.text
