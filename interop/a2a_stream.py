@@ -77,11 +77,19 @@ class ChannelLayerTaskEventStream(TaskEventStream):
         reader = asyncio.create_task(supervised("a2a task subscription", functools.partial(
             _read, layer, channel, inbox)))
         try:
-            check = True
+            check, first = True, True
             while True:
                 if check:
                     await _join(layer, group, channel)
-                    found = await _check(task_id, seen)
+                    try:
+                        found = await _check(task_id, seen)
+                    except Exception:
+                        if first:
+                            raise
+                        # A database blip: the subscription goes on; the next check retries.
+                        log.warning("could not compare A2A task %s with its subscription", task_id, exc_info=True)
+                        found = []
+                    first = False
                     if found is None:  # the task was deleted: nothing more will come
                         return
                     for versioned in found:
