@@ -340,3 +340,8 @@ AGENTS_RATE_BURST = env_int("AUTOBOT_AGENTS_RATE_BURST", 40, minimum=1)
 AGENTS_CLOCK_SKEW_SECONDS = env_float("AUTOBOT_AGENTS_CLOCK_SKEW_SECONDS", 300.0, minimum=1.0)
 AGENTS_REPLAY_WINDOW_SECONDS = env_float("AUTOBOT_AGENTS_REPLAY_WINDOW_SECONDS", 600.0, minimum=1.0)
 AGENTS_BUILTINS = env.list("AUTOBOT_AGENTS_BUILTINS", default=["knowledge", "terminal", "chat"])
+
+# --- interop ---
+# A2A: a task still working whose worker sent no beat for this long (a third of it between beats)
+# is written failed, so subscribers on other workers end instead of waiting (interop/a2a_stream.py).
+A2A_TASK_LOST_SECONDS = env_float("AUTOBOT_A2A_TASK_LOST_SECONDS", 30.0, minimum=3.0)

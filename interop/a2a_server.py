@@ -4,8 +4,8 @@
   built-in or shared bus agents' capabilities; one JSON-RPC interface at /a2a; bearer tokens.
 - `GET /a2a/agents/{id}/agent-card.json` and `POST /a2a/agents/{id}`: one public bus agent's
   card and endpoint (a data part `{action, data}` goes to that agent).
-- `POST /a2a`: the SDK's JSON-RPC dispatcher (SendMessage, SendStreamingMessage over SSE,
-  GetTask, CancelTask), behind an API token. Each message becomes one call through
+- `POST /a2a`: the SDK's JSON-RPC dispatcher (SendMessage, SendStreamingMessage and
+  SubscribeToTask over SSE, GetTask, CancelTask), behind an API token. Each message becomes one call through
   interop.calls, as the token's user, so the operator policy, approvals and audit apply:
   - a data part `{"agent_id" | "capability", "action", "data"}`: a request to that bus agent;
   - a data part `{"tool", "arguments"}`: that registry tool (terminal_run, files_read, …);
@@ -15,17 +15,22 @@
   canceled (or input-required).
 
 Tasks are stored in the database (interop/a2a_store.py), so GetTask, CancelTask and a
-follow-up message work on any worker. A streaming subscription follows the run on the worker
-that runs it; cancelling a call that is running (not parked) on another worker only marks it.
+follow-up message work on any worker. Their events go through the channel layer
+(interop/a2a_stream.py), so SubscribeToTask on any worker follows a run on any other, and ends
+`failed` if the worker running it dies. Cancelling a call that is running (not parked) on
+another worker marks the task cancelled; that worker drops the call's result.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.cluster import TaskVersion
 from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.request_handlers.request_handler import validate_request_params
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
 from a2a.server.routes import DefaultServerCallContextBuilder, create_jsonrpc_routes
 from a2a.server.tasks import TaskUpdater
@@ -35,6 +40,7 @@ from a2a.types import (
     AgentInterface,
     AgentSkill,
     HTTPAuthSecurityScheme,
+    Message,
     Part,
     Role,
     SecurityRequirement,
@@ -42,8 +48,10 @@ from a2a.types import (
     Task,
     TaskState,
     TaskStatus,
+    TaskStatusUpdateEvent,
 )
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+from a2a.utils.errors import TaskNotFoundError, UnsupportedOperationError
 from django.conf import settings
 from google.protobuf.json_format import MessageToDict
 from starlette.applications import Starlette
@@ -55,8 +63,8 @@ from autobot.auth import token_authenticate
 from chat import tools
 from chat.operator import approvals
 from chat.tools.agents import COMMAND_AGENTS
-from interop import calls
-from interop.a2a_store import DatabaseTaskStore
+from interop import a2a_stream, calls
+from interop.a2a_store import TERMINAL, DatabaseTaskStore
 from interop.http import allowed, header, on_lanes, refuse
 
 RPC_PATH = "/a2a"
@@ -224,9 +232,10 @@ class BusExecutor(AgentExecutor):
             await updater.failed(_text(updater, f"send {wanted}"))
             return
         name, arguments, approval_id = asked
-        outcome = await calls.call(user=user, door="a2a", name=name, arguments=arguments, approval_id=approval_id,
-                                   client_ip=context.call_context.state.get("client_ip"),
-                                   correlation_id=context.task_id.replace("-", ""))
+        async with a2a_stream.running(context.task_id):  # beats, so subscribers elsewhere know it runs
+            outcome = await calls.call(user=user, door="a2a", name=name, arguments=arguments,
+                                       approval_id=approval_id, client_ip=context.call_context.state.get("client_ip"),
+                                       correlation_id=context.task_id.replace("-", ""))
         if outcome.status == "pending_approval":
             await updater.requires_input(updater.new_agent_message(
                 [Part(text=outcome.output), Part(data=_value({"approval": outcome.approval}))]))
@@ -279,10 +288,49 @@ class ContextBuilder(DefaultServerCallContextBuilder):
         return context
 
 
+class RequestHandler(DefaultRequestHandler):
+    """The SDK's handler, with every subscription following the task's events on the channel
+    layer (interop/a2a_stream.py). The SDK taps the worker's own copy of the task when it holds
+    one, but a worker may hold a task parked for input whose follow-up another worker runs."""
+
+    def __init__(self, **kwargs):
+        self.stream = a2a_stream.ChannelLayerTaskEventStream()
+        super().__init__(event_stream=self.stream, **kwargs)
+
+    @validate_request_params
+    async def on_subscribe_to_task(self, params, context):
+        stored = await self.task_store.get(params.id, context)  # the owner's only: else "not found"
+        if stored is None:
+            raise TaskNotFoundError
+        if stored.task.status.state in TERMINAL:
+            raise UnsupportedOperationError(
+                message=f"task {params.id} has ended ({TaskState.Name(stored.task.status.state)}): "
+                        "nothing more will come; GetTask returns it")
+        # From the start: the stream joins the task's group, then sends the task as stored (the
+        # protocol's first event), then what follows it; nothing falls between the two.
+        async with aclosing(self.stream.subscribe(params.id, after=TaskVersion.MISSING)) as events:
+            first = True
+            async for versioned in events:
+                yield versioned.event
+                if _ends_stream(versioned.event, first=first):
+                    return
+                first = False
+
+
+def _ends_stream(event, *, first: bool) -> bool:
+    """A final state ends a stream; so does an interrupted one (input-required) reached while
+    following it, as SendStreamingMessage's."""
+    if isinstance(event, Message):
+        return True
+    if not isinstance(event, Task | TaskStatusUpdateEvent):
+        return False
+    return event.status.state in TERMINAL if first else event.status.state not in a2a_stream.RUNNING
+
+
 executor = BusExecutor()
 # The handler reads its card for what the endpoint supports (streaming); the served one is built
 # per request (card_view), with the caller's host and the agents online now.
-handler = DefaultRequestHandler(agent_executor=executor, task_store=DatabaseTaskStore(), agent_card=_card("", []))
+handler = RequestHandler(agent_executor=executor, task_store=DatabaseTaskStore(), agent_card=_card("", []))
 _app = Starlette(routes=[
     Route(AGENT_CARD_WELL_KNOWN_PATH, card_view, methods=["GET"]),
     Route(AGENTS_PATH + "{agent_id}/agent-card.json", agent_card_view, methods=["GET"]),

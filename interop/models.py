@@ -48,13 +48,18 @@ class ExternalMcpServer(models.Model):
 
 class A2aTask(models.Model):
     """An A2A task as the SDK last saved it (the protobuf `Task`, serialized), so GetTask,
-    CancelTask and follow-up messages work on whichever worker receives them."""
+    CancelTask, follow-up messages and subscriptions work on whichever worker receives them.
+    `version` counts its writes (the SDK's compare-and-swap); `worker` wrote it last and `beat`
+    is when that worker last said it still runs it (interop/a2a_stream.py)."""
 
     id = models.CharField(max_length=64, primary_key=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     context_id = models.CharField(max_length=64, db_index=True)
     state = models.PositiveSmallIntegerField()  # a2a TaskState number
     data = models.BinaryField()
+    version = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+    beat = models.DateTimeField(null=True, blank=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -1,17 +1,32 @@
 """AutoBot as an A2A agent, through the official `a2a-sdk` client against a real server."""
 
+import asyncio
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
 from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
-from a2a.types import CancelTaskRequest, GetTaskRequest, Message, Part, Role, SendMessageRequest, TaskState
+from a2a.types import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    Message,
+    Part,
+    Role,
+    SendMessageRequest,
+    SubscribeToTaskRequest,
+    Task,
+    TaskState,
+    TaskStatus,
+)
 from a2a.utils.errors import TaskNotFoundError
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import MessageToDict
 
 from interop.models import A2aTask
+from tests.agents.test_cluster import connect_agent, serve_one
 from tests.conftest import make_token
 from tests.interop.conftest import HIGH_COMMAND
 from tests.terminal.conftest import _grant
@@ -143,3 +158,74 @@ async def test_a_bus_agent_has_its_own_card_and_endpoint(server, owner):
         assert missing.status_code == 404 and missing.json()["code"] == "agent_not_found"
         refused = await anonymous.post(f"http://{server.address}/a2a/agents/knowledge", json={})
         assert refused.status_code == 401
+
+
+def states(events) -> list:
+    return [e.status_update.status.state for e in events if e.HasField("status_update")]
+
+
+async def start_slow_task(address: str, token: str, agent_id: str):
+    """A task that works until the external agent `agent_id` answers: sent, and returned at once."""
+    _, client = await connect(address, token, streaming=False)
+    request = data_message({"agent_id": agent_id, "action": "echo", "data": {"slow": True}})
+    request.configuration.return_immediately = True
+    _, task = await last_task(client, request)
+    assert task.status.state in (TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING), task.status
+    return task
+
+
+async def follow(client, task_id: str, answer=None) -> list:
+    """Subscribe to the task; once its first event (the task as it is) came, run `answer()`;
+    then every event until the stream ends."""
+    stream = client.subscribe(SubscribeToTaskRequest(id=task_id))
+    first = await anext(stream)
+    assert first.HasField("task") and first.task.id == task_id
+    answering = asyncio.create_task(answer()) if answer else None
+    events = [first] + [event async for event in stream]
+    if answering:
+        await answering
+    return events
+
+
+async def test_a_subscription_follows_a_running_task_to_its_end(server, owner):
+    token = await sync_to_async(make_token)(owner)
+    agent = await connect_agent(server.address, token, "slowpoke")
+    try:
+        task = await start_slow_task(server.address, token, "slowpoke")
+        _, client = await connect(server.address, token, streaming=True)
+        events = await follow(client, task.id, lambda: serve_one(agent, "slowpoke"))
+    finally:
+        await agent.close()
+    assert states(events)[-1] == TaskState.TASK_STATE_COMPLETED
+    artifacts = [e.artifact_update.artifact for e in events if e.HasField("artifact_update")]
+    assert '"slow": true' in artifacts[0].parts[0].text
+
+
+async def test_only_the_owner_may_subscribe_to_a_task(server, owner, stranger):
+    token = await sync_to_async(make_token)(owner)
+    agent = await connect_agent(server.address, token, "private")
+    try:
+        task = await start_slow_task(server.address, token, "private")
+        _, theirs = await connect(server.address, await sync_to_async(make_token)(stranger), streaming=True)
+        with pytest.raises(TaskNotFoundError):  # another user's task does not exist for them
+            await anext(theirs.subscribe(SubscribeToTaskRequest(id=task.id)))
+        await serve_one(agent, "private")
+    finally:
+        await agent.close()
+
+
+async def test_a_subscription_to_a_task_whose_worker_is_gone_ends_failed(server, owner):
+    """A task left working by a server process on another host that stopped beating (a restart,
+    a crash): the subscriber gets `failed` saying so, not a stream that never ends."""
+    task = Task(id=uuid.uuid4().hex, context_id=uuid.uuid4().hex,
+                status=TaskStatus(state=TaskState.TASK_STATE_WORKING))
+    await A2aTask.objects.acreate(pk=task.id, owner=owner, context_id=task.context_id, state=task.status.state,
+                                  data=task.SerializeToString(), version=2, worker="elsewhere.example:4242",
+                                  beat=timezone.now() - timedelta(hours=1))
+    _, client = await connect(server.address, await sync_to_async(make_token)(owner), streaming=True)
+    events = await follow(client, task.id)
+    ended = [e.status_update.status for e in events if e.HasField("status_update")][-1]
+    assert ended.state == TaskState.TASK_STATE_FAILED
+    assert "stopped before it finished" in ended.message.parts[0].text
+    stored = await client.get_task(GetTaskRequest(id=task.id))
+    assert stored.status.state == TaskState.TASK_STATE_FAILED

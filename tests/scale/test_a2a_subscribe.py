@@ -1,0 +1,129 @@
+"""A2A subscriptions with two real workers on PostgreSQL + Redis: a task runs on worker A and a
+client subscribes to it on worker B (SubscribeToTask, the official client's `subscribe`).
+
+The task is slow on purpose: a request to an external agent the test holds, answered when the
+test says. Each worker is reached directly, so which one runs and which one follows is certain.
+"""
+
+import asyncio
+
+import httpx
+import pytest
+from a2a.types import SubscribeToTaskRequest, TaskState
+from a2a.utils.errors import TaskNotFoundError
+from asgiref.sync import sync_to_async
+
+from interop.models import A2aTask
+from tests.agents.test_cluster import connect_agent, serve_one
+from tests.conftest import make_token
+from tests.interop.test_a2a import connect, follow, start_slow_task, states
+from tests.scale.cluster import Cluster, worker_id
+from tests.scale.test_nginx import heartbeats
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True),
+              pytest.mark.timeout(180)]
+
+
+@pytest.fixture(scope="module")
+def cluster(django_db_setup, django_db_blocker, tmp_path_factory):
+    # The agent request may wait a minute; a worker that stops beating counts as gone after 9 s
+    # (beats every 3 s), so the long silence below also proves the beats keep a live task alive.
+    extra = {"AUTOBOT_AGENTS_REQUEST_TIMEOUT": "60", "AUTOBOT_A2A_TASK_LOST_SECONDS": "9"}
+    cluster = Cluster(tmp_path_factory.mktemp("a2a-cluster"), extra_env=extra)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def token(owner):
+    return await sync_to_async(make_token)(owner)
+
+
+async def test_a_task_running_on_one_worker_is_followed_to_its_end_from_the_other(cluster, token, stranger):
+    a, b = cluster.workers
+    agent = await connect_agent(b.address, token, "slow-a")
+    try:
+        task = await start_slow_task(a.address, token, "slow-a")
+        _, theirs = await connect(b.address, await sync_to_async(make_token)(stranger), streaming=True)
+        with pytest.raises(TaskNotFoundError):  # another user's task does not exist for them
+            await anext(theirs.subscribe(SubscribeToTaskRequest(id=task.id)))
+        _, client = await connect(b.address, token, streaming=True)
+        events = await follow(client, task.id, lambda: serve_one(agent, "slow-a"))
+    finally:
+        await agent.close()
+    assert TaskState.TASK_STATE_COMPLETED == states(events)[-1]
+    artifacts = [e.artifact_update.artifact for e in events if e.HasField("artifact_update")]
+    assert '"slow": true' in artifacts[0].parts[0].text
+    row = await A2aTask.objects.aget(pk=task.id)
+    assert row.worker == worker_id(a)  # A ran it; B only followed
+
+
+async def test_a_subscription_silent_longer_than_every_redis_timeout_still_gets_the_end(cluster, token):
+    """Quieter than the layer's 5 s blocking read and redis-py's 30 s read timeout; the task's
+    beats keep it alive all along (it is not declared lost)."""
+    a, b = cluster.workers
+    agent = await connect_agent(b.address, token, "slow-b")
+
+    async def answer_late():
+        await heartbeats(agent, 35)  # what the agent protocol asks of it while it waits
+        await serve_one(agent, "slow-b")
+
+    try:
+        task = await start_slow_task(a.address, token, "slow-b")
+        _, client = await connect(b.address, token, streaming=True)
+        events = await follow(client, task.id, answer_late)
+    finally:
+        await agent.close()
+    assert states(events)[-1] == TaskState.TASK_STATE_COMPLETED
+
+
+async def test_a_subscriber_hears_failed_when_the_worker_running_the_task_is_killed(cluster, token):
+    a, b = cluster.workers
+    agent = await connect_agent(b.address, token, "slow-c")
+    try:
+        task = await start_slow_task(a.address, token, "slow-c")
+        _, client = await connect(b.address, token, streaming=True)
+        events = await follow(client, task.id, lambda: asyncio.to_thread(a.kill))
+    finally:
+        await agent.close()
+        await asyncio.to_thread(cluster.restart_worker, 0)
+    ended = [e.status_update.status for e in events if e.HasField("status_update")][-1]
+    assert ended.state == TaskState.TASK_STATE_FAILED
+    assert "stopped before it finished" in ended.message.parts[0].text
+    row = await A2aTask.objects.aget(pk=task.id)
+    assert row.state == TaskState.TASK_STATE_FAILED
+
+
+
+async def test_a_subscription_across_a_redis_restart_still_gets_the_end(cluster, token):
+    """Redis forgets the subscription's group when it restarts: the subscriber joins again and
+    compares with the stored task, so the end arrives (as a status update or as the task)."""
+    a, b = cluster.workers
+    agent = await connect_agent(b.address, token, "slow-d")
+
+    async def restart_then_answer():
+        await asyncio.to_thread(cluster.redis.restart)
+        await wait_healthy(a.address, b.address)
+        await serve_one(agent, "slow-d")
+
+    try:
+        task = await start_slow_task(a.address, token, "slow-d")
+        _, client = await connect(b.address, token, streaming=True)
+        events = await follow(client, task.id, restart_then_answer)
+    finally:
+        await agent.close()
+    last = events[-1].task.status if events[-1].HasField("task") else events[-1].status_update.status
+    assert last.state == TaskState.TASK_STATE_COMPLETED, events[-1]
+
+
+async def wait_healthy(*addresses: str) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(120):  # a restart has no event to await: poll health, 60 s at most
+            answers = [await http.get(f"http://{address}/api/health") for address in addresses]
+            if all(answer.status_code == 200 for answer in answers):
+                return
+            await asyncio.sleep(0.5)
+    raise AssertionError("the workers did not report healthy after Redis came back")
