@@ -116,10 +116,12 @@ class Subscription:
         self._end()
 
 
-def _preexec(
-    rlimits: Mapping[int, tuple[int, int]], pass_fds: Sequence[int], cgroup_procs: Sequence[str] = ()
+def preexec(
+    rlimits: Mapping[int, tuple[int, int]], pass_fds: Sequence[int] = (), cgroup_procs: Sequence[str] = ()
 ) -> Callable[[], None]:
-    # Runs in the forked child before exec: keep it to plain syscalls.
+    """The child's set-up before exec (shells on a PTY, and the non-interactive commands of
+    terminal/services/commands.py): inherited fds, the session's cgroups, the rlimits.
+    Runs in the forked child: keep it to plain syscalls."""
     def run() -> None:
         for fd in pass_fds:
             os.set_inheritable(fd, True)
@@ -177,7 +179,7 @@ class PtyProcess:
             cwd=options.cwd,
             env=dict(options.env),
             dimensions=(rows, cols),
-            preexec_fn=_preexec(options.rlimits, options.pass_fds, options.cgroup_procs),
+            preexec_fn=preexec(options.rlimits, options.pass_fds, options.cgroup_procs),
             pass_fds=tuple(options.pass_fds),
         )
         return cls(proc, options)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import resource
 import signal
 import time
 from datetime import datetime
@@ -18,6 +17,7 @@ from autobot.errors import Forbidden, InvalidInput, LimitExceeded
 from terminal.hook import HookReply, HookRequest
 from terminal.models import CommandRecord, TerminalSession
 from terminal.policy import Level, Verdict, decide
+from terminal.pty import preexec
 from terminal.risk import Assessment, Risk, assess
 from terminal.sandbox import needs_sandbox
 
@@ -209,21 +209,6 @@ def _typed_done(live: registry.LiveSession, record_id: int | None, exit_status: 
 # ---- non-interactive commands --------------------------------------------------------------
 
 
-def _preexec(limits: dict[int, tuple[int, int]], cgroup_procs: tuple[str, ...]):
-    # In the forked child, before exec: plain syscalls only.
-    def run() -> None:
-        for procs in cgroup_procs:
-            fd = os.open(procs, os.O_WRONLY)
-            try:
-                os.write(fd, b"0")
-            finally:
-                os.close(fd)
-        for res, pair in limits.items():
-            resource.setrlimit(res, pair)
-
-    return run
-
-
 def command_env(*, user, home: str, level: Level) -> dict[str, str]:
     """A clean environment: nothing of the server's (secrets live there) leaks into shells."""
     return {
@@ -265,7 +250,7 @@ async def _execute(
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
             pass_fds=launch.pass_fds,
-            preexec_fn=_preexec(launch.rlimits, launch.cgroup_procs),
+            preexec_fn=preexec(launch.rlimits, cgroup_procs=launch.cgroup_procs),
         )
     finally:
         launch.spawned()

@@ -6,18 +6,31 @@ process it starts it stops, and nothing else.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from autobot.testbed import NginxProxy, RedisServer
 from autobot.testing import ROOT, ServerProcess
 from tests.conftest import app_server
 
-__all__ = ["ROOT", "Cluster", "worker_id"]
+__all__ = ["ROOT", "Cluster", "running_cluster", "worker_id"]
 
 
 def worker_id(server: ServerProcess) -> str:
     """The id the worker writes into rows it owns (autobot/workers.py)."""
     return f"{socket.gethostname()}:{server.pid}"
+
+
+@contextmanager
+def running_cluster(folder: Path, *, extra_env: dict | None = None) -> Iterator[Cluster]:
+    """A started cluster for a module's tests; stopped (every process it started) on leaving."""
+    cluster = Cluster(folder, extra_env=extra_env)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 class Cluster:

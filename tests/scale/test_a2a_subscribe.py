@@ -17,7 +17,7 @@ from interop.models import A2aTask
 from tests.agents.test_cluster import connect_agent, serve_one
 from tests.conftest import make_token
 from tests.interop.test_a2a import connect, follow, start_slow_task, states
-from tests.scale.cluster import Cluster, worker_id
+from tests.scale.cluster import running_cluster, worker_id
 from tests.scale.test_nginx import heartbeats
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True),
@@ -29,12 +29,8 @@ def cluster(django_db_setup, django_db_blocker, tmp_path_factory):
     # The agent request may wait a minute; a worker that stops beating counts as gone after 9 s
     # (beats every 3 s), so the long silence below also proves the beats keep a live task alive.
     extra = {"AUTOBOT_AGENTS_REQUEST_TIMEOUT": "60", "AUTOBOT_A2A_TASK_LOST_SECONDS": "9"}
-    cluster = Cluster(tmp_path_factory.mktemp("a2a-cluster"), extra_env=extra)
-    try:
-        cluster.start()
+    with running_cluster(tmp_path_factory.mktemp("a2a-cluster"), extra_env=extra) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

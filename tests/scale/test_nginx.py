@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from tests.agents.test_cluster import connect_agent, frame, serve_one
 from tests.chat.fake_llm import FakeLLMThread
 from tests.conftest import PASSWORD, make_token
-from tests.scale.cluster import ROOT, Cluster, worker_id
+from tests.scale.cluster import ROOT, running_cluster, worker_id
 from tests.terminal.conftest import _grant
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True),
@@ -36,12 +36,8 @@ def llm():
 def cluster(llm, django_db_setup, django_db_blocker, tmp_path_factory):
     extra = {"AUTOBOT_LLM_PROVIDER": "ollama", "AUTOBOT_LLM_BASE_URL": llm.url, "AUTOBOT_LLM_MODEL": "fake-small",
              "AUTOBOT_KNOWLEDGE_CRAWL_ALLOW_PRIVATE": "true"}
-    cluster = Cluster(tmp_path_factory.mktemp("nginx-cluster"), extra_env=extra)
-    try:
-        cluster.start()
+    with running_cluster(tmp_path_factory.mktemp("nginx-cluster"), extra_env=extra) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 class Visitor:

@@ -16,7 +16,7 @@ from chat.operator.policy import policy_set
 from terminal.models import CommandRecord, TerminalSession
 from tests.chat.fake_llm import FakeLLMThread
 from tests.chat.test_operator import call
-from tests.scale.cluster import Cluster, worker_id
+from tests.scale.cluster import running_cluster, worker_id
 from tests.scale.test_nginx import Visitor, output_has, read_until
 from tests.terminal.conftest import _grant
 
@@ -44,12 +44,8 @@ def model():
 @pytest.fixture(scope="module")
 def cluster(model, django_db_setup, django_db_blocker, tmp_path_factory):
     extra = {"AUTOBOT_LLM_PROVIDER": "ollama", "AUTOBOT_LLM_BASE_URL": model.url, "AUTOBOT_LLM_MODEL": "fake-small"}
-    cluster = Cluster(tmp_path_factory.mktemp("operator-cluster"), extra_env=extra)
-    try:
-        cluster.start()
+    with running_cluster(tmp_path_factory.mktemp("operator-cluster"), extra_env=extra) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture
