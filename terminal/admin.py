@@ -145,14 +145,19 @@ class TerminalSessionAdmin(ReadOnlyAdmin):
     Media = AdminStyles
 
     # A reviewer sees the sessions whose server process stopped as ended, whoever owned them:
-    # the service marks them (audited) before the list or a session's page is read.
+    # the service marks them (audited) before the list or a session's page is read. Only for a
+    # reviewer: staff without the view permission get the admin's 403 and change nothing.
     def changelist_view(self, request, extra_context=None):
-        async_to_sync(sessions_reconcile)()
+        self._reconcile_for(request)
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        async_to_sync(sessions_reconcile)()
+        self._reconcile_for(request)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def _reconcile_for(self, request) -> None:
+        if self.has_view_or_change_permission(request):
+            async_to_sync(sessions_reconcile)()
 
     @admin.display(description="name", ordering="title")
     def name(self, obj):

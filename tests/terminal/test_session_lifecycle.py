@@ -166,6 +166,22 @@ def test_the_admin_session_list_shows_lost_rows_ended(client_factory_admin):
     assert (row.status, row.end_reason) == ("ended", "server_gone")
 
 
+def test_staff_without_the_view_permission_change_nothing_by_opening_the_admin_list(client_factory_admin,
+                                                                                   django_user_model):
+    from django.test import Client
+
+    from tests.conftest import PASSWORD
+
+    _, lost = client_factory_admin
+    clerk = django_user_model.objects.create_user("clerk", password=PASSWORD, is_staff=True)
+    client = Client()
+    assert client.login(username=clerk.username, password=PASSWORD)
+
+    assert client.get("/admin/terminal/terminalsession/").status_code == 403
+    assert client.get(f"/admin/terminal/terminalsession/{lost.pk}/change/").status_code == 403
+    assert TerminalSession.objects.get(pk=lost.pk).status == "running"
+
+
 @pytest.fixture
 def client_factory_admin(staff, colleague):
     from django.test import Client
