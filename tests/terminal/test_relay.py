@@ -139,3 +139,33 @@ async def test_a_reader_cancelled_again_and_again_still_detaches_every_remote_so
     assert await unwatched.acount() == 3
     for remote in remotes:
         await remote.detach()
+
+
+# A call that fails on the host with something other than an AppError (a database error, a
+# malformed call) is answered at once; the caller used to wait out CALL_TIMEOUT (a typed line:
+# its timeout and CALL_TIMEOUT more) and then report the host lost. The bound is well below that.
+ANSWERED_WITHIN = relay.CALL_TIMEOUT * 0.8
+
+
+async def test_a_call_that_fails_on_the_host_is_answered_at_once_with_the_error(session):
+    # Input "typed" by a user who does not exist: the host's database lookup raises DoesNotExist.
+    with pytest.raises(AppError) as failed:
+        async with asyncio.timeout(ANSWERED_WITHIN):
+            await relay.call(session, "input", text="echo nobody\n", user_id=2**31 - 1)
+    assert (failed.value.code, failed.value.status) == ("terminal_host_error", 502)
+    assert "input" in failed.value.detail and "DoesNotExist" not in failed.value.detail
+
+    # The host's reader goes on: the next call is answered as usual.
+    assert (await relay.call(session, "signal", signal="SIGINT"))["process_group"] is None
+
+
+async def test_a_typed_line_that_fails_on_the_host_is_answered_at_once_with_the_error(session):
+    # A malformed call (no text to type) fails inside the host's type_live with a TypeError.
+    with pytest.raises(AppError) as failed:
+        async with asyncio.timeout(ANSWERED_WITHIN):
+            await typed(session, None, seconds=60)
+    assert (failed.value.code, failed.value.status) == ("terminal_host_error", 502)
+
+    # The line slot is free again and the shell types the next line.
+    ran = await typed(session, "echo still-$((2+2))")
+    assert ran["output"].splitlines()[-1] == "still-4" and ran["exit_code"] == 0
