@@ -341,7 +341,7 @@ async def type_remote(session, *, command: str, actor: str, correlation_id: str,
                       on_output: Callable[[str], Awaitable[None]] | None = None) -> dict:
     """``services.typed.command_type`` for a session another worker runs: the line is typed there
     (the same hook rates, records and audits it) and its output comes back as it is produced.
-    Cancelling the caller (the operator's stop) kills what the line started, there."""
+    Cancelling the caller (the operator's stop) stops the line there (``typed.line_stop``)."""
     layer = get_channel_layer()
     reply = await layer.new_channel()
     call_id = uuid.uuid4().hex

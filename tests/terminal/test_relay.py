@@ -90,6 +90,27 @@ async def test_stopping_the_caller_kills_the_relayed_line_and_the_shell_takes_th
     assert ran["output"].splitlines()[-1] == "after-2" and ran["exit_code"] == 0 and not ran["timed_out"]
 
 
+async def test_stopping_the_caller_stops_the_rest_of_the_relayed_line_too(session, terminal_user):
+    root, _ = await area_root(user=terminal_user)
+    started, seen = asyncio.Event(), []
+
+    async def output(text):
+        seen.append(text)
+        if "started-2" in "".join(seen):
+            started.set()
+
+    typing = asyncio.create_task(typed(session, "echo started-$((1+1)); sleep 30; echo after-stop > stopped.txt",
+                                       seconds=60, on_output=output))
+    await started.wait()
+    typing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await typing
+
+    ran = await typed(session, "echo after-$((1+1))")
+    assert ran["output"].splitlines()[-1] == "after-2" and ran["exit_code"] == 0
+    assert not await asyncio.to_thread(Path(root, "stopped.txt").exists)
+
+
 async def test_a_second_line_while_one_is_typed_is_refused_as_busy(session, terminal_user):
     first = await running(session, terminal_user)
     try:
