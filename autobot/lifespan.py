@@ -4,7 +4,9 @@ Start-up: work that a killed worker left half done is cleaned up by the next wor
 (any of them: several may start at once, and each step is safe to run twice):
 - the partial files of its uploads are removed, each audited (files/sweep.py);
 - its crawls are marked failed, each audited (knowledge/services/crawls.py);
-- its open-socket gauges stop counting in the shared metrics (autobot/metrics.py).
+- its open-socket gauges stop counting in the shared metrics (autobot/metrics.py);
+- the cgroups of its sandboxed terminals are removed once empty and a minute old (on this host:
+  terminal/cgroup.py, ``sweep``; a live worker's sessions are never touched).
 Then the MCP SDK's session manager starts (interop/mcp_server.py); it stops at shutdown.
 They run before the worker reports itself started, so it serves nothing until they are done; a
 step that fails is logged and the worker starts anyway (a database briefly down must not keep
@@ -35,9 +37,11 @@ SHUTDOWN_SECONDS = 20.0
 def _startup_steps() -> list:
     from files.sweep import uploads_sweep
     from knowledge.services.crawls import crawls_end_orphans
+    from terminal.services import cgroups_sweep
 
     return [("sweep interrupted uploads", uploads_sweep), ("end interrupted crawls", crawls_end_orphans),
-            ("forget dead workers' gauges", _forget_dead_workers)]
+            ("forget dead workers' gauges", _forget_dead_workers),
+            ("sweep leftover terminal cgroups", cgroups_sweep)]
 
 
 async def _forget_dead_workers() -> None:

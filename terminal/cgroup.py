@@ -11,7 +11,9 @@ use: on cgroup v1 one folder per controller (``pids/…/autobot-<id>``,
 ``memory/…/autobot-<id>``), on v2 one folder for both. Best effort: a controller the server
 may not use (an unprivileged service without delegation, a container without it) is left
 out and logged once, and the session runs without that cap (RLIMIT_NPROC, which does count
-for a non-root user, is then the process cap). Knows nothing of Django.
+for a non-root user, is then the process cap). A worker removes its sessions' cgroups when they
+end; one killed first leaves them behind, and the next worker to start sweeps them (``sweep``).
+Knows nothing of Django.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ log = logging.getLogger("terminal")
 MOUNTINFO = Path("/proc/self/mountinfo")
 SELF_CGROUP = Path("/proc/self/cgroup")
 REMOVE_SECONDS = 2.0  # how long remove() waits for the kernel to finish with the processes
+# A session's cgroups younger than this are never swept: another worker on this host may be
+# creating them right now (its shell joins them a few milliseconds after the folder is made).
+SWEEP_MIN_AGE_SECONDS = 60.0
 _RETRY_SECONDS = 0.02
 
 _reported: set[str] = set()  # controllers already logged as unavailable
@@ -199,6 +204,42 @@ class SessionCgroup:
                         log.warning("terminal: could not remove the cgroup %s: %s", path, exc)
                         break
                     time.sleep(_RETRY_SECONDS)
+
+
+def sweep(roots: Iterable[Path] | None = None, *, min_age: float = SWEEP_MIN_AGE_SECONDS) -> int:
+    """Remove the cgroups that sessions of a killed worker (SIGKILL, out of memory) left behind:
+    the ``autobot-*`` folders under ``roots`` (default: where this process makes them) that hold
+    no process and are older than ``min_age`` seconds. Returns how many were removed.
+
+    Only ``rmdir``, which the kernel refuses for a cgroup with processes or child cgroups: a live
+    session of another worker sharing these folders is never touched, and nothing is killed.
+    Blocking (sysfs): off the event loop."""
+    if roots is None:
+        roots = {found[0] for controller in ("pids", "memory") if (found := parent(controller)) is not None}
+    cutoff = time.time() - min_age
+    swept = 0
+    for root in roots:
+        try:
+            folders = list(root.glob("autobot-*"))
+        except OSError:
+            continue
+        for path in folders:
+            if not _abandoned(path, cutoff):
+                continue
+            try:
+                path.rmdir()
+            except OSError:  # a process or a child cgroup in it after all, or gone already
+                continue
+            swept += 1
+    return swept
+
+
+def _abandoned(path: Path, cutoff: float) -> bool:
+    """Made before ``cutoff`` (its folder's time) and empty of processes, as far as we can read."""
+    try:
+        return path.is_dir() and path.stat().st_mtime < cutoff and not (path / "cgroup.procs").read_text().split()
+    except OSError:
+        return False
 
 
 def _pids(path: Path) -> set[int]:

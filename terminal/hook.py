@@ -14,7 +14,8 @@ escaped::
 kinds: ``line`` (A = the whole history line, B = the first simple command),
 ``cmd`` (A = a simple command), ``done`` (A = the line's exit status; no answer).
 Answers to ``line``/``cmd``: ``nonce  allow|block  generation  message``. Only the
-interactive shell itself reads this channel.
+interactive shell itself reads this channel. The server may also write a line of its own
+(``nudge``, nonce ``-``): a command the shell allowed before is then asked about again.
 
 Subshells (``( … )``, ``{ …; } &``, coprocs, pipelines) may run at the same time as
 the shell and as each other, so they use a second socketpair (``AUTOBOT_HOOK_SUB_FD``):
@@ -179,6 +180,13 @@ class HookChannel:
             return
         verdict = "allow" if reply.allow else "block"
         writer.write(f"{nonce}\t{verdict}\t{reply.generation}\t{_one_line(reply.message)}\n".encode())
+
+    def nudge(self) -> None:
+        """Make the shell ask about its next command even when it allowed the same text before:
+        it keeps those verdicts, and asks only when something is waiting on this channel. The
+        line reads to it as a stale answer, which it skips (see autobot.bashrc)."""
+        if self._writers and not self._writers[0].is_closing():
+            self._writers[0].write(b"-\tstale\t0\t\n")
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -429,6 +429,16 @@ class PtyProcess:
             return None
         return pgrp
 
+    def interrupt(self) -> bool:
+        """Type Ctrl-C: the terminal sends SIGINT to its foreground process group and drops the
+        input not read yet. Not while that group is still the launcher's (bubblewrap, before the
+        shell in it has taken the terminal): SIGINT would end the launcher and the shell with it."""
+        pgrp = self._foreground_pgrp()
+        if pgrp is None or (pgrp == self.pid and self.shell_pid() != self.pid):
+            return False
+        self.write("\x03")
+        return True
+
     def foreground_command(self) -> str | None:
         """The name of the foreground program, or None when the shell itself is idle."""
         pgrp = self._foreground_pgrp()

@@ -3,8 +3,13 @@
 # Before each command bash is about to run, a DEBUG trap (with extdebug, so a
 # return of 1 skips the command) asks the AutoBot server for a verdict over the
 # private socket inherited on fd $AUTOBOT_HOOK_FD. Only builtins are used, so a
-# check costs two syscalls and no fork. See docs/security.md for what this does
-# and does not stop.
+# check costs two syscalls and no fork (a command allowed before: one poll). See
+# docs/security.md for what this does and does not stop.
+
+# Ctrl-C while this file runs would abandon it, leaving a shell without the hook: ignored
+# until the first prompt (__autobot_prompt), once the hook is in place.
+trap '' INT
+declare -g __autobot_starting=1
 
 if [[ -z ${AUTOBOT_HOOK_FD-} ]]; then
     printf 'autobot: no hook channel; refusing to start\n' >&2
@@ -130,7 +135,8 @@ __autobot_hook() {
         [[ $__autobot_verdict == allow ]] || return 1
         # And each simple command it runs, like the shell's own: a function or alias body
         # run in a subshell gets its own verdict too.
-        [[ ${__autobot_ok[$cmd]-} == "$__autobot_secret" ]] && return 0
+        # (Unless the server has written to the shell meanwhile: see below.)
+        [[ ${__autobot_ok[$cmd]-} == "$__autobot_secret" ]] && ! builtin read -t 0 -u "$AUTOBOT_HOOK_FD" && return 0
         __autobot_subask scmd "$cmd" "$num" || return 1
         __autobot_ok[$cmd]=$__autobot_secret
         return 0
@@ -163,7 +169,9 @@ __autobot_hook() {
         return 1
     fi
     [[ $__autobot_verdict == allow ]] || return 1
-    [[ ${__autobot_ok[$cmd]-} == "$__autobot_secret" ]] && return 0
+    # A verdict kept for this text holds unless the server has written meanwhile (the operator's
+    # stop nudges, see terminal/hook.py): then ask, and the answer's new generation drops the rest.
+    [[ ${__autobot_ok[$cmd]-} == "$__autobot_secret" ]] && ! builtin read -t 0 -u "$AUTOBOT_HOOK_FD" && return 0
     (( ${#__autobot_ok[@]} > 512 )) && __autobot_ok=()
     __autobot_ask cmd "$cmd" || return 1
     __autobot_ok[$cmd]=$__autobot_secret
@@ -178,6 +186,10 @@ __autobot_prompt() {
     builtin printf '%s\t-\tdone\t0\t%s\t\n' "$__autobot_secret" "$status" >&"$AUTOBOT_HOOK_FD" 2>/dev/null
     __autobot_fresh=1
     __autobot_verdict=
+    if (( __autobot_starting )); then  # the first prompt: Ctrl-C works from now on
+        builtin trap - INT
+        __autobot_starting=0
+    fi
     return "$status"
 }
 

@@ -1,7 +1,7 @@
 """Terminal business logic. Every entry point (API, consumer, admin, other apps) calls these."""
 
 from .commands import command_assess, command_audit, command_run
-from .confine import operator_warnings, operator_warnings_sync
+from .confine import cgroups_sweep, operator_warnings, operator_warnings_sync
 from .live import get as live_session
 from .sessions import (
     SIGNALS,
@@ -25,6 +25,7 @@ from .watch import Attachment, session_attach
 __all__ = [
     "SIGNALS",
     "Attachment",
+    "cgroups_sweep",
     "command_assess",
     "command_audit",
     "command_run",

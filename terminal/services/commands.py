@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import time
+from dataclasses import replace
 from datetime import datetime
 
 from django.conf import settings
@@ -123,6 +124,9 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
     else:
         assessments = [NOT_IN_HISTORY]
     assessment, verdict = _worst(live.level, assessments)
+    if live.stopping is not None:  # the rest of a line the operator stopped: refused, with why
+        assessment = replace(assessment, reasons=(live.stopping.reason, *assessment.reasons))
+        verdict = Verdict(blocked=True, warn=False, reason=live.stopping.reason)
     text = request.line or request.command
     number = request.history_number
     if request.kind in ("line", "sline"):
@@ -173,7 +177,9 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
         message = f"autobot: warning: {verdict.reason}"
     else:
         message = ""
-    return HookReply(allow=not verdict.blocked, message=message, generation=live.generation)
+    # A stop that came while this was being decided (the record is written) still holds.
+    allow = not verdict.blocked and live.stopping is None
+    return HookReply(allow=allow, message=message, generation=live.generation)
 
 
 async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
@@ -188,6 +194,9 @@ async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
         record_id = None if request.history_number else live.current_record_id
     if record_id == live.current_record_id:
         live.current_record_id = None
+    if not request.history_number and live.stopping is not None:  # the stopped line is over
+        live.stopping.over.set()
+        live.stopping = None
     _typed_done(live, record_id, request.exit_status)
     cwd = live.proc.cwd()
     if record_id is not None:

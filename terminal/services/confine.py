@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import uuid
 from collections.abc import Sequence
@@ -16,9 +17,11 @@ from django.conf import settings
 
 from terminal import sandbox
 from terminal.cgroup import SessionCgroup
+from terminal.cgroup import sweep as sweep_leftover_cgroups
 from terminal.hook import RC_PATH
 from terminal.policy import Level
 
+log = logging.getLogger("terminal")
 
 @dataclass
 class Launch:
@@ -52,6 +55,15 @@ class Launch:
     def _release_cgroup(self, cgroup: SessionCgroup) -> None:
         self.memory_exceeded = cgroup.oom_kills() > 0
         cgroup.remove()
+
+
+async def cgroups_sweep() -> int:
+    """At a worker's start: remove the sandbox cgroups that a killed worker's sessions left
+    behind (terminal/cgroup.py, ``sweep``). Returns how many."""
+    swept = await asyncio.to_thread(sweep_leftover_cgroups)
+    if swept:
+        log.info("terminal: removed %d cgroup(s) left behind by sessions of a stopped worker", swept)
+    return swept
 
 
 async def launch_check(*, user, level: Level) -> None:

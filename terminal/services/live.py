@@ -30,6 +30,16 @@ Listener = Callable[[dict], None]
 
 
 @dataclass
+class LineStop:
+    """The operator stopped the line the shell runs: until the shell is back at its prompt (the
+    hook's ``done``, which sets ``over``), every further command of the line is refused with
+    ``reason`` (services.commands.hook_decide)."""
+
+    reason: str
+    over: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
 class LiveSession:
     id: uuid.UUID
     owner: Any  # the user object, for audit records
@@ -54,6 +64,7 @@ class LiveSession:
     # lines before the next prompt; each one's exit status finds its own record).
     open_records: dict[int, int] = field(default_factory=dict)
     typed: Any = None  # the line being typed for the operator (services.typed.TypedLine)
+    stopping: LineStop | None = None  # the operator stopped the running line (services.typed.line_stop)
     ending: asyncio.Task | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # set once everything is closed and saved
     _grace: asyncio.TimerHandle | None = None

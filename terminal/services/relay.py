@@ -12,6 +12,11 @@ channel ``terminal.host.<session id>``; another worker reaches the session throu
 * a line typed for the chat's operator (``type``, by a turn running on another worker) is typed
   here, through the shell's hook like any line; its output goes back as it comes, then its result.
 
+Every call is answered, failures too, and at once: what the service raised (``session_ended``,
+``terminal_busy``…), or for anything else (a database error, a malformed call, a bug) a
+``502 terminal_host_error``, its traceback logged here. Without an answer the caller would wait
+out its timeout and then report the host lost.
+
 Liveness both ways: the host pings each remote attachment and the remote side pings back every
 ``PING_SECONDS``. A host that stops answering (its process died) is noticed by the remote side,
 which marks the session ended (``server_gone``, audited) and ends the client's socket with an
@@ -55,6 +60,20 @@ def host_channel(session_id) -> str:
 
 def _error_dict(exc: AppError) -> dict:
     return {"detail": exc.detail, "code": exc.code, "status": exc.status}
+
+
+def _failure(live: registry.LiveSession, op, exc: Exception) -> dict:
+    """The answer to a call that failed on the host: what a service raised, else (a database
+    error, a malformed call, a bug) a generic ``terminal_host_error``, logged here with its
+    traceback. Answered at once, so the caller does not wait out its timeout and then report the
+    host lost. 502: the worker the client reached is a gateway to this one, which failed; it is
+    not 503 because the host is up and answering, nor 500 because the caller's own process did
+    not fail."""
+    if isinstance(exc, AppError):
+        return _error_dict(exc)
+    log.error("terminal %s: relayed %s failed", live.id, op, exc_info=exc)
+    return {"detail": f"the terminal's server process failed to carry out {op!r}", "code": "terminal_host_error",
+            "status": 502}
 
 
 def _raise(error: dict) -> None:
@@ -163,8 +182,8 @@ async def _answer(live: registry.LiveSession, message: dict) -> None:
     try:
         result["value"] = await _call(live, op, message.get("args") or {})
         result["ok"] = True
-    except AppError as exc:
-        result.update(ok=False, error=_error_dict(exc))
+    except Exception as exc:
+        result.update(ok=False, error=_failure(live, op, exc))
     if reply:
         with contextlib.suppress(ChannelFull):
             await get_channel_layer().send(reply, result)
@@ -218,7 +237,7 @@ async def _type(live: registry.LiveSession, message: dict) -> None:
     """Type the line here (services.typed) and send its output, then its result, to the caller."""
     from .typed import type_live
 
-    layer, reply, call_id, args = get_channel_layer(), message["reply"], message.get("call_id"), message["args"]
+    layer, reply, call_id, args = get_channel_layer(), message["reply"], message.get("call_id"), message.get("args")
     sent = 0
 
     async def send(frame: dict, *, retry: bool) -> None:
@@ -243,8 +262,8 @@ async def _type(live: registry.LiveSession, message: dict) -> None:
                                           correlation_id=args.get("correlation_id") or "",
                                           timeout=float(args.get("timeout") or 120.0), on_output=output)
         result["ok"] = True
-    except AppError as exc:
-        result.update(ok=False, error=_error_dict(exc))
+    except Exception as exc:
+        result.update(ok=False, error=_failure(live, "type", exc))
     await send(result, retry=True)
 
 
@@ -322,7 +341,7 @@ async def type_remote(session, *, command: str, actor: str, correlation_id: str,
                       on_output: Callable[[str], Awaitable[None]] | None = None) -> dict:
     """``services.typed.command_type`` for a session another worker runs: the line is typed there
     (the same hook rates, records and audits it) and its output comes back as it is produced.
-    Cancelling the caller (the operator's stop) kills what the line started, there."""
+    Cancelling the caller (the operator's stop) stops the line there (``typed.line_stop``)."""
     layer = get_channel_layer()
     reply = await layer.new_channel()
     call_id = uuid.uuid4().hex

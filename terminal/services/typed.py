@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from autobot.errors import Conflict, InvalidInput
+from terminal.pty import PtyError
 
 from . import live as registry
 from .access import owned_session, require_terminal
@@ -25,6 +26,7 @@ from .sessions import _live_here, _write
 log = logging.getLogger("terminal")
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]|\r")
 DRAIN_SECONDS = 0.2  # output still in flight after the line finished
+STOP_GRACE_SECONDS = 2.0  # after the Ctrl-C of a stop, before the program still running is killed
 
 
 @dataclass
@@ -46,8 +48,9 @@ async def command_type(*, user, session_id, command: str, actor: str, correlatio
     """Type one line into ``user``'s live session and wait for it to finish.
 
     Returns ``exit_code, output, blocked, reason, risk, record_id, timed_out``; ``on_output``
-    gets the terminal's output as it comes. Cancelling the caller kills what the line started
-    (the operator's stop). A session another worker runs is typed into there (``relay``)."""
+    gets the terminal's output as it comes. Cancelling the caller stops the line, all of it
+    (the operator's stop: ``line_stop``). A session another worker runs is typed into there
+    (``relay``)."""
     await require_terminal(user)
     # Control characters would be keystrokes to readline (Ctrl-A, Tab…), editing the line into
     # something other than what the caller rated.
@@ -68,6 +71,7 @@ async def type_live(live: registry.LiveSession, *, command: str, actor: str, cor
                     timeout: float,  # noqa: ASYNC109 - a budget, not a wrapper
                     on_output: Callable[[str], Awaitable[None]] | None) -> dict:
     """``command_type`` on a session this process runs (checked by the caller)."""
+    await _previous_stopped(live)
     if live.typed is not None:
         raise Conflict("another command is being typed into this terminal", code="terminal_busy")
     line = TypedLine(actor=actor, correlation_id=correlation_id)
@@ -84,9 +88,10 @@ async def type_live(live: registry.LiveSession, *, command: str, actor: str, cor
                 exit_code = await asyncio.shield(line.done)
         except TimeoutError:
             timed_out, exit_code = True, None
-            _interrupt(live, signal.SIGINT)
+            line_stop(live, f"the operator's line ran out of time ({timeout:g} s)")
     except asyncio.CancelledError:
-        _interrupt(live, signal.SIGKILL)
+        if not line.done.done():
+            line_stop(live, "the operator stopped this line")
         raise
     finally:
         live.typed = None
@@ -98,10 +103,44 @@ async def type_live(live: registry.LiveSession, *, command: str, actor: str, cor
             "reason": line.reason, "risk": line.risk, "record_id": line.record_id, "timed_out": timed_out}
 
 
-def _interrupt(live: registry.LiveSession, sig: int) -> None:
-    # Only a running program: the shell itself (idle at its prompt) must survive a stop.
+def line_stop(live: registry.LiveSession, reason: str) -> None:
+    """Stop the line the shell runs, all of it, and leave the shell at its prompt.
+
+    Ctrl-C first, as a person would type it: the terminal sends SIGINT to the program in the
+    foreground (bash then abandons the rest of a list such as ``a; b``), or to the shell itself
+    between two commands, and drops what it has not read yet of the line. A program that ignores
+    it (or reads the terminal raw) is killed after ``STOP_GRACE_SECONDS``. Whatever of the line
+    would still run is refused by the hook until the prompt is back (``live.stopping``), the
+    verdicts the shell keeps included (a new generation, and a nudge so it asks)."""
+    if live.stopping is None:
+        live.stopping = registry.LineStop(reason)
+        live.generation += 1
+        live.hook.nudge()
+    with contextlib.suppress(PtyError):
+        live.proc.interrupt()
+    # Endless: a session ending meanwhile has no program left to kill, and need not wait.
+    live.spawn_task(_kill_if_still_running(live, live.stopping), f"terminal {live.id} stop", endless=True)
+
+
+async def _kill_if_still_running(live: registry.LiveSession, stop: registry.LineStop) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(STOP_GRACE_SECONDS):
+            await stop.over.wait()
+            return
+    # Only a running program: the shell itself must survive a stop.
     if live.proc.foreground_command() is not None:
-        live.proc.signal_foreground(sig)
+        live.proc.signal_foreground(signal.SIGKILL)
+
+
+async def _previous_stopped(live: registry.LiveSession) -> None:
+    """A line stopped a moment ago may still be ending (its program gets the grace to exit):
+    the next line waits for the prompt rather than be refused as the rest of the stopped one."""
+    if live.stopping is None:
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(live.stopping.over.wait(), STOP_GRACE_SECONDS * 2)
+    if live.stopping is not None:
+        raise Conflict("the previous line is still being stopped in this terminal", code="terminal_busy")
 
 
 async def _collect(sub, chunks: list[str], on_output) -> None:

@@ -3,6 +3,7 @@ verdict skips them, whatever way they were entered."""
 
 import asyncio
 import os
+import signal
 
 import pytest
 
@@ -34,7 +35,7 @@ class Shell(ShellOutput):
     async def notify(self, request: HookRequest) -> None:
         self.done.append(request)
 
-    async def start(self, tmp_path) -> None:
+    async def start(self, tmp_path, *, before_hook=None) -> None:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "TERM": "dumb",
@@ -45,6 +46,8 @@ class Shell(ShellOutput):
         self.proc = await PtyProcess.spawn(
             PtyOptions(argv=bash_argv(), env=env, cwd=str(tmp_path), pass_fds=self.channel.child_fds)
         )
+        if before_hook is not None:  # while the rc file waits for the hook's secret
+            await before_hook(self.proc)
         await self.channel.start()
         self.sub = self.proc.subscribe()
         await self.until("@autobot:")
@@ -171,3 +174,29 @@ async def test_the_hook_setup_is_not_in_the_users_history(shell):
     out = await shell.run("history", "MARK9")
     assert "__autobot" not in out and "trap" not in out
     assert "history" in out  # history itself works: the line just typed is there
+
+
+def _ignores_sigint(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as fh:  # noqa: ASYNC230 - procfs, no disk I/O
+        mask = next(line.split()[1] for line in fh if line.startswith("SigIgn:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
+
+
+async def test_ctrl_c_while_the_rc_file_runs_leaves_the_hook_in_place(tmp_path):
+    async def ctrl_c(proc):
+        # The rc file has begun (its first line): only /proc shows it, there is no event to await.
+        while not _ignores_sigint(proc.pid):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        proc.write("\x03")  # a keystroke that once abandoned the rc file: a shell without the hook
+
+    shell = Shell()
+    await shell.start(tmp_path, before_hook=ctrl_c)
+    try:
+        assert "autobot: blocked" in await shell.run(HARMLESS_DANGER, "MARK16")
+        assert not _ignores_sigint(shell.proc.pid)  # from the first prompt on, Ctrl-C works
+        shell.proc.write("echo started-$((5+1)); sleep 30; echo after-$((5+6))\n")
+        await shell.until("started-6")
+        shell.proc.write("\x03")
+        assert "after-11" not in await shell.run("echo", "MARK17")
+    finally:
+        await shell.close()

@@ -90,6 +90,27 @@ async def test_stopping_the_caller_kills_the_relayed_line_and_the_shell_takes_th
     assert ran["output"].splitlines()[-1] == "after-2" and ran["exit_code"] == 0 and not ran["timed_out"]
 
 
+async def test_stopping_the_caller_stops_the_rest_of_the_relayed_line_too(session, terminal_user):
+    root, _ = await area_root(user=terminal_user)
+    started, seen = asyncio.Event(), []
+
+    async def output(text):
+        seen.append(text)
+        if "started-2" in "".join(seen):
+            started.set()
+
+    typing = asyncio.create_task(typed(session, "echo started-$((1+1)); sleep 30; echo after-stop > stopped.txt",
+                                       seconds=60, on_output=output))
+    await started.wait()
+    typing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await typing
+
+    ran = await typed(session, "echo after-$((1+1))")
+    assert ran["output"].splitlines()[-1] == "after-2" and ran["exit_code"] == 0
+    assert not await asyncio.to_thread(Path(root, "stopped.txt").exists)
+
+
 async def test_a_second_line_while_one_is_typed_is_refused_as_busy(session, terminal_user):
     first = await running(session, terminal_user)
     try:
@@ -139,3 +160,33 @@ async def test_a_reader_cancelled_again_and_again_still_detaches_every_remote_so
     assert await unwatched.acount() == 3
     for remote in remotes:
         await remote.detach()
+
+
+# A call that fails on the host with something other than an AppError (a database error, a
+# malformed call) is answered at once; the caller used to wait out CALL_TIMEOUT (a typed line:
+# its timeout and CALL_TIMEOUT more) and then report the host lost. The bound is well below that.
+ANSWERED_WITHIN = relay.CALL_TIMEOUT * 0.8
+
+
+async def test_a_call_that_fails_on_the_host_is_answered_at_once_with_the_error(session):
+    # Input "typed" by a user who does not exist: the host's database lookup raises DoesNotExist.
+    with pytest.raises(AppError) as failed:
+        async with asyncio.timeout(ANSWERED_WITHIN):
+            await relay.call(session, "input", text="echo nobody\n", user_id=2**31 - 1)
+    assert (failed.value.code, failed.value.status) == ("terminal_host_error", 502)
+    assert "input" in failed.value.detail and "DoesNotExist" not in failed.value.detail
+
+    # The host's reader goes on: the next call is answered as usual.
+    assert (await relay.call(session, "signal", signal="SIGINT"))["process_group"] is None
+
+
+async def test_a_typed_line_that_fails_on_the_host_is_answered_at_once_with_the_error(session):
+    # A malformed call (no text to type) fails inside the host's type_live with a TypeError.
+    with pytest.raises(AppError) as failed:
+        async with asyncio.timeout(ANSWERED_WITHIN):
+            await typed(session, None, seconds=60)
+    assert (failed.value.code, failed.value.status) == ("terminal_host_error", 502)
+
+    # The line slot is free again and the shell types the next line.
+    ran = await typed(session, "echo still-$((2+2))")
+    assert ran["output"].splitlines()[-1] == "still-4" and ran["exit_code"] == 0

@@ -1,0 +1,92 @@
+"""Lines typed for the chat's operator (terminal/services/typed.py) into a real sandboxed shell:
+the operator's stop stops the whole line, not just the program running, and the shell lives on."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from autobot.models import AuditEvent
+from files.services import area_root
+from terminal import services
+from terminal.models import CommandRecord
+from terminal.services import typed as typed_module
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+STOPPED = "the operator stopped this line"
+
+
+@pytest.fixture
+async def session(terminal_user):
+    return await services.session_open(user=terminal_user)
+
+
+async def type_line(user, session, command, *, on_output=None):
+    return await services.command_type(user=user, session_id=session.pk, command=command, actor="operator",
+                                       correlation_id="turn-1", timeout=30, on_output=on_output)
+
+
+async def started(user, session, command):
+    """Type ``command`` (which prints started-2 first); returns its task once that is printed."""
+    seen, printed = [], asyncio.Event()
+
+    async def output(text):
+        seen.append(text)
+        if "started-2" in "".join(seen):
+            printed.set()
+
+    task = asyncio.create_task(type_line(user, session, command, on_output=output))
+    await printed.wait()
+    return task
+
+
+async def stop(task):
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_stop_ends_the_whole_line_and_the_shell_takes_the_next(terminal_user, session):
+    root, _ = await area_root(user=terminal_user)
+    typing = await started(terminal_user, session, "echo started-$((1+1)); sleep 30; echo after-stop > stopped.txt")
+    shell = services.live_session(session.pk).proc.shell_pid()
+    await stop(typing)
+
+    # The shell is at its prompt again (the same shell) and runs the next line; by then the
+    # stopped line is over, and what followed the sleep never ran.
+    ran = await type_line(terminal_user, session, "echo next-$((2+3))")
+    assert (ran["output"].splitlines()[-1], ran["exit_code"], ran["timed_out"]) == ("next-5", 0, False)
+    assert services.live_session(session.pk).proc.shell_pid() == shell
+    assert not await asyncio.to_thread(Path(root, "stopped.txt").exists)
+
+
+async def test_a_program_ignoring_ctrl_c_is_killed_and_the_rest_of_its_line_is_refused(terminal_user, session):
+    root, _ = await area_root(user=terminal_user)
+    # The same command text allowed before: the shell keeps that verdict and would not ask again.
+    primed = await type_line(terminal_user, session, "mkdir -p primed && cd primed && echo after-stop > stopped.txt")
+    assert primed["exit_code"] == 0
+    await type_line(terminal_user, session, "cd ..")
+
+    deaf = "bash -c 'trap \"\" INT; echo started-$((1+1)); exec sleep 30'"  # ignores Ctrl-C
+    typing = await started(terminal_user, session, f"{deaf}; echo after-stop > stopped.txt")
+    await stop(typing)
+
+    ran = await type_line(terminal_user, session, "echo next-$((2+3))")
+    assert (ran["output"].splitlines()[-1], ran["exit_code"]) == ("next-5", 0)
+    assert not await asyncio.to_thread(Path(root, "stopped.txt").exists)
+    # Refused, recorded and audited like any blocked command, saying why.
+    refused = await CommandRecord.objects.aget(session_id=session.pk, command="echo after-stop > stopped.txt",
+                                               blocked=True)
+    assert refused.reasons[0] == STOPPED
+    audited = await AuditEvent.objects.aget(action="terminal.command_blocked", data__record_id=refused.pk)
+    assert audited.data["reasons"][0] == STOPPED
+
+
+async def test_a_stop_at_the_prompt_leaves_the_next_line_alone(terminal_user, session):
+    live = services.live_session(session.pk)
+    typed_module.line_stop(live, STOPPED)  # nothing runs: Ctrl-C just brings a new prompt
+
+    ran = await type_line(terminal_user, session, "echo next-$((2+3))")
+    assert (ran["output"].splitlines()[-1], ran["exit_code"], ran["blocked"]) == ("next-5", 0, False)
+    assert live.stopping is None
