@@ -108,6 +108,12 @@ async def test_a_call_waiting_for_approval_is_input_required_and_can_be_cancelle
     assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
     await approval.arefresh_from_db()
     assert approval.status == Approval.Status.EXPIRED  # nobody can approve it any more
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        late = await http.post(f"http://{server.address}/api/chat/sessions/{approval.session_id}"
+                               f"/approvals/{approval.pk}", json={"decision": "approve"})
+    assert late.status_code == 409
+    assert late.json() == {"code": "approval_closed",
+                           "detail": f"approval {approval.pk} is already expired: the A2A task was cancelled"}
 
 
 async def test_the_endpoint_needs_a_token(server):
@@ -229,3 +235,4 @@ async def test_a_subscription_to_a_task_whose_worker_is_gone_ends_failed(server,
     assert "stopped before it finished" in ended.message.parts[0].text
     stored = await client.get_task(GetTaskRequest(id=task.id))
     assert stored.status.state == TaskState.TASK_STATE_FAILED
+
