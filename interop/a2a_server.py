@@ -17,7 +17,7 @@
 Tasks are stored in the database (interop/a2a_store.py), so GetTask, CancelTask and a
 follow-up message work on any worker. Their events go through the channel layer
 (interop/a2a_stream.py), so SubscribeToTask on any worker follows a run on any other, and ends
-`failed` if the worker running it dies. CancelTask on any
+`failed` if the worker running it dies (GetTask and ListTasks say so too). CancelTask on any
 worker stops the call on the worker running it and expires the approvals the task asked for.
 """
 
@@ -319,6 +319,23 @@ class RequestHandler(DefaultRequestHandler):
         task = await super().on_cancel_task(params, context)
         await withdraw(context.state[USER_KEY], params.id)
         return task
+
+    async def on_get_task(self, params, context):
+        task = await super().on_get_task(params, context)
+        if task.status.state in a2a_stream.RUNNING:  # its worker may have stopped: say so
+            settled = await a2a_stream.settle([task.id])
+            if task.id in settled:
+                task.status.CopyFrom(settled[task.id])
+        return task
+
+    async def on_list_tasks(self, params, context):
+        page = await super().on_list_tasks(params, context)
+        running = [task.id for task in page.tasks if task.status.state in a2a_stream.RUNNING]
+        settled = await a2a_stream.settle(running) if running else {}
+        for task in page.tasks:
+            if task.id in settled:
+                task.status.CopyFrom(settled[task.id])
+        return page
 
     @validate_request_params
     async def on_subscribe_to_task(self, params, context):

@@ -14,7 +14,9 @@ What the group cannot carry, the subscription reads from the task's row:
   `AUTOBOT_A2A_TASK_LOST_SECONDS` (`run`). A task still submitted or working whose worker
   has stopped — seen at once on the same host (autobot/workers.py), or after that many seconds
   without a beat from another host — is written `failed` with a message saying so, and the
-  event is published: every subscriber ends with it instead of waiting forever.
+  event is published: every subscriber ends with it instead of waiting forever. `GetTask` and
+  `ListTasks` apply the same verdict to the running tasks they return (`settle`), so a client
+  that only polls sees it too; nothing scans tasks nobody asks about.
 - **A cancel on another worker.** While it runs a task, the worker also follows the task's group
   (and its row after CHECK_SECONDS of silence): once the task has ended elsewhere (CancelTask
   on another worker writes it `canceled` and publishes that), the call is cancelled (`run`).
@@ -38,7 +40,7 @@ from a2a.types import Message, Part, Role, StreamResponse, Task, TaskState, Task
 from a2a.utils.proto_utils import to_stream_response
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
 from autobot.supervise import cancel, supervised
@@ -185,6 +187,24 @@ async def _fail(row: A2aTask) -> VersionedEvent | None:
     log.warning("A2A task %s: its worker %s stopped mid-run; marked failed", row.pk, row.worker)
     event = TaskStatusUpdateEvent(task_id=task.id, context_id=task.context_id, status=status)
     return VersionedEvent(event=event, version=TaskVersion(version))
+
+
+@on_lanes
+async def settle(task_ids: list[str]) -> dict[str, TaskStatus]:
+    """Of these tasks (ones a client is being sent), write `failed` those still submitted or
+    working whose worker has stopped, and tell their subscribers; their new status by id."""
+    rows = (A2aTask.objects.filter(pk__in=task_ids, state__in=RUNNING)
+            .annotate(stale=ExpressionWrapper(_stale(), output_field=BooleanField()))
+            .only("state", "version", "worker", "data"))
+    settled = {}
+    async for row in rows:
+        if not (row.stale or worker_gone(row.worker)):
+            continue
+        failed = await _fail(row)
+        if failed is not None:
+            await ChannelLayerTaskEventStream().publish(row.pk, failed)
+            settled[row.pk] = failed.event.status
+    return settled
 
 
 async def run(task_id: str, work: Awaitable[T]) -> T | None:
