@@ -343,5 +343,5 @@ AGENTS_BUILTINS = env.list("AUTOBOT_AGENTS_BUILTINS", default=["knowledge", "ter
 
 # --- interop ---
 # A2A: a task still working whose worker sent no beat for this long (a third of it between beats)
-# is written failed, so subscribers on other workers end instead of waiting (interop/a2a_stream.py).
+# is written failed (by a subscriber, GetTask or ListTasks), so nobody waits for it (interop/a2a_stream.py).
 A2A_TASK_LOST_SECONDS = env_float("AUTOBOT_A2A_TASK_LOST_SECONDS", 30.0, minimum=3.0)

@@ -17,8 +17,8 @@
 Tasks are stored in the database (interop/a2a_store.py), so GetTask, CancelTask and a
 follow-up message work on any worker. Their events go through the channel layer
 (interop/a2a_stream.py), so SubscribeToTask on any worker follows a run on any other, and ends
-`failed` if the worker running it dies. Cancelling a call that is running (not parked) on
-another worker marks the task cancelled; that worker drops the call's result.
+`failed` if the worker running it dies (GetTask and ListTasks say so too). CancelTask on any
+worker stops the call on the worker running it and expires the approvals the task asked for.
 """
 
 from __future__ import annotations
@@ -232,10 +232,16 @@ class BusExecutor(AgentExecutor):
             await updater.failed(_text(updater, f"send {wanted}"))
             return
         name, arguments, approval_id = asked
-        async with a2a_stream.running(context.task_id):  # beats, so subscribers elsewhere know it runs
-            outcome = await calls.call(user=user, door="a2a", name=name, arguments=arguments,
-                                       approval_id=approval_id, client_ip=context.call_context.state.get("client_ip"),
-                                       correlation_id=context.task_id.replace("-", ""))
+        outcome = await a2a_stream.run(context.task_id, calls.call(
+            user=user, door="a2a", name=name, arguments=arguments, approval_id=approval_id,
+            client_ip=context.call_context.state.get("client_ip"), correlation_id=correlation(context.task_id)))
+        if outcome is None or (outcome.status == "pending_approval" and await a2a_stream.ended(context.task_id)):
+            # The task ended on another worker (CancelTask there) while the call ran. An approval
+            # the call asked for after that cancel withdrew the task's approvals goes too. The
+            # store refuses this cancel (the task has ended): the SDK ends the run with the stored task.
+            await withdraw(user, context.task_id)
+            await updater.cancel()
+            return
         if outcome.status == "pending_approval":
             await updater.requires_input(updater.new_agent_message(
                 [Part(text=outcome.output), Part(data=_value({"approval": outcome.approval}))]))
@@ -246,12 +252,21 @@ class BusExecutor(AgentExecutor):
         else:
             await updater.failed(_text(updater, outcome.output))
 
-    @on_lanes
     async def cancel(self, context: RequestContext, event_queue) -> None:
-        parked = _parked(context.current_task, context.call_context.state.get("agent_id"))
-        if parked:  # nobody may approve a call whose task is gone
-            await approvals.approval_expire_now(parked[2], reason="the A2A task was cancelled")
+        # Its approvals are withdrawn by RequestHandler.on_cancel_task, wherever the task runs.
         await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
+
+
+def correlation(task_id: str) -> str:
+    """The correlation id of the task's calls: their approvals, audit events and agent messages."""
+    return task_id.replace("-", "")
+
+
+@on_lanes
+async def withdraw(user, task_id: str) -> None:
+    """Nobody may approve a call whose task was cancelled: expire what its calls asked for."""
+    await approvals.approvals_withdraw(owner=user, correlation_id=correlation(task_id),
+                                       reason="the A2A task was cancelled")
 
 
 def _parked(task, agent_id: str | None) -> tuple[str, dict, str] | None:
@@ -297,6 +312,31 @@ class RequestHandler(DefaultRequestHandler):
         self.stream = a2a_stream.ChannelLayerTaskEventStream()
         super().__init__(event_stream=self.stream, **kwargs)
 
+    async def on_cancel_task(self, params, context):
+        """The SDK's cancel: on this worker it stops the run; on another it writes `canceled` and
+        publishes it, and the worker running the call stops it (a2a_stream.run). Either way the
+        task's pending approvals are withdrawn here, once the task is stored cancelled."""
+        task = await super().on_cancel_task(params, context)
+        await withdraw(context.state[USER_KEY], params.id)
+        return task
+
+    async def on_get_task(self, params, context):
+        task = await super().on_get_task(params, context)
+        if task.status.state in a2a_stream.RUNNING:  # its worker may have stopped: say so
+            settled = await a2a_stream.settle([task.id])
+            if task.id in settled:
+                task.status.CopyFrom(settled[task.id])
+        return task
+
+    async def on_list_tasks(self, params, context):
+        page = await super().on_list_tasks(params, context)
+        running = [task.id for task in page.tasks if task.status.state in a2a_stream.RUNNING]
+        settled = await a2a_stream.settle(running) if running else {}
+        for task in page.tasks:
+            if task.id in settled:
+                task.status.CopyFrom(settled[task.id])
+        return page
+
     @validate_request_params
     async def on_subscribe_to_task(self, params, context):
         stored = await self.task_store.get(params.id, context)  # the owner's only: else "not found"
@@ -330,7 +370,11 @@ def _ends_stream(event, *, first: bool) -> bool:
 executor = BusExecutor()
 # The handler reads its card for what the endpoint supports (streaming); the served one is built
 # per request (card_view), with the caller's host and the agents online now.
-handler = RequestHandler(agent_executor=executor, task_store=DatabaseTaskStore(), agent_card=_card("", []))
+# A task parked for input leaves this worker's memory after OPERATOR_APPROVAL_SECONDS (by then its
+# approval has expired, or a cancel on another worker ended it); a later message loads it again
+# from the store. Without this, every parked task stayed in the memory of the worker that ran it.
+handler = RequestHandler(agent_executor=executor, task_store=DatabaseTaskStore(), agent_card=_card("", []),
+                         interrupted_task_timeout=settings.OPERATOR_APPROVAL_SECONDS)
 _app = Starlette(routes=[
     Route(AGENT_CARD_WELL_KNOWN_PATH, card_view, methods=["GET"]),
     Route(AGENTS_PATH + "{agent_id}/agent-card.json", agent_card_view, methods=["GET"]),

@@ -11,10 +11,15 @@ What the group cannot carry, the subscription reads from the task's row:
   a newer row is sent as the `Task` itself (a final one ends the subscription). So an event sent
   before it joined, while Redis was away, or dropped by a full channel is never waited for.
 - **A dead worker.** While it runs a task, a worker beats on its row every third of
-  `AUTOBOT_A2A_TASK_LOST_SECONDS` (`running`). A task still submitted or working whose worker
+  `AUTOBOT_A2A_TASK_LOST_SECONDS` (`run`). A task still submitted or working whose worker
   has stopped — seen at once on the same host (autobot/workers.py), or after that many seconds
   without a beat from another host — is written `failed` with a message saying so, and the
-  event is published: every subscriber ends with it instead of waiting forever.
+  event is published: every subscriber ends with it instead of waiting forever. `GetTask` and
+  `ListTasks` apply the same verdict to the running tasks they return (`settle`), so a client
+  that only polls sees it too; nothing scans tasks nobody asks about.
+- **A cancel on another worker.** While it runs a task, the worker also follows the task's group
+  (and its row after CHECK_SECONDS of silence): once the task has ended elsewhere (CancelTask
+  on another worker writes it `canceled` and publishes that), the call is cancelled (`run`).
 """
 
 from __future__ import annotations
@@ -26,14 +31,16 @@ import hashlib
 import logging
 import re
 import uuid
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import TypeVar
 
 from a2a.server.cluster import TaskEventStream, TaskVersion, VersionedEvent
 from a2a.types import Message, Part, Role, StreamResponse, Task, TaskState, TaskStatus, TaskStatusUpdateEvent
 from a2a.utils.proto_utils import to_stream_response
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 
 from autobot.supervise import cancel, supervised
@@ -43,6 +50,7 @@ from interop.http import on_lanes
 from interop.models import A2aTask
 
 log = logging.getLogger("interop.a2a")
+T = TypeVar("T")
 
 CHECK_SECONDS = 5.0  # silence after which a subscription re-joins and compares with the row
 RUNNING = frozenset({TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING})
@@ -148,15 +156,20 @@ async def _check(task_id: str, seen: int) -> list[VersionedEvent] | None:
     return []
 
 
+def _stale() -> Q:
+    """No beat from the worker running it for A2A_TASK_LOST_SECONDS (the database's clock)."""
+    return Q(beat__isnull=True) | Q(beat__lt=Now() - timedelta(seconds=settings.A2A_TASK_LOST_SECONDS))
+
+
 async def _lost(row: A2aTask) -> bool:
     if worker_gone(row.worker):
         return True
-    stale = Q(beat__isnull=True) | Q(beat__lt=Now() - timedelta(seconds=settings.A2A_TASK_LOST_SECONDS))
-    return await A2aTask.objects.filter(stale, pk=row.pk, version=row.version).aexists()
+    return await A2aTask.objects.filter(_stale(), pk=row.pk, version=row.version).aexists()
 
 
 async def _fail(row: A2aTask) -> VersionedEvent | None:
-    """Write the task failed if nobody wrote it since `row` was read; the event, or None."""
+    """Write the task failed if nobody wrote it since `row` was read (and, its worker being on
+    another host, no beat came meanwhile); the event, or None."""
     task = Task.FromString(bytes(row.data))
     status = TaskStatus(state=TaskState.TASK_STATE_FAILED, message=Message(
         role=Role.ROLE_AGENT, message_id=uuid.uuid4().hex, task_id=task.id, context_id=task.context_id,
@@ -164,9 +177,11 @@ async def _fail(row: A2aTask) -> VersionedEvent | None:
     status.timestamp.GetCurrentTime()
     task.status.CopyFrom(status)
     version = row.version + 1
-    written = await A2aTask.objects.filter(pk=row.pk, version=row.version).aupdate(
-        state=TaskState.TASK_STATE_FAILED, data=task.SerializeToString(), version=version, worker=WORKER_ID,
-        beat=Now(), updated=Now())
+    unchanged = A2aTask.objects.filter(pk=row.pk, version=row.version)
+    if not worker_gone(row.worker):
+        unchanged = unchanged.filter(_stale())
+    written = await unchanged.aupdate(state=TaskState.TASK_STATE_FAILED, data=task.SerializeToString(),
+                                      version=version, worker=WORKER_ID, beat=Now(), updated=Now())
     if not written:
         return None  # it moved on meanwhile: the next check sends what it became
     log.warning("A2A task %s: its worker %s stopped mid-run; marked failed", row.pk, row.worker)
@@ -174,14 +189,78 @@ async def _fail(row: A2aTask) -> VersionedEvent | None:
     return VersionedEvent(event=event, version=TaskVersion(version))
 
 
-@contextlib.asynccontextmanager
-async def running(task_id: str):
-    """While the body runs, this worker says every beat_seconds() that it still runs the task."""
+@on_lanes
+async def settle(task_ids: list[str]) -> dict[str, TaskStatus]:
+    """Of these tasks (ones a client is being sent), write `failed` those still submitted or
+    working whose worker has stopped, and tell their subscribers; their new status by id."""
+    rows = (A2aTask.objects.filter(pk__in=task_ids, state__in=RUNNING)
+            .annotate(stale=ExpressionWrapper(_stale(), output_field=BooleanField()))
+            .only("state", "version", "worker", "data"))
+    settled = {}
+    async for row in rows:
+        if not (row.stale or worker_gone(row.worker)):
+            continue
+        failed = await _fail(row)
+        if failed is not None:
+            await ChannelLayerTaskEventStream().publish(row.pk, failed)
+            settled[row.pk] = failed.event.status
+    return settled
+
+
+async def run(task_id: str, work: Awaitable[T]) -> T | None:
+    """Run `work` for the task on this worker: beat on its row meanwhile (so subscribers elsewhere
+    know it runs), and watch for the task ending elsewhere (CancelTask on another worker). Then
+    `work` is cancelled and this returns None."""
+    job = asyncio.ensure_future(work)
     beat = asyncio.create_task(_beat(task_id))
+    watch = asyncio.create_task(supervised("a2a task watch", functools.partial(_until_ended, task_id)))
     try:
-        yield
+        await asyncio.wait({job, watch}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         cancel(beat)
+        cancel(watch)
+        if not job.done():
+            cancel(job)
+            await asyncio.wait({job})  # its clean-up (an audit of the cancelled call) finishes first
+    if job.cancelled():
+        log.info("A2A task %s ended on another worker; its call here was stopped", task_id)
+        return None
+    return job.result()
+
+
+async def _until_ended(task_id: str) -> None:
+    """Return once the task has ended: heard on its group, or read from its row after
+    CHECK_SECONDS without an event (joining again then, as a subscription does)."""
+    layer = get_channel_layer()
+    group, channel = group_name(task_id), await layer.new_channel()
+    inbox: asyncio.Queue[dict] = asyncio.Queue()
+    reader = asyncio.create_task(supervised("a2a task watch", functools.partial(_read, layer, channel, inbox)))
+    try:
+        while True:
+            await _join(layer, group, channel)
+            if await ended(task_id):
+                return
+            with contextlib.suppress(TimeoutError):
+                while not _final(await asyncio.wait_for(inbox.get(), timeout=CHECK_SECONDS)):
+                    pass
+                return
+    finally:
+        cancel(reader)
+        with contextlib.suppress(Exception):
+            await layer.group_discard(group, channel)
+
+
+def _final(message: dict) -> bool:
+    if message.get("type") != "interop.a2a_event":
+        return False
+    event = _event(message["event"])
+    return isinstance(event, Task | TaskStatusUpdateEvent) and event.status.state in TERMINAL
+
+
+@on_lanes
+async def ended(task_id: str) -> bool:
+    """True when the task's row says it has ended (cancelled, failed, completed)."""
+    return await A2aTask.objects.filter(pk=task_id, state__in=TERMINAL).aexists()
 
 
 async def _beat(task_id: str) -> None:

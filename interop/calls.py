@@ -6,11 +6,12 @@ policy decides: run it, refuse it, or park it behind an approval. There is no tu
 approval's id; the owner decides it in AutoBot (the door's chat session, REST or the page), and
 the client repeats the same call with `approval_id` to run it. The approval is bound to the
 call's exact subject (command and folder, or what a write does) and single-use, as in the chat.
-Every outcome is an audit event `<door>.tool_call`.
+Every outcome is an audit event `<door>.tool_call`, a call cancelled midway too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -21,6 +22,7 @@ from django.db import IntegrityError
 from autobot import audit
 from autobot.auth import read_only
 from autobot.errors import AppError, Forbidden
+from autobot.supervise import run_to_end
 from chat import tools
 from chat.models import Approval, ChatMessage, ChatSession, OperatorPolicy
 from chat.operator import approvals
@@ -36,7 +38,7 @@ TITLES = {"mcp": "MCP client calls", "a2a": "A2A client calls"}
 
 @dataclass
 class Outcome:
-    status: str  # done, failed, refused, pending_approval
+    status: str  # done, failed, refused, pending_approval, cancelled
     ok: bool
     output: str
     exit_code: int | None = None
@@ -72,13 +74,22 @@ async def call(*, user, door: str, name: str, arguments: dict | None, approval_i
                                 call_id=f"{door}_{uuid.uuid4().hex[:12]}", client_ip=client_ip,
                                 terminal_session_id=str(session.operator_terminal or "") or None,
                                 remember_terminal=_remember(session))
-    outcome = await _call(user, door, name, arguments or {}, approval_id, context, session)
+    try:
+        outcome = await _call(user, door, name, arguments or {}, approval_id, context, session)
+    except asyncio.CancelledError:  # the client cancelled (A2A CancelTask, on any worker)
+        stopped = Outcome("cancelled", False, "stopped before it finished")
+        await run_to_end(_audit(user, door, name, stopped, approval_id, session, correlation_id, client_ip))
+        raise
+    await _audit(user, door, name, outcome, approval_id, session, correlation_id, client_ip)
+    return outcome
+
+
+async def _audit(user, door, name, outcome: Outcome, approval_id, session, correlation_id, client_ip) -> None:
     await audit.record(actor=user, action=f"{door}.tool_call", target_type="chat_session", target_id=str(session.pk),
                        correlation_id=correlation_id, ip=client_ip,
                        data={"tool": name, "status": outcome.status, "ok": outcome.ok, "risk": outcome.risk,
                              "approval_id": (outcome.approval or {}).get("id") or approval_id,
                              "output_chars": len(outcome.output), **outcome.data})
-    return outcome
 
 
 def _remember(session: ChatSession):

@@ -88,7 +88,8 @@ async def approval_decide(*, user, session_id, approval_id, decision: str, reaso
     if not won:
         await _expire(session.pk)
         await approval.arefresh_from_db()
-        raise Conflict(f"approval {approval.pk} is already {approval.status}", code="approval_closed")
+        why = f": {approval.reason}" if approval.status == Status.EXPIRED and approval.reason else ""
+        raise Conflict(f"approval {approval.pk} is already {approval.status}{why}", code="approval_closed")
     await approval.arefresh_from_db()
     await audit.record(actor=user, action=f"chat.approval_{'approved' if decision == 'approve' else 'denied'}",
                        target_type="chat_session", target_id=str(session.pk), ip=client_ip,
@@ -117,3 +118,21 @@ async def approval_expire_now(approval_id, *, reason: str) -> None:
     """The turn that waited is gone (stopped, timed out): nobody can approve it any more."""
     await Approval.objects.filter(pk=approval_id, status=Status.PENDING).aupdate(status=Status.EXPIRED,
                                                                                  reason=reason[:500])
+
+
+async def approvals_withdraw(*, owner, correlation_id: str, reason: str) -> int:
+    """Expire the owner's pending approvals of one correlation (an A2A task, a turn): what asked
+    for them was stopped, so nobody may approve them any more. Returns how many."""
+    if not correlation_id:
+        return 0
+    pending = Approval.objects.filter(correlation_id=correlation_id, session__owner=owner, status=Status.PENDING)
+    found = [(str(pk), session_id) async for pk, session_id in pending.values_list("pk", "session_id")]
+    if not found:
+        return 0
+    ids = [pk for pk, _ in found]
+    expired = await Approval.objects.filter(pk__in=ids, status=Status.PENDING).aupdate(status=Status.EXPIRED,
+                                                                                        reason=reason[:500])
+    await audit.record(actor=owner, action="chat.approval_withdrawn", target_type="chat_session",
+                       target_id=str(found[0][1]), correlation_id=correlation_id,
+                       data={"approval_ids": ids, "reason": reason[:500]})
+    return expired

@@ -1,6 +1,7 @@
 """AutoBot as an A2A agent, through the official `a2a-sdk` client against a real server."""
 
 import asyncio
+import socket
 import uuid
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
 from a2a.types import (
     CancelTaskRequest,
     GetTaskRequest,
+    ListTasksRequest,
     Message,
     Part,
     Role,
@@ -108,6 +110,12 @@ async def test_a_call_waiting_for_approval_is_input_required_and_can_be_cancelle
     assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
     await approval.arefresh_from_db()
     assert approval.status == Approval.Status.EXPIRED  # nobody can approve it any more
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        late = await http.post(f"http://{server.address}/api/chat/sessions/{approval.session_id}"
+                               f"/approvals/{approval.pk}", json={"decision": "approve"})
+    assert late.status_code == 409
+    assert late.json() == {"code": "approval_closed",
+                           "detail": f"approval {approval.pk} is already expired: the A2A task was cancelled"}
 
 
 async def test_the_endpoint_needs_a_token(server):
@@ -229,3 +237,42 @@ async def test_a_subscription_to_a_task_whose_worker_is_gone_ends_failed(server,
     assert "stopped before it finished" in ended.message.parts[0].text
     stored = await client.get_task(GetTaskRequest(id=task.id))
     assert stored.status.state == TaskState.TASK_STATE_FAILED
+
+
+def stored_task(owner, *, state=TaskState.TASK_STATE_WORKING, worker: str, beat_age: timedelta) -> Task:
+    """A task row as a worker left it: `worker` wrote it and beat `beat_age` ago."""
+    task = Task(id=uuid.uuid4().hex, context_id=uuid.uuid4().hex, status=TaskStatus(state=state))
+    A2aTask.objects.create(pk=task.id, owner=owner, context_id=task.context_id, state=task.status.state,
+                           data=task.SerializeToString(), version=2, worker=worker, beat=timezone.now() - beat_age)
+    return task
+
+
+async def dead_worker() -> str:
+    """The id of a server process on this host that has ended (a child that ran and was reaped)."""
+    child = await asyncio.create_subprocess_exec("true")
+    await child.wait()
+    return f"{socket.gethostname()}:{child.pid}"
+
+
+async def test_get_and_list_say_failed_for_a_task_whose_worker_stopped(server, owner):
+    """Nobody subscribes: a client that only polls learns the run is lost, and the verdict is
+    stored (every worker then agrees)."""
+    make = sync_to_async(stored_task)
+    gone_here = await make(owner, worker=await dead_worker(), beat_age=timedelta(0))
+    silent_elsewhere = await make(owner, worker="elsewhere.example:4242", beat_age=timedelta(hours=1))
+    alive_elsewhere = await make(owner, worker="elsewhere.example:4343", beat_age=timedelta(0))
+    parked = await make(owner, state=TaskState.TASK_STATE_INPUT_REQUIRED, worker=await dead_worker(),
+                        beat_age=timedelta(hours=1))  # waits for its owner, not for a worker
+    _, client = await connect(server.address, await sync_to_async(make_token)(owner), streaming=False)
+
+    got = await client.get_task(GetTaskRequest(id=gone_here.id))
+    assert got.status.state == TaskState.TASK_STATE_FAILED
+    assert "stopped before it finished" in got.status.message.parts[0].text
+    listed = {task.id: task.status for task in (await client.list_tasks(ListTasksRequest())).tasks}
+    assert listed[silent_elsewhere.id].state == TaskState.TASK_STATE_FAILED
+    assert "stopped before it finished" in listed[silent_elsewhere.id].message.parts[0].text
+    assert listed[alive_elsewhere.id].state == TaskState.TASK_STATE_WORKING
+    assert listed[parked.id].state == TaskState.TASK_STATE_INPUT_REQUIRED
+    stored = {row.pk: row.state async for row in A2aTask.objects.filter(owner=owner)}
+    assert stored[gone_here.id] == stored[silent_elsewhere.id] == TaskState.TASK_STATE_FAILED
+    assert stored[alive_elsewhere.id] == TaskState.TASK_STATE_WORKING

@@ -1,22 +1,25 @@
-"""A2A subscriptions with two real workers on PostgreSQL + Redis: a task runs on worker A and a
-client subscribes to it on worker B (SubscribeToTask, the official client's `subscribe`).
+"""A2A tasks across two real workers on PostgreSQL + Redis: a task runs on worker A and a client
+subscribes to it (SubscribeToTask, the official client's `subscribe`) or cancels it on worker B.
 
 The task is slow on purpose: a request to an external agent the test holds, answered when the
 test says. Each worker is reached directly, so which one runs and which one follows is certain.
 """
 
 import asyncio
+import uuid
 
 import httpx
 import pytest
-from a2a.types import SubscribeToTaskRequest, TaskState
+from a2a.types import CancelTaskRequest, SubscribeToTaskRequest, TaskState
 from a2a.utils.errors import TaskNotFoundError
 from asgiref.sync import sync_to_async
 
+from autobot.models import AuditEvent
 from interop.models import A2aTask
-from tests.agents.test_cluster import connect_agent, serve_one
+from tests.agents.test_cluster import connect_agent, next_of_type, serve_one
 from tests.conftest import make_token
-from tests.interop.test_a2a import connect, follow, start_slow_task, states
+from tests.interop.conftest import HIGH_COMMAND
+from tests.interop.test_a2a import connect, data_message, follow, last_task, start_slow_task, states
 from tests.scale.cluster import running_cluster, worker_id
 from tests.scale.test_nginx import heartbeats
 
@@ -119,6 +122,46 @@ def last_state(events):
     the stored row saw the end before the group's event arrived (either may win that race)."""
     last = events[-1].task.status if events[-1].HasField("task") else events[-1].status_update.status
     return last.state
+
+
+async def test_a_cancel_on_another_worker_expires_the_approval_a_parked_task_waits_for(cluster, staff):
+    from chat.models import Approval
+
+    a, b = cluster.workers
+    token = await sync_to_async(make_token)(staff)
+    _, on_a = await connect(a.address, token, streaming=False)
+    _, task = await last_task(on_a, data_message({"tool": "terminal_run", "arguments": {"command": HIGH_COMMAND}}))
+    assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED  # A holds the parked task
+    _, on_b = await connect(b.address, token, streaming=False)
+    cancelled = await on_b.cancel_task(CancelTaskRequest(id=task.id))
+    assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
+    approval = await Approval.objects.aget(correlation_id=task.id.replace("-", ""))
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        late = await http.post(f"http://{a.address}/api/chat/sessions/{approval.session_id}/approvals/{approval.pk}",
+                               json={"decision": "approve"})
+    assert late.status_code == 409, late.text
+    assert late.json()["code"] == "approval_closed" and "cancelled" in late.json()["detail"], late.json()
+    await approval.arefresh_from_db()
+    assert approval.status == Approval.Status.EXPIRED
+
+
+async def test_a_cancel_on_another_worker_stops_the_call_running_on_the_first(cluster, token):
+    a, b = cluster.workers
+    agent = await connect_agent(b.address, token, "slow-e")
+    try:
+        _, on_a = await connect(a.address, token, streaming=False)
+        sent = asyncio.create_task(last_task(on_a, data_message({"agent_id": "slow-e", "action": "echo", "data": {}})))
+        request = await next_of_type(agent, "REQUEST")  # the call is waiting for the agent on A
+        task_id = str(uuid.UUID(request["payload"]["context"]["correlation_id"]))  # the task's id, as a hex
+        _, on_b = await connect(b.address, token, streaming=False)
+        cancelled = await on_b.cancel_task(CancelTaskRequest(id=task_id))
+        assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
+        _, returned = await sent  # A stopped waiting for the agent, which never answered
+    finally:
+        await agent.close()
+    assert returned.status.state == TaskState.TASK_STATE_CANCELED
+    audited = await AuditEvent.objects.aget(action="a2a.tool_call", correlation_id=task_id.replace("-", ""))
+    assert audited.data["status"] == "cancelled"
 
 
 async def wait_healthy(*addresses: str) -> None:
