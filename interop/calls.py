@@ -5,7 +5,7 @@ policy decides: run it, refuse it, or park it behind an approval. There is no tu
 (an MCP client holds one HTTP request), so a call that needs approval returns at once with the
 approval's id; the owner decides it in AutoBot (the door's chat session, REST or the page), and
 the client repeats the same call with `approval_id` to run it. The approval is bound to the
-call's exact subject (command and folder, or what a write does) and single-use, as in the chat.
+call's exact tool and arguments (what runs is what was shown) and single-use, as in the chat.
 Every outcome is an audit event `<door>.tool_call`.
 """
 
@@ -102,12 +102,12 @@ async def _call(user, door, name, arguments, approval_id, context, session) -> O
                        risk=rating.risk)
     if action == OperatorPolicy.Action.APPROVE:
         if not approval_id:
-            approval = await _ask(user, session, context, tool.name, rating, door)
+            approval = await _ask(user, session, context, tool.name, args, rating, door)
             return Outcome("pending_approval", False,
                            f"waiting for approval {approval['id']}: the owner decides it in AutoBot (chat session "
                            f"'{session.title}'); then call {tool.name} again with the same arguments and "
                            f"approval_id", risk=rating.risk, approval=approval)
-        refusal = await _use_approval(user, session, approval_id, rating)
+        refusal = await _use_approval(session, approval_id, tool.name, args, rating)
         if refusal:
             return Outcome("refused", False, refusal, risk=rating.risk)
     try:
@@ -124,18 +124,18 @@ async def _call(user, door, name, arguments, approval_id, context, session) -> O
                    data=result.data)
 
 
-async def _ask(user, session, context, tool: str, rating, door: str) -> dict:
+async def _ask(user, session, context, tool: str, args: dict, rating, door: str) -> dict:
     message = await ChatMessage.objects.acreate(
         session=session, role=ChatMessage.Role.ASSISTANT, correlation_id=context.correlation_id,
         content=f"An {door.upper()} client asks to run {tool}: {rating.subject}")
     approval = await approvals.approval_create(
         user=user, session_id=session.pk, message_id=message.pk, call_id=context.call_id, tool=tool,
-        command=rating.subject, cwd=rating.cwd, risk=rating.risk, reasons=list(rating.reasons),
+        command=rating.subject, cwd=rating.cwd, arguments=args, risk=rating.risk, reasons=list(rating.reasons),
         correlation_id=context.correlation_id)
     return approvals.approval_data(approval) | {"chat_session_id": str(session.pk)}
 
 
-async def _use_approval(user, session, approval_id: str, rating) -> str:
+async def _use_approval(session, approval_id: str, tool: str, args: dict, rating) -> str:
     """"" when the approval is for this very call and is consumed now; else why not."""
     approval = None
     with contextlib.suppress(Exception):  # a malformed id is just "not found"
@@ -146,8 +146,9 @@ async def _use_approval(user, session, approval_id: str, rating) -> str:
     if state.status != Approval.Status.APPROVED:
         why = f": {state.reason}" if state.reason else ""
         return f"approval {approval_id} is {state.status}{why}"
-    expected = approvals.binding(session_id=session.pk, call_id=approval.call_id, command=rating.subject,
-                                 cwd=rating.cwd)
+    # Every argument counts: a write's content or an agent's data are not in the subject shown.
+    expected = approvals.binding(session_id=session.pk, call_id=approval.call_id, tool=tool, command=rating.subject,
+                                 cwd=rating.cwd, arguments=args)
     if not await approvals.approval_consume(approval.pk, expected_binding=expected):
         return "the approval does not match this call (different command, folder or content)"
     return ""
