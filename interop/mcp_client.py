@@ -77,7 +77,7 @@ def _tool(server: ExternalMcpServer, remote: dict) -> Tool:
 
     schema = remote["schema"] if isinstance(remote["schema"], dict) else {"type": "object"}
     description = f"[{server.name}, external] {remote['description']}"[:1000]
-    return Tool(name=name, description=description, schema=schema, run=run, rate=rate)
+    return Tool(name=name, description=description, schema=schema, run=run, rate=rate, checked=False)
 
 
 async def tools_for(user) -> list[Tool]:
