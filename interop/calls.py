@@ -110,6 +110,13 @@ async def _call(user, door, name, arguments, approval_id, context, session) -> O
         refusal = await _use_approval(session, approval_id, tool.name, args, rating)
         if refusal:
             return Outcome("refused", False, refusal, risk=rating.risk)
+    outcome = await _run(user, door, tool, args, rating, context)
+    if action == OperatorPolicy.Action.APPROVE:  # the approval was used: its message shows the result
+        await _settle(approval_id, outcome)
+    return outcome
+
+
+async def _run(user, door, tool, args, rating, context) -> Outcome:
     try:
         result = await tool.run(user, args, context)
     except Forbidden as exc:
@@ -125,14 +132,32 @@ async def _call(user, door, name, arguments, approval_id, context, session) -> O
 
 
 async def _ask(user, session, context, tool: str, args: dict, rating, door: str) -> dict:
+    # The call is stored on the message as the chat stores its calls, arguments and all: the
+    # subject ("write 13 bytes to .profile") does not say what the owner would be approving.
+    call = {"id": context.call_id, "name": tool, "arguments": args, "status": "awaiting_approval",
+            "risk": rating.risk, "reasons": list(rating.reasons), "output": "", "ok": None, "exit_code": None,
+            "data": {}}
     message = await ChatMessage.objects.acreate(
         session=session, role=ChatMessage.Role.ASSISTANT, correlation_id=context.correlation_id,
-        content=f"An {door.upper()} client asks to run {tool}: {rating.subject}")
+        content=f"An {door.upper()} client asks to run {tool}: {rating.subject}", tool_calls=[call])
     approval = await approvals.approval_create(
         user=user, session_id=session.pk, message_id=message.pk, call_id=context.call_id, tool=tool,
         command=rating.subject, cwd=rating.cwd, arguments=args, risk=rating.risk, reasons=list(rating.reasons),
         correlation_id=context.correlation_id)
+    call["approval_id"] = str(approval.pk)
+    await ChatMessage.objects.filter(pk=message.pk).aupdate(tool_calls=[call])
     return approvals.approval_data(approval) | {"chat_session_id": str(session.pk)}
+
+
+async def _settle(approval_id: str, outcome: Outcome) -> None:
+    """The approved call's result on the message that asked for it."""
+    approval = await Approval.objects.select_related("message").aget(pk=approval_id)
+    calls = approval.message.tool_calls or []
+    for call in calls:
+        if call.get("id") == approval.call_id:
+            call.update(status="done" if outcome.ok else "failed", ok=outcome.ok, exit_code=outcome.exit_code,
+                        output=outcome.output[:20_000])
+    await ChatMessage.objects.filter(pk=approval.message_id).aupdate(tool_calls=calls)
 
 
 async def _use_approval(session, approval_id: str, tool: str, args: dict, rating) -> str:

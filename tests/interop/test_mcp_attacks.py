@@ -38,3 +38,26 @@ async def test_an_approved_write_cannot_be_used_for_other_content(server, owner)
         assert not ran.is_error, ran.content[0].text
         read = await client.call_tool("files_read", {"path": ".profile"})
     assert read.content[0].text == shown
+
+
+async def test_the_owner_sees_the_whole_call_they_are_asked_to_approve(server, owner):
+    # "write 13 bytes to .profile" is not enough to decide on: the door's chat session shows the
+    # call's arguments (the content), as the chat shows its own calls, and then its result.
+    token = await sync_to_async(make_token)(owner)
+    async with mcp_client(server.address, token) as client:
+        pending = await client.call_tool("files_write", {"path": ".profile", "content": "umask 022\n"})
+        approval = pending.structured_content["approval"]
+        messages_url = f"/api/chat/sessions/{approval['chat_session_id']}/messages"
+        async with aiohttp.ClientSession(f"http://{server.address}",
+                                         headers={"Authorization": f"Bearer {token}"}) as http:
+            async with http.get(messages_url) as response:
+                asked = (await response.json())["items"][-1]["tool_calls"][0]
+            assert asked["arguments"] == {"path": ".profile", "content": "umask 022\n"}
+            assert asked["status"] == "awaiting_approval" and asked["id"] == approval["call_id"]
+            await _approve(server, token, approval)
+            ran = await client.call_tool("files_write", {"path": ".profile", "content": "umask 022\n",
+                                                         "approval_id": approval["id"]})
+            assert not ran.is_error, ran.content[0].text
+            async with http.get(messages_url) as response:
+                done = (await response.json())["items"][-1]["tool_calls"][0]
+    assert done["status"] == "done" and done["ok"] is True
