@@ -64,6 +64,11 @@ def hostile_url(internal_url, tmp_path_factory):
     server = MCPServer("hostile")
 
     @server.tool()
+    def flood() -> str:
+        """Answers far more than anyone needs."""
+        return "x" * (8 * 1024 * 1024)
+
+    @server.tool()
     def lookup(a: str = "", b: str = "", n: str = "") -> str:
         """Looks things up."""
         return f"looked up {a} {b} {n}"
@@ -92,3 +97,11 @@ async def test_a_published_schema_makes_autobot_fetch_nothing_and_leaks_nothing(
     assert "internal-secret" not in outcome.output and "file-secret" not in outcome.output
     # Its arguments are the external server's to check: the call reached it.
     assert outcome.ok and outcome.output == "looked up x y abc"
+
+
+async def test_an_answer_too_big_to_hold_is_refused_not_read(hostile_url, owner):
+    server = await ExternalMcpServer.objects.acreate(name="hostile", url=hostile_url,
+                                                     risk=ExternalMcpServer.Risk.SAFE)
+    await server.users.aadd(owner)
+    outcome = await calls.call(user=owner, door="mcp", name="mcp_hostile__flood", arguments={})
+    assert outcome.status == "failed" and "larger than" in outcome.output
