@@ -114,7 +114,7 @@ class Approval(models.Model):
     cwd = models.CharField(max_length=1000, blank=True)
     risk = models.CharField(max_length=20)
     reasons = models.JSONField(default=list, blank=True)
-    binding = models.CharField(max_length=64)  # sha256 of (chat session, call, command, folder)
+    binding = models.CharField(max_length=64)  # sha256 of (chat session, call, tool, command, folder, arguments)
     correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     created = models.DateTimeField(auto_now_add=True)

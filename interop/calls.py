@@ -5,7 +5,7 @@ policy decides: run it, refuse it, or park it behind an approval. There is no tu
 (an MCP client holds one HTTP request), so a call that needs approval returns at once with the
 approval's id; the owner decides it in AutoBot (the door's chat session, REST or the page), and
 the client repeats the same call with `approval_id` to run it. The approval is bound to the
-call's exact subject (command and folder, or what a write does) and single-use, as in the chat.
+call's exact tool and arguments (what runs is what was shown) and single-use, as in the chat.
 Every outcome is an audit event `<door>.tool_call`, a call cancelled midway too.
 """
 
@@ -113,14 +113,21 @@ async def _call(user, door, name, arguments, approval_id, context, session) -> O
                        risk=rating.risk)
     if action == OperatorPolicy.Action.APPROVE:
         if not approval_id:
-            approval = await _ask(user, session, context, tool.name, rating, door)
+            approval = await _ask(user, session, context, tool.name, args, rating, door)
             return Outcome("pending_approval", False,
                            f"waiting for approval {approval['id']}: the owner decides it in AutoBot (chat session "
                            f"'{session.title}'); then call {tool.name} again with the same arguments and "
                            f"approval_id", risk=rating.risk, approval=approval)
-        refusal = await _use_approval(user, session, approval_id, rating)
+        refusal = await _use_approval(session, approval_id, tool.name, args, rating)
         if refusal:
             return Outcome("refused", False, refusal, risk=rating.risk)
+    outcome = await _run(user, door, tool, args, rating, context)
+    if action == OperatorPolicy.Action.APPROVE:  # the approval was used: its message shows the result
+        await _settle(approval_id, outcome)
+    return outcome
+
+
+async def _run(user, door, tool, args, rating, context) -> Outcome:
     try:
         result = await tool.run(user, args, context)
     except Forbidden as exc:
@@ -135,18 +142,36 @@ async def _call(user, door, name, arguments, approval_id, context, session) -> O
                    data=result.data)
 
 
-async def _ask(user, session, context, tool: str, rating, door: str) -> dict:
+async def _ask(user, session, context, tool: str, args: dict, rating, door: str) -> dict:
+    # The call is stored on the message as the chat stores its calls, arguments and all: the
+    # subject ("write 13 bytes to .profile") does not say what the owner would be approving.
+    call = {"id": context.call_id, "name": tool, "arguments": args, "status": "awaiting_approval",
+            "risk": rating.risk, "reasons": list(rating.reasons), "output": "", "ok": None, "exit_code": None,
+            "data": {}}
     message = await ChatMessage.objects.acreate(
         session=session, role=ChatMessage.Role.ASSISTANT, correlation_id=context.correlation_id,
-        content=f"An {door.upper()} client asks to run {tool}: {rating.subject}")
+        content=f"An {door.upper()} client asks to run {tool}: {rating.subject}", tool_calls=[call])
     approval = await approvals.approval_create(
         user=user, session_id=session.pk, message_id=message.pk, call_id=context.call_id, tool=tool,
-        command=rating.subject, cwd=rating.cwd, risk=rating.risk, reasons=list(rating.reasons),
+        command=rating.subject, cwd=rating.cwd, arguments=args, risk=rating.risk, reasons=list(rating.reasons),
         correlation_id=context.correlation_id)
+    call["approval_id"] = str(approval.pk)
+    await ChatMessage.objects.filter(pk=message.pk).aupdate(tool_calls=[call])
     return approvals.approval_data(approval) | {"chat_session_id": str(session.pk)}
 
 
-async def _use_approval(user, session, approval_id: str, rating) -> str:
+async def _settle(approval_id: str, outcome: Outcome) -> None:
+    """The approved call's result on the message that asked for it."""
+    approval = await Approval.objects.select_related("message").aget(pk=approval_id)
+    calls = approval.message.tool_calls or []
+    for call in calls:
+        if call.get("id") == approval.call_id:
+            call.update(status="done" if outcome.ok else "failed", ok=outcome.ok, exit_code=outcome.exit_code,
+                        output=outcome.output[:20_000])
+    await ChatMessage.objects.filter(pk=approval.message_id).aupdate(tool_calls=calls)
+
+
+async def _use_approval(session, approval_id: str, tool: str, args: dict, rating) -> str:
     """"" when the approval is for this very call and is consumed now; else why not."""
     approval = None
     with contextlib.suppress(Exception):  # a malformed id is just "not found"
@@ -157,8 +182,9 @@ async def _use_approval(user, session, approval_id: str, rating) -> str:
     if state.status != Approval.Status.APPROVED:
         why = f": {state.reason}" if state.reason else ""
         return f"approval {approval_id} is {state.status}{why}"
-    expected = approvals.binding(session_id=session.pk, call_id=approval.call_id, command=rating.subject,
-                                 cwd=rating.cwd)
+    # Every argument counts: a write's content or an agent's data are not in the subject shown.
+    expected = approvals.binding(session_id=session.pk, call_id=approval.call_id, tool=tool, command=rating.subject,
+                                 cwd=rating.cwd, arguments=args)
     if not await approvals.approval_consume(approval.pk, expected_binding=expected):
         return "the approval does not match this call (different command, folder or content)"
     return ""

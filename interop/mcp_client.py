@@ -21,6 +21,7 @@ import httpx2
 from django.db.models import Q
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from autobot import audit
 from chat.tools.base import Rating, Tool, ToolContext, ToolResult
@@ -30,13 +31,47 @@ log = logging.getLogger("interop.mcp_client")
 
 LIST_SECONDS = 60.0
 TIMEOUT_SECONDS = 60.0
+# One answer from an external server is read whole into memory (JSON) before anything cuts it
+# to what the model is shown: more than this is refused while it arrives.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
 _listed: dict[tuple[int, float], tuple[float, list[dict]]] = {}  # (server id, updated) → (when, tools)
+
+
+class AnswerTooLarge(httpx2.StreamError):
+    pass
+
+
+class _Capped(httpx2.AsyncByteStream):
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    async def __aiter__(self):
+        seen = 0
+        async for chunk in self._stream:
+            seen += len(chunk)
+            if seen > MAX_ANSWER_BYTES:
+                raise AnswerTooLarge(f"the external server's answer was larger than {MAX_ANSWER_BYTES} bytes")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class _CappedTransport(httpx2.AsyncHTTPTransport):
+    async def handle_async_request(self, request):
+        response = await super().handle_async_request(request)
+        response.stream = _Capped(response.stream)
+        return response
+
+
+def _http(headers: dict) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(headers=headers, timeout=TIMEOUT_SECONDS, transport=_CappedTransport())
 
 
 async def _client(server: ExternalMcpServer) -> Client:
     headers = {"Authorization": server.auth_header} if server.auth_header else {}
     # Off the loop: a new client loads the system's CA certificates (and, the first time, imports).
-    http = await asyncio.to_thread(httpx2.AsyncClient, headers=headers, timeout=TIMEOUT_SECONDS)
+    http = await asyncio.to_thread(_http, headers)
     return Client(streamable_http_client(server.url, http_client=http))
 
 
@@ -67,17 +102,20 @@ def _tool(server: ExternalMcpServer, remote: dict) -> Tool:
 
     async def run(user, args: dict, context: ToolContext) -> ToolResult:
         async with await _client(server) as client:
-            result = await client.call_tool(remote["name"], args)
-        text = "\n".join(getattr(block, "text", "") for block in result.content if getattr(block, "text", None))
+            try:
+                result = await client.call_tool(remote["name"], args)
+                ok = not result.is_error
+                text = "\n".join(getattr(b, "text", "") for b in result.content if getattr(b, "text", None))
+            except MCPError as exc:  # the server's error, or an answer refused (too large)
+                ok, text = False, f"the external server {server.name} failed: {str(exc)[:500]}"
         await audit.record(actor=user, action="interop.external_tool_call", target_type="external_mcp_server",
                            target_id=server.name, correlation_id=context.correlation_id, ip=context.client_ip,
-                           data={"tool": remote["name"], "arguments": args, "ok": not result.is_error,
-                                 "result_chars": len(text)})
-        return ToolResult(ok=not result.is_error, output=text, data={"external_server": server.name})
+                           data={"tool": remote["name"], "arguments": args, "ok": ok, "result_chars": len(text)})
+        return ToolResult(ok=ok, output=text, data={"external_server": server.name})
 
     schema = remote["schema"] if isinstance(remote["schema"], dict) else {"type": "object"}
     description = f"[{server.name}, external] {remote['description']}"[:1000]
-    return Tool(name=name, description=description, schema=schema, run=run, rate=rate)
+    return Tool(name=name, description=description, schema=schema, run=run, rate=rate, checked=False)
 
 
 async def tools_for(user) -> list[Tool]:

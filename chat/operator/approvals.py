@@ -1,14 +1,17 @@
 """Approvals: a tool call waiting for its owner's decision.
 
-An approval is bound to a hash of (chat session, call, command, folder): the call that runs
-must be the one approved. It is single-use (approved → used when the call consumes it),
-expires, and every decision is an audit event. Only the session's owner decides, over REST
-or the chat socket; nothing the model says or any tool returns can decide it.
+An approval is bound to a hash of (chat session, call, tool, command, folder, arguments): the
+call that runs must be the one approved, every argument included (a door's client repeats the
+call to run it, and a write's content or an agent's data are not in the command it shows).
+It is single-use (approved → used when the call consumes it), expires, and every decision is
+an audit event. Only the session's owner decides, over REST or the chat socket; nothing the
+model says or any tool returns can decide it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import timedelta
 
 from django.conf import settings
@@ -23,8 +26,9 @@ Status = Approval.Status
 DECISIONS = {"approve": Status.APPROVED, "deny": Status.DENIED}
 
 
-def binding(*, session_id, call_id: str, command: str, cwd: str) -> str:
-    parts = "\x00".join([str(session_id), call_id, command, cwd])
+def binding(*, session_id, call_id: str, tool: str, command: str, cwd: str, arguments: dict) -> str:
+    canonical = json.dumps(arguments, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    parts = "\x00".join([str(session_id), call_id, tool, command, cwd, canonical])
     return hashlib.sha256(parts.encode()).hexdigest()
 
 
@@ -36,11 +40,12 @@ def approval_data(approval: Approval) -> dict:
 
 
 async def approval_create(*, user, session_id, message_id: int, call_id: str, tool: str, command: str, cwd: str,
-                          risk: str, reasons: list[str], correlation_id: str) -> Approval:
+                          arguments: dict, risk: str, reasons: list[str], correlation_id: str) -> Approval:
     approval = await Approval.objects.acreate(
         session_id=session_id, message_id=message_id, call_id=call_id, tool=tool, command=command, cwd=cwd,
         risk=risk, reasons=reasons, correlation_id=correlation_id,
-        binding=binding(session_id=session_id, call_id=call_id, command=command, cwd=cwd),
+        binding=binding(session_id=session_id, call_id=call_id, tool=tool, command=command, cwd=cwd,
+                        arguments=arguments),
         expires=timezone.now() + timedelta(seconds=settings.OPERATOR_APPROVAL_SECONDS),
     )
     await audit.record(actor=user, action="chat.approval_requested", target_type="chat_session",

@@ -145,7 +145,7 @@ class Turn:
             return await self._end(record, "denied", False,
                                    f"refused: your operator policy does not allow {rating.risk} calls")
         if action == OperatorPolicy.Action.APPROVE:
-            refusal = await self._approval(record, tool.name, rating)
+            refusal = await self._approval(record, tool.name, args, rating)
             if refusal:
                 return await self._end(record, "denied", False, refusal)
         await self._while_paused()
@@ -177,11 +177,11 @@ class Turn:
                                  terminal_session_id=self.terminal_session_id, remember_terminal=remember,
                                  on_output=output)
 
-    async def _approval(self, record: dict, tool: str, rating: tools.Rating) -> str:
+    async def _approval(self, record: dict, tool: str, args: dict, rating: tools.Rating) -> str:
         """Wait for the owner; "" when approved (and consumed), else why not."""
         approval = await approvals.approval_create(
             user=self.user, session_id=self.session_id, message_id=self.message_id, call_id=record["id"], tool=tool,
-            command=rating.subject, cwd=rating.cwd, risk=rating.risk, reasons=list(rating.reasons),
+            command=rating.subject, cwd=rating.cwd, arguments=args, risk=rating.risk, reasons=list(rating.reasons),
             correlation_id=self.correlation_id)
         record["status"], record["approval_id"] = "awaiting_approval", str(approval.id)
         await self._announce(record)
@@ -190,8 +190,8 @@ class Turn:
         if decided.status != Approval.Status.APPROVED:
             why = f": {decided.reason}" if decided.reason else ""
             return f"not approved ({decided.status}{why}); do not retry the same call unless the user asks"
-        expected = approvals.binding(session_id=self.session_id, call_id=record["id"], command=rating.subject,
-                                     cwd=rating.cwd)
+        expected = approvals.binding(session_id=self.session_id, call_id=record["id"], tool=tool,
+                                     command=rating.subject, cwd=rating.cwd, arguments=args)
         if not await approvals.approval_consume(approval.id, expected_binding=expected):
             return "the approval does not match this call"
         record["status"] = "running"

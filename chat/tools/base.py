@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+from referencing import Registry
 
 from autobot.errors import InvalidInput
 
@@ -52,6 +53,9 @@ class ToolResult:
 
 Rate = Callable[[Any, dict, ToolContext], Awaitable[Rating]]
 Run = Callable[[Any, dict, ToolContext], Awaitable[ToolResult]]
+# "$ref"s resolve inside the schema only: jsonschema's default would fetch any http:// or
+# file:// URL a schema names (blocking, and quoting what it read in its error messages).
+NO_RETRIEVAL = Registry()
 
 
 async def rate_safe(user, args: dict, context: ToolContext) -> Rating:
@@ -65,12 +69,19 @@ class Tool:
     schema: dict
     run: Run
     rate: Rate = rate_safe
+    # False for a schema someone else wrote (an external MCP server's): shown to the model, but
+    # not run here, where its "$ref"s and regular expressions would be ours to follow and match.
+    # The server that wrote it checks its own arguments.
+    checked: bool = True
 
     def validate(self, args: Any) -> dict:
         """The arguments, checked against the schema; InvalidInput (which the model sees) if not."""
         if not isinstance(args, dict):
             raise InvalidInput("the arguments must be a JSON object", code="invalid_arguments")
-        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(self.schema).iter_errors(args))
+        if not self.checked:
+            return args
+        validator = jsonschema.Draft202012Validator(self.schema, registry=NO_RETRIEVAL)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(args))
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "arguments"
             raise InvalidInput(f"{where}: {error.message}", code="invalid_arguments")

@@ -188,7 +188,8 @@ async def test_staff_grant_within_their_rights_and_a_consumed_approval_needs_its
     async def approve_then_try_another_binding(approval):
         await operator.approval_decide(user=owner, session_id=session.id, approval_id=approval["id"],
                                        decision="approve")
-        other = approvals.binding(session_id=session.id, call_id="w", command="write 1 bytes to .bashrc", cwd="")
+        other = approvals.binding(session_id=session.id, call_id="w", tool="files_write",
+                                  command="write 1 bytes to .bashrc", cwd="", arguments={"path": ".bashrc"})
         assert await approvals.approval_consume(approval["id"], expected_binding=other) is False
 
     reply, _ = await run_turn(owner, session, "set it", on_approval=approve_then_try_another_binding)
