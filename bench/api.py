@@ -106,10 +106,10 @@ def report(runs: dict, args, load_before: float) -> None:
     print(load_line(load_before))
     print(f"{args.rounds} round(s) of {args.seconds:.0f} s per endpoint and connection count, medians; "
           "CPU = the server process's CPU time per request")
-    print(f"{'endpoint':30} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
+    print(f"{'endpoint':34} {'conns':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
           f"{'CPU ms/req':>10} {'errors':>7}")
     for (name, connections), results in runs.items():
-        print(f"{name:30} {connections:5d} {median(results, 'rps'):8.0f} {median(results, 'p50'):8.2f} "
+        print(f"{name:34} {connections:5d} {median(results, 'rps'):8.0f} {median(results, 'p50'):8.2f} "
               f"{median(results, 'p95'):8.2f} {median(results, 'p99'):8.2f} {median(results, 'cpu_ms'):10.3f} "
               f"{sum(r['errors'] for r in results):7d}")
 
