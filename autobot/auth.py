@@ -76,6 +76,13 @@ async def token_authenticate(raw: str):
 TOUCH_SECONDS = 60  # last_used_at is written at most this often per token
 
 
+def _token_user_and_read(token_hash: str, prefetch, values: dict | None):
+    """The token check and, for a user it lets in, the operation's read (autobot/prefetch.py):
+    one lane job."""
+    user = _token_user(token_hash)
+    return user, (None if user is None else prefetch.run_with(user, values))
+
+
 def _token_user(token_hash: str):
     """The token check, on one lane trip: one hand-written query, and the occasional write.
 
@@ -176,16 +183,36 @@ def token_authenticate_sync(raw: str):
 
 
 class BearerAuth(HttpBearer):
-    """`Authorization: Bearer <token>`. A token that is present but wrong is a 401, not a fall-through."""
+    """`Authorization: Bearer <token>`. A token that is present but wrong is a 401, not a fall-through.
+
+    With `prefetch` (a GET list operation's `autobot.prefetch.Prefetch`), a token that lets the
+    caller in also has the operation's page read in the same lane job (see that module)."""
+
+    def __init__(self, prefetch=None) -> None:
+        super().__init__()
+        self.prefetch = prefetch
 
     async def authenticate(self, request: HttpRequest, token: str):
-        user = await token_authenticate(token.strip())
+        raw = token.strip()
+        if self.prefetch is None or request.method != "GET":
+            user = await token_authenticate(raw)
+        else:
+            user = await self._authenticate_and_read(request, raw)
         if user is None:
             raise Unauthorized("the API token is invalid, expired or revoked", code="invalid_token")
         if read_only(user) and request.method not in SAFE_METHODS:
             # Read-only means it for every route: no command, no write, no change of any kind.
             raise Forbidden("this API token is read-only", code="read_only_token")
         request.user = user
+        return user
+
+    async def _authenticate_and_read(self, request: HttpRequest, raw: str):
+        if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+            return None
+        values = self.prefetch.guess(request)
+        user, result = await lanes.run(_token_user_and_read, ApiToken.hash(raw), self.prefetch, values)
+        if user is not None:
+            self.prefetch.keep(request, user, values, result)
         return user
 
 
@@ -214,5 +241,11 @@ class SessionAuth(APIKeyCookie):
 
 api_auth = [BearerAuth(), SessionAuth()]
 
+
+def token_reading(prefetch) -> list:
+    """`api_auth` for a GET list operation whose page a Bearer call reads in the token check's
+    lane job (`autobot.prefetch.Prefetch`). The same classes, so the OpenAPI document is the same."""
+    return [BearerAuth(prefetch), SessionAuth()]
+
 __all__ = ["AppError", "BearerAuth", "SessionAuth", "api_auth", "read_only", "token_authenticate", "token_create",
-           "token_revoke"]
+           "token_reading", "token_revoke"]

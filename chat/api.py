@@ -6,13 +6,14 @@ import logging
 from uuid import UUID
 
 from django.http import HttpResponse, StreamingHttpResponse
-from ninja import Query, Router
+from ninja import Query, Router, Schema
 from ninja.responses import Status
 
-from autobot import lanes
+from autobot.auth import token_reading
 from autobot.compiled import CompiledQuery, Param
 from autobot.errors import AppError, errors
 from autobot.http import client_ip
+from autobot.prefetch import Prefetch
 from autobot.responses import unchecked
 from chat import services
 from chat.models import ChatSession
@@ -60,11 +61,28 @@ _SESSION_LISTS = {(staff, search): _session_list_query(staff=staff, search=searc
                   for staff in (False, True) for search in (False, True)}
 
 
-@router.get("/sessions", response=ChatSessionList, summary="Your chat sessions, newest first; ?q= searches titles")
-async def session_list(request, q: str = "", limit: int = 50, offset: int = 0):
+def _session_page(user, *, q: str, limit: int, offset: int) -> tuple[list, int]:
+    """The page of `user`'s list (sync: on a lane)."""
     q = q.strip()
-    query = _SESSION_LISTS[(request.user.is_staff, bool(q))]
-    rows, count = await lanes.run(query.page, {"user": request.user.pk, "q": q}, limit=limit, offset=offset)
+    return _SESSION_LISTS[(user.is_staff, bool(q))].page({"user": user.pk, "q": q}, limit=limit, offset=offset)
+
+
+class _SessionListParams(Schema):
+    """session_list's query parameters, as the token check's guess of them (autobot/prefetch.py)."""
+
+    q: str = ""
+    limit: int = 50
+    offset: int = 0
+
+
+SESSION_PAGE = Prefetch(_session_page, _SessionListParams)
+
+
+@router.get("/sessions", response=ChatSessionList, auth=token_reading(SESSION_PAGE),
+            summary="Your chat sessions, newest first; ?q= searches titles")
+async def session_list(request, q: str = "", limit: int = 50, offset: int = 0):
+    # With a Bearer token the page was most likely read with the token check, in one lane job.
+    rows, count = await SESSION_PAGE.page(request, request.user, q=q, limit=limit, offset=offset)
     # Rendered without ninja re-validating each item against ChatSessionList, which stays the
     # documented schema (autobot/responses.py).
     return unchecked(request, {"items": services.session_list_data(rows), "count": count})

@@ -1,0 +1,64 @@
+"""A list call's page read in the same lane job as its token check: one thread hop, not two.
+
+A `GET` list call with a Bearer token went to a lane twice: ninja runs authentication before the
+view, so the token check was one job and the page query another. A lane trip — handing the job
+to a lane thread and being woken when it is done — costs 40-80 µs of CPU on this machine (two
+cross-thread wake-ups), more than the token query itself (docs/performance.md, target 1, fifth
+round).
+
+An operation that declares its read (`Prefetch`, passed to `autobot.auth.token_reading`) has
+`BearerAuth` run that read right after a successful token check, in the same job, for the user
+the check found, with the operation's parameters guessed from the query string (`params`, a
+pydantic model of them). The view then asks `Prefetch.page` for its page with the values ninja
+validated; it gets the prefetched page only if that was read for the same user and equal values,
+and otherwise (a guess that differs, a browser session's call) reads it itself. So a view's
+answer never depends on the guess: a wrong one costs a trip, nothing more. Authentication comes
+first as before (a bad token reads nothing and is a 401, before any 422), and ninja still
+validates every parameter.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import pydantic
+from django.http import HttpRequest
+
+from autobot import lanes
+
+_ATTRIBUTE = "_autobot_prefetched"
+
+
+class Prefetch:
+    """`read(user, **values)`: a sync function (it runs on a lane) returning what the view needs;
+    `params`: a pydantic model of the view's query parameters with the view's defaults."""
+
+    def __init__(self, read: Callable[..., Any], params: type[pydantic.BaseModel]) -> None:
+        self.read, self.params = read, params
+
+    def guess(self, request: HttpRequest) -> dict | None:
+        """The values the view will most likely be given, from the query string (the last value of
+        each name, as ninja takes it); None when they do not parse (ninja answers 422 then)."""
+        try:
+            return self.params.model_validate(request.GET.dict()).model_dump()
+        except pydantic.ValidationError:
+            return None
+
+    def run_with(self, user, values: dict | None):
+        """The read for `user` (sync, in the token check's job); None without values."""
+        return None if values is None else self.read(user, **values)
+
+    def keep(self, request: HttpRequest, user, values: dict | None, result) -> None:
+        """Note on the request what `run_with` read, for `page`."""
+        if values is not None:
+            setattr(request, _ATTRIBUTE, (self, user, values, result))
+
+    async def page(self, request: HttpRequest, user, **values):
+        """The read's result for `user` and these (validated) values: the prefetched one if it was
+        read for the same user and equal values, else read now on a lane."""
+        kept = getattr(request, _ATTRIBUTE, None)
+        if kept is not None:
+            delattr(request, _ATTRIBUTE)  # used once
+            prefetch, for_user, for_values, result = kept
+            if prefetch is self and for_user is user and for_values == values:
+                return result
+        return await lanes.run(self.read, user, **values)
