@@ -1,13 +1,16 @@
 """Chat records are evidence: staff read them, nobody edits them here (like audit events)."""
 
+import contextlib
+
 from asgiref.sync import async_to_sync
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.utils.html import format_html, format_html_join
 
 from autobot.admin import ReadOnlyAdmin, ReadOnlyInline, seconds
 from chat.models import Approval, ChatMessage, ChatSession, OperatorPolicy
-from chat.operator import policy
+from chat.operator import approvals, policy
 
 
 class ChatMessageInline(ReadOnlyInline):
@@ -110,6 +113,16 @@ class ApprovalAdmin(admin.ModelAdmin):
     list_filter = ("status", "risk", "tool")
     search_fields = ("command", "correlation_id", "session__title")
     readonly_fields = [f.name for f in Approval._meta.fields]
+
+    def changelist_view(self, request, extra_context=None):
+        # Mark what ran out of time first, so the list and its status filter say "expired".
+        async_to_sync(approvals.approvals_expire_due)()
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        with contextlib.suppress(ValidationError, ValueError):  # a malformed id: Django's "not found"
+            async_to_sync(approvals.approvals_expire_due)(approval_id=object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def has_add_permission(self, request):
         return False  # approvals come from operator turns only

@@ -118,7 +118,7 @@ class Approval(models.Model):
     correlation_id = models.CharField(max_length=64, blank=True, db_index=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     created = models.DateTimeField(auto_now_add=True)
-    expires = models.DateTimeField()
+    expires = models.DateTimeField()  # pending: decide by; approved: run by (OPERATOR_APPROVED_USE_SECONDS)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)

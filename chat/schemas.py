@@ -119,7 +119,7 @@ class ChatApprovalOut(Schema):
     risk: str
     reasons: list[str]
     status: str = Field(description="pending | approved | denied | expired | used")
-    expires: str
+    expires: str = Field(description="pending: the decision's deadline; approved: the call's (it must run by then)")
     message_id: int
     reason: str
 

@@ -1,16 +1,19 @@
 """AutoBot as an MCP client: the tools of the external MCP servers staff registered
 (interop.models.ExternalMcpServer) become operator tools for the users and groups named there.
 
-Each tool is named `mcp_<server>__<tool>`, rated by the server's `risk` (HIGH by default, so
-the user's policy asks for approval call by call), run with the official `mcp` client over
-streamable HTTP with the server's Authorization header, and audited with its arguments and the
-result's size. The tool lists are fetched at most once a minute per server and worker; a server
-that cannot be reached contributes no tools (and is logged), it does not break the others.
+Each tool is named `mcp_<server>__<tool>` (sanitised; names that come out alike get a hash of
+their real server and tool instead, see tool_names), rated by the server's `risk` (HIGH by
+default, so the user's policy asks for approval call by call), run with the official `mcp`
+client over streamable HTTP with the server's Authorization header, and audited with its
+arguments and the result's size. The tool lists are fetched at most once a minute per server and
+worker; a server that cannot be reached contributes no tools (and is logged), it does not break
+the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -34,6 +37,8 @@ TIMEOUT_SECONDS = 60.0
 # One answer from an external server is read whole into memory (JSON) before anything cuts it
 # to what the model is shown: more than this is refused while it arrives.
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
+NAME_CHARS = 64  # the longest function name models accept
+HASH_CHARS = 12  # the suffix that tells apart names sanitising made alike (48 bits: not found by trying)
 _listed: dict[tuple[int, float], tuple[float, list[dict]]] = {}  # (server id, updated) → (when, tools)
 
 
@@ -91,10 +96,43 @@ async def _remote_tools(server: ExternalMcpServer) -> list[dict]:
     return found
 
 
-def _tool(server: ExternalMcpServer, remote: dict) -> Tool:
+def _plain_name(server: str, tool: str) -> str:
     # Function names models accept: letters, digits, _ and -, at most 64.
-    name = re.sub(r"[^A-Za-z0-9_-]", "_", f"mcp_{server.name.replace('-', '_')}__{remote['name']}")[:64]
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"mcp_{server.replace('-', '_')}__{tool}")[:NAME_CHARS]
 
+
+def _hashed_name(server: str, tool: str) -> str:
+    digest = hashlib.sha256(f"{server}\x00{tool}".encode()).hexdigest()[:HASH_CHARS]
+    return f"{_plain_name(server, tool)[:NAME_CHARS - HASH_CHARS - 1]}_{digest}"
+
+
+def tool_names(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """A unique operator name for each (server, tool) pair. Sanitising can make two alike (servers
+    `a-b` and `a_b`, tools `x.y` and `x_y`, a cut at 64): then each of them is named with a hash of
+    its real pair instead, so neither takes the other's name, whichever is listed first, and a
+    tool alone keeps its plain name. Names still alike after that (a server crafting its names
+    against another's hash) are given to none of them."""
+    names = {pair: _plain_name(*pair) for pair in pairs}
+    hashed: set[tuple[str, str]] = set()
+    while True:
+        holders: dict[str, list[tuple[str, str]]] = {}
+        for pair, name in names.items():
+            holders.setdefault(name, []).append(pair)
+        clashing = [pair for group in holders.values() if len(group) > 1 for pair in group if pair not in hashed]
+        if not clashing:
+            break
+        for pair in clashing:  # each pair is hashed once at most: the loop ends
+            names[pair] = _hashed_name(*pair)
+            hashed.add(pair)
+    for name, group in holders.items():
+        if len(group) > 1:
+            log.warning("external MCP tools %s all come out as %s: none of them is offered", group, name)
+            for pair in group:
+                del names[pair]
+    return names
+
+
+def _tool(server: ExternalMcpServer, remote: dict, name: str) -> Tool:
     async def rate(user, args: dict, context: ToolContext) -> Rating:
         subject = f"{server.name}: {remote['name']} {json.dumps(args, ensure_ascii=False, sort_keys=True)}"
         return Rating(server.risk, (f"a tool of the external MCP server {server.name} ({server.url})",),
@@ -114,7 +152,7 @@ def _tool(server: ExternalMcpServer, remote: dict) -> Tool:
         return ToolResult(ok=ok, output=text, data={"external_server": server.name})
 
     schema = remote["schema"] if isinstance(remote["schema"], dict) else {"type": "object"}
-    description = f"[{server.name}, external] {remote['description']}"[:1000]
+    description = f"[{server.name}, external: {remote['name']}] {remote['description']}"[:1000]
     return Tool(name=name, description=description, schema=schema, run=run, rate=rate, checked=False)
 
 
@@ -124,7 +162,9 @@ async def tools_for(user) -> list[Tool]:
         return []
     mine = Q(users=user) | Q(groups__in=[g async for g in user.groups.all()])
     servers = [s async for s in ExternalMcpServer.objects.filter(mine, enabled=True).distinct().order_by("name")]
-    found = []
+    listed: dict[tuple[str, str], tuple[ExternalMcpServer, dict]] = {}
     for server in servers:
-        found += [_tool(server, remote) for remote in await _remote_tools(server)]
-    return found
+        for remote in await _remote_tools(server):
+            listed.setdefault((server.name, remote["name"]), (server, remote))  # a name listed twice: once
+    names = tool_names(list(listed))
+    return [_tool(server, remote, names[pair]) for pair, (server, remote) in listed.items() if pair in names]

@@ -3,8 +3,12 @@
 An approval is bound to a hash of (chat session, call, tool, command, folder, arguments): the
 call that runs must be the one approved, every argument included (a door's client repeats the
 call to run it, and a write's content or an agent's data are not in the command it shows).
-It is single-use (approved → used when the call consumes it), expires, and every decision is
-an audit event. Only the session's owner decides, over REST or the chat socket; nothing the
+It is single-use (approved → used when the call consumes it) and expires twice over: a pending
+one when nobody decides it in OPERATOR_APPROVAL_SECONDS, an approved one when its call does not
+run within OPERATOR_APPROVED_USE_SECONDS of the decision (the turn died, the door's client never
+repeated the call): consent is for now, not for whenever. `expires` holds the deadline that
+applies (approving moves it). Every decision, and an approval that lapsed unused, is an audit
+event. Only the session's owner decides, over REST or the chat socket; nothing the
 model says or any tool returns can decide it.
 """
 
@@ -24,6 +28,7 @@ from chat.models import Approval, ChatSession
 
 Status = Approval.Status
 DECISIONS = {"approve": Status.APPROVED, "deny": Status.DENIED}
+UNUSED = "approved, but the call did not run in time"
 
 
 def binding(*, session_id, call_id: str, tool: str, command: str, cwd: str, arguments: dict) -> str:
@@ -66,13 +71,32 @@ async def _owned_session(user, session_id) -> ChatSession:
 async def approval_list(*, user, session_id) -> list[Approval]:
     """The session's pending approvals (expired ones are marked so on the way)."""
     session = await _owned_session(user, session_id)
-    await _expire(session.pk)
+    await approvals_expire_due(session_id=session.pk)
     return [a async for a in Approval.objects.filter(session=session, status=Status.PENDING).order_by("created")]
 
 
-async def _expire(session_id) -> None:
-    await Approval.objects.filter(session_id=session_id, status=Status.PENDING,
-                                  expires__lte=timezone.now()).aupdate(status=Status.EXPIRED)
+async def approvals_expire_due(*, session_id=None, approval_id=None) -> None:
+    """Mark expired what ran out of time (in one session, one approval, or everywhere): pending
+    approvals nobody decided, and approved ones whose call never ran (each an audit event)."""
+    due = Approval.objects.filter(expires__lte=timezone.now())
+    if session_id is not None:
+        due = due.filter(session_id=session_id)
+    if approval_id is not None:
+        due = due.filter(pk=approval_id)
+    await due.filter(status=Status.PENDING).aupdate(status=Status.EXPIRED)
+    lapsed = [a async for a in due.filter(status=Status.APPROVED).select_related("session__owner")]
+    for approval in lapsed:
+        # Conditional, as consuming is: a call that ran in this instant keeps its approval used.
+        won = await Approval.objects.filter(pk=approval.pk, status=Status.APPROVED).aupdate(status=Status.EXPIRED,
+                                                                                            reason=UNUSED)
+        if won:
+            await audit.record(actor=approval.session.owner, action="chat.approval_expired",
+                               target_type="chat_session", target_id=str(approval.session_id),
+                               correlation_id=approval.correlation_id,
+                               data={"approval_id": str(approval.pk), "call_id": approval.call_id,
+                                     "tool": approval.tool, "command": approval.command, "cwd": approval.cwd,
+                                     "decided_at": approval.decided_at.isoformat() if approval.decided_at else None,
+                                     "reason": UNUSED})
 
 
 async def approval_decide(*, user, session_id, approval_id, decision: str, reason: str = "",
@@ -87,11 +111,15 @@ async def approval_decide(*, user, session_id, approval_id, decision: str, reaso
         raise NotFound(f"approval {approval_id} not found", code="approval_not_found") from None
     now = timezone.now()
     reason = (reason or "")[:500]
+    # An approved call has OPERATOR_APPROVED_USE_SECONDS from now to run; a denial keeps its date.
+    use_by = {}
+    if decision == "approve":
+        use_by["expires"] = now + timedelta(seconds=settings.OPERATOR_APPROVED_USE_SECONDS)
     # One conditional UPDATE: two decisions racing cannot both win.
     won = await Approval.objects.filter(pk=approval.pk, status=Status.PENDING, expires__gt=now).aupdate(
-        status=DECISIONS[decision], decided_by=user, decided_at=now, reason=reason)
+        status=DECISIONS[decision], decided_by=user, decided_at=now, reason=reason, **use_by)
     if not won:
-        await _expire(session.pk)
+        await approvals_expire_due(session_id=session.pk)
         await approval.arefresh_from_db()
         why = f": {approval.reason}" if approval.status == Status.EXPIRED and approval.reason else ""
         raise Conflict(f"approval {approval.pk} is already {approval.status}{why}", code="approval_closed")
@@ -105,17 +133,18 @@ async def approval_decide(*, user, session_id, approval_id, decision: str, reaso
 
 
 async def approval_consume(approval_id, *, expected_binding: str) -> bool:
-    """Use an approved approval once, for the call it was made for. False otherwise."""
-    used = await Approval.objects.filter(pk=approval_id, status=Status.APPROVED, binding=expected_binding).aupdate(
-        status=Status.USED)
+    """Use an approved approval once, for the call it was made for, before it expires. False otherwise."""
+    used = await Approval.objects.filter(pk=approval_id, status=Status.APPROVED, binding=expected_binding,
+                                         expires__gt=timezone.now()).aupdate(status=Status.USED)
     return used == 1
 
 
 async def approval_state(approval_id) -> Approval:
+    """The approval as it stands, marked expired first if its time ran out."""
     approval = await Approval.objects.aget(pk=approval_id)
-    if approval.status == Status.PENDING and approval.expires <= timezone.now():
-        await Approval.objects.filter(pk=approval_id, status=Status.PENDING).aupdate(status=Status.EXPIRED)
-        approval.status = Status.EXPIRED
+    if approval.status in (Status.PENDING, Status.APPROVED) and approval.expires <= timezone.now():
+        await approvals_expire_due(approval_id=approval.pk)
+        await approval.arefresh_from_db()
     return approval
 
 

@@ -57,6 +57,7 @@ async def message_trail(*, user, session_id, message_id: int) -> dict:
 
 async def trail_of(session, cid: str) -> list[dict]:
     """The turn's trail items, oldest first (no permission check: callers decide who may see it)."""
+    await approvals.approvals_expire_due(session_id=session.pk)  # an approval past its time shows expired
     items = await _trail_items(session, cid)
     items.sort(key=lambda item: (item["at"], item["kind"]))
     return items

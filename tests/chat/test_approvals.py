@@ -1,0 +1,114 @@
+"""An approval is consent for now: approved, its call must run within OPERATOR_APPROVED_USE_SECONDS
+or the approval expires. The clock is moved only through the row (`expires` set in the past)."""
+
+import asyncio
+import os
+from datetime import timedelta
+
+import pytest
+from django.test import AsyncClient
+from django.utils import timezone
+
+from autobot.errors import Conflict
+from autobot.models import AuditEvent
+from chat.models import Approval, ChatMessage, ChatSession
+from chat.operator import approvals
+from chat.operator import services as operator
+from interop import calls
+from tests.chat.test_operator import area
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WRITE = {"path": ".profile", "content": "export EDITOR=vim\n"}  # a dotfile: HIGH, waits for approval
+
+
+async def _lapse(approval_id) -> None:
+    """The approval's deadline passed (without waiting for it)."""
+    await Approval.objects.filter(pk=approval_id).aupdate(expires=timezone.now() - timedelta(seconds=1))
+
+
+async def _ask_through_the_door(user) -> dict:
+    pending = await calls.call(user=user, door="mcp", name="files_write", arguments=dict(WRITE))
+    assert pending.status == "pending_approval"
+    return pending.approval
+
+
+async def test_an_approved_call_runs_when_repeated_in_time(owner):
+    approval = await _ask_through_the_door(owner)
+    await operator.approval_decide(user=owner, session_id=approval["chat_session_id"], approval_id=approval["id"],
+                                   decision="approve")
+    ran = await calls.call(user=owner, door="mcp", name="files_write", arguments=dict(WRITE),
+                           approval_id=approval["id"])
+    assert ran.status == "done", ran.output
+    assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.USED
+
+
+async def test_a_door_client_that_comes_back_too_late_is_refused_and_nothing_runs(owner):
+    approval = await _ask_through_the_door(owner)
+    decided = await operator.approval_decide(user=owner, session_id=approval["chat_session_id"],
+                                             approval_id=approval["id"], decision="approve")
+    assert decided["status"] == "approved"
+    await _lapse(approval["id"])
+
+    late = await calls.call(user=owner, door="mcp", name="files_write", arguments=dict(WRITE),
+                            approval_id=approval["id"])
+    assert late.status == "refused"
+    assert f"approval {approval['id']} is expired: approved, but the call did not run in time" == late.output
+    assert not await asyncio.to_thread(os.path.exists, f"{await area(owner)}/.profile")
+    assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.EXPIRED
+    # Approving it again is no way round: it is closed, and says why.
+    with pytest.raises(Conflict, match="already expired: approved, but the call did not run in time"):
+        await operator.approval_decide(user=owner, session_id=approval["chat_session_id"],
+                                       approval_id=approval["id"], decision="approve")
+    event = await AuditEvent.objects.aget(action="chat.approval_expired")
+    assert event.data["approval_id"] == approval["id"] and event.data["tool"] == "files_write"
+    assert event.actor_name == owner.username and event.data["decided_at"]
+
+
+async def _approved_for_a_dead_turn(owner) -> tuple[ChatSession, ChatMessage, Approval, str]:
+    """A chat turn asked, the owner approved, and the turn's worker died before the call ran."""
+    session = await ChatSession.objects.acreate(owner=owner, title="fix my shell", tools=True)
+    message = await ChatMessage.objects.acreate(session=session, role=ChatMessage.Role.ASSISTANT,
+                                                correlation_id="turn-1", content="")
+    bound = {"session_id": session.pk, "call_id": "w", "tool": "files_write", "command": "write .profile",
+             "cwd": "", "arguments": WRITE}
+    approval = await approvals.approval_create(user=owner, message_id=message.pk, risk="HIGH", reasons=["dotfile"],
+                                               correlation_id="turn-1", **bound)
+    await approvals.approval_decide(user=owner, session_id=session.pk, approval_id=approval.pk, decision="approve")
+    return session, message, approval, approvals.binding(**bound)
+
+
+async def test_an_approval_left_behind_by_a_dead_turn_cannot_be_used_later(owner):
+    _, _, approval, binding = await _approved_for_a_dead_turn(owner)
+    await _lapse(approval.pk)
+    # The exact call it was made for, repeated later, finds it closed.
+    assert await approvals.approval_consume(approval.pk, expected_binding=binding) is False
+    assert (await approvals.approval_state(approval.pk)).status == Approval.Status.EXPIRED
+    assert await AuditEvent.objects.filter(action="chat.approval_expired").acount() == 1
+
+
+async def test_a_lapsed_approval_shows_expired_in_the_trail_and_the_admin(owner, staff, api_client):
+    session, message, approval, _ = await _approved_for_a_dead_turn(owner)
+    await _lapse(approval.pk)
+
+    trail = await api_client(owner).get(f"/api/chat/sessions/{session.pk}/messages/{message.pk}/trail")
+    shown = [item for item in trail.json()["items"] if item["kind"] == "approval"]
+    assert [(item["id"], item["status"]) for item in shown] == [(str(approval.pk), "expired")]
+    assert "chat.approval_expired" in {item.get("action") for item in trail.json()["items"]}
+
+    admin = AsyncClient()
+    await admin.aforce_login(staff)
+    expired = await admin.get("/admin/chat/approval/", {"status__exact": "expired"})
+    approved = await admin.get("/admin/chat/approval/", {"status__exact": "approved"})
+    assert "write .profile" in expired.content.decode()
+    assert "write .profile" not in approved.content.decode()
+
+
+async def test_an_approval_still_in_time_is_left_approved_by_the_sweep(owner, staff):
+    _, _, approval, binding = await _approved_for_a_dead_turn(owner)
+    admin = AsyncClient()
+    await admin.aforce_login(staff)
+    listed = await admin.get("/admin/chat/approval/", {"status__exact": "approved"})
+    assert "write .profile" in listed.content.decode()
+    assert await approvals.approval_consume(approval.pk, expected_binding=binding) is True
+    assert not await AuditEvent.objects.filter(action="chat.approval_expired").aexists()
