@@ -115,13 +115,16 @@ class ApprovalAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Approval._meta.fields]
 
     def changelist_view(self, request, extra_context=None):
-        # Mark what ran out of time first, so the list and its status filter say "expired".
-        async_to_sync(approvals.approvals_expire_due)()
+        # Mark what ran out of time first, so the list and its status filter say "expired"; only for
+        # staff who may see the list (the others get the admin's 403 and change nothing).
+        if self.has_view_or_change_permission(request):
+            async_to_sync(approvals.approvals_expire_due)()
         return super().changelist_view(request, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        with contextlib.suppress(ValidationError, ValueError):  # a malformed id: Django's "not found"
-            async_to_sync(approvals.approvals_expire_due)(approval_id=object_id)
+        if self.has_view_or_change_permission(request):
+            with contextlib.suppress(ValidationError, ValueError):  # a malformed id: Django's "not found"
+                async_to_sync(approvals.approvals_expire_due)(approval_id=object_id)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def has_add_permission(self, request):

@@ -112,3 +112,16 @@ async def test_an_approval_still_in_time_is_left_approved_by_the_sweep(owner, st
     assert "write .profile" in listed.content.decode()
     assert await approvals.approval_consume(approval.pk, expected_binding=binding) is True
     assert not await AuditEvent.objects.filter(action="chat.approval_expired").aexists()
+
+
+async def test_staff_without_the_view_permission_expire_nothing_through_the_admin(owner, django_user_model):
+    _, _, approval, _ = await _approved_for_a_dead_turn(owner)
+    await _lapse(approval.pk)
+    clerk = await django_user_model.objects.acreate_user("clerk", password="pw", is_staff=True)
+    admin = AsyncClient()
+    await admin.aforce_login(clerk)
+    assert (await admin.get("/admin/chat/approval/")).status_code == 403
+    assert (await admin.get(f"/admin/chat/approval/{approval.pk}/change/")).status_code in (302, 403)
+    await approval.arefresh_from_db()
+    assert approval.status == Approval.Status.APPROVED  # the 403 changed nothing
+    assert not await AuditEvent.objects.filter(action="chat.approval_expired").aexists()
