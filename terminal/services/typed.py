@@ -95,10 +95,15 @@ async def type_live(live: registry.LiveSession, *, command: str, actor: str, cor
         raise
     finally:
         live.typed = None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(reader), DRAIN_SECONDS)
-        sub.close()
-        reader.cancel()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(reader), DRAIN_SECONDS)
+        finally:
+            # A caller cancelled again meanwhile (supervise.cancel insists, as an A2A cancel does)
+            # skips the drain, not this: the reader would stay subscribed to the terminal for its
+            # life, passing every later line's output to the stopped line's watcher.
+            sub.close()
+            reader.cancel()
     return {"exit_code": exit_code, "output": _clean("".join(chunks), command), "blocked": line.blocked,
             "reason": line.reason, "risk": line.risk, "record_id": line.record_id, "timed_out": timed_out}
 

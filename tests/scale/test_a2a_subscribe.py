@@ -11,17 +11,21 @@ import uuid
 import httpx
 import pytest
 from a2a.types import CancelTaskRequest, SubscribeToTaskRequest, TaskState
-from a2a.utils.errors import TaskNotFoundError
+from a2a.utils.errors import TaskNotFoundError, UnsupportedOperationError
 from asgiref.sync import sync_to_async
+from google.protobuf.json_format import MessageToDict
 
 from autobot.models import AuditEvent
 from interop.models import A2aTask
+from terminal.models import CommandRecord
 from tests.agents.test_cluster import connect_agent, next_of_type, serve_one
 from tests.conftest import make_token
 from tests.interop.conftest import HIGH_COMMAND
 from tests.interop.test_a2a import connect, data_message, follow, last_task, start_slow_task, states
+from tests.interop.test_a2a_cancel import COUNT_TWICE, TICKING, finished, go_on, output_of, started
 from tests.scale.cluster import running_cluster, worker_id
 from tests.scale.test_nginx import heartbeats
+from tests.terminal.conftest import _grant
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True),
               pytest.mark.timeout(180)]
@@ -162,6 +166,51 @@ async def test_a_cancel_on_another_worker_stops_the_call_running_on_the_first(cl
     assert returned.status.state == TaskState.TASK_STATE_CANCELED
     audited = await AuditEvent.objects.aget(action="a2a.tool_call", correlation_id=task_id.replace("-", ""))
     assert audited.data["status"] == "cancelled"
+
+
+async def test_a_cancel_on_another_worker_stops_the_command_a_terminal_run_typed_on_the_first(cluster, owner,
+                                                                                          token):
+    a, b = cluster.workers
+    await sync_to_async(_grant)(owner)
+    _, on_a = await connect(a.address, token, streaming=False)
+    task_id, record = await started(on_a, TICKING)  # ticking in the user's terminal, which A runs
+    _, on_b = await connect(b.address, token, streaming=False)
+    cancelled = await on_b.cancel_task(CancelTaskRequest(id=task_id))
+    assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
+
+    record = await finished(record)
+    assert record.exit_code not in (None, 0)  # A interrupted it
+    # The terminal takes the next command, here from B (typed on A through the relay), and
+    # nothing ticks in it any more.
+    assert (await output_of(on_b, "echo next-$((2+3))")).splitlines()[-1] == "next-5"
+    _, before, after = (await output_of(on_b, COUNT_TWICE)).splitlines()[-1].split()
+    assert before == after and int(before) < 300
+    audited = await AuditEvent.objects.aget(action="a2a.tool_call", correlation_id=task_id.replace("-", ""))
+    assert audited.data["status"] == "cancelled"
+
+
+async def test_a_task_cancelled_on_another_worker_while_parked_types_nothing_even_once_approved(cluster, staff):
+    from chat.models import Approval, OperatorPolicy
+
+    a, b = cluster.workers
+    await OperatorPolicy.objects.acreate(user=staff, terminal_level="STANDARD")  # where approved HIGH may run
+    await sync_to_async(_grant)(staff)
+    token = await sync_to_async(make_token)(staff)
+    _, on_a = await connect(a.address, token, streaming=False)
+    _, task = await last_task(on_a, data_message({"tool": "terminal_run", "arguments": {"command": HIGH_COMMAND}}))
+    assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED  # A holds the parked task
+    approval = MessageToDict(task.status.message.parts[1].data)["approval"]
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        url = f"http://{a.address}/api/chat/sessions/{approval['chat_session_id']}/approvals/{approval['id']}"
+        assert (await http.post(url, json={"decision": "approve"})).status_code == 200
+    _, on_b = await connect(b.address, token, streaming=False)
+    cancelled = await on_b.cancel_task(CancelTaskRequest(id=task.id))
+    assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
+
+    with pytest.raises(UnsupportedOperationError, match="terminal state"):  # A reads it ended: no run
+        await last_task(on_a, go_on(task))  # to A, which parked the task and still holds it
+    assert not await CommandRecord.objects.filter(command=HIGH_COMMAND).aexists()  # never typed
+    assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.APPROVED  # never used
 
 
 async def wait_healthy(*addresses: str) -> None:

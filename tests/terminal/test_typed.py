@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from autobot.models import AuditEvent
+from autobot.supervise import cancel
 from files.services import area_root
 from terminal import services
 from terminal.models import CommandRecord
@@ -90,3 +91,26 @@ async def test_a_stop_at_the_prompt_leaves_the_next_line_alone(terminal_user, se
     ran = await type_line(terminal_user, session, "echo next-$((2+3))")
     assert (ran["output"].splitlines()[-1], ran["exit_code"], ran["blocked"]) == ("next-5", 0, False)
     assert live.stopping is None
+
+
+async def test_a_stop_insisted_on_still_detaches_the_stopped_line_from_the_terminal(terminal_user, session):
+    """Cancelled again and again (autobot.supervise.cancel, as an A2A cancel does) while it
+    winds down, the stopped line still lets go of the terminal: the next line's output never
+    reaches the stopped one's watcher."""
+    seen, printed = [], asyncio.Event()
+
+    async def output(text):
+        seen.append(text)
+        if "started-2" in "".join(seen):
+            printed.set()
+
+    typing = asyncio.create_task(type_line(terminal_user, session, "echo started-$((1+1)); sleep 30",
+                                           on_output=output))
+    await printed.wait()
+    cancel(typing)
+    with pytest.raises(asyncio.CancelledError):
+        await typing
+
+    ran = await type_line(terminal_user, session, "echo next-$((2+3))")
+    assert ran["output"].splitlines()[-1] == "next-5"
+    assert "next-5" not in "".join(seen)

@@ -1,0 +1,107 @@
+"""What a CancelTask does to the command an A2A terminal_run typed into the user's terminal: a
+real server, the official client, a real sandboxed shell. The line is stopped (Ctrl-C, as the
+operator's stop), the shell takes the next command, and a call still waiting for approval types
+nothing at all."""
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from a2a.types import CancelTaskRequest, Message, Part, Role, SendMessageRequest, TaskState
+from a2a.utils.errors import UnsupportedOperationError
+from asgiref.sync import sync_to_async
+from google.protobuf.json_format import MessageToDict
+
+from autobot.models import AuditEvent
+from terminal.models import CommandRecord
+from tests.conftest import make_token
+from tests.interop.conftest import HIGH_COMMAND
+from tests.interop.test_a2a import connect, data_message, last_task
+from tests.terminal.conftest import _grant
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+# 300 ticks, one every 0.1 s: half a minute of visible work in the user's files area.
+TICKING = "for i in $(seq 1 300); do echo tick$i >> ticks.txt; sleep 0.1; done"
+# The ticks counted twice, a second apart: equal once nothing writes them any more.
+COUNT_TWICE = 'a=$(wc -l < ticks.txt); sleep 1; b=$(wc -l < ticks.txt); echo "ticks $a $b"'
+
+
+def run(command: str) -> SendMessageRequest:
+    return data_message({"tool": "terminal_run", "arguments": {"command": command}})
+
+
+def go_on(task) -> SendMessageRequest:
+    """The follow-up that runs a parked call once its approval is granted."""
+    return SendMessageRequest(message=Message(role=Role.ROLE_USER, message_id=uuid.uuid4().hex, task_id=task.id,
+                                              context_id=task.context_id, parts=[Part(text="go on")]))
+
+
+async def started(client, command: str) -> tuple[str, CommandRecord]:
+    """Send terminal_run `command`, returned at once; (task id, its record) once the shell runs it."""
+    request = run(command)
+    request.configuration.return_immediately = True
+    _, task = await last_task(client, request)
+    for _ in range(600):  # the hook records the line as bash starts it: 30 s at most
+        record = await CommandRecord.objects.filter(command=command, correlation_id=task.id.replace("-", "")).afirst()
+        if record is not None:
+            return task.id, record
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the shell never ran {command!r}")
+
+
+async def finished(record: CommandRecord) -> CommandRecord:
+    for _ in range(200):  # the stopped line reports its end to the hook
+        await record.arefresh_from_db()
+        if record.finished is not None:
+            return record
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{record.command!r} never finished")
+
+
+async def output_of(client, command: str) -> str:
+    _, task = await last_task(client, run(command))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED, task.status
+    return task.artifacts[-1].parts[0].text.strip()
+
+
+async def test_cancelling_a_running_terminal_run_stops_the_command_and_the_terminal_takes_the_next(server, owner):
+    await sync_to_async(_grant)(owner)
+    _, client = await connect(server.address, await sync_to_async(make_token)(owner), streaming=False)
+    task_id, record = await started(client, TICKING)
+    assert record.actor == "operator" and record.finished is None  # ticking in the user's terminal
+
+    cancelled = await client.cancel_task(CancelTaskRequest(id=task_id))
+    assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
+
+    record = await finished(record)
+    assert record.exit_code not in (None, 0)  # interrupted, not run to its end
+    # The same terminal takes the next command, and nothing ticks in it any more.
+    assert (await output_of(client, "echo next-$((2+3))")).splitlines()[-1] == "next-5"
+    _, before, after = (await output_of(client, COUNT_TWICE)).splitlines()[-1].split()
+    assert before == after and int(before) < 300
+    audited = await AuditEvent.objects.aget(action="a2a.tool_call", correlation_id=task_id.replace("-", ""))
+    assert audited.data["status"] == "cancelled"
+
+
+async def test_a_cancelled_task_waiting_for_approval_types_nothing_even_once_approved(server, staff):
+    from chat.models import Approval, OperatorPolicy
+
+    await OperatorPolicy.objects.acreate(user=staff, terminal_level="STANDARD")  # where approved HIGH may run
+    await sync_to_async(_grant)(staff)
+    token = await sync_to_async(make_token)(staff)
+    _, client = await connect(server.address, token, streaming=False)
+    _, task = await last_task(client, run(HIGH_COMMAND))
+    assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+    approval = MessageToDict(task.status.message.parts[1].data)["approval"]
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+        url = f"http://{server.address}/api/chat/sessions/{approval['chat_session_id']}/approvals/{approval['id']}"
+        assert (await http.post(url, json={"decision": "approve"})).status_code == 200
+
+    cancelled = await client.cancel_task(CancelTaskRequest(id=task.id))
+    assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
+    with pytest.raises(UnsupportedOperationError, match="terminal state"):  # the task has ended: nothing runs
+        await last_task(client, go_on(task))
+    assert not await CommandRecord.objects.filter(command=HIGH_COMMAND).aexists()  # never typed
+    assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.APPROVED  # and never used
