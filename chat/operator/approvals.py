@@ -155,17 +155,20 @@ async def approval_expire_now(approval_id, *, reason: str) -> None:
 
 
 async def approvals_withdraw(*, owner, correlation_id: str, reason: str) -> int:
-    """Expire the owner's pending approvals of one correlation (an A2A task, a turn): what asked
-    for them was stopped, so nobody may approve them any more. Returns how many."""
+    """Expire the owner's open approvals of one correlation (an A2A task, a turn): what asked for
+    them was stopped, so nobody may approve them any more, and one approved but not yet used may
+    not run later either (a new message naming it would otherwise run the call). Returns how many."""
     if not correlation_id:
         return 0
-    pending = Approval.objects.filter(correlation_id=correlation_id, session__owner=owner, status=Status.PENDING)
+    open_ = (Status.PENDING, Status.APPROVED)
+    pending = Approval.objects.filter(correlation_id=correlation_id, session__owner=owner, status__in=open_)
     found = [(str(pk), session_id) async for pk, session_id in pending.values_list("pk", "session_id")]
     if not found:
         return 0
     ids = [pk for pk, _ in found]
-    expired = await Approval.objects.filter(pk__in=ids, status=Status.PENDING).aupdate(status=Status.EXPIRED,
-                                                                                        reason=reason[:500])
+    # Conditional, as consuming is: a call that used its approval in this instant keeps it used.
+    expired = await Approval.objects.filter(pk__in=ids, status__in=open_).aupdate(status=Status.EXPIRED,
+                                                                                   reason=reason[:500])
     await audit.record(actor=owner, action="chat.approval_withdrawn", target_type="chat_session",
                        target_id=str(found[0][1]), correlation_id=correlation_id,
                        data={"approval_ids": ids, "reason": reason[:500]})

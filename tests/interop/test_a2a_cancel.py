@@ -104,4 +104,10 @@ async def test_a_cancelled_task_waiting_for_approval_types_nothing_even_once_app
     with pytest.raises(UnsupportedOperationError, match="terminal state"):  # the task has ended: nothing runs
         await last_task(client, go_on(task))
     assert not await CommandRecord.objects.filter(command=HIGH_COMMAND).aexists()  # never typed
-    assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.APPROVED  # and never used
+    assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.EXPIRED  # withdrawn, unused
+
+    # Nor can a new task name the approval to run the call after all.
+    _, again = await last_task(client, data_message({"tool": "terminal_run", "arguments": {"command": HIGH_COMMAND},
+                                                     "approval_id": approval["id"]}))
+    assert again.status.state != TaskState.TASK_STATE_COMPLETED, again.status
+    assert not await CommandRecord.objects.filter(command=HIGH_COMMAND).aexists()
