@@ -60,6 +60,7 @@ def _shred(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
 
 def _write_target(path: str, verb: str) -> Iterator[Hit]:
     """Rules for anything that writes to `path` (redirections, tee, dd of=, cp/mv destinations)."""
+    later = runs_later(path)
     if is_device(path) or path in {"/dev/mem", "/dev/kmem", "/dev/port"}:
         yield Hit(Risk.DANGEROUS, f"{verb} to a block device")
     elif _PROTECTED_FILE.match(path):
@@ -68,8 +69,8 @@ def _write_target(path: str, verb: str) -> Iterator[Hit]:
         yield Hit(Risk.DANGEROUS, f"{verb} to the terminal's command hook file (tampering)")
     elif path == "/proc/sysrq-trigger":
         yield Hit(Risk.DANGEROUS, f"{verb} to the kernel's SysRq trigger")
-    elif runs_later(path):  # what the next shell, login, ssh or git will run: the same as files_write
-        yield Hit(Risk.HIGH, f"{verb} to {path}, {runs_later(path)}")
+    elif later:  # what the next shell, login, ssh or git will run: HIGH, as files_write rates it
+        yield Hit(Risk.HIGH, f"{verb} to {path}, {later}")
     elif path.startswith(_SYSTEM_PREFIXES) or path.startswith(("/proc/sys/", "/sys/", "/var/log/")):
         yield Hit(Risk.HIGH, f"{verb} to a system file")
 
