@@ -182,6 +182,12 @@ def _resolved_parts(root: str, parts: tuple[str, ...]) -> tuple[str, ...]:
     return () if rel == "." else tuple(rel.split("/"))
 
 
+def resolve(root: str, parts: tuple[str, ...]) -> tuple[str, ...]:
+    """``parts`` with every symlink followed, relative to the (real) root: what ``open_dir`` opens.
+    Refuses a result outside the root. Nothing is opened or created."""
+    return _resolved_parts(real_root(root), parts)
+
+
 def _is_link(name: str, dir_fd: int) -> bool:
     try:
         return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)

@@ -210,6 +210,15 @@ async def file_write(*, user, path: str, data: bytes, area: str | None = None, i
                           data={"bytes": len(data)})
 
 
+async def file_write_target(*, user, path: str, area: str | None = None) -> str:
+    """Where ``file_write(path=…)`` would put the file, as a path in the area: ``keys/authorized_keys``
+    is ``.ssh/authorized_keys`` when ``keys`` links to ``.ssh``. Nothing is written; 403 when the
+    write would be refused (a link out of the area, a bad name)."""
+    root, _ = await area_root(user=user, area=area)
+    with _mapped():
+        return await asyncio.to_thread(storage.write_target, root, path)
+
+
 def _limit(value: int) -> int | None:
     return value or None  # 0 in settings means "no limit"
 

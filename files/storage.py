@@ -240,6 +240,16 @@ def _parts(path: str | None) -> tuple[tuple[str, ...], str]:
     return parts, paths.join_path(parts)
 
 
+def write_target(root: str, path: str) -> str:
+    """Where a file written to ``path`` by ``Upload`` lands, relative to the root: its folder with
+    symlinks followed (as ``Upload`` opens it), then its name, which the commit replaces and never
+    follows. Blocking (``realpath``); PathRefused as the write would refuse it."""
+    parts, _ = _parts(path.strip("/"))  # as services.file_write reads it
+    if not parts:
+        raise PathRefused("a file needs a name")
+    return paths.join_path((*paths.resolve(root, parts[:-1]), parts[-1]))
+
+
 # --- listing and metadata --------------------------------------------------------------
 
 

@@ -58,13 +58,26 @@ def _is_sensitive(path: str) -> bool:
 
 async def _rate_write(user, args: dict, context: ToolContext) -> Rating:
     path, size = args["path"], len(args["content"].encode())
-    subject = f"write {size} bytes to {path}"
-    if _is_sensitive(path):
-        return Rating("HIGH", (f"{path}: a hidden file or folder (shell start-up files, keys and settings live "
+    real = await _lands_at(user, path)
+    where = path if real == path else f"{path} (resolves to {real})"
+    subject = f"write {size} bytes to {where}"
+    if _is_sensitive(path) or _is_sensitive(real):
+        return Rating("HIGH", (f"{where}: a hidden file or folder (shell start-up files, keys and settings live "
                                "there)",), subject)
     if size > settings.OPERATOR_WRITE_HIGH_BYTES:
         return Rating("HIGH", (f"{path}: {size} bytes is more than {settings.OPERATOR_WRITE_HIGH_BYTES}",), subject)
     return Rating("MODERATE", (f"{path}: writes a file in your area",), subject)
+
+
+async def _lands_at(user, path: str) -> str:
+    """The path the write really lands at: a symlinked folder in the area (`ln -s .ssh keys`) is
+    followed, as the write follows it. A path the write will refuse is rated as typed."""
+    from files import services
+
+    try:
+        return await services.file_write_target(user=user, path=path)
+    except AppError:
+        return path
 
 
 async def _write(user, args: dict, context: ToolContext) -> ToolResult:

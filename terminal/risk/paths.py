@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
 import re
 from collections.abc import Iterable
@@ -179,6 +180,58 @@ def is_hook_file(path: str) -> bool:
 
 def is_secret(arg: str) -> bool:
     return bool(_SECRET.search(arg))
+
+
+# Files whose contents programs run later, as (names, what it is, why writing it matters). A name
+# with a slash is consecutive folders anywhere in the path (`.git/hooks`); a name ending in `/` is
+# a folder, anything under it counts. They are matched in any folder: the cwd is rarely known, and
+# the terminal's home is the user's files area, not a path under /home.
+_RUN_LATER: tuple[tuple[frozenset[str], str, str], ...] = (
+    (frozenset({".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".bash_aliases", ".profile", ".zshrc",
+                ".zshenv", ".zprofile", ".zlogin", ".zlogout", ".kshrc", ".mkshrc", ".cshrc", ".tcshrc", ".login",
+                ".logout", ".inputrc", ".pam_environment", ".bashrc.d/", ".config/fish/"}),
+     "a shell start-up file", "writing it changes what every new shell runs"),
+    (frozenset({".ssh/"}), "in the SSH folder", "writing there can add a login key or make ssh run commands"),
+    (frozenset({".gitconfig", ".git/config", ".git/hooks/", ".config/git/"}),
+     "git's settings or hooks", "git runs the commands they name"),
+    (frozenset({".config/autostart/", ".config/systemd/", ".config/environment.d/", ".xprofile", ".xinitrc",
+                ".xsession", ".xsessionrc"}),
+     "a login or autostart file", "it starts programs at every login"),
+    (frozenset({".vimrc", ".gvimrc", ".exrc", ".vim/", ".config/nvim/", ".gdbinit"}),
+     "an editor's or debugger's start-up file", "it can run commands when the program starts"),
+)
+_CRONTABS = re.compile(r"^/var/spool/cron(/|$)")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _may_be(part: str, name: str) -> bool:
+    """`part` names `name`, or is a pattern the shell expands to it (`.ss?`, `.b*rc`; a pattern
+    must start with a dot to match a hidden name)."""
+    if part == name:
+        return True
+    return part.startswith(".") and bool(_GLOB_CHARS.search(part)) and fnmatch.fnmatchcase(name, part)
+
+
+def _names(parts: list[str], name: str) -> bool:
+    folder = name.endswith("/")
+    wanted = name.rstrip("/").split("/")
+    last = len(parts) - len(wanted)
+    for start in range(last + 1) if folder else (last,):
+        if start >= 0 and all(_may_be(p, w) for p, w in zip(parts[start:], wanted, strict=False)):
+            return True
+    return False
+
+
+def runs_later(path: str) -> str | None:
+    """What `path` is when programs run what it says (`~/.bashrc`, `.ssh/authorized_keys`, a
+    crontab): "a shell start-up file: writing it changes what every new shell runs"; else None."""
+    if _CRONTABS.match(path):
+        return "a crontab: cron runs the commands in it"
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    for names, what, why in _RUN_LATER:
+        if any(_names(parts, name) for name in names):
+            return f"{what}: {why}"
+    return None
 
 
 def _dynamic(s: str) -> bool:

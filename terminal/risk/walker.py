@@ -281,14 +281,21 @@ class _Walker:
                 self.variables[name] = value
 
     def change_directory(self, path: str | None) -> None:
-        """`cd DIR`: later relative paths on the line are under DIR (None: no longer known)."""
+        """`cd DIR`: later relative paths on the line are under DIR (None: no longer known). A
+        folder relative to the home or to an unknown cwd is kept as written (`~/.ssh`, `.ssh`):
+        `cd .ssh; echo k >> authorized_keys` still writes under `.ssh`."""
         current = CWD.get()
-        if path is None or "$" in path or "`" in path or path.startswith("~") or path == "-":
+        home = path is not None and _HOME_PREFIX.match(path)
+        if path is None or "`" in path or path == "-" or ("$" in path and not home):
             CWD.set(None)
         elif path.startswith("/"):
             CWD.set(posixpath.normpath(path))
-        elif current is not None:
-            CWD.set(posixpath.normpath(posixpath.join(current, path)))
+        elif home:
+            CWD.set(path.rstrip("/") or path)
+        elif not path.startswith("~"):  # `~user`: someone else's home, not known
+            CWD.set(posixpath.normpath(posixpath.join(current or "", path)))
+        else:
+            CWD.set(None)
 
     def redirect(self, r, cmd: Cmd | None, part: str) -> None:
         out = r.output
@@ -461,6 +468,7 @@ class _Walker:
             self.facts.append(CommandFact(text=part, name=name, risk=risk, traits=traits))
 
 
+_HOME_PREFIX = re.compile(r"^(~|\$HOME|\$\{HOME\})(/[^$`]*)?$")
 _VARIABLE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)\})")
 _GLOB = re.compile(r"[*?\[]")
 

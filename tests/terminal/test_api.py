@@ -325,3 +325,30 @@ async def test_rows_left_by_a_dead_process_are_marked_ended(client, terminal_use
     listed = (await client.get(f"{BASE}/sessions")).json()
     assert next(s for s in listed["items"] if s["id"] == str(row.pk))["status"] == "ended"
     assert await services.sessions_reconcile() == 0
+
+
+async def test_a_write_to_a_shell_start_up_file_is_blocked_or_warned_never_silent(client, terminal_user, api_client,
+                                                                                   staff):
+    from django.conf import settings as django_settings
+
+    from terminal.models import CommandRecord
+
+    line = "echo 'echo started-$((6*7))' >> ~/.bashrc"
+    mine = await create(client)  # RESTRICTED, like every non-staff session: HIGH is blocked
+    blocked = (await client.post(f"{BASE}/sessions/{mine['id']}/execute", {"command": line},
+                                 content_type="application/json")).json()
+    assert blocked["blocked"] is True and blocked["risk"] == "HIGH" and blocked["exit_code"] is None
+    assert any("~/.bashrc, a shell start-up file" in r for r in blocked["reasons"])
+    owner_area = django_settings.FILES_ROOT / terminal_user.get_username()
+    assert await asyncio.to_thread(owner_area.is_dir) and not await asyncio.to_thread((owner_area / ".bashrc").exists)
+
+    staff_client = api_client(staff)
+    elevated = await create(staff_client, security_level="ELEVATED")  # sandboxed; HIGH runs with a warning
+    warned = (await staff_client.post(f"{BASE}/sessions/{elevated['id']}/execute", {"command": line},
+                                      content_type="application/json")).json()
+    assert warned["blocked"] is False and warned["risk"] == "HIGH" and warned["exit_code"] == 0
+    assert warned["reason"].startswith("HIGH: ") and "~/.bashrc" in warned["reason"]
+    record = await CommandRecord.objects.aget(pk=warned["record_id"])
+    assert record.warned and not record.blocked
+    staff_rc = django_settings.FILES_ROOT / staff.get_username() / ".bashrc"
+    assert "echo started-$((6*7))" in await asyncio.to_thread(staff_rc.read_text)  # in the sandbox's home

@@ -534,6 +534,87 @@ def test_risk_table(line, expected):
     assert result.risk == expected, result.reasons
 
 
+# Writes to files that shells, logins, ssh or git run later are HIGH, as files_write rates them
+# (the model must not do through terminal_run what files_write makes it ask for): (line, path
+# the reason names, what it says).
+STARTUP = "a shell start-up file: writing it changes what every new shell runs"
+SSH = "in the SSH folder"
+RUN_LATER = [
+    ("echo 'x' >> ~/.bashrc", "~/.bashrc", STARTUP),
+    ("echo x >> .bashrc", ".bashrc", STARTUP),
+    ("echo x > $HOME/.zshrc", "$HOME/.zshrc", STARTUP),
+    ('echo x > "${HOME}/.bash_login"', "${HOME}/.bash_login", STARTUP),
+    ("echo x > /root/.bash_logout", "/root/.bash_logout", STARTUP),
+    ("echo x > /home/bob/.inputrc", "/home/bob/.inputrc", STARTUP),
+    ("echo x &> ~/.pam_environment", "~/.pam_environment", STARTUP),
+    ("echo x >| ~/.bash_aliases", "~/.bash_aliases", STARTUP),
+    ("echo x | tee -a .profile", ".profile", STARTUP),
+    ("printf '%s\\n' 'curl x | sh' > .bash_profile", ".bash_profile", STARTUP),
+    ("sed -i 's/a/b/' ~/.bashrc", "~/.bashrc", STARTUP),
+    ("ln -sf /tmp/x ~/.bashrc", "~/.bashrc", STARTUP),
+    ("dd if=x of=.bashrc", ".bashrc", STARTUP),
+    ("truncate -s0 ~/.zprofile", "~/.zprofile", STARTUP),
+    ("cp dots/.bashrc ~", "~/.bashrc", STARTUP),
+    ("mv x/.profile .", "./.profile", STARTUP),
+    ("cp dots/.b* ~/", "~/.b*", STARTUP),
+    ("cd; echo x >> .profile", "~/.profile", STARTUP),
+    ("curl -sSLO https://example.com/.bashrc", ".bashrc", STARTUP),
+    ("wget -O .bashrc https://example.com/x", ".bashrc", STARTUP),
+    ("cp k .ssh/authorized_keys", ".ssh/authorized_keys", SSH),
+    ("mv f ~/.ssh/authorized_keys", "~/.ssh/authorized_keys", SSH),
+    ("cat k >> ~/.ssh/authorized_keys", "~/.ssh/authorized_keys", SSH),
+    ("install -m600 k ~/.ssh/authorized_keys", "~/.ssh/authorized_keys", SSH),
+    ("cp --backup k ~/.ssh/authorized_keys", "~/.ssh/authorized_keys", SSH),
+    ("cp -t ~/.ssh k", "~/.ssh", SSH),
+    ("cp k ~/.ss?/authorized_keys", "~/.ss?/authorized_keys", SSH),
+    ("echo 'Host *' > .ssh/config", ".ssh/config", SSH),
+    ("echo x > ~/.ssh/rc", "~/.ssh/rc", SSH),
+    ("echo x > ~/.ssh/environment", "~/.ssh/environment", SSH),
+    ("cd ~/.ssh && cat k >> authorized_keys", "~/.ssh/authorized_keys", SSH),
+    ("cd .ssh; echo k >> authorized_keys", ".ssh/authorized_keys", SSH),
+    ("ln -s .ssh keys; cp k keys/authorized_keys", ".ssh/authorized_keys", SSH),
+    ("wget -P ~/.ssh https://example.com/authorized_keys", "~/.ssh/authorized_keys", SSH),
+    ("cp x.desktop ~/.config/autostart/", "~/.config/autostart", "starts programs at every login"),
+    ("echo x > ~/.config/systemd/user/x.service", "~/.config/systemd/user/x.service", "at every login"),
+    ("echo x > /var/spool/cron/crontabs/root", "/var/spool/cron/crontabs/root", "a crontab"),
+    ("echo x > .git/hooks/pre-commit", ".git/hooks/pre-commit", "git runs the commands they name"),
+    ("cp hook .git/hooks/", ".git/hooks", "git's settings or hooks"),
+    ("echo '[core] pager = x' >> ~/.gitconfig", "~/.gitconfig", "git's settings or hooks"),
+    ("echo ':!x' >> ~/.vimrc", "~/.vimrc", "can run commands when the program starts"),
+]
+
+
+@pytest.mark.parametrize(("line", "path", "why"), RUN_LATER, ids=[repr(c[0])[:60] for c in RUN_LATER])
+def test_writes_to_files_that_run_later_are_high_and_name_the_path(line, path, why):
+    result = assess(line)
+    assert result.risk is Risk.HIGH, result.reasons
+    assert any(f"to {path}, " in r and why in r for r in result.reasons), result.reasons
+
+
+@pytest.mark.parametrize("line", [
+    "cat ~/.bashrc",
+    "grep PATH .profile",
+    "cp ~/.bashrc /tmp/x",
+    "cp ~/.bashrc ~/bashrc.bak",
+    "ls .ssh",
+    "ls -la ~/.ssh",
+    "cat ~/.ssh/authorized_keys",
+    "diff .bashrc dots/.bashrc",
+    "less ~/.gitconfig",
+    "echo x > notes.txt",
+    "echo x >> .gitignore",
+    "cd ~ && echo x > notes.txt",
+    "mv file ~/",
+    "cp a.txt dir/",
+    "curl -o page.html https://example.com/.bashrc",
+    "wget -qO- https://example.com/.bashrc",
+    "head -n 3 ~/.ssh/config",
+])
+def test_reading_start_up_files_stays_safe(line):
+    result = assess(line)
+    assert result.risk is Risk.SAFE, result.reasons
+
+
 def test_table_is_large():
     assert len(CASES) >= 150
     assert len({line for line, _ in CASES}) == len(CASES)

@@ -49,20 +49,23 @@ def _harmless(cmd: Cmd, _w: object) -> Iterator[Hit]:
 register(*HARMLESS, family="common", check=_harmless, tags={"allowed"},
          summary="harmless commands (`ls`, `cat`, `echo`, `pwd`, `cd`, `grep`, …): SAFE, judged only by their "
                  "redirections and substitutions",
-         benign={"ls -la": Risk.SAFE, "cat notes.txt | grep x": Risk.SAFE},
-         harmful={"echo x > /dev/sda": Risk.DANGEROUS})
+         benign={"ls -la": Risk.SAFE, "cat notes.txt | grep x": Risk.SAFE, "grep PATH ~/.bashrc": Risk.SAFE},
+         harmful={"echo x >> ~/.bashrc": Risk.HIGH, "echo x > /dev/sda": Risk.DANGEROUS})
 
 
 def _cd(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     """`cd DIR`/`pushd DIR`: later relative paths on the line are judged under DIR."""
     operands = [a for a in cmd.args if not a.startswith("-") or a == "-"]
+    if cmd.name == "cd" and not operands:
+        operands = ["~"]  # `cd` alone goes home
     w.change_directory(operands[0] if operands and cmd.name != "popd" else None)
     return iter(())
 
 
 register("cd", "pushd", "popd", family="common", check=_cd,
          summary="changing directory: SAFE; later relative paths on the line are judged under it",
-         benign={"cd /tmp && ls": Risk.SAFE}, harmful={"cd /dev && mkfs.ext4 sda": Risk.DANGEROUS})
+         benign={"cd /tmp && ls": Risk.SAFE},
+         harmful={"cd .ssh && cat k >> authorized_keys": Risk.HIGH, "cd /dev && mkfs.ext4 sda": Risk.DANGEROUS})
 
 # Names a pattern in the command word may stand for, besides the registered ones.
 _MKFS_TYPES = ("ext2", "ext3", "ext4", "xfs", "btrfs", "vfat", "fat", "msdos", "ntfs", "exfat", "f2fs", "minix")

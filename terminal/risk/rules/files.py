@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from terminal.risk.paths import (
     norm_path,
     option_values,
     remember_link,
+    runs_later,
     split_options,
 )
 from terminal.risk.registry import WRITES_UNSEEN, register
@@ -58,6 +60,7 @@ def _shred(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
 
 def _write_target(path: str, verb: str) -> Iterator[Hit]:
     """Rules for anything that writes to `path` (redirections, tee, dd of=, cp/mv destinations)."""
+    later = runs_later(path)
     if is_device(path) or path in {"/dev/mem", "/dev/kmem", "/dev/port"}:
         yield Hit(Risk.DANGEROUS, f"{verb} to a block device")
     elif _PROTECTED_FILE.match(path):
@@ -66,6 +69,8 @@ def _write_target(path: str, verb: str) -> Iterator[Hit]:
         yield Hit(Risk.DANGEROUS, f"{verb} to the terminal's command hook file (tampering)")
     elif path == "/proc/sysrq-trigger":
         yield Hit(Risk.DANGEROUS, f"{verb} to the kernel's SysRq trigger")
+    elif later:  # what the next shell, login, ssh or git will run: HIGH, as files_write rates it
+        yield Hit(Risk.HIGH, f"{verb} to {path}, {later}")
     elif path.startswith(_SYSTEM_PREFIXES) or path.startswith(("/proc/sys/", "/sys/", "/var/log/")):
         yield Hit(Risk.HIGH, f"{verb} to a system file")
 
@@ -77,18 +82,29 @@ def _tee(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
 
 
 def _copy_move(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
-    _, vals, i = split_options(cmd.args, "tSZ", ("target-directory", "suffix", "backup"))
+    # `--backup[=CONTROL]` and `-Z` take no separate value; `-t DIR` names the destination folder
+    _, _, i = split_options(cmd.args, "tS", ("target-directory", "suffix"))
     operands = cmd.args[i:]
+    folders = option_values(cmd.args, "t", ("target-directory",), takes="S")
     # mv also removes its sources; cp/install/ln only write their destination
-    target_dir = bool(vals) and cmd.name != "ln"
-    sources, dests = (operands, vals) if target_dir else (operands[:-1], operands[-1:])
+    sources, dests = (operands, folders[-1:]) if folders else (operands[:-1], operands[-1:])
     if cmd.name == "mv" and any(is_critical(norm_path(a)[0]) or is_hook_file(a) for a in sources):
         yield Hit(Risk.DANGEROUS, "moves the root, a home directory, a system path or the hook file")
         return
     for a in dests:
         yield from _write_target(norm_path(a)[0], f"{cmd.name} writes")
-    if cmd.name == "ln" and len(sources) == 1 and dests:
+        if folders or len(sources) > 1 or _is_folder(a):  # `cp x/.bashrc ~` writes ~/.bashrc
+            for src in sources:
+                name = posixpath.basename(src.rstrip("/"))
+                if name not in ("", ".", ".."):
+                    yield from _write_target(norm_path(posixpath.join(a, name))[0], f"{cmd.name} writes")
+    if cmd.name == "ln" and len(sources) == 1 and dests and not folders:
         remember_link(sources[0], dests[0])
+
+
+def _is_folder(path: str) -> bool:
+    """A destination that is a folder whatever the file system holds: `dir/`, `.`, `..`, a home."""
+    return path.endswith("/") or path in (".", "..") or is_root_or_home(norm_path(path)[0])
 
 
 _SETUID_MODE = re.compile(r"^0?[2-7][0-7]{3}$|(^|,)[ugoa]*[+=][rwxXt]*s")
@@ -179,11 +195,14 @@ register("truncate", family="files", check=_truncate, input_args=WRITES_UNSEEN,
          benign={"truncate -s0 out.txt": Risk.SAFE}, harmful={"truncate -s0 /etc/passwd": Risk.DANGEROUS})
 register("tee", family="files", check=_tee, input_args=WRITES_UNSEEN,
          summary="`tee FILE`: as a write to FILE",
-         benign={"ls | tee out.txt": Risk.SAFE}, harmful={"echo x | tee /dev/sda": Risk.DANGEROUS})
+         benign={"ls | tee out.txt": Risk.SAFE},
+         harmful={"echo x | tee -a .profile": Risk.HIGH, "echo x | tee /dev/sda": Risk.DANGEROUS})
 register("cp", "mv", "ln", family="files", check=_copy_move, input_args=WRITES_UNSEEN,
-         summary="copies, moves and links: as a write to the destination; moving the root, a home or a system path "
-                 "DANGEROUS; `install -m` with setuid/setgid HIGH",
-         benign={"cp a.txt b.txt": Risk.SAFE}, harmful={"cp image.iso /dev/sda": Risk.DANGEROUS})
+         summary="copies, moves and links: as a write to the destination (into a folder: to each source's name "
+                 "there); moving the root, a home or a system path DANGEROUS",
+         benign={"cp a.txt b.txt": Risk.SAFE, "cp ~/.bashrc /tmp/bashrc.bak": Risk.SAFE},
+         harmful={"cp k ~/.ssh/authorized_keys": Risk.HIGH, "cp dots/.bashrc ~": Risk.HIGH,
+                  "cp image.iso /dev/sda": Risk.DANGEROUS})
 register("install", family="files", check=_install, input_args=WRITES_UNSEEN,
          summary="`install`: as a write to the destination; a setuid/setgid mode (`-m 4755`) HIGH",
          benign={"install -m 755 run.sh bin/run": Risk.SAFE},

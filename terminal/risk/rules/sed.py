@@ -48,7 +48,7 @@ def _sed(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
         yield Hit(Risk.MODERATE, "runs a sed script file (which can run shell commands)", Trait.SCRIPT_FILE)
     if in_place:
         for f in files:
-            yield from _write_target(norm_path(f)[0], "sed -i edits")
+            yield from _write_target(norm_path(f)[0], "sed -i writes")
     if sandbox:
         return
     for script in scripts:
