@@ -4,6 +4,7 @@ from typing import Literal
 from uuid import UUID
 
 from django.conf import settings
+from django.http import HttpResponse
 from ninja import Query, Router, Schema, Status
 from ninja.errors import ValidationError
 from pydantic import Field
@@ -80,7 +81,21 @@ async def agent_get(request, agent_id: str):
     return await services.agent_get(user=request.user, agent_id=agent_id)
 
 
-@router.get("/{agent_id}/card", response={200: dict, **errors(404)}, summary="The agent's A2A-style card")
-async def agent_card(request, agent_id: str):
-    return await services.agent_card(user=request.user, agent_id=agent_id,
+# RFC 9745: the date the card was deprecated, as a structured-field Date (@ Unix seconds);
+# RFC 8288 / RFC 5829: where clients go instead.
+CARD_DEPRECATED_SINCE = "@1796515200"  # 2026-12-06
+CARD_SUCCESSOR = '</.well-known/agent-card.json>; rel="successor-version"'
+
+
+@router.get("/{agent_id}/card", response={200: dict, **errors(404)}, deprecated=True,
+            summary="The agent's A2A-style card (deprecated: use /.well-known/agent-card.json)",
+            description="Kept for existing clients. Standard A2A clients read the public card at "
+                        "`/.well-known/agent-card.json` (every public bus agent is a skill there) or an "
+                        "agent's own card at `/a2a/agents/{id}/agent-card.json`. Answers carry "
+                        "`Deprecation` and `Link: rel=\"successor-version\"` headers.")
+async def agent_card(request, agent_id: str, response: HttpResponse):
+    card = await services.agent_card(user=request.user, agent_id=agent_id,
                                      base_url=f"{request.scheme}://{request.get_host()}")
+    response["Deprecation"] = CARD_DEPRECATED_SINCE
+    response["Link"] = CARD_SUCCESSOR
+    return card

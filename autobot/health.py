@@ -103,12 +103,22 @@ def readers_report() -> dict:
     return {"status": "ok", "running": len(supervise.readers())}
 
 
+def replay_checks_report() -> str:
+    """``skipped`` while this worker's agent replay checks skip a Redis that failed them
+    (agents/seen.py), ``on`` otherwise. Informative: the Redis check itself decides the status."""
+    from agents.seen import redis_skipped
+
+    return "skipped" if redis_skipped() else "on"
+
+
 async def health_report() -> tuple[int, dict]:
     checks_to_run = active_checks()
     names = list(checks_to_run)
     results = await asyncio.gather(*(_run(checks_to_run[name]) for name in names))
     checks = dict(zip(names, results, strict=True))
     checks["readers"] = readers_report()
+    if "redis" in checks:
+        checks["redis"]["agents_replay_checks"] = replay_checks_report()
     failed = [name for name, result in checks.items() if result["status"] != "ok"]
     body = {"status": "fail" if failed else "ok", "checks": checks, "version": settings.VERSION}
     if failed:

@@ -341,6 +341,9 @@ AGENTS_RATE_LIMIT = env_float("AUTOBOT_AGENTS_RATE_LIMIT", 20.0, minimum=0.1)  #
 AGENTS_RATE_BURST = env_int("AUTOBOT_AGENTS_RATE_BURST", 40, minimum=1)
 AGENTS_CLOCK_SKEW_SECONDS = env_float("AUTOBOT_AGENTS_CLOCK_SKEW_SECONDS", 300.0, minimum=1.0)
 AGENTS_REPLAY_WINDOW_SECONDS = env_float("AUTOBOT_AGENTS_REPLAY_WINDOW_SECONDS", 600.0, minimum=1.0)
+# How long one replay check waits for Redis, and how long checks then skip it before asking again.
+AGENTS_REPLAY_REDIS_TIMEOUT_SECONDS = env_float("AUTOBOT_AGENTS_REPLAY_REDIS_TIMEOUT_SECONDS", 2.0, minimum=0.1)
+AGENTS_REPLAY_REDIS_COOLDOWN_SECONDS = env_float("AUTOBOT_AGENTS_REPLAY_REDIS_COOLDOWN_SECONDS", 10.0, minimum=0.1)
 AGENTS_BUILTINS = env.list("AUTOBOT_AGENTS_BUILTINS", default=["knowledge", "terminal", "chat"])
 
 # --- interop ---

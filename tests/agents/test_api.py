@@ -179,3 +179,18 @@ async def test_a_request_is_claimed_once_across_processes(owner, echo_agent):
     with pytest.raises(RequestTimeout):
         await bus.request_message(message, timeout=0.3, attempts=1)
     assert echo_agent.handled == 1
+
+
+async def test_the_old_card_says_it_is_deprecated_and_names_its_successor(owner, api_client):
+    client = api_client(owner)
+    await client.get("/api/agents/")  # starts the bus and built-ins
+    response = await client.get("/api/agents/knowledge/card")
+    assert response.status_code == 200 and response.json()["name"] == "Knowledge base"  # still served
+    assert response.headers["Deprecation"] == "@1796515200"  # RFC 9745: a date, deprecated since then
+    assert response.headers["Link"] == '</.well-known/agent-card.json>; rel="successor-version"'
+
+
+async def test_the_openapi_document_marks_the_old_card_deprecated(api_client):
+    document = (await api_client(None).get("/api/openapi.json")).json()
+    assert document["paths"]["/api/agents/{agent_id}/card"]["get"]["deprecated"] is True
+    assert not document["paths"]["/api/agents/{agent_id}"]["get"].get("deprecated")

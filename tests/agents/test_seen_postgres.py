@@ -4,7 +4,7 @@ what refuses the copy (make test's PostgreSQL pass)."""
 import pytest
 
 from tests.agents.test_seen import (  # noqa: F401 - the fixture and the test
-    stopped_redis,
+    own_redis,
     test_with_redis_unreachable_a_message_is_accepted_and_counted,
 )
 
