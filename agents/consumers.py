@@ -128,7 +128,7 @@ class AgentConsumer(JsonConsumer):
         except ProtocolError as exc:
             raise FrameError(exc.code, exc.detail, correlation) from None
         kind = message.header.message_type
-        if kind is MessageType.NOTIFICATION and message.payload.action == REGISTER_ACTION:
+        if _is_register(message):
             return await self.register(message)
         if not self.registered:
             raise FrameError("not_registered", f"send a NOTIFICATION '{REGISTER_ACTION}' first", correlation)
@@ -159,8 +159,16 @@ class AgentConsumer(JsonConsumer):
                                 code="signature_required")
         check_fresh(message, max_skew_seconds=settings.AGENTS_CLOCK_SKEW_SECONDS)
         # Last, so only a genuine, fresh frame spends its id; shared by every connection and worker.
-        if await seen.seen_before(message_id=message.header.message_id):
-            raise ProtocolError(REPLAYED_DETAIL, code="replayed", field="header.message_id")
+        # A signed registration is never logged, and a copy would take the agent's socket (and
+        # read its requests): unchecked it is refused, not accepted.
+        required = bool(secret) and _is_register(message)
+        try:
+            if await seen.seen_before(message_id=message.header.message_id, required=required):
+                raise ProtocolError(REPLAYED_DETAIL, code="replayed", field="header.message_id")
+        except seen.Unavailable:
+            raise ProtocolError("the replay check is unavailable (its Redis does not answer), so a signed "
+                                "registration cannot be accepted now; register again in a few seconds",
+                                code="replay_check_unavailable") from None
 
     async def register(self, message: Message) -> None:
         self.agent, previous = await services.agent_register(
@@ -338,3 +346,7 @@ class AgentFeedConsumer(JsonConsumer):
 
     async def agents_feed(self, event):
         await self.send_json({"type": event["kind"], "item": event["item"]})
+
+
+def _is_register(message: Message) -> bool:
+    return message.header.message_type is MessageType.NOTIFICATION and message.payload.action == REGISTER_ACTION

@@ -10,7 +10,9 @@ When Redis fails (refused, timed out, an error answer) the check fails open: the
 accepted and counted in ``autobot_agents_seen_unavailable_total``. What that lets through is
 bounded: the message log's unique id still refuses a second copy of a logged message as
 ``replayed`` (``services.message_log``), and the freshness check bounds how late any copy may
-come (docs/security.md, "Agents: replays").
+come (docs/security.md, "Agents: replays"). A signed agent's registration is the exception: it is
+not logged, and a copy would take over the agent's socket, so its check fails closed
+(``required``: the agent is told to register again later).
 
 A Redis that drops packets (a blackhole: no refusal, no answer) costs each check its full
 timeout, and frames on one socket are checked one after the other. So after one failure the
@@ -56,9 +58,14 @@ SKIPPING = Gauge("autobot_agents_seen_redis_skipped", "Workers whose replay chec
                  registry=metrics.registry, multiprocess_mode="livesum")
 
 
+class Unavailable(Exception):
+    """A check that must not be skipped could not ask the shared record."""
+
+
 class SeenIds(Protocol):
-    async def seen(self, key: str) -> bool:
-        """True when ``key`` was already recorded within the window; records it otherwise."""
+    async def seen(self, key: str, *, required: bool = False) -> bool:
+        """True when ``key`` was already recorded within the window; records it otherwise.
+        ``required``: raise ``Unavailable`` rather than accept unchecked."""
 
 
 class MemorySeen:
@@ -67,7 +74,7 @@ class MemorySeen:
     def __init__(self, window_seconds: float, max_entries: int = MEMORY_MAX_ENTRIES):
         self.window = ReplayWindow(window_seconds, max_entries)
 
-    async def seen(self, key: str) -> bool:
+    async def seen(self, key: str, *, required: bool = False) -> bool:
         return self.window.seen(key)
 
 
@@ -125,14 +132,14 @@ class RedisSeen:
         self.breaker = Breaker()
         self.skipped = 0  # checks let through unchecked since the breaker opened
 
-    async def seen(self, key: str) -> bool:
+    async def seen(self, key: str, *, required: bool = False) -> bool:
         if not self.breaker.allows():
-            return self._unchecked()
+            return self._unchecked(required)
         try:
             created = await self.client.set(self.prefix + key, 1, nx=True, px=max(1, int(self.window_seconds * 1000)))
         except (RedisError, OSError) as exc:  # OSError covers TimeoutError and refused connections
             self._failed(exc)
-            return self._unchecked()
+            return self._unchecked(required)
         except asyncio.CancelledError:
             self.breaker.abandoned()
             raise
@@ -151,7 +158,9 @@ class RedisSeen:
         else:
             log.debug("agents: Redis still unreachable for replay checks: %s", exc)
 
-    def _unchecked(self) -> bool:
+    def _unchecked(self, required: bool) -> bool:
+        if required:
+            raise Unavailable("the replay check's Redis is unreachable")
         UNAVAILABLE.inc()
         self.skipped += 1
         return False
@@ -208,10 +217,12 @@ def redis_skipped() -> bool:
     return kept is not None and kept[1].breaker.is_open
 
 
-async def seen_before(*, message_id: uuid.UUID | str) -> bool:
+async def seen_before(*, message_id: uuid.UUID | str, required: bool = False) -> bool:
     """True when ``message_id`` was already received within the replay window, on any connection
-    of any worker; records it otherwise. False (accept) when the shared record is unreachable."""
-    return await (await store()).seen(str(message_id))
+    of any worker; records it otherwise. False (accept) when the shared record is unreachable,
+    unless ``required``: then ``Unavailable`` (a frame whose copy would do harm the message log
+    cannot catch, such as a signed agent's registration)."""
+    return await (await store()).seen(str(message_id), required=required)
 
 
 async def seen_close() -> None:

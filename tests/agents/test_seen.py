@@ -144,3 +144,38 @@ def test_after_the_cool_down_one_check_probes_redis_while_the_others_still_skip_
     assert breaker.allows()
     assert breaker.answered()  # closed again, and says it was open
     assert breaker.allows() and breaker.allows() and not breaker.is_open
+
+
+async def test_a_signed_registration_is_refused_not_let_through_while_redis_is_blackholed(
+        own_redis, ws_connect, owner, settings):
+    """A registration is never logged, so nothing else would catch its copy, and a copy would take
+    the agent's socket: unchecked, it fails closed. Other frames keep failing open."""
+    from agents.models import Agent
+    from tests.agents.test_consumers import register_frame, signed
+
+    settings.AGENTS_REPLAY_REDIS_TIMEOUT_SECONDS = 1.0
+    settings.AGENTS_REPLAY_REDIS_COOLDOWN_SECONDS = 2.0
+    await Agent.objects.acreate(id="signer", owner=owner, secret="s3cret")
+    comm = await ws_connect("/ws/agents/?agent_id=signer", user=owner, origin=None)
+    hello = signed(register_frame("signer"), "s3cret")
+    os.kill(own_redis.proc.pid, signal.SIGSTOP)
+    await send(comm, hello)
+    error = await expect_error(comm, "replay_check_unavailable")
+    assert error["header"]["correlation_id"] == hello["header"]["message_id"]
+    await send(comm, signed(register_frame("signer"), "s3cret"))  # still skipped: refused at once
+    await expect_error(comm, "replay_check_unavailable")
+
+    os.kill(own_redis.proc.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 30
+    while True:  # the agent retries the same frame: once the cool-down is over it probes Redis
+        await asyncio.sleep(0.5)
+        await send(comm, hello)
+        answer = await receive(comm)
+        if answer["header"]["message_type"] == "RESPONSE":
+            assert answer["payload"]["action"] == "agent.registered"
+            break
+        assert answer["payload"]["data"]["code"] == "replay_check_unavailable", answer
+        assert time.monotonic() < deadline, "registration never accepted after Redis came back"
+    await send(comm, hello)  # its copy, now that the check is made again, is a replay
+    await expect_error(comm, "replayed")
+    await comm.disconnect()
