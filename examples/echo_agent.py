@@ -65,16 +65,32 @@ async def heartbeat(ws, agent: Agent, every: float) -> None:
         await ws.send(agent.message("HEARTBEAT", "heartbeat"))
 
 
+# Refusals that pass: the server's replay check cannot reach its Redis (a signed registration is
+# refused rather than let through unchecked), or the agent sent too fast.
+RETRY_CODES = {"replay_check_unavailable", "rate_limited"}
+
+
+async def register(ws, agent: Agent, capabilities: list[str], attempts: int = 30) -> dict:
+    for _ in range(attempts):
+        await ws.send(agent.message("NOTIFICATION", "agent.register",
+                                    {"name": f"Echo ({agent.agent_id})", "capabilities": capabilities,
+                                     "version": "1.0"}))
+        answer = json.loads(await ws.recv())
+        if answer["header"]["message_type"] == "RESPONSE":
+            return answer
+        if answer["payload"]["data"].get("code") not in RETRY_CODES:
+            break
+        log.warning("registration refused for now (%s); trying again", answer["payload"]["data"]["code"])
+        await asyncio.sleep(2)
+    raise SystemExit(f"registration refused: {answer['payload']['data']}")
+
+
 async def run(url: str, token: str, agent_id: str, secret: str | None, capabilities: list[str]) -> None:
     agent = Agent(agent_id, secret)
     async with websockets.connect(
         f"{url.rstrip('/')}/ws/agents/?agent_id={agent_id}", additional_headers={"Authorization": f"Bearer {token}"}
     ) as ws:
-        await ws.send(agent.message("NOTIFICATION", "agent.register",
-                                    {"name": f"Echo ({agent_id})", "capabilities": capabilities, "version": "1.0"}))
-        registered = json.loads(await ws.recv())
-        if registered["header"]["message_type"] != "RESPONSE":
-            raise SystemExit(f"registration refused: {registered['payload']['data']}")
+        registered = await register(ws, agent, capabilities)
         every = registered["payload"]["data"]["heartbeat_seconds"]
         log.info("registered as %s; heartbeat every %ss", agent_id, every)
         beats = asyncio.create_task(heartbeat(ws, agent, every))
