@@ -210,7 +210,7 @@ async def test_a_task_cancelled_on_another_worker_while_parked_types_nothing_eve
     with pytest.raises(UnsupportedOperationError, match="terminal state"):  # A reads it ended: no run
         await last_task(on_a, go_on(task))  # to A, which parked the task and still holds it
     assert not await CommandRecord.objects.filter(command=HIGH_COMMAND).aexists()  # never typed
-    assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.APPROVED  # never used
+    assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.EXPIRED  # withdrawn, unused
 
 
 async def wait_healthy(*addresses: str) -> None:
