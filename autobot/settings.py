@@ -282,6 +282,8 @@ TERMINAL_MEMORY_MB = env_int("AUTOBOT_TERMINAL_MEMORY_MB", 1024)
 # --- knowledge ---
 KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("AUTOBOT_KNOWLEDGE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1)
 KNOWLEDGE_MAX_ENTRY_CHARS = env_int("AUTOBOT_KNOWLEDGE_MAX_ENTRY_CHARS", 2_000_000, minimum=1)
+# Drawing instructions read from one PDF (uploads and file previews) before giving up: knowledge/extract.py.
+KNOWLEDGE_PDF_MAX_OPERATIONS = env_int("AUTOBOT_KNOWLEDGE_PDF_MAX_OPERATIONS", 1_000_000, minimum=1000)
 KNOWLEDGE_CHUNK_SIZE = env_int("AUTOBOT_KNOWLEDGE_CHUNK_SIZE", 1000, minimum=200)
 KNOWLEDGE_CHUNK_OVERLAP = env_int("AUTOBOT_KNOWLEDGE_CHUNK_OVERLAP", 150)
 # Crawling loopback/private/link-local hosts (cloud metadata included) is refused unless this is on.

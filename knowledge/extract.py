@@ -83,7 +83,8 @@ def detect_format(*, filename: str | None = None, content_type: str | None = Non
 
 
 def extract(
-    data: bytes, *, filename: str | None = None, content_type: str | None = None, url: str | None = None
+    data: bytes, *, filename: str | None = None, content_type: str | None = None, url: str | None = None,
+    pdf_max_operations: int | None = None,
 ) -> Extracted:
     """Extract title and text from ``data``; raises `ExtractionError`."""
     if not data or not data.strip():
@@ -91,7 +92,7 @@ def extract(
     fmt = detect_format(filename=filename, content_type=content_type, data=data)
     fallback_title = PurePosixPath(filename).stem if filename else (url or "Untitled")
     if fmt == "pdf":
-        result = extract_pdf(data)
+        result = extract_pdf(data, max_operations=pdf_max_operations or PDF_MAX_OPERATIONS)
     elif fmt == "html":
         result = extract_html(decode_text(data, content_type=content_type), base_url=url)
     else:
@@ -234,21 +235,62 @@ def _clean(text: str | None) -> str:
     return _SPACES.sub(" ", (text or "").replace("\n", " ")).strip()
 
 
-def extract_pdf(data: bytes) -> Extracted:
-    """Text of every page of a PDF, one paragraph block per page."""
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+# Reading a PDF's text means running its drawing instructions, and a small file can hold a great
+# many: one compressed stream shared by thousands of pages, or a form drawn thousands of times,
+# costs hours of CPU for a few kilobytes. So reading stops after this many instructions (about
+# 1.5 s of work per 100,000 here; a page of text has a few hundred), each page counting as
+# ``_PAGE_COST`` of them, so a document of countless empty pages stops as well.
+PDF_MAX_OPERATIONS = 1_000_000
+_PAGE_COST = 100
 
+
+class _TooComplex(Exception):
+    pass
+
+
+class _Budget:
+    """pypdf's ``visitor_operand_before``: called once per instruction it runs, forms included."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def spend(self, cost: int = 1) -> None:
+        self.left -= cost
+        if self.left < 0:
+            raise _TooComplex
+
+    def __call__(self, *_operation) -> None:
+        self.spend()
+
+
+def extract_pdf(data: bytes, *, max_operations: int = PDF_MAX_OPERATIONS, max_chars: int | None = None) -> Extracted:
+    """Text of the pages of a PDF, one paragraph block per page.
+
+    Stops after ``max_operations`` drawing instructions (an `ExtractionError`), or, with
+    ``max_chars``, once that much text has been read (a preview needs no more).
+    """
+    from pypdf import PdfReader
+
+    budget = _Budget(max_operations)
+    pages: list[str] = []
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise ExtractionError("the PDF is encrypted; upload an unprotected copy")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        for page in reader.pages:
+            budget.spend(_PAGE_COST)
+            pages.append(page.extract_text(visitor_operand_before=budget) or "")
+            if max_chars is not None and sum(map(len, pages)) >= max_chars:
+                break
         metadata = reader.metadata
         title = (metadata.title or "") if metadata else ""
     except ExtractionError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
+    except _TooComplex:
+        raise ExtractionError(
+            f"the PDF is too complex to read (more than {max_operations:,} drawing instructions)"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - hostile input can make a parser raise anything (its limits, recursion …)
         raise ExtractionError(f"the PDF could not be parsed ({exc.__class__.__name__}: {exc})") from exc
     text = normalise_text("\n\n".join(p.strip() for p in pages if p.strip()))
     if not text:
