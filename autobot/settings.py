@@ -201,6 +201,9 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Largest request body Django reads (autobot/bodylimit.py; never below a document upload's limit).
+# Files-area uploads stream past it, under their own limits.
+MAX_REQUEST_BYTES = env_int("AUTOBOT_MAX_REQUEST_BYTES", 32 * 1024 * 1024, minimum=1024)
 # Behind TLS (docs/security.md#headers): HSTS and the http→https redirect. Off by default, since
 # `make run` serves plain http on loopback and HSTS cannot be taken back once a browser saw it.
 SECURE_HSTS_SECONDS = env_int("AUTOBOT_HSTS_SECONDS", 0)
