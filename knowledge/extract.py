@@ -44,6 +44,9 @@ _INLINE = {
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _MD_TITLE = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _SPACES = re.compile(r"[ \t\u00a0]+")
+# Elements nested deeper than this are read as plain text, one line each: the walk recurses, and a
+# page of 100,000 nested <div>s must not reach Python's recursion limit (a 500 on upload).
+_MAX_DEPTH = 100
 
 
 class ExtractionError(ValueError):
@@ -178,7 +181,7 @@ def _links(tree: HTMLParser, base_url: str | None) -> list[str]:
     return links
 
 
-def _walk(node: Node, lines: list[str]) -> None:
+def _walk(node: Node, lines: list[str], depth: int = 0) -> None:
     """Emit one line per heading or text block, in document order.
 
     Inline children (text, links, emphasis, code) are gathered into one run so
@@ -200,9 +203,14 @@ def _walk(node: Node, lines: list[str]) -> None:
             run.append(child.text_content or "")
         elif tag in _INLINE:
             run.append(child.text(separator="") or "")
+        elif depth >= _MAX_DEPTH and tag != "-comment":
+            flush()
+            text = _clean(child.text(separator=" "))
+            if text:
+                lines.append(text)
         elif tag in _HEADINGS:
             flush()
-            text = _inner_text(child)
+            text = _inner_text(child, depth)
             if text:
                 lines.append(f"{'#' * _HEADINGS[tag]} {text}")
         elif tag == "pre":
@@ -212,22 +220,22 @@ def _walk(node: Node, lines: list[str]) -> None:
                 lines.append(text)
         elif tag in _BLOCKS:
             flush()
-            text = _inner_text(child)
+            text = _inner_text(child, depth)
             if text:
                 lines.append(f"- {text}" if tag == "li" else text)
         elif tag == "br":
             run.append(" ")
         elif tag != "-comment":
             flush()
-            _walk(child, lines)
+            _walk(child, lines, depth + 1)
         child = child.next
     flush()
 
 
-def _inner_text(node: Node) -> str:
+def _inner_text(node: Node, depth: int) -> str:
     """A block's text on one line; nested blocks (a <p> in an <li>) join with a space."""
     inner: list[str] = []
-    _walk(node, inner)
+    _walk(node, inner, depth + 1)
     return _clean(" ".join(inner))
 
 

@@ -74,3 +74,11 @@ async def test_a_pdf_that_trips_the_parser_is_a_422_not_a_500(api_client, owner,
     assert response.status_code == 422, response.content
     assert response.json()["code"] == "unparseable_document"
     assert not await KnowledgeEntry.objects.aexists()
+
+
+async def test_deeply_nested_html_is_read_not_a_500(api_client, owner):
+    # 3,000 nested <div>s (15 KB) ran the extractor's walk into Python's recursion limit.
+    page = b"<html><body>" + b"<div>" * 3000 + b"<p>Deep text.</p>" + b"</div>" * 3000 + b"</body></html>"
+    response = await upload(api_client(owner), "deep.html", page)
+    assert response.status_code == 201, response.content
+    assert response.json()["entry"]["content"] == "Deep text."
