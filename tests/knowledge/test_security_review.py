@@ -82,3 +82,31 @@ async def test_deeply_nested_html_is_read_not_a_500(api_client, owner):
     response = await upload(api_client(owner), "deep.html", page)
     assert response.status_code == 201, response.content
     assert response.json()["entry"]["content"] == "Deep text."
+
+
+# --- crawl patterns: the user's regular expressions meet URLs a site chooses, on the event loop ----
+
+
+async def test_a_catastrophic_include_pattern_cannot_stall_the_server(site):
+    from knowledge.crawler import CrawlConfig, Crawler
+
+    # With Python's backtracking re, this pattern against a link of 40 letters takes hours, with
+    # the event loop (every request of the worker) blocked for all of them.
+    site.pages["/"] = '<html><body><p>Start.</p><a href="/' + "a" * 40 + '">next</a></body></html>'
+    stored = []
+
+    async def ingest(page):
+        stored.append(page.url)
+        return "created"
+
+    config = CrawlConfig(start_url=site.base + "/", include=[r"(\w+\w?)+!"], per_host_delay=0, allow_private=True)
+    stats = await Crawler(config, ingest=ingest).run()
+    assert stored == [site.base + "/"] and stats.pages_found == 1  # the link is out of scope, quickly
+
+
+async def test_a_pattern_re2_cannot_run_in_linear_time_is_a_422(api_client, owner):
+    response = await api_client(owner).post(
+        "/api/knowledge/crawls", {"url": "http://example.test/", "include": [r"(a)\1"]}, content_type="application/json"
+    )
+    assert response.status_code == 422 and response.json()["code"] == "invalid_input"
+    assert "RE2" in response.json()["detail"]
