@@ -16,6 +16,7 @@ from autobot.handler import ASGIHandler  # noqa: E402
 # Django's handler, without its two thread hops a request for requests on the lanes (autobot/handler.py).
 django_asgi_app = ASGIHandler()
 
+from autobot.bodylimit import BodyLimitMiddleware  # noqa: E402
 from autobot.lanes import LaneMiddleware  # noqa: E402
 from autobot.lifespan import lifespan_application  # noqa: E402
 from autobot.watchdog import WatchdogMiddleware, preload  # noqa: E402
@@ -46,7 +47,8 @@ application = WatchdogMiddleware(ProtocolTypeRouter({
     # File uploads bypass Django's whole-body buffering and stream to disk (see files/asgi.py).
     # Each request's sync work runs on one of a few long-lived threads (see autobot/lanes.py).
     # /mcp (MCP SDK), /a2a and /.well-known/agent-card.json (A2A SDK) go in front of Django (interop/).
-    "http": LaneMiddleware(StreamingUploadMiddleware(_http_router(django_asgi_app))),
+    # Bodies Django would read whole are capped first (autobot/bodylimit.py).
+    "http": LaneMiddleware(StreamingUploadMiddleware(_http_router(BodyLimitMiddleware(django_asgi_app)))),
     "websocket": websocket_application(),
     # Start-up cleans up what a killed worker left; shutdown ends terminals audited and stores
     # answers as they stand (autobot/lifespan.py).

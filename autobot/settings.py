@@ -201,6 +201,9 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Largest request body Django reads (autobot/bodylimit.py; never below a document upload's limit).
+# Files-area uploads stream past it, under their own limits.
+MAX_REQUEST_BYTES = env_int("AUTOBOT_MAX_REQUEST_BYTES", 32 * 1024 * 1024, minimum=1024)
 # Behind TLS (docs/security.md#headers): HSTS and the http→https redirect. Off by default, since
 # `make run` serves plain http on loopback and HSTS cannot be taken back once a browser saw it.
 SECURE_HSTS_SECONDS = env_int("AUTOBOT_HSTS_SECONDS", 0)
@@ -282,6 +285,8 @@ TERMINAL_MEMORY_MB = env_int("AUTOBOT_TERMINAL_MEMORY_MB", 1024)
 # --- knowledge ---
 KNOWLEDGE_MAX_UPLOAD_BYTES = env_int("AUTOBOT_KNOWLEDGE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1)
 KNOWLEDGE_MAX_ENTRY_CHARS = env_int("AUTOBOT_KNOWLEDGE_MAX_ENTRY_CHARS", 2_000_000, minimum=1)
+# Drawing instructions read from one PDF (uploads and file previews) before giving up: knowledge/extract.py.
+KNOWLEDGE_PDF_MAX_OPERATIONS = env_int("AUTOBOT_KNOWLEDGE_PDF_MAX_OPERATIONS", 1_000_000, minimum=1000)
 KNOWLEDGE_CHUNK_SIZE = env_int("AUTOBOT_KNOWLEDGE_CHUNK_SIZE", 1000, minimum=200)
 KNOWLEDGE_CHUNK_OVERLAP = env_int("AUTOBOT_KNOWLEDGE_CHUNK_OVERLAP", 150)
 # Crawling loopback/private/link-local hosts (cloud metadata included) is refused unless this is on.

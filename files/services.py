@@ -98,7 +98,7 @@ async def file_download(*, user, path: str, area: str | None = None) -> Download
 async def file_preview(*, user, path: str, area: str | None = None) -> Preview:
     root, _ = await area_root(user=user, area=area)
     with _mapped():
-        return await storage.file_preview(root, path)
+        return await storage.file_preview(root, path, pdf_max_operations=settings.KNOWLEDGE_PDF_MAX_OPERATIONS)
 
 
 # --- mutations -------------------------------------------------------------------------

@@ -531,19 +531,21 @@ def _detect_text(sample: bytes, *, truncated: bool = False) -> tuple[str, str] |
     return str(match), match.encoding
 
 
-async def _pdf_preview(entry: Entry, data: bytes) -> Preview:
-    from knowledge.extract import ExtractionError, extract_pdf
+async def _pdf_preview(entry: Entry, data: bytes, max_operations: int | None) -> Preview:
+    from knowledge.extract import PDF_MAX_OPERATIONS, ExtractionError, extract_pdf
 
     try:
-        text = (await asyncio.to_thread(extract_pdf, data)).text
+        # A preview needs only its first 64 KiB of text; the budget bounds PDFs made to be slow.
+        text = (await asyncio.to_thread(extract_pdf, data, max_chars=PREVIEW_BYTES + 1,
+                                        max_operations=max_operations or PDF_MAX_OPERATIONS)).text
     except ExtractionError:
         return Preview(entry=entry, kind="none")
     return Preview(entry=entry, kind="text", text=text[:PREVIEW_BYTES], encoding="pdf-text",
                    truncated=len(text) > PREVIEW_BYTES)
 
 
-async def file_preview(root: str, path: str) -> Preview:
-    """Text: the first 64 KiB decoded; safe images: flagged for inline; else metadata."""
+async def file_preview(root: str, path: str, *, pdf_max_operations: int | None = None) -> Preview:
+    """Text: the first 64 KiB decoded (of a PDF: of its text); safe images: flagged for inline; else metadata."""
     parts, rel = _parts(path)
     download = await _run(_open_sync, rel, root, parts)
     try:
@@ -563,7 +565,7 @@ async def file_preview(root: str, path: str) -> Preview:
                 # A PDF's bytes are not text: preview the text inside it (pypdf, in a thread).
                 if download.size > PREVIEW_PDF_BYTES:
                     return Preview(entry=entry, kind="none")
-                return await _pdf_preview(entry, sample + await handle.read())
+                return await _pdf_preview(entry, sample + await handle.read(), pdf_max_operations)
     finally:
         download.close()
     # Encoding detection is CPU work; keep it off the loop.

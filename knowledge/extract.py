@@ -44,6 +44,9 @@ _INLINE = {
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _MD_TITLE = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _SPACES = re.compile(r"[ \t\u00a0]+")
+# Elements nested deeper than this are read as plain text, one line each: the walk recurses, and a
+# page of 100,000 nested <div>s must not reach Python's recursion limit (a 500 on upload).
+_MAX_DEPTH = 100
 
 
 class ExtractionError(ValueError):
@@ -83,7 +86,8 @@ def detect_format(*, filename: str | None = None, content_type: str | None = Non
 
 
 def extract(
-    data: bytes, *, filename: str | None = None, content_type: str | None = None, url: str | None = None
+    data: bytes, *, filename: str | None = None, content_type: str | None = None, url: str | None = None,
+    pdf_max_operations: int | None = None,
 ) -> Extracted:
     """Extract title and text from ``data``; raises `ExtractionError`."""
     if not data or not data.strip():
@@ -91,7 +95,7 @@ def extract(
     fmt = detect_format(filename=filename, content_type=content_type, data=data)
     fallback_title = PurePosixPath(filename).stem if filename else (url or "Untitled")
     if fmt == "pdf":
-        result = extract_pdf(data)
+        result = extract_pdf(data, max_operations=pdf_max_operations or PDF_MAX_OPERATIONS)
     elif fmt == "html":
         result = extract_html(decode_text(data, content_type=content_type), base_url=url)
     else:
@@ -177,7 +181,7 @@ def _links(tree: HTMLParser, base_url: str | None) -> list[str]:
     return links
 
 
-def _walk(node: Node, lines: list[str]) -> None:
+def _walk(node: Node, lines: list[str], depth: int = 0) -> None:
     """Emit one line per heading or text block, in document order.
 
     Inline children (text, links, emphasis, code) are gathered into one run so
@@ -199,9 +203,14 @@ def _walk(node: Node, lines: list[str]) -> None:
             run.append(child.text_content or "")
         elif tag in _INLINE:
             run.append(child.text(separator="") or "")
+        elif depth >= _MAX_DEPTH and tag != "-comment":
+            flush()
+            text = _clean(child.text(separator=" "))
+            if text:
+                lines.append(text)
         elif tag in _HEADINGS:
             flush()
-            text = _inner_text(child)
+            text = _inner_text(child, depth)
             if text:
                 lines.append(f"{'#' * _HEADINGS[tag]} {text}")
         elif tag == "pre":
@@ -211,22 +220,22 @@ def _walk(node: Node, lines: list[str]) -> None:
                 lines.append(text)
         elif tag in _BLOCKS:
             flush()
-            text = _inner_text(child)
+            text = _inner_text(child, depth)
             if text:
                 lines.append(f"- {text}" if tag == "li" else text)
         elif tag == "br":
             run.append(" ")
         elif tag != "-comment":
             flush()
-            _walk(child, lines)
+            _walk(child, lines, depth + 1)
         child = child.next
     flush()
 
 
-def _inner_text(node: Node) -> str:
+def _inner_text(node: Node, depth: int) -> str:
     """A block's text on one line; nested blocks (a <p> in an <li>) join with a space."""
     inner: list[str] = []
-    _walk(node, inner)
+    _walk(node, inner, depth + 1)
     return _clean(" ".join(inner))
 
 
@@ -234,21 +243,62 @@ def _clean(text: str | None) -> str:
     return _SPACES.sub(" ", (text or "").replace("\n", " ")).strip()
 
 
-def extract_pdf(data: bytes) -> Extracted:
-    """Text of every page of a PDF, one paragraph block per page."""
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+# Reading a PDF's text means running its drawing instructions, and a small file can hold a great
+# many: one compressed stream shared by thousands of pages, or a form drawn thousands of times,
+# costs hours of CPU for a few kilobytes. So reading stops after this many instructions (about
+# 1.5 s of work per 100,000 here; a page of text has a few hundred), each page counting as
+# ``_PAGE_COST`` of them, so a document of countless empty pages stops as well.
+PDF_MAX_OPERATIONS = 1_000_000
+_PAGE_COST = 100
 
+
+class _TooComplex(Exception):
+    pass
+
+
+class _Budget:
+    """pypdf's ``visitor_operand_before``: called once per instruction it runs, forms included."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def spend(self, cost: int = 1) -> None:
+        self.left -= cost
+        if self.left < 0:
+            raise _TooComplex
+
+    def __call__(self, *_operation) -> None:
+        self.spend()
+
+
+def extract_pdf(data: bytes, *, max_operations: int = PDF_MAX_OPERATIONS, max_chars: int | None = None) -> Extracted:
+    """Text of the pages of a PDF, one paragraph block per page.
+
+    Stops after ``max_operations`` drawing instructions (an `ExtractionError`), or, with
+    ``max_chars``, once that much text has been read (a preview needs no more).
+    """
+    from pypdf import PdfReader
+
+    budget = _Budget(max_operations)
+    pages: list[str] = []
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise ExtractionError("the PDF is encrypted; upload an unprotected copy")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        for page in reader.pages:
+            budget.spend(_PAGE_COST)
+            pages.append(page.extract_text(visitor_operand_before=budget) or "")
+            if max_chars is not None and sum(map(len, pages)) >= max_chars:
+                break
         metadata = reader.metadata
         title = (metadata.title or "") if metadata else ""
     except ExtractionError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
+    except _TooComplex:
+        raise ExtractionError(
+            f"the PDF is too complex to read (more than {max_operations:,} drawing instructions)"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - hostile input can make a parser raise anything (its limits, recursion …)
         raise ExtractionError(f"the PDF could not be parsed ({exc.__class__.__name__}: {exc})") from exc
     text = normalise_text("\n\n".join(p.strip() for p in pages if p.strip()))
     if not text:

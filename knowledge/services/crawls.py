@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 
+import re2
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -28,6 +28,7 @@ from knowledge.crawler import (
     Page,
     UnsafeURL,
     check_url_allowed,
+    compile_pattern,
     normalise_url,
 )
 from knowledge.models import CrawlJob, KnowledgeEntry
@@ -102,15 +103,23 @@ async def crawl_start(*, user, url: str, max_pages: int = 50, max_depth: int = 2
     return job
 
 
+def _reason(exc: Exception) -> str:
+    reason = exc.args[0] if exc.args else exc
+    return reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+
+
 def _patterns(patterns: list[str] | None, name: str) -> list[str]:
     cleaned = [p for p in (str(p).strip() for p in patterns or []) if p]
     if len(cleaned) > 20:
         raise InvalidInput(f"at most 20 {name} patterns")
     for pattern in cleaned:
         try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise InvalidInput(f"{name} pattern {pattern[:100]!r} is not a valid regular expression: {exc}") from exc
+            compile_pattern(pattern)
+        except re2.error as exc:
+            raise InvalidInput(
+                f"{name} pattern {pattern[:100]!r} is not a valid regular expression (RE2 syntax: no backreferences"
+                f" or lookaround): {_reason(exc)}"
+            ) from exc
     return cleaned
 
 

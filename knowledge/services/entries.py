@@ -262,7 +262,8 @@ async def document_ingest(*, user, data: bytes, filename: str, content_type: str
     if len(data) > limit:
         raise LimitExceeded(f"{filename!r} is {len(data)} bytes; the limit is {limit}", code="too_large")
     try:
-        doc = await asyncio.to_thread(extract, data, filename=filename, content_type=content_type)
+        doc = await asyncio.to_thread(extract, data, filename=filename, content_type=content_type,
+                                      pdf_max_operations=settings.KNOWLEDGE_PDF_MAX_OPERATIONS)
     except ExtractionError as exc:
         raise InvalidInput(f"cannot read {filename!r}: {exc}", code="unparseable_document") from exc
     content = await asyncio.to_thread(content_check, doc.text)  # up to the upload limit of text: off the loop

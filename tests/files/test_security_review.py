@@ -11,6 +11,7 @@ from files.paths import PathRefused
 from files.ranges import parse_range
 from tests.conftest import PASSWORD
 from tests.files.test_api import BOUNDARY, area, body_of, multipart, post_upload
+from tests.knowledge.test_security_review import shared_stream_pdf
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -177,3 +178,37 @@ async def test_a_refused_area_is_audited_for_every_mutation(api_client, owner, c
     assert all(e.data["result"] == "area_not_found" and e.data["area"] == "colleague" for e in events)
     assert all(e.actor_name == "owner" for e in events)
     assert sorted(os.listdir(area("colleague"))) == ["secret.txt"]
+
+
+# --- PDF previews: the text inside is read by pypdf, which hostile PDFs can trip or stall ---------
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        pytest.param(b"BT /F1 12 Tf [" + b"0 " * 100_001 + b"] TJ ET", id="array-over-pypdf-limit"),
+        pytest.param(b"BT /F1 12 Tf " + b"[" * 5000 + b"(x)" + b"]" * 5000 + b" TJ ET", id="nested-arrays"),
+    ],
+)
+async def test_a_pdf_that_trips_the_parser_previews_as_metadata_not_a_500(api_client, owner, stream):
+    (area("owner") / "trap.pdf").write_bytes(shared_stream_pdf(1, stream))
+    response = await api_client(owner).get("/api/files/preview", {"path": "trap.pdf"})
+    assert response.status_code == 200, response.content
+    assert response.json()["kind"] == "none"
+
+
+async def test_a_pdf_made_to_be_slow_previews_as_metadata_once_its_budget_is_spent(api_client, owner, settings):
+    settings.KNOWLEDGE_PDF_MAX_OPERATIONS = 20_000
+    (area("owner") / "slow.pdf").write_bytes(shared_stream_pdf(2000, b"q Q\n" * 4000))  # drawing, no text
+    response = await api_client(owner).get("/api/files/preview", {"path": "slow.pdf"})
+    assert response.status_code == 200, response.content
+    assert response.json()["kind"] == "none"
+
+
+async def test_a_long_pdf_preview_reads_only_what_it_shows(api_client, owner, settings):
+    # All 2,000 pages would spend the budget (about 100 a page); 64 KiB of text is 330 of them.
+    settings.KNOWLEDGE_PDF_MAX_OPERATIONS = 50_000
+    (area("owner") / "long.pdf").write_bytes(shared_stream_pdf(2000, b"BT /F1 12 Tf (" + b"x" * 200 + b") Tj ET"))
+    body = (await api_client(owner).get("/api/files/preview", {"path": "long.pdf"})).json()
+    assert body["kind"] == "text" and body["truncated"] is True
+    assert len(body["text"]) == 64 * 1024
