@@ -3,7 +3,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from autobot.auth import token_create, token_revoke
+from autobot.auth import act_for_refusal, token_create, token_revoke
 from autobot.models import ApiToken, AuditEvent
 
 admin.site.site_header = "AutoBot administration"
@@ -62,6 +62,15 @@ class ApiTokenForm(forms.ModelForm):
     def clean_scope(self):
         return self.cleaned_data.get("scope") or ApiToken.Scope.FULL
 
+    def clean_user(self):
+        # token_create's rule, as a form error rather than a failed save.
+        user, actor = self.cleaned_data.get("user"), self.actor
+        if user is not None and user.pk != actor.pk:
+            refusal = act_for_refusal(actor, user, may_add_tokens=actor.has_perm("autobot.add_apitoken"))
+            if refusal:
+                raise forms.ValidationError(refusal)
+        return user
+
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
@@ -72,6 +81,10 @@ class ApiTokenAdmin(admin.ModelAdmin):
     fields = ("user", "name", "scope", "expires_at", "prefix", "created", "revoked_at", "last_used_at")
     readonly_fields = ("prefix", "created", "revoked_at", "last_used_at")
     actions = ["revoke"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"actor": request.user})
 
     def has_change_permission(self, request, obj=None):
         # A token is created or revoked, never edited.
@@ -89,7 +102,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         obj.refresh_from_db()  # the admin's "added" message and redirect use this object
         messages.warning(request, f"The new token is {raw} — copy it now, it will not be shown again.")
 
-    @admin.action(description="Revoke the selected tokens")
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request, queryset):
         for token_id in queryset.filter(revoked_at__isnull=True).values_list("pk", flat=True):
             async_to_sync(token_revoke)(actor=request.user, token_id=token_id, via="admin")

@@ -31,8 +31,10 @@ async def token_create(*, actor, user, name: str = "", expires_days: int | None 
     `actor` is None for the command line (the operator has shell access, not an account).
     The expiry is `expires_days` from now (0 = never) or the moment `expires_at` (the admin's
     form); with neither, the server default (AUTOBOT_API_TOKEN_DAYS, 0 = never)."""
-    if actor is not None and actor.pk != user.pk and not actor.is_staff:
-        raise Forbidden("only staff can create tokens for other users", code="forbidden")
+    if actor is not None and actor.pk != user.pk:
+        refusal = act_for_refusal(actor, user, may_add_tokens=await actor.ahas_perm("autobot.add_apitoken"))
+        if refusal:
+            raise Forbidden(refusal, code="forbidden")
     if expires_days is not None and expires_days < 0:
         raise InvalidInput("expires_days must be 0 (never) or more", code="invalid_expiry")
     if expires_days is not None and expires_at is not None:
@@ -53,9 +55,23 @@ async def token_create(*, actor, user, name: str = "", expires_days: int | None 
     return token, raw
 
 
+def act_for_refusal(actor, user, *, may_add_tokens: bool) -> str | None:
+    """Why `actor` may not create an API token for another `user`, or None. Such a token is that
+    user's power in someone else's hands: only staff who may add tokens in the admin
+    (`autobot.add_apitoken`, `may_add_tokens`) mint one, and only a superuser mints one for a
+    superuser (anyone else would gain powers they do not have)."""
+    if not actor.is_staff or not may_add_tokens:
+        return "creating API tokens for other users needs staff status and the permission to add API tokens"
+    if user.is_superuser and not actor.is_superuser:
+        return "only a superuser may create an API token for a superuser"
+    return None
+
+
 async def token_revoke(*, actor, token_id: int, via: str = "api") -> ApiToken:
     token = await ApiToken.objects.select_related("user").filter(pk=token_id).afirst()
-    if token is None or (token.user_id != actor.pk and not actor.is_staff):
+    # Another user's token: staff who may change tokens in the admin (not every staff member).
+    if token is None or (token.user_id != actor.pk and not (
+            actor.is_staff and await actor.ahas_perm("autobot.change_apitoken"))):
         raise NotFound(f"API token {token_id} not found", code="token_not_found")
     if token.revoked_at is None:
         token.revoked_at = timezone.now()

@@ -3,13 +3,15 @@
 The front door (`websocket_application`): Origin check, session-or-token auth, then each app's
 routes. Refusals accept the handshake and close at once with an application close code (4403
 wrong origin, 4401 anonymous, 4404 no such socket path), because a refused handshake reaches a
-browser only as a bare 1006.
+browser only as a bare 1006. While the socket is open its credentials are checked again every
+WS_REAUTH_SECONDS; once they fail it closes with 4401 (`_while_authenticated`).
 
 The base (`JsonConsumer`): frame limits, JSON checks, dispatch to ``handle_<type>`` methods and
 error frames, with one set of codes for the faults of a frame (docs/platform.md, "WebSocket
 frames"). A consumer is its connect, its handlers and its channel-layer events.
 """
 
+import asyncio
 import importlib
 import logging
 import re
@@ -115,10 +117,81 @@ class WebSocketGate:
             await send(message)
 
         try:
-            return await self.inner(scope, receive, counting_send)
+            return await _while_authenticated(self.inner, scope, receive, counting_send, token=token)
         finally:
             if counted:
                 gauge.dec()
+
+
+async def still_authenticated(scope, *, token: str) -> bool:
+    """Whether the socket's credentials still hold: the token (not revoked or expired, its user
+    active), or the session (not signed out, the password unchanged, the user active), for the
+    same user as at connect. Read afresh, as the next REST call would."""
+    if token:
+        user = await token_authenticate(token)
+    else:
+        session = scope.get("session")
+        key = getattr(session, "session_key", None)
+        if not key:
+            return False
+        store = importlib.import_module(settings.SESSION_ENGINE).SessionStore
+        user = await get_user({"session": store(session_key=key)})
+    return bool(user and user.is_authenticated and user.pk == scope["user"].pk)
+
+
+async def _while_authenticated(inner, scope, receive, send, *, token: str):
+    """Run the socket's app while its credentials hold. Every WS_REAUTH_SECONDS they are checked
+    again; once they fail, the client gets close 4401 and the app a disconnect (its own clean-up
+    runs: a terminal detaches, a chat stops listening), and whatever it sends later is dropped."""
+    lost = asyncio.Event()
+    closed = False
+    pending: asyncio.Task | None = None
+
+    async def guarded_send(message):
+        nonlocal closed
+        if not closed:
+            closed = message["type"] == "websocket.close"
+            await send(message)
+
+    async def guarded_receive():
+        nonlocal pending
+        if lost.is_set():
+            return {"type": "websocket.disconnect", "code": 4401}
+        pending = pending or asyncio.ensure_future(receive())
+        waiter = asyncio.ensure_future(lost.wait())
+        try:
+            await asyncio.wait({pending, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if pending.done():
+            message, pending = pending.result(), None
+            return message
+        return {"type": "websocket.disconnect", "code": 4401}
+
+    async def watch():
+        nonlocal closed
+        while True:
+            await asyncio.sleep(settings.WS_REAUTH_SECONDS)
+            try:
+                if await still_authenticated(scope, token=token):
+                    continue
+            except Exception:  # the database away for a moment is not a reason to drop sockets
+                log.warning("websocket: credentials could not be checked again", exc_info=True)
+                continue
+            if not closed:
+                closed = True
+                metrics.ws_rejected.labels("reauth").inc()
+                await send({"type": "websocket.close", "code": 4401, "reason": "auth"})
+            lost.set()
+            return
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await inner(scope, guarded_receive, guarded_send)
+    finally:
+        watcher.cancel()
+        if pending is not None:
+            pending.cancel()
 
 
 async def no_such_socket(scope, receive, send):

@@ -114,3 +114,51 @@ def test_negative_expiry_is_refused_by_the_command(owner):
 
     with pytest.raises(CommandError, match="0 \\(never\\) or more"):
         call_command("create_api_token", "owner", "--expires-days", "-3")
+
+
+def _clerk(django_user_model, *perms):
+    """A staff member who is not a superuser, holding only `perms` (codenames of ApiToken's)."""
+    from django.contrib.auth.models import Permission
+
+    clerk = django_user_model.objects.create_user("clerk", password="pw", is_staff=True)
+    clerk.user_permissions.add(*Permission.objects.filter(content_type__app_label="autobot", codename__in=perms))
+    return clerk
+
+
+def test_staff_with_the_permission_mint_tokens_for_users_but_not_for_a_superuser(client, owner, staff,
+                                                                                  django_user_model):
+    clerk = _clerk(django_user_model, "add_apitoken", "view_apitoken")
+    client.force_login(clerk)
+    refused = client.post("/admin/autobot/apitoken/add/", {"user": staff.pk, "name": "root's"})
+    assert refused.status_code == 200  # the form again, with the reason
+    assert "only a superuser may create an API token for a superuser" in refused.content.decode()
+    client.post("/admin/autobot/apitoken/add/", {"user": owner.pk, "name": "owner's"})
+    assert list(ApiToken.objects.values_list("user__username", flat=True)) == ["owner"]
+
+
+async def test_staff_with_the_permissions_mint_and_revoke_other_users_tokens_over_the_api(owner, staff,
+                                                                                          django_user_model):
+    from asgiref.sync import sync_to_async
+
+    clerk = await sync_to_async(_clerk)(django_user_model, "add_apitoken", "change_apitoken")
+    browser = AsyncClient()
+    await browser.aforce_login(clerk)
+    made = await browser.post("/api/tokens", {"username": "owner"}, content_type="application/json")
+    assert made.status_code == 201
+    assert (await BearerClient(made.json()["token"]).get("/api/me")).json()["username"] == "owner"
+    for_root = await browser.post("/api/tokens", {"username": staff.username}, content_type="application/json")
+    assert for_root.status_code == 403 and "superuser" in for_root.json()["detail"]
+    revoked = await browser.delete(f"/api/tokens/{made.json()['id']}")
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+
+
+
+def test_staff_without_the_change_permission_cannot_revoke_in_the_admin(client, owner, django_user_model):
+    from tests.conftest import make_token
+
+    make_token(owner)
+    token = ApiToken.objects.get(user=owner)
+    client.force_login(_clerk(django_user_model, "view_apitoken"))
+    client.post("/admin/autobot/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    token.refresh_from_db()
+    assert token.revoked_at is None
