@@ -143,7 +143,8 @@ async def _while_authenticated(inner, scope, receive, send, *, token: str):
     """Run the socket's app while its credentials hold. Every WS_REAUTH_SECONDS they are checked
     again; once they fail, the client gets close 4401 and the app a disconnect (its own clean-up
     runs: a terminal detaches, a chat stops listening), and whatever it sends later is dropped."""
-    lost = asyncio.Event()
+    # One future for the socket's life, not a waiter task per frame received.
+    lost = asyncio.get_running_loop().create_future()
     closed = False
     pending: asyncio.Task | None = None
 
@@ -155,14 +156,10 @@ async def _while_authenticated(inner, scope, receive, send, *, token: str):
 
     async def guarded_receive():
         nonlocal pending
-        if lost.is_set():
+        if lost.done():
             return {"type": "websocket.disconnect", "code": 4401}
         pending = pending or asyncio.ensure_future(receive())
-        waiter = asyncio.ensure_future(lost.wait())
-        try:
-            await asyncio.wait({pending, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
+        await asyncio.wait({pending, lost}, return_when=asyncio.FIRST_COMPLETED)
         if pending.done():
             message, pending = pending.result(), None
             return message
@@ -182,7 +179,7 @@ async def _while_authenticated(inner, scope, receive, send, *, token: str):
                 closed = True
                 metrics.ws_rejected.labels("reauth").inc()
                 await send({"type": "websocket.close", "code": 4401, "reason": "auth"})
-            lost.set()
+            lost.set_result(None)
             return
 
     watcher = asyncio.ensure_future(watch())
