@@ -158,3 +158,23 @@ def test_the_plain_text_reading_keeps_title_links_and_robots():
     assert doc.title == "Deep & dark"
     assert doc.text == "Read the next page \u2014 or not."
     assert doc.links == ["https://example.test/next"] and doc.nofollow and not doc.noindex
+
+
+async def test_a_robots_txt_of_megabytes_is_still_honoured(site):
+    from knowledge.crawler import CrawlConfig, Crawler
+
+    # 3 MB of rules for another crawler after ours; parsed in a thread, only the first 512 KiB.
+    other = "".join(f"Disallow: /p{i:06d}/\n" for i in range(170_000))
+    site.robots = "User-agent: *\nDisallow: /private/\n\nUser-agent: other\n" + other
+    site.pages["/"] = '<html><body><p>Start.</p><a href="/private/secret">secret</a></body></html>'
+    stored = []
+
+    async def ingest(page):
+        stored.append(page.url)
+        return "created"
+
+    config = CrawlConfig(start_url=site.base + "/", per_host_delay=0, allow_private=True)
+    stats = await Crawler(config, ingest=ingest).run()
+    assert stored == [site.base + "/"]
+    assert "/private/secret" not in site.hits
+    assert {"url": site.base + "/private/secret", "error": "disallowed by robots.txt"} in stats.errors
