@@ -18,6 +18,8 @@ from charset_normalizer import from_bytes
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
+from knowledge.htmlscan import plain_text, too_complex
+
 FORMATS = ("text", "markdown", "html", "pdf")
 
 _EXTENSIONS = {
@@ -140,7 +142,13 @@ def normalise_text(text: str) -> str:
 
 
 def extract_html(html: str, *, base_url: str | None = None) -> Extracted:
-    """Main text of an HTML page with headings as ``#`` lines, plus its links."""
+    """Main text of an HTML page with headings as ``#`` lines, plus its links.
+
+    Markup on which lexbor's tree builder would run for minutes (see `knowledge.htmlscan`) is
+    read as plain text instead: the words all come through, the structure does not.
+    """
+    if too_complex(html):
+        return _extract_plain(html, base_url=base_url)
     tree = HTMLParser(html)
     title_node = tree.css_first("title")
     title = _clean(title_node.text()) if title_node else ""
@@ -165,6 +173,20 @@ def extract_html(html: str, *, base_url: str | None = None) -> Extracted:
         canonical=urljoin(base_url, canonical) if canonical and base_url else canonical,
         noindex="noindex" in robots or "none" in robots,
         nofollow="nofollow" in robots or "none" in robots,
+    )
+
+
+def _extract_plain(html: str, *, base_url: str | None) -> Extracted:
+    page = plain_text(html)
+    links = [urljoin(base_url, href) if base_url else href for href in page.links]
+    links = [link for link in links if not link.startswith(("#", "javascript:", "mailto:", "tel:", "data:"))]
+    return Extracted(
+        title=_clean(page.title),
+        text=normalise_text(_SPACES.sub(" ", page.text)),
+        format="html",
+        links=links,
+        noindex="noindex" in page.robots or "none" in page.robots,
+        nofollow="nofollow" in page.robots or "none" in page.robots,
     )
 
 

@@ -24,6 +24,7 @@ class Site:
         self.slow_entered = asyncio.Event()
         self.hits: list[str] = []
         self.redirects: dict[str, str] = {}
+        self.robots = "User-agent: *\nDisallow: /private/\n"
         self.pages = {
             "/": _html(
                 "Home",
@@ -57,7 +58,7 @@ class Site:
         path = request.path
         self.hits.append(path)
         if path == "/robots.txt":
-            return web.Response(text="User-agent: *\nDisallow: /private/\n")
+            return web.Response(text=self.robots)
         if path in self.redirects:
             raise web.HTTPFound(self.redirects[path])
         if path == "/old":

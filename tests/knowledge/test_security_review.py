@@ -110,3 +110,71 @@ async def test_a_pattern_re2_cannot_run_in_linear_time_is_a_422(api_client, owne
     )
     assert response.status_code == 422 and response.json()["code"] == "invalid_input"
     assert "RE2" in response.json()["detail"]
+
+
+# --- HTML that makes a spec-following tree builder quadratic: read as plain text instead --------
+# Each page below took lexbor minutes (the suite's timeout is 120 s) before the pre-scan.
+
+QUADRATIC_PAGES = {
+    # 400,000 nested <div>s (4.4 MB): each opening one searches the whole stack for a <p>.
+    "nested-divs": b"<html><body>" + b"<div>" * 400_000 + b"<p>Deep text.</p>" + b"</div>" * 400_000,
+    # The end tags are ignored (a <div> stops the search for </span>), so the stack only grows.
+    "ignored-end-tags": b"<body>" + b"<span><div></span>" * 200_000 + b"<p>Deep text.</p>",
+    # Options in one <select>: lexbor's cost grows with their square.
+    "long-select": b"<body><p>Deep text.</p><select>" + b"<option>x</option>" * 300_000 + b"</select>",
+    # Attributes on one tag, each checked against the others.
+    "many-attributes": b"<body><div " + b" ".join(b"a%d=1" % i for i in range(300_000)) + b">Deep text.</div>",
+}
+
+
+@pytest.mark.parametrize("page", QUADRATIC_PAGES.values(), ids=QUADRATIC_PAGES.keys())
+async def test_html_that_would_parse_for_minutes_is_read_as_text(api_client, owner, page):
+    response = await upload(api_client(owner), "bomb.html", page)
+    assert response.status_code == 201, response.content
+    assert "Deep text." in response.json()["entry"]["content"]
+
+
+def test_formatting_elements_reopened_in_every_paragraph_are_caught_before_parsing():
+    from knowledge.extract import extract_html
+    from knowledge.htmlscan import too_complex
+
+    # One link left open is cloned into every later paragraph, attributes and all: 625 MB of
+    # tree from this 100 KB (https://github.com/whatwg/html/issues/10772).
+    page = '<p><a href="' + "A" * 50_000 + '"><p>Deep text.' + "<p>a" * 12_500
+    assert "opened again" in too_complex(page)
+    assert extract_html(page).text.startswith("Deep text.")
+
+
+def test_the_plain_text_reading_keeps_title_links_and_robots():
+    from knowledge.extract import extract_html
+
+    page = (
+        '<html><head><title>Deep &amp; dark</title><meta name="robots" content="nofollow">'
+        "<style>p { color: red }</style></head><body>"
+        + "<div>" * 2_000
+        + '<p>Read <a href="/next">the next page</a> &mdash; or not.</p><script>var x = "<div>";</script>'
+    )
+    doc = extract_html(page, base_url="https://example.test/a/")
+    assert doc.title == "Deep & dark"
+    assert doc.text == "Read the next page \u2014 or not."
+    assert doc.links == ["https://example.test/next"] and doc.nofollow and not doc.noindex
+
+
+async def test_a_robots_txt_of_megabytes_is_still_honoured(site):
+    from knowledge.crawler import CrawlConfig, Crawler
+
+    # 3 MB of rules for another crawler after ours; parsed in a thread, only the first 512 KiB.
+    other = "".join(f"Disallow: /p{i:06d}/\n" for i in range(170_000))
+    site.robots = "User-agent: *\nDisallow: /private/\n\nUser-agent: other\n" + other
+    site.pages["/"] = '<html><body><p>Start.</p><a href="/private/secret">secret</a></body></html>'
+    stored = []
+
+    async def ingest(page):
+        stored.append(page.url)
+        return "created"
+
+    config = CrawlConfig(start_url=site.base + "/", per_host_delay=0, allow_private=True)
+    stats = await Crawler(config, ingest=ingest).run()
+    assert stored == [site.base + "/"]
+    assert "/private/secret" not in site.hits
+    assert {"url": site.base + "/private/secret", "error": "disallowed by robots.txt"} in stats.errors
