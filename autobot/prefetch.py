@@ -1,4 +1,4 @@
-"""A list call's page read in the same lane job as its token check: one thread hop, not two.
+"""A list call's page read in the same lane job as its token or session check: one thread hop, not two.
 
 A `GET` list call with a Bearer token went to a lane twice: ninja runs authentication before the
 view, so the token check was one job and the page query another. A lane trip — handing the job
@@ -8,13 +8,13 @@ round).
 
 An operation that declares its read (`Prefetch`, passed to `autobot.auth.token_reading`) has
 `BearerAuth` run that read right after a successful token check, in the same job, for the user
-the check found, with the operation's parameters guessed from the query string (`params`, a
-pydantic model of them). The view then asks `Prefetch.page` for its page with the values ninja
-validated; it gets the prefetched page only if that was read for the same user and equal values,
-and otherwise (a guess that differs, a browser session's call) reads it itself. So a view's
-answer never depends on the guess: a wrong one costs a trip, nothing more. Authentication comes
-first as before (a bad token reads nothing and is a 401, before any 422), and ninja still
-validates every parameter.
+the check found (and `SessionAuth` likewise, after reading a browser session's user), with the
+operation's parameters guessed from the query string (`params`, a pydantic model of them). The
+view then asks `Prefetch.page` for its page with the values ninja validated; it gets the
+prefetched page only if that was read for the same user and equal values, and otherwise (a guess
+that differs) reads it itself. So a view's answer never depends on the guess: a wrong one costs
+a trip, nothing more. Authentication comes first as before (a bad token or session reads nothing
+and is a 401, before any 422), and ninja still validates every parameter.
 """
 
 from collections.abc import Callable
