@@ -179,3 +179,19 @@ def test_a_query_string_that_does_not_parse_guesses_nothing():
     assert prefetch.guess(RequestFactory().get("/", {"limit": "many"})) is None
     assert prefetch.guess(RequestFactory().get("/", {"q": "x", "offset": "3"})) == {"q": "x", "limit": 50, "offset": 3}
     assert prefetch.run_with(None, None) is None
+
+
+def test_a_remembered_guess_is_the_same_and_a_caller_cannot_change_it():
+    from django.test import RequestFactory
+
+    prefetch = Prefetch(lambda user, **values: values, _SessionListParams)
+    factory = RequestFactory()
+    first = prefetch.guess(factory.get("/", {"q": "x", "limit": "5"}))
+    first["limit"] = 999
+    assert prefetch.guess(factory.get("/", {"q": "x", "limit": "5"})) == {"q": "x", "limit": 5, "offset": 0}
+    assert prefetch.guess(factory.get("/", {"limit": "many"})) is None
+    assert prefetch.guess(factory.get("/", {"limit": "many"})) is None
+    for offset in range(300):  # past what is remembered: still each one's own
+        assert prefetch.guess(factory.get("/", {"offset": str(offset)}))["offset"] == offset
+    long_query = {"q": "y" * 300}
+    assert prefetch.guess(factory.get("/", long_query)) == {"q": "y" * 300, "limit": 50, "offset": 0}
