@@ -15,6 +15,7 @@ from ninja.utils import check_csrf
 from autobot import audit, lanes
 from autobot.errors import AppError, Forbidden, InvalidInput, NotFound, Unauthorized
 from autobot.models import ApiToken
+from autobot.pages import attach_user
 
 TOKEN_PREFIX = "abt_"
 
@@ -234,17 +235,24 @@ class BearerAuth(HttpBearer):
 
 class SessionAuth(APIKeyCookie):
     """The browser's Django session. CSRF is checked on unsafe methods, but only once we know the
-    caller is logged in, so an anonymous call gets 401 rather than a confusing CSRF 403."""
+    caller is logged in, so an anonymous call gets 401 rather than a confusing CSRF 403.
+
+    The session's user is read in one lane job (`autobot.sessions.session_user`: Django's
+    `get_user` steps with the rows read by SQL compiled once), and with `prefetch` a GET list
+    operation's page is read in that same job, as `BearerAuth` does (autobot/prefetch.py)."""
 
     param_name = settings.SESSION_COOKIE_NAME
 
-    def __init__(self):
+    def __init__(self, prefetch=None):
         super().__init__(csrf=False)
+        self.prefetch = prefetch
 
     async def authenticate(self, request: HttpRequest, key):
         if not key:
             return None
-        user = await request.auser()
+        prefetch = self.prefetch if request.method == "GET" else None
+        values = None if prefetch is None else prefetch.guess(request)
+        user, result = await lanes.run(_session_user_and_read, request, prefetch, values)
         if not user.is_authenticated:
             return None
         # Handlers read request.user; left lazy, it would query the database synchronously.
@@ -252,16 +260,27 @@ class SessionAuth(APIKeyCookie):
         if not getattr(request, "_ninja_csrf_exempt", False) and check_csrf(request) is not None:
             raise Forbidden("CSRF check failed: send the X-CSRFToken header with the csrftoken cookie",
                             code="csrf_failed")
+        if prefetch is not None:
+            prefetch.keep(request, user, values, result)
         return user
+
+
+def _session_user_and_read(request: HttpRequest, prefetch, values: dict | None):
+    """The session's user (kept for `request.user` and `request.auser()`, as pages keep it) and,
+    for a signed-in user, the operation's read: one lane job."""
+    attach_user(request)
+    user = request._cached_user
+    return user, (prefetch.run_with(user, values) if prefetch is not None and user.is_authenticated else None)
 
 
 api_auth = [BearerAuth(), SessionAuth()]
 
 
 def token_reading(prefetch) -> list:
-    """`api_auth` for a GET list operation whose page a Bearer call reads in the token check's
-    lane job (`autobot.prefetch.Prefetch`). The same classes, so the OpenAPI document is the same."""
-    return [BearerAuth(prefetch), SessionAuth()]
+    """`api_auth` for a GET list operation whose page a call reads in the same lane job as its
+    token or session check (`autobot.prefetch.Prefetch`). The same classes, so the OpenAPI
+    document is the same."""
+    return [BearerAuth(prefetch), SessionAuth(prefetch)]
 
 __all__ = ["AppError", "BearerAuth", "SessionAuth", "api_auth", "read_only", "token_authenticate", "token_create",
            "token_reading", "token_revoke"]

@@ -76,14 +76,19 @@ class Lane(Executor):
         self._finished_n = 0
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        self.hand_over(future, fn, args, kwargs)
+        return future
+
+    def hand_over(self, future: Future | LoopWaiter, fn, args, kwargs) -> None:
+        """Queue `fn(*args, **kwargs)`, its outcome for `future` (anything with a Future's
+        `set_running_or_notify_cancel`, `set_result` and `set_exception`)."""
         if self._closed:
             raise RuntimeError(f"{self.name} has been shut down")
         if self._thread is None:
             self._start()
-        future: Future = Future()
         self._submitted_n = next(self._submitted)  # next() on a count is atomic under the GIL
         self._jobs.put((future, fn, args, kwargs))
-        return future
 
     def _start(self) -> None:
         with self._start_lock:
@@ -225,7 +230,10 @@ class Pool(Executor):
         return self._lanes
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
-        return min(self.lanes, key=lambda lane: lane.pending).submit(fn, *args, **kwargs)
+        return self.least_busy().submit(fn, *args, **kwargs)
+
+    def least_busy(self) -> Lane:
+        return min(self.lanes, key=lambda lane: lane.pending)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         for lane in list(self._lanes):
@@ -339,9 +347,54 @@ async def run(fn: Callable, /, *args, **kwargs):
     context restoring cost about as much as a small SQLite query). `fn` runs on a request lane
     with a copy of the caller's context (the correlation id for logs); context variables it sets
     stay in the lane. For calls that do no more than run queries and return plain values: the
-    token check, the list endpoints. Anything else keeps `sync_to_async`."""
+    token check, the list endpoints. Anything else keeps `sync_to_async`.
+
+    The lane reports straight to an asyncio future (`LoopWaiter`), not through a
+    `concurrent.futures.Future` chained to one by `asyncio.wrap_future` (a Condition and its lock
+    made per call, callbacks both ways): ~18 µs of a trip's ~75 µs of CPU."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
     context = contextvars.copy_context()
-    return await asyncio.wrap_future(_requests.submit(context.run, fn, *args, **kwargs))
+    _requests.least_busy().hand_over(LoopWaiter(loop, future), context.run, (fn, *args), kwargs)
+    return await future
+
+
+class LoopWaiter:
+    """A lane job's outcome for an asyncio future: set on its loop with one `call_soon_threadsafe`."""
+
+    __slots__ = ("loop", "future")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future) -> None:
+        self.loop, self.future = loop, future
+
+    def set_running_or_notify_cancel(self) -> bool:
+        """Whether to run the job: not if its caller has stopped waiting (cancelled). Read from the
+        lane, racing the loop: a caller that gives up just after this runs a job whose outcome is
+        dropped, as happens when it gives up on a job already running."""
+        return not self.future.cancelled()
+
+    def set_result(self, result) -> None:
+        self._settle(result, None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._settle(None, exc)
+
+    def _settle(self, result, exc: BaseException | None) -> None:
+        if self.loop.is_closed():  # nobody left to tell (as asyncio.wrap_future does then)
+            return
+        try:
+            self.loop.call_soon_threadsafe(_settle, self.future, result, exc)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+
+def _settle(future: asyncio.Future, result, exc: BaseException | None) -> None:
+    if future.done():  # cancelled while the job ran
+        return
+    if exc is None:
+        future.set_result(result)
+    else:
+        future.set_exception(exc)
 
 
 def spawn(coro: Coroutine, *, name: str | None = None) -> asyncio.Task:

@@ -1,6 +1,6 @@
 import re
+import secrets
 import time
-import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
@@ -13,6 +13,7 @@ from whitenoise.middleware import WhiteNoiseMiddleware
 from autobot import context, metrics
 from autobot.http import client_ip
 
+API_PREFIX = "/api/"
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -30,7 +31,8 @@ class RequestContextMiddleware:
 
     async def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # 128 random bits in 32 hex digits, as uuid4().hex gave, at a quarter of its cost.
+        request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(16)
         context.correlation_id.set(request_id)
         context.client_ip.set(client_ip(request))
         started = time.perf_counter()
@@ -144,7 +146,16 @@ class SessionMiddleware(_ThreadWhenNeeded, _DjangoSessionMiddleware):
 
 class MessageMiddleware(_ThreadWhenNeeded, _DjangoMessageMiddleware):
     """Storing messages can touch the session (the database), but only if messages were added
-    or read."""
+    or read.
+
+    Not for the API (`/api/`): its operations answer in JSON and never add or show a message, yet
+    making the storage (a cookie signer and a session storage) cost every call ~7 µs. Messages
+    waiting for the next page stay where they are, as they would with a storage nobody read."""
+
+    async def __call__(self, request):
+        if request.path_info.startswith(API_PREFIX):
+            return await self.get_response(request)
+        return await super().__call__(request)
 
     def needs_thread(self, request) -> bool:
         storage = getattr(request, "_messages", None)

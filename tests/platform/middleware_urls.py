@@ -25,6 +25,10 @@ async def inbox(request):
     return JsonResponse({"messages": [str(message) for message in stored]})
 
 
+async def api_probe(request):
+    return JsonResponse({"message_storage": hasattr(request, "_messages")})
+
+
 async def form(request):
     return HttpResponse(f"posted {request.method}")
 
@@ -35,5 +39,6 @@ urlpatterns = [
     path("test-mw/notify", notify),
     path("test-mw/inbox", inbox),
     path("test-mw/form", form),
+    path("api/test-mw/probe", api_probe),
     path("", include("autobot.urls")),
 ]

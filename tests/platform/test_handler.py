@@ -1,5 +1,6 @@
-"""The ASGI handler (autobot/handler.py): requests on the lanes run the request signals' memory-only
-receivers on the event loop instead of two thread hops; anything else goes Django's way."""
+"""The ASGI handler (autobot/handler.py): requests on the lanes do on the event loop what the request
+signals' memory-only receivers would do there, instead of two thread hops; anything else goes
+Django's way."""
 
 import threading
 
@@ -7,7 +8,13 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.signals import request_finished, request_started
 
-from autobot.handler import DJANGO_HANDLE_SHA256, django_handle_sha256
+from autobot.handler import (
+    DJANGO_CLOSE_SHA256,
+    DJANGO_HANDLE_SHA256,
+    _close_without_signal,
+    django_close_sha256,
+    django_handle_sha256,
+)
 from autobot.lanes import lanes
 from tests.conftest import make_token
 from tests.platform.test_lanes import _get
@@ -19,6 +26,28 @@ def test_the_copied_handle_is_django_s_current_one():
     assert django_handle_sha256() == DJANGO_HANDLE_SHA256, (
         "Django's ASGIHandler.handle changed: bring autobot/handler.py's copy in line with it, then "
         "update DJANGO_HANDLE_SHA256")
+
+
+def test_the_copied_close_is_django_s_current_one():
+    assert django_close_sha256() == DJANGO_CLOSE_SHA256, (
+        "Django's HttpResponseBase.close changed: bring autobot/handler.py's _close_without_signal in "
+        "line with it, then update DJANGO_CLOSE_SHA256")
+
+
+def test_closing_without_the_signal_still_runs_every_closer():
+    from django.http import HttpResponse
+
+    closed = []
+
+    def failing():
+        raise OSError("a closer that fails")
+
+    response = HttpResponse(b"x")
+    for closer in (lambda: closed.append(1), failing, lambda: closed.append(2)):
+        response._resource_closers.append(closer)
+    _close_without_signal(response)
+    assert closed == [1, 2]
+    assert response.closed and not response._resource_closers
 
 
 @pytest.fixture

@@ -266,3 +266,38 @@ def test_a_lane_whose_idle_connection_the_database_dropped_reconnects_without_fa
     finally:
         lane.submit(connections.close_all).result(timeout=10)
         lane.shutdown()
+
+
+async def test_run_gives_the_job_s_value_or_its_exception_and_carries_the_caller_s_context():
+    from autobot import context
+    from autobot import lanes as lane_module
+
+    def where(offset):
+        return threading.current_thread().name, context.correlation_id.get(), offset + 1
+
+    context.correlation_id.set("req-7")
+    name, seen, value = await lane_module.run(where, 41)
+    assert name.startswith("autobot-lane-") and seen == "req-7" and value == 42
+
+    def failing():
+        raise LookupError("no such row")
+
+    with pytest.raises(LookupError, match="no such row"):
+        await lane_module.run(failing)
+
+
+async def test_run_skips_a_queued_job_whose_caller_stopped_waiting():
+    from autobot import lanes as lane_module
+
+    release = threading.Event()
+    ran = []
+    blockers = [asyncio.ensure_future(lane_module.run(release.wait, 10)) for _ in lanes()]
+    await asyncio.sleep(0)  # every lane now holds a blocker
+    waiting = asyncio.ensure_future(lane_module.run(ran.append, "late"))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    release.set()
+    await asyncio.gather(*blockers)
+    # A job behind it on every lane: each lane runs its jobs in order, so the queued one is past.
+    await asyncio.gather(*(asyncio.wrap_future(lane.submit(lambda: None)) for lane in lanes()))
+    assert waiting.cancelled() and ran == []

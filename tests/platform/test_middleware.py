@@ -49,6 +49,16 @@ async def test_messages_reach_the_next_request_even_when_they_overflow_into_the_
     assert (await client.get("/test-mw/inbox")).json() == {"messages": []}  # shown once
 
 
+async def test_api_calls_get_no_message_storage_and_leave_waiting_messages_for_the_next_page(owner):
+    client = AsyncClient()
+    await client.aforce_login(owner)
+    await client.get("/test-mw/notify", {"text": "saved"})
+    response = await client.get("/api/test-mw/probe")
+    assert response.json() == {"message_storage": False}
+    assert (await client.get("/api/chat/sessions")).status_code == 200
+    assert (await client.get("/test-mw/inbox")).json() == {"messages": ["saved"]}
+
+
 async def test_a_page_post_without_the_csrf_token_is_refused_and_with_it_accepted(owner):
     client = AsyncClient(enforce_csrf_checks=True)
     await client.aforce_login(owner)

@@ -1,4 +1,4 @@
-"""A Bearer list call reads its page in the token check's lane job (autobot/prefetch.py): one
+"""A list call reads its page in the token or session check's lane job (autobot/prefetch.py): one
 lane job a call, the same answer, authentication still first, and a guess that does not match the
 validated values only costs a second read."""
 
@@ -24,9 +24,11 @@ def application():
     return application
 
 
-async def _get(application, path: str, query: str = "", token: str | None = None) -> tuple[int, dict]:
+async def _get(application, path: str, query: str = "", token: str | None = None,
+               cookie: str | None = None) -> tuple[int, dict]:
     """GET through the ASGI application (the real path through the lanes): status and JSON body."""
     headers = [(b"host", b"testserver")] + ([(b"authorization", f"Bearer {token}".encode())] if token else [])
+    headers += [(b"cookie", f"sessionid={cookie}".encode())] if cookie else []
     comm = ApplicationCommunicator(application, {
         "type": "http", "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
         "raw_path": path.encode(), "query_string": query.encode(), "root_path": "", "headers": headers,
@@ -96,6 +98,55 @@ async def test_a_revoked_token_reads_nothing(owner, application):
     assert (status, body["code"]) == (401, "invalid_token")
 
 
+@sync_to_async
+def _signed_in(user) -> str:
+    """A browser session of `user`: its session cookie's value."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+@pytest.mark.parametrize("path", ["/api/chat/sessions", "/api/knowledge/entries"])
+async def test_a_session_list_call_is_one_lane_job(owner, application, path):
+    cookie = await _signed_in(owner)
+    await _get(application, path, cookie=cookie)  # the lanes exist
+    before = _jobs()
+    status, _body = await _get(application, path, "limit=5", cookie=cookie)
+    assert status == 200
+    assert _jobs() == before + 1
+
+
+async def test_a_session_list_call_is_the_caller_s_and_the_parameters_apply(owner, colleague, application):
+    await _sessions(owner, ["alpha one", "alpha two", "beta"])
+    await _sessions(colleague, ["alpha of someone else"])
+    cookie = await _signed_in(owner)
+    status, body = await _get(application, "/api/chat/sessions", "q=alpha&limit=1&offset=1", cookie=cookie)
+    assert status == 200
+    assert body["count"] == 2
+    assert [item["title"] for item in body["items"]] == ["alpha one"]
+    status, body = await _get(application, "/api/chat/sessions", "limit=many", cookie=cookie)
+    assert status == 422 and body["code"] == "validation_error"
+
+
+async def test_a_signed_out_or_stale_session_reads_nothing(owner, application):
+    await _sessions(owner, ["mine"])
+    status, body = await _get(application, "/api/chat/sessions", cookie="not-a-session-key")
+    assert (status, body["code"]) == (401, "not_authenticated")
+    cookie = await _signed_in(owner)
+
+    @sync_to_async
+    def change_password():
+        owner.set_password("a-new-password-123")
+        owner.save()
+
+    await change_password()  # signs every other session out, as in Django
+    for path in ("/api/chat/sessions", "/api/knowledge/entries"):
+        status, body = await _get(application, path, "limit=many", cookie=cookie)
+        assert (status, body["code"]) == (401, "not_authenticated")
+
+
 class _FakeRequest:
     """Only what Prefetch touches: a place for its note (a real HttpRequest would do the same)."""
 
@@ -128,3 +179,19 @@ def test_a_query_string_that_does_not_parse_guesses_nothing():
     assert prefetch.guess(RequestFactory().get("/", {"limit": "many"})) is None
     assert prefetch.guess(RequestFactory().get("/", {"q": "x", "offset": "3"})) == {"q": "x", "limit": 50, "offset": 3}
     assert prefetch.run_with(None, None) is None
+
+
+def test_a_remembered_guess_is_the_same_and_a_caller_cannot_change_it():
+    from django.test import RequestFactory
+
+    prefetch = Prefetch(lambda user, **values: values, _SessionListParams)
+    factory = RequestFactory()
+    first = prefetch.guess(factory.get("/", {"q": "x", "limit": "5"}))
+    first["limit"] = 999
+    assert prefetch.guess(factory.get("/", {"q": "x", "limit": "5"})) == {"q": "x", "limit": 5, "offset": 0}
+    assert prefetch.guess(factory.get("/", {"limit": "many"})) is None
+    assert prefetch.guess(factory.get("/", {"limit": "many"})) is None
+    for offset in range(300):  # past what is remembered: still each one's own
+        assert prefetch.guess(factory.get("/", {"offset": str(offset)}))["offset"] == offset
+    long_query = {"q": "y" * 300}
+    assert prefetch.guess(factory.get("/", long_query)) == {"q": "y" * 300, "limit": 50, "offset": 0}
