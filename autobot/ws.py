@@ -160,10 +160,10 @@ async def _while_authenticated(inner, scope, receive, send, *, token: str):
             return {"type": "websocket.disconnect", "code": 4401}
         pending = pending or asyncio.ensure_future(receive())
         await asyncio.wait({pending, lost}, return_when=asyncio.FIRST_COMPLETED)
-        if pending.done():
-            message, pending = pending.result(), None
-            return message
-        return {"type": "websocket.disconnect", "code": 4401}
+        if lost.done():  # a frame that came with (or after) the failed check is dropped
+            return {"type": "websocket.disconnect", "code": 4401}
+        message, pending = pending.result(), None
+        return message
 
     async def watch():
         nonlocal closed
@@ -175,11 +175,13 @@ async def _while_authenticated(inner, scope, receive, send, *, token: str):
             except Exception:  # the database away for a moment is not a reason to drop sockets
                 log.warning("websocket: credentials could not be checked again", exc_info=True)
                 continue
+            # Lost first: while the close is being sent the client may already send again, and
+            # that frame must find the socket's app told to stop, not read it as input.
+            lost.set_result(None)
             if not closed:
                 closed = True
                 metrics.ws_rejected.labels("reauth").inc()
                 await send({"type": "websocket.close", "code": 4401, "reason": "auth"})
-            lost.set_result(None)
             return
 
     watcher = asyncio.ensure_future(watch())
