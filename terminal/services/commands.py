@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
+import subprocess
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -15,6 +14,7 @@ from django.utils import timezone
 
 from autobot import audit
 from autobot.errors import Forbidden, InvalidInput, LimitExceeded
+from terminal.child import Child
 from terminal.hook import HookReply, HookRequest
 from terminal.models import CommandRecord, TerminalSession
 from terminal.policy import Level, Verdict, decide
@@ -249,14 +249,14 @@ async def _collect(stream: asyncio.StreamReader, chunks: list[bytes], cap: int) 
 async def _execute(
     launch: Launch, *, cwd: str, env: dict[str, str], seconds: float, cap: int
 ) -> tuple[int | None, str, bool, bool]:
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *launch.argv,
+    try:  # started off the loop: with its preexec_fn, Popen forks and waits for the exec
+        child = await Child.start(
+            launch.argv,
             cwd=cwd,
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
             pass_fds=launch.pass_fds,
             preexec_fn=preexec(launch.rlimits, cgroup_procs=launch.cgroup_procs),
@@ -267,16 +267,19 @@ async def _execute(
     timed_out = False
     truncated = False
     try:
-        truncated, _ = await asyncio.wait_for(asyncio.gather(_collect(proc.stdout, chunks, cap), proc.wait()), seconds)
+        reading = asyncio.gather(_collect(child.stdout, chunks, cap), child.wait())
+        truncated, _ = await asyncio.wait_for(reading, seconds)
     except TimeoutError:
         timed_out = True
     finally:
         # The whole process group: a background job must not outlive the request.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
+        child.kill_group()
+        try:
+            await child.wait()
+        finally:
+            child.close()
     output = b"".join(chunks).decode("utf-8", errors="replace")
-    return (None if timed_out else proc.returncode), output, truncated, timed_out
+    return (None if timed_out else child.returncode), output, truncated, timed_out
 
 
 async def command_run(
