@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
@@ -182,9 +183,14 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
     return HookReply(allow=allow, message=message, generation=live.generation)
 
 
-async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
+async def hook_done(live: registry.LiveSession, request: HookRequest,
+                    go_on: Callable[[], None] = lambda: None) -> None:
     """A line finished: keep its exit code and the shell's folder. Number 0 (from the prompt)
-    means the latest line; the first report for a line wins."""
+    means the latest line; the first report for a line wins. The prompt's report ends the
+    operator's stop, once the terminal has acted on the stop's Ctrl-C: the shell waits for
+    ``go_on`` before it reads a line, so readline never takes the next line while it still
+    handles that interrupt (a report sent before the interrupt landed then comes first; the
+    prompt the interrupt brings waits its turn, and a line typed meanwhile stays unread)."""
     if request.history_number and request.history_number in live.open_records:
         record_id = live.open_records.pop(request.history_number)
     elif not request.history_number and live.open_records:
@@ -194,9 +200,12 @@ async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
         record_id = None if request.history_number else live.current_record_id
     if record_id == live.current_record_id:
         live.current_record_id = None
-    if not request.history_number and live.stopping is not None:  # the stopped line is over
-        live.stopping.over.set()
-        live.stopping = None
+    if request.prompt and (stop := live.stopping) is not None:  # the stopped line is over
+        await stop.interrupts_acted(registry.INTERRUPT_SECONDS)
+        if live.stopping is stop:
+            stop.over.set()
+            live.stopping = None
+    go_on()
     _typed_done(live, record_id, request.exit_status)
     cwd = live.proc.cwd()
     if record_id is not None:
