@@ -12,8 +12,11 @@ escaped::
     secret  nonce  kind  history-number  A  B
 
 kinds: ``line`` (A = the whole history line, B = the first simple command),
-``cmd`` (A = a simple command), ``done`` (A = the line's exit status; no answer).
-Answers to ``line``/``cmd``: ``nonce  allow|block  generation  message``. Only the
+``cmd`` (A = a simple command), ``done`` (A = the line's exit status).
+Answers to ``line``/``cmd``: ``nonce  allow|block  generation  message``. A ``done`` from the
+prompt carries a nonce of its own and is answered ``nonce  done  0`` once the shell may read
+its next line (after the operator's stop, once the terminal has acted on the Ctrl-C:
+terminal/services/typed.py); one with nonce ``-`` (a line of a paste ending) is not. Only the
 interactive shell itself reads this channel. The server may also write a line of its own
 (``nudge``, nonce ``-``): a command the shell allowed before is then asked about again.
 
@@ -58,6 +61,7 @@ class HookRequest:
     command: str = ""  # the simple command bash is about to run (line/cmd)
     history_number: int = 0
     exit_status: int | None = None  # done
+    prompt: bool = False  # done from the prompt: the shell waits for the answer before reading a line
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,9 @@ class HookReply:
 
 
 Decide = Callable[[HookRequest], Awaitable[HookReply]]
-Notify = Callable[[HookRequest], Awaitable[None]]
+# Gets the request and ``go_on``, which answers a prompt's ``done`` (called at the latest when
+# the callback returns).
+Notify = Callable[[HookRequest, Callable[[], None]], Awaitable[None]]
 
 
 def unescape(text: str) -> str:
@@ -91,7 +97,7 @@ def parse_request(raw: bytes, secret: str) -> tuple[str, HookRequest] | None:
     history_number = int(number) if number.isdigit() else 0
     if kind == "done":
         status = int(a) if a.isdigit() else None
-        return nonce, HookRequest(kind, history_number=history_number, exit_status=status)
+        return nonce, HookRequest(kind, history_number=history_number, exit_status=status, prompt=nonce != "-")
     if kind in ("cmd", "scmd"):
         return nonce, HookRequest(kind, command=unescape(a), history_number=history_number)
     return nonce, HookRequest(kind, line=unescape(a), command=unescape(b), history_number=history_number)
@@ -140,8 +146,8 @@ class HookChannel:
         while True:
             try:
                 raw = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError:
-                return  # bash is gone
+            except (asyncio.IncompleteReadError, ConnectionResetError):
+                return  # bash is gone (reset: with an answer of ours unread)
             except asyncio.LimitOverrunError as exc:
                 # Too long to assess: drop it and answer "block" to whoever waits.
                 await reader.readexactly(exc.consumed)
@@ -166,8 +172,7 @@ class HookChannel:
             return
         nonce, request = parsed
         if request.kind == "done":
-            if self._notify is not None:
-                await self._notify(request)
+            await self._done(nonce, request, writer)
             return
         try:
             reply = await self._decide(request)
@@ -180,6 +185,21 @@ class HookChannel:
             return
         verdict = "allow" if reply.allow else "block"
         writer.write(f"{nonce}\t{verdict}\t{reply.generation}\t{_one_line(reply.message)}\n".encode())
+
+    async def _done(self, nonce: str, request: HookRequest, writer: asyncio.StreamWriter) -> None:
+        answered = False
+
+        def go_on() -> None:
+            nonlocal answered
+            if request.prompt and not answered:
+                answered = True
+                writer.write(f"{_one_line(nonce)[:40]}\tdone\t0\t\n".encode())
+
+        try:
+            if self._notify is not None:
+                await self._notify(request, go_on)
+        finally:
+            go_on()
 
     def nudge(self) -> None:
         """Make the shell ask about its next command even when it allowed the same text before:

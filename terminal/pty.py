@@ -11,6 +11,8 @@ services own the processes, consumers subscribe to their output.
   the reader is paused, so a flooding program blocks in ``write`` instead of
   filling our memory.
 - Input: non-blocking writes with a bounded queue (never blocks the loop).
+- Ctrl-C: the master is in packet mode (TIOCPKT), so the kernel tells us when the terminal has
+  acted on a Ctrl-C (signalled the foreground group, dropped the unread input): ``interrupt``.
 - Exit: a pidfd tells the loop when the child exits; ``terminate`` escalates
   SIGHUP → SIGTERM → SIGKILL.
 """
@@ -163,7 +165,10 @@ class PtyProcess:
         self._writing = False
         self._exited = self._loop.create_future()
         self._pidfd: int | None = None
+        self._flush_waiters: list[asyncio.Future] = []
         os.set_blocking(self.fd, False)
+        # Packet mode: each read starts with a status byte, alone when it reports a flush.
+        fcntl.ioctl(self.fd, termios.TIOCPKT, struct.pack("i", 1))
         self._resume_reading()
         self._watch_exit()
 
@@ -222,6 +227,7 @@ class PtyProcess:
         self._flush()
         self._pause_reading()
         self._close_fd()
+        self._input_flushed()  # nothing more will be reported
         for sub in list(self._subs):
             sub._end()
         if not self._exited.done():
@@ -295,7 +301,8 @@ class PtyProcess:
     def _read_once(self) -> bool:
         """Read what is available; False on EOF or nothing to read."""
         try:
-            data = os.read(self.fd, READ_BYTES - self._pending_size if self._pending_size < READ_BYTES else READ_BYTES)
+            want = READ_BYTES - self._pending_size if self._pending_size < READ_BYTES else READ_BYTES
+            data = os.read(self.fd, want + 1)  # + the status byte of packet mode
         except BlockingIOError:
             return False
         except OSError as exc:  # EIO: every slave fd is closed
@@ -306,6 +313,11 @@ class PtyProcess:
             self._eof = True
             self._pause_reading()
             return False
+        status, data = data[0], data[1:]
+        if status & termios.TIOCPKT_FLUSHREAD:
+            self._input_flushed()
+        if not data:  # a status report alone
+            return True
         self._pending.append(data)
         self._pending_size += len(data)
         return True
@@ -429,15 +441,35 @@ class PtyProcess:
             return None
         return pgrp
 
-    def interrupt(self) -> bool:
+    def interrupt(self) -> asyncio.Future | None:
         """Type Ctrl-C: the terminal sends SIGINT to its foreground process group and drops the
         input not read yet. Not while that group is still the launcher's (bubblewrap, before the
-        shell in it has taken the terminal): SIGINT would end the launcher and the shell with it."""
+        shell in it has taken the terminal): SIGINT would end the launcher and the shell with it.
+
+        Returns None when nothing was typed, else a future set once the terminal has acted on it
+        (the kernel reports the flush; the terminal works on its input in the background). Set
+        at once when the Ctrl-C is a plain byte (a raw-mode program) or the terminal drops no
+        input on it (``stty noflsh``): there is nothing to wait for, or no report will come."""
         pgrp = self._foreground_pgrp()
         if pgrp is None or (pgrp == self.pid and self.shell_pid() != self.pid):
-            return False
+            return None
         self.write("\x03")
-        return True
+        acted = self._loop.create_future()
+        try:
+            lflag = termios.tcgetattr(self.fd)[3]  # the terminal's settings (the program's side)
+        except termios.error:
+            lflag = 0
+        if lflag & termios.ISIG and not lflag & termios.NOFLSH:
+            self._flush_waiters.append(acted)
+        else:
+            acted.set_result(None)
+        return acted
+
+    def _input_flushed(self) -> None:
+        waiters, self._flush_waiters = self._flush_waiters, []
+        for acted in waiters:
+            if not acted.done():
+                acted.set_result(None)
 
     def foreground_command(self) -> str | None:
         """The name of the foreground program, or None when the shell itself is idle."""

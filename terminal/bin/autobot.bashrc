@@ -179,17 +179,25 @@ __autobot_hook() {
 }
 
 __autobot_prompt() {
-    local status=$?
+    local status=$? nonce=$SRANDOM$SRANDOM rnonce tries
     set -o history
-    # Always report: a line run only in subshells never cleared __autobot_fresh here.
-    # Number 0: the latest line, which may have run only in a subshell this shell never saw.
-    builtin printf '%s\t-\tdone\t0\t%s\t\n' "$__autobot_secret" "$status" >&"$AUTOBOT_HOOK_FD" 2>/dev/null
-    __autobot_fresh=1
-    __autobot_verdict=
     if (( __autobot_starting )); then  # the first prompt: Ctrl-C works from now on
         builtin trap - INT
         __autobot_starting=0
     fi
+    # Always report: a line run only in subshells never cleared __autobot_fresh here.
+    # Number 0: the latest line, which may have run only in a subshell this shell never saw.
+    # Then wait for the server's go-ahead before reading a line: after the operator's stop it
+    # comes once the terminal has acted on the Ctrl-C, so a line typed next is never read by
+    # readline while it still handles that interrupt (it would throw away what it had read).
+    if builtin printf '%s\t%s\tdone\t0\t%s\t\n' "$__autobot_secret" "$nonce" "$status" >&"$AUTOBOT_HOOK_FD" 2>/dev/null; then
+        for (( tries = 0; tries < 32; tries++ )); do
+            IFS=$'\t' builtin read -r -t "$AUTOBOT_HOOK_TIMEOUT" -u "$AUTOBOT_HOOK_FD" rnonce _ || break
+            [[ $rnonce == "$nonce" ]] && break  # other lines: stale answers, nudges
+        done
+    fi
+    __autobot_fresh=1
+    __autobot_verdict=
     return "$status"
 }
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
+import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from autobot import audit
 from autobot.errors import Forbidden, InvalidInput, LimitExceeded
+from terminal.child import Child
 from terminal.hook import HookReply, HookRequest
 from terminal.models import CommandRecord, TerminalSession
 from terminal.policy import Level, Verdict, decide
@@ -182,9 +183,14 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
     return HookReply(allow=allow, message=message, generation=live.generation)
 
 
-async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
+async def hook_done(live: registry.LiveSession, request: HookRequest,
+                    go_on: Callable[[], None] = lambda: None) -> None:
     """A line finished: keep its exit code and the shell's folder. Number 0 (from the prompt)
-    means the latest line; the first report for a line wins."""
+    means the latest line; the first report for a line wins. The prompt's report ends the
+    operator's stop, once the terminal has acted on the stop's Ctrl-C: the shell waits for
+    ``go_on`` before it reads a line, so readline never takes the next line while it still
+    handles that interrupt (a report sent before the interrupt landed then comes first; the
+    prompt the interrupt brings waits its turn, and a line typed meanwhile stays unread)."""
     if request.history_number and request.history_number in live.open_records:
         record_id = live.open_records.pop(request.history_number)
     elif not request.history_number and live.open_records:
@@ -194,9 +200,12 @@ async def hook_done(live: registry.LiveSession, request: HookRequest) -> None:
         record_id = None if request.history_number else live.current_record_id
     if record_id == live.current_record_id:
         live.current_record_id = None
-    if not request.history_number and live.stopping is not None:  # the stopped line is over
-        live.stopping.over.set()
-        live.stopping = None
+    if request.prompt and (stop := live.stopping) is not None:  # the stopped line is over
+        await stop.interrupts_acted(registry.INTERRUPT_SECONDS)
+        if live.stopping is stop:
+            stop.over.set()
+            live.stopping = None
+    go_on()
     _typed_done(live, record_id, request.exit_status)
     cwd = live.proc.cwd()
     if record_id is not None:
@@ -249,14 +258,14 @@ async def _collect(stream: asyncio.StreamReader, chunks: list[bytes], cap: int) 
 async def _execute(
     launch: Launch, *, cwd: str, env: dict[str, str], seconds: float, cap: int
 ) -> tuple[int | None, str, bool, bool]:
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *launch.argv,
+    try:  # started off the loop: with its preexec_fn, Popen forks and waits for the exec
+        child = await Child.start(
+            launch.argv,
             cwd=cwd,
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
             pass_fds=launch.pass_fds,
             preexec_fn=preexec(launch.rlimits, cgroup_procs=launch.cgroup_procs),
@@ -267,16 +276,19 @@ async def _execute(
     timed_out = False
     truncated = False
     try:
-        truncated, _ = await asyncio.wait_for(asyncio.gather(_collect(proc.stdout, chunks, cap), proc.wait()), seconds)
+        reading = asyncio.gather(_collect(child.stdout, chunks, cap), child.wait())
+        truncated, _ = await asyncio.wait_for(reading, seconds)
     except TimeoutError:
         timed_out = True
     finally:
         # The whole process group: a background job must not outlive the request.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
+        child.kill_group()
+        try:
+            await child.wait()
+        finally:
+            child.close()
     output = b"".join(chunks).decode("utf-8", errors="replace")
-    return (None if timed_out else proc.returncode), output, truncated, timed_out
+    return (None if timed_out else child.returncode), output, truncated, timed_out
 
 
 async def command_run(

@@ -27,6 +27,9 @@ log = logging.getLogger("terminal")
 HOST_ID = WORKER_ID
 
 Listener = Callable[[dict], None]
+# How long a prompt's report waits for the terminal to act on a stop's Ctrl-C (it reports that
+# at once unless starved: a reader paused by a slow subscriber).
+INTERRUPT_SECONDS = 2.0
 
 
 @dataclass
@@ -37,6 +40,17 @@ class LineStop:
 
     reason: str
     over: asyncio.Event = field(default_factory=asyncio.Event)
+    # The Ctrl-Cs typed for it (terminal.pty.PtyProcess.interrupt), each set once the terminal
+    # has acted on it: only a prompt after that may end the stop.
+    interrupts: list[asyncio.Future] = field(default_factory=list)
+
+    async def interrupts_acted(self, seconds: float) -> None:
+        """Wait (at most ``seconds``) until the terminal has acted on every Ctrl-C typed for
+        this stop, those typed meanwhile included."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while pending := [acted for acted in self.interrupts if not acted.done()]:
+                    await asyncio.wait(pending)
 
 
 @dataclass

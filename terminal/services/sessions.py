@@ -181,7 +181,8 @@ async def _open(*, user, session_id, level: Level, home: str, title: str, cols: 
 
 async def _spawn(session: TerminalSession, *, user, level: Level, home: str, client_ip) -> registry.LiveSession:
     holder: list[registry.LiveSession] = []
-    hook = HookChannel(decide=lambda req: hook_decide(holder[0], req), notify=lambda req: hook_done(holder[0], req),
+    hook = HookChannel(decide=lambda req: hook_decide(holder[0], req),
+                       notify=lambda req, go_on: hook_done(holder[0], req, go_on),
                        spawn=spawn)
     env = {
         **command_env(user=user, home=home, level=level),

@@ -116,13 +116,17 @@ def line_stop(live: registry.LiveSession, reason: str) -> None:
     between two commands, and drops what it has not read yet of the line. A program that ignores
     it (or reads the terminal raw) is killed after ``STOP_GRACE_SECONDS``. Whatever of the line
     would still run is refused by the hook until the prompt is back (``live.stopping``), the
-    verdicts the shell keeps included (a new generation, and a nudge so it asks)."""
+    verdicts the shell keeps included (a new generation, and a nudge so it asks). Only a prompt
+    reported once the terminal has acted on the Ctrl-C ends the stop (commands.hook_done): one
+    reported just before would let the next line reach readline while it still handles the
+    interrupt, which throws away the characters it has read (``cho next`` for ``echo next``)."""
     if live.stopping is None:
         live.stopping = registry.LineStop(reason)
         live.generation += 1
         live.hook.nudge()
     with contextlib.suppress(PtyError):
-        live.proc.interrupt()
+        if (acted := live.proc.interrupt()) is not None:
+            live.stopping.interrupts.append(acted)
     # Endless: a session ending meanwhile has no program left to kill, and need not wait.
     live.spawn_task(_kill_if_still_running(live, live.stopping), f"terminal {live.id} stop", endless=True)
 

@@ -4,9 +4,12 @@ private /tmp before it fills the host's RAM."""
 
 import asyncio
 import re
+import threading
+from pathlib import Path
 
 import pytest
 
+from terminal import child as child_module
 from terminal import services
 from terminal.models import TerminalSession
 from terminal.services import confine
@@ -55,6 +58,45 @@ async def test_commands_run_through_execute_leave_no_cgroup_folders(terminal_use
     assert [r["output"].strip() for r in results] == ["started"] * 8
     assert len(made) == 8 and None not in made, "the sandboxes got no cgroup"
     assert [p for cgroup in made for p in cgroup.paths if p.exists()] == []
+
+
+async def test_a_command_cancelled_while_it_starts_leaves_no_process_or_cgroup(terminal_user, monkeypatch):
+    """The start runs in a thread (a fork with a preexec_fn would hold the event loop): a caller
+    that gives up meanwhile still gets the child ended and its cgroup removed."""
+    made, entered, go_on = [], threading.Event(), threading.Event()
+    create, popen = confine.SessionCgroup.create, child_module.Popen
+
+    def create_and_note(*args, **kwargs):
+        made.append(create(*args, **kwargs))
+        return made[-1]
+
+    def slow_popen(*args, **kwargs):  # the real start, once the caller has given up
+        entered.set()
+        go_on.wait(30)
+        return popen(*args, **kwargs)
+
+    monkeypatch.setattr(confine.SessionCgroup, "create", create_and_note)
+    monkeypatch.setattr(child_module, "Popen", slow_popen)
+    running = asyncio.create_task(services.command_run(user=terminal_user, command="sleep 3037"))
+    await asyncio.to_thread(entered.wait, 30)
+    running.cancel()
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert len(made) == 1 and made[0] is not None
+    assert [p for p in made[0].paths if p.exists()] == []
+    assert not await asyncio.to_thread(_running, b"sleep\x003037\x00")
+
+
+def _running(cmdline: bytes) -> list[Path]:
+    found = []
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if path.read_bytes() == cmdline:
+                found.append(path)
+        except OSError:
+            pass
+    return found
 
 
 async def test_filling_tmp_past_the_memory_cap_ends_the_session_not_the_host(terminal_user, settings):

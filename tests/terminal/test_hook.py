@@ -32,7 +32,7 @@ class Shell(ShellOutput):
             return HookReply(allow=False, message="autobot: blocked (DANGEROUS): disk formatting")
         return HookReply(allow=True)
 
-    async def notify(self, request: HookRequest) -> None:
+    async def notify(self, request: HookRequest, go_on) -> None:
         self.done.append(request)
 
     async def start(self, tmp_path, *, before_hook=None) -> None:

@@ -93,6 +93,17 @@ async def test_a_stop_at_the_prompt_leaves_the_next_line_alone(terminal_user, se
     assert live.stopping is None
 
 
+async def test_a_stop_at_a_prompt_in_use_leaves_the_next_line_alone(terminal_user, session):
+    """The Ctrl-C lands on readline waiting at its prompt: the next line, typed as soon as the stop
+    is over, is read whole (not from a readline still handling the interrupt)."""
+    assert (await type_line(terminal_user, session, "echo one-$((0+1))"))["exit_code"] == 0
+    live = services.live_session(session.pk)
+    typed_module.line_stop(live, STOPPED)
+
+    ran = await type_line(terminal_user, session, "echo next-$((2+3))")
+    assert (ran["output"].splitlines()[-1], ran["exit_code"], ran["blocked"]) == ("next-5", 0, False)
+
+
 async def test_a_stop_insisted_on_still_detaches_the_stopped_line_from_the_terminal(terminal_user, session):
     """Cancelled again and again (autobot.supervise.cancel, as an A2A cancel does) while it
     winds down, the stopped line still lets go of the terminal: the next line's output never
