@@ -200,6 +200,8 @@ async def hook_done(live: registry.LiveSession, request: HookRequest,
         record_id = None if request.history_number else live.current_record_id
     if record_id == live.current_record_id:
         live.current_record_id = None
+    if request.prompt:
+        live.prompted = True
     if request.prompt and (stop := live.stopping) is not None:  # the stopped line is over
         await stop.interrupts_acted(registry.INTERRUPT_SECONDS)
         if live.stopping is stop:

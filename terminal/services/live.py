@@ -78,6 +78,10 @@ class LiveSession:
     # lines before the next prompt; each one's exit status finds its own record).
     open_records: dict[int, int] = field(default_factory=dict)
     typed: Any = None  # the line being typed for the operator (services.typed.TypedLine)
+    # The hook reported the first prompt: its rc file ran whole. Until then typed signal keys are
+    # dropped (sessions._write), since a Ctrl-C before the rc file's `trap '' INT` would make bash
+    # abandon the file and run without the hook.
+    prompted: bool = False
     stopping: LineStop | None = None  # the operator stopped the running line (services.typed.line_stop)
     ending: asyncio.Task | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # set once everything is closed and saved

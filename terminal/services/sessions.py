@@ -485,9 +485,17 @@ async def session_input(
         await _write(live, text, is_password=is_password, user=user)
 
 
+# Ctrl-C, Ctrl-\ and Ctrl-Z: the keys the terminal turns into signals (its default settings, which
+# nobody can have changed before the first prompt). Dropped until then: bash handles SIGINT before
+# its rc file sets `trap '' INT`, and one landing there makes it abandon the file, hook and all.
+_SIGNAL_KEYS = str.maketrans("", "", "\x03\x1c\x1a")
+
+
 async def _write(live: registry.LiveSession, text: str, *, is_password: bool = False, user=None) -> None:
     if len(text.encode("utf-8", errors="replace")) > settings.TERMINAL_MAX_FRAME_BYTES:
         raise LimitExceeded(f"input is larger than {settings.TERMINAL_MAX_FRAME_BYTES} bytes", code="input_too_large")
+    if not live.prompted:
+        text = text.translate(_SIGNAL_KEYS)
     try:
         live.proc.write(text.encode("utf-8", errors="replace"))
         # Whoever typed last is who ran the line: a joiner's commands are recorded as theirs.

@@ -124,8 +124,10 @@ def line_stop(live: registry.LiveSession, reason: str) -> None:
         live.stopping = registry.LineStop(reason)
         live.generation += 1
         live.hook.nudge()
+    # Not before the first prompt: the shell is still reading its rc file, a Ctrl-C there could
+    # make it abandon the hook (see LiveSession.prompted), and no line of anyone's runs yet.
     with contextlib.suppress(PtyError):
-        if (acted := live.proc.interrupt()) is not None:
+        if live.prompted and (acted := live.proc.interrupt()) is not None:
             live.stopping.interrupts.append(acted)
     # Endless: a session ending meanwhile has no program left to kill, and need not wait.
     live.spawn_task(_kill_if_still_running(live, live.stopping), f"terminal {live.id} stop", endless=True)

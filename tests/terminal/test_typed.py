@@ -11,6 +11,7 @@ from autobot.supervise import cancel
 from files.services import area_root
 from terminal import services
 from terminal.models import CommandRecord
+from terminal.services import sessions as sessions_module
 from terminal.services import typed as typed_module
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -125,3 +126,23 @@ async def test_a_stop_insisted_on_still_detaches_the_stopped_line_from_the_termi
     ran = await type_line(terminal_user, session, "echo next-$((2+3))")
     assert ran["output"].splitlines()[-1] == "next-5"
     assert "next-5" not in "".join(seen)
+
+
+async def test_ctrl_c_typed_while_the_shell_starts_cannot_cost_it_its_hook(terminal_user):
+    """A Ctrl-C landing before the rc file's `trap '' INT` made bash abandon the file and run with
+    no hook (a few runs in a hundred). Keys that make signals are dropped until the first prompt,
+    and so is the operator's stop's own Ctrl-C: hammered through the whole start, every shell
+    still rates and refuses a DANGEROUS line."""
+    for _ in range(5):
+        session = await services.session_open(user=terminal_user)
+        live = services.live_session(session.pk)
+        typed_module.line_stop(live, STOPPED)
+        async with asyncio.timeout(30):
+            while not live.prompted:  # (the user's input path, after its checks: no await before the
+                # write, so no key goes out once the prompt is reported, which would be a real Ctrl-C)
+                await sessions_module._write(live, "\x03\x1c\x1a", user=terminal_user)
+                await asyncio.sleep(0.002)
+        ran = await type_line(terminal_user, session, "mkfs.ext4 /dev/autobot-test-none")
+        assert ran["blocked"] and ran["risk"] == "DANGEROUS", ran
+        assert (await type_line(terminal_user, session, "echo alive-$((1+1))"))["output"].splitlines()[-1] == "alive-2"
+        await services.session_close(user=terminal_user, session_id=session.pk)
