@@ -11,13 +11,13 @@ from django.conf import settings as django_settings
 from django.test import AsyncClient
 from django.utils import timezone
 
-from autobot.asgi import application
 from autobot.auth import token_revoke
 from autobot.models import ApiToken
 from chat import services as chat
 from terminal import services as terminal
 from terminal.models import CommandRecord
 from tests.conftest import make_token
+from tests.platform.test_authz_matrix import _socket
 from tests.terminal.conftest import agrant
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -36,13 +36,7 @@ async def _end_live_sessions():
 
 
 async def _open(path: str, *, token: str | None = None, cookie: str | None = None) -> WebsocketCommunicator:
-    headers = [(b"host", b"testserver"), (b"origin", b"http://testserver")]
-    if token:
-        headers.append((b"authorization", f"Bearer {token}".encode()))
-    if cookie:
-        headers.append((b"cookie", cookie.encode()))
-    comm = WebsocketCommunicator(application, path, headers=headers)
-    connected, _ = await comm.connect(timeout=10)
+    comm, connected = await _socket(path, token=token, cookie=cookie)
     assert connected
     return comm
 
