@@ -14,6 +14,8 @@ import json
 
 from django.conf import settings
 
+from files.asgi import SCOPE_KEY as STREAMED
+
 
 def request_limit() -> int:
     # A document upload (multipart, with its form fields) must always fit.
@@ -45,7 +47,9 @@ class BodyLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        # A files-area upload's body never reaches Django (files/asgi.py streams it, under the area's
+        # own limits): its Content-Length is no business of this cap.
+        if scope["type"] != "http" or STREAMED in scope:
             return await self.app(scope, receive, send)
         limit = request_limit()
         declared = _declared_length(scope)

@@ -65,3 +65,9 @@ async def test_file_uploads_stream_past_the_limit(small_limit):
     # Not Django's buffered body: files/asgi.py streams it, and the area's own limits apply.
     status, _, _ = await post("/api/files/upload", 32)
     assert status == 401
+
+
+async def test_a_file_upload_declaring_its_size_is_not_refused_by_the_cap(small_limit):
+    # A 200 MB upload says so in its Content-Length: the area's limits judge it, not this cap.
+    status, body, _ = await post("/api/files/upload", 32, (b"content-length", str(200 * 1024 * 1024).encode()))
+    assert status == 401, body  # anonymous: reached the view's own checks
