@@ -335,11 +335,21 @@ async def asgi_get(application, path: str, *headers: tuple[bytes, bytes]) -> int
     }
     comm = ApplicationCommunicator(application, scope)
     await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
-    start = await comm.receive_output(timeout=20)
-    while (await comm.receive_output(timeout=20)).get("more_body"):
-        pass
-    await comm.wait(timeout=5)
+    start, _ = await asgi_response(comm)
     return start["status"]
+
+
+async def asgi_response(comm) -> tuple[dict, bytes]:
+    """An ASGI communicator's response once it is whole: its start message and its body."""
+    start = await comm.receive_output(timeout=20)
+    body = b""
+    while True:
+        message = await comm.receive_output(timeout=20)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await comm.wait(timeout=5)
+    return start, body
 
 
 def use_redis_layer(settings, prefix: str, url: str | None = None) -> None:

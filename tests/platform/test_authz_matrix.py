@@ -27,7 +27,7 @@ from django.test import AsyncClient
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from autobot.asgi import application
-from tests.conftest import PASSWORD, BearerClient, make_token
+from tests.conftest import PASSWORD, BearerClient, asgi_response, make_token
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -389,10 +389,7 @@ async def test_an_anonymous_call_to_a_door_is_401(path):
              "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
     comm = ApplicationCommunicator(application, scope)
     await comm.send_input({"type": "http.request", "body": b"{}", "more_body": False})
-    start = await comm.receive_output(timeout=20)
-    while (await comm.receive_output(timeout=20)).get("more_body"):
-        pass
-    await comm.wait(timeout=5)
+    start, _ = await asgi_response(comm)
     assert start["status"] == 401
 
 

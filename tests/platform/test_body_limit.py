@@ -6,6 +6,7 @@ from asgiref.testing import ApplicationCommunicator
 
 import autobot.asgi  # noqa: F401  (imports the MCP and A2A SDKs: at collection, not on a test's loop)
 from files.asgi import streaming_application
+from tests.conftest import asgi_response
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PIECE = b"x" * 65536
@@ -25,14 +26,7 @@ async def post(path: str, pieces: int, *headers) -> tuple[int, bytes, int]:
     comm = ApplicationCommunicator(streaming_application(), scope(path, *headers))
     for index in range(pieces):
         await comm.send_input({"type": "http.request", "body": PIECE, "more_body": index < pieces - 1})
-    start = await comm.receive_output(timeout=20)
-    body = b""
-    while True:
-        message = await comm.receive_output(timeout=20)
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    await comm.wait(timeout=5)
+    start, body = await asgi_response(comm)
     return start["status"], body, pieces - comm.input_queue.qsize()
 
 

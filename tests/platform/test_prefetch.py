@@ -12,7 +12,7 @@ from autobot.lanes import lanes
 from autobot.prefetch import Prefetch
 from chat.api import SESSION_PAGE, _SessionListParams
 from chat.models import ChatSession
-from tests.conftest import make_token
+from tests.conftest import asgi_response, make_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,14 +35,7 @@ async def _get(application, path: str, query: str = "", token: str | None = None
         "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
     })
     await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
-    start = await comm.receive_output(timeout=20)
-    body = b""
-    while True:
-        message = await comm.receive_output(timeout=20)
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    await comm.wait(timeout=5)
+    start, body = await asgi_response(comm)
     return start["status"], json.loads(body)
 
 
