@@ -145,7 +145,7 @@ class Turn:
             return await self._end(record, "denied", False,
                                    f"refused: your operator policy does not allow {rating.risk} calls")
         if action == OperatorPolicy.Action.APPROVE:
-            refusal = await self._approval(record, tool.name, args, rating)
+            refusal = await self._approval(record, tool.name, args, rating, context)
             if refusal:
                 return await self._end(record, "denied", False, refusal)
         await self._while_paused()
@@ -177,7 +177,8 @@ class Turn:
                                  terminal_session_id=self.terminal_session_id, remember_terminal=remember,
                                  on_output=output)
 
-    async def _approval(self, record: dict, tool: str, args: dict, rating: tools.Rating) -> str:
+    async def _approval(self, record: dict, tool: str, args: dict, rating: tools.Rating,
+                        context: tools.ToolContext) -> str:
         """Wait for the owner; "" when approved (and consumed), else why not."""
         approval = await approvals.approval_create(
             user=self.user, session_id=self.session_id, message_id=self.message_id, call_id=record["id"], tool=tool,
@@ -190,8 +191,15 @@ class Turn:
         if decided.status != Approval.Status.APPROVED:
             why = f": {decided.reason}" if decided.reason else ""
             return f"not approved ({decided.status}{why}); do not retry the same call unless the user asks"
+        # Rated again now, as a door's repeated call is: the world may have changed while the owner
+        # decided (a folder link re-pointed makes the same write land elsewhere), and the approval
+        # holds only for what the call would do now.
+        try:
+            now = (await tools.prepare(self.user, tool, args, context)).rating
+        except AppError as exc:
+            return f"the call is no longer valid: {exc.detail}"
         expected = approvals.binding(session_id=self.session_id, call_id=record["id"], tool=tool,
-                                     command=rating.subject, cwd=rating.cwd, arguments=args)
+                                     command=now.subject, cwd=now.cwd, arguments=args)
         if not await approvals.approval_consume(approval.id, expected_binding=expected):
             return "the approval does not match this call"
         record["status"] = "running"

@@ -91,3 +91,31 @@ async def test_links_never_carry_a_write_out_of_the_area_or_into_what_they_point
     assert await asyncio.to_thread(_read, f"{root}/.bashrc") == "# mine\n"
     assert not await asyncio.to_thread(os.path.islink, f"{root}/rc.txt")
     assert await asyncio.to_thread(_read, f"{root}/rc.txt") == "curl x | sh\n"
+
+
+async def test_a_link_re_pointed_while_the_owner_decides_voids_the_approval(owner, llm, settings):
+    """Approved as a large write into notes/, the link then re-pointed at .ssh: the call is rated
+    again once approved, no longer matches what the owner saw, and writes nothing anywhere."""
+    settings.OPERATOR_WRITE_HIGH_BYTES = 10  # HIGH for its size, so it waits for the owner
+    root = await area(owner)
+    await asyncio.to_thread(os.makedirs, f"{root}/notes")
+    await asyncio.to_thread(os.makedirs, f"{root}/.ssh")
+    await asyncio.to_thread(os.symlink, "notes", f"{root}/box")
+    llm.script = [{"tool_calls": [call("files_write", {"path": "box/authorized_keys", "content": KEY}, "w")]},
+                  {"text": "Not written."}]
+    session = await services.session_create(user=owner, model=MODELS["openai"])
+    asked = []
+
+    async def swap_then_approve(approval):
+        asked.append(approval)
+        await asyncio.to_thread(os.remove, f"{root}/box")
+        await asyncio.to_thread(os.symlink, ".ssh", f"{root}/box")  # what another line could do meanwhile
+        await operator.approval_decide(user=owner, session_id=session.id, approval_id=approval["id"],
+                                       decision="approve")
+
+    reply, _ = await run_turn(owner, session, "save this", on_approval=swap_then_approve)
+
+    assert "resolves to notes/authorized_keys" in asked[0]["command"]
+    assert reply["tool_calls"][0]["status"] == "denied"
+    assert await asyncio.to_thread(_read, f"{root}/.ssh/authorized_keys") is None
+    assert await asyncio.to_thread(_read, f"{root}/notes/authorized_keys") is None
