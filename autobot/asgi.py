@@ -47,8 +47,8 @@ application = WatchdogMiddleware(ProtocolTypeRouter({
     # File uploads bypass Django's whole-body buffering and stream to disk (see files/asgi.py).
     # Each request's sync work runs on one of a few long-lived threads (see autobot/lanes.py).
     # /mcp (MCP SDK), /a2a and /.well-known/agent-card.json (A2A SDK) go in front of Django (interop/).
-    # Bodies Django would read whole are capped first (autobot/bodylimit.py).
-    "http": LaneMiddleware(StreamingUploadMiddleware(_http_router(BodyLimitMiddleware(django_asgi_app)))),
+    # Bodies read whole (by Django, and by the MCP and A2A SDKs) are capped first (autobot/bodylimit.py).
+    "http": LaneMiddleware(StreamingUploadMiddleware(BodyLimitMiddleware(_http_router(django_asgi_app)))),
     "websocket": websocket_application(),
     # Start-up cleans up what a killed worker left; shutdown ends terminals audited and stores
     # answers as they stand (autobot/lifespan.py).

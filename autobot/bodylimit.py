@@ -1,4 +1,5 @@
-"""Refuse request bodies over `MAX_REQUEST_BYTES` before Django reads them.
+"""Refuse request bodies over `MAX_REQUEST_BYTES` before Django (or the MCP and A2A SDKs, which
+read a body whole into memory) reads them.
 
 Django's ASGI handler reads the whole request body — to a temporary file past 2.5 MB — before any
 middleware or view runs, authentication included. Without a cap anyone, signed in or not, could

@@ -65,3 +65,13 @@ async def test_a_file_upload_declaring_its_size_is_not_refused_by_the_cap(small_
     # A 200 MB upload says so in its Content-Length: the area's limits judge it, not this cap.
     status, body, _ = await post("/api/files/upload", 32, (b"content-length", str(200 * 1024 * 1024).encode()))
     assert status == 401, body  # anonymous: reached the view's own checks
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/a2a"])
+async def test_the_doors_bodies_are_capped_too(small_limit, path):
+    # The MCP and A2A SDKs read a request's body whole into memory, as Django does.
+    status, body, taken = await post(path, 4, (b"content-length", b"999999999999"))
+    assert status == 413 and taken == 0, body
+    status, body, taken = await post(path, 64)  # no length said: never read past the limit
+    assert status in (401, 413), body  # anonymous: the door may refuse before it reads at all
+    assert taken * len(PIECE) <= small_limit + len(PIECE)
