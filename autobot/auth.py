@@ -60,11 +60,13 @@ def act_for_refusal(actor, user, *, may_add_tokens: bool) -> str | None:
     """Why `actor` may not create an API token for another `user`, or None. Such a token is that
     user's power in someone else's hands: only staff who may add tokens in the admin
     (`autobot.add_apitoken`, `may_add_tokens`) mint one, and only a superuser mints one for a
-    superuser (anyone else would gain powers they do not have)."""
+    superuser or another staff member (anyone else would gain powers they do not have)."""
     if not actor.is_staff or not may_add_tokens:
         return "creating API tokens for other users needs staff status and the permission to add API tokens"
     if user.is_superuser and not actor.is_superuser:
         return "only a superuser may create an API token for a superuser"
+    if user.is_staff and not actor.is_superuser:  # staff hold permissions the actor may not
+        return "only a superuser may create an API token for another staff member"
     return None
 
 

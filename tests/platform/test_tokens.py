@@ -148,6 +148,11 @@ async def test_staff_with_the_permissions_mint_and_revoke_other_users_tokens_ove
     assert (await BearerClient(made.json()["token"]).get("/api/me")).json()["username"] == "owner"
     for_root = await browser.post("/api/tokens", {"username": staff.username}, content_type="application/json")
     assert for_root.status_code == 403 and "superuser" in for_root.json()["detail"]
+    # Nor for another staff member, who may hold what the clerk does not (the terminal, say).
+    await sync_to_async(django_user_model.objects.create_user)("ops", password="pw", is_staff=True)
+    for_staff = await browser.post("/api/tokens", {"username": "ops"}, content_type="application/json")
+    assert for_staff.status_code == 403 and "another staff member" in for_staff.json()["detail"]
+    assert not await ApiToken.objects.filter(user__username="ops").aexists()
     revoked = await browser.delete(f"/api/tokens/{made.json()['id']}")
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
 
