@@ -146,3 +146,28 @@ async def test_ctrl_c_typed_while_the_shell_starts_cannot_cost_it_its_hook(termi
         assert ran["blocked"] and ran["risk"] == "DANGEROUS", ran
         assert (await type_line(terminal_user, session, "echo alive-$((1+1))"))["output"].splitlines()[-1] == "alive-2"
         await services.session_close(user=terminal_user, session_id=session.pk)
+
+
+async def test_keys_that_make_signals_are_dropped_until_the_first_prompt_and_kept_after(terminal_user, session,
+                                                                                       monkeypatch):
+    """The guard itself, deterministically (the race it closes is a millisecond wide): before the
+    hook's first prompt, Ctrl-C, Ctrl-\\ and Ctrl-Z never reach the terminal, nor does the stop's
+    own Ctrl-C; after it, they do."""
+    live = services.live_session(session.pk)
+    async with asyncio.timeout(30):
+        while not live.prompted:
+            await asyncio.sleep(0.02)
+    written, interrupts = [], []
+    monkeypatch.setattr(live.proc, "write", written.append)
+    monkeypatch.setattr(live.proc, "interrupt", lambda: interrupts.append(1))
+
+    live.prompted = False  # as while the rc file still runs
+    await sessions_module._write(live, "a\x03b\x1cc\x1ad", user=terminal_user)
+    typed_module.line_stop(live, STOPPED)
+    assert written == [b"abcd"] and interrupts == []
+
+    live.prompted = True
+    await sessions_module._write(live, "a\x03b", user=terminal_user)
+    typed_module.line_stop(live, STOPPED)
+    assert written[-1] == b"a\x03b" and interrupts == [1]
+    live.stopping = None  # nothing ran: the monkeypatched terminal got no real Ctrl-C
