@@ -303,6 +303,7 @@ def extract_pdf(data: bytes, *, max_operations: int = PDF_MAX_OPERATIONS, max_ch
 
     budget = _Budget(max_operations)
     pages: list[str] = []
+    chars = 0
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
@@ -310,7 +311,8 @@ def extract_pdf(data: bytes, *, max_operations: int = PDF_MAX_OPERATIONS, max_ch
         for page in reader.pages:
             budget.spend(_PAGE_COST)
             pages.append(page.extract_text(visitor_operand_before=budget) or "")
-            if max_chars is not None and sum(map(len, pages)) >= max_chars:
+            chars += len(pages[-1])
+            if max_chars is not None and chars >= max_chars:
                 break
         metadata = reader.metadata
         title = (metadata.title or "") if metadata else ""
