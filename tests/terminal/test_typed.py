@@ -154,9 +154,8 @@ async def test_keys_that_make_signals_are_dropped_until_the_first_prompt_and_kep
     hook's first prompt, Ctrl-C, Ctrl-\\ and Ctrl-Z never reach the terminal, nor does the stop's
     own Ctrl-C; after it, they do."""
     live = services.live_session(session.pk)
-    async with asyncio.timeout(30):
-        while not live.prompted:
-            await asyncio.sleep(0.02)
+    await type_line(terminal_user, session, "true")  # a line ran: the first prompt has come
+    assert live.prompted
     written, interrupts = [], []
     monkeypatch.setattr(live.proc, "write", written.append)
     monkeypatch.setattr(live.proc, "interrupt", lambda: interrupts.append(1))
