@@ -24,6 +24,7 @@ worker stops the call on the worker running it and expires the approvals the tas
 from __future__ import annotations
 
 import json
+import re
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -80,8 +81,17 @@ def is_a2a(scope) -> bool:
     return scope["type"] == "http" and (scope["path"] in PATHS or scope["path"].startswith(AGENTS_PATH))
 
 
-def _is_card(path: str) -> bool:
-    return path == AGENT_CARD_WELL_KNOWN_PATH or (path.startswith(AGENTS_PATH) and path.endswith("/agent-card.json"))
+# One agent's card: exactly one path segment between the prefix and the file name. A looser
+# test (prefix + suffix) also matched the JSON-RPC route with the id "agent-card.json".
+_AGENT_CARD = re.compile(r"/a2a/agents/[^/]+/agent-card\.json")
+
+
+def _is_card(scope) -> bool:
+    """The public card: a GET (or HEAD) of the well-known path or of one agent's card."""
+    if scope.get("method") not in ("GET", "HEAD"):
+        return False
+    path = scope["path"]
+    return path == AGENT_CARD_WELL_KNOWN_PATH or _AGENT_CARD.fullmatch(path) is not None
 
 
 # -- the card ---------------------------------------------------------------------------------
@@ -388,7 +398,7 @@ async def a2a_app(scope, receive, send) -> None:
     if not allowed(scope):
         await refuse(send, 403, "this Host or Origin is not allowed (AUTOBOT_ALLOWED_HOSTS)", "host_not_allowed")
         return
-    if not _is_card(scope["path"]):
+    if not _is_card(scope):
         authorization = header(scope, b"authorization")
         raw = authorization[7:].strip() if authorization[:7].lower() == "bearer " else ""
         user = await token_authenticate(raw) if raw else None

@@ -125,6 +125,20 @@ async def test_the_endpoint_needs_a_token(server):
     assert response.status_code == 401 and response.json()["code"] == "not_authenticated"
 
 
+async def test_only_a_get_of_a_card_goes_without_a_token(server):
+    """A POST to a path shaped like a card (`agent-card.json` taken as an agent id by the
+    JSON-RPC route, or a card path with more segments) is an RPC call: it needs a token."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": "x"}}
+    async with httpx.AsyncClient() as http:
+        for path in ("/a2a/agents/agent-card.json", "/a2a/agents/knowledge/agent-card.json",
+                     "/a2a/agents/a/b/agent-card.json", "/.well-known/agent-card.json"):
+            response = await http.post(f"http://{server.address}{path}", json=body)
+            assert response.status_code == 401, (path, response.text)
+            assert response.json()["code"] == "not_authenticated"
+        card = await http.get(f"http://{server.address}/a2a/agents/knowledge/agent-card.json")
+        assert card.status_code == 200 and card.json()["name"]
+
+
 async def test_once_the_owner_approves_the_task_goes_on_and_completes(server, staff):
     from chat.models import OperatorPolicy
 
