@@ -263,6 +263,8 @@ def open_file(root: str, parts: tuple[str, ...]) -> int:
         raise IsADirectoryError(errno.EISDIR, "the root is a directory")
     root = real_root(root)
     resolved = _resolved_parts(root, parts)
+    if not resolved:  # a link back to the root (`ln -s . home` typed in the terminal)
+        raise IsADirectoryError(errno.EISDIR, "the root is a directory")
     root_fd = open_root(root)
     try:
         dir_fd = _walk(root_fd, resolved[:-1])

@@ -178,6 +178,20 @@ async def test_a_symlink_out_of_the_area_is_403(api_client, owner, colleague, tm
     assert sorted(os.listdir(area("colleague"))) == ["secret.txt"]
 
 
+async def test_a_link_back_to_the_area_root_is_a_folder(api_client, owner):
+    # `ln -s . home` (or `d/up -> ..`) typed in the owner's terminal, whose home is the area.
+    a = area("owner")
+    os.symlink(".", a / "home")
+    (a / "d").mkdir()
+    os.symlink("..", a / "d" / "up")
+    client = api_client(owner)
+    for url in ("/api/files/download", "/api/files/preview"):
+        for path in ("home", "d/up"):
+            response = await client.get(url, {"path": path})
+            assert response.status_code == 400, (url, path, response.content)
+            assert response.json()["code"] == "is_a_directory"
+
+
 async def test_another_users_area_is_404(api_client, owner, colleague):
     (area("colleague") / "secret.txt").write_text("secret")
     client = api_client(owner)
