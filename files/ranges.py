@@ -36,7 +36,7 @@ def parse_range(header: str | None, size: int) -> list[tuple[int, int]] | None:
         return None
     wanted: list[tuple[int, int]] = []
     pieces = [p.strip() for p in spec.split(",")]
-    if len(pieces) > MAX_RANGES:
+    if len(pieces) > MAX_RANGES or not any(pieces):  # `bytes=,` names no range: a syntax error
         return None
     for piece in pieces:
         if not piece:

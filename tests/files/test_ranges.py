@@ -33,6 +33,8 @@ from files.ranges import (
         ("bytes=abc", None),
         ("bytes=9-3", None),
         ("bytes=--3", None),
+        ("bytes=,", None),  # no range at all: a syntax error, ignored (RFC 9110 14.2)
+        ("bytes= , ,", None),
         ("bytes=" + ",".join(f"{i}-{i}" for i in range(0, 40, 2)), None),  # too many
     ],
 )
