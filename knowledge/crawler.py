@@ -167,8 +167,10 @@ def address_is_public(address: str) -> bool:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address) and (ip.ipv4_mapped or ip.sixtofour):
+        # The IPv4 address inside is where it goes: `::ffff:127.0.0.1`, and a 6to4 address
+        # (2002:AABB:CCDD::/48) that a relay unwraps to AA.BB.CC.DD.
+        ip = ip.ipv4_mapped or ip.sixtofour
     return not (
         ip.is_private
         or ip.is_loopback

@@ -168,6 +168,8 @@ async def test_it_refuses_loopback_unless_allowed(site):
         "http://[::1]/",
         "http://10.0.0.1/",
         "http://[::ffff:127.0.0.1]/",
+        "http://[2002:7f00:1::1]/",  # 6to4 for 127.0.0.1
+        "http://[2002:a9fe:a9fe::1]/",  # 6to4 for 169.254.169.254
         "http://0.0.0.0/",
     ],
 )
