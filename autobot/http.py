@@ -27,6 +27,15 @@ def scope_ip(scope) -> str | None:
     return _valid_ip(client[0]) if client else None
 
 
+async def refuse(send, status: int, detail: str, code: str, headers: list | None = None) -> None:
+    """Answer a raw ASGI request, before Django sees it, with the API's error body: {"detail", "code"}."""
+    body = json.dumps({"detail": detail, "code": code}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
 # JSON nesting deeper than this is refused before parsing: the parser (and pydantic after it)
 # recurse once per level, and a 10,000-deep body would otherwise end in RecursionError.
 MAX_JSON_DEPTH = 64
