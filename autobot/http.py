@@ -3,6 +3,10 @@ import ipaddress
 import json
 import re
 
+# Where the REST API is mounted (autobot/urls.py): middleware, the lanes and the upload stream tell
+# its requests by it.
+API_PREFIX = "/api/"
+
 
 @functools.lru_cache(maxsize=1024)
 def _valid_ip(value: str | None) -> str | None:
