@@ -43,7 +43,7 @@ from agents.protocol import (
 from agents.seen import seen_close
 from autobot import audit
 from autobot.errors import BadRequest, Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound, Timeout, Unavailable
-from autobot.http import json_loads
+from autobot.http import API_PREFIX, json_loads
 from autobot.lanes import spawn
 from autobot.supervise import cancel_and_wait
 
@@ -212,8 +212,8 @@ async def agent_card(*, user, agent_id: str, base_url: str = "") -> dict:
         ]
     return {
         "name": agent["name"], "description": agent["description"], "version": agent["version"] or "0",
-        "url": f"{base_url}/api/agents/messages",
-        "endpoint": {"rest": f"{base_url}/api/agents/messages", "recipient_id": agent_id},
+        "url": f"{base_url}{API_PREFIX}agents/messages",
+        "endpoint": {"rest": f"{base_url}{API_PREFIX}agents/messages", "recipient_id": agent_id},
         "provider": {"organization": "AutoBot"},
         "capabilities": {"streaming": False, "pushNotifications": False, "stateTransitionHistory": False},
         "authentication": {"schemes": ["bearer", "session"]},

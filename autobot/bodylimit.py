@@ -11,10 +11,9 @@ files/asgi.py streams them to their folder, under the area's quota.
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 
+from autobot.http import refuse
 from files.asgi import SCOPE_KEY as STREAMED
 
 
@@ -33,14 +32,9 @@ def _declared_length(scope) -> int | None:
     return None
 
 
-async def _refuse(send, limit: int) -> None:
-    body = json.dumps({"detail": f"the request body is over the limit of {limit} bytes",
-                       "code": "too_large"}).encode()
-    await send({"type": "http.response.start", "status": 413, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"),  # the rest of the body is never read
-    ]})
-    await send({"type": "http.response.body", "body": body})
+async def _too_large(send, limit: int) -> None:
+    await refuse(send, 413, f"the request body is over the limit of {limit} bytes", "too_large",
+                 [(b"connection", b"close")])  # the rest of the body is never read
 
 
 class BodyLimitMiddleware:
@@ -55,7 +49,7 @@ class BodyLimitMiddleware:
         limit = request_limit()
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
-            return await _refuse(send, limit)
+            return await _too_large(send, limit)
         received, over, started = 0, False, False
 
         async def capped_receive():
@@ -77,4 +71,4 @@ class BodyLimitMiddleware:
 
         await self.app(scope, capped_receive, tracked_send)
         if over and not started:
-            await _refuse(send, limit)
+            await _too_large(send, limit)

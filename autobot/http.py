@@ -3,6 +3,10 @@ import ipaddress
 import json
 import re
 
+# Where the REST API is mounted (autobot/urls.py): middleware, the lanes and the upload stream tell
+# its requests by it.
+API_PREFIX = "/api/"
+
 
 @functools.lru_cache(maxsize=1024)
 def _valid_ip(value: str | None) -> str | None:
@@ -25,6 +29,15 @@ def client_ip(request) -> str | None:
 def scope_ip(scope) -> str | None:
     client = scope.get("client")
     return _valid_ip(client[0]) if client else None
+
+
+async def refuse(send, status: int, detail: str, code: str, headers: list | None = None) -> None:
+    """Answer a raw ASGI request, before Django sees it, with the API's error body: {"detail", "code"}."""
+    body = json.dumps({"detail": detail, "code": code}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
 
 
 # JSON nesting deeper than this is refused before parsing: the parser (and pydantic after it)

@@ -50,6 +50,8 @@ from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction
 from django.conf import settings
 from django.urls import Resolver404, get_resolver
 
+from autobot.http import API_PREFIX
+
 log = logging.getLogger("autobot.lanes")
 
 
@@ -278,7 +280,7 @@ async def lane_context():
         yield
 
 
-_ASYNC_PREFIXES = ("/api/", "/static/")
+_ASYNC_PREFIXES = (API_PREFIX, "/static/")
 
 
 def _sync_view(scope) -> bool:

@@ -11,9 +11,8 @@ from django.utils.module_loading import import_string
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from autobot import context, metrics
-from autobot.http import client_ip
+from autobot.http import API_PREFIX, client_ip
 
-API_PREFIX = "/api/"
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -45,7 +44,7 @@ class RequestContextMiddleware:
         method = request.method if request.method in _METHODS else "other"
         metrics.http_requests.labels(method, route, str(response.status_code)).inc()
         metrics.http_latency.labels(method, route).observe(time.perf_counter() - started)
-        if request.path.startswith("/api/") and response.status_code >= 400 and not _is_json(response):
+        if request.path.startswith(API_PREFIX) and response.status_code >= 400 and not _is_json(response):
             response = _json_error(response)
         response["X-Request-ID"] = request_id
         return response

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from autobot import api, views
+from autobot.http import API_PREFIX
 
 
 def _app_pages(app: str):
@@ -13,10 +14,12 @@ def _app_pages(app: str):
     return path(f"{app}/", views.coming_soon(app), name=f"{app}-index")
 
 
+_API_ROOT = API_PREFIX.removeprefix("/")  # Django's patterns have no leading slash
+
 urlpatterns = [
     # The API first: it takes most requests, and no other pattern starts with "api/".
-    path("api/", include(*api.urls())),
-    re_path(r"^api/", views.api_not_found),
+    path(_API_ROOT, include(*api.urls())),
+    re_path(f"^{_API_ROOT}", views.api_not_found),
     path("", views.dashboard, name="dashboard"),
     path("tokens/", views.tokens_page, name="tokens"),
     path("favicon.ico", views.favicon),

@@ -6,7 +6,7 @@ import logging
 from uuid import UUID
 
 from django.http import HttpResponse, StreamingHttpResponse
-from ninja import Query, Router, Schema
+from ninja import Query, Router
 from ninja.responses import Status
 
 from autobot.auth import token_reading
@@ -26,6 +26,7 @@ from chat.schemas import (
     ChatMessageIn,
     ChatMessageList,
     ChatMessageOut,
+    ChatSessionFilters,
     ChatSessionIn,
     ChatSessionList,
     ChatSessionOut,
@@ -67,22 +68,14 @@ def _session_page(user, *, q: str, limit: int, offset: int) -> tuple[list, int]:
     return _SESSION_LISTS[(user.is_staff, bool(q))].page({"user": user.pk, "q": q}, limit=limit, offset=offset)
 
 
-class _SessionListParams(Schema):
-    """session_list's query parameters, as the token check's guess of them (autobot/prefetch.py)."""
-
-    q: str = ""
-    limit: int = 50
-    offset: int = 0
-
-
-SESSION_PAGE = Prefetch(_session_page, _SessionListParams)
+SESSION_PAGE = Prefetch(_session_page, ChatSessionFilters)
 
 
 @router.get("/sessions", response=ChatSessionList, auth=token_reading(SESSION_PAGE),
             summary="Your chat sessions, newest first; ?q= searches titles")
-async def session_list(request, q: str = "", limit: int = 50, offset: int = 0):
+async def session_list(request, filters: Query[ChatSessionFilters]):
     # With a Bearer token the page was most likely read with the token check, in one lane job.
-    rows, count = await SESSION_PAGE.page(request, request.user, q=q, limit=limit, offset=offset)
+    rows, count = await SESSION_PAGE.page(request, request.user, **filters.model_dump())
     # Rendered without ninja re-validating each item against ChatSessionList, which stays the
     # documented schema (autobot/responses.py).
     return unchecked(request, {"items": services.session_list_data(rows), "count": count})

@@ -25,6 +25,15 @@ class ChatSessionOut(Schema):
     operator_terminal: str | None = Field(None, description="the terminal session the operator types into")
 
 
+class ChatSessionFilters(Schema):
+    """The session list's query parameters: the view's, the OpenAPI document's, and the token
+    check's guess of them (autobot/prefetch.py), from this one place."""
+
+    q: str = ""
+    limit: int = 50
+    offset: int = 0
+
+
 class ChatSessionList(Schema):
     items: list[ChatSessionOut]
     count: int

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-UPLOAD_PATH = "/api/files/upload"
+from autobot.http import API_PREFIX
+
+UPLOAD_PATH = f"{API_PREFIX}files/upload"
 SCOPE_KEY = "autobot.files.body"
 
 

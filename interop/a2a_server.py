@@ -61,12 +61,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from autobot.auth import token_authenticate
+from autobot.http import refuse
 from chat import tools
 from chat.operator import approvals
 from chat.tools.agents import COMMAND_AGENTS
 from interop import a2a_stream, calls
 from interop.a2a_store import TERMINAL, DatabaseTaskStore
-from interop.http import allowed, header, on_lanes, refuse
+from interop.http import allowed, header, on_lanes
 
 RPC_PATH = "/a2a"
 USER_KEY = "autobot.user"

@@ -1,10 +1,9 @@
-"""What both doors (MCP, A2A) share: the Host/Origin check, a refusal, and running handlers on
-the lanes."""
+"""What both doors (MCP, A2A) share: the Host/Origin check and running handlers on the lanes.
+(Their refusals are autobot.http.refuse, which the body cap uses too.)"""
 
 from __future__ import annotations
 
 import functools
-import json
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -28,14 +27,6 @@ def allowed(scope) -> bool:
         origin_host = urlsplit(origin).hostname or ""
         return bool(origin_host) and validate_host(origin_host, hosts)
     return True
-
-
-async def refuse(send, status: int, detail: str, code: str, headers: list | None = None) -> None:
-    body = json.dumps({"detail": detail, "code": code}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})
 
 
 def on_lanes(method):

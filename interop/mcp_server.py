@@ -26,10 +26,11 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INVALID_PARAMS
 
 from autobot.auth import read_only, token_authenticate
+from autobot.http import refuse
 from chat import tools
 from chat.tools.base import rate_safe
 from interop import calls
-from interop.http import allowed, header, on_lanes, refuse
+from interop.http import allowed, header, on_lanes
 
 PATH = "/mcp"
 USER_KEY = "autobot.user"

@@ -18,7 +18,8 @@ from charset_normalizer import from_bytes
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 from selectolax.lexbor import LexborNode as Node
 
-from knowledge.htmlscan import plain_text, too_complex
+from knowledge.htmlscan import too_complex
+from knowledge.htmltext import plain_text
 
 FORMATS = ("text", "markdown", "html", "pdf")
 

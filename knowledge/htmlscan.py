@@ -11,14 +11,12 @@ The model errs on the side of "too complex": it pops an element only where the r
 surely pops it too (a matching end tag with nothing between that would stop the real one, or the
 few start tags that close a ``<p>``, ``<li>``, ``<option>`` or table cell on top), so its stack is
 never much shallower than the real one; pages that fool it into more depth than they have are
-merely read as plain text (`plain_text`), which is linear whatever the markup.
+merely read as plain text (`knowledge.htmltext.plain_text`), which is linear whatever the markup.
 """
 
 from __future__ import annotations
 
-import html as htmllib
 import re
-from dataclasses import dataclass, field
 
 # Nesting the model may reach. Browsers stop nesting at 512 (Chromium, WebKit); real pages rarely
 # pass 100; at 1,000 the worst flood of a 5 MiB page parses in about five times a normal page's time.
@@ -29,35 +27,29 @@ MAX_REOPENED = 100_000
 MAX_ATTRIBUTES = 256  # on one tag (lexbor checks each against the others)
 MAX_OPTIONS = 1_000  # in one <select> (lexbor's cost grows with the square)
 
-_SPACE = "\t\n\f\r "
-# One token: a comment (abrupt endings and an unterminated one included), a doctype or bogus
-# comment, or a tag with its attributes as the HTML tokenizer splits them. Possessive quantifiers:
-# no backtracking, so one pass over the text whatever it holds.
-_TOKEN = re.compile(
-    r"<!--(?:-?>|.*?--!?>|.*)"
-    r"|<[!?][^>]*+>?"
-    r"|<(/?)([a-zA-Z][^\t\n\f\r />]*+)"
-    r"((?:[\t\n\f\r /]++|[^\t\n\f\r />][^\t\n\f\r />=]*+"
-    r"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >]*+))?+)*+)(>?)",
-    re.DOTALL,
-)
-_ATTRIBUTES = (
-    r"(?:[\t\n\f\r /]++|[^\t\n\f\r />][^\t\n\f\r />=]*+"
-    r"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >]*+))?+)*+"
-)
-_ATTRIBUTE = re.compile(
-    r"[^\t\n\f\r />][^\t\n\f\r />=]*+(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?:\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >]*+))?+"
-)
+# --- the tokenizer's pieces and the element categories (the plain-text reader, knowledge/htmltext.py, uses them too)
+
+SPACE = "\t\n\f\r "  # the HTML tokenizer's whitespace
+# Possessive quantifiers throughout: no backtracking, so one pass over the text whatever it holds.
+# A comment (abrupt endings and an unterminated one included), or a doctype or bogus comment.
+_COMMENT = r"<!--(?:-?>|.*?--!?>|.*)|<[!?][^>]*+>?"
+_TAG_NAME = rf"[a-zA-Z][^{SPACE}/>]*+"
+# One attribute as the tokenizer splits them: a name, then maybe `=` and a value (quoted or not).
+_ATTRIBUTE = rf"[^{SPACE}/>][^{SPACE}/>=]*+(?:[{SPACE}]*+=[{SPACE}]*+(?:\"[^\"]*+\"|'[^']*+'|[^{SPACE}>]*+))?+"
+_ATTRIBUTES = rf"(?:[{SPACE}/]++|{_ATTRIBUTE})*+"  # everything between a tag's name and its `>`
+ATTRIBUTE = re.compile(_ATTRIBUTE)
+# One token: a comment or doctype; or a tag (groups: `/` of an end tag, name, attributes, `>`).
+TOKEN = re.compile(rf"{_COMMENT}|<(/?)({_TAG_NAME})({_ATTRIBUTES})(>?)", re.DOTALL)
 # Elements whose content is text up to their end tag (in HTML, not inside <svg> or <math>).
-_RAW_TEXT = {"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"}
-_RAW_END = {name: re.compile(rf"</{name}[{_SPACE}/>]", re.IGNORECASE) for name in _RAW_TEXT}
+RAW_TEXT = {"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes"}
+RAW_END = {name: re.compile(rf"</{name}[{SPACE}/>]", re.IGNORECASE) for name in RAW_TEXT}
 _VOID = {
     "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "image", "img", "input", "keygen",
     "link", "meta", "param", "source", "track", "wbr",
 }  # fmt: skip
 _IGNORED = {"html", "head", "body"}  # merged into the ones the tree builder made, never nested
 # The spec's "special" elements: an end tag for an ordinary element stops at them.
-_SPECIAL = {
+SPECIAL = {
     "address", "applet", "area", "article", "aside", "base", "basefont", "bgsound", "blockquote", "body", "br",
     "button", "caption", "center", "col", "colgroup", "dd", "details", "dir", "div", "dl", "dt", "embed",
     "fieldset", "figcaption", "figure", "footer", "form", "frame", "frameset", "h1", "h2", "h3", "h4", "h5", "h6",
@@ -73,7 +65,7 @@ _SCOPE = {
     "mtext", "annotation-xml", "foreignobject", "desc", "title",
 }  # fmt: skip
 _TABLE_SCOPE = {"html", "table", "template"}
-_FORMATTING = {"a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt", "u"}
+FORMATTING = {"a", "b", "big", "code", "em", "font", "i", "nobr", "s", "small", "strike", "strong", "tt", "u"}
 _MARKERS = {"applet", "object", "marquee", "template", "td", "th", "caption"}
 # Start tags that close an open <p> on top (the spec closes one "in button scope").
 _CLOSES_P = {
@@ -90,15 +82,15 @@ _CELLS = {"td", "th", "tr", "tbody", "thead", "tfoot"}
 _NO_REOPEN = _CLOSES_P | _CELLS | _VOID - {"area", "br", "embed", "img", "image", "input", "keygen", "wbr"} | {
     "table", "caption", "col", "colgroup", "iframe", "noembed", "textarea", "template", "frameset", "frame",
 }
-_FOREIGN_ROOTS = {"svg", "math"}
-_INTEGRATION_POINTS = {"foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext", "annotation-xml"}
+FOREIGN_ROOTS = {"svg", "math"}
+INTEGRATION_POINTS = {"foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext", "annotation-xml"}
 # Start tags that leave <svg>/<math> content for HTML (font only with color, face or size).
-_BREAKOUT = {
+BREAKOUT = {
     "b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em", "embed", "h1", "h2",
     "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li", "listing", "menu", "meta", "nobr", "ol", "p", "pre",
     "ruby", "s", "small", "span", "strong", "strike", "sub", "sup", "table", "tt", "u", "ul", "var",
 }  # fmt: skip
-_FONT_BREAKOUT = re.compile(r"(?:^|[\t\n\f\r /])(?:color|face|size)[\t\n\f\r ]*(?:=|/|>|$)", re.IGNORECASE)
+FONT_BREAKOUT = re.compile(r"(?:^|[\t\n\f\r /])(?:color|face|size)[\t\n\f\r ]*(?:=|/|>|$)", re.IGNORECASE)
 
 
 class TooComplex(Exception):
@@ -107,11 +99,11 @@ class TooComplex(Exception):
 
 def _kinds_of(name: str, foreign: bool) -> tuple[str, ...]:
     kinds = []
-    if name in _SPECIAL:
+    if name in SPECIAL:
         kinds.append("special")
         if name not in ("address", "div", "p"):
             kinds.append("item")  # where the search for an open <li>, <dd> or <dt> stops
-    if name in _FORMATTING:
+    if name in FORMATTING:
         kinds.append("formatting")
     if name in _SCOPE:
         kinds.append("scope")
@@ -121,9 +113,9 @@ def _kinds_of(name: str, foreign: bool) -> tuple[str, ...]:
         kinds.append("list")
     if name == "button":
         kinds.append("button")
-    if name in _FOREIGN_ROOTS:
+    if name in FOREIGN_ROOTS:
         kinds.append("root")
-    elif foreign and name in _INTEGRATION_POINTS:
+    elif foreign and name in INTEGRATION_POINTS:
         kinds.append("ip")
     return tuple(kinds)
 
@@ -266,9 +258,9 @@ def too_complex(html: str) -> str | None:
 # what the markup says, never closes a formatting element behind its back (so never opens one
 # again), and its stack is the one counted here.
 _FAST = re.compile(
-    rf"<!--(?:-?>|.*?--!?>|.*)|<[!?][^>]*+>?"
-    rf"|<(?:({'|'.join(sorted(_RAW_TEXT))})(?=[{_SPACE}/>])({_ATTRIBUTES})>(.*?)(?=</(?:\1)[{_SPACE}/>]|\Z)"
-    rf"|(/?)([a-zA-Z][^{_SPACE}/>]*+)({_ATTRIBUTES})(>?))",
+    rf"{_COMMENT}"
+    rf"|<(?:({'|'.join(sorted(RAW_TEXT))})(?=[{SPACE}/>])({_ATTRIBUTES})>(.*?)(?=</(?:\1)[{SPACE}/>]|\Z)"
+    rf"|(/?)({_TAG_NAME})({_ATTRIBUTES})(>?))",
     re.DOTALL | re.IGNORECASE,
 )
 _ENDS_LEFT_OUT = {"p", "li", "dd", "dt", "option", "optgroup", "rb", "rp", "rt", "rtc"}
@@ -276,8 +268,7 @@ _TABLE_ENDS_LEFT_OUT = _ENDS_LEFT_OUT | {"td", "th", "tr", "tbody", "thead", "tf
 _CELL_CONTEXT = {"td": ("tr", "tbody", "thead", "tfoot", "table"), "th": ("tr", "tbody", "thead", "tfoot", "table"),
                  "tr": ("tbody", "thead", "tfoot", "table"), "tbody": ("table",), "thead": ("table",),
                  "tfoot": ("table",), "caption": ("table",), "colgroup": ("table",)}  # fmt: skip
-_LIST_ITEMS = {"li": ("li",), "dd": ("dd", "dt"), "dt": ("dd", "dt")}
-_ITEMS = {"li": ("li",), "dd": ("dd", "dt"), "dt": ("dd", "dt")}
+_ITEMS = {"li": ("li",), "dd": ("dd", "dt"), "dt": ("dd", "dt")}  # an item closes an open one of these
 _POPS_OWN = {"a", "nobr", "button"}  # start tags that close an open one of their own kind
 _FORM_FIELDS = {"select", "input", "textarea", "keygen"}  # close an open <select>
 
@@ -302,12 +293,12 @@ def _tidy(html: str) -> bool:
             return True  # the file ends inside a tag: the rest is dropped
         else:
             name = name.lower()
-        if len(attributes) > 2 * MAX_ATTRIBUTES and len(_ATTRIBUTE.findall(attributes)) > MAX_ATTRIBUTES:
+        if len(attributes) > 2 * MAX_ATTRIBUTES and len(ATTRIBUTE.findall(attributes)) > MAX_ATTRIBUTES:
             return False
         if slash:
             if not count.get(name) or name in _IGNORED:
                 continue  # nothing to close: ignored
-            passable = _TABLE_ENDS_LEFT_OUT if name in _TABLE_PARTS else _ENDS_LEFT_OUT if name in _SPECIAL else ()
+            passable = _TABLE_ENDS_LEFT_OUT if name in _TABLE_PARTS else _ENDS_LEFT_OUT if name in SPECIAL else ()
             while stack[-1] != name:
                 if stack[-1] not in passable:
                     return False
@@ -317,9 +308,9 @@ def _tidy(html: str) -> bool:
         if name in _IGNORED:
             continue
         if count.get("svg") or count.get("math"):
-            if name in _BREAKOUT or name == "font":
+            if name in BREAKOUT or name == "font":
                 return False
-            if _self_closing(attributes):
+            if self_closing(attributes):
                 continue
         top = stack[-1] if stack else ""
         if name in _CLOSES_P and count.get("p"):
@@ -327,11 +318,11 @@ def _tidy(html: str) -> bool:
                 return False
             count[stack.pop()] -= 1
             top = stack[-1] if stack else ""
-        if name in _LIST_ITEMS:
+        if name in _ITEMS:
             # The tree builder closes an open item of the kind, looking down past <div> and <p>.
-            if top in _LIST_ITEMS[name]:
+            if top in _ITEMS[name]:
                 count[stack.pop()] -= 1
-            elif any(count.get(item) for item in _LIST_ITEMS[name]) and (top not in _SPECIAL or top == "div"):
+            elif any(count.get(item) for item in _ITEMS[name]) and (top not in SPECIAL or top == "div"):
                 return False
         elif name in _HEADINGS or name == "option" or name == "optgroup":
             if top in _HEADINGS if name in _HEADINGS else top == "option":
@@ -366,7 +357,7 @@ def _tidy(html: str) -> bool:
 
 def _follow(html: str) -> None:
     model = _Model()
-    search = _TOKEN.search
+    search = TOKEN.search
     position, end = 0, len(html)
     while position < end:
         match = search(html, position)
@@ -383,25 +374,25 @@ def _follow(html: str) -> None:
             return  # a tag the file ends inside: the tokenizer drops it and everything after
         name = name.lower()
         attributes = match.group(3)
-        if len(attributes) > 2 * MAX_ATTRIBUTES and len(_ATTRIBUTE.findall(attributes)) > MAX_ATTRIBUTES:
+        if len(attributes) > 2 * MAX_ATTRIBUTES and len(ATTRIBUTE.findall(attributes)) > MAX_ATTRIBUTES:
             raise TooComplex(f"a tag with more than {MAX_ATTRIBUTES} attributes")
         if match.group(1):
             _end_tag(model, name)
-        elif name in _RAW_TEXT and not model.foreign():
+        elif name in RAW_TEXT and not model.foreign():
             # Never pushed: its content is text, and its end tag the next token.
             if name == "xmp":
                 model.pop_if_top("p")
-            closing = _RAW_END[name].search(html, position)
+            closing = RAW_END[name].search(html, position)
             position = closing.start() if closing else end
         else:
             _start_tag(model, name, attributes)
 
 
-def _self_closing(attributes: str) -> bool:
+def self_closing(attributes: str) -> bool:
     """``<path d="…"/>``, not ``<a href=x/>`` (there the slash belongs to the value)."""
     if not attributes.endswith("/"):
         return False
-    ends = [match.end() for match in _ATTRIBUTE.finditer(attributes)]
+    ends = [match.end() for match in ATTRIBUTE.finditer(attributes)]
     return not ends or ends[-1] < len(attributes)
 
 
@@ -409,9 +400,9 @@ def _start_tag(model: _Model, name: str, attributes: str) -> None:
     if name in _IGNORED:
         return
     if model.foreign():
-        if name in _BREAKOUT or (name == "font" and _FONT_BREAKOUT.search(attributes)):
+        if name in BREAKOUT or (name == "font" and FONT_BREAKOUT.search(attributes)):
             model.pop_to(model.kinds["root"][-1])
-        elif _self_closing(attributes):
+        elif self_closing(attributes):
             return  # closed at once in SVG and MathML
     if name in _CLOSES_P and model.last("p") >= 0:
         model.closes(model.last("p"), model.limit("scope", "button"))
@@ -451,7 +442,7 @@ def _start_tag(model: _Model, name: str, attributes: str) -> None:
     if name not in _NO_REOPEN:
         model.reopen()
     if name not in _VOID:
-        model.push(name, (name, attributes) if name in _FORMATTING and not model.foreign() else None)
+        model.push(name, (name, attributes) if name in FORMATTING and not model.foreign() else None)
 
 
 def _end_tag(model: _Model, name: str) -> None:
@@ -461,13 +452,13 @@ def _end_tag(model: _Model, name: str) -> None:
         model.pop_to(model.kinds["root"][-1])
     target = max(map(model.last, _HEADINGS)) if name in _HEADINGS else model.last(name)
     if target < 0:
-        if name in _FORMATTING:
+        if name in FORMATTING:
             model.forget(name)
         return
     if name in _TABLE_PARTS:
         model.pop_if_top("td", "th")
         stop = model.limit("table")
-    elif name in _SPECIAL:
+    elif name in SPECIAL:
         stop = model.limit("scope", *_SCOPE_EXTRA.get(name, ()))
     else:  # an ordinary or formatting element: the tree builder stops at any special one
         stop = model.limit("special")
@@ -475,78 +466,3 @@ def _end_tag(model: _Model, name: str) -> None:
         model.end(target)
     else:
         model.closes(target, stop)
-
-
-# --- reading the text without a tree ----------------------------------------------------------
-
-_BLOCK_BREAKS = _SPECIAL | {"br", "tr", "td", "th", "li", "option"}
-_NOT_TEXT = _RAW_TEXT - {"textarea", "title"} | {"noscript"}
-_HREF = re.compile(r"""(?:^|[\t\n\f\r /])href[\t\n\f\r ]*=[\t\n\f\r ]*("[^"]*"|'[^']*'|[^\t\n\f\r >]*)""", re.I)
-_REL = re.compile(r"""(?:^|[\t\n\f\r /])rel[\t\n\f\r ]*=[\t\n\f\r ]*("[^"]*"|'[^']*'|[^\t\n\f\r >]*)""", re.I)
-_NAME = re.compile(r"""(?:^|[\t\n\f\r /])name[\t\n\f\r ]*=[\t\n\f\r ]*("[^"]*"|'[^']*'|[^\t\n\f\r >]*)""", re.I)
-_CONTENT = re.compile(r"""(?:^|[\t\n\f\r /])content[\t\n\f\r ]*=[\t\n\f\r ]*("[^"]*"|'[^']*'|[^\t\n\f\r >]*)""", re.I)
-
-
-@dataclass
-class PlainText:
-    title: str = ""
-    text: str = ""
-    links: list[str] = field(default_factory=list)
-    robots: str = ""
-
-
-def plain_text(html: str) -> PlainText:
-    """The text of ``html`` without building a tree: tags become spaces or line breaks, scripts,
-    styles and comments go, entities are decoded. Linear time, whatever the markup."""
-    out = PlainText()
-    parts: list[str] = []
-    search = _TOKEN.search
-    position, end, skipping = 0, len(html), 0
-    while position < end:
-        match = search(html, position)
-        stop = match.start() if match else end
-        if stop > position and not skipping:
-            parts.append(htmllib.unescape(html[position:stop]))
-        if match is None or (match.group(2) and not match.group(4)):
-            break
-        position = match.end()
-        name = (match.group(2) or "").lower()
-        if not name:
-            continue
-        attributes = match.group(3)
-        if match.group(1):
-            if name in _NOT_TEXT and skipping:
-                skipping -= 1
-        elif name in _RAW_TEXT:
-            closing = _RAW_END[name].search(html, position)
-            inner_end = closing.start() if closing else end
-            if name == "title" and not out.title:
-                out.title = " ".join(htmllib.unescape(html[position:inner_end]).split())
-            elif name == "textarea" and not skipping:
-                parts.append(htmllib.unescape(html[position:inner_end]))
-            position = inner_end
-        elif name in _NOT_TEXT:
-            skipping += 1
-        elif name == "a":
-            _link(out, attributes)
-        elif name == "meta" and _value(_NAME, attributes).lower() == "robots":
-            out.robots += " " + _value(_CONTENT, attributes).lower()
-        if name in _BLOCK_BREAKS:
-            parts.append("\n\n")
-        elif name not in _FORMATTING:
-            parts.append(" ")
-    out.text = "".join(parts)
-    return out
-
-
-def _link(out: PlainText, attributes: str) -> None:
-    if "nofollow" in _value(_REL, attributes).lower():
-        return
-    href = htmllib.unescape(_value(_HREF, attributes)).strip()
-    if href:
-        out.links.append(href)
-
-
-def _value(pattern: re.Pattern, attributes: str) -> str:
-    match = pattern.search(attributes)
-    return match.group(1).strip("\"'") if match else ""

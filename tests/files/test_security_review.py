@@ -198,8 +198,13 @@ async def test_a_pdf_that_trips_the_parser_previews_as_metadata_not_a_500(api_cl
 
 
 async def test_a_pdf_made_to_be_slow_previews_as_metadata_once_its_budget_is_spent(api_client, owner, settings):
+    # 60 pages of 200 words: about 54,000 instructions, and 12,000 characters of text, short of the
+    # preview's 64 KiB, so only the budget can stop the reading early.
+    (area("owner") / "slow.pdf").write_bytes(shared_stream_pdf(60, b"BT /F1 12 Tf (a) Tj ET\n" * 200))
+    settings.KNOWLEDGE_PDF_MAX_OPERATIONS = 100_000
+    body = (await api_client(owner).get("/api/files/preview", {"path": "slow.pdf"})).json()
+    assert body["kind"] == "text" and body["text"].count("a") == 60 * 200  # readable within a larger budget
     settings.KNOWLEDGE_PDF_MAX_OPERATIONS = 20_000
-    (area("owner") / "slow.pdf").write_bytes(shared_stream_pdf(2000, b"q Q\n" * 4000))  # drawing, no text
     response = await api_client(owner).get("/api/files/preview", {"path": "slow.pdf"})
     assert response.status_code == 200, response.content
     assert response.json()["kind"] == "none"

@@ -10,7 +10,10 @@ import time
 import pytest
 import uvicorn
 from mcp.server.mcpserver import MCPServer
+from referencing.exceptions import Unresolvable
 
+from autobot.errors import InvalidInput
+from chat.tools.base import Tool, schema
 from interop import calls
 from interop.models import ExternalMcpServer
 
@@ -97,6 +100,28 @@ async def test_a_published_schema_makes_autobot_fetch_nothing_and_leaks_nothing(
     assert "internal-secret" not in outcome.output and "file-secret" not in outcome.output
     # Its arguments are the external server's to check: the call reached it.
     assert outcome.ok and outcome.output == "looked up x y abc"
+
+
+def test_a_schema_checked_here_resolves_refs_inside_itself_only(internal_url, tmp_path):
+    # The test above passes because an external schema is never evaluated here (checked=False).
+    # A schema that is (our tools') goes through jsonschema with NO_RETRIEVAL: a "$ref" out of it
+    # is an error, never a fetch from the network or a read of a local file.
+    secret_file = tmp_path / "key.json"
+    secret_file.write_text(json.dumps({"enum": ["file-secret"]}))
+    for ref in (internal_url, secret_file.as_uri()):
+        tool = Tool(name="t", description="", schema=schema({"a": {"$ref": ref}}), run=None)
+        _Internal.hits.clear()
+        with pytest.raises(Unresolvable) as raised:
+            tool.validate({"a": "x"})
+        assert _Internal.hits == []
+        assert "secret" not in str(raised.value)
+    # A "$ref" inside the schema still works.
+    digits = {"type": "string", "pattern": "^[0-9]+$"}
+    local = {**schema({"n": {"$ref": "#/$defs/digits"}}), "$defs": {"digits": digits}}
+    tool = Tool(name="t", description="", schema=local, run=None)
+    assert tool.validate({"n": "12"}) == {"n": "12"}
+    with pytest.raises(InvalidInput, match="does not match"):
+        tool.validate({"n": "abc"})
 
 
 async def test_an_answer_too_big_to_hold_is_refused_not_read(hostile_url, owner):

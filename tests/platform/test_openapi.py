@@ -81,6 +81,24 @@ def test_terminal_and_chat_sessions_have_their_own_fields(document):
     assert "generating" in document["components"]["schemas"][chat_ref]["properties"]
 
 
+def test_a_prefetched_list_documents_the_parameters_its_token_check_guesses(document):
+    # The token check reads a list's page with its guess of the view's parameters (autobot/prefetch.py):
+    # the guess, the view and the document must share their names and defaults, or a call with no
+    # parameters is read twice with different values, and clients are told defaults the view lacks.
+    operations = {op["operationId"]: op for ops in document["paths"].values() for op in ops.values()}
+    checked = 0
+    for operation in _operations():
+        prefetches = [auth.prefetch for auth in operation.auth_callbacks if getattr(auth, "prefetch", None)]
+        if not prefetches:
+            continue
+        documented = {p["name"]: p["schema"].get("default") for p in
+                      operations[api.get_openapi_operation_id(operation)]["parameters"] if p["in"] == "query"}
+        guessed = {name: field.default for name, field in prefetches[0].params.model_fields.items()}
+        assert documented == guessed, operation.view_func.__qualname__
+        checked += 1
+    assert checked >= 2  # the chat session list and the knowledge entry list
+
+
 def test_every_operation_documents_its_errors_with_the_shared_component(document):
     for path, operations in document["paths"].items():
         for method, operation in operations.items():

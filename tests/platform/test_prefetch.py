@@ -10,8 +10,9 @@ from asgiref.testing import ApplicationCommunicator
 
 from autobot.lanes import lanes
 from autobot.prefetch import Prefetch
-from chat.api import SESSION_PAGE, _SessionListParams
+from chat.api import SESSION_PAGE
 from chat.models import ChatSession
+from chat.schemas import ChatSessionFilters
 from tests.conftest import asgi_response, make_token
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -168,7 +169,7 @@ async def test_the_page_is_read_again_for_other_values_or_another_user(owner, co
 def test_a_query_string_that_does_not_parse_guesses_nothing():
     from django.test import RequestFactory
 
-    prefetch = Prefetch(lambda user, **values: values, _SessionListParams)
+    prefetch = Prefetch(lambda user, **values: values, ChatSessionFilters)
     assert prefetch.guess(RequestFactory().get("/", {"limit": "many"})) is None
     assert prefetch.guess(RequestFactory().get("/", {"q": "x", "offset": "3"})) == {"q": "x", "limit": 50, "offset": 3}
     assert prefetch.run_with(None, None) is None
@@ -177,7 +178,7 @@ def test_a_query_string_that_does_not_parse_guesses_nothing():
 def test_a_remembered_guess_is_the_same_and_a_caller_cannot_change_it():
     from django.test import RequestFactory
 
-    prefetch = Prefetch(lambda user, **values: values, _SessionListParams)
+    prefetch = Prefetch(lambda user, **values: values, ChatSessionFilters)
     factory = RequestFactory()
     first = prefetch.guess(factory.get("/", {"q": "x", "limit": "5"}))
     first["limit"] = 999
