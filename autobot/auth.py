@@ -56,13 +56,31 @@ async def token_create(*, actor, user, name: str = "", expires_days: int | None 
     return token, raw
 
 
+NOT_FOR_OTHERS = "creating API tokens for other users needs staff status and the permission to add API tokens"
+
+
+async def token_user(*, actor, username: str = ""):
+    """The user a token `actor` asks for by `username` (none, or their own: `actor`) is for.
+    Someone who may not mint tokens for others is refused before the name is looked up: an
+    unknown name and a known one get the same 403, so the answer tells nobody which users exist.
+    Who may mint for others (and sees the users in the admin) gets 404 for an unknown name."""
+    if not username or username == actor.get_username():
+        return actor
+    if not (actor.is_staff and await actor.ahas_perm("autobot.add_apitoken")):
+        raise Forbidden(NOT_FOR_OTHERS, code="forbidden")
+    user = await get_user_model().objects.filter(username=username).afirst()
+    if user is None:
+        raise NotFound(f"user {username} not found", code="user_not_found")
+    return user
+
+
 def act_for_refusal(actor, user, *, may_add_tokens: bool) -> str | None:
     """Why `actor` may not create an API token for another `user`, or None. Such a token is that
     user's power in someone else's hands: only staff who may add tokens in the admin
     (`autobot.add_apitoken`, `may_add_tokens`) mint one, and only a superuser mints one for a
     superuser or another staff member (anyone else would gain powers they do not have)."""
     if not actor.is_staff or not may_add_tokens:
-        return "creating API tokens for other users needs staff status and the permission to add API tokens"
+        return NOT_FOR_OTHERS
     if user.is_superuser and not actor.is_superuser:
         return "only a superuser may create an API token for a superuser"
     if user.is_staff and not actor.is_superuser:  # staff hold permissions the actor may not

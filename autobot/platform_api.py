@@ -3,7 +3,6 @@
 from datetime import datetime
 from typing import Literal
 
-from django.contrib.auth import get_user_model
 from ninja import Field, Router, Schema
 from ninja.responses import Status
 
@@ -51,7 +50,9 @@ class TokenIn(StrictSchema):
     name: str = Field("", max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
     expires_days: JsonInt | None = Field(None, ge=0, le=3650,
                                      description="days until it expires; 0: never; null: the server default")
-    username: str | None = Field(None, description="staff only: create the token for this user")
+    username: str | None = Field(None, description="create the token for this user: needs staff status and "
+                                                   "the permission to add API tokens (403 otherwise, for an "
+                                                   "unknown name too; 404 for an unknown name to those who may)")
     scope: Literal["full", "read"] = Field("full", description="read: a read-only token (no commands, no writes)")
 
 
@@ -94,18 +95,9 @@ async def tokens_create(request, body: TokenIn):
             "not with a token: a leaked token must not be able to mint replacements that outlive its revocation",
             code="session_required",
         )
-    user = request.auth
-    if body.username and body.username != user.get_username():
-        from autobot.errors import NotFound
-
-        target = await get_user_model().objects.filter(username=body.username).afirst()
-        if target is None or not user.is_staff:
-            raise NotFound(f"user {body.username} not found", code="user_not_found")
-        user_for = target
-    else:
-        user_for = user
-    token, raw = await auth.token_create(actor=user, user=user_for, name=body.name, expires_days=body.expires_days,
-                                        scope=body.scope)
+    user_for = await auth.token_user(actor=request.auth, username=body.username or "")
+    token, raw = await auth.token_create(actor=request.auth, user=user_for, name=body.name,
+                                        expires_days=body.expires_days, scope=body.scope)
     token.token = raw
     return Status(201, token)
 

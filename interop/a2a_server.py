@@ -63,7 +63,6 @@ from starlette.routing import Route
 from autobot.auth import token_authenticate
 from autobot.http import refuse
 from chat import tools
-from chat.operator import approvals
 from chat.tools.agents import COMMAND_AGENTS
 from interop import a2a_stream, calls
 from interop.a2a_store import TERMINAL, DatabaseTaskStore
@@ -275,9 +274,9 @@ def correlation(task_id: str) -> str:
 
 @on_lanes
 async def withdraw(user, task_id: str) -> None:
-    """Nobody may approve a call whose task was cancelled: expire what its calls asked for."""
-    await approvals.approvals_withdraw(owner=user, correlation_id=correlation(task_id),
-                                       reason="the A2A task was cancelled")
+    """Nobody may approve a call whose task was cancelled: expire what its calls asked for (their
+    records then say `cancelled`)."""
+    await calls.calls_withdraw(user=user, door="a2a", correlation_id=correlation(task_id))
 
 
 def _parked(task, agent_id: str | None) -> tuple[str, dict, str] | None:

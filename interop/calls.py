@@ -6,13 +6,17 @@ policy decides: run it, refuse it, or park it behind an approval. There is no tu
 approval's id; the owner decides it in AutoBot (the door's chat session, REST or the page), and
 the client repeats the same call with `approval_id` to run it. The approval is bound to the
 call's exact tool and arguments (what runs is what was shown) and single-use, as in the chat.
-Every outcome is an audit event `<door>.tool_call`, a call cancelled midway too.
+Every outcome is an audit event `<door>.tool_call`, a call cancelled midway too. The call's
+record on that message (chat.operator.records) settles however the call ends: done, failed,
+or `cancelled` with the door's reason when its client stopped it (an A2A CancelTask) while
+it ran or while its approval waited.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -25,7 +29,7 @@ from autobot.errors import AppError, Forbidden
 from autobot.supervise import run_to_end
 from chat import tools
 from chat.models import Approval, ChatMessage, ChatSession, OperatorPolicy
-from chat.operator import approvals
+from chat.operator import approvals, records
 from chat.operator.policy import action_for, policy_get
 from interop.models import DoorSession
 
@@ -34,6 +38,9 @@ from interop.models import DoorSession
 READ_TOOLS = frozenset({"knowledge_search", "knowledge_get", "files_list", "files_read"})
 log = logging.getLogger("interop.calls")
 TITLES = {"mcp": "MCP client calls", "a2a": "A2A client calls"}
+# Why a door's call stops midway: said on its record, its audit event, its approvals and the
+# terminal's refusal of the rest of its line (not "the operator stopped this line").
+STOP_REASONS = {"mcp": "the MCP client cancelled the call", "a2a": "the A2A task was cancelled"}
 
 
 @dataclass
@@ -73,11 +80,12 @@ async def call(*, user, door: str, name: str, arguments: dict | None, approval_i
     context = tools.ToolContext(user=user, correlation_id=correlation_id, chat_session_id=str(session.pk),
                                 call_id=f"{door}_{uuid.uuid4().hex[:12]}", client_ip=client_ip,
                                 terminal_session_id=str(session.operator_terminal or "") or None,
-                                remember_terminal=_remember(session))
+                                remember_terminal=_remember(session), stop_reason=STOP_REASONS[door])
     try:
         outcome = await _call(user, door, name, arguments or {}, approval_id, context, session)
     except asyncio.CancelledError:  # the client cancelled (A2A CancelTask, on any worker)
-        stopped = Outcome("cancelled", False, "stopped before it finished")
+        stopped = Outcome("cancelled", False, f"{records.STOPPED}: {context.stop_reason}",
+                          data={"reason": context.stop_reason})
         await run_to_end(_audit(user, door, name, stopped, approval_id, session, correlation_id, client_ip))
         raise
     await _audit(user, door, name, outcome, approval_id, session, correlation_id, client_ip)
@@ -118,13 +126,43 @@ async def _call(user, door, name, arguments, approval_id, context, session) -> O
                            f"waiting for approval {approval['id']}: the owner decides it in AutoBot (chat session "
                            f"'{session.title}'); then call {tool.name} again with the same arguments and "
                            f"approval_id", risk=rating.risk, approval=approval)
-        refusal = await _use_approval(session, approval_id, tool.name, args, rating)
+        approval, refusal = await _use_approval(session, approval_id, tool.name, args, rating)
         if refusal:
             return Outcome("refused", False, refusal, risk=rating.risk)
-    outcome = await _run(user, door, tool, args, rating, context)
-    if action == OperatorPolicy.Action.APPROVE:  # the approval was used: its message shows the result
-        await _settle(approval_id, outcome)
-    return outcome
+        return await _run_approved(approval, user, door, tool, args, rating, context)
+    return await _run(user, door, tool, args, rating, context)
+
+
+async def _run_approved(approval: Approval, user, door, tool, args, rating, context) -> Outcome:
+    """Run the call its approval (used now) let through. Its record, on the message that asked,
+    shows it running, then its result; or `cancelled`, with why, when the run was stopped."""
+    outcome = None
+    change = functools.partial(records.record_change, approval.message_id, approval.call_id)
+    try:
+        await change(records.record_start)
+        outcome = await _run(user, door, tool, args, rating, context)
+        return outcome
+    finally:
+        await run_to_end(change(functools.partial(_settled, outcome=outcome, reason=context.stop_reason)))
+
+
+def _settled(record: dict, *, outcome: Outcome | None, reason: str) -> None:
+    if outcome is None:  # stopped midway
+        records.record_cancel(record, reason)
+        return
+    status = {"done": "done", "refused": "denied"}.get(outcome.status, "failed")
+    records.record_settle(record, status=status, ok=outcome.ok, output=outcome.output[:20_000],
+                          exit_code=outcome.exit_code)
+
+
+async def calls_withdraw(*, user, door: str, correlation_id: str) -> None:
+    """The client stopped what it asked (an A2A task cancelled): nobody may approve its calls any
+    more, and the records of those that waited settle `cancelled`."""
+    reason = STOP_REASONS[door]
+    withdrawn = await approvals.approvals_withdraw(owner=user, correlation_id=correlation_id, reason=reason)
+    for approval in withdrawn:
+        await records.record_change(approval.message_id, approval.call_id,
+                                    functools.partial(records.record_cancel, reason=reason))
 
 
 async def _run(user, door, tool, args, rating, context) -> Outcome:
@@ -145,9 +183,9 @@ async def _run(user, door, tool, args, rating, context) -> Outcome:
 async def _ask(user, session, context, tool: str, args: dict, rating, door: str) -> dict:
     # The call is stored on the message as the chat stores its calls, arguments and all: the
     # subject ("write 13 bytes to .profile") does not say what the owner would be approving.
-    call = {"id": context.call_id, "name": tool, "arguments": args, "status": "awaiting_approval",
-            "risk": rating.risk, "reasons": list(rating.reasons), "output": "", "ok": None, "exit_code": None,
-            "data": {}}
+    call = records.record_new(call_id=context.call_id, name=tool, arguments=args, risk=rating.risk,
+                              reasons=rating.reasons)
+    records.record_await(call)
     message = await ChatMessage.objects.acreate(
         session=session, role=ChatMessage.Role.ASSISTANT, correlation_id=context.correlation_id,
         content=f"An {door.upper()} client asks to run {tool}: {rating.subject}", tool_calls=[call])
@@ -155,36 +193,25 @@ async def _ask(user, session, context, tool: str, args: dict, rating, door: str)
         user=user, session_id=session.pk, message_id=message.pk, call_id=context.call_id, tool=tool,
         command=rating.subject, cwd=rating.cwd, arguments=args, risk=rating.risk, reasons=list(rating.reasons),
         correlation_id=context.correlation_id)
-    call["approval_id"] = str(approval.pk)
+    records.record_await(call, approval.pk)
     await ChatMessage.objects.filter(pk=message.pk).aupdate(tool_calls=[call])
     return approvals.approval_data(approval) | {"chat_session_id": str(session.pk)}
 
 
-async def _settle(approval_id: str, outcome: Outcome) -> None:
-    """The approved call's result on the message that asked for it."""
-    approval = await Approval.objects.select_related("message").aget(pk=approval_id)
-    calls = approval.message.tool_calls or []
-    for call in calls:
-        if call.get("id") == approval.call_id:
-            call.update(status="done" if outcome.ok else "failed", ok=outcome.ok, exit_code=outcome.exit_code,
-                        output=outcome.output[:20_000])
-    await ChatMessage.objects.filter(pk=approval.message_id).aupdate(tool_calls=calls)
-
-
-async def _use_approval(session, approval_id: str, tool: str, args: dict, rating) -> str:
-    """"" when the approval is for this very call and is consumed now; else why not."""
+async def _use_approval(session, approval_id: str, tool: str, args: dict, rating) -> tuple[Approval | None, str]:
+    """(the approval, "") when it is for this very call and is consumed now; else (…, why not)."""
     approval = None
     with contextlib.suppress(Exception):  # a malformed id is just "not found"
         approval = await Approval.objects.filter(pk=approval_id, session=session).afirst()
     if approval is None:
-        return f"approval {approval_id} not found"
+        return None, f"approval {approval_id} not found"
     state = await approvals.approval_state(approval.pk)
     if state.status != Approval.Status.APPROVED:
         why = f": {state.reason}" if state.reason else ""
-        return f"approval {approval_id} is {state.status}{why}"
+        return approval, f"approval {approval_id} is {state.status}{why}"
     # Every argument counts: a write's content or an agent's data are not in the subject shown.
     expected = approvals.binding(session_id=session.pk, call_id=approval.call_id, tool=tool, command=rating.subject,
                                  cwd=rating.cwd, arguments=args)
     if not await approvals.approval_consume(approval.pk, expected_binding=expected):
-        return "the approval does not match this call (different command, folder or content)"
-    return ""
+        return approval, "the approval does not match this call (different command, folder or content)"
+    return approval, ""

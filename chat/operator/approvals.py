@@ -154,22 +154,23 @@ async def approval_expire_now(approval_id, *, reason: str) -> None:
                                                                                  reason=reason[:500])
 
 
-async def approvals_withdraw(*, owner, correlation_id: str, reason: str) -> int:
+async def approvals_withdraw(*, owner, correlation_id: str, reason: str) -> list[Approval]:
     """Expire the owner's open approvals of one correlation (an A2A task, a turn): what asked for
     them was stopped, so nobody may approve them any more, and one approved but not yet used may
-    not run later either (a new message naming it would otherwise run the call). Returns how many."""
+    not run later either (a new message naming it would otherwise run the call). Returns those
+    it expired (their calls' records are the caller's to settle)."""
     if not correlation_id:
-        return 0
+        return []
     open_ = (Status.PENDING, Status.APPROVED)
-    pending = Approval.objects.filter(correlation_id=correlation_id, session__owner=owner, status__in=open_)
-    found = [(str(pk), session_id) async for pk, session_id in pending.values_list("pk", "session_id")]
-    if not found:
-        return 0
-    ids = [pk for pk, _ in found]
-    # Conditional, as consuming is: a call that used its approval in this instant keeps it used.
-    expired = await Approval.objects.filter(pk__in=ids, status__in=open_).aupdate(status=Status.EXPIRED,
-                                                                                   reason=reason[:500])
-    await audit.record(actor=owner, action="chat.approval_withdrawn", target_type="chat_session",
-                       target_id=str(found[0][1]), correlation_id=correlation_id,
-                       data={"approval_ids": ids, "reason": reason[:500]})
-    return expired
+    found = Approval.objects.filter(correlation_id=correlation_id, session__owner=owner, status__in=open_)
+    withdrawn = []
+    async for approval in found.only("pk", "session_id", "message_id", "call_id"):
+        # Conditional, as consuming is: a call that used its approval in this instant keeps it used.
+        if await Approval.objects.filter(pk=approval.pk, status__in=open_).aupdate(status=Status.EXPIRED,
+                                                                                  reason=reason[:500]):
+            withdrawn.append(approval)
+    if withdrawn:
+        await audit.record(actor=owner, action="chat.approval_withdrawn", target_type="chat_session",
+                           target_id=str(withdrawn[0].session_id), correlation_id=correlation_id,
+                           data={"approval_ids": [str(a.pk) for a in withdrawn], "reason": reason[:500]})
+    return withdrawn

@@ -26,7 +26,7 @@ from autobot import audit
 from autobot.errors import AppError
 from chat import tools
 from chat.models import Approval, ChatSession, OperatorPolicy
-from chat.operator import approvals
+from chat.operator import approvals, records
 from chat.operator.policy import action_for
 
 log = logging.getLogger("chat.operator")
@@ -118,15 +118,12 @@ class Turn:
 
     async def call(self, raw: dict) -> dict:
         """Run one call to its end; returns what the model is told."""
-        record = {"id": raw["id"], "name": raw["name"], "arguments": raw["arguments"], "status": "running",
-                  "started": timezone.now().isoformat(), "risk": None, "reasons": [], "output": "", "ok": None,
-                  "exit_code": None, "data": {}}
+        record = records.record_new(call_id=raw["id"], name=raw["name"], arguments=raw["arguments"])
         self.calls.append(record)
         try:
             return await self._call(record, raw)
         except asyncio.CancelledError:
-            if record["status"] in ("running", "awaiting_approval"):
-                record.update(status="cancelled", ok=False, output="stopped before it finished")
+            if records.record_cancel(record):
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._announce(record, result=True))
             raise
@@ -184,7 +181,7 @@ class Turn:
             user=self.user, session_id=self.session_id, message_id=self.message_id, call_id=record["id"], tool=tool,
             command=rating.subject, cwd=rating.cwd, arguments=args, risk=rating.risk, reasons=list(rating.reasons),
             correlation_id=self.correlation_id)
-        record["status"], record["approval_id"] = "awaiting_approval", str(approval.id)
+        records.record_await(record, approval.id)
         await self._announce(record)
         await self._emit({"type": "chat.approval", "approval": _approval_frame(approval)})
         decided = await self._decision(approval)
@@ -202,7 +199,7 @@ class Turn:
                                      command=now.subject, cwd=now.cwd, arguments=args)
         if not await approvals.approval_consume(approval.id, expected_binding=expected):
             return "the approval does not match this call"
-        record["status"] = "running"
+        records.record_start(record)
         return ""
 
     async def _decision(self, approval: Approval) -> Approval:
@@ -238,7 +235,7 @@ class Turn:
 
     async def _end(self, record: dict, status: str, ok: bool, output: str, *, exit_code: int | None = None) -> dict:
         output = tools.truncate(output or "", settings.OPERATOR_OUTPUT_CHARS)
-        record.update(status=status, ok=ok, output=output, exit_code=exit_code)
+        records.record_settle(record, status=status, ok=ok, output=output, exit_code=exit_code)
         await self._announce(record, result=True)
         await audit.record(actor=self.user, action="chat.tool_call", target_type="chat_session",
                            target_id=self.session_id, correlation_id=self.correlation_id, ip=self.client_ip,

@@ -41,6 +41,9 @@ class ToolContext:
     remember_terminal: Callable[[str], Awaitable[None]] | None = None
     # Live output while the call runs (the terminal's, as it comes), for watchers.
     on_output: Callable[[str], Awaitable[None]] | None = None
+    # Why a cancel of this call stops it, when the caller knows ("the A2A task was cancelled"):
+    # the terminal says it on what it refuses of a stopped line. Empty: the operator's stop.
+    stop_reason: str = ""
 
 
 @dataclass

@@ -49,7 +49,8 @@ async def _run(user, args: dict, context: ToolContext) -> ToolResult:
 
     session_id = await _terminal(user, context)
     typed = {"user": user, "session_id": session_id, "actor": ACTOR, "correlation_id": context.correlation_id,
-             "timeout": settings.OPERATOR_COMMAND_SECONDS, "on_output": context.on_output}
+             "timeout": settings.OPERATOR_COMMAND_SECONDS, "on_output": context.on_output,
+             "stop_reason": context.stop_reason}
     if args.get("cwd"):
         moved = await services.command_type(command=f"cd -- {_quote(args['cwd'])}", **typed)
         if moved["blocked"] or moved["exit_code"]:

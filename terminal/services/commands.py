@@ -141,10 +141,12 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
             live.recorded_lines.clear()
         live.recorded_lines.add(number)
     typed = live.typed if live.typed is not None and live.typed.record_id is None else None
+    # Whose the record is: the line being typed for someone, else the stopped line it is the rest of.
+    owner = typed or live.stopping
     if recorded:
         record = await _record(
-            actor=typed.actor if typed else "",
-            correlation_id=typed.correlation_id if typed else "",
+            actor=owner.actor if owner else "",
+            correlation_id=owner.correlation_id if owner else "",
             user=live.typist or live.owner,
             session_id=live.id,
             level=live.level,

@@ -36,9 +36,12 @@ INTERRUPT_SECONDS = 2.0
 class LineStop:
     """The operator stopped the line the shell runs: until the shell is back at its prompt (the
     hook's ``done``, which sets ``over``), every further command of the line is refused with
-    ``reason`` (services.commands.hook_decide)."""
+    ``reason`` (services.commands.hook_decide), recorded as the stopped line's (its actor and
+    correlation id: the refusals belong to the trail of what typed it)."""
 
     reason: str
+    actor: str = ""
+    correlation_id: str = ""
     over: asyncio.Event = field(default_factory=asyncio.Event)
     # The Ctrl-Cs typed for it (terminal.pty.PtyProcess.interrupt), each set once the terminal
     # has acted on it: only a prompt after that may end the stop.

@@ -27,6 +27,7 @@ log = logging.getLogger("terminal")
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]|\r")
 DRAIN_SECONDS = 0.2  # output still in flight after the line finished
 STOP_GRACE_SECONDS = 2.0  # after the Ctrl-C of a stop, before the program still running is killed
+OPERATOR_STOPPED = "the operator stopped this line"  # why a cancelled line stops, unless its caller says
 
 
 @dataclass
@@ -44,13 +45,13 @@ class TypedLine:
 
 async def command_type(*, user, session_id, command: str, actor: str, correlation_id: str = "",
                        timeout: float = 120.0,  # noqa: ASYNC109 - a budget, not a wrapper
-                       on_output: Callable[[str], Awaitable[None]] | None = None) -> dict:
+                       on_output: Callable[[str], Awaitable[None]] | None = None, stop_reason: str = "") -> dict:
     """Type one line into ``user``'s live session and wait for it to finish.
 
     Returns ``exit_code, output, blocked, reason, risk, record_id, timed_out``; ``on_output``
     gets the terminal's output as it comes. Cancelling the caller stops the line, all of it
-    (the operator's stop: ``line_stop``). A session another worker runs is typed into there
-    (``relay``)."""
+    (the operator's stop: ``line_stop``), and what of it is refused says ``stop_reason`` (or
+    OPERATOR_STOPPED). A session another worker runs is typed into there (``relay``)."""
     await require_terminal(user)
     # Control characters would be keystrokes to readline (Ctrl-A, Tab…), editing the line into
     # something other than what the caller rated.
@@ -62,14 +63,14 @@ async def command_type(*, user, session_id, command: str, actor: str, correlatio
         from . import relay
 
         return await relay.type_remote(session, command=command, actor=actor, correlation_id=correlation_id,
-                                       timeout=timeout, on_output=on_output)
+                                       timeout=timeout, on_output=on_output, stop_reason=stop_reason)
     return await type_live(live, command=command, actor=actor, correlation_id=correlation_id, timeout=timeout,
-                           on_output=on_output)
+                           on_output=on_output, stop_reason=stop_reason)
 
 
 async def type_live(live: registry.LiveSession, *, command: str, actor: str, correlation_id: str,
                     timeout: float,  # noqa: ASYNC109 - a budget, not a wrapper
-                    on_output: Callable[[str], Awaitable[None]] | None) -> dict:
+                    on_output: Callable[[str], Awaitable[None]] | None, stop_reason: str = "") -> dict:
     """``command_type`` on a session this process runs (checked by the caller)."""
     await _previous_stopped(live)
     if live.typed is not None:
@@ -88,10 +89,10 @@ async def type_live(live: registry.LiveSession, *, command: str, actor: str, cor
                 exit_code = await asyncio.shield(line.done)
         except TimeoutError:
             timed_out, exit_code = True, None
-            line_stop(live, f"the operator's line ran out of time ({timeout:g} s)")
+            line_stop(live, f"the operator's line ran out of time ({timeout:g} s)", line)
     except asyncio.CancelledError:
         if not line.done.done():
-            line_stop(live, "the operator stopped this line")
+            line_stop(live, stop_reason or OPERATOR_STOPPED, line)
         raise
     finally:
         live.typed = None
@@ -108,7 +109,7 @@ async def type_live(live: registry.LiveSession, *, command: str, actor: str, cor
             "reason": line.reason, "risk": line.risk, "record_id": line.record_id, "timed_out": timed_out}
 
 
-def line_stop(live: registry.LiveSession, reason: str) -> None:
+def line_stop(live: registry.LiveSession, reason: str, line: TypedLine | None = None) -> None:
     """Stop the line the shell runs, all of it, and leave the shell at its prompt.
 
     Ctrl-C first, as a person would type it: the terminal sends SIGINT to the program in the
@@ -119,9 +120,11 @@ def line_stop(live: registry.LiveSession, reason: str) -> None:
     verdicts the shell keeps included (a new generation, and a nudge so it asks). Only a prompt
     reported once the terminal has acted on the Ctrl-C ends the stop (commands.hook_done): one
     reported just before would let the next line reach readline while it still handles the
-    interrupt, which throws away the characters it has read (``cho next`` for ``echo next``)."""
+    interrupt, which throws away the characters it has read (``cho next`` for ``echo next``).
+    What it refuses is recorded as ``line``'s (its actor and correlation id), when given."""
     if live.stopping is None:
-        live.stopping = registry.LineStop(reason)
+        live.stopping = registry.LineStop(reason, actor=line.actor if line else "",
+                                          correlation_id=line.correlation_id if line else "")
         live.generation += 1
         live.hook.nudge()
     # Not before the first prompt: the shell is still reading its rc file, a Ctrl-C there could

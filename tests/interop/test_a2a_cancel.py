@@ -111,3 +111,86 @@ async def test_a_cancelled_task_waiting_for_approval_types_nothing_even_once_app
                                                      "approval_id": approval["id"]}))
     assert again.status.state != TaskState.TASK_STATE_COMPLETED, again.status
     assert not await CommandRecord.objects.filter(command=HIGH_COMMAND).aexists()
+
+
+async def call_record(http, approval: dict) -> dict:
+    """The call's record as its owner reads it: the messages of the door's chat session."""
+    listed = await http.get(f"/api/chat/sessions/{approval['chat_session_id']}/messages")
+    assert listed.status_code == 200, listed.text
+    return next(call for message in listed.json()["items"] for call in message["tool_calls"]
+                if call["id"] == approval["call_id"])
+
+
+async def test_a_call_cancelled_while_it_waits_for_approval_shows_cancelled_saying_why(server, owner):
+    token = await sync_to_async(make_token)(owner)
+    _, client = await connect(server.address, token, streaming=False)
+    _, task = await last_task(client, run(HIGH_COMMAND))
+    assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+    approval = MessageToDict(task.status.message.parts[1].data)["approval"]
+    async with httpx.AsyncClient(base_url=f"http://{server.address}",
+                                 headers={"Authorization": f"Bearer {token}"}) as http:
+        assert (await call_record(http, approval))["status"] == "awaiting_approval"
+
+        await client.cancel_task(CancelTaskRequest(id=task.id))
+
+        record = await call_record(http, approval)
+    assert (record["status"], record["ok"]) == ("cancelled", False)
+    assert record["output"].endswith("the A2A task was cancelled")
+    withdrawn = await AuditEvent.objects.aget(action="chat.approval_withdrawn", correlation_id=task.id.replace("-", ""))
+    assert withdrawn.data == {"approval_ids": [approval["id"]], "reason": "the A2A task was cancelled"}
+
+
+# Ignores Ctrl-C (and says so with a file once it does), so the stop kills it and the hook refuses
+# the rest of the line; inline Python: rated HIGH, it waits for approval.
+DEAF = ("python3 -c 'import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "open(\"deaf.txt\", \"w\").close(); time.sleep(30)'")
+REST = "echo after-stop > stopped.txt"
+
+
+async def exists(http, name: str) -> bool:
+    listed = await http.get("/api/files/", params={"path": ""})
+    assert listed.status_code == 200, listed.text
+    return any(item["name"] == name for item in listed.json()["items"])
+
+
+async def test_an_approved_call_cancelled_midway_settles_cancelled_and_its_refusals_say_the_task_was_cancelled(
+        server, staff):
+    from chat.models import OperatorPolicy
+
+    await OperatorPolicy.objects.acreate(user=staff, terminal_level="ELEVATED")  # sandboxed; HIGH runs approved
+    await sync_to_async(_grant)(staff)
+    token = await sync_to_async(make_token)(staff)
+    _, client = await connect(server.address, token, streaming=False)
+    _, task = await last_task(client, run(f"{DEAF}; {REST}"))
+    approval = MessageToDict(task.status.message.parts[1].data)["approval"]
+    async with httpx.AsyncClient(base_url=f"http://{server.address}",
+                                 headers={"Authorization": f"Bearer {token}"}) as http:
+        decided = await http.post(f"/api/chat/sessions/{approval['chat_session_id']}/approvals/{approval['id']}",
+                                  json={"decision": "approve"})
+        assert decided.status_code == 200, decided.text
+        follow_up = go_on(task)
+        follow_up.configuration.return_immediately = True
+        await last_task(client, follow_up)
+        for _ in range(600):  # until the program runs, deaf to Ctrl-C: 30 s at most
+            if await exists(http, "deaf.txt"):
+                break
+            await asyncio.sleep(0.05)
+        assert (await call_record(http, approval))["status"] == "running"
+
+        await client.cancel_task(CancelTaskRequest(id=task.id))
+
+        cid = task.id.replace("-", "")
+        for _ in range(200):  # killed after the stop's grace, then the rest of the line is refused
+            refused = await CommandRecord.objects.filter(command=REST, correlation_id=cid, blocked=True).afirst()
+            if refused is not None:
+                break
+            await asyncio.sleep(0.05)
+        record = await call_record(http, approval)
+        assert not await exists(http, "stopped.txt")
+    assert refused is not None and refused.reasons[0] == "the A2A task was cancelled" and refused.actor == "operator"
+    blocked = await AuditEvent.objects.aget(action="terminal.command_blocked", data__record_id=refused.pk)
+    assert blocked.data["reasons"][0] == "the A2A task was cancelled"
+    assert (record["status"], record["ok"]) == ("cancelled", False)
+    assert record["output"].endswith("the A2A task was cancelled")
+    audited = await AuditEvent.objects.aget(action="a2a.tool_call", correlation_id=cid, data__status="cancelled")
+    assert audited.data["reason"] == "the A2A task was cancelled"

@@ -167,3 +167,30 @@ def test_staff_without_the_change_permission_cannot_revoke_in_the_admin(client, 
     client.post("/admin/autobot/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
     token.refresh_from_db()
     assert token.revoked_at is None
+
+
+async def _mint_for(actor, username: str):
+    browser = AsyncClient()
+    await browser.aforce_login(actor)
+    return await browser.post("/api/tokens", {"username": username}, content_type="application/json")
+
+
+@pytest.mark.parametrize("staff_member", [False, True], ids=["user", "staff without the permission"])
+async def test_minting_for_another_user_without_the_permission_does_not_tell_whether_the_user_exists(
+        owner, colleague, django_user_model, staff_member):
+    from asgiref.sync import sync_to_async
+
+    actor = await sync_to_async(_clerk)(django_user_model, "view_apitoken") if staff_member else owner
+    known = await _mint_for(actor, colleague.username)
+    unknown = await _mint_for(actor, "nobody-by-this-name")
+    assert (known.status_code, unknown.status_code) == (403, 403)
+    assert known.json() == unknown.json() and known.json()["code"] == "forbidden"
+    assert not await ApiToken.objects.filter(user=colleague).aexists()
+
+
+async def test_staff_who_may_mint_for_others_are_told_a_user_does_not_exist(django_user_model):
+    from asgiref.sync import sync_to_async
+
+    clerk = await sync_to_async(_clerk)(django_user_model, "add_apitoken")
+    unknown = await _mint_for(clerk, "nobody-by-this-name")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "user_not_found"
