@@ -211,7 +211,8 @@ async def hook_done(live: registry.LiveSession, request: HookRequest,
                     go_on: Callable[[], None] = lambda: None) -> None:
     """A line finished: keep its exit code and the shell's folder. Number 0 (from the prompt)
     means the latest line; the first report for a line wins. The prompt's report ends the
-    operator's stop, once the terminal has acted on the stop's Ctrl-C: the shell waits for
+    operator's stop (and kills what the stopped line left running in the background), once the
+    terminal has acted on the stop's Ctrl-C: the shell waits for
     ``go_on`` before it reads a line, so readline never takes the next line while it still
     handles that interrupt (a report sent before the interrupt landed then comes first; the
     prompt the interrupt brings waits its turn, and a line typed meanwhile stays unread)."""
@@ -229,6 +230,9 @@ async def hook_done(live: registry.LiveSession, request: HookRequest,
     if request.prompt and (stop := live.stopping) is not None:  # the stopped line is over
         await stop.interrupts_acted(registry.INTERRUPT_SECONDS)
         if live.stopping is stop:
+            # What the line put in the background goes too. Now, while the shell waits for
+            # go_on at its prompt: nothing of a next line can be running yet.
+            live.proc.kill_jobs()
             stop.over.set()
             live.stopping = None
     go_on()
