@@ -371,7 +371,8 @@ def has_option(args: list[str], short: str = "", long: Iterable[str] = (), *, ta
                 if ch in short:
                     return True
                 if ch in takes:
-                    i += j + 1 == len(a)  # `-o VALUE`: skip the value
+                    if j + 1 == len(a):  # `-o VALUE`: skip the value
+                        i += 1
                     break
         i += 1
     return False
@@ -389,11 +390,13 @@ def operands(args: list[str], takes: str = "", long_takes: Iterable[str] = ()) -
             return found + args[i + 1 :]
         if a.startswith("--"):
             name, eq, _ = a[2:].partition("=")
-            i += name in long_takes and not eq
+            if name in long_takes and not eq:  # `--exclude VALUE`: skip the value
+                i += 1
         elif a.startswith("-") and len(a) > 1:
             for j, ch in enumerate(a[1:], 1):
                 if ch in takes:
-                    i += j + 1 == len(a)
+                    if j + 1 == len(a):
+                        i += 1
                     break
         else:
             found.append(a)
