@@ -18,6 +18,8 @@ import signal
 import subprocess
 from collections.abc import Sequence
 
+from terminal.procs import watch_exit
+
 Popen = subprocess.Popen  # one name, so a test can slow the start down
 
 
@@ -32,9 +34,7 @@ class Child:
         self._transport: asyncio.BaseTransport | None = None
         self._loop = asyncio.get_running_loop()
         self._exited = self._loop.create_future()
-        # The child is ours and not reaped yet: its pid cannot have been reused.
-        self._pidfd = os.pidfd_open(proc.pid)
-        self._loop.add_reader(self._pidfd, self._on_exit)
+        watch_exit(proc.pid, self._on_exit)  # ours and not reaped yet: the pid cannot have been reused
 
     @classmethod
     async def start(cls, argv: Sequence[str], **popen: object) -> Child:
@@ -85,8 +85,6 @@ class Child:
             self._transport = None
 
     def _on_exit(self) -> None:
-        self._loop.remove_reader(self._pidfd)
-        os.close(self._pidfd)
         self.proc.poll()  # the child has exited: waitpid returns at once and reaps it
         if not self._exited.done():
             self._exited.set_result(self.proc.returncode)

@@ -13,8 +13,8 @@ services own the processes, consumers subscribe to their output.
 - Input: non-blocking writes with a bounded queue (never blocks the loop).
 - Ctrl-C: the master is in packet mode (TIOCPKT), so the kernel tells us when the terminal has
   acted on a Ctrl-C (signalled the foreground group, dropped the unread input): ``interrupt``.
-- Exit: a pidfd tells the loop when the child exits; ``terminate`` escalates
-  SIGHUP → SIGTERM → SIGKILL.
+- Exit: a pidfd tells the loop when the child exits (terminal.procs); ``terminate`` escalates
+  SIGHUP → SIGTERM → SIGKILL; ``kill_jobs`` ends everything but the program itself.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import ptyprocess
+
+from terminal.procs import children, kill_tree, watch_exit
 
 READ_BYTES = 64 * 1024
 COALESCE_BYTES = 64 * 1024
@@ -164,13 +166,12 @@ class PtyProcess:
         self._write_queue = bytearray()
         self._writing = False
         self._exited = self._loop.create_future()
-        self._pidfd: int | None = None
         self._flush_waiters: list[asyncio.Future] = []
         os.set_blocking(self.fd, False)
         # Packet mode: each read starts with a status byte, alone when it reports a flush.
         fcntl.ioctl(self.fd, termios.TIOCPKT, struct.pack("i", 1))
         self._resume_reading()
-        self._watch_exit()
+        watch_exit(self.pid, self._finish)
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -197,11 +198,6 @@ class PtyProcess:
         """Wait for the program to exit and its output to be delivered; return its code."""
         return await asyncio.shield(self._exited)
 
-    def _watch_exit(self) -> None:
-        # A pidfd (Linux 5.3+) becomes readable when the child exits: no polling,
-        # no SIGCHLD handler to share with the rest of the process.
-        self._pidfd = os.pidfd_open(self.pid)
-        self._loop.add_reader(self._pidfd, self._on_exit)
 
     def _reap(self) -> int | None:
         try:
@@ -211,12 +207,6 @@ class PtyProcess:
         if pid == 0:
             return None
         return os.waitstatus_to_exitcode(status)
-
-    def _on_exit(self) -> None:
-        self._loop.remove_reader(self._pidfd)
-        os.close(self._pidfd)
-        self._pidfd = None
-        self._finish()
 
     def _finish(self) -> None:
         code = self._reap()
@@ -487,20 +477,41 @@ class PtyProcess:
         """The program's pid, past any bubblewrap launcher in front of it (bwrap forks the
         sandboxed program as its child, and with a PID namespace keeps an init in between).
         None while the program has not started yet (only bwrap is there)."""
-        pid = self.pid
+        chain = self._launch_chain()
+        return chain[-1] if chain else None
+
+    def _launch_chain(self) -> list[int]:
+        """The pids from the child to the program (bwrap, its init, the shell); [] while the
+        program has not started yet."""
+        chain = [self.pid]
         for _ in range(4):
+            pid = chain[-1]
             try:
                 with open(f"/proc/{pid}/comm", encoding="utf-8") as fh:  # noqa: ASYNC230 - procfs, no disk I/O
                     if fh.read().strip() != "bwrap":
-                        return pid
-                with open(f"/proc/{pid}/task/{pid}/children", encoding="utf-8") as fh:  # noqa: ASYNC230 - procfs
-                    children = fh.read().split()
+                        return chain
             except OSError:
-                return None
-            if not children:
-                return None
-            pid = int(children[0])
-        return None
+                return []
+            below = children(pid)
+            if not below:
+                return []
+            chain.append(below[0])
+        return []
+
+    def kill_jobs(self) -> int:
+        """SIGKILL every process of the terminal but the program (the shell), its launcher and
+        the shell's own process group: background jobs (``sleep 1000 &``), whatever a stopped
+        line left running. Returns how many were signalled. Sandboxed, that is everything in the
+        session's PID namespace (bwrap's init adopts the orphans); on the host, a process that
+        left the tree (a double fork) is not reached."""
+        chain = self._launch_chain()
+        if not chain:
+            return 0
+        try:
+            group = os.getpgid(chain[-1])
+        except OSError:
+            return 0
+        return kill_tree(self.pid, spare=set(chain), spare_group=group)
 
     def cwd(self) -> str | None:
         pid = self.shell_pid()

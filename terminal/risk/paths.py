@@ -187,9 +187,11 @@ def is_secret(arg: str) -> bool:
 # a folder, anything under it counts. They are matched in any folder: the cwd is rarely known, and
 # the terminal's home is the user's files area, not a path under /home.
 _RUN_LATER: tuple[tuple[frozenset[str], str, str], ...] = (
+    # .bash_completion: bash-completion sources it in every interactive shell.
     (frozenset({".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".bash_aliases", ".profile", ".zshrc",
                 ".zshenv", ".zprofile", ".zlogin", ".zlogout", ".kshrc", ".mkshrc", ".cshrc", ".tcshrc", ".login",
-                ".logout", ".inputrc", ".pam_environment", ".bashrc.d/", ".config/fish/"}),
+                ".logout", ".inputrc", ".pam_environment", ".bashrc.d/", ".config/fish/", ".bash_completion",
+                ".bash_completion.d/"}),
      "a shell start-up file", "writing it changes what every new shell runs"),
     (frozenset({".ssh/"}), "in the SSH folder", "writing there can add a login key or make ssh run commands"),
     (frozenset({".gitconfig", ".git/config", ".git/hooks/", ".config/git/"}),
@@ -199,6 +201,16 @@ _RUN_LATER: tuple[tuple[frozenset[str], str, str], ...] = (
      "a login or autostart file", "it starts programs at every login"),
     (frozenset({".vimrc", ".gvimrc", ".exrc", ".vim/", ".config/nvim/", ".gdbinit"}),
      "an editor's or debugger's start-up file", "it can run commands when the program starts"),
+    # Settings that decide where code is fetched from, whom it is trusted from, or what runs around
+    # an install: .npmrc (registry, `script-shell`, `node-options`), .yarnrc/.yarnrc.yml (`yarnPath`
+    # runs a JS file in place of yarn), pip.conf (`index-url`, `trusted-host`), .cargo/config(.toml)
+    # (`target.*.runner`, aliases), .curlrc/.wgetrc (proxy, certificate checks, output files), and
+    # .netrc (logins curl, git, ftp send to the hosts it names; ftp also runs its `macdef init`).
+    # Not here: .pypirc (the upload credentials it holds are its writer's own; nothing runs it).
+    (frozenset({".npmrc", ".yarnrc", ".yarnrc.yml", ".pip/pip.conf", ".config/pip/pip.conf", ".cargo/config",
+                ".cargo/config.toml", ".curlrc", ".wgetrc", ".netrc"}),
+     "a download or package tool's settings",
+     "it decides which servers code is fetched from and trusted, where logins go, or what runs at an install"),
 )
 _CRONTABS = re.compile(r"^/var/spool/cron(/|$)")
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -232,6 +244,29 @@ def runs_later(path: str) -> str | None:
         if any(_names(parts, name) for name in names):
             return f"{what}: {why}"
     return None
+
+
+def receives_runs_later(folder: str) -> str | None:
+    """What `folder` is when whatever lands in it, under names the line does not show (a folder's
+    contents copied, an archive extracted, a repository cloned), may be what programs run later: a
+    home (`.bashrc`, `.ssh/`), such a folder itself (`~/.ssh`) or one above such files (`~/.config`,
+    `.git`); else None."""
+    if is_root_or_home(folder):
+        return "a home folder: shell start-up files, `.ssh/` and other files programs run later live there"
+    inside = runs_later(folder)
+    if inside:
+        return inside
+    parts = [p for p in folder.split("/") if p not in ("", ".")]
+    for names, what, why in _RUN_LATER:
+        for name in names:
+            wanted = name.rstrip("/").split("/")[:-1]  # the folders above the file or folder
+            if any(_tail_is(parts, wanted[:n]) for n in range(1, len(wanted) + 1)):
+                return f"a folder that holds {what}: {why}"
+    return None
+
+
+def _tail_is(parts: list[str], wanted: list[str]) -> bool:
+    return len(parts) >= len(wanted) and all(_may_be(p, w) for p, w in zip(parts[-len(wanted):], wanted, strict=True))
 
 
 def _dynamic(s: str) -> bool:
@@ -314,6 +349,57 @@ def option_values(
                     if ch in short and val:
                         found.append(val)
                     break
+        i += 1
+    return found
+
+
+def has_option(args: list[str], short: str = "", long: Iterable[str] = (), *, takes: str = "") -> bool:
+    """Whether any of the flags `short`/`long` is given anywhere in args, GNU style (`-sO`, `--long`),
+    not stopping at operands. `takes` are the program's short options that take a value (so `-oO`
+    is `-o` with the value `O`, and the next word after `-o` is a value)."""
+    long = set(long)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return False
+        if a.startswith("--"):
+            if a[2:].partition("=")[0] in long:
+                return True
+        elif a.startswith("-") and len(a) > 1:
+            for j, ch in enumerate(a[1:], 1):
+                if ch in short:
+                    return True
+                if ch in takes:
+                    if j + 1 == len(a):  # `-o VALUE`: skip the value
+                        i += 1
+                    break
+        i += 1
+    return False
+
+
+def operands(args: list[str], takes: str = "", long_takes: Iterable[str] = ()) -> list[str]:
+    """The operands anywhere in args, GNU style (options may follow them): words that are neither
+    options nor the values of `takes`/`long_takes` options; everything after `--`."""
+    long_takes = set(long_takes)
+    found: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return found + args[i + 1 :]
+        if a.startswith("--"):
+            name, eq, _ = a[2:].partition("=")
+            if name in long_takes and not eq:  # `--exclude VALUE`: skip the value
+                i += 1
+        elif a.startswith("-") and len(a) > 1:
+            for j, ch in enumerate(a[1:], 1):
+                if ch in takes:
+                    if j + 1 == len(a):
+                        i += 1
+                    break
+        else:
+            found.append(a)
         i += 1
     return found
 

@@ -14,7 +14,7 @@ from terminal.risk.parse import _parse
 from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _NET_DEVICE, CWD, _short, norm_path
 from terminal.risk.registry import _input_args_hits, has_tag, rules_for, wrapper_for
 from terminal.risk.rules.common import glob_command, unknown_command
-from terminal.risk.rules.files import _write_target
+from terminal.risk.rules.files import write_target
 from terminal.risk.rules.network import fetched_code, producer_name
 from terminal.risk.rules.pipelines import pipeline_hits
 from terminal.risk.rules.variables import _assignment_hits, _base_name, _element_hits, _variables_from_input
@@ -307,7 +307,7 @@ class _Walker:
         rtype = r.type
         if rtype in {">", ">>", ">|", "&>", "&>>", "<>", ">&"}:
             path = norm_path(target)[0]
-            for hit in _write_target(path, "redirects output"):
+            for hit in write_target(path, "redirects output"):
                 self.add(hit.risk, part, hit.why)
         if _NET_DEVICE.match(target):
             if cmd is not None and has_tag(cmd.name, "shell"):

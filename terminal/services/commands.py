@@ -124,10 +124,8 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
         assessments = [await assess_text(request.command)]
     else:
         assessments = [NOT_IN_HISTORY]
-    assessment, verdict = _worst(live.level, assessments)
-    if live.stopping is not None:  # the rest of a line the operator stopped: refused, with why
-        assessment = replace(assessment, reasons=(live.stopping.reason, *assessment.reasons))
-        verdict = Verdict(blocked=True, warn=False, reason=live.stopping.reason)
+    # No await from here to the record's write: the stop as it stands now is what the row says.
+    assessment, verdict = _stop_holds(live, *_worst(live.level, assessments))
     text = request.line or request.command
     number = request.history_number
     if request.kind in ("line", "sline"):
@@ -157,6 +155,9 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
             cwd=live.proc.cwd() or "",
             client_ip=live.client_ip,
         )
+        if not verdict.blocked and live.stopping is not None:  # the stop came while the row was written
+            assessment, verdict = _stop_holds(live, assessment, verdict)
+            await _record_stopped(live, record, assessment)
         live.current_record_id = None if verdict.blocked else record.pk
         if not verdict.blocked and request.kind in ("line", "sline") and request.history_number:
             live.open_records[request.history_number] = record.pk
@@ -180,16 +181,40 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
         message = f"autobot: warning: {verdict.reason}"
     else:
         message = ""
-    # A stop that came while this was being decided (the record is written) still holds.
-    allow = not verdict.blocked and live.stopping is None
-    return HookReply(allow=allow, message=message, generation=live.generation)
+    return HookReply(allow=not verdict.blocked, message=message, generation=live.generation)
+
+
+def _stop_holds(live: registry.LiveSession, assessment: Assessment, verdict: Verdict) -> tuple[Assessment, Verdict]:
+    """The rest of a line the operator stopped is refused, with why."""
+    if live.stopping is None:
+        return assessment, verdict
+    reason = live.stopping.reason
+    return replace(assessment, reasons=(reason, *assessment.reasons)), Verdict(blocked=True, warn=False, reason=reason)
+
+
+async def _record_stopped(live: registry.LiveSession, record: CommandRecord, assessment: Assessment) -> None:
+    """A row written as allowed, refused after all by a stop that came during the write: the row
+    says blocked, and the audit chain (append-only) gets the refusal as an event of its own."""
+    await CommandRecord.objects.filter(pk=record.pk).aupdate(blocked=True, warned=False,
+                                                             reasons=list(assessment.reasons))
+    await audit.record(
+        actor=record.user,
+        action="terminal.command_blocked",
+        target_type="terminal_session",
+        target_id=str(live.id),
+        data={"command": record.command[:4000], "record_id": record.pk, "reasons": list(assessment.reasons),
+              "blocked": True, "stopped_while_recorded": True},
+        ip=live.client_ip,
+        correlation_id=record.correlation_id or None,
+    )
 
 
 async def hook_done(live: registry.LiveSession, request: HookRequest,
                     go_on: Callable[[], None] = lambda: None) -> None:
     """A line finished: keep its exit code and the shell's folder. Number 0 (from the prompt)
     means the latest line; the first report for a line wins. The prompt's report ends the
-    operator's stop, once the terminal has acted on the stop's Ctrl-C: the shell waits for
+    operator's stop (and kills what the stopped line left running in the background), once the
+    terminal has acted on the stop's Ctrl-C: the shell waits for
     ``go_on`` before it reads a line, so readline never takes the next line while it still
     handles that interrupt (a report sent before the interrupt landed then comes first; the
     prompt the interrupt brings waits its turn, and a line typed meanwhile stays unread)."""
@@ -207,6 +232,9 @@ async def hook_done(live: registry.LiveSession, request: HookRequest,
     if request.prompt and (stop := live.stopping) is not None:  # the stopped line is over
         await stop.interrupts_acted(registry.INTERRUPT_SECONDS)
         if live.stopping is stop:
+            # What the line put in the background goes too. Now, while the shell waits for
+            # go_on at its prompt: nothing of a next line can be running yet.
+            live.proc.kill_jobs()
             stop.over.set()
             live.stopping = None
     go_on()

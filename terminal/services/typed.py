@@ -141,9 +141,11 @@ async def _kill_if_still_running(live: registry.LiveSession, stop: registry.Line
         async with asyncio.timeout(STOP_GRACE_SECONDS):
             await stop.over.wait()
             return
-    # Only a running program: the shell itself must survive a stop.
+    # Only a running program and the line's background jobs: the shell itself must survive a
+    # stop. No await from the timeout to here: the stop still holds, no next line runs.
     if live.proc.foreground_command() is not None:
         live.proc.signal_foreground(signal.SIGKILL)
+    live.proc.kill_jobs()
 
 
 async def _previous_stopped(live: registry.LiveSession) -> None:

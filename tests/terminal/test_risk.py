@@ -539,6 +539,7 @@ def test_risk_table(line, expected):
 # the reason names, what it says).
 STARTUP = "a shell start-up file: writing it changes what every new shell runs"
 SSH = "in the SSH folder"
+TOOLS = "a download or package tool's settings"
 RUN_LATER = [
     ("echo 'x' >> ~/.bashrc", "~/.bashrc", STARTUP),
     ("echo x >> .bashrc", ".bashrc", STARTUP),
@@ -581,6 +582,23 @@ RUN_LATER = [
     ("cp hook .git/hooks/", ".git/hooks", "git's settings or hooks"),
     ("echo '[core] pager = x' >> ~/.gitconfig", "~/.gitconfig", "git's settings or hooks"),
     ("echo ':!x' >> ~/.vimrc", "~/.vimrc", "can run commands when the program starts"),
+    ("echo x >> ~/.bash_completion", "~/.bash_completion", STARTUP),
+    ("echo 'registry=https://example.com/' > ~/.npmrc", "~/.npmrc", TOOLS),
+    ("echo 'machine example.com login x password y' >> ~/.netrc", "~/.netrc", TOOLS),
+    ("echo x > ~/.pip/pip.conf", "~/.pip/pip.conf", TOOLS),
+    ("cp pip.conf ~/.config/pip/pip.conf", "~/.config/pip/pip.conf", TOOLS),
+    ("echo insecure >> ~/.curlrc", "~/.curlrc", TOOLS),
+    ("echo check_certificate=off > ~/.wgetrc", "~/.wgetrc", TOOLS),
+    ("echo 'yarnPath: x.js' > .yarnrc.yml", ".yarnrc.yml", TOOLS),
+    ("install -t ~ dots/.profile", "~/.profile", STARTUP),
+    ("install -m644 -t ~/.ssh k", "~/.ssh/k", SSH),
+    ("cp -r dots/.ssh ~/", "~/.ssh", SSH),
+    ("cp -rT dots ~/.ssh", "~/.ssh", SSH),
+    ("scp host:.bashrc ~", "~/.bashrc", STARTUP),
+    ("rsync -a host:dots/.ssh ~/", "~/.ssh", SSH),
+    ("git clone https://example.com/keys.git ~/.ssh", "~/.ssh", SSH),
+    ("git clone -b main host:.ssh.git", ".ssh", SSH),
+    ("unzip -o keys.zip -d ~/.ssh", "~/.ssh", SSH),
 ]
 
 
@@ -589,6 +607,75 @@ def test_writes_to_files_that_run_later_are_high_and_name_the_path(line, path, w
     result = assess(line)
     assert result.risk is Risk.HIGH, result.reasons
     assert any(f"to {path}, " in r and why in r for r in result.reasons), result.reasons
+
+
+# Folders filled with names the line does not show (a folder's contents copied, an archive
+# extracted, a repository cloned): HIGH when they are a home, `.ssh`, or above start-up files.
+HOME = "a home folder: shell start-up files"
+CONTENTS_INTO = [
+    ("cp -r dots/. ~", "~", HOME),
+    ("cp -rT dots ~", "~", HOME),
+    ("cp -a dots/. ~/", "~", HOME),
+    ("cp -R . $HOME", "$HOME", HOME),
+    ("cd dots && cp -r . ~", "~", HOME),
+    ("rsync -a dots/ ~/", "~", HOME),
+    ("rsync -avz --exclude .git dots/ /home/bob", "/home/bob", HOME),
+    ("rsync -a host:dots/ ~/", "~", HOME),
+    ("scp -r host: ~", "~", HOME),
+    ("unzip x.zip -d ~", "~", HOME),
+    ("unzip -q -d ~ x.zip", "~", HOME),
+    ("tar -xf x.tar -C ~", "~", HOME),
+    ("tar xzf dots.tgz --directory=$HOME", "$HOME", HOME),
+    ("cd ~ && tar xf dots.tar", "~", HOME),
+    ("cd; unzip dots.zip", "~", HOME),
+    ("git clone https://example.com/dots.git ~", "~", HOME),
+    ("cp -r dots/. ~/.config", "~/.config", "a folder that holds"),
+    ("rsync -a dots/ ~/.config/", "~/.config", "a folder that holds"),
+    ("git clone https://example.com/x.git ~/.config", "~/.config", "a folder that holds"),
+    ("tar xf hooks.tar -C .git", ".git", "a folder that holds git's settings or hooks"),
+    ("cp -r dots/. /etc", "the root or a system folder", "(/etc)"),
+    ("tar xf evil.tar -C /", "the root or a system folder", "(/)"),
+]
+
+
+@pytest.mark.parametrize(("line", "path", "why"), CONTENTS_INTO, ids=[repr(c[0])[:60] for c in CONTENTS_INTO])
+def test_filling_a_home_or_start_up_folder_is_high_and_names_it(line, path, why):
+    result = assess(line)
+    assert result.risk is Risk.HIGH, result.reasons
+    assert any(f"into {path}" in r and why in r for r in result.reasons), result.reasons
+
+
+@pytest.mark.parametrize("line", [
+    "cp -r src ~/proj",
+    "cp -r dir ~/",
+    "cp -r dots ~",
+    "cp -r dots/ ~",
+    "cp -a build/. /tmp/site",
+    "cp -rT build ~/site",
+    "rsync -a dots ~/",
+    "rsync -a src/ backup/",
+    "rsync -avz --delete build/ /srv/www/",
+    "rsync -a dots/ host:~/",
+    "scp host:notes.txt .",
+    "scp -r host:proj ~",
+    "unzip x.zip -d /tmp/x",
+    "unzip x.zip",
+    "unzip -l x.zip",
+    "cd; unzip -l x.zip",
+    "tar xf x.tar",
+    "tar xf a.tar -C out",
+    "git clone https://example.com/app.git",
+    "git clone https://example.com/app.git ~/src/app",
+    "git clone -o upstream https://example.com/app.git work",
+    "install -t ~ run.sh",
+    "install -m 755 run.sh ~/bin/",
+    "cat ~/.npmrc",
+    "echo x > ~/.pypirc",
+    "curl -oO https://example.com/.bashrc",
+])
+def test_copies_and_extractions_elsewhere_stay_safe(line):
+    result = assess(line)
+    assert result.risk is Risk.SAFE, result.reasons
 
 
 @pytest.mark.parametrize("line", [

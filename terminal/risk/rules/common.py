@@ -36,7 +36,7 @@ HARMLESS = (
     # network look-ups
     "ping", "ping6", "dig", "nslookup", "host", "traceroute", "tracepath", "whois",
     # everyday development work
-    "diff3", "patch", "gzip", "gunzip", "bzip2", "bunzip2", "xz", "unxz", "unzip", "zstd", "cmake", "ninja",
+    "diff3", "patch", "gzip", "gunzip", "bzip2", "bunzip2", "xz", "unxz", "zstd", "cmake", "ninja",
     "gcc", "g++", "cc", "clang", "go", "rustc", "javac", "java", "pytest", "ruff", "black", "mypy", "tox",
     "nano", "code", "ed",
 )

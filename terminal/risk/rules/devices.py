@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from terminal.risk.model import Cmd, Hit, Risk
 from terminal.risk.paths import _dynamic, is_device, norm_path, split_options
 from terminal.risk.registry import register
-from terminal.risk.rules.files import _write_target
+from terminal.risk.rules.files import write_target
 
 if TYPE_CHECKING:
     from terminal.risk.walker import _Walker
@@ -45,7 +45,7 @@ def _dd(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
         if a.startswith("of=") and _dynamic(a):
             yield Hit(Risk.HIGH, "dd writes to a target chosen at run time")
         elif a.startswith("of="):
-            yield from _write_target(norm_path(a[3:])[0], "dd writes")
+            yield from write_target(norm_path(a[3:])[0], "dd writes")
 
 
 register("dd", family="devices", check=_dd,

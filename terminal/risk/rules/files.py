@@ -12,12 +12,15 @@ from terminal.risk.paths import (
     _PROTECTED_FILE,
     _SYSTEM_DIRS,
     _SYSTEM_PREFIXES,
+    has_option,
     is_critical,
     is_device,
     is_hook_file,
     is_root_or_home,
     norm_path,
+    operands,
     option_values,
+    receives_runs_later,
     remember_link,
     runs_later,
     split_options,
@@ -58,7 +61,7 @@ def _shred(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
         yield Hit(Risk.HIGH, "irrecoverably overwrites files")
 
 
-def _write_target(path: str, verb: str) -> Iterator[Hit]:
+def write_target(path: str, verb: str) -> Iterator[Hit]:
     """Rules for anything that writes to `path` (redirections, tee, dd of=, cp/mv destinations)."""
     later = runs_later(path)
     if is_device(path) or path in {"/dev/mem", "/dev/kmem", "/dev/port"}:
@@ -75,15 +78,28 @@ def _write_target(path: str, verb: str) -> Iterator[Hit]:
         yield Hit(Risk.HIGH, f"{verb} to a system file")
 
 
+def contents_target(folder: str, verb: str) -> Iterator[Hit]:
+    """Rules for anything that fills `folder` with names the line does not show: a folder's contents
+    copied (`cp -r dots/. ~`, `rsync -a dots/ ~/`), an archive extracted, a repository cloned."""
+    path = norm_path(folder)[0]
+    itself = list(write_target(path, verb))
+    if itself:  # `~/.ssh`, `/dev/sda`: the folder alone says it
+        yield from itself
+    elif path == "/" or path in _SYSTEM_DIRS or path.startswith(_SYSTEM_PREFIXES):
+        yield Hit(Risk.HIGH, f"{verb} into the root or a system folder ({path})")
+    elif lands := receives_runs_later(path):
+        yield Hit(Risk.HIGH, f"{verb} into {path}, {lands}")
+
+
 def _tee(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
     _, _, i = split_options(cmd.args)
     for a in cmd.args[i:]:
-        yield from _write_target(norm_path(a)[0], "tee writes")
+        yield from write_target(norm_path(a)[0], "tee writes")
 
 
 def _copy_move(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
     # `--backup[=CONTROL]` and `-Z` take no separate value; `-t DIR` names the destination folder
-    _, _, i = split_options(cmd.args, "tS", ("target-directory", "suffix"))
+    opts, _, i = split_options(cmd.args, "tS", ("target-directory", "suffix"))
     operands = cmd.args[i:]
     folders = option_values(cmd.args, "t", ("target-directory",), takes="S")
     # mv also removes its sources; cp/install/ln only write their destination
@@ -91,15 +107,30 @@ def _copy_move(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
     if cmd.name == "mv" and any(is_critical(norm_path(a)[0]) or is_hook_file(a) for a in sources):
         yield Hit(Risk.DANGEROUS, "moves the root, a home directory, a system path or the hook file")
         return
+    verb = f"{cmd.name} writes"
+    recursive = cmd.name == "cp" and bool(opts & {"r", "R", "a", "recursive", "archive"})
+    if recursive and dests and (opts & {"T", "no-target-directory"} or any(_is_contents(s) for s in sources)):
+        yield from contents_target(dests[0], f"{cmd.name} copies a folder's contents")  # `cp -r dots/. ~`
     for a in dests:
-        yield from _write_target(norm_path(a)[0], f"{cmd.name} writes")
-        if folders or len(sources) > 1 or _is_folder(a):  # `cp x/.bashrc ~` writes ~/.bashrc
-            for src in sources:
-                name = posixpath.basename(src.rstrip("/"))
-                if name not in ("", ".", ".."):
-                    yield from _write_target(norm_path(posixpath.join(a, name))[0], f"{cmd.name} writes")
+        yield from _into(a, sources, bool(folders) or len(sources) > 1 or _is_folder(a), verb)
     if cmd.name == "ln" and len(sources) == 1 and dests and not folders:
         remember_link(sources[0], dests[0])
+
+
+def _into(dest: str, sources: list[str], folder: bool, verb: str) -> Iterator[Hit]:
+    """A write to `dest`, and when it is a folder to each source's name in it (`cp x/.bashrc ~`
+    writes ~/.bashrc; `cp -r x/.ssh ~/` writes ~/.ssh)."""
+    yield from write_target(norm_path(dest)[0], verb)
+    if folder:
+        for src in sources:
+            name = posixpath.basename(src.rstrip("/"))
+            if name not in ("", ".", ".."):
+                yield from write_target(norm_path(posixpath.join(dest, name))[0], verb)
+
+
+def _is_contents(source: str) -> bool:
+    """A source whose contents, not itself, land in the destination: `dots/.`, `.`, `..`."""
+    return posixpath.basename(source.rstrip("/")) in ("", ".", "..")
 
 
 def _is_folder(path: str) -> bool:
@@ -107,25 +138,63 @@ def _is_folder(path: str) -> bool:
     return path.endswith("/") or path in (".", "..") or is_root_or_home(norm_path(path)[0])
 
 
+# rsync's and scp's options that take a value (so a value is not read as an operand).
+_RSYNC_TAKES = "BefMT"
+_RSYNC_LONG_TAKES = (
+    "exclude", "include", "filter", "exclude-from", "include-from", "files-from", "rsh", "rsync-path", "temp-dir",
+    "compare-dest", "copy-dest", "link-dest", "backup-dir", "suffix", "chmod", "chown", "usermap", "groupmap",
+    "partial-dir", "log-file", "log-file-format", "out-format", "password-file", "bwlimit", "timeout",
+    "contimeout", "port", "sockopts", "max-size", "min-size", "max-delete", "block-size", "modify-window",
+    "compress-level", "compress-choice", "checksum-choice", "skip-compress", "iconv", "info", "debug", "protocol",
+    "read-batch", "write-batch", "only-write-batch", "stop-after", "stop-at", "remote-option", "outbuf",
+    "max-alloc",
+)
+_SCP_TAKES = "cDFiJlmoOPSX"
+_REMOTE = re.compile(r"^([\w.@-]+:|rsync://)")
+
+
+def _remote_copy(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
+    """`rsync`/`scp SRC… DEST` to a local DEST: as cp. A recursive rsync of `dots/` (trailing
+    slash) copies the folder's contents, not the folder."""
+    rsync = cmd.name == "rsync"
+    words = operands(cmd.args, *((_RSYNC_TAKES, _RSYNC_LONG_TAKES) if rsync else (_SCP_TAKES,)))
+    if len(words) < 2 or _REMOTE.match(words[-1]):
+        return
+    sources, dest = [_REMOTE.sub("", s) for s in words[:-1]], words[-1]  # `host:dots/` -> `dots/`
+    recursive = has_option(cmd.args, "ra", ("recursive", "archive"), takes=_RSYNC_TAKES) if rsync else (
+        has_option(cmd.args, "r", takes=_SCP_TAKES))
+    contents = [s for s in sources if _is_contents(s) or (rsync and s.endswith("/"))]
+    if recursive and contents:
+        yield from contents_target(dest, f"{cmd.name} copies a folder's contents")
+    named = [s for s in sources if s not in contents]
+    yield from _into(dest, named, len(sources) > 1 or _is_folder(dest), f"{cmd.name} writes")
+
+
 _SETUID_MODE = re.compile(r"^0?[2-7][0-7]{3}$|(^|,)[ugoa]*[+=][rwxXt]*s")
 
 
 def _install(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
     """`install -m MODE SRC… DEST`: as a write to DEST; a setuid/setgid mode makes a root program."""
-    _, _, i = split_options(cmd.args, "gmotSZ", ("group", "mode", "owner", "target-directory", "suffix"))
+    opts, _, i = split_options(cmd.args, "gmotSZ", ("group", "mode", "owner", "target-directory", "suffix"))
     modes = option_values(cmd.args, "m", ("mode",), takes="gotSZ")
     if any(_SETUID_MODE.search(m) for m in modes):
         yield Hit(Risk.HIGH, "installs a setuid/setgid program")
     operands = cmd.args[i:]
-    targets = option_values(cmd.args, "t", ("target-directory",), takes="gmoSZ") or operands[-1:]
-    for a in targets:
-        yield from _write_target(norm_path(a)[0], "install writes")
+    folders = option_values(cmd.args, "t", ("target-directory",), takes="gmoSZ")
+    if opts & {"d", "directory"}:  # every operand is a folder it makes
+        for a in operands:
+            yield from write_target(norm_path(a)[0], "install writes")
+    elif folders:  # `install -t DIR SRC…`: each source's name in DIR
+        yield from _into(folders[-1], operands, True, "install writes")
+    elif operands:
+        yield from _into(operands[-1], operands[:-1], len(operands) > 2 or _is_folder(operands[-1]),
+                         "install writes")
 
 
 def _truncate(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
     _, _, i = split_options(cmd.args, "rs", ("reference", "size"))
     for a in cmd.args[i:]:
-        yield from _write_target(norm_path(a)[0], "truncate writes")
+        yield from write_target(norm_path(a)[0], "truncate writes")
 
 
 def _is_world_writable(mode: str) -> bool:
@@ -199,14 +268,23 @@ register("tee", family="files", check=_tee, input_args=WRITES_UNSEEN,
          harmful={"echo x | tee -a .profile": Risk.HIGH, "echo x | tee /dev/sda": Risk.DANGEROUS})
 register("cp", "mv", "ln", family="files", check=_copy_move, input_args=WRITES_UNSEEN,
          summary="copies, moves and links: as a write to the destination (into a folder: to each source's name "
-                 "there); moving the root, a home or a system path DANGEROUS",
-         benign={"cp a.txt b.txt": Risk.SAFE, "cp ~/.bashrc /tmp/bashrc.bak": Risk.SAFE},
+                 "there); a folder's contents copied (`cp -r dots/. ~`, `cp -rT dots ~`) into a home, `.ssh`, a "
+                 "folder above start-up files (`~/.config`, `.git`) or a system folder HIGH; moving the root, a "
+                 "home or a system path DANGEROUS",
+         benign={"cp a.txt b.txt": Risk.SAFE, "cp ~/.bashrc /tmp/bashrc.bak": Risk.SAFE, "cp -r src ~/": Risk.SAFE},
          harmful={"cp k ~/.ssh/authorized_keys": Risk.HIGH, "cp dots/.bashrc ~": Risk.HIGH,
-                  "cp image.iso /dev/sda": Risk.DANGEROUS})
+                  "cp -r dots/. ~": Risk.HIGH, "cp image.iso /dev/sda": Risk.DANGEROUS})
+register("rsync", "scp", family="files", check=_remote_copy,
+         summary="copies to a local folder: as `cp`; `rsync -a dots/ DEST` (a folder's contents) into a home, "
+                 "`.ssh` or a folder above start-up files (`~/.config`, `.git`) HIGH",
+         benign={"rsync -a src/ backup/": Risk.SAFE, "scp host:notes.txt .": Risk.SAFE},
+         harmful={"rsync -a dots/ ~/": Risk.HIGH, "scp host:.bashrc ~": Risk.HIGH})
 register("install", family="files", check=_install, input_args=WRITES_UNSEEN,
-         summary="`install`: as a write to the destination; a setuid/setgid mode (`-m 4755`) HIGH",
-         benign={"install -m 755 run.sh bin/run": Risk.SAFE},
-         harmful={"install -m 4755 x ./x": Risk.HIGH, "install x /dev/sda": Risk.DANGEROUS})
+         summary="`install`: as a write to the destination (`-t DIR`: each source's name there); a setuid/setgid "
+                 "mode (`-m 4755`) HIGH",
+         benign={"install -m 755 run.sh bin/run": Risk.SAFE, "install -t ~ run.sh": Risk.SAFE},
+         harmful={"install -m 4755 x ./x": Risk.HIGH, "install -t ~ dots/.profile": Risk.HIGH,
+                  "install x /dev/sda": Risk.DANGEROUS})
 register("find", family="files", check=_find,
          input_args=Hit(Risk.HIGH, "find with arguments from its input can delete files or run commands"),
          summary="`find -delete` under the root/home/system paths DANGEROUS, elsewhere HIGH; `-exec`/`-execdir`/"

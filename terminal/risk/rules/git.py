@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from terminal.risk.model import Cmd, Hit, Risk
-from terminal.risk.paths import option_values, split_options
+from terminal.risk.paths import operands, option_values, split_options
 from terminal.risk.registry import RUNS_UNSEEN, register
+from terminal.risk.rules.files import contents_target
 from terminal.risk.rules.options import CommandOption
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ def _git(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     yield from _git_commands(cmd, w, cmd.args[:i], verb, rest)
     if not verb:
         return
+    if verb == "clone":
+        yield from _clone(rest)
     if verb == "push" and (
         {"-f", "--force", "--mirror", "--force-if-includes"} & set(rest)
         or any(a.startswith("--force-with-lease") or (a.startswith("+") and len(a) > 1) for a in rest)
@@ -31,6 +34,32 @@ def _git(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
         yield Hit(Risk.MODERATE, "discards uncommitted changes (git reset --hard)")
     elif verb == "clean" and ("force" in split_options(rest, "e")[0] or "f" in split_options(rest, "e")[0]):
         yield Hit(Risk.MODERATE, "deletes untracked files (git clean -f)")
+
+
+# git clone's options that take a value (so a value is not read as the URL or the folder).
+_CLONE_TAKES = "obucj"
+_CLONE_LONG_TAKES = (
+    "origin", "branch", "upload-pack", "config", "template", "reference", "reference-if-able", "depth", "jobs",
+    "filter", "shallow-since", "shallow-exclude", "separate-git-dir", "bundle-uri", "ref-format", "server-option",
+)
+
+
+def _clone(rest: list[str]) -> Iterator[Hit]:
+    """`git clone URL [DIR]`: the repository's files land in DIR (by default the URL's last part
+    without `.git`), under names the line does not show."""
+    words = operands(rest, _CLONE_TAKES, _CLONE_LONG_TAKES)
+    if not words:
+        return
+    folder = words[1] if len(words) > 1 else _clone_folder(words[0])
+    if folder:
+        yield from contents_target(folder, "git clone writes a repository")
+
+
+def _clone_folder(url: str) -> str:
+    """The folder git names after the URL: `host:dots.git` -> `dots`, `https://x/y/.ssh` -> `.ssh`."""
+    path = re.sub(r"(/\.git)?/*$", "", url)
+    name = re.split(r"[/:]", path)[-1]
+    return name[: -len(".git")] if name.endswith(".git") and len(name) > len(".git") else name
 
 
 _GIT_COMMAND_KEY = re.compile(
@@ -113,6 +142,9 @@ def _git_commands(cmd: Cmd, w: _Walker, globals_: list[str], verb: str, rest: li
 
 register("git", family="git", check=_git, input_args=RUNS_UNSEEN,
          summary="force push HIGH; `reset --hard`, `clean -f` MODERATE; configuration that names "
-                 "commands judged as them",
-         benign={"git status": Risk.SAFE, "git reset --hard": Risk.MODERATE},
-         harmful={"git push --force": Risk.HIGH, "git -c core.pager='rm -rf /' log": Risk.DANGEROUS})
+                 "commands judged as them; a clone into a home, `.ssh` or a folder above start-up files "
+                 "(`git clone URL ~/.ssh`, `~/.config`) HIGH",
+         benign={"git status": Risk.SAFE, "git reset --hard": Risk.MODERATE,
+                 "git clone https://example.com/app.git ~/src/app": Risk.SAFE},
+         harmful={"git push --force": Risk.HIGH, "git clone https://example.com/k.git ~/.ssh": Risk.HIGH,
+                  "git -c core.pager='rm -rf /' log": Risk.DANGEROUS})

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from terminal.risk.model import Cmd, Hit, Risk
-from terminal.risk.paths import is_secret, norm_path, option_values, split_options
+from terminal.risk.paths import has_option, is_secret, norm_path, option_values, split_options
 from terminal.risk.registry import RUNS_UNSEEN, register
-from terminal.risk.rules.files import _write_target
+from terminal.risk.rules.files import write_target
 from terminal.risk.rules.options import _COMMAND_OPTIONS, _command_options
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def _curl_wget(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
             yield Hit(Risk.DANGEROUS, "sends a secret file (keys, passwords) over the network")
             return
     for path in _saved_to(cmd):
-        yield from _write_target(norm_path(path)[0], f"{cmd.name} writes")
+        yield from write_target(norm_path(path)[0], f"{cmd.name} writes")
 
 
 # Short options of curl and wget that take a value (so a value is not read as options).
@@ -78,7 +78,7 @@ def _saved_to(cmd: Cmd) -> list[str]:
     named = [posixpath.basename(urlsplit(u).path) for u in urls]
     if cmd.name == "curl":
         files = option_values(args, "o", ("output",), takes=_CURL_TAKES)
-        if _has_flag(args, "O", ("remote-name", "remote-name-all"), _CURL_TAKES):
+        if has_option(args, "O", ("remote-name", "remote-name-all"), takes=_CURL_TAKES):
             files += named
         folder = option_values(args, "", ("output-dir",), takes=_CURL_TAKES)
         files = [posixpath.join(folder[-1], f) if folder else f for f in files]
@@ -91,21 +91,6 @@ def _saved_to(cmd: Cmd) -> list[str]:
             files = [posixpath.join(folder[-1], f) if folder else f for f in named]
         files += option_values(args, "oa", ("output-file", "append-output"), takes=_WGET_TAKES)
     return [f for f in files if f not in ("", "-")]
-
-
-def _has_flag(args: list[str], letter: str, names: tuple[str, ...], takes: str) -> bool:
-    for a in args:
-        if a == "--":
-            return False
-        if a.startswith("--") and a[2:] in names:
-            return True
-        if re.match(r"-\w", a) and not a.startswith("--"):
-            for ch in a[1:]:
-                if ch == letter:
-                    return True
-                if ch in takes:
-                    break
-    return False
 
 
 def _copier(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from terminal.risk.model import Cmd, Hit, Risk, Trait
 from terminal.risk.paths import norm_path
 from terminal.risk.registry import WRITES_UNSEEN, register
-from terminal.risk.rules.files import _write_target
+from terminal.risk.rules.files import write_target
 
 if TYPE_CHECKING:
     from terminal.risk.walker import _Walker
@@ -48,7 +48,7 @@ def _sed(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
         yield Hit(Risk.MODERATE, "runs a sed script file (which can run shell commands)", Trait.SCRIPT_FILE)
     if in_place:
         for f in files:
-            yield from _write_target(norm_path(f)[0], "sed -i writes")
+            yield from write_target(norm_path(f)[0], "sed -i writes")
     if sandbox:
         return
     for script in scripts:
@@ -58,7 +58,7 @@ def _sed(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
             elif letter in {"e", "s///e"}:
                 yield Hit(Risk.HIGH, f"sed {letter} runs text from its input as a shell command")
             elif letter in {"w", "W", "s///w"} and value:
-                yield from _write_target(norm_path(value)[0], "sed writes")
+                yield from write_target(norm_path(value)[0], "sed writes")
 
 
 def _sed_commands(script: str) -> Iterator[tuple[str, str]]:

@@ -1,0 +1,127 @@
+"""The operator's stop (terminal/services/typed.py line_stop) against the hook's verdicts and the
+session's processes, in a real sandboxed shell."""
+
+import asyncio
+import os
+import re
+
+import pytest
+from django.db.models.signals import post_save
+
+from autobot.models import AuditEvent
+from terminal import procs, services
+from terminal.hook import HookRequest
+from terminal.models import CommandRecord
+from terminal.services import commands
+from terminal.services.live import LineStop
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+STOPPED = "the operator stopped this line"
+
+
+@pytest.fixture
+async def session(terminal_user):
+    return await services.session_open(user=terminal_user)
+
+
+async def test_a_stop_that_lands_while_the_record_is_written_refuses_and_the_row_says_blocked(session):
+    """The stop comes during the record's own database write (a post_save receiver sets it, as a
+    stop landing on the loop while the write awaits would): the reply refuses, and the row and
+    the audit trail say so rather than "allowed"."""
+    live = services.live_session(session.pk)
+
+    def stop_now(sender, instance, created, **kwargs):
+        if created and instance.session_id == live.id:
+            live.stopping = LineStop(STOPPED)
+
+    post_save.connect(stop_now, sender=CommandRecord, weak=False)
+    try:
+        reply = await commands.hook_decide(
+            live, HookRequest(kind="line", line="echo harmless", command="echo harmless", history_number=900))
+    finally:
+        post_save.disconnect(stop_now, sender=CommandRecord)
+        live.stopping = None
+
+    assert not reply.allow and STOPPED in reply.message
+    row = await CommandRecord.objects.aget(session_id=live.id, command="echo harmless")
+    assert row.blocked and row.reasons[0] == STOPPED
+    assert live.current_record_id is None and 900 not in live.open_records
+    refused = [e async for e in AuditEvent.objects.filter(action="terminal.command_blocked")]
+    assert [e.data["record_id"] for e in refused] == [row.pk]
+
+
+async def test_a_stop_before_the_decision_refuses_with_one_blocked_row(session):
+    live = services.live_session(session.pk)
+    live.stopping = LineStop(STOPPED)
+    try:
+        reply = await commands.hook_decide(
+            live, HookRequest(kind="line", line="echo harmless", command="echo harmless", history_number=901))
+    finally:
+        live.stopping = None
+    assert not reply.allow
+    row = await CommandRecord.objects.aget(session_id=live.id, command="echo harmless")
+    assert row.blocked and row.reasons[0] == STOPPED
+    assert await AuditEvent.objects.filter(action="terminal.command_blocked").acount() == 1
+
+
+async def _type(user, session, command, *, on_output=None):
+    return await services.command_type(user=user, session_id=session.pk, command=command, actor="operator",
+                                       correlation_id="turn-1", timeout=30, on_output=on_output)
+
+
+def _host_pid(live, inner: int) -> int:
+    """The host's pid of the process the sandboxed shell calls ``inner`` (its PID namespace's;
+    a job may still be the shell's fork, asking the hook before it runs its program)."""
+    for pid in procs.descendants(live.proc.pid):
+        with open(f"/proc/{pid}/status", encoding="utf-8") as fh:
+            status = dict(line.split(":", 1) for line in fh)
+        if int(status["NSpid"].split()[-1]) == inner:
+            return pid
+    raise AssertionError(f"no process {inner} in the session")
+
+
+async def _exited(pid: int) -> None:
+    """Wait until the process ``pid`` has exited (its pidfd turns readable)."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:  # exited and reaped already
+        return
+    gone = loop.create_future()
+    loop.add_reader(fd, lambda: gone.done() or gone.set_result(None))
+    try:
+        await asyncio.wait_for(gone, 20)
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+@pytest.mark.parametrize("line", [
+    # a job of the shell's, in a process group of its own: the Ctrl-C never reaches it
+    "sleep 1000 & echo bg=$!; echo started-$((1+1)); sleep 30",
+    # a program deaf to Ctrl-C (killed 2 s later) whose job left its group and session
+    "bash -c 'trap \"\" INT; setsid sleep 1000 & echo bg=$!; echo started-$((1+1)); exec sleep 30'",
+], ids=["shell-job", "setsid-job-of-a-deaf-program"])
+async def test_a_stop_kills_the_lines_background_jobs_and_the_shell_takes_the_next(terminal_user, session, line):
+    live = services.live_session(session.pk)
+    seen, printed = [], asyncio.Event()
+
+    async def output(text):
+        seen.append(text)
+        if "started-2" in "".join(seen):
+            printed.set()
+
+    typing = asyncio.create_task(_type(terminal_user, session, line, on_output=output))
+    await printed.wait()
+    job = _host_pid(live, int(re.search(r"bg=(\d+)", "".join(seen)).group(1)))
+    shell = live.proc.shell_pid()
+
+    typing.cancel()  # the operator's stop
+    with pytest.raises(asyncio.CancelledError):
+        await typing
+
+    await _exited(job)
+    ran = await _type(terminal_user, session, "echo next-$((2+3))")
+    assert ran["output"].splitlines()[-1] == "next-5"
+    assert live.proc.shell_pid() == shell and live.proc.alive
