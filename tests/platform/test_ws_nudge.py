@@ -4,6 +4,7 @@ or staff status with 4403, without waiting for the periodic check (set to an hou
 the nudge through the channel layer can close it; autobot/revocation.py)."""
 
 import pytest
+import redis.asyncio as redis
 from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -77,10 +78,29 @@ async def test_a_revoked_token_closes_its_socket_at_once(owner):
     assert await _closed(comm) == (4401, "auth")
 
 
+async def test_the_admins_revoke_action_closes_the_socket_at_once(owner, staff):
+    raw = await sync_to_async(make_token)(owner)
+    comm = await _chat_socket(owner, token=raw)
+    admin = AsyncClient()
+    await admin.aforce_login(staff)
+    token = await ApiToken.objects.aget(token_hash=ApiToken.hash(raw))
+    response = await admin.post("/admin/autobot/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    assert response.status_code == 302
+    assert await _closed(comm) == (4401, "auth")
+
+
 async def test_signing_out_closes_the_browsers_sockets_at_once(owner):
     browser, cookie = await _signed_in_cookie(owner)
     comm = await _chat_socket(owner, cookie=cookie)
     await browser.alogout()
+    assert await _closed(comm) == (4401, "auth")
+
+
+async def test_the_sign_out_page_closes_the_browsers_sockets_at_once(owner):
+    browser, cookie = await _signed_in_cookie(owner)
+    comm = await _chat_socket(owner, cookie=cookie)
+    response = await browser.post("/accounts/logout/")
+    assert response.status_code == 302
     assert await _closed(comm) == (4401, "auth")
 
 
@@ -180,10 +200,16 @@ async def test_a_layer_error_at_join_does_not_refuse_the_socket(owner, settings)
 @pytest.mark.redis
 async def test_a_revocation_reaches_the_socket_over_redis(owner, settings):
     use_redis_layer(settings, "nudge")
+    # channels-redis keeps a group as a sorted set of its channels: the socket joins, and leaves.
+    key = f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:group:{user_group(owner.pk)}"
     raw = await sync_to_async(make_token)(owner)
-    comm = await _chat_socket(owner, token=raw)
-    await _revoke(owner, raw)
-    assert await _closed(comm) == (4401, "auth")
+    async with redis.Redis.from_url(settings.REDIS_URL) as client:
+        comm = await _chat_socket(owner, token=raw)
+        assert await client.zcard(key) == 1
+        await _revoke(owner, raw)
+        assert await _closed(comm) == (4401, "auth")
+        await comm.wait(timeout=10)
+        assert await client.zcard(key) == 0
 
 
 @pytest.mark.redis
