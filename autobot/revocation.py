@@ -77,10 +77,14 @@ def _send_from_sync(ids: set) -> None:
     and touch the in-memory layer's queues from the wrong thread. Without sockets in this
     process (a management command) a loop of its own is right: over Redis it reaches the servers."""
     loop = _loop
-    if loop is None or not loop.is_running():
-        async_to_sync(recheck_sockets)(ids)
+    try:
+        if loop is None or not loop.is_running():
+            async_to_sync(recheck_sockets)(ids)
+            return
+        future = asyncio.run_coroutine_threadsafe(recheck_sockets(ids), loop)
+    except Exception:  # never fail the change that asks (a sign-out, a revocation)
+        log.warning("websocket: could not ask users %s' sockets to check again", ids, exc_info=True)
         return
-    future = asyncio.run_coroutine_threadsafe(recheck_sockets(ids), loop)
     _sending.add(future)
     future.add_done_callback(_sending.discard)
 
