@@ -34,7 +34,7 @@ from agents.protocol import (
     parse_message,
     verify_signature,
 )
-from autobot.errors import AppError, Conflict, RateLimited
+from autobot.errors import AppError, Conflict, Forbidden, RateLimited
 from autobot.http import scope_ip
 from autobot.supervise import cancel, supervised
 from autobot.ws import JsonConsumer
@@ -320,6 +320,11 @@ def _valid_id(agent_id: str) -> bool:
     return bool(re.match(NAME_PATTERN, agent_id or ""))
 
 
+async def _still_staff(user, scope) -> None:
+    if not user.is_staff:
+        raise Forbidden("the staff feed is for staff", code="forbidden")
+
+
 class AgentFeedConsumer(JsonConsumer):
     """The /agents/ page's live view: registry changes for everyone, messages you may see."""
 
@@ -331,6 +336,8 @@ class AgentFeedConsumer(JsonConsumer):
             services.FEED_GROUP,
             services.FEED_STAFF_GROUP if user.is_staff else services.feed_user_group(user.pk),
         ]
+        if user.is_staff:  # the staff feed shows everyone's messages: only while staff (autobot.ws)
+            self.requires = _still_staff
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()

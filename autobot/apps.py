@@ -7,6 +7,7 @@ class AutobotConfig(AppConfig):
 
     def ready(self) -> None:
         # checks registers the deploy checks, middleware its own system check.
-        from autobot import checks, logs, middleware  # noqa: F401
+        from autobot import checks, logs, middleware, revocation  # noqa: F401
 
         logs.install()
+        revocation.connect()

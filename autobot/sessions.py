@@ -45,6 +45,25 @@ class SessionStore(db.SessionStore):
             return {}
         return self.decode(row[0])
 
+    # A session ends (sign-out, or a password change found it stale): its user's open sockets
+    # check again now (autobot/revocation.py). The nudge goes after the row is gone: Django sends
+    # `user_logged_out` before it flushes, when a check would still find the session valid.
+    def flush(self) -> None:
+        user_id = self.get(SESSION_KEY)
+        super().flush()
+        if user_id is not None:
+            from autobot import revocation
+
+            revocation.recheck_after_commit([user_id])
+
+    async def aflush(self) -> None:
+        user_id = await self.aget(SESSION_KEY)
+        await super().aflush()
+        if user_id is not None:
+            from autobot import revocation
+
+            await revocation.recheck_sockets([user_id])
+
 
 _session_sqls: dict[tuple, str] = {}
 

@@ -239,8 +239,10 @@ WHITENOISE_USE_FINDERS = True
 
 # API tokens and the audit chain.
 API_TOKEN_DEFAULT_DAYS = env_int("AUTOBOT_API_TOKEN_DAYS", 0)  # 0: tokens don't expire
-# An open WebSocket's credentials (token, or session) are checked again this often: a revoked or
-# expired token, a signed-out session or a deactivated user closes it with 4401.
+# An open WebSocket's credentials (token, or session) and what its consumer needs are checked
+# again this often: a revoked or expired token, a signed-out session or a deactivated user closes
+# it with 4401, a permission gone with 4403. The backstop: changes that take access away nudge the
+# user's sockets to check at once (autobot/revocation.py).
 WS_REAUTH_SECONDS = env_float("AUTOBOT_WS_REAUTH_SECONDS", 60.0, minimum=0.01)
 AUDIT_KEY = env.str("AUTOBOT_AUDIT_KEY", default="") or f"audit:{SECRET_KEY}"
 METRICS_PUBLIC = env_bool("AUTOBOT_METRICS_PUBLIC", False)

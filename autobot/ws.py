@@ -3,8 +3,10 @@
 The front door (`websocket_application`): Origin check, session-or-token auth, then each app's
 routes. Refusals accept the handshake and close at once with an application close code (4403
 wrong origin, 4401 anonymous, 4404 no such socket path), because a refused handshake reaches a
-browser only as a bare 1006. While the socket is open its credentials are checked again every
-WS_REAUTH_SECONDS; once they fail it closes with 4401 (`_while_authenticated`).
+browser only as a bare 1006. While the socket is open its credentials, and what its consumer
+requires (``JsonConsumer.requires``), are checked again every WS_REAUTH_SECONDS and whenever
+something may have taken them away (autobot/revocation.py nudges the user's sockets); once the
+credentials fail it closes with 4401, once the requirement fails with 4403 (`_while_authenticated`).
 
 The base (`JsonConsumer`): frame limits, JSON checks, dispatch to ``handle_<type>`` methods and
 error frames, with one set of codes for the faults of a frame (docs/platform.md, "WebSocket
@@ -20,16 +22,18 @@ from urllib.parse import urlsplit
 from channels.auth import get_user
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 from channels.routing import URLRouter
 from channels.sessions import SessionMiddlewareStack
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.urls import re_path
 
-from autobot import metrics
+from autobot import metrics, revocation
 from autobot.auth import read_only, token_authenticate
 from autobot.errors import AppError, BadRequest
 from autobot.http import json_loads
+from autobot.supervise import cancel
 
 log = logging.getLogger("autobot.ws")
 APPS = ("terminal", "knowledge", "chat", "files", "agents")
@@ -97,8 +101,8 @@ class WebSocketGate:
         origin = _header(scope, b"origin")
         if origin and not origin_allowed(origin, _header(scope, b"host"), has_token=bool(token)):
             return await close_with(send, receive, 4403, "origin")
-        user = await token_authenticate(token) if token else await get_user(scope)
-        if not user or not user.is_authenticated:
+        user = await socket_user(scope, token=token)
+        if user is None:
             return await close_with(send, receive, 4401, "auth")  # no credentials: say so, Origin or not
         if not origin_allowed(origin, _header(scope, b"host"), has_token=bool(token)):
             return await close_with(send, receive, 4403, "origin")  # a session cookie without Origin
@@ -123,27 +127,120 @@ class WebSocketGate:
                 gauge.dec()
 
 
-async def still_authenticated(scope, *, token: str) -> bool:
-    """Whether the socket's credentials still hold: the token (not revoked or expired, its user
-    active), or the session (not signed out, the password unchanged, the user active), for the
-    same user as at connect. Read afresh, as the next REST call would."""
+async def socket_user(scope, *, token: str):
+    """The user the socket's credentials stand for, read afresh, or None: the Bearer token's (not
+    revoked or expired, its user active), else the session's (not signed out, the password
+    unchanged, the user active). The gate asks at connect; the watch asks again while it is open."""
     if token:
-        user = await token_authenticate(token)
-    else:
-        session = scope.get("session")
-        key = getattr(session, "session_key", None)
-        if not key:
-            return False
-        store = importlib.import_module(settings.SESSION_ENGINE).SessionStore
-        user = await get_user({"session": store(session_key=key)})
-    return bool(user and user.is_authenticated and user.pk == scope["user"].pk)
+        return await token_authenticate(token)
+    key = getattr(scope.get("session"), "session_key", None)
+    if not key:
+        return None
+    # A store of its own: the scope's keeps what it read at connect.
+    store = importlib.import_module(settings.SESSION_ENGINE).SessionStore
+    user = await get_user({"session": store(session_key=key)})
+    return user if user.is_authenticated else None
+
+
+# What a consumer needs for as long as its socket is open (``JsonConsumer.requires``): a
+# permission ("app.codename", `user.has_perm`), or an async callable ``(user, scope)`` that raises
+# an AppError (a 4xx one: Forbidden, NotFound …) once the user may no longer have the socket.
+_REQUIREMENTS = "autobot.requires"
+
+
+def keep_requiring(scope, requires) -> None:
+    """From now on the socket also closes (4403) once ``requires`` fails for its user."""
+    wanted = scope.get(_REQUIREMENTS)
+    if wanted is not None:
+        wanted.append((requires, scope))
+
+
+async def meets(user, requires, scope) -> bool:
+    if isinstance(requires, str):
+        return await user.ahas_perm(requires)
+    try:
+        await requires(user, scope)
+    except AppError as exc:
+        if exc.status >= 500:  # could not tell (a database away): not a refusal
+            raise
+        return False
+    return True
+
+
+async def refusal(scope, *, token: str, requirements: list) -> int | None:
+    """None while the socket may stay open, else the code to close it with: 4401 when its
+    credentials no longer hold (for the same user as at connect), 4403 when a requirement fails."""
+    user = await socket_user(scope, token=token)
+    if user is None or user.pk != scope["user"].pk:
+        return 4401
+    for requires, app_scope in requirements:
+        if not await meets(user, requires, app_scope):
+            return 4403
+    return None
+
+
+class Nudges:
+    """The socket's place in its user's group (autobot/revocation.py): a message there asks for
+    the check now. A layer that fails costs only the promptness: the periodic check goes on, and
+    joins again at each round (which also renews a membership the layer would expire)."""
+
+    def __init__(self, user_id) -> None:
+        revocation.sockets_listen_here()
+        self.group = revocation.user_group(user_id)
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+        self.joined = False
+        self.receiving: asyncio.Task | None = None
+
+    async def join(self) -> None:
+        if self.layer is None:
+            return
+        try:
+            self.channel = self.channel or await self.layer.new_channel()
+            await self.layer.group_add(self.group, self.channel)
+            self.joined = True
+        except Exception:
+            self.joined = False
+            log.warning("websocket: could not join %s; only the periodic check covers it", self.group,
+                        exc_info=True)
+
+    async def wait(self, seconds: float) -> bool:
+        """Until a nudge comes (True) or ``seconds`` pass (False)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        if self.joined:
+            self.receiving = self.receiving or asyncio.ensure_future(self.layer.receive(self.channel))
+            done, _ = await asyncio.wait({self.receiving}, timeout=seconds)
+            if not done:
+                return False
+            received, self.receiving = self.receiving, None
+            if received.exception() is None:
+                return True
+            self.joined = False  # until the next round joins again; no busy loop on a broken layer
+            log.warning("websocket: lost %s", self.group, exc_info=received.exception())
+        await asyncio.sleep(max(0.0, deadline - loop.time()))
+        return False
+
+    async def leave(self) -> None:
+        if self.receiving is not None:
+            cancel(self.receiving)  # insists: a cancel can be lost inside redis-py (autobot/supervise.py)
+        if self.channel is None:
+            return
+        try:
+            await self.layer.group_discard(self.group, self.channel)
+        except Exception:  # the membership expires with the layer's group expiry
+            log.warning("websocket: could not leave %s", self.group, exc_info=True)
 
 
 async def _while_authenticated(inner, scope, receive, send, *, token: str):
-    """Run the socket's app while its credentials hold. Every WS_REAUTH_SECONDS they are checked
-    again; once they fail, the client gets close 4401 and the app a disconnect (its own clean-up
-    runs: a terminal detaches, a chat stops listening), and whatever it sends later is dropped."""
-    # One future for the socket's life, not a waiter task per frame received.
+    """Run the socket's app while its credentials and its consumer's requirement hold. They are
+    checked again every WS_REAUTH_SECONDS and at each nudge; once they fail, the client gets close
+    4401 (or 4403) and the app a disconnect (its own clean-up runs: a terminal detaches, a chat
+    stops listening), and whatever it sends later is dropped."""
+    requirements: list = []
+    scope = {**scope, _REQUIREMENTS: requirements}  # the consumer adds to it (URLRouter copies the scope)
+    # One future for the socket's life, not a waiter task per frame received; its result is the
+    # close code.
     lost = asyncio.get_running_loop().create_future()
     closed = False
     pending: asyncio.Task | None = None
@@ -157,33 +254,39 @@ async def _while_authenticated(inner, scope, receive, send, *, token: str):
     async def guarded_receive():
         nonlocal pending
         if lost.done():
-            return {"type": "websocket.disconnect", "code": 4401}
+            return {"type": "websocket.disconnect", "code": lost.result()}
         pending = pending or asyncio.ensure_future(receive())
         await asyncio.wait({pending, lost}, return_when=asyncio.FIRST_COMPLETED)
         if lost.done():  # a frame that came with (or after) the failed check is dropped
-            return {"type": "websocket.disconnect", "code": 4401}
+            return {"type": "websocket.disconnect", "code": lost.result()}
         message, pending = pending.result(), None
         return message
 
     async def watch():
         nonlocal closed
         while True:
-            await asyncio.sleep(settings.WS_REAUTH_SECONDS)
+            if not await nudges.wait(settings.WS_REAUTH_SECONDS):
+                await nudges.join()  # the periodic round
             try:
-                if await still_authenticated(scope, token=token):
-                    continue
+                code = await refusal(scope, token=token, requirements=requirements)
             except Exception:  # the database away for a moment is not a reason to drop sockets
                 log.warning("websocket: credentials could not be checked again", exc_info=True)
                 continue
+            if code is None:
+                continue
             # Lost first: while the close is being sent the client may already send again, and
             # that frame must find the socket's app told to stop, not read it as input.
-            lost.set_result(None)
+            lost.set_result(code)
             if not closed:
                 closed = True
-                metrics.ws_rejected.labels("reauth").inc()
-                await send({"type": "websocket.close", "code": 4401, "reason": "auth"})
+                reason = "auth" if code == 4401 else "forbidden"
+                metrics.ws_rejected.labels("reauth" if code == 4401 else "reauth_forbidden").inc()
+                await send({"type": "websocket.close", "code": code, "reason": reason})
             return
 
+    # Joined before the app runs: a change made as soon as the socket is open must reach it.
+    nudges = Nudges(scope["user"].pk)
+    await nudges.join()
     watcher = asyncio.ensure_future(watch())
     try:
         return await inner(scope, guarded_receive, guarded_send)
@@ -191,6 +294,7 @@ async def _while_authenticated(inner, scope, receive, send, *, token: str):
         watcher.cancel()
         if pending is not None:
             pending.cancel()
+        await nudges.leave()
 
 
 async def no_such_socket(scope, receive, send):
@@ -235,6 +339,11 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     """
 
     max_frame_bytes: int = 4096  # a property where a setting decides it
+    # What the user must keep holding while the socket is open, beside its credentials: checked
+    # by the front door every WS_REAUTH_SECONDS and at each nudge, from accept on; when it fails
+    # the socket closes with 4403 "forbidden". A permission ("app.codename") or an async callable
+    # ``(user, scope)`` raising a 4xx AppError: usually the same service check connect makes.
+    requires = None
     accepted = False
     closing = False
 
@@ -269,6 +378,8 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def accept(self, subprotocol=None, headers=None):
         self.accepted = True
+        if self.requires is not None:
+            keep_requiring(self.scope, self.requires)
         await super().accept(subprotocol, headers)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):

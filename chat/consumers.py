@@ -22,9 +22,16 @@ from chat.operator.turn import call_frame
 log = logging.getLogger("chat.consumers")
 
 
+async def _may_stay(user, scope) -> None:
+    await services.session_get(user=user, session_id=scope["url_route"]["kwargs"]["session_id"])
+
+
 class ChatConsumer(JsonConsumer):
     group = None
     watch: asyncio.Task | None = None
+    # Checked at connect and, by the front door, while the socket is open: staff status taken
+    # away closes a socket on someone else's chat (4403).
+    requires = staticmethod(_may_stay)
 
     @property
     def max_frame_bytes(self) -> int:

@@ -23,8 +23,15 @@ from terminal import services
 log = logging.getLogger("terminal")
 
 
+async def _may_stay(user, scope) -> None:
+    await services.session_access(user=user, session_id=scope["url_route"]["kwargs"]["session_id"])
+
+
 class TerminalConsumer(JsonConsumer):
     attachment: services.Attachment | None = None
+    # Checked at connect (session_attach) and, by the front door, for as long as the socket is
+    # open: the permission withdrawn (or staff status, on someone else's session) closes it, 4403.
+    requires = staticmethod(_may_stay)
 
     @property
     def max_frame_bytes(self) -> int:

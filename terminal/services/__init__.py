@@ -1,5 +1,6 @@
 """Terminal business logic. Every entry point (API, consumer, admin, other apps) calls these."""
 
+from .access import session_access
 from .commands import command_assess, command_audit, command_run
 from .confine import cgroups_sweep, operator_warnings, operator_warnings_sync
 from .live import get as live_session
@@ -33,6 +34,7 @@ __all__ = [
     "operator_warnings_sync",
     "command_type",
     "live_session",
+    "session_access",
     "session_attach",
     "session_close",
     "session_get",

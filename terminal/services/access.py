@@ -24,6 +24,13 @@ async def require_terminal(user) -> None:
     raise Forbidden("you do not have permission to use the terminal", code="terminal_forbidden")
 
 
+async def session_access(*, user, session_id) -> TerminalSession:
+    """What attaching a socket to a session takes, and keeps taking while it is attached: the
+    terminal, and the session being the user's (or the user staff)."""
+    await require_terminal(user)
+    return await owned_session(user=user, session_id=session_id)
+
+
 def parse_level(value: str | Level) -> Level:
     try:
         return Level(str(value).upper())

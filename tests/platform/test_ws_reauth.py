@@ -19,6 +19,7 @@ from terminal.models import CommandRecord
 from tests.conftest import make_token
 from tests.platform.test_authz_matrix import _socket
 from tests.terminal.conftest import agrant
+from tests.terminal.test_consumers import frames_until, output_contains
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -73,7 +74,14 @@ async def test_a_revoked_token_closes_its_terminal_and_typing_reaches_nothing(ow
 
     assert await _close_code(doomed) == 4401
     await doomed.send_json_to({"type": "input", "data": "echo after-revoke\r"})
+    await doomed.wait(timeout=10)  # its app has ended: whatever it did with that frame is done
     assert await _pong(control)  # the other token's socket was checked too, and holds
+    # The same shell, typed into by the socket still allowed: bash runs lines in the order they
+    # reach its terminal, and a line is recorded before it runs, so once this marker's output
+    # is back a line the closed socket had passed on would have its record too.
+    await control.send_json_to({"type": "input", "data": "echo mar''ker\r"})
+    await frames_until(control, output_contains("marker"))
+    assert await CommandRecord.objects.filter(session_id=session.pk, command="echo mar''ker").aexists()
     assert not await CommandRecord.objects.filter(command__contains="after-revoke").aexists()
     await control.disconnect()
 
