@@ -14,6 +14,8 @@ import logging
 import time
 from pathlib import Path
 
+from autobot.http import json_string
+
 log = logging.getLogger("terminal")
 
 QUEUE_EVENTS = 256  # a full queue makes the producer (the PTY pump) wait: backpressure, bounded memory
@@ -105,7 +107,9 @@ class Recorder:
     def _line(self, code: str, data: str) -> str | None:
         if self.truncated:
             return None
-        line = json.dumps([round(time.monotonic() - self._started, 6), code, data], ensure_ascii=False) + "\n"
+        # What json.dumps([seconds, code, data], ensure_ascii=False) writes, the data's JSON from
+        # the quicker encoder (a flood records 64 KiB a line, on the event loop).
+        line = f'[{json.dumps(round(time.monotonic() - self._started, 6))}, {json_string(code)}, {json_string(data)}]\n'
         if self.written + len(line) > self.max_bytes:
             self.truncated = True
             note = "\r\n[autobot: recording size limit reached; the rest of the session is not recorded]\r\n"

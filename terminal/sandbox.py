@@ -156,8 +156,11 @@ def problem() -> str | None:
 
 
 async def health_check() -> None:
-    """For /api/health: raises 503 sandbox_unavailable when shells cannot be sandboxed."""
-    await asyncio.to_thread(require)
+    """For /api/health: raises 503 sandbox_unavailable when shells cannot be sandboxed.
+    Once a bubblewrap has started a sandbox the answer is remembered (`_probe`) and given on
+    the loop: a thread trip per probe only made the probe wait for a busy loop twice more."""
+    if settings.TERMINAL_BWRAP not in _working:
+        await asyncio.to_thread(require)
 
 
 def require() -> None:

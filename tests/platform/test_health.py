@@ -41,6 +41,40 @@ async def test_health_503_names_the_channel_layer_when_redis_is_down(settings):
     assert "channel_layer" in body["detail"]
 
 
+async def test_a_check_that_hangs_is_a_timeout_and_the_others_still_answer(settings):
+    """A Redis that accepts connections and never answers (a loopback server that reads and says
+    nothing): its checks fail with "timeout" after HEALTH_TIMEOUT_SECONDS, the database's is ok."""
+    import asyncio
+
+    from channels.layers import channel_layers
+
+    held = []
+
+    async def silent(reader, writer):
+        held.append(writer)
+        await reader.read()  # until the client gives up
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    settings.CHANNEL_LAYERS = {"default": channel_layer_config(settings.REDIS_URL)}
+    settings.HEALTH_TIMEOUT_SECONDS = 0.3
+    channel_layers.backends.clear()
+    try:
+        response = await AsyncClient().get("/api/health")
+    finally:
+        channel_layers.backends.clear()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["channel_layer"] == {"status": "fail", "error": "timeout"}
+    assert checks["redis"]["status"] == "fail" and checks["redis"]["error"] == "timeout"
+    assert checks["database"]["status"] == "ok"
+
+
 @pytest.mark.redis
 async def test_health_ok_on_real_redis(settings):
     from channels.layers import channel_layers
