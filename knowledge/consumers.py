@@ -5,14 +5,26 @@ to the group ``knowledge.crawl.<id>``; this consumer only checks access, sends t
 state, then forwards updates. Clients may send {"type": "cancel"}.
 """
 
-from autobot.errors import AppError
+from autobot.errors import AppError, NotFound
 from autobot.ws import JsonConsumer
 from knowledge import services
+from knowledge.models import CrawlJob
+
+
+async def _may_stay(user, scope) -> None:
+    """Someone else's crawl is watched only while the watcher is staff (checked again by the
+    front door while the socket is open). A crawl deleted meanwhile is this consumer's to end."""
+    if user.is_staff:
+        return
+    crawl_id = int(scope["url_route"]["kwargs"]["crawl_id"])
+    if await CrawlJob.objects.filter(pk=crawl_id).exclude(owner_id=user.pk).aexists():
+        raise NotFound(f"crawl {crawl_id} not found", code="crawl_not_found")
 
 
 class CrawlProgressConsumer(JsonConsumer):
     max_frame_bytes = 4096  # clients send only {"type": "cancel"} and {"type": "ping"}
     group = None
+    requires = staticmethod(_may_stay)
 
     async def connect(self):
         self.user = self.scope["user"]

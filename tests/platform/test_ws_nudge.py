@@ -166,6 +166,24 @@ async def test_staff_status_taken_closes_the_staff_agents_feed(colleague):
     assert await _closed(comm) == (4403, "forbidden")
 
 
+async def test_staff_status_taken_closes_the_progress_of_someone_elses_crawl(owner, colleague):
+    from knowledge.models import CrawlJob
+
+    colleague.is_staff = True
+    await colleague.asave(update_fields=["is_staff"])
+    job = await CrawlJob.objects.acreate(owner=owner, url="http://127.0.0.1:9/", status=CrawlJob.Status.DONE)
+    theirs = await _open(f"/ws/knowledge/crawls/{job.pk}/", token=await sync_to_async(make_token)(colleague))
+    assert (await theirs.receive_json_from(timeout=5))["type"] == "progress"
+    mine = await _open(f"/ws/knowledge/crawls/{job.pk}/", token=await sync_to_async(make_token)(owner))
+    assert (await mine.receive_json_from(timeout=5))["type"] == "progress"
+    colleague.is_staff = False
+    await colleague.asave(update_fields=["is_staff"])
+    assert await _closed(theirs) == (4403, "forbidden")
+    await mine.send_json_to({"type": "ping"})  # the owner's own socket stays
+    assert (await mine.receive_json_from(timeout=5))["type"] == "pong"
+    await mine.disconnect()
+
+
 async def test_a_closed_socket_leaves_its_users_group(owner):
     comm = await _chat_socket(owner, token=await sync_to_async(make_token)(owner))
     layer = get_channel_layer()
