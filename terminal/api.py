@@ -11,7 +11,7 @@ from ninja import Query, Router, Status
 from pydantic import BeforeValidator
 
 from autobot.errors import errors
-from autobot.http import client_ip
+from autobot.http import API_PREFIX, client_ip
 from autobot.pagination import paginate
 from autobot.schemas import IsoDateTime
 from terminal import services
@@ -64,7 +64,7 @@ def _session_out(session) -> dict:
     return {
         **services.session_info(session),
         "websocket": f"/ws/terminal/{session.pk}/",
-        "recording": f"/api/terminal/sessions/{session.pk}/recording",
+        "recording": f"{API_PREFIX}terminal/sessions/{session.pk}/recording",
     }
 
 
