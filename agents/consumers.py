@@ -279,6 +279,13 @@ class AgentConsumer(JsonConsumer):
                         sender_id=self.agent_id, code=problem.code, detail=problem.detail))
                 continue
             if message.header.message_type is MessageType.REQUEST:
+                # Claimed before the agent sees it: a retry or redelivery of this request that
+                # reaches another agent (or this one on a new connection, whose duplicate filter
+                # is fresh) is dropped there. Requests run at most once.
+                if not await services.request_claim(agent_id=self.agent_id, message_id=header.message_id):
+                    self.bus.stats.duplicates += 1
+                    self.inbox.duplicate_seen.set()
+                    continue
                 self.pending[str(message.header.message_id)] = reply_to
                 while len(self.pending) > MAX_PENDING:
                     self.pending.popitem(last=False)

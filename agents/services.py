@@ -315,6 +315,12 @@ async def agent_disconnect(*, agent_id: str, connection: str) -> bool:
     return bool(updated)
 
 
+async def request_claim(*, agent_id: str, message_id: uuid.UUID) -> bool:
+    """Take a request for ``agent_id`` before it is handed to the agent; False when another agent,
+    process or connection already took it (a retry or a redelivery): then it must be dropped."""
+    return await registry.request_claim(agent_id, message_id)
+
+
 async def agents_sweep() -> int:
     """Mark agents whose heartbeats stopped offline; returns how many."""
     stale = [
@@ -470,5 +476,5 @@ async def message_list(*, user, limit: int = 50, offset: int = 0, message_type: 
 __all__ = [
     "AgentUnavailable", "agent_card", "agent_claimable", "agent_disconnect", "agent_get", "agent_heartbeat",
     "agent_list", "agent_register", "agents_sweep", "api_message", "bus_shutdown", "get_bus", "message_list",
-    "message_log", "message_send", "message_settle",
+    "message_log", "message_send", "message_settle", "request_claim",
 ]
