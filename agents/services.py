@@ -255,7 +255,7 @@ async def agent_claimable(*, user, agent_id: str) -> Agent | None:
         raise InvalidInput("agent_id must be 1-64 letters, digits, '-', '_' or '.'", code="invalid_agent_id")
     agent = await Agent.objects.filter(pk=agent_id).afirst()
     if agent and (agent.kind == Agent.Kind.BUILTIN or agent.owner_id != user.pk):
-        raise Forbidden(f"agent id {agent_id} belongs to someone else", code="agent_id_taken")
+        raise _taken(agent_id)
     if agent is None:
         from agents.builtin import SPECS
 
@@ -282,19 +282,46 @@ async def agent_register(*, user, agent_id: str, data: dict, connection: str, ip
             f"signed messages are required: create agent {agent_id} with a secret in the admin first",
             code="signature_required",
         )
-    previous = existing.connection if existing and existing.connection != connection else ""
-    agent, _ = await Agent.objects.aupdate_or_create(
-        pk=agent_id,
-        defaults={
-            "owner": user, "kind": Agent.Kind.EXTERNAL, "name": name or agent_id, "capabilities": capabilities,
-            "version": version, "status": Agent.Status.ONLINE, "last_heartbeat": timezone.now(),
-            "connection": connection, "in_flight": 0,
-        },
-    )
+    now = timezone.now()
+    fields = {"name": name or agent_id, "capabilities": capabilities, "version": version,
+              "status": Agent.Status.ONLINE, "last_heartbeat": now, "connection": connection, "in_flight": 0}
+    agent = await _agent_create(user=user, agent_id=agent_id, fields=fields) if existing is None else None
+    previous = ""
+    if agent is None:
+        if existing is None:  # another connection created it meanwhile: still ours only if it was this user's
+            existing = await agent_claimable(user=user, agent_id=agent_id)
+            if existing is None:
+                raise _taken(agent_id)
+        agent = await _agent_update(user=user, agent_id=agent_id, fields={**fields, "updated_at": now})
+        previous = existing.connection if existing.connection != connection else ""
     await audit.record(actor=user, action="agents.register", target_type="agent", target_id=agent_id,
                        data={"capabilities": capabilities, "version": version}, ip=ip)
     await feed_agent(agent)
     return agent, previous
+
+
+def _taken(agent_id: str) -> Forbidden:
+    # Fatal: on a socket the error frame is followed by close 4403, as when it connects.
+    return Forbidden(f"agent id {agent_id} belongs to someone else", code="agent_id_taken", fatal=True)
+
+
+async def _agent_create(*, user, agent_id: str, fields: dict) -> Agent | None:
+    """A new id is a plain insert, never an upsert: of two registrations of a new id at once
+    (``agent_claimable`` let both through), the second insert fails on the primary key instead of
+    silently taking the row over. None then."""
+    try:
+        return await Agent.objects.acreate(pk=agent_id, owner=user, kind=Agent.Kind.EXTERNAL, **fields)
+    except IntegrityError:
+        return None
+
+
+async def _agent_update(*, user, agent_id: str, fields: dict) -> Agent:
+    """An existing id is updated only while it is still this user's external agent (the row may
+    have changed hands since ``agent_claimable`` read it)."""
+    updated = await Agent.objects.filter(pk=agent_id, owner=user, kind=Agent.Kind.EXTERNAL).aupdate(**fields)
+    if not updated:
+        raise _taken(agent_id)
+    return await Agent.objects.aget(pk=agent_id)
 
 
 async def agent_heartbeat(*, agent_id: str, connection: str) -> None:
