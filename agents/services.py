@@ -58,6 +58,11 @@ def feed_user_group(user_id: int) -> str:
     return f"agents.feed.user.{user_id}"
 
 
+def agent_sockets_group(agent_id: str) -> str:
+    """Every open socket of an external agent, registered or not (to close them all)."""
+    return f"agents.sockets.{agent_id}"
+
+
 # --- the per-process bus runtime ---------------------------------------------------------
 
 
@@ -324,6 +329,18 @@ async def _agent_update(*, user, agent_id: str, fields: dict) -> Agent:
     return await Agent.objects.aget(pk=agent_id)
 
 
+# What a socket checked when it connected: a change of any of these makes it connect again.
+CREDENTIAL_FIELDS = ("secret", "owner", "kind")
+
+
+async def agent_sockets_close(*, agent_id: str) -> None:
+    """Close every open socket of ``agent_id``: its secret, owner or kind changed (or the agent was
+    deleted), and a socket keeps checking frames against the row it loaded when it connected, so
+    an agent given a secret would go on sending unsigned frames until it reconnected. On its new
+    connection it must sign (or is refused, if the id is no longer its user's)."""
+    await get_channel_layer().group_send(agent_sockets_group(agent_id), {"type": "agents.reconnect"})
+
+
 async def agent_heartbeat(*, agent_id: str, connection: str) -> None:
     updated = await Agent.objects.filter(pk=agent_id, connection=connection).aupdate(
         status=Agent.Status.ONLINE, last_heartbeat=timezone.now()
@@ -502,6 +519,6 @@ async def message_list(*, user, limit: int = 50, offset: int = 0, message_type: 
 
 __all__ = [
     "AgentUnavailable", "agent_card", "agent_claimable", "agent_disconnect", "agent_get", "agent_heartbeat",
-    "agent_list", "agent_register", "agents_sweep", "api_message", "bus_shutdown", "get_bus", "message_list",
-    "message_log", "message_send", "message_settle", "request_claim",
+    "agent_list", "agent_register", "agent_sockets_close", "agent_sockets_group", "agents_sweep", "api_message",
+    "bus_shutdown", "get_bus", "message_list", "message_log", "message_send", "message_settle", "request_claim",
 ]
