@@ -16,9 +16,12 @@ Delivery guarantee (see docs/agents.md)
     request — retried with backoff, on another agent when a capability was asked for.
     Fan-out (broadcast, capability notifications) uses ``group_send``, which drops silently on
     a full channel; each envelope carries a per-sender, per-group sequence number so a
-    receiver that sees a gap counts and logs the loss. Requests are at-least-once on the wire
-    and handled at most once per receiver (de-duplicated by message id; a retry of an answered
-    request gets the cached answer again). Broadcasts are at-most-once, with losses surfaced.
+    receiver that sees a gap counts and logs the loss. A request is retried only when it could
+    not be delivered (no live agent, a full inbox) or its agent went offline, never because its
+    agent is slow; and it runs at most once across all agents: receivers de-duplicate by message
+    id, and with a shared directory (``claim``) the first receiver claims the id, so a retry or
+    a redelivery reaching another agent, process or connection is dropped. Broadcasts are
+    at-most-once, with losses surfaced.
 
 Every envelope is signed with the server key (HMAC-SHA256 over the packed bytes, see
 envelope.py); an envelope that fails verification — e.g. written into Redis by someone
@@ -340,6 +343,9 @@ class LocalDirectory:
     async def knows(self, agent_id: str) -> bool:
         return agent_id in self.agents
 
+    async def is_live(self, agent_id: str) -> bool:
+        return agent_id in self.agents
+
 
 # --- the bus -----------------------------------------------------------------------------
 
@@ -543,8 +549,9 @@ class Bus:
         """Deliver a REQUEST and wait for the RESPONSE matched by correlation id.
 
         Retries (same message id, so receivers de-duplicate) with exponential backoff and
-        jitter when there is no live recipient, its inbox is full, or no answer came in time;
-        for a capability, agents that failed are skipped on the next attempt. An ERROR answer
+        jitter when there is no live recipient, its inbox is full, or the agent it went to is
+        no longer live; a live agent keeps the request until the deadline, however slow. For a
+        capability, agents that failed are skipped on the next attempt. An ERROR answer
         raises ``AgentError``; running out of time raises ``RequestTimeout`` (or
         ``AgentUnavailable`` when no agent was ever reachable).
         """
@@ -585,16 +592,22 @@ class Bus:
                     await self.directory.dispatched(route.agent_id)
                     try:
                         if await self._deliver_request(route, message):
-                            # Share what is left between the remaining attempts so a retry still
-                            # has time. The future is awaited here, not in a helper coroutine.
+                            # A delivered request stays with its agent while that agent is live:
+                            # sending it elsewhere because it is slow would run it twice. Every
+                            # share of what is left (so a retry still has time) the agent's
+                            # liveness is checked; only an agent gone offline loses the request.
+                            # The future is awaited here, not in a helper coroutine.
                             share = (deadline - loop.time()) / (attempts - attempt)
-                            if (waiter := pending.expect(share)) is not None:
-                                try:
-                                    await waiter
-                                finally:
-                                    pending.stop_waiting()
-                            if pending.answer is not None:
-                                return self._outcome(pending.answer)
+                            while True:
+                                if (waiter := pending.expect(min(share, deadline - loop.time()))) is not None:
+                                    try:
+                                        await waiter
+                                    finally:
+                                        pending.stop_waiting()
+                                if pending.answer is not None:
+                                    return self._outcome(pending.answer)
+                                if deadline <= loop.time() or not await self.directory.is_live(route.agent_id):
+                                    break
                     finally:
                         await self.directory.settled(route.agent_id)
                     failed.append(route.agent_id)

@@ -34,7 +34,7 @@ from agents.protocol import (
     parse_message,
     verify_signature,
 )
-from autobot.errors import AppError, Conflict, Forbidden, RateLimited
+from autobot.errors import AppError, Conflict, Forbidden, RateLimited, Unauthorized
 from autobot.http import scope_ip
 from autobot.supervise import cancel, supervised
 from autobot.ws import JsonConsumer
@@ -91,7 +91,10 @@ class AgentConsumer(JsonConsumer):
         self.groups: list[str] = []
         self.pending: OrderedDict[str, str | None] = OrderedDict()  # request id -> requester's reply channel
         self.bucket = TokenBucket(settings.AGENTS_RATE_LIMIT, settings.AGENTS_RATE_BURST)
+        self.sockets_group = services.agent_sockets_group(self.agent_id) if _valid_id(self.agent_id) else None
         await self.accept()
+        if self.sockets_group:  # joined before the row is read: a change after that read reaches us
+            await self.channel_layer.group_add(self.sockets_group, self.channel_name)
         try:
             self.agent = await services.agent_claimable(user=self.user, agent_id=self.agent_id)
             self.bus = await services.get_bus()
@@ -100,6 +103,8 @@ class AgentConsumer(JsonConsumer):
         self.inbox = Inbox(self.bus, self.agent_id)
 
     async def disconnect(self, code):
+        if getattr(self, "sockets_group", None):
+            await self.channel_layer.group_discard(self.sockets_group, self.channel_name)
         for task in self.tasks:
             cancel(task)
         if self.reader:
@@ -279,6 +284,13 @@ class AgentConsumer(JsonConsumer):
                         sender_id=self.agent_id, code=problem.code, detail=problem.detail))
                 continue
             if message.header.message_type is MessageType.REQUEST:
+                # Claimed before the agent sees it: a retry or redelivery of this request that
+                # reaches another agent (or this one on a new connection, whose duplicate filter
+                # is fresh) is dropped there. Requests run at most once.
+                if not await services.request_claim(agent_id=self.agent_id, message_id=header.message_id):
+                    self.bus.stats.duplicates += 1
+                    self.inbox.duplicate_seen.set()
+                    continue
                 self.pending[str(message.header.message_id)] = reply_to
                 while len(self.pending) > MAX_PENDING:
                     self.pending.popitem(last=False)
@@ -287,16 +299,29 @@ class AgentConsumer(JsonConsumer):
     async def agents_evict(self, event):
         self.closing = True
         self.registered = False  # the new connection owns the registry row and the groups now
-        if self.reader:
-            cancel(self.reader)
-            await asyncio.wait({self.reader}, timeout=2)
-            self.reader = None
+        await self._stop_reading()
         if event.get("reply_to"):
             try:
                 await self.channel_layer.send(event["reply_to"], {"type": "agents.evicted"})
             except ChannelFull:
                 pass
         await self.refuse(Conflict("another connection registered this agent id", code="replaced"))  # 4409
+
+    async def agents_reconnect(self, event):
+        """Staff changed this agent's secret, owner or kind, or deleted it: frames here are still
+        checked against the row read at connect (an agent just given a secret could go on sending
+        unsigned ones), so the agent must connect again. Its inbox is left for the new connection."""
+        if self.closing:
+            return
+        await self._stop_reading()
+        await self.refuse(Unauthorized("this agent's secret, owner or kind changed: connect again",
+                                       code="credentials_changed"))  # 4401
+
+    async def _stop_reading(self) -> None:
+        if self.reader:
+            cancel(self.reader)
+            await asyncio.wait({self.reader}, timeout=2)
+            self.reader = None
 
     async def agents_evicted(self, event):
         if getattr(self, "evicted", None):
@@ -317,7 +342,7 @@ def _raw_id(raw) -> uuid.UUID | None:
 
 
 def _valid_id(agent_id: str) -> bool:
-    return bool(re.match(NAME_PATTERN, agent_id or ""))
+    return bool(re.fullmatch(NAME_PATTERN, agent_id or ""))
 
 
 async def _still_staff(user, scope) -> None:

@@ -83,8 +83,12 @@ class AgentMessage(models.Model):
 
 
 class MessageClaim(models.Model):
-    """Which process took a request from a shared inbox: a built-in runs in every server process,
-    so a retried request may reach another process; the claim makes it run at most once."""
+    """Who took a request: one row per message id, whichever agent, process or connection took it.
+
+    A built-in runs in every server process (a retried request may reach another process); a
+    capability request may be retried on another agent after its first went offline; an external
+    agent may reconnect with a fresh socket. The first to claim the id handles it, the others drop
+    it: a request runs at most once."""
 
     message_id = models.UUIDField(primary_key=True)
     agent_id = models.CharField(max_length=64)

@@ -52,6 +52,16 @@ def serves_sender(user_id: int | None) -> Q:
     return allowed | Q(owner_id=user_id) if user_id is not None else allowed
 
 
+async def request_claim(agent_id: str, message_id) -> bool:
+    """True for the first receiver — any agent, process or connection — to take this request
+    (see MessageClaim): a retry or redelivery reaching another one is dropped, so it runs at most once."""
+    try:
+        await MessageClaim.objects.acreate(message_id=message_id, agent_id=agent_id)
+    except IntegrityError:
+        return False
+    return True
+
+
 class DbDirectory:
     """The bus's ``directory``: resolves a recipient or capability to a live agent's inbox.
 
@@ -79,6 +89,10 @@ class DbDirectory:
 
     async def knows(self, agent_id: str) -> bool:
         return agent_id in self.hosted or await Agent.objects.filter(pk=agent_id).aexists()
+
+    async def is_live(self, agent_id: str) -> bool:
+        """Still online (a request delivered to it waits for its answer rather than going elsewhere)."""
+        return agent_id in self.hosted or await live_agents().filter(pk=agent_id).aexists()
 
     async def resolve(
         self, *, recipient: str | None, capability: str | None, exclude: Iterable[str] = (),
@@ -115,12 +129,7 @@ class DbDirectory:
         return Route(chosen.id, inbox_channel(chosen.id))
 
     async def claim(self, agent_id: str, message_id) -> bool:
-        """True for the first process to take this request (see MessageClaim)."""
-        try:
-            await MessageClaim.objects.acreate(message_id=message_id, agent_id=agent_id)
-        except IntegrityError:
-            return False
-        return True
+        return await request_claim(agent_id, message_id)
 
     async def forget_claims(self) -> None:
         horizon = timezone.now() - timedelta(seconds=settings.AGENTS_REPLAY_WINDOW_SECONDS)

@@ -58,6 +58,11 @@ def feed_user_group(user_id: int) -> str:
     return f"agents.feed.user.{user_id}"
 
 
+def agent_sockets_group(agent_id: str) -> str:
+    """Every open socket of an external agent, registered or not (to close them all)."""
+    return f"agents.sockets.{agent_id}"
+
+
 # --- the per-process bus runtime ---------------------------------------------------------
 
 
@@ -255,7 +260,7 @@ async def agent_claimable(*, user, agent_id: str) -> Agent | None:
         raise InvalidInput("agent_id must be 1-64 letters, digits, '-', '_' or '.'", code="invalid_agent_id")
     agent = await Agent.objects.filter(pk=agent_id).afirst()
     if agent and (agent.kind == Agent.Kind.BUILTIN or agent.owner_id != user.pk):
-        raise Forbidden(f"agent id {agent_id} belongs to someone else", code="agent_id_taken")
+        raise _taken(agent_id)
     if agent is None:
         from agents.builtin import SPECS
 
@@ -282,19 +287,58 @@ async def agent_register(*, user, agent_id: str, data: dict, connection: str, ip
             f"signed messages are required: create agent {agent_id} with a secret in the admin first",
             code="signature_required",
         )
-    previous = existing.connection if existing and existing.connection != connection else ""
-    agent, _ = await Agent.objects.aupdate_or_create(
-        pk=agent_id,
-        defaults={
-            "owner": user, "kind": Agent.Kind.EXTERNAL, "name": name or agent_id, "capabilities": capabilities,
-            "version": version, "status": Agent.Status.ONLINE, "last_heartbeat": timezone.now(),
-            "connection": connection, "in_flight": 0,
-        },
-    )
+    now = timezone.now()
+    fields = {"name": name or agent_id, "capabilities": capabilities, "version": version,
+              "status": Agent.Status.ONLINE, "last_heartbeat": now, "connection": connection, "in_flight": 0}
+    agent = await _agent_create(user=user, agent_id=agent_id, fields=fields) if existing is None else None
+    previous = ""
+    if agent is None:
+        if existing is None:  # another connection created it meanwhile: still ours only if it was this user's
+            existing = await agent_claimable(user=user, agent_id=agent_id)
+            if existing is None:
+                raise _taken(agent_id)
+        agent = await _agent_update(user=user, agent_id=agent_id, fields={**fields, "updated_at": now})
+        previous = existing.connection if existing.connection != connection else ""
     await audit.record(actor=user, action="agents.register", target_type="agent", target_id=agent_id,
                        data={"capabilities": capabilities, "version": version}, ip=ip)
     await feed_agent(agent)
     return agent, previous
+
+
+def _taken(agent_id: str) -> Forbidden:
+    # Fatal: on a socket the error frame is followed by close 4403, as when it connects.
+    return Forbidden(f"agent id {agent_id} belongs to someone else", code="agent_id_taken", fatal=True)
+
+
+async def _agent_create(*, user, agent_id: str, fields: dict) -> Agent | None:
+    """A new id is a plain insert, never an upsert: of two registrations of a new id at once
+    (``agent_claimable`` let both through), the second insert fails on the primary key instead of
+    silently taking the row over. None then."""
+    try:
+        return await Agent.objects.acreate(pk=agent_id, owner=user, kind=Agent.Kind.EXTERNAL, **fields)
+    except IntegrityError:
+        return None
+
+
+async def _agent_update(*, user, agent_id: str, fields: dict) -> Agent:
+    """An existing id is updated only while it is still this user's external agent (the row may
+    have changed hands since ``agent_claimable`` read it)."""
+    updated = await Agent.objects.filter(pk=agent_id, owner=user, kind=Agent.Kind.EXTERNAL).aupdate(**fields)
+    if not updated:
+        raise _taken(agent_id)
+    return await Agent.objects.aget(pk=agent_id)
+
+
+# What a socket checked when it connected: a change of any of these makes it connect again.
+CREDENTIAL_FIELDS = ("secret", "owner", "kind")
+
+
+async def agent_sockets_close(*, agent_id: str) -> None:
+    """Close every open socket of ``agent_id``: its secret, owner or kind changed (or the agent was
+    deleted), and a socket keeps checking frames against the row it loaded when it connected, so
+    an agent given a secret would go on sending unsigned frames until it reconnected. On its new
+    connection it must sign (or is refused, if the id is no longer its user's)."""
+    await get_channel_layer().group_send(agent_sockets_group(agent_id), {"type": "agents.reconnect"})
 
 
 async def agent_heartbeat(*, agent_id: str, connection: str) -> None:
@@ -313,6 +357,12 @@ async def agent_disconnect(*, agent_id: str, connection: str) -> bool:
     if updated:
         await feed_agent(await Agent.objects.aget(pk=agent_id))
     return bool(updated)
+
+
+async def request_claim(*, agent_id: str, message_id: uuid.UUID) -> bool:
+    """Take a request for ``agent_id`` before it is handed to the agent; False when another agent,
+    process or connection already took it (a retry or a redelivery): then it must be dropped."""
+    return await registry.request_claim(agent_id, message_id)
 
 
 async def agents_sweep() -> int:
@@ -469,6 +519,6 @@ async def message_list(*, user, limit: int = 50, offset: int = 0, message_type: 
 
 __all__ = [
     "AgentUnavailable", "agent_card", "agent_claimable", "agent_disconnect", "agent_get", "agent_heartbeat",
-    "agent_list", "agent_register", "agents_sweep", "api_message", "bus_shutdown", "get_bus", "message_list",
-    "message_log", "message_send", "message_settle",
+    "agent_list", "agent_register", "agent_sockets_close", "agent_sockets_group", "agents_sweep", "api_message",
+    "bus_shutdown", "get_bus", "message_list", "message_log", "message_send", "message_settle", "request_claim",
 ]

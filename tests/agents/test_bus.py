@@ -121,23 +121,19 @@ async def test_a_request_to_nobody_raises_unavailable_after_retries(bus):
     assert bus.stats.retries == FAST.retry_attempts - 1
 
 
-async def test_a_slow_answer_is_retried_and_handled_once(bus):
+async def test_a_slow_agent_keeps_its_request_and_it_is_not_sent_again(bus):
     calls = []
-    release = asyncio.Event()
 
     async def slow(message):
         calls.append(message.header.message_id)
-        await release.wait()
+        await asyncio.sleep(0.8)  # the work outlasts a share of the deadline (3 s / 6 attempts)
         return {"ok": True}
 
     endpoint = await start(bus, "slow", slow)
-    request = asyncio.create_task(bus.request("slow", "work", {}, timeout=3.0))
-    await endpoint.inbox.duplicate_seen.wait()  # the retry reached the agent and was dropped
-    release.set()
-    answer = await request
+    answer = await bus.request("slow", "work", {}, timeout=3.0, attempts=6)
     assert answer.payload.data == {"ok": True}
     assert len(calls) == 1
-    assert bus.stats.retries >= 1
+    assert bus.stats.retries == 0 and not endpoint.inbox.duplicate_seen.is_set()
 
 
 async def test_a_repeated_request_id_gets_the_cached_answer_without_rehandling(bus):
@@ -156,17 +152,37 @@ async def test_a_repeated_request_id_gets_the_cached_answer_without_rehandling(b
     assert bus.stats.duplicates == 1
 
 
-async def test_a_capability_request_skips_the_agent_that_timed_out(bus):
-    async def never(message):
+async def test_a_slow_capability_agent_keeps_the_request_and_no_other_agent_gets_it(bus):
+    seen = []
+
+    def worker(name, seconds):
+        async def handle(message):
+            seen.append(name)
+            await asyncio.sleep(seconds)
+            return {"by": name}
+        return handle
+
+    await start(bus, "a-slow", worker("a-slow", 0.8), capabilities=["deploy"])  # picked first (by name)
+    await start(bus, "b-idle", worker("b-idle", 0), capabilities=["deploy"])
+    answer = await bus.request("deploy", "release", {}, timeout=3.0, attempts=6)
+    assert answer.header.sender_id == "a-slow"
+    assert seen == ["a-slow"]
+    assert bus.stats.retries == 0
+
+
+async def test_a_capability_request_goes_to_another_agent_when_its_agent_goes_offline(bus):
+    async def vanish(message):
+        await bus.directory.remove("a-gone")  # what the registry records when its socket closes
         await asyncio.Event().wait()
 
     async def ok(message):
         return {"by": "b-ok"}
 
-    await start(bus, "a-stuck", never, capabilities=["search"])
+    await start(bus, "a-gone", vanish, capabilities=["search"])
     await start(bus, "b-ok", ok, capabilities=["search"])
     answer = await bus.request("search", "find", {}, timeout=1.5)
     assert answer.header.sender_id == "b-ok"
+    assert bus.stats.retries == 1
 
 
 async def test_a_backlog_is_handled_urgent_first_then_high_normal_low(bus):
