@@ -146,8 +146,10 @@ class HookChannel:
         while True:
             try:
                 raw = await reader.readuntil(b"\n")
-            except (asyncio.IncompleteReadError, ConnectionResetError):
-                return  # bash is gone (reset: with an answer of ours unread)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                # bash is gone (reset: with an answer of ours unread; broken pipe: an answer of
+                # ours written after it went, which the transport hands to the reader)
+                return
             except asyncio.LimitOverrunError as exc:
                 # Too long to assess: drop it and answer "block" to whoever waits.
                 await reader.readexactly(exc.consumed)

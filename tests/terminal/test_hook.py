@@ -200,3 +200,23 @@ async def test_ctrl_c_while_the_rc_file_runs_leaves_the_hook_in_place(tmp_path):
         assert "after-11" not in await shell.run("echo", "MARK17")
     finally:
         await shell.close()
+
+
+
+
+async def test_an_answer_written_after_the_shell_went_ends_the_serving_quietly():
+    """A shell that exits while its request is decided leaves nobody to read the answer: the
+    write fails with a broken pipe, which the transport hands to the reader. Serving then ends as
+    for any shell that is gone; it ended with BrokenPipeError, which closing the channel raised
+    (seen at random when a test's shell was closed while its prompt report was handled)."""
+    import socket
+
+    ours, theirs = socket.socketpair()
+    reader, writer = await asyncio.open_unix_connection(sock=ours)
+    channel = HookChannel(decide=Shell().decide)
+    serving = asyncio.ensure_future(channel._serve(reader, writer))
+    await asyncio.sleep(0)
+    theirs.close()
+    writer.write(b"-\tdone\t0\t\n")  # before the loop sees the end: the pipe is broken
+    assert await asyncio.wait_for(serving, 5) is None
+    writer.close()
