@@ -56,7 +56,12 @@ class CrawlJobAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Cancel the selected crawls")
+    def has_cancel_permission(self, request) -> bool:
+        # The admin edits no crawl (has_change_permission is False), yet cancelling one is a
+        # change: it needs the change permission, not only the view one.
+        return request.user.has_perm("knowledge.change_crawljob")
+
+    @admin.action(description="Cancel the selected crawls", permissions=["cancel"])
     def cancel(self, request, queryset):
         for job_id in queryset.filter(status__in=CrawlJob.ACTIVE).values_list("pk", flat=True):
             try:

@@ -46,3 +46,20 @@ def test_an_entry_renders_as_sanitised_markdown_for_its_reader_only(client, owne
     assert "<script" not in html
     client.force_login(stranger)
     assert client.get(f"/knowledge/entries/{entry.pk}/html").status_code == 404
+
+
+def test_the_admins_crawl_cancel_needs_the_change_permission(client, owner, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    job = CrawlJob.objects.create(owner=owner, url="https://example.test/", status=CrawlJob.Status.RUNNING)
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(content_type__app_label="knowledge", codename="view_crawljob"))
+    client.force_login(viewer)
+    client.post("/admin/knowledge/crawljob/", {"action": "cancel", "_selected_action": [job.pk]})
+    job.refresh_from_db()
+    assert job.status == CrawlJob.Status.RUNNING
+    viewer.user_permissions.add(Permission.objects.get(content_type__app_label="knowledge", codename="change_crawljob"))
+    client.force_login(django_user_model.objects.get(pk=viewer.pk))
+    client.post("/admin/knowledge/crawljob/", {"action": "cancel", "_selected_action": [job.pk]})
+    job.refresh_from_db()
+    assert job.status != CrawlJob.Status.RUNNING
