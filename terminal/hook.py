@@ -12,7 +12,8 @@ escaped::
     secret  nonce  kind  history-number  A  B
 
 kinds: ``line`` (A = the whole history line, B = the first simple command),
-``cmd`` (A = a simple command), ``done`` (A = the line's exit status).
+``cmd`` (A = a simple command), ``done`` (A = the line's exit status; from the prompt, B = ``1``
+while the hook is still in place).
 Answers to ``line``/``cmd``: ``nonce  allow|block  generation  message``. A ``done`` from the
 prompt carries a nonce of its own and is answered ``nonce  done  0`` once the shell may read
 its next line (after the operator's stop, once the terminal has acted on the Ctrl-C:
@@ -62,6 +63,8 @@ class HookRequest:
     history_number: int = 0
     exit_status: int | None = None  # done
     prompt: bool = False  # done from the prompt: the shell waits for the answer before reading a line
+    # done from the prompt: the DEBUG trap still runs (it ran for the prompt) and can skip commands
+    hooked: bool = True
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,9 @@ def parse_request(raw: bytes, secret: str) -> tuple[str, HookRequest] | None:
     history_number = int(number) if number.isdigit() else 0
     if kind == "done":
         status = int(a) if a.isdigit() else None
-        return nonce, HookRequest(kind, history_number=history_number, exit_status=status, prompt=nonce != "-")
+        prompt = nonce != "-"
+        return nonce, HookRequest(kind, history_number=history_number, exit_status=status, prompt=prompt,
+                                  hooked=not prompt or b == "1")
     if kind in ("cmd", "scmd"):
         return nonce, HookRequest(kind, command=unescape(a), history_number=history_number)
     return nonce, HookRequest(kind, line=unescape(a), command=unescape(b), history_number=history_number)

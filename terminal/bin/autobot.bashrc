@@ -37,6 +37,7 @@ declare -g __autobot_fresh=1     # 1 until the first command of the next line
 declare -g __autobot_verdict=    # the current line's verdict: allow | block
 declare -g __autobot_lastnum=
 declare -g __autobot_vnum=       # the HISTCMD the verdict was given for
+declare -gi __autobot_alive=0    # the DEBUG trap ran for the prompt: the hook is still in place
 declare -r __autobot_nonces=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 
 # The whole line comes from history; keep history honest.
@@ -112,7 +113,10 @@ __autobot_hook() {
     case ${FUNCNAME[1]-} in
         __autobot_esc | __autobot_ask | __autobot_subask | __autobot_histline | __autobot_prompt) return 0 ;;
     esac
-    [[ $BASH_COMMAND == __autobot_prompt ]] && return 0
+    if [[ $BASH_COMMAND == __autobot_prompt ]]; then
+        __autobot_alive=1
+        return 0
+    fi
     # A new line is a new history number, with or without a prompt in between: lines pasted
     # together (bracketed paste, Ctrl-V Ctrl-J) run one after another before the next prompt.
     local cmd=$BASH_COMMAND v num=$HISTCMD
@@ -179,8 +183,16 @@ __autobot_hook() {
 }
 
 __autobot_prompt() {
-    local status=$? nonce=$SRANDOM$SRANDOM rnonce tries
+    local status=$? nonce=$SRANDOM$SRANDOM rnonce tries hooked=0
     set -o history
+    # The report says whether the hook still runs: the trap ran just before this function, and
+    # extdebug (which lets it skip a command) is on. A shell without it is ended by the server.
+    (( __autobot_alive )) && builtin shopt -q extdebug && hooked=1
+    __autobot_alive=0
+    # Verdicts kept last line do not carry over: a function or alias run by the next line must
+    # ask for each of its commands again, under that line's verdict (the operator's lines are
+    # held to what they were cleared for, terminal/services/commands.py).
+    __autobot_ok=()
     if (( __autobot_starting )); then  # the first prompt: Ctrl-C works from now on
         builtin trap - INT
         __autobot_starting=0
@@ -190,7 +202,7 @@ __autobot_prompt() {
     # Then wait for the server's go-ahead before reading a line: after the operator's stop it
     # comes once the terminal has acted on the Ctrl-C, so a line typed next is never read by
     # readline while it still handles that interrupt (it would throw away what it had read).
-    if builtin printf '%s\t%s\tdone\t0\t%s\t\n' "$__autobot_secret" "$nonce" "$status" >&"$AUTOBOT_HOOK_FD" 2>/dev/null; then
+    if builtin printf '%s\t%s\tdone\t0\t%s\t%s\n' "$__autobot_secret" "$nonce" "$status" "$hooked" >&"$AUTOBOT_HOOK_FD" 2>/dev/null; then
         for (( tries = 0; tries < 32; tries++ )); do
             IFS=$'\t' builtin read -r -t "$AUTOBOT_HOOK_TIMEOUT" -u "$AUTOBOT_HOOK_FD" rnonce _ || break
             [[ $rnonce == "$nonce" ]] && break  # other lines: stale answers, nudges

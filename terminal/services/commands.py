@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import time
@@ -26,6 +27,8 @@ from terminal.sandbox import needs_sandbox
 from . import live as registry
 from .access import check_level, owned_session, parse_level, require_terminal, stricter, working_dir
 from .confine import Launch, launch_check, launch_for
+
+log = logging.getLogger("terminal")
 
 MAX_COMMAND_CHARS = 64 * 1024
 # Parse longer lines in a thread: bashlex is pure Python, ~20 µs a character on nested
@@ -114,6 +117,8 @@ async def _record(
 
 async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookReply:
     """A verdict for what bash is about to run in a live session."""
+    if request.kind in ("line", "cmd"):  # the shell itself runs something: it is not at its prompt
+        live.at_prompt.clear()
     if request.kind in ("cmd", "scmd"):
         assessments = [await assess_text(request.command)]
     elif request.line:
@@ -125,21 +130,22 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
     else:
         assessments = [NOT_IN_HISTORY]
     # No await from here to the record's write: the stop as it stands now is what the row says.
-    assessment, verdict = _stop_holds(live, *_worst(live.level, assessments))
+    typed, claims = _typed_for(live, request)
+    judged = _held_to_clearance(live, request, typed, claims, assessments, _worst(live.level, assessments))
+    assessment, verdict = _stop_holds(live, *judged)
     text = request.line or request.command
     number = request.history_number
     if request.kind in ("line", "sline"):
         # The shell and every subshell of a line may ask; the line is one record (whoever asks
         # first). Lines not in history (number 0) are recorded each time.
-        recorded = not number or number not in live.recorded_lines
+        recorded = claims or not number or number not in live.recorded_lines
     else:  # a further simple command of a line already recorded: only when it is refused
         recorded = verdict.blocked
     if request.kind in ("line", "sline") and number:
         if len(live.recorded_lines) > 1024:
             live.recorded_lines.clear()
         live.recorded_lines.add(number)
-    typed = live.typed if live.typed is not None and live.typed.record_id is None else None
-    # Whose the record is: the line being typed for someone, else the stopped line it is the rest of.
+    # Whose the record is: the line typed for someone, else the stopped line it is the rest of.
     owner = typed or live.stopping
     if recorded:
         record = await _record(
@@ -163,9 +169,11 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
             live.open_records[request.history_number] = record.pk
             while len(live.open_records) > 64:  # lines whose end never came (killed subshells)
                 live.open_records.pop(next(iter(live.open_records)))
-        if typed is not None:
+        if claims:
             typed.record_id, typed.blocked, typed.risk = record.pk, verdict.blocked, assessment.risk.name
             typed.reason = verdict.reason
+    if typed is not None and not claims and verdict.blocked and typed.refused is None:
+        typed.refused = verdict.reason  # a later part of the operator's line: its caller hears of it
     if verdict.blocked and recorded:
         live.broadcast(
             {
@@ -184,12 +192,74 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
     return HookReply(allow=not verdict.blocked, message=message, generation=live.generation)
 
 
+def _typed_for(live: registry.LiveSession, request: HookRequest):
+    """The operator's line this request is part of (services.typed.TypedLine), or None; and
+    whether it is the line's first request, which claims it (its record is the line's).
+
+    The line is typed at the shell's prompt, so the shell's next line is it: the shell's first
+    ``line`` request claims it, or a subshell's whose text is the typed one (``( … )`` runs in a
+    subshell only). Until the line is over, every request of the shell itself is part of it (it
+    runs one line at a time), and of subshells those with its history number."""
+    typed = live.typed
+    if typed is None or typed.done.done():
+        if request.kind == "line":  # the shell runs a line of its own: the last typed one is over
+            live.last_typed = None
+        typed = live.last_typed
+        if typed is None or request.kind != "sline":
+            return None, False
+    if typed.number is None:
+        claims = request.kind == "line" or (request.kind == "sline" and request.line.strip() == typed.command.strip())
+        if claims:
+            live.last_typed = None
+            typed.number = request.history_number
+            if typed.number:
+                live.clearances[typed.number] = typed.clearance
+                while len(live.clearances) > 64:
+                    live.clearances.pop(next(iter(live.clearances)))
+        return (typed, True) if claims else (None, False)
+    if request.kind in ("line", "cmd") or (typed.number and request.history_number == typed.number):
+        return typed, False
+    return None, False
+
+
+def _held_to_clearance(live: registry.LiveSession, request: HookRequest, typed, claims: bool,
+                       assessments: list[Assessment], judged: tuple[Assessment, Verdict]) -> tuple[Assessment, Verdict]:
+    """An operator's line runs only what it was cleared for (rated, and approved when its risk
+    asks for that): its text as typed, and nothing rated above that rating. Bash can run more
+    than the text shows: history expansion (``!!``, ``^a^b``) rewrites the line, and functions,
+    aliases and sourced files defined earlier run commands of their own. Those are refused."""
+    if request.kind == "line" and not claims and request.history_number != (typed.number if typed else None):
+        live.clearances.pop(request.history_number, None)  # a person's line; the number is theirs now
+    if claims and request.line.strip() != typed.command.strip():
+        if not request.line:
+            why = "the shell's history is off, so the line it runs cannot be checked against the one typed"
+        else:
+            why = (f"the shell ran {request.line[:300]!r}, not the line typed (history expansion, or a line "
+                   "left unfinished before it)")
+        return _refuse(judged[0], f"{why}: the operator's line was not run")
+    if typed is not None:
+        clearance = typed.clearance
+    elif request.kind in ("sline", "scmd"):  # what an operator's line left running
+        clearance = live.clearances.get(request.history_number)
+    else:
+        clearance = None
+    riskiest = max(assessments, key=lambda a: a.risk)
+    if clearance is not None and riskiest.risk > clearance:
+        top = riskiest.reasons[0] if riskiest.reasons else riskiest.risk.name
+        return _refuse(riskiest, f"{riskiest.risk.name} ({top}) is more than the {clearance.name} the operator's line "
+                                 "was cleared for: a function, alias or file it runs does more than it shows")
+    return judged
+
+
+def _refuse(assessment: Assessment, reason: str) -> tuple[Assessment, Verdict]:
+    return replace(assessment, reasons=(reason, *assessment.reasons)), Verdict(blocked=True, warn=False, reason=reason)
+
+
 def _stop_holds(live: registry.LiveSession, assessment: Assessment, verdict: Verdict) -> tuple[Assessment, Verdict]:
     """The rest of a line the operator stopped is refused, with why."""
     if live.stopping is None:
         return assessment, verdict
-    reason = live.stopping.reason
-    return replace(assessment, reasons=(reason, *assessment.reasons)), Verdict(blocked=True, warn=False, reason=reason)
+    return _refuse(assessment, live.stopping.reason)
 
 
 async def _record_stopped(live: registry.LiveSession, record: CommandRecord, assessment: Assessment) -> None:
@@ -229,6 +299,8 @@ async def hook_done(live: registry.LiveSession, request: HookRequest,
         live.current_record_id = None
     if request.prompt:
         live.prompted = True
+    if not request.hooked:
+        _hook_off(live)
     if request.prompt and (stop := live.stopping) is not None:  # the stopped line is over
         await stop.interrupts_acted(registry.INTERRUPT_SECONDS)
         if live.stopping is stop:
@@ -238,7 +310,9 @@ async def hook_done(live: registry.LiveSession, request: HookRequest,
             stop.over.set()
             live.stopping = None
     go_on()
-    _typed_done(live, record_id, request.exit_status)
+    if request.prompt and request.hooked:
+        live.at_prompt.set()
+    _typed_done(live, record_id, request)
     cwd = live.proc.cwd()
     if record_id is not None:
         await CommandRecord.objects.filter(pk=record_id).aupdate(exit_code=request.exit_status, finished=timezone.now())
@@ -246,14 +320,37 @@ async def hook_done(live: registry.LiveSession, request: HookRequest,
         await TerminalSession.objects.filter(pk=live.id).aupdate(cwd=cwd)
 
 
-def _typed_done(live: registry.LiveSession, record_id: int | None, exit_status: int | None) -> None:
+def _typed_done(live: registry.LiveSession, record_id: int | None, request: HookRequest) -> None:
     """The end of the line typed for the operator (services.typed) wakes its caller; a blocked
-    line never ran, so the first end reported after it is its own."""
+    line never ran, so the first end reported after it is its own. A line that asked nothing
+    (a comment, a function's definition) ends at the next prompt: it was typed at one."""
     typed = live.typed
-    if typed is None or typed.record_id is None or typed.done.done():
+    if typed is None or typed.done.done():
+        return
+    if typed.record_id is None:
+        if request.prompt and typed.number is None:
+            typed.unchecked = True
+            live.last_typed = typed  # a line run in the background only may still ask
+            typed.done.set_result(request.exit_status)
         return
     if record_id == typed.record_id or typed.blocked:
-        typed.done.set_result(exit_status)
+        typed.done.set_result(request.exit_status)
+
+
+def _hook_off(live: registry.LiveSession) -> None:
+    """The shell reported a prompt without its DEBUG trap having run (``trap - DEBUG`` and the
+    like): nothing it runs would be rated, refused or recorded any more. The session ends; the
+    operator's line that found it so is refused."""
+    from .sessions import end_live
+
+    log.warning("terminal %s: the command hook is off; ending the session", live.id)
+    reason = "the terminal's command hook was switched off in this session, so it was ended"
+    if (typed := live.typed) is not None and not typed.done.done():
+        typed.blocked, typed.reason = True, reason
+        typed.done.set_result(None)
+    live.broadcast({"type": "blocked", "command": "", "risk": Risk.DANGEROUS.name, "reasons": [reason],
+                    "security_level": live.level.value})
+    end_live(live, "hook_off")
 
 
 # ---- non-interactive commands --------------------------------------------------------------

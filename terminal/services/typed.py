@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 
 from autobot.errors import Conflict, InvalidInput
 from terminal.pty import PtyError
+from terminal.risk import Risk
 
 from . import live as registry
 from .access import owned_session, require_terminal
+from .commands import assess_text
 from .sessions import _live_here, _write
 
 log = logging.getLogger("terminal")
@@ -28,6 +30,7 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\
 DRAIN_SECONDS = 0.2  # output still in flight after the line finished
 STOP_GRACE_SECONDS = 2.0  # after the Ctrl-C of a stop, before the program still running is killed
 OPERATOR_STOPPED = "the operator stopped this line"  # why a cancelled line stops, unless its caller says
+PROMPT_WAIT_SECONDS = 10.0  # for a shell still starting, or a line of someone else's to end
 
 
 @dataclass
@@ -36,11 +39,18 @@ class TypedLine:
 
     actor: str
     correlation_id: str
+    command: str = ""
+    # Its rating, which its caller cleared it for (approved, or allowed to run): nothing the line
+    # runs may be rated above it (commands._held_to_clearance).
+    clearance: Risk = Risk.SAFE
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    number: int | None = None  # its history number, once the shell asked about it (0: not in history)
     record_id: int | None = None
     blocked: bool = False
     reason: str | None = None
     risk: str | None = None
+    refused: str | None = None  # why a later part of it was refused
+    unchecked: bool = False  # it ran no command the hook would check (a comment, a definition)
 
 
 async def command_type(*, user, session_id, command: str, actor: str, correlation_id: str = "",
@@ -73,9 +83,11 @@ async def type_live(live: registry.LiveSession, *, command: str, actor: str, cor
                     on_output: Callable[[str], Awaitable[None]] | None, stop_reason: str = "") -> dict:
     """``command_type`` on a session this process runs (checked by the caller)."""
     await _previous_stopped(live)
+    clearance = (await assess_text(command)).risk  # as its caller rated it (chat.tools.terminal)
+    await _at_prompt(live, min(timeout, PROMPT_WAIT_SECONDS))
     if live.typed is not None:
         raise Conflict("another command is being typed into this terminal", code="terminal_busy")
-    line = TypedLine(actor=actor, correlation_id=correlation_id)
+    line = TypedLine(actor=actor, correlation_id=correlation_id, command=command, clearance=clearance)
     live.typed = line
     sub = live.proc.subscribe()
     chunks: list[str] = []
@@ -105,8 +117,23 @@ async def type_live(live: registry.LiveSession, *, command: str, actor: str, cor
             # life, passing every later line's output to the stopped line's watcher.
             sub.close()
             reader.cancel()
-    return {"exit_code": exit_code, "output": _clean("".join(chunks), command), "blocked": line.blocked,
-            "reason": line.reason, "risk": line.risk, "record_id": line.record_id, "timed_out": timed_out}
+    return {"exit_code": exit_code, "output": _clean("".join(chunks), command),
+            "blocked": line.blocked or line.refused is not None, "reason": line.reason or line.refused,
+            "risk": line.risk, "record_id": line.record_id, "timed_out": timed_out}
+
+
+async def _at_prompt(live: registry.LiveSession, seconds: float) -> None:
+    """Wait until the shell waits at its prompt: typed while it runs something, the line would be
+    that program's input (a REPL, a nested shell, ``cat``), which no hook rates."""
+    if live.at_prompt.is_set():
+        return
+    try:
+        async with asyncio.timeout(seconds):
+            await live.at_prompt.wait()
+    except TimeoutError:
+        running = live.proc.foreground_command() or "a command"
+        raise Conflict(f"{running} is running in this terminal; the operator types only at the shell's prompt",
+                       code="terminal_busy") from None
 
 
 def line_stop(live: registry.LiveSession, reason: str, line: TypedLine | None = None) -> None:

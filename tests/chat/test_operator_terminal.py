@@ -208,3 +208,43 @@ async def test_terminal_run_cannot_write_a_start_up_file_without_the_owners_appr
     assert reply["tool_calls"][0]["status"] == "denied"
     assert not await asyncio.to_thread(os.path.exists, f"{root}/.bashrc")
     assert not await CommandRecord.objects.filter(command=line).aexists()
+
+
+async def test_a_model_cannot_run_an_unapproved_command_through_history_expansion(user, llm):
+    """In a STANDARD terminal (which blocks nothing), the model asks for two harmless-looking
+    lines: one puts a deletion into the history, the next (`!!`) would run it. The second is
+    refused by the terminal: the shell would run another line than the one rated."""
+    root = await area(user)
+    await asyncio.to_thread(os.makedirs, f"{root}/logs")
+    await asyncio.to_thread(_call_sync, _make_staff, user)
+    await policy_set(user=await _staff_granter(), target=user, terminal_level="STANDARD")
+    llm.script = [{"tool_calls": [call("terminal_run", {"command": "history -s 'rm -rf logs'"}, "h1")]},
+                  {"tool_calls": [call("terminal_run", {"command": "!!"}, "h2")]},
+                  {"text": "Done."}]
+    session = await services.session_create(user=user, model=MODEL)
+    asked = []
+
+    async def approve(approval):
+        asked.append(approval)
+        await operator.approval_decide(user=user, session_id=session.id, approval_id=approval["id"],
+                                       decision="approve")
+
+    reply, _ = await run_turn(user, session, "tidy up", on_approval=approve)
+
+    recall = reply["tool_calls"][1]
+    assert not asked  # nothing asked for approval: both lines rated below HIGH
+    assert recall["status"] == "failed" and "not the line typed" in recall["output"]
+    assert await asyncio.to_thread(os.path.isdir, f"{root}/logs")
+    refused = await CommandRecord.objects.aget(command="rm -rf logs")
+    assert refused.blocked and refused.actor == "operator" and refused.correlation_id == reply["correlation_id"]
+
+
+def _make_staff(user):
+    user.is_staff = True
+    user.save()
+
+
+async def _staff_granter():
+    from django.contrib.auth import get_user_model
+
+    return await get_user_model().objects.acreate(username="granter", is_staff=True, is_superuser=True)

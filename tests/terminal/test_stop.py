@@ -30,6 +30,8 @@ async def test_a_stop_that_lands_while_the_record_is_written_refuses_and_the_row
     stop landing on the loop while the write awaits would): the reply refuses, and the row and
     the audit trail say so rather than "allowed"."""
     live = services.live_session(session.pk)
+    # At its first prompt: that prompt's report, landing during the write, would end the stop.
+    await asyncio.wait_for(live.at_prompt.wait(), 10)
 
     def stop_now(sender, instance, created, **kwargs):
         if created and instance.session_id == live.id:
@@ -53,6 +55,7 @@ async def test_a_stop_that_lands_while_the_record_is_written_refuses_and_the_row
 
 async def test_a_stop_before_the_decision_refuses_with_one_blocked_row(session):
     live = services.live_session(session.pk)
+    await asyncio.wait_for(live.at_prompt.wait(), 10)
     live.stopping = LineStop(STOPPED)
     try:
         reply = await commands.hook_decide(

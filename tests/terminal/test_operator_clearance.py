@@ -1,0 +1,172 @@
+"""An operator's line runs only what it was cleared for (terminal/services/commands.py
+``_held_to_clearance``), in a real sandboxed STANDARD shell, where the level itself blocks nothing:
+bash can run more than the typed text shows (history expansion, functions, aliases, sourced
+files, what a line leaves in the background), and none of that may go above the line's rating.
+The stand-in for harm is a recursive deletion (HIGH) of a folder in the user's files area."""
+
+import asyncio
+import os
+
+import pytest
+
+from autobot.errors import Conflict
+from autobot.models import AuditEvent
+from files.services import area_root
+from terminal import services
+from terminal.models import CommandRecord, TerminalSession
+from terminal.services import live as registry
+from tests.conftest import _call_sync
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+CLEARED = "the operator's line was cleared for"
+
+
+def _make_staff(user):
+    user.is_staff = True
+    user.save()
+    return user
+
+
+@pytest.fixture
+async def staff_user(terminal_user):
+    return await asyncio.to_thread(_call_sync, _make_staff, terminal_user)
+
+
+@pytest.fixture
+async def victim(staff_user):
+    root, _ = await area_root(user=staff_user)
+    path = os.path.join(root, "victim")
+    await asyncio.to_thread(os.makedirs, path, exist_ok=True)
+    return path
+
+
+class Shell:
+    """A STANDARD session: the person types with ``person``, the operator with ``operator``."""
+
+    def __init__(self, user, session):
+        self.user, self.session, self.n = user, session, 0
+        self.live = registry.get(session.pk)
+
+    async def person(self, line: str) -> str:
+        """Type a line as the person at the keyboard; return what it printed."""
+        self.n += 1
+        marker = f"PERSON{self.n}DONE"
+        sub = self.live.proc.subscribe()
+        try:
+            await services.session_input(user=self.user, session_id=self.session.pk,
+                                         text=f"{line}; echo {marker[:3]}''{marker[3:]}\n")
+            seen = ""
+            while marker not in seen.replace(f"{marker[:3]}''{marker[3:]}", ""):
+                chunk = await asyncio.wait_for(sub.read(), 20)
+                assert chunk is not None, seen
+                seen += chunk
+            await asyncio.wait_for(self.live.at_prompt.wait(), 10)  # its prompt is back
+            return seen
+        finally:
+            sub.close()
+
+    async def operator(self, command: str, timeout: float = 20) -> dict:  # noqa: ASYNC109 - passed on
+        return await services.command_type(user=self.user, session_id=self.session.pk, command=command,
+                                           actor="operator", correlation_id="turn-7", timeout=timeout)
+
+
+@pytest.fixture
+async def shell(staff_user):
+    session = await services.session_open(user=staff_user, security_level="STANDARD")
+    return Shell(staff_user, session)
+
+
+async def _refused(session, command: str) -> CommandRecord:
+    return await CommandRecord.objects.aget(session_id=session.pk, command=command, blocked=True)
+
+
+async def test_history_expansion_cannot_turn_a_cleared_line_into_another(shell, victim):
+    assert (await shell.operator("history -s 'rm -rf victim'"))["exit_code"] == 0  # SAFE: it only adds history
+    ran = await shell.operator("!!")  # MODERATE as typed; bash would run the line it expands to
+
+    assert ran["blocked"] and "not the line typed" in ran["reason"]
+    assert await asyncio.to_thread(os.path.isdir, victim)
+    refused = await _refused(shell.session, "rm -rf victim")
+    assert (refused.actor, refused.correlation_id) == ("operator", "turn-7")
+    assert await AuditEvent.objects.filter(action="terminal.command_blocked", data__record_id=refused.pk).aexists()
+
+    quick = await shell.operator("^victim^victim")  # quick substitution: history expansion too
+    assert quick["blocked"] and await asyncio.to_thread(os.path.isdir, victim)
+
+
+async def test_a_function_the_person_defined_runs_nothing_above_the_operators_clearance(shell, victim):
+    # The person defines it and runs it once: the shell keeps its verdict on `rm -rf victim`
+    # for that line only; the operator's line must ask again.
+    await shell.person("mkdir -p victim2 && cleanup() { rm -rf victim2; rm -rf victim; }")
+    ran = await shell.operator("cleanup")  # MODERATE: an unknown command
+
+    assert ran["blocked"] and CLEARED in ran["reason"] and "HIGH" in ran["reason"]
+    assert await asyncio.to_thread(os.path.isdir, victim)
+    refused = await _refused(shell.session, "rm -rf victim2")
+    assert refused.actor == "operator" and refused.reasons[0].startswith("HIGH")
+
+    await shell.person("cleanup")  # the person's own line is judged by the level only
+    assert not await asyncio.to_thread(os.path.isdir, victim)
+
+
+async def test_an_alias_and_a_sourced_file_are_held_to_the_clearance_too(shell, victim):
+    await shell.person("alias tidy='rm -rf victim'")
+    assert (await shell.operator("tidy"))["blocked"]
+    root = os.path.dirname(victim)
+    await asyncio.to_thread(_write, os.path.join(root, "steps.sh"), "echo step-one\nrm -rf victim\n")
+    sourced = await shell.operator("source steps.sh")
+
+    assert sourced["blocked"] and "step-one" in sourced["output"]
+    assert await asyncio.to_thread(os.path.isdir, victim)
+
+
+async def test_what_an_operators_line_leaves_in_the_background_stays_held(shell, victim):
+    await shell.person("cleanup() { rm -rf victim; }")
+    ran = await shell.operator("(sleep 1; cleanup; echo bg-finished > bg.txt) &")
+    assert ran["exit_code"] == 0 and not ran["blocked"], ran  # the line itself ended at once
+
+    bg = os.path.join(os.path.dirname(victim), "bg.txt")
+    for _ in range(100):
+        if await asyncio.to_thread(os.path.exists, bg):
+            break
+        await asyncio.sleep(0.1)
+    assert await asyncio.to_thread(os.path.exists, bg)
+    assert await asyncio.to_thread(os.path.isdir, victim)
+    assert CLEARED in (await _refused(shell.session, "rm -rf victim")).reasons[0]
+
+
+async def test_a_cleared_high_line_runs_and_a_comment_or_definition_returns_at_once(shell, victim):
+    ran = await shell.operator("rm -rf victim")  # its caller cleared HIGH (the user approved it)
+    assert (ran["blocked"], ran["exit_code"]) == (False, 0)
+    assert not await asyncio.to_thread(os.path.isdir, victim)
+
+    for line in ("# nothing to run", "greet() { echo hello; }"):
+        quick = await asyncio.wait_for(shell.operator(line), 5)  # no command for the hook to ask about
+        assert (quick["exit_code"], quick["blocked"], quick["timed_out"]) == (0, False, False)
+    assert (await shell.operator("greet"))["output"] == "hello"
+
+
+async def test_the_operator_does_not_type_into_a_program_that_is_running(shell):
+    reading = asyncio.create_task(shell.person("cat"))  # cat would take the line as its input
+    await asyncio.sleep(1)
+    with pytest.raises(Conflict) as refused:
+        await shell.operator("echo typed", timeout=2)
+    assert refused.value.code == "terminal_busy" and "cat is running" in str(refused.value)
+    shell.live.proc.write("\x04")  # end of input: cat ends, the person's line finishes
+    await asyncio.wait_for(reading, 20)
+    assert (await shell.operator("echo typed"))["output"] == "typed"
+
+
+async def test_a_shell_whose_hook_was_switched_off_is_ended(shell):
+    shell.live.proc.write("trap - DEBUG\n")  # DANGEROUS, which STANDARD lets the person run
+    await asyncio.wait_for(shell.live.ended.wait(), 20)
+
+    session = await TerminalSession.objects.aget(pk=shell.session.pk)
+    assert (session.status, session.end_reason) == ("ended", "hook_off")
+    assert await AuditEvent.objects.filter(action="terminal.session_end", data__reason="hook_off").aexists()
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(text)
