@@ -7,9 +7,10 @@ It is single-use (approved → used when the call consumes it) and expires twice
 one when nobody decides it in OPERATOR_APPROVAL_SECONDS, an approved one when its call does not
 run within OPERATOR_APPROVED_USE_SECONDS of the decision (the turn died, the door's client never
 repeated the call): consent is for now, not for whenever. `expires` holds the deadline that
-applies (approving moves it). Every decision, and an approval that lapsed unused, is an audit
-event. Only the session's owner decides, over REST or the chat socket; nothing the
-model says or any tool returns can decide it.
+applies (approving moves it). Every decision and every end but use is one audit event: approved,
+denied, expired (undecided, unused, or its turn gone) or withdrawn; and a call's record still
+waiting on an approval that ended unused says so. Only the session's owner decides, over REST or
+the chat socket; nothing the model says or any tool returns can decide it.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from django.utils import timezone
 from autobot import audit
 from autobot.errors import Conflict, InvalidInput, NotFound
 from chat.models import Approval, ChatSession
+from chat.operator import records
 
 Status = Approval.Status
 DECISIONS = {"approve": Status.APPROVED, "deny": Status.DENIED}
 UNUSED = "approved, but the call did not run in time"
+UNDECIDED = "nobody decided it in time"
 
 
 def binding(*, session_id, call_id: str, tool: str, command: str, cwd: str, arguments: dict) -> str:
@@ -77,26 +80,44 @@ async def approval_list(*, user, session_id) -> list[Approval]:
 
 async def approvals_expire_due(*, session_id=None, approval_id=None) -> None:
     """Mark expired what ran out of time (in one session, one approval, or everywhere): pending
-    approvals nobody decided, and approved ones whose call never ran (each an audit event)."""
-    due = Approval.objects.filter(expires__lte=timezone.now())
+    approvals nobody decided, and approved ones whose call never ran. Each is an audit event,
+    once (whoever marks it first), and its call's record stops waiting (``_record_ended``)."""
+    due = Approval.objects.filter(expires__lte=timezone.now(), status__in=(Status.PENDING, Status.APPROVED))
     if session_id is not None:
         due = due.filter(session_id=session_id)
     if approval_id is not None:
         due = due.filter(pk=approval_id)
-    await due.filter(status=Status.PENDING).aupdate(status=Status.EXPIRED)
-    lapsed = [a async for a in due.filter(status=Status.APPROVED).select_related("session__owner")]
-    for approval in lapsed:
-        # Conditional, as consuming is: a call that ran in this instant keeps its approval used.
-        won = await Approval.objects.filter(pk=approval.pk, status=Status.APPROVED).aupdate(status=Status.EXPIRED,
-                                                                                            reason=UNUSED)
-        if won:
-            await audit.record(actor=approval.session.owner, action="chat.approval_expired",
-                               target_type="chat_session", target_id=str(approval.session_id),
-                               correlation_id=approval.correlation_id,
-                               data={"approval_id": str(approval.pk), "call_id": approval.call_id,
-                                     "tool": approval.tool, "command": approval.command, "cwd": approval.cwd,
-                                     "decided_at": approval.decided_at.isoformat() if approval.decided_at else None,
-                                     "reason": UNUSED})
+    async for approval in due.select_related("session__owner"):
+        reason = UNUSED if approval.status == Status.APPROVED else UNDECIDED
+        # Conditional, as consuming and deciding are: a call that ran, or a decision made, in
+        # this instant keeps its approval.
+        won = await Approval.objects.filter(pk=approval.pk, status=approval.status).aupdate(status=Status.EXPIRED,
+                                                                                            reason=reason)
+        if not won:
+            continue
+        approval.status, approval.reason = Status.EXPIRED, reason
+        await audit.record(actor=approval.session.owner, action="chat.approval_expired",
+                           target_type="chat_session", target_id=str(approval.session_id),
+                           correlation_id=approval.correlation_id,
+                           data={"approval_id": str(approval.pk), "call_id": approval.call_id,
+                                 "tool": approval.tool, "command": approval.command, "cwd": approval.cwd,
+                                 "decided_at": approval.decided_at.isoformat() if approval.decided_at else None,
+                                 "reason": reason})
+        await _record_ended(approval)
+
+
+async def _record_ended(approval: Approval) -> None:
+    """The call's record, on the message that asked, says it was not approved, if it still waits
+    on this approval. A door's call has no turn to settle it (its client may never come back); a
+    turn's own record is settled the same way by the turn."""
+    why = f": {approval.reason}" if approval.reason else ""
+    output = f"not approved ({approval.status}{why})"
+
+    def settle(record: dict) -> None:
+        if record.get("status") == "awaiting_approval" and record.get("approval_id") == str(approval.pk):
+            records.record_settle(record, status="denied", ok=False, output=output)
+
+    await records.record_change(approval.message_id, approval.call_id, settle)
 
 
 async def approval_decide(*, user, session_id, approval_id, decision: str, reason: str = "",
@@ -129,6 +150,8 @@ async def approval_decide(*, user, session_id, approval_id, decision: str, reaso
                        correlation_id=approval.correlation_id,
                        data={"approval_id": str(approval.pk), "call_id": approval.call_id, "command": approval.command,
                              "cwd": approval.cwd, "risk": approval.risk, "reason": reason})
+    if approval.status == Status.DENIED:
+        await _record_ended(approval)
     return approval
 
 
@@ -149,9 +172,17 @@ async def approval_state(approval_id) -> Approval:
 
 
 async def approval_expire_now(approval_id, *, reason: str) -> None:
-    """The turn that waited is gone (stopped, timed out): nobody can approve it any more."""
-    await Approval.objects.filter(pk=approval_id, status=Status.PENDING).aupdate(status=Status.EXPIRED,
-                                                                                 reason=reason[:500])
+    """The turn that waited is gone (stopped, timed out): nobody can approve it any more. An
+    audit event when it was still pending (the turn settles its call's record itself)."""
+    reason = reason[:500]
+    if not await Approval.objects.filter(pk=approval_id, status=Status.PENDING).aupdate(status=Status.EXPIRED,
+                                                                                        reason=reason):
+        return
+    approval = await Approval.objects.select_related("session__owner").aget(pk=approval_id)
+    await audit.record(actor=approval.session.owner, action="chat.approval_expired", target_type="chat_session",
+                       target_id=str(approval.session_id), correlation_id=approval.correlation_id,
+                       data={"approval_id": str(approval.pk), "call_id": approval.call_id, "tool": approval.tool,
+                             "command": approval.command, "cwd": approval.cwd, "decided_at": None, "reason": reason})
 
 
 async def approvals_withdraw(*, owner, correlation_id: str, reason: str) -> list[Approval]:

@@ -125,3 +125,66 @@ async def test_staff_without_the_view_permission_expire_nothing_through_the_admi
     await approval.arefresh_from_db()
     assert approval.status == Approval.Status.APPROVED  # the 403 changed nothing
     assert not await AuditEvent.objects.filter(action="chat.approval_expired").aexists()
+
+
+async def _door_record(approval: dict) -> dict:
+    message = await ChatMessage.objects.aget(session_id=approval["chat_session_id"],
+                                             tool_calls__0__approval_id=approval["id"])
+    return message.tool_calls[0]
+
+
+async def test_a_door_call_nobody_decided_ends_once_audited_and_its_record_stops_waiting(owner, api_client):
+    approval = await _ask_through_the_door(owner)
+    assert (await _door_record(approval))["status"] == "awaiting_approval"
+    await _lapse(approval["id"])
+
+    # Read from two places at once (the approvals list, the messages list): one end, one event.
+    client = api_client(owner)
+    session = approval["chat_session_id"]
+    await asyncio.gather(client.get(f"/api/chat/sessions/{session}/approvals"),
+                         client.get(f"/api/chat/sessions/{session}/messages"))
+
+    events = [e async for e in AuditEvent.objects.filter(action="chat.approval_expired")]
+    assert [(e.data["approval_id"], e.data["reason"]) for e in events] == [(approval["id"], approvals.UNDECIDED)]
+    record = await _door_record(approval)
+    assert (record["status"], record["ok"]) == ("denied", False)
+    assert record["output"] == f"not approved (expired: {approvals.UNDECIDED})"
+
+
+async def test_a_denied_door_call_shows_denied_on_its_message(owner):
+    approval = await _ask_through_the_door(owner)
+    await operator.approval_decide(user=owner, session_id=approval["chat_session_id"], approval_id=approval["id"],
+                                   decision="deny", reason="not that file")
+
+    record = await _door_record(approval)
+    assert (record["status"], record["output"]) == ("denied", "not approved (denied: not that file)")
+    assert await AuditEvent.objects.filter(action="chat.approval_denied").acount() == 1
+
+
+async def test_an_approved_door_call_never_repeated_shows_expired_on_its_message(owner):
+    approval = await _ask_through_the_door(owner)
+    await operator.approval_decide(user=owner, session_id=approval["chat_session_id"], approval_id=approval["id"],
+                                   decision="approve")
+    await _lapse(approval["id"])
+    await approvals.approvals_expire_due()
+
+    record = await _door_record(approval)
+    assert record["status"] == "denied" and approvals.UNUSED in record["output"]
+
+
+async def test_a_pending_approval_whose_turn_ended_is_audited_once(owner):
+    session = await ChatSession.objects.acreate(owner=owner, title="t", tools=True)
+    message = await ChatMessage.objects.acreate(session=session, role=ChatMessage.Role.ASSISTANT,
+                                                correlation_id="turn-2", content="")
+    approval = await approvals.approval_create(
+        user=owner, session_id=session.pk, message_id=message.pk, call_id="c", tool="files_write",
+        command="write .profile", cwd="", arguments=WRITE, risk="HIGH", reasons=[], correlation_id="turn-2")
+
+    await approvals.approval_expire_now(approval.pk, reason="the turn ended")
+    await approvals.approval_expire_now(approval.pk, reason="the turn ended")
+    await _lapse(approval.pk)
+    await approvals.approvals_expire_due()
+
+    events = [e async for e in AuditEvent.objects.filter(action="chat.approval_expired")]
+    assert [(e.data["approval_id"], e.data["reason"], e.correlation_id) for e in events] == [
+        (str(approval.pk), "the turn ended", "turn-2")]
