@@ -121,6 +121,7 @@ class HookChannel:
         self._notify = notify
         self._server_sock, self._child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server_sub, self._child_sub = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.fd_numbers = (self._child_sock.fileno(), self._child_sub.fileno())  # as the shell knows them
         self._tasks: list[asyncio.Task] = []
         self._writers: list[asyncio.StreamWriter] = []
         self.forged = 0

@@ -37,6 +37,7 @@ declare -g __autobot_fresh=1     # 1 until the first command of the next line
 declare -g __autobot_verdict=    # the current line's verdict: allow | block
 declare -g __autobot_lastnum=
 declare -g __autobot_vnum=       # the HISTCMD the verdict was given for
+declare -g __autobot_snum=0      # a subshell: the history number its line was judged under
 declare -gi __autobot_alive=0    # the DEBUG trap ran for the prompt: the hook is still in place
 declare -r __autobot_nonces=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 
@@ -133,6 +134,9 @@ __autobot_hook() {
             __autobot_histline
             __autobot_subask sline "$__autobot_line" "${__autobot_num:-0}" && __autobot_verdict=allow || __autobot_verdict=block
             __autobot_vnum=$num
+            # Its commands ask under the same number (HISTCMD may have moved on: a prompt
+            # string's subshell runs as the next line is read), so the server finds their line.
+            __autobot_snum=${__autobot_num:-0}
             # The first simple command was judged with its line.
             [[ $__autobot_verdict == allow ]] && __autobot_ok[$cmd]=$__autobot_secret
         fi
@@ -141,7 +145,7 @@ __autobot_hook() {
         # run in a subshell gets its own verdict too.
         # (Unless the server has written to the shell meanwhile: see below.)
         [[ ${__autobot_ok[$cmd]-} == "$__autobot_secret" ]] && ! builtin read -t 0 -u "$AUTOBOT_HOOK_FD" && return 0
-        __autobot_subask scmd "$cmd" "$num" || return 1
+        __autobot_subask scmd "$cmd" "$__autobot_snum" || return 1
         __autobot_ok[$cmd]=$__autobot_secret
         return 0
     fi
@@ -164,6 +168,7 @@ __autobot_hook() {
         __autobot_fresh=0
         __autobot_lastnum=$__autobot_num
         __autobot_vnum=$num
+        __autobot_snum=$__autobot_num  # for the line's subshells, which inherit its verdict
         if __autobot_ask line "$__autobot_line" "$cmd" "$__autobot_num"; then
             __autobot_verdict=allow
             __autobot_ok[$cmd]=$__autobot_secret

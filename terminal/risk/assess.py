@@ -89,11 +89,26 @@ def _assess_line(line: str) -> Assessment:
         walker.add(Risk.HIGH, line, "cannot be parsed, so it cannot be fully assessed")
     if _HOOK_ARITHMETIC.search(line):
         walker.add(Risk.DANGEROUS, line, "arithmetic on the terminal's command hook variables")
+    if _HOOK_READ.search(line):
+        walker.add(Risk.DANGEROUS, line, "reads the terminal's command hook variables (its secret among them)")
+    if _INDIRECT.search(line):
+        walker.add(Risk.HIGH, line, "reads a variable named at run time (${!name}), which cannot be assessed")
+    if _DYNAMIC_FD.search(line):
+        walker.add(Risk.HIGH, line, "redirects to a file descriptor chosen at run time, which cannot be assessed")
     return _result(walker, parsed)
 
 
 # `(( __autobot_ok[x]=1 ))`, `$[...]`: arithmetic can assign the hook's variables.
 _HOOK_ARITHMETIC = re.compile(r"(\(\(|\$\[)[^;&|\n]*?(__autobot_|__AUTOBOT_|AUTOBOT_)")
+# `$__autobot_secret`, `${__autobot_secret}`, `${!__autobot_*}`, `${#…}`: with the hook's secret a
+# line can write requests of its own to the hook's channel.
+_HOOK_READ = re.compile(r"\$\{?[!#]?(__autobot_|__AUTOBOT_|AUTOBOT_HOOK)")
+# `${!name}`, `${!name:-x}`, `${!name[1]}` (not the keys `${!arr[@]}` nor the names `${!pre*}`): the
+# variable read is named by another's value, so it may be the hook's secret.
+_INDIRECT = re.compile(r"\$\{![A-Za-z_]\w*(\}|[:#%/^,]|\[(?![@*]\]))")
+# `>&$fd`, `<&$(…)`: the descriptor may be the hook's channel (its literal numbers are refused per
+# session, services.commands).
+_DYNAMIC_FD = re.compile(r"[<>]&\s*[$`]")
 
 
 def _result(walker: _Walker, parsed: bool) -> Assessment:

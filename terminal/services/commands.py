@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 
 from django.conf import settings
@@ -24,6 +24,7 @@ from terminal.pty import preexec
 from terminal.risk import Assessment, Risk, assess
 from terminal.sandbox import needs_sandbox
 
+from . import clearance
 from . import live as registry
 from .access import check_level, owned_session, parse_level, require_terminal, stricter, working_dir
 from .confine import Launch, launch_check, launch_for
@@ -41,6 +42,28 @@ NOT_IN_HISTORY = Assessment(
     commands=(),
     parsed=False,
 )
+
+
+SECRET_TYPED = Assessment(
+    risk=Risk.DANGEROUS,
+    reasons=("the line holds the terminal hook's secret, which only the hook may use",),
+    commands=(),
+    parsed=True,
+)
+
+
+CHANNEL_WRITE = Assessment(
+    risk=Risk.DANGEROUS,
+    reasons=("the line redirects to the terminal hook's channel (its file descriptor), which only the hook may use",),
+    commands=(),
+    parsed=True,
+)
+
+
+def _channel(live: registry.LiveSession) -> re.Pattern:
+    """`>&17`, `17>`, `<&18`, `/dev/fd/17`, `/proc/self/fd/17`: the hook's descriptors in this shell."""
+    fds = "|".join(str(fd) for fd in live.hook.fd_numbers)
+    return re.compile(rf"(?<![\w$.-])({fds})[<>]|[<>]&\s*({fds})(?!\d)|/fd/({fds})(?!\d)")
 
 
 async def assess_text(text: str) -> Assessment:
@@ -129,9 +152,15 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
         assessments = [await assess_text(request.command)]
     else:
         assessments = [NOT_IN_HISTORY]
+    if live.hook.secret in request.line or live.hook.secret in request.command:
+        # Typed out after it was read somewhere (`set`, a file): requests of its own, forged.
+        assessments.append(SECRET_TYPED)
+    if _channel(live).search(request.line) or _channel(live).search(request.command):
+        assessments.append(CHANNEL_WRITE)
     # No await from here to the record's write: the stop as it stands now is what the row says.
-    typed, claims = _typed_for(live, request)
-    judged = _held_to_clearance(live, request, typed, claims, assessments, _worst(live.level, assessments))
+    typed, claims = clearance.line_of(live, request)
+    holding = clearance.holder(live, request, typed)
+    judged = clearance.held(request, typed, claims, holding, assessments, _worst(live.level, assessments))
     assessment, verdict = _stop_holds(live, *judged)
     text = request.line or request.command
     number = request.history_number
@@ -145,8 +174,8 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
         if len(live.recorded_lines) > 1024:
             live.recorded_lines.clear()
         live.recorded_lines.add(number)
-    # Whose the record is: the line typed for someone, else the stopped line it is the rest of.
-    owner = typed or live.stopping
+    # Whose the record is: the operator's line it is part of, else the stopped line it is the rest of.
+    owner = holding or live.stopping
     if recorded:
         record = await _record(
             actor=owner.actor if owner else "",
@@ -172,7 +201,8 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
         if claims:
             typed.record_id, typed.blocked, typed.risk = record.pk, verdict.blocked, assessment.risk.name
             typed.reason = verdict.reason
-    if typed is not None and not claims and verdict.blocked and typed.refused is None:
+            clearance.recorded(typed)
+    if typed is live.typed and typed is not None and not claims and verdict.blocked and typed.refused is None:
         typed.refused = verdict.reason  # a later part of the operator's line: its caller hears of it
     if verdict.blocked and recorded:
         live.broadcast(
@@ -192,74 +222,11 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
     return HookReply(allow=not verdict.blocked, message=message, generation=live.generation)
 
 
-def _typed_for(live: registry.LiveSession, request: HookRequest):
-    """The operator's line this request is part of (services.typed.TypedLine), or None; and
-    whether it is the line's first request, which claims it (its record is the line's).
-
-    The line is typed at the shell's prompt, so the shell's next line is it: the shell's first
-    ``line`` request claims it, or a subshell's whose text is the typed one (``( … )`` runs in a
-    subshell only). Until the line is over, every request of the shell itself is part of it (it
-    runs one line at a time), and of subshells those with its history number."""
-    typed = live.typed
-    if typed is None or typed.done.done():
-        if request.kind == "line":  # the shell runs a line of its own: the last typed one is over
-            live.last_typed = None
-        typed = live.last_typed
-        if typed is None or request.kind != "sline":
-            return None, False
-    if typed.number is None:
-        claims = request.kind == "line" or (request.kind == "sline" and request.line.strip() == typed.command.strip())
-        if claims:
-            live.last_typed = None
-            typed.number = request.history_number
-            if typed.number:
-                live.clearances[typed.number] = typed.clearance
-                while len(live.clearances) > 64:
-                    live.clearances.pop(next(iter(live.clearances)))
-        return (typed, True) if claims else (None, False)
-    if request.kind in ("line", "cmd") or (typed.number and request.history_number == typed.number):
-        return typed, False
-    return None, False
-
-
-def _held_to_clearance(live: registry.LiveSession, request: HookRequest, typed, claims: bool,
-                       assessments: list[Assessment], judged: tuple[Assessment, Verdict]) -> tuple[Assessment, Verdict]:
-    """An operator's line runs only what it was cleared for (rated, and approved when its risk
-    asks for that): its text as typed, and nothing rated above that rating. Bash can run more
-    than the text shows: history expansion (``!!``, ``^a^b``) rewrites the line, and functions,
-    aliases and sourced files defined earlier run commands of their own. Those are refused."""
-    if request.kind == "line" and not claims and request.history_number != (typed.number if typed else None):
-        live.clearances.pop(request.history_number, None)  # a person's line; the number is theirs now
-    if claims and request.line.strip() != typed.command.strip():
-        if not request.line:
-            why = "the shell's history is off, so the line it runs cannot be checked against the one typed"
-        else:
-            why = (f"the shell ran {request.line[:300]!r}, not the line typed (history expansion, or a line "
-                   "left unfinished before it)")
-        return _refuse(judged[0], f"{why}: the operator's line was not run")
-    if typed is not None:
-        clearance = typed.clearance
-    elif request.kind in ("sline", "scmd"):  # what an operator's line left running
-        clearance = live.clearances.get(request.history_number)
-    else:
-        clearance = None
-    riskiest = max(assessments, key=lambda a: a.risk)
-    if clearance is not None and riskiest.risk > clearance:
-        top = riskiest.reasons[0] if riskiest.reasons else riskiest.risk.name
-        return _refuse(riskiest, f"{riskiest.risk.name} ({top}) is more than the {clearance.name} the operator's line "
-                                 "was cleared for: a function, alias or file it runs does more than it shows")
-    return judged
-
-
-def _refuse(assessment: Assessment, reason: str) -> tuple[Assessment, Verdict]:
-    return replace(assessment, reasons=(reason, *assessment.reasons)), Verdict(blocked=True, warn=False, reason=reason)
-
-
 def _stop_holds(live: registry.LiveSession, assessment: Assessment, verdict: Verdict) -> tuple[Assessment, Verdict]:
     """The rest of a line the operator stopped is refused, with why."""
     if live.stopping is None:
         return assessment, verdict
-    return _refuse(assessment, live.stopping.reason)
+    return clearance.refuse(assessment, live.stopping.reason)
 
 
 async def _record_stopped(live: registry.LiveSession, record: CommandRecord, assessment: Assessment) -> None:
@@ -312,29 +279,12 @@ async def hook_done(live: registry.LiveSession, request: HookRequest,
     go_on()
     if request.prompt and request.hooked:
         live.at_prompt.set()
-    _typed_done(live, record_id, request)
+    clearance.prompt_back(live, request)
     cwd = live.proc.cwd()
     if record_id is not None:
         await CommandRecord.objects.filter(pk=record_id).aupdate(exit_code=request.exit_status, finished=timezone.now())
     if cwd:
         await TerminalSession.objects.filter(pk=live.id).aupdate(cwd=cwd)
-
-
-def _typed_done(live: registry.LiveSession, record_id: int | None, request: HookRequest) -> None:
-    """The end of the line typed for the operator (services.typed) wakes its caller; a blocked
-    line never ran, so the first end reported after it is its own. A line that asked nothing
-    (a comment, a function's definition) ends at the next prompt: it was typed at one."""
-    typed = live.typed
-    if typed is None or typed.done.done():
-        return
-    if typed.record_id is None:
-        if request.prompt and typed.number is None:
-            typed.unchecked = True
-            live.last_typed = typed  # a line run in the background only may still ask
-            typed.done.set_result(request.exit_status)
-        return
-    if record_id == typed.record_id or typed.blocked:
-        typed.done.set_result(request.exit_status)
 
 
 def _hook_off(live: registry.LiveSession) -> None:

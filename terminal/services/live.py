@@ -81,12 +81,13 @@ class LiveSession:
     # lines before the next prompt; each one's exit status finds its own record).
     open_records: dict[int, int] = field(default_factory=dict)
     typed: Any = None  # the line being typed for the operator (services.typed.TypedLine)
-    # The operator's lines by history number -> the risk each was cleared for: what they left
-    # running in the background (subshells asking later) is held to it too (commands.hook_decide).
+    # The operator's lines (services.typed.TypedLine) by history number, and those that ended
+    # before they asked anything by their text: what they left running is held to what they were
+    # cleared for (services.clearance).
     clearances: dict[int, Any] = field(default_factory=dict)
-    # An operator's line that ended before it asked (run only in the background, ``( … ) &``):
-    # its subshell's first request, coming later, still claims it.
-    last_typed: Any = None
+    unclaimed: dict[str, Any] = field(default_factory=dict)
+    # The operator's line the shell itself runs, until someone else's line starts.
+    shell_line: Any = None
     # Set while the shell waits at its prompt (reported, and answered), cleared once it runs a
     # line: the operator types only then, so the line reaches the shell's readline, not a program.
     at_prompt: asyncio.Event = field(default_factory=asyncio.Event)

@@ -41,7 +41,7 @@ class TypedLine:
     correlation_id: str
     command: str = ""
     # Its rating, which its caller cleared it for (approved, or allowed to run): nothing the line
-    # runs may be rated above it (commands._held_to_clearance).
+    # runs may be rated above it (services.clearance).
     clearance: Risk = Risk.SAFE
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     number: int | None = None  # its history number, once the shell asked about it (0: not in history)
@@ -51,6 +51,8 @@ class TypedLine:
     risk: str | None = None
     refused: str | None = None  # why a later part of it was refused
     unchecked: bool = False  # it ran no command the hook would check (a comment, a definition)
+    prompt_back: bool = False  # the prompt came back before its record was written
+    prompt_status: int | None = None
 
 
 async def command_type(*, user, session_id, command: str, actor: str, correlation_id: str = "",
@@ -117,7 +119,9 @@ async def type_live(live: registry.LiveSession, *, command: str, actor: str, cor
             # life, passing every later line's output to the stopped line's watcher.
             sub.close()
             reader.cancel()
-    return {"exit_code": exit_code, "output": _clean("".join(chunks), command),
+    # Whatever printed the hook's secret (`set`), the caller (a model) does not learn it.
+    output = _clean("".join(chunks), command).replace(live.hook.secret, "[the hook's secret]")
+    return {"exit_code": exit_code, "output": output,
             "blocked": line.blocked or line.refused is not None, "reason": line.reason or line.refused,
             "risk": line.risk, "record_id": line.record_id, "timed_out": timed_out}
 

@@ -56,6 +56,10 @@ def _trap(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     if "DEBUG" in signals:
         yield Hit(Risk.DANGEROUS, "replaces or removes the DEBUG trap that runs the terminal's command hook")
     elif len(args) > 1 and args[0] not in {"-", ""}:  # the action runs later, when the signal comes
+        # Inside a trap's action bash tells the hook the command it interrupted, not the one it
+        # runs (BASH_COMMAND), so none of the action's commands is rated when it runs.
+        yield Hit(Risk.DANGEROUS, "sets a trap whose commands would run unchecked: the terminal's command hook "
+                  "cannot see the commands of a trap's action")
         yield from w.run_string(args[0], None, cmd)
 
 
@@ -134,8 +138,8 @@ register("complete", "compgen", family="hook", check=_complete, input_args=RUNS_
          summary="`complete -C CMD`, `-F FUNC` of the hook, `-W '$(…)'` judged as the command",
          benign={"complete -p": Risk.SAFE}, harmful={"complete -C 'rm -rf /' ls": Risk.DANGEROUS})
 register("trap", family="hook", check=_trap, input_args=RUNS_UNSEEN,
-         summary="a DEBUG trap that resets or replaces the hook DANGEROUS; other trap actions judged as commands",
-         benign={"trap 'echo bye' EXIT": Risk.SAFE}, harmful={"trap - DEBUG": Risk.DANGEROUS})
+         summary="setting any trap action DANGEROUS (the hook cannot see its commands); resetting or ignoring allowed",
+         benign={"trap - INT": Risk.SAFE}, harmful={"trap 'echo bye' EXIT": Risk.DANGEROUS})
 register("mapfile", "readarray", family="hook", check=_mapfile, input_args=RUNS_UNSEEN,
          summary="`mapfile -C CALLBACK` judged as the callback", benign={"mapfile lines < notes.txt": Risk.SAFE},
          harmful={"mapfile -C 'rm -rf /' -c 1 x < notes.txt": Risk.DANGEROUS})
