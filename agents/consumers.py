@@ -273,7 +273,8 @@ class AgentConsumer(JsonConsumer):
             accepted = self.inbox.accept(event)
             if accepted is None:
                 continue
-            message, reply_to = accepted
+            message, delivery = accepted
+            reply_to = delivery.reply_to
             header = message.header
             if header.capability and not header.recipient_id and not await services.agent_serves(
                     agent_id=self.agent_id, sender=header.sender_id):
