@@ -398,9 +398,9 @@ class Bus:
     # -- low-level delivery
 
     def seal(self, message: Message, *, reply_to: str | None = None, via: str | None = None,
-             seq: int | None = None, recipient_id: str | None = None) -> dict:
+             seq: int | None = None, recipient_id: str | None = None, deadline: float | None = None) -> dict:
         packed = pack_message(message, recipient_id=recipient_id)
-        return self.sealer.seal(packed, reply_to=reply_to, origin=self.origin, via=via, seq=seq)
+        return self.sealer.seal(packed, reply_to=reply_to, origin=self.origin, via=via, seq=seq, deadline=deadline)
 
     def unseal(self, event: dict) -> tuple[Message, Delivery]:
         try:
@@ -428,19 +428,21 @@ class Bus:
         )
 
     async def send_to_channel(self, channel: str, message: Message, *, reply_to: str | None = None,
-                              recipient_id: str | None = None) -> None:
+                              recipient_id: str | None = None, deadline: float | None = None) -> None:
         """Direct send; ``ChannelFull`` is counted, logged and raised as ``DeliveryFailed``."""
         try:
-            await self.layer.send(channel, self.seal(message, reply_to=reply_to, recipient_id=recipient_id))
+            await self.layer.send(channel, self.seal(message, reply_to=reply_to, recipient_id=recipient_id,
+                                                     deadline=deadline))
         except ChannelFull:
             self.note_channel_full(channel, message.header.message_type.name)
             raise DeliveryFailed(f"the inbox of {channel} is full") from None
         self._count(message)
 
     async def send_to_group(self, group: str, message: Message, *, reply_to: str | None = None,
-                            recipient_id: str | None = None) -> None:
+                            recipient_id: str | None = None, deadline: float | None = None) -> None:
         self._seq[group] += 1
-        event = self.seal(message, reply_to=reply_to, via=group, seq=self._seq[group], recipient_id=recipient_id)
+        event = self.seal(message, reply_to=reply_to, via=group, seq=self._seq[group], recipient_id=recipient_id,
+                          deadline=deadline)
         await self.layer.group_send(group, event)
         self._count(message)
 
@@ -448,13 +450,16 @@ class Bus:
         self.stats.sent += 1
         SENT_BY_TYPE[message.header.message_type.name].inc()
 
-    async def deliver(self, route: Route, message: Message, *, reply_to: str | None = None) -> None:
-        """To the agent the bus picked (its id replaces a capability-only recipient)."""
+    async def deliver(self, route: Route, message: Message, *, reply_to: str | None = None,
+                      deadline: float | None = None) -> None:
+        """To the agent the bus picked (its id replaces a capability-only recipient). ``deadline``
+        (seconds since the epoch): when the asker stops waiting for the answer."""
         if route.channel:
-            await self.send_to_channel(route.channel, message, reply_to=reply_to, recipient_id=route.agent_id)
+            await self.send_to_channel(route.channel, message, reply_to=reply_to, recipient_id=route.agent_id,
+                                       deadline=deadline)
         else:
             await self.send_to_group(agent_group(route.agent_id), message, reply_to=reply_to,
-                                     recipient_id=route.agent_id)
+                                     recipient_id=route.agent_id, deadline=deadline)
 
     async def reply(self, reply_to: str | None, answer: Message | Answer) -> None:
         """Send a RESPONSE/ERROR (or a remembered ``Answer``) back to a requester's reply channel."""
@@ -568,6 +573,9 @@ class Bus:
         timeout = timeout or self.config.request_timeout
         attempts = max(1, attempts or self.config.retry_attempts)
         deadline = loop.time() + timeout
+        # The same moment on the wall clock, for the receiver: an agent may answer on another
+        # connection or worker until then (see the consumer), never after.
+        answer_by = time.time() + timeout
         header = message.header
         pending = self._pending[header.message_id] = _Pending(self._timeouts)
         by_capability = not header.recipient_id
@@ -591,7 +599,7 @@ class Bus:
                     reached = True
                     await self.directory.dispatched(route.agent_id)
                     try:
-                        if await self._deliver_request(route, message):
+                        if await self._deliver_request(route, message, answer_by):
                             # A delivered request stays with its agent while that agent is live:
                             # sending it elsewhere because it is slow would run it twice. Every
                             # share of what is left (so a retry still has time) the agent's
@@ -625,14 +633,14 @@ class Bus:
         finally:
             self._pending.pop(header.message_id, None)
 
-    async def _deliver_request(self, route: Route, message: Message) -> bool:
+    async def _deliver_request(self, route: Route, message: Message, deadline: float) -> bool:
         """Send one attempt of a request; False when the inbox was full (counted and logged)."""
         try:
             if route.channel:  # what ``deliver`` does, without another coroutine level
                 await self.send_to_channel(route.channel, message, reply_to=self.reply_channel,
-                                           recipient_id=route.agent_id)
+                                           recipient_id=route.agent_id, deadline=deadline)
             else:
-                await self.deliver(route, message, reply_to=self.reply_channel)
+                await self.deliver(route, message, reply_to=self.reply_channel, deadline=deadline)
         except DeliveryFailed:
             return False
         return True
@@ -680,8 +688,8 @@ class Inbox:
         self._last_seq: dict[tuple[str, str], int] = {}
         self.duplicate_seen = asyncio.Event()
 
-    def accept(self, event: dict) -> tuple[Message, str | None] | None:
-        """The message and its reply channel, or None when it must be dropped."""
+    def accept(self, event: dict) -> tuple[Message, Delivery] | None:
+        """The message and its delivery (reply channel, deadline), or None when it must be dropped."""
         try:
             message, delivery = self.bus.unseal(event)
         except ProtocolError:
@@ -693,7 +701,7 @@ class Inbox:
         reply_to = delivery.reply_to
         key = message.header.message_id.int
         if self._remember(key):
-            return message, reply_to
+            return message, delivery
         self.bus.stats.duplicates += 1
         self.duplicate_seen.set()
         _, kind, packed = self._answers[key]
@@ -885,7 +893,8 @@ class AgentEndpoint:
         accepted = self.inbox.accept(event)
         if accepted is None:
             return False
-        message, reply_to = accepted
+        message, delivery = accepted
+        reply_to = delivery.reply_to
         if (problem := self.inbox.expired(message)) is not None:
             await self._answer_error(message, reply_to, problem.code, problem.detail)
             return False

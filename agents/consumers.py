@@ -12,7 +12,6 @@ import logging
 import re
 import time
 import uuid
-from collections import OrderedDict
 from urllib.parse import parse_qs
 
 from channels.exceptions import ChannelFull
@@ -42,7 +41,6 @@ from autobot.ws import JsonConsumer
 log = logging.getLogger("agents.consumers")
 
 REGISTER_ACTION = "agent.register"
-MAX_PENDING = 1000
 
 
 class TokenBucket:
@@ -89,7 +87,6 @@ class AgentConsumer(JsonConsumer):
         self.tasks: set[asyncio.Task] = set()
         self.reader: asyncio.Task | None = None
         self.groups: list[str] = []
-        self.pending: OrderedDict[str, str | None] = OrderedDict()  # request id -> requester's reply channel
         self.bucket = TokenBucket(settings.AGENTS_RATE_LIMIT, settings.AGENTS_RATE_BURST)
         self.sockets_group = services.agent_sockets_group(self.agent_id) if _valid_id(self.agent_id) else None
         await self.accept()
@@ -230,13 +227,17 @@ class AgentConsumer(JsonConsumer):
         return body
 
     async def answer(self, message: Message) -> None:
-        key = str(message.header.correlation_id)
-        if key not in self.pending:
+        """A RESPONSE/ERROR to a request handed to this agent on this connection or an earlier one,
+        on this worker or another: the request's claim says where the answer goes (a connection's
+        memory would be lost with it on a reconnect). Taken once, until the asker's deadline."""
+        request_id = message.header.correlation_id
+        reply_to = await services.request_answer(agent_id=self.agent_id, request_id=request_id)
+        if reply_to is None:
             raise FrameError("unknown_correlation",
-                             f"correlation_id {key} does not match a request sent to this agent",
-                             message.header.message_id)
-        reply_to = self.pending.pop(key)
-        await self.bus.reply(reply_to, self.inbox.answered(key, message))
+                             f"correlation_id {request_id} does not match a request sent to this agent that "
+                             "still waits for an answer (it was not sent to this agent, was answered already, "
+                             "or its asker's deadline passed)", message.header.message_id)
+        await self.bus.reply(reply_to or None, self.inbox.answered(request_id, message))
 
     async def ask(self, message: Message) -> None:
         """A REQUEST from this agent to another: wait (with the bus's retries) and relay the answer."""
@@ -273,7 +274,8 @@ class AgentConsumer(JsonConsumer):
             accepted = self.inbox.accept(event)
             if accepted is None:
                 continue
-            message, reply_to = accepted
+            message, delivery = accepted
+            reply_to = delivery.reply_to
             header = message.header
             if header.capability and not header.recipient_id and not await services.agent_serves(
                     agent_id=self.agent_id, sender=header.sender_id):
@@ -286,14 +288,13 @@ class AgentConsumer(JsonConsumer):
             if message.header.message_type is MessageType.REQUEST:
                 # Claimed before the agent sees it: a retry or redelivery of this request that
                 # reaches another agent (or this one on a new connection, whose duplicate filter
-                # is fresh) is dropped there. Requests run at most once.
-                if not await services.request_claim(agent_id=self.agent_id, message_id=header.message_id):
+                # is fresh) is dropped there. Requests run at most once. The claim keeps where the
+                # answer goes: the agent may send it after reconnecting (``answer``).
+                if not await services.request_claim(agent_id=self.agent_id, message_id=header.message_id,
+                                                    answer=delivery):
                     self.bus.stats.duplicates += 1
                     self.inbox.duplicate_seen.set()
                     continue
-                self.pending[str(message.header.message_id)] = reply_to
-                while len(self.pending) > MAX_PENDING:
-                    self.pending.popitem(last=False)
             await self.send(text_data=message.to_json())
 
     async def agents_evict(self, event):

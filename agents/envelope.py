@@ -14,7 +14,10 @@ protocol.py), so the envelope is built for speed rather than for other languages
 
 Layout: the event is ``{"type": "agents.message", "sealed": <32-byte HMAC + body>}`` (one
 value: the in-memory layer deep-copies every event key by key); the body is the msgpack
-array ``[1, message, reply_to, origin, via, seq]`` and ``message`` is itself packed bytes
+array ``[1, message, reply_to, origin, via, seq]``, or ``[1, message, reply_to, origin, via, seq,
+deadline]`` for a request someone waits for (``deadline``: when the asker stops waiting, seconds
+since the epoch; servers agree on the time, as the clock-skew check already assumes), and
+``message`` is itself packed bytes
 (``pack_message``), so an answer can be kept as one small immutable object (de-duplication
 remembers answers for minutes) and re-sealed for a retry::
 
@@ -80,12 +83,14 @@ _PACKERS = _Packers()
 
 
 class Delivery(NamedTuple):
-    """What the envelope says besides the message: where answers go and the fan-out sequence."""
+    """What the envelope says besides the message: where answers go, until when the asker
+    waits for one (None: nobody waits), and the fan-out sequence."""
 
     reply_to: str | None
     origin: str
     via: str | None
     seq: int | None
+    deadline: float | None = None
 
 
 def pack_message(message: Message, *, recipient_id: str | None = None) -> bytes:
@@ -159,11 +164,14 @@ class Sealer:
         return mac.digest()
 
     def seal(self, message: Message | bytes, *, reply_to: str | None, origin: str,
-             via: str | None = None, seq: int | None = None) -> dict:
+             via: str | None = None, seq: int | None = None, deadline: float | None = None) -> dict:
         """The layer event for a message (or its ``pack_message`` bytes)."""
         if not isinstance(message, bytes):
             message = pack_message(message)
-        body = _PACKERS.envelope.pack([ENVELOPE, message, reply_to, origin, via, seq])
+        fields = [ENVELOPE, message, reply_to, origin, via, seq]
+        if deadline is not None:
+            fields.append(deadline)
+        body = _PACKERS.envelope.pack(fields)
         return {"type": EVENT_TYPE, "sealed": self.sign(body) + body}
 
     def open(self, event: dict) -> tuple[Message, Delivery]:
@@ -173,9 +181,9 @@ class Sealer:
             raise ProtocolError("bus envelope signature does not match", code="signature_invalid")
         body = sealed[MAC_SIZE:]
         try:
-            version, packed, reply_to, origin, via, seq = msgpack.unpackb(body)
+            version, packed, *routing = msgpack.unpackb(body)
             if version != ENVELOPE:
                 raise ValueError(f"unknown envelope version {version!r}")
-            return unpack_message(packed), Delivery(reply_to, origin, via, seq)
+            return unpack_message(packed), Delivery(*routing)
         except (ValueError, KeyError, IndexError, TypeError) as exc:  # signed by a server: a bug
             raise ProtocolError(f"bus envelope is malformed: {exc}", code="invalid_envelope") from None

@@ -88,11 +88,18 @@ class MessageClaim(models.Model):
     A built-in runs in every server process (a retried request may reach another process); a
     capability request may be retried on another agent after its first went offline; an external
     agent may reconnect with a fresh socket. The first to claim the id handles it, the others drop
-    it: a request runs at most once."""
+    it: a request runs at most once.
+
+    A request handed to an external agent's socket also keeps where its answer goes and until
+    when one is taken (the asker's deadline): the agent may answer on a later connection, on this
+    worker or another, but only that agent, only once (``answered_at``) and only in time."""
 
     message_id = models.UUIDField(primary_key=True)
     agent_id = models.CharField(max_length=64)
     claimed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    reply_to = models.CharField(max_length=200, blank=True)  # the asker's reply channel
+    answer_by = models.DateTimeField(null=True, blank=True)  # None: no answer is taken through a socket
+    answered_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.agent_id} {self.message_id}"

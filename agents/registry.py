@@ -52,14 +52,30 @@ def serves_sender(user_id: int | None) -> Q:
     return allowed | Q(owner_id=user_id) if user_id is not None else allowed
 
 
-async def request_claim(agent_id: str, message_id) -> bool:
+async def request_claim(agent_id: str, message_id, *, reply_to: str = "", answer_by=None) -> bool:
     """True for the first receiver — any agent, process or connection — to take this request
-    (see MessageClaim): a retry or redelivery reaching another one is dropped, so it runs at most once."""
+    (see MessageClaim): a retry or redelivery reaching another one is dropped, so it runs at most once.
+    With ``answer_by`` its answer is taken until then (``request_answer``) and sent to ``reply_to``."""
     try:
-        await MessageClaim.objects.acreate(message_id=message_id, agent_id=agent_id)
+        await MessageClaim.objects.acreate(message_id=message_id, agent_id=agent_id, reply_to=reply_to,
+                                           answer_by=answer_by)
     except IntegrityError:
         return False
     return True
+
+
+async def request_answer(agent_id: str, message_id) -> str | None:
+    """The reply channel for the answer to a request claimed for ``agent_id`` ('' when the asker
+    gave none), or None when there is no such request, it was answered already or its time is up.
+    The first caller marks it answered (one conditional UPDATE: of two answers at once, on any
+    connections or workers, exactly one gets the channel)."""
+    now = timezone.now()
+    taken = await MessageClaim.objects.filter(
+        message_id=message_id, agent_id=agent_id, answered_at__isnull=True, answer_by__gt=now,
+    ).aupdate(answered_at=now)
+    if not taken:
+        return None
+    return await MessageClaim.objects.filter(message_id=message_id).values_list("reply_to", flat=True).afirst()
 
 
 class DbDirectory:

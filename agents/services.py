@@ -30,6 +30,7 @@ from agents.bus import (
     DeliveryFailed,
     RequestTimeout,
 )
+from agents.envelope import Delivery
 from agents.models import Agent, AgentMessage
 from agents.protocol import (
     NAME_PATTERN,
@@ -359,10 +360,28 @@ async def agent_disconnect(*, agent_id: str, connection: str) -> bool:
     return bool(updated)
 
 
-async def request_claim(*, agent_id: str, message_id: uuid.UUID) -> bool:
+async def request_claim(*, agent_id: str, message_id: uuid.UUID, answer: Delivery | None = None) -> bool:
     """Take a request for ``agent_id`` before it is handed to the agent; False when another agent,
-    process or connection already took it (a retry or a redelivery): then it must be dropped."""
-    return await registry.request_claim(agent_id, message_id)
+    process or connection already took it (a retry or a redelivery): then it must be dropped.
+
+    ``answer``: the request's delivery, when it goes to an external agent's socket. Its reply
+    channel is kept with the claim, so the agent's answer is taken from whichever of its
+    connections sends it, on any worker (``request_answer``), until the asker's deadline — or,
+    when nobody waits (``?wait`` off), for as long as the claim is kept (the replay window)."""
+    if answer is None:
+        return await registry.request_claim(agent_id, message_id)
+    now = time.time()
+    kept_until = now + settings.AGENTS_REPLAY_WINDOW_SECONDS  # forget_claims deletes it then
+    answer_by = min(answer.deadline or kept_until, kept_until)
+    return await registry.request_claim(agent_id, message_id, reply_to=answer.reply_to or "",
+                                        answer_by=datetime.fromtimestamp(answer_by, UTC))
+
+
+async def request_answer(*, agent_id: str, request_id: uuid.UUID) -> str | None:
+    """Take the one answer a request handed to ``agent_id`` accepts: its asker's reply channel
+    ('' when it has none), or None when no request of that id was handed to this agent, it was
+    answered already (on any connection or worker) or its deadline passed."""
+    return await registry.request_answer(agent_id, request_id)
 
 
 async def agents_sweep() -> int:
@@ -520,5 +539,6 @@ async def message_list(*, user, limit: int = 50, offset: int = 0, message_type: 
 __all__ = [
     "AgentUnavailable", "agent_card", "agent_claimable", "agent_disconnect", "agent_get", "agent_heartbeat",
     "agent_list", "agent_register", "agent_sockets_close", "agent_sockets_group", "agents_sweep", "api_message",
-    "bus_shutdown", "get_bus", "message_list", "message_log", "message_send", "message_settle", "request_claim",
+    "bus_shutdown", "get_bus", "message_list", "message_log", "message_send", "message_settle", "request_answer",
+    "request_claim",
 ]

@@ -216,3 +216,64 @@ async def test_the_example_agent_answers(cluster, owner, secret):
     finally:
         proc.terminate()
         await proc.wait()
+
+
+def answer_frame(agent_id, request, **data):
+    return frame(agent_id, "RESPONSE", request["payload"]["action"], {"by": agent_id, **data},
+                 correlation_id=request["header"]["message_id"])
+
+
+async def test_an_answer_sent_after_the_agent_moved_from_a_to_b_reaches_the_asker(cluster, owner):
+    """The request was handed to the agent's socket on A; it reconnects to B (A's socket is
+    evicted through the layer) and answers there."""
+    address_a, address_b = cluster
+    token = await sync_to_async(make_token)(owner)
+    agent_id = f"mover-{uuid.uuid4().hex[:8]}"
+    on_a = await connect_agent(address_a, token, agent_id)
+    try:
+        body = {"header": {"message_type": "REQUEST", "recipient_id": agent_id},
+                "payload": {"action": "echo", "data": {}}}
+        call = asyncio.create_task(post(address_b, token, body, "?wait=true&timeout=15"))
+        request = await asyncio.wait_for(next_of_type(on_a, "REQUEST"), 10)
+        on_b = await connect_agent(address_b, token, agent_id)
+        try:
+            await on_b.send(answer_frame(agent_id, request, on="B"))
+            status, answer = await asyncio.wait_for(call, 20)
+            assert status == 200, answer
+            assert answer["payload"]["data"] == {"by": agent_id, "on": "B"}
+        finally:
+            await on_b.close()
+    finally:
+        await on_a.close()
+
+
+@pytest.mark.redis
+async def test_an_answer_sent_after_the_agents_worker_died_reaches_the_asker(owner, tmp_path):
+    """A is killed while its socket holds a request asked through B: no disconnect, no hand-over
+    (B's eviction message goes to a dead channel). The agent reconnects to B and answers."""
+    redis_url = os.environ.get("AUTOBOT_TEST_REDIS_URL", "")
+    if not redis_url:
+        pytest.skip("needs Redis: set AUTOBOT_TEST_REDIS_URL")
+    server_a, server_b = await asyncio.to_thread(
+        start_all, [app_server(tmp_path, env={"REDIS_URL": redis_url}, name=f"dying-{i}") for i in range(2)])
+    try:
+        token = await sync_to_async(make_token)(owner)
+        agent_id = f"orphan-{uuid.uuid4().hex[:8]}"
+        on_a = await connect_agent(server_a.address, token, agent_id)
+        body = {"header": {"message_type": "REQUEST", "recipient_id": agent_id},
+                "payload": {"action": "echo", "data": {}}}
+        call = asyncio.create_task(post(server_b.address, token, body, "?wait=true&timeout=20"))
+        request = await asyncio.wait_for(next_of_type(on_a, "REQUEST"), 10)
+        await asyncio.to_thread(server_a.kill)
+        on_a.transport.abort()
+        on_b = await connect_agent(server_b.address, token, agent_id)
+        try:
+            await on_b.send(answer_frame(agent_id, request))
+            status, answer = await asyncio.wait_for(call, 25)
+            assert status == 200, answer
+            assert answer["header"]["correlation_id"] == request["header"]["message_id"]
+        finally:
+            await on_b.close()
+    finally:
+        for server in (server_a, server_b):
+            await asyncio.to_thread(server.stop)

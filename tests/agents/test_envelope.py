@@ -65,7 +65,13 @@ def test_a_sealed_message_opens_equal_to_the_validated_one(message):
     assert opened == message
     assert opened.to_wire() == message.to_wire()
     assert opened.model_fields_set == set(Message.model_fields)
-    assert tuple(delivery) == ("agents.reply.x", "o", "g", 3)
+    assert tuple(delivery) == ("agents.reply.x", "o", "g", 3, None)
+
+
+def test_a_request_envelope_carries_its_askers_deadline():
+    message = server_message(MessageType.REQUEST, "echo", sender_id="s", recipient_id="r")
+    _, delivery = SEALER.open(SEALER.seal(message, reply_to="agents.reply.x", origin="o", deadline=1_800_000_000.25))
+    assert delivery.reply_to == "agents.reply.x" and delivery.deadline == 1_800_000_000.25
 
 
 def test_an_envelope_from_another_key_or_tampered_is_refused():
