@@ -4,7 +4,9 @@ Each terminal's bash inherits one end of a Unix socketpair on a numbered fd; the
 server keeps the other end and answers the hook's requests with verdicts. The
 channel is private by construction (no path, no port, nothing to connect to)
 and every request carries a per-session secret that only the shell's memory
-holds. Knows nothing of Django: ``decide`` and ``notify`` callbacks do the rest.
+holds; the kernel says which process wrote each line (``terminal/hooksocket.py``), and on the
+main channel only the shell's own count. Knows nothing of Django: ``decide`` and ``notify``
+callbacks do the rest.
 
 Wire format, one request per line, tab-separated, ``\\`` ``\\n`` ``\\t`` ``\\r``
 escaped::
@@ -44,6 +46,8 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from terminal.hooksocket import Endpoint, pass_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -112,18 +116,25 @@ class HookChannel:
     """One session's verdict channels. ``child_fds`` go to bash (``pass_fds``)."""
 
     def __init__(self, *, decide: Decide, notify: Notify | None = None,
-                 spawn: Callable[..., asyncio.Task] = asyncio.create_task) -> None:
+                 spawn: Callable[..., asyncio.Task] = asyncio.create_task,
+                 shell_pid: Callable[[], int | None] | None = None) -> None:
         """`spawn` starts the tasks that serve bash's requests: the server passes one that keeps
-        the tasks' sync work off the starting request's thread context (autobot.lanes)."""
+        the tasks' sync work off the starting request's thread context (autobot.lanes).
+        `shell_pid` gives the shell's pid: then only the shell itself may ask about its lines and
+        report its prompt (see ``_from_the_shell``)."""
         self.secret = secrets.token_hex(16)
         self._spawn = spawn
         self._decide = decide
         self._notify = notify
+        self._shell_pid = shell_pid
+        self._shell: int | None = None
         self._server_sock, self._child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server_sub, self._child_sub = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        for sock in (self._server_sock, self._server_sub):
+            pass_credentials(sock)
         self.fd_numbers = (self._child_sock.fileno(), self._child_sub.fileno())  # as the shell knows them
         self._tasks: list[asyncio.Task] = []
-        self._writers: list[asyncio.StreamWriter] = []
+        self._writers: list[Endpoint] = []
         self.forged = 0
 
     @property
@@ -143,42 +154,42 @@ class HookChannel:
         self._child_sock.close()
         self._child_sub.close()
         for sock, name in ((self._server_sock, "terminal-hook"), (self._server_sub, "terminal-hook-sub")):
-            reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_REQUEST_BYTES)
-            self._writers.append(writer)
-            self._tasks.append(self._spawn(self._serve(reader, writer), name=name))
+            end = Endpoint(sock, limit=MAX_REQUEST_BYTES)
+            self._writers.append(end)
+            self._tasks.append(self._spawn(self._serve(end, main=sock is self._server_sock), name=name))
         self._writers[0].write(f"{self.secret}\n".encode())
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                raw = await reader.readuntil(b"\n")
-            except (asyncio.IncompleteReadError, ConnectionError):
-                # bash is gone (reset: with an answer of ours unread; broken pipe: an answer of
-                # ours written after it went, which the transport hands to the reader)
-                return
-            except asyncio.LimitOverrunError as exc:
-                # Too long to assess: drop it and answer "block" to whoever waits.
-                await reader.readexactly(exc.consumed)
-                await self._skip_line(reader)
-                writer.write(b"?\tblock\t0\tautobot: command too long to check; skipped\n")
-                continue
-            await self._handle(raw, writer)
+    async def _serve(self, end: Endpoint, *, main: bool = False) -> None:
+        # Until bash is gone (its end closed or reset; an answer written after that goes nowhere).
+        while (got := await end.readline()) is not None:
+            raw, pid = got
+            if raw is None:  # too long to assess: dropped, and "block" to whoever waits
+                end.write(b"?\tblock\t0\tautobot: command too long to check; skipped\n")
+            else:
+                await self._handle(raw, end, pid if main else None)
 
-    async def _skip_line(self, reader: asyncio.StreamReader) -> None:
-        while True:
-            try:
-                await reader.readuntil(b"\n")
-                return
-            except asyncio.LimitOverrunError as exc:
-                await reader.readexactly(exc.consumed)
+    def _from_the_shell(self, request: HookRequest, pid: int | None) -> bool:
+        """On the main channel only the shell itself asks about its lines and commands and reports
+        its prompt (subshells ask on theirs; they report here only the end of a pasted line, which
+        settles nothing that matters). A program the shell runs inherits the channel, and, handed
+        the secret, could otherwise report a prompt that never came or a line that never ran."""
+        if self._shell_pid is None or (request.kind == "done" and not request.prompt):
+            return True
+        if self._shell is None:  # known once the shell runs; it stays (an exec keeps the pid)
+            self._shell = self._shell_pid()
+        return pid is not None and pid == self._shell
 
-    async def _handle(self, raw: bytes, writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, raw: bytes, writer: Endpoint, pid: int | None = None) -> None:
         parsed = parse_request(raw, self.secret)
         if parsed is None:
             self.forged += 1
             logger.warning("terminal hook: ignored a request without the session secret")
             return
         nonce, request = parsed
+        if writer is self._writers[0] and not self._from_the_shell(request, pid):
+            self.forged += 1
+            logger.warning("terminal hook: ignored a %s request from process %s, not the shell", request.kind, pid)
+            return
         if request.kind == "done":
             await self._done(nonce, request, writer)
             return
@@ -194,7 +205,7 @@ class HookChannel:
         verdict = "allow" if reply.allow else "block"
         writer.write(f"{nonce}\t{verdict}\t{reply.generation}\t{_one_line(reply.message)}\n".encode())
 
-    async def _done(self, nonce: str, request: HookRequest, writer: asyncio.StreamWriter) -> None:
+    async def _done(self, nonce: str, request: HookRequest, writer: Endpoint) -> None:
         answered = False
 
         def go_on() -> None:

@@ -183,7 +183,7 @@ async def _spawn(session: TerminalSession, *, user, level: Level, home: str, cli
     holder: list[registry.LiveSession] = []
     hook = HookChannel(decide=lambda req: hook_decide(holder[0], req),
                        notify=lambda req, go_on: hook_done(holder[0], req, go_on),
-                       spawn=spawn)
+                       spawn=spawn, shell_pid=lambda: holder[0].proc.shell_pid())
     env = {
         **command_env(user=user, home=home, level=level),
         **hook.env(),

@@ -206,17 +206,52 @@ async def test_ctrl_c_while_the_rc_file_runs_leaves_the_hook_in_place(tmp_path):
 
 async def test_an_answer_written_after_the_shell_went_ends_the_serving_quietly():
     """A shell that exits while its request is decided leaves nobody to read the answer: the
-    write fails with a broken pipe, which the transport hands to the reader. Serving then ends as
-    for any shell that is gone; it ended with BrokenPipeError, which closing the channel raised
-    (seen at random when a test's shell was closed while its prompt report was handled)."""
+    write fails with a broken pipe. Serving then ends as for any shell that is gone (it once
+    ended with BrokenPipeError, which closing the channel raised)."""
     import socket
 
+    from terminal.hooksocket import Endpoint
+
     ours, theirs = socket.socketpair()
-    reader, writer = await asyncio.open_unix_connection(sock=ours)
+    end = Endpoint(ours, limit=1024)
     channel = HookChannel(decide=Shell().decide)
-    serving = asyncio.ensure_future(channel._serve(reader, writer))
+    serving = asyncio.ensure_future(channel._serve(end, main=True))
     await asyncio.sleep(0)
     theirs.close()
-    writer.write(b"-\tdone\t0\t\n")  # before the loop sees the end: the pipe is broken
+    end.write(b"-\tdone\t0\t\n")  # before the loop sees the end: the pipe is broken
     assert await asyncio.wait_for(serving, 5) is None
-    writer.close()
+    end.close()
+    ours.close()
+
+
+async def test_only_the_shell_itself_reports_its_prompt_on_the_main_channel():
+    """A program the shell ran inherits the channel: with the secret it could report a prompt that
+    never came (ending an operator's line early). The kernel says who wrote each line."""
+    import socket
+
+    from terminal.hooksocket import Endpoint, pass_credentials
+
+    reported = []
+
+    async def notify(request, go_on):
+        reported.append(request)
+
+    ours, theirs = socket.socketpair()
+    pass_credentials(ours)
+    channel = HookChannel(decide=Shell().decide, notify=notify, shell_pid=lambda: os.getpid())
+    end = Endpoint(ours, limit=1024)
+    channel._writers.append(end)
+    serving = asyncio.ensure_future(channel._serve(end, main=True))
+    prompt = f"{channel.secret}\tn1\tdone\t0\t0\t1\n".encode()
+    child = os.fork()
+    if child == 0:  # another process: its report is ignored
+        theirs.send(prompt.replace(b"n1", b"n2"))
+        os._exit(0)
+    await asyncio.to_thread(os.waitpid, child, 0)
+    theirs.send(prompt)  # this process stands for the shell
+    assert await asyncio.to_thread(theirs.recv, 100) == b"n1\tdone\t0\t\n"
+    assert [r.prompt for r in reported] == [True] and channel.forged == 1
+    theirs.close()
+    await asyncio.wait_for(serving, 5)
+    end.close()
+    ours.close()

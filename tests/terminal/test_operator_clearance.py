@@ -267,3 +267,16 @@ async def test_writing_to_the_hooks_channel_is_refused(shell, victim):
     indirect = "v=__auto; v+=bot_secret; printf '%s' \"${!v}\" >&$AUTOBOT_HOOK_FD"
     assert (await services.command_assess(user=shell.user, command=indirect))["risk"] == "DANGEROUS"
     assert (await services.command_assess(user=shell.user, command='x=HOME; echo "${!x}"'))["risk"] == "HIGH"
+
+
+async def test_a_program_handed_the_secret_cannot_report_the_prompt(shell, victim):
+    """It inherits the hook's descriptors; with the secret (from a file here) it could report a
+    prompt that never came and end the operator's call while the line still runs. The kernel
+    says which process wrote it: only the shell's own reports count."""
+    fd, secret = shell.live.hook.fd_numbers[0], shell.live.hook.secret
+    forge = f"import os\nos.write({fd}, b'{secret}\\tn1\\tdone\\t0\\t0\\t1\\n')\n"
+    await asyncio.to_thread(_write, os.path.join(os.path.dirname(victim), "forge.py"), forge)
+    ran = await shell.operator("python3 forge.py && sleep 1 && echo real-end")
+
+    assert ran["output"].splitlines()[-1] == "real-end"  # the call ended with the line, not before
+    assert shell.live.hook.forged == 1
