@@ -25,8 +25,9 @@ interactive shell itself reads this channel. The server may also write a line of
 
 Subshells (``( … )``, ``{ …; } &``, coprocs, pipelines) may run at the same time as
 the shell and as each other, so they use a second socketpair (``AUTOBOT_HOOK_SUB_FD``):
-``sline`` requests (A = their line) and ``scmd`` requests (A = a simple command they are
-about to run, once their line is allowed) whose nonce is one character, answered with one
+``sline`` requests (A = their line, B = the command they are about to run) and ``scmd``
+requests (A = a simple command they are about to run, once their line is allowed) whose nonce
+is one character, answered with one
 byte — that character for "allow", ``!`` for "block". Readers of one socket can steal
 each other's bytes; a stolen "allow" only lets a subshell run when it is its own nonce
 character (otherwise it counts as "block"), and a subshell whose answer was stolen
@@ -44,7 +45,7 @@ import re
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from terminal.hooksocket import Endpoint, pass_credentials
@@ -69,6 +70,7 @@ class HookRequest:
     prompt: bool = False  # done from the prompt: the shell waits for the answer before reading a line
     # done from the prompt: the DEBUG trap still runs (it ran for the prompt) and can skip commands
     hooked: bool = True
+    pid: int | None = None  # the process that wrote it, as the kernel says (None: not known)
 
 
 @dataclass(frozen=True)
@@ -156,17 +158,24 @@ class HookChannel:
         for sock, name in ((self._server_sock, "terminal-hook"), (self._server_sub, "terminal-hook-sub")):
             end = Endpoint(sock, limit=MAX_REQUEST_BYTES)
             self._writers.append(end)
-            self._tasks.append(self._spawn(self._serve(end, main=sock is self._server_sock), name=name))
+            self._tasks.append(self._spawn(self._serve(end), name=name))
         self._writers[0].write(f"{self.secret}\n".encode())
 
-    async def _serve(self, end: Endpoint, *, main: bool = False) -> None:
+    async def _serve(self, end: Endpoint) -> None:
         # Until bash is gone (its end closed or reset; an answer written after that goes nowhere).
         while (got := await end.readline()) is not None:
             raw, pid = got
             if raw is None:  # too long to assess: dropped, and "block" to whoever waits
                 end.write(b"?\tblock\t0\tautobot: command too long to check; skipped\n")
             else:
-                await self._handle(raw, end, pid if main else None)
+                await self._handle(raw, end, pid)
+
+    @property
+    def shell(self) -> int | None:
+        """The shell's pid, once known (with ``shell_pid``)."""
+        if self._shell is None and self._shell_pid is not None:
+            self._shell = self._shell_pid()
+        return self._shell
 
     def _from_the_shell(self, request: HookRequest, pid: int | None) -> bool:
         """On the main channel only the shell itself asks about its lines and commands and reports
@@ -175,9 +184,7 @@ class HookChannel:
         the secret, could otherwise report a prompt that never came or a line that never ran."""
         if self._shell_pid is None or (request.kind == "done" and not request.prompt):
             return True
-        if self._shell is None:  # known once the shell runs; it stays (an exec keeps the pid)
-            self._shell = self._shell_pid()
-        return pid is not None and pid == self._shell
+        return pid is not None and pid == self.shell  # known once the shell runs; an exec keeps it
 
     async def _handle(self, raw: bytes, writer: Endpoint, pid: int | None = None) -> None:
         parsed = parse_request(raw, self.secret)
@@ -186,6 +193,7 @@ class HookChannel:
             logger.warning("terminal hook: ignored a request without the session secret")
             return
         nonce, request = parsed
+        request = replace(request, pid=pid)
         if writer is self._writers[0] and not self._from_the_shell(request, pid):
             self.forged += 1
             logger.warning("terminal hook: ignored a %s request from process %s, not the shell", request.kind, pid)

@@ -44,13 +44,24 @@ def _quote(path: str) -> str:
     return "'" + path.replace("'", "'\\''") + "'"
 
 
+async def _unasked(user) -> str:
+    """The highest rating the owner's policy runs without asking: what a function or alias the
+    line runs may do too (the line itself may be rated higher, once approved)."""
+    from chat.models import OperatorPolicy
+    from chat.operator.policy import action_for, policy_get
+
+    policy = await policy_get(user=user)
+    run = [risk for risk in ("SAFE", "MODERATE", "HIGH") if action_for(policy, risk) == OperatorPolicy.Action.RUN]
+    return run[-1] if run and run == ["SAFE", "MODERATE", "HIGH"][: len(run)] else "SAFE"
+
+
 async def _run(user, args: dict, context: ToolContext) -> ToolResult:
     from terminal import services
 
     session_id = await _terminal(user, context)
     typed = {"user": user, "session_id": session_id, "actor": ACTOR, "correlation_id": context.correlation_id,
              "timeout": settings.OPERATOR_COMMAND_SECONDS, "on_output": context.on_output,
-             "stop_reason": context.stop_reason}
+             "stop_reason": context.stop_reason, "clearance": await _unasked(user)}
     if args.get("cwd"):
         moved = await services.command_type(command=f"cd -- {_quote(args['cwd'])}", **typed)
         if moved["blocked"] or moved["exit_code"]:

@@ -82,12 +82,13 @@ __autobot_ask() {
     [[ $verdict == allow ]]
 }
 
-# From a subshell: __autobot_subask KIND TEXT NUM on the subshells' own channel, answered with
-# one byte — the request's one-character nonce for "allow" (see terminal/hook.py).
+# From a subshell: __autobot_subask KIND TEXT NUM [COMMAND] on the subshells' own channel,
+# answered with one byte — the request's one-character nonce for "allow" (see terminal/hook.py).
 __autobot_subask() {
-    local nonce=${__autobot_nonces:SRANDOM%62:1} v=
-    __autobot_esc "$2"
-    builtin printf '%s\t%s\t%s\t%s\t%s\t\n' "$__autobot_secret" "$nonce" "$1" "$3" "$__autobot_escaped" >&"$AUTOBOT_HOOK_SUB_FD" 2>/dev/null &&
+    local nonce=${__autobot_nonces:SRANDOM%62:1} v= a
+    __autobot_esc "$2"; a=$__autobot_escaped
+    __autobot_esc "${4-}"
+    builtin printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$__autobot_secret" "$nonce" "$1" "$3" "$a" "$__autobot_escaped" >&"$AUTOBOT_HOOK_SUB_FD" 2>/dev/null &&
         IFS= builtin read -r -N 1 -t "$AUTOBOT_HOOK_TIMEOUT" -u "$AUTOBOT_HOOK_SUB_FD" v 2>/dev/null
     [[ $v == "$nonce" ]]
 }
@@ -132,7 +133,9 @@ __autobot_hook() {
                 builtin printf '%s\t-\tdone\t%s\t%s\t\n' "$__autobot_secret" "$__autobot_lastnum" "$status" >&"$AUTOBOT_HOOK_FD" 2>/dev/null
             fi
             __autobot_histline
-            __autobot_subask sline "$__autobot_line" "${__autobot_num:-0}" && __autobot_verdict=allow || __autobot_verdict=block
+            # With the command it is about to run, judged with the line (which may not show it:
+            # a prompt string's substitution, or history the subshell rewrote).
+            __autobot_subask sline "$__autobot_line" "${__autobot_num:-0}" "$cmd" && __autobot_verdict=allow || __autobot_verdict=block
             __autobot_vnum=$num
             # Its commands ask under the same number (HISTCMD may have moved on: a prompt
             # string's subshell runs as the next line is read), so the server finds their line.

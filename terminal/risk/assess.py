@@ -93,6 +93,8 @@ def _assess_line(line: str) -> Assessment:
         walker.add(Risk.DANGEROUS, line, "reads the terminal's command hook variables (its secret among them)")
     if _INDIRECT.search(line):
         walker.add(Risk.HIGH, line, "reads a variable named at run time (${!name}), which cannot be assessed")
+    if _EXEC_STDIN.search(line):
+        walker.add(Risk.HIGH, line, "makes the shell read its next lines from elsewhere than the terminal (exec <…)")
     if _DYNAMIC_FD.search(line):
         walker.add(Risk.HIGH, line, "redirects to a file descriptor chosen at run time, which cannot be assessed")
     return _result(walker, parsed)
@@ -108,6 +110,8 @@ _HOOK_READ = re.compile(r"\$\{?[!#]?(__autobot_|__AUTOBOT_|AUTOBOT_HOOK)")
 _INDIRECT = re.compile(r"\$\{![A-Za-z_]\w*(\}|[:#%/^,]|\[(?![@*]\]))")
 # `>&$fd`, `<&$(…)`: the descriptor may be the hook's channel (its literal numbers are refused per
 # session, services.commands).
+# `exec <file`, `exec 0<&3`, `exec <<<"…"`: the shell's own input, so its next lines are not typed.
+_EXEC_STDIN = re.compile(r"\bexec\s+(?:\d*[<>][>&]?\s*\S+\s+)*?0?<")
 _DYNAMIC_FD = re.compile(r"[<>]&\s*[$`]")
 
 

@@ -35,43 +35,92 @@ def refuse(assessment: Assessment, reason: str) -> tuple[Assessment, Verdict]:
 
 
 def line_of(live: registry.LiveSession, request: HookRequest):
-    """The operator's line this request is part of (a services.typed.TypedLine), or None; and
-    whether the request claims it (its record is then the line's)."""
+    """The operator's line this request is held to (a services.typed.TypedLine), or None (a
+    person's); and whether the request claims it (its record is then the line's)."""
     typed = live.typed if live.typed is not None and not live.typed.done.done() else None
-    if typed is not None and typed.number is None and (
-            request.kind == "line" or (request.kind == "sline" and _same(request.line, typed.command))):
+    if request.kind in ("line", "cmd"):  # the shell itself
+        if typed is not None and typed.number is None and request.kind == "line":
+            _claim(live, typed, request.history_number)
+            live.shell_line = typed
+            return typed, True
+        if typed is not None and typed.number is not None:
+            return typed, False
+        if request.kind == "line" and request.line and request.history_number:
+            # A line of someone else's starts: the shell is past the operator's.
+            live.shell_line = None
+            live.clearances.pop(request.history_number, None)  # the number is theirs now (history -c)
+            live.person_lines[request.history_number] = True
+            _trim(live.person_lines)
+            return None, False
+        return live.shell_line, False
+    known = _known_subshell(live, request.pid)
+    if known is not _NEW:
+        return known, False
+    line, claims = _first_of_subshell(live, request, typed)
+    if (found := _process(request.pid)) is not None:
+        live.subshells[found[:2]] = line
+        _trim(live.subshells, 512)
+    return line, claims
+
+
+def _first_of_subshell(live: registry.LiveSession, request: HookRequest, typed):
+    """A subshell's first request: the line it says it is of, as far as that can be trusted."""
+    text = request.line.strip()
+    if typed is not None and typed.number is None and request.kind == "sline" and text == typed.command.strip():
         _claim(live, typed, request.history_number)
         live.shell_line = typed
         return typed, True
-    if request.kind == "sline" and (late := live.unclaimed.pop(request.line.strip(), None)) is not None:
+    if request.kind == "sline" and (late := live.unclaimed.pop(text, None)) is not None:
         _claim(live, late, request.history_number)
         return late, True
-    if typed is not None and typed.number is not None and (
-            request.kind in ("line", "cmd") or request.history_number in (typed.number, 0)):
+    number = request.history_number
+    if typed is not None and typed.number is not None and number in (typed.number, 0):
         return typed, False
-    return None, False
+    if number in live.clearances:
+        return live.clearances[number], False
+    if number and number in live.person_lines:
+        return None, False
+    # No line had this number (its history rewritten in the subshell, or the hook's variables
+    # written): the strictest operator's line still known, if any.
+    lines = [*live.clearances.values(), *([typed] if typed is not None else [])]
+    return min(lines, key=lambda kept: kept.clearance, default=None), False
 
 
-def holder(live: registry.LiveSession, request: HookRequest, line):
-    """The operator's line whose clearance this request is held to, or None (someone else's)."""
-    if line is not None:
-        return line
-    if request.kind in ("sline", "scmd"):  # what an operator's line left running
-        if request.history_number:
-            return live.clearances.get(request.history_number)
-        # No number: its history was cleared or switched off. The strictest line still known.
-        return min(live.clearances.values(), key=lambda kept: kept.clearance, default=None)
-    if request.kind == "line" and request.line and request.history_number:
-        # A line of someone else's starts: the shell is past the operator's.
-        live.shell_line = None
-        live.clearances.pop(request.history_number, None)  # the number is theirs now (history -c)
+_NEW = object()
+
+
+def _process(pid: int | None) -> tuple[int, int, int] | None:
+    """(pid, start time, parent) from /proc, or None when it is gone. The start time tells a pid
+    reused later apart."""
+    if pid is None:
         return None
-    return live.shell_line
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:  # noqa: ASYNC230 - procfs
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return pid, int(fields[19]), int(fields[1])
 
 
-def held(request: HookRequest, line, claims: bool, holding, assessments: list[Assessment],
+def _known_subshell(live: registry.LiveSession, pid: int | None):
+    """The line a subshell (or the subshell it forked from) was first held to, by the process
+    that wrote the request (the kernel's word, not the hook's variables, which a line can write
+    through arithmetic); _NEW for a subshell of the shell not seen yet."""
+    shell = live.hook.shell
+    for _ in range(16):
+        found = _process(pid)
+        if found is None or found[0] == shell or found[0] <= 1:
+            return _NEW
+        key = found[:2]
+        if key in live.subshells:
+            return live.subshells[key]
+        pid = found[2]
+    return _NEW
+
+
+def held(request: HookRequest, line, claims: bool, assessments: list[Assessment],
          judged: tuple[Assessment, Verdict]) -> tuple[Assessment, Verdict]:
-    """The verdict, refused when the request goes beyond what ``holding`` was cleared for."""
+    """The verdict, refused when the request goes beyond what ``line`` was cleared for."""
     if claims and not _same(request.line, line.command):
         if not request.line:
             why = "the shell's history is off, so the line it runs cannot be checked against the one typed"
@@ -80,9 +129,9 @@ def held(request: HookRequest, line, claims: bool, holding, assessments: list[As
                    "left unfinished before it)")
         return refuse(judged[0], f"{why}: the operator's line was not run")
     riskiest = max(assessments, key=lambda a: a.risk)
-    if holding is not None and riskiest.risk > holding.clearance:
+    if line is not None and riskiest.risk > line.clearance:
         top = riskiest.reasons[0] if riskiest.reasons else riskiest.risk.name
-        return refuse(riskiest, f"{riskiest.risk.name} ({top}) is more than the {holding.clearance.name} the "
+        return refuse(riskiest, f"{riskiest.risk.name} ({top}) is more than the {line.clearance.name} the "
                                 "operator's line was cleared for: a function, alias or file it runs does more than "
                                 "it shows")
     return judged
@@ -119,8 +168,8 @@ def _claim(live: registry.LiveSession, line, number: int) -> None:
         _trim(live.clearances)
 
 
-def _trim(kept: dict) -> None:
-    while len(kept) > KEEP:
+def _trim(kept: dict, keep: int = KEEP) -> None:
+    while len(kept) > keep:
         kept.pop(next(iter(kept)))
 
 

@@ -151,7 +151,7 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
     elif request.kind == "line":
         assessments = [await assess_text(request.command)]
     else:
-        assessments = [NOT_IN_HISTORY]
+        assessments = [NOT_IN_HISTORY, *([await assess_text(request.command)] if request.command else [])]
     if live.hook.secret in request.line or live.hook.secret in request.command:
         # Typed out after it was read somewhere (`set`, a file): requests of its own, forged.
         assessments.append(SECRET_TYPED)
@@ -159,8 +159,7 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
         assessments.append(CHANNEL_WRITE)
     # No await from here to the record's write: the stop as it stands now is what the row says.
     typed, claims = clearance.line_of(live, request)
-    holding = clearance.holder(live, request, typed)
-    judged = clearance.held(request, typed, claims, holding, assessments, _worst(live.level, assessments))
+    judged = clearance.held(request, typed, claims, assessments, _worst(live.level, assessments))
     assessment, verdict = _stop_holds(live, *judged)
     text = request.line or request.command
     number = request.history_number
@@ -175,7 +174,7 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
             live.recorded_lines.clear()
         live.recorded_lines.add(number)
     # Whose the record is: the operator's line it is part of, else the stopped line it is the rest of.
-    owner = holding or live.stopping
+    owner = typed or live.stopping
     if recorded:
         record = await _record(
             actor=owner.actor if owner else "",

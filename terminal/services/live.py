@@ -88,6 +88,9 @@ class LiveSession:
     unclaimed: dict[str, Any] = field(default_factory=dict)
     # The operator's line the shell itself runs, until someone else's line starts.
     shell_line: Any = None
+    person_lines: dict[int, bool] = field(default_factory=dict)  # history numbers of people's lines
+    # Subshells by (pid, start time) -> the operator's line they are held to (None: a person's).
+    subshells: dict[tuple[int, int], Any] = field(default_factory=dict)
     # Set while the shell waits at its prompt (reported, and answered), cleared once it runs a
     # line: the operator types only then, so the line reaches the shell's readline, not a program.
     at_prompt: asyncio.Event = field(default_factory=asyncio.Event)

@@ -261,7 +261,8 @@ async def _type(live: registry.LiveSession, message: dict) -> None:
         result["value"] = await type_live(live, command=args["command"], actor=args.get("actor") or "",
                                           correlation_id=args.get("correlation_id") or "",
                                           timeout=float(args.get("timeout") or 120.0), on_output=output,
-                                          stop_reason=str(args.get("stop_reason") or "")[:200])
+                                          stop_reason=str(args.get("stop_reason") or "")[:200],
+                                          clearance=args.get("clearance"))
         result["ok"] = True
     except Exception as exc:
         result.update(ok=False, error=_failure(live, "type", exc))
@@ -339,7 +340,8 @@ async def call(session, op: str, **args) -> Any:
 
 
 async def type_remote(session, *, command: str, actor: str, correlation_id: str, timeout: float,  # noqa: ASYNC109
-                      on_output: Callable[[str], Awaitable[None]] | None = None, stop_reason: str = "") -> dict:
+                      on_output: Callable[[str], Awaitable[None]] | None = None, stop_reason: str = "",
+                      clearance: str | None = None) -> dict:
     """``services.typed.command_type`` for a session another worker runs: the line is typed there
     (the same hook rates, records and audits it) and its output comes back as it is produced.
     Cancelling the caller (the operator's stop) stops the line there (``typed.line_stop``)."""
@@ -349,7 +351,7 @@ async def type_remote(session, *, command: str, actor: str, correlation_id: str,
     host = host_channel(session.pk)
     await layer.send(host, {"type": "terminal.relay", "op": "type", "reply": reply, "call_id": call_id,
                             "args": {"command": command, "actor": actor, "correlation_id": correlation_id,
-                                     "timeout": timeout, "stop_reason": stop_reason}})
+                                     "timeout": timeout, "stop_reason": stop_reason, "clearance": clearance}})
     try:
         # The host interrupts the line itself after ``timeout``; the margin is for the way back.
         return await _outcome(session, asyncio.create_task(_typed_answer(layer, reply, call_id, on_output)),

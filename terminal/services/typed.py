@@ -57,13 +57,17 @@ class TypedLine:
 
 async def command_type(*, user, session_id, command: str, actor: str, correlation_id: str = "",
                        timeout: float = 120.0,  # noqa: ASYNC109 - a budget, not a wrapper
-                       on_output: Callable[[str], Awaitable[None]] | None = None, stop_reason: str = "") -> dict:
+                       on_output: Callable[[str], Awaitable[None]] | None = None, stop_reason: str = "",
+                       clearance: str | None = None) -> dict:
     """Type one line into ``user``'s live session and wait for it to finish.
 
     Returns ``exit_code, output, blocked, reason, risk, record_id, timed_out``; ``on_output``
     gets the terminal's output as it comes. Cancelling the caller stops the line, all of it
     (the operator's stop: ``line_stop``), and what of it is refused says ``stop_reason`` (or
-    OPERATOR_STOPPED). A session another worker runs is typed into there (``relay``)."""
+    OPERATOR_STOPPED). A session another worker runs is typed into there (``relay``).
+
+    Nothing the line runs may be rated above its own rating, or ``clearance`` (a risk name: what
+    the caller would run without asking anyway) when that is higher (services.clearance)."""
     await require_terminal(user)
     # Control characters would be keystrokes to readline (Ctrl-A, Tab…), editing the line into
     # something other than what the caller rated.
@@ -75,21 +79,24 @@ async def command_type(*, user, session_id, command: str, actor: str, correlatio
         from . import relay
 
         return await relay.type_remote(session, command=command, actor=actor, correlation_id=correlation_id,
-                                       timeout=timeout, on_output=on_output, stop_reason=stop_reason)
+                                       timeout=timeout, on_output=on_output, stop_reason=stop_reason,
+                                       clearance=clearance)
     return await type_live(live, command=command, actor=actor, correlation_id=correlation_id, timeout=timeout,
-                           on_output=on_output, stop_reason=stop_reason)
+                           on_output=on_output, stop_reason=stop_reason, clearance=clearance)
 
 
 async def type_live(live: registry.LiveSession, *, command: str, actor: str, correlation_id: str,
                     timeout: float,  # noqa: ASYNC109 - a budget, not a wrapper
-                    on_output: Callable[[str], Awaitable[None]] | None, stop_reason: str = "") -> dict:
+                    on_output: Callable[[str], Awaitable[None]] | None, stop_reason: str = "",
+                    clearance: str | None = None) -> dict:
     """``command_type`` on a session this process runs (checked by the caller)."""
     await _previous_stopped(live)
-    clearance = (await assess_text(command)).risk  # as its caller rated it (chat.tools.terminal)
+    rating = (await assess_text(command)).risk  # as its caller rated it (chat.tools.terminal)
+    floor = Risk.__members__.get(str(clearance or "SAFE").upper(), Risk.SAFE)
     await _at_prompt(live, min(timeout, PROMPT_WAIT_SECONDS))
     if live.typed is not None:
         raise Conflict("another command is being typed into this terminal", code="terminal_busy")
-    line = TypedLine(actor=actor, correlation_id=correlation_id, command=command, clearance=clearance)
+    line = TypedLine(actor=actor, correlation_id=correlation_id, command=command, clearance=max(rating, floor))
     live.typed = line
     sub = live.proc.subscribe()
     chunks: list[str] = []

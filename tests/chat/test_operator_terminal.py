@@ -248,3 +248,11 @@ async def _staff_granter():
     from django.contrib.auth import get_user_model
 
     return await get_user_model().objects.acreate(username="granter", is_staff=True, is_superuser=True)
+
+
+async def test_a_line_may_run_what_the_owners_policy_runs_unasked(user):
+    from chat.tools.terminal import _unasked
+
+    assert await _unasked(user) == "MODERATE"  # the default policy: SAFE and MODERATE run
+    await policy_set(user=await _staff_granter(), target=user, moderate="approve")
+    assert await _unasked(user) == "SAFE"

@@ -215,7 +215,7 @@ async def test_an_answer_written_after_the_shell_went_ends_the_serving_quietly()
     ours, theirs = socket.socketpair()
     end = Endpoint(ours, limit=1024)
     channel = HookChannel(decide=Shell().decide)
-    serving = asyncio.ensure_future(channel._serve(end, main=True))
+    serving = asyncio.ensure_future(channel._serve(end))
     await asyncio.sleep(0)
     theirs.close()
     end.write(b"-\tdone\t0\t\n")  # before the loop sees the end: the pipe is broken
@@ -241,7 +241,7 @@ async def test_only_the_shell_itself_reports_its_prompt_on_the_main_channel():
     channel = HookChannel(decide=Shell().decide, notify=notify, shell_pid=lambda: os.getpid())
     end = Endpoint(ours, limit=1024)
     channel._writers.append(end)
-    serving = asyncio.ensure_future(channel._serve(end, main=True))
+    serving = asyncio.ensure_future(channel._serve(end))
     prompt = f"{channel.secret}\tn1\tdone\t0\t0\t1\n".encode()
     child = os.fork()
     if child == 0:  # another process: its report is ignored

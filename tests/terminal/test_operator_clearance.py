@@ -280,3 +280,49 @@ async def test_a_program_handed_the_secret_cannot_report_the_prompt(shell, victi
 
     assert ran["output"].splitlines()[-1] == "real-end"  # the call ended with the line, not before
     assert shell.live.hook.forged == 1
+
+
+# A second review, against the version with the first review's fixes.
+
+
+async def test_a_subshell_that_moves_its_history_on_is_still_held(shell, staff_user, victim):
+    await _lines(shell, "printf 'f() { rm -rf victim; }\\n' > d.sh", "source d.sh")
+    await shell.operator("(history -s x; history -s y; f)")
+    assert await _survives(victim, 0)
+    # In ELEVATED the first command after the subshell's new line was not rated at all.
+    elevated = Shell(staff_user, await services.session_open(user=staff_user, security_level="ELEVATED"))
+    await _lines(elevated, "printf 'history -s x; history -s y; mkfs.ext4 /dev/autobot-test-none\\n' > s.sh")
+    assert "mke2fs" not in (await elevated.operator("(source s.sh)"))["output"]
+
+
+async def test_a_prompt_strings_command_is_rated_though_the_line_does_not_show_it(shell, staff_user, victim):
+    await _lines(shell, "PS0='$(\\162m -rf victim)'")  # bash decodes \162 (r) before it runs the substitution
+    assert (await shell.operator("echo next"))["blocked"]
+    assert await _survives(victim, 0)
+    elevated = Shell(staff_user, await services.session_open(user=staff_user, security_level="ELEVATED"))
+    await elevated.person("PS0='$(\\155kfs.ext4 /dev/autobot-test-none >&2)'")  # the person's own, at ELEVATED
+    assert "mke2fs" not in (await elevated.operator("echo next"))["output"]
+
+
+async def test_the_hooks_variables_written_through_arithmetic_do_not_loosen_a_subshell(shell, victim):
+    await _lines(shell, "printf 'f() { rm -rf victim; }\\n' > d.sh", "source d.sh")
+    await shell.person("echo a-persons-line")  # a number a forged one could point at
+    number = max(shell.live.person_lines)
+    await shell.operator(f"( y=__autobot_snum={number}; : $(( y )); f )")
+    assert await _survives(victim, 0)
+
+
+async def test_key_bindings_and_the_shells_own_input_need_approval(shell):
+    for line in ("bind '\"Z\": accept-line'", "bind -f keys.rc", "exec < steps.sh", "exec 0<<<'rm -rf victim'"):
+        assert (await services.command_assess(user=shell.user, command=line))["risk"] == "HIGH", line
+
+
+async def test_what_the_owner_runs_unasked_anyway_is_not_refused_inside_a_safe_line(shell):
+    """A person's `cd` wrapper or `cat` alias calling a command the rules do not know (MODERATE):
+    the operator's policy runs MODERATE lines unasked, so a SAFE line running them is not refused
+    when the caller says so (chat.tools.terminal passes what the owner's policy runs unasked)."""
+    await shell.person("mkdir -p sub; myhook() { :; }; cd() { builtin cd \"$@\" && myhook; }")
+    assert (await shell.operator("cd sub"))["blocked"]  # cleared for SAFE only
+    ran = await services.command_type(user=shell.user, session_id=shell.session.pk, command="cd ..",
+                                      actor="operator", correlation_id="turn-8", timeout=20, clearance="MODERATE")
+    assert (ran["blocked"], ran["exit_code"]) == (False, 0)

@@ -22,8 +22,15 @@ def _history(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
 
 
 def _bind(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
-    """`bind -x 'KEYSEQ: COMMAND'` runs COMMAND whenever the key is pressed."""
-    for spec in option_values(cmd.args, "x", takes="mfqur"):
+    """`bind -x 'KEYSEQ: COMMAND'` runs COMMAND whenever the key is pressed; any other binding
+    (`bind '"Z": accept-line'`, a macro, `-f FILE`) can turn typed text into other lines."""
+    commands = option_values(cmd.args, "x", takes="mfqur")
+    skip = {*commands, *option_values(cmd.args, "m", takes="fqurx"), *option_values(cmd.args, "q", takes="mfurx"),
+            *option_values(cmd.args, "u", takes="mfqrx"), *option_values(cmd.args, "r", takes="mfqux")}
+    if option_values(cmd.args, "f", takes="mqurx") or any(
+            ":" in a and not a.startswith("-") and a not in skip for a in cmd.args):
+        yield Hit(Risk.HIGH, "changes key bindings, which can turn what is typed into other lines or commands")
+    for spec in commands:
         m = re.match(r'\s*("(?:[^"\\]|\\.)*"|[^:]*)\s*:\s*(.*)$', spec, re.S)
         command = m.group(2).strip() if m else ""
         if len(command) > 1 and command[0] == command[-1] and command[0] in "\"'":
@@ -132,7 +139,8 @@ def _namerefs(builtin: str, operands: list[str]) -> Iterator[Hit]:
 
 register("history", family="hook", check=_history, summary="`history -c`/`-d` MODERATE",
          benign={"history": Risk.SAFE}, harmful={"history -c": Risk.MODERATE})
-register("bind", family="hook", check=_bind, input_args=RUNS_UNSEEN, summary="`bind -x 'KEY: CMD'` judged as CMD",
+register("bind", family="hook", check=_bind, input_args=RUNS_UNSEEN,
+         summary="`bind -x 'KEY: CMD'` judged as CMD; other bindings and `-f` HIGH",
          benign={"bind -l": Risk.SAFE}, harmful={"bind -x '\"\\C-t\": rm -rf /'": Risk.DANGEROUS})
 register("complete", "compgen", family="hook", check=_complete, input_args=RUNS_UNSEEN,
          summary="`complete -C CMD`, `-F FUNC` of the hook, `-W '$(…)'` judged as the command",
