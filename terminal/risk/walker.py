@@ -419,7 +419,7 @@ class _Walker:
 
     def rule_hits(self, cmd: Cmd, specs: list) -> list[Hit]:
         first = cmd.words[0] if cmd.words else None
-        if first is not None and not _has_expansion(first) and _GLOB.search(cmd.argv[0]) and not _quoted(
+        if first is not None and not _has_expansion(first) and _is_pattern(cmd.argv[0]) and not _quoted(
             self.text_of(first)
         ):
             return list(glob_command(cmd, self))
@@ -470,7 +470,11 @@ class _Walker:
 
 _HOME_PREFIX = re.compile(r"^(~|\$HOME|\$\{HOME\})(/[^$`]*)?$")
 _VARIABLE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)\})")
-_GLOB = re.compile(r"[*?\[]")
+_PATTERN = re.compile(r"[*?]|\[.*\]")  # a `[` matches only with a `]` after it: `[` alone is test
+
+
+def _is_pattern(word: str) -> bool:
+    return bool(_PATTERN.search(word))
 
 
 def _quoted(text: str) -> bool:

@@ -77,6 +77,8 @@ CASES = [
     ("bash --version", S),
     ("trap -p DEBUG", S),
     ("trap - EXIT", S),
+    ("if [ -f a.log ]; then echo yes; fi", S),  # `[` alone is test, not a pattern (review)
+    ('while [ "$i" -lt 3 ]; do i=$((i+1)); done', S),
     ("trap '' INT", S),
     ("shopt -s extdebug", S),
     ("set -e", S),
