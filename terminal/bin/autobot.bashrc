@@ -115,7 +115,10 @@ __autobot_hook() {
     case ${FUNCNAME[1]-} in
         __autobot_esc | __autobot_ask | __autobot_subask | __autobot_histline | __autobot_prompt) return 0 ;;
     esac
-    if [[ $BASH_COMMAND == __autobot_prompt ]]; then
+    # The prompt command: only as PROMPT_COMMAND runs it, at the top (not called from a function,
+    # a sourced file or a subshell, where a line's own call would report a prompt that never came).
+    if [[ $BASH_COMMAND == __autobot_prompt ]] && (( ${#FUNCNAME[@]} == 1 && ${#BASH_SOURCE[@]} == 1 )) &&
+        [[ $BASHPID == "$$" ]]; then
         __autobot_alive=1
         return 0
     fi

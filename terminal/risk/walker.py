@@ -430,6 +430,8 @@ class _Walker:
             alternative = _default_words(cmd.text)
             defaults = list(self.run_string(alternative, None, cmd)) if alternative != cmd.text else []
             return [Hit(Risk.HIGH, "the command name is computed at run time, so it cannot be judged"), *defaults]
+        if _HOOK_FUNCTION.match(cmd.name):  # its requests carry the secret: forged, from the shell
+            return [Hit(Risk.DANGEROUS, "calls the terminal command hook's own functions")]
         if not specs and cmd.name not in self.functions:
             return list(unknown_command(cmd))
         return [hit for spec in specs for hit in spec.check(cmd, self)]
@@ -470,6 +472,7 @@ class _Walker:
 
 _HOME_PREFIX = re.compile(r"^(~|\$HOME|\$\{HOME\})(/[^$`]*)?$")
 _VARIABLE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)\})")
+_HOOK_FUNCTION = re.compile(r"(__autobot_|__AUTOBOT_)")
 _PATTERN = re.compile(r"[*?]|\[.*\]")  # a `[` matches only with a `]` after it: `[` alone is test
 
 

@@ -19,6 +19,8 @@ typed. Which requests a line holds:
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import replace
 
 from terminal.hook import HookRequest
@@ -28,6 +30,7 @@ from terminal.risk import Assessment
 from . import live as registry
 
 KEEP = 64  # operator lines remembered per session, by history number and by text
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")  # the unit of a process's start time in /proc
 
 
 def refuse(assessment: Assessment, reason: str) -> tuple[Assessment, Verdict]:
@@ -53,18 +56,20 @@ def line_of(live: registry.LiveSession, request: HookRequest):
             _trim(live.person_lines)
             return None, False
         return live.shell_line, False
-    known = _known_subshell(live, request.pid)
+    known, forked = _known_subshell(live, request.pid)
     if known is not _NEW:
         return known, False
-    line, claims = _first_of_subshell(live, request, typed)
+    line, claims = _first_of_subshell(live, request, typed, forked)
     if (found := _process(request.pid)) is not None:
         live.subshells[found[:2]] = line
         _trim(live.subshells, 512)
     return line, claims
 
 
-def _first_of_subshell(live: registry.LiveSession, request: HookRequest, typed):
-    """A subshell's first request: the line it says it is of, as far as that can be trusted."""
+def _first_of_subshell(live: registry.LiveSession, request: HookRequest, typed, forked: int | None):
+    """A subshell's first request: the line the shell ran when it forked it (``forked``: when
+    the shell's child it comes from started, in clock ticks since boot), else the line it says it
+    is of, as far as that can be trusted."""
     text = request.line.strip()
     if typed is not None and typed.number is None and request.kind == "sline" and text == typed.command.strip():
         _claim(live, typed, request.history_number)
@@ -73,6 +78,8 @@ def _first_of_subshell(live: registry.LiveSession, request: HookRequest, typed):
     if request.kind == "sline" and (late := live.unclaimed.pop(text, None)) is not None:
         _claim(live, late, request.history_number)
         return late, True
+    if forked is not None:  # the kernel's start time, not the number the hook's variables say
+        return _running_at(live, forked), False
     number = request.history_number
     if typed is not None and typed.number is not None and number in (typed.number, 0):
         return typed, False
@@ -103,19 +110,47 @@ def _process(pid: int | None) -> tuple[int, int, int] | None:
 
 
 def _known_subshell(live: registry.LiveSession, pid: int | None):
-    """The line a subshell (or the subshell it forked from) was first held to, by the process
-    that wrote the request (the kernel's word, not the hook's variables, which a line can write
-    through arithmetic); _NEW for a subshell of the shell not seen yet."""
-    shell = live.hook.shell
+    """(the line a subshell, or one it forked from, was first held to; when the shell's child
+    it comes from started), by the process that wrote the request: the kernel's word, not the
+    hook's variables, which a line can write through arithmetic. ``(_NEW, started)`` for a
+    subshell not seen yet (``started`` None when it does not come from the shell: reparented)."""
+    shell, child = live.hook.shell, None
     for _ in range(16):
         found = _process(pid)
-        if found is None or found[0] == shell or found[0] <= 1:
-            return _NEW
-        key = found[:2]
-        if key in live.subshells:
-            return live.subshells[key]
-        pid = found[2]
-    return _NEW
+        if found is None or found[0] <= 1:
+            return _NEW, None
+        if found[0] == shell:
+            return _NEW, child
+        if found[:2] in live.subshells:
+            return live.subshells[found[:2]], None
+        child, pid = found[1], found[2]
+    return _NEW, None
+
+
+def line_starts(live: registry.LiveSession, line) -> None:
+    """An operator's line goes to the shell now: what the shell forks from now on is its, until
+    the prompt after it (``prompt_back``)."""
+    _mark(live, line)
+
+
+def _mark(live: registry.LiveSession, line) -> None:
+    live.timeline.append((_ticks(), line))
+    del live.timeline[:-KEEP]
+
+
+def _running_at(live: registry.LiveSession, ticks: int):
+    """The operator's line the shell ran at ``ticks``, or None (a person's, or none). Clock
+    ticks are coarse (10 ms): a fork in the tick a line ended counts as the line's (stricter)."""
+    line = None
+    for at, what in live.timeline:
+        if at > ticks or (what is None and at == ticks):
+            break
+        line = what
+    return line
+
+
+def _ticks() -> int:
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _TICKS_PER_SECOND)
 
 
 def held(request: HookRequest, line, claims: bool, assessments: list[Assessment],
@@ -141,6 +176,8 @@ def prompt_back(live: registry.LiveSession, request: HookRequest) -> None:
     """The shell's prompt is back (``done`` from the prompt): the operator's line typed at the
     previous one is over, and its caller wakes. Only the prompt ends it: it is one line, so a
     report of a line's end before the prompt (its history renumbered midway) is not its own."""
+    if request.prompt and live.timeline and live.timeline[-1][1] is not None:
+        _mark(live, None)  # the shell forks nothing more for that line
     typed = live.typed
     if typed is None or typed.done.done() or not request.prompt:
         return

@@ -89,6 +89,9 @@ class LiveSession:
     # The operator's line the shell itself runs, until someone else's line starts.
     shell_line: Any = None
     person_lines: dict[int, bool] = field(default_factory=dict)  # history numbers of people's lines
+    # When the shell started running each operator's line and when it was back at its prompt
+    # (clock ticks since boot, as /proc gives a process's start time) -> the line, or None.
+    timeline: list[tuple[int, Any]] = field(default_factory=list)
     # Subshells by (pid, start time) -> the operator's line they are held to (None: a person's).
     subshells: dict[tuple[int, int], Any] = field(default_factory=dict)
     # Set while the shell waits at its prompt (reported, and answered), cleared once it runs a

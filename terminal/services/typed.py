@@ -22,6 +22,7 @@ from terminal.risk import Risk
 
 from . import live as registry
 from .access import owned_session, require_terminal
+from .clearance import line_starts
 from .commands import assess_text
 from .sessions import _live_here, _write
 
@@ -104,6 +105,7 @@ async def type_live(live: registry.LiveSession, *, command: str, actor: str, cor
     timed_out = False
     try:
         # Ctrl-U first: whatever the user left half-typed on the prompt is not run with it.
+        line_starts(live, line)
         await _write(live, "\x15" + command + "\n")
         try:
             async with asyncio.timeout(timeout):

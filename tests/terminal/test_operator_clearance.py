@@ -326,3 +326,33 @@ async def test_what_the_owner_runs_unasked_anyway_is_not_refused_inside_a_safe_l
     ran = await services.command_type(user=shell.user, session_id=shell.session.pk, command="cd ..",
                                       actor="operator", correlation_id="turn-8", timeout=20, clearance="MODERATE")
     assert (ran["blocked"], ran["exit_code"]) == (False, 0)
+
+
+async def test_a_subshell_is_the_line_the_shell_ran_when_it_forked_it(shell, victim):
+    """Its history number is the hook's variable, which arithmetic in the line can set before the
+    fork to a person's line's number; when the kernel says the subshell started is what counts."""
+    await _lines(shell, "printf 'f() { rm -rf victim; }\\n' > d.sh", "source d.sh")
+    await shell.person("echo a-persons-line")
+    number = max(shell.live.person_lines)
+    await shell.operator(f"y=__autobot_snum={number}; : $(( y )); (f)")
+    assert await _survives(victim, 0)
+
+    # A person's own job, started after the operator's line, is the person's: not held.
+    root = os.path.dirname(victim)
+    await asyncio.to_thread(os.makedirs, os.path.join(root, "build"))
+    await shell.person("(sleep 0.2; rm -rf build) & true")
+    await asyncio.sleep(1.5)
+    assert not await asyncio.to_thread(os.path.isdir, os.path.join(root, "build"))
+
+
+async def test_the_hooks_own_prompt_report_cannot_be_called_from_a_line(shell, victim):
+    """Called from a sourced file or a function, it would report a prompt that never came (from
+    the shell itself, so the writer's pid does not tell): the line's later forks would then count
+    as a person's. The hook skips it only as PROMPT_COMMAND runs it; called otherwise it is rated
+    (DANGEROUS) and refused."""
+    await _lines(shell, "printf 'f() { rm -rf victim; }\\n' > d.sh", "source d.sh",
+                 "printf '__autobot_prompt\\n(f)\\n' > p.sh")
+    ran = await shell.operator("source p.sh")
+    assert ran["blocked"] and "hook's own functions" in ran["reason"]
+    assert await _survives(victim, 0)
+    assert (await services.command_assess(user=shell.user, command="__autobot_prompt"))["risk"] == "DANGEROUS"
