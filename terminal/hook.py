@@ -166,7 +166,10 @@ class HookChannel:
         while (got := await end.readline()) is not None:
             raw, pid = got
             if raw is None:  # too long to assess: dropped, and "block" to whoever waits
-                end.write(b"?\tblock\t0\tautobot: command too long to check; skipped\n")
+                # A subshell reads one byte: a whole line would leave bytes that later subshells
+                # read as their answers (one whose nonce matched would run).
+                main = end is self._writers[0]
+                end.write(b"?\tblock\t0\tautobot: command too long to check; skipped\n" if main else b"!")
             else:
                 await self._handle(raw, end, pid)
 

@@ -74,7 +74,7 @@ class Endpoint:
             if pid in self._skipping:  # the end of a line over the limit
                 self._skipping.discard(pid)
             else:
-                self._lines.append((line, pid))
+                self._lines.append((line, pid) if len(line) <= self._limit else (None, pid))
         if len(pending) > self._limit:
             if pid not in self._skipping:
                 self._lines.append((None, pid))

@@ -255,3 +255,24 @@ async def test_only_the_shell_itself_reports_its_prompt_on_the_main_channel():
     await asyncio.wait_for(serving, 5)
     end.close()
     ours.close()
+
+
+async def test_a_subshells_request_too_long_to_check_is_answered_with_one_byte():
+    """Subshells read one byte for their answer: a whole line would leave letters for the next
+    subshells to read as theirs, and one whose nonce matched would run."""
+    import socket
+
+    from terminal.hooksocket import Endpoint
+
+    channel = HookChannel(decide=Shell().decide)
+    main_ours, main_theirs = socket.socketpair()
+    sub_ours, sub_theirs = socket.socketpair()
+    channel._writers += [Endpoint(main_ours, limit=1024), Endpoint(sub_ours, limit=1024)]
+    serving = asyncio.ensure_future(channel._serve(channel._writers[1]))
+    sub_theirs.sendall(b"x" * 2000 + b"\n")
+    sub_theirs.settimeout(10)
+    assert await asyncio.to_thread(sub_theirs.recv, 100) == b"!"
+    sub_theirs.close()
+    await asyncio.wait_for(serving, 5)
+    for sock in (main_ours, main_theirs, sub_ours):
+        sock.close()

@@ -356,3 +356,11 @@ async def test_the_hooks_own_prompt_report_cannot_be_called_from_a_line(shell, v
     assert ran["blocked"] and "hook's own functions" in ran["reason"]
     assert await _survives(victim, 0)
     assert (await services.command_assess(user=shell.user, command="__autobot_prompt"))["risk"] == "DANGEROUS"
+
+
+async def test_a_line_reporting_its_own_prompt_then_renumbering_history_is_still_held(shell, victim):
+    """Third review: the hook let `__autobot_prompt` (octal-escaped in the file) through unasked
+    from a sourced file; `history -s` then looked like a person's next line."""
+    await _lines(shell, r"printf '\137\137autobot_prompt\nhistory -s x\nrm -rf victim\n' > d.sh")
+    assert (await shell.operator("source d.sh"))["blocked"]
+    assert await _survives(victim, 0)
