@@ -17,6 +17,7 @@ Knows nothing of Django except the settings it reads.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import resource
@@ -177,7 +178,11 @@ def require() -> None:
 # ---- the command line ------------------------------------------------------------------------
 
 
-def _system_args() -> list[str]:
+@functools.cache
+def _system_args() -> tuple[str, ...]:
+    """The host's system folders and /etc entries, read-only. Looked up once per process: a
+    session's start runs on the event loop, and a dozen stat calls there, each taking the GIL
+    back from threads busy forking, held it over 100 ms when many sessions opened at once."""
     args: list[str] = []
     for folder in SYSTEM_DIRS:
         args += ["--ro-bind", folder, folder]
@@ -190,7 +195,7 @@ def _system_args() -> list[str]:
         path = f"/etc/{name}"
         if os.path.exists(path):
             args += ["--ro-bind", path, path]
-    return args + ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/var/tmp"]
+    return (*args, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", "/var/tmp")
 
 
 def identity_files(*, username: str, home: str) -> dict[str, bytes]:
