@@ -9,10 +9,14 @@ typed. Which requests a line holds:
 
 - its first request claims it: the shell's first ``line`` (typed at the prompt, the next line the
   shell runs is it), or a subshell's ``sline`` with its text (``( … )`` runs in a subshell only);
-- until the prompt is back, every request of the shell itself (it runs one line at a time), and
-  of subshells those with its history number, or with none (their history cleared or off);
-- later, its subshells (by history number), and the shell's own requests until someone else's
-  line starts (a report of the line's end can be forged by a line that read the hook's secret);
+- until the prompt is back (only the shell's own prompt report counts: terminal/hooksocket.py),
+  every request of the shell itself, which runs one line at a time; after it, the shell's own
+  requests until someone else's line starts;
+- subshells by the process that wrote the request (the kernel's pid and start time, and its
+  parents'), never by the history number they report, which the line can rewrite or forge: a new
+  one is of the line the shell was running when it forked it (its start time against the
+  ``timeline`` of operator lines); one no longer under the shell goes by its number, and an
+  unknown number holds it to the strictest operator's line known;
 - a line that ended before it asked anything (a background job blocked before its first command)
   is claimed later by the first subshell asking with its text.
 """
