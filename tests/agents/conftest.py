@@ -18,3 +18,21 @@ async def _agents_runtime():
     # The async ORM ran in asgiref's worker thread: close its connection there, or PostgreSQL
     # refuses to drop the test database at the end ("being accessed by other users").
     await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def layer(request, settings):
+    """The default in-memory layer, or the project's Redis layer on the test Redis (its channels
+    prefixed with the test module's name)."""
+    from channels.layers import channel_layers
+
+    from agents import services
+    from tests.conftest import use_redis_layer
+
+    if request.param == "redis":
+        use_redis_layer(settings, request.module.__name__.rsplit(".", 1)[-1])
+    yield request.param
+    if request.param == "redis":
+        await services.bus_shutdown()
+        await get_channel_layer().flush()
+        channel_layers.backends.clear()

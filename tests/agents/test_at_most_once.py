@@ -15,23 +15,9 @@ from agents import services
 from agents.bus import Route, inbox_channel
 from agents.protocol import MessageType, parse_message
 from tests.agents.test_consumers import connect_agent, frame, receive, send
-from tests.conftest import use_redis_layer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def layer(request, settings):
-    """The default in-memory layer, or the project's Redis layer on the test Redis."""
-    from channels.layers import channel_layers, get_channel_layer
-
-    if request.param == "redis":
-        use_redis_layer(settings, "once")
-    yield request.param
-    if request.param == "redis":
-        await services.bus_shutdown()
-        await get_channel_layer().flush()
-        channel_layers.backends.clear()
 
 
 async def capability_call(api_client, user, capability, wait_seconds):

@@ -13,26 +13,11 @@ import json
 
 import pytest
 
-from agents import services
 from agents.models import AgentMessage
 from tests.agents.test_consumers import api_request, connect_agent, expect_error, frame, receive, send
-from tests.conftest import use_redis_layer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-async def layer(request, settings):
-    """The default in-memory layer, or the project's Redis layer on the test Redis."""
-    from channels.layers import channel_layers, get_channel_layer
-
-    if request.param == "redis":
-        use_redis_layer(settings, "reconnect")
-    yield request.param
-    if request.param == "redis":
-        await services.bus_shutdown()
-        await get_channel_layer().flush()
-        channel_layers.backends.clear()
 
 
 def answer_to(request, agent_id="echo", **data):
