@@ -2,6 +2,6 @@
 
 import pytest
 
-from tests.agents.test_at_most_once import *  # noqa: F403 - the same tests and the `layer` fixture
+from tests.agents.test_at_most_once import *  # noqa: F403 - the same tests (the `layer` fixture is in conftest)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
