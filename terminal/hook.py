@@ -31,7 +31,8 @@ is one character, answered with one
 byte — that character for "allow", ``!`` for "block". Readers of one socket can steal
 each other's bytes; a stolen "allow" only lets a subshell run when it is its own nonce
 character (otherwise it counts as "block"), and a subshell whose answer was stolen
-times out and skips its command. The interactive shell never reads the subshells'
+times out and skips its command (an "allow" later than ``answer_within`` is sent as "block",
+so it never lets another run). The interactive shell never reads the subshells'
 channel, so a subshell (a blocked ``coproc``) never costs the next line its verdict.
 """
 
@@ -44,6 +45,7 @@ import logging
 import re
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -119,16 +121,19 @@ class HookChannel:
 
     def __init__(self, *, decide: Decide, notify: Notify | None = None,
                  spawn: Callable[..., asyncio.Task] = asyncio.create_task,
-                 shell_pid: Callable[[], int | None] | None = None) -> None:
+                 shell_pid: Callable[[], int | None] | None = None, answer_within: float = 7.5) -> None:
         """`spawn` starts the tasks that serve bash's requests: the server passes one that keeps
         the tasks' sync work off the starting request's thread context (autobot.lanes).
         `shell_pid` gives the shell's pid: then only the shell itself may ask about its lines and
-        report its prompt (see ``_from_the_shell``)."""
+        report its prompt (see ``_from_the_shell``). A subshell's "allow" later than
+        ``answer_within`` seconds after its request came is sent as "block" (half the shell's
+        wait: the request may have waited in the socket before it was read)."""
         self.secret = secrets.token_hex(16)
         self._spawn = spawn
         self._decide = decide
         self._notify = notify
         self._shell_pid = shell_pid
+        self._answer_within = answer_within
         self._shell: int | None = None
         self._server_sock, self._child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server_sub, self._child_sub = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -164,14 +169,14 @@ class HookChannel:
     async def _serve(self, end: Endpoint) -> None:
         # Until bash is gone (its end closed or reset; an answer written after that goes nowhere).
         while (got := await end.readline()) is not None:
-            raw, pid = got
+            raw, pid, received = got
             if raw is None:  # too long to assess: dropped, and "block" to whoever waits
                 # A subshell reads one byte: a whole line would leave bytes that later subshells
                 # read as their answers (one whose nonce matched would run).
                 main = end is self._writers[0]
                 end.write(b"?\tblock\t0\tautobot: command too long to check; skipped\n" if main else b"!")
             else:
-                await self._handle(raw, end, pid)
+                await self._handle(raw, end, pid, received)
 
     @property
     def shell(self) -> int | None:
@@ -189,7 +194,8 @@ class HookChannel:
             return True
         return pid is not None and pid == self.shell  # known once the shell runs; an exec keeps it
 
-    async def _handle(self, raw: bytes, writer: Endpoint, pid: int | None = None) -> None:
+    async def _handle(self, raw: bytes, writer: Endpoint, pid: int | None = None,
+                      received: float | None = None) -> None:
         parsed = parse_request(raw, self.secret)
         if parsed is None:
             self.forged += 1
@@ -210,7 +216,11 @@ class HookChannel:
             logger.exception("terminal hook: deciding failed")
             reply = HookReply(allow=False, message="autobot: the server could not check this command; skipped")
         if request.kind in SUBSHELL_KINDS:
-            allow = reply.allow and len(nonce) == 1 and nonce.isascii() and nonce.isalnum()
+            # A subshell that gave up waiting (AUTOBOT_TERMINAL_HOOK_TIMEOUT) skipped its command; a
+            # late "allow" would be read by another subshell, which takes it as its own when the
+            # nonce characters match (1 in 62). So a late answer is always "block".
+            late = received is not None and time.monotonic() - received > self._answer_within
+            allow = reply.allow and not late and len(nonce) == 1 and nonce.isascii() and nonce.isalnum()
             writer.write(nonce.encode() if allow else b"!")
             return
         verdict = "allow" if reply.allow else "block"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import time
 from collections import deque
 
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -35,14 +36,15 @@ class Endpoint:
         self._limit = limit
         self._partial: dict[int | None, bytearray] = {}
         self._skipping: set[int | None] = set()  # writers in the middle of a line over the limit
-        self._lines: deque[tuple[bytes | None, int | None]] = deque()
+        self._lines: deque[tuple[bytes | None, int | None, float]] = deque()
         self._out = bytearray()
         self._gone = False  # the other end: nothing more to read
         self._closed = False  # nothing more to write
 
-    async def readline(self) -> tuple[bytes | None, int | None] | None:
-        """The next line a writer finished and its pid; ``(None, pid)`` for a line over the limit
-        (dropped, whatever of it is still to come too); None once the other end is gone."""
+    async def readline(self) -> tuple[bytes | None, int | None, float] | None:
+        """The next line a writer finished, its pid and when it was read (``time.monotonic``);
+        ``(None, pid, …)`` for a line over the limit (dropped, whatever of it is still to come
+        too); None once the other end is gone."""
         while not self._lines:
             if self._gone:
                 return None
@@ -74,10 +76,10 @@ class Endpoint:
             if pid in self._skipping:  # the end of a line over the limit
                 self._skipping.discard(pid)
             else:
-                self._lines.append((line, pid) if len(line) <= self._limit else (None, pid))
+                self._lines.append((line if len(line) <= self._limit else None, pid, time.monotonic()))
         if len(pending) > self._limit:
             if pid not in self._skipping:
-                self._lines.append((None, pid))
+                self._lines.append((None, pid, time.monotonic()))
                 self._skipping.add(pid)
             pending.clear()
         if pending:

@@ -276,3 +276,31 @@ async def test_a_subshells_request_too_long_to_check_is_answered_with_one_byte()
     await asyncio.wait_for(serving, 5)
     for sock in (main_ours, main_theirs, sub_ours):
         sock.close()
+
+
+async def test_a_subshells_allow_that_comes_too_late_is_sent_as_block():
+    """The subshell gave up and skipped its command; its late nonce byte would be read by another
+    subshell, which takes it as its own "allow" when the characters match."""
+    import socket
+
+    from terminal.hooksocket import Endpoint
+
+    async def slow(request):
+        await asyncio.sleep(0.3)
+        return HookReply(allow=True)
+
+    channel = HookChannel(decide=slow, answer_within=0.1)
+    main_ours, main_theirs = socket.socketpair()
+    sub_ours, sub_theirs = socket.socketpair()
+    channel._writers += [Endpoint(main_ours, limit=1024), Endpoint(sub_ours, limit=1024)]
+    serving = asyncio.ensure_future(channel._serve(channel._writers[1]))
+    sub_theirs.settimeout(10)
+    sub_theirs.sendall(f"{channel.secret}\tq\tscmd\t1\techo hi\t\n".encode())
+    assert await asyncio.to_thread(sub_theirs.recv, 10) == b"!"
+    channel._answer_within = 5  # in time: the nonce, "allow"
+    sub_theirs.sendall(f"{channel.secret}\tq\tscmd\t1\techo hi\t\n".encode())
+    assert await asyncio.to_thread(sub_theirs.recv, 10) == b"q"
+    sub_theirs.close()
+    await asyncio.wait_for(serving, 5)
+    for sock in (main_ours, main_theirs, sub_ours):
+        sock.close()
