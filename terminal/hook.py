@@ -126,8 +126,10 @@ class HookChannel:
         the tasks' sync work off the starting request's thread context (autobot.lanes).
         `shell_pid` gives the shell's pid: then only the shell itself may ask about its lines and
         report its prompt (see ``_from_the_shell``). A subshell's "allow" later than
-        ``answer_within`` seconds after its request came is sent as "block" (half the shell's
-        wait: the request may have waited in the socket before it was read)."""
+        ``answer_within`` seconds after its request was read is sent as "block" (the server
+        passes the shell's wait less a margin for the time the request spent in the socket: the
+        subshells' requests are decided one after another, so one slow decision, a record
+        waiting for the database, delays those behind it)."""
         self.secret = secrets.token_hex(16)
         self._spawn = spawn
         self._decide = decide

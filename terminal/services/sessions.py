@@ -184,7 +184,7 @@ async def _spawn(session: TerminalSession, *, user, level: Level, home: str, cli
     hook = HookChannel(decide=lambda req: hook_decide(holder[0], req),
                        notify=lambda req, go_on: hook_done(holder[0], req, go_on),
                        spawn=spawn, shell_pid=lambda: holder[0].proc.shell_pid(),
-                       answer_within=settings.TERMINAL_HOOK_TIMEOUT / 2)
+                       answer_within=max(1.0, settings.TERMINAL_HOOK_TIMEOUT - 2))
     env = {
         **command_env(user=user, home=home, level=level),
         **hook.env(),
