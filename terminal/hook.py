@@ -147,15 +147,11 @@ class HookChannel:
         self.forged = 0
 
     @property
-    def child_fd(self) -> int:
-        return self._child_sock.fileno()
-
-    @property
     def child_fds(self) -> list[int]:
-        return [self._child_sock.fileno(), self._child_sub.fileno()]
+        return list(self.fd_numbers)
 
     def env(self) -> dict[str, str]:
-        return {"AUTOBOT_HOOK_FD": str(self.child_fd), "AUTOBOT_HOOK_SUB_FD": str(self._child_sub.fileno())}
+        return {"AUTOBOT_HOOK_FD": str(self.fd_numbers[0]), "AUTOBOT_HOOK_SUB_FD": str(self.fd_numbers[1])}
 
     async def start(self) -> None:
         """Call once bash is spawned: hands over the secret and serves requests."""

@@ -96,14 +96,18 @@ async def approvals_expire_due(*, session_id=None, approval_id=None) -> None:
         if not won:
             continue
         approval.status, approval.reason = Status.EXPIRED, reason
-        await audit.record(actor=approval.session.owner, action="chat.approval_expired",
-                           target_type="chat_session", target_id=str(approval.session_id),
-                           correlation_id=approval.correlation_id,
-                           data={"approval_id": str(approval.pk), "call_id": approval.call_id,
-                                 "tool": approval.tool, "command": approval.command, "cwd": approval.cwd,
-                                 "decided_at": approval.decided_at.isoformat() if approval.decided_at else None,
-                                 "reason": reason})
+        await _audit_expired(approval)
         await _record_ended(approval)
+
+
+async def _audit_expired(approval: Approval) -> None:
+    """`chat.approval_expired`, for an approval just marked expired (with `session__owner`)."""
+    await audit.record(actor=approval.session.owner, action="chat.approval_expired", target_type="chat_session",
+                       target_id=str(approval.session_id), correlation_id=approval.correlation_id,
+                       data={"approval_id": str(approval.pk), "call_id": approval.call_id, "tool": approval.tool,
+                             "command": approval.command, "cwd": approval.cwd,
+                             "decided_at": approval.decided_at.isoformat() if approval.decided_at else None,
+                             "reason": approval.reason})
 
 
 async def _record_ended(approval: Approval) -> None:
@@ -178,11 +182,7 @@ async def approval_expire_now(approval_id, *, reason: str) -> None:
     if not await Approval.objects.filter(pk=approval_id, status=Status.PENDING).aupdate(status=Status.EXPIRED,
                                                                                         reason=reason):
         return
-    approval = await Approval.objects.select_related("session__owner").aget(pk=approval_id)
-    await audit.record(actor=approval.session.owner, action="chat.approval_expired", target_type="chat_session",
-                       target_id=str(approval.session_id), correlation_id=approval.correlation_id,
-                       data={"approval_id": str(approval.pk), "call_id": approval.call_id, "tool": approval.tool,
-                             "command": approval.command, "cwd": approval.cwd, "decided_at": None, "reason": reason})
+    await _audit_expired(await Approval.objects.select_related("session__owner").aget(pk=approval_id))
 
 
 async def approvals_withdraw(*, owner, correlation_id: str, reason: str) -> list[Approval]:

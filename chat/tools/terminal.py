@@ -51,8 +51,12 @@ async def _unasked(user) -> str:
     from chat.operator.policy import action_for, policy_get
 
     policy = await policy_get(user=user)
-    run = [risk for risk in ("SAFE", "MODERATE", "HIGH") if action_for(policy, risk) == OperatorPolicy.Action.RUN]
-    return run[-1] if run and run == ["SAFE", "MODERATE", "HIGH"][: len(run)] else "SAFE"
+    unasked = "SAFE"
+    for risk in ("SAFE", "MODERATE", "HIGH"):  # up to the first that waits or is refused
+        if action_for(policy, risk) != OperatorPolicy.Action.RUN:
+            break
+        unasked = risk
+    return unasked
 
 
 async def _run(user, args: dict, context: ToolContext) -> ToolResult:

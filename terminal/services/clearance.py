@@ -188,7 +188,6 @@ def prompt_back(live: registry.LiveSession, request: HookRequest) -> None:
     if typed.record_id is not None:
         typed.done.set_result(request.exit_status)
     elif typed.number is None:  # it asked nothing: a comment, a definition, or it runs in the background only
-        typed.unchecked = True
         live.unclaimed[typed.command.strip()] = typed
         _trim(live.unclaimed)
         typed.done.set_result(request.exit_status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -60,9 +61,10 @@ CHANNEL_WRITE = Assessment(
 )
 
 
-def _channel(live: registry.LiveSession) -> re.Pattern:
-    """`>&17`, `17>`, `<&18`, `/dev/fd/17`, `/proc/self/fd/17`: the hook's descriptors in this shell."""
-    fds = "|".join(str(fd) for fd in live.hook.fd_numbers)
+@functools.cache
+def _channel(fd_numbers: tuple[int, ...]) -> re.Pattern:
+    """`>&17`, `17>`, `<&18`, `/dev/fd/17`, `/proc/self/fd/17`: the hook's descriptors in a shell."""
+    fds = "|".join(str(fd) for fd in fd_numbers)
     return re.compile(rf"(?<![\w$.-])({fds})[<>]|[<>]&\s*({fds})(?!\d)|/fd/({fds})(?!\d)")
 
 
@@ -155,7 +157,7 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
     if live.hook.secret in request.line or live.hook.secret in request.command:
         # Typed out after it was read somewhere (`set`, a file): requests of its own, forged.
         assessments.append(SECRET_TYPED)
-    if _channel(live).search(request.line) or _channel(live).search(request.command):
+    if _channel(live.hook.fd_numbers).search(f"{request.line}\n{request.command}"):
         assessments.append(CHANNEL_WRITE)
     # No await from here to the record's write: the stop as it stands now is what the row says.
     typed, claims = clearance.line_of(live, request)

@@ -51,7 +51,6 @@ class TypedLine:
     reason: str | None = None
     risk: str | None = None
     refused: str | None = None  # why a later part of it was refused
-    unchecked: bool = False  # it ran no command the hook would check (a comment, a definition)
     prompt_back: bool = False  # the prompt came back before its record was written
     prompt_status: int | None = None
 
