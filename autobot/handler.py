@@ -137,6 +137,13 @@ class ASGIHandler(DjangoASGIHandler):
         else:
             await self._close(response)
         body_file.close()
+        # Not Django's: the listener ends with RequestAborted once the response is sent (the
+        # server reports the exchange over), and `task.result()` re-raised it here, so its
+        # traceback holds this frame, whose `tasks` holds the task holding the exception: a
+        # reference cycle a request, with the request, its user and the server's exchange in it,
+        # which only the cyclic garbage collector would free (docs/performance.md, "Eighth round").
+        tasks.clear()
+        task = None  # noqa: F841 - the loop's last task, in the same cycle
 
 
 def _on_the_loop(signal) -> None:

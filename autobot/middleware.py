@@ -1,12 +1,17 @@
 import re
 import secrets
 import time
+import weakref
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.contrib.auth import middleware as _auth_middleware
 from django.contrib.messages.middleware import MessageMiddleware as _DjangoMessageMiddleware
+from django.contrib.messages.storage import default_storage
 from django.contrib.sessions.middleware import SessionMiddleware as _DjangoSessionMiddleware
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.functional import SimpleLazyObject
 from django.utils.module_loading import import_string
 from whitenoise.middleware import WhiteNoiseMiddleware
 
@@ -156,6 +161,12 @@ class MessageMiddleware(_ThreadWhenNeeded, _DjangoMessageMiddleware):
             return await self.get_response(request)
         return await super().__call__(request)
 
+    def process_request(self, request):
+        # Django's storages keep the request they are of, and the request keeps its storage: a
+        # reference cycle a request (see AuthenticationMiddleware below). A weak proxy for the
+        # request: the storage lives on the request, so the request outlives its use.
+        request._messages = default_storage(weakref.proxy(request))
+
     def needs_thread(self, request) -> bool:
         storage = getattr(request, "_messages", None)
         return storage is not None and (storage.used or storage.added_new)
@@ -164,7 +175,45 @@ class MessageMiddleware(_ThreadWhenNeeded, _DjangoMessageMiddleware):
 SecurityMiddleware = _inline("django.middleware.security.SecurityMiddleware")
 CommonMiddleware = _inline("django.middleware.common.CommonMiddleware")
 CsrfViewMiddleware = _inline("django.middleware.csrf.CsrfViewMiddleware")
-AuthenticationMiddleware = _inline("django.contrib.auth.middleware.AuthenticationMiddleware")
+_InlineAuthenticationMiddleware = _inline("django.contrib.auth.middleware.AuthenticationMiddleware")
+
+
+class AuthenticationMiddleware(_InlineAuthenticationMiddleware):
+    """Django's, but `request.user` and `request.auser` reach their request through a weak
+    reference. Django's (a lambda and a partial holding the request, kept on the request) make
+    every request a reference cycle, which only the cyclic garbage collector frees: under load
+    its collections took ~15 % of a worker's CPU, and a full one held the event loop for tens of
+    milliseconds (docs/performance.md, "Eighth round"). Read the same way, cached the same way."""
+
+    def process_request(self, request):
+        if not hasattr(request, "session"):
+            raise ImproperlyConfigured("AuthenticationMiddleware needs SessionMiddleware before it in MIDDLEWARE.")
+        source = _UserOf(request)
+        request.user = SimpleLazyObject(source)
+        request.auser = source.auser
+
+
+class _UserOf:
+    """What `request.user` and `request.auser()` read: Django's `get_user` and `auser` for a
+    request held weakly. Both live on the request, so the request outlives them unless someone
+    keeps `request.user` unread past the end of the request; that is an error, said plainly."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request) -> None:
+        self.request = weakref.ref(request)
+
+    def _live(self):
+        request = self.request()
+        if request is None:
+            raise RuntimeError("request.user was first read after its request had ended")
+        return request
+
+    def __call__(self):
+        return _auth_middleware.get_user(self._live())
+
+    async def auser(self):
+        return await _auth_middleware.auser(self._live())
 XFrameOptionsMiddleware = _inline("django.middleware.clickjacking.XFrameOptionsMiddleware")
 
 

@@ -130,7 +130,8 @@ ASGI_APPLICATION = "autobot.asgi.application"
 
 TEMPLATES = [
     {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Django's, without the reference cycle each rendering left (autobot/templating.py).
+        "BACKEND": "autobot.templating.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {

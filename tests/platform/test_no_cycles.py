@@ -1,0 +1,127 @@
+"""A request leaves no reference cycle behind: once answered, its request object, user, session,
+message storage and template context are freed at once, not left for the cyclic garbage
+collector, whose collections under load took a share of the worker's CPU and, when a full one
+came due, held the event loop (docs/performance.md, "Eighth round")."""
+
+import asyncio
+import gc
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from django.http import HttpRequest
+from django.test import Client, RequestFactory
+
+from tests.conftest import make_token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def application():
+    from autobot.asgi import application  # imported here, not on the test's event loop (it takes a while)
+
+    return application
+
+
+async def _get(application, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+    """GET through the ASGI application as uvicorn serves it: once the response is whole, the
+    server reports the exchange over (`http.disconnect`) to whoever still listens."""
+    answered = asyncio.Event()
+    statuses = []
+
+    async def receive():
+        if not statuses:
+            statuses.append(None)
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await answered.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            statuses[0] = message["status"]
+        elif not message.get("more_body"):
+            answered.set()
+
+    await application({
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+        "headers": [(b"host", b"testserver"), *headers], "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }, receive, send)
+    return statuses[0]
+
+
+async def _cyclic_garbage(application, path: str, headers: list) -> tuple[int, list]:
+    """The status of one GET and what it left that only the cyclic collector would free."""
+    await _get(application, path, headers)  # first: what the first request sets up, kept for good
+    gc.collect()
+    enabled, flags = gc.isenabled(), gc.get_debug()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds is kept in gc.garbage, to look at
+    try:
+        status = await _get(application, path, headers)
+        gc.collect()
+        found = list(gc.garbage)
+    finally:
+        gc.garbage.clear()
+        gc.set_debug(flags)
+        if enabled:
+            gc.enable()
+    return status, found
+
+
+def _requests(garbage: list) -> list:
+    # By type, not isinstance: a weak proxy whose object is gone raises on isinstance.
+    return [thing for thing in garbage if issubclass(type(thing), HttpRequest)]
+
+
+@pytest.mark.parametrize("path", ["/api/chat/sessions", "/api/knowledge/entries", "/api/health"])
+async def test_an_api_call_leaves_no_cycle(owner, application, path):
+    token = await sync_to_async(make_token)(owner)
+    status, garbage = await _cyclic_garbage(application, path, [(b"authorization", f"Bearer {token}".encode())])
+    assert status == 200
+    assert _requests(garbage) == []
+
+
+@sync_to_async
+def _session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+@pytest.mark.parametrize("path", ["/chat/", "/knowledge/", "/", "/api/chat/sessions"])
+async def test_a_signed_in_page_leaves_no_cycle(owner, application, path):
+    cookie = await _session_cookie(owner)
+    status, garbage = await _cyclic_garbage(application, path, [(b"cookie", f"sessionid={cookie}".encode())])
+    assert status == 200
+    assert _requests(garbage) == []
+    kinds = {type(thing).__name__ for thing in garbage}
+    assert not kinds & {"RequestContext", "FallbackStorage", "SessionStore", "SimpleLazyObject"}
+
+
+def _signed_in_request(user):
+    """A request through Django's session and authentication middleware, as AutoBot runs them."""
+    from autobot.middleware import AuthenticationMiddleware, SessionMiddleware
+
+    client = Client()
+    client.force_login(user)
+    request = RequestFactory().get("/", HTTP_COOKIE=f"sessionid={client.cookies['sessionid'].value}")
+    SessionMiddleware(lambda r: None).process_request(request)
+    AuthenticationMiddleware(lambda r: None).process_request(request)
+    return request
+
+
+def test_request_user_and_auser_read_the_session_s_user(owner):
+    request = _signed_in_request(owner)
+    assert request.user.pk == owner.pk and request.user.is_authenticated
+    assert async_to_sync(request.auser)().pk == owner.pk
+
+
+def test_a_user_kept_unread_past_its_request_says_so(owner):
+    request = _signed_in_request(owner)
+    kept = request.user  # the lazy object, not read yet
+    del request
+    gc.collect()
+    with pytest.raises(RuntimeError, match="after its request had ended"):
+        _ = kept.is_authenticated
