@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from asgiref.sync import sync_to_async
+from django.db import transaction
 from django.utils import timezone
 
 from chat.models import ChatMessage
@@ -51,12 +53,22 @@ def record_cancel(record: dict, reason: str = "") -> bool:
 
 async def record_change(message_id: int, call_id: str, change: Callable[[dict], object]) -> None:
     """Apply `change` to the record `call_id` stored on message `message_id` (a door's: no turn
-    holds it in memory to save it later)."""
-    message = await ChatMessage.objects.filter(pk=message_id).only("tool_calls").afirst()
-    if message is None:
-        return
-    calls = message.tool_calls or []
-    for record in calls:
-        if record.get("id") == call_id:
-            change(record)
-    await ChatMessage.objects.filter(pk=message_id).aupdate(tool_calls=calls)
+    holds it in memory to save it later; or a turn's, settled when its approval ends).
+
+    Read and written under the row's lock, in one transaction: a turn saving the message's calls
+    meanwhile (chat/generation.py writes its whole list) either lands first and is read here, or
+    waits and overwrites this (the turn settles its own record), but never loses its newer
+    records to an older list written back."""
+    await sync_to_async(_change_locked)(message_id, call_id, change)
+
+
+def _change_locked(message_id: int, call_id: str, change: Callable[[dict], object]) -> None:
+    with transaction.atomic():  # SQLite: BEGIN IMMEDIATE (settings), the write lock from the read on
+        message = ChatMessage.objects.select_for_update().filter(pk=message_id).only("tool_calls").first()
+        if message is None:
+            return
+        calls = message.tool_calls or []
+        for record in calls:
+            if record.get("id") == call_id:
+                change(record)
+        ChatMessage.objects.filter(pk=message_id).update(tool_calls=calls)

@@ -3,16 +3,18 @@ or the approval expires. The clock is moved only through the row (`expires` set 
 
 import asyncio
 import os
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.test import AsyncClient
 from django.utils import timezone
 
 from autobot.errors import Conflict
 from autobot.models import AuditEvent
 from chat.models import Approval, ChatMessage, ChatSession
-from chat.operator import approvals
+from chat.operator import approvals, records
 from chat.operator import services as operator
 from interop import calls
 from tests.chat.test_operator import area
@@ -188,3 +190,35 @@ async def test_a_pending_approval_whose_turn_ended_is_audited_once(owner):
     events = [e async for e in AuditEvent.objects.filter(action="chat.approval_expired")]
     assert [(e.data["approval_id"], e.data["reason"], e.correlation_id) for e in events] == [
         (str(approval.pk), "the turn ended", "turn-2")]
+
+
+async def test_a_record_settled_while_the_turn_saves_keeps_the_turn_s_newer_records(owner):
+    """A turn writes its message's whole list of calls; an approval ending settles one record on
+    the same message meanwhile. The turn's write that lands first is read, not overwritten with
+    the list as it was before it."""
+    session = await ChatSession.objects.acreate(owner=owner, title="race")
+    asked = {"id": "call-1", "name": "files_write", "status": "awaiting_approval", "approval_id": "a-1"}
+    message = await ChatMessage.objects.acreate(session=session, role=ChatMessage.Role.ASSISTANT, content="",
+                                                tool_calls=[asked])
+    newer = {"id": "call-2", "name": "knowledge_search", "status": "done"}
+    holding, release = threading.Event(), threading.Event()
+
+    def turn_saves() -> None:  # the turn's save, holding the write lock a while
+        with transaction.atomic():
+            list(ChatMessage.objects.select_for_update().filter(pk=message.pk).values_list("pk"))
+            ChatMessage.objects.filter(pk=message.pk).update(tool_calls=[asked, newer])
+            holding.set()
+            release.wait(10)
+        connection.close()
+
+    saving = asyncio.ensure_future(asyncio.to_thread(turn_saves))
+    await asyncio.to_thread(holding.wait, 10)
+    settling = asyncio.ensure_future(records.record_change(
+        message.pk, "call-1", lambda record: records.record_settle(record, status="denied", ok=False, output="no")))
+    await asyncio.sleep(0.3)  # the settle has read, or waits for the lock, while the turn holds it
+    release.set()
+    await saving
+    await settling
+    calls_now = (await ChatMessage.objects.aget(pk=message.pk)).tool_calls
+    assert [call["id"] for call in calls_now] == ["call-1", "call-2"]
+    assert calls_now[0]["status"] == "denied"
