@@ -245,7 +245,7 @@ class Pool(Executor):
 _lock = threading.Lock()
 
 
-DEFAULT_COUNT = 4  # settings.SYNC_THREADS; also used by code running without Django settings (benchmarks)
+DEFAULT_COUNT = 2  # settings.SYNC_THREADS; also used by code running without Django settings (benchmarks)
 
 
 def _sync_threads() -> int:

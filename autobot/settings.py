@@ -162,7 +162,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # (autobot/lanes.py), so a connection can outlive one request; Django checks it before reuse.
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("AUTOBOT_DB_CONN_MAX_AGE", 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-SYNC_THREADS = env_int("AUTOBOT_SYNC_THREADS", 4, minimum=1)
+# Two, not more: every further lane adds threads fighting for the GIL (docs/performance.md, "Eighth round").
+SYNC_THREADS = env_int("AUTOBOT_SYNC_THREADS", 2, minimum=1)
 # Log (with the stuck stack) anything that holds the event loop longer than this; 0 = off.
 LOOP_WATCHDOG_MS = env_int("AUTOBOT_LOOP_WATCHDOG_MS", 100)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
