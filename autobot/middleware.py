@@ -183,7 +183,9 @@ class AuthenticationMiddleware(_InlineAuthenticationMiddleware):
     reference. Django's (a lambda and a partial holding the request, kept on the request) make
     every request a reference cycle, which only the cyclic garbage collector frees: under load
     its collections took ~15 % of a worker's CPU, and a full one held the event loop for tens of
-    milliseconds (docs/performance.md, "Eighth round"). Read the same way, cached the same way."""
+    milliseconds (docs/performance.md, "Eighth round"). Read the same way, cached the same way.
+    (tests/platform/test_no_cycles.py fails when Django's `process_request` changes, as for
+    MessageMiddleware's below.)"""
 
     def process_request(self, request):
         if not hasattr(request, "session"):

@@ -5,6 +5,9 @@ came due, held the event loop (docs/performance.md, "Eighth round")."""
 
 import asyncio
 import gc
+import hashlib
+import importlib
+import inspect
 import uuid
 
 import pytest
@@ -127,3 +130,23 @@ def test_a_user_kept_unread_past_its_request_says_so(owner):
     gc.collect()
     with pytest.raises(RuntimeError, match="after its request had ended"):
         _ = kept.is_authenticated
+
+
+# Django's code that autobot/templating.py and autobot/middleware.py restate, as it was when they
+# were written: a new Django version fails here, so the copies get looked at.
+DJANGO_COPIED_SHA256 = {
+    "django.template.backends.django.Template.render":
+        "4a1ec275ca1ac35030a9677e666e02531bde05ca16e9998987d6b3fe080c3d3c",
+    "django.contrib.auth.middleware.AuthenticationMiddleware.process_request":
+        "6dd39b90ad6373e2c7d5b0ceda543c912360da9e1daf5766c3ca9b090e8675e6",
+    "django.contrib.messages.middleware.MessageMiddleware.process_request":
+        "7f4834ba26ee05835eb38324e7ff6b2e85f109815e42b641783401775d367e74",
+}
+
+
+@pytest.mark.parametrize("name", DJANGO_COPIED_SHA256)
+def test_the_django_code_restated_here_is_unchanged(name):
+    module, cls, method = name.rsplit(".", 2)
+    source = inspect.getsource(getattr(getattr(importlib.import_module(module), cls), method))
+    assert hashlib.sha256(source.encode()).hexdigest() == DJANGO_COPIED_SHA256[name], (
+        f"Django's {name} changed: compare it with AutoBot's restatement, then update the hash")
