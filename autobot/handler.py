@@ -143,7 +143,7 @@ class ASGIHandler(DjangoASGIHandler):
         # reference cycle a request, with the request, its user and the server's exchange in it,
         # which only the cyclic garbage collector would free (docs/performance.md, "Eighth round").
         tasks.clear()
-        task = None  # noqa: F841 - the loop's last task, in the same cycle
+        del task  # the loop's last task, in the same cycle
 
 
 def _on_the_loop(signal) -> None:

@@ -175,6 +175,7 @@ class MessageMiddleware(_ThreadWhenNeeded, _DjangoMessageMiddleware):
 SecurityMiddleware = _inline("django.middleware.security.SecurityMiddleware")
 CommonMiddleware = _inline("django.middleware.common.CommonMiddleware")
 CsrfViewMiddleware = _inline("django.middleware.csrf.CsrfViewMiddleware")
+XFrameOptionsMiddleware = _inline("django.middleware.clickjacking.XFrameOptionsMiddleware")
 _InlineAuthenticationMiddleware = _inline("django.contrib.auth.middleware.AuthenticationMiddleware")
 
 
@@ -182,8 +183,8 @@ class AuthenticationMiddleware(_InlineAuthenticationMiddleware):
     """Django's, but `request.user` and `request.auser` reach their request through a weak
     reference. Django's (a lambda and a partial holding the request, kept on the request) make
     every request a reference cycle, which only the cyclic garbage collector frees: under load
-    its collections took ~15 % of a worker's CPU, and a full one held the event loop for tens of
-    milliseconds (docs/performance.md, "Eighth round"). Read the same way, cached the same way.
+    its collections took ~9 % of a worker's CPU, and a full one held the event loop for up to
+    ~100 ms (docs/performance.md, "Eighth round"). Read the same way, cached the same way.
     (tests/platform/test_no_cycles.py fails when Django's `process_request` changes, as for
     MessageMiddleware's below.)"""
 
@@ -216,7 +217,6 @@ class _UserOf:
 
     async def auser(self):
         return await _auth_middleware.auser(self._live())
-XFrameOptionsMiddleware = _inline("django.middleware.clickjacking.XFrameOptionsMiddleware")
 
 
 @checks.register(checks.Tags.security)
