@@ -266,8 +266,10 @@ async def agent_claimable(*, user, agent_id: str) -> Agent | None:
         from agents.builtin import SPECS
 
         skeleton = agent_id_skeleton(agent_id)
-        known = [*SPECS, *[i async for i in Agent.objects.values_list("id", flat=True)]]
-        if alike := next((i for i in known if agent_id_skeleton(i) == skeleton), None):
+        stored = [i async for i in Agent.objects.values_list("id", flat=True)]
+        if agent_id in stored:  # another connection made it since the read above: judged as it stands now
+            return await agent_claimable(user=user, agent_id=agent_id)
+        if alike := next((i for i in [*SPECS, *stored] if agent_id_skeleton(i) == skeleton), None):
             raise Forbidden(f"agent id {agent_id} is too like the existing agent {alike}; choose another",
                             code="agent_id_lookalike")
     return agent
