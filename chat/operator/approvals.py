@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -52,10 +53,12 @@ def approval_data(approval: Approval) -> dict:
 
 
 async def approval_create(*, user, session_id, message_id: int, call_id: str, tool: str, command: str, cwd: str,
-                          arguments: dict, risk: str, reasons: list[str], correlation_id: str) -> Approval:
+                          arguments: dict, risk: str, reasons: list[str], correlation_id: str,
+                          approval_id: uuid.UUID | None = None) -> Approval:
+    """A pending approval (its id chosen by the caller when given: a record may name it first)."""
     approval = await Approval.objects.acreate(
-        session_id=session_id, message_id=message_id, call_id=call_id, tool=tool, command=command, cwd=cwd,
-        risk=risk, reasons=reasons, correlation_id=correlation_id,
+        id=approval_id or uuid.uuid4(), session_id=session_id, message_id=message_id, call_id=call_id, tool=tool,
+        command=command, cwd=cwd, risk=risk, reasons=reasons, correlation_id=correlation_id,
         binding=binding(session_id=session_id, call_id=call_id, tool=tool, command=command, cwd=cwd,
                         arguments=arguments),
         expires=timezone.now() + timedelta(seconds=settings.OPERATOR_APPROVAL_SECONDS),

@@ -252,19 +252,20 @@ async def cancelled_as_it_lands(statement: str = 'UPDATE "chat_approval"'):
         await sync_to_async(lambda: connection.execute_wrappers.remove(wrapper))()
 
 
-async def _cancelled_as_it_lands(work) -> None:
-    """Run `work` as its own task, cancelled as its approval UPDATE lands; it ends cancelled."""
-    async with cancelled_as_it_lands() as hook:
+async def run_cancelled_as_it_lands(work, statement: str = 'UPDATE "chat_approval"') -> None:
+    """Run `work` as its own task, cancelled as `statement` lands (by default, its approval's
+    UPDATE); it ends cancelled."""
+    async with cancelled_as_it_lands(statement) as hook:
         hook.task = asyncio.ensure_future(work)
         with pytest.raises(asyncio.CancelledError):
             await hook.task
     assert hook.landed
 
 
-async def test_a_denial_whose_caller_is_cancelled_as_it_lands_is_audited_and_settles_its_record(owner):
+async def test_a_denial_whose_caller_isrun_cancelled_as_it_lands_is_audited_and_settles_its_record(owner):
     approval = await _ask_through_the_door(owner)
 
-    await _cancelled_as_it_lands(operator.approval_decide(
+    await run_cancelled_as_it_lands(operator.approval_decide(
         user=owner, session_id=approval["chat_session_id"], approval_id=approval["id"], decision="deny",
         reason="not that file"))
 
@@ -275,12 +276,12 @@ async def test_a_denial_whose_caller_is_cancelled_as_it_lands_is_audited_and_set
     assert (record["status"], record["output"]) == ("denied", "not approved (denied: not that file)")
 
 
-async def test_an_expiry_whose_caller_is_cancelled_as_it_lands_is_audited_and_settles_its_record(owner):
+async def test_an_expiry_whose_caller_isrun_cancelled_as_it_lands_is_audited_and_settles_its_record(owner):
     approval = await _ask_through_the_door(owner)
     await _lapse(approval["id"])
 
     # The approvals list marks what ran out of time on the way (the REST list of the owner).
-    await _cancelled_as_it_lands(approvals.approval_list(user=owner, session_id=approval["chat_session_id"]))
+    await run_cancelled_as_it_lands(approvals.approval_list(user=owner, session_id=approval["chat_session_id"]))
 
     assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.EXPIRED
     event = await AuditEvent.objects.aget(action="chat.approval_expired")
@@ -289,7 +290,7 @@ async def test_an_expiry_whose_caller_is_cancelled_as_it_lands_is_audited_and_se
     assert record["status"] == "denied" and approvals.UNDECIDED in record["output"]
 
 
-async def test_a_turn_s_approval_expired_by_a_caller_cancelled_as_it_lands_is_audited(owner):
+async def test_a_turn_s_approval_expired_by_a_callerrun_cancelled_as_it_lands_is_audited(owner):
     session = await ChatSession.objects.acreate(owner=owner, title="t", tools=True)
     message = await ChatMessage.objects.acreate(session=session, role=ChatMessage.Role.ASSISTANT,
                                                 correlation_id="turn-3", content="")
@@ -297,7 +298,7 @@ async def test_a_turn_s_approval_expired_by_a_caller_cancelled_as_it_lands_is_au
         user=owner, session_id=session.pk, message_id=message.pk, call_id="c", tool="files_write",
         command="write .profile", cwd="", arguments=WRITE, risk="HIGH", reasons=[], correlation_id="turn-3")
 
-    await _cancelled_as_it_lands(approvals.approval_expire_now(approval.pk, reason="the turn ended"))
+    await run_cancelled_as_it_lands(approvals.approval_expire_now(approval.pk, reason="the turn ended"))
 
     event = await AuditEvent.objects.aget(action="chat.approval_expired")
     assert (event.data["approval_id"], event.data["reason"]) == (str(approval.pk), "the turn ended")
