@@ -262,13 +262,7 @@ async def run_cancelled_as_it_lands(work, statement: str = 'UPDATE "chat_approva
     assert hook.landed
 
 
-async def test_a_denial_whose_caller_isrun_cancelled_as_it_lands_is_audited_and_settles_its_record(owner):
-    approval = await _ask_through_the_door(owner)
-
-    await run_cancelled_as_it_lands(operator.approval_decide(
-        user=owner, session_id=approval["chat_session_id"], approval_id=approval["id"], decision="deny",
-        reason="not that file"))
-
+async def _denied_and_settled(approval: dict) -> None:
     assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.DENIED
     event = await AuditEvent.objects.aget(action="chat.approval_denied")
     assert (event.data["approval_id"], event.data["reason"]) == (approval["id"], "not that file")
@@ -276,7 +270,34 @@ async def test_a_denial_whose_caller_isrun_cancelled_as_it_lands_is_audited_and_
     assert (record["status"], record["output"]) == ("denied", "not approved (denied: not that file)")
 
 
-async def test_an_expiry_whose_caller_isrun_cancelled_as_it_lands_is_audited_and_settles_its_record(owner):
+async def test_a_denial_whose_api_client_is_gone_as_it_lands_is_audited_and_settles_its_record(owner, api_client):
+    approval = await _ask_through_the_door(owner)
+    url = f"/api/chat/sessions/{approval['chat_session_id']}/approvals/{approval['id']}"
+
+    # The request's task cancelled, as Django cancels a view whose client disconnected.
+    await run_cancelled_as_it_lands(api_client(owner).post(url, {"decision": "deny", "reason": "not that file"},
+                                                           content_type="application/json"))
+
+    await _denied_and_settled(approval)
+
+
+async def test_a_denial_whose_socket_is_closed_as_it_lands_is_audited_and_settles_its_record(owner, ws_connect):
+    approval = await _ask_through_the_door(owner)
+    comm = await ws_connect(f"/ws/chat/{approval['chat_session_id']}/", user=owner)
+
+    # The socket's application cancelled while it handles the frame (the server closing it); no
+    # disconnect after: the application has ended.
+    async with cancelled_as_it_lands() as hook:
+        hook.task = comm.future
+        await comm.send_json_to({"type": "deny", "approval_id": approval["id"], "reason": "not that file"})
+        with pytest.raises(asyncio.CancelledError):
+            await comm.future
+    assert hook.landed
+
+    await _denied_and_settled(approval)
+
+
+async def test_an_expiry_whose_caller_is_cancelled_as_it_lands_is_audited_and_settles_its_record(owner):
     approval = await _ask_through_the_door(owner)
     await _lapse(approval["id"])
 
@@ -290,7 +311,7 @@ async def test_an_expiry_whose_caller_isrun_cancelled_as_it_lands_is_audited_and
     assert record["status"] == "denied" and approvals.UNDECIDED in record["output"]
 
 
-async def test_a_turn_s_approval_expired_by_a_callerrun_cancelled_as_it_lands_is_audited(owner):
+async def test_a_turn_s_approval_expired_by_a_caller_cancelled_as_it_lands_is_audited(owner):
     session = await ChatSession.objects.acreate(owner=owner, title="t", tools=True)
     message = await ChatMessage.objects.acreate(session=session, role=ChatMessage.Role.ASSISTANT,
                                                 correlation_id="turn-3", content="")

@@ -25,7 +25,7 @@ async def _record(approval: dict) -> dict:
     return next(call for call in message.tool_calls if call["id"] == approval["call_id"])
 
 
-async def test_a_withdrawal_whose_caller_isrun_cancelled_as_it_lands_is_audited_and_cancels_the_record(owner):
+async def test_a_withdrawal_whose_caller_is_cancelled_as_it_lands_is_audited_and_cancels_the_record(owner):
     approval = await _ask(owner)
 
     await run_cancelled_as_it_lands(calls.calls_withdraw(user=owner, door="a2a", correlation_id=TASK))
