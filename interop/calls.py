@@ -157,8 +157,12 @@ def _settled(record: dict, *, outcome: Outcome | None, reason: str) -> None:
 
 async def calls_withdraw(*, user, door: str, correlation_id: str) -> None:
     """The client stopped what it asked (an A2A task cancelled): nobody may approve its calls any
-    more, and the records of those that waited settle `cancelled`."""
-    reason = STOP_REASONS[door]
+    more, and the records of those that waited settle `cancelled`. Runs to its end even when the
+    caller is cancelled (run_to_end): a withdrawn approval's record must not stay waiting."""
+    await run_to_end(_withdraw(user, STOP_REASONS[door], correlation_id))
+
+
+async def _withdraw(user, reason: str, correlation_id: str) -> None:
     withdrawn = await approvals.approvals_withdraw(owner=user, correlation_id=correlation_id, reason=reason)
     for approval in withdrawn:
         await records.record_change(approval.message_id, approval.call_id,
@@ -181,21 +185,30 @@ async def _run(user, door, tool, args, rating, context) -> Outcome:
 
 
 async def _ask(user, session, context, tool: str, args: dict, rating, door: str) -> dict:
+    # To its end even when the caller is cancelled (run_to_end): once the message showing the call
+    # is stored, the approval its record waits on must follow, or the record would wait forever.
+    approval = await run_to_end(_park(user, session, context, tool, args, rating, door))
+    return approvals.approval_data(approval) | {"chat_session_id": str(session.pk)}
+
+
+async def _park(user, session, context, tool: str, args: dict, rating, door: str) -> Approval:
+    """The message showing the call, then the approval it waits on. The record names its approval
+    from the start (the id is chosen here; the approval needs the message first), so the message's
+    calls are never written again from the copy held here: that would undo a withdrawal or an end
+    of the approval that settled the record meanwhile (under the row's lock, records.record_change)."""
+    approval_id = uuid.uuid4()
     # The call is stored on the message as the chat stores its calls, arguments and all: the
     # subject ("write 13 bytes to .profile") does not say what the owner would be approving.
     call = records.record_new(call_id=context.call_id, name=tool, arguments=args, risk=rating.risk,
                               reasons=rating.reasons)
-    records.record_await(call)
+    records.record_await(call, approval_id)
     message = await ChatMessage.objects.acreate(
         session=session, role=ChatMessage.Role.ASSISTANT, correlation_id=context.correlation_id,
         content=f"An {door.upper()} client asks to run {tool}: {rating.subject}", tool_calls=[call])
-    approval = await approvals.approval_create(
-        user=user, session_id=session.pk, message_id=message.pk, call_id=context.call_id, tool=tool,
-        command=rating.subject, cwd=rating.cwd, arguments=args, risk=rating.risk, reasons=list(rating.reasons),
-        correlation_id=context.correlation_id)
-    records.record_await(call, approval.pk)
-    await ChatMessage.objects.filter(pk=message.pk).aupdate(tool_calls=[call])
-    return approvals.approval_data(approval) | {"chat_session_id": str(session.pk)}
+    return await approvals.approval_create(
+        approval_id=approval_id, user=user, session_id=session.pk, message_id=message.pk, call_id=context.call_id,
+        tool=tool, command=rating.subject, cwd=rating.cwd, arguments=args, risk=rating.risk,
+        reasons=list(rating.reasons), correlation_id=context.correlation_id)
 
 
 async def _use_approval(session, approval_id: str, tool: str, args: dict, rating) -> tuple[Approval | None, str]:

@@ -9,14 +9,18 @@ run within OPERATOR_APPROVED_USE_SECONDS of the decision (the turn died, the doo
 repeated the call): consent is for now, not for whenever. `expires` holds the deadline that
 applies (approving moves it). Every decision and every end but use is one audit event: approved,
 denied, expired (undecided, unused, or its turn gone) or withdrawn; and a call's record still
-waiting on an approval that ended unused says so. Only the session's owner decides, over REST or
-the chat socket; nothing the model says or any tool returns can decide it.
+waiting on an approval that ended unused says so. Once a change of state is written, what
+follows it (its audit event, its call's record) runs to its end even when the caller is cancelled
+meanwhile (`run_to_end`, from the conditional UPDATE on: a cancel landing during the UPDATE would
+not tell whether it won). Only the session's owner decides, over REST or the chat socket; nothing
+the model says or any tool returns can decide it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -25,6 +29,7 @@ from django.utils import timezone
 
 from autobot import audit
 from autobot.errors import Conflict, InvalidInput, NotFound
+from autobot.supervise import run_to_end
 from chat.models import Approval, ChatSession
 from chat.operator import records
 
@@ -48,10 +53,12 @@ def approval_data(approval: Approval) -> dict:
 
 
 async def approval_create(*, user, session_id, message_id: int, call_id: str, tool: str, command: str, cwd: str,
-                          arguments: dict, risk: str, reasons: list[str], correlation_id: str) -> Approval:
+                          arguments: dict, risk: str, reasons: list[str], correlation_id: str,
+                          approval_id: uuid.UUID | None = None) -> Approval:
+    """A pending approval (its id chosen by the caller when given: a record may name it first)."""
     approval = await Approval.objects.acreate(
-        session_id=session_id, message_id=message_id, call_id=call_id, tool=tool, command=command, cwd=cwd,
-        risk=risk, reasons=reasons, correlation_id=correlation_id,
+        id=approval_id or uuid.uuid4(), session_id=session_id, message_id=message_id, call_id=call_id, tool=tool,
+        command=command, cwd=cwd, risk=risk, reasons=reasons, correlation_id=correlation_id,
         binding=binding(session_id=session_id, call_id=call_id, tool=tool, command=command, cwd=cwd,
                         arguments=arguments),
         expires=timezone.now() + timedelta(seconds=settings.OPERATOR_APPROVAL_SECONDS),
@@ -88,16 +95,22 @@ async def approvals_expire_due(*, session_id=None, approval_id=None) -> None:
     if approval_id is not None:
         due = due.filter(pk=approval_id)
     async for approval in due.select_related("session__owner"):
-        reason = UNUSED if approval.status == Status.APPROVED else UNDECIDED
-        # Conditional, as consuming and deciding are: a call that ran, or a decision made, in
-        # this instant keeps its approval.
-        won = await Approval.objects.filter(pk=approval.pk, status=approval.status).aupdate(status=Status.EXPIRED,
-                                                                                            reason=reason)
-        if not won:
-            continue
-        approval.status, approval.reason = Status.EXPIRED, reason
-        await _audit_expired(approval)
-        await _record_ended(approval)
+        await run_to_end(_expire(approval))
+
+
+async def _expire(approval: Approval) -> None:
+    """Mark one due approval expired; once that has won, its audit event and its record's settle
+    follow, even when the caller is cancelled meanwhile (run_to_end from the UPDATE on: a cancel
+    that lands while the UPDATE runs would not tell whether it won)."""
+    reason = UNUSED if approval.status == Status.APPROVED else UNDECIDED
+    # Conditional, as consuming and deciding are: a call that ran, or a decision made, in this
+    # instant keeps its approval.
+    if not await Approval.objects.filter(pk=approval.pk, status=approval.status).aupdate(status=Status.EXPIRED,
+                                                                                         reason=reason):
+        return
+    approval.status, approval.reason = Status.EXPIRED, reason
+    await _audit_expired(approval)
+    await _record_ended(approval)
 
 
 async def _audit_expired(approval: Approval) -> None:
@@ -134,29 +147,38 @@ async def approval_decide(*, user, session_id, approval_id, decision: str, reaso
         approval = await Approval.objects.aget(pk=approval_id, session=session)
     except (Approval.DoesNotExist, ValueError, TypeError, ValidationError):
         raise NotFound(f"approval {approval_id} not found", code="approval_not_found") from None
+    if not await run_to_end(_decide(approval, user=user, decision=decision, reason=(reason or "")[:500],
+                                    client_ip=client_ip)):
+        await approvals_expire_due(session_id=session.pk)
+        await approval.arefresh_from_db()
+        why = f": {approval.reason}" if approval.status == Status.EXPIRED and approval.reason else ""
+        raise Conflict(f"approval {approval.pk} is already {approval.status}{why}", code="approval_closed")
+    return approval
+
+
+async def _decide(approval: Approval, *, user, decision: str, reason: str, client_ip: str | None) -> bool:
+    """The decision, if the approval is still pending and in time (False otherwise); once it has
+    won, its audit event and a denied call's record settle follow. Run to its end even when the
+    caller is cancelled meanwhile (an API client gone, a socket closed): the decision stands, so
+    what follows it must happen, and a cancel landing during the UPDATE would not say if it won."""
     now = timezone.now()
-    reason = (reason or "")[:500]
     # An approved call has OPERATOR_APPROVED_USE_SECONDS from now to run; a denial keeps its date.
     use_by = {}
     if decision == "approve":
         use_by["expires"] = now + timedelta(seconds=settings.OPERATOR_APPROVED_USE_SECONDS)
     # One conditional UPDATE: two decisions racing cannot both win.
-    won = await Approval.objects.filter(pk=approval.pk, status=Status.PENDING, expires__gt=now).aupdate(
-        status=DECISIONS[decision], decided_by=user, decided_at=now, reason=reason, **use_by)
-    if not won:
-        await approvals_expire_due(session_id=session.pk)
-        await approval.arefresh_from_db()
-        why = f": {approval.reason}" if approval.status == Status.EXPIRED and approval.reason else ""
-        raise Conflict(f"approval {approval.pk} is already {approval.status}{why}", code="approval_closed")
+    if not await Approval.objects.filter(pk=approval.pk, status=Status.PENDING, expires__gt=now).aupdate(
+            status=DECISIONS[decision], decided_by=user, decided_at=now, reason=reason, **use_by):
+        return False
     await approval.arefresh_from_db()
     await audit.record(actor=user, action=f"chat.approval_{'approved' if decision == 'approve' else 'denied'}",
-                       target_type="chat_session", target_id=str(session.pk), ip=client_ip,
+                       target_type="chat_session", target_id=str(approval.session_id), ip=client_ip,
                        correlation_id=approval.correlation_id,
                        data={"approval_id": str(approval.pk), "call_id": approval.call_id, "command": approval.command,
                              "cwd": approval.cwd, "risk": approval.risk, "reason": reason})
     if approval.status == Status.DENIED:
         await _record_ended(approval)
-    return approval
+    return True
 
 
 async def approval_consume(approval_id, *, expected_binding: str) -> bool:
@@ -177,8 +199,12 @@ async def approval_state(approval_id) -> Approval:
 
 async def approval_expire_now(approval_id, *, reason: str) -> None:
     """The turn that waited is gone (stopped, timed out): nobody can approve it any more. An
-    audit event when it was still pending (the turn settles its call's record itself)."""
-    reason = reason[:500]
+    audit event when it was still pending (the turn settles its call's record itself); it follows
+    the expiry even when the caller is cancelled meanwhile (run_to_end)."""
+    await run_to_end(_expire_now(approval_id, reason[:500]))
+
+
+async def _expire_now(approval_id, reason: str) -> None:
     if not await Approval.objects.filter(pk=approval_id, status=Status.PENDING).aupdate(status=Status.EXPIRED,
                                                                                         reason=reason):
         return
@@ -189,19 +215,24 @@ async def approvals_withdraw(*, owner, correlation_id: str, reason: str) -> list
     """Expire the owner's open approvals of one correlation (an A2A task, a turn): what asked for
     them was stopped, so nobody may approve them any more, and one approved but not yet used may
     not run later either (a new message naming it would otherwise run the call). Returns those
-    it expired (their calls' records are the caller's to settle)."""
+    it expired (their calls' records are the caller's to settle). Once begun it runs to its end
+    even when the caller is cancelled (run_to_end): an approval it expired is always audited."""
     if not correlation_id:
         return []
+    return await run_to_end(_withdraw(owner, correlation_id, reason[:500]))
+
+
+async def _withdraw(owner, correlation_id: str, reason: str) -> list[Approval]:
     open_ = (Status.PENDING, Status.APPROVED)
     found = Approval.objects.filter(correlation_id=correlation_id, session__owner=owner, status__in=open_)
     withdrawn = []
     async for approval in found.only("pk", "session_id", "message_id", "call_id"):
         # Conditional, as consuming is: a call that used its approval in this instant keeps it used.
         if await Approval.objects.filter(pk=approval.pk, status__in=open_).aupdate(status=Status.EXPIRED,
-                                                                                  reason=reason[:500]):
+                                                                                  reason=reason):
             withdrawn.append(approval)
     if withdrawn:
         await audit.record(actor=owner, action="chat.approval_withdrawn", target_type="chat_session",
                            target_id=str(withdrawn[0].session_id), correlation_id=correlation_id,
-                           data={"approval_ids": [str(a.pk) for a in withdrawn], "reason": reason[:500]})
+                           data={"approval_ids": [str(a.pk) for a in withdrawn], "reason": reason})
     return withdrawn

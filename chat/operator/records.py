@@ -27,11 +27,10 @@ def record_new(*, call_id: str, name: str, arguments, risk: str | None = None,
             "ok": None, "exit_code": None, "data": {}}
 
 
-def record_await(record: dict, approval_id=None) -> None:
-    """Waiting for the owner (the approval's id once it exists: a door's needs the message first)."""
-    record["status"] = "awaiting_approval"
-    if approval_id is not None:
-        record["approval_id"] = str(approval_id)
+def record_await(record: dict, approval_id) -> None:
+    """Waiting for the owner to decide approval `approval_id` (a door's record names it before
+    it exists: the approval needs the message first)."""
+    record.update(status="awaiting_approval", approval_id=str(approval_id))
 
 
 def record_start(record: dict) -> None:

@@ -2,11 +2,14 @@
 or the approval expires. The clock is moved only through the row (`expires` set in the past)."""
 
 import asyncio
+import contextlib
 import os
 import threading
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.test import AsyncClient
 from django.utils import timezone
@@ -222,3 +225,101 @@ async def test_a_record_settled_while_the_turn_saves_keeps_the_turn_s_newer_reco
     calls_now = (await ChatMessage.objects.aget(pk=message.pk)).tool_calls
     assert [call["id"] for call in calls_now] == ["call-1", "call-2"]
     assert calls_now[0]["status"] == "denied"
+
+
+@contextlib.asynccontextmanager
+async def cancelled_as_it_lands(statement: str = 'UPDATE "chat_approval"'):
+    """Cancels `hook.task` the moment the first SQL statement starting with `statement` has run
+    (committed: autocommit), before the task hears its result: a caller cancelled once its state
+    change has won (an API client gone, a socket closed). A Django execute wrapper on the
+    connection of asgiref's thread, which runs the ORM's async calls; the cancel is queued on the
+    loop before the statement's result is, so it lands while the task still awaits that result,
+    every time. `hook.landed` says it did."""
+    loop = asyncio.get_running_loop()
+    hook = SimpleNamespace(task=None, landed=False)
+
+    def wrapper(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not hook.landed and sql.startswith(statement):
+            hook.landed = True
+            loop.call_soon_threadsafe(hook.task.cancel)
+        return result
+
+    await sync_to_async(lambda: connection.execute_wrappers.append(wrapper))()
+    try:
+        yield hook
+    finally:
+        await sync_to_async(lambda: connection.execute_wrappers.remove(wrapper))()
+
+
+async def run_cancelled_as_it_lands(work, statement: str = 'UPDATE "chat_approval"') -> None:
+    """Run `work` as its own task, cancelled as `statement` lands (by default, its approval's
+    UPDATE); it ends cancelled."""
+    async with cancelled_as_it_lands(statement) as hook:
+        hook.task = asyncio.ensure_future(work)
+        with pytest.raises(asyncio.CancelledError):
+            await hook.task
+    assert hook.landed
+
+
+async def _denied_and_settled(approval: dict) -> None:
+    assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.DENIED
+    event = await AuditEvent.objects.aget(action="chat.approval_denied")
+    assert (event.data["approval_id"], event.data["reason"]) == (approval["id"], "not that file")
+    record = await _door_record(approval)
+    assert (record["status"], record["output"]) == ("denied", "not approved (denied: not that file)")
+
+
+async def test_a_denial_whose_api_client_is_gone_as_it_lands_is_audited_and_settles_its_record(owner, api_client):
+    approval = await _ask_through_the_door(owner)
+    url = f"/api/chat/sessions/{approval['chat_session_id']}/approvals/{approval['id']}"
+
+    # The request's task cancelled, as Django cancels a view whose client disconnected.
+    await run_cancelled_as_it_lands(api_client(owner).post(url, {"decision": "deny", "reason": "not that file"},
+                                                           content_type="application/json"))
+
+    await _denied_and_settled(approval)
+
+
+async def test_a_denial_whose_socket_is_closed_as_it_lands_is_audited_and_settles_its_record(owner, ws_connect):
+    approval = await _ask_through_the_door(owner)
+    comm = await ws_connect(f"/ws/chat/{approval['chat_session_id']}/", user=owner)
+
+    # The socket's application cancelled while it handles the frame (the server closing it); no
+    # disconnect after: the application has ended.
+    async with cancelled_as_it_lands() as hook:
+        hook.task = comm.future
+        await comm.send_json_to({"type": "deny", "approval_id": approval["id"], "reason": "not that file"})
+        with pytest.raises(asyncio.CancelledError):
+            await comm.future
+    assert hook.landed
+
+    await _denied_and_settled(approval)
+
+
+async def test_an_expiry_whose_caller_is_cancelled_as_it_lands_is_audited_and_settles_its_record(owner):
+    approval = await _ask_through_the_door(owner)
+    await _lapse(approval["id"])
+
+    # The approvals list marks what ran out of time on the way (the REST list of the owner).
+    await run_cancelled_as_it_lands(approvals.approval_list(user=owner, session_id=approval["chat_session_id"]))
+
+    assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.EXPIRED
+    event = await AuditEvent.objects.aget(action="chat.approval_expired")
+    assert (event.data["approval_id"], event.data["reason"]) == (approval["id"], approvals.UNDECIDED)
+    record = await _door_record(approval)
+    assert record["status"] == "denied" and approvals.UNDECIDED in record["output"]
+
+
+async def test_a_turn_s_approval_expired_by_a_caller_cancelled_as_it_lands_is_audited(owner):
+    session = await ChatSession.objects.acreate(owner=owner, title="t", tools=True)
+    message = await ChatMessage.objects.acreate(session=session, role=ChatMessage.Role.ASSISTANT,
+                                                correlation_id="turn-3", content="")
+    approval = await approvals.approval_create(
+        user=owner, session_id=session.pk, message_id=message.pk, call_id="c", tool="files_write",
+        command="write .profile", cwd="", arguments=WRITE, risk="HIGH", reasons=[], correlation_id="turn-3")
+
+    await run_cancelled_as_it_lands(approvals.approval_expire_now(approval.pk, reason="the turn ended"))
+
+    event = await AuditEvent.objects.aget(action="chat.approval_expired")
+    assert (event.data["approval_id"], event.data["reason"]) == (str(approval.pk), "the turn ended")
