@@ -29,6 +29,7 @@ from chat.llm.base import LLMUnavailable
 from chat.llm.registry import Resolved, get_registry
 from chat.markdown import render
 from chat.models import ChatMessage, ChatSession
+from chat.operator.turn import new_correlation_id
 from chat.prompt import build as build_prompt
 
 log = logging.getLogger("chat.services")
@@ -281,15 +282,17 @@ async def message_started(starting: asyncio.Task) -> Posted:
 
 async def _message_setup(checked: _Checked, *, use_knowledge: bool, client_ip: str | None, stream: bool) -> Posted:
     user, session, content, resolved = checked.user, checked.session, checked.content, checked.resolved
-    turn = await operator_turn(user, session, resolved, client_ip)
-    correlation_id = turn.correlation_id if turn else ""
-    # The question is stored while the knowledge base is searched: neither waits for the other.
+    correlation_id = new_correlation_id() if _operates(user, session, resolved) else ""
+    # The question is stored while the knowledge base is searched and the operator's policy and
+    # tools are read: none waits for another (each is a database trip on a thread of its own).
     # The store is a task of its own: stopped meanwhile (shutdown), the set-up still learns
     # whether the question was stored, and then stores its reply as cancelled.
     store = asyncio.ensure_future(db_job(_store_question)(
         user, session, content, use_knowledge, resolved.ref, client_ip, correlation_id, checked.question))
     try:
-        passages = await _passages(user, resolved, content, use_knowledge)
+        passages, turn = await asyncio.gather(
+            _passages(user, resolved, content, use_knowledge),
+            operator_turn(user, session, correlation_id, client_ip) if correlation_id else _nothing())
         user_message, reply, history = await asyncio.shield(store)
     except asyncio.CancelledError:
         await _stored_then_stopped(store, checked, client_ip)
@@ -328,7 +331,8 @@ def _setup_error(exc: Exception) -> tuple[str, str]:
     """The failed reply's (code, detail): an AppError's own, else a generic one (logged by the API)."""
     if isinstance(exc, AppError):
         return exc.code, exc.detail
-    return "setup_failed", "the answer could not be prepared (knowledge search failed); the error has been logged"
+    return "setup_failed", ("the answer could not be prepared (knowledge search or operator set-up failed); "
+                            "the error has been logged")
 
 
 def _log_store_failure(store: asyncio.Future) -> None:
@@ -394,17 +398,27 @@ def _orphan_check(session: ChatSession, message_id: int) -> dict | None:
     return message_data(message)
 
 
-async def operator_turn(user, session: ChatSession, resolved: Resolved, client_ip: str | None):
-    """The operator side of an answer, or None when this answer cannot use tools. Tools act as
-    the session's owner, so only the owner's own questions get them (not staff reading along)."""
-    if session.owner_id != user.pk or resolved.config.kind == "offline" or not tools_enabled(session):
-        return None
-    from chat.operator.policy import policy_get
-    from chat.operator.turn import Turn, new_correlation_id
+def _operates(user, session: ChatSession, resolved: Resolved) -> bool:
+    """Whether this answer may use tools. Tools act as the session's owner, so only the owner's
+    own questions get them (not staff reading along)."""
+    return session.owner_id == user.pk and resolved.config.kind != "offline" and tools_enabled(session)
 
+
+async def operator_turn(user, session: ChatSession, correlation_id: str, client_ip: str | None):
+    """The operator side of an answer that may use tools (`_operates`): the owner's policy and
+    the tools they may call, read at once."""
+    from chat import tools
+    from chat.operator.policy import policy_get
+    from chat.operator.turn import Turn
+
+    policy, specs = await asyncio.gather(policy_get(user=user), tools.specs_for(user))
     terminal = str(session.operator_terminal) if session.operator_terminal else None
-    return Turn(user=user, session_id=str(session.id), correlation_id=new_correlation_id(),
-                policy=await policy_get(user=user), terminal_session_id=terminal, client_ip=client_ip)
+    return Turn(user=user, session_id=str(session.id), correlation_id=correlation_id, policy=policy, specs=specs,
+                terminal_session_id=terminal, client_ip=client_ip)
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _store_question(user, session: ChatSession, content: str, use_knowledge: bool, ref: str, client_ip: str | None,
@@ -416,16 +430,17 @@ def _store_question(user, session: ChatSession, content: str, use_knowledge: boo
     # Admitted: no other answer of this session is set up or running in this process; one
     # streaming in another process is found here. The session row is locked first (PostgreSQL;
     # SQLite serialises writers anyway) so two workers posting at the same instant cannot both
-    # see the session free. One read for both history and that check: an answer still streaming
-    # is always among the newest messages.
+    # see the session free. The history's read tells whether any answer is still streaming (one
+    # is always among the newest messages); only then are the streaming rows read for their age.
     # A busy session is refused after the transaction has committed: the answers reaped on the way
     # (orphaned by a stopped worker) stay failed, not rolled back with the refusal.
     with transaction.atomic():
         ChatSession.objects.select_for_update().filter(pk=session.pk).values_list("pk").first()
         recent = list(session.messages.order_by("-created", "-id").values_list(
-            "pk", "role", "status", "content", "updated", "worker")[:HISTORY_ROWS])
-        free = _reap_stale(session, [(pk, updated, worker) for pk, _, status, _, updated, worker in recent
-                                     if status == ChatMessage.Status.STREAMING])
+            "pk", "role", "status", "content")[:HISTORY_ROWS])
+        # Only a streaming row's age and worker matter, and there rarely is one: they are read
+        # then (up to 200 datetimes converted for nothing were ~15 % of this job).
+        free = not any(status == ChatMessage.Status.STREAMING for _, _, status, _ in recent) or _reap_stale(session)
         if free:
             user_message, reply, history = _store_turn(user, session, content, use_knowledge, ref, client_ip,
                                                        correlation_id, question, recent)
@@ -437,7 +452,7 @@ def _store_question(user, session: ChatSession, content: str, use_knowledge: boo
 def _store_turn(user, session: ChatSession, content: str, use_knowledge: bool, ref: str, client_ip: str | None,
                 correlation_id: str, question: ChatMessage | None, recent: list):
     """The store half of ``_store_question``, inside its transaction."""
-    history = [{"role": role, "content": text} for pk, role, status, text, _, _ in reversed(recent)
+    history = [{"role": role, "content": text} for pk, role, status, text in reversed(recent)
                if text and (role == ChatMessage.Role.USER or status == ChatMessage.Status.COMPLETE)
                and (question is None or pk < question.pk)]
     if question is None:
@@ -475,12 +490,10 @@ def _store_pair(session: ChatSession, content: str, use_knowledge: bool, ref: st
     return user_message, reply
 
 
-def _reap_stale(session: ChatSession, streaming: list[tuple[int, object]] | None = None) -> bool:
-    """Mark answers orphaned by a restart as failed; True when none is still in progress.
-    `streaming`: the session's (pk, updated) of streaming answers, when already read."""
-    if streaming is None:
-        streaming = list(session.messages.filter(status=ChatMessage.Status.STREAMING).values_list(
-            "pk", "updated", "worker"))
+def _reap_stale(session: ChatSession) -> bool:
+    """Mark answers orphaned by a restart as failed; True when none is still in progress."""
+    streaming = list(session.messages.filter(status=ChatMessage.Status.STREAMING).values_list(
+        "pk", "updated", "worker"))
     if not streaming:
         return True
     if single_process():

@@ -160,7 +160,8 @@ async def tools_for(user) -> list[Tool]:
     """The external tools this user may use (chat.tools.PROVIDERS calls this)."""
     if user is None or not getattr(user, "is_authenticated", False):
         return []
-    mine = Q(users=user) | Q(groups__in=[g async for g in user.groups.all()])
+    # One query, groups joined in (asked at every operator turn's start, before the first token).
+    mine = Q(users=user) | Q(groups__user=user)
     servers = [s async for s in ExternalMcpServer.objects.filter(mine, enabled=True).distinct().order_by("name")]
     listed: dict[tuple[str, str], tuple[ExternalMcpServer, dict]] = {}
     for server in servers:

@@ -56,6 +56,7 @@ class Turn:
     session_id: str
     correlation_id: str
     policy: OperatorPolicy
+    specs: list[dict] | None = None  # the tools offered to the model; read when the turn starts if not given
     terminal_session_id: str | None = None
     client_ip: str | None = None
     message_id: int | None = None
@@ -98,7 +99,7 @@ class Turn:
     async def run(self, stream_once: StreamOnce, messages: list[dict]) -> str:
         """Run the turn; returns a note for the answer when a budget ended it ("" otherwise)."""
         messages = _with_note(messages)
-        specs = await tools.specs_for(self.user)
+        specs = self.specs if self.specs is not None else await tools.specs_for(self.user)
         for _ in range(settings.OPERATOR_MAX_STEPS):
             self.steps += 1
             text, calls = await stream_once(messages, specs)

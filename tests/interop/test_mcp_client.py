@@ -8,6 +8,7 @@ import time
 
 import pytest
 import uvicorn
+from django.contrib.auth.models import Group
 from mcp.server.mcpserver import MCPServer
 
 from autobot.models import AuditEvent
@@ -64,6 +65,20 @@ def external_url():
     yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
     server.should_exit = True
     thread.join(10)
+
+
+async def test_an_external_tool_is_offered_to_the_members_of_the_groups_named(external_url, owner, stranger):
+    group = await Group.objects.acreate(name="weather-watchers")
+    await owner.groups.aadd(group)
+    server = await ExternalMcpServer.objects.acreate(name="weather", url=external_url, auth_header=SECRET)
+    await server.groups.aadd(group)
+
+    assert "mcp_weather__forecast" in await tools.tools_for(owner)
+    assert "mcp_weather__forecast" not in await tools.tools_for(stranger)
+    await server.users.aadd(owner)  # named by name too: still one server, one tool
+    assert [spec["function"]["name"] for spec in await tools.specs_for(owner)].count("mcp_weather__forecast") == 1
+    await ExternalMcpServer.objects.filter(pk=server.pk).aupdate(enabled=False)
+    assert "mcp_weather__forecast" not in await tools.tools_for(owner)
 
 
 async def test_an_external_tool_is_offered_to_the_users_named_rated_high_and_approved(external_url, owner, stranger):
