@@ -104,7 +104,7 @@ async def token_revoke(*, actor, token_id: int, via: str = "api") -> ApiToken:
 
 async def token_authenticate(raw: str):
     """The active user a raw token belongs to, or None. The user carries the token's scope as
-    `api_token_scope` ("full" or "read"; see `read_only`)."""
+    `api_token_scope` ("full" or "read"; see `read_only`) and its id as `api_token_id`."""
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
     return await lanes.run(_token_user, ApiToken.hash(raw))
@@ -140,6 +140,7 @@ def _token_user(token_hash: str):
     token_id, stale, scope, *values = row
     user = query.user(values, connection)
     user.api_token_scope = scope
+    user.api_token_id = token_id  # a door's approval remembers it (chat.operator.approvals)
     if not user.is_active:
         return None
     # Write last_used at most once a minute: a busy client should not turn reads into writes.

@@ -159,8 +159,10 @@ async def approval_list(request, session_id: UUID):
 
 
 @router.post("/sessions/{session_id}/approvals/{approval_id}",
-             response={200: ChatApprovalOut, **errors(404, 409, 422)},
-             summary="Approve or deny an operator call (409 when already decided or expired)")
+             response={200: ChatApprovalOut, **errors(403, 404, 409, 422)},
+             summary="Approve or deny an operator call (409 when already decided or expired)",
+             description="403 `approval_self_decision`: the approval was asked for by an MCP or A2A client with "
+                         "the API token this request uses; the owner decides it with other credentials.")
 async def approval_decide(request, session_id: UUID, approval_id: UUID, body: ChatApprovalDecisionIn):
     return await operator.approval_decide(user=request.user, session_id=session_id, approval_id=approval_id,
                                           decision=body.decision, reason=body.reason, client_ip=client_ip(request))

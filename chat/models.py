@@ -123,6 +123,10 @@ class Approval(models.Model):
                                    related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=500, blank=True)
+    # The API token of the MCP or A2A client that asked (none for the chat's own operator): that
+    # client may not decide its own approval over REST or a socket; the owner decides it.
+    asked_with_token = models.ForeignKey("autobot.ApiToken", null=True, blank=True, on_delete=models.SET_NULL,
+                                         related_name="+")
 
     class Meta:
         ordering = ["created"]

@@ -207,8 +207,8 @@ async def _park(user, session, context, tool: str, args: dict, rating, door: str
         content=f"An {door.upper()} client asks to run {tool}: {rating.subject}", tool_calls=[call])
     return await approvals.approval_create(
         approval_id=approval_id, user=user, session_id=session.pk, message_id=message.pk, call_id=context.call_id,
-        tool=tool, command=rating.subject, cwd=rating.cwd, arguments=args, risk=rating.risk,
-        reasons=list(rating.reasons), correlation_id=context.correlation_id)
+        asked_with_token_id=getattr(user, "api_token_id", None), tool=tool, command=rating.subject, cwd=rating.cwd,
+        arguments=args, risk=rating.risk, reasons=list(rating.reasons), correlation_id=context.correlation_id)
 
 
 async def _use_approval(session, approval_id: str, tool: str, args: dict, rating) -> tuple[Approval | None, str]:

@@ -28,7 +28,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from autobot import audit
-from autobot.errors import Conflict, InvalidInput, NotFound
+from autobot.errors import Conflict, Forbidden, InvalidInput, NotFound
 from autobot.supervise import run_to_end
 from chat.models import Approval, ChatSession
 from chat.operator import records
@@ -37,6 +37,8 @@ Status = Approval.Status
 DECISIONS = {"approve": Status.APPROVED, "deny": Status.DENIED}
 UNUSED = "approved, but the call did not run in time"
 UNDECIDED = "nobody decided it in time"
+SELF_DECISION = ("this approval was asked for with the API token this request uses: the client that asks may not "
+                 "decide. The owner decides it in AutoBot (the chat page, or a request with another token)")
 
 
 def binding(*, session_id, call_id: str, tool: str, command: str, cwd: str, arguments: dict) -> str:
@@ -54,10 +56,12 @@ def approval_data(approval: Approval) -> dict:
 
 async def approval_create(*, user, session_id, message_id: int, call_id: str, tool: str, command: str, cwd: str,
                           arguments: dict, risk: str, reasons: list[str], correlation_id: str,
-                          approval_id: uuid.UUID | None = None) -> Approval:
-    """A pending approval (its id chosen by the caller when given: a record may name it first)."""
+                          approval_id: uuid.UUID | None = None, asked_with_token_id: int | None = None) -> Approval:
+    """A pending approval (its id chosen by the caller when given: a record may name it first).
+    `asked_with_token_id`: the API token of the door's client that asked, which may not decide it."""
     approval = await Approval.objects.acreate(
-        id=approval_id or uuid.uuid4(), session_id=session_id, message_id=message_id, call_id=call_id, tool=tool,
+        id=approval_id or uuid.uuid4(), asked_with_token_id=asked_with_token_id,
+        session_id=session_id, message_id=message_id, call_id=call_id, tool=tool,
         command=command, cwd=cwd, risk=risk, reasons=reasons, correlation_id=correlation_id,
         binding=binding(session_id=session_id, call_id=call_id, tool=tool, command=command, cwd=cwd,
                         arguments=arguments),
@@ -139,7 +143,9 @@ async def _record_ended(approval: Approval) -> None:
 
 async def approval_decide(*, user, session_id, approval_id, decision: str, reason: str = "",
                           client_ip: str | None = None) -> Approval:
-    """Approve or deny a pending approval (409 once decided or expired)."""
+    """Approve or deny a pending approval (409 once decided or expired). A door's client (MCP, A2A)
+    may not decide what it asked for with the token it asked with (403 `approval_self_decision`):
+    the owner's decision comes from the owner, not from the client holding their token."""
     if decision not in DECISIONS:
         raise InvalidInput("decision must be approve or deny", code="invalid_decision")
     session = await _owned_session(user, session_id)
@@ -147,6 +153,8 @@ async def approval_decide(*, user, session_id, approval_id, decision: str, reaso
         approval = await Approval.objects.aget(pk=approval_id, session=session)
     except (Approval.DoesNotExist, ValueError, TypeError, ValidationError):
         raise NotFound(f"approval {approval_id} not found", code="approval_not_found") from None
+    if approval.asked_with_token_id is not None and approval.asked_with_token_id == getattr(user, "api_token_id", None):
+        raise Forbidden(SELF_DECISION, code="approval_self_decision")
     if not await run_to_end(_decide(approval, user=user, decision=decision, reason=(reason or "")[:500],
                                     client_ip=client_ip)):
         await approvals_expire_due(session_id=session.pk)

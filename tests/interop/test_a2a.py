@@ -110,7 +110,8 @@ async def test_a_call_waiting_for_approval_is_input_required_and_can_be_cancelle
     assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
     await approval.arefresh_from_db()
     assert approval.status == Approval.Status.EXPIRED  # nobody can approve it any more
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+    owners = await sync_to_async(make_token)(staff)  # the owner's own credentials, not the client's token
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {owners}"}) as http:
         late = await http.post(f"http://{server.address}/api/chat/sessions/{approval.session_id}"
                                f"/approvals/{approval.pk}", json={"decision": "approve"})
     assert late.status_code == 409
@@ -149,7 +150,8 @@ async def test_once_the_owner_approves_the_task_goes_on_and_completes(server, st
     _, task = await last_task(client, data_message({"tool": "terminal_run", "arguments": {"command": HIGH_COMMAND}}))
     assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
     approval = MessageToDict(task.status.message.parts[1].data)["approval"]
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+    owners = await sync_to_async(make_token)(staff)  # the owner's own credentials, not the client's token
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {owners}"}) as http:
         url = f"http://{server.address}/api/chat/sessions/{approval['chat_session_id']}/approvals/{approval['id']}"
         assert (await http.post(url, json={"decision": "approve"})).status_code == 200
     go_on = SendMessageRequest(message=Message(role=Role.ROLE_USER, message_id=uuid.uuid4().hex, task_id=task.id,

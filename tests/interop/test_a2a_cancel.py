@@ -95,7 +95,8 @@ async def test_a_cancelled_task_waiting_for_approval_types_nothing_even_once_app
     _, task = await last_task(client, run(HIGH_COMMAND))
     assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
     approval = MessageToDict(task.status.message.parts[1].data)["approval"]
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+    owners = await sync_to_async(make_token)(staff)  # the owner's own credentials, not the client's token
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {owners}"}) as http:
         url = f"http://{server.address}/api/chat/sessions/{approval['chat_session_id']}/approvals/{approval['id']}"
         assert (await http.post(url, json={"decision": "approve"})).status_code == 200
 
@@ -163,8 +164,9 @@ async def test_an_approved_call_cancelled_midway_settles_cancelled_and_its_refus
     _, client = await connect(server.address, token, streaming=False)
     _, task = await last_task(client, run(f"{DEAF}; {REST}"))
     approval = MessageToDict(task.status.message.parts[1].data)["approval"]
+    owners = await sync_to_async(make_token)(staff)  # the owner's own credentials, not the client's token
     async with httpx.AsyncClient(base_url=f"http://{server.address}",
-                                 headers={"Authorization": f"Bearer {token}"}) as http:
+                                 headers={"Authorization": f"Bearer {owners}"}) as http:
         decided = await http.post(f"/api/chat/sessions/{approval['chat_session_id']}/approvals/{approval['id']}",
                                   json={"decision": "approve"})
         assert decided.status_code == 200, decided.text

@@ -59,8 +59,9 @@ async def test_tools_resources_and_a_pending_approval(server, staff):
         assert early.is_error and "pending" in early.content[0].text
 
         # The owner approves it in AutoBot; the same call then runs, once.
+        owners = await sync_to_async(make_token)(owner)  # the owner's own credentials, not the client's token
         async with aiohttp.ClientSession(f"http://{server.address}",
-                                         headers={"Authorization": f"Bearer {token}"}) as http:
+                                         headers={"Authorization": f"Bearer {owners}"}) as http:
             url = f"/api/chat/sessions/{approval['chat_session_id']}/approvals/{approval['id']}"
             async with http.post(url, json={"decision": "approve"}) as response:
                 assert response.status == 200, await response.text()

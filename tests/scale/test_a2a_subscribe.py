@@ -140,7 +140,8 @@ async def test_a_cancel_on_another_worker_expires_the_approval_a_parked_task_wai
     cancelled = await on_b.cancel_task(CancelTaskRequest(id=task.id))
     assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
     approval = await Approval.objects.aget(correlation_id=task.id.replace("-", ""))
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+    owners = await sync_to_async(make_token)(staff)  # the owner's own credentials, not the client's token
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {owners}"}) as http:
         late = await http.post(f"http://{a.address}/api/chat/sessions/{approval.session_id}/approvals/{approval.pk}",
                                json={"decision": "approve"})
     assert late.status_code == 409, late.text
@@ -200,7 +201,8 @@ async def test_a_task_cancelled_on_another_worker_while_parked_types_nothing_eve
     _, task = await last_task(on_a, data_message({"tool": "terminal_run", "arguments": {"command": HIGH_COMMAND}}))
     assert task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED  # A holds the parked task
     approval = MessageToDict(task.status.message.parts[1].data)["approval"]
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+    owners = await sync_to_async(make_token)(staff)  # the owner's own credentials, not the client's token
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {owners}"}) as http:
         url = f"http://{a.address}/api/chat/sessions/{approval['chat_session_id']}/approvals/{approval['id']}"
         assert (await http.post(url, json={"decision": "approve"})).status_code == 200
     _, on_b = await connect(b.address, token, streaming=False)
