@@ -7,7 +7,9 @@ Start-up: work that a killed worker left half done is cleaned up by the next wor
 - its open-socket gauges stop counting in the shared metrics (autobot/metrics.py);
 - the cgroups of its sandboxed terminals are removed once empty and a minute old (on this host:
   terminal/cgroup.py, ``sweep``; a live worker's sessions are never touched).
-Then the MCP SDK's session manager starts (interop/mcp_server.py); it stops at shutdown.
+Then the worker's timers start (marking expired the operator approvals that ran out of time:
+chat/operator/approvals.py, ``approvals_sweep``), and the MCP SDK's session manager
+(interop/mcp_server.py); both stop at shutdown.
 They run before the worker reports itself started, so it serves nothing until they are done; a
 step that fails is logged and the worker starts anyway (a database briefly down must not keep
 every worker from starting).
@@ -27,7 +29,8 @@ import contextlib
 import logging
 
 from autobot import metrics
-from autobot.lanes import lane_context
+from autobot.lanes import lane_context, spawn
+from autobot.supervise import cancel_and_wait, supervised
 
 log = logging.getLogger("autobot.lifespan")
 
@@ -55,6 +58,23 @@ async def on_startup() -> None:
                 await step()
             except Exception:
                 log.exception("start-up step failed: %s", name)
+    _start_timers()
+
+
+_timers: set[asyncio.Task] = set()
+
+
+def _start_timers() -> None:
+    """The worker's periodic work, for its whole life (stopped first at shutdown)."""
+    from chat.operator.approvals import approvals_sweep
+
+    _timers.add(spawn(supervised("approvals-expiry", approvals_sweep), name="approvals-expiry"))
+
+
+async def _stop_timers() -> None:
+    tasks = list(_timers)
+    _timers.clear()
+    await cancel_and_wait(tasks)
 
 
 async def on_shutdown() -> None:
@@ -62,6 +82,7 @@ async def on_shutdown() -> None:
     from chat.generation import answers
     from terminal.services import sessions_shutdown
 
+    await _stop_timers()
     steps = {"terminals": sessions_shutdown(), "answers": answers.stop_all(), "agents": bus_shutdown()}
     async with lane_context():
         results = await asyncio.wait_for(asyncio.gather(*steps.values(), return_exceptions=True),

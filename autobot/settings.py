@@ -328,6 +328,8 @@ OPERATOR_TURN_SECONDS = env_float("AUTOBOT_OPERATOR_TURN_SECONDS", 900.0, minimu
 OPERATOR_APPROVAL_SECONDS = env_int("AUTOBOT_OPERATOR_APPROVAL_SECONDS", 600, minimum=1)  # an approval expires
 # An approved call must run within this of the decision (a door's client repeating it), or it expires.
 OPERATOR_APPROVED_USE_SECONDS = env_int("AUTOBOT_OPERATOR_APPROVED_USE_SECONDS", 300, minimum=1)
+# Each worker marks what ran out of time this often, whether or not anyone looks (audit, records).
+OPERATOR_EXPIRY_SWEEP_SECONDS = env_float("AUTOBOT_OPERATOR_EXPIRY_SWEEP_SECONDS", 30.0, minimum=0.1)
 OPERATOR_COMMAND_SECONDS = env_float("AUTOBOT_OPERATOR_COMMAND_SECONDS", 120.0, minimum=0.5)  # one terminal_run
 OPERATOR_OUTPUT_CHARS = env_int("AUTOBOT_OPERATOR_OUTPUT_CHARS", 8000, minimum=200)  # a tool's output to the model
 OPERATOR_WRITE_HIGH_BYTES = env_int("AUTOBOT_OPERATOR_WRITE_HIGH_BYTES", 256 * 1024, minimum=1)  # bigger: HIGH

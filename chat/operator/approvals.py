@@ -18,6 +18,7 @@ the model says or any tool returns can decide it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -100,6 +101,17 @@ async def approvals_expire_due(*, session_id=None, approval_id=None) -> None:
         due = due.filter(pk=approval_id)
     async for approval in due.select_related("session__owner"):
         await run_to_end(_expire(approval))
+
+
+async def approvals_sweep() -> None:
+    """Every OPERATOR_EXPIRY_SWEEP_SECONDS, mark expired whatever ran out of time, in every session
+    (each worker runs one, from its start-up: autobot/lifespan.py). Without it an approval nobody
+    looked at again (a door's client gone, its owner away) stayed `pending` in the admin, its
+    record waiting and its `chat.approval_expired` unwritten until a read. Two workers sweeping at
+    once each mark a different approval or none: the marking is conditional."""
+    while True:
+        await asyncio.sleep(settings.OPERATOR_EXPIRY_SWEEP_SECONDS)
+        await approvals_expire_due()
 
 
 async def _expire(approval: Approval) -> None:
