@@ -21,7 +21,8 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError
+from asgiref.sync import sync_to_async
+from django.db import IntegrityError, transaction
 
 from autobot import audit
 from autobot.auth import read_only
@@ -185,30 +186,33 @@ async def _run(user, door, tool, args, rating, context) -> Outcome:
 
 
 async def _ask(user, session, context, tool: str, args: dict, rating, door: str) -> dict:
-    # To its end even when the caller is cancelled (run_to_end): once the message showing the call
-    # is stored, the approval its record waits on must follow, or the record would wait forever.
-    approval = await run_to_end(_park(user, session, context, tool, args, rating, door))
+    # To its end even when the caller is cancelled (run_to_end): the message showing the call and
+    # the approval its record waits on are stored together or not at all.
+    approval = await run_to_end(sync_to_async(_park)(user, session, context, tool, args, rating, door))
     return approvals.approval_data(approval) | {"chat_session_id": str(session.pk)}
 
 
-async def _park(user, session, context, tool: str, args: dict, rating, door: str) -> Approval:
-    """The message showing the call, then the approval it waits on. The record names its approval
-    from the start (the id is chosen here; the approval needs the message first), so the message's
-    calls are never written again from the copy held here: that would undo a withdrawal or an end
-    of the approval that settled the record meanwhile (under the row's lock, records.record_change)."""
+def _park(user, session, context, tool: str, args: dict, rating, door: str) -> Approval:
+    """The message showing the call, then the approval it waits on, in one transaction. The record
+    names its approval from the start (the id is chosen here; the approval needs the message
+    first), so the message's calls are never written again from the copy held here: that would
+    undo a withdrawal or an end of the approval that settled the record meanwhile (under the
+    row's lock, records.record_change)."""
     approval_id = uuid.uuid4()
     # The call is stored on the message as the chat stores its calls, arguments and all: the
     # subject ("write 13 bytes to .profile") does not say what the owner would be approving.
     call = records.record_new(call_id=context.call_id, name=tool, arguments=args, risk=rating.risk,
                               reasons=rating.reasons)
     records.record_await(call, approval_id)
-    message = await ChatMessage.objects.acreate(
-        session=session, role=ChatMessage.Role.ASSISTANT, correlation_id=context.correlation_id,
-        content=f"An {door.upper()} client asks to run {tool}: {rating.subject}", tool_calls=[call])
-    return await approvals.approval_create(
-        approval_id=approval_id, user=user, session_id=session.pk, message_id=message.pk, call_id=context.call_id,
-        asked_with_token_id=getattr(user, "api_token_id", None), tool=tool, command=rating.subject, cwd=rating.cwd,
-        arguments=args, risk=rating.risk, reasons=list(rating.reasons), correlation_id=context.correlation_id)
+    with transaction.atomic():
+        message = ChatMessage.objects.create(
+            session=session, role=ChatMessage.Role.ASSISTANT, correlation_id=context.correlation_id,
+            content=f"An {door.upper()} client asks to run {tool}: {rating.subject}", tool_calls=[call])
+        return approvals.approval_create_sync(
+            approval_id=approval_id, user=user, session_id=session.pk, message_id=message.pk,
+            call_id=context.call_id, asked_with_token_id=getattr(user, "api_token_id", None), tool=tool,
+            command=rating.subject, cwd=rating.cwd, arguments=args, risk=rating.risk, reasons=list(rating.reasons),
+            correlation_id=context.correlation_id)
 
 
 async def _use_approval(session, approval_id: str, tool: str, args: dict, rating) -> tuple[Approval | None, str]:

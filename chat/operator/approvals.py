@@ -21,11 +21,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import uuid
 from datetime import timedelta
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from autobot import audit
@@ -34,6 +37,7 @@ from autobot.supervise import run_to_end
 from chat.models import Approval, ChatSession
 from chat.operator import records
 
+log = logging.getLogger("chat.operator.approvals")
 Status = Approval.Status
 DECISIONS = {"approve": Status.APPROVED, "deny": Status.DENIED}
 UNUSED = "approved, but the call did not run in time"
@@ -55,23 +59,30 @@ def approval_data(approval: Approval) -> dict:
             "message_id": approval.message_id, "reason": approval.reason}
 
 
-async def approval_create(*, user, session_id, message_id: int, call_id: str, tool: str, command: str, cwd: str,
-                          arguments: dict, risk: str, reasons: list[str], correlation_id: str,
-                          approval_id: uuid.UUID | None = None, asked_with_token_id: int | None = None) -> Approval:
-    """A pending approval (its id chosen by the caller when given: a record may name it first).
-    `asked_with_token_id`: the API token of the door's client that asked, which may not decide it."""
-    approval = await Approval.objects.acreate(
-        id=approval_id or uuid.uuid4(), asked_with_token_id=asked_with_token_id,
-        session_id=session_id, message_id=message_id, call_id=call_id, tool=tool,
-        command=command, cwd=cwd, risk=risk, reasons=reasons, correlation_id=correlation_id,
-        binding=binding(session_id=session_id, call_id=call_id, tool=tool, command=command, cwd=cwd,
-                        arguments=arguments),
-        expires=timezone.now() + timedelta(seconds=settings.OPERATOR_APPROVAL_SECONDS),
-    )
-    await audit.record(actor=user, action="chat.approval_requested", target_type="chat_session",
-                       target_id=str(session_id), correlation_id=correlation_id,
-                       data={"approval_id": str(approval.id), "call_id": call_id, "tool": tool, "command": command,
-                             "cwd": cwd, "risk": risk})
+async def approval_create(**fields) -> Approval:
+    """A pending approval and its audit event, in one transaction (`approval_create_sync`)."""
+    return await sync_to_async(approval_create_sync)(**fields)
+
+
+def approval_create_sync(*, user, session_id, message_id: int, call_id: str, tool: str, command: str, cwd: str,
+                         arguments: dict, risk: str, reasons: list[str], correlation_id: str,
+                         approval_id: uuid.UUID | None = None, asked_with_token_id: int | None = None) -> Approval:
+    """A pending approval (its id chosen by the caller when given: a record may name it first)
+    and its audit event, both or neither. `asked_with_token_id`: the API token of the client that
+    asked (a door's, or the one that posted the chat's question), which may not decide it."""
+    with transaction.atomic():
+        approval = Approval.objects.create(
+            id=approval_id or uuid.uuid4(), asked_with_token_id=asked_with_token_id,
+            session_id=session_id, message_id=message_id, call_id=call_id, tool=tool,
+            command=command, cwd=cwd, risk=risk, reasons=reasons, correlation_id=correlation_id,
+            binding=binding(session_id=session_id, call_id=call_id, tool=tool, command=command, cwd=cwd,
+                            arguments=arguments),
+            expires=timezone.now() + timedelta(seconds=settings.OPERATOR_APPROVAL_SECONDS),
+        )
+        audit.record_sync(actor=user, action="chat.approval_requested", target_type="chat_session",
+                          target_id=str(session_id), correlation_id=correlation_id,
+                          data={"approval_id": str(approval.id), "call_id": call_id, "tool": tool,
+                                "command": command, "cwd": cwd, "risk": risk})
     return approval
 
 
@@ -111,38 +122,46 @@ async def approvals_sweep() -> None:
     once each mark a different approval or none: the marking is conditional."""
     while True:
         await asyncio.sleep(settings.OPERATOR_EXPIRY_SWEEP_SECONDS)
-        await approvals_expire_due()
+        try:
+            await approvals_expire_due()
+        except Exception:  # a database briefly down or locked: the next sweep tries again
+            log.warning("marking expired approvals failed; the next sweep tries again", exc_info=True)
 
 
 async def _expire(approval: Approval) -> None:
-    """Mark one due approval expired; once that has won, its audit event and its record's settle
-    follow, even when the caller is cancelled meanwhile (run_to_end from the UPDATE on: a cancel
-    that lands while the UPDATE runs would not tell whether it won)."""
+    """Mark one due approval expired, with its audit event and its record's settle: one
+    transaction (a failure leaves the approval as it was, for the next sweep), run to its end even
+    when the caller is cancelled meanwhile."""
+    await run_to_end(sync_to_async(_expire_sync)(approval))
+
+
+def _expire_sync(approval: Approval) -> None:
     reason = UNUSED if approval.status == Status.APPROVED else UNDECIDED
-    # Conditional, as consuming and deciding are: a call that ran, or a decision made, in this
-    # instant keeps its approval.
-    if not await Approval.objects.filter(pk=approval.pk, status=approval.status).aupdate(status=Status.EXPIRED,
-                                                                                         reason=reason):
-        return
-    approval.status, approval.reason = Status.EXPIRED, reason
-    await _audit_expired(approval)
-    await _record_ended(approval)
+    with transaction.atomic():
+        # Conditional, as consuming and deciding are: a call that ran, or a decision made, in this
+        # instant keeps its approval.
+        if not Approval.objects.filter(pk=approval.pk, status=approval.status).update(status=Status.EXPIRED,
+                                                                                      reason=reason):
+            return
+        approval.status, approval.reason = Status.EXPIRED, reason
+        _audit_expired(approval)
+        _record_ended(approval)
 
 
-async def _audit_expired(approval: Approval) -> None:
+def _audit_expired(approval: Approval) -> None:
     """`chat.approval_expired`, for an approval just marked expired (with `session__owner`)."""
-    await audit.record(actor=approval.session.owner, action="chat.approval_expired", target_type="chat_session",
-                       target_id=str(approval.session_id), correlation_id=approval.correlation_id,
-                       data={"approval_id": str(approval.pk), "call_id": approval.call_id, "tool": approval.tool,
-                             "command": approval.command, "cwd": approval.cwd,
-                             "decided_at": approval.decided_at.isoformat() if approval.decided_at else None,
-                             "reason": approval.reason})
+    audit.record_sync(actor=approval.session.owner, action="chat.approval_expired", target_type="chat_session",
+                      target_id=str(approval.session_id), correlation_id=approval.correlation_id,
+                      data={"approval_id": str(approval.pk), "call_id": approval.call_id, "tool": approval.tool,
+                            "command": approval.command, "cwd": approval.cwd,
+                            "decided_at": approval.decided_at.isoformat() if approval.decided_at else None,
+                            "reason": approval.reason})
 
 
-async def _record_ended(approval: Approval) -> None:
+def _record_ended(approval: Approval) -> None:
     """The call's record, on the message that asked, says it was not approved, if it still waits
     on this approval. A door's call has no turn to settle it (its client may never come back); a
-    turn's own record is settled the same way by the turn."""
+    turn's own record is settled the same way by the turn. In the caller's transaction."""
     why = f": {approval.reason}" if approval.reason else ""
     output = f"not approved ({approval.status}{why})"
 
@@ -150,7 +169,7 @@ async def _record_ended(approval: Approval) -> None:
         if record.get("status") == "awaiting_approval" and record.get("approval_id") == str(approval.pk):
             records.record_settle(record, status="denied", ok=False, output=output)
 
-    await records.record_change(approval.message_id, approval.call_id, settle)
+    records.record_change_sync(approval.message_id, approval.call_id, settle)
 
 
 async def approval_decide(*, user, session_id, approval_id, decision: str, reason: str = "",
@@ -167,8 +186,10 @@ async def approval_decide(*, user, session_id, approval_id, decision: str, reaso
         raise NotFound(f"approval {approval_id} not found", code="approval_not_found") from None
     if approval.asked_with_token_id is not None and approval.asked_with_token_id == getattr(user, "api_token_id", None):
         raise Forbidden(SELF_DECISION, code="approval_self_decision")
-    if not await run_to_end(_decide(approval, user=user, decision=decision, reason=(reason or "")[:500],
-                                    client_ip=client_ip)):
+    # Run to its end even when the caller is cancelled (an API client gone, a socket closed): a
+    # cancel landing while the decision is written would not say whether it won.
+    if not await run_to_end(sync_to_async(_decide)(approval, user=user, decision=decision,
+                                                   reason=(reason or "")[:500], client_ip=client_ip)):
         await approvals_expire_due(session_id=session.pk)
         await approval.arefresh_from_db()
         why = f": {approval.reason}" if approval.status == Status.EXPIRED and approval.reason else ""
@@ -176,28 +197,28 @@ async def approval_decide(*, user, session_id, approval_id, decision: str, reaso
     return approval
 
 
-async def _decide(approval: Approval, *, user, decision: str, reason: str, client_ip: str | None) -> bool:
-    """The decision, if the approval is still pending and in time (False otherwise); once it has
-    won, its audit event and a denied call's record settle follow. Run to its end even when the
-    caller is cancelled meanwhile (an API client gone, a socket closed): the decision stands, so
-    what follows it must happen, and a cancel landing during the UPDATE would not say if it won."""
+def _decide(approval: Approval, *, user, decision: str, reason: str, client_ip: str | None) -> bool:
+    """The decision, if the approval is still pending and in time (False otherwise), with its
+    audit event and a denied call's record settle: one transaction, all or nothing."""
     now = timezone.now()
     # An approved call has OPERATOR_APPROVED_USE_SECONDS from now to run; a denial keeps its date.
     use_by = {}
     if decision == "approve":
         use_by["expires"] = now + timedelta(seconds=settings.OPERATOR_APPROVED_USE_SECONDS)
-    # One conditional UPDATE: two decisions racing cannot both win.
-    if not await Approval.objects.filter(pk=approval.pk, status=Status.PENDING, expires__gt=now).aupdate(
-            status=DECISIONS[decision], decided_by=user, decided_at=now, reason=reason, **use_by):
-        return False
-    await approval.arefresh_from_db()
-    await audit.record(actor=user, action=f"chat.approval_{'approved' if decision == 'approve' else 'denied'}",
-                       target_type="chat_session", target_id=str(approval.session_id), ip=client_ip,
-                       correlation_id=approval.correlation_id,
-                       data={"approval_id": str(approval.pk), "call_id": approval.call_id, "command": approval.command,
-                             "cwd": approval.cwd, "risk": approval.risk, "reason": reason})
-    if approval.status == Status.DENIED:
-        await _record_ended(approval)
+    with transaction.atomic():
+        # One conditional UPDATE: two decisions racing cannot both win.
+        if not Approval.objects.filter(pk=approval.pk, status=Status.PENDING, expires__gt=now).update(
+                status=DECISIONS[decision], decided_by=user, decided_at=now, reason=reason, **use_by):
+            return False
+        approval.refresh_from_db()
+        audit.record_sync(actor=user, action=f"chat.approval_{'approved' if decision == 'approve' else 'denied'}",
+                          target_type="chat_session", target_id=str(approval.session_id), ip=client_ip,
+                          correlation_id=approval.correlation_id,
+                          data={"approval_id": str(approval.pk), "call_id": approval.call_id,
+                                "command": approval.command, "cwd": approval.cwd, "risk": approval.risk,
+                                "reason": reason})
+        if approval.status == Status.DENIED:
+            _record_ended(approval)
     return True
 
 
@@ -221,14 +242,15 @@ async def approval_expire_now(approval_id, *, reason: str) -> None:
     """The turn that waited is gone (stopped, timed out): nobody can approve it any more. An
     audit event when it was still pending (the turn settles its call's record itself); it follows
     the expiry even when the caller is cancelled meanwhile (run_to_end)."""
-    await run_to_end(_expire_now(approval_id, reason[:500]))
+    await run_to_end(sync_to_async(_expire_now)(approval_id, reason[:500]))
 
 
-async def _expire_now(approval_id, reason: str) -> None:
-    if not await Approval.objects.filter(pk=approval_id, status=Status.PENDING).aupdate(status=Status.EXPIRED,
-                                                                                        reason=reason):
-        return
-    await _audit_expired(await Approval.objects.select_related("session__owner").aget(pk=approval_id))
+def _expire_now(approval_id, reason: str) -> None:
+    with transaction.atomic():
+        if not Approval.objects.filter(pk=approval_id, status=Status.PENDING).update(status=Status.EXPIRED,
+                                                                                     reason=reason):
+            return
+        _audit_expired(Approval.objects.select_related("session__owner").get(pk=approval_id))
 
 
 async def approvals_withdraw(*, owner, correlation_id: str, reason: str) -> list[Approval]:
@@ -239,20 +261,21 @@ async def approvals_withdraw(*, owner, correlation_id: str, reason: str) -> list
     even when the caller is cancelled (run_to_end): an approval it expired is always audited."""
     if not correlation_id:
         return []
-    return await run_to_end(_withdraw(owner, correlation_id, reason[:500]))
+    return await run_to_end(sync_to_async(_withdraw)(owner, correlation_id, reason[:500]))
 
 
-async def _withdraw(owner, correlation_id: str, reason: str) -> list[Approval]:
+def _withdraw(owner, correlation_id: str, reason: str) -> list[Approval]:
+    """The marking and its audit event, in one transaction."""
     open_ = (Status.PENDING, Status.APPROVED)
-    found = Approval.objects.filter(correlation_id=correlation_id, session__owner=owner, status__in=open_)
-    withdrawn = []
-    async for approval in found.only("pk", "session_id", "message_id", "call_id"):
-        # Conditional, as consuming is: a call that used its approval in this instant keeps it used.
-        if await Approval.objects.filter(pk=approval.pk, status__in=open_).aupdate(status=Status.EXPIRED,
-                                                                                  reason=reason):
-            withdrawn.append(approval)
-    if withdrawn:
-        await audit.record(actor=owner, action="chat.approval_withdrawn", target_type="chat_session",
-                           target_id=str(withdrawn[0].session_id), correlation_id=correlation_id,
-                           data={"approval_ids": [str(a.pk) for a in withdrawn], "reason": reason})
+    with transaction.atomic():
+        found = Approval.objects.filter(correlation_id=correlation_id, session__owner=owner, status__in=open_)
+        withdrawn = []
+        for approval in found.only("pk", "session_id", "message_id", "call_id"):
+            # Conditional, as consuming is: a call that used its approval in this instant keeps it used.
+            if Approval.objects.filter(pk=approval.pk, status__in=open_).update(status=Status.EXPIRED, reason=reason):
+                withdrawn.append(approval)
+        if withdrawn:
+            audit.record_sync(actor=owner, action="chat.approval_withdrawn", target_type="chat_session",
+                              target_id=str(withdrawn[0].session_id), correlation_id=correlation_id,
+                              data={"approval_ids": [str(a.pk) for a in withdrawn], "reason": reason})
     return withdrawn

@@ -58,10 +58,11 @@ async def record_change(message_id: int, call_id: str, change: Callable[[dict], 
     meanwhile (chat/generation.py writes its whole list) either lands first and is read here, or
     waits and overwrites this (the turn settles its own record), but never loses its newer
     records to an older list written back."""
-    await sync_to_async(_change_locked)(message_id, call_id, change)
+    await sync_to_async(record_change_sync)(message_id, call_id, change)
 
 
-def _change_locked(message_id: int, call_id: str, change: Callable[[dict], object]) -> None:
+def record_change_sync(message_id: int, call_id: str, change: Callable[[dict], object]) -> None:
+    """`record_change`, in the caller's thread (and transaction, when it holds one)."""
     with transaction.atomic():  # SQLite: BEGIN IMMEDIATE (settings), the write lock from the read on
         message = ChatMessage.objects.select_for_update().filter(pk=message_id).only("tool_calls").first()
         if message is None:

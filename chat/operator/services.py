@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from autobot.errors import InvalidInput, NotFound
+from autobot.supervise import run_to_end
 from chat.generation import answers
 from chat.models import ChatMessage
 from chat.operator import approvals
@@ -17,9 +18,14 @@ async def approval_list(*, user, session_id) -> list[dict]:
 
 async def approval_decide(*, user, session_id, approval_id, decision: str, reason: str = "",
                           client_ip: str | None = None) -> dict:
-    """The owner's decision; the waiting turn hears of it wherever it runs."""
-    approval = await approvals.approval_decide(user=user, session_id=session_id, approval_id=approval_id,
-                                               decision=decision, reason=reason, client_ip=client_ip)
+    """The owner's decision; the waiting turn hears of it wherever it runs (told even when the
+    caller is cancelled once the decision is made: run_to_end)."""
+    return await run_to_end(_decide_and_tell(user=user, session_id=session_id, approval_id=approval_id,
+                                             decision=decision, reason=reason, client_ip=client_ip))
+
+
+async def _decide_and_tell(**decision) -> dict:
+    approval = await approvals.approval_decide(**decision)
     await answers.control(approval.session_id, "approval_decided", approval_id=str(approval.pk))
     return approval_data(approval)
 

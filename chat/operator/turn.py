@@ -181,7 +181,10 @@ class Turn:
         approval = await approvals.approval_create(
             user=self.user, session_id=self.session_id, message_id=self.message_id, call_id=record["id"], tool=tool,
             command=rating.subject, cwd=rating.cwd, arguments=args, risk=rating.risk, reasons=list(rating.reasons),
-            correlation_id=self.correlation_id)
+            correlation_id=self.correlation_id,
+            # Asked with an API token (the question came from a client holding it): that token may
+            # not decide it. Whoever holds it could approve what the model asked for.
+            asked_with_token_id=getattr(self.user, "api_token_id", None))
         records.record_await(record, approval.id)
         await self._announce(record)
         await self._emit({"type": "chat.approval", "approval": _approval_frame(approval)})

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.test import AsyncClient
 from django.utils import timezone
 
@@ -323,3 +323,64 @@ async def test_a_turn_s_approval_expired_by_a_caller_cancelled_as_it_lands_is_au
 
     event = await AuditEvent.objects.aget(action="chat.approval_expired")
     assert (event.data["approval_id"], event.data["reason"]) == (str(approval.pk), "the turn ended")
+
+
+@contextlib.asynccontextmanager
+async def failing(statement: str):
+    """The first SQL statement starting with `statement` fails, as a full disk or a broken
+    database would make it (a Django execute wrapper on the connection that runs the ORM's async
+    calls here, as in `cancelled_as_it_lands`)."""
+    hook = SimpleNamespace(failed=False)
+
+    def wrapper(execute, sql, params, many, context):
+        if not hook.failed and sql.startswith(statement):
+            hook.failed = True
+            raise DatabaseError("injected: the write failed")
+        return execute(sql, params, many, context)
+
+    await sync_to_async(lambda: connection.execute_wrappers.append(wrapper))()
+    try:
+        yield hook
+    finally:
+        await sync_to_async(lambda: connection.execute_wrappers.remove(wrapper))()
+    assert hook.failed
+
+
+async def test_a_decision_whose_audit_event_cannot_be_written_changes_nothing(owner):
+    # The decision, its audit event and its record's settle are one transaction: with the audit
+    # lost, the approval is still pending (not denied unaudited), and can be decided again.
+    approval = await _ask_through_the_door(owner)
+    async with failing('INSERT INTO "autobot_auditevent"'):
+        with pytest.raises(DatabaseError):
+            await operator.approval_decide(user=owner, session_id=approval["chat_session_id"],
+                                           approval_id=approval["id"], decision="deny", reason="not that file")
+
+    assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.PENDING
+    assert not await AuditEvent.objects.filter(action="chat.approval_denied").aexists()
+    assert (await _door_record(approval))["status"] == "awaiting_approval"
+    await operator.approval_decide(user=owner, session_id=approval["chat_session_id"], approval_id=approval["id"],
+                                   decision="deny", reason="not that file")
+    await _denied_and_settled(approval)
+
+
+async def test_an_expiry_whose_record_cannot_be_settled_is_left_for_the_next_sweep(owner):
+    approval = await _ask_through_the_door(owner)
+    await _lapse(approval["id"])
+    async with failing('UPDATE "chat_chatmessage"'):
+        with pytest.raises(DatabaseError):
+            await approvals.approvals_expire_due()
+
+    assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.PENDING
+    assert not await AuditEvent.objects.filter(action="chat.approval_expired").aexists()
+    await approvals.approvals_expire_due()  # the next sweep
+    assert (await Approval.objects.aget(pk=approval["id"])).status == Approval.Status.EXPIRED
+    assert (await _door_record(approval))["status"] == "denied"
+
+
+async def test_a_door_s_approval_that_cannot_be_stored_leaves_no_message_waiting_on_it(owner):
+    async with failing('INSERT INTO "chat_approval"'):
+        with pytest.raises(DatabaseError):
+            await calls.call(user=owner, door="a2a", name="files_write", arguments=dict(WRITE),
+                             correlation_id="a2a-broken")
+    assert not await ChatMessage.objects.filter(correlation_id="a2a-broken").aexists()
+    assert not await Approval.objects.filter(correlation_id="a2a-broken").aexists()

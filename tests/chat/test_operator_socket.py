@@ -34,15 +34,21 @@ async def test_the_owner_approves_over_the_socket_and_sees_calls_and_results(ws_
     assert waiting["call"]["arguments"] == WRITE
     approval = (await frame_of(comm, "approval"))["approval"]
     assert set(approval) == {"id", "call_id", "command", "cwd", "risk", "reasons", "expires"}
+    # The question came over a socket opened with an API token: whoever holds that token (a
+    # client program, an agent) may not approve what the model asked for in its turn.
     await comm.send_json_to({"type": "approve", "approval_id": approval["id"]})
+    assert (await frame_of(comm, "error"))["code"] == "approval_self_decision"
+    owners = await ws_connect(f"/ws/chat/{session.id}/", user=owner)  # the owner, with another credential
+    await owners.send_json_to({"type": "approve", "approval_id": approval["id"]})
     result = await frame_of(comm, "tool_result")
     assert result["ok"] is True and "+export EDITOR=vim" in result["output"]  # the unified diff
     done = await frame_of(comm, "done")
     assert done["message"]["tool_calls"][0]["status"] == "done"
-    await comm.send_json_to({"type": "approve", "approval_id": approval["id"]})
-    again = await frame_of(comm, "error")
+    await owners.send_json_to({"type": "approve", "approval_id": approval["id"]})
+    again = await frame_of(owners, "error")
     assert again["code"] == "approval_closed"
     await comm.disconnect()
+    await owners.disconnect()
     root = await area(owner)
     assert await asyncio.to_thread(lambda: open(f"{root}/.profile").read()) == WRITE["content"]
 

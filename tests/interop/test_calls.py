@@ -51,21 +51,13 @@ async def _denied(owner, approval) -> None:
     (_withdrawn, "cancelled", "stopped before it finished: the A2A task was cancelled"),
     (_denied, "denied", "not approved (denied: no)"),
 ])
-async def test_an_approval_ended_as_soon_as_it_exists_leaves_its_record_settled(owner, monkeypatch, meanwhile,
-                                                                               status, output):
+async def test_an_approval_ended_as_soon_as_it_exists_leaves_its_record_settled(owner, meanwhile, status, output):
     """The approval ends (its A2A task cancelled on another worker, the owner quick to deny it)
-    in the instant after it is made, while the call that asked is still storing it. The hook runs
-    that end right after the real `approval_create` returns: the one moment a copy of the
-    message's calls held by the call could be written back over the settled record."""
-    create = approvals.approval_create
-
-    async def create_then_end(**kwargs):
-        approval = await create(**kwargs)
-        await meanwhile(owner, approval)
-        return approval
-
-    monkeypatch.setattr(approvals, "approval_create", create_then_end)
+    right after the call asked. The message showing the call and the approval are stored in one
+    transaction, and the message's calls are not written again afterwards from a copy the call
+    holds, so the end settles the record for good."""
     approval = await _ask(owner)
+    await meanwhile(owner, await Approval.objects.aget(pk=approval["id"]))
 
     record = await _record(approval)
     assert (record["status"], record["ok"], record["output"]) == (status, False, output)
