@@ -30,7 +30,7 @@ import logging
 
 from autobot import metrics
 from autobot.lanes import lane_context, spawn
-from autobot.supervise import cancel_and_wait, supervised
+from autobot.supervise import cancel_and_wait
 
 log = logging.getLogger("autobot.lifespan")
 
@@ -65,10 +65,12 @@ _timers: set[asyncio.Task] = set()
 
 
 def _start_timers() -> None:
-    """The worker's periodic work, for its whole life (stopped first at shutdown)."""
+    """The worker's periodic work, for its whole life (stopped at shutdown, within its budget)."""
     from chat.operator.approvals import approvals_sweep
 
-    _timers.add(spawn(supervised("approvals-expiry", approvals_sweep), name="approvals-expiry"))
+    # Not a supervised reader: a failed round is logged and the next one tries again, without
+    # making /api/health report the worker unwell over a housekeeping hiccup.
+    _timers.add(spawn(approvals_sweep(), name="approvals-expiry"))
 
 
 async def _stop_timers() -> None:
@@ -82,8 +84,8 @@ async def on_shutdown() -> None:
     from chat.generation import answers
     from terminal.services import sessions_shutdown
 
-    await _stop_timers()
-    steps = {"terminals": sessions_shutdown(), "answers": answers.stop_all(), "agents": bus_shutdown()}
+    steps = {"timers": _stop_timers(), "terminals": sessions_shutdown(), "answers": answers.stop_all(),
+             "agents": bus_shutdown()}
     async with lane_context():
         results = await asyncio.wait_for(asyncio.gather(*steps.values(), return_exceptions=True),
                                          timeout=SHUTDOWN_SECONDS)

@@ -22,6 +22,8 @@ def quick_server(tmp_path):
     server = app_server(tmp_path / "var", env=env).start()
     yield server
     server.stop()
+    log = server.log_path.read_text(errors="replace")  # the timer stops with the worker, cleanly
+    assert "Traceback" not in log and "shutdown: stopping" not in log and "did not finish" not in log, log
 
 
 async def test_an_approval_nobody_decides_is_expired_audited_and_settled_without_a_read(quick_server, owner):
