@@ -290,7 +290,7 @@ async def _message_setup(checked: _Checked, *, use_knowledge: bool, client_ip: s
     store = asyncio.ensure_future(db_job(_store_question)(
         user, session, content, use_knowledge, resolved.ref, client_ip, correlation_id, checked.question))
     try:
-        passages, turn = await asyncio.gather(
+        passages, turn = await _together(
             _passages(user, resolved, content, use_knowledge),
             operator_turn(user, session, correlation_id, client_ip) if correlation_id else _nothing())
         user_message, reply, history = await asyncio.shield(store)
@@ -411,7 +411,7 @@ async def operator_turn(user, session: ChatSession, correlation_id: str, client_
     from chat.operator.policy import policy_get
     from chat.operator.turn import Turn
 
-    policy, specs = await asyncio.gather(policy_get(user=user), tools.specs_for(user))
+    policy, specs = await _together(policy_get(user=user), tools.specs_for(user))
     terminal = str(session.operator_terminal) if session.operator_terminal else None
     return Turn(user=user, session_id=str(session.id), correlation_id=correlation_id, policy=policy, specs=specs,
                 terminal_session_id=terminal, client_ip=client_ip)
@@ -419,6 +419,17 @@ async def operator_turn(user, session: ChatSession, correlation_id: str, client_
 
 async def _nothing() -> None:
     return None
+
+
+async def _together(*coroutines) -> list:
+    """Their results, run at once; the first to fail cancels the others, and its error is raised."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
 
 
 def _store_question(user, session: ChatSession, content: str, use_knowledge: bool, ref: str, client_ip: str | None,

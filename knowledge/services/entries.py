@@ -127,18 +127,37 @@ class Stored:
     outcome: str  # created | updated | unchanged | duplicate
 
 
+def _same_source(owner, source_type: str, source: str) -> KnowledgeEntry | None:
+    """The entry a re-upload or re-crawl of `source` updates in place (none for notes)."""
+    if not source or source_type == KnowledgeEntry.SourceType.NOTE:
+        return None
+    same = KnowledgeEntry.objects.select_related("owner").filter(owner=owner, source_type=source_type, source=source)
+    return same.order_by("id").first()
+
+
+def _same_content(owner, digest: str) -> KnowledgeEntry | None:
+    same = KnowledgeEntry.objects.select_related("owner").filter(owner=owner, content_hash=digest)
+    return same.order_by("id").first()
+
+
+def _store_writes_chunks(*, owner, title: str, content: str, source_type: str, source: str, **_) -> bool:
+    """Whether storing this entry would (re)write its chunks: not when it is unchanged or a
+    duplicate (a re-crawl of the same page), so those pay no chunking (a read, before it)."""
+    digest = content_hash(content)
+    existing = _same_source(owner, source_type, source)
+    if existing is not None:
+        return not (existing.content_hash == digest and existing.title == title)
+    return _same_content(owner, digest) is None
+
+
 def _entry_store_sync(*, owner, title: str, content: str, source_type: str, source: str, category: str,
-                      tags: list[str], shared: bool, chunks: list[KnowledgeChunk]) -> Stored:
+                      tags: list[str], shared: bool, chunks: list[KnowledgeChunk] | None) -> Stored:
     """Create or update-in-place by (owner, source), skipping identical content; `chunks` are
-    those of `title` and `content`."""
+    those of `title` and `content`, made beforehand when `_store_writes_chunks` said they would
+    be written (made here if what it read has changed since)."""
     digest = content_hash(content)
     with transaction.atomic():
-        existing = None
-        if source and source_type != KnowledgeEntry.SourceType.NOTE:
-            same_source = KnowledgeEntry.objects.select_related("owner").filter(
-                owner=owner, source_type=source_type, source=source
-            )
-            existing = same_source.order_by("id").first()
+        existing = _same_source(owner, source_type, source)
         if existing is not None:
             if existing.content_hash == digest and existing.title == title:
                 return Stored(existing, "unchanged")
@@ -146,22 +165,22 @@ def _entry_store_sync(*, owner, title: str, content: str, source_type: str, sour
             existing.category = category or existing.category
             existing.tags = tags or existing.tags
             existing.shared = shared or existing.shared
-            _save_with_chunks(existing, chunks)
+            _save_with_chunks(existing, chunks if chunks is not None else _chunks_for(title, content))
             return Stored(existing, "updated")
-        same_content = KnowledgeEntry.objects.select_related("owner").filter(owner=owner, content_hash=digest)
-        duplicate = same_content.order_by("id").first()
+        duplicate = _same_content(owner, digest)
         if duplicate is not None:
             return Stored(duplicate, "duplicate")
         entry = KnowledgeEntry(
             owner=owner, title=title, content=content, source_type=source_type, source=source,
             category=category, tags=tags, shared=shared, content_hash=digest,
         )
-        _save_with_chunks(entry, chunks)
+        _save_with_chunks(entry, chunks if chunks is not None else _chunks_for(title, content))
         return Stored(entry, "created")
 
 
 async def entry_store(**fields) -> Stored:
-    chunks = await _chunks_off_lanes(fields["title"], fields["content"])
+    writes = await sync_to_async(_store_writes_chunks)(**fields)
+    chunks = await _chunks_off_lanes(fields["title"], fields["content"]) if writes else None
     return await sync_to_async(_entry_store_sync)(**fields, chunks=chunks)
 
 
