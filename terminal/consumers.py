@@ -73,7 +73,11 @@ class TerminalConsumer(JsonConsumer):
         while (text := await self.attachment.read()) is not None:
             # The frame send_json would write, with the text's JSON from the quicker encoder.
             await self.send(text_data='{"type": "output", "data": ' + json_string(text) + "}")
-        await self.send_json({"type": "exit", "code": await self.attachment.exit_code()})
+        try:
+            code = await self.attachment.exit_code()
+        except AppError as exc:  # the relay to the terminal's worker was lost: error, close 1011
+            return await self.refuse(exc)
+        await self.send_json({"type": "exit", "code": code})
         await self.close_with(1000)
 
     async def _send_events(self) -> None:
