@@ -22,6 +22,11 @@ Liveness both ways: the host pings each remote attachment and the remote side pi
 which marks the session ended (``server_gone``, audited) and ends the client's socket with an
 error and an ``exit`` frame; a remote attachment that stops pinging is detached by the host, so
 the reconnect grace starts as it would for a dropped local socket.
+
+A relay that breaks while both processes run (Redis restarted: a read or send failed, or what it
+held is gone) cannot be mended, since the stream has a gap: the host detaches the socket and the
+remote side ends it with ``session_unreachable`` (close 1011, no exit), so the page reconnects and
+gets the recent output replayed, instead of staying open and deaf.
 """
 
 from __future__ import annotations
