@@ -29,6 +29,11 @@ async def _may_stay(user, scope) -> None:
 
 class TerminalConsumer(JsonConsumer):
     attachment: services.Attachment | None = None
+    # No channel of its own on the layer: nothing is sent to it there (output and events come
+    # through the attachment, nudges through the front door), and channels' consumer dies when a
+    # receive on it fails (Redis restarting): the socket then closed without an error frame and
+    # without `disconnect`, leaving its attachment on the session. An alias with no layer: None.
+    channel_layer_alias = None
     # Checked at connect (session_attach) and, by the front door, for as long as the socket is
     # open: the permission withdrawn (or staff status, on someone else's session) closes it, 4403.
     requires = staticmethod(_may_stay)
@@ -73,7 +78,11 @@ class TerminalConsumer(JsonConsumer):
         while (text := await self.attachment.read()) is not None:
             # The frame send_json would write, with the text's JSON from the quicker encoder.
             await self.send(text_data='{"type": "output", "data": ' + json_string(text) + "}")
-        await self.send_json({"type": "exit", "code": await self.attachment.exit_code()})
+        try:
+            code = await self.attachment.exit_code()
+        except AppError as exc:  # the relay to the terminal's worker was lost: error, close 1011
+            return await self.refuse(exc)
+        await self.send_json({"type": "exit", "code": code})
         await self.close_with(1000)
 
     async def _send_events(self) -> None:

@@ -22,6 +22,11 @@ Liveness both ways: the host pings each remote attachment and the remote side pi
 which marks the session ended (``server_gone``, audited) and ends the client's socket with an
 error and an ``exit`` frame; a remote attachment that stops pinging is detached by the host, so
 the reconnect grace starts as it would for a dropped local socket.
+
+A relay that breaks while both processes run (Redis restarted: a read or send failed, or what it
+held is gone) cannot be mended, since the stream has a gap: the host detaches the socket and the
+remote side ends it with ``session_unreachable`` (close 1011, no exit), so the page reconnects and
+gets the recent output replayed, instead of staying open and deaf.
 """
 
 from __future__ import annotations
@@ -96,8 +101,12 @@ class _Remote:
         self.seq += 1
         try:
             await get_channel_layer().send(self.reply, {**message, "seq": self.seq})
-        except ChannelFull:  # the remote side stopped reading: it is gone
-            log.warning("terminal %s: remote attachment %s is not reading; detaching", self.live.id, self.reply)
+        except Exception as exc:  # noqa: BLE001 - full (it stopped reading) or Redis away: either way
+            # its stream now misses a message, so it cannot go on. Detached, the reconnect grace
+            # starts; the remote side ends its socket (its reader failed too, or its next ping is
+            # answered "detached") and the page's new socket gets the recent output replayed.
+            why = "is not reading" if isinstance(exc, ChannelFull) else f"could not be reached ({exc!r})"
+            log.warning("terminal %s: remote attachment %s %s; detaching", self.live.id, self.reply, why)
             await self.close()
 
     async def close(self) -> None:
@@ -145,6 +154,9 @@ async def _handle(live: registry.LiveSession, message: dict) -> None:
     if op == "ping":
         if remote := _remotes.get(live.id, {}).get(reply):
             remote.seen = time.monotonic()
+        elif reply:  # detached here (a send to it failed, or it went silent): its socket must end
+            with contextlib.suppress(Exception):
+                await get_channel_layer().send(reply, {"type": "terminal.detached"})
         return
     if op == "detach":
         if remote := _remotes.get(live.id, {}).get(reply):
@@ -303,6 +315,8 @@ async def _attach(live: registry.LiveSession, message: dict) -> None:
     holder.append(remote)
     _remotes.setdefault(live.id, {})[reply] = remote
     await remote.send({"type": "terminal.attached", "role": attachment.role, "watchers": watchers(live)})
+    if _remotes.get(live.id, {}).get(reply) is not remote:  # the send failed: detached already
+        return
     remote.tasks += [
         live.spawn_task(_pump(remote), f"terminal {live.id} relay out"),
         live.spawn_task(_watch(remote), f"terminal {live.id} relay watch", endless=True),
@@ -467,16 +481,38 @@ class RemoteAttachment:
         return {"role": first["role"], "watchers": first["watchers"]}
 
     async def _read(self) -> None:
+        """Deliver the host's messages in order. The stream cannot survive a gap, so this ends the
+        socket (``_broken``) when the layer fails under it (Redis restarted: what was queued there
+        is gone), when a message stays missing past PING_SECONDS (later ones, the host's pings
+        among them, wait behind it) or when the host says it detached this socket."""
         layer = get_channel_layer()
+        stalled: float | None = None  # since when the next message is missing
         while True:
-            message = await layer.receive(self.reply)
+            try:
+                message = await layer.receive(self.reply)
+            except Exception as exc:  # noqa: BLE001 - any failure of the layer loses the stream
+                log.warning("terminal %s: relay from its host lost (%r); ending the socket", self.session.pk, exc)
+                return self._broken()
             self._seen = time.monotonic()
+            if message.get("type") == "terminal.detached":
+                log.warning("terminal %s: its host detached this socket; ending it", self.session.pk)
+                return self._broken()
             # Messages carry the host's sequence: deliver them in the order they were sent.
             self._pending[message.get("seq", self._next)] = message
+            delivered = False
             while (message := self._pending.pop(self._next, None)) is not None:
                 self._next += 1
+                delivered = True
                 if self._deliver(message):
                     return
+            if not self._pending:
+                stalled = None
+            elif delivered or stalled is None:
+                stalled = self._seen
+            elif self._seen - stalled > PING_SECONDS:
+                log.warning("terminal %s: relay message %d from its host lost; ending the socket",
+                            self.session.pk, self._next)
+                return self._broken()
 
     def _deliver(self, message: dict) -> bool:
         kind = message.get("type")
@@ -494,6 +530,20 @@ class RemoteAttachment:
             self._exit.set_result(code)
         self._output.put_nowait(None)
 
+    def _broken(self, exc: AppError | None = None) -> None:
+        """The relay is lost but the session may well run on: the socket ends with ``exc`` (an
+        error frame, close 1011), not an exit, and the page reconnects (recent output replayed)."""
+        if exc is None:
+            exc = Unavailable(f"terminal session {self.session.pk}: the connection to its server process "
+                              f"({self.session.host}) was lost; reconnect", code="session_unreachable")
+        if not self._exit.done():
+            self._exit.set_exception(exc)
+            self._exit.exception()  # retrieved: nobody may be left to await it
+        self._output.put_nowait(None)
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                cancel(task)
+
     async def _ping(self) -> None:
         layer = get_channel_layer()
         while True:
@@ -502,25 +552,29 @@ class RemoteAttachment:
             if lost:
                 await self._lost()
                 return
-            with contextlib.suppress(ChannelFull):
+            try:
                 await layer.send(host_channel(self.session.pk), {"type": "terminal.relay", "op": "ping",
                                                                   "reply": self.reply})
+            except Exception as exc:  # noqa: BLE001 - full, or Redis away: one missed ping, the next may pass
+                log.info("terminal %s: relay ping not sent (%r)", self.session.pk, exc)
 
     async def _lost(self) -> None:
         try:
             await host_lost(self.session)
         except AppError as exc:
+            if exc.code != "session_lost":  # its process runs but does not answer: reconnect
+                return self._broken(exc)
             self._on_event({"type": "error", **exc.to_dict()})
-            if exc.code == "session_lost":
-                self._finish(-1)
-                for task in self._tasks:
-                    if task is not asyncio.current_task():
-                        cancel(task)
+            self._finish(-1)
+            for task in self._tasks:
+                if task is not asyncio.current_task():
+                    cancel(task)
 
     async def read(self) -> str | None:
         return await self._output.get()
 
     async def exit_code(self) -> int:
+        """The shell's exit code; raises an ``AppError`` if the relay was lost instead."""
         return await self._exit
 
     async def input(self, text: str) -> None:

@@ -364,6 +364,65 @@ async def test_sockets_and_agents_come_back_after_redis_restarts(cluster, visito
         assert status == 200, answer
 
 
+async def test_a_terminal_relayed_between_workers_keeps_working_across_a_redis_restart(cluster, visitor, owner):
+    """The socket on the worker that does not own the PTY, through a Redis restart: the next line
+    typed shows its output, or the socket ends at once with a reason and the reconnected one works.
+    (It stayed open and deaf until the host detached it LOST_SECONDS later: bench/soak.py saw it.)"""
+    from terminal.models import TerminalSession
+    from terminal.services.relay import LOST_SECONDS
+
+    status, session = await visitor.call("POST", "/api/terminal/sessions", json={})
+    assert status == 201, session
+    row = await TerminalSession.objects.aget(pk=session["id"])
+    other = next(w for w in cluster.workers if worker_id(w) != row.host)
+    direct = Visitor(other.address)
+    direct.http.cookie_jar.update_cookies({c.key: c.value for c in visitor.http.cookie_jar})
+    ws = await direct.socket(f"/ws/terminal/{session['id']}/")
+    try:
+        await ws.send_json({"type": "input", "data": "echo before-$((40+2))\r"})
+        await read_until(ws, output_has("before-42"))
+
+        # Down until the relaying worker notices (its health names a failed reader), then up, empty.
+        await asyncio.to_thread(cluster.redis.stop)
+        for _ in range(120):
+            async with direct.http.get("/api/health") as response:
+                if response.status == 503:
+                    break
+            await asyncio.sleep(0.25)
+        else:
+            raise AssertionError("the worker did not notice Redis stopping")
+        await asyncio.to_thread(cluster.redis.start)
+
+        await ws.send_json({"type": "input", "data": "echo after-$((40+2))\r"})
+        frames = await read_frames(ws, output_has("after-42"), seconds=LOST_SECONDS / 2)
+        if not output_has("after-42")(None, frames):  # ended instead: with a reason, not an exit
+            errors = [f["code"] for f in frames if f["type"] == "error"]
+            assert "session_unreachable" in errors and not [f for f in frames if f["type"] == "exit"], frames[-3:]
+            assert ws.close_code == 1011, ws.close_code
+            await ws.close()
+            ws = await direct.socket(f"/ws/terminal/{session['id']}/")  # the page reconnects
+            await ws.send_json({"type": "input", "data": "echo again-$((40+2))\r"})
+            await read_until(ws, output_has("again-42"))
+    finally:
+        await ws.close()
+        await direct.close()
+    status, _ = await visitor.call("DELETE", f"/api/terminal/sessions/{session['id']}")
+    assert status in (200, 204)
+
+
+async def read_frames(ws, predicate, *, seconds) -> list[dict]:
+    """The frames until ``predicate`` holds or the socket closes; fails if neither within ``seconds``."""
+    frames = []
+    async with asyncio.timeout(seconds):
+        while True:
+            message = await ws.receive()
+            if message.type != aiohttp.WSMsgType.TEXT:
+                return frames
+            frames.append(json.loads(message.data))
+            if predicate(frames[-1], frames):
+                return frames
+
+
 async def assert_audit_chain_valid(cluster) -> None:
     result = await asyncio.to_thread(
         subprocess.run, [sys.executable, "manage.py", "verify_audit"], cwd=ROOT, env=cluster.workers[0].env,

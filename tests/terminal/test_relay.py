@@ -190,3 +190,20 @@ async def test_a_typed_line_that_fails_on_the_host_is_answered_at_once_with_the_
     # The line slot is free again and the shell types the next line.
     ran = await typed(session, "echo still-$((2+2))")
     assert ran["output"].splitlines()[-1] == "still-4" and ran["exit_code"] == 0
+
+
+async def test_a_socket_its_host_detached_ends_with_a_reason_at_its_next_ping(session, terminal_user):
+    # What the host does when a send to the socket fails (Redis away): it detaches it. The socket's
+    # worker may not have noticed anything; its next ping is answered "detached" and it ends, so the
+    # page reconnects instead of waiting, deaf, for output that will never come.
+    remote = relay.RemoteAttachment(session, lambda _event: None)
+    await remote.start(user=terminal_user, mode=None, client_ip=None)
+    await relay._remotes[session.pk][remote.reply].close()
+
+    async with asyncio.timeout(relay.PING_SECONDS * 2):
+        while await remote.read() is not None:  # the prompt, sent before
+            pass
+    with pytest.raises(AppError) as ended:
+        await remote.exit_code()
+    assert (ended.value.code, ended.value.status) == ("session_unreachable", 503)
+    await remote.detach()
