@@ -177,13 +177,18 @@ async def test_an_approved_door_call_never_repeated_shows_expired_on_its_message
     assert record["status"] == "denied" and approvals.UNUSED in record["output"]
 
 
-async def test_a_pending_approval_whose_turn_ended_is_audited_once(owner):
+async def _turn_approval(owner, correlation_id: str) -> Approval:
+    """A pending approval a chat turn made (its message stored first, as a turn's is)."""
     session = await ChatSession.objects.acreate(owner=owner, title="t", tools=True)
     message = await ChatMessage.objects.acreate(session=session, role=ChatMessage.Role.ASSISTANT,
-                                                correlation_id="turn-2", content="")
-    approval = await approvals.approval_create(
+                                                correlation_id=correlation_id, content="")
+    return await approvals.approval_create(
         user=owner, session_id=session.pk, message_id=message.pk, call_id="c", tool="files_write",
-        command="write .profile", cwd="", arguments=WRITE, risk="HIGH", reasons=[], correlation_id="turn-2")
+        command="write .profile", cwd="", arguments=WRITE, risk="HIGH", reasons=[], correlation_id=correlation_id)
+
+
+async def test_a_pending_approval_whose_turn_ended_is_audited_once(owner):
+    approval = await _turn_approval(owner, "turn-2")
 
     await approvals.approval_expire_now(approval.pk, reason="the turn ended")
     await approvals.approval_expire_now(approval.pk, reason="the turn ended")
@@ -312,12 +317,7 @@ async def test_an_expiry_whose_caller_is_cancelled_as_it_lands_is_audited_and_se
 
 
 async def test_a_turn_s_approval_expired_by_a_caller_cancelled_as_it_lands_is_audited(owner):
-    session = await ChatSession.objects.acreate(owner=owner, title="t", tools=True)
-    message = await ChatMessage.objects.acreate(session=session, role=ChatMessage.Role.ASSISTANT,
-                                                correlation_id="turn-3", content="")
-    approval = await approvals.approval_create(
-        user=owner, session_id=session.pk, message_id=message.pk, call_id="c", tool="files_write",
-        command="write .profile", cwd="", arguments=WRITE, risk="HIGH", reasons=[], correlation_id="turn-3")
+    approval = await _turn_approval(owner, "turn-3")
 
     await run_cancelled_as_it_lands(approvals.approval_expire_now(approval.pk, reason="the turn ended"))
 
