@@ -158,16 +158,11 @@ def _settled(record: dict, *, outcome: Outcome | None, reason: str) -> None:
 
 async def calls_withdraw(*, user, door: str, correlation_id: str) -> None:
     """The client stopped what it asked (an A2A task cancelled): nobody may approve its calls any
-    more, and the records of those that waited settle `cancelled`. Runs to its end even when the
-    caller is cancelled (run_to_end): a withdrawn approval's record must not stay waiting."""
-    await run_to_end(_withdraw(user, STOP_REASONS[door], correlation_id))
-
-
-async def _withdraw(user, reason: str, correlation_id: str) -> None:
-    withdrawn = await approvals.approvals_withdraw(owner=user, correlation_id=correlation_id, reason=reason)
-    for approval in withdrawn:
-        await records.record_change(approval.message_id, approval.call_id,
-                                    functools.partial(records.record_cancel, reason=reason))
+    more, and the records of those that waited settle `cancelled`, in the withdrawal's own
+    transaction (approvals_withdraw: all or nothing, to its end even when the caller is cancelled)."""
+    reason = STOP_REASONS[door]
+    await approvals.approvals_withdraw(owner=user, correlation_id=correlation_id, reason=reason,
+                                       settle=functools.partial(records.record_cancel, reason=reason))
 
 
 async def _run(user, door, tool, args, rating, context) -> Outcome:

@@ -9,10 +9,9 @@ run within OPERATOR_APPROVED_USE_SECONDS of the decision (the turn died, the doo
 repeated the call): consent is for now, not for whenever. `expires` holds the deadline that
 applies (approving moves it). Every decision and every end but use is one audit event: approved,
 denied, expired (undecided, unused, or its turn gone) or withdrawn; and a call's record still
-waiting on an approval that ended unused says so. Once a change of state is written, what
-follows it (its audit event, its call's record) runs to its end even when the caller is cancelled
-meanwhile (`run_to_end`, from the conditional UPDATE on: a cancel landing during the UPDATE would
-not tell whether it won). Only the session's owner decides, over REST or the chat socket; nothing
+waiting on an approval that ended unused says so. Each change of state is one transaction with
+its audit event and its call's record (all or nothing), run to its end even when the caller is
+cancelled meanwhile (`run_to_end`). Only the session's owner decides, over REST or the chat socket; nothing
 the model says or any tool returns can decide it.
 """
 
@@ -23,6 +22,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
@@ -111,7 +111,9 @@ async def approvals_expire_due(*, session_id=None, approval_id=None) -> None:
     if approval_id is not None:
         due = due.filter(pk=approval_id)
     async for approval in due.select_related("session__owner"):
-        await run_to_end(_expire(approval))
+        # One transaction (a failure leaves the approval as it was, for the next sweep), run to
+        # its end even when the caller is cancelled meanwhile.
+        await run_to_end(sync_to_async(_expire)(approval))
 
 
 async def approvals_sweep() -> None:
@@ -128,14 +130,8 @@ async def approvals_sweep() -> None:
             log.warning("marking expired approvals failed; the next sweep tries again", exc_info=True)
 
 
-async def _expire(approval: Approval) -> None:
-    """Mark one due approval expired, with its audit event and its record's settle: one
-    transaction (a failure leaves the approval as it was, for the next sweep), run to its end even
-    when the caller is cancelled meanwhile."""
-    await run_to_end(sync_to_async(_expire_sync)(approval))
-
-
-def _expire_sync(approval: Approval) -> None:
+def _expire(approval: Approval) -> None:
+    """Mark one due approval expired, with its audit event and its record's settle."""
     reason = UNUSED if approval.status == Status.APPROVED else UNDECIDED
     with transaction.atomic():
         # Conditional, as consuming and deciding are: a call that ran, or a decision made, in this
@@ -253,19 +249,20 @@ def _expire_now(approval_id, reason: str) -> None:
         _audit_expired(Approval.objects.select_related("session__owner").get(pk=approval_id))
 
 
-async def approvals_withdraw(*, owner, correlation_id: str, reason: str) -> list[Approval]:
+async def approvals_withdraw(*, owner, correlation_id: str, reason: str,
+                             settle: Callable[[dict], object] | None = None) -> list[Approval]:
     """Expire the owner's open approvals of one correlation (an A2A task, a turn): what asked for
     them was stopped, so nobody may approve them any more, and one approved but not yet used may
-    not run later either (a new message naming it would otherwise run the call). Returns those
-    it expired (their calls' records are the caller's to settle). Once begun it runs to its end
-    even when the caller is cancelled (run_to_end): an approval it expired is always audited."""
+    not run later either (a new message naming it would otherwise run the call). `settle`, when
+    given, is applied to each expired approval's call record (a door's: no turn holds it). Returns
+    those it expired. One transaction with its audit event and the settles, run to its end even
+    when the caller is cancelled (run_to_end)."""
     if not correlation_id:
         return []
-    return await run_to_end(sync_to_async(_withdraw)(owner, correlation_id, reason[:500]))
+    return await run_to_end(sync_to_async(_withdraw)(owner, correlation_id, reason[:500], settle))
 
 
-def _withdraw(owner, correlation_id: str, reason: str) -> list[Approval]:
-    """The marking and its audit event, in one transaction."""
+def _withdraw(owner, correlation_id: str, reason: str, settle: Callable[[dict], object] | None) -> list[Approval]:
     open_ = (Status.PENDING, Status.APPROVED)
     with transaction.atomic():
         found = Approval.objects.filter(correlation_id=correlation_id, session__owner=owner, status__in=open_)
@@ -274,6 +271,8 @@ def _withdraw(owner, correlation_id: str, reason: str) -> list[Approval]:
             # Conditional, as consuming is: a call that used its approval in this instant keeps it used.
             if Approval.objects.filter(pk=approval.pk, status__in=open_).update(status=Status.EXPIRED, reason=reason):
                 withdrawn.append(approval)
+                if settle is not None:
+                    records.record_change_sync(approval.message_id, approval.call_id, settle)
         if withdrawn:
             audit.record_sync(actor=owner, action="chat.approval_withdrawn", target_type="chat_session",
                               target_id=str(withdrawn[0].session_id), correlation_id=correlation_id,
