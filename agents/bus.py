@@ -58,7 +58,7 @@ from agents.protocol import (
     error_message,
     server_message,
 )
-from autobot import metrics  # the process's one Prometheus registry (prometheus_client only)
+from autobot import layerwatch, metrics  # metrics: the process's one Prometheus registry
 from autobot.lanes import spawn
 from autobot.supervise import cancel_and_wait, supervised
 
@@ -882,11 +882,13 @@ class AgentEndpoint:
             await self.bus.layer.group_add(group, self.channel)
 
     async def _read(self) -> None:
-        # Joined again on every (re)start: after a Redis restart the groups are gone.
+        # Joined again on every (re)start: after a Redis restart the groups are gone. A restart
+        # that the reads went through without an error is found by the layer's watch.
         await self._join()
-        while True:
-            await self._backlog.wait_for_room()
-            await self._read_one()
+        async with layerwatch.rejoining(self._join, self.bus.layer):
+            while True:
+                await self._backlog.wait_for_room()
+                await self._read_one()
 
     async def _read_one(self) -> bool:
         event = await self.bus.layer.receive(self.channel)

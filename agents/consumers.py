@@ -33,10 +33,11 @@ from agents.protocol import (
     parse_message,
     verify_signature,
 )
-from autobot.errors import AppError, Conflict, Forbidden, RateLimited, Unauthorized
+from autobot import layerwatch
+from autobot.errors import AppError, Conflict, Forbidden, RateLimited, RedisUnavailable, Unauthorized
 from autobot.http import scope_ip
 from autobot.supervise import cancel, supervised
-from autobot.ws import JsonConsumer
+from autobot.ws import JsonConsumer, leave_group
 
 log = logging.getLogger("agents.consumers")
 
@@ -75,6 +76,8 @@ class AgentConsumer(JsonConsumer):
     Frames are protocol messages, not ``{"type": …}`` objects: the base checks size, text and
     JSON, then ``receive_json`` parses the message; every error goes back as an ERROR message."""
 
+    watches_layer = True  # its own group is joined again after a Redis restart (layer_restarted)
+
     @property
     def max_frame_bytes(self) -> int:
         return settings.AGENTS_MAX_PAYLOAD_BYTES + 16 * 1024  # the payload's own limit is `too_large`
@@ -99,9 +102,20 @@ class AgentConsumer(JsonConsumer):
             return await self.refuse(exc)
         self.inbox = Inbox(self.bus, self.agent_id)
 
+    async def layer_restarted(self) -> None:
+        """Its inbox's groups are joined again by the inbox reader; its own group (which carries a
+        change of the agent's credentials, agents_reconnect) here. If Redis does not answer, the
+        agent reconnects."""
+        if self.sockets_group:
+            try:
+                await self.channel_layer.group_add(self.sockets_group, self.channel_name)
+            except Exception:  # noqa: BLE001 - reported to the agent, which connects again
+                log.warning("agents: could not join %s again", self.sockets_group, exc_info=True)
+                await self.refuse(RedisUnavailable())
+
     async def disconnect(self, code):
         if getattr(self, "sockets_group", None):
-            await self.channel_layer.group_discard(self.sockets_group, self.channel_name)
+            await leave_group(self.channel_layer, self.sockets_group, self.channel_name)
         for task in self.tasks:
             cancel(task)
         if self.reader:
@@ -213,16 +227,21 @@ class AgentConsumer(JsonConsumer):
 
     def _inbox_reader(self, handover: asyncio.Event | None):
         """The inbox reader's body for the supervisor: the first run waits for the hand-over,
-        a restart (after a Redis error) re-joins the groups first."""
+        a restart (after a Redis error) re-joins the groups first, and so does a Redis restart
+        the reads went through without an error."""
         first = True
+
+        async def join() -> None:
+            for group in self.groups:
+                await self.channel_layer.group_add(group, inbox_channel(self.agent_id))
 
         async def body() -> None:
             nonlocal first
             if not first:
-                for group in self.groups:
-                    await self.channel_layer.group_add(group, inbox_channel(self.agent_id))
+                await join()
             first = False
-            await self.read_inbox(handover)
+            async with layerwatch.rejoining(join):  # a Redis restart its reads did not notice
+                await self.read_inbox(handover)
 
         return body
 
@@ -355,6 +374,7 @@ class AgentFeedConsumer(JsonConsumer):
     """The /agents/ page's live view: registry changes for everyone, messages you may see."""
 
     max_frame_bytes = 4096  # clients send only {"type": "ping"}
+    watches_layer = True  # after a Redis restart the page reconnects and is sent the list again
 
     async def connect(self):
         user = self.scope["user"]
@@ -372,7 +392,7 @@ class AgentFeedConsumer(JsonConsumer):
 
     async def disconnect(self, code):
         for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await leave_group(self.channel_layer, group, self.channel_name)
 
     async def handle_ping(self, frame: dict) -> None:
         await self.send_json({"type": "pong"})

@@ -12,7 +12,7 @@ from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Val
 from ninja.parser import Parser
 
 from autobot.auth import api_auth
-from autobot.errors import AppError, BadRequest
+from autobot.errors import REDIS_FAULTS, AppError, BadRequest, RedisUnavailable
 from autobot.http import json_loads
 from autobot.openapi import AutoBotOpenAPISchema
 from autobot.platform_api import router as platform_router
@@ -123,6 +123,9 @@ def on_http_error(request, exc: HttpError):
 
 @api.exception_handler(Exception)
 def on_unexpected(request, exc):
+    if isinstance(exc, REDIS_FAULTS):  # an outage, not a bug: 503, and no stack in the log
+        log.warning("%s %s: Redis did not answer (%r)", request.method, request.path, exc)
+        return on_app_error(request, RedisUnavailable())
     log.exception("unhandled error on %s %s", request.method, request.path)
     return _error(request, 500, "internal error: it has been logged", "internal_error")
 

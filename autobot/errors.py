@@ -1,6 +1,7 @@
 """One error hierarchy. Services raise these; the API and consumers turn them into
 `{"detail": ..., "code": ...}` with the class's status (or a 44xx WebSocket close code)."""
 
+import redis.exceptions
 from ninja import Field, Schema
 
 
@@ -72,6 +73,20 @@ class RateLimited(AppError):
 class Unavailable(AppError):
     status = 503
     code = "unavailable"
+
+
+class RedisUnavailable(Unavailable):
+    """Redis (the channel layer, or another use of it) did not answer: a moment's outage, not a
+    bug; the client tries again (a page's socket reconnects)."""
+
+    code = "redis_unavailable"
+
+    def __init__(self, detail: str = "the server's Redis does not answer; try again in a moment", **kwargs):
+        super().__init__(detail, **kwargs)
+
+
+# What redis-py raises when Redis is away or too slow (after its own retries).
+REDIS_FAULTS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 class ShuttingDown(Unavailable):

@@ -8,7 +8,8 @@ Start-up: work that a killed worker left half done is cleaned up by the next wor
 - the cgroups of its sandboxed terminals are removed once empty and a minute old (on this host:
   terminal/cgroup.py, ``sweep``; a live worker's sessions are never touched).
 Then the worker's timers start (marking expired the operator approvals that ran out of time:
-chat/operator/approvals.py, ``approvals_sweep``), and the MCP SDK's session manager
+chat/operator/approvals.py, ``approvals_sweep``; watching that the layer's Redis still holds its
+groups: autobot/layerwatch.py), and the MCP SDK's session manager
 (interop/mcp_server.py); both stop at shutdown.
 They run before the worker reports itself started, so it serves nothing until they are done; a
 step that fails is logged and the worker starts anyway (a database briefly down must not keep
@@ -28,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 
-from autobot import metrics
+from autobot import layerwatch, metrics
 from autobot.lanes import lane_context, spawn
 from autobot.supervise import cancel_and_wait
 
@@ -71,12 +72,14 @@ def _start_timers() -> None:
     # Not a supervised reader: a failed round is logged and the next one tries again, without
     # making /api/health report the worker unwell over a housekeeping hiccup.
     _timers.add(spawn(approvals_sweep(), name="approvals-expiry"))
+    layerwatch.epoch()  # starts the watch of the layer's Redis (autobot/layerwatch.py), if any
 
 
 async def _stop_timers() -> None:
     tasks = list(_timers)
     _timers.clear()
     await cancel_and_wait(tasks)
+    await layerwatch.stop()
 
 
 async def on_shutdown() -> None:

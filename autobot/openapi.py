@@ -7,8 +7,8 @@ clash stops the document from being built, so a test (and /api/openapi.json) fai
 Every operation's error responses come from one place: the errors its shape implies (401 when it
 needs authentication, 403 for a CSRF failure on unsafe methods with a browser session, 400, 413
 and 422 when it takes a body or parameters, 404 when it has path parameters), plus the ones its
-route declares with `autobot.errors.errors(...)`. All of them reference the `Error` component
-(`ValidationErrorOut` for 422).
+route declares with `autobot.errors.errors(...)`; 503 on every authenticated operation (Redis
+away). All of them reference the `Error` component (`ValidationErrorOut` for 422).
 """
 
 from http import HTTPStatus
@@ -29,7 +29,7 @@ DESCRIPTIONS = {
     413: "Too large",
     422: "Validation failed: `errors` lists each invalid value",
     429: "Too many requests: wait and retry (see `Retry-After`)",
-    503: "A dependency is unavailable",
+    503: "A dependency is unavailable (`redis_unavailable`: Redis did not answer): try again in a moment",
     504: "Timed out",
 }
 
@@ -77,7 +77,9 @@ def implied_errors(operation) -> set[int]:
     sources = {model.__ninja_param_source__ for model in operation.models if model.model_fields}
     takes_body = bool(sources & BODY_SOURCES) or "requestBody" in (operation.openapi_extra or {})
     if operation.auth_callbacks:
-        statuses.add(401)
+        # 503 redis_unavailable: with several workers, what an authenticated call does may need
+        # Redis (the channel layer, the rate limits, the agents' replay check), and it may be away.
+        statuses |= {401, 503}
         if UNSAFE_METHODS & set(operation.methods):
             statuses.add(403)
     if takes_body:

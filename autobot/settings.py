@@ -172,6 +172,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # Read timeout of the channel layer's Redis connections: it must outlast the layer's 5 s blocking
 # read, or every idle socket and bus reader dies (autobot/redisconf.py says why; refused below).
 REDIS_SOCKET_TIMEOUT = env_float("AUTOBOT_REDIS_SOCKET_TIMEOUT", 30.0, minimum=0.1)
+# How often each worker checks that the layer's Redis still holds its groups (autobot/layerwatch.py).
+LAYER_WATCH_SECONDS = env_float("AUTOBOT_LAYER_WATCH_SECONDS", 2.0, minimum=0.05)
 if REDIS_URL:
     if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://")

@@ -29,9 +29,9 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.urls import re_path
 
-from autobot import metrics, revocation
+from autobot import layerwatch, metrics, revocation
 from autobot.auth import read_only, token_authenticate
-from autobot.errors import AppError, BadRequest
+from autobot.errors import REDIS_FAULTS, AppError, BadRequest, RedisUnavailable, Unavailable
 from autobot.http import json_loads
 from autobot.supervise import cancel
 
@@ -313,6 +313,15 @@ INTERNAL_ERROR = "internal error: it has been logged"
 _HANDLER_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
+async def leave_group(layer, group: str, channel: str) -> None:
+    """A socket's clean-up leaving a group: with Redis away it cannot, and need not (the
+    membership expires with the layer's group expiry, or is gone with a restart)."""
+    try:
+        await layer.group_discard(group, channel)
+    except Exception:  # noqa: BLE001
+        log.info("websocket: could not leave %s (the layer is unavailable)", group)
+
+
 class BadFrame(BadRequest):
     """A fault of the frame itself (not of a field inside it); ``fields`` join the error frame."""
 
@@ -344,8 +353,16 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     # the socket closes with 4403 "forbidden". A permission ("app.codename") or an async callable
     # ``(user, scope)`` raising a 4xx AppError: usually the same service check connect makes.
     requires = None
+    # A consumer that joins groups on the layer: once the layer's Redis loses its state
+    # (autobot/layerwatch.py) its memberships are gone and what was sent meanwhile is lost, and
+    # ``layer_restarted`` runs. By default the socket closes (error frame ``layer_restarted``, close 1011) and the
+    # client reconnects, joining again and taking a new snapshot.
+    watches_layer = False
     accepted = False
     closing = False
+    _layer_epoch = 0
+    _layer_watch: asyncio.Task | None = None
+    _layer_lost = False
 
     # -- helpers for subclasses
 
@@ -380,7 +397,60 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         self.accepted = True
         if self.requires is not None:
             keep_requiring(self.scope, self.requires)
+        if self.watches_layer and self.channel_layer is not None:
+            self._layer_watch = asyncio.ensure_future(self._watch_layer())
         await super().accept(subprotocol, headers)
+
+    async def websocket_connect(self, message):
+        if self.watches_layer and self.channel_layer is not None:
+            self._layer_epoch = layerwatch.epoch()  # before connect joins any group
+        await super().websocket_connect(message)
+
+    async def websocket_disconnect(self, message):
+        if self._layer_watch is not None:
+            cancel(self._layer_watch)
+        await super().websocket_disconnect(message)
+
+    async def _watch_layer(self) -> None:
+        while True:
+            await layerwatch.restarted_since(self._layer_epoch)
+            self._layer_epoch = layerwatch.epoch()
+            if self.closing:
+                return
+            await self._quietly(self.layer_restarted())
+
+    async def layer_restarted(self) -> None:
+        await self.refuse(Unavailable("the server's message layer restarted; reconnect to catch up",
+                                      code="layer_restarted"))
+
+    # -- the consumer's own channel on the layer
+
+    # Channels' consumer waits on ``self.channel_receive`` beside the socket, and ends with an
+    # exception (no error frame, no ``disconnect``) when a receive fails: Redis away. It is set
+    # in Channels' ``__call__``; reading it gives a receive that turns a failure into an event
+    # for this consumer instead (``autobot_layer_lost``: error frame, close 1011).
+    @property
+    def channel_receive(self):
+        return self._layer_receive
+
+    @channel_receive.setter
+    def channel_receive(self, receive) -> None:
+        self._channel_receive = receive
+
+    async def _layer_receive(self) -> dict:
+        if self._layer_lost:
+            await asyncio.Future()  # the socket is closing: wait for its disconnect, no busy loop
+        try:
+            return await self._channel_receive()
+        except Exception:
+            self._layer_lost = True
+            log.warning("%s: its channel on the layer failed; closing the socket", type(self).__name__,
+                        exc_info=True)
+            return {"type": "autobot.layer_lost"}
+
+    async def autobot_layer_lost(self, event) -> None:
+        if not self.closing:
+            await self.refuse(RedisUnavailable())
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
         if self.closing:
@@ -428,6 +498,10 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
                 await self._quietly(self.refuse(exc))
             else:
                 await self._quietly(self.send_error(exc))
+        except REDIS_FAULTS as exc:  # an outage, not a bug: the client reconnects
+            log.warning("%s: Redis did not answer on %s (%r)", type(self).__name__, kind, exc)
+            if not self.closing:
+                await self._quietly(self.refuse(RedisUnavailable()))
         except Exception:
             log.exception("%s failed on %s", type(self).__name__, kind)
             if not self.closing:

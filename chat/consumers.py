@@ -13,7 +13,7 @@ from django.conf import settings
 from autobot.errors import AppError
 from autobot.http import scope_ip
 from autobot.workers import WORKER_ID, wait_gone
-from autobot.ws import JsonConsumer
+from autobot.ws import JsonConsumer, leave_group
 from chat import services
 from chat.generation import group_name
 from chat.operator import services as operator
@@ -29,6 +29,7 @@ async def _may_stay(user, scope) -> None:
 class ChatConsumer(JsonConsumer):
     group = None
     watch: asyncio.Task | None = None
+    watches_layer = True  # after a Redis restart the page reconnects and takes a new snapshot
     # Checked at connect and, by the front door, while the socket is open: staff status taken
     # away closes a socket on someone else's chat (4403).
     requires = staticmethod(_may_stay)
@@ -87,7 +88,7 @@ class ChatConsumer(JsonConsumer):
         if self.watch is not None:
             self.watch.cancel()
         if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await leave_group(self.channel_layer, self.group, self.channel_name)
 
     # -- frames from the client
 

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from autobot import audit, context, supervise
+from autobot import audit, context, layerwatch, supervise
 from autobot.errors import Conflict, ShuttingDown
 from autobot.lanes import spawn
 from autobot.supervise import supervised
@@ -46,6 +46,7 @@ T = TypeVar("T")
 
 FLUSH_SECONDS = 2.0  # how often the partial answer is written to the database (for other workers)
 SNAPSHOT_WAIT_SECONDS = 1.0  # how long another process has to tell the text so far
+PUBLISH_PAUSE_SECONDS = 1.0  # after the layer failed, tokens skip it this long (Answer.publish)
 START_SLOTS = 8  # answers being set up at once per event loop; a burst beyond waits its turn
 FINAL_FIELDS = ("content", "status", "citations", "prompt_tokens", "completion_tokens", "first_token_ms", "total_ms",
                 "error_code", "error", "tool_calls", "updated")
@@ -82,6 +83,7 @@ class Answer:
     result: dict | None = None  # the stored message, once finished
     cleanup: asyncio.Future | None = None
     turn: Any = None  # the operator's side (chat.operator.turn.Turn) when the answer may use tools
+    publish_paused_until: float = 0.0  # after the layer failed (publish)
 
     def subscribe(self) -> asyncio.Queue:
         """An in-process feed of this answer's events, starting with the text so far."""
@@ -97,10 +99,25 @@ class Answer:
         self.subscribers.discard(queue)
 
     async def publish(self, event: dict) -> None:
-        """To the in-process subscribers and to the session's group (sockets, other processes)."""
+        """To the in-process subscribers and to the session's group (sockets, other processes).
+
+        The group is best effort: with the layer's Redis away the answer goes on and is stored,
+        and the sockets that follow it over the layer are closed (``redis_unavailable`` or
+        ``layer_restarted``, autobot/ws.py) and catch up from a snapshot when they reconnect. After
+        a failure the group is left alone for PUBLISH_PAUSE_SECONDS, so that redis-py's retries
+        do not slow every token down while Redis is away."""
         for queue in list(self.subscribers):
             queue.put_nowait(event)
-        await get_channel_layer().group_send(group_name(self.session_id), event)
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.publish_paused_until:
+            return
+        try:
+            await get_channel_layer().group_send(group_name(self.session_id), event)
+        except Exception as exc:  # noqa: BLE001 - the layer away; see above
+            if not self.publish_paused_until:
+                log.warning("chat: could not publish session %s's answer on the layer (%r); it goes on",
+                            self.session_id, exc)
+            self.publish_paused_until = loop.time() + PUBLISH_PAUSE_SECONDS
 
     def control(self, event: dict) -> None:
         """A cancel, pause, resume or decided approval, from here or another process."""
@@ -375,21 +392,30 @@ async def _listen_for_control(answer: Answer) -> None:
 async def _control_listener(answer: Answer) -> None:
     layer = get_channel_layer()
     channel = await layer.new_channel()
-    await layer.group_add(control_group(answer.session_id), channel)
+
+    async def join() -> None:
+        await layer.group_add(control_group(answer.session_id), channel)
+
+    await join()
     try:
-        while True:
-            event = await layer.receive(channel)
-            if event.get("type") == "chat.snapshot" and event.get("reply"):
-                # Read and sent in one step of the loop: a token published after this is live
-                # for the asker (it joined the session group first), one before it is in the text.
-                await layer.send(event["reply"], {"type": "chat.snapshot_reply", "message_id": answer.message_id,
-                                                  "text": answer.text})
-            answer.control(event)
-            if event.get("type") == "chat.cancel":
-                return
+        async with layerwatch.rejoining(join):  # a Redis restart its reads did not notice
+            await _handle_control(answer, layer, channel)
     finally:
         with contextlib.suppress(Exception):
             await layer.group_discard(control_group(answer.session_id), channel)
+
+
+async def _handle_control(answer: Answer, layer, channel: str) -> None:
+    while True:
+        event = await layer.receive(channel)
+        if event.get("type") == "chat.snapshot" and event.get("reply"):
+            # Read and sent in one step of the loop: a token published after this is live
+            # for the asker (it joined the session group first), one before it is in the text.
+            await layer.send(event["reply"], {"type": "chat.snapshot_reply", "message_id": answer.message_id,
+                                              "text": answer.text})
+        answer.control(event)
+        if event.get("type") == "chat.cancel":
+            return
 
 
 async def _stream_once(answer: Answer, provider: Provider, messages, model, stats: dict,

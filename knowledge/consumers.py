@@ -6,7 +6,7 @@ state, then forwards updates. Clients may send {"type": "cancel"}.
 """
 
 from autobot.errors import AppError, NotFound
-from autobot.ws import JsonConsumer
+from autobot.ws import JsonConsumer, leave_group
 from knowledge import services
 from knowledge.models import CrawlJob
 
@@ -25,6 +25,7 @@ class CrawlProgressConsumer(JsonConsumer):
     max_frame_bytes = 4096  # clients send only {"type": "cancel"} and {"type": "ping"}
     group = None
     requires = staticmethod(_may_stay)
+    watches_layer = True  # after a Redis restart the page reconnects and is sent the crawl's state
 
     async def connect(self):
         self.user = self.scope["user"]
@@ -46,7 +47,7 @@ class CrawlProgressConsumer(JsonConsumer):
 
     async def disconnect(self, code):
         if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await leave_group(self.channel_layer, self.group, self.channel_name)
 
     async def handle_cancel(self, frame: dict) -> None:
         job = await services.crawl_cancel(user=self.user, crawl_id=self.crawl_id)

@@ -1,4 +1,30 @@
-"""Scale-out tests: the chat's fake LLM and the terminal's fixtures, reused."""
+"""Scale-out tests: the chat's fake LLM and the terminal's fixtures, reused; a Redis of the test's own."""
 
+import asyncio
+import uuid
+
+import pytest
+
+from autobot.redisconf import channel_layer_config
+from autobot.testbed import RedisServer
 from tests.chat.conftest import fake_llm, llm  # noqa: F401 - fixtures
 from tests.terminal.conftest import _terminal_settings, grant_terminal, terminal_user  # noqa: F401 - fixtures
+
+
+@pytest.fixture
+async def own_redis(settings):
+    """A redis-server of the test's own on another loopback port, as the channel layer and
+    REDIS_URL: the test may stop, restart or kill it (never the shared one)."""
+    from channels.layers import channel_layers
+
+    from agents.services import bus_shutdown
+
+    server = await asyncio.to_thread(RedisServer().start)
+    settings.REDIS_URL = server.url
+    settings.CHANNEL_LAYERS = {"default": channel_layer_config(server.url, prefix=f"rs{uuid.uuid4().hex[:6]}")}
+    settings.HEALTH_TIMEOUT_SECONDS = 1.0
+    channel_layers.backends.clear()
+    yield server
+    await asyncio.to_thread(server.stop)
+    await bus_shutdown()
+    channel_layers.backends.clear()

@@ -4,34 +4,14 @@ The test runs its own redis-server on another loopback port and restarts that on
 
 import asyncio
 import json
-import uuid
 
 import pytest
 from django.test import AsyncClient
 
 from autobot import supervise
-from autobot.redisconf import channel_layer_config
-from autobot.testbed import RedisServer
 from tests.agents.test_consumers import api_request
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-async def own_redis(settings):
-    from channels.layers import channel_layers
-
-    from agents.services import bus_shutdown
-
-    server = await asyncio.to_thread(RedisServer().start)
-    settings.REDIS_URL = server.url
-    settings.CHANNEL_LAYERS = {"default": channel_layer_config(server.url, prefix=f"rs{uuid.uuid4().hex[:6]}")}
-    settings.HEALTH_TIMEOUT_SECONDS = 1.0
-    channel_layers.backends.clear()
-    yield server
-    await asyncio.to_thread(server.stop)
-    await bus_shutdown()
-    channel_layers.backends.clear()
 
 
 async def health() -> dict:
