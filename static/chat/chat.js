@@ -3,6 +3,8 @@
 // HTML when done; nothing from the model is ever inserted as HTML on this side.
 // Sending with no chat open starts one. Per-message actions live in actions.js, the grouped
 // session list in sessions.js, export in export.js.
+// A dropped socket reconnects with backoff; the server replays the answer still running, and
+// the page reads the stored messages to finish those that ended while it was away (catchUp).
 import { api, wsUrl } from "../js/api.js";
 import { el } from "../js/dom.js";
 import { Backoff } from "../js/reconnect.js";
@@ -21,7 +23,7 @@ const els = {
 };
 const EMPTY = "Type a message below to start a chat, or pick one from your chats.";
 const maxChars = Number($("chat").dataset.maxChars || 0);
-const state = { session: null, socket: null, generating: false, streams: new Map(), defaultModel: "" };
+const state = { session: null, socket: null, generating: false, streams: new Map(), defaultModel: "", posted: 0 };
 const backoff = new Backoff({ base: 500, max: 10000 });
 
 // ---------------------------------------------------------------- helpers
@@ -224,7 +226,11 @@ function onDone(message) {
 }
 
 // ---------------------------------------------------------------- socket
-function connect() {
+// The server closes the socket (4503) after these, and the page reconnects on its own: the
+// connection label says so, a banner would only alarm.
+const LAYER_ERRORS = new Set(["layer_restarted", "layer_unavailable"]);
+
+function connect({ reconnecting = false } = {}) {
   const session = state.session;
   if (!session) return;
   setConnection("warn", "connecting…");
@@ -233,6 +239,7 @@ function connect() {
   socket.addEventListener("open", () => {
     backoff.reset();
     setConnection("ok", "connected");
+    if (reconnecting) catchUp(session.id);
   });
   socket.addEventListener("message", (event) => {
     const frame = JSON.parse(event.data);
@@ -240,6 +247,7 @@ function connect() {
     else if (frame.type === "done") onDone(frame.message);
     else if (handleOperatorFrame(frame, operatorContext)) setGenerating(true);
     else if (frame.type === "error") {
+      if (LAYER_ERRORS.has(frame.code) && !frame.message_id) return;
       showBanner(frame.detail);
       if (!frame.message_id) setGenerating(false);
     }
@@ -252,8 +260,32 @@ function connect() {
     }
     // Answers keep going on the server; reconnecting picks up where the stream is now.
     setConnection("warn", "reconnecting…");
-    backoff.schedule(() => { if (state.socket === socket) connect(); });
+    backoff.schedule(() => { if (state.socket === socket) connect({ reconnecting: true }); });
   });
+}
+
+// An answer that ended while the socket was down sends no frame again (the server's snapshot
+// holds only the answer still running), so its node would stay "streaming" and sending blocked.
+// Finish from the stored messages what this page still streams; one still running there is
+// left to the socket's snapshot and frames.
+async function catchUp(sessionId) {
+  const posted = state.posted;
+  let data;
+  try {
+    data = await api(`/api/chat/sessions/${sessionId}/messages?limit=200`);
+  } catch (err) {
+    showBanner(`The chat could not be brought up to date: ${err.message}`);
+    return;
+  }
+  if (state.session?.id !== sessionId) return; // another chat was opened meanwhile
+  for (const message of data.items) {
+    // A `done` that came during the fetch has already removed its stream: nothing to undo.
+    if (message.status !== "streaming" && state.streams.has(message.id)) onDone(message);
+  }
+  // Nothing streams here nor runs there: no answer is coming. Unless a message was sent during
+  // the fetch, whose answer the list may predate.
+  const running = state.streams.size > 0 || data.items.some((m) => m.status === "streaming");
+  if (!running && state.posted === posted) setGenerating(false);
 }
 
 // Resolves once the socket is open (or at once if it is), rejects if it closes first.
@@ -290,6 +322,7 @@ async function postMessage(content) {
   await socketOpen(state.socket);
   showBanner("");
   state.socket.send(JSON.stringify({ type: "message", content, use_knowledge: els.knowledge.checked }));
+  state.posted += 1;
   els.messages.querySelector(".empty")?.remove();
   els.messages.append(renderMessage({ id: "", role: "user", status: "complete", content }));
   markLast(els.messages);
@@ -305,6 +338,7 @@ async function regenerate() {
     await socketOpen(state.socket);
     showBanner("");
     state.socket.send(JSON.stringify({ type: "message", regenerate: true, use_knowledge: els.knowledge.checked }));
+    state.posted += 1;
     setGenerating(true);
     scrollDown();
   } catch (err) {

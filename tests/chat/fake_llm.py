@@ -10,7 +10,9 @@ user message back word by word. `script` makes it call tools: a list of steps (o
 request, the last repeated) or a function of the request body returning a step; a step is
 `{"text": "...", "tool_calls": [{"id", "name", "arguments"}]}` with arguments a dict or raw
 (possibly malformed) JSON text. OpenAI streams each call's arguments in pieces, the calls
-interleaved (parallel calls); Ollama sends each call whole, as Ollama does. Run it standalone with
+interleaved (parallel calls); Ollama sends each call whole, as Ollama does. `resume` is an asyncio
+event of the fake's loop: from another thread (FakeLLMThread), set it with
+`fake.loop.call_soon_threadsafe(fake.resume.set)`. Run it standalone with
 `python tests/chat/fake_llm.py --port 11434 --delay 0.05`.
 """
 
@@ -53,10 +55,12 @@ class FakeLLM:
         self.streaming = 0  # answers in flight right now
         self.peak_streaming = 0
         self.url = ""
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop it serves on, set by start()
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self, port: int = 0) -> FakeLLM:
+        self.loop = asyncio.get_running_loop()
         app = web.Application()
         app.router.add_post("/api/chat", self._ollama_chat)
         app.router.add_get("/api/tags", self._ollama_tags)

@@ -5,7 +5,10 @@ Debian's Chromium. They share the test database file with the test process, so t
 import contextlib
 import os
 import shutil
+import socket
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -97,6 +100,78 @@ def logged_in_page(page, live_server_url):
         return page
 
     return login
+
+
+class Cable:
+    """A TCP relay in front of a server: pages opened at `url` reach the server through it.
+    `unplug()` cuts every connection through it and refuses new ones until `plug()`, as a dropped
+    network does: the browser's own WebSocket closes (1006). Chromium's offline emulation
+    (`context.set_offline`) leaves an open WebSocket open, so it cannot show a drop."""
+
+    def __init__(self, server_url: str):
+        self.target = (urlsplit(server_url).hostname, urlsplit(server_url).port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.plugged = True
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            if not self.plugged:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:  # cut
+            pass
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def unplug(self) -> None:
+        self.plugged = False
+        with self.lock:
+            cut, self.sockets = self.sockets, []
+        for sock in cut:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def plug(self) -> None:
+        self.plugged = True
+
+    def close(self) -> None:
+        self.unplug()
+        self.listener.close()
+
+
+@pytest.fixture
+def cable():
+    """cable(server_url) → a `Cable` in front of that server, closed after the test."""
+    cables = []
+
+    def make(server_url: str) -> Cable:
+        cables.append(Cable(server_url))
+        return cables[-1]
+
+    yield make
+    for made in cables:
+        made.close()
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """The chat page in a real browser against the real server whose LLM is the fake one."""
 
+import asyncio
+import time
 
 import pytest
 
@@ -77,3 +79,49 @@ def test_stop_button_cancels_the_answer(page, owner, chat_server_url):
     stopped.wait_for(timeout=10000)
     assert "stopped" in stopped.locator(".meta").inner_text()
     assert "word59" not in stopped.inner_text()
+
+
+def test_an_answer_that_ends_while_the_page_is_cut_off_shows_whole_after_reconnecting(page, owner, chat_server_url,
+                                                                                       fake_llm, cable):
+    from chat.models import ChatMessage
+
+    network = cable(chat_server_url)
+    login(page, network.url, owner)
+    page.goto(f"{network.url}/chat/")
+    page.click("#new-session")
+    page.wait_for_selector("#conn-state.ok")
+    fake_llm.pause_after = 2  # "Echo:" and " alpha" arrive, then the answer waits for `resume`
+    try:
+        page.fill("#prompt", "alpha beta gamma")
+        page.press("#prompt", "Enter")
+        page.wait_for_function(
+            "document.querySelector('.msg.assistant.streaming .body')?.textContent === 'Echo: alpha'")
+
+        # The network drops: the page's socket closes and its reconnects fail for now.
+        network.unplug()
+        page.wait_for_selector("#conn-state.warn")
+        # The answer ends on the server meanwhile; no frame can tell the page.
+        fake_llm.loop.call_soon_threadsafe(fake_llm.resume.set)
+        answer = ChatMessage.objects.filter(session__owner=owner, role="assistant", status="complete")
+        deadline = time.monotonic() + 15
+        while not answer.exists():  # another process stores it: there is nothing to wait on but the row
+            assert time.monotonic() < deadline, "the answer was not stored"
+            time.sleep(0.1)
+    finally:
+        fake_llm.pause_after = None
+        fake_llm.resume = asyncio.Event()
+
+    network.plug()
+    page.wait_for_selector("#conn-state.ok", timeout=20000)  # reconnected (backoff: at most 10 s)
+    page.locator(".msg.assistant.complete").wait_for(timeout=10000)
+    assert page.locator(".msg.assistant .body").all_inner_texts() == ["Echo: alpha beta gamma"]
+    assert page.locator(".msg.assistant.streaming").count() == 0
+    assert page.locator("#stop").is_hidden() and page.locator("#send").is_enabled()
+    assert page.locator("#banner").is_hidden()
+
+    # And the chat goes on: the next question is sent and answered.
+    page.fill("#prompt", "delta epsilon")
+    page.press("#prompt", "Enter")
+    page.wait_for_function("document.querySelectorAll('.msg.assistant.complete').length === 2", timeout=15000)
+    assert page.locator(".msg.assistant.complete .body").all_inner_texts() == [
+        "Echo: alpha beta gamma", "Echo: delta epsilon"]
