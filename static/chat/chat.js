@@ -226,9 +226,9 @@ function onDone(message) {
 }
 
 // ---------------------------------------------------------------- socket
-// The server closes the socket (4503) after these, and the page reconnects on its own: the
+// The server closes the socket (1011) after these, and the page reconnects on its own: the
 // connection label says so, a banner would only alarm.
-const LAYER_ERRORS = new Set(["layer_restarted", "layer_unavailable"]);
+const LAYER_ERRORS = new Set(["layer_restarted", "redis_unavailable"]);
 
 function connect({ reconnecting = false } = {}) {
   const session = state.session;
