@@ -40,7 +40,9 @@ class _Watch:
         self.layer = layer
         self.loop = asyncio.get_running_loop()
         self.epoch = 0
-        self.next = asyncio.Event()  # set (and replaced) when the epoch goes up
+        # Done (and replaced) when the epoch goes up; one future shared by every waiter, so a
+        # socket waiting on it costs a callback, not a task.
+        self.next: asyncio.Future = self.loop.create_future()
         self.known: dict[int, bytes] = {}
         self.task = self.loop.create_task(self._run(), name="layer-watch")
 
@@ -68,8 +70,8 @@ class _Watch:
     def _bump(self) -> None:
         log.warning("the channel layer's Redis lost its state (restarted or flushed): joining groups again")
         self.epoch += 1
-        fired, self.next = self.next, asyncio.Event()
-        fired.set()
+        fired, self.next = self.next, self.loop.create_future()
+        fired.set_result(self.epoch)
 
 
 # Each layer's watch, on the loop that uses it (the layer's connections belong to that loop).
@@ -104,7 +106,14 @@ async def restarted_since(since: int, layer=None) -> None:
     if watch is None:
         await asyncio.Future()  # nothing to lose: wait until cancelled
     while watch.epoch <= since:
-        await watch.next.wait()
+        await asyncio.shield(watch.next)  # the shared future must not be cancelled with a waiter
+
+
+def next_restart(layer=None) -> asyncio.Future | None:
+    """A future done when ``layer`` (the default one if None) next loses its state, for an
+    ``asyncio.wait`` beside other things; None without Redis. Never cancel it: it is shared."""
+    watch = _watch(layer)
+    return None if watch is None else watch.next
 
 
 @contextlib.asynccontextmanager

@@ -182,7 +182,8 @@ async def refusal(scope, *, token: str, requirements: list) -> int | None:
 class Nudges:
     """The socket's place in its user's group (autobot/revocation.py): a message there asks for
     the check now. A layer that fails costs only the promptness: the periodic check goes on, and
-    joins again at each round (which also renews a membership the layer would expire)."""
+    joins again at each round (which also renews a membership the layer would expire), and at once
+    when the layer's Redis lost its state (autobot/layerwatch.py)."""
 
     def __init__(self, user_id) -> None:
         revocation.sockets_listen_here()
@@ -205,13 +206,16 @@ class Nudges:
                         exc_info=True)
 
     async def wait(self, seconds: float) -> bool:
-        """Until a nudge comes (True) or ``seconds`` pass (False)."""
+        """Until a nudge comes (True) or ``seconds`` pass (False). A restart of the layer's Redis
+        (autobot/layerwatch.py) ends the wait early (False): the round joins the group again."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         if self.joined:
             self.receiving = self.receiving or asyncio.ensure_future(self.layer.receive(self.channel))
-            done, _ = await asyncio.wait({self.receiving}, timeout=seconds)
-            if not done:
+            restart = layerwatch.next_restart()
+            done, _ = await asyncio.wait({self.receiving, restart} - {None}, timeout=seconds,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done or self.receiving not in done:
                 return False
             received, self.receiving = self.receiving, None
             if received.exception() is None:

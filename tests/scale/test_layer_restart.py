@@ -12,14 +12,19 @@ gets its answers; an answer being written while Redis is away is finished and st
 import asyncio
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from agents import services as agent_services
 from agents.bus import AgentEndpoint, Bus
 from autobot import layerwatch
+from autobot.revocation import user_group
 from chat.models import ChatMessage
+from terminal import services as terminal
 from tests.agents.test_bus import FAST, KEY
 from tests.agents.test_consumers import connect_agent, expect_error
 from tests.chat.test_consumers import make_session, receive_until_done, tokens_text
+from tests.conftest import make_token
+from tests.platform.test_ws_nudge import _closed, _open, _revoke
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.timeout(90)]
 
@@ -142,3 +147,28 @@ async def test_a_request_that_needs_redis_while_it_is_away_is_503_not_500(own_re
     assert response.status_code == 503, response.content
     assert response.json()["code"] == "redis_unavailable"
     await asyncio.to_thread(own_redis.start)
+
+
+async def test_a_token_revoked_after_a_quick_redis_restart_still_closes_its_socket_at_once(
+        own_redis, terminal_user, settings):
+    from channels.layers import get_channel_layer
+
+    settings.WS_REAUTH_SECONDS = 3600  # only the nudge over the layer can close it in time
+    session = await terminal.session_open(user=terminal_user)
+    raw = await sync_to_async(make_token)(terminal_user)
+    comm = await _open(f"/ws/terminal/{session.pk}/", token=raw)
+    await asyncio.sleep(3 * WATCH_SECONDS)
+    seen = layerwatch.epoch()
+    await asyncio.to_thread(own_redis.restart)
+    await asyncio.wait_for(layerwatch.restarted_since(seen), 10)
+
+    # The socket joins its user's group again (it was gone with the restart).
+    layer = get_channel_layer()
+    key = f"{layer.prefix}:group:{user_group(terminal_user.pk)}"
+    async with asyncio.timeout(10):
+        while not await layer.connection(0).zcard(key):  # noqa: ASYNC110 - polling Redis, no event to wait on
+            await asyncio.sleep(0.05)
+    await _revoke(terminal_user, raw)
+
+    assert await _closed(comm) == (4401, "auth")
+    await terminal.sessions_shutdown()
