@@ -364,8 +364,8 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     watches_layer = False
     accepted = False
     closing = False
-    _layer_epoch = 0
-    _layer_watch: asyncio.Task | None = None
+    _layer_restart: asyncio.Future | None = None  # the layer's next restart, heard from accept on
+    _layer_task: asyncio.Task | None = None
     _layer_lost = False
 
     # -- helpers for subclasses
@@ -401,27 +401,33 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         self.accepted = True
         if self.requires is not None:
             keep_requiring(self.scope, self.requires)
-        if self.watches_layer and self.channel_layer is not None:
-            self._layer_watch = asyncio.ensure_future(self._watch_layer())
+        if self._layer_restart is not None:
+            self._layer_restart.add_done_callback(self._heard_restart)
         await super().accept(subprotocol, headers)
 
     async def websocket_connect(self, message):
         if self.watches_layer and self.channel_layer is not None:
-            self._layer_epoch = layerwatch.epoch()  # before connect joins any group
+            # Taken before connect joins any group: a restart from this point on is heard.
+            self._layer_restart = layerwatch.next_restart()
         await super().websocket_connect(message)
 
     async def websocket_disconnect(self, message):
-        if self._layer_watch is not None:
-            cancel(self._layer_watch)
+        if self._layer_restart is not None:
+            self._layer_restart.remove_done_callback(self._heard_restart)
+        if self._layer_task is not None:
+            cancel(self._layer_task)
         await super().websocket_disconnect(message)
 
-    async def _watch_layer(self) -> None:
-        while True:
-            await layerwatch.restarted_since(self._layer_epoch)
-            self._layer_epoch = layerwatch.epoch()
-            if self.closing:
-                return
-            await self._quietly(self.layer_restarted())
+    def _heard_restart(self, _future) -> None:
+        # A callback on the one future every socket shares, not a task per idle socket.
+        if not self.closing:
+            self._layer_task = asyncio.ensure_future(self._after_restart())
+
+    async def _after_restart(self) -> None:
+        self._layer_restart = layerwatch.next_restart()  # the next one, for a socket that stays open
+        await self._quietly(self.layer_restarted())
+        if not self.closing and self._layer_restart is not None:
+            self._layer_restart.add_done_callback(self._heard_restart)
 
     async def layer_restarted(self) -> None:
         await self.refuse(Unavailable("the server's message layer restarted; reconnect to catch up",
