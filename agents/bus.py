@@ -884,7 +884,6 @@ class AgentEndpoint:
     async def _read(self) -> None:
         # Joined again on every (re)start: after a Redis restart the groups are gone. A restart
         # that the reads went through without an error is found by the layer's watch.
-        await self._join()
         async with layerwatch.rejoining(self._join, self.bus.layer):
             while True:
                 await self._backlog.wait_for_room()

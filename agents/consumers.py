@@ -34,7 +34,7 @@ from agents.protocol import (
     verify_signature,
 )
 from autobot import layerwatch
-from autobot.errors import AppError, Conflict, Forbidden, RateLimited, RedisUnavailable, Unauthorized
+from autobot.errors import REDIS_FAULTS, AppError, Conflict, Forbidden, RateLimited, RedisUnavailable, Unauthorized
 from autobot.http import scope_ip
 from autobot.supervise import cancel, supervised
 from autobot.ws import JsonConsumer, leave_group
@@ -89,7 +89,7 @@ class AgentConsumer(JsonConsumer):
         self.registered = False
         self.tasks: set[asyncio.Task] = set()
         self.reader: asyncio.Task | None = None
-        self.groups: list[str] = []
+        self.inbox_groups: list[str] = []
         self.bucket = TokenBucket(settings.AGENTS_RATE_LIMIT, settings.AGENTS_RATE_BURST)
         self.sockets_group = services.agent_sockets_group(self.agent_id) if _valid_id(self.agent_id) else None
         await self.accept()
@@ -104,14 +104,18 @@ class AgentConsumer(JsonConsumer):
 
     async def layer_restarted(self) -> None:
         """Its inbox's groups are joined again by the inbox reader; its own group (which carries a
-        change of the agent's credentials, agents_reconnect) here. If Redis does not answer, the
-        agent reconnects."""
-        if self.sockets_group:
-            try:
-                await self.channel_layer.group_add(self.sockets_group, self.channel_name)
-            except Exception:  # noqa: BLE001 - reported to the agent, which connects again
-                log.warning("agents: could not join %s again", self.sockets_group, exc_info=True)
-                await self.refuse(RedisUnavailable())
+        change of the agent's credentials, agents_reconnect) here. A change made while the group
+        was lost reached nobody: the row is read again, and a change closes the socket as
+        agents_reconnect would. If Redis does not answer, the agent reconnects."""
+        if not self.sockets_group:
+            return
+        try:
+            await self.channel_layer.group_add(self.sockets_group, self.channel_name)
+        except REDIS_FAULTS:
+            log.warning("agents: could not join %s again", self.sockets_group, exc_info=True)
+            return await self.refuse(RedisUnavailable())
+        if self.agent is not None and await services.agent_credentials_changed(self.agent):
+            await self.agents_reconnect({})
 
     async def disconnect(self, code):
         if getattr(self, "sockets_group", None):
@@ -124,8 +128,8 @@ class AgentConsumer(JsonConsumer):
         if self.registered:
             still_ours = await services.agent_disconnect(agent_id=self.agent_id, connection=self.channel_name)
             if still_ours:
-                for group in self.groups:
-                    await self.channel_layer.group_discard(group, inbox_channel(self.agent_id))
+                for group in self.inbox_groups:
+                    await leave_group(self.channel_layer, group, inbox_channel(self.agent_id))
 
     # -- frames from the agent
 
@@ -215,11 +219,11 @@ class AgentConsumer(JsonConsumer):
     async def join(self, capabilities: list[str], handover: asyncio.Event | None = None) -> None:
         inbox = inbox_channel(self.agent_id)
         wanted = [agent_group(self.agent_id), BROADCAST_GROUP, *(capability_group(c) for c in capabilities)]
-        for group in set(self.groups) - set(wanted):
+        for group in set(self.inbox_groups) - set(wanted):
             await self.channel_layer.group_discard(group, inbox)
         for group in wanted:
             await self.channel_layer.group_add(group, inbox)
-        self.groups = wanted
+        self.inbox_groups = wanted
         if self.reader is None:
             self.reader = asyncio.create_task(
                 supervised(f"agent-{self.agent_id}-socket-inbox", self._inbox_reader(handover)),
@@ -229,18 +233,15 @@ class AgentConsumer(JsonConsumer):
         """The inbox reader's body for the supervisor: the first run waits for the hand-over,
         a restart (after a Redis error) re-joins the groups first, and so does a Redis restart
         the reads went through without an error."""
-        first = True
 
         async def join() -> None:
-            for group in self.groups:
+            for group in self.inbox_groups:
                 await self.channel_layer.group_add(group, inbox_channel(self.agent_id))
 
         async def body() -> None:
-            nonlocal first
-            if not first:
-                await join()
-            first = False
-            async with layerwatch.rejoining(join):  # a Redis restart its reads did not notice
+            # Joined (again: the first run's groups were joined at registration) on every run,
+            # and after a Redis restart that its reads did not notice.
+            async with layerwatch.rejoining(join):
                 await self.read_inbox(handover)
 
         return body

@@ -42,8 +42,18 @@ from agents.protocol import (
     payload_size,
 )
 from agents.seen import seen_close
-from autobot import audit
-from autobot.errors import BadRequest, Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound, Timeout, Unavailable
+from autobot import audit, layerwatch
+from autobot.errors import (
+    REDIS_FAULTS,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    Timeout,
+    Unavailable,
+)
 from autobot.http import API_PREFIX, json_loads
 from autobot.lanes import spawn
 from autobot.supervise import cancel_and_wait
@@ -168,10 +178,16 @@ def jsonable(data: dict) -> dict:
 
 
 async def _feed(groups: list[str], kind: str, item: dict) -> None:
+    """The /agents/ page's live view. Best effort: with Redis away the change stands, and the
+    pages' sockets are closed and load the list again when they reconnect (autobot/ws.py)."""
     layer = get_channel_layer()
     event = {"type": "agents.feed", "kind": kind, "item": jsonable(item)}
-    for group in groups:
-        await layer.group_send(group, event)
+    try:
+        for group in groups:
+            await layer.group_send(group, event)
+    except REDIS_FAULTS as exc:
+        log.warning("agents: the live view missed a change (%r)", exc)
+        layerwatch.suspect()
 
 
 async def feed_agent(agent: Agent) -> None:
@@ -336,12 +352,30 @@ async def _agent_update(*, user, agent_id: str, fields: dict) -> Agent:
 CREDENTIAL_FIELDS = ("secret", "owner", "kind")
 
 
+async def agent_credentials_changed(agent: Agent) -> bool:
+    """Whether the agent's row no longer has the credentials ``agent`` was read with (or is gone)."""
+    now = await Agent.objects.filter(pk=agent.pk).values(*(_column(f) for f in CREDENTIAL_FIELDS)).afirst()
+    return now is None or any(now[_column(f)] != getattr(agent, _column(f)) for f in CREDENTIAL_FIELDS)
+
+
+def _column(field: str) -> str:
+    return Agent._meta.get_field(field).attname  # owner -> owner_id
+
+
 async def agent_sockets_close(*, agent_id: str) -> None:
     """Close every open socket of ``agent_id``: its secret, owner or kind changed (or the agent was
     deleted), and a socket keeps checking frames against the row it loaded when it connected, so
     an agent given a secret would go on sending unsigned frames until it reconnected. On its new
-    connection it must sign (or is refused, if the id is no longer its user's)."""
-    await get_channel_layer().group_send(agent_sockets_group(agent_id), {"type": "agents.reconnect"})
+    connection it must sign (or is refused, if the id is no longer its user's).
+
+    With Redis away the change stands (raising would fail the admin's save after its commit):
+    the sockets read the row again once the layer's watch finds the outage over
+    (``AgentConsumer.layer_restarted``)."""
+    try:
+        await get_channel_layer().group_send(agent_sockets_group(agent_id), {"type": "agents.reconnect"})
+    except REDIS_FAULTS as exc:
+        log.warning("agents: could not tell %s's sockets that its credentials changed (%r)", agent_id, exc)
+        layerwatch.suspect()
 
 
 async def agent_heartbeat(*, agent_id: str, connection: str) -> None:
@@ -539,8 +573,9 @@ async def message_list(*, user, limit: int = 50, offset: int = 0, message_type: 
 
 
 __all__ = [
-    "AgentUnavailable", "agent_card", "agent_claimable", "agent_disconnect", "agent_get", "agent_heartbeat",
-    "agent_list", "agent_register", "agent_sockets_close", "agent_sockets_group", "agents_sweep", "api_message",
+    "AgentUnavailable", "agent_card", "agent_claimable", "agent_credentials_changed", "agent_disconnect",
+    "agent_get", "agent_heartbeat", "agent_list", "agent_register", "agent_sockets_close", "agent_sockets_group",
+    "agents_sweep", "api_message",
     "bus_shutdown", "get_bus", "message_list", "message_log", "message_send", "message_settle", "request_answer",
     "request_claim",
 ]

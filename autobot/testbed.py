@@ -42,10 +42,13 @@ http {{
 
 
 class RedisServer:
-    """``start()``, ``stop()`` (SIGTERM, waits), ``restart()`` on the same port; ``url`` for db 0."""
+    """``start()``, ``stop()`` (SIGTERM, waits), ``restart()`` on the same port; ``url`` for db 0.
+    It keeps nothing on disk, unless given ``data_dir``: then it keeps everything there (an
+    append-only file written at every command), and a restart finds it all again."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, data_dir: str | None = None):
         self.port = port or free_port()
+        self.data_dir = data_dir
         self.proc: subprocess.Popen | None = None
         self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -54,8 +57,10 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        keeps = ["--dir", self.data_dir, "--appendonly", "yes", "--appendfsync", "always"] if self.data_dir else [
+            "--appendonly", "no"]
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *keeps],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10

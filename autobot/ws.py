@@ -322,7 +322,7 @@ async def leave_group(layer, group: str, channel: str) -> None:
     membership expires with the layer's group expiry, or is gone with a restart)."""
     try:
         await layer.group_discard(group, channel)
-    except Exception:  # noqa: BLE001
+    except REDIS_FAULTS:
         log.info("websocket: could not leave %s (the layer is unavailable)", group)
 
 
@@ -347,8 +347,10 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
     An ``AppError`` raised by a handler, a channel-layer event or ``connect`` becomes
     ``{"type": "error", "code", "detail"}`` (the REST body's fields) and the socket stays open,
     unless the error is ``fatal`` (or raised in ``connect``): then it closes with
-    ``exc.close_code`` (4000 + status). Anything else is logged with its stack, answered with
-    ``internal_error`` and closed with 1011. After a close, further frames are ignored.
+    ``exc.close_code`` (4000 + status). A Redis error (from a handler, or the consumer's own
+    channel on the layer failing) is ``redis_unavailable``, closed with 1011; anything else is
+    logged with its stack, answered with ``internal_error`` and closed with 1011. After a close,
+    further frames are ignored.
     """
 
     max_frame_bytes: int = 4096  # a property where a setting decides it
@@ -375,6 +377,7 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
         reaches a browser as a bare 1006), send the error frame, close with its close code."""
         if not self.accepted:
             await self.accept()
+        self.closing = True  # from here on: no second error frame (two refusals may race)
         await self.send_error(exc)
         await self.close_with(exc.close_code)
 
@@ -452,10 +455,10 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
             await asyncio.Future()  # the socket is closing: wait for its disconnect, no busy loop
         try:
             return await self._channel_receive()
-        except Exception:
+        except REDIS_FAULTS as exc:
             self._layer_lost = True
-            log.warning("%s: its channel on the layer failed; closing the socket", type(self).__name__,
-                        exc_info=True)
+            layerwatch.suspect()  # the other sockets' groups missed what was sent meanwhile too
+            log.warning("%s: its channel on the layer failed (%r); closing the socket", type(self).__name__, exc)
             return {"type": "autobot.layer_lost"}
 
     async def autobot_layer_lost(self, event) -> None:

@@ -33,7 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from autobot import audit, context, layerwatch, supervise
-from autobot.errors import Conflict, ShuttingDown
+from autobot.errors import REDIS_FAULTS, Conflict, ShuttingDown
 from autobot.lanes import spawn
 from autobot.supervise import supervised
 from autobot.workers import single_process
@@ -47,6 +47,7 @@ T = TypeVar("T")
 FLUSH_SECONDS = 2.0  # how often the partial answer is written to the database (for other workers)
 SNAPSHOT_WAIT_SECONDS = 1.0  # how long another process has to tell the text so far
 PUBLISH_PAUSE_SECONDS = 1.0  # after the layer failed, tokens skip it this long (Answer.publish)
+PUBLISH_TIMEOUT_SECONDS = 2.0  # a Redis that neither answers nor refuses holds an answer no longer
 START_SLOTS = 8  # answers being set up at once per event loop; a burst beyond waits its turn
 FINAL_FIELDS = ("content", "status", "citations", "prompt_tokens", "completion_tokens", "first_token_ms", "total_ms",
                 "error_code", "error", "tool_calls", "updated")
@@ -84,6 +85,7 @@ class Answer:
     cleanup: asyncio.Future | None = None
     turn: Any = None  # the operator's side (chat.operator.turn.Turn) when the answer may use tools
     publish_paused_until: float = 0.0  # after the layer failed (publish)
+    publish_gap: bool = False  # tokens the group missed: the next one carries the whole text
 
     def subscribe(self) -> asyncio.Queue:
         """An in-process feed of this answer's events, starting with the text so far."""
@@ -101,23 +103,35 @@ class Answer:
     async def publish(self, event: dict) -> None:
         """To the in-process subscribers and to the session's group (sockets, other processes).
 
-        The group is best effort: with the layer's Redis away the answer goes on and is stored,
-        and the sockets that follow it over the layer are closed (``redis_unavailable`` or
-        ``layer_restarted``, autobot/ws.py) and catch up from a snapshot when they reconnect. After
-        a failure the group is left alone for PUBLISH_PAUSE_SECONDS, so that redis-py's retries
-        do not slow every token down while Redis is away."""
+        The group is best effort: with the layer's Redis away (or too slow to answer within
+        PUBLISH_TIMEOUT_SECONDS) the answer goes on and is stored, and the layer's watch is told,
+        so the sockets that follow the answer over the layer are closed once Redis is back
+        (``layer_restarted``, autobot/ws.py) and catch up from a snapshot when they reconnect.
+        After a failure, tokens skip the group for PUBLISH_PAUSE_SECONDS, so that redis-py's
+        retries do not slow every token down; the next token sent carries the whole text from
+        offset 0 (a page that rejoined meanwhile gets no hole), and the end (done, error) is
+        never skipped."""
         for queue in list(self.subscribers):
             queue.put_nowait(event)
         loop = asyncio.get_running_loop()
-        if loop.time() < self.publish_paused_until:
+        is_token = event.get("type") == "chat.token"
+        if is_token and loop.time() < self.publish_paused_until:
+            self.publish_gap = True
             return
+        if is_token and self.publish_gap:
+            event = token_event(self.message_id, self.text, 0)
         try:
-            await get_channel_layer().group_send(group_name(self.session_id), event)
-        except Exception as exc:  # noqa: BLE001 - the layer away; see above
-            if not self.publish_paused_until:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                await get_channel_layer().group_send(group_name(self.session_id), event)
+        except (*REDIS_FAULTS, TimeoutError) as exc:
+            if not self.publish_gap:
                 log.warning("chat: could not publish session %s's answer on the layer (%r); it goes on",
                             self.session_id, exc)
-            self.publish_paused_until = loop.time() + PUBLISH_PAUSE_SECONDS
+            self.publish_paused_until, self.publish_gap = loop.time() + PUBLISH_PAUSE_SECONDS, True
+            layerwatch.suspect()
+            return
+        if is_token:
+            self.publish_gap = False
 
     def control(self, event: dict) -> None:
         """A cancel, pause, resume or decided approval, from here or another process."""
@@ -396,9 +410,8 @@ async def _control_listener(answer: Answer) -> None:
     async def join() -> None:
         await layer.group_add(control_group(answer.session_id), channel)
 
-    await join()
     try:
-        async with layerwatch.rejoining(join):  # a Redis restart its reads did not notice
+        async with layerwatch.rejoining(join):  # and again after a Redis restart its reads did not notice
             await _handle_control(answer, layer, channel)
     finally:
         with contextlib.suppress(Exception):

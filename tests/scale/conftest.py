@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from autobot import layerwatch
 from autobot.redisconf import channel_layer_config
 from autobot.testbed import RedisServer
 from tests.chat.conftest import fake_llm, llm  # noqa: F401 - fixtures
@@ -25,6 +26,7 @@ async def own_redis(settings):
     settings.HEALTH_TIMEOUT_SECONDS = 1.0
     channel_layers.backends.clear()
     yield server
+    await layerwatch.stop()
     await asyncio.to_thread(server.stop)
     await bus_shutdown()
     channel_layers.backends.clear()

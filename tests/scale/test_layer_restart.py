@@ -1,23 +1,34 @@
-"""Sockets and readers that hold groups on the channel layer, across a restart of its Redis.
+"""Sockets and readers that hold groups on the channel layer, across restarts and outages of its
+Redis (autobot/layerwatch.py).
 
-Redis keeps nothing on disk here: a restart empties it, and every group membership is gone. A
-restart quicker than redis-py's retry (a fraction of a second) went unnoticed by the readers, so
-before autobot/layerwatch.py a chat page stayed open and deaf: the next answer's tokens went to a
-group it was no longer in. A longer outage failed the socket's own receive, and the socket died
-without an error frame; an answer streaming meanwhile failed with internal_error.
+A restart that empties Redis loses every group membership. One quicker than redis-py's retry
+raised nothing in any reader: before the watch, a chat page stayed open and deaf (the next
+answer's tokens went to a group it was no longer in), an agent got no more broadcasts, and a
+socket no longer heard that its token was revoked. An outage that empties nothing loses what was
+sent meanwhile, and most receivers never see an error either (channels-redis lets one receiver of
+a process wait on Redis at a time). A longer outage failed a socket's own receive, and the socket
+died without an error frame; an answer streaming meanwhile failed with internal_error.
 
-What a user notices now: the page's socket closes with a reason (1011) and the page reconnects and
-gets its answers; an answer being written while Redis is away is finished and stored."""
+What a user notices now: the page's socket closes with a reason (close 1011) and the page
+reconnects and gets its answers; an answer written while Redis is away is finished and stored.
+
+"Emptied" below is what a restart of a Redis that keeps nothing on disk does to the server's
+connections and data (every connection dropped, every key gone), without the time a restart
+takes: a quick restart, deterministically."""
 
 import asyncio
 
 import pytest
+import redis
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 
 from agents import services as agent_services
-from agents.bus import AgentEndpoint, Bus
-from autobot import layerwatch
+from agents.bus import BROADCAST_GROUP, AgentEndpoint, Bus
+from agents.models import Agent
+from autobot import layerwatch, supervise
 from autobot.revocation import user_group
+from autobot.testbed import RedisServer
 from chat.models import ChatMessage
 from terminal import services as terminal
 from tests.agents.test_bus import FAST, KEY
@@ -29,6 +40,9 @@ from tests.platform.test_ws_nudge import _closed, _open, _revoke
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.timeout(90)]
 
 WATCH_SECONDS = 0.2
+# Either way the socket ends with a reason and the page reconnects: layer_restarted when the
+# watch found it first, redis_unavailable when the socket's own receive failed first.
+LAYER_CODES = {"layer_restarted", "redis_unavailable"}
 
 
 @pytest.fixture(autouse=True)
@@ -36,13 +50,59 @@ def quick_watch(settings):
     settings.LAYER_WATCH_SECONDS = WATCH_SECONDS
 
 
-async def closed_with(comm, code: str, within: float = 15) -> None:
-    """The socket's next frames are an error with ``code``, then close 1011
-    (a fault on the server side: the page reconnects)."""
+@pytest.fixture
+async def kept_redis(settings, tmp_path):
+    """A Redis of the test's own that keeps everything on disk: a restart loses nothing stored."""
+    from channels.layers import channel_layers
+
+    from autobot.redisconf import channel_layer_config
+
+    server = await asyncio.to_thread(RedisServer(data_dir=str(tmp_path)).start)
+    settings.REDIS_URL = server.url
+    settings.CHANNEL_LAYERS = {"default": channel_layer_config(server.url, prefix="kept")}
+    channel_layers.backends.clear()
+    yield server
+    await layerwatch.stop()
+    await asyncio.to_thread(server.stop)
+    channel_layers.backends.clear()
+
+
+def empty(server: RedisServer) -> None:
+    """What a quick restart of a Redis that keeps nothing does: every key gone, every
+    connection dropped (redis-py's retry reconnects them at once)."""
+    client = redis.Redis.from_url(server.url)
+    try:
+        client.flushall()
+        client.client_kill_filter(_type="normal", skipme=True)
+    finally:
+        client.close()
+
+
+async def emptied(server: RedisServer) -> None:
+    """Empty the layer's Redis once the watch has read it, and wait until the watch has found out."""
+    await layerwatch.ready()
+    seen = layerwatch.epoch()
+    await asyncio.to_thread(empty, server)
+    await asyncio.wait_for(layerwatch.restarted_since(seen), 10)
+
+
+async def joined(group: str) -> None:
+    """Until ``group`` has a member again."""
+    layer = get_channel_layer()
+    key = f"{layer.prefix}:group:{group}"
+    async with asyncio.timeout(10):
+        while not await layer.connection(0).zcard(key):  # noqa: ASYNC110 - polling Redis, no event to wait on
+            await asyncio.sleep(0.05)
+
+
+async def closed_with(comm, codes: set[str], within: float = 15) -> str:
+    """The socket's next frames are an error with one of ``codes``, then close 1011 (a fault on
+    the server side: the page reconnects). Returns the code."""
     async with asyncio.timeout(within):
         frame = await comm.receive_json_from(timeout=within)
-        assert frame["type"] == "error" and frame["code"] == code, frame
+        assert frame["type"] == "error" and frame["code"] in codes, frame
         assert (await comm.receive_output(timeout=within))["code"] == 1011
+    return frame["code"]
 
 
 async def asks_and_gets(ws_connect, user, sid: str, question: str) -> None:
@@ -52,25 +112,38 @@ async def asks_and_gets(ws_connect, user, sid: str, question: str) -> None:
     await comm.disconnect()
 
 
-async def test_a_chat_page_whose_redis_restarts_reconnects_and_gets_its_answers(own_redis, ws_connect, owner, llm):
+async def test_a_chat_page_whose_redis_is_emptied_reconnects_and_gets_its_answers(own_redis, ws_connect, owner,
+                                                                                  llm):
     sid = await make_session(owner)
     comm = await ws_connect(f"/ws/chat/{sid}/", user=owner)
     await comm.send_json_to({"type": "message", "content": "before"})
     assert tokens_text(await receive_until_done(comm)) == "Echo: before"
-    await asyncio.sleep(3 * WATCH_SECONDS)  # the watch has read the layer's state once
 
-    await asyncio.to_thread(own_redis.restart)  # quick: redis-py's retry hides it from the reads
+    await emptied(own_redis)
 
-    await closed_with(comm, "layer_restarted")
+    assert await closed_with(comm, {"layer_restarted"}) == "layer_restarted"
     await asks_and_gets(ws_connect, owner, sid, "after")  # the page reconnects
+
+
+async def test_a_chat_page_across_a_real_restart_reconnects_and_gets_its_answers(own_redis, ws_connect, owner, llm):
+    sid = await make_session(owner)
+    comm = await ws_connect(f"/ws/chat/{sid}/", user=owner)
+    await layerwatch.ready()
+    seen = layerwatch.epoch()
+    await asyncio.to_thread(own_redis.restart)
+
+    await closed_with(comm, LAYER_CODES)
+    await asyncio.wait_for(layerwatch.restarted_since(seen), 10)
+    await asks_and_gets(ws_connect, owner, sid, "after")
 
 
 async def test_a_chat_socket_whose_redis_stays_away_closes_with_a_reason(own_redis, ws_connect, owner, llm):
     sid = await make_session(owner)
     comm = await ws_connect(f"/ws/chat/{sid}/", user=owner)
+    await layerwatch.ready()
     await asyncio.to_thread(own_redis.stop)
 
-    await closed_with(comm, "redis_unavailable")
+    await closed_with(comm, {"redis_unavailable"})
 
     seen = layerwatch.epoch()
     await asyncio.to_thread(own_redis.start)
@@ -78,6 +151,22 @@ async def test_a_chat_socket_whose_redis_stays_away_closes_with_a_reason(own_red
     # (layer_restarted) and reconnects again; this one waits until it has.
     await asyncio.wait_for(layerwatch.restarted_since(seen), 10)
     await asks_and_gets(ws_connect, owner, sid, "back again")
+
+
+async def test_every_chat_page_closes_after_an_outage_of_a_redis_that_kept_everything(kept_redis, ws_connect,
+                                                                                       owner, llm):
+    """Nothing was lost from Redis, but what was sent while it was away was: each page must
+    catch up. Before, only the few sockets whose own receive happened to fail were told."""
+    sid = await make_session(owner)
+    pages = [await ws_connect(f"/ws/chat/{sid}/", user=owner) for _ in range(6)]
+    await layerwatch.ready()
+    await asyncio.to_thread(kept_redis.stop)
+    await asyncio.sleep(1)
+    await asyncio.to_thread(kept_redis.start)
+
+    for comm in pages:
+        await closed_with(comm, LAYER_CODES)
+        await comm.disconnect()
 
 
 async def test_an_answer_written_while_redis_is_away_is_finished_and_stored(own_redis, ws_connect, owner, llm):
@@ -102,11 +191,10 @@ async def test_an_answer_written_while_redis_is_away_is_finished_and_stored(own_
         message = await stored()
     assert (message.status, message.content) == (ChatMessage.Status.COMPLETE, "Echo: one two three")
     await asyncio.to_thread(own_redis.start)
+    await comm.disconnect()
 
 
-async def test_a_broadcast_reaches_an_agent_after_a_quick_redis_restart(own_redis):
-    from channels.layers import get_channel_layer
-
+async def test_a_broadcast_reaches_an_agent_after_its_redis_is_emptied(own_redis):
     bus = await Bus(get_channel_layer(), KEY, config=FAST, sender_id="tester").start()
     got = asyncio.Event()
 
@@ -115,9 +203,8 @@ async def test_a_broadcast_reaches_an_agent_after_a_quick_redis_restart(own_redi
 
     endpoint = await AgentEndpoint(bus, "listener", handle).start()
     try:
-        await asyncio.sleep(3 * WATCH_SECONDS)
-        await asyncio.to_thread(own_redis.restart)
-        await asyncio.sleep(5 * WATCH_SECONDS)  # the watch finds the restart; the endpoint joins again
+        await emptied(own_redis)
+        await joined(BROADCAST_GROUP)  # the endpoint joins again
 
         await bus.broadcast("hello", {"n": 1})
         await asyncio.wait_for(got.wait(), 5)
@@ -126,17 +213,62 @@ async def test_a_broadcast_reaches_an_agent_after_a_quick_redis_restart(own_redi
         await bus.close()
 
 
-async def test_an_agent_whose_redis_restarted_is_still_closed_when_its_credentials_change(
+async def test_an_agent_whose_redis_was_emptied_is_still_closed_when_its_credentials_change(
         own_redis, ws_connect, owner):
     comm, _ = await connect_agent(ws_connect, owner)
-    await asyncio.sleep(3 * WATCH_SECONDS)
-    await asyncio.to_thread(own_redis.restart)
-    await asyncio.sleep(5 * WATCH_SECONDS)
+    await emptied(own_redis)
+    await joined(agent_services.agent_sockets_group("echo"))
 
     await agent_services.agent_sockets_close(agent_id="echo")  # what the admin's change sends
 
     await expect_error(comm, "credentials_changed")
     assert (await comm.receive_output())["code"] == 4401
+    await comm.disconnect()
+
+
+async def test_a_credential_change_that_reached_no_socket_is_found_when_the_layer_comes_back(
+        own_redis, ws_connect, owner):
+    """The change's message went to a group the restart had emptied (here: it was never sent):
+    the socket reads the row again when the watch finds the restart."""
+    comm, _ = await connect_agent(ws_connect, owner)
+    await layerwatch.ready()
+    seen = layerwatch.epoch()
+    await asyncio.to_thread(empty, own_redis)
+    await Agent.objects.filter(pk="echo").aupdate(secret="s3cret")
+
+    await asyncio.wait_for(layerwatch.restarted_since(seen), 10)
+    await expect_error(comm, "credentials_changed")
+    assert (await comm.receive_output())["code"] == 4401
+    await comm.disconnect()
+
+
+async def test_an_agent_that_leaves_while_redis_is_away_is_offline_and_its_reader_stops(own_redis, ws_connect,
+                                                                                        owner):
+    comm, _ = await connect_agent(ws_connect, owner)
+    await asyncio.to_thread(own_redis.stop)
+    await expect_error(comm, "redis_unavailable")
+    assert (await comm.receive_output(timeout=15))["code"] == 1011
+
+    await comm.disconnect()  # the agent's side of the close: its clean-up runs, Redis or not
+
+    assert (await Agent.objects.aget(pk="echo")).status == Agent.Status.OFFLINE
+    assert not [r for r in supervise.readers() if r.name == "agent-echo-socket-inbox"]
+    await asyncio.to_thread(own_redis.start)
+
+
+async def test_a_token_revoked_after_redis_is_emptied_still_closes_its_socket_at_once(
+        own_redis, terminal_user, settings):
+    settings.WS_REAUTH_SECONDS = 3600  # only the nudge over the layer can close it in time
+    session = await terminal.session_open(user=terminal_user)
+    raw = await sync_to_async(make_token)(terminal_user)
+    comm = await _open(f"/ws/terminal/{session.pk}/", token=raw)
+
+    await emptied(own_redis)
+    await joined(user_group(terminal_user.pk))  # the socket's place in its user's group
+    await _revoke(terminal_user, raw)
+
+    assert await _closed(comm) == (4401, "auth")
+    await terminal.sessions_shutdown()
 
 
 async def test_a_request_that_needs_redis_while_it_is_away_is_503_not_500(own_redis, owner, api_client):
@@ -147,28 +279,3 @@ async def test_a_request_that_needs_redis_while_it_is_away_is_503_not_500(own_re
     assert response.status_code == 503, response.content
     assert response.json()["code"] == "redis_unavailable"
     await asyncio.to_thread(own_redis.start)
-
-
-async def test_a_token_revoked_after_a_quick_redis_restart_still_closes_its_socket_at_once(
-        own_redis, terminal_user, settings):
-    from channels.layers import get_channel_layer
-
-    settings.WS_REAUTH_SECONDS = 3600  # only the nudge over the layer can close it in time
-    session = await terminal.session_open(user=terminal_user)
-    raw = await sync_to_async(make_token)(terminal_user)
-    comm = await _open(f"/ws/terminal/{session.pk}/", token=raw)
-    await asyncio.sleep(3 * WATCH_SECONDS)
-    seen = layerwatch.epoch()
-    await asyncio.to_thread(own_redis.restart)
-    await asyncio.wait_for(layerwatch.restarted_since(seen), 10)
-
-    # The socket joins its user's group again (it was gone with the restart).
-    layer = get_channel_layer()
-    key = f"{layer.prefix}:group:{user_group(terminal_user.pk)}"
-    async with asyncio.timeout(10):
-        while not await layer.connection(0).zcard(key):  # noqa: ASYNC110 - polling Redis, no event to wait on
-            await asyncio.sleep(0.05)
-    await _revoke(terminal_user, raw)
-
-    assert await _closed(comm) == (4401, "auth")
-    await terminal.sessions_shutdown()
