@@ -325,7 +325,9 @@ class RequestHandler(DefaultRequestHandler):
     async def on_cancel_task(self, params, context):
         """The SDK's cancel: on this worker it stops the run; on another it writes `canceled` and
         publishes it, and the worker running the call stops it (a2a_stream.run). Either way the
-        task's pending approvals are withdrawn here, once the task is stored cancelled."""
+        task's pending approvals are withdrawn here, once the task is stored cancelled; one its
+        call is still storing (the SDK returns before the run has ended) is withdrawn by the
+        stopped call itself, once stored (interop.calls._cancelled)."""
         task = await super().on_cancel_task(params, context)
         await withdraw(context.state[USER_KEY], params.id)
         return task

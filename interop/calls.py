@@ -8,8 +8,9 @@ the client repeats the same call with `approval_id` to run it. The approval is b
 call's exact tool and arguments (what runs is what was shown) and single-use, as in the chat.
 Every outcome is an audit event `<door>.tool_call`, a call cancelled midway too. The call's
 record on that message (chat.operator.records) settles however the call ends: done, failed,
-or `cancelled` with the door's reason when its client stopped it (an A2A CancelTask) while
-it ran or while its approval waited.
+or `cancelled` with the door's reason when its client stopped it (an A2A CancelTask, an MCP
+client closing its request) while it ran or while its approval waited. A call stopped while
+it asks withdraws the approval it asked for (`_cancelled`): nobody waits for that decision.
 """
 
 from __future__ import annotations
@@ -82,15 +83,35 @@ async def call(*, user, door: str, name: str, arguments: dict | None, approval_i
                                 call_id=f"{door}_{uuid.uuid4().hex[:12]}", client_ip=client_ip,
                                 terminal_session_id=str(session.operator_terminal or "") or None,
                                 remember_terminal=_remember(session), stop_reason=STOP_REASONS[door])
+    asked = uuid.uuid4()  # the id of the approval this call may ask for, known here if it is cancelled
     try:
-        outcome = await _call(user, door, name, arguments or {}, approval_id, context, session)
-    except asyncio.CancelledError:  # the client cancelled (A2A CancelTask, on any worker)
-        stopped = Outcome("cancelled", False, f"{records.STOPPED}: {context.stop_reason}",
-                          data={"reason": context.stop_reason})
-        await run_to_end(_audit(user, door, name, stopped, approval_id, session, correlation_id, client_ip))
+        outcome = await _call(user, door, name, arguments or {}, approval_id, context, session, asked)
+    except asyncio.CancelledError:  # the client cancelled (A2A CancelTask, on any worker; MCP: it left)
+        await run_to_end(_cancelled(user, door, name, approval_id, asked, session, context))
         raise
     await _audit(user, door, name, outcome, approval_id, session, correlation_id, client_ip)
     return outcome
+
+
+async def _cancelled(user, door, name, approval_id, asked, session, context) -> None:
+    """The audit event of a cancelled call; first, if it was asking for approval, the withdrawal
+    of that approval. Stored all the same (the park runs to its end, `_ask`), it would wait for a
+    decision nobody waits for, under an id the client never got, until it expired; and, once
+    approved, a call naming it would run after all.
+
+    The cancel's own withdrawal (A2A: RequestHandler.on_cancel_task) cannot be relied on for it:
+    on the worker running the call, the SDK's cancel returns once the task is stored canceled,
+    while the call may still be storing its approval, so that withdrawal can run first and find
+    nothing. This one cannot come too early: every cancel of a call asking reaches it here (the
+    SDK cancels the executor, another worker's cancel is seen by a2a_stream.run, an MCP client
+    leaving by mcp_server), only after the park has ended; and a call cancelled after it
+    returned had stored its approval before, where the cancel's withdrawal finds it."""
+    if await Approval.objects.filter(pk=asked).aexists():
+        await calls_withdraw(user=user, door=door, correlation_id=context.correlation_id)
+        approval_id = str(asked)
+    stopped = Outcome("cancelled", False, f"{records.STOPPED}: {context.stop_reason}",
+                      data={"reason": context.stop_reason})
+    await _audit(user, door, name, stopped, approval_id, session, context.correlation_id, context.client_ip)
 
 
 async def _audit(user, door, name, outcome: Outcome, approval_id, session, correlation_id, client_ip) -> None:
@@ -108,7 +129,7 @@ def _remember(session: ChatSession):
     return remember
 
 
-async def _call(user, door, name, arguments, approval_id, context, session) -> Outcome:
+async def _call(user, door, name, arguments, approval_id, context, session, asked: uuid.UUID) -> Outcome:
     if name not in READ_TOOLS and read_only(user):
         return Outcome("refused", False, f"refused: this API token is read-only and {name} changes things")
     try:
@@ -122,7 +143,7 @@ async def _call(user, door, name, arguments, approval_id, context, session) -> O
                        risk=rating.risk)
     if action == OperatorPolicy.Action.APPROVE:
         if not approval_id:
-            approval = await _ask(user, session, context, tool.name, args, rating, door)
+            approval = await _ask(asked, user, session, context, tool.name, args, rating, door)
             return Outcome("pending_approval", False,
                            f"waiting for approval {approval['id']}: the owner decides it in AutoBot (chat session "
                            f"'{session.title}'); then call {tool.name} again with the same arguments and "
@@ -180,20 +201,20 @@ async def _run(user, door, tool, args, rating, context) -> Outcome:
                    data=result.data)
 
 
-async def _ask(user, session, context, tool: str, args: dict, rating, door: str) -> dict:
+async def _ask(approval_id: uuid.UUID, user, session, context, tool: str, args: dict, rating, door: str) -> dict:
     # To its end even when the caller is cancelled (run_to_end): the message showing the call and
-    # the approval its record waits on are stored together or not at all.
-    approval = await run_to_end(sync_to_async(_park)(user, session, context, tool, args, rating, door))
+    # the approval its record waits on are stored together or not at all (and a cancelled call
+    # then withdraws the approval: `_cancelled`).
+    approval = await run_to_end(sync_to_async(_park)(approval_id, user, session, context, tool, args, rating, door))
     return approvals.approval_data(approval) | {"chat_session_id": str(session.pk)}
 
 
-def _park(user, session, context, tool: str, args: dict, rating, door: str) -> Approval:
+def _park(approval_id: uuid.UUID, user, session, context, tool: str, args: dict, rating, door: str) -> Approval:
     """The message showing the call, then the approval it waits on, in one transaction. The record
-    names its approval from the start (the id is chosen here; the approval needs the message
-    first), so the message's calls are never written again from the copy held here: that would
-    undo a withdrawal or an end of the approval that settled the record meanwhile (under the
-    row's lock, records.record_change)."""
-    approval_id = uuid.uuid4()
+    names its approval from the start (its id is chosen by the call; the approval needs the
+    message first), so the message's calls are never written again from the copy held here: that
+    would undo a withdrawal or an end of the approval that settled the record meanwhile (under
+    the row's lock, records.record_change)."""
     # The call is stored on the message as the chat stores its calls, arguments and all: the
     # subject ("write 13 bytes to .profile") does not say what the owner would be approving.
     call = records.record_new(call_id=context.call_id, name=tool, arguments=args, risk=rating.risk,

@@ -9,11 +9,14 @@ token's user. The SDK's session manager runs stateless (each POST stands alone),
 can answer any request and nothing is lost when a worker restarts; it runs under the ASGI
 lifespan (autobot/lifespan.py). Host and Origin are checked with Django's ALLOWED_HOSTS rules
 (AUTOBOT_ALLOWED_HOSTS), which protects against DNS rebinding the same way the SDK's check would.
+A client that leaves before its answer (the MCP way to cancel a call) stops the call (`_stop_if_gone`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from urllib.parse import quote, unquote
 
 import mcp_types as types
@@ -32,6 +35,7 @@ from chat.tools.base import rate_safe
 from interop import calls
 from interop.http import allowed, header, on_lanes
 
+log = logging.getLogger("interop.mcp")
 PATH = "/mcp"
 USER_KEY = "autobot.user"
 KNOWLEDGE_URI = "autobot://knowledge/"
@@ -154,4 +158,50 @@ async def mcp_app(scope, receive, send) -> None:
     scopes = ["read"] if read_only(user) else ["read", "write"]
     token = AccessToken(token="-", client_id=f"autobot-user:{user.pk}", subject=str(user.pk), scopes=scopes)
     scope = {**scope, "user": AuthenticatedUser(token), USER_KEY: user, "path": PATH, "raw_path": PATH.encode()}
-    await manager.handle_request(scope, receive, send)
+    await _stop_if_gone(manager.handle_request, scope, receive, send)
+
+
+async def _stop_if_gone(app, scope, receive, send) -> None:
+    """Run `app` (the SDK) for one request; if the client goes away before its answer is sent
+    whole, cancel it, as Django cancels a view whose client left. That is how a client cancels a
+    call: at 2026 streamable HTTP closing the request is the cancel (the official client does
+    it), and a 2025 `notifications/cancelled` comes in a request of its own, which in stateless
+    mode reaches nothing; nor can an answer whose request is gone be delivered later (no event
+    store). The SDK does not listen for it in JSON-response mode, so a cancelled call ran on for
+    nobody, and one asking for approval left the owner an approval nobody waits for. Cancelled,
+    the call stops as an A2A task's does (interop.calls: a running line gets Ctrl-C, an approval
+    it asked for is withdrawn). Once the body is read, nothing else reads the request, so
+    `receive` then only says whether the client is still there."""
+    body_read, answered = asyncio.Event(), False
+
+    async def receive_body():
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            body_read.set()
+        return message
+
+    async def send_answer(message):
+        nonlocal answered
+        answered = answered or (message["type"] == "http.response.body" and not message.get("more_body", False))
+        await send(message)
+
+    async def gone() -> None:
+        await body_read.wait()
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    job = asyncio.ensure_future(app(scope, receive_body, send_answer))
+    watch = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait({job, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if not job.done() and not answered:
+            job.cancel()
+        await asyncio.wait({job})  # the call's clean-up (a withdrawal, its audit event) ends first
+    finally:
+        watch.cancel()
+        if not job.done():  # this request itself cancelled (the server stopping)
+            job.cancel()
+    if job.cancelled():
+        log.info("an MCP client left before its answer; its request was stopped")
+        return
+    job.result()

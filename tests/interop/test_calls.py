@@ -64,18 +64,34 @@ async def test_an_approval_ended_as_soon_as_it_exists_leaves_its_record_settled(
     assert record["approval_id"] == approval["id"]
 
 
-async def test_a_call_cancelled_as_its_message_is_stored_still_makes_the_approval_its_record_names(owner):
-    """Cancelled the moment the message showing the call is stored (an A2A CancelTask, an MCP
-    client cancelling): the approval it waits on is made all the same, audited, and named by its
-    record, so it can be decided, expires and settles like any other; none waits on nothing."""
+@pytest.mark.parametrize("door", ["mcp", "a2a"])
+async def test_a_call_cancelled_as_it_asks_withdraws_its_approval_at_once(owner, api_client, door):
+    """Cancelled the moment its approval is stored (an MCP client gone, an A2A CancelTask): nobody
+    waits for the decision, and the client never got the approval's id. The owner is not asked:
+    the approval is withdrawn at once (audited, its record settled `cancelled`), approving it is
+    refused, and the call's own audit event names it."""
+    reason = calls.STOP_REASONS[door]
     await run_cancelled_as_it_lands(
-        calls.call(user=owner, door="a2a", name="files_write", arguments=dict(WRITE), correlation_id=TASK),
-        statement='INSERT INTO "chat_chatmessage"')
+        calls.call(user=owner, door=door, name="files_write", arguments=dict(WRITE),
+                   correlation_id=TASK if door == "a2a" else ""),
+        statement='INSERT INTO "chat_approval"')
 
-    approval = await Approval.objects.aget(correlation_id=TASK)
-    assert approval.status == Approval.Status.PENDING
-    record = await _record({"message_id": approval.message_id, "call_id": approval.call_id})
-    assert (record["status"], record["approval_id"]) == ("awaiting_approval", str(approval.pk))
+    approval = await Approval.objects.aget()
+    client = api_client(owner)
+    url = f"/api/chat/sessions/{approval.session_id}/approvals"
+    listed = await client.get(url)
+    assert listed.status_code == 200 and listed.json()["count"] == 0, listed.json()
+    decided = await client.post(f"{url}/{approval.pk}", {"decision": "approve"}, content_type="application/json")
+    assert decided.status_code == 409
+    assert decided.json()["detail"] == f"approval {approval.pk} is already expired: {reason}"
+    await approval.arefresh_from_db()
+    assert (approval.status, approval.reason) == (Approval.Status.EXPIRED, reason)
     requested = await AuditEvent.objects.aget(action="chat.approval_requested")
     assert requested.data["approval_id"] == str(approval.pk)
-    assert (await AuditEvent.objects.aget(action="a2a.tool_call")).data["status"] == "cancelled"
+    withdrawn = await AuditEvent.objects.aget(action="chat.approval_withdrawn")
+    assert withdrawn.data == {"approval_ids": [str(approval.pk)], "reason": reason}
+    record = await _record({"message_id": approval.message_id, "call_id": approval.call_id})
+    assert (record["status"], record["ok"], record["approval_id"]) == ("cancelled", False, str(approval.pk))
+    assert record["output"].endswith(reason)
+    audited = await AuditEvent.objects.aget(action=f"{door}.tool_call")
+    assert (audited.data["status"], audited.data["approval_id"]) == ("cancelled", str(approval.pk))

@@ -1,5 +1,7 @@
 """The MCP server at /mcp, through the official `mcp` Python client against a real server."""
 
+import asyncio
+
 import aiohttp
 import httpx2
 import pytest
@@ -8,11 +10,15 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from autobot.models import AuditEvent
+from terminal.models import CommandRecord
 from tests.conftest import make_token
 from tests.interop.conftest import HIGH_COMMAND
+from tests.interop.test_a2a_cancel import finished
 from tests.terminal.conftest import _grant
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
+
+SLOW = "sleep 20; echo slept-$((2+3))"  # a SAFE line that runs a while
 
 
 def mcp_client(address: str, token: str | None) -> Client:
@@ -109,3 +115,30 @@ async def test_a_read_only_token_is_refused_writes_and_commands(server, owner):
             assert "read-only" in refused.content[0].text
         missing = await client.call_tool("files_read", {"path": "ro.txt"})
     assert missing.is_error and "does not exist" in missing.content[0].text
+
+
+async def test_a_client_that_cancels_a_call_stops_it(server, owner):
+    """The client gives up on a call (2026 streamable HTTP: it closes the call's request, which is
+    the cancel): the call stops there, as an A2A task's does (the line gets Ctrl-C), and its audit
+    event says why; it does not run on for nobody."""
+    await sync_to_async(_grant)(owner)
+    token = await sync_to_async(make_token)(owner)
+    async with mcp_client(server.address, token) as client:
+        calling = asyncio.ensure_future(client.call_tool("terminal_run", {"command": SLOW}))
+        for _ in range(600):  # the hook records the line as bash starts it: 30 s at most
+            record = await CommandRecord.objects.filter(command=SLOW).afirst()
+            if record is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert record is not None and record.finished is None, "the shell never ran it"
+        calling.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await calling
+    for _ in range(600):  # the stop's grace (2 s), then the call's audit event: 30 s at most
+        audited = await AuditEvent.objects.filter(action="mcp.tool_call", data__tool="terminal_run").afirst()
+        if audited is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert audited is not None and audited.data["status"] == "cancelled", audited and audited.data
+    assert audited.data["reason"] == "the MCP client cancelled the call"
+    assert (await finished(record)).exit_code not in (None, 0)  # interrupted, not run to its end
