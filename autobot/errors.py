@@ -1,8 +1,9 @@
 """One error hierarchy. Services raise these; the API and consumers turn them into
 `{"detail": ..., "code": ...}` with the class's status (or a 44xx WebSocket close code)."""
 
-import redis.exceptions
 from ninja import Field, Schema
+
+from autobot import redisconf
 
 
 class AppError(Exception):
@@ -85,8 +86,7 @@ class RedisUnavailable(Unavailable):
         super().__init__(detail, **kwargs)
 
 
-# What redis-py raises when Redis is away or too slow (after its own retries).
-REDIS_FAULTS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+REDIS_FAULTS = redisconf.REDIS_FAULTS  # here too: the errors a client sees as redis_unavailable
 
 
 class ShuttingDown(Unavailable):

@@ -20,6 +20,7 @@ Then whoever holds groups joins them again (``rejoining``) or, for a socket whos
 missed what was sent meanwhile, closes so the client reconnects and catches up (autobot/ws.py).
 
 With the in-memory layer (one process, nothing to lose) there is no watch and no restart.
+Django-free at import (the agent bus, which uses it, is imported by benchmarks without settings).
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from collections.abc import Awaitable, Callable
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from autobot.errors import REDIS_FAULTS
+from autobot.redisconf import REDIS_FAULTS
 from autobot.supervise import backoff, cancel_and_wait
 
 log = logging.getLogger("autobot.layerwatch")
 
 KEY = "autobot-epoch"
+DEFAULT_SECONDS = 2.0  # AUTOBOT_LAYER_WATCH_SECONDS's default, where no settings are configured
 # A process's key outlives the process by this long (a key per dead worker would pile up).
 KEY_SECONDS = 3600
 # Failed rounds in a row before the watch says so at warning level (one blip is not news).
@@ -63,7 +65,7 @@ class _Watch:
     async def _run(self) -> None:
         while True:
             await self._round()
-            await asyncio.sleep(settings.LAYER_WATCH_SECONDS)
+            await asyncio.sleep(settings.LAYER_WATCH_SECONDS if settings.configured else DEFAULT_SECONDS)
 
     async def _round(self) -> None:
         suspect, self.suspect = self.suspect, False

@@ -14,9 +14,13 @@ No Django imports, so settings can use it.
 
 from urllib.parse import parse_qs, urlsplit
 
+import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+
+# What redis-py raises when Redis is away or too slow (after its own retries).
+REDIS_FAULTS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 # channels_redis.core.RedisChannelLayer.brpop_timeout (not imported: settings must stay cheap).
 LAYER_BLOCKING_READ_SECONDS = 5

@@ -375,3 +375,15 @@ async def test_request_timeouts_wake_only_waits_still_running():
     timeouts.discard(timeouts.add(answered, 0.02), answered)
     await asyncio.wait_for(expiring, 5)  # woken by its deadline
     assert not answered.done()
+
+
+def test_the_bus_imports_without_django_settings():
+    """bench/agents.py drives the bus with no Django settings: the bus and what it imports
+    (the layer's watch among them) must not need them to import."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run([sys.executable, "-c", "import agents.bus"], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
