@@ -40,6 +40,13 @@ function statusBadge(status) {
   return text("span", status, `badge ${cls}`);
 }
 
+// The log's order, newest first (GET /api/agents/messages: -created_at, -id). The feed's dates are
+// str(datetime) and the API's ISO 8601; Date.parse reads both.
+function newer(a, b) {
+  const ta = Date.parse(a.created_at), tb = Date.parse(b.created_at);
+  return ta !== tb ? ta > tb : a.id > b.id;
+}
+
 function renderMessage(item) {
   messages.set(item.message_id, item);
   const body = $("message-rows");
@@ -47,8 +54,11 @@ function renderMessage(item) {
   let row = body.querySelector(`tr[data-id="${item.message_id}"]`);
   const fresh = !row;
   if (!row) {
+    // In order, not simply on top: rows loaded again after a reconnect can be older than live
+    // ones that arrived before that page of the log did.
     row = el("tr", { dataset: { id: item.message_id } });
-    body.prepend(row);
+    const below = [...body.children].find((other) => !newer(messages.get(other.dataset.id), item));
+    body.insertBefore(row, below ?? null);
   }
   const to = item.recipient_id || (item.capability ? `cap:${item.capability}` : "*");
   const status = el("td", {}, statusBadge(item.status), item.error ? [" ", text("span", item.error, "muted")] : null);
@@ -60,10 +70,18 @@ function renderMessage(item) {
 }
 
 const feedBackoff = new Backoff({ base: 500, max: 10000 });
+let feedOpened = false;
 
 function connectFeed() {
   const socket = new WebSocket(wsUrl("/ws/agents/feed/"));
-  socket.addEventListener("open", () => { $("feed-state").textContent = "live"; feedBackoff.reset(); });
+  socket.addEventListener("open", () => {
+    $("feed-state").textContent = "live";
+    feedBackoff.reset();
+    // Messages sent while the socket was down (a dropped network, or the server's close with
+    // layer_restarted) never come over it: read the log again. renderMessage updates rows it has.
+    if (feedOpened) loadLog();
+    feedOpened = true;
+  });
   socket.addEventListener("message", (event) => {
     const data = JSON.parse(event.data);
     if (data.type === "agents") {

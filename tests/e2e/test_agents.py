@@ -1,8 +1,11 @@
 """The agents page in a real browser: the live registry and a request to the built-in knowledge agent."""
 
 import json
+import urllib.request
 
 import pytest
+
+from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -66,3 +69,41 @@ def test_a_form_per_builtin_action_answers_readably_with_the_envelope_behind_a_t
     answer.locator("details.raw summary").click()
     assert json.loads(answer.locator("details.raw pre").inner_text())["header"]["sender_id"] == "knowledge"
     page.screenshot(path=artifact_path("agents-actions.png"), full_page=True)
+
+
+def ask_knowledge(server_url: str, token: str, q: str) -> str:
+    """A REQUEST to the built-in knowledge agent, straight to the server; its message id (the answer's
+    correlation id)."""
+    body = {"header": {"message_type": "REQUEST", "recipient_id": "knowledge"},
+            "payload": {"action": "search", "data": {"q": q}}}
+    request = urllib.request.Request(f"{server_url}/api/agents/messages?wait=true&timeout=10",
+                                     data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=15) as response:
+        return json.load(response)["header"]["correlation_id"]
+
+
+def test_messages_sent_while_the_feed_was_down_appear_after_it_reconnects(page, owner, live_server_url, cable,
+                                                                          token_for):
+    network = cable(live_server_url)
+    page.goto(f"{network.url}/accounts/login/")
+    page.fill("input[name=username]", owner.get_username())
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{network.url}/")
+    page.goto(f"{network.url}/agents/")
+    page.wait_for_selector("#feed-state:text-is('live')")
+    token = token_for(owner)
+    before = ask_knowledge(live_server_url, token, "before")
+    page.wait_for_selector(f"#message-rows tr[data-id='{before}']")  # live, over the feed
+
+    # The network drops; a message is sent and answered meanwhile, and no frame can tell the page.
+    network.unplug()
+    page.wait_for_selector("#feed-state:text-is('reconnecting…')")
+    missed = ask_knowledge(live_server_url, token, "missed")
+
+    network.plug()
+    page.wait_for_selector("#feed-state:text-is('live')", timeout=20000)  # backoff: at most 10 s
+    page.wait_for_selector(f"#message-rows tr[data-id='{missed}'] .badge:has-text('answered')")
+    rows = page.locator("#message-rows tr").evaluate_all("rows => rows.map((row) => row.dataset.id)")
+    assert rows.index(missed) < rows.index(before)  # newest first
