@@ -428,9 +428,14 @@ class JsonConsumer(AsyncJsonWebsocketConsumer):
 
     async def _after_restart(self) -> None:
         self._layer_restart = layerwatch.next_restart()  # the next one, for a socket that stays open
-        await self._quietly(self.layer_restarted())
+        # Through dispatch, as a layer event: its errors become error frames and closes like any
+        # handler's (a database error while an agent's row is read again closes with internal_error).
+        await self.dispatch({"type": "autobot.layer_restarted"})
         if not self.closing and self._layer_restart is not None:
             self._layer_restart.add_done_callback(self._heard_restart)
+
+    async def autobot_layer_restarted(self, event) -> None:
+        await self.layer_restarted()
 
     async def layer_restarted(self) -> None:
         await self.refuse(Unavailable("the server's message layer restarted; reconnect to catch up",
