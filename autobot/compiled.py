@@ -9,10 +9,18 @@ connection. Values are always parameters, never text in the SQL.
 
 One `CompiledQuery` is one shape: which filters are present is part of the shape (a list with a
 `?q=` search is another `CompiledQuery` than one without). Sync: run it on a lane.
+
+A column the response carries as text (a datetime, a UUID) can be read straight into that text
+(`text=`, see `DatetimeText` and `UUIDText`): on SQLite that skips making an aware datetime or a
+`UUID` object only to turn it back into a string, ~1.5 µs a value (docs/performance.md, tenth round).
 """
 
+import re
 from collections.abc import Callable
+from datetime import datetime
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Expression, Field, QuerySet
 
@@ -38,31 +46,111 @@ class Param(Expression):
         return "%s", [_Slot(self.name, self.output_field)]
 
 
+def _is_only(functions: list, method) -> bool:
+    """Whether a column's converters are exactly the backend's `method` (no field's own
+    `from_db_value`, no other backend step): only then may a reader skip them."""
+    return [getattr(function, "__func__", function) for function in functions] == [method]
+
+
+class DatetimeText:
+    """A datetime column read as the text `write(value)` gives for the aware datetime the ORM
+    would return. On SQLite with USE_TZ in UTC (the only way AutoBot runs it), the value arrives
+    naive and in UTC — the ORM would only attach the UTC zone — so `write_naive_utc(value)` gives
+    the same text without making the aware datetime. Anything else takes the ORM's converters."""
+
+    def __init__(self, write: Callable[[datetime], str], write_naive_utc: Callable[[datetime], str]) -> None:
+        self.write, self.write_naive_utc = write, write_naive_utc
+
+    def reader(self, functions: list, expression, connection) -> Callable:
+        slow = _slow_reader(functions, expression, connection, self.write)
+        ops = type(connection.ops)
+        if not (connection.vendor == "sqlite" and settings.USE_TZ and connection.timezone_name == "UTC"
+                and _is_only(functions, getattr(ops, "convert_datetimefield_value", None))):
+            return slow
+        fast = self.write_naive_utc
+
+        def read(value):
+            if type(value) is datetime and value.tzinfo is None:
+                return fast(value)
+            return slow(value)
+
+        return read
+
+
+ISO_DATETIME = DatetimeText(datetime.isoformat, lambda value: value.isoformat() + "+00:00")
+
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+class UUIDText:
+    """A UUID column read as `str(uuid)`. SQLite keeps a UUID as its 32 lowercase hex digits,
+    which only need their dashes; anything else takes the ORM's converters."""
+
+    @staticmethod
+    def reader(functions: list, expression, connection) -> Callable:
+        slow = _slow_reader(functions, expression, connection, str)
+        if not (connection.vendor == "sqlite"
+                and _is_only(functions, getattr(type(connection.ops), "convert_uuidfield_value", None))):
+            return slow
+
+        def read(value):
+            if type(value) is str and _HEX32.fullmatch(value):
+                return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+            return slow(value)
+
+        return read
+
+
+def _slow_reader(functions: list, expression, connection, write: Callable) -> Callable:
+    def read(value):
+        for convert in functions:
+            value = convert(value, expression, connection)
+        return None if value is None else write(value)
+
+    return read
+
+
 class _Compiled:
-    def __init__(self, queryset: QuerySet, connection) -> None:
+    def __init__(self, queryset: QuerySet, connection, text: dict) -> None:
         compiler = queryset.query.get_compiler(connection=connection)
         sql, params = compiler.as_sql()
         self.sql = sql
         self.params = list(params)
         fields = [select[0] for select in compiler.select[0:compiler.col_count]]
-        self.converters = list(compiler.get_converters(fields).items())
+        converters = compiler.get_converters(fields)
+        positions = _text_positions(queryset, compiler.col_count, text)
+        # A text column has a reader (its raw value → the response's text), the others the ORM's converters.
+        self.readers = [(index, text[name].reader(*converters.get(index, ([], fields[index])), connection))
+                        for name, index in positions.items()]
+        self.converters = [(index, converter) for index, converter in converters.items()
+                           if index not in positions.values()]
         count_sql, count_params = queryset.order_by().query.get_compiler(connection=connection).as_sql()
         self.count_sql = f"SELECT COUNT(*) FROM ({count_sql}) subquery"
         self.count_params = list(count_params)
 
 
-class CompiledQuery:
-    """`build()` returns a `values_list()` queryset (no slicing) with `Param`s for the values."""
+def _text_positions(queryset: QuerySet, col_count: int, text: dict) -> dict[str, int]:
+    """Where each of `text`'s columns is in the row: its place among the `values_list` names."""
+    names = list(queryset.query.values_select)
+    if text and (len(names) != col_count or not set(text) <= set(names)):
+        raise ImproperlyConfigured(f"text columns {sorted(text)} must be plain values_list fields of {names}")
+    return {name: names.index(name) for name in text}
 
-    def __init__(self, build: Callable[[], QuerySet]) -> None:
+
+class CompiledQuery:
+    """`build()` returns a `values_list()` queryset (no slicing) with `Param`s for the values;
+    `text` maps some of its fields to how they are read as text (`DatetimeText`, `UUIDText`)."""
+
+    def __init__(self, build: Callable[[], QuerySet], *, text: dict | None = None) -> None:
         self.build = build
+        self.text = dict(text or {})
         self._compiled: dict[tuple[str, str], _Compiled] = {}
 
     def _for(self, connection) -> _Compiled:
         key = (connection.alias, connection.vendor)
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[key] = _Compiled(self.build(), connection)
+            compiled = self._compiled[key] = _Compiled(self.build(), connection, self.text)
         return compiled
 
     @staticmethod
@@ -91,13 +179,17 @@ class CompiledQuery:
                     for convert in functions:
                         value = convert(value, expression, connection)
                     row[index] = value
+        for index, read in compiled.readers:
+            for row in rows:
+                row[index] = read(row[index])
         return rows
 
     def page(self, values: dict, *, limit: int = 50, offset: int = 0,
              using: str = DEFAULT_DB_ALIAS) -> tuple[list[list], int]:
         """One page of rows (lists, in the `values_list` order, converted as the ORM converts
-        them) and the total, as `autobot.pagination.paginate_sync` counts it: a page shorter than
-        the limit that is not past the end is the last one, so no COUNT query is needed."""
+        them, the `text` columns as their text) and the total, as
+        `autobot.pagination.paginate_sync` counts it: a page shorter than the limit that is not
+        past the end is the last one, so no COUNT query is needed."""
         limit = max(1, min(limit, MAX_LIMIT))
         offset = max(0, min(offset, MAX_OFFSET))
         connection = connections[using]

@@ -4,6 +4,8 @@ from datetime import datetime
 
 from django.http import HttpResponse
 
+from autobot.compiled import DatetimeText
+
 
 def unchecked(request, data, *, status: int = 200) -> HttpResponse:
     """`data` rendered exactly as ninja renders a validated result (the API's JSON renderer and
@@ -30,3 +32,13 @@ def json_datetime(value: datetime) -> str:
     if value.microsecond:
         text = text[:23] + text[26:]
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _json_datetime_naive_utc(value: datetime) -> str:
+    """`json_datetime` of `value` made aware in UTC, without making it."""
+    text = value.isoformat()
+    return (text[:23] if value.microsecond else text) + "Z"
+
+
+# A compiled list's datetime column read as `json_datetime` writes it (autobot/compiled.py).
+JSON_DATETIME = DatetimeText(json_datetime, _json_datetime_naive_utc)

@@ -10,7 +10,7 @@ from ninja import Query, Router
 from ninja.responses import Status
 
 from autobot.auth import token_reading
-from autobot.compiled import CompiledQuery, Param
+from autobot.compiled import ISO_DATETIME, CompiledQuery, Param, UUIDText
 from autobot.errors import AppError, errors
 from autobot.http import client_ip
 from autobot.prefetch import Prefetch
@@ -55,7 +55,9 @@ def _session_list_query(*, staff: bool, search: bool) -> CompiledQuery:
             sessions = sessions.filter(title__icontains=Param("q", ChatSession._meta.get_field("title")))
         return sessions.order_by("-updated").values_list(*_SESSION_FIELDS)
 
-    return CompiledQuery(build)
+    # The ids and dates as the text the response carries, read straight from the row.
+    return CompiledQuery(build, text={"id": UUIDText, "operator_terminal": UUIDText,
+                                      "created": ISO_DATETIME, "updated": ISO_DATETIME})
 
 
 _SESSION_LISTS = {(staff, search): _session_list_query(staff=staff, search=search)

@@ -66,16 +66,15 @@ SESSION_LIST_FIELDS = ("id", "title", "model", "created", "updated", "tools", "o
 
 
 def session_list_data(rows) -> list[dict]:
-    """`session_data` for a page of the session list, from its raw rows (tuples in
-    `SESSION_LIST_FIELDS` order, as the ORM converts them): the same dicts, made without a model
-    instance or row object per session, and with the LLM registry asked once per model on the page
-    rather than once per session (docs/performance.md, target 1).
+    """`session_data` for a page of the session list, from its rows (in `SESSION_LIST_FIELDS`
+    order, the ids and dates already their text: chat/api.py's compiled list query): the same
+    dicts, made without a model instance or row object per session, and with the LLM registry
+    asked once per model on the page rather than once per session (docs/performance.md, target 1).
     tests/chat/test_session_list.py checks it equals `session_data` for every field."""
-    running = answers.running
+    running = answers.running_ids()
     tools_of: dict[str, bool] = {}  # model -> tools_enabled's answer when the session has no choice
     items = []
-    for id_, title, model, created, updated, tools, terminal in rows:
-        session_id = str(id_)
+    for session_id, title, model, created, updated, tools, terminal in rows:
         if tools is not False:
             tools = tools_of.get(model)
             if tools is None:
@@ -84,11 +83,11 @@ def session_list_data(rows) -> list[dict]:
             "id": session_id,
             "title": title,
             "model": model,
-            "created": created.isoformat(),
-            "updated": updated.isoformat(),
-            "generating": running(session_id) is not None,
+            "created": created,
+            "updated": updated,
+            "generating": session_id in running,
             "tools": tools,
-            "operator_terminal": str(terminal) if terminal else None,
+            "operator_terminal": terminal or None,
         })
     return items
 

@@ -15,7 +15,7 @@ from autobot.compiled import CompiledQuery, Param
 from autobot.errors import InvalidInput, LimitExceeded, errors
 from autobot.pagination import paginate
 from autobot.prefetch import Prefetch
-from autobot.responses import json_datetime, unchecked
+from autobot.responses import JSON_DATETIME, unchecked
 from autobot.schemas import NOT_BLANK
 from knowledge import services
 from knowledge.models import KnowledgeEntry
@@ -78,7 +78,8 @@ def _entry_list_query(*, staff: bool, category: bool, tag: bool, source_type: bo
         username = f"owner__{get_user_model().USERNAME_FIELD}"
         return entries.values_list(*(username if name == "owner" else name for name in _ENTRY_FIELDS))
 
-    return CompiledQuery(build)
+    # The dates as the text the response carries (json_datetime's), read straight from the row.
+    return CompiledQuery(build, text={"created_at": JSON_DATETIME, "updated_at": JSON_DATETIME})
 
 
 _ENTRY_LISTS: dict[tuple, CompiledQuery] = {}
@@ -105,8 +106,6 @@ async def entry_list(request, filters: Query[EntryFilters]):
     rows, count = await ENTRY_PAGE.page(request, request.auth, **filters.model_dump())
     # Rendered without ninja re-validating each item against KnowledgeEntryList, which stays the
     # documented schema (autobot/responses.py).
-    for row in rows:  # created_at, updated_at: strings already, as the encoder would write them
-        row[-2], row[-1] = json_datetime(row[-2]), json_datetime(row[-1])
     return unchecked(request, {"items": [dict(zip(_ENTRY_FIELDS, row, strict=True)) for row in rows], "count": count})
 
 

@@ -2,12 +2,14 @@
 validation (chat/api.py). Both must give exactly what services.session_list and the schema give."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from asgiref.sync import sync_to_async
 from ninja.responses import NinjaJSONEncoder
 
 from chat import services
+from chat.api import _session_page
 from chat.models import ChatSession
 from chat.schemas import ChatSessionList
 
@@ -92,11 +94,14 @@ def test_the_list_formatter_equals_session_data_for_every_field(owner, llm_provi
                                         for t in (None, True, False)]):
         ChatSession.objects.create(owner=owner, title=f"s{n}", model=model, tools=tools,
                                    operator_terminal=uuid.uuid4() if n % 2 else None)
+    # One with a date on a whole second: its text has no fraction (isoformat's rule).
+    ChatSession.objects.filter(title="s0").update(updated=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
     sessions = list(ChatSession.objects.order_by("-updated"))
     generating = {str(sessions[0].id), str(sessions[3].id)}
     monkeypatch.setattr(answers, "running", lambda session_id: object() if str(session_id) in generating else None)
-    rows = ChatSession.objects.order_by("-updated").values_list(*services.SESSION_LIST_FIELDS)
-    listed = services.session_list_data(list(rows))
+    monkeypatch.setattr(answers, "running_ids", lambda: generating)
+    rows, _count = _session_page(owner, q="", limit=50, offset=0)  # the rows the list call formats
+    listed = services.session_list_data(rows)
     expected = [services.session_data(session) for session in sessions]
     assert listed == expected
     assert {item["tools"] for item in listed} == {True, False}
