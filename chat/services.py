@@ -355,12 +355,9 @@ async def generation_cancel(*, user, session_id) -> bool:
     """Stop the session's answer in progress, in whichever process runs it. False when no answer
     was being generated (it may have just finished)."""
     session = await session_get(user=user, session_id=session_id)
-    # Being set up here: it starts already cancelled; running here, or elsewhere (its row streams).
-    answering = answers.busy(session.id) or await session.messages.filter(
-        status=ChatMessage.Status.STREAMING).aexists()
-    if answering:
-        await answers.cancel(session.id)
-    return answering
+    # Being set up here: it starts already cancelled; running here, or elsewhere (its row streams,
+    # and records the Stop: see answers.cancel).
+    return await answers.cancel(session.id)
 
 
 async def generation_snapshot(*, user, session_id) -> dict | None:
