@@ -200,11 +200,17 @@ def _model_ref(model: str) -> str:
 
 
 # -- messages ---------------------------------------------------------------------------------
-async def message_list(*, user, session_id, limit: int = 100, offset: int = 0) -> tuple[list[ChatMessage], int]:
+async def message_list(*, user, session_id, limit: int = 100, offset: int = 0,
+                       after: int | None = None) -> tuple[list[ChatMessage], int]:
+    """The session's messages in order; with `after`, only those with a greater id (a page that
+    catches up reads what is newer than what it shows, page after page, by the last id it got)."""
     session = await session_get(user=user, session_id=session_id)
     if not answers.busy(session.id):  # one being set up here has its streaming reply stored already
         await db_job(_reap_stale)(session)
-    return await paginate(session.messages.order_by("created", "id"), limit=limit, offset=offset)
+    messages = session.messages.order_by("created", "id")
+    if after is not None:
+        messages = messages.filter(id__gt=after)
+    return await paginate(messages, limit=limit, offset=offset)
 
 
 def clean_content(content) -> str:
