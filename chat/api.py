@@ -109,10 +109,12 @@ async def session_delete(request, session_id: UUID):
     return Status(204, None)
 
 
-@router.get("/sessions/{session_id}/messages", response={200: ChatMessageList, **errors(404)})
-async def message_list(request, session_id: UUID, limit: int = 100, offset: int = 0):
+@router.get("/sessions/{session_id}/messages", response={200: ChatMessageList, **errors(404)},
+            description="Oldest first. `after` (a message id) lists only the messages newer than it, and "
+                        "`count` counts those: a client catching up pages by the last id it got.")
+async def message_list(request, session_id: UUID, limit: int = 100, offset: int = 0, after: int | None = None):
     items, count = await services.message_list(user=request.user, session_id=session_id, limit=limit,
-                                               offset=offset)
+                                               offset=offset, after=after)
     # Rendering each answer's Markdown takes milliseconds; a page of 200 must not stall the loop.
     data = await asyncio.to_thread(lambda: [services.message_data(m) for m in items])
     return {"items": data, "count": count}

@@ -86,6 +86,7 @@ class Answer:
     turn: Any = None  # the operator's side (chat.operator.turn.Turn) when the answer may use tools
     publish_paused_until: float = 0.0  # after the layer failed (publish)
     publish_gap: bool = False  # tokens the group missed: the next one carries the whole text
+    layer_epoch: int = 0  # the layer's epoch (autobot/layerwatch.py) when the group last got a token
 
     def subscribe(self) -> asyncio.Queue:
         """An in-process feed of this answer's events, starting with the text so far."""
@@ -110,28 +111,34 @@ class Answer:
         After a failure, tokens skip the group for PUBLISH_PAUSE_SECONDS, so that redis-py's
         retries do not slow every token down; the next token sent carries the whole text from
         offset 0 (a page that rejoined meanwhile gets no hole), and the end (done, error) is
-        never skipped."""
+        never skipped.
+
+        The same after the layer lost its state (its epoch rose, or the control listener joined
+        its group again): a page that joined the group since, whose snapshot came from the
+        database's older copy because this process could not be asked, would otherwise see a hole."""
         for queue in list(self.subscribers):
             queue.put_nowait(event)
         loop = asyncio.get_running_loop()
         is_token = event.get("type") == "chat.token"
+        epoch = layerwatch.epoch()
+        if epoch != self.layer_epoch:
+            self.layer_epoch, self.publish_gap = epoch, True
         if is_token and loop.time() < self.publish_paused_until:
             self.publish_gap = True
             return
+        was_gap = self.publish_gap
         if is_token and self.publish_gap:
-            event = token_event(self.message_id, self.text, 0)
+            # Cleared before the send: a rejoin that marks a gap while it is under way stays marked.
+            event, self.publish_gap = token_event(self.message_id, self.text, 0), False
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
                 await get_channel_layer().group_send(group_name(self.session_id), event)
         except (*REDIS_FAULTS, TimeoutError) as exc:
-            if not self.publish_gap:
+            if not was_gap:
                 log.warning("chat: could not publish session %s's answer on the layer (%r); it goes on",
                             self.session_id, exc)
             self.publish_paused_until, self.publish_gap = loop.time() + PUBLISH_PAUSE_SECONDS, True
             layerwatch.suspect()
-            return
-        if is_token:
-            self.publish_gap = False
 
     def control(self, event: dict) -> None:
         """A cancel, pause, resume or decided approval, from here or another process."""
@@ -253,7 +260,7 @@ class Answers:
               citations: list[dict], serialize, client_ip: str | None = None, turn=None) -> Answer:
         """Generate the admitted session's answer in a server-side task."""
         answer = Answer(session_id=str(session_id), message_id=reply.pk, user=user, reply=reply,
-                        client_ip=client_ip, turn=turn)
+                        client_ip=client_ip, turn=turn, layer_epoch=layerwatch.epoch())
         if turn is not None:
             turn.message_id = reply.pk
             turn.publish = answer.publish
@@ -279,18 +286,31 @@ class Answers:
         if self._running.get(answer.session_id) is answer:
             del self._running[answer.session_id]
 
-    async def cancel(self, session_id) -> None:
+    async def cancel(self, session_id) -> bool:
         """Stop the session's answer: running here, being set up here (it starts cancelled), or in
-        whichever process runs it."""
+        whichever process runs it. False when no answer was being generated.
+
+        For another process the Stop is first recorded on the streaming reply's row, then sent
+        to the control group. The row is what makes it reliable: a Redis restart empties the group
+        until the generating process joins it again, and a Redis that is away carries nothing; the
+        generator reads the row after each (re)join and between tokens (`_stop_requested`)."""
         answer = self.running(session_id)
         if answer is not None and answer.task is not None:
             answer.task.cancel()
-            return
+            return True
         admission = self._admitted.get(str(session_id))
         if admission is not None:
             admission.cancelled = True
-            return
-        await get_channel_layer().group_send(control_group(session_id), {"type": "chat.cancel"})
+            return True
+        if not await _request_stop(str(session_id)):
+            return False
+        try:
+            await get_channel_layer().group_send(control_group(session_id), {"type": "chat.cancel"})
+        except REDIS_FAULTS as exc:  # recorded: the generator finds it on the row
+            log.info("chat: the stop of session %s's answer waits on its row (the layer failed: %r)",
+                     session_id, exc)
+            layerwatch.suspect()
+        return True
 
     async def control(self, session_id, kind: str, **data) -> None:
         """Pause/resume the operator or tell it an approval was decided, wherever the answer runs."""
@@ -414,6 +434,14 @@ async def _control_listener(answer: Answer) -> None:
 
     async def join() -> None:
         await layer.group_add(control_group(answer.session_id), channel)
+        # Until now no snapshot request could reach this process: a page that joined meanwhile
+        # took the database's older copy. The next token carries the whole text (on the first
+        # join it is the text so far, usually nothing: harmless).
+        answer.publish_gap = True
+        # A Stop sent while the group was empty (before this join, or since a restart emptied it)
+        # reached nobody; it is on the row. Read after joining: one sent later arrives on the group.
+        if await _stop_requested(answer.message_id):
+            answer.control({"type": "chat.cancel"})
 
     try:
         async with layerwatch.rejoining(join):  # and again after a Redis restart its reads did not notice
@@ -469,7 +497,10 @@ async def _add_text(answer: Answer, text: str, stats: dict) -> None:
     await answer.publish(token_event(answer.message_id, text, offset))
     if loop.time() - stats["last_flush"] >= FLUSH_SECONDS:
         stats["last_flush"] = loop.time()
-        await _flush(answer.message_id, answer.text)
+        if await _flush(answer.message_id, answer.text):
+            # A Stop recorded on the row that the control group could not carry (Redis away):
+            # raised here, not by cancelling the task, which would also cut a later store short.
+            raise asyncio.CancelledError("stop requested")
 
 
 @db_job
@@ -478,8 +509,23 @@ def _save_calls(message_id: int, calls: list[dict]) -> None:
 
 
 @db_job
-def _flush(message_id: int, text: str) -> None:
-    ChatMessage.objects.filter(pk=message_id).update(content=text, updated=timezone.now())
+def _flush(message_id: int, text: str) -> bool:
+    """Write the partial text; returns whether a Stop was recorded on the row meanwhile."""
+    rows = ChatMessage.objects.filter(pk=message_id)
+    rows.update(content=text, updated=timezone.now())
+    return rows.filter(stop_requested=True).exists()
+
+
+@db_job
+def _stop_requested(message_id: int) -> bool:
+    return ChatMessage.objects.filter(pk=message_id, stop_requested=True).exists()
+
+
+@db_job
+def _request_stop(session_id: str) -> int:
+    """Record a Stop on the session's streaming reply; the number of rows marked (0: none streams)."""
+    return ChatMessage.objects.filter(session_id=session_id, status=ChatMessage.Status.STREAMING).update(
+        stop_requested=True)
 
 
 @db_job

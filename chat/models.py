@@ -53,6 +53,9 @@ class ChatMessage(models.Model):
     # The server process generating a streaming answer: when it is known to be gone, the answer
     # is marked interrupted at once instead of after the read timeout (autobot/workers.py).
     worker = models.CharField(max_length=200, blank=True)
+    # A Stop asked for while the answer streams, recorded where a Redis restart cannot lose it:
+    # the generating worker reads it after rejoining its control group and between tokens.
+    stop_requested = models.BooleanField(default=False)
     # The operator's calls in this answer, with their ratings and results (see chat/operator/).
     tool_calls = models.JSONField(default=list, blank=True)
     # One id per turn, carried into tool calls, command records, file changes and audit events.

@@ -199,11 +199,17 @@ def _model_ref(model: str) -> str:
 
 
 # -- messages ---------------------------------------------------------------------------------
-async def message_list(*, user, session_id, limit: int = 100, offset: int = 0) -> tuple[list[ChatMessage], int]:
+async def message_list(*, user, session_id, limit: int = 100, offset: int = 0,
+                       after: int | None = None) -> tuple[list[ChatMessage], int]:
+    """The session's messages in order; with `after`, only those with a greater id (a page that
+    catches up reads what is newer than what it shows, page after page, by the last id it got)."""
     session = await session_get(user=user, session_id=session_id)
     if not answers.busy(session.id):  # one being set up here has its streaming reply stored already
         await db_job(_reap_stale)(session)
-    return await paginate(session.messages.order_by("created", "id"), limit=limit, offset=offset)
+    messages = session.messages.order_by("created", "id")
+    if after is not None:
+        messages = messages.filter(id__gt=after)
+    return await paginate(messages, limit=limit, offset=offset)
 
 
 def clean_content(content) -> str:
@@ -354,12 +360,9 @@ async def generation_cancel(*, user, session_id) -> bool:
     """Stop the session's answer in progress, in whichever process runs it. False when no answer
     was being generated (it may have just finished)."""
     session = await session_get(user=user, session_id=session_id)
-    # Being set up here: it starts already cancelled; running here, or elsewhere (its row streams).
-    answering = answers.busy(session.id) or await session.messages.filter(
-        status=ChatMessage.Status.STREAMING).aexists()
-    if answering:
-        await answers.cancel(session.id)
-    return answering
+    # Being set up here: it starts already cancelled; running here, or elsewhere (its row streams,
+    # and records the Stop: see answers.cancel).
+    return await answers.cancel(session.id)
 
 
 async def generation_snapshot(*, user, session_id) -> dict | None:

@@ -3,8 +3,9 @@
 // HTML when done; nothing from the model is ever inserted as HTML on this side.
 // Sending with no chat open starts one. Per-message actions live in actions.js, the grouped
 // session list in sessions.js, export in export.js.
-// A dropped socket reconnects with backoff; the server replays the answer still running, and
-// the page reads the stored messages to finish those that ended while it was away (catchUp).
+// A dropped socket reconnects with backoff, a banner saying the page may be behind meanwhile; the
+// server replays the answer still running, and the page reads every stored message newer than
+// what it shows, finishing the answers that ended while it was away (catchUp).
 import { api, wsUrl } from "../js/api.js";
 import { el } from "../js/dom.js";
 import { Backoff } from "../js/reconnect.js";
@@ -16,7 +17,7 @@ import { bindToolsSwitch, handleOperatorFrame, operatorIdle, renderToolCalls } f
 const $ = (id) => document.getElementById(id);
 const els = {
   list: $("session-list"), search: $("session-search"), title: $("chat-title"), models: $("model-picker"),
-  conn: $("conn-state"), banner: $("banner"), messages: $("messages"), prompt: $("prompt"),
+  conn: $("conn-state"), banner: $("banner"), stale: $("stale"), messages: $("messages"), prompt: $("prompt"),
   send: $("send"), stop: $("stop"), knowledge: $("use-knowledge"), count: $("char-count"), form: $("composer"),
   tools: $("use-tools"),
   exports: $("chat-export"),
@@ -25,12 +26,23 @@ const EMPTY = "Type a message below to start a chat, or pick one from your chats
 const maxChars = Number($("chat").dataset.maxChars || 0);
 const state = { session: null, socket: null, generating: false, streams: new Map(), defaultModel: "", posted: 0 };
 const backoff = new Backoff({ base: 500, max: 10000 });
+const PAGE = 200; // the API's largest page
+// A catch-up reads at most this many pages (10,000 messages); a page away for longer is told to
+// reopen the chat rather than fetch without end.
+const CATCH_UP_PAGES = 50;
+const STALE = "Reconnecting to the server… what this chat shows may be out of date until it is back.";
 
 // ---------------------------------------------------------------- helpers
 
 function showBanner(text) {
   els.banner.textContent = text;
   els.banner.hidden = !text;
+}
+
+// Apart from the error banner: the socket coming back clears this one, never an error.
+function showStale(text) {
+  els.stale.textContent = text;
+  els.stale.hidden = !text;
 }
 
 function setConnection(kind, text) {
@@ -100,6 +112,7 @@ function closeSession() {
   els.messages.replaceChildren(el("p", { class: "muted empty" }, EMPTY));
   setGenerating(false);
   setConnection("", "not connected");
+  showStale("");
   els.exports.hidden = true;
 }
 
@@ -121,12 +134,15 @@ async function openSession(id) {
   els.tools.checked = session.tools;
   for (const li of els.list.children) li.classList.toggle("active", li.dataset.id === session.id);
   showBanner("");
-  const data = await api(`/api/chat/sessions/${session.id}/messages?limit=200`);
+  showStale("");
+  // All of it (bounded as a catch-up is), so that a catch-up reads only what came after.
+  const data = await messagesAfter(session.id, 0);
   els.messages.replaceChildren(...data.items.map(renderMessage));
   if (!data.items.length) els.messages.append(el("p", { class: "muted empty" }, "Type a message below to start."));
   markLast(els.messages);
   setGenerating(data.items.some((m) => m.status === "streaming"));
   els.exports.hidden = false;
+  if (!data.complete) showBanner("This chat is too long to show whole here: export it to read all of it.");
   scrollDown();
   connect();
 }
@@ -212,7 +228,7 @@ function onToken(frame) {
   scrollDown();
 }
 
-function onDone(message) {
+function onDone(message, { quiet = false } = {}) {
   const fresh = renderMessage(message);
   const old = els.messages.querySelector(`.msg.assistant[data-id="${message.id}"]`);
   if (old) old.replaceWith(fresh);
@@ -222,7 +238,7 @@ function onDone(message) {
   setGenerating(false);
   operatorIdle();
   scrollDown();
-  loadSessions(); // the title may have been set and the order changed
+  if (!quiet) loadSessions(); // the title may have been set and the order changed
 }
 
 // ---------------------------------------------------------------- socket
@@ -260,32 +276,82 @@ function connect({ reconnecting = false } = {}) {
     }
     // Answers keep going on the server; reconnecting picks up where the stream is now.
     setConnection("warn", "reconnecting…");
+    showStale(STALE);
     backoff.schedule(() => { if (state.socket === socket) connect({ reconnecting: true }); });
   });
 }
 
 // An answer that ended while the socket was down sends no frame again (the server's snapshot
-// holds only the answer still running), so its node would stay "streaming" and sending blocked.
-// Finish from the stored messages what this page still streams; one still running there is
-// left to the socket's snapshot and frames.
+// holds only the answer still running), so its node would stay "streaming" and sending blocked;
+// and messages stored meanwhile (a question from another tab, an answer whose first token never
+// reached this page) were never shown. Read every message newer than what this page holds, page
+// by page: finish what it still streams, add what it lacks. One still running is left to the
+// socket's snapshot and frames.
 async function catchUp(sessionId) {
   const posted = state.posted;
-  let data;
+  let read;
   try {
-    data = await api(`/api/chat/sessions/${sessionId}/messages?limit=200`);
+    read = await messagesAfter(sessionId, catchUpFrom());
   } catch (err) {
     showBanner(`The chat could not be brought up to date: ${err.message}`);
-    return;
+    return; // the stale banner stays: the next reconnect tries again
   }
   if (state.session?.id !== sessionId) return; // another chat was opened meanwhile
-  for (const message of data.items) {
-    // A `done` that came during the fetch has already removed its stream: nothing to undo.
-    if (message.status !== "streaming" && state.streams.has(message.id)) onDone(message);
-  }
+  for (const message of read.items) caughtUp(message);
+  markLast(els.messages);
+  if (read.items.length) loadSessions(); // titles and order may have changed
   // Nothing streams here nor runs there: no answer is coming. Unless a message was sent during
   // the fetch, whose answer the list may predate.
-  const running = state.streams.size > 0 || data.items.some((m) => m.status === "streaming");
+  const running = state.streams.size > 0 || read.items.some((m) => m.status === "streaming");
   if (!running && state.posted === posted) setGenerating(false);
+  showStale(read.complete ? "" : "This chat has more new messages than the page reads at once: reopen it to see them all.");
+  scrollDown();
+}
+
+// The id after which to read: the newest message shown, or just before the oldest answer this
+// page still streams (it may have ended meanwhile).
+function catchUpFrom() {
+  let from = 0;
+  for (const node of els.messages.querySelectorAll(".msg")) from = Math.max(from, Number(node.dataset.id) || 0);
+  for (const id of state.streams.keys()) from = Math.min(from, Number(id) - 1);
+  return from;
+}
+
+async function messagesAfter(sessionId, after) {
+  const items = [];
+  for (let page = 0; page < CATCH_UP_PAGES; page += 1) {
+    const data = await api(`/api/chat/sessions/${sessionId}/messages?after=${after}&limit=${PAGE}`);
+    items.push(...data.items);
+    if (data.items.length < PAGE) return { items, complete: true };
+    after = data.items[data.items.length - 1].id;
+  }
+  return { items, complete: false };
+}
+
+function caughtUp(message) {
+  if (els.messages.querySelector(`.msg[data-id="${message.id}"]`)) {
+    // A `done` that came during the fetch has already removed its stream: nothing to undo.
+    if (message.status !== "streaming" && state.streams.has(message.id)) onDone(message, { quiet: true });
+    return;
+  }
+  if (message.role === "user") {
+    // This page's own question, shown when it was sent, before the server gave it an id.
+    const sent = [...els.messages.querySelectorAll('.msg.user[data-id=""]')]
+      .find((node) => node.querySelector(".body").textContent === message.content);
+    if (sent) {
+      sent.dataset.id = message.id;
+      return;
+    }
+  }
+  els.messages.querySelector(".empty")?.remove();
+  insertInOrder(renderMessage(message), message.id);
+}
+
+// Before the first message with a greater id: a stream the socket opened meanwhile may already
+// follow where this one belongs.
+function insertInOrder(node, id) {
+  const later = [...els.messages.querySelectorAll(".msg")].find((other) => Number(other.dataset.id) > id);
+  els.messages.insertBefore(node, later ?? null);
 }
 
 // Resolves once the socket is open (or at once if it is), rejects if it closes first.

@@ -204,6 +204,31 @@ async def test_post_returns_the_complete_reply_and_stores_both_messages(api_clie
     assert titled["title"] == "**bold** <script>x</script>"
 
 
+async def test_a_page_catching_up_reads_every_message_newer_than_it_shows_page_by_page(api_client, owner, llm):
+    client = api_client(owner)
+    session = await new_session(client)
+    sid = session["id"]
+    await ChatMessage.objects.abulk_create(
+        [ChatMessage(session_id=sid, role="user" if n % 2 == 0 else "assistant", content=f"m{n}") for n in range(7)])
+    shown = (await client.get(f"{BASE}/sessions/{sid}/messages", {"limit": 2})).json()["items"]
+
+    read, after = [], shown[-1]["id"]
+    for _ in range(5):  # bounded, as the page's catch-up is
+        page = (await client.get(f"{BASE}/sessions/{sid}/messages", {"after": after, "limit": 2})).json()["items"]
+        read += page
+        if len(page) < 2:
+            break
+        after = page[-1]["id"]
+
+    assert [m["content"] for m in shown + read] == [f"m{n}" for n in range(7)]
+    counted = (await client.get(f"{BASE}/sessions/{sid}/messages", {"after": shown[-1]["id"], "limit": 2})).json()
+    assert counted["count"] == 5
+    beyond = await client.get(f"{BASE}/sessions/{sid}/messages", {"after": 10**30})
+    assert (beyond.status_code, beyond.json()["items"]) == (200, [])
+    bad = await client.get(f"{BASE}/sessions/{sid}/messages", {"after": "newest"})
+    assert (bad.status_code, bad.json()["code"]) == (422, "validation_error")
+
+
 async def test_every_message_is_audited_with_its_length_not_its_content(api_client, owner, llm):
     client = api_client(owner)
     session = await new_session(client)

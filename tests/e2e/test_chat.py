@@ -125,3 +125,47 @@ def test_an_answer_that_ends_while_the_page_is_cut_off_shows_whole_after_reconne
     page.wait_for_function("document.querySelectorAll('.msg.assistant.complete').length === 2", timeout=15000)
     assert page.locator(".msg.assistant.complete .body").all_inner_texts() == [
         "Echo: alpha beta gamma", "Echo: delta epsilon"]
+
+
+def test_messages_stored_while_the_page_is_cut_off_show_after_reconnecting_however_many(page, owner,
+                                                                                         chat_server_url, cable):
+    """Another tab or a REST client went on with the chat while this page was cut off: back, it
+    shows all of it (more than one page of the API's), with a banner while it may be behind."""
+    import json
+    import urllib.request
+
+    from chat.models import ChatMessage, ChatSession
+    from tests.conftest import make_token
+
+    network = cable(chat_server_url)
+    login(page, network.url, owner)
+    page.goto(f"{network.url}/chat/")
+    page.click("#new-session")
+    page.wait_for_selector("#conn-state.ok")
+    page.fill("#prompt", "first")
+    page.press("#prompt", "Enter")
+    page.locator(".msg.assistant.complete").wait_for(timeout=15000)
+    assert page.locator("#stale").is_hidden()
+
+    network.unplug()
+    page.locator("#stale").wait_for()
+    assert "out of date" in page.locator("#stale").inner_text()
+    session = ChatSession.objects.get(owner=owner)
+    ChatMessage.objects.bulk_create([ChatMessage(session=session, role="user" if n % 2 == 0 else "assistant",
+                                                 content=f"later {n}") for n in range(250)])
+    # And a question answered by the server meanwhile, sent straight to it (not through the cable).
+    request = urllib.request.Request(
+        f"{chat_server_url}/api/chat/sessions/{session.pk}/messages", method="POST",
+        data=json.dumps({"content": "from another tab"}).encode(),
+        headers={"Authorization": f"Bearer {make_token(owner)}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 201
+    network.plug()
+
+    page.wait_for_selector("#conn-state.ok", timeout=20000)  # reconnected (backoff: at most 10 s)
+    page.wait_for_function("document.querySelectorAll('.msg').length === 254", timeout=15000)
+    page.locator("#stale").wait_for(state="hidden")
+    texts = page.locator(".msg .body").all_inner_texts()
+    assert texts[:3] == ["first", "Echo: first", "later 0"]
+    assert texts[-3:] == ["later 249", "from another tab", "Echo: from another tab"]
+    assert page.locator("#send").is_enabled() and page.locator("#banner").is_hidden()
