@@ -17,11 +17,13 @@ connections and data (every connection dropped, every key gone), without the tim
 takes: a quick restart, deterministically."""
 
 import asyncio
+import json
 
 import pytest
 import redis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.test import AsyncClient
 
 from agents import services as agent_services
 from agents.bus import BROADCAST_GROUP, AgentEndpoint, Bus
@@ -284,3 +286,41 @@ async def test_a_request_that_needs_redis_while_it_is_away_is_503_not_500(own_re
     assert response.status_code == 503, response.content
     assert response.json()["code"] == "redis_unavailable"
     await asyncio.to_thread(own_redis.start)
+
+
+async def health_when(predicate, within: float = 20) -> tuple[int, dict]:
+    """GET /api/health until its body satisfies ``predicate``: the status and the body."""
+    async with asyncio.timeout(within):
+        while True:
+            response = await AsyncClient().get("/api/health")
+            if predicate(response.json()):
+                return response.status_code, response.json()
+            await asyncio.sleep(WATCH_SECONDS)  # the watch's next round
+
+
+def watch_state(state: str):
+    return lambda body: body["layer_watch"]["state"] == state
+
+
+async def test_health_shows_the_layer_watch_failing_while_redis_is_away_then_ok_with_a_higher_epoch(own_redis):
+    await layerwatch.ready()  # started, as a worker's start-up does (health starts none)
+    status, body = await health_when(watch_state("ok"))
+    assert status == 200
+    before = body["layer_watch"]["epoch"]
+    assert body["layer_watch"]["failures"] == 0
+
+    await asyncio.to_thread(own_redis.stop)
+    status, body = await health_when(lambda body: watch_state("failing")(body) and body["layer_watch"]["failures"])
+    watch = body["layer_watch"]
+    assert watch["failures"] >= 1 and watch["epoch"] == before
+    assert isinstance(watch["seconds_since_success"], float)  # the last success, before the outage
+    # The status code is the round trip's: it fails too, as Redis does not answer.
+    assert status == 503 and body["checks"]["channel_layer"]["status"] == "fail"
+
+    await asyncio.to_thread(own_redis.start)  # same port, empty
+    status, body = await health_when(lambda body: watch_state("ok")(body) and body["status"] == "ok")
+    assert status == 200
+    assert body["layer_watch"]["epoch"] > before and body["layer_watch"]["failures"] == 0
+    # Nothing about where Redis is (its URL would carry a password when it has one).
+    text = json.dumps(body)
+    assert own_redis.url not in text and "redis://" not in text and str(own_redis.port) not in text
