@@ -22,6 +22,8 @@ from autobot.errors import errors
 
 router = Router(tags=["agents"])
 
+MAX_ROW_ID = 2**63 - 1  # the largest id a row can have (a bigint): past it, 422 rather than an overflow
+
 
 class Page(Schema):
     limit: int = Field(50, ge=1, le=200)
@@ -39,6 +41,10 @@ class LogQuery(Page):
     action: str | None = None
     agent: str | None = Field(None, description="sender or recipient agent id")
     correlation_id: UUID | None = None
+    after: int | None = Field(
+        None, ge=0, le=MAX_ROW_ID,
+        description="a row `id`: only the rows written after it, oldest first (a cursor: page on with "
+                    "the last `id` received until a page is short); `count` counts the rows after it")
 
 
 @router.get("/", response=AgentListOut, summary="The agent registry")
@@ -47,7 +53,9 @@ async def agent_list(request, page: Query[Page]):
     return {"items": agents[page.offset:page.offset + page.limit], "count": len(agents)}
 
 
-@router.get("/messages", response=MessageLogListOut, summary="The message log")
+@router.get("/messages", response=MessageLogListOut, summary="The message log",
+            description="Newest first. With `after`, the rows written after that row, oldest first: a client "
+                        "that was away reads what it missed by paging with the last `id` it got.")
 async def message_list(request, filters: Query[LogQuery]):
     items, count = await services.message_list(user=request.user, **filters.dict())
     return {"items": items, "count": count}

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 
 from channels.exceptions import ChannelFull
 from django.conf import settings
+from django.db import Error as DatabaseFault
 
 from agents import seen, services
 from agents.bus import BROADCAST_GROUP, Inbox, agent_group, capability_group, inbox_channel
@@ -34,7 +35,16 @@ from agents.protocol import (
     verify_signature,
 )
 from autobot import layerwatch
-from autobot.errors import REDIS_FAULTS, AppError, Conflict, Forbidden, RateLimited, RedisUnavailable, Unauthorized
+from autobot.errors import (
+    REDIS_FAULTS,
+    AppError,
+    Conflict,
+    Forbidden,
+    RateLimited,
+    RedisUnavailable,
+    Unauthorized,
+    Unavailable,
+)
 from autobot.http import scope_ip
 from autobot.supervise import cancel, supervised
 from autobot.ws import JsonConsumer, leave_group
@@ -106,7 +116,10 @@ class AgentConsumer(JsonConsumer):
         """Its inbox's groups are joined again by the inbox reader; its own group (which carries a
         change of the agent's credentials, agents_reconnect) here. A change made while the group
         was lost reached nobody: the row is read again, and a change closes the socket as
-        agents_reconnect would. If Redis does not answer, the agent reconnects."""
+        agents_reconnect would. If Redis does not answer, the agent reconnects; if the database
+        does not, the socket cannot know whether its credentials still hold, so it closes as the
+        other sockets do after a restart (``layer_restarted``, 1011) and the agent's reconnection
+        is checked afresh."""
         if not self.sockets_group:
             return
         try:
@@ -114,8 +127,25 @@ class AgentConsumer(JsonConsumer):
         except REDIS_FAULTS:
             log.warning("agents: could not join %s again", self.sockets_group, exc_info=True)
             return await self.refuse(RedisUnavailable())
-        if self.agent is not None and await services.agent_credentials_changed(self.agent):
+        if self.agent is None:
+            return
+        try:
+            changed = await services.agent_credentials_changed(self.agent)
+        except DatabaseFault:
+            log.warning("agents: %s's row could not be read again after the layer restarted; closing its socket",
+                        self.agent_id, exc_info=True)
+            return await self.refuse(Unavailable(
+                "the server's message layer restarted and this agent's credentials could not be checked "
+                "again; reconnect", code="layer_restarted"))  # 1011
+        if changed:
             await self.agents_reconnect({})
+
+    async def refuse(self, exc: AppError) -> None:
+        """Whatever closes the socket stops its inbox reader first: a request it took now would be
+        sent to a socket that is closing and lost (a request runs at most once). The inbox keeps
+        what comes meanwhile for the agent's next connection."""
+        await self._stop_reading()
+        await super().refuse(exc)
 
     async def disconnect(self, code):
         if getattr(self, "sockets_group", None):
@@ -126,7 +156,13 @@ class AgentConsumer(JsonConsumer):
             cancel(self.reader)  # insists: a cancel can be lost inside redis-py (autobot/supervise.py)
             await asyncio.wait({self.reader, *self.tasks}, timeout=1)
         if self.registered:
-            still_ours = await services.agent_disconnect(agent_id=self.agent_id, connection=self.channel_name)
+            try:
+                still_ours = await services.agent_disconnect(agent_id=self.agent_id, connection=self.channel_name)
+            except DatabaseFault:
+                # Its groups are left as they are: they may be a newer connection's by now (an inbox
+                # is one channel per agent). Missed heartbeats mark the agent offline (agents_sweep).
+                log.warning("agents: could not record that %s left", self.agent_id, exc_info=True)
+                return
             if still_ours:
                 for group in self.inbox_groups:
                     await leave_group(self.channel_layer, group, inbox_channel(self.agent_id))
@@ -334,7 +370,6 @@ class AgentConsumer(JsonConsumer):
         unsigned ones), so the agent must connect again. Its inbox is left for the new connection."""
         if self.closing:
             return
-        await self._stop_reading()
         await self.refuse(Unauthorized("this agent's secret, owner or kind changed: connect again",
                                        code="credentials_changed"))  # 4401
 

@@ -550,7 +550,13 @@ async def message_send(*, user, message: Message, wait: bool = False, wait_secon
 
 async def message_list(*, user, limit: int = 50, offset: int = 0, message_type: str | None = None,
                        status: str | None = None, action: str | None = None, agent: str | None = None,
-                       correlation_id: uuid.UUID | None = None):
+                       correlation_id: uuid.UUID | None = None, after: int | None = None):
+    """The log the user may see, newest first; with ``after`` (a row id) only the rows written
+    after that one, oldest first, so a client pages forward by the last id it got (the agents
+    page catching up after a reconnect). The id, not the time: ids are unique and given in the
+    order rows are written, while two rows may share a ``created_at`` or, written by workers
+    whose clocks differ, have them in another order. An id the user cannot see (or one since
+    deleted) is a valid cursor: it says only where to start and reveals nothing."""
     from django.db.models import Q
 
     from autobot.pagination import paginate
@@ -568,6 +574,8 @@ async def message_list(*, user, limit: int = 50, offset: int = 0, message_type: 
         rows = rows.filter(Q(sender_id=agent) | Q(recipient_id=agent))
     if correlation_id:
         rows = rows.filter(correlation_id=correlation_id)
+    if after is not None:
+        rows = rows.filter(pk__gt=after).order_by("pk")
     items, count = await paginate(rows, limit=limit, offset=offset)
     return [message_out(r) for r in items], count
 

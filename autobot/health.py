@@ -9,7 +9,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 
-from autobot import lanes, supervise
+from autobot import lanes, layerwatch, supervise
 from autobot.errors import AppError
 
 log = logging.getLogger("autobot.health")
@@ -117,6 +117,15 @@ def replay_checks_report() -> str:
     return "skipped" if redis_skipped() else "on"
 
 
+def layer_watch_report() -> dict:
+    """This process's watch of the channel layer's Redis (autobot/layerwatch.py). Informative: it
+    never decides the status code, the channel layer's round trip does. Whenever the watch fails
+    because Redis does not answer, that round trip (made now, not up to a round ago) fails too; they
+    differ only for a round's time after Redis is back (the watch has not tried again yet), when a
+    503 would take a worker that works out of its load balancer."""
+    return layerwatch.report()
+
+
 async def health_report() -> tuple[int, dict]:
     checks_to_run = active_checks()
     names = list(checks_to_run)
@@ -126,7 +135,8 @@ async def health_report() -> tuple[int, dict]:
     if "redis" in checks:
         checks["redis"]["agents_replay_checks"] = replay_checks_report()
     failed = [name for name, result in checks.items() if result["status"] != "ok"]
-    body = {"status": "fail" if failed else "ok", "checks": checks, "version": settings.VERSION}
+    body = {"status": "fail" if failed else "ok", "checks": checks, "version": settings.VERSION,
+            "layer_watch": layer_watch_report()}
     if failed:
         named = [f"readers ({', '.join(checks['readers']['readers'])})" if name == "readers" else name
                  for name in failed]

@@ -59,13 +59,14 @@ class _Watch:
         self.ready = asyncio.Event()  # set by the first round that reached every server
         self.written: dict[int, int] = {}  # per server: the counter last written
         self.failures = 0  # rounds failed in a row
+        self.last_success: float | None = None  # loop time of the last round that reached Redis
         self.suspect = False
         self.task = self.loop.create_task(self._run(), name="layer-watch")
 
     async def _run(self) -> None:
         while True:
             await self._round()
-            await asyncio.sleep(settings.LAYER_WATCH_SECONDS if settings.configured else DEFAULT_SECONDS)
+            await asyncio.sleep(_seconds())
 
     async def _round(self) -> None:
         suspect, self.suspect = self.suspect, False
@@ -81,6 +82,7 @@ class _Watch:
             log.warning("layer watch: the round failed; restarts may go unnoticed", exc_info=self.failures == 1)
             return
         was_away, self.failures = self.failures, 0
+        self.last_success = self.loop.time()
         self.ready.set()
         if lost or was_away or suspect:
             self._bump("lost its state" if lost else "was away")
@@ -104,6 +106,10 @@ class _Watch:
         self.epoch += 1
         fired, self.next = self.next, self.loop.create_future()
         fired.set_result(self.epoch)
+
+
+def _seconds() -> float:
+    return settings.LAYER_WATCH_SECONDS if settings.configured else DEFAULT_SECONDS
 
 
 # Each layer's watch, per event loop (a layer's connections belong to the loop that made them).
@@ -157,6 +163,31 @@ def suspect(layer=None) -> None:
         watch = _watches.get((layer, asyncio.get_running_loop()))
         if watch is not None:
             watch.suspect = True
+
+
+def report(layer=None) -> dict:
+    """How the watch of ``layer`` (the default one if None) on this loop is doing, for /api/health:
+    ``state`` ok (its last round reached Redis), failing (its last ``failures`` rounds did not, or
+    none has for four rounds' time), starting (no round has ended yet) or not_running (the
+    in-memory layer: nothing to watch; or no watch started on this loop: the worker's start-up
+    starts it, a socket on first use); ``seconds_since_success`` (None before the first success)
+    and the current ``epoch``. Starts no watch (a health check must not open connections that
+    outlive it). Nothing about where Redis is."""
+    layer = layer or get_channel_layer()
+    watch = None
+    with contextlib.suppress(RuntimeError):  # no running loop: nothing here watches
+        watch = _watches.get((layer, asyncio.get_running_loop()))
+    if watch is None or watch.task.done():
+        return {"state": "not_running", "failures": 0, "seconds_since_success": None, "epoch": 0}
+    since = None if watch.last_success is None else round(watch.loop.time() - watch.last_success, 3)
+    # A round waits on a Redis that accepts and never answers for the whole socket timeout, failing
+    # nothing meanwhile: rounds overdue count as failing too.
+    overdue = since is not None and since > (FAILURES_TO_WARN + 1) * _seconds()
+    if watch.failures or overdue:
+        state = "failing"
+    else:
+        state = "starting" if watch.last_success is None else "ok"
+    return {"state": state, "failures": watch.failures, "seconds_since_success": since, "epoch": watch.epoch}
 
 
 async def ready(layer=None) -> None:

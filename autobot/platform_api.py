@@ -17,11 +17,25 @@ from autobot.schemas import JsonInt, StrictSchema
 router = Router(tags=["platform"])
 
 
+class LayerWatchOut(Schema):
+    state: Literal["ok", "failing", "starting", "not_running"] = Field(
+        description="ok: the last round reached the layer's Redis; failing: the last `failures` rounds did not "
+                    "(or none has for four rounds' time); starting: no round has ended yet; not_running: the "
+                    "in-memory layer (one process, nothing to watch), or no watch started in this process yet")
+    failures: int = Field(description="rounds failed in a row")
+    seconds_since_success: float | None = Field(
+        None, description="since the last round that reached Redis (absent before the first)")
+    epoch: int = Field(description="times this process found the layer's Redis had lost its state or been away")
+
+
 class HealthOut(Schema):
     status: str = Field(examples=["ok"])
     checks: dict = Field(examples=[{"database": {"status": "ok", "ms": 0.4},
                                     "channel_layer": {"status": "ok", "ms": 0.2}}])
     version: str
+    layer_watch: LayerWatchOut = Field(
+        description="This process's watch of the channel layer's Redis (autobot/layerwatch.py). Informative: "
+                    "the status code follows `checks.channel_layer`, the round trip made now")
     detail: str | None = None
     code: str | None = None
 

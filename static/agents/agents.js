@@ -66,21 +66,71 @@ function renderMessage(item) {
     text("td", `${item.sender_id} → ${to}`), status,
     text("td", item.latency_ms != null ? `${item.latency_ms.toFixed(1)} ms` : "—"));
   if (fresh) row.classList.add("fresh");
-  while (body.children.length > MAX_ROWS) body.lastElementChild.remove();
+  while (body.children.length > MAX_ROWS) {
+    messages.delete(body.lastElementChild.dataset.id);
+    body.lastElementChild.remove();
+  }
+}
+
+// The message log as the page has read it. Every log row up to `cursor` (a row id; null until the
+// log was first read) has been shown, or trimmed past MAX_ROWS: a reconnect reads the rows after it.
+// Rows from the feed move it on only while the feed is open and caught up (`inSync`): after a catch-up
+// that failed half-way, a live row's id must not step over the rows not yet read.
+const PAGE = 50;
+let cursor = null;
+let inSync = false;
+
+function advance(id) {
+  if (cursor !== null && id > cursor) cursor = id;
+}
+
+// The newest rows (the first open) or, after a reconnect, every row written since `cursor`, then
+// the newest rows again (rows shown before may have been answered meanwhile). renderMessage merges:
+// a row it has is updated in place, a new one goes to its place in time order.
+async function syncLog() {
+  try {
+    if (cursor === null) cursor = await loadLog();
+    else {
+      await readAfter(cursor);
+      await loadLog();
+    }
+    inSync = true;
+  } catch { /* the feed still works; the next reconnect reads from the same cursor */ }
+}
+
+async function loadLog() {
+  const page = await api("/api/agents/messages?limit=30");
+  for (const item of page.items.reverse()) renderMessage(item);
+  return Math.max(0, ...page.items.map((item) => item.id));
+}
+
+// Oldest first, a page at a time, each page after the last row of the one before. More rows than
+// the table keeps: the oldest of them are skipped (offset), not read only to be trimmed.
+async function readAfter(since) {
+  const read = (after, offset) => api(`/api/agents/messages?after=${after}&limit=${PAGE}&offset=${offset}`);
+  let page = await read(since, 0);
+  if (page.count > MAX_ROWS) page = await read(since, page.count - MAX_ROWS);
+  for (;;) {
+    for (const item of page.items) {
+      renderMessage(item);
+      advance(item.id);
+    }
+    if (page.items.length < PAGE) return;
+    page = await read(cursor, 0);
+  }
 }
 
 const feedBackoff = new Backoff({ base: 500, max: 10000 });
-let feedOpened = false;
 
 function connectFeed() {
   const socket = new WebSocket(wsUrl("/ws/agents/feed/"));
   socket.addEventListener("open", () => {
     $("feed-state").textContent = "live";
     feedBackoff.reset();
-    // Messages sent while the socket was down (a dropped network, or the server's close with
-    // layer_restarted) never come over it: read the log again. renderMessage updates rows it has.
-    if (feedOpened) loadLog();
-    feedOpened = true;
+    // Read once the socket is in its groups (joined before the server accepts): a row written
+    // from here on comes over the feed, one written before (or while the socket was down: a
+    // dropped network, the server's close with layer_restarted) from the log.
+    syncLog();
   });
   socket.addEventListener("message", (event) => {
     const data = JSON.parse(event.data);
@@ -93,19 +143,14 @@ function connectFeed() {
       renderAgents();
     } else if (data.type === "message") {
       renderMessage(data.item);
+      if (inSync) advance(data.item.id);
     }
   });
   socket.addEventListener("close", () => {
+    inSync = false;
     $("feed-state").textContent = "reconnecting…";
     feedBackoff.schedule(connectFeed);
   });
-}
-
-async function loadLog() {
-  try {
-    const page = await api("/api/agents/messages?limit=30");
-    for (const item of page.items.reverse()) renderMessage(item);
-  } catch { /* the feed still works */ }
 }
 
 function showError(message) {
@@ -196,5 +241,4 @@ function show(box, envelope) {
 }
 
 for (const form of document.querySelectorAll(".action-form")) form.addEventListener("submit", askBuiltin);
-connectFeed();
-loadLog();
+connectFeed();  // its first open reads the log

@@ -194,3 +194,90 @@ async def test_the_openapi_document_marks_the_old_card_deprecated(api_client):
     document = (await api_client(None).get("/api/openapi.json")).json()
     assert document["paths"]["/api/agents/{agent_id}/card"]["get"]["deprecated"] is True
     assert not document["paths"]["/api/agents/{agent_id}"]["get"].get("deprecated")
+
+
+# --- the log after a row: what a page that was away missed (?after=<id>)
+
+async def log_rows(user, actions: str) -> list[AgentMessage]:
+    """One NOTIFICATION log row per letter of ``actions``, the user's, in that order."""
+    import uuid
+
+    return [await AgentMessage.objects.acreate(
+        message_id=uuid.uuid4(), message_type="NOTIFICATION", sender_id=f"user:{user.get_username()}",
+        action=action, status=AgentMessage.Status.DELIVERED, user=user) for action in actions]
+
+
+async def read_after(client, cursor: int, limit: int, query: str = "") -> tuple[list[dict], list[int]]:
+    """Page forward from ``cursor`` until a short page, as the agents page does: every row and
+    each page's count."""
+    rows, counts = [], []
+    for _ in range(10):  # a server ignoring the cursor would answer full pages for ever
+        response = await client.get(f"/api/agents/messages?after={cursor}&limit={limit}{query}")
+        assert response.status_code == 200, response.json()
+        page = response.json()
+        rows += page["items"]
+        counts.append(page["count"])
+        if len(page["items"]) < limit:
+            return rows, counts
+        cursor = page["items"][-1]["id"]
+    raise AssertionError(f"no short page in 10: {[row['action'] for row in rows]}")
+
+
+async def test_the_log_after_a_row_pages_forward_through_every_newer_row_oldest_first(owner, api_client):
+    seen = await log_rows(owner, "ab")
+    missed = await log_rows(owner, "cdefg")
+    rows, counts = await read_after(api_client(owner), seen[-1].pk, limit=2)
+    assert [row["action"] for row in rows] == list("cdefg")
+    assert [row["id"] for row in rows] == [row.pk for row in missed]
+    assert counts == [5, 3, 1]  # the rows after each page's cursor
+
+
+async def test_the_log_after_a_row_shows_only_own_rows_and_staff_see_all(owner, stranger, staff, api_client):
+    start = (await log_rows(owner, "a"))[0].pk
+    await log_rows(stranger, "x")
+    await log_rows(owner, "b")
+    await log_rows(stranger, "y")
+    mine, _ = await read_after(api_client(owner), start, limit=1)
+    assert [row["action"] for row in mine] == ["b"]
+    theirs, _ = await read_after(api_client(stranger), start, limit=1)
+    assert [row["action"] for row in theirs] == ["x", "y"]
+    everyone, _ = await read_after(api_client(staff), start, limit=1)
+    assert [row["action"] for row in everyone] == ["x", "b", "y"]
+
+
+async def test_the_log_after_a_row_keeps_the_other_filters(owner, api_client):
+    start = (await log_rows(owner, "a"))[0].pk
+    await log_rows(owner, "bab")
+    rows, _ = await read_after(api_client(owner), start, limit=5, query="&action=b")
+    assert [row["action"] for row in rows] == ["b", "b"]
+
+
+async def test_a_cursor_past_every_row_or_of_another_user_is_a_plain_position(owner, stranger, api_client):
+    theirs = (await log_rows(stranger, "x"))[0].pk
+    await log_rows(owner, "a")
+    rows, _ = await read_after(api_client(owner), theirs, limit=5)
+    assert [row["action"] for row in rows] == ["a"]
+    rows, counts = await read_after(api_client(owner), 2**63 - 1, limit=5)
+    assert rows == [] and counts == [0]
+
+
+@pytest.mark.parametrize("cursor", ["abc", "-1", "1.5", str(2**63), "1e3"])
+async def test_a_bad_cursor_is_a_422_naming_it(owner, api_client, cursor):
+    response = await api_client(owner).get(f"/api/agents/messages?after={cursor}")
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "validation_error" and body["detail"]
+    assert any("after" in error["loc"] for error in body["errors"]), body
+
+
+async def test_the_log_after_a_row_needs_a_login(api_client):
+    response = await api_client(None).get("/api/agents/messages?after=0")
+    assert response.status_code == 401
+
+
+async def test_the_openapi_document_describes_the_log_cursor(api_client):
+    document = (await api_client(None).get("/api/openapi.json")).json()
+    operation = document["paths"]["/api/agents/messages"]["get"]
+    after = next(p for p in operation["parameters"] if p["name"] == "after")
+    assert after["in"] == "query" and after["description"]
+    assert {"422", "401"} <= set(map(str, operation["responses"]))

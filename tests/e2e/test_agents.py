@@ -107,3 +107,41 @@ def test_messages_sent_while_the_feed_was_down_appear_after_it_reconnects(page, 
     page.wait_for_selector(f"#message-rows tr[data-id='{missed}'] .badge:has-text('answered')")
     rows = page.locator("#message-rows tr").evaluate_all("rows => rows.map((row) => row.dataset.id)")
     assert rows.index(missed) < rows.index(before)  # newest first
+
+
+def broadcast(server_url: str, token: str, action: str) -> str:
+    """A BROADCAST from the token's user, straight to the server (logged, nothing waits): its message id."""
+    body = {"header": {"message_type": "BROADCAST"}, "payload": {"action": action}}
+    request = urllib.request.Request(f"{server_url}/api/agents/messages", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Authorization": f"Bearer {token}",
+                                                             "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=15) as response:
+        return json.load(response)["message_id"]
+
+
+def test_every_message_sent_during_a_long_drop_appears_after_it_reconnects(page, owner, live_server_url, cable,
+                                                                           token_for):
+    """More messages than one read of the newest rows holds (30, what the page read before the
+    cursor): all of them appear, each once, newest first."""
+    network = cable(live_server_url)
+    page.goto(f"{network.url}/accounts/login/")
+    page.fill("input[name=username]", owner.get_username())
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{network.url}/")
+    page.goto(f"{network.url}/agents/")
+    page.wait_for_selector("#feed-state:text-is('live')")
+    token = token_for(owner)
+    before = broadcast(live_server_url, token, "before")
+    page.wait_for_selector(f"#message-rows tr[data-id='{before}']")
+
+    network.unplug()
+    page.wait_for_selector("#feed-state:text-is('reconnecting…')")
+    missed = [broadcast(live_server_url, token, f"missed-{n}") for n in range(75)]  # two pages of 50
+
+    network.plug()
+    page.wait_for_selector("#feed-state:text-is('live')", timeout=20000)  # backoff: at most 10 s
+    page.wait_for_selector(f"#message-rows tr[data-id='{missed[-1]}']")
+    page.wait_for_function("n => document.querySelectorAll('#message-rows tr').length >= n", arg=len(missed) + 1)
+    rows = page.locator("#message-rows tr").evaluate_all("rows => rows.map((row) => row.dataset.id)")
+    assert rows == [*reversed(missed), before]  # every one, once, newest first

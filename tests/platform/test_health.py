@@ -20,6 +20,26 @@ async def test_health_ok_with_real_round_trip():
     assert body["version"]
 
 
+async def test_with_the_in_memory_layer_the_layer_watch_is_not_running():
+    response = await AsyncClient().get("/api/health")
+    assert response.status_code == 200
+    assert response.json()["layer_watch"] == {"state": "not_running", "failures": 0, "epoch": 0}
+
+
+def test_the_openapi_document_describes_the_layer_watch():
+    from autobot.api import api
+
+    document = api.get_openapi_schema()
+    health = document["paths"]["/api/health"]["get"]["responses"]
+    ref = health[200]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert ref == health[503]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    schemas = document["components"]["schemas"]
+    assert "layer_watch" in schemas[ref]["required"]
+    watch = schemas["LayerWatchOut"]["properties"]
+    assert set(watch["state"]["enum"]) == {"ok", "failing", "starting", "not_running"}
+    assert {"failures", "seconds_since_success", "epoch"} <= set(watch)
+
+
 async def test_health_503_names_the_channel_layer_when_redis_is_down(settings):
     # Nothing listens on port 1: the same as Redis being stopped while REDIS_URL is set.
     from channels.layers import channel_layers

@@ -17,11 +17,17 @@ connections and data (every connection dropped, every key gone), without the tim
 takes: a quick restart, deterministically."""
 
 import asyncio
+import contextlib
+import json
+import logging
+import threading
 
 import pytest
 import redis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import connection, transaction
+from django.test import AsyncClient
 
 from agents import services as agent_services
 from agents.bus import BROADCAST_GROUP, AgentEndpoint, Bus
@@ -284,3 +290,145 @@ async def test_a_request_that_needs_redis_while_it_is_away_is_503_not_500(own_re
     assert response.status_code == 503, response.content
     assert response.json()["code"] == "redis_unavailable"
     await asyncio.to_thread(own_redis.start)
+
+
+async def health_when(predicate, within: float = 20) -> tuple[int, dict]:
+    """GET /api/health until its body satisfies ``predicate``: the status and the body."""
+    async with asyncio.timeout(within):
+        while True:
+            response = await AsyncClient().get("/api/health")
+            if predicate(response.json()):
+                return response.status_code, response.json()
+            await asyncio.sleep(WATCH_SECONDS)  # the watch's next round
+
+
+def watch_state(state: str):
+    return lambda body: body["layer_watch"]["state"] == state
+
+
+async def test_health_shows_the_layer_watch_failing_while_redis_is_away_then_ok_with_a_higher_epoch(own_redis):
+    await layerwatch.ready()  # started, as a worker's start-up does (health starts none)
+    status, body = await health_when(watch_state("ok"))
+    assert status == 200
+    before = body["layer_watch"]["epoch"]
+    assert body["layer_watch"]["failures"] == 0
+
+    await asyncio.to_thread(own_redis.stop)
+    status, body = await health_when(lambda body: watch_state("failing")(body) and body["layer_watch"]["failures"])
+    watch = body["layer_watch"]
+    assert watch["failures"] >= 1 and watch["epoch"] == before
+    assert isinstance(watch["seconds_since_success"], float)  # the last success, before the outage
+    # The status code is the round trip's: it fails too, as Redis does not answer.
+    assert status == 503 and body["checks"]["channel_layer"]["status"] == "fail"
+
+    await asyncio.to_thread(own_redis.start)  # same port, empty
+    status, body = await health_when(lambda body: watch_state("ok")(body) and body["status"] == "ok")
+    assert status == 200
+    assert body["layer_watch"]["epoch"] > before and body["layer_watch"]["failures"] == 0
+    # Nothing about where Redis is (its URL would carry a password when it has one).
+    text = json.dumps(body)
+    assert own_redis.url not in text and "redis://" not in text and str(own_redis.port) not in text
+
+
+# --- an external agent's socket whose row cannot be read again after a restart (PostgreSQL)
+
+
+@contextlib.asynccontextmanager
+async def agents_table_locked():
+    """No one reads the agents' table until the block ends (ACCESS EXCLUSIVE): a read waits."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute('LOCK TABLE "agents_agent" IN ACCESS EXCLUSIVE MODE')
+                held.set()
+                release.wait(60)
+        finally:
+            connection.close()
+
+    holder = asyncio.ensure_future(asyncio.to_thread(hold))
+    assert await asyncio.to_thread(held.wait, 10)
+    try:
+        yield
+    finally:
+        release.set()
+        await holder
+
+
+def _waiting_query(pattern: str) -> int | None:
+    """The backend whose query (LIKE ``pattern``) waits on a lock, if one does. On a thread of its
+    own (asyncio.to_thread): the ORM's thread may be the one waiting."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                           [pattern])
+            row = cursor.fetchone()
+        return row[0] if row else None
+    finally:
+        connection.close()
+
+
+def _terminate(pid: int) -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        connection.close()
+
+
+async def cut_off(pattern: str) -> None:
+    """Terminate the database connection of the query (LIKE ``pattern``) while it waits on the
+    lock: to the server, the database went away in the middle of that step (as a restart or a
+    failover does)."""
+    async with asyncio.timeout(10):
+        while (pid := await asyncio.to_thread(_waiting_query, pattern)) is None:  # noqa: ASYNC110 - no event
+            await asyncio.sleep(0.05)
+    await asyncio.to_thread(_terminate, pid)
+
+
+CREDENTIAL_READ = """%SELECT %"agents_agent"."secret"%'echo'%"""
+OFFLINE_WRITE = """%UPDATE "agents_agent" SET "status" = 'offline'%'echo'%"""
+
+
+@pytest.mark.postgres
+async def test_an_agent_socket_whose_row_cannot_be_read_after_a_restart_closes_cleanly(own_redis, ws_connect,
+                                                                                     owner, caplog):
+    """The database fails while the socket reads its row again (did its credentials change while
+    the layer's messages were lost?): it cannot know, so it closes as other sockets do after a
+    restart, and says why; the agent reconnects and is checked afresh. Its inbox reader stops with
+    it (a request taken by a closing socket would be lost) and its clean-up runs."""
+    comm, _ = await connect_agent(ws_connect, owner)
+    await layerwatch.ready()
+    seen = layerwatch.epoch()
+    async with agents_table_locked():
+        await asyncio.to_thread(empty, own_redis)
+        await asyncio.wait_for(layerwatch.restarted_since(seen), 10)
+        await cut_off(CREDENTIAL_READ)
+
+    await expect_error(comm, "layer_restarted")
+    assert (await comm.receive_output(timeout=10))["code"] == 1011
+    assert any(r.name == "agents.consumers" and r.levelno == logging.WARNING and r.exc_info
+               and "echo" in r.getMessage() for r in caplog.records)
+    assert not [r for r in supervise.readers() if r.name == "agent-echo-socket-inbox"]
+
+    await comm.disconnect()  # raises if the consumer ended in an exception
+    assert (await Agent.objects.aget(pk="echo")).status == Agent.Status.OFFLINE
+    again, _ = await connect_agent(ws_connect, owner)  # the agent's reconnection works
+    await again.disconnect()
+
+
+@pytest.mark.postgres
+async def test_an_agent_socket_whose_departure_cannot_be_recorded_still_ends_cleanly(own_redis, ws_connect, owner,
+                                                                                    caplog):
+    """The database fails as the socket records that the agent left: the clean-up says so in the
+    log and ends; the socket's end is not an unhandled exception. (Missed heartbeats mark the agent
+    offline later: agents_sweep.)"""
+    comm, _ = await connect_agent(ws_connect, owner)
+    async with agents_table_locked():
+        leaving = asyncio.ensure_future(comm.disconnect())
+        await cut_off(OFFLINE_WRITE)
+    await leaving  # raises if the consumer ended in an exception
+    assert any(r.name == "agents.consumers" and r.levelno == logging.WARNING and r.exc_info
+               and "echo" in r.getMessage() for r in caplog.records)
+    assert not [r for r in supervise.readers() if r.name == "agent-echo-socket-inbox"]
