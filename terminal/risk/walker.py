@@ -9,11 +9,22 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from terminal.risk.expand import _BRACE_LIMIT, _ELEMENT_ASSIGNMENT, _ansi_c_dequote, brace_expand
-from terminal.risk.model import BUDGET_SECONDS, MAX_DEPTH, MAX_NODES, Cmd, CommandFact, Hit, Risk, Unassessable
+from terminal.risk.model import (
+    BUDGET_SECONDS,
+    MAX_DEPTH,
+    MAX_NODES,
+    Cmd,
+    CommandFact,
+    Hit,
+    Redirect,
+    Risk,
+    Unassessable,
+)
 from terminal.risk.parse import _parse
 from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _NET_DEVICE, CWD, _short, norm_path
 from terminal.risk.registry import _input_args_hits, has_tag, rules_for, wrapper_for
 from terminal.risk.rules.common import glob_command, unknown_command
+from terminal.risk.rules.expansions import redirect_hits, word_hits
 from terminal.risk.rules.files import write_target
 from terminal.risk.rules.network import fetched_code, producer_name
 from terminal.risk.rules.pipelines import pipeline_hits
@@ -151,6 +162,8 @@ class _Walker:
         elif kind in {"word", "assignment"}:
             for part in getattr(n, "parts", []) or []:
                 self.node(part, top)
+            for hit in word_hits(self.text_of(n)):
+                self.add(hit.risk, self.text_of(n), hit.why)
             self.parameter_substitutions(n, top)
             self.parameter_assignments(n, top)
         elif kind in {"commandsubstitution", "processsubstitution"}:
@@ -256,7 +269,8 @@ class _Walker:
             for r in redirects:
                 self.redirect(r, None, self.text_of(n))
             return None
-        cmd = Cmd(argv=argv, text=self.source[words[0].pos[0] : n.pos[1]], words=words, stdin=stdin, top=top)
+        cmd = Cmd(argv=argv, text=self.source[words[0].pos[0] : n.pos[1]], words=words, stdin=stdin, top=top,
+                  redirects=tuple(self.redirection(r) for r in redirects))
         for r in redirects:
             self.redirect(r, cmd, cmd.text)
         self.simple(cmd)
@@ -297,6 +311,12 @@ class _Walker:
         else:
             CWD.set(None)
 
+    def redirection(self, r) -> Redirect:
+        fd = r.input if isinstance(r.input, int) else (0 if r.type.startswith("<") else 1)
+        out = r.output
+        target = self.word_value(out) if getattr(out, "kind", None) == "word" else str(out)
+        return Redirect(fd, r.type, "" if r.type in {"<<", "<<-"} else target)
+
     def redirect(self, r, cmd: Cmd | None, part: str) -> None:
         out = r.output
         if hasattr(out, "kind") and out.kind == "word":
@@ -305,6 +325,8 @@ class _Walker:
         else:
             return
         rtype = r.type
+        for hit in redirect_hits(rtype, self.text_of(out), target, _has_expansion(out)):
+            self.add(hit.risk, part, hit.why)
         if rtype in {">", ">>", ">|", "&>", "&>>", "<>", ">&"}:
             path = norm_path(target)[0]
             for hit in write_target(path, "redirects output"):
