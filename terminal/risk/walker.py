@@ -351,8 +351,8 @@ class _Walker:
                 self.heredoc_substitutions(body, part)
 
     def heredoc_substitutions(self, body: str, part: str) -> None:
-        """An unquoted heredoc expands $(...) and backticks: those commands run."""
-        quoted = '"' + body.replace('"', '\\"') + '"'
+        """An unquoted heredoc expands $(...), backticks and ${...}: walked as a double-quoted word."""
+        quoted = '"' + _HEREDOC_QUOTING.sub(lambda m: _HEREDOC_AS_DOUBLE.get(m.group(0), m.group(0)), body) + '"'
         if not self.walk_text("echo " + quoted, top=True):
             self.add(Risk.HIGH, part, "here-document with substitutions that cannot be parsed")
 
@@ -492,6 +492,10 @@ class _Walker:
             self.facts.append(CommandFact(text=part, name=name, risk=risk, traits=traits))
 
 
+# A here-document's body quotes as a double-quoted word does, except that `"` is plain text and so
+# is a backslash before it (`\"` stays two characters): `\"'${!x}'\"` must not close the quotes.
+_HEREDOC_QUOTING = re.compile(r'\\[$`\\\n]|\\|"')
+_HEREDOC_AS_DOUBLE = {"\\": "\\\\", '"': '\\"'}
 _HOME_PREFIX = re.compile(r"^(~|\$HOME|\$\{HOME\})(/[^$`]*)?$")
 _VARIABLE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)\})")
 _HOOK_FUNCTION = re.compile(r"(__autobot_|__AUTOBOT_)")

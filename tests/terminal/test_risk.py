@@ -1014,6 +1014,14 @@ BYPASSES = [
     ("tee /dev/fd/$fd", H),  # SAFE before
     ("x=/dev/fd/7; echo y > $x", H),  # SAFE before
     ("ls -l /proc/self/fd/ /dev/fd/3", S),
+    # `\"` is two plain characters in a here-document: the body must not be read as closing quotes
+    ("cat <<EOF\n\\\"'${!x}'\\\"\nEOF", H),
+    ("cat <<EOF\n\\\"'$(mkfs.ext4 /dev/autobot-test-none)'\\\"\nEOF", D),
+    ("cat <<EOF\n\\${!x} \\\\${!y}\nEOF", H),  # the second one expands
+    ("exec 00<steps.sh", H),  # SAFE before
+    ("e=exec; $e <steps.sh", H),  # SAFE before
+    ('eval exec "<steps.sh"', H),  # SAFE before
+    ("f() { exec; } <steps.sh; f", S),  # as before: the function's redirection ends with the call
     ("echo '${!x}' \"${!y}\"", H),
 ]
 
