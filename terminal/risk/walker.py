@@ -259,6 +259,7 @@ class _Walker:
                     if len(expanded) > _BRACE_LIMIT:
                         self.add(Risk.HIGH, self.text_of(part), "brace expansion too large to assess")
                         expanded = expanded[:_BRACE_LIMIT]
+                    expanded = [x for x in expanded if x]  # bash drops empty words: `{,exec} <f` is `exec <f`
                     words.extend([part] * len(expanded))
                     argv.extend(_ansi_c_dequote(x) for x in expanded)
                 self.node(part, top)

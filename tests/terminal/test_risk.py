@@ -1022,6 +1022,9 @@ BYPASSES = [
     ("e=exec; $e <steps.sh", H),  # SAFE before
     ('eval exec "<steps.sh"', H),  # SAFE before
     ("f() { exec; } <steps.sh; f", S),  # as before: the function's redirection ends with the call
+    ("{,exec} <steps.sh", H),  # MODERATE before: bash drops the empty word brace expansion makes
+    ("{,mkfs.ext4} /dev/autobot-test-none", D),  # MODERATE before, for the same reason
+    ('{"",exec} <steps.sh', M),  # as before: a quoted empty word stays, and is the command
     ("echo '${!x}' \"${!y}\"", H),
 ]
 
