@@ -44,9 +44,10 @@ HARMFUL = {
 def word_hits(text: str) -> Iterator[Hit]:
     """A word's source text, as bash expands it."""
     for body in _expansions(text):
-        if _indirect(body):
+        expansion = "${" + body + "}"  # nested ones are inside, quoted or not (`"${a:-'${!x}'}"` expands)
+        if _INDIRECT.search(expansion):
             yield INDIRECT
-        if _PROMPT.fullmatch(body):
+        if _PROMPT.search(expansion):
             yield PROMPT
     if _fd_path(text):
         yield FD_PATH
@@ -66,23 +67,15 @@ def redirect_hits(op: str, source: str, target: str, expands: bool) -> Iterator[
         yield QUOTED_FD
 
 
-_PROMPT = re.compile(r"!?(\w+|[@*])(\[.*\])?@P", re.S)
 # `${!name}`, `${!name[1]}`, `${!name:-x}`, `${!name@Q}`, `${!1}`, `${!@}`: the value of the variable
-# another one names. Not `${!#}`, `${!?}`, `${!$}`, `${!!}` (numbers: a positional parameter).
-_INDIRECT = re.compile(r"!([A-Za-z_]\w*|\d+|[@*])(.*)", re.S)
-
-
-def _indirect(body: str) -> bool:
-    m = _INDIRECT.fullmatch(body)
-    if not m:
-        return False
-    name, rest = m.groups()
-    # `${!prefix@}`, `${!prefix*}`: the names of variables; `${!arr[@]}`: an array's keys
-    return not (name[0].isalpha() or name[0] == "_") or rest not in {"@", "*", "[@]", "[*]"}
+# another one names. Not the names `${!prefix@}`/`${!prefix*}`, the keys `${!arr[@]}`, nor `${!#}`,
+# `${!?}`, `${!$}`, `${!!}` (numbers: they name positional parameters), `${!-}` (the shell's flags).
+_INDIRECT = re.compile(r"\$\{!(?!(?:[A-Za-z_]\w*(?:[@*]|\[[@*]\])|[#?$!-])\})")
+_PROMPT = re.compile(r"\$\{!?(?:\w+|[@*])(?:\[[^\]]*\])?@P\}")
 
 
 def _expansions(text: str, *, inside: bool = False) -> Iterator[str]:
-    """The bodies of the `${…}` bash expands in a word's source text, nested ones included; not those
+    """The bodies of the `${…}` bash expands in a word's source text (outermost only); not those
     in single quotes, `$'…'` or after a backslash. `$(…)` and backticks are skipped (the walker visits
     their commands on their own), except what bash unescapes in backticks (`` `echo \\${!x}` ``),
     which is scanned here, `$(…)` included (`inside`)."""
@@ -98,7 +91,7 @@ def _expansions(text: str, *, inside: bool = False) -> Iterator[str]:
             i = _skip_quoted(text, i)
         elif text.startswith("${", i):
             end = _skip_quoted(text, i)
-            yield from _nested(text[i + 2 : end - 1])
+            yield text[i + 2 : end - 1]
             i = end
         elif text.startswith("$(", i):
             i = i + 2 if inside else _skip_quoted(text, i)
@@ -110,16 +103,6 @@ def _expansions(text: str, *, inside: bool = False) -> Iterator[str]:
             i = end
         else:
             i += 1
-
-
-def _nested(body: str) -> Iterator[str]:
-    """The body and every `${…}` inside it, quoted or not (in `"${a:-'${!x}'}"` bash expands it)."""
-    yield body
-    start = body.find("${")
-    while start >= 0:
-        end = _skip_quoted(body, start)
-        yield body[start + 2 : end - 1]
-        start = body.find("${", start + 2)
 
 
 def _past_backtick(text: str, i: int) -> int:
