@@ -8,6 +8,7 @@ from functools import lru_cache
 from terminal.risk.model import MAX_LINE_CHARS, MAX_NESTING, MAX_PARTS, MAX_WORDS, Assessment, Risk, Unassessable
 from terminal.risk.parse import _fallback
 from terminal.risk.paths import CWD, LINKS, _short
+from terminal.risk.rules.expansions import ROUGH
 from terminal.risk.walker import _Walker
 
 
@@ -87,16 +88,13 @@ def _assess_line(line: str) -> Assessment:
         except Exception:  # noqa: BLE001 - the fallback must never take the terminal down
             walker.findings.clear()
         walker.add(Risk.HIGH, line, "cannot be parsed, so it cannot be fully assessed")
+        for pattern, why in ROUGH:  # what the walker would have found, roughly: reasons only, HIGH anyway
+            if pattern.search(line):
+                walker.add(Risk.HIGH, line, why)
     if _HOOK_ARITHMETIC.search(line):
         walker.add(Risk.DANGEROUS, line, "arithmetic on the terminal's command hook variables")
     if _HOOK_READ.search(line):
         walker.add(Risk.DANGEROUS, line, "reads the terminal's command hook variables (its secret among them)")
-    if _INDIRECT.search(line):
-        walker.add(Risk.HIGH, line, "reads a variable named at run time (${!name}), which cannot be assessed")
-    if _EXEC_STDIN.search(line):
-        walker.add(Risk.HIGH, line, "makes the shell read its next lines from elsewhere than the terminal (exec <…)")
-    if _DYNAMIC_FD.search(line):
-        walker.add(Risk.HIGH, line, "redirects to a file descriptor chosen at run time, which cannot be assessed")
     return _result(walker, parsed)
 
 
@@ -105,14 +103,9 @@ _HOOK_ARITHMETIC = re.compile(r"(\(\(|\$\[)[^;&|\n]*?(__autobot_|__AUTOBOT_|AUTO
 # `$__autobot_secret`, `${__autobot_secret}`, `${!__autobot_*}`, `${#…}`: with the hook's secret a
 # line can write requests of its own to the hook's channel.
 _HOOK_READ = re.compile(r"\$\{?[!#]?(__autobot_|__AUTOBOT_|AUTOBOT_HOOK)")
-# `${!name}`, `${!name:-x}`, `${!name[1]}` (not the keys `${!arr[@]}` nor the names `${!pre*}`): the
-# variable read is named by another's value, so it may be the hook's secret.
-_INDIRECT = re.compile(r"\$\{![A-Za-z_]\w*(\}|[:#%/^,]|\[(?![@*]\]))")
-# `>&$fd`, `<&$(…)`: the descriptor may be the hook's channel (its literal numbers are refused per
-# session, services.commands).
-# `exec <file`, `exec 0<&3`, `exec <<<"…"`: the shell's own input, so its next lines are not typed.
-_EXEC_STDIN = re.compile(r"\bexec\s+(?:\d*[<>][>&]?\s*\S+\s+)*?0?<")
-_DYNAMIC_FD = re.compile(r"[<>]&\s*[$`]")
+# A variable named at run time (`${!name}`), a descriptor chosen at run time (`>&$fd`) and `exec <file`
+# are rules of the walker (rules/expansions.py, rules/wrappers.py): they apply where bash expands and
+# redirects, not inside quotes, comments or quoted here-documents.
 
 
 def _result(walker: _Walker, parsed: bool) -> Assessment:

@@ -88,6 +88,14 @@ class Hit(NamedTuple):
     trait: Trait | None = None
 
 
+class Redirect(NamedTuple):
+    """One redirection of a simple command, as bash applies it."""
+
+    fd: int  # the descriptor it changes (bash's default when the line names none: 0 for `<`, 1 for `>`)
+    op: str  # `<`, `>&`, `<<<`, …
+    target: str  # what follows the operator, quotes removed (`3` for `<&3`, '' for a here-document)
+
+
 @dataclass
 class Cmd:
     """A simple command as the rules see it."""
@@ -103,6 +111,7 @@ class Cmd:
     # appended (marker "") or replacing a marker such as `{}` inside its words.
     input_args: bool = False
     input_marker: str = ""
+    redirects: tuple[Redirect, ...] = ()
 
     @property
     def name(self) -> str:
@@ -124,6 +133,7 @@ class Cmd:
             top=self.top,
             input_args=self.input_args,
             input_marker=self.input_marker,
+            redirects=self.redirects,
         )
 
 

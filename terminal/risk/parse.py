@@ -74,11 +74,17 @@ _REWRITE_KEEPS = re.compile(r"\$\(|`|__autobot_|__AUTOBOT_|AUTOBOT_")
 _PARAMETER_ASSIGNMENT = re.compile(r"\$\{[A-Za-z_]\w*(?:\[[^\]]*\])?:?=[^{}]*\}")
 
 
+# `${!name}` and `${name@P}` (rules/expansions.py) are kept too, as arguments of `:`.
+_EXPANSION_KEPT = re.compile(r"\$\{![^{}]*\}|\$\{[^{}]*@P\}")
+# `>&$((n))`, `/dev/fd/$((n))`: a descriptor chosen at run time; `0` would hide it (left to fail).
+_DESCRIPTOR_BEFORE = re.compile(r"([<>]&\s*|/fd/)$")
+
+
 def _unless_substitution(m: re.Match, replacement: str) -> str:
-    if _REWRITE_KEEPS.search(m.group(1)):
+    if _REWRITE_KEEPS.search(m.group(1)) or _DESCRIPTOR_BEFORE.search(m.string, 0, m.start()):
         return m.group(0)
-    assignments = _PARAMETER_ASSIGNMENT.findall(m.group(1))
-    return ": " + " ".join(f'"{a}"' for a in assignments) if assignments else replacement
+    kept = _PARAMETER_ASSIGNMENT.findall(m.group(1)) + _EXPANSION_KEPT.findall(m.group(1))
+    return ": " + " ".join(f'"{a}"' for a in kept) if kept else replacement
 
 
 def _fallback(text: str, walker: _Walker) -> None:

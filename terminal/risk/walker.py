@@ -9,11 +9,22 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from terminal.risk.expand import _BRACE_LIMIT, _ELEMENT_ASSIGNMENT, _ansi_c_dequote, brace_expand
-from terminal.risk.model import BUDGET_SECONDS, MAX_DEPTH, MAX_NODES, Cmd, CommandFact, Hit, Risk, Unassessable
+from terminal.risk.model import (
+    BUDGET_SECONDS,
+    MAX_DEPTH,
+    MAX_NODES,
+    Cmd,
+    CommandFact,
+    Hit,
+    Redirect,
+    Risk,
+    Unassessable,
+)
 from terminal.risk.parse import _parse
 from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _NET_DEVICE, CWD, _short, norm_path
 from terminal.risk.registry import _input_args_hits, has_tag, rules_for, wrapper_for
 from terminal.risk.rules.common import glob_command, unknown_command
+from terminal.risk.rules.expansions import redirect_hits, word_hits
 from terminal.risk.rules.files import write_target
 from terminal.risk.rules.network import fetched_code, producer_name
 from terminal.risk.rules.pipelines import pipeline_hits
@@ -151,6 +162,8 @@ class _Walker:
         elif kind in {"word", "assignment"}:
             for part in getattr(n, "parts", []) or []:
                 self.node(part, top)
+            for hit in word_hits(self.text_of(n)):
+                self.add(hit.risk, self.text_of(n), hit.why)
             self.parameter_substitutions(n, top)
             self.parameter_assignments(n, top)
         elif kind in {"commandsubstitution", "processsubstitution"}:
@@ -246,6 +259,7 @@ class _Walker:
                     if len(expanded) > _BRACE_LIMIT:
                         self.add(Risk.HIGH, self.text_of(part), "brace expansion too large to assess")
                         expanded = expanded[:_BRACE_LIMIT]
+                    expanded = [x for x in expanded if x]  # bash drops empty words: `{,exec} <f` is `exec <f`
                     words.extend([part] * len(expanded))
                     argv.extend(_ansi_c_dequote(x) for x in expanded)
                 self.node(part, top)
@@ -256,7 +270,8 @@ class _Walker:
             for r in redirects:
                 self.redirect(r, None, self.text_of(n))
             return None
-        cmd = Cmd(argv=argv, text=self.source[words[0].pos[0] : n.pos[1]], words=words, stdin=stdin, top=top)
+        cmd = Cmd(argv=argv, text=self.source[words[0].pos[0] : n.pos[1]], words=words, stdin=stdin, top=top,
+                  redirects=tuple(self.redirection(r) for r in redirects))
         for r in redirects:
             self.redirect(r, cmd, cmd.text)
         self.simple(cmd)
@@ -297,6 +312,12 @@ class _Walker:
         else:
             CWD.set(None)
 
+    def redirection(self, r) -> Redirect:
+        fd = r.input if isinstance(r.input, int) else (0 if r.type.startswith("<") else 1)
+        out = r.output
+        target = self.word_value(out) if getattr(out, "kind", None) == "word" else str(out)
+        return Redirect(fd, r.type, "" if r.type in {"<<", "<<-"} else target)
+
     def redirect(self, r, cmd: Cmd | None, part: str) -> None:
         out = r.output
         if hasattr(out, "kind") and out.kind == "word":
@@ -305,6 +326,8 @@ class _Walker:
         else:
             return
         rtype = r.type
+        for hit in redirect_hits(rtype, self.text_of(out), target, _has_expansion(out)):
+            self.add(hit.risk, part, hit.why)
         if rtype in {">", ">>", ">|", "&>", "&>>", "<>", ">&"}:
             path = norm_path(target)[0]
             for hit in write_target(path, "redirects output"):
@@ -329,8 +352,8 @@ class _Walker:
                 self.heredoc_substitutions(body, part)
 
     def heredoc_substitutions(self, body: str, part: str) -> None:
-        """An unquoted heredoc expands $(...) and backticks: those commands run."""
-        quoted = '"' + body.replace('"', '\\"') + '"'
+        """An unquoted heredoc expands $(...), backticks and ${...}: walked as a double-quoted word."""
+        quoted = '"' + _HEREDOC_QUOTING.sub(lambda m: _HEREDOC_AS_DOUBLE.get(m.group(0), m.group(0)), body) + '"'
         if not self.walk_text("echo " + quoted, top=True):
             self.add(Risk.HIGH, part, "here-document with substitutions that cannot be parsed")
 
@@ -470,6 +493,10 @@ class _Walker:
             self.facts.append(CommandFact(text=part, name=name, risk=risk, traits=traits))
 
 
+# A here-document's body quotes as a double-quoted word does, except that `"` is plain text and so
+# is a backslash before it (`\"` stays two characters): `\"'${!x}'\"` must not close the quotes.
+_HEREDOC_QUOTING = re.compile(r'\\[$`\\\n]|\\|"')
+_HEREDOC_AS_DOUBLE = {"\\": "\\\\", '"': '\\"'}
 _HOME_PREFIX = re.compile(r"^(~|\$HOME|\$\{HOME\})(/[^$`]*)?$")
 _VARIABLE = re.compile(r"\$(?:([A-Za-z_]\w*)|\{([A-Za-z_]\w*)\})")
 _HOOK_FUNCTION = re.compile(r"(__autobot_|__AUTOBOT_)")

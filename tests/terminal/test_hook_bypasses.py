@@ -176,3 +176,40 @@ async def test_a_cache_entry_written_by_arithmetic_does_not_let_a_command_throug
     await elevated.run(f"echo '{HARMLESS_DANGER}' > poisoned.sh")
     out = await elevated.run("source poisoned.sh")
     assert RAN not in out and "autobot: blocked" in out
+
+
+# Run-time names, descriptors and the shell's own input (terminal/risk/rules/expansions.py): HIGH,
+# so blocked at RESTRICTED, only where bash expands or redirects them; quoted, they are data.
+
+
+async def test_run_time_syntax_in_quotes_and_comments_is_data_and_runs(restricted):
+    out = await restricted.run("echo '${!x} exec <f >&$fd' ran-$((6*7)) # exec <f")
+    assert "autobot: blocked" not in out and "${!x} exec <f >&$fd ran-42" in out
+    await restricted.run("printf 'exec <steps.sh\\n' > notes.txt")
+    out = await restricted.run("grep -c 'exec <' notes.txt")
+    assert "autobot: blocked" not in out and "\r1\r\n" in out  # one line found
+
+
+async def test_a_variable_named_at_run_time_is_blocked(restricted):
+    out = await restricted.run('x=HOME; echo "got-${!x}"')
+    assert "autobot: blocked" in out and "got-/" not in out
+
+
+@pytest.mark.parametrize("line", [
+    "exec <steps.sh",
+    "e'x'ec <steps.sh",  # ran before: the raw-line rule wanted `exec` spelled plainly
+    "builtin exec 0<steps.sh",
+    "exec 3<steps.sh; exec 0>&3",  # ran before: `0>&3` duplicates 3 onto 0 as `0<&3` does
+])
+async def test_the_shells_input_cannot_be_switched_to_a_file(restricted, line):
+    # Had it run, the shell would read the file's line, then its end, and exit (no marker ever).
+    await restricted.run("printf 'echo from-file-$((2+3))\\n' > steps.sh")
+    out = await restricted.run(line)
+    assert "autobot: blocked" in out and "from-file-5" not in out
+    assert "still-7" in await restricted.run("echo still-$((3+4))")
+
+
+async def test_an_alias_for_exec_is_judged_when_it_runs(restricted):
+    await restricted.run("printf 'echo from-file-$((2+3))\\n' > steps.sh; alias e=exec")
+    out = await restricted.run("e <steps.sh")
+    assert "autobot: blocked" in out and "from-file-5" not in out

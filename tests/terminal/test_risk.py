@@ -885,3 +885,168 @@ _SHELLISH = st.lists(
 @given(_SHELLISH)
 def test_assess_never_raises_on_shell_like_text(text):
     assert isinstance(assess(text).risk, Risk)
+
+
+# A variable named at run time (`${!name}`), a descriptor chosen at run time (`>&$fd`) and the shell's
+# own input redirected (`exec <f`) are HIGH where bash expands or redirects them, never in data:
+# single-quoted or escaped text, comments, quoted here-documents (rules/expansions.py, `exec` in
+# rules/wrappers.py).
+RUN_TIME = [
+    # data: lower than the raw-line rules they replace (HIGH before)
+    ("echo '${!x}'", S),
+    ("grep 'exec <' notes.txt", S),
+    ("grep -n 'exec 0<&3' notes.txt", S),
+    ("echo 'hi >&$fd'", S),
+    ("echo \\${!x}", S),
+    ('echo "\\${!x}"', S),
+    ("echo $'${!x}'", S),
+    ("echo hi # exec <f ${!x} >&$fd", S),
+    ("echo hi\n# exec <f", S),
+    ("cat <<'EOF'\n${!x}\nexec <f\necho >&$fd\nEOF", S),
+    ('cat <<"EOF"\n${!x}\nEOF', S),
+    ("cat <<-'EOF'\n\t${!x}\n\tEOF", S),
+    ("cat <<EOF\n\\${!x}\nEOF", S),
+    ("cat <<EOF\nexec <f\nEOF", S),  # text in a here-document, not a redirection
+    ("echo \"$(echo '${!x}')\"", S),
+    ("a=('${!x}')", S),
+    ("echo `echo '${!x}'`", S),
+    # expanded or redirected: as high as before
+    ('echo "${!x}"', H),
+    ("echo ${!x}", H),
+    ("x=${!y}", H),
+    ('echo $"${!x}"', H),
+    ("cat <<EOF\n${!x}\nEOF", H),
+    ("cat <<EOF\n'${!x}'\nEOF", H),  # quotes are plain text in a here-document
+    ("bash <<'EOF'\necho ${!x}\nEOF", H),  # the body is bash's script
+    ("exec 0<&3", H),
+    ('exec <<<"x"', H),
+    ("exec <f", H),
+    ("exec 0< f", H),
+    ("exec <&3", H),
+    ("exec <>f", H),
+    ("exec 4>/dev/null 0<f", H),
+    ("exec < <(echo ls)", H),
+    ("exec <<EOF\nls\nEOF", H),
+    ("command exec <f", H),
+    ("builtin exec <f", H),
+    ("exec 3<&0", S),  # as before: keeps a copy of the terminal's input, the shell still reads it
+    ("exec >/tmp/log 2>&1", S),
+    ("echo hi >&$fd", H),
+    ("cat <&$fd", H),
+    ("cat >&`echo 5`", H),
+    ("cat 2>&$(echo 5)", H),
+    ("echo x >&$((fd))", H),
+    ("echo x 1>&$fd", H),
+    ("echo x >&2", S),
+    ("exec 3>&-", S),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), RUN_TIME, ids=[repr(c[0])[:60] for c in RUN_TIME])
+def test_run_time_names_and_descriptors_only_where_bash_expands_them(line, expected):
+    result = assess(line)
+    assert result.risk is expected, result.reasons
+
+
+# An adversarial review of the rules above: each spelling is rated at least as high as the
+# raw-line rules rated it (the comment says when that was lower).
+BYPASSES = [
+    ("e'x'ec <steps.sh", H),  # SAFE before: the raw rule wanted `exec` spelled plainly
+    ('e"x"ec 0<&3', H),  # SAFE before
+    ("$'\\145xec' <steps.sh", H),  # SAFE before
+    ("ex\\ec <steps.sh", H),  # SAFE before
+    ("\\exec <steps.sh", H),
+    ('"exec" <<<"ls"', H),  # SAFE before
+    ("exec -a x 0<steps.sh", H),  # SAFE before
+    ("exec -- <steps.sh", H),  # SAFE before
+    ("exec 0>&3", H),  # SAFE before: `0>&3` duplicates 3 onto 0 just as `0<&3` does
+    ("builtin exec 0>&3", H),  # SAFE before
+    ("exec 0<>steps.sh", H),
+    ("exec 5<steps.sh 0<&5", H),
+    ("command -p exec <steps.sh", H),
+    ("{ exec <steps.sh; }", H),
+    ("(exec <steps.sh)", H),
+    ("f() { exec <steps.sh; }; f", H),
+    ("eval 'exec <steps.sh'", H),
+    ('eval "e""xec <steps.sh"', H),  # SAFE before
+    ("alias e='exec <steps.sh'", H),
+    ("BASH_ALIASES[e]='exec <steps.sh'", H),
+    ("time exec <steps.sh", H),
+    ("coproc exec <steps.sh", H),
+    ('echo "${!x@Q}"', H),  # SAFE before: a transformation of the value `x` names
+    ('echo "${!x@P}"', H),  # SAFE before
+    ('echo "${x@P}"', H),  # SAFE before: prompt expansion runs the `$(…)` in x's value
+    ("echo ${!1}", H),  # SAFE before: a positional parameter naming the variable
+    ('echo "${!@}"', H),  # SAFE before
+    ('echo "${!*}"', H),  # SAFE before
+    ('echo "${!a[0]}"', H),
+    ('echo "${a[${!x}]}"', H),
+    ('echo "${a:-${!x}}"', H),
+    ("echo \"${a:-'${!x}'}\"", H),
+    ('echo "$(echo "${!x}")"', H),
+    ("x=`echo \\${!y}`", H),  # bash removes the backslash in backticks before it runs the command
+    ('x=`echo \\$(echo \\${!y})`', H),
+    ('echo "${!x#?}"', H),
+    ("printf -v y '%s' \"${!x}\"", H),
+    ('read -r y <<< "${!x}"', H),
+    ('declare "y=${!x}"', H),
+    ('declare -p "$v"', H),  # SAFE before: prints the variable v names, as `${!v}` reads it
+    ("[[ ${!x} == a ]]", H),
+    ("(( y = ${!x} ))", H),
+    ("echo $(( ${!x} ))", H),
+    ("for (( i = ${!x}; i < 2; i++ )); do :; done", H),
+    ("echo ${!#}", S),  # as before: `$#` is a number, so this is a positional parameter
+    ('echo "${!x[@]}" ${!x*} ${!x@}', S),  # as before: keys and names, not values
+    ('echo x >&"$fd"', H),  # SAFE before: the raw rule wanted `$` right after `>&`
+    ("echo x >& $fd", H),
+    ("echo x >&${fd}", H),
+    ("echo x >&$[fd]", H),
+    ("echo x >&$'7'", H),
+    ('echo x >&"7"', H),  # SAFE before: the server's check of the channel reads plain numbers only
+    ("echo x >&\\7", H),  # SAFE before
+    ("echo x >&'7'", H),  # SAFE before
+    ('cat <&"$fd"', H),  # SAFE before
+    ("echo x > /dev/fd/$fd", H),  # SAFE before: a descriptor by its path
+    ('echo x > "/dev/fd/$fd"', H),  # SAFE before
+    ("echo x > /proc/$$/fd/$fd", H),  # SAFE before
+    ('echo x > /dev/fd/"7"', H),  # SAFE before
+    ("echo x > /dev/fd/{7,8}", H),  # SAFE before
+    ("tee /dev/fd/$fd", H),  # SAFE before
+    ("x=/dev/fd/7; echo y > $x", H),  # SAFE before
+    ("ls -l /proc/self/fd/ /dev/fd/3", S),
+    # `\"` is two plain characters in a here-document: the body must not be read as closing quotes
+    ("cat <<EOF\n\\\"'${!x}'\\\"\nEOF", H),
+    ("cat <<EOF\n\\\"'$(mkfs.ext4 /dev/autobot-test-none)'\\\"\nEOF", D),
+    ("cat <<EOF\n\\${!x} \\\\${!y}\nEOF", H),  # the second one expands
+    ("exec 00<steps.sh", H),  # SAFE before
+    ("e=exec; $e <steps.sh", H),  # SAFE before
+    ('eval exec "<steps.sh"', H),  # SAFE before
+    ("f() { exec; } <steps.sh; f", S),  # as before: the function's redirection ends with the call
+    ("{,exec} <steps.sh", H),  # MODERATE before: bash drops the empty word brace expansion makes
+    ("{,mkfs.ext4} /dev/autobot-test-none", D),  # MODERATE before, for the same reason
+    ('{"",exec} <steps.sh', M),  # as before: a quoted empty word stays, and is the command
+    ("echo '${!x}' \"${!y}\"", H),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), BYPASSES, ids=[repr(c[0])[:60] for c in BYPASSES])
+def test_no_spelling_gets_past_the_run_time_rules(line, expected):
+    result = assess(line)
+    assert result.risk is expected, result.reasons
+
+
+@pytest.mark.parametrize("line", [
+    "echo '${!x}'; case $x in a) ;; esac",
+    "exec <f; case $x in a) ;; esac",
+    "echo >&$fd; case $x in a) ;; esac",
+    "cat <<\\EOF\n${!x}\nEOF",
+])
+def test_a_line_that_cannot_be_parsed_stays_high_with_the_rough_reasons(line):
+    result = assess(line)
+    assert (result.risk, result.parsed) == (Risk.HIGH, False)
+    assert len(result.reasons) >= 2, result.reasons  # cannot be parsed, and what the raw text shows
+
+
+def test_the_reason_names_the_word_that_is_expanded():
+    (reason,) = assess("echo '${!a}' \"${!b}\"").reasons
+    assert reason == '"${!b}": reads a variable named at run time (${!name}), which cannot be assessed'

@@ -4,6 +4,7 @@ import pytest
 
 from terminal.risk import Risk, assess
 from terminal.risk.registry import SPECS
+from terminal.risk.rules import expansions
 
 EXAMPLES = [(spec.family, line, risk) for spec in SPECS for line, risk in {**spec.benign, **spec.harmful}.items()]
 
@@ -68,3 +69,17 @@ def test_no_module_of_the_package_is_over_600_lines():
     package = Path(__file__).resolve().parents[2] / "terminal" / "risk"
     sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in package.rglob("*.py")}
     assert max(sizes.values()) <= 600, sizes
+
+
+WALKER_EXAMPLES = [*expansions.BENIGN.items(), *expansions.HARMFUL.items()]
+
+
+@pytest.mark.parametrize(("line", "risk"), WALKER_EXAMPLES, ids=[line for line, _ in WALKER_EXAMPLES])
+def test_the_walkers_own_rules_rate_their_examples_as_declared(line, risk):
+    """Rules of the walker (not of a command name) keep examples beside them too."""
+    assert assess(line).risk == risk, assess(line).reasons
+
+
+def test_the_walkers_own_rules_have_examples_both_ways():
+    assert expansions.BENIGN and expansions.HARMFUL
+    assert max(expansions.HARMFUL.values()) > min(expansions.BENIGN.values())

@@ -113,7 +113,9 @@ def _declare(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     opts, _, i = split_options(cmd.args)
     operands = cmd.args[i:]
     printing = bool(opts) and opts <= {"p", "f", "F"} and not any("=" in a for a in operands)
-    if not printing and any(_HOOK_NAME.match(_base_name(a.split("=")[0])) for a in operands):
+    if printing and not opts & {"f", "F"} and any(_dynamic(a) for a in operands):  # as `${!v}` (expansions.py)
+        yield Hit(Risk.HIGH, f"{cmd.name} -p prints a variable named at run time, which cannot be assessed")
+    elif not printing and any(_HOOK_NAME.match(_base_name(a.split("=")[0])) for a in operands):
         yield Hit(Risk.DANGEROUS, f"{cmd.name} changes the terminal's command hook variables or functions")
     elif "n" in opts and cmd.name in {"declare", "typeset", "local"}:
         yield from _namerefs(cmd.name, operands)
@@ -161,4 +163,5 @@ register("unset", family="hook", check=_unset, input_args=RUNS_UNSEEN,
          harmful={"unset -f __autobot_hook": Risk.DANGEROUS})
 register("declare", "typeset", "local", "export", "readonly", family="hook", check=_declare, input_args=RUNS_UNSEEN,
          summary="declaring the hook's variables DANGEROUS; variables programs run judged as their values",
-         benign={"export FOO=1": Risk.SAFE}, harmful={"export PROMPT_COMMAND=x": Risk.DANGEROUS})
+         benign={"export FOO=1": Risk.SAFE, "declare -p PATH": Risk.SAFE},
+         harmful={"export PROMPT_COMMAND=x": Risk.DANGEROUS, 'declare -p "$v"': Risk.HIGH})

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from terminal.risk.model import Cmd, Hit, Risk, Trait
 from terminal.risk.paths import canonical, option_values, split_options
 from terminal.risk.registry import register
+from terminal.risk.rules.expansions import EXEC_STDIN
 from terminal.risk.rules.options import _COMMAND_OPTIONS, CommandOption, _command_options
 from terminal.risk.rules.shells import _SHELLS
 from terminal.risk.rules.variables import _assignments
@@ -312,6 +313,15 @@ def _wrapper_alone(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
         yield Hit(Risk.MODERATE, "edits files as root")
 
 
+def _exec_alone(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    """`exec` without a command keeps its redirections in the shell: on descriptor 0 (`exec <f`,
+    `exec 0<&3`, `exec 0>&3`, `exec <<<…`) the shell reads its next lines from there, not from the
+    terminal. Other descriptors (`exec 3<&0`, `exec >log`) leave its input alone."""
+    yield from _wrapper_alone(cmd, w)
+    if any(r.fd == 0 for r in cmd.redirects):
+        yield EXEC_STDIN
+
+
 def _has_command_option(cmd: Cmd) -> bool:
     spec = _COMMAND_OPTIONS.get(cmd.name)
     return bool(spec and option_values(cmd.args, spec.short, spec.long, takes=spec.takes))
@@ -347,10 +357,12 @@ register(*_PLAIN, family="wrappers", check=_wrapper_check, alone=_wrapper_alone,
 register("env", family="wrappers", check=_wrapper_check, alone=_wrapper_alone, start=_start,
          summary="`env NAME=… CMD` and `env -S STRING`: judged as the command and the variables it sets",
          benign={"env FOO=1 ls": Risk.SAFE}, harmful={"env -S 'rm -rf /'": Risk.DANGEROUS})
-register("exec", family="wrappers", check=_wrapper_check, alone=_wrapper_alone, start=_start,
+register("exec", family="wrappers", check=_wrapper_check, alone=_exec_alone, start=_start,
          tags={"replaces_shell"},
-         summary="`exec CMD` replaces the monitored shell, escaping the command hook",
-         benign={"exec >/tmp/log": Risk.SAFE}, harmful={"exec ls": Risk.HIGH, "exec bash": Risk.DANGEROUS})
+         summary="`exec CMD` replaces the monitored shell, escaping the command hook; `exec` redirecting "
+                 "descriptor 0 (`exec <f`, `exec 0<&3`) makes the shell read its lines from elsewhere",
+         benign={"exec >/tmp/log": Risk.SAFE, "exec 3<&0": Risk.SAFE},
+         harmful={"exec ls": Risk.HIGH, "exec bash": Risk.DANGEROUS, "exec <steps.sh": Risk.HIGH})
 register("xargs", family="wrappers", check=_wrapper_check, alone=_wrapper_alone, start=_start,
          tags={"input_args"},
          summary="`xargs CMD`: CMD gets arguments the rules never see and is judged by what it can do with any",
