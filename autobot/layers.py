@@ -1,4 +1,5 @@
-"""The in-memory channel layer `make run` uses (one process, no Redis), made cheap per message.
+"""The channel layers: the in-memory one `make run` uses (one process, no Redis), made cheap per
+message, and channels-redis's, made safe to cancel a receiver of (`RedisChannelLayer` below).
 
 Channels' `InMemoryChannelLayer` walks every channel's queue and every group's members on each
 `send`-to-group and each `receive` (`_clean_expired`), so a token streamed to one chat costs time
@@ -8,10 +9,12 @@ it removes (messages past their 60 s expiry, a channel that let one expire, grou
 past a day) goes at most that much later; nothing else changes.
 """
 
+import asyncio
 import time
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer as ChannelsInMemoryChannelLayer
+from channels_redis.core import RedisChannelLayer as ChannelsRedisChannelLayer
 
 CLEAN_SECONDS = 1.0
 
@@ -36,3 +39,88 @@ class InMemoryChannelLayer(ChannelsInMemoryChannelLayer):
             # walk now, then try once more (a channel full of live messages is still full).
             super()._clean_expired()
             await super().send(channel, message)
+
+
+class RedisChannelLayer(ChannelsRedisChannelLayer):
+    """channels-redis's layer, except that a receiver's cancellation never cuts a Redis read short.
+
+    All the channels a process makes (`new_channel()`: every socket's) share one list in Redis,
+    read by whichever of their receivers holds the layer's receive lock, for all of them. A socket
+    that closes cancels its receiver, and channels-redis cancelled that receiver's read with it:
+    redis-py then drops a reply already on its way — a message Redis has popped, for another
+    socket of the process (a chat token, terminal output), is lost — or, landing just as the reply
+    arrives, the cancel is swallowed and the closed socket's receiver reads on (channels_redis
+    #366; tests/scale/test_layer_receive.py shows both). Here that read runs as a task of its own,
+    awaited through a shield: a cancelled receiver leaves it running, and the next receiver to take
+    the lock takes its message, or the message is put where `receive` would have put it when the
+    read ended as its receiver was cancelled. One read at a time, so the order holds."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._read: asyncio.Task | None = None  # the read of this process's channels under way
+
+    async def receive_single(self, channel):
+        if "!" not in channel:  # a named channel: its own list, read by its own receiver
+            return await super().receive_single(channel)
+        while True:
+            read = self._reading(channel)
+            try:
+                result = await asyncio.shield(read)
+            except asyncio.CancelledError:
+                if not read.done():
+                    raise  # this receiver was cancelled: the read goes on, for the next one
+                self._forget(read)
+                if read.cancelled():  # the layer ended that read (flush, close), not this receiver
+                    if asyncio.current_task().cancelling():
+                        raise
+                    continue
+                if read.exception() is None:
+                    self._deliver(*read.result())  # it ended just now: as `receive` would have
+                raise
+            except BaseException:
+                self._forget(read)
+                raise
+            self._forget(read)
+            return result
+
+    def _reading(self, channel) -> asyncio.Task:
+        """The read under way, or a new one."""
+        loop = asyncio.get_running_loop()
+        read = self._read
+        if read is None or read.get_loop() is not loop:  # (another loop's: tests; it is gone with it)
+            read = self._read = loop.create_task(super().receive_single(channel), name="channel-layer-read")
+            read.add_done_callback(self._read_done)
+        return read
+
+    def _read_done(self, read: asyncio.Task) -> None:
+        """A read that failed is forgotten at once: its error is its waiters' (they have it), not
+        that of a receiver that comes later, which reads afresh. (Taken, so asyncio does not log
+        it as never retrieved.) A read that succeeded stays until a receiver takes its message."""
+        if not read.cancelled() and read.exception() is not None:
+            self._forget(read)
+
+    def _forget(self, read: asyncio.Task) -> None:
+        if self._read is read:
+            self._read = None
+
+    def _deliver(self, channels, message) -> None:
+        for channel in channels if isinstance(channels, list) else [channels]:
+            self.receive_buffer[channel].put_nowait(message)
+
+    async def _stop_reading(self) -> None:
+        """Shutdown and flush: a read nobody waits for any more ends here (what it would have read
+        stays in Redis unless Redis has already handed it over)."""
+        read, self._read = self._read, None
+        if read is not None and not read.done() and read.get_loop() is asyncio.get_running_loop():
+            read.cancel()
+            # redis-py may swallow the cancel and finish its blocking read first (brpop_timeout).
+            await asyncio.wait({read}, timeout=self.brpop_timeout + 1)
+
+    async def flush(self):
+        await self._stop_reading()
+        await super().flush()
+
+    async def close_pools(self):
+        await self._stop_reading()
+        await super().close_pools()
+

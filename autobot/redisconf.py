@@ -79,6 +79,6 @@ def channel_layer_config(url: str, *, socket_timeout: float = 30.0, connect_time
         "retry_on_error": [RedisConnectionError],
     }
     return {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "autobot.layers.RedisChannelLayer",  # cancel-safe receive (autobot/layers.py)
         "CONFIG": {"hosts": [host], "capacity": capacity, "expiry": expiry, "prefix": prefix},
     }
