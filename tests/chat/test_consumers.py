@@ -28,7 +28,13 @@ async def receive_until_done(comm, wait=10) -> list[dict]:
 
 
 def tokens_text(frames) -> str:
-    return "".join(f["data"] for f in frames if f["type"] == "token")
+    """The answer's text as the page builds it: each token goes at its offset (a token carrying the
+    whole text from 0, as after the answer's control listener joined its group, replaces it)."""
+    text = ""
+    for frame in frames:
+        if frame["type"] == "token":
+            text = text[:min(frame.get("offset", len(text)), len(text))] + frame["data"]
+    return text
 
 
 async def test_it_streams_tokens_then_done(ws_connect, owner, llm):
