@@ -208,7 +208,9 @@ async def message_list(*, user, session_id, limit: int = 100, offset: int = 0,
         await db_job(_reap_stale)(session)
     messages = session.messages.order_by("created", "id")
     if after is not None:
-        messages = messages.filter(id__gt=after)
+        # By id alone: the cursor is an id, and a row whose `created` sorts after a higher id's (a
+        # worker's clock behind another's) would otherwise fall behind the cursor and be skipped.
+        messages = messages.filter(id__gt=after).order_by("id")
     return await paginate(messages, limit=limit, offset=offset)
 
 

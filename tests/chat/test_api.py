@@ -229,6 +229,27 @@ async def test_a_page_catching_up_reads_every_message_newer_than_it_shows_page_b
     assert (bad.status_code, bad.json()["code"]) == (422, "validation_error")
 
 
+
+async def test_catching_up_by_id_skips_no_message_whose_time_sorts_it_earlier(api_client, owner, llm):
+    """Two workers' clocks disagree: a later row (higher id) carries an earlier `created`. Paging
+    by the last id received still reads it."""
+    from datetime import timedelta
+
+    client = api_client(owner)
+    sid = (await new_session(client))["id"]
+    first, second, third = [await ChatMessage.objects.acreate(session_id=sid, role="user", content=f"m{n}")
+                            for n in range(3)]
+    await ChatMessage.objects.filter(pk=third.pk).aupdate(created=second.created - timedelta(seconds=5))
+
+    read, after = [], first.pk
+    for _ in range(5):
+        page = (await client.get(f"{BASE}/sessions/{sid}/messages", {"after": after, "limit": 1})).json()["items"]
+        if not page:
+            break
+        read += page
+        after = page[-1]["id"]
+    assert [m["content"] for m in read] == ["m1", "m2"]
+
 async def test_every_message_is_audited_with_its_length_not_its_content(api_client, owner, llm):
     client = api_client(owner)
     session = await new_session(client)
