@@ -60,6 +60,7 @@ class _Watch:
         self.written: dict[int, int] = {}  # per server: the counter last written
         self.failures = 0  # rounds failed in a row
         self.last_success: float | None = None  # loop time of the last round that reached Redis
+        self.started = self.loop.time()
         self.suspect = False
         self.task = self.loop.create_task(self._run(), name="layer-watch")
 
@@ -168,11 +169,12 @@ def suspect(layer=None) -> None:
 def report(layer=None) -> dict:
     """How the watch of ``layer`` (the default one if None) on this loop is doing, for /api/health:
     ``state`` ok (its last round reached Redis), failing (its last ``failures`` rounds did not, or
-    none has for four rounds' time), starting (no round has ended yet) or not_running (the
-    in-memory layer: nothing to watch; or no watch started on this loop: the worker's start-up
-    starts it, a socket on first use); ``seconds_since_success`` (None before the first success)
-    and the current ``epoch``. Starts no watch (a health check must not open connections that
-    outlive it). Nothing about where Redis is."""
+    none has for four rounds' time, counted from the watch's start before any has), starting (no
+    round has ended yet) or not_running (the in-memory layer: nothing to watch; or no watch
+    started on this loop: the worker's start-up starts it, a socket on first use);
+    ``seconds_since_success`` (None before the first success) and the current ``epoch``. Starts
+    no watch (a health check must not open connections that outlive it). Nothing about where
+    Redis is."""
     layer = layer or get_channel_layer()
     watch = None
     with contextlib.suppress(RuntimeError):  # no running loop: nothing here watches
@@ -181,8 +183,9 @@ def report(layer=None) -> dict:
         return {"state": "not_running", "failures": 0, "seconds_since_success": None, "epoch": 0}
     since = None if watch.last_success is None else round(watch.loop.time() - watch.last_success, 3)
     # A round waits on a Redis that accepts and never answers for the whole socket timeout, failing
-    # nothing meanwhile: rounds overdue count as failing too.
-    overdue = since is not None and since > (FAILURES_TO_WARN + 1) * _seconds()
+    # nothing meanwhile: rounds overdue count as failing too, the first one included.
+    waited = since if since is not None else watch.loop.time() - watch.started
+    overdue = waited > (FAILURES_TO_WARN + 1) * _seconds()
     if watch.failures or overdue:
         state = "failing"
     else:

@@ -20,7 +20,8 @@ router = Router(tags=["platform"])
 class LayerWatchOut(Schema):
     state: Literal["ok", "failing", "starting", "not_running"] = Field(
         description="ok: the last round reached the layer's Redis; failing: the last `failures` rounds did not "
-                    "(or none has for four rounds' time); starting: no round has ended yet; not_running: the "
+                    "(or none has for four rounds' time, since the watch started if none ever has); starting: no round "
+                    "has ended yet; not_running: the "
                     "in-memory layer (one process, nothing to watch), or no watch started in this process yet")
     failures: int = Field(description="rounds failed in a row")
     seconds_since_success: float | None = Field(

@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import signal
 import threading
 
 import pytest
@@ -329,6 +331,20 @@ async def test_health_shows_the_layer_watch_failing_while_redis_is_away_then_ok_
     text = json.dumps(body)
     assert own_redis.url not in text and "redis://" not in text and str(own_redis.port) not in text
 
+
+
+async def test_a_watch_whose_first_round_never_ends_reports_failing_not_starting(own_redis):
+    """A Redis that accepts and never answers (SIGSTOP) from the start: the first round waits out
+    the socket timeout, so no round has failed yet; four rounds' time later the watch says failing."""
+    os.kill(own_redis.proc.pid, signal.SIGSTOP)
+    try:
+        layerwatch.epoch()  # starts this loop's watch, as a socket's first use does
+        assert layerwatch.report()["state"] == "starting"
+        await asyncio.sleep((layerwatch.FAILURES_TO_WARN + 1) * layerwatch._seconds() + 0.5)
+        report = layerwatch.report()
+        assert report["state"] == "failing" and report["seconds_since_success"] is None
+    finally:
+        os.kill(own_redis.proc.pid, signal.SIGCONT)
 
 # --- an external agent's socket whose row cannot be read again after a restart (PostgreSQL)
 
