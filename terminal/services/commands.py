@@ -63,9 +63,10 @@ CHANNEL_WRITE = Assessment(
 
 @functools.cache
 def _channel(fd_numbers: tuple[int, ...]) -> re.Pattern:
-    """`>&17`, `17>`, `<&18`, `/dev/fd/17`, `/proc/self/fd/17`: the hook's descriptors in a shell."""
+    """`>&17`, `17>`, `<&18`, `/dev/fd/17`, `/proc/self/fd/17`: the hook's descriptors in a shell,
+    leading zeros included (bash reads `>&0017` and `017>` as 17)."""
     fds = "|".join(str(fd) for fd in fd_numbers)
-    return re.compile(rf"(?<![\w$.-])({fds})[<>]|[<>]&\s*({fds})(?!\d)|/fd/({fds})(?!\d)")
+    return re.compile(rf"(?<![\w$.-])0*({fds})[<>]|[<>]&\s*0*({fds})(?!\d)|/fd/0*({fds})(?!\d)")
 
 
 async def assess_text(text: str) -> Assessment:

@@ -263,6 +263,9 @@ async def test_writing_to_the_hooks_channel_is_refused(shell, victim):
     assert f"{fd}" in (await shell.operator("echo $AUTOBOT_HOOK_FD"))["output"]  # the shell's numbers
     forged = await shell.operator(f"printf 'x\\tn\\tdone\\t0\\t0\\t1\\n' >&{fd}")
     assert forged["blocked"] and "hook's channel" in forged["reason"]
+    # Bash reads leading zeros away (`>&0017` is 17): refused the same.
+    padded = await shell.operator(f"printf 'x\\tn\\tdone\\t0\\t0\\t1\\n' >&00{fd}")
+    assert padded["blocked"] and "hook's channel" in padded["reason"]
     # Rated, not run: DANGEROUS and HIGH, which the operator's policy never runs unasked.
     indirect = "v=__auto; v+=bot_secret; printf '%s' \"${!v}\" >&$AUTOBOT_HOOK_FD"
     assert (await services.command_assess(user=shell.user, command=indirect))["risk"] == "DANGEROUS"

@@ -20,8 +20,8 @@ INDIRECT = Hit(Risk.HIGH, "reads a variable named at run time (${!name}), which 
 PROMPT = Hit(Risk.HIGH, "expands a value as a prompt string (${name@P}), which runs the commands in it: they "
              "cannot be assessed")
 DYNAMIC_FD = Hit(Risk.HIGH, "redirects to a file descriptor chosen at run time, which cannot be assessed")
-QUOTED_FD = Hit(Risk.HIGH, "redirects to a file descriptor spelled with quotes or escapes, which the check of "
-                "the terminal hook's channel does not read")
+QUOTED_FD = Hit(Risk.HIGH, "redirects to a file descriptor spelled with quotes, escapes or leading zeros, which "
+                "the check of the terminal hook's channel does not read")
 EXEC_STDIN = Hit(Risk.HIGH, "makes the shell read its next lines from elsewhere than the terminal (exec <…)")
 FD_PATH = Hit(Risk.HIGH, "names a file descriptor (/dev/fd/…) chosen at run time or spelled so that the check "
               "of the terminal hook's channel does not read it")
@@ -43,6 +43,7 @@ HARMFUL = {
 
 def word_hits(text: str) -> Iterator[Hit]:
     """A word's source text, as bash expands it."""
+    text = _joined(text)
     for body in _expansions(text):
         expansion = "${" + body + "}"  # nested ones are inside, quoted or not (`"${a:-'${!x}'}"` expands)
         if _INDIRECT.search(expansion):
@@ -55,15 +56,17 @@ def word_hits(text: str) -> Iterator[Hit]:
 
 def redirect_hits(op: str, source: str, target: str, expands: bool) -> Iterator[Hit]:
     """`>&WORD` / `<&WORD`: a descriptor when WORD expands to a number. The server refuses the
-    hook's own numbers written plainly (services.commands); any other spelling is HIGH. So is a
-    `/dev/fd/N` target the line only shows through a variable (`x=/dev/fd/7; echo >$x`)."""
+    hook's own numbers written plainly (services.commands); any other spelling (quotes, escapes,
+    leading zeros: bash reads `>&0017` as 17) is HIGH. So is a `/dev/fd/N` target the line only
+    shows through a variable (`x=/dev/fd/7; echo >$x`)."""
+    source = _joined(source)
     if _FD_DIR.search(target) and not _FD_DIR.search(source):
         yield FD_PATH
     if op not in {">&", "<&"}:
         return
     if expands:
         yield DYNAMIC_FD
-    elif target.isdigit() and source != target:
+    elif target.isdigit() and (source != target or target != str(int(target))):
         yield QUOTED_FD
 
 
@@ -103,6 +106,36 @@ def _expansions(text: str, *, inside: bool = False) -> Iterator[str]:
             i = end
         else:
             i += 1
+
+
+def _joined(text: str) -> str:
+    """`text` without bash's line continuations (a backslash before a newline), which bash takes out
+    before it reads anything else (`${\\<newline>!x}` is `${!x}`); but not inside single quotes or
+    `$'…'`, where they are text. (Inside `$(…)` within double quotes it joins a little more than
+    bash would: that can only show more.)"""
+    if "\\\n" not in text:
+        return text
+    out, i, n, double = [], 0, len(text), False
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            if text.startswith("\n", i + 1):
+                i += 2
+                continue
+            out.append(text[i : i + 2])
+            i += 2
+        elif ch == '"':
+            double = not double
+            out.append(ch)
+            i += 1
+        elif not double and (ch == "'" or text.startswith("$'", i)):
+            end = _skip_quoted(text, i)
+            out.append(text[i:end])
+            i = end
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
 
 
 def _past_backtick(text: str, i: int) -> int:
