@@ -85,7 +85,7 @@ def _assignment_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Itera
         yield Hit(Risk.MODERATE, f"{name} makes interpreters load code from elsewhere", Trait.LOADS_CODE)
     elif name in _OPTION_VARS and value.strip():
         yield from _option_variable(_OPTION_VARS[name], value, cmd, w)
-    elif name in _PROMPT_VARS and re.search(r"\$\(|`|\$\{", value):
+    elif name in _PROMPT_VARS and re.search(r"\$|`", value):  # `$__autobot_secret` too (rules/hookvars.py)
         yield from w.run_string('echo "' + value.replace("\\", "\\\\").replace('"', '\\"') + '"', None, cmd)
     elif name in {"BASH_CMDS", "BASH_ALIASES"}:
         yield Hit(Risk.HIGH, f"{name} changes which program or alias a command name runs")

@@ -1,0 +1,175 @@
+"""Reading the terminal hook's variables (`$__autobot_secret`, `${#…}`, `${!__autobot_*}`) and
+arithmetic on them (`(( __autobot_ok[x]=1 ))`, `$[…]`, `${x:__autobot_n}`, `a[__autobot_n]=1`,
+`declare -i x=__autobot_n`): with the hook's secret a line can write requests of its own to the
+hook's channel, and arithmetic can assign any variable it names. Both DANGEROUS.
+
+The walker calls `word_hits` on the words bash expands, so single-quoted, `$'…'` and escaped text,
+comments and quoted here-documents never reach it (`echo '$__autobot_secret'` is data). Arithmetic
+reads names without `$`, quoted or not, wherever bash evaluates it: `(( … ))` (`arithmetic_hits`),
+subscripts of names given to builtins (`name_hits`) and `declare -i` values. `ROUGH` is for text
+bashlex cannot parse: there the raw text decides, as it did before these rules, quotes or not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from terminal.risk.expand import _ansi_c_dequote, _skip_quoted
+from terminal.risk.model import Cmd, Hit, Risk
+from terminal.risk.paths import split_options
+from terminal.risk.registry import register
+
+READ = Hit(Risk.DANGEROUS, "reads the terminal's command hook variables (its secret among them)")
+ARITHMETIC = Hit(Risk.DANGEROUS, "arithmetic on the terminal's command hook variables")
+
+_READ_NAME = r"(?:__autobot_|__AUTOBOT_|AUTOBOT_HOOK)"
+_ANY_NAME = re.compile(r"(?<!\w)(?:__autobot_|__AUTOBOT_|AUTOBOT_)")  # as arithmetic reads a name
+
+# Rated by the walker in tests/terminal/test_risk_registry.py, like a registered rule's examples.
+BENIGN = {
+    "echo '$__autobot_secret'": Risk.SAFE,
+    "grep -n '__autobot_' notes.txt # $__autobot_secret": Risk.SAFE,
+    "cat <<'EOF'\n${#__autobot_secret} $(( __autobot_n ))\nEOF": Risk.SAFE,
+}
+HARMFUL = {
+    'echo "$__autobot_secret"': Risk.DANGEROUS,
+    "echo ${#__autobot_secret}": Risk.DANGEROUS,
+    "(( __autobot_ok[x]=1 ))": Risk.DANGEROUS,
+    'echo "${x:__autobot_n}"': Risk.DANGEROUS,
+}
+
+
+def word_hits(text: str, *, single_quotes: bool = True) -> Iterator[Hit]:
+    """A word's source text, as bash expands it. `single_quotes=False`: text inside a `${…}`, where
+    a double-quoted word keeps `'` as plain text (`"${x:-'$__autobot_secret'}"` expands it)."""
+    i, n, double = 0, len(text), False
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+        elif ch == '"':
+            double = not double
+            i += 1
+        elif single_quotes and not double and (ch == "'" or text.startswith("$'", i)):
+            i = _skip_quoted(text, i)
+        elif text.startswith("$((", i) or text.startswith("$[", i):
+            end = _skip_quoted(text, i) if text[i + 1] == "(" else _past_bracket(text, i + 1)
+            if _ANY_NAME.search(text, i, end):  # quoted or not: arithmetic reads bare names
+                yield ARITHMETIC
+            i = end
+        elif text.startswith("${", i):
+            end = _skip_quoted(text, i)
+            yield from _parameter_hits(text[i + 2 : end - 1])
+            i = end
+        elif text.startswith("$(", i):
+            i = _skip_quoted(text, i)  # the walker visits the commands inside
+        elif ch == "`":
+            end = _past_backtick(text, i)
+            yield from word_hits(re.sub(r"\\([$`\\])", r"\1", text[i + 1 : end - 1]))
+            i = end
+        elif ch == "$" and re.match(_READ_NAME, text[i + 1 :]):
+            yield READ
+            i += 1
+        else:
+            i += 1
+
+
+def _parameter_hits(body: str) -> Iterator[Hit]:
+    """`${BODY}`: the name (`__autobot_x`, `#__autobot_x`, `!__autobot_*`), its subscript and an
+    offset or length (`x:OFFSET:LENGTH`, arithmetic), and whatever the rest expands."""
+    m = re.match(r"([!#]?)(\w+|[@*#?$!-])(\[)?", body)
+    if m is None:
+        yield from word_hits(body, single_quotes=False)
+        return
+    if re.match(_READ_NAME, m.group(2)):
+        yield READ
+        return
+    rest = body[m.end() :]
+    if m.group(3):
+        end = _past_bracket(body, m.end() - 1)
+        if _ANY_NAME.search(body, m.end(), end):
+            yield ARITHMETIC
+            return
+        rest = body[end:]
+    if rest.startswith(":") and rest[1:2] not in {"-", "=", "+", "?"} and _ANY_NAME.search(rest):
+        yield ARITHMETIC
+        return
+    yield from word_hits(rest, single_quotes=False)
+
+
+def arithmetic_hits(text: str) -> Iterator[Hit]:
+    """`(( … ))`: bash evaluates its text as arithmetic (quoted as in double quotes), so every name
+    in it is read or assigned."""
+    if _ANY_NAME.search(text):
+        yield ARITHMETIC
+
+
+def subscript_hits(name: str) -> Iterator[Hit]:
+    """`NAME[SUBSCRIPT]`, assigned or given to a builtin as a variable's name: bash evaluates the
+    subscript of an indexed array as arithmetic (`a[__autobot_ok[k]=1]=x` assigns the hook's cache)."""
+    m = re.match(r"\s*[A-Za-z_]\w*\[", name)
+    if m and _ANY_NAME.search(name, m.end(), _past_bracket(name, m.end() - 1)):
+        yield ARITHMETIC
+
+
+def names_hits(args: Iterable[str]) -> Iterator[Hit]:
+    """Subscripts in the arguments of a builtin that takes variable names."""
+    for arg in args:
+        for hit in subscript_hits(_ansi_c_dequote(arg) if "'" in arg or '"' in arg else arg):
+            yield hit
+            return
+
+
+def _past_bracket(text: str, i: int) -> int:
+    """Index just past the `]` matching the `[` at text[i] (the end of text when there is none)."""
+    depth, j = 0, i
+    while j < len(text):
+        depth += (text[j] == "[") - (text[j] == "]")
+        j += 1
+        if not depth:
+            break
+    return j
+
+
+def _past_backtick(text: str, i: int) -> int:
+    j = i + 1
+    while j < len(text) and text[j] != "`":
+        j += 2 if text[j] == "\\" else 1
+    return j + 1
+
+
+def _variable_names(cmd: Cmd, _w) -> Iterator[Hit]:
+    """Builtins that take variable names (`unset`, `read`, `printf -v`, `test -v`, `declare`…) evaluate
+    a subscript in them; `declare -i NAME=VALUE` evaluates VALUE too; `declare -p NAME` prints it."""
+    yield from names_hits(cmd.args)
+    if cmd.name in _DECLARES:
+        opts, _, i = split_options(cmd.args)
+        if "i" in opts and any(_ANY_NAME.search(a.partition("=")[2]) for a in cmd.args[i:]):
+            yield ARITHMETIC
+        elif "p" in opts and any(re.match(_READ_NAME, a) for a in cmd.args[i:]):
+            yield READ  # `declare -p __autobot_secret` prints it as `echo "$__autobot_secret"` does
+
+
+_DECLARES = ("declare", "typeset", "local", "export", "readonly")
+
+register("unset", "read", "printf", "mapfile", "readarray", "test", "[", "getopts", "wait", *_DECLARES,
+         family="hook", check=_variable_names,
+         summary="a subscript naming the hook's variables in a variable name (`unset 'a[__autobot_ok[k]=1]'`, "
+                 "`printf -v`, `read`, `test -v`), or in a `declare -i` value, DANGEROUS: bash evaluates it; "
+                 "`declare -p` of a hook variable DANGEROUS",
+         benign={"unset 'a[1]'": Risk.SAFE, "declare -i n=__x+1": Risk.SAFE},
+         harmful={"unset 'a[__autobot_ok[1]=1]'": Risk.DANGEROUS, "declare -i n=__autobot_n": Risk.DANGEROUS})
+
+
+# For a line bashlex cannot parse: the raw text, quotes and comments included (fail closed).
+ROUGH = (
+    (re.compile(r"(\(\(|\$\[)[^;&|\n]*?(__autobot_|__AUTOBOT_|AUTOBOT_)"), ARITHMETIC),
+    (re.compile(r"\$\{?[!#]?" + _READ_NAME), READ),
+)
+
+
+def rough_hits(text: str) -> Iterator[Hit]:
+    for pattern, hit in ROUGH:
+        if pattern.search(text):
+            yield hit

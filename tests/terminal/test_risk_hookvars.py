@@ -1,0 +1,173 @@
+"""The hook's variables read (`$__autobot_secret`, `${#…}`, `${!__autobot_*}`) or used in arithmetic
+(`(( __autobot_ok[x]=1 ))`, subscripts, offsets, `declare -i`): DANGEROUS where bash expands or
+evaluates them, data elsewhere (terminal/risk/rules/hookvars.py).
+
+Each row carries the rating main gave before these rules were the walker's (raw-line regexes in
+assess.py): a line bash does expand is never rated lower than that."""
+
+import pytest
+
+from terminal.risk import Risk, assess
+
+S, M, H, D = Risk.SAFE, Risk.MODERATE, Risk.HIGH, Risk.DANGEROUS
+
+# Text bash does not expand: single quotes, `$'…'`, backslashes, comments, quoted here-documents,
+# here-strings and substitutions whose text is quoted. (line, rating on main): SAFE now.
+NOT_EXPANDED = [
+    ("echo '$__autobot_secret'", D),
+    ("grep -n '$__autobot_secret' notes.txt # ${#__autobot_secret}", D),
+    ('echo hi # $__autobot_secret', D),
+    ('echo hi\n# (( __autobot_ok[x]=1 ))', D),
+    ('echo \\$__autobot_secret', D),
+    ('echo "\\$__autobot_secret"', D),
+    ("echo $'$__autobot_secret'", D),
+    ("cat <<'EOF'\n$__autobot_secret ${#__autobot_secret} $(( __autobot_n ))\nEOF", D),
+    ('cat <<"EOF"\n$__autobot_secret\nEOF', D),
+    ('cat <<EOF\n\\$__autobot_secret\nEOF', D),
+    ("echo '(( __autobot_ok[x]=1 ))'", D),
+    ("echo '$[__autobot_n]'", D),
+    ("cat <<< '$__autobot_secret'", D),
+    ("cat <(echo '$__autobot_secret')", D),
+    ("echo `echo '$__autobot_secret'`", D),
+    ("echo $(echo '$__autobot_secret')", D),
+    ("echo ok-$((2+2)) '__autobot_'", D),
+    ('printf \'%s\\n\' \'${!__autobot_*}\' "${x}"', D),
+]
+
+
+@pytest.mark.parametrize(("line", "before"), NOT_EXPANDED, ids=[repr(c[0])[:60] for c in NOT_EXPANDED])
+def test_a_hook_variable_bash_does_not_expand_is_data(line, before):
+    result = assess(line)
+    assert result.risk is S and before is D, result.reasons
+
+
+# An adversarial review: (line, rating on main, rating now); never lower than main.
+EXPANDED = [
+    ("grep '__autobot_' notes.txt", S, S),
+    ("echo $'\\x24__autobot_secret'", S, S),
+    ('echo $__autobot_secret', D, D),
+    ('echo "$__autobot_secret"', D, D),
+    ('echo "${__autobot_secret}"', D, D),
+    ('echo ${#__autobot_secret}', D, D),
+    ('echo "${!__autobot_*}"', D, D),
+    ('echo ${!__autobot_@}', D, D),
+    ('echo $AUTOBOT_HOOK_FD', D, D),
+    ('echo $__AUTOBOT_X', D, D),
+    ('echo "$"\'__autobot_secret\'', S, S),
+    ('echo "$__autobot"\'_secret\'', S, S),
+    ("echo '$'__autobot_secret", S, S),
+    ('echo $"$__autobot_secret"', D, D),
+    ("eval 'echo $__autobot_secret'", D, D),
+    ('eval "echo \\$__autobot_secret"', D, D),
+    ("eval 'echo $(( __autobot_n ))'", D, D),
+    ("eval '(( __autobot_ok[x]=1 ))'", D, D),
+    ("bash -c 'echo $__autobot_secret'", D, D),
+    ('v=__autobot_secret; echo ${!v}', H, H),
+    ('v=__autobot_secret; echo "${!v}"', H, H),
+    ('declare -n r=__autobot_secret; echo $r', D, D),
+    ('printf -v x \'%s\' "$__autobot_secret"', D, D),
+    ("printf -v 'a[__autobot_ok[1]=1]' x", S, D),
+    ('compgen -v', S, S),
+    ('compgen -v __autobot', S, S),
+    ('compgen -A variable __autobot_', S, S),
+    ('set', S, S),
+    ('declare -p', S, S),
+    ('declare -p __autobot_secret', S, D),
+    ('v=__autobot_secret; (( v ))', M, M),
+    ('v=__autobot_secret; echo $(( v ))', S, S),
+    ("x='__autobot_ok[k]=1'; (( x ))", M, M),
+    ('(( __autobot_ok[x]=1 ))', D, D),
+    ('(( "__autobot_ok[x]=1" ))', D, D),
+    ('if (( __autobot_n > 0 )); then :; fi', D, D),
+    ('while (( __autobot_n )); do :; done', D, D),
+    ('echo $(( __autobot_n + 1 ))', D, D),
+    ('echo "$(( __autobot_n ))"', D, D),
+    ('echo $[ __autobot_n ]', D, D),
+    ('echo $(( $__autobot_n ))', D, D),
+    ('let x=__autobot_n', D, D),
+    ("let 'x=__autobot_n'", D, D),
+    ('[[ $__autobot_x ]]', D, D),
+    ("[[ $x == '__autobot_' ]]", H, H),
+    ('[[ 1 -eq __autobot_n ]]', H, H),
+    ('[[ -v a[__autobot_ok[1]=1] ]]', H, H),
+    ('for (( i = __autobot_n; i < 2; i++ )); do :; done', D, D),
+    ('a[__autobot_n]=1', S, D),
+    ('a[__autobot_ok[5]=1]=x', S, D),
+    ("a['__autobot_ok[5]=1']=x", S, D),
+    ('a=([__autobot_ok[1]=1]=x)', S, S),
+    ('echo ${a[__autobot_n]}', S, D),
+    ('echo "${a[__autobot_ok[1]=1]}"', S, D),
+    ('echo ${x:__autobot_n}', S, D),
+    ('echo "${x:1:__autobot_n}"', S, D),
+    ('echo ${x:$__autobot_n}', D, D),
+    ('echo "${x:-$__autobot_secret}"', D, D),
+    ('echo "${x:-\'$__autobot_secret\'}"', D, D),
+    ("echo ${x:-'$__autobot_secret'}", D, D),
+    ('echo ${x:-__autobot_secret}', S, S),
+    ('echo "${x:-$(( __autobot_n ))}"', D, D),
+    ('declare -i n=__autobot_n', S, D),
+    ("declare -i n='__autobot_ok[1]=1'", S, D),
+    ('local -i n=__autobot_n', S, D),
+    ("unset 'a[__autobot_ok[1]=1]'", S, D),
+    ('unset a[__autobot_ok[1]=1]', S, D),
+    ("read 'a[__autobot_ok[1]=1]' <<< z", S, D),
+    ("test -v 'a[__autobot_ok[1]=1]'", S, D),
+    ("[ -v 'a[__autobot_ok[1]=1]' ]", S, D),
+    ('cat <<< "$__autobot_secret"', D, D),
+    ('cat <(echo $__autobot_secret)', D, D),
+    ('diff <(echo "$__autobot_secret") /dev/null', D, D),
+    ('echo `echo \\$__autobot_secret`', D, D),
+    ('echo $(echo $__autobot_secret)', D, D),
+    ('x=$__autobot_secret', D, D),
+    ('x="${__autobot_secret}"', D, D),
+    ('cat <<EOF\n$__autobot_secret\nEOF', D, D),
+    ('cat <<EOF\n${#__autobot_secret}\nEOF', D, D),
+    ('cat <<EOF\n$(( __autobot_n ))\nEOF', D, D),
+    ("cat <<EOF\n'$__autobot_secret'\nEOF", D, D),
+    ('cat <<EOF\n"$__autobot_secret"\nEOF', D, D),
+    ("echo '$__autobot_secret'; case $x in a) ;; esac", D, D),
+    ('echo $__autobot_secret; case $x in a) ;; esac', D, D),
+    ('echo ${__autobot_secret@Q}', D, D),
+    ('echo ${__autobot_secret:0:4}', D, D),
+    ('echo ${__autobot_secret/a/b}', D, D),
+    ('echo ${x//$__autobot_secret/}', D, D),
+    ("alias s='echo $__autobot_secret'", D, D),
+    ('f() { echo $__autobot_secret; }', D, D),
+    ("trap 'echo $__autobot_secret' INT", D, D),
+    ("PS1='$__autobot_secret'", D, D),
+    ('mapfile -t a <<< "$__autobot_secret"', D, D),
+    ('echo ${__autobot_secret+set}', D, D),
+    ('echo "$__autobot_x"\'$__autobot_y\'', D, D),
+    ('echo "$AUTOBOT_HOOK_FD" >&2', D, D),
+    ('x=1; echo ${x:-__autobot_}', S, S),
+    ("echo $'\\'' $__autobot_secret '", D, D),
+    ("echo '\\' $__autobot_secret '", D, D),
+    ('echo "\'" $__autobot_secret "\'"', D, D),
+]
+
+
+@pytest.mark.parametrize(("line", "before", "now"), EXPANDED, ids=[repr(c[0])[:60] for c in EXPANDED])
+def test_no_spelling_reads_or_computes_with_the_hooks_variables_unseen(line, before, now):
+    result = assess(line)
+    assert result.risk is now, result.reasons
+    assert now >= before
+
+
+@pytest.mark.parametrize("line", [
+    "echo '$__autobot_secret'; case $x in a) ;; esac",
+    "echo '(( __autobot_ok[x]=1 ))'; case $x in a) ;; esac",
+])
+def test_a_line_that_cannot_be_parsed_is_judged_on_its_raw_text(line):
+    result = assess(line)
+    assert (result.risk, result.parsed) == (D, False), result.reasons
+
+
+def test_a_string_run_later_that_cannot_be_parsed_is_judged_on_its_raw_text():
+    # eval's string fails to parse (bashlex lacks `$(( ))` with the hook's names kept in it)
+    result = assess("eval 'echo $(( __autobot_n ))'")
+    assert result.risk is D and result.parsed, result.reasons
+
+
+def test_the_reason_names_the_word_that_is_expanded():
+    (reason,) = assess("echo '$__autobot_a' \"${#__autobot_secret}\"").reasons
+    assert reason == '"${#__autobot_secret}": reads the terminal\'s command hook variables (its secret among them)'
