@@ -213,3 +213,26 @@ async def test_an_alias_for_exec_is_judged_when_it_runs(restricted):
     await restricted.run("printf 'echo from-file-$((2+3))\\n' > steps.sh; alias e=exec")
     out = await restricted.run("e <steps.sh")
     assert "autobot: blocked" in out and "from-file-5" not in out
+
+
+# The hook's own variables (terminal/risk/rules/hookvars.py): reading them (its secret) or computing
+# with them is DANGEROUS where bash expands or evaluates them; a quoted mention is data.
+
+
+async def test_a_quoted_mention_of_the_hooks_variables_is_data_and_runs(restricted):
+    await restricted.run("printf '%s\\n' 'uses $__autobot_secret' > notes.txt")
+    out = await restricted.run("echo '$__autobot_secret (( __autobot_ok[x]=1 ))' ran-$((6*7)) # ${#__autobot_secret}")
+    assert "autobot: blocked" not in out and "$__autobot_secret (( __autobot_ok[x]=1 )) ran-42" in out
+    out = await restricted.run("grep -c '$__autobot_' notes.txt")
+    assert "autobot: blocked" not in out and "\r1\r\n" in out
+
+
+@pytest.mark.parametrize("line", [
+    "printf 'g%st-[%s]\\n' o \"$__autobot_secret\"",
+    "printf 'g%st-[%s]\\n' o ${#__autobot_secret}",
+    "x=abc; printf 'g%st-[%s]\\n' o ${x:__autobot_n}",
+    "cat <<EOF\ng${nothing}ot-[$__autobot_secret]\nEOF",
+])
+async def test_a_real_read_of_the_hooks_variables_is_blocked(restricted, line):
+    out = await restricted.run(line)  # what it would print, "got-[", is not in the line as typed
+    assert "autobot: blocked" in out and "got-[" not in out
