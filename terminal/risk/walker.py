@@ -24,9 +24,9 @@ from terminal.risk.parse import _parse
 from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _NET_DEVICE, CWD, _short, norm_path
 from terminal.risk.registry import _input_args_hits, has_tag, rules_for, wrapper_for
 from terminal.risk.rules.common import glob_command, unknown_command
-from terminal.risk.rules.expansions import redirect_hits, word_hits
+from terminal.risk.rules.expansions import INDIRECT, redirect_hits, word_hits
 from terminal.risk.rules.files import write_target
-from terminal.risk.rules.hookvars import arithmetic_hits, rough_hits, subscript_hits
+from terminal.risk.rules.hookvars import arithmetic_hits, indirect_hits, rough_hits, subscript_hits
 from terminal.risk.rules.hookvars import word_hits as hook_word_hits
 from terminal.risk.rules.network import fetched_code, producer_name
 from terminal.risk.rules.pipelines import pipeline_hits
@@ -158,7 +158,7 @@ class _Walker:
                 self.node(part, top)
         elif kind == "compound":
             if self.text_of(n).startswith("(("):  # bashlex reads `(( … ))` as two subshells
-                for hit in arithmetic_hits(self.text_of(n)):
+                for hit in arithmetic_hits(self.text_of(n), self.variables):
                     self.add(hit.risk, self.text_of(n), hit.why)
             for part in n.list:
                 self.node(part, top)
@@ -169,7 +169,10 @@ class _Walker:
         elif kind in {"word", "assignment"}:
             for part in getattr(n, "parts", []) or []:
                 self.node(part, top)
-            for hit in (*word_hits(self.text_of(n)), *hook_word_hits(self.text_of(n))):
+            hits = [*word_hits(self.text_of(n)), *hook_word_hits(self.text_of(n))]
+            if INDIRECT in hits:
+                hits.extend(indirect_hits(self.text_of(n), self.variables))
+            for hit in hits:
                 self.add(hit.risk, self.text_of(n), hit.why)
             self.parameter_substitutions(n, top)
             self.parameter_assignments(n, top)

@@ -172,7 +172,8 @@ async def test_a_default_value_naming_a_dangerous_pager_is_blocked_at_elevated(e
 async def test_a_cache_entry_written_by_arithmetic_does_not_let_a_command_through(elevated):
     # Bash arithmetic writes any variable named in the string it evaluates, the hook's cache of
     # allowed commands included; an entry only counts when its value is the session's secret.
-    await elevated.run(f"x='__autobot_ok[{HARMLESS_DANGER}]=1'; (( x ))")
+    # (Stored with `read`: `x='__autobot_ok[…]=1'; (( x ))` on one line is refused by the rules.)
+    await elevated.run(f"read -r x <<< '__autobot_ok[{HARMLESS_DANGER}]=1'; (( x ))")
     await elevated.run(f"echo '{HARMLESS_DANGER}' > poisoned.sh")
     out = await elevated.run("source poisoned.sh")
     assert RAN not in out and "autobot: blocked" in out
@@ -236,3 +237,12 @@ async def test_a_quoted_mention_of_the_hooks_variables_is_data_and_runs(restrict
 async def test_a_real_read_of_the_hooks_variables_is_blocked(restricted, line):
     out = await restricted.run(line)  # what it would print, "got-[", is not in the line as typed
     assert "autobot: blocked" in out and "got-[" not in out
+
+
+@pytest.mark.parametrize("line", [
+    "v=__autobot_secret; printf 'g%st-[%s]\\n' o \"${!v}\"",  # ran before at ELEVATED (HIGH)
+    "v=__autobot_secret; (( v )) || printf 'g%st-[%s]\\n' o $?",  # bash's error shows the value
+])
+async def test_a_hook_variable_named_by_another_is_blocked_at_elevated(elevated, line):
+    out = await elevated.run(line)
+    assert "autobot: blocked" in out and "got-[" not in out and "error token" not in out

@@ -22,6 +22,8 @@ from terminal.risk.registry import register
 
 READ = Hit(Risk.DANGEROUS, "reads the terminal's command hook variables (its secret among them)")
 ARITHMETIC = Hit(Risk.DANGEROUS, "arithmetic on the terminal's command hook variables")
+STORED_NAME = Hit(Risk.HIGH, "stores a name of the terminal's command hook variables, which arithmetic on this "
+                  "variable would read or assign")
 
 _READ_NAME = r"(?:__autobot_|__AUTOBOT_|AUTOBOT_HOOK)"
 _ANY_NAME = re.compile(r"(?<!\w)(?:__autobot_|__AUTOBOT_|AUTOBOT_)")  # as arithmetic reads a name
@@ -43,6 +45,7 @@ HARMFUL = {
 def word_hits(text: str, *, single_quotes: bool = True) -> Iterator[Hit]:
     """A word's source text, as bash expands it. `single_quotes=False`: text inside a `${…}`, where
     a double-quoted word keeps `'` as plain text (`"${x:-'$__autobot_secret'}"` expands it)."""
+    text = _joined(text)  # `$__auto\<newline>bot_secret` is `$__autobot_secret` to bash
     i, n, double = 0, len(text), False
     while i < n:
         ch = text[i]
@@ -98,11 +101,32 @@ def _parameter_hits(body: str) -> Iterator[Hit]:
     yield from word_hits(rest, single_quotes=False)
 
 
-def arithmetic_hits(text: str) -> Iterator[Hit]:
+def arithmetic_hits(text: str, known: dict[str, str]) -> Iterator[Hit]:
     """`(( … ))`: bash evaluates its text as arithmetic (quoted as in double quotes), so every name
-    in it is read or assigned."""
-    if _ANY_NAME.search(text):
+    in it is read or assigned, and so is every name in the value of a variable it names
+    (`v=__autobot_secret; (( v ))`; `known`: the plain values assigned earlier on the line)."""
+    text = _joined(text)
+    if _ANY_NAME.search(text) or any(_ANY_NAME.search(known.get(name, "")) for name in re.findall(r"\w+", text)):
         yield ARITHMETIC
+
+
+def indirect_hits(text: str, known: dict[str, str]) -> Iterator[Hit]:
+    """`v=__autobot_secret; echo ${!v}`: the variable named at run time is the hook's, as the line
+    shows. Called for a word where bash does expand `${!name}` (rules/expansions.py)."""
+    if any(re.match(_READ_NAME, known.get(name, "")) for name in re.findall(r"\$\{!(\w+)", _joined(text))):
+        yield READ
+
+
+def stored_name_hits(value: str) -> Iterator[Hit]:
+    """A value naming the hook's variables (`v=__autobot_secret`, `x='__autobot_ok[k]=1'`): arithmetic
+    on `v` (`(( v ))`, `$(( v ))`, `[[ 1 -eq v ]]`) reads or assigns what it names, on this line or a
+    later one, and bash's error message shows the value it could not evaluate."""
+    if re.search(r"(?<![\w$])(?:__autobot_|__AUTOBOT_|AUTOBOT_)", value):  # `$__autobot_x` in it is not evaluated
+        yield STORED_NAME
+
+
+def _joined(text: str) -> str:
+    return text.replace("\\\n", "")
 
 
 def subscript_hits(name: str) -> Iterator[Hit]:
@@ -163,13 +187,15 @@ register("unset", "read", "printf", "mapfile", "readarray", "test", "[", "getopt
 
 
 # For a line bashlex cannot parse: the raw text, quotes and comments included (fail closed).
+# `[[ … ]]` with the hook's names is left unparsed (parse.py); its `-eq`, `-lt`… and `-v a[…]` are arithmetic.
 ROUGH = (
-    (re.compile(r"(\(\(|\$\[)[^;&|\n]*?(__autobot_|__AUTOBOT_|AUTOBOT_)"), ARITHMETIC),
+    (re.compile(r"(\(\(|\$\[|\[\[)[^;&|\n]*?(__autobot_|__AUTOBOT_|AUTOBOT_)"), ARITHMETIC),
     (re.compile(r"\$\{?[!#]?" + _READ_NAME), READ),
 )
 
 
 def rough_hits(text: str) -> Iterator[Hit]:
+    text = _joined(text)
     for pattern, hit in ROUGH:
         if pattern.search(text):
             yield hit

@@ -12,6 +12,7 @@ from terminal.risk.model import Cmd, Hit, Risk, Trait
 from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _dynamic, option_values, split_options
 from terminal.risk.registry import RUNS_UNSEEN, register
 from terminal.risk.rules.git import _git_config_value
+from terminal.risk.rules.hookvars import stored_name_hits
 from terminal.risk.rules.pagers import _less_command_options
 from terminal.risk.walkhelpers import _has_expansion
 
@@ -70,6 +71,7 @@ def _assignment_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Itera
     """Setting `name` to `value` (`NAME=v cmd`, `export NAME=v`, `env NAME=v cmd`): the risk of
     what programs will later run or load because of it. Pagers, editors and the like are judged
     by the command they name, so `GIT_PAGER=cat git log` stays SAFE."""
+    yield from stored_name_hits(value)
     if name == "GIT_CONFIG_PARAMETERS":
         yield from _git_config_parameters(value, cmd, w)
     elif name in _COMMAND_VARS:
