@@ -246,3 +246,9 @@ async def test_a_real_read_of_the_hooks_variables_is_blocked(restricted, line):
 async def test_a_hook_variable_named_by_another_is_blocked_at_elevated(elevated, line):
     out = await elevated.run(line)
     assert "autobot: blocked" in out and "got-[" not in out and "error token" not in out
+
+
+async def test_a_hook_variable_read_from_a_sourced_file_is_blocked_when_it_runs(restricted):
+    # The line only writes and sources a file (MODERATE); the hook judges the command in it.
+    out = await restricted.run("printf '%s\\n' 'printf \"g%st-[%s]\\n\" o \"$__autobot_secret\"' > s.sh; source s.sh")
+    assert "autobot: blocked" in out and "got-[" not in out

@@ -34,7 +34,6 @@ NOT_EXPANDED = [
     ('printf \'%s\\n\' \'${!__autobot_*}\' "${x}"', D, S),
     ("[[ -n $x ]] && echo '$__autobot_secret'", D, S),
     ("x=$((1)); echo '$__autobot_secret'", D, S),
-    ("for x in '$__autobot_secret'; do :; done", D, S),
     ("echo hi > '$__autobot_secret'", D, S),
     ("find . -name '$__autobot_secret'", D, S),
 ]
@@ -180,6 +179,7 @@ EXPANDED = [
     ('time echo $__autobot_secret', D, D),
     ('select x in $__autobot_secret; do :; done', D, D),
     ('for x in $__autobot_secret; do :; done', D, D),
+    ("for x in '$__autobot_secret'; do :; done", D, D),
     ('case $__autobot_secret in a) ;; esac', D, D),
     ('echo $__autobot_secret >/dev/null &', D, D),
     ('echo hi > "$__autobot_secret"', D, D),
@@ -190,6 +190,36 @@ EXPANDED = [
     ("watch 'echo $__autobot_secret'", D, D),
     ("ssh host 'echo $__autobot_secret'", D, D),
     ('ssh host "echo $__autobot_secret"', D, D),
+    ("source <(echo 'echo $__autobot_secret')", D, D),
+    (". <(printf '%s\\n' 'echo $__autobot_secret')", D, D),
+    ("echo 'echo $__autobot_secret' | source /dev/stdin", D, D),
+    ("source /dev/stdin <<< 'echo $__autobot_secret'", D, D),
+    ("source /dev/stdin <<'EOF'\necho $__autobot_secret\nEOF", D, D),
+    ('eval "$(echo \'echo $__autobot_secret\')"', D, D),
+    ('bind -x \'"\\C-t": echo $__autobot_secret\'', D, D),
+    ("complete -C 'echo $__autobot_secret' ls", D, D),
+    ("mapfile -C 'echo $__autobot_secret' -c 1 a <<< x", D, D),
+    ("PROMPT_COMMAND='echo $__autobot_secret'", D, D),
+    ("command eval 'echo $__autobot_secret'", D, D),
+    ("builtin eval 'echo $__autobot_secret'", D, D),
+    ('x=\'echo $__autobot_secret\'; eval "$x"', D, D),
+    ("x='echo $__autobot_secret'; $x", D, D),
+    ('echo "${x@P}"', H, H),
+    ('x=\'$__autobot_secret\'; echo "${x@P}"', D, D),
+    ("trap 'echo $__autobot_secret' DEBUG", D, D),
+    ("PS0='$__autobot_secret'", D, D),
+    ("export PS4='${__autobot_secret}'", D, D),
+    ("declare PS1='$__autobot_secret'", D, D),
+    ("read -r PS1 <<< '$__autobot_secret'", D, D),
+    ("printf -v PS1 '%s' '$__autobot_secret'", D, D),
+    ("alias ll='echo ${#__autobot_secret}'", D, D),
+    ("BASH_ALIASES[ll]='echo $__autobot_secret'", D, D),
+    ("sudo bash -c 'echo $__autobot_secret'", D, D),
+    ("sh -c 'echo $__autobot_secret'", D, D),
+    ("find . -exec sh -c 'echo $__autobot_secret' \\;", D, D),
+    ("xargs sh -c 'echo $__autobot_secret'", D, D),
+    ("echo $__AUTOBOT_X '$AUTOBOT_HOOK_FD'", D, D),
+    ('echo ${__autobot_secret', D, D),
 ]
 
 
@@ -198,6 +228,20 @@ def test_no_spelling_reads_or_computes_with_the_hooks_variables_unseen(line, bef
     result = assess(line)
     assert result.risk is now, result.reasons
     assert now >= before
+
+
+# Text written to a file, or to the history, and run later by this shell: the line is rated as the
+# writing it does (lower than main, whose raw regex read the quotes); the hook judges each command
+# bash then runs (tests/terminal/test_hook_bypasses.py).
+RUN_LATER = [
+    ("fc -s 'x=echo $__autobot_secret'", D, M),
+    ("printf '%s' '$__autobot_secret' > s.sh; source s.sh", D, M),
+]
+
+
+@pytest.mark.parametrize(("line", "before", "now"), RUN_LATER, ids=[repr(c[0])[:60] for c in RUN_LATER])
+def test_text_run_later_from_a_file_or_the_history_is_rated_as_the_line_shows_it(line, before, now):
+    assert assess(line).risk is now
 
 
 @pytest.mark.parametrize("line", [

@@ -22,6 +22,8 @@ from terminal.risk.registry import register
 
 READ = Hit(Risk.DANGEROUS, "reads the terminal's command hook variables (its secret among them)")
 ARITHMETIC = Hit(Risk.DANGEROUS, "arithmetic on the terminal's command hook variables")
+STORED_READ = Hit(Risk.DANGEROUS, "stores text that reads the terminal's command hook variables when it is expanded "
+                  "again (${name@P}, eval, a prompt)")
 STORED_NAME = Hit(Risk.HIGH, "stores a name of the terminal's command hook variables, which arithmetic on this "
                   "variable would read or assign")
 
@@ -118,10 +120,15 @@ def indirect_hits(text: str, known: dict[str, str]) -> Iterator[Hit]:
 
 
 def stored_name_hits(value: str) -> Iterator[Hit]:
-    """A value naming the hook's variables (`v=__autobot_secret`, `x='__autobot_ok[k]=1'`): arithmetic
-    on `v` (`(( v ))`, `$(( v ))`, `[[ 1 -eq v ]]`) reads or assigns what it names, on this line or a
-    later one, and bash's error message shows the value it could not evaluate."""
-    if re.search(r"(?<![\w$])(?:__autobot_|__AUTOBOT_|AUTOBOT_)", value):  # `$__autobot_x` in it is not evaluated
+    """A value that reads the hook's variables when bash expands it again (`x='$__autobot_secret'`:
+    `${x@P}`, `eval "$x"`, a prompt), or that names them (`v=__autobot_secret`,
+    `x='__autobot_ok[k]=1'`): arithmetic on `v` (`(( v ))`, `$(( v ))`, `[[ 1 -eq v ]]`) reads or
+    assigns what it names, on this line or a later one, and bash's error message shows the value it
+    could not evaluate."""
+    value = _joined(value)
+    if _ROUGH_READ.search(value):
+        yield STORED_READ
+    elif _ANY_NAME.search(value):
         yield STORED_NAME
 
 
@@ -167,6 +174,7 @@ def _variable_names(cmd: Cmd, _w) -> Iterator[Hit]:
     """Builtins that take variable names (`unset`, `read`, `printf -v`, `test -v`, `declare`…) evaluate
     a subscript in them; `declare -i NAME=VALUE` evaluates VALUE too; `declare -p NAME` prints it."""
     yield from names_hits(cmd.args)
+    yield from _stored_input(cmd)
     if cmd.name in _DECLARES:
         opts, _, i = split_options(cmd.args)
         if "i" in opts and any(_ANY_NAME.search(a.partition("=")[2]) for a in cmd.args[i:]):
@@ -177,6 +185,27 @@ def _variable_names(cmd: Cmd, _w) -> Iterator[Hit]:
 
 _DECLARES = ("declare", "typeset", "local", "export", "readonly")
 
+
+def _sourced(cmd: Cmd, _w) -> Iterator[Hit]:
+    """`source <(echo '…')`, `. /dev/stdin <<< '…'`: the text the line shows is run by this shell,
+    where the hook's variables live; judged on its raw text, quotes included."""
+    yield from rough_hits(cmd.text + "\n" + (cmd.stdin_text or ""))
+
+
+def _stored_input(cmd: Cmd) -> Iterator[Hit]:
+    """`read x <<< '$__autobot_secret'`, `printf -v PS1 '%s' '$__autobot_secret'`: the variable then
+    holds text that reads the hook's variables when expanded again (a prompt, `${x@P}`, `eval`)."""
+    if cmd.name in {"read", "mapfile", "readarray"} or any(a.startswith("-v") for a in cmd.args):
+        if _ROUGH_READ.search(_joined(cmd.text + "\n" + (cmd.stdin_text or ""))):
+            yield STORED_READ
+
+
+def _evaluated(cmd: Cmd, _w) -> Iterator[Hit]:
+    """`eval "$(echo 'echo $__autobot_secret')"`: a string built at run time (HIGH in any case) from
+    text the line shows; judged on that text, quotes included."""
+    if any("$(" in a or "`" in a for a in cmd.args):
+        yield from rough_hits(cmd.text)
+
 register("unset", "read", "printf", "mapfile", "readarray", "test", "[", "getopts", "wait", *_DECLARES,
          family="hook", check=_variable_names,
          summary="a subscript naming the hook's variables in a variable name (`unset 'a[__autobot_ok[k]=1]'`, "
@@ -186,11 +215,24 @@ register("unset", "read", "printf", "mapfile", "readarray", "test", "[", "getopt
          harmful={"unset 'a[__autobot_ok[1]=1]'": Risk.DANGEROUS, "declare -i n=__autobot_n": Risk.DANGEROUS})
 
 
+register("source", ".", family="hook", check=_sourced,
+         summary="sourcing text the line shows that reads the hook's variables DANGEROUS, quoted or not",
+         benign={"source env.sh": Risk.MODERATE},
+         harmful={"source /dev/stdin <<< 'echo $__autobot_secret'": Risk.DANGEROUS})
+
+
+register("eval", family="hook", check=_evaluated,
+         summary="`eval` of a string built from text that reads the hook's variables DANGEROUS, quoted or not",
+         benign={"eval \"$(ssh-agent -s)\"": Risk.HIGH},
+         harmful={"eval \"$(echo 'echo $__autobot_secret')\"": Risk.DANGEROUS})
+
+
 # For a line bashlex cannot parse: the raw text, quotes and comments included (fail closed).
 # `[[ … ]]` with the hook's names is left unparsed (parse.py); its `-eq`, `-lt`… and `-v a[…]` are arithmetic.
+_ROUGH_READ = re.compile(r"\$\{?[!#]?" + _READ_NAME)
 ROUGH = (
     (re.compile(r"(\(\(|\$\[|\[\[)[^;&|\n]*?(__autobot_|__AUTOBOT_|AUTOBOT_)"), ARITHMETIC),
-    (re.compile(r"\$\{?[!#]?" + _READ_NAME), READ),
+    (_ROUGH_READ, READ),
 )
 
 
