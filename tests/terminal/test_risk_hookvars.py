@@ -107,7 +107,7 @@ EXPANDED = [
     ('echo "${x:-$__autobot_secret}"', D, D),
     ('echo "${x:-\'$__autobot_secret\'}"', D, D),
     ("echo ${x:-'$__autobot_secret'}", D, D),
-    ('echo ${x:-__autobot_secret}', S, S),
+    ('echo ${x:-__autobot_secret}', S, D),  # plain text in a default: refused with subscripts and offsets
     ('echo "${x:-$(( __autobot_n ))}"', D, D),
     ('declare -i n=__autobot_n', S, D),
     ("declare -i n='__autobot_ok[1]=1'", S, D),
@@ -143,7 +143,7 @@ EXPANDED = [
     ('echo ${__autobot_secret+set}', D, D),
     ('echo "$__autobot_x"\'$__autobot_y\'', D, D),
     ('echo "$AUTOBOT_HOOK_FD" >&2', D, D),
-    ('x=1; echo ${x:-__autobot_}', S, S),
+    ('x=1; echo ${x:-__autobot_}', S, D),
     ("echo $'\\'' $__autobot_secret '", D, D),
     ("echo '\\' $__autobot_secret '", D, D),
     ('echo "\'" $__autobot_secret "\'"', D, D),

@@ -22,12 +22,15 @@ from terminal.risk.registry import register
 
 READ = Hit(Risk.DANGEROUS, "reads the terminal's command hook variables (its secret among them)")
 ARITHMETIC = Hit(Risk.DANGEROUS, "arithmetic on the terminal's command hook variables")
+IN_EXPANSION = Hit(Risk.DANGEROUS, "names the terminal's command hook variables in a parameter expansion, whose "
+                   "subscripts, offsets and lengths are arithmetic")
 STORED_READ = Hit(Risk.DANGEROUS, "stores text that reads the terminal's command hook variables when it is expanded "
                   "again (${name@P}, eval, a prompt)")
 STORED_NAME = Hit(Risk.HIGH, "stores a name of the terminal's command hook variables, which arithmetic on this "
                   "variable would read or assign")
 
 _READ_NAME = r"(?:__autobot_|__AUTOBOT_|AUTOBOT_HOOK)"
+_READ_AT = re.compile(_READ_NAME)
 _ANY_NAME = re.compile(r"(?<!\w)(?:__autobot_|__AUTOBOT_|AUTOBOT_)")  # as arithmetic reads a name
 
 # Rated by the walker in tests/terminal/test_risk_registry.py, like a registered rule's examples.
@@ -44,9 +47,8 @@ HARMFUL = {
 }
 
 
-def word_hits(text: str, *, single_quotes: bool = True) -> Iterator[Hit]:
-    """A word's source text, as bash expands it. `single_quotes=False`: text inside a `${…}`, where
-    a double-quoted word keeps `'` as plain text (`"${x:-'$__autobot_secret'}"` expands it)."""
+def word_hits(text: str) -> Iterator[Hit]:
+    """A word's source text, as bash expands it."""
     text = _joined(text)  # `$__auto\<newline>bot_secret` is `$__autobot_secret` to bash
     i, n, double = 0, len(text), False
     while i < n:
@@ -56,7 +58,7 @@ def word_hits(text: str, *, single_quotes: bool = True) -> Iterator[Hit]:
         elif ch == '"':
             double = not double
             i += 1
-        elif single_quotes and not double and (ch == "'" or text.startswith("$'", i)):
+        elif not double and (ch == "'" or text.startswith("$'", i)):
             i = _skip_quoted(text, i)
         elif text.startswith("$((", i) or text.startswith("$[", i):
             end = _skip_quoted(text, i) if text[i + 1] == "(" else _past_bracket(text, i + 1)
@@ -73,7 +75,7 @@ def word_hits(text: str, *, single_quotes: bool = True) -> Iterator[Hit]:
             end = _past_backtick(text, i)
             yield from word_hits(re.sub(r"\\([$`\\])", r"\1", text[i + 1 : end - 1]))
             i = end
-        elif ch == "$" and re.match(_READ_NAME, text[i + 1 :]):
+        elif ch == "$" and _READ_AT.match(text, i + 1):
             yield READ
             i += 1
         else:
@@ -81,26 +83,15 @@ def word_hits(text: str, *, single_quotes: bool = True) -> Iterator[Hit]:
 
 
 def _parameter_hits(body: str) -> Iterator[Hit]:
-    """`${BODY}`: the name (`__autobot_x`, `#__autobot_x`, `!__autobot_*`), its subscript and an
-    offset or length (`x:OFFSET:LENGTH`, arithmetic), and whatever the rest expands."""
-    m = re.match(r"([!#]?)(\w+|[@*#?$!-])(\[)?", body)
-    if m is None:
-        yield from word_hits(body, single_quotes=False)
-        return
-    if re.match(_READ_NAME, m.group(2)):
+    """`${BODY}`, nested ones included, quoted or not (in `"${a:-'$x'}"` bash expands `$x`): the
+    name (`__autobot_x`, `#__autobot_x`, `!__autobot_*`) or a `$name` inside is a read; any other
+    hook name is taken for arithmetic (a subscript, an offset or length: `${x:__autobot_n}`),
+    even in a default's plain text (`${x:-__autobot_y}`), which is rare enough to be safe to refuse.
+    One regex each over the body, not a scan per level of nesting."""
+    if _ROUGH_READ.search("${" + body + "}"):
         yield READ
-        return
-    rest = body[m.end() :]
-    if m.group(3):
-        end = _past_bracket(body, m.end() - 1)
-        if _ANY_NAME.search(body, m.end(), end):
-            yield ARITHMETIC
-            return
-        rest = body[end:]
-    if rest.startswith(":") and rest[1:2] not in {"-", "=", "+", "?"} and _ANY_NAME.search(rest):
-        yield ARITHMETIC
-        return
-    yield from word_hits(rest, single_quotes=False)
+    elif _ANY_NAME.search(body):
+        yield IN_EXPANSION
 
 
 def arithmetic_hits(text: str, known: dict[str, str]) -> Iterator[Hit]:
