@@ -220,6 +220,15 @@ EXPANDED = [
     ("xargs sh -c 'echo $__autobot_secret'", D, D),
     ("echo $__AUTOBOT_X '$AUTOBOT_HOOK_FD'", D, D),
     ('echo ${__autobot_secret', D, D),
+    ('printf -v x \'\\x24__autobot_secret\'; echo "${x@P}"', H, D),
+    ("printf -v x '\\044__autobot_secret'", S, D),
+    ('v=__autobot_secret; let v', S, D),
+    ("v='__autobot_ok[k]=1'; let 'x = v + 1'", S, D),
+    ('a=(\'$__autobot_secret\'); echo "${a[0]@P}"', D, D),
+    ("x=$'\\x24__autobot_secret'", S, D),
+    ('declare -n r=__auto"bot_secret"', D, D),
+    ("printf '\\x24__autobot_secret'", S, S),
+    ("((x=1)) && echo '__autobot_'", S, S),
 ]
 
 

@@ -187,8 +187,16 @@ def _stored_input(cmd: Cmd) -> Iterator[Hit]:
     """`read x <<< '$__autobot_secret'`, `printf -v PS1 '%s' '$__autobot_secret'`: the variable then
     holds text that reads the hook's variables when expanded again (a prompt, `${x@P}`, `eval`)."""
     if cmd.name in {"read", "mapfile", "readarray"} or any(a.startswith("-v") for a in cmd.args):
-        if _ROUGH_READ.search(_joined(cmd.text + "\n" + (cmd.stdin_text or ""))):
+        text = _PRINTF_ESCAPE.sub(_unescape, cmd.text + "\n" + (cmd.stdin_text or ""))  # printf's `\x24` is `$`
+        if _ROUGH_READ.search(_joined(text)):
             yield STORED_READ
+
+
+_PRINTF_ESCAPE = re.compile(r"\\(?:x([0-9A-Fa-f]{1,2})|0?([0-7]{1,3}))")
+
+
+def _unescape(m: re.Match) -> str:
+    return chr(int(m.group(1), 16) if m.group(1) else int(m.group(2), 8))
 
 
 def _evaluated(cmd: Cmd, _w) -> Iterator[Hit]:

@@ -12,7 +12,7 @@ from terminal.risk.model import Cmd, Hit, Risk, Trait
 from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _dynamic, option_values, split_options
 from terminal.risk.registry import RUNS_UNSEEN, register
 from terminal.risk.rules.git import _git_config_value
-from terminal.risk.rules.hookvars import stored_name_hits
+from terminal.risk.rules.hookvars import arithmetic_hits, stored_name_hits
 from terminal.risk.rules.pagers import _less_command_options
 from terminal.risk.walkhelpers import _has_expansion
 
@@ -226,9 +226,8 @@ def _hash(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
         yield from _hashed_program(path, cmd, w)
 
 
-def _let(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
-    if any(re.search(r"\b(__autobot_|__AUTOBOT_|AUTOBOT_)", a) for a in cmd.args):
-        yield Hit(Risk.DANGEROUS, "arithmetic on the terminal's command hook variables")
+def _let(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    yield from arithmetic_hits(" ".join(cmd.args), w.variables)  # `v=__autobot_ok[k]=1; let v` too
 
 
 def _alias(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
