@@ -9,6 +9,7 @@ from terminal.risk.model import MAX_LINE_CHARS, MAX_NESTING, MAX_PARTS, MAX_WORD
 from terminal.risk.parse import _fallback
 from terminal.risk.paths import CWD, LINKS, _short
 from terminal.risk.rules.expansions import ROUGH
+from terminal.risk.rules.hookvars import rough_hits
 from terminal.risk.walker import _Walker
 
 
@@ -91,21 +92,15 @@ def _assess_line(line: str) -> Assessment:
         for pattern, why in ROUGH:  # what the walker would have found, roughly: reasons only, HIGH anyway
             if pattern.search(line):
                 walker.add(Risk.HIGH, line, why)
-    if _HOOK_ARITHMETIC.search(line):
-        walker.add(Risk.DANGEROUS, line, "arithmetic on the terminal's command hook variables")
-    if _HOOK_READ.search(line):
-        walker.add(Risk.DANGEROUS, line, "reads the terminal's command hook variables (its secret among them)")
+        for hit in rough_hits(line):  # the hook's variables: DANGEROUS on the raw text, quotes or not
+            walker.add(hit.risk, line, hit.why)
     return _result(walker, parsed)
 
 
-# `(( __autobot_ok[x]=1 ))`, `$[...]`: arithmetic can assign the hook's variables.
-_HOOK_ARITHMETIC = re.compile(r"(\(\(|\$\[)[^;&|\n]*?(__autobot_|__AUTOBOT_|AUTOBOT_)")
-# `$__autobot_secret`, `${__autobot_secret}`, `${!__autobot_*}`, `${#…}`: with the hook's secret a
-# line can write requests of its own to the hook's channel.
-_HOOK_READ = re.compile(r"\$\{?[!#]?(__autobot_|__AUTOBOT_|AUTOBOT_HOOK)")
-# A variable named at run time (`${!name}`), a descriptor chosen at run time (`>&$fd`) and `exec <file`
-# are rules of the walker (rules/expansions.py, rules/wrappers.py): they apply where bash expands and
-# redirects, not inside quotes, comments or quoted here-documents.
+# A variable named at run time (`${!name}`), a descriptor chosen at run time (`>&$fd`), `exec <file`
+# and the hook's variables read or used in arithmetic are rules of the walker (rules/expansions.py,
+# rules/hookvars.py, rules/wrappers.py): they apply where bash expands and redirects, not inside
+# quotes, comments or quoted here-documents.
 
 
 def _result(walker: _Walker, parsed: bool) -> Assessment:

@@ -24,8 +24,10 @@ from terminal.risk.parse import _parse
 from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _NET_DEVICE, CWD, _short, norm_path
 from terminal.risk.registry import _input_args_hits, has_tag, rules_for, wrapper_for
 from terminal.risk.rules.common import glob_command, unknown_command
-from terminal.risk.rules.expansions import redirect_hits, word_hits
+from terminal.risk.rules.expansions import INDIRECT, redirect_hits, word_hits
 from terminal.risk.rules.files import write_target
+from terminal.risk.rules.hookvars import arithmetic_hits, indirect_hits, rough_hits, subscript_hits
+from terminal.risk.rules.hookvars import word_hits as hook_word_hits
 from terminal.risk.rules.network import fetched_code, producer_name
 from terminal.risk.rules.pipelines import pipeline_hits
 from terminal.risk.rules.variables import _assignment_hits, _base_name, _element_hits, _variables_from_input
@@ -85,7 +87,9 @@ class _Walker:
     def walk_text(self, text: str, *, top: bool, quoted_heredocs: set[str] | None = None) -> bool:
         self.spend(len(text.split()))  # parsing costs by the word: charge it before bashlex runs
         parsed = _parse(text, set() if quoted_heredocs is None else quoted_heredocs)
-        if parsed is None:
+        if parsed is None:  # what the hook rules would find, from the raw text (fail closed)
+            for hit in rough_hits(text):
+                self.add(hit.risk, text, hit.why)
             return False
         trees, source = parsed
         saved, self.source = self.source, source
@@ -153,6 +157,9 @@ class _Walker:
             for part in n.parts:
                 self.node(part, top)
         elif kind == "compound":
+            if self.text_of(n).startswith("(("):  # bashlex reads `(( … ))` as two subshells
+                for hit in arithmetic_hits(self.text_of(n), self.variables):
+                    self.add(hit.risk, self.text_of(n), hit.why)
             for part in n.list:
                 self.node(part, top)
             for r in getattr(n, "redirects", []) or []:
@@ -162,7 +169,10 @@ class _Walker:
         elif kind in {"word", "assignment"}:
             for part in getattr(n, "parts", []) or []:
                 self.node(part, top)
-            for hit in word_hits(self.text_of(n)):
+            hits = [*word_hits(self.text_of(n)), *hook_word_hits(self.text_of(n))]
+            if INDIRECT in hits:
+                hits.extend(indirect_hits(self.text_of(n), self.variables))
+            for hit in hits:
                 self.add(hit.risk, self.text_of(n), hit.why)
             self.parameter_substitutions(n, top)
             self.parameter_assignments(n, top)
@@ -239,6 +249,8 @@ class _Walker:
                 if _HOOK_NAME.match(name):
                     self.add(Risk.DANGEROUS, part.word, "assigns a variable of the terminal's command hook")
                 else:
+                    for hit in subscript_hits(self.word_value(part)):
+                        self.add(hit.risk, part.word, hit.why)
                     value = self.word_value(part).partition("=")[2]
                     assigned[name] = value if "[" not in part.word.split("=", 1)[0] else "$"
                     context = Cmd(argv=[], text=part.word, top=top)
@@ -249,6 +261,7 @@ class _Walker:
                 name, _, value = part.word.partition("=")
                 context = Cmd(argv=[], text=part.word, top=top)
                 self.record(_element_hits(_base_name(name), value, part, context, self), part.word, name)
+                self.record(subscript_hits(self.word_value(part)), part.word, name)
                 self.node(part, top)
             elif part.kind == "word":
                 expanded = brace_expand(self.text_of(part)) if "{" in part.word else None
@@ -348,11 +361,12 @@ class _Walker:
         elif rtype in {"<<", "<<-"} and getattr(r, "heredoc", None) is not None:
             body = r.heredoc.value.rsplit("\n", 1)[0] if "\n" in r.heredoc.value else ""
             cmd.stdin, cmd.stdin_text = "here", body
-            if target not in self.quoted_heredocs and ("$(" in body or "`" in body or "${" in body):
+            if target not in self.quoted_heredocs and ("$" in body or "`" in body):
                 self.heredoc_substitutions(body, part)
 
     def heredoc_substitutions(self, body: str, part: str) -> None:
-        """An unquoted heredoc expands $(...), backticks and ${...}: walked as a double-quoted word."""
+        """An unquoted heredoc expands $(...), backticks, ${...}, $name and $((...)): walked as a
+        double-quoted word."""
         quoted = '"' + _HEREDOC_QUOTING.sub(lambda m: _HEREDOC_AS_DOUBLE.get(m.group(0), m.group(0)), body) + '"'
         if not self.walk_text("echo " + quoted, top=True):
             self.add(Risk.HIGH, part, "here-document with substitutions that cannot be parsed")

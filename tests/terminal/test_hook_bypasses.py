@@ -172,7 +172,8 @@ async def test_a_default_value_naming_a_dangerous_pager_is_blocked_at_elevated(e
 async def test_a_cache_entry_written_by_arithmetic_does_not_let_a_command_through(elevated):
     # Bash arithmetic writes any variable named in the string it evaluates, the hook's cache of
     # allowed commands included; an entry only counts when its value is the session's secret.
-    await elevated.run(f"x='__autobot_ok[{HARMLESS_DANGER}]=1'; (( x ))")
+    # (Stored with `read`: `x='__autobot_ok[…]=1'; (( x ))` on one line is refused by the rules.)
+    await elevated.run(f"read -r x <<< '__autobot_ok[{HARMLESS_DANGER}]=1'; (( x ))")
     await elevated.run(f"echo '{HARMLESS_DANGER}' > poisoned.sh")
     out = await elevated.run("source poisoned.sh")
     assert RAN not in out and "autobot: blocked" in out
@@ -213,3 +214,41 @@ async def test_an_alias_for_exec_is_judged_when_it_runs(restricted):
     await restricted.run("printf 'echo from-file-$((2+3))\\n' > steps.sh; alias e=exec")
     out = await restricted.run("e <steps.sh")
     assert "autobot: blocked" in out and "from-file-5" not in out
+
+
+# The hook's own variables (terminal/risk/rules/hookvars.py): reading them (its secret) or computing
+# with them is DANGEROUS where bash expands or evaluates them; a quoted mention is data.
+
+
+async def test_a_quoted_mention_of_the_hooks_variables_is_data_and_runs(restricted):
+    await restricted.run("printf '%s\\n' 'uses $__autobot_secret' > notes.txt")
+    out = await restricted.run("echo '$__autobot_secret (( __autobot_ok[x]=1 ))' ran-$((6*7)) # ${#__autobot_secret}")
+    assert "autobot: blocked" not in out and "$__autobot_secret (( __autobot_ok[x]=1 )) ran-42" in out
+    out = await restricted.run("grep -c '$__autobot_' notes.txt")
+    assert "autobot: blocked" not in out and "\r1\r\n" in out
+
+
+@pytest.mark.parametrize("line", [
+    "printf 'g%st-[%s]\\n' o \"$__autobot_secret\"",
+    "printf 'g%st-[%s]\\n' o ${#__autobot_secret}",
+    "x=abc; printf 'g%st-[%s]\\n' o ${x:__autobot_n}",
+    "cat <<EOF\ng${nothing}ot-[$__autobot_secret]\nEOF",
+])
+async def test_a_real_read_of_the_hooks_variables_is_blocked(restricted, line):
+    out = await restricted.run(line)  # what it would print, "got-[", is not in the line as typed
+    assert "autobot: blocked" in out and "got-[" not in out
+
+
+@pytest.mark.parametrize("line", [
+    "v=__autobot_secret; printf 'g%st-[%s]\\n' o \"${!v}\"",  # ran before at ELEVATED (HIGH)
+    "v=__autobot_secret; (( v )) || printf 'g%st-[%s]\\n' o $?",  # bash's error shows the value
+])
+async def test_a_hook_variable_named_by_another_is_blocked_at_elevated(elevated, line):
+    out = await elevated.run(line)
+    assert "autobot: blocked" in out and "got-[" not in out and "error token" not in out
+
+
+async def test_a_hook_variable_read_from_a_sourced_file_is_blocked_when_it_runs(restricted):
+    # The line only writes and sources a file (MODERATE); the hook judges the command in it.
+    out = await restricted.run("printf '%s\\n' 'printf \"g%st-[%s]\\n\" o \"$__autobot_secret\"' > s.sh; source s.sh")
+    assert "autobot: blocked" in out and "got-[" not in out

@@ -311,7 +311,8 @@ async def test_the_hooks_variables_written_through_arithmetic_do_not_loosen_a_su
     await _lines(shell, "printf 'f() { rm -rf victim; }\\n' > d.sh", "source d.sh")
     await shell.person("echo a-persons-line")  # a number a forged one could point at
     number = max(shell.live.person_lines)
-    await shell.operator(f"( y=__autobot_snum={number}; : $(( y )); f )")
+    # Spelled so that the rules do not see the hook's name (`y=__autobot_snum=…` is HIGH on its own).
+    await shell.operator(f"( y=__auto; y+=bot_snum={number}; : $(( y )); f )")
     assert await _survives(victim, 0)
 
 
@@ -337,7 +338,7 @@ async def test_a_subshell_is_the_line_the_shell_ran_when_it_forked_it(shell, vic
     await _lines(shell, "printf 'f() { rm -rf victim; }\\n' > d.sh", "source d.sh")
     await shell.person("echo a-persons-line")
     number = max(shell.live.person_lines)
-    await shell.operator(f"y=__autobot_snum={number}; : $(( y )); (f)")
+    await shell.operator(f"y=__auto; y+=bot_snum={number}; : $(( y )); (f)")
     assert await _survives(victim, 0)
 
     # A person's own job, started after the operator's line, is the person's: not held.

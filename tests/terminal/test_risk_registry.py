@@ -4,7 +4,7 @@ import pytest
 
 from terminal.risk import Risk, assess
 from terminal.risk.registry import SPECS
-from terminal.risk.rules import expansions
+from terminal.risk.rules import expansions, hookvars
 
 EXAMPLES = [(spec.family, line, risk) for spec in SPECS for line, risk in {**spec.benign, **spec.harmful}.items()]
 
@@ -71,7 +71,8 @@ def test_no_module_of_the_package_is_over_600_lines():
     assert max(sizes.values()) <= 600, sizes
 
 
-WALKER_EXAMPLES = [*expansions.BENIGN.items(), *expansions.HARMFUL.items()]
+WALKER_EXAMPLES = [*expansions.BENIGN.items(), *expansions.HARMFUL.items(), *hookvars.BENIGN.items(),
+                   *hookvars.HARMFUL.items()]
 
 
 @pytest.mark.parametrize(("line", "risk"), WALKER_EXAMPLES, ids=[line for line, _ in WALKER_EXAMPLES])
@@ -81,5 +82,6 @@ def test_the_walkers_own_rules_rate_their_examples_as_declared(line, risk):
 
 
 def test_the_walkers_own_rules_have_examples_both_ways():
-    assert expansions.BENIGN and expansions.HARMFUL
-    assert max(expansions.HARMFUL.values()) > min(expansions.BENIGN.values())
+    for module in (expansions, hookvars):
+        assert module.BENIGN and module.HARMFUL
+        assert max(module.HARMFUL.values()) > min(module.BENIGN.values())

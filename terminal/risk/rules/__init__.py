@@ -11,6 +11,7 @@ from terminal.risk.rules import (  # noqa: F401 - imported for their register() 
     firewall,
     git,
     hook,
+    hookvars,
     kernel,
     network,
     options,

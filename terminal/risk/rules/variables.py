@@ -12,6 +12,7 @@ from terminal.risk.model import Cmd, Hit, Risk, Trait
 from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _dynamic, option_values, split_options
 from terminal.risk.registry import RUNS_UNSEEN, register
 from terminal.risk.rules.git import _git_config_value
+from terminal.risk.rules.hookvars import arithmetic_hits, stored_name_hits
 from terminal.risk.rules.pagers import _less_command_options
 from terminal.risk.walkhelpers import _has_expansion
 
@@ -70,6 +71,7 @@ def _assignment_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Itera
     """Setting `name` to `value` (`NAME=v cmd`, `export NAME=v`, `env NAME=v cmd`): the risk of
     what programs will later run or load because of it. Pagers, editors and the like are judged
     by the command they name, so `GIT_PAGER=cat git log` stays SAFE."""
+    yield from stored_name_hits(value)
     if name == "GIT_CONFIG_PARAMETERS":
         yield from _git_config_parameters(value, cmd, w)
     elif name in _COMMAND_VARS:
@@ -85,7 +87,7 @@ def _assignment_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Itera
         yield Hit(Risk.MODERATE, f"{name} makes interpreters load code from elsewhere", Trait.LOADS_CODE)
     elif name in _OPTION_VARS and value.strip():
         yield from _option_variable(_OPTION_VARS[name], value, cmd, w)
-    elif name in _PROMPT_VARS and re.search(r"\$\(|`|\$\{", value):
+    elif name in _PROMPT_VARS and re.search(r"\$|`", value):  # `$__autobot_secret` too (rules/hookvars.py)
         yield from w.run_string('echo "' + value.replace("\\", "\\\\").replace('"', '\\"') + '"', None, cmd)
     elif name in {"BASH_CMDS", "BASH_ALIASES"}:
         yield Hit(Risk.HIGH, f"{name} changes which program or alias a command name runs")
@@ -224,9 +226,8 @@ def _hash(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
         yield from _hashed_program(path, cmd, w)
 
 
-def _let(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
-    if any(re.search(r"\b(__autobot_|__AUTOBOT_|AUTOBOT_)", a) for a in cmd.args):
-        yield Hit(Risk.DANGEROUS, "arithmetic on the terminal's command hook variables")
+def _let(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
+    yield from arithmetic_hits(" ".join(cmd.args), w.variables)  # `v=__autobot_ok[k]=1; let v` too
 
 
 def _alias(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
