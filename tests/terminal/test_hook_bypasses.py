@@ -239,6 +239,12 @@ async def test_a_real_read_of_the_hooks_variables_is_blocked(restricted, line):
     assert "autobot: blocked" in out and "got-[" not in out
 
 
+
+@pytest.mark.parametrize("line", ["declare -p", "set", "readonly", "typeset -A"])
+async def test_listing_every_variable_is_blocked_as_it_would_print_the_secret(restricted, line):
+    out = await restricted.run(line)  # these printed the secret and the hook's cache (review: SAFE before)
+    assert "autobot: blocked" in out and "__autobot_secret=" not in out and "__autobot_ok" not in out
+
 @pytest.mark.parametrize("line", [
     "v=__autobot_secret; printf 'g%st-[%s]\\n' o \"${!v}\"",  # ran before at ELEVATED (HIGH)
     "v=__autobot_secret; (( v )) || printf 'g%st-[%s]\\n' o $?",  # bash's error shows the value

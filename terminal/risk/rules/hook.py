@@ -95,6 +95,9 @@ def _shopt(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
 
 def _set(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
     args = cmd.args
+    if not args:  # `set` alone prints every variable
+        yield LISTS_SECRET
+        return
     for n, a in enumerate(args):
         if a.startswith("+") and "T" in a and a != "+o" or (a == "+o" and args[n + 1 : n + 2] == ["functrace"]):
             yield Hit(Risk.DANGEROUS, "turns off functrace that the terminal's command hook needs")
@@ -109,9 +112,19 @@ def _unset(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
         yield Hit(Risk.DANGEROUS, "unsets the terminal's command hook")
 
 
+# With no names these print every variable (of a kind) with its value: the hook's secret and its
+# cache of allowed commands (readonly, an associative array) among them.
+_LISTERS = {"declare", "typeset", "readonly"}
+LISTS_SECRET = Hit(Risk.DANGEROUS,
+                   "prints every variable with its value, the terminal's command hook secret among them")
+
+
 def _declare(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     opts, _, i = split_options(cmd.args)
     operands = cmd.args[i:]
+    if cmd.name in _LISTERS and not operands and not opts & {"f", "F"}:  # `declare -p`, `readonly`, `typeset -A`
+        yield LISTS_SECRET
+        return
     printing = bool(opts) and opts <= {"p", "f", "F"} and not any("=" in a for a in operands)
     if printing and not opts & {"f", "F"} and any(_dynamic(a) for a in operands):  # as `${!v}` (expansions.py)
         yield Hit(Risk.HIGH, f"{cmd.name} -p prints a variable named at run time, which cannot be assessed")
@@ -156,12 +169,15 @@ register("mapfile", "readarray", family="hook", check=_mapfile, input_args=RUNS_
 register("shopt", family="hook", check=_shopt, input_args=RUNS_UNSEEN, summary="`shopt -u extdebug` DANGEROUS",
          benign={"shopt -s globstar": Risk.SAFE}, harmful={"shopt -u extdebug": Risk.DANGEROUS})
 register("set", family="hook", check=_set, input_args=RUNS_UNSEEN,
-         summary="`set +T`/`+o functrace` DANGEROUS; `set +o history` MODERATE",
-         benign={"set -e": Risk.SAFE}, harmful={"set +T": Risk.DANGEROUS})
+         summary="`set +T`/`+o functrace` and `set` alone (it prints the hook's secret) DANGEROUS; "
+                 "`set +o history` MODERATE",
+         benign={"set -e": Risk.SAFE}, harmful={"set +T": Risk.DANGEROUS, "set": Risk.DANGEROUS})
 register("unset", family="hook", check=_unset, input_args=RUNS_UNSEEN,
          summary="unsetting the hook's functions or variables DANGEROUS", benign={"unset FOO": Risk.SAFE},
          harmful={"unset -f __autobot_hook": Risk.DANGEROUS})
 register("declare", "typeset", "local", "export", "readonly", family="hook", check=_declare, input_args=RUNS_UNSEEN,
-         summary="declaring the hook's variables DANGEROUS; variables programs run judged as their values",
-         benign={"export FOO=1": Risk.SAFE, "declare -p PATH": Risk.SAFE},
-         harmful={"export PROMPT_COMMAND=x": Risk.DANGEROUS, 'declare -p "$v"': Risk.HIGH})
+         summary="declaring the hook's variables, or listing every variable (`declare -p`, `readonly`: the "
+                 "hook's secret among them) DANGEROUS; variables programs run judged as their values",
+         benign={"export FOO=1": Risk.SAFE, "declare -p PATH": Risk.SAFE, "declare -F": Risk.SAFE},
+         harmful={"export PROMPT_COMMAND=x": Risk.DANGEROUS, 'declare -p "$v"': Risk.HIGH,
+                  "declare -p": Risk.DANGEROUS, "readonly": Risk.DANGEROUS})
