@@ -74,8 +74,8 @@ EXPANDED = [
     ('compgen -v', S, S),
     ('compgen -v __autobot', S, S),
     ('compgen -A variable __autobot_', S, S),
-    ('set', S, S),
-    ('declare -p', S, S),
+    ('set', S, D),  # lists every variable, the secret among them (review)
+    ('declare -p', S, D),
     ('declare -p __autobot_secret', S, D),
     ('v=__autobot_secret; (( v ))', M, D),
     ('v=__autobot_secret; echo $(( v ))', S, H),
