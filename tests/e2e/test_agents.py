@@ -5,7 +5,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.e2e.test_chat import login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -86,11 +86,7 @@ def ask_knowledge(server_url: str, token: str, q: str) -> str:
 def test_messages_sent_while_the_feed_was_down_appear_after_it_reconnects(page, owner, live_server_url, cable,
                                                                           token_for):
     network = cable(live_server_url)
-    page.goto(f"{network.url}/accounts/login/")
-    page.fill("input[name=username]", owner.get_username())
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{network.url}/")
+    login(page, network.url, owner)
     page.goto(f"{network.url}/agents/")
     page.wait_for_selector("#feed-state:text-is('live')")
     token = token_for(owner)
@@ -124,11 +120,7 @@ def test_every_message_sent_during_a_long_drop_appears_after_it_reconnects(page,
     """More messages than one read of the newest rows holds (30, what the page read before the
     cursor): all of them appear, each once, newest first."""
     network = cable(live_server_url)
-    page.goto(f"{network.url}/accounts/login/")
-    page.fill("input[name=username]", owner.get_username())
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{network.url}/")
+    login(page, network.url, owner)
     page.goto(f"{network.url}/agents/")
     page.wait_for_selector("#feed-state:text-is('live')")
     token = token_for(owner)

@@ -7,19 +7,18 @@ To hold the call in the middle of asking, the test locks the approvals' table (P
 showing it and waits to store its approval until the test lets go."""
 
 import asyncio
-import contextlib
-import threading
 
 import httpx
 import pytest
 from a2a.types import CancelTaskRequest, TaskState
 from asgiref.sync import sync_to_async
-from django.db import connection, transaction
+from django.db import connection
 
 from autobot.models import AuditEvent
 from chat.models import Approval
 from tests.conftest import app_server, make_token
 from tests.interop.test_a2a import connect, data_message, last_task
+from tests.pglock import table_locked
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -36,29 +35,6 @@ def server(tmp_path_factory, django_db_blocker):
                                           "AUTOBOT_SYNC_THREADS": "4"}).start()
     yield server
     server.kill()
-
-
-@contextlib.asynccontextmanager
-async def approvals_locked():
-    """No approval can be stored until the block ends; reading them still works."""
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute('LOCK TABLE "chat_approval" IN EXCLUSIVE MODE')
-                held.set()
-                release.wait(60)
-        finally:
-            connection.close()
-
-    holder = asyncio.ensure_future(asyncio.to_thread(hold))
-    assert await asyncio.to_thread(held.wait, 10)
-    try:
-        yield
-    finally:
-        release.set()
-        await holder
 
 
 def _storing_an_approval() -> bool:
@@ -93,7 +69,7 @@ async def test_a_task_cancelled_as_its_call_asks_leaves_the_owner_nothing_to_app
     _, client = await connect(server.address, await sync_to_async(make_token)(owner), streaming=False)
     request = data_message({"tool": "files_write", "arguments": WRITE})
     request.configuration.return_immediately = True
-    async with approvals_locked():
+    async with table_locked("chat_approval", "EXCLUSIVE"):
         _, task = await last_task(client, request)
         await asking()
         cancelled = await client.cancel_task(CancelTaskRequest(id=task.id))

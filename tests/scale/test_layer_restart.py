@@ -17,18 +17,16 @@ connections and data (every connection dropped, every key gone), without the tim
 takes: a quick restart, deterministically."""
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import signal
-import threading
 
 import pytest
 import redis
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection, transaction
+from django.db import connection
 from django.test import AsyncClient
 
 from agents import services as agent_services
@@ -43,6 +41,7 @@ from tests.agents.test_bus import FAST, KEY
 from tests.agents.test_consumers import connect_agent, expect_error
 from tests.chat.test_consumers import make_session, receive_until_done, tokens_text
 from tests.conftest import make_token
+from tests.pglock import table_locked
 from tests.platform.test_ws_nudge import _closed, _open, _revoke
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.timeout(90)]
@@ -349,29 +348,6 @@ async def test_a_watch_whose_first_round_never_ends_reports_failing_not_starting
 # --- an external agent's socket whose row cannot be read again after a restart (PostgreSQL)
 
 
-@contextlib.asynccontextmanager
-async def agents_table_locked():
-    """No one reads the agents' table until the block ends (ACCESS EXCLUSIVE): a read waits."""
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute('LOCK TABLE "agents_agent" IN ACCESS EXCLUSIVE MODE')
-                held.set()
-                release.wait(60)
-        finally:
-            connection.close()
-
-    holder = asyncio.ensure_future(asyncio.to_thread(hold))
-    assert await asyncio.to_thread(held.wait, 10)
-    try:
-        yield
-    finally:
-        release.set()
-        await holder
-
-
 def _waiting_query(pattern: str) -> int | None:
     """The backend whose query (LIKE ``pattern``) waits on a lock, if one does. On a thread of its
     own (asyncio.to_thread): the ORM's thread may be the one waiting."""
@@ -417,7 +393,7 @@ async def test_an_agent_socket_whose_row_cannot_be_read_after_a_restart_closes_c
     comm, _ = await connect_agent(ws_connect, owner)
     await layerwatch.ready()
     seen = layerwatch.epoch()
-    async with agents_table_locked():
+    async with table_locked("agents_agent", "ACCESS EXCLUSIVE"):
         await asyncio.to_thread(empty, own_redis)
         await asyncio.wait_for(layerwatch.restarted_since(seen), 10)
         await cut_off(CREDENTIAL_READ)
@@ -441,7 +417,7 @@ async def test_an_agent_socket_whose_departure_cannot_be_recorded_still_ends_cle
     log and ends; the socket's end is not an unhandled exception. (Missed heartbeats mark the agent
     offline later: agents_sweep.)"""
     comm, _ = await connect_agent(ws_connect, owner)
-    async with agents_table_locked():
+    async with table_locked("agents_agent", "ACCESS EXCLUSIVE"):
         leaving = asyncio.ensure_future(comm.disconnect())
         await cut_off(OFFLINE_WRITE)
     await leaving  # raises if the consumer ended in an exception
