@@ -241,4 +241,5 @@ function show(box, envelope) {
 }
 
 for (const form of document.querySelectorAll(".action-form")) form.addEventListener("submit", askBuiltin);
-connectFeed();  // its first open reads the log
+syncLog();  // the log at once, whether or not the feed can open (its opens read what came since)
+connectFeed();

@@ -137,3 +137,13 @@ def test_every_message_sent_during_a_long_drop_appears_after_it_reconnects(page,
     page.wait_for_function("n => document.querySelectorAll('#message-rows tr').length >= n", arg=len(missed) + 1)
     rows = page.locator("#message-rows tr").evaluate_all("rows => rows.map((row) => row.dataset.id)")
     assert rows == [*reversed(missed), before]  # every one, once, newest first
+
+
+def test_the_log_shows_though_the_feed_cannot_open(logged_in_page, owner, live_server_url, token_for):
+    """The page reads the log when it loads, not only when its feed socket opens."""
+    sent = broadcast(live_server_url, token_for(owner), "before the page")
+    page = logged_in_page(owner)
+    page.route_web_socket("**/ws/agents/feed/", lambda socket: socket.close())  # never reaches the server
+    page.goto(f"{live_server_url}/agents/")
+    page.wait_for_selector(f"#message-rows tr[data-id='{sent}']")
+    assert page.inner_text("#feed-state") != "live"
