@@ -45,14 +45,21 @@ def _parse(text: str, quoted_heredocs: set[str]) -> tuple[list, str] | None:
 
 
 _CMD_START = r"(^|[;&|({}!\n]|\b(?:then|do|else|elif)\b)(\s*)"
+# `<<EOF`, `<<- EOF`: a here-document whose delimiter is not quoted (not `<<<`, a here-string).
+_UNQUOTED_HEREDOC = re.compile(r"(?<!<)<<-?\s*([^'\"\s;&|<>()\\]+)")
 
 
 def _rewrite(text: str, quoted_heredocs: set[str]) -> str:
     """Neutral rewrites for syntax bashlex lacks. Only expansion-free conditionals and arithmetic
     are replaced (they run nothing); anything containing $(...) or backticks is left to fail."""
 
+    # A delimiter also used unquoted on the line (`cat <<'EOF'; cat <<EOF`) is not counted as
+    # quoted: the walker knows here-documents by their delimiter, and the unquoted one's body expands.
+    unquoted = set(_UNQUOTED_HEREDOC.findall(text))
+
     def heredoc(m: re.Match) -> str:
-        quoted_heredocs.add(m.group(3))
+        if m.group(3) not in unquoted:
+            quoted_heredocs.add(m.group(3))
         return f"<<{m.group(1)}{m.group(3)}"
 
     text = re.sub(r"<<(-?)\s*(['\"])([^'\"\s]+)\2", heredoc, text)

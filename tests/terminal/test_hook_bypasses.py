@@ -233,6 +233,8 @@ async def test_a_quoted_mention_of_the_hooks_variables_is_data_and_runs(restrict
     "printf 'g%st-[%s]\\n' o ${#__autobot_secret}",
     "x=abc; printf 'g%st-[%s]\\n' o ${x:__autobot_n}",
     "cat <<EOF\ng${nothing}ot-[$__autobot_secret]\nEOF",
+    # Its delimiter also quoted on the line (review: SAFE when merged; bash expands this body).
+    "cat <<'EOF'; cat <<EOF\nhi\nEOF\ng${nothing}ot-[$__autobot_secret]\nEOF",
 ])
 async def test_a_real_read_of_the_hooks_variables_is_blocked(restricted, line):
     out = await restricted.run(line)  # what it would print, "got-[", is not in the line as typed
@@ -240,7 +242,7 @@ async def test_a_real_read_of_the_hooks_variables_is_blocked(restricted, line):
 
 
 
-@pytest.mark.parametrize("line", ["declare -p", "set", "readonly", "typeset -A"])
+@pytest.mark.parametrize("line", ["declare -p", "set", "readonly", "typeset -A", "declare +x", "set -x"])
 async def test_listing_every_variable_is_blocked_as_it_would_print_the_secret(restricted, line):
     out = await restricted.run(line)  # these printed the secret and the hook's cache (review: SAFE before)
     assert "autobot: blocked" in out and "__autobot_secret=" not in out and "__autobot_ok" not in out

@@ -271,3 +271,40 @@ def test_a_string_run_later_that_cannot_be_parsed_is_judged_on_its_raw_text():
 def test_the_reason_names_the_word_that_is_expanded():
     (reason,) = assess("echo '$__autobot_a' \"${#__autobot_secret}\"").reasons
     assert reason == '"${#__autobot_secret}": reads the terminal\'s command hook variables (its secret among them)'
+
+
+# The second review (before / now on main as it was merged).
+SECOND_REVIEW = [
+    # A delimiter used quoted and unquoted on one line: the unquoted body expands (SAFE when merged).
+    ("cat <<'EOF'; cat <<EOF\nhi\nEOF\n$__autobot_secret\nEOF", D),
+    ("cat <<EOF; cat <<'EOF'\n$__autobot_secret\nEOF\nhi\nEOF", D),
+    ("cat <<'EOF'\nx\nEOF\ncat <<EOF\n$__autobot_secret\nEOF", D),
+    ("cat <<'EOF'; cat <<EOF\nx\nEOF\n$(mkfs.ext4 /dev/autobot-test-none)\nEOF", D),
+    ("cat <<'EOF'\n$__autobot_secret\nEOF", S),  # quoted only: data
+    # `+` attributes list every variable without them, the secret and the cache among them.
+    ("declare +x", D),
+    ("declare +A", D),
+    ("typeset +i", D),
+    ("declare -p +x", D),
+    ("declare +x FOO", S),
+    ("declare -x", S),  # exported ones only: neither the secret nor the cache
+    ("declare -i", S),
+    ("readonly -a", S),
+    # xtrace traces the hook's own commands, the secret in their arguments.
+    ("set -x", D),
+    ("set -o xtrace", D),
+    ("set -euxo pipefail", D),
+    ("set -euo pipefail", S),
+    ("set -- -x", S),
+    # A parameter's own name: only the hook's count.
+    ("echo ${AUTOBOT_URL}", S),
+    ("echo ${AUTOBOT_VAR_DIR:-x}", S),
+    ("echo ${AUTOBOT_HOOK_FD}", D),
+    ("echo ${x[AUTOBOT_N]}", D),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), SECOND_REVIEW, ids=[repr(c[0])[:60] for c in SECOND_REVIEW])
+def test_the_second_reviews_lines(line, expected):
+    result = assess(line)
+    assert result.risk is expected, result.reasons

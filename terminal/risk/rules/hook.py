@@ -99,6 +99,12 @@ def _set(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
         yield LISTS_SECRET
         return
     for n, a in enumerate(args):
+        if a in {"-", "--"} or a[:1] not in {"-", "+"} and args[n - 1 : n] != ["-o"]:
+            break  # the positional parameters begin
+        if (a.startswith("-") and a != "-o" and "x" in a[1:]) or (a == "-o" and args[n + 1 : n + 2] == ["xtrace"]):
+            yield XTRACE
+            break
+    for n, a in enumerate(args):
         if a.startswith("+") and "T" in a and a != "+o" or (a == "+o" and args[n + 1 : n + 2] == ["functrace"]):
             yield Hit(Risk.DANGEROUS, "turns off functrace that the terminal's command hook needs")
             return
@@ -115,14 +121,30 @@ def _unset(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
 # With no names these print every variable (of a kind) with its value: the hook's secret and its
 # cache of allowed commands (readonly, an associative array) among them.
 _LISTERS = {"declare", "typeset", "readonly"}
+# The hook's own commands are traced too, the secret in their arguments (`ok[$cmd]=SECRET`).
+XTRACE = Hit(Risk.DANGEROUS, "traces every command the shell runs, the terminal's command hook's included, "
+             "which prints its secret")
 LISTS_SECRET = Hit(Risk.DANGEROUS,
                    "prints every variable with its value, the terminal's command hook secret among them")
+
+
+def _lists_secret(name: str, opts: set, operands: list[str]) -> bool:
+    """Whether the line lists variables with their values, the secret (read-only) or the cache (an
+    associative array) among them: no names, and no attribute that leaves both out (`declare -x`,
+    `-i`, `-a` list only exported, integer, indexed ones). `+x` lists those *without* x: all but."""
+    plus = {letter for operand in operands if operand.startswith("+") for letter in operand[1:]}
+    if name not in _LISTERS or any(not operand.startswith("+") for operand in operands) or (opts | plus) & {"f", "F"}:
+        return False
+    filters = set(opts) - {"p", "g"}
+    if plus or not filters:
+        return True
+    return not filters & {"a", "A"} if name == "readonly" else bool(filters & {"r", "A"})
 
 
 def _declare(cmd: Cmd, w: _Walker) -> Iterator[Hit]:
     opts, _, i = split_options(cmd.args)
     operands = cmd.args[i:]
-    if cmd.name in _LISTERS and not operands and not opts & {"f", "F"}:  # `declare -p`, `readonly`, `typeset -A`
+    if _lists_secret(cmd.name, opts, operands):  # `declare -p`, `readonly`, `typeset -A`, `declare +x`
         yield LISTS_SECRET
         return
     printing = bool(opts) and opts <= {"p", "f", "F"} and not any("=" in a for a in operands)
@@ -169,15 +191,17 @@ register("mapfile", "readarray", family="hook", check=_mapfile, input_args=RUNS_
 register("shopt", family="hook", check=_shopt, input_args=RUNS_UNSEEN, summary="`shopt -u extdebug` DANGEROUS",
          benign={"shopt -s globstar": Risk.SAFE}, harmful={"shopt -u extdebug": Risk.DANGEROUS})
 register("set", family="hook", check=_set, input_args=RUNS_UNSEEN,
-         summary="`set +T`/`+o functrace` and `set` alone (it prints the hook's secret) DANGEROUS; "
+         summary="`set +T`/`+o functrace`, `set` alone and `set -x` (both print the hook's secret) DANGEROUS; "
                  "`set +o history` MODERATE",
-         benign={"set -e": Risk.SAFE}, harmful={"set +T": Risk.DANGEROUS, "set": Risk.DANGEROUS})
+         benign={"set -e": Risk.SAFE, "set -euo pipefail": Risk.SAFE},
+         harmful={"set +T": Risk.DANGEROUS, "set": Risk.DANGEROUS, "set -x": Risk.DANGEROUS})
 register("unset", family="hook", check=_unset, input_args=RUNS_UNSEEN,
          summary="unsetting the hook's functions or variables DANGEROUS", benign={"unset FOO": Risk.SAFE},
          harmful={"unset -f __autobot_hook": Risk.DANGEROUS})
 register("declare", "typeset", "local", "export", "readonly", family="hook", check=_declare, input_args=RUNS_UNSEEN,
          summary="declaring the hook's variables, or listing every variable (`declare -p`, `readonly`: the "
                  "hook's secret among them) DANGEROUS; variables programs run judged as their values",
-         benign={"export FOO=1": Risk.SAFE, "declare -p PATH": Risk.SAFE, "declare -F": Risk.SAFE},
+         benign={"export FOO=1": Risk.SAFE, "declare -p PATH": Risk.SAFE, "declare -F": Risk.SAFE,
+                 "declare -x": Risk.SAFE},
          harmful={"export PROMPT_COMMAND=x": Risk.DANGEROUS, 'declare -p "$v"': Risk.HIGH,
-                  "declare -p": Risk.DANGEROUS, "readonly": Risk.DANGEROUS})
+                  "declare -p": Risk.DANGEROUS, "readonly": Risk.DANGEROUS, "declare +x": Risk.DANGEROUS})

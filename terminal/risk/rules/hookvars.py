@@ -90,7 +90,7 @@ def _parameter_hits(body: str) -> Iterator[Hit]:
     One regex each over the body, not a scan per level of nesting."""
     if _ROUGH_READ.search("${" + body + "}"):
         yield READ
-    elif _ANY_NAME.search(body):
+    elif _ANY_NAME.search(re.sub(r"^[#!]?\w+", "", body, count=1)):  # not its own name: `${AUTOBOT_URL}`
         yield IN_EXPANSION
 
 
