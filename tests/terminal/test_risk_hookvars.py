@@ -296,6 +296,13 @@ SECOND_REVIEW = [
     ("set -euxo pipefail", D),
     ("set -euo pipefail", S),
     ("set -- -x", S),
+    # A prompt string set from another variable's value is expanded again at each prompt (SAFE before).
+    ("printf -v y '%s%s' '$' __autobot_secret; PS1=$y", H),
+    ("PS1=$y", H),
+    ('export PS1="${y}> "', H),
+    ("PS1='$y> '", S),  # single quotes: the prompt expands $y once, its value is not expanded again
+    ('PS1="$PS1 x"', S),
+    ("PS1='${debian_chroot:+($debian_chroot)}\\u@\\h:\\w\\$ '", S),
     # A parameter's own name: only the hook's count.
     ("echo ${AUTOBOT_URL}", S),
     ("echo ${AUTOBOT_VAR_DIR:-x}", S),

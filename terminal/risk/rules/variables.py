@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
+from terminal.risk.expand import _skip_quoted
 from terminal.risk.model import Cmd, Hit, Risk, Trait
 from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _dynamic, option_values, split_options
 from terminal.risk.registry import RUNS_UNSEEN, register
@@ -88,6 +89,8 @@ def _assignment_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Itera
     elif name in _OPTION_VARS and value.strip():
         yield from _option_variable(_OPTION_VARS[name], value, cmd, w)
     elif name in _PROMPT_VARS and re.search(r"\$|`", value):  # `$__autobot_secret` too (rules/hookvars.py)
+        if word is not None and _from_another_variable(w.text_of(word), name):
+            yield PROMPT_FROM_VARIABLE
         yield from w.run_string('echo "' + value.replace("\\", "\\\\").replace('"', '\\"') + '"', None, cmd)
     elif name in {"BASH_CMDS", "BASH_ALIASES"}:
         yield Hit(Risk.HIGH, f"{name} changes which program or alias a command name runs")
@@ -103,6 +106,32 @@ def _assignment_hits(name: str, value: str, word, cmd: Cmd, w: _Walker) -> Itera
         yield Hit(Risk.HIGH, f"{name} sets git configuration, which can name commands git runs")
         if name.startswith("GIT_CONFIG_VALUE_") and value.strip():
             yield from w.run_string(value.lstrip("!"), word, cmd)
+
+
+PROMPT_FROM_VARIABLE = Hit(Risk.HIGH, "sets a prompt string to another variable's value, which bash expands again "
+                           "each time it shows the prompt: text the line does not show (the hook's secret, say)")
+_EXPANDED_NAME = re.compile(r"\$\{?([A-Za-z_]\w*)")
+
+
+def _from_another_variable(source: str, name: str) -> bool:
+    """`PS1=$y`, `PS1="${y}> "`: the value is another variable's, expanded as it is assigned (not
+    inside single quotes, where `$y` stays text and the prompt expands it once). `PS1="$PS1 …"`
+    keeps what the prompt was."""
+    i, n, double = 0, len(source), False
+    while i < n:
+        ch = source[i]
+        if ch == "\\":
+            i += 2
+        elif ch == '"':
+            double = not double
+            i += 1
+        elif not double and (ch == "'" or source.startswith("$'", i)):
+            i = _skip_quoted(source, i)
+        elif ch == "$" and (m := _EXPANDED_NAME.match(source, i)) and m.group(1) != name:
+            return True
+        else:
+            i += 1
+    return False
 
 
 def _split_words(text: str) -> list[str]:
