@@ -15,6 +15,14 @@ _ELEMENT_ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*\[[^\]]*\]\+?=", re.S)
 _SEQUENCE = re.compile(r"^(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.(-?\d+))?$")
 
 
+def _past_backtick(text: str, i: int) -> int:
+    """Index just past the backtick that closes the one at text[i] (escapes skipped)."""
+    j = i + 1
+    while j < len(text) and text[j] != "`":
+        j += 2 if text[j] == "\\" else 1
+    return j + 1
+
+
 def _skip_quoted(text: str, i: int) -> int:
     """Index just past the quoted part, escape or `${...}`/`$(...)` starting at text[i], or i."""
     ch = text[i]

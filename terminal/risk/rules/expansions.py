@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from terminal.risk.expand import _skip_quoted
+from terminal.risk.expand import _past_backtick, _skip_quoted
 from terminal.risk.model import Hit, Risk
 
 INDIRECT = Hit(Risk.HIGH, "reads a variable named at run time (${!name}), which cannot be assessed")
@@ -137,12 +137,6 @@ def _joined(text: str) -> str:
             i += 1
     return "".join(out)
 
-
-def _past_backtick(text: str, i: int) -> int:
-    j = i + 1
-    while j < len(text) and text[j] != "`":
-        j += 2 if text[j] == "\\" else 1
-    return j + 1
 
 
 _FD_DIR = re.compile(r"/dev/fd/|/proc/[^/\s]*/fd/")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from terminal.risk.expand import _ansi_c_dequote, _skip_quoted
+from terminal.risk.expand import _ansi_c_dequote, _past_backtick, _skip_quoted
 from terminal.risk.model import Cmd, Hit, Risk
 from terminal.risk.paths import split_options
 from terminal.risk.registry import register
@@ -49,7 +49,7 @@ HARMFUL = {
 
 def word_hits(text: str) -> Iterator[Hit]:
     """A word's source text, as bash expands it."""
-    text = _joined(text)  # `$__auto\<newline>bot_secret` is `$__autobot_secret` to bash
+    text = _joined_everywhere(text)  # `$__auto\<newline>bot_secret` is `$__autobot_secret` to bash
     i, n, double = 0, len(text), False
     while i < n:
         ch = text[i]
@@ -98,7 +98,7 @@ def arithmetic_hits(text: str, known: dict[str, str]) -> Iterator[Hit]:
     """`(( … ))`: bash evaluates its text as arithmetic (quoted as in double quotes), so every name
     in it is read or assigned, and so is every name in the value of a variable it names
     (`v=__autobot_secret; (( v ))`; `known`: the plain values assigned earlier on the line)."""
-    text = _joined(text)
+    text = _joined_everywhere(text)
     if _ANY_NAME.search(text) or any(_ANY_NAME.search(known.get(name, "")) for name in re.findall(r"\w+", text)):
         yield ARITHMETIC
 
@@ -106,7 +106,7 @@ def arithmetic_hits(text: str, known: dict[str, str]) -> Iterator[Hit]:
 def indirect_hits(text: str, known: dict[str, str]) -> Iterator[Hit]:
     """`v=__autobot_secret; echo ${!v}`: the variable named at run time is the hook's, as the line
     shows. Called for a word where bash does expand `${!name}` (rules/expansions.py)."""
-    if any(re.match(_READ_NAME, known.get(name, "")) for name in re.findall(r"\$\{!(\w+)", _joined(text))):
+    if any(re.match(_READ_NAME, known.get(name, "")) for name in re.findall(r"\$\{!(\w+)", _joined_everywhere(text))):
         yield READ
 
 
@@ -116,14 +116,16 @@ def stored_name_hits(value: str) -> Iterator[Hit]:
     `x='__autobot_ok[k]=1'`): arithmetic on `v` (`(( v ))`, `$(( v ))`, `[[ 1 -eq v ]]`) reads or
     assigns what it names, on this line or a later one, and bash's error message shows the value it
     could not evaluate."""
-    value = _joined(value)
+    value = _joined_everywhere(value)
     if _ROUGH_READ.search(value):
         yield STORED_READ
     elif _ANY_NAME.search(value):
         yield STORED_NAME
 
 
-def _joined(text: str) -> str:
+def _joined_everywhere(text: str) -> str:
+    """Every backslash-newline taken out, in quotes too (unlike rules/expansions.py's `_joined`,
+    which keeps them in single quotes): for the hook's names this can only show more."""
     return text.replace("\\\n", "")
 
 
@@ -154,12 +156,6 @@ def _past_bracket(text: str, i: int) -> int:
     return j
 
 
-def _past_backtick(text: str, i: int) -> int:
-    j = i + 1
-    while j < len(text) and text[j] != "`":
-        j += 2 if text[j] == "\\" else 1
-    return j + 1
-
 
 def _variable_names(cmd: Cmd, _w) -> Iterator[Hit]:
     """Builtins that take variable names (`unset`, `read`, `printf -v`, `test -v`, `declare`…) evaluate
@@ -188,7 +184,7 @@ def _stored_input(cmd: Cmd) -> Iterator[Hit]:
     holds text that reads the hook's variables when expanded again (a prompt, `${x@P}`, `eval`)."""
     if cmd.name in {"read", "mapfile", "readarray"} or any(a.startswith("-v") for a in cmd.args):
         text = _PRINTF_ESCAPE.sub(_unescape, cmd.text + "\n" + (cmd.stdin_text or ""))  # printf's `\x24` is `$`
-        if _ROUGH_READ.search(_joined(text)):
+        if _ROUGH_READ.search(_joined_everywhere(text)):
             yield STORED_READ
 
 
@@ -236,7 +232,7 @@ ROUGH = (
 
 
 def rough_hits(text: str) -> Iterator[Hit]:
-    text = _joined(text)
+    text = _joined_everywhere(text)
     for pattern, hit in ROUGH:
         if pattern.search(text):
             yield hit
