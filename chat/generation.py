@@ -510,15 +510,18 @@ def _save_calls(message_id: int, calls: list[dict]) -> None:
 
 @db_job
 def _flush(message_id: int, text: str) -> bool:
-    """Write the partial text; returns whether a Stop was recorded on the row meanwhile."""
+    """Write the partial text; returns whether the answer must stop: a Stop was recorded on the row
+    meanwhile, or the row is gone (its session deleted, from whichever worker)."""
     rows = ChatMessage.objects.filter(pk=message_id)
-    rows.update(content=text, updated=timezone.now())
+    if not rows.update(content=text, updated=timezone.now()):
+        return True
     return rows.filter(stop_requested=True).exists()
 
 
 @db_job
 def _stop_requested(message_id: int) -> bool:
-    return ChatMessage.objects.filter(pk=message_id, stop_requested=True).exists()
+    """A Stop recorded on the reply's row, or the row gone with its session."""
+    return not ChatMessage.objects.filter(pk=message_id, stop_requested=False).exists()
 
 
 @db_job

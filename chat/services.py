@@ -177,8 +177,10 @@ async def session_update(*, user, session_id, title: str | None = None, model: s
 
 async def session_delete(*, user, session_id) -> None:
     session = await session_get(user=user, session_id=session_id)
-    if answers.busy(session.id):
-        await answers.cancel(session.id)
+    # Wherever the answer runs: here, or on another worker, which the Stop reaches over the
+    # session's control group, or (the group empty after a Redis restart) finds the reply's row
+    # gone at its next write or rejoin (chat/generation.py, `_flush`, `_stop_requested`).
+    await answers.cancel(session.id)
     await session.adelete()
     await audit.record(actor=user, action="chat.session.delete", target_type="chat_session",
                        target_id=str(session_id), data={"title_length": len(session.title)})

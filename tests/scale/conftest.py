@@ -4,11 +4,13 @@ import asyncio
 import uuid
 
 import pytest
+from channels.layers import channel_layers
 
 from autobot import layerwatch
 from autobot.redisconf import channel_layer_config
 from autobot.testbed import RedisServer
 from tests.chat.conftest import fake_llm, llm  # noqa: F401 - fixtures
+from tests.conftest import app_server
 from tests.terminal.conftest import _terminal_settings, grant_terminal, terminal_user  # noqa: F401 - fixtures
 
 
@@ -30,3 +32,14 @@ async def own_redis(settings):
     await asyncio.to_thread(server.stop)
     await bus_shutdown()
     channel_layers.backends.clear()
+
+
+@pytest.fixture
+async def other_worker(own_redis, settings, tmp_path):
+    """Another worker (uvicorn) on the test's Redis and database. Both use the layer's default
+    prefix, so they share its groups."""
+    settings.CHANNEL_LAYERS = {"default": channel_layer_config(own_redis.url)}
+    channel_layers.backends.clear()
+    server = await asyncio.to_thread(app_server(tmp_path / "var", env={"REDIS_URL": own_redis.url}).start)
+    yield server
+    await asyncio.to_thread(server.stop)

@@ -13,32 +13,19 @@ import asyncio
 import aiohttp
 import pytest
 from asgiref.sync import sync_to_async
-from channels.layers import channel_layers
 from channels_redis.core import RedisChannelLayer
 
 from autobot import layerwatch
-from autobot.redisconf import channel_layer_config
 from chat import services
 from chat.generation import control_group, group_name
 from chat.llm.registry import use_registry
 from chat.models import ChatMessage
 from tests.chat.conftest import fake_registry
 from tests.chat.test_consumers import make_session
-from tests.conftest import app_server, make_token
+from tests.conftest import make_token
 from tests.scale.test_layer_restart import emptied, empty, joined
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.timeout(90)]
-
-
-@pytest.fixture
-async def other_worker(own_redis, settings, tmp_path):
-    """Another worker (uvicorn) on the test's Redis and database. Both use the layer's default
-    prefix, so they share its groups."""
-    settings.CHANNEL_LAYERS = {"default": channel_layer_config(own_redis.url)}
-    channel_layers.backends.clear()
-    server = await asyncio.to_thread(app_server(tmp_path / "var", env={"REDIS_URL": own_redis.url}).start)
-    yield server
-    await asyncio.to_thread(server.stop)
 
 
 async def stop_from(worker, token: str, sid: str) -> dict:
