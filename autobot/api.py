@@ -16,6 +16,7 @@ from autobot.errors import REDIS_FAULTS, AppError, BadRequest, RedisUnavailable
 from autobot.http import json_loads
 from autobot.openapi import AutoBotOpenAPISchema
 from autobot.platform_api import router as platform_router
+from autobot.renderers import FastJSONRenderer
 
 log = logging.getLogger("autobot.api")
 
@@ -56,6 +57,7 @@ api = AutoBotAPI(
     docs_url="/docs",
     openapi_url="/openapi.json",
     parser=ObjectParser(),
+    renderer=FastJSONRenderer(),
 )
 
 
