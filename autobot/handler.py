@@ -34,10 +34,10 @@ from django.core.cache import close_caches
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.core.handlers.asgi import get_script_prefix
-from django.core.handlers.base import reset_urlconf
+from django.core.handlers.base import BaseHandler, reset_urlconf
 from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import set_script_prefix
+from django.urls import ResolverMatch, get_resolver, set_script_prefix
 
 from autobot.lanes import in_lane_request
 
@@ -82,6 +82,16 @@ class ASGIHandler(DjangoASGIHandler):
             _on_the_loop(signals.request_finished)
         else:
             await sync_to_async(response.close)()
+
+    def resolve_request(self, request):
+        """Django's, but a path without parameters is resolved once per URL configuration
+        (`resolved`); a request with its own `urlconf` goes Django's way. `tests/platform/test_handler.py`
+        fails when Django's changes."""
+        if hasattr(request, "urlconf"):
+            return super().resolve_request(request)
+        match = resolved(get_resolver(), request.path_info)
+        request.resolver_match = match
+        return match
 
     async def handle(self, scope, receive, send):
         if not in_lane_request():
@@ -146,6 +156,34 @@ class ASGIHandler(DjangoASGIHandler):
         del task  # the loop's last task, in the same cycle
 
 
+RESOLVED_PATHS = 512  # per URL configuration; then forgotten at once and learnt again
+
+
+def resolved(resolver, path: str):
+    """`resolver.resolve(path)`, remembered for paths whose match carries no arguments (the lists,
+    the pages: `/api/chat/sessions`, `/chat/`). Resolving walks the patterns, 13–25 µs a request
+    (docs/performance.md, eleventh round); a path's match depends only on the patterns, which
+    belong to the resolver: a new URL configuration (`clear_url_caches`, another `ROOT_URLCONF`)
+    is a new resolver with nothing remembered. A match with arguments (an id in the path) is never
+    kept: its path is one of many. Each request gets a match of its own with empty dicts of its
+    own (middleware is handed `kwargs` in `process_view`, and may write to it). Unknown paths raise
+    `Resolver404` each time; a client inventing paths that a catch-all pattern matches only refills
+    the memory, bounded by RESOLVED_PATHS."""
+    remembered = resolver.__dict__.setdefault("_autobot_resolved", {})
+    match = remembered.get(path)
+    if match is None:
+        match = resolver.resolve(path)
+        if match.args or match.kwargs:
+            return match
+        if len(remembered) >= RESOLVED_PATHS:
+            remembered.clear()
+        remembered[path] = match
+    own = object.__new__(ResolverMatch)
+    own.__dict__.update(match.__dict__)
+    own.kwargs, own.captured_kwargs, own.extra_kwargs = {}, {}, {}
+    return own
+
+
 def _on_the_loop(signal) -> None:
     """What the memory-only receivers of `signal` would do on the event loop thread, without
     sending it (~10 µs a send, two a request). `reset_queries` and `close_old_connections` look at
@@ -183,8 +221,17 @@ def _closers_in_memory(response) -> bool:
 DJANGO_CLOSE_SHA256 = "84589f5b23acbb23aa9010f3506ef411b72b1053f2fc2764590e2b3bf3470438"
 
 
+# The sha256 of the source of Django's `BaseHandler.resolve_request`, which `ASGIHandler.resolve_request`
+# does again for a request without its own `urlconf`.
+DJANGO_RESOLVE_REQUEST_SHA256 = "ff178c3d63eebcd3e38110341593518dcd67d84cff94bbc7dd5aa323637cba6d"
+
+
 def django_handle_sha256() -> str:
     return hashlib.sha256(inspect.getsource(DjangoASGIHandler.handle).encode()).hexdigest()
+
+
+def django_resolve_request_sha256() -> str:
+    return hashlib.sha256(inspect.getsource(BaseHandler.resolve_request).encode()).hexdigest()
 
 
 def django_close_sha256() -> str:

@@ -7,13 +7,18 @@ import threading
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.signals import request_finished, request_started
+from django.urls import Resolver404, clear_url_caches, get_resolver
 
 from autobot.handler import (
     DJANGO_CLOSE_SHA256,
     DJANGO_HANDLE_SHA256,
+    DJANGO_RESOLVE_REQUEST_SHA256,
+    RESOLVED_PATHS,
     _close_without_signal,
     django_close_sha256,
     django_handle_sha256,
+    django_resolve_request_sha256,
+    resolved,
 )
 from autobot.lanes import lanes
 from tests.conftest import make_token
@@ -104,3 +109,57 @@ def test_a_signal_without_django_s_private_receiver_list_goes_django_s_way():
     missing = Signal()
     missing._live_receivers = None  # not callable
     assert not handler._inline(missing, None)
+
+
+def test_the_resolve_request_it_repeats_is_django_s_current_one():
+    assert django_resolve_request_sha256() == DJANGO_RESOLVE_REQUEST_SHA256, (
+        "Django's BaseHandler.resolve_request changed: bring autobot/handler.py's resolve_request in line "
+        "with it, then update DJANGO_RESOLVE_REQUEST_SHA256")
+
+
+def test_a_path_is_resolved_as_django_resolves_it_each_time_with_dicts_of_its_own():
+    resolver = get_resolver()
+    for path in ("/api/chat/sessions", "/api/knowledge/entries", "/chat/", "/"):
+        django_s = resolver.resolve(path)
+        first, second = resolved(resolver, path), resolved(resolver, path)
+        assert vars(first) == vars(second) == vars(django_s)
+        first.kwargs["written"] = "by a middleware"  # process_view is handed this dict
+        assert resolved(resolver, path).kwargs == {}
+
+
+def test_a_path_with_arguments_is_resolved_afresh():
+    resolver = get_resolver()
+    one = resolved(resolver, "/api/chat/sessions/12345678-1234-5678-1234-567812345678")
+    other = resolved(resolver, "/api/chat/sessions/87654321-1234-5678-1234-567812345678")
+    assert str(one.kwargs["session_id"]) != str(other.kwargs["session_id"])
+    assert "/api/chat/sessions/12345678-1234-5678-1234-567812345678" not in resolver._autobot_resolved
+
+
+def test_an_unknown_path_is_still_not_found():
+    for _ in range(2):
+        with pytest.raises(Resolver404):
+            resolved(get_resolver(), "/no-such-page/")
+
+
+def test_what_is_remembered_is_bounded():
+    resolver = get_resolver()
+    for n in range(RESOLVED_PATHS * 2):  # the API's catch-all matches every one, without arguments
+        assert resolved(resolver, f"/api/invented-{n}").func is resolved(resolver, "/api/invented").func
+    assert len(resolver._autobot_resolved) <= RESOLVED_PATHS
+
+
+def test_another_url_configuration_is_resolved_by_its_own_patterns(settings):
+    resolved(get_resolver(), "/chat/")
+    settings.ROOT_URLCONF = "tests.platform.urls_other"
+    try:
+        assert resolved(get_resolver(), "/chat/").url_name == "other-chat"
+    finally:
+        settings.ROOT_URLCONF = "autobot.urls"
+        clear_url_caches()
+    assert resolved(get_resolver(), "/chat/").url_name != "other-chat"
+
+
+async def test_a_page_and_a_list_answer_twice_in_a_row(owner, application):
+    token = await sync_to_async(make_token)(owner)
+    for _ in range(2):
+        assert await _get(application, "/api/chat/sessions", token) == 200
