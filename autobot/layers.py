@@ -83,6 +83,17 @@ class RedisChannelLayer(ChannelsRedisChannelLayer):
             self._forget(read)
             return result
 
+    async def _brpop_with_clean(self, index, channel, timeout):  # noqa: ASYNC109 - channels-redis's signature
+        """channels-redis's, but a read whose task was cancelled reads no more. redis-py may swallow
+        a cancel that lands as its reply arrives, and channels-redis then reads on (`receive_single`
+        loops while Redis answers "nothing yet", every `brpop_timeout`): the task never ends,
+        though cancelled, and whatever waits for it — a worker's shutdown, an event loop's close —
+        waits for ever. The cancel is honoured here, before the next read, within `brpop_timeout`."""
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+        return await super()._brpop_with_clean(index, channel, timeout)
+
     def _reading(self, channel) -> asyncio.Task:
         """The read under way, or a new one."""
         loop = asyncio.get_running_loop()

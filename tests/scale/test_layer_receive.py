@@ -60,9 +60,11 @@ async def test_messages_keep_their_order_while_other_receivers_come_and_go(layer
     async def churn():  # other sockets of the process opening and closing
         while True:
             receiver = await _holding_the_read(layer)
-            await asyncio.sleep(random.random() * 0.005)
-            receiver.cancel()
-            await asyncio.wait({receiver})
+            try:
+                await asyncio.sleep(random.random() * 0.005)
+            finally:
+                receiver.cancel()
+                await asyncio.wait({receiver})
 
     reader = asyncio.ensure_future(read_all())
     churners = [asyncio.ensure_future(churn()) for _ in range(4)]
@@ -124,3 +126,26 @@ async def test_a_read_that_failed_with_nobody_waiting_is_not_the_next_receivers_
     await layer.send(channel, {"type": "token", "n": 3})
     assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == 3
     await layer.flush()
+
+
+async def test_a_read_whose_cancel_was_swallowed_reads_no_more(layer):
+    """redis-py may swallow a cancel that lands as its reply arrives; channels-redis then read on,
+    every `brpop_timeout`, for ever: a worker's shutdown or an event loop's close waited for it
+    without end (this file's teardown hung one time in three). The cancel is honoured before the
+    next read, and a message sent meanwhile stays for the next reader."""
+    channel = f"inbox.{uuid.uuid4().hex}"
+
+    async def reads_after_a_swallowed_cancel():
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            pass  # as redis-py may
+        return await layer.receive(channel)
+
+    task = asyncio.ensure_future(reads_after_a_swallowed_cancel())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=3)
+    assert done and task.cancelled()
+    await layer.send(channel, {"type": "token", "n": 1})
+    assert (await asyncio.wait_for(layer.receive(channel), 3))["n"] == 1
