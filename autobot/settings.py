@@ -142,6 +142,8 @@ TEMPLATES = [
                 # `csrf_token` masked in one random read, in place of Django's (autobot/csrf.py).
                 "autobot.csrf.context_processor",
             ],
+            # `{% extends %}` without a walk of the parent template on every rendering.
+            "builtins": ["autobot.templating"],
         },
     },
 ]
