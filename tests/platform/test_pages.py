@@ -126,3 +126,9 @@ async def test_through_the_server_a_page_that_calls_async_code_runs_on_a_lane(ow
     assert start["status"] == 200
     answer = json.loads(body)
     assert answer["count"] == 1 and answer["thread"].startswith("autobot-lane-")
+
+
+async def test_through_the_server_every_page_renders_for_its_user(staff):
+    """Each page as served (its job on a lane by `lanes.run`, the dashboard's through asgiref)."""
+    cookie = f"sessionid={await sync_to_async(_session_for)(staff)}"
+    assert [await _get(url, cookie) for url in PAGES] == [200] * len(PAGES)
