@@ -41,10 +41,15 @@ def measure(tree: Path, pages: list[str], requests: int) -> dict[str, float]:
 
 
 def inner(tree: Path, pages: list[str], requests: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="autobot-instructions-db-") as folder:
+        drive(tree, folder, pages, requests)
+
+
+def drive(tree: Path, folder: str, pages: list[str], requests: int) -> None:
     sys.path[:0] = [str(tree), str(tree / "bench")]
     from common import bench_token, setup_django  # the tree's own bench helpers
 
-    setup_django(tempfile.mkdtemp(prefix="autobot-instructions-db-"))
+    setup_django(folder)
     bench_token()
     from django.contrib.auth import get_user_model
     from django.middleware.csrf import _get_new_csrf_string
