@@ -8,12 +8,26 @@ CPU and, when a full one came due, held the event loop (docs/performance.md, "Ei
 Once the rendering is done the layers' back links are dropped, and the context is freed with
 the request. What the template sees and returns is Django's. `Template.render` restates Django
 5.2's: tests/platform/test_no_cycles.py fails when Django's changes.
+
+`{% extends %}` (this module is a template builtin, settings TEMPLATES) is Django's, but for one
+walk: on every rendering Django's `ExtendsNode.render` walks the whole parent template (every
+node of base.html and the nodes inside them) to find its `{% block %}`s, ~20 µs a page. A
+compiled template does not change, so the blocks found are kept per parent template object (a
+weak reference: a template loaded anew, as without the cached loader, is walked anew).
+`ExtendsNode.render` restates Django 5.2's with that one change; tests/platform/test_no_cycles.py
+fails when Django's changes (tests/platform/test_templating.py: the same output as Django's).
 """
 
-from django.template import TemplateDoesNotExist
+import weakref
+
+from django.template import Library, TemplateDoesNotExist
 from django.template.backends import django as django_backend
 from django.template.backends.django import reraise
+from django.template.base import TextNode
 from django.template.context import ContextDict, make_context
+from django.template.loader_tags import BLOCK_CONTEXT_KEY, BlockContext, BlockNode
+from django.template.loader_tags import ExtendsNode as DjangoExtendsNode
+from django.template.loader_tags import do_extends as django_do_extends
 
 
 class DjangoTemplates(django_backend.DjangoTemplates):
@@ -42,3 +56,52 @@ def _unlink(context) -> None:
     for layer in context.dicts:
         if isinstance(layer, ContextDict):
             layer.context = None
+
+
+# ---- {% extends %} ---------------------------------------------------------------------------
+
+register = Library()
+
+_parents_blocks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _blocks_of(parent) -> dict:
+    """`{name: BlockNode}` of a compiled root template, found once per template object."""
+    blocks = _parents_blocks.get(parent)
+    if blocks is None:
+        blocks = _parents_blocks[parent] = {n.name: n for n in parent.nodelist.get_nodes_by_type(BlockNode)}
+    return blocks
+
+
+class ExtendsNode(DjangoExtendsNode):
+    def render(self, context):
+        # Django 5.2's `ExtendsNode.render`, but for `_blocks_of`.
+        compiled_parent = self.get_parent(context)
+
+        if BLOCK_CONTEXT_KEY not in context.render_context:
+            context.render_context[BLOCK_CONTEXT_KEY] = BlockContext()
+        block_context = context.render_context[BLOCK_CONTEXT_KEY]
+
+        # Add the block nodes from this node to the block context
+        block_context.add_blocks(self.blocks)
+
+        # If this block's parent doesn't have an extends node it is the root,
+        # and its block nodes also need to be added to the block context.
+        for node in compiled_parent.nodelist:
+            # The ExtendsNode has to be the first non-text node.
+            if not isinstance(node, TextNode):
+                if not isinstance(node, DjangoExtendsNode):
+                    block_context.add_blocks(_blocks_of(compiled_parent))
+                break
+
+        # Call Template._render explicitly so the parser context stays
+        # the same.
+        with context.render_context.push_state(compiled_parent, isolated_context=False):
+            return compiled_parent._render(context)
+
+
+@register.tag("extends")
+def do_extends(parser, token):
+    """Django's `{% extends %}` (its checks and parsing), making this module's `ExtendsNode`."""
+    node = django_do_extends(parser, token)
+    return ExtendsNode(node.nodelist, node.parent_name, node.template_dirs)

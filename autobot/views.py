@@ -260,7 +260,9 @@ async def dashboard(request):
     return await _dashboard_page(request, health=health, healthy=status == 200)
 
 
-@page  # signed-in only; session, user, figures and rendering in one lane job (autobot/pages.py)
+# Signed-in only; session, user, figures and rendering in one lane job (autobot/pages.py), through
+# asgiref: `_live_terminals` may call async code (`async_to_sync`).
+@page(async_calls=True)
 def _dashboard_page(request, *, health: dict, healthy: bool):
     from terminal import services as terminal
 

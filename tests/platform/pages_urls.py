@@ -2,7 +2,9 @@
 
 import threading
 
+from asgiref.sync import async_to_sync
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.http import HttpResponse, JsonResponse
 from django.urls import include, path
 
@@ -32,7 +34,17 @@ def notify(request):
     return HttpResponse("noted")
 
 
+@page(async_calls=True)
+def nested(request):
+    """A body that calls async code (the dashboard's case): the async ORM's query, run from the
+    event loop, comes back to this job's thread."""
+    outer = threading.current_thread().name
+    count = async_to_sync(get_user_model().objects.filter(pk=request.user.pk).acount)()
+    return JsonResponse({"count": count, "thread": outer})
+
+
 urlpatterns = [
+    path("test-pages/nested", nested),
     path("test-pages/probe/<int:number>", probe),
     path("test-pages/teapot", teapot),
     path("test-pages/notify", notify),

@@ -141,6 +141,9 @@ DJANGO_COPIED_SHA256 = {
         "6dd39b90ad6373e2c7d5b0ceda543c912360da9e1daf5766c3ca9b090e8675e6",
     "django.contrib.messages.middleware.MessageMiddleware.process_request":
         "7f4834ba26ee05835eb38324e7ff6b2e85f109815e42b641783401775d367e74",
+    # autobot/templating.py's `{% extends %}` (tests/platform/test_templating.py)
+    "django.template.loader_tags.ExtendsNode.render":
+        "a5faa7f78356ce8cb4a34ecf468287e525483678bd11a1ac3703eb7df7ff7d8a",
 }
 
 

@@ -3,6 +3,7 @@ with `login_required`: the redirect of anonymous visitors, a fresh CSRF token, t
 the session saved."""
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -106,3 +107,28 @@ async def test_through_the_server_each_page_runs_on_a_lane_and_reads_the_user_on
     assert all(run["thread"].startswith("autobot-lane-") for run in pages_urls.seen)
     assert all(run["user"] == "owner" and run["same_user"] for run in pages_urls.seen)
     assert len({run["thread"] for run in pages_urls.seen}) <= settings.SYNC_THREADS
+
+
+async def test_through_the_server_a_page_that_calls_async_code_runs_on_a_lane(owner):
+    """`@page(async_calls=True)`: the body's `async_to_sync` call works from the lane job."""
+    from asgiref.testing import ApplicationCommunicator
+
+    from tests.conftest import asgi_response
+
+    cookie = f"sessionid={await sync_to_async(_session_for)(owner)}"
+    scope = {"type": "http", "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": "/test-pages/nested", "raw_path": b"/test-pages/nested", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"testserver"), (b"cookie", cookie.encode())],
+             "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+    comm = ApplicationCommunicator(application, scope)
+    await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start, body = await asgi_response(comm)
+    assert start["status"] == 200
+    answer = json.loads(body)
+    assert answer["count"] == 1 and answer["thread"].startswith("autobot-lane-")
+
+
+async def test_through_the_server_every_page_renders_for_its_user(staff):
+    """Each page as served (its job on a lane by `lanes.run`, the dashboard's through asgiref)."""
+    cookie = f"sessionid={await sync_to_async(_session_for)(staff)}"
+    assert [await _get(url, cookie) for url in PAGES] == [200] * len(PAGES)

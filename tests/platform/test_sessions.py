@@ -152,3 +152,51 @@ def test_logout_flushes_the_session(client, owner):
     client.cookies["sessionid"] = key  # the old cookie, replayed
     response = client.get(PAGE)
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+# ---- what `decode` remembers -------------------------------------------------------------------
+
+
+def test_a_remembered_session_reads_the_same_and_each_read_is_its_own_copy(owner):
+    key = _signed_in_session(owner)
+    first = SessionStore(key)
+    first["colour"] = "green"
+    first.save()
+    one, two = SessionStore(key).load(), SessionStore(key).load()
+    assert one == two == dict(DjangoSessionStore(key).load())
+    one["colour"] = "red"  # a request changing its session changes nothing another one reads
+    assert SessionStore(key).load()["colour"] == "green"
+
+
+def test_a_changed_row_reads_anew(owner):
+    key = _signed_in_session(owner)
+    assert "size" not in SessionStore(key).load()
+    session = SessionStore(key)
+    session["size"] = 3
+    session.save()
+    assert SessionStore(key).load()["size"] == 3
+
+
+def test_a_secret_no_longer_configured_no_longer_reads_what_it_signed(settings, owner):
+    key = _signed_in_session(owner)
+    assert SessionStore(key).load()[SESSION_KEY] == str(owner.pk)  # read, and remembered
+    settings.SECRET_KEY = "another-secret-" + "x" * 50
+    assert SessionStore(key).load() == {}
+    assert _user_of(key).is_anonymous
+
+
+def test_a_corrupted_row_reads_empty_every_time(owner):
+    key = _signed_in_session(owner)
+    Session.objects.filter(session_key=key).update(session_data="not-signed:at-all")
+    for _ in range(2):
+        assert SessionStore(key).load() == {}
+
+
+def test_a_session_holding_lists_or_dicts_reads_right_and_is_not_shared(owner):
+    key = _signed_in_session(owner)
+    session = SessionStore(key)
+    session["recent"] = [1, 2]
+    session.save()
+    one = SessionStore(key).load()
+    one["recent"].append(3)
+    assert SessionStore(key).load()["recent"] == [1, 2]
