@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from autobot import context
+from autobot.compiled import CompiledInsert, CompiledQuery
 from autobot.models import AuditEvent
 
 GENESIS = "0" * 64
@@ -72,6 +73,13 @@ def _row_hash(event: AuditEvent) -> str:
     )
 
 
+# The chain's last hash and the insert, compiled once (autobot/compiled.py): compiling them cost
+# more than running them, inside every transaction that writes an event (docs/performance.md,
+# eleventh round). The row written is the one `save(force_insert=True)` wrote.
+_LAST_HASH = CompiledQuery(lambda: AuditEvent.objects.order_by("-id").values_list("hash"))
+_INSERT = CompiledInsert(AuditEvent)
+
+
 def _append(fields: dict) -> AuditEvent:
     with transaction.atomic():
         # Writers must take turns: each row needs the hash of the one before it. SQLite's
@@ -79,10 +87,10 @@ def _append(fields: dict) -> AuditEvent:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_PG_LOCK_KEY])
-        prev = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first() or GENESIS
-        event = AuditEvent(prev_hash=prev, created=timezone.now(), **fields)
+        last = _LAST_HASH.rows({}, limit=1)
+        event = AuditEvent(prev_hash=last[0][0] if last else GENESIS, created=timezone.now(), **fields)
         event.hash = _row_hash(event)
-        event.save(force_insert=True)
+        _INSERT.insert(event)
         return event
 
 

@@ -223,8 +223,9 @@ def token_authenticate_sync(raw: str):
 class BearerAuth(HttpBearer):
     """`Authorization: Bearer <token>`. A token that is present but wrong is a 401, not a fall-through.
 
-    With `prefetch` (a GET list operation's `autobot.prefetch.Prefetch`), a token that lets the
-    caller in also has the operation's page read in the same lane job (see that module)."""
+    With `prefetch` (an operation's `autobot.prefetch.Prefetch`: a GET list's page, the chat
+    message POST's session), a token that lets the caller in also has the operation's read done
+    in the same lane job (see that module)."""
 
     def __init__(self, prefetch=None) -> None:
         super().__init__()
@@ -232,7 +233,7 @@ class BearerAuth(HttpBearer):
 
     async def authenticate(self, request: HttpRequest, token: str):
         raw = token.strip()
-        if self.prefetch is None or request.method != "GET":
+        if self.prefetch is None or request.method not in self.prefetch.methods:
             user = await token_authenticate(raw)
         else:
             user = await self._authenticate_and_read(request, raw)
@@ -271,7 +272,7 @@ class SessionAuth(APIKeyCookie):
     async def authenticate(self, request: HttpRequest, key):
         if not key:
             return None
-        prefetch = self.prefetch if request.method == "GET" else None
+        prefetch = self.prefetch if self.prefetch is not None and request.method in self.prefetch.methods else None
         values = None if prefetch is None else prefetch.guess(request)
         user, result = await lanes.run(_session_user_and_read, request, prefetch, values)
         if not user.is_authenticated:
@@ -298,9 +299,9 @@ api_auth = [BearerAuth(), SessionAuth()]
 
 
 def token_reading(prefetch) -> list:
-    """`api_auth` for a GET list operation whose page a call reads in the same lane job as its
-    token or session check (`autobot.prefetch.Prefetch`). The same classes, so the OpenAPI
-    document is the same."""
+    """`api_auth` for an operation whose read (a GET list's page, the chat message POST's session)
+    a call does in the same lane job as its token or session check (`autobot.prefetch.Prefetch`).
+    The same classes, so the OpenAPI document is the same."""
     return [BearerAuth(prefetch), SessionAuth(prefetch)]
 
 __all__ = ["AppError", "BearerAuth", "SessionAuth", "api_auth", "read_only", "token_authenticate", "token_create",

@@ -13,6 +13,9 @@ One `CompiledQuery` is one shape: which filters are present is part of the shape
 A column the response carries as text (a datetime, a UUID) can be read straight into that text
 (`text=`, see `DatetimeText` and `UUIDText`): on SQLite that skips making an aware datetime or a
 `UUID` object only to turn it back into a string, ~1.5 µs a value (docs/performance.md, tenth round).
+
+`CompiledInsert` does the same for an INSERT of one new row (a chat question, an audit event:
+docs/performance.md, eleventh round).
 """
 
 import re
@@ -23,6 +26,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Expression, Field, QuerySet
+from django.db.models.sql import InsertQuery
 
 from autobot.pagination import MAX_LIMIT, MAX_OFFSET
 
@@ -202,3 +206,58 @@ class CompiledQuery:
                 return rows, offset + len(rows)
             cursor.execute(compiled.count_sql, self._args(compiled.count_params, values, connection))
             return rows, cursor.fetchone()[0]
+
+
+class CompiledInsert:
+    """One new row of `model` inserted as `save()` and `bulk_create` insert it — the same columns
+    (all but an auto primary key), each value made by its field's own `pre_save(obj, add=True)`
+    and `get_db_prep_save`, the new key read back onto the object — with the statement compiled
+    once per connection instead of at every insert (compiling it cost several times running it).
+
+    Plain values only (no expressions). No signals are sent, as `bulk_create` sends none: for
+    models nothing listens to. Sync: run it on a lane, inside the caller's transaction."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        meta = model._meta
+        self.fields = [field for field in meta.concrete_fields
+                       if field is not meta.auto_field and not getattr(field, "generated", False)]
+        self._compiled: dict[tuple[str, str], str] = {}
+
+    def _sql(self, connection) -> str:
+        key = (connection.alias, connection.vendor)
+        sql = self._compiled.get(key)
+        if sql is None:
+            query = InsertQuery(self.model)
+            query.insert_values(self.fields, [self.model()])
+            compiler = query.get_compiler(connection=connection)
+            compiler.returning_fields = [self.model._meta.pk] if connection.features.can_return_columns_from_insert \
+                else None
+            statements = compiler.as_sql()
+            # One statement, one plain placeholder a column: the values below are its parameters.
+            if len(statements) != 1 or len(statements[0][1]) != len(self.fields) \
+                    or statements[0][0].count("%s") != len(self.fields):
+                raise ImproperlyConfigured(f"{self.model.__name__}: an insert this backend writes otherwise")
+            sql = self._compiled[key] = statements[0][0]
+        return sql
+
+    def insert(self, obj, *, using: str = DEFAULT_DB_ALIAS):
+        """Insert `obj` (a new instance without a primary key); returns it, saved."""
+        connection = connections[using]
+        sql = self._sql(connection)
+        params = []
+        for field in self.fields:
+            value = field.pre_save(obj, add=True)
+            if hasattr(value, "resolve_expression"):
+                raise TypeError(f"{field.name}: CompiledInsert takes plain values, not expressions")
+            params.append(field.get_db_prep_save(value, connection=connection))
+        meta = self.model._meta
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            if connection.features.can_return_columns_from_insert:
+                pk = cursor.fetchone()[0]
+            else:
+                pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, using
+        return obj

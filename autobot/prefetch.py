@@ -15,6 +15,11 @@ prefetched page only if that was read for the same user and equal values, and ot
 that differs) reads it itself. So a view's answer never depends on the guess: a wrong one costs
 a trip, nothing more. Authentication comes first as before (a bad token or session reads nothing
 and is a 401, before any 422), and ninja still validates every parameter.
+
+A read may also be declared for another method and guessed from the path's parameters
+(`methods`, `path=True`): chat's message `POST` reads its session with the token check
+(chat/api.py, docs/performance.md, eleventh round). A read is only ever a read: a refusal that
+comes after it (a read-only token, a failed CSRF check) discards it.
 """
 
 from collections.abc import Callable
@@ -32,18 +37,25 @@ _REMEMBERED_QUERY_CHARS = 200  # longer query strings are parsed every time
 
 class Prefetch:
     """`read(user, **values)`: a sync function (it runs on a lane) returning what the view needs;
-    `params`: a pydantic model of the view's query parameters with the view's defaults."""
+    `params`: a pydantic model of the view's query parameters with the view's defaults, or with
+    `path`, of its path parameters. `methods`: the requests it is read for."""
 
-    def __init__(self, read: Callable[..., Any], params: type[pydantic.BaseModel]) -> None:
+    def __init__(self, read: Callable[..., Any], params: type[pydantic.BaseModel], *,
+                 methods: tuple[str, ...] = ("GET",), path: bool = False) -> None:
         self.read, self.params = read, params
+        self.methods, self.path = methods, path
         self._guesses: dict[str, dict | None] = {}  # query string → guess
 
     def guess(self, request: HttpRequest) -> dict | None:
         """The values the view will most likely be given, from the query string (the last value of
-        each name, as ninja takes it); None when they do not parse (ninja answers 422 then).
+        each name, as ninja takes it), or with `path` from the URL's parameters (as Django's
+        resolver matched them: text); None when they do not parse (ninja answers 422 then).
 
         Remembered per query string (validating it cost 9-20 µs a call; clients repeat theirs),
         a bounded number of short ones; a copy each time, so no caller changes the remembered one."""
+        if self.path:
+            match = getattr(request, "resolver_match", None)
+            return None if match is None else self._parse_values(match.kwargs)
         query = request.META.get("QUERY_STRING", "")
         if len(query) > _REMEMBERED_QUERY_CHARS:
             return self._parse(request.GET)
@@ -55,8 +67,11 @@ class Prefetch:
         return None if values is None else dict(values)
 
     def _parse(self, query: QueryDict) -> dict | None:
+        return self._parse_values(query.dict())
+
+    def _parse_values(self, values: dict) -> dict | None:
         try:
-            return self.params.model_validate(query.dict()).model_dump()
+            return self.params.model_validate(values).model_dump()
         except pydantic.ValidationError:
             return None
 

@@ -10,6 +10,13 @@ Runs a real uvicorn server (as `make run` does) on a throw-away SQLite database 
 folder, and the fake LLM from tests/chat/fake_llm.py on loopback. The machine's load average is
 printed with the figures: on a shared machine they vary with it. Not a test: it asserts nothing.
     .venv/bin/python bench/chat.py [--streams 100] [--answer-seconds 2]
+
+Before/after in one run: `--compare DIR` serves a second AutoBot from another source tree (an
+export of an earlier commit: `git archive <commit> | tar -x -C DIR`) beside this one, on the same
+database, and measures only the time to first token: the answers alternate between the two
+servers (which goes first alternates too), a new session every 20 answers on each; printed are
+each server's median and the server process's CPU time per answer (from /proc), and their ratios.
+    .venv/bin/python bench/chat.py --compare /tmp/base --ttft 200
 """
 
 import argparse
@@ -17,11 +24,14 @@ import asyncio
 import statistics
 import tempfile
 import time
+from contextlib import ExitStack
+from pathlib import Path
 
 import aiohttp
 from common import (  # first: it puts the project root on sys.path
     HealthProbeProcess,
     bench_token,
+    cpu_seconds,
     free_port,
     load_line,
     machine_load,
@@ -121,12 +131,42 @@ async def run(args, url: str, token: str, fake, server) -> None:
            target="< 10 ms", passed=t50 - d50 < 10)
 
 
+async def compare(args, urls: dict[str, str], pids: dict[str, int], token: str, fake) -> None:
+    """Time to first token on both servers, answers alternating (see the module's docstring)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    fake.delay, fake.tokens = 0.0, ["a", "b"]
+    first: dict[str, list[float]] = {name: [] for name in urls}
+    cpu: dict[str, float] = dict.fromkeys(urls, 0.0)
+    sids: dict[str, str] = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        direct = [await direct_first_token(http, fake.url) for _ in range(20)]
+        for number in range(args.ttft):
+            order = list(urls) if number % 2 == 0 else list(reversed(urls))
+            for name in order:
+                if number % 20 == 0:
+                    sids[name] = await new_session(http, urls[name], headers)
+                used = cpu_seconds(pids[name])
+                first[name].append((await stream_answer(http, urls[name], headers, sids[name], "ttft"))[0])
+                cpu[name] += cpu_seconds(pids[name]) - used
+    d50 = statistics.median(direct)
+    print(f"time to first token, {args.ttft} answers each, alternating; fake LLM direct {d50:.2f} ms (median)")
+    print(f"{'server':8} {'p50 ms':>8} {'overhead':>9} {'p90 ms':>8} {'CPU ms/answer':>14}")
+    for name in urls:
+        print(f"{name:8} {statistics.median(first[name]):8.2f} {statistics.median(first[name]) - d50:9.2f} "
+              f"{percentile(first[name], 90):8.2f} {cpu[name] / args.ttft * 1000:14.2f}")
+    after, before = statistics.median(first["after"]) - d50, statistics.median(first["before"]) - d50
+    print(f"overhead after/before {after / before:.2f}x ({after - before:+.2f} ms); "
+          f"CPU per answer {cpu['after'] / cpu['before']:.2f}x (whole answers, the reply's store included)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="chat load vs health latency, and TTFT overhead")
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--answer-seconds", type=float, default=2.0)
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--ttft", type=int, default=30)
+    parser.add_argument("--compare", metavar="DIR", help="another source tree to serve beside, as 'before' "
+                                                         "(time to first token only)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="autobot-bench-chat-") as folder, FakeLLMThread() as fake:
@@ -134,6 +174,14 @@ def main() -> None:
         token = bench_token()
         port = free_port()
         env = {"AUTOBOT_LLM_PROVIDER": "ollama", "AUTOBOT_LLM_BASE_URL": fake.url, "AUTOBOT_LLM_MODEL": "fake-small"}
+        if args.compare:
+            with ExitStack() as stack:
+                servers = {"after": stack.enter_context(uvicorn_server(folder, port, env=env)),
+                           "before": stack.enter_context(uvicorn_server(
+                               folder, free_port(), "--app-dir", str(Path(args.compare).resolve()), env=env))}
+                asyncio.run(compare(args, {name: s.url for name, s in servers.items()},
+                                    {name: s.pid for name, s in servers.items()}, token, fake))
+            return
         with uvicorn_server(folder, port, env=env) as server:
             asyncio.run(run(args, f"http://127.0.0.1:{port}", token, fake, server))
 

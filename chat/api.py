@@ -6,7 +6,7 @@ import logging
 from uuid import UUID
 
 from django.http import HttpResponse, StreamingHttpResponse
-from ninja import Query, Router
+from ninja import Query, Router, Schema
 from ninja.responses import Status
 
 from autobot.auth import token_reading
@@ -120,9 +120,20 @@ async def message_list(request, session_id: UUID, limit: int = 100, offset: int 
     return {"items": data, "count": count}
 
 
+class MessagePath(Schema):
+    """The message POST's path parameter, for the token check's guess (autobot/prefetch.py)."""
+
+    session_id: UUID
+
+
+# The session a message is posted to is read in the token or session check's lane job, not in a
+# job of its own after it (docs/performance.md, eleventh round).
+MESSAGE_SESSION = Prefetch(services.session_read, MessagePath, methods=("POST",), path=True)
+
+
 @router.post(
     "/sessions/{session_id}/messages",
-    response={201: ChatMessageOut, **ERRORS},
+    response={201: ChatMessageOut, **ERRORS}, auth=token_reading(MESSAGE_SESSION),
     summary="Send a message; answers with the complete reply, or streams it as SSE",
     description=(
         "With `Accept: text/event-stream` the reply streams as server-sent events whose data are the "
@@ -133,9 +144,11 @@ async def message_list(request, session_id: UUID, limit: int = 100, offset: int 
     ),
 )
 async def message_post(request, session_id: UUID, body: ChatMessageIn):
+    session = services.session_found(await MESSAGE_SESSION.page(request, request.user, session_id=session_id),
+                                     session_id)
     args = {"user": request.user, "session_id": session_id, "content": body.content,
             "use_knowledge": body.use_knowledge, "model": body.model, "client_ip": client_ip(request),
-            "regenerate": body.regenerate}
+            "regenerate": body.regenerate, "session": session}
     if "text/event-stream" in request.headers.get("Accept", ""):
         # Refusals (404, 409, 413, 422, 503) are decided before the response starts; the
         # question is stored while the response headers go out.

@@ -11,15 +11,17 @@ import contextlib
 import inspect
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.utils import timezone
 
 from autobot import audit
+from autobot.compiled import CompiledInsert, CompiledQuery, Param
 from autobot.errors import AppError, Conflict, InvalidInput, LimitExceeded, NotFound, Unavailable
 from autobot.pagination import paginate
 from autobot.workers import WORKER_ID, single_process, worker_gone
@@ -137,6 +139,40 @@ async def session_get(*, user, session_id) -> ChatSession:
         raise NotFound(f"chat session {session_id} not found", code="chat_session_not_found") from None
 
 
+def _session_read_query(*, staff: bool) -> CompiledQuery:
+    """`session_get`'s query (`_visible`: own sessions, any for staff), compiled once per shape
+    (autobot/compiled.py), every column, for `ChatSession.from_db`."""
+    def build():
+        sessions = ChatSession.objects.filter(pk=Param("id", ChatSession._meta.pk))
+        if not staff:
+            sessions = sessions.filter(owner_id=Param("user", ChatSession._meta.get_field("owner").target_field))
+        return sessions.order_by().values_list(*_SESSION_COLUMNS)
+
+    return CompiledQuery(build)
+
+
+_SESSION_COLUMNS = tuple(field.attname for field in ChatSession._meta.concrete_fields)
+_SESSION_READS = {staff: _session_read_query(staff=staff) for staff in (False, True)}
+
+
+def session_read(user, session_id) -> ChatSession | None:
+    """The session as `session_get` reads it, or None where that is a 404; sync (on a lane: the
+    message POST's token check, chat/api.py). tests/chat/test_session_read.py compares the two."""
+    try:
+        session_id = session_id if isinstance(session_id, uuid.UUID) else uuid.UUID(str(session_id))
+    except ValueError:
+        return None
+    rows = _SESSION_READS[bool(user.is_staff)].rows({"id": session_id, "user": user.pk}, limit=1)
+    return ChatSession.from_db(DEFAULT_DB_ALIAS, _SESSION_COLUMNS, rows[0]) if rows else None
+
+
+def session_found(session: ChatSession | None, session_id) -> ChatSession:
+    """`session_read`'s answer, or `session_get`'s 404."""
+    if session is None:
+        raise NotFound(f"chat session {session_id} not found", code="chat_session_not_found")
+    return session
+
+
 async def session_list(*, user, q: str = "", limit: int = 50, offset: int = 0) -> tuple[list, int]:
     """A page of the sessions the user may see, newest first, as rows with the attributes
     `session_data` reads (id, title, model, created, updated, tools, operator_terminal): plain
@@ -237,12 +273,14 @@ class _Checked:
     question: ChatMessage | None = None  # regenerating: the stored question answered again
 
 
-async def _message_check(*, user, session_id, content, model: str | None, regenerate: bool = False) -> _Checked:
+async def _message_check(*, user, session_id, content, model: str | None, regenerate: bool = False,
+                         session: ChatSession | None = None) -> _Checked:
     """Everything that can refuse a message before it is stored: size, session, model, an answer
     running or being set up; then the session is admitted (reserved) for this one, in the same step
     of the loop as that check. With `regenerate`, the question is the session's last one (`content`
-    is not used)."""
-    session = await session_get(user=user, session_id=session_id)
+    is not used). `session`: the session already read for `user` (`session_read`), else read here."""
+    if session is None or str(session.pk) != str(session_id):
+        session = await session_get(user=user, session_id=session_id)
     question = None
     if regenerate:
         question = await session.messages.filter(role=ChatMessage.Role.USER).order_by("-created", "-id").afirst()
@@ -258,27 +296,31 @@ async def _message_check(*, user, session_id, content, model: str | None, regene
 
 
 async def message_post(*, user, session_id, content, use_knowledge: bool = True, model: str | None = None,
-                       client_ip: str | None = None, stream: bool = False, regenerate: bool = False) -> Posted:
+                       client_ip: str | None = None, stream: bool = False, regenerate: bool = False,
+                       session: ChatSession | None = None) -> Posted:
     """Store the user's message and start generating the reply in a server-side task.
     With `regenerate`, answer the last question again (a new answer beside the earlier ones).
+    `session`: the session as `session_read` read it for `user` (the REST API reads it with the
+    token check), else it is read here.
 
     With `stream`, `Posted.events` is subscribed before the task's first step, so it sees
     every token as its own event."""
     checked = await _message_check(user=user, session_id=session_id, content=content, model=model,
-                                   regenerate=regenerate)
+                                   regenerate=regenerate, session=session)
     return await answers.set_up(checked.admission, lambda: _message_setup(
         checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=stream))
 
 
 async def message_post_streaming(*, user, session_id, content, use_knowledge: bool = True, model: str | None = None,
-                                 client_ip: str | None = None, regenerate: bool = False) -> asyncio.Task:
+                                 client_ip: str | None = None, regenerate: bool = False,
+                                 session: ChatSession | None = None) -> asyncio.Task:
     """`message_post(stream=True)` for a streaming response: the checks run now and raise as
     usual; storing the question and starting the answer go on in a task (returned; its result
     is the `Posted`), so the response can begin meanwhile instead of after the database write.
     The task does not depend on the response: a client that leaves early still gets its answer
     stored."""
     checked = await _message_check(user=user, session_id=session_id, content=content, model=model,
-                                   regenerate=regenerate)
+                                   regenerate=regenerate, session=session)
     return answers.set_up_in_background(checked.admission, lambda: _message_setup(
         checked, use_knowledge=use_knowledge, client_ip=client_ip, stream=True), name=f"chat-start-{session_id}")
 
@@ -452,9 +494,9 @@ def _store_question(user, session: ChatSession, content: str, use_knowledge: boo
     # A busy session is refused after the transaction has committed: the answers reaped on the way
     # (orphaned by a stopped worker) stay failed, not rolled back with the refusal.
     with transaction.atomic():
-        ChatSession.objects.select_for_update().filter(pk=session.pk).values_list("pk").first()
-        recent = list(session.messages.order_by("-created", "-id").values_list(
-            "pk", "role", "status", "content")[:HISTORY_ROWS])
+        if connection.features.has_select_for_update:  # SQLite has no row locks: its write lock is the lock
+            ChatSession.objects.select_for_update().filter(pk=session.pk).values_list("pk").first()
+        recent = _HISTORY.rows({"session": session.pk}, limit=HISTORY_ROWS)
         # Only a streaming row's age and worker matter, and there rarely is one: they are read
         # then (up to 200 datetimes converted for nothing were ~15 % of this job).
         free = not any(status == ChatMessage.Status.STREAMING for _, _, status, _ in recent) or _reap_stale(session)
@@ -464,6 +506,14 @@ def _store_question(user, session: ChatSession, content: str, use_knowledge: boo
     if not free:
         raise Conflict(BUSY, code="generation_running")
     return user_message, reply, history
+
+
+# The store's read and inserts, compiled once (autobot/compiled.py): compiling them was most of
+# the store's CPU time, which the first token waits for (docs/performance.md, eleventh round).
+_HISTORY = CompiledQuery(lambda: ChatMessage.objects.filter(
+    session_id=Param("session", ChatSession._meta.pk)).order_by("-created", "-id").values_list(
+    "pk", "role", "status", "content"))
+_MESSAGE_INSERT = CompiledInsert(ChatMessage)
 
 
 def _store_turn(user, session: ChatSession, content: str, use_knowledge: bool, ref: str, client_ip: str | None,
@@ -494,12 +544,12 @@ def _store_reply(session: ChatSession, use_knowledge: bool, ref: str, correlatio
 
 
 def _store_pair(session: ChatSession, content: str, use_knowledge: bool, ref: str, correlation_id: str = ""):
-    user_message, reply = ChatMessage.objects.bulk_create([
-        ChatMessage(session=session, role=ChatMessage.Role.USER, content=content, use_knowledge=use_knowledge,
-                    model=ref, correlation_id=correlation_id),
-        ChatMessage(session=session, role=ChatMessage.Role.ASSISTANT, status=ChatMessage.Status.STREAMING,
-                    model=ref, use_knowledge=use_knowledge, worker=WORKER_ID, correlation_id=correlation_id),
-    ])
+    user_message = _MESSAGE_INSERT.insert(ChatMessage(
+        session=session, role=ChatMessage.Role.USER, content=content, use_knowledge=use_knowledge, model=ref,
+        correlation_id=correlation_id))
+    reply = _MESSAGE_INSERT.insert(ChatMessage(
+        session=session, role=ChatMessage.Role.ASSISTANT, status=ChatMessage.Status.STREAMING, model=ref,
+        use_knowledge=use_knowledge, worker=WORKER_ID, correlation_id=correlation_id))
     if not session.title:
         session.title = _title_from(content)
     session.updated = timezone.now()  # moves the session to the top of the list

@@ -21,12 +21,15 @@ import time
 
 import h11  # noqa: F401  -- httpx2 imports it on the first connection: not on the event loop
 import httpx2
+from django.contrib.auth import get_user_model
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Q
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from autobot import audit
+from autobot import audit, lanes
+from autobot.compiled import CompiledQuery, Param
 from chat.tools.base import Rating, Tool, ToolContext, ToolResult
 from interop.models import ExternalMcpServer
 
@@ -156,13 +159,34 @@ def _tool(server: ExternalMcpServer, remote: dict, name: str) -> Tool:
     return Tool(name=name, description=description, schema=schema, run=run, rate=rate, checked=False)
 
 
+_SERVER_COLUMNS = tuple(field.attname for field in ExternalMcpServer._meta.concrete_fields)
+
+
+def _servers_query() -> CompiledQuery:
+    """The enabled servers naming the user or one of their groups, by name; compiled once
+    (autobot/compiled.py: compiling it cost more than running it, docs/performance.md, eleventh round)."""
+    def build():
+        user = Param("user", get_user_model()._meta.pk)
+        return ExternalMcpServer.objects.filter(Q(users=user) | Q(groups__user=user), enabled=True).distinct() \
+            .order_by("name").values_list(*_SERVER_COLUMNS)
+
+    return CompiledQuery(build)
+
+
+_SERVERS = _servers_query()
+
+
+def _servers_for(user) -> list[ExternalMcpServer]:
+    rows = _SERVERS.rows({"user": user.pk})
+    return [ExternalMcpServer.from_db(DEFAULT_DB_ALIAS, _SERVER_COLUMNS, row) for row in rows]
+
+
 async def tools_for(user) -> list[Tool]:
     """The external tools this user may use (chat.tools.PROVIDERS calls this)."""
     if user is None or not getattr(user, "is_authenticated", False):
         return []
     # One query, groups joined in (asked at every operator turn's start, before the first token).
-    mine = Q(users=user) | Q(groups__user=user)
-    servers = [s async for s in ExternalMcpServer.objects.filter(mine, enabled=True).distinct().order_by("name")]
+    servers = await lanes.run(_servers_for, user)
     listed: dict[tuple[str, str], tuple[ExternalMcpServer, dict]] = {}
     for server in servers:
         for remote in await _remote_tools(server):

@@ -7,7 +7,10 @@ asking, and nobody may let DANGEROUS run; only staff may give the operator a loo
 
 from __future__ import annotations
 
-from autobot import audit
+from django.db import DEFAULT_DB_ALIAS
+
+from autobot import audit, lanes
+from autobot.compiled import CompiledQuery, Param
 from autobot.errors import Forbidden, InvalidInput
 from chat.models import OperatorPolicy
 
@@ -19,8 +22,20 @@ def default_policy(user) -> OperatorPolicy:
     return OperatorPolicy(user=user)
 
 
+_COLUMNS = tuple(field.attname for field in OperatorPolicy._meta.concrete_fields)
+# Read before every answer that may use tools, before its first token: compiled once
+# (autobot/compiled.py), on a request lane without asgiref's wrapper (docs/performance.md, eleventh round).
+_POLICY = CompiledQuery(lambda: OperatorPolicy.objects.filter(
+    user_id=Param("user", OperatorPolicy._meta.get_field("user").target_field)).order_by().values_list(*_COLUMNS))
+
+
+def _policy_read(user) -> OperatorPolicy | None:
+    rows = _POLICY.rows({"user": user.pk}, limit=1)
+    return OperatorPolicy.from_db(DEFAULT_DB_ALIAS, _COLUMNS, rows[0]) if rows else None
+
+
 async def policy_get(*, user) -> OperatorPolicy:
-    policy = await OperatorPolicy.objects.filter(user=user).afirst()
+    policy = await lanes.run(_policy_read, user)
     return policy or default_policy(user)
 
 

@@ -241,6 +241,9 @@ async def test_fifty_concurrent_streams(ws_connect, owner, llm):
 
 
 async def test_two_sockets_posting_at_once_start_one_answer(ws_connect, owner, llm):
+    # The answer lasts long enough for the other post to arrive while it runs: an instant one can
+    # be stored before the second is checked, and the second is then rightly answered after it.
+    llm.delay = 0.1
     sid = await make_session(owner)
     first = await ws_connect(f"/ws/chat/{sid}/", user=owner)
     second = await ws_connect(f"/ws/chat/{sid}/", user=owner)

@@ -91,12 +91,15 @@ def test_a_prefetched_list_documents_the_parameters_its_token_check_guesses(docu
         prefetches = [auth.prefetch for auth in operation.auth_callbacks if getattr(auth, "prefetch", None)]
         if not prefetches:
             continue
+        # A list's guess is of its query parameters; the chat message POST's, of its path's (required).
+        where = "path" if prefetches[0].path else "query"
         documented = {p["name"]: p["schema"].get("default") for p in
-                      operations[api.get_openapi_operation_id(operation)]["parameters"] if p["in"] == "query"}
-        guessed = {name: field.default for name, field in prefetches[0].params.model_fields.items()}
+                      operations[api.get_openapi_operation_id(operation)]["parameters"] if p["in"] == where}
+        guessed = {name: None if field.is_required() else field.default
+                   for name, field in prefetches[0].params.model_fields.items()}
         assert documented == guessed, operation.view_func.__qualname__
         checked += 1
-    assert checked >= 2  # the chat session list and the knowledge entry list
+    assert checked >= 3  # the chat session list, the knowledge entry list, the chat message POST
 
 
 def test_every_operation_documents_its_errors_with_the_shared_component(document):
