@@ -220,6 +220,8 @@ class CompiledInsert:
     def __init__(self, model) -> None:
         self.model = model
         meta = model._meta
+        if meta.auto_field is None:  # the key read back is then raw, not the field's value (a UUID's text)
+            raise ImproperlyConfigured(f"{model.__name__}: CompiledInsert takes a model with an automatic key")
         self.fields = [field for field in meta.concrete_fields
                        if field is not meta.auto_field and not getattr(field, "generated", False)]
         self._compiled: dict[tuple[str, str], str] = {}

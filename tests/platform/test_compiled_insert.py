@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from autobot import audit
@@ -76,3 +77,8 @@ def test_an_expression_is_refused(owner):
     with pytest.raises(TypeError):
         CompiledInsert(AuditEvent).insert(event)
     assert not AuditEvent.objects.exists()
+
+
+def test_a_model_without_an_automatic_key_is_refused():
+    with pytest.raises(ImproperlyConfigured):
+        CompiledInsert(ChatSession)
