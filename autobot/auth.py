@@ -233,26 +233,28 @@ class BearerAuth(HttpBearer):
 
     async def authenticate(self, request: HttpRequest, token: str):
         raw = token.strip()
+        read = None
         if self.prefetch is None or request.method not in self.prefetch.methods:
             user = await token_authenticate(raw)
         else:
-            user = await self._authenticate_and_read(request, raw)
+            user, read = await self._authenticate_and_read(request, raw)
         if user is None:
             raise Unauthorized("the API token is invalid, expired or revoked", code="invalid_token")
         if read_only(user) and request.method not in SAFE_METHODS:
             # Read-only means it for every route: no command, no write, no change of any kind.
             raise Forbidden("this API token is read-only", code="read_only_token")
         request.user = user
+        if read is not None:  # kept only once the caller is let in (as SessionAuth, after CSRF)
+            self.prefetch.keep(request, user, *read)
         return user
 
     async def _authenticate_and_read(self, request: HttpRequest, raw: str):
+        """(the token's user or None, (values, what was read) or None)."""
         if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
-            return None
+            return None, None
         values = self.prefetch.guess(request)
         user, result = await lanes.run(_token_user_and_read, ApiToken.hash(raw), self.prefetch, values)
-        if user is not None:
-            self.prefetch.keep(request, user, values, result)
-        return user
+        return user, (None if user is None else (values, result))
 
 
 class SessionAuth(APIKeyCookie):

@@ -167,13 +167,13 @@ def resolved(resolver, path: str):
     is a new resolver with nothing remembered. A match with arguments (an id in the path) is never
     kept: its path is one of many. Each request gets a match of its own with empty dicts of its
     own (middleware is handed `kwargs` in `process_view`, and may write to it). Unknown paths raise
-    `Resolver404` each time; a client inventing paths that a catch-all pattern matches only refills
-    the memory, bounded by RESOLVED_PATHS."""
+    `Resolver404` each time, and so do paths a catch-all view answers (`matches_any_path`, the API's
+    404): a client inventing paths would only churn the memory (bounded by RESOLVED_PATHS anyway)."""
     remembered = resolver.__dict__.setdefault("_autobot_resolved", {})
     match = remembered.get(path)
     if match is None:
         match = resolver.resolve(path)
-        if match.args or match.kwargs:
+        if match.args or match.kwargs or getattr(match.func, "matches_any_path", False):
             return match
         if len(remembered) >= RESOLVED_PATHS:
             remembered.clear()

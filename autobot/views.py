@@ -333,3 +333,6 @@ def admin_login(request):
 
 def api_not_found(request, *args, **kwargs):
     return JsonResponse({"detail": f"no API endpoint at {request.path}", "code": "not_found"}, status=404)
+
+
+api_not_found.matches_any_path = True  # its paths are not remembered (autobot/handler.py, `resolved`)

@@ -279,7 +279,10 @@ async def _message_check(*, user, session_id, content, model: str | None, regene
     running or being set up; then the session is admitted (reserved) for this one, in the same step
     of the loop as that check. With `regenerate`, the question is the session's last one (`content`
     is not used). `session`: the session already read for `user` (`session_read`), else read here."""
-    if session is None or str(session.pk) != str(session_id):
+    # A session handed in is used only if it is this one and `user` may use it (as `session_get`
+    # decides: the owner, or staff); otherwise it is read here.
+    if (session is None or str(session.pk) != str(session_id)
+            or not (session.owner_id == user.pk or user.is_staff)):
         session = await session_get(user=user, session_id=session_id)
     question = None
     if regenerate:

@@ -21,6 +21,7 @@ from autobot.handler import (
     resolved,
 )
 from autobot.lanes import lanes
+from autobot.views import api_not_found
 from tests.conftest import make_token
 from tests.platform.test_lanes import _get
 
@@ -141,10 +142,15 @@ def test_an_unknown_path_is_still_not_found():
             resolved(get_resolver(), "/no-such-page/")
 
 
-def test_what_is_remembered_is_bounded():
+def test_what_is_remembered_is_bounded(monkeypatch):
     resolver = get_resolver()
-    for n in range(RESOLVED_PATHS * 2):  # the API's catch-all matches every one, without arguments
+    resolved(resolver, "/chat/")
+    for n in range(5):  # the API's catch-all matches every one, without arguments: not remembered
         assert resolved(resolver, f"/api/invented-{n}").func is resolved(resolver, "/api/invented").func
+    assert not [path for path in resolver._autobot_resolved if path.startswith("/api/invented")]
+    monkeypatch.delattr(api_not_found, "matches_any_path")  # were it remembered: still bounded
+    for n in range(RESOLVED_PATHS * 2):
+        resolved(resolver, f"/api/invented-{n}")
     assert len(resolver._autobot_resolved) <= RESOLVED_PATHS
 
 
