@@ -11,7 +11,6 @@ past a day) goes at most that much later; nothing else changes.
 
 import asyncio
 import time
-import weakref
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer as ChannelsInMemoryChannelLayer
@@ -59,7 +58,6 @@ class RedisChannelLayer(ChannelsRedisChannelLayer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._read: asyncio.Task | None = None  # the read of this process's channels under way
-        self._reads: weakref.WeakSet[asyncio.Task] = weakref.WeakSet()  # every such read task
 
     async def receive_single(self, channel):
         if "!" not in channel:  # a named channel: its own list, read by its own receiver
@@ -91,10 +89,11 @@ class RedisChannelLayer(ChannelsRedisChannelLayer):
         loops while Redis answers "nothing yet", every `brpop_timeout`): the task never ends,
         though cancelled, and whatever waits for it — a worker's shutdown, an event loop's close —
         waits for ever. The cancel is honoured here, before the next read, within `brpop_timeout`.
-        Only in this layer's own read tasks: a named channel is read in its caller's task, which
-        may have caught a cancel of its own on purpose."""
+        Also for a named channel, read in its caller's task (an agent's inbox): a task that is still
+        `cancelling()` has a cancel it has not taken back (`uncancel`), and asyncio itself (its
+        timeouts, task groups) already treats such a task as being cancelled."""
         task = asyncio.current_task()
-        if task is not None and task in self._reads and task.cancelling():
+        if task is not None and task.cancelling():
             raise asyncio.CancelledError
         return await super()._brpop_with_clean(index, channel, timeout)
 
@@ -104,7 +103,6 @@ class RedisChannelLayer(ChannelsRedisChannelLayer):
         read = self._read
         if read is None or read.get_loop() is not loop:  # (another loop's: tests; it is gone with it)
             read = self._read = loop.create_task(super().receive_single(channel), name="channel-layer-read")
-            self._reads.add(read)
             read.add_done_callback(self._read_done)
         return read
 
