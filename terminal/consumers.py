@@ -16,9 +16,10 @@ from urllib.parse import parse_qs
 from django.conf import settings
 
 from autobot.errors import AppError, InvalidInput
-from autobot.http import json_string, scope_ip
+from autobot.http import scope_ip
 from autobot.ws import JsonConsumer
 from terminal import services
+from terminal.recording import output_json
 
 log = logging.getLogger("terminal")
 
@@ -76,8 +77,9 @@ class TerminalConsumer(JsonConsumer):
 
     async def _send_output(self) -> None:
         while (text := await self.attachment.read()) is not None:
-            # The frame send_json would write, with the text's JSON from the quicker encoder.
-            await self.send(text_data='{"type": "output", "data": ' + json_string(text) + "}")
+            # The frame send_json would write, with the text's JSON from the quicker encoder
+            # (made once for this frame and the recording's line when they share the text).
+            await self.send(text_data='{"type": "output", "data": ' + output_json(text) + "}")
         try:
             code = await self.attachment.exit_code()
         except AppError as exc:  # the relay to the terminal's worker was lost: error, close 1011

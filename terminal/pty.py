@@ -6,7 +6,10 @@ services own the processes, consumers subscribe to their output.
 - Output: ``loop.add_reader`` on the master fd, up to 64 KiB per wake-up, decoded
   with an incremental UTF-8 decoder (a character split across reads survives,
   invalid bytes become U+FFFD), coalesced for a few ms or 64 KiB, then handed to
-  every ``Subscription`` and to a bounded replay buffer.
+  every ``Subscription`` and to a bounded replay buffer. A wake-up reads once on the
+  loop; when that read came back full (a flood), the rest of the 64 KiB is read by a
+  thread, one batch at a time (a PTY hands out ~4 KiB a read: 12-65 reads a batch,
+  mostly kernel time, which no longer holds the loop; docs/performance.md, twelfth round).
 - Backpressure: when a subscriber falls behind by more than its high-water mark
   the reader is paused, so a flooding program blocks in ``write`` instead of
   filling our memory.
@@ -21,16 +24,19 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import errno
 import fcntl
 import os
 import resource
+import select
 import signal
 import struct
 import termios
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import ptyprocess
@@ -39,6 +45,9 @@ from terminal.procs import children, kill_tree, watch_exit
 
 READ_BYTES = 64 * 1024
 COALESCE_BYTES = 64 * 1024
+# A first read this large means more is waiting (a flood, not a keystroke's echo): the rest of
+# the wake-up's reads go to a thread. Smaller output is read and delivered on the loop at once.
+BATCH_AFTER_BYTES = 1024
 MIN_COLS, MAX_COLS = 2, 1000
 MIN_ROWS, MAX_ROWS = 1, 500
 
@@ -76,6 +85,66 @@ class PtyOptions:
 
 def clamp_size(cols: int, rows: int) -> tuple[int, int]:
     return (min(max(int(cols), MIN_COLS), MAX_COLS), min(max(int(rows), MIN_ROWS), MAX_ROWS))
+
+
+def _read(fd: int, want: int) -> bytes | None:
+    """One read of up to ``want`` bytes of output (and the status byte of packet mode); b"" at
+    EOF (EIO: every slave fd is closed), None when nothing is waiting."""
+    try:
+        return os.read(fd, want + 1)
+    except BlockingIOError:
+        return None
+    except OSError as exc:
+        if exc.errno not in (errno.EIO, errno.EBADF):
+            raise
+        return b""
+
+
+@dataclass
+class Batch:
+    """What a thread read for the loop: the output (status bytes taken out), whether the kernel
+    reported an input flush (Ctrl-C acted on), and whether the output ended (EOF/EIO)."""
+
+    data: bytes = b""
+    flushed: bool = False
+    eof: bool = False
+
+
+def _read_batch(fd: int, want: int, wait_seconds: float) -> Batch:
+    """In a thread: reads until ``want`` bytes of output or EOF, waiting up to ``wait_seconds``
+    (the coalescing time) for more when none is there, so that a flood comes back in full
+    batches. Each read lets go of the GIL for the syscall, where a read's time goes. The fd
+    stays open meanwhile: the loop closes it only once the batch is done (``_finish``)."""
+    pieces: list[bytes] = []
+    batch = Batch()
+    deadline = time.monotonic() + wait_seconds
+    waiter = select.poll()  # not select(): no limit on the fd's number
+    waiter.register(fd, select.POLLIN)
+    try:
+        while want > 0:
+            data = _read(fd, want)
+            if data is None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not waiter.poll(left * 1000):
+                    break
+                continue
+            if not data:
+                batch.eof = True
+                break
+            if data[0] & termios.TIOCPKT_FLUSHREAD:
+                batch.flushed = True
+            if len(data) > 1:
+                pieces.append(data[1:])
+                want -= len(data) - 1
+    except OSError:  # unexpected (the fd gone): end the output as EIO would
+        batch.eof = True
+    batch.data = b"".join(pieces)
+    return batch
+
+
+# The threads that read floods (see _read_batch): their own, so that a batch's wait for more
+# output never holds up other work handed to threads, nor the other way round.
+_READERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pty-read")
 
 
 class Subscription:
@@ -161,7 +230,11 @@ class PtyProcess:
         self._replay: deque[str] = deque()
         self._replay_size = 0
         self._subs: list[Subscription] = []
-        self._reading = False
+        self._reading = False  # output wanted (not paused, not at EOF)
+        self._watching = False  # the fd is registered with the loop
+        self._batch: Future | None = None  # reads running in a thread
+        self._flooding = False  # the last batch came back full
+        self._finish_after_batch = False
         self._eof = False
         self._write_queue = bytearray()
         self._writing = False
@@ -209,6 +282,9 @@ class PtyProcess:
         return os.waitstatus_to_exitcode(status)
 
     def _finish(self) -> None:
+        if self._batch is not None:  # a thread is reading the fd: finish once it is done
+            self._finish_after_batch = True
+            return
         code = self._reap()
         self.exit_code = -1 if code is None else code
         # Deliver what the program wrote last, then close the master: whatever is
@@ -275,13 +351,23 @@ class PtyProcess:
 
     def _resume_reading(self) -> None:
         if not self._reading and not self._eof and not self._proc.closed:
-            self._loop.add_reader(self.fd, self._on_readable)
             self._reading = True
+            self._watch()
 
     def _pause_reading(self) -> None:
-        if self._reading:
+        self._reading = False
+        self._unwatch()
+
+    def _watch(self) -> None:
+        # Not while a batch runs: its end watches again if reading is still wanted.
+        if self._reading and not self._watching and self._batch is None:
+            self._loop.add_reader(self.fd, self._on_readable)
+            self._watching = True
+
+    def _unwatch(self) -> None:
+        if self._watching:
             self._loop.remove_reader(self.fd)
-            self._reading = False
+            self._watching = False
 
     def _maybe_resume(self) -> None:
         limit = self.options.subscriber_high_water // 2
@@ -290,15 +376,14 @@ class PtyProcess:
 
     def _read_once(self) -> bool:
         """Read what is available; False on EOF or nothing to read."""
-        try:
-            want = READ_BYTES - self._pending_size if self._pending_size < READ_BYTES else READ_BYTES
-            data = os.read(self.fd, want + 1)  # + the status byte of packet mode
-        except BlockingIOError:
+        want = READ_BYTES - self._pending_size if self._pending_size < READ_BYTES else READ_BYTES
+        data = _read(self.fd, want)
+        if data is None:
             return False
-        except OSError as exc:  # EIO: every slave fd is closed
-            if exc.errno not in (errno.EIO, errno.EBADF):
-                raise
-            data = b""
+        return self._take(data)
+
+    def _take(self, data: bytes) -> bool:
+        """One read's bytes (b"" at EOF) into the pending output; False at EOF."""
         if not data:
             self._eof = True
             self._pause_reading()
@@ -315,12 +400,60 @@ class PtyProcess:
     def _on_readable(self) -> None:
         # Up to 64 KiB per wake-up: a PTY hands out a few KiB per read, so keep reading
         # while there is more rather than going back round the event loop for each piece.
+        # Once a read comes back full (a flood), the rest in a thread (see _read_batch); while
+        # the batches keep coming back full, the next starts there at once.
+        if self._flooding:
+            self._start_batch()
+            return
         got = False
-        while self._pending_size < READ_BYTES and self._read_once():
+        while self._pending_size < READ_BYTES:
+            before = self._pending_size
+            if not self._read_once():
+                break
             got = True
+            if self._reading and self._pending_size - before >= BATCH_AFTER_BYTES and self._pending_size < READ_BYTES:
+                self._start_batch()
+                return
         if not got:
             self._flush()
             return
+        self._delivered()
+
+    def _start_batch(self) -> None:
+        self._unwatch()
+        loop = self._loop
+        want = READ_BYTES - self._pending_size
+        self._batch = batch = _READERS.submit(_read_batch, self.fd, want, self.options.coalesce_seconds)
+
+        def done(batch: Future) -> None:  # in the reading thread
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to tell
+                loop.call_soon_threadsafe(self._batch_done, batch, want)
+
+        batch.add_done_callback(done)
+
+    def _batch_done(self, future: Future, want: int) -> None:
+        self._batch = None
+        batch = Batch(eof=True) if future.cancelled() else future.result()  # _read_batch raises nothing
+        self._flooding = len(batch.data) >= want and not batch.eof
+        if batch.flushed:
+            self._input_flushed()
+        if batch.data:
+            self._pending.append(batch.data)
+            self._pending_size += len(batch.data)
+        if batch.eof:
+            self._eof = True
+            self._pause_reading()
+        if self._finish_after_batch:
+            self._finish_after_batch = False
+            self._finish()
+            return
+        # The batch already waited the coalescing time for more: deliver now.
+        self.last_activity = time.monotonic()
+        self._flush()
+        self._watch()
+
+    def _delivered(self) -> None:
+        """After a wake-up's reads: the pending output now, or after a short coalescing wait."""
         self.last_activity = time.monotonic()
         if self._pending_size >= COALESCE_BYTES:
             self._flush()

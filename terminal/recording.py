@@ -21,6 +21,23 @@ log = logging.getLogger("terminal")
 QUEUE_EVENTS = 256  # a full queue makes the producer (the PTY pump) wait: backpressure, bounded memory
 
 
+_last_json: tuple[str, str] = ("", '""')
+
+
+def output_json(text: str) -> str:
+    """``json_string(text)``, remembered for the last text given. The PTY hands the same string
+    to each of its readers (the socket's and the recorder's, docs/performance.md, twelfth round),
+    and a reader that read one chunk gets that very object: its JSON (~40 µs for 64 KiB on the
+    loop) is then made once for the frame and the recording line. Matched by identity, which
+    the reference kept here makes safe: the object cannot go and its id be reused meanwhile."""
+    global _last_json
+    last, encoded = _last_json
+    if last is not text:
+        encoded = json_string(text)
+        _last_json = (text, encoded)
+    return encoded
+
+
 def _write_flush(fh, text: str) -> None:
     fh.write(text)
     fh.flush()
@@ -109,7 +126,7 @@ class Recorder:
             return None
         # What json.dumps([seconds, code, data], ensure_ascii=False) writes, the data's JSON from
         # the quicker encoder (a flood records 64 KiB a line, on the event loop).
-        line = f'[{json.dumps(round(time.monotonic() - self._started, 6))}, {json_string(code)}, {json_string(data)}]\n'
+        line = f'[{json.dumps(round(time.monotonic() - self._started, 6))}, {json_string(code)}, {output_json(data)}]\n'
         if self.written + len(line) > self.max_bytes:
             self.truncated = True
             note = "\r\n[autobot: recording size limit reached; the rest of the session is not recorded]\r\n"

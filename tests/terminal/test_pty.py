@@ -113,6 +113,31 @@ async def test_a_flood_pauses_reading_instead_of_buffering_without_bound(tmp_pat
     assert await proc.wait() == 0
 
 
+async def test_a_flood_read_in_batches_arrives_whole_and_in_order(tmp_path):
+    # Floods are read by a thread, batch by batch (terminal/pty.py _read_batch); every line, in
+    # order, then the exit code once all of it was delivered, to each reader alike.
+    proc = await PtyProcess.spawn(options(tmp_path, ["bash", "-c", "seq 1 300000; exit 7"]))
+    first, second = proc.subscribe(), proc.subscribe()
+    seen, also = await asyncio.gather(read_all(first), read_all(second))
+    assert seen == also
+    assert seen.split() == [str(n) for n in range(1, 300001)]
+    assert await proc.wait() == 7
+
+
+async def test_a_prompt_after_a_flood_arrives_without_more_output(tmp_path):
+    # A batch that ends because the flood stopped delivers what it read, and the next small
+    # output (read on the loop again) follows at once: nothing waits for more to come.
+    proc = await PtyProcess.spawn(options(tmp_path, ["bash", "--norc", "--noprofile", "-i"]))
+    sub = proc.subscribe()
+    proc.write("seq 1 100000; echo flood-$((1+1))-over\n")
+    seen = await read_until(sub, "flood-2-over\r\n")
+    assert "\r\n100000\r\n" in seen
+    proc.write("echo $((6*7))\n")
+    await read_until(sub, "42")
+    proc.write("exit\n")
+    assert await proc.wait() == 0
+
+
 async def test_terminate_escalates_to_sigkill_for_a_stubborn_program(tmp_path):
     script = "trap '' HUP TERM; echo ready; while :; do sleep 0.1; done"
     proc = await PtyProcess.spawn(options(tmp_path, ["bash", "-c", script]))
