@@ -12,10 +12,12 @@ source tree (an earlier commit's: `git worktree add DIR <commit>`) at the same t
 as bench/api.py's (20 chat sessions and 20 knowledge entries), and measures the two list calls
 unless `--pages` names others (target 1). `--keep DIR` leaves callgrind's files there, one dump
 a path, for `callgrind_annotate`. `--gc-threshold N` sets the collector's first threshold once
-the application is imported (as autobot/asgi.py would after `gc.freeze()`), to measure it.
+the application is imported (as autobot/asgi.py would after `gc.freeze()`), to measure it;
+`--concurrency N` keeps N requests in flight (a server's 100 connections: the collector then
+finds their objects alive, which one request at a time it never does).
 
     .venv/bin/python bench/tools/page_instructions.py [--requests 300] [--pages /chat/ /knowledge/] [--compare DIR]
-    .venv/bin/python bench/tools/page_instructions.py --bearer [--keep DIR] [--gc-threshold 10000]
+    .venv/bin/python bench/tools/page_instructions.py --bearer [--keep DIR] [--gc-threshold 10000] [--concurrency 100]
 """
 
 import argparse
@@ -62,9 +64,9 @@ def measure(tree: Path, pages: list[str], requests: int, options: list[str], kee
     return {page: (totals[dump_name(page)] - idle) / requests for page in pages}
 
 
-def inner(tree: Path, pages: list[str], requests: int, bearer: bool, gc_threshold: int | None) -> None:
+def inner(tree: Path, pages: list[str], args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="autobot-instructions-db-") as folder:
-        drive(tree, folder, pages, requests, bearer, gc_threshold)
+        drive(tree, folder, pages, args)
 
 
 def credentials(bearer: bool) -> tuple[bytes, bytes]:
@@ -84,16 +86,17 @@ def credentials(bearer: bool) -> tuple[bytes, bytes]:
     return b"cookie", f"sessionid={client.cookies['sessionid'].value}; csrftoken={_get_new_csrf_string()}".encode()
 
 
-def drive(tree: Path, folder: str, pages: list[str], requests: int, bearer: bool, gc_threshold: int | None) -> None:
+def drive(tree: Path, folder: str, pages: list[str], args: argparse.Namespace) -> None:
     sys.path[:0] = [str(tree), str(tree / "bench")]
     from common import setup_django
 
     setup_django(folder)
-    signed_in = credentials(bearer)
+    signed_in = credentials(args.bearer)
     from autobot.asgi import application
 
-    if gc_threshold:
-        gc.set_threshold(gc_threshold, *gc.get_threshold()[1:])
+    if args.gc_threshold:
+        gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
+    requests, concurrency = args.requests, max(1, args.concurrency)
 
     async def one(path: str) -> None:
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
@@ -139,8 +142,8 @@ def drive(tree: Path, folder: str, pages: list[str], requests: int, bearer: bool
         for path in pages:
             control("--zero")
             control("--instr=on")
-            for _ in range(requests):
-                await one(path)
+            for start in range(0, requests, concurrency):  # `concurrency` requests in flight at a time
+                await asyncio.gather(*(one(path) for _ in range(min(concurrency, requests - start))))
             control("--instr=off")
             control(f"--dump={dump_name(path)}")
 
@@ -154,18 +157,20 @@ def main() -> None:
                         "--bearer the two list calls)")
     parser.add_argument("--bearer", action="store_true", help="sign in with an API token, rows seeded as bench/api.py")
     parser.add_argument("--gc-threshold", type=int, help="the cyclic collector's first threshold while measuring")
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at a time while measuring")
     parser.add_argument("--keep", metavar="DIR", type=Path, help="keep callgrind's files in DIR/<tree>/")
     parser.add_argument("--compare", metavar="DIR", help="another source tree, measured at the same time")
     parser.add_argument("--inner", metavar="TREE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     pages = args.pages or (API_LISTS if args.bearer else ["/chat/", "/knowledge/"])
     if args.inner:
-        inner(Path(args.inner), pages, args.requests, args.bearer, args.gc_threshold)
+        inner(Path(args.inner), pages, args)
         return
     from concurrent.futures import ThreadPoolExecutor
 
     options = [*(["--bearer"] if args.bearer else []),
-               *(["--gc-threshold", str(args.gc_threshold)] if args.gc_threshold else [])]
+               *(["--gc-threshold", str(args.gc_threshold)] if args.gc_threshold else []),
+               "--concurrency", str(args.concurrency)]
     trees = {"this tree": ROOT, **({"compare": Path(args.compare).resolve()} if args.compare else {})}
     with ThreadPoolExecutor(len(trees)) as pool:
         runs = {name: pool.submit(measure, tree, pages, args.requests, options,
