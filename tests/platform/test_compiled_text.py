@@ -103,3 +103,41 @@ def test_the_short_way_writes_a_naive_utc_date_as_the_aware_one_is_written(text,
     the ORM's converter makes it: years of one to four digits, every kind of fraction."""
     for value in NAIVE:
         assert text.write_naive_utc(value) == write(value.replace(tzinfo=UTC)), value
+
+
+STORED_OTHERWISE = ["2026-06-01T02:00:00", "2026-06-01 02:00:00+05:30", "2026-06-01 02:00:00.5", "2026-06-01",
+                    "2026-06-01 02:00:00Z", "not a date", 1733, 17.5]
+
+
+def test_a_date_stored_otherwise_is_read_as_the_orm_reads_it(owner):
+    """On SQLite a listed date is read as stored (`+column`, no driver converter); what the ORM
+    did not write — another separator, an offset, a short fraction, no time, garbage, a number —
+    still gives the text of the ORM's value (None where the ORM reads None)."""
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's text storage of dates")
+    for n, stored in enumerate(STORED_OTHERWISE):
+        session = ChatSession.objects.create(owner=owner, title=f"s{n}")
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {ChatSession._meta.db_table} SET created = %s WHERE id = %s",
+                           [stored, session.pk.hex])
+    for text, write in ((ISO_DATETIME, datetime.isoformat), (JSON_DATETIME, json_datetime)):
+        rows, _count = _query(text, text).page({"user": owner.pk}, limit=50)
+        expected = [[str(id_), created and write(created), write(updated), None] for id_, created, updated, _ in
+                    ChatSession.objects.filter(owner=owner).order_by("title").values_list(*FIELDS)]
+        assert rows == expected
+        assert sum(row[1] is None for row in rows) >= 2  # the garbage and the number: as the ORM reads them
+
+
+def test_the_list_is_still_ordered_by_its_index(owner):
+    """The dates are selected as `+column` (no declared type); the ORDER BY names the column, so
+    SQLite still walks the (owner, -updated) index instead of sorting."""
+    from chat.api import _SESSION_LISTS
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's query plan")
+    compiled = _SESSION_LISTS[(False, False)]._for(connection)
+    assert '+"chat_chatsession"."updated"' in compiled.sql
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {compiled.sql} LIMIT 20", [owner.pk])
+        plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+    assert "USING INDEX" in plan and "TEMP B-TREE" not in plan
