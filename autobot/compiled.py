@@ -19,7 +19,6 @@ docs/performance.md, eleventh round).
 """
 
 import re
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 
@@ -68,15 +67,11 @@ class DatetimeText:
     def __init__(self, write: Callable[[datetime], str], write_naive_utc: Callable[[datetime], str]) -> None:
         self.write, self.write_naive_utc = write, write_naive_utc
 
-    @staticmethod
-    def _short_way(functions: list, connection) -> bool:
-        ops = type(connection.ops)
-        return (connection.vendor == "sqlite" and settings.USE_TZ and connection.timezone_name == "UTC"
-                and _is_only(functions, getattr(ops, "convert_datetimefield_value", None)))
-
     def reader(self, functions: list, expression, connection) -> Callable:
         slow = _slow_reader(functions, expression, connection, self.write)
-        if not self._short_way(functions, connection):
+        ops = type(connection.ops)
+        if not (connection.vendor == "sqlite" and settings.USE_TZ and connection.timezone_name == "UTC"
+                and _is_only(functions, getattr(ops, "convert_datetimefield_value", None))):
             return slow
         fast = self.write_naive_utc
 
@@ -86,33 +81,6 @@ class DatetimeText:
             return slow(value)
 
         return read
-
-    def raw_reader(self, functions: list, expression, connection) -> Callable | None:
-        """A reader of the column's stored text, for a query that selects it as `+column`, or
-        None where `reader`'s short way does not apply. SQLite's driver converts a column by its
-        declared type (Django registers `parse_datetime` for `datetime`), and `+column` has none:
-        the value arrives as stored, and `datetime.fromisoformat` — what `parse_datetime` tries
-        first — makes the naive datetime the driver would have made, without the converter's two
-        Python calls (~0.4 µs a value, 40 a 20-row page). Any other value is handed to the
-        driver's converter and then to `reader`, as the driver would have done."""
-        driver = sqlite3.converters.get(expression.output_field.db_type(connection).split("(")[0].upper())
-        if driver is None or not self._short_way(functions, connection):
-            return None
-        read, fast = self.reader(functions, expression, connection), self.write_naive_utc
-
-        def read_stored(value):
-            if type(value) is str:
-                try:
-                    parsed = datetime.fromisoformat(value)
-                except ValueError:
-                    parsed = None
-                if type(parsed) is datetime and parsed.tzinfo is None:
-                    return fast(parsed)
-            if value is None:  # the driver calls no converter for NULL
-                return read(None)
-            return read(driver(value if type(value) is bytes else str(value).encode()))
-
-        return read_stored
 
 
 def _isoformat_naive_utc(value: datetime) -> str:
@@ -166,17 +134,8 @@ class _Compiled:
         converters = compiler.get_converters(fields)
         positions = _text_positions(queryset, compiler.col_count, text)
         # A text column has a reader (its raw value → the response's text), the others the ORM's converters.
-        readers = {index: text[name].reader(*converters.get(index, ([], fields[index])), connection)
-                   for name, index in positions.items()}
-        # On SQLite, a datetime read as text is read as stored, without the driver's converter.
-        stored = {index: reader for name, index in positions.items()
-                  if (reader := getattr(text[name], "raw_reader", lambda *args: None)(
-                      *converters.get(index, ([], fields[index])), connection))}
-        bare_sql = _bare_columns(sql, compiler, stored) if stored else None
-        if bare_sql:
-            sql = self.sql = bare_sql
-            readers.update(stored)
-        self.readers = list(readers.items())
+        self.readers = [(index, text[name].reader(*converters.get(index, ([], fields[index])), connection))
+                        for name, index in positions.items()]
         self.converters = [(index, converter) for index, converter in converters.items()
                            if index not in positions.values()]
         count_sql, count_params = queryset.order_by().query.get_compiler(connection=connection).as_sql()
@@ -187,37 +146,6 @@ class _Compiled:
         self.first = Statement(f"{sql} LIMIT %s")
         self.one_page = Statement(f"{sql} LIMIT %s OFFSET %s")
         self.count = Statement(self.count_sql)
-
-
-def _bare_columns(sql: str, compiler, indexes) -> str | None:
-    """`sql` with the select list's columns at `indexes` written `+column` (SQLite's no-op unary
-    plus: the same value and collation, but no declared type, so the driver converts nothing),
-    or None when the SQL is not the plain select list and ordering expected. An `ORDER BY` by the
-    position of such a column names the column instead, so that SQLite still orders by an index
-    (`+column` is what one writes to keep SQLite from using an index)."""
-    select, quote = compiler.select, compiler.connection.ops.quote_name
-    if len(select) != compiler.col_count or any(params for _, (_, params), _ in select):
-        return None
-    columns = [(column, f" AS {quote(alias)}" if alias else "") for _, (column, _), alias in select]
-    prefix = f"SELECT {', '.join(column + alias for column, alias in columns)} FROM "
-    if not sql.startswith(prefix):
-        return None
-    bare = ", ".join(f"{'+' if index in indexes else ''}{column}{alias}"
-                     for index, (column, alias) in enumerate(columns))
-    rest, order, terms = sql[len(prefix):].rpartition(" ORDER BY ")
-    if order:
-        ordered = []
-        for term in terms.split(", "):
-            position, _, direction = term.partition(" ")
-            if position.isdigit() and int(position) - 1 in indexes:
-                if direction not in ("ASC", "DESC"):
-                    return None
-                term = f"{columns[int(position) - 1][0]} {direction}"
-            ordered.append(term)
-        rest = f"{rest} ORDER BY {', '.join(ordered)}"
-    elif " ORDER BY " in terms:
-        return None
-    return f"SELECT {bare} FROM {rest}"
 
 
 def _text_positions(queryset: QuerySet, col_count: int, text: dict) -> dict[str, int]:
