@@ -16,6 +16,7 @@ from autobot import audit, lanes
 from autobot.errors import AppError, Forbidden, InvalidInput, NotFound, Unauthorized
 from autobot.models import ApiToken
 from autobot.pages import attach_user
+from autobot.statements import Statement
 
 TOKEN_PREFIX = "abt_"
 
@@ -133,7 +134,7 @@ def _token_user(token_hash: str):
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         # In the order of the placeholders: the touch threshold, the hash, the expiry check's now.
-        cursor.execute(query.sql, [adapt(now - timedelta(seconds=TOUCH_SECONDS)), token_hash, adapt(now)])
+        query.statement.execute(cursor, [adapt(now - timedelta(seconds=TOUCH_SECONDS)), token_hash, adapt(now)])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -188,6 +189,7 @@ class _TokenQuery:
             f"WHERE {t('token_hash')} = %s AND {t('revoked_at')} IS NULL AND ({t('expires_at')} IS NULL "
             f"OR {t('expires_at')} > %s)"
         )
+        self.statement = Statement(self.sql)  # its placeholders converted once (autobot/statements.py)
 
     def user(self, values: list, connection):
         for index, col, functions in self.converters:

@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -29,6 +30,7 @@ from django.db.models import Expression, Field, QuerySet
 from django.db.models.sql import InsertQuery
 
 from autobot.pagination import MAX_LIMIT, MAX_OFFSET
+from autobot.statements import Statement
 
 
 class _Slot:
@@ -81,7 +83,15 @@ class DatetimeText:
         return read
 
 
-ISO_DATETIME = DatetimeText(datetime.isoformat, lambda value: value.isoformat() + "+00:00")
+def _isoformat_naive_utc(value: datetime) -> str:
+    """`value.isoformat() + "+00:00"`, the text of the aware value, written by orjson: RFC 3339
+    with the microseconds only when there are some, as `isoformat` writes them, in ~0.2 µs
+    against ~0.5 (`isoformat` formats each field through `PyUnicode_FromFormat`; 40 a 20-row
+    page). tests/platform/test_compiled_text.py compares the two."""
+    return orjson.dumps(value, option=orjson.OPT_NAIVE_UTC)[1:-1].decode()
+
+
+ISO_DATETIME = DatetimeText(datetime.isoformat, _isoformat_naive_utc)
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -131,6 +141,11 @@ class _Compiled:
         count_sql, count_params = queryset.order_by().query.get_compiler(connection=connection).as_sql()
         self.count_sql = f"SELECT COUNT(*) FROM ({count_sql}) subquery"
         self.count_params = list(count_params)
+        # Run as Statements: their placeholders converted once (autobot/statements.py).
+        self.all = Statement(sql)
+        self.first = Statement(f"{sql} LIMIT %s")
+        self.one_page = Statement(f"{sql} LIMIT %s OFFSET %s")
+        self.count = Statement(self.count_sql)
 
 
 def _text_positions(queryset: QuerySet, col_count: int, text: dict) -> dict[str, int]:
@@ -166,11 +181,11 @@ class CompiledQuery:
         """All the rows (or the first `limit`), converted as `page` converts them; no count."""
         connection = connections[using]
         compiled = self._for(connection)
-        sql, args = compiled.sql, self._args(compiled.params, values, connection)
+        statement, args = compiled.all, self._args(compiled.params, values, connection)
         if limit is not None:
-            sql, args = f"{sql} LIMIT %s", [*args, limit]
+            statement, args = compiled.first, [*args, limit]
         with connection.cursor() as cursor:
-            cursor.execute(sql, args)
+            statement.execute(cursor, args)
             return self._converted(cursor.fetchall(), compiled, connection)
 
     @staticmethod
@@ -199,12 +214,11 @@ class CompiledQuery:
         connection = connections[using]
         compiled = self._for(connection)
         with connection.cursor() as cursor:
-            cursor.execute(f"{compiled.sql} LIMIT %s OFFSET %s",
-                           [*self._args(compiled.params, values, connection), limit, offset])
+            compiled.one_page.execute(cursor, [*self._args(compiled.params, values, connection), limit, offset])
             rows = self._converted(cursor.fetchall(), compiled, connection)
             if len(rows) < limit and (rows or offset == 0):
                 return rows, offset + len(rows)
-            cursor.execute(compiled.count_sql, self._args(compiled.count_params, values, connection))
+            compiled.count.execute(cursor, self._args(compiled.count_params, values, connection))
             return rows, cursor.fetchone()[0]
 
 

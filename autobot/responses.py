@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+import orjson
 from django.http import HttpResponse
 
 from autobot.compiled import DatetimeText
@@ -35,9 +36,11 @@ def json_datetime(value: datetime) -> str:
 
 
 def _json_datetime_naive_utc(value: datetime) -> str:
-    """`json_datetime` of `value` made aware in UTC, without making it."""
-    text = value.isoformat()
-    return (text[:23] if value.microsecond else text) + "Z"
+    """`json_datetime` of `value` made aware in UTC, without making it. orjson writes the naive
+    value as `isoformat` does (microseconds only when there are some) in ~0.25 µs against ~0.65
+    (tests/platform/test_compiled_text.py compares them)."""
+    text = orjson.dumps(value)  # b'"2026-12-07T17:36:00.123456"'
+    return (text[1:24] if value.microsecond else text[1:-1]).decode() + "Z"
 
 
 # A compiled list's datetime column read as `json_datetime` writes it (autobot/compiled.py).

@@ -89,3 +89,17 @@ def test_a_text_column_must_be_one_of_the_listed_fields():
 
     with pytest.raises(ImproperlyConfigured):
         CompiledQuery(build, text={"updated": ISO_DATETIME}).page({})
+
+
+NAIVE = [datetime.min, datetime.max, datetime(1, 1, 1, 0, 0, 0, 1), datetime(999, 5, 5, 5, 5, 5, 100000),
+         datetime(2026, 12, 7, 12, 30, 45, 120000), datetime(2026, 12, 7, 12, 30, 45, 9), *(
+             datetime(2026, 12, 7, 12, 30, 45, 123456) + timedelta(days=day * 37, seconds=day * 7919, microseconds=step)
+             for day in range(40) for step in (0, 1, 999, 1000, 123000, 654321))]
+
+
+@pytest.mark.parametrize("text, write", [(ISO_DATETIME, datetime.isoformat), (JSON_DATETIME, json_datetime)])
+def test_the_short_way_writes_a_naive_utc_date_as_the_aware_one_is_written(text, write):
+    """The SQLite short way (orjson) against the writer's text for the value made aware in UTC, as
+    the ORM's converter makes it: years of one to four digits, every kind of fraction."""
+    for value in NAIVE:
+        assert text.write_naive_utc(value) == write(value.replace(tzinfo=UTC)), value

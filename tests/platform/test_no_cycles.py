@@ -153,3 +153,12 @@ def test_the_django_code_restated_here_is_unchanged(name):
     source = inspect.getsource(getattr(getattr(importlib.import_module(module), cls), method))
     assert hashlib.sha256(source.encode()).hexdigest() == DJANGO_COPIED_SHA256[name], (
         f"Django's {name} changed: compare it with AutoBot's restatement, then update the hash")
+
+
+def test_the_collector_stays_on_with_a_larger_young_threshold():
+    """autobot/asgi.py raises the young generation's threshold (docs/performance.md, twelfth
+    round); the collector still runs, and the older generations keep Python's thresholds."""
+    import autobot.asgi
+
+    assert gc.isenabled()
+    assert gc.get_threshold() == (autobot.asgi.YOUNG_COLLECTION_THRESHOLD, 10, 10)
