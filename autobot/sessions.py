@@ -6,7 +6,8 @@ Every page request reads its session row and its user row. Through the ORM each 
 ~0.4 ms of CPU for SQLite's ~0.02 ms of work (docs/performance.md, "Target 2: pages"). Here the
 SQL of both reads is built once per connection from the models' metadata (table and column
 names, the backend's quoting and value converters), as autobot/auth.py's token check does, so it
-follows the models as the ORM would; values are always parameters.
+follows the models as the ORM would; values are always parameters. Both are run by
+`autobot.dbread.read_one` (on SQLite, without the layers of Django's cursor that do nothing there).
 
 Nothing else changes: it is `django.contrib.sessions.backends.db.SessionStore` (the same table,
 encoding and signing) with `load` replaced, so a session written by either engine reads in the
@@ -33,6 +34,8 @@ from django.contrib.sessions.backends import db
 from django.db import connections, router
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+
+from autobot.dbread import read_one
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -65,9 +68,7 @@ class SessionStore(db.SessionStore):
             return {}
         connection = connections[router.db_for_read(self.model)]
         sql = _session_sql(connection, self.model)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [self.session_key, connection.ops.adapt_datetimefield_value(timezone.now())])
-            row = cursor.fetchone()
+        row = read_one(connection, sql, [self.session_key, connection.ops.adapt_datetimefield_value(timezone.now())])
         if row is None:  # unknown or expired: as Django does, forget the key (a new one is made on save)
             self._session_key = None
             return {}
@@ -127,9 +128,7 @@ class _UserQuery:
         self.sql = f"SELECT {columns} FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} = %s"
 
     def get(self, connection, pk):
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, [self.model._meta.pk.get_db_prep_value(pk, connection)])
-            row = cursor.fetchone()
+        row = read_one(connection, self.sql, [self.model._meta.pk.get_db_prep_value(pk, connection)])
         if row is None:
             return None
         values = list(row)
