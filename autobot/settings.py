@@ -142,8 +142,9 @@ TEMPLATES = [
                 # `csrf_token` masked in one random read, in place of Django's (autobot/csrf.py).
                 "autobot.csrf.context_processor",
             ],
-            # `{% extends %}` without a walk of the parent template on every rendering.
-            "builtins": ["autobot.templating"],
+            # `{% extends %}` without a walk of the parent template on every rendering; `{% url %}`
+            # and `{% static %}` rendering what they rendered before (no `{% load static %}`).
+            "builtins": ["autobot.templating", "autobot.static_tags"],
         },
     },
 ]
