@@ -133,15 +133,18 @@ def _forget_urls(**kwargs) -> None:
 setting_changed.connect(_forget_urls, dispatch_uid="autobot.templating.urls")
 
 
+_MISSING = object()
+
+
 def _current_app(context):
-    """The current app `URLNode.render` reverses for (Django's rule)."""
-    try:
-        return context.request.current_app
-    except AttributeError:
-        try:
-            return context.request.resolver_match.namespace
-        except AttributeError:
-            return None
+    """The current app `URLNode.render` reverses for: the request's `current_app`, else its
+    resolver match's namespace, else None (Django's rule, read with `getattr` defaults, which do
+    not raise and catch an AttributeError when the request has no `current_app`, as it never has)."""
+    request = getattr(context, "request", None)
+    current_app = getattr(request, "current_app", _MISSING)
+    if current_app is _MISSING:
+        current_app = getattr(getattr(request, "resolver_match", None), "namespace", None)
+    return current_app
 
 
 class URLNode(DjangoURLNode):

@@ -133,3 +133,21 @@ def test_no_template_of_the_site_loads_django_s_static_tag_over_the_kept_one():
     loading = [str(path) for folder in settings.TEMPLATES[0]["DIRS"] for path in Path(folder).rglob("*.html")
                if "load static" in path.read_text()]
     assert loading == []
+
+
+def test_url_reverses_for_the_request_s_current_app_as_django_does():
+    from django.template import RequestContext
+    from django.test import RequestFactory
+    from django.urls import resolve
+
+    site = engines.all()[0].engine
+    stock = Engine()
+    text = "{% url 'logout' %}|{% url 'admin:index' %}"
+    request = RequestFactory().get("/admin/")
+    for setup in (lambda r: None, lambda r: setattr(r, "resolver_match", resolve("/admin/")),
+                  lambda r: setattr(r, "current_app", "admin")):
+        setup(request)
+        for _ in range(2):
+            assert site.from_string(text).render(RequestContext(request)) == \
+                stock.from_string(text).render(RequestContext(request))
+    assert templating._current_app(Context({})) is None
