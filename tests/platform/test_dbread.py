@@ -61,8 +61,11 @@ def test_logged_queries_and_execute_wrappers_see_the_read():
 
 
 def test_database_errors_are_django_s():
-    with pytest.raises(OperationalError):
+    with pytest.raises(DatabaseError) as raised:
         read_one(connection, "SELECT * FROM no_such_table WHERE 1 = %s", [1])
+    assert type(raised.value).__module__ == "django.db.utils"  # not the driver's own class
+    if connection.vendor == "sqlite":
+        assert isinstance(raised.value, OperationalError)
 
 
 def test_a_broken_transaction_refuses_the_read():
