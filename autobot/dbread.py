@@ -22,8 +22,8 @@ as before:
 - any other database than SQLite.
 
 tests/platform/test_dbread.py hashes the Django code restated here (`BaseDatabaseWrapper._cursor`
-and `_prepare_cursor`, `CursorWrapper._execute`, `SQLiteCursorWrapper.execute`), so a new Django
-version gets looked at.
+and `_prepare_cursor`, `CursorWrapper._execute`, `SQLiteCursorWrapper.execute` and
+`convert_query`), so a new Django version gets looked at.
 """
 
 from asyncio import _get_running_loop  # without raising: asyncio.get_running_loop raises when none

@@ -19,6 +19,7 @@ does, and that the output is Django's).
 """
 
 from django.apps import apps
+from django.conf import STATICFILES_STORAGE_ALIAS
 from django.core.files.storage import storages
 from django.core.signals import setting_changed
 from django.template import Library
@@ -41,7 +42,7 @@ setting_changed.connect(_forget, dispatch_uid="autobot.static_tags")
 
 def _urls_are_stable() -> bool:
     return (apps.is_installed("django.contrib.staticfiles")
-            and isinstance(storages["staticfiles"], StaticFilesStorage))
+            and isinstance(storages[STATICFILES_STORAGE_ALIAS], StaticFilesStorage))
 
 
 class StaticNode(django_static.StaticNode):
