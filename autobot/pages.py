@@ -81,10 +81,17 @@ def page(view: Callable[..., HttpResponse] | None = None, *, async_calls: bool =
 def attach_user(request: HttpRequest) -> None:
     """Read the session's user (sync: in a lane job) and hand it to both `request.user` and
     `request.auser()`, which would otherwise each read it again (AuthenticationMiddleware caches
-    them apart)."""
+    them apart).
+
+    `request.user` becomes the user itself, as ninja's auth and Django's `login()` set it, in
+    place of AuthenticationMiddleware's lazy stand-in: that would give the same object, but
+    every attribute read through it (`login_required`'s `is_authenticated`, the template's
+    `user.is_authenticated`, `is_staff`, `get_username`) raised and caught an AttributeError
+    inside `SimpleLazyObject` first, ~35,000 instructions each."""
     if not hasattr(request, "_cached_user"):
         request._cached_user = getattr(request, "_acached_user", None) or session_user(request)
     request._acached_user = request._cached_user
+    request.user = request._cached_user
 
 
 # ---- permissions in one query ---------------------------------------------------------------

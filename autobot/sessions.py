@@ -6,7 +6,8 @@ Every page request reads its session row and its user row. Through the ORM each 
 ~0.4 ms of CPU for SQLite's ~0.02 ms of work (docs/performance.md, "Target 2: pages"). Here the
 SQL of both reads is built once per connection from the models' metadata (table and column
 names, the backend's quoting and value converters), as autobot/auth.py's token check does, so it
-follows the models as the ORM would; values are always parameters.
+follows the models as the ORM would; values are always parameters. Both are run by
+`autobot.dbread.read_one` (on SQLite, without the layers of Django's cursor that do nothing there).
 
 Nothing else changes: it is `django.contrib.sessions.backends.db.SessionStore` (the same table,
 encoding and signing) with `load` replaced, so a session written by either engine reads in the
@@ -21,6 +22,9 @@ a corrupted row (never kept: an empty answer is not) is decoded afresh. Only ses
 values are all plain scalars are kept (a signed-in session: the user's id, backend and hash;
 messages as text), and each read gets its own copy of the dict. The text comes from the
 database, never from the client, which sends only the key.
+
+The user's session hash (an HMAC of the password field, compared with the session's) is kept by
+the password field and SECRET_KEY, the two things it is made from (`_session_auth_hash`).
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.backends import db
 from django.db import connections, router
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
+
+from autobot.dbread import read_one
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -65,9 +72,7 @@ class SessionStore(db.SessionStore):
             return {}
         connection = connections[router.db_for_read(self.model)]
         sql = _session_sql(connection, self.model)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [self.session_key, connection.ops.adapt_datetimefield_value(timezone.now())])
-            row = cursor.fetchone()
+        row = read_one(connection, sql, [self.session_key, connection.ops.adapt_datetimefield_value(timezone.now())])
         if row is None:  # unknown or expired: as Django does, forget the key (a new one is made on save)
             self._session_key = None
             return {}
@@ -127,9 +132,7 @@ class _UserQuery:
         self.sql = f"SELECT {columns} FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} = %s"
 
     def get(self, connection, pk):
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, [self.model._meta.pk.get_db_prep_value(pk, connection)])
-            row = cursor.fetchone()
+        row = read_one(connection, self.sql, [self.model._meta.pk.get_db_prep_value(pk, connection)])
         if row is None:
             return None
         values = list(row)
@@ -151,6 +154,29 @@ def _model_backend_user(user_id):
         _user_queries[key] = _UserQuery(connection, model)
     user = _user_queries[key].get(connection, user_id)
     return user if user is not None and ModelBackend().user_can_authenticate(user) else None
+
+
+AUTH_HASHES_KEPT = 1024
+_auth_hashes: dict[tuple[str, str], str] = {}
+
+
+def _session_auth_hash(user) -> str:
+    """`user.get_session_auth_hash()`: Django's HMAC of the password field with SECRET_KEY, kept
+    by both (~50,000 instructions a page, for the same answer request after request). A changed
+    password or a rotated secret is a new key, so a session's check against it fails as Django's
+    does. A user model that makes its own hash is asked every time."""
+    cls = type(user)
+    if (cls.get_session_auth_hash is not AbstractBaseUser.get_session_auth_hash
+            or cls._get_session_auth_hash is not AbstractBaseUser._get_session_auth_hash):
+        return user.get_session_auth_hash()
+    key = (user.password, settings.SECRET_KEY)
+    known = _auth_hashes.get(key)
+    if known is None:
+        known = user.get_session_auth_hash()
+        if len(_auth_hashes) >= AUTH_HASHES_KEPT:
+            _auth_hashes.clear()
+        _auth_hashes[key] = known
+    return known
 
 
 def session_user(request):
@@ -178,7 +204,7 @@ def session_user(request):
     if user is None:
         return AnonymousUser()
     session_hash = session.get(HASH_SESSION_KEY)
-    session_auth_hash = user.get_session_auth_hash()
+    session_auth_hash = _session_auth_hash(user)
     if session_hash and constant_time_compare(session_hash, session_auth_hash):
         return user
     if session_hash and any(constant_time_compare(session_hash, fallback)

@@ -16,18 +16,31 @@ compiled template does not change, so the blocks found are kept per parent templ
 weak reference: a template loaded anew, as without the cached loader, is walked anew).
 `ExtendsNode.render` restates Django 5.2's with that one change; tests/platform/test_no_cycles.py
 fails when Django's changes (tests/platform/test_templating.py: the same output as Django's).
+
+`{% url %}` (a builtin here too) is Django's, but a tag with no arguments, rendered to the page
+(not `as` a variable), keeps the URL it rendered: reversing a name (the resolver's candidates, a
+regular expression, quoting) and escaping cost ~90,000 instructions a tag (base.html's
+`{% url 'logout' %}`, on every page). What `reverse` answers depends on the name, the current
+app (Django's rule, restated from `URLNode.render`), the URLconf in use, the script prefix and the
+resolver, all part of what the URL is kept by: a URLconf changed (`clear_url_caches`, as tests'
+`override_settings(ROOT_URLCONF=...)` does) makes a new resolver, so the URL is reversed again. A
+name that does not reverse raises as before, and nothing is kept.
 """
 
 import weakref
 
+from django.core.signals import setting_changed
 from django.template import Library, TemplateDoesNotExist
 from django.template.backends import django as django_backend
 from django.template.backends.django import reraise
 from django.template.base import TextNode
 from django.template.context import ContextDict, make_context
+from django.template.defaulttags import URLNode as DjangoURLNode
+from django.template.defaulttags import url as django_url
 from django.template.loader_tags import BLOCK_CONTEXT_KEY, BlockContext, BlockNode
 from django.template.loader_tags import ExtendsNode as DjangoExtendsNode
 from django.template.loader_tags import do_extends as django_do_extends
+from django.urls import get_resolver, get_script_prefix, get_urlconf
 
 
 class DjangoTemplates(django_backend.DjangoTemplates):
@@ -105,3 +118,56 @@ def do_extends(parser, token):
     """Django's `{% extends %}` (its checks and parsing), making this module's `ExtendsNode`."""
     node = django_do_extends(parser, token)
     return ExtendsNode(node.nodelist, node.parent_name, node.template_dirs)
+
+
+# ---- {% url %} -------------------------------------------------------------------------------
+
+URLS_KEPT = 1024
+_urls: dict[tuple, str] = {}
+
+
+def _forget_urls(**kwargs) -> None:
+    _urls.clear()
+
+
+setting_changed.connect(_forget_urls, dispatch_uid="autobot.templating.urls")
+
+
+_MISSING = object()
+
+
+def _current_app(context):
+    """The current app `URLNode.render` reverses for: the request's `current_app`, else its
+    resolver match's namespace, else None (Django's rule, read with `getattr` defaults, which do
+    not raise and catch an AttributeError when the request has no `current_app`, as it never has)."""
+    request = getattr(context, "request", None)
+    current_app = getattr(request, "current_app", _MISSING)
+    if current_app is _MISSING:
+        current_app = getattr(getattr(request, "resolver_match", None), "namespace", None)
+    return current_app
+
+
+class URLNode(DjangoURLNode):
+    def render(self, context):
+        if self.args or self.kwargs or self.asvar:
+            return super().render(context)
+        view_name = self.view_name.resolve(context)
+        if not isinstance(view_name, str):
+            return super().render(context)
+        urlconf = get_urlconf()
+        key = (str(view_name), _current_app(context), urlconf, get_resolver(urlconf), get_script_prefix(),
+               bool(context.autoescape))
+        url = _urls.get(key)
+        if url is None:
+            url = super().render(context)  # raises NoReverseMatch as Django's does; nothing kept
+            if len(_urls) >= URLS_KEPT:
+                _urls.clear()
+            _urls[key] = url
+        return url
+
+
+@register.tag("url")
+def do_url(parser, token):
+    """Django's `{% url %}` (its parsing and checks), making this module's `URLNode`."""
+    node = django_url(parser, token)
+    return URLNode(node.view_name, node.args, node.kwargs, node.asvar)

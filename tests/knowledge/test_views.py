@@ -21,6 +21,17 @@ def test_the_page_renders_for_a_user(client, owner):
     assert b'id="kb-q"' in response.content and b"knowledge/knowledge.js" in response.content
 
 
+def test_the_page_says_the_upload_limit_as_django_s_filesizeformat_does(client, owner, settings):
+    from django.template.defaultfilters import filesizeformat
+
+    client.force_login(owner)
+    for limit in (20 * 1024 * 1024, 1536, 1536):  # the second 1536: the kept text
+        settings.KNOWLEDGE_MAX_UPLOAD_BYTES = limit
+        html = client.get("/knowledge/").content.decode()
+        assert f"Up to {filesizeformat(limit)} each." in html
+        assert f'data-max-upload="{limit}"' in html
+
+
 def test_the_admin_lists_entries_and_crawls_and_deletes_through_the_service(client, staff, owner):
     entry = async_to_sync(services.entry_create)(user=owner, title="Admin view", content="Some text.")
     CrawlJob.objects.create(owner=owner, url="https://example.test/", status="done")

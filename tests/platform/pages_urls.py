@@ -17,7 +17,8 @@ seen: list[dict] = []  # what the last runs of `probe` saw
 def probe(request, number):
     """Where the page ran and which user it saw, by `request.user` and by `auser()`."""
     seen.append({"thread": threading.current_thread().name, "user": request.user.get_username(),
-                 "same_user": request.user._wrapped is request._acached_user})
+                 "same_user": request.user is request._acached_user,
+                 "lazy": type(request.user).__name__ == "SimpleLazyObject"})
     return JsonResponse({"ok": True})
 
 

@@ -92,6 +92,28 @@ def test_templates_get_this_token_lazily_in_place_of_django_s():
     assert f'name="csrfmiddlewaretoken" value="{shown}"' in field  # one token per rendering
 
 
+def test_the_lazy_token_reads_as_the_token_string_wherever_it_is_used():
+    import copy
+
+    from django.template import engines
+
+    request = RequestFactory().get("/")
+    request.META["CSRF_COOKIE"] = secret = django_csrf._get_new_csrf_string()
+    token = csrf.LazyToken(request)
+    assert "CSRF_COOKIE_NEEDS_UPDATE" not in request.META  # made only when used
+    text = str(token)
+    assert django_csrf._unmask_cipher_token(text) == secret and request.META["CSRF_COOKIE_NEEDS_UPDATE"]
+    assert str(token) == text and token == text and token != "NOTPROVIDED" and bool(token)
+    assert token.__html__() == text and len(token) == 64 and token[:3] == text[:3] and list(token) == list(text)
+    assert text[5] in token and token.upper() == text.upper() and hash(token) == hash(text)
+    assert str(copy.copy(token)) == text
+    rendered = engines.all()[0].from_string(
+        "{{ csrf_token }}|{{ csrf_token|length }}|{{ csrf_token|slice:':4' }}|{{ csrf_token|upper }}").render(
+        {}, request)
+    shown = rendered.split("|")[0]
+    assert rendered == f"{shown}|64|{shown[:4]}|{shown.upper()}"
+
+
 # ---- through the application: the page's token on a form post ---------------------------------
 
 

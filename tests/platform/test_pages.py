@@ -106,6 +106,7 @@ async def test_through_the_server_each_page_runs_on_a_lane_and_reads_the_user_on
     assert len(pages_urls.seen) == 20
     assert all(run["thread"].startswith("autobot-lane-") for run in pages_urls.seen)
     assert all(run["user"] == "owner" and run["same_user"] for run in pages_urls.seen)
+    assert not any(run["lazy"] for run in pages_urls.seen)  # the user itself, not a lazy stand-in
     assert len({run["thread"] for run in pages_urls.seen}) <= settings.SYNC_THREADS
 
 

@@ -109,6 +109,18 @@ def test_a_password_change_signs_other_sessions_out_and_flushes_them(client, own
     assert client.get(PAGE).status_code == 200
 
 
+def test_the_remembered_session_hash_follows_the_password(owner):
+    key = _signed_in_session(owner)
+    for _ in range(2):  # the second read takes the remembered hash
+        assert _user_of(key).pk == owner.pk
+    owner.set_password("a-new-password-456")
+    owner.save()
+    assert _user_of(key).is_anonymous
+    assert not Session.objects.filter(session_key=key).exists()  # flushed, as Django does
+    renewed = _signed_in_session(owner)  # made after the change
+    assert _user_of(renewed).pk == owner.pk
+
+
 def test_a_session_signed_with_a_fallback_secret_is_kept_with_a_new_key(settings, owner):
     settings.SECRET_KEY = "the-old-secret-key-of-this-test-0123456789-abcdefghijklmnop"
     key = _signed_in_session(owner)  # signed, and its password hash made, with the old key

@@ -65,3 +65,89 @@ def test_extends_keeps_django_s_checks():
         engine.from_string("x{% if 1 %}{% endif %}{% extends 'root.html' %}")
     with pytest.raises(TemplateSyntaxError):
         engine.from_string("{% extends %}")
+
+
+# ---- {% static %} (autobot/static_tags.py) and {% url %} (autobot/templating.py) -----------------
+
+SITE_TAGS = ("<link href=\"{% static 'css/app.css' %}\"><img src=\"{% static name %}\">"
+             "{% static 'a b&c.js' as kept %}[{{ kept }}]<form action=\"{% url 'logout' %}\">"
+             "{% autoescape off %}{% static 'x&y.css' %}{% endautoescape %}")
+
+
+def _site_and_django(**context):
+    """The site's engine and Django's stock tags (no builtins, Django's `static` library), rendered."""
+    site = engines.all()[0].engine
+    stock = Engine(builtins=["django.templatetags.static"])
+    context.setdefault("name", "img/logo & more.svg")
+    return site.from_string(SITE_TAGS).render(Context(context)), stock.from_string(SITE_TAGS).render(Context(context))
+
+
+def test_static_and_url_render_as_django_s_every_time():
+    for _ in range(3):  # the first rendering works the URLs out, the later ones are kept
+        ours, django = _site_and_django()
+        assert ours == django
+        assert "/static/css/app.css" in ours and "logo%20%26%20more.svg" in ours
+        assert 'action="/accounts/logout/"' in ours
+    from autobot import static_tags
+
+    assert ("css/app.css", True) in static_tags._rendered and ("x&y.css", False) in static_tags._rendered
+    assert any(key[0] == "logout" for key in templating._urls)  # the site's engine used the kept ones
+
+
+def test_a_changed_setting_gives_the_new_static_url(settings):
+    _site_and_django()
+    settings.STATIC_URL = "/assets/"
+    ours, django = _site_and_django()
+    assert ours == django and "/assets/css/app.css" in ours
+
+
+def test_a_storage_other_than_autobot_s_is_asked_every_time(settings):
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    from autobot import static_tags
+
+    ours, django = _site_and_django()
+    assert ours == django and not static_tags._rendered
+
+
+def test_url_follows_the_urlconf_and_the_script_prefix(settings):
+    from django.urls import NoReverseMatch, clear_script_prefix, set_script_prefix
+
+    _site_and_django()
+    set_script_prefix("/autobot/")
+    try:
+        ours, django = _site_and_django()
+        assert ours == django and 'action="/autobot/accounts/logout/"' in ours
+    finally:
+        clear_script_prefix()
+    settings.ROOT_URLCONF = "tests.platform.urls_other"
+    with pytest.raises(NoReverseMatch):  # no 'logout' there: Django's error, nothing kept
+        _site_and_django()
+
+
+def test_no_template_of_the_site_loads_django_s_static_tag_over_the_kept_one():
+    from pathlib import Path
+
+    from django.conf import settings
+
+    loading = [str(path) for folder in settings.TEMPLATES[0]["DIRS"] for path in Path(folder).rglob("*.html")
+               if "load static" in path.read_text()]
+    assert loading == []
+
+
+def test_url_reverses_for_the_request_s_current_app_as_django_does():
+    from django.template import RequestContext
+    from django.test import RequestFactory
+    from django.urls import resolve
+
+    site = engines.all()[0].engine
+    stock = Engine()
+    text = "{% url 'logout' %}|{% url 'admin:index' %}"
+    request = RequestFactory().get("/admin/")
+    for setup in (lambda r: None, lambda r: setattr(r, "resolver_match", resolve("/admin/")),
+                  lambda r: setattr(r, "current_app", "admin")):
+        setup(request)
+        for _ in range(2):
+            assert site.from_string(text).render(RequestContext(request)) == \
+                stock.from_string(text).render(RequestContext(request))
+    assert templating._current_app(Context({})) is None
