@@ -13,10 +13,10 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
 from autobot import audit, lanes
+from autobot.dbread import read_one
 from autobot.errors import AppError, Forbidden, InvalidInput, NotFound, Unauthorized
 from autobot.models import ApiToken
 from autobot.pages import attach_user
-from autobot.statements import Statement
 
 TOKEN_PREFIX = "abt_"
 
@@ -132,10 +132,8 @@ def _token_user(token_hash: str):
     query = _token_query(connection)
     now = timezone.now()
     adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        # In the order of the placeholders: the touch threshold, the hash, the expiry check's now.
-        query.statement.execute(cursor, [adapt(now - timedelta(seconds=TOUCH_SECONDS)), token_hash, adapt(now)])
-        row = cursor.fetchone()
+    # In the order of the placeholders: the touch threshold, the hash, the expiry check's now.
+    row = read_one(connection, query.sql, [adapt(now - timedelta(seconds=TOUCH_SECONDS)), token_hash, adapt(now)])
     if row is None:
         return None
     token_id, stale, scope, *values = row
@@ -189,7 +187,6 @@ class _TokenQuery:
             f"WHERE {t('token_hash')} = %s AND {t('revoked_at')} IS NULL AND ({t('expires_at')} IS NULL "
             f"OR {t('expires_at')} > %s)"
         )
-        self.statement = Statement(self.sql)  # its placeholders converted once (autobot/statements.py)
 
     def user(self, values: list, connection):
         for index, col, functions in self.converters:

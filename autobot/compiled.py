@@ -29,8 +29,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Expression, Field, QuerySet
 from django.db.models.sql import InsertQuery
 
+from autobot.dbread import read_all
 from autobot.pagination import MAX_LIMIT, MAX_OFFSET
-from autobot.statements import Statement
 
 
 class _Slot:
@@ -141,11 +141,9 @@ class _Compiled:
         count_sql, count_params = queryset.order_by().query.get_compiler(connection=connection).as_sql()
         self.count_sql = f"SELECT COUNT(*) FROM ({count_sql}) subquery"
         self.count_params = list(count_params)
-        # Run as Statements: their placeholders converted once (autobot/statements.py).
-        self.all = Statement(sql)
-        self.first = Statement(f"{sql} LIMIT %s")
-        self.one_page = Statement(f"{sql} LIMIT %s OFFSET %s")
-        self.count = Statement(self.count_sql)
+        # Made once: autobot/dbread.py converts each text's placeholders once, keyed by the text.
+        self.first_sql = f"{sql} LIMIT %s"
+        self.page_sql = f"{sql} LIMIT %s OFFSET %s"
 
 
 def _text_positions(queryset: QuerySet, col_count: int, text: dict) -> dict[str, int]:
@@ -181,12 +179,10 @@ class CompiledQuery:
         """All the rows (or the first `limit`), converted as `page` converts them; no count."""
         connection = connections[using]
         compiled = self._for(connection)
-        statement, args = compiled.all, self._args(compiled.params, values, connection)
+        sql, args = compiled.sql, self._args(compiled.params, values, connection)
         if limit is not None:
-            statement, args = compiled.first, [*args, limit]
-        with connection.cursor() as cursor:
-            statement.execute(cursor, args)
-            return self._converted(cursor.fetchall(), compiled, connection)
+            sql, args = compiled.first_sql, [*args, limit]
+        return self._converted(read_all(connection, sql, args), compiled, connection)
 
     @staticmethod
     def _converted(fetched, compiled: _Compiled, connection) -> list[list]:
@@ -213,13 +209,12 @@ class CompiledQuery:
         offset = max(0, min(offset, MAX_OFFSET))
         connection = connections[using]
         compiled = self._for(connection)
-        with connection.cursor() as cursor:
-            compiled.one_page.execute(cursor, [*self._args(compiled.params, values, connection), limit, offset])
-            rows = self._converted(cursor.fetchall(), compiled, connection)
-            if len(rows) < limit and (rows or offset == 0):
-                return rows, offset + len(rows)
-            compiled.count.execute(cursor, self._args(compiled.count_params, values, connection))
-            return rows, cursor.fetchone()[0]
+        args = [*self._args(compiled.params, values, connection), limit, offset]
+        rows = self._converted(read_all(connection, compiled.page_sql, args), compiled, connection)
+        if len(rows) < limit and (rows or offset == 0):
+            return rows, offset + len(rows)
+        counted = read_all(connection, compiled.count_sql, self._args(compiled.count_params, values, connection))
+        return rows, counted[0][0]
 
 
 class CompiledInsert:

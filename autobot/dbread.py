@@ -1,12 +1,13 @@
-"""One row of a small read on SQLite, without the layers of Django's cursor that do nothing there.
+"""A hot read on SQLite, without the layers of Django's cursor that do nothing there.
 
-Every page reads its session row and its user row (autobot/sessions.py). Through
+Every page reads its session row and its user row (autobot/sessions.py); every API call with a
+token its token row (autobot/auth.py), and a list its page (autobot/compiled.py). Through
 `connection.cursor()` each read costs ~90,000 instructions around SQLite's ~35,000: the
 `async_unsafe` checks (each raises and catches a RuntimeError on a lane thread, which has no
 event loop), the cursor wrapper and its execute wrappers, and the `%s` → `?` rewrite of the SQL by
 a regular expression on every call (docs/performance.md, "Twelfth round (target 2)").
 
-`read_one` does what those layers do for a read, and nothing else: the `?` text of the SQL is made
+`read_one` and `read_all` do what those layers do for a read, and nothing else: the `?` text of the SQL is made
 once (Django's own rewrite, `FORMAT_QMARK_REGEX`), the thread check is Django's
 (`validate_thread_sharing`), errors are translated to Django's exceptions by its
 `wrap_database_errors`, and the cursor is closed before returning (SQLite keeps a read snapshot
@@ -30,17 +31,28 @@ from asyncio import _get_running_loop  # without raising: asyncio.get_running_lo
 
 from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 
-_QMARK_KEPT = 256
+# The texts are the project's own queries (a few per model and list shape): more than this many
+# means something makes SQL per call, and those are rewritten each time, as Django does.
+_QMARK_KEPT = 1024
 _qmark: dict[str, str] = {}
 
 
 def read_one(connection, sql: str, params: list) -> tuple | None:
     """`with connection.cursor() as c: c.execute(sql, params); return c.fetchone()`. Sync: on a
     lane. `sql` uses Django's "format" style (`%s`, and `%%` for a literal `%`)."""
+    return _read(connection, sql, params, all_rows=False)
+
+
+def read_all(connection, sql: str, params: list) -> list[tuple]:
+    """`with connection.cursor() as c: c.execute(sql, params); return c.fetchall()`, as `read_one`."""
+    return _read(connection, sql, params, all_rows=True)
+
+
+def _read(connection, sql: str, params: list, *, all_rows: bool):
     if not _direct(connection):
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchone()
+            return cursor.fetchall() if all_rows else cursor.fetchone()
     text = _qmark.get(sql)
     if text is None:
         text = FORMAT_QMARK_REGEX.sub("?", sql).replace("%%", "%")  # SQLiteCursorWrapper's rewrite
@@ -51,7 +63,7 @@ def read_one(connection, sql: str, params: list) -> tuple | None:
         cursor = connection.connection.cursor()
         try:
             cursor.execute(text, params)
-            return cursor.fetchone()
+            return cursor.fetchall() if all_rows else cursor.fetchone()
         finally:
             cursor.close()
 

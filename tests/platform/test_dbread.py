@@ -1,4 +1,4 @@
-"""`autobot.dbread.read_one`: a row read as Django's cursor reads it, and Django's cursor whenever
+"""`autobot.dbread.read_one` and `read_all`: rows read as Django's cursor reads it, and Django's cursor whenever
 it would do more (logging, execute wrappers, a broken transaction, an event loop, no connection)."""
 
 import asyncio
@@ -14,7 +14,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
-from autobot.dbread import read_one
+from autobot.dbread import read_all, read_one
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +43,22 @@ def test_a_row_reads_as_through_django_s_cursor():
         expected = cursor.fetchone()
     assert read_one(connection, SQL, ["a", 2]) == expected == ("a%", 3)
     assert read_one(connection, "SELECT 1 WHERE 1 = %s", [0]) is None
+
+
+def test_all_rows_read_as_through_django_s_cursor():
+    sql = "SELECT %s || '%%s' UNION ALL SELECT %s ORDER BY 1"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ["a", "b"])
+        expected = cursor.fetchall()
+    assert read_all(connection, sql, ["a", "b"]) == expected == [("a%s",), ("b",)]
+    assert read_all(connection, "SELECT 1 WHERE 1 = %s", [0]) == []
+
+
+@pytest.mark.postgres
+def test_on_postgresql_django_s_cursor_reads_them():
+    test_a_row_reads_as_through_django_s_cursor()
+    test_all_rows_read_as_through_django_s_cursor()
+    test_database_errors_are_django_s()
 
 
 def test_logged_queries_and_execute_wrappers_see_the_read():
