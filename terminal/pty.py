@@ -27,12 +27,14 @@ import codecs
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import resource
 import select
 import signal
 import struct
 import termios
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -42,6 +44,8 @@ from dataclasses import dataclass, field
 import ptyprocess
 
 from terminal.procs import children, kill_tree, watch_exit
+
+log = logging.getLogger(__name__)
 
 READ_BYTES = 64 * 1024
 COALESCE_BYTES = 64 * 1024
@@ -131,11 +135,14 @@ def _read_batch(fd: int, want: int, wait_seconds: float) -> Batch:
             if not data:
                 batch.eof = True
                 break
-            if data[0] & termios.TIOCPKT_FLUSHREAD:
-                batch.flushed = True
             if len(data) > 1:
                 pieces.append(data[1:])
                 want -= len(data) - 1
+            if data[0] & termios.TIOCPKT_FLUSHREAD:
+                # Back to the loop at once: an interrupt() may be waiting for this report, and
+                # a later read could mix it up with the next Ctrl-C's.
+                batch.flushed = True
+                break
     except OSError:  # unexpected (the fd gone): end the output as EIO would
         batch.eof = True
     batch.data = b"".join(pieces)
@@ -144,7 +151,27 @@ def _read_batch(fd: int, want: int, wait_seconds: float) -> Batch:
 
 # The threads that read floods (see _read_batch): their own, so that a batch's wait for more
 # output never holds up other work handed to threads, nor the other way round.
-_READERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pty-read")
+READER_THREADS = 8
+_READERS = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="pty-read")
+# Batches submitted and not done. Past READER_THREADS a batch waits in the pool's queue, so none
+# then waits for more output in a thread: a few terminals trickling output must not hold every
+# reader for its coalescing time while other terminals' batches queue behind them.
+_batches = 0
+_batches_lock = threading.Lock()
+
+
+def _batch_started() -> bool:
+    """Count a batch in; whether a reader thread is free for it to wait for more output."""
+    global _batches
+    with _batches_lock:
+        _batches += 1
+        return _batches <= READER_THREADS
+
+
+def _batch_ended() -> None:
+    global _batches
+    with _batches_lock:
+        _batches -= 1
 
 
 class Subscription:
@@ -423,9 +450,11 @@ class PtyProcess:
         self._unwatch()
         loop = self._loop
         want = READ_BYTES - self._pending_size
-        self._batch = batch = _READERS.submit(_read_batch, self.fd, want, self.options.coalesce_seconds)
+        wait = self.options.coalesce_seconds if _batch_started() else 0.0
+        self._batch = batch = _READERS.submit(_read_batch, self.fd, want, wait)
 
         def done(batch: Future) -> None:  # in the reading thread
+            _batch_ended()
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to tell
                 loop.call_soon_threadsafe(self._batch_done, batch, want)
 
@@ -433,7 +462,11 @@ class PtyProcess:
 
     def _batch_done(self, future: Future, want: int) -> None:
         self._batch = None
-        batch = Batch(eof=True) if future.cancelled() else future.result()  # _read_batch raises nothing
+        try:
+            batch = future.result()
+        except BaseException:  # noqa: BLE001 - cancelled, or a bug: end the output, never leave it hanging
+            log.exception("terminal: reading the output in a thread failed; the output ends here")
+            batch = Batch(eof=True)
         self._flooding = len(batch.data) >= want and not batch.eof
         if batch.flushed:
             self._input_flushed()
