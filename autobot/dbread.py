@@ -31,10 +31,10 @@ from asyncio import _get_running_loop  # without raising: asyncio.get_running_lo
 
 from django.db.backends.sqlite3.base import FORMAT_QMARK_REGEX
 
-# The texts are the project's own queries (a few per model and list shape): more than this many
-# means something makes SQL per call, and those are rewritten each time, as Django does.
-_QMARK_KEPT = 1024
-_qmark: dict[str, str] = {}
+from autobot.memo import Memo
+
+# The texts are the project's own queries (a few per model and list shape).
+_qmark = Memo(1024)
 
 
 def read_one(connection, sql: str, params: list) -> tuple | None:
@@ -56,8 +56,7 @@ def _read(connection, sql: str, params: list, *, all_rows: bool):
     text = _qmark.get(sql)
     if text is None:
         text = FORMAT_QMARK_REGEX.sub("?", sql).replace("%%", "%")  # SQLiteCursorWrapper's rewrite
-        if len(_qmark) < _QMARK_KEPT:
-            _qmark[sql] = text
+        _qmark.put(sql, text)
     connection.validate_thread_sharing()
     with connection.wrap_database_errors:
         cursor = connection.connection.cursor()

@@ -40,13 +40,13 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from autobot.dbread import read_one
+from autobot.memo import Memo
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 _SCALARS = (str, int, float, bool, type(None))
-DECODED_KEPT = 1024  # stored texts remembered (one per live session; cleared when full)
-_decoded: dict[tuple, dict] = {}
+_decoded = Memo(1024)  # stored texts remembered (one per live session)
 
 
 class SessionStore(db.SessionStore):
@@ -61,9 +61,7 @@ class SessionStore(db.SessionStore):
             return dict(kept)
         data = super().decode(session_data)
         if data and all(type(value) in _SCALARS for value in data.values()):
-            if len(_decoded) >= DECODED_KEPT:
-                _decoded.clear()
-            _decoded[key] = dict(data)
+            _decoded.put(key, dict(data))
         return data
 
     def load(self) -> dict:
@@ -156,8 +154,7 @@ def _model_backend_user(user_id):
     return user if user is not None and ModelBackend().user_can_authenticate(user) else None
 
 
-AUTH_HASHES_KEPT = 1024
-_auth_hashes: dict[tuple[str, str], str] = {}
+_auth_hashes = Memo(1024)
 
 
 def _session_auth_hash(user) -> str:
@@ -173,9 +170,7 @@ def _session_auth_hash(user) -> str:
     known = _auth_hashes.get(key)
     if known is None:
         known = user.get_session_auth_hash()
-        if len(_auth_hashes) >= AUTH_HASHES_KEPT:
-            _auth_hashes.clear()
-        _auth_hashes[key] = known
+        _auth_hashes.put(key, known)
     return known
 
 

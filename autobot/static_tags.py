@@ -21,23 +21,15 @@ does, and that the output is Django's).
 from django.apps import apps
 from django.conf import STATICFILES_STORAGE_ALIAS
 from django.core.files.storage import storages
-from django.core.signals import setting_changed
 from django.template import Library
 from django.templatetags import static as django_static
 
+from autobot.memo import Memo
 from autobot.storage import StaticFilesStorage
 
 register = Library()
 
-MAX_KEPT = 2048
-_rendered: dict[tuple[str, bool], str] = {}
-
-
-def _forget(**kwargs) -> None:
-    _rendered.clear()
-
-
-setting_changed.connect(_forget, dispatch_uid="autobot.static_tags")
+_rendered = Memo(2048, settings=True)
 
 
 def _urls_are_stable() -> bool:
@@ -56,8 +48,8 @@ class StaticNode(django_static.StaticNode):
         url = _rendered.get(key)
         if url is None:
             url = super().render(context)
-            if len(_rendered) < MAX_KEPT and _urls_are_stable():
-                _rendered[key] = url
+            if _urls_are_stable():
+                _rendered.put(key, url)
         return url
 
 

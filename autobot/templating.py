@@ -29,7 +29,6 @@ name that does not reverse raises as before, and nothing is kept.
 
 import weakref
 
-from django.core.signals import setting_changed
 from django.template import Library, TemplateDoesNotExist
 from django.template.backends import django as django_backend
 from django.template.backends.django import reraise
@@ -41,6 +40,8 @@ from django.template.loader_tags import BLOCK_CONTEXT_KEY, BlockContext, BlockNo
 from django.template.loader_tags import ExtendsNode as DjangoExtendsNode
 from django.template.loader_tags import do_extends as django_do_extends
 from django.urls import get_resolver, get_script_prefix, get_urlconf
+
+from autobot.memo import Memo
 
 
 class DjangoTemplates(django_backend.DjangoTemplates):
@@ -122,15 +123,7 @@ def do_extends(parser, token):
 
 # ---- {% url %} -------------------------------------------------------------------------------
 
-URLS_KEPT = 1024
-_urls: dict[tuple, str] = {}
-
-
-def _forget_urls(**kwargs) -> None:
-    _urls.clear()
-
-
-setting_changed.connect(_forget_urls, dispatch_uid="autobot.templating.urls")
+_urls = Memo(1024, settings=True)
 
 
 _MISSING = object()
@@ -160,9 +153,7 @@ class URLNode(DjangoURLNode):
         url = _urls.get(key)
         if url is None:
             url = super().render(context)  # raises NoReverseMatch as Django's does; nothing kept
-            if len(_urls) >= URLS_KEPT:
-                _urls.clear()
-            _urls[key] = url
+            _urls.put(key, url)
         return url
 
 

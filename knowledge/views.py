@@ -2,13 +2,13 @@ import asyncio
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.signals import setting_changed
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import get_language
 
 from autobot.errors import AppError
+from autobot.memo import Memo
 from autobot.pages import page
 from chat.markdown import render as render_markdown
 from knowledge import services
@@ -23,14 +23,7 @@ def index(request):
     })
 
 
-_sizes: dict[tuple[int, str | None], str] = {}
-
-
-def _forget_sizes(**kwargs) -> None:
-    _sizes.clear()
-
-
-setting_changed.connect(_forget_sizes, dispatch_uid="knowledge.views.sizes")
+_sizes = Memo(64, settings=True)
 
 
 def size_text(count: int) -> str:
@@ -41,8 +34,7 @@ def size_text(count: int) -> str:
     text = _sizes.get(key)
     if text is None:
         text = filesizeformat(count)
-        if len(_sizes) < 64:
-            _sizes[key] = text
+        _sizes.put(key, text)
     return text
 
 
