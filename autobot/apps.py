@@ -7,7 +7,8 @@ class AutobotConfig(AppConfig):
 
     def ready(self) -> None:
         # checks registers the deploy checks, middleware its own system check.
-        from autobot import checks, logs, middleware, revocation  # noqa: F401
+        from autobot import astguard, checks, logs, middleware, revocation  # noqa: F401
 
+        astguard.install()
         logs.install()
         revocation.connect()
