@@ -14,10 +14,11 @@ code fails the test. Not counted either: the event loop of Playwright's sync API
 tests' client: it also runs the test's own code inside a loop callback when it switches
 greenlets back; the server under test there is a process of its own); Django's test client
 building its middleware chain (`load_middleware`, per client instance; the server does it once,
-before it serves); and two kinds of stall that say more about a busy machine than about the code: a `Thread.start()`
-waiting for the OS to run the new thread (CPython blocks until it does), and a stall so short
-that not even the watchdog's own thread got to look (under NO_STACK_MS: the whole process was
-off the CPU).
+before it serves); the time a callback's thread spent waiting, runnable, for a CPU (the
+kernel's run-queue delay, left out by `time_callbacks`); and two kinds of stall that say more
+about a busy machine than about the code: a `Thread.start()` waiting for the OS to run the new
+thread (CPython blocks until it does), and a stall so short that not even the watchdog's own
+thread got to look (under NO_STACK_MS: the whole process was off the CPU).
 
 A test whose own body must block (a sync library with no async form, used only by the test)
 says so with `@pytest.mark.allow_loop_block("why")`; the server code it exercises never
