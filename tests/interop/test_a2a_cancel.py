@@ -5,6 +5,7 @@ nothing at all."""
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -51,6 +52,16 @@ async def started(client, command: str) -> tuple[str, CommandRecord]:
     raise AssertionError(f"the shell never ran {command!r}")
 
 
+async def first_tick(ticks: Path) -> None:
+    """Until the loop has written its first tick: the hook records the line as bash starts it,
+    and on a loaded machine a cancel sent then can stop it before anything ticked."""
+    for _ in range(600):  # 30 s at most
+        if await asyncio.to_thread(lambda: ticks.is_file() and ticks.stat().st_size > 0):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{ticks} never got a tick")
+
+
 async def finished(record: CommandRecord) -> CommandRecord:
     for _ in range(200):  # the stopped line reports its end to the hook
         await record.arefresh_from_db()
@@ -71,6 +82,7 @@ async def test_cancelling_a_running_terminal_run_stops_the_command_and_the_termi
     _, client = await connect(server.address, await sync_to_async(make_token)(owner), streaming=False)
     task_id, record = await started(client, TICKING)
     assert record.actor == "operator" and record.finished is None  # ticking in the user's terminal
+    await first_tick(Path(server.env["AUTOBOT_FILES_ROOT"]) / owner.get_username() / "ticks.txt")
 
     cancelled = await client.cancel_task(CancelTaskRequest(id=task_id))
     assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
