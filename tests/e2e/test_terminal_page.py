@@ -12,8 +12,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.m
 
 # A program that asks the terminal what real full-screen programs ask (device attributes,
 # foreground/background colours, a DECRQM mode report, the cursor position), then swallows the
-# answers as vim does, so the live run leaves the prompt clean.
-QUERIES = r"printf '\e[c\e]10;?\a\e]11;?\a\e[?2$p\e[6n'; read -rs -t 1 -N 400 _answers; echo asked-$((6*7))"
+# answers as vim does, so the live run leaves the prompt clean: up to the cursor report's final
+# R, the last answer (a fixed second was too short on a loaded machine: the answers came after
+# the read, were echoed, and reached the screen).
+QUERIES = r"printf '\e[c\e]10;?\a\e]11;?\a\e[?2$p\e[6n'; read -rs -t 20 -d R _answers; echo asked-$((6*7))"
 
 
 def history(page, session_id):
