@@ -169,3 +169,63 @@ async def test_a_page_and_a_list_answer_twice_in_a_row(owner, application):
     token = await sync_to_async(make_token)(owner)
     for _ in range(2):
         assert await _get(application, "/api/chat/sessions", token) == 200
+
+
+def test_the_remembered_answer_follows_receivers_connected_and_disconnected_at_run_time():
+    from django.db import reset_queries
+    from django.dispatch import Signal
+
+    from autobot.handler import ASGIHandler
+
+    def own(**_kwargs):
+        pass
+
+    def other(**_kwargs):
+        pass
+
+    handler, signal = ASGIHandler(), Signal()
+    signal.connect(reset_queries)
+    for _ in range(2):  # the second from memory
+        assert handler._inline(signal, ASGIHandler)
+    signal.connect(own)
+    assert not handler._inline(signal, ASGIHandler)
+    signal.disconnect(own)
+    assert handler._inline(signal, ASGIHandler)
+    signal.connect(own)
+    signal.disconnect(reset_queries)  # one in, one out: a list as long as before, other receivers
+    assert not handler._inline(signal, ASGIHandler)
+    signal.disconnect(own)
+    signal.connect(other, sender=str)  # for another sender only
+    assert handler._inline(signal, ASGIHandler) and not handler._inline(signal, str)
+
+
+async def test_any_receiver_connected_after_requests_went_inline_still_sees_both_signals(owner, application):
+    token = await sync_to_async(make_token)(owner)
+    for _ in range(2):  # the answer remembered
+        assert await _get(application, "/api/me", token) == 200
+    seen = []
+
+    def noted(signal, **_kwargs):
+        seen.append(signal)
+
+    request_started.connect(noted)
+    request_finished.connect(noted)
+    try:
+        assert await _get(application, "/api/me", token) == 200
+    finally:
+        request_started.disconnect(noted)
+        request_finished.disconnect(noted)
+    assert seen == [request_started, request_finished]
+    assert await _get(application, "/api/me", token) == 200
+    assert seen == [request_started, request_finished]  # gone again
+
+
+async def test_a_request_leaves_its_caller_without_a_url_configuration(owner, application):
+    """Django sets the request's URL configuration in the task that gets the response (a copy of
+    the caller's context): nothing is left for `request_finished`'s `reset_urlconf` to reset."""
+    from django.urls import get_urlconf
+
+    token = await sync_to_async(make_token)(owner)
+    for path in ("/api/chat/sessions", "/api/me", "/api/no-such-thing"):
+        await _get(application, path, token)
+        assert get_urlconf() is None
