@@ -17,6 +17,7 @@ from autobot.http import json_loads
 from autobot.openapi import AutoBotOpenAPISchema
 from autobot.platform_api import router as platform_router
 from autobot.renderers import FastJSONRenderer
+from autobot.responses import fast_headers
 
 log = logging.getLogger("autobot.api")
 
@@ -36,6 +37,14 @@ class ObjectParser(Parser):
 
 
 class AutoBotAPI(NinjaAPI):
+    # Its responses answer the middleware's header checks without raising (autobot/responses.py).
+    def create_response(self, request, data, *, status=None, temporal_response=None):
+        return fast_headers(super().create_response(request, data, status=status,
+                                                    temporal_response=temporal_response))
+
+    def create_temporal_response(self, request):
+        return fast_headers(super().create_temporal_response(request))
+
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
         if path_prefix is None:
             path_prefix = self.get_root_path(path_params or {})
