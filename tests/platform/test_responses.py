@@ -1,8 +1,10 @@
-"""autobot.responses.json_datetime writes a datetime exactly as the API's JSON encoder does."""
+"""autobot/responses.py: json_datetime writes a datetime exactly as the API's JSON encoder does; the
+API's responses (new_response, FastHeaders) are Django's."""
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from ninja.responses import NinjaJSONEncoder
 
 from autobot.responses import json_datetime
@@ -47,6 +49,7 @@ def test_fast_headers_answer_as_django_s_response_headers():
     assert list(ours.items()) == [("Content-Type", "application/json"), ("X-Frame-Options", "DENY")]
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_an_api_response_has_fast_headers_and_every_header_it_had():
     from django.test import AsyncClient
 
@@ -58,3 +61,72 @@ async def test_an_api_response_has_fast_headers_and_every_header_it_had():
     assert {name.lower() for name in response.headers} == {
         "content-type", "content-length", "content-security-policy", "x-content-type-options", "referrer-policy",
         "cross-origin-opener-policy", "x-frame-options", "x-request-id"}
+
+
+def test_the_response_constructors_it_stands_in_for_are_django_s_and_ninja_s_current_ones():
+    from autobot.api import NINJA_CREATE_RESPONSE_SHA256, ninja_create_response_sha256
+    from autobot.responses import DJANGO_RESPONSE_INIT_SHA256, django_response_init_sha256
+
+    assert django_response_init_sha256() == DJANGO_RESPONSE_INIT_SHA256, (
+        "Django's HttpResponse constructors changed: check autobot/responses.py's new_response against "
+        "them, then update DJANGO_RESPONSE_INIT_SHA256")
+    assert ninja_create_response_sha256() == NINJA_CREATE_RESPONSE_SHA256, (
+        "ninja's create_response or create_temporal_response changed: bring autobot/api.py's in line with "
+        "them, then update NINJA_CREATE_RESPONSE_SHA256")
+
+
+def _same_response(ours, django_s) -> None:
+    from django.http import HttpResponse
+
+    from autobot.responses import FastHeaders
+
+    assert type(ours) is type(django_s) is HttpResponse and type(ours.headers) is FastHeaders
+    assert vars(ours).keys() == vars(django_s).keys() == {
+        "headers", "_charset", "_resource_closers", "_handler_class", "cookies", "closed", "_reason_phrase",
+        "_container", *(["status_code"] if "status_code" in vars(django_s) else [])}
+    for name, value in vars(django_s).items():
+        if name == "headers":
+            assert ours.headers._store == value._store and vars(ours.headers).keys() == {"_store"}
+        elif name == "cookies":
+            assert dict(ours.cookies) == dict(value) == {} and type(ours.cookies) is type(value)
+        else:
+            assert getattr(ours, name) == value and type(getattr(ours, name)) is type(value), name
+    assert (ours.status_code, ours.reason_phrase, ours.charset, ours.content, ours.text) == (
+        django_s.status_code, django_s.reason_phrase, django_s.charset, django_s.content, django_s.text)
+    assert ours.serialize() == django_s.serialize()
+
+
+def test_a_new_response_is_django_s_with_parts_of_its_own():
+    from django.http import HttpResponse
+
+    from autobot.responses import new_response
+
+    content_type = "application/json; charset=utf-8"
+    for content, status in ((b"", None), (b'{"items":[]}', 200), (b'{"detail":"x","code":"y"}', 404),
+                            (b"{}", 201), ("text", None), (b"{}", 600)):
+        def django_s(content=content, status=status):
+            return HttpResponse(content, content_type=content_type, status=status)
+
+        if status == 600:
+            with pytest.raises(ValueError):
+                new_response(content, content_type, status)
+            continue
+        first, second = new_response(content, content_type, status), new_response(content, content_type, status)
+        _same_response(first, django_s())
+        for part in ("headers", "cookies", "_resource_closers", "_container"):  # fresh every time
+            assert getattr(first, part) is not getattr(second, part)
+        first["X-Request-ID"] = "abc"
+        first.set_cookie("a", "b")
+        first.write(b"more")
+        first._resource_closers.append(print)
+        _same_response(second, django_s())  # untouched by the first's changes
+        _same_response(new_response(content, content_type, status), django_s())
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_api_call_s_response_is_as_before(api_client, owner):
+    response = await api_client(owner).get("/api/chat/sessions")
+    assert response.status_code == 200 and response.json() == {"items": [], "count": 0}
+    assert response["Content-Type"] == "application/json; charset=utf-8"
+    missing = await api_client(owner).get("/api/chat/sessions/12345678-1234-5678-1234-567812345678")
+    assert missing.status_code == 404 and missing.json()["code"] == "chat_session_not_found"
