@@ -229,3 +229,69 @@ async def test_a_request_leaves_its_caller_without_a_url_configuration(owner, ap
     for path in ("/api/chat/sessions", "/api/me", "/api/no-such-thing"):
         await _get(application, path, token)
         assert get_urlconf() is None
+
+
+def test_the_call_and_read_body_it_short_cuts_are_django_s_current_ones():
+    from autobot.handler import DJANGO_CALL_AND_READ_BODY_SHA256, django_call_and_read_body_sha256
+
+    assert django_call_and_read_body_sha256() == DJANGO_CALL_AND_READ_BODY_SHA256, (
+        "Django's ASGIHandler.__call__ or read_body changed: bring autobot/handler.py's in line with them, "
+        "then update DJANGO_CALL_AND_READ_BODY_SHA256")
+
+
+def _messages(*messages):
+    pending = list(messages)
+
+    async def receive():
+        return pending.pop(0)
+
+    return receive
+
+
+@pytest.mark.parametrize("on_the_lanes", [True, False])
+async def test_a_body_is_read_whole_however_it_comes(on_the_lanes, settings):
+    import io
+    import tempfile
+
+    from django.core.exceptions import RequestAborted
+
+    from autobot.handler import ASGIHandler
+    from autobot.lanes import _lane_request
+
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 100
+    handler = ASGIHandler()
+    token = _lane_request.set(on_the_lanes)
+    try:
+        cases = [
+            ([{"type": "http.request"}], b"", io.BytesIO),
+            ([{"type": "http.request", "body": b'{"a": 1}'}], b'{"a": 1}', io.BytesIO),
+            ([{"type": "http.request", "body": b"x" * 100}], b"x" * 100, io.BytesIO),
+            ([{"type": "http.request", "body": b"x" * 101}], b"x" * 101, tempfile.SpooledTemporaryFile),
+            ([{"type": "http.request", "body": b"ab", "more_body": True}, {"type": "http.request", "body": b"cd"}],
+             b"abcd", tempfile.SpooledTemporaryFile),
+        ]
+        for messages, body, kind in cases:
+            body_file = await handler.read_body(_messages(*messages))
+            assert body_file.read() == body
+            assert isinstance(body_file, kind if on_the_lanes else tempfile.SpooledTemporaryFile)
+            body_file.seek(0)
+            assert body_file.read() == body
+            body_file.close()
+        for messages in ([{"type": "http.disconnect"}],
+                         [{"type": "http.request", "body": b"ab", "more_body": True}, {"type": "http.disconnect"}]):
+            with pytest.raises(RequestAborted):
+                await handler.read_body(_messages(*messages))
+    finally:
+        _lane_request.reset(token)
+
+
+async def test_only_http_is_served_on_the_lanes_too():
+    from autobot.handler import ASGIHandler
+    from autobot.lanes import _lane_request
+
+    token = _lane_request.set(True)
+    try:
+        with pytest.raises(ValueError, match="only handle ASGI/HTTP"):
+            await ASGIHandler()({"type": "websocket"}, None, None)
+    finally:
+        _lane_request.reset(token)
