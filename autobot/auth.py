@@ -1,5 +1,7 @@
 """Authentication: API tokens (Bearer) and Django sessions, for the API and for WebSockets."""
 
+import hashlib
+import inspect
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -213,6 +215,14 @@ def read_only(user) -> bool:
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
+# The sha256 of the source of ninja's `HttpBearer.__call__`, which `BearerAuth.__call__` restates.
+NINJA_BEARER_CALL_SHA256 = "cedd01475abc58630fd48fe454b2e261a2e6d86561e612d964584b2074c4c774"
+
+
+def ninja_bearer_call_sha256() -> str:
+    return hashlib.sha256(inspect.getsource(HttpBearer.__call__).encode()).hexdigest()
+
+
 def token_authenticate_sync(raw: str):
     from asgiref.sync import async_to_sync
 
@@ -229,6 +239,23 @@ class BearerAuth(HttpBearer):
     def __init__(self, prefetch=None) -> None:
         super().__init__()
         self.prefetch = prefetch
+
+    def __call__(self, request: HttpRequest):
+        """ninja's `HttpBearer.__call__`, but the header is read from `request.META` (as
+        `request.headers` reads it), not from `request.headers`, which is built from every META
+        entry the first time it is read (~2 % of a list call's instructions on the event loop) for
+        this one header. A request whose `headers` was already set or read (a test's hand-made
+        request), or a header of another scheme (ninja logs it under DEBUG), goes ninja's way.
+        `tests/platform/test_tokens.py` fails when ninja's changes."""
+        if "headers" in request.__dict__:
+            return super().__call__(request)
+        value = request.META.get("HTTP_AUTHORIZATION")
+        if not value:
+            return None
+        scheme, _, token = value.partition(" ")  # ninja: parts = split(" "), " ".join(parts[1:])
+        if scheme.lower() != self.openapi_scheme:
+            return super().__call__(request)
+        return self.authenticate(request, token)
 
     async def authenticate(self, request: HttpRequest, token: str):
         raw = token.strip()

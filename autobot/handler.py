@@ -8,9 +8,10 @@ receivers that do nothing useful there: under `LaneMiddleware` they ran on which
 hop and looked only at that lane's connections, not at the lanes the request's queries ran on.
 The lanes now look after their own connections before every job (`autobot.lanes._tidy_connections`:
 age, autocommit, errors, health checks), so for a request on the lanes this handler does, on the
-event loop, what those receivers would do there, without sending the signals: nothing but
-`reset_urlconf`, as the others look at the loop thread's database connections (it has none open:
-the ORM refuses to connect from async code) or close in-process caches (a no-op). See `_on_the_loop`.
+event loop, what those receivers would do there, without sending the signals: nothing, as they
+look at the loop thread's database connections (it has none open: the ORM refuses to connect from
+async code), close in-process caches (a no-op) or reset a URL configuration that this context
+never set. See `_on_the_loop`.
 
 That holds only for receivers known to touch memory only (`_MEMORY_ONLY`, and `close_caches` only
 when every cache is in process memory): as soon as any other receiver is connected to either
@@ -26,6 +27,7 @@ Django's changes, so a new Django version gets looked at.
 import asyncio
 import hashlib
 import inspect
+import io
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -58,16 +60,37 @@ class ASGIHandler(DjangoASGIHandler):
     def __init__(self) -> None:
         super().__init__()
         self._memory_only = _memory_only_receivers()
+        # (signal, sender) → (the signal's receiver list as it was, the answer for it): see `_inline`.
+        self._inline_answers: dict[tuple, tuple[list, bool]] = {}
 
     def _inline(self, signal, sender) -> bool:
         """Whether every receiver `signal` has for `sender` is sync and touches memory only.
-        `_live_receivers` is Django's private API (there is no public one listing receivers):
-        should a new Django change it, every request goes Django's way instead of failing."""
+
+        Remembered per signal and sender against a copy of the signal's receiver list: Django's
+        `connect` appends a new entry (a new tuple) to `signal.receivers`, `disconnect` deletes
+        one, and dropping dead weak receivers makes a new list, so a list equal to the copy, entry
+        by entry (the same tuples: a C-level comparison by identity first), has the same
+        receivers. Looking them up (`_live_receivers`: the signal's lock, the sender's id, every
+        entry's weak reference) was twice a request for the same answer. A weakly held receiver
+        that died since stays in the list until Django drops it: it could only have made the
+        answer no, and a no only sends the signal Django's way. `_live_receivers` is Django's
+        private API (there is no public one listing receivers): should a new Django change it,
+        every request goes Django's way instead of failing."""
+        receivers = getattr(signal, "receivers", None)
+        remembered = self._inline_answers.get((signal, sender))
+        if remembered is not None and remembered[0] == receivers:
+            return remembered[1]
+        seen = list(receivers) if isinstance(receivers, list) else None  # before reading them
         try:
             sync_receivers, async_receivers = signal._live_receivers(sender)
         except (AttributeError, TypeError, ValueError):
             return False
-        return not async_receivers and all(receiver in self._memory_only for receiver in sync_receivers)
+        answer = not async_receivers and all(receiver in self._memory_only for receiver in sync_receivers)
+        if seen is not None:
+            if len(self._inline_answers) >= 64:  # senders are handler classes: a handful
+                self._inline_answers.clear()
+            self._inline_answers[(signal, sender)] = (seen, answer)
+        return answer
 
     async def _send(self, signal, **kwargs) -> None:
         if self._inline(signal, kwargs["sender"]):
@@ -92,6 +115,31 @@ class ASGIHandler(DjangoASGIHandler):
         match = resolved(get_resolver(), request.path_info)
         request.resolver_match = match
         return match
+
+    async def __call__(self, scope, receive, send):
+        """Django's, but a request on the lanes skips Django's `ThreadSensitiveContext`: the lanes'
+        (`autobot.lanes.lane_context`) is the one in force, and Django's, entered inside it,
+        does nothing (it keeps an enclosing context) but cost its making and entering."""
+        if scope["type"] == "http" and in_lane_request():
+            await self.handle(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def read_body(self, receive):
+        """Django's, but a request on the lanes whose body comes in one message, no larger than
+        FILE_UPLOAD_MAX_MEMORY_SIZE (every GET, most JSON posts), gets it in a `BytesIO`. Django's
+        `SpooledTemporaryFile` keeps such a body in memory too, in a `BytesIO` of its own, but its
+        making costs ~3 µs a request; both read, seek and close alike. A larger or streamed body
+        goes Django's way, to a file once it outgrows memory."""
+        if not in_lane_request():
+            return await super().read_body(receive)
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestAborted()
+        body = message.get("body", b"")
+        if not message.get("more_body", False) and len(body) <= settings.FILE_UPLOAD_MAX_MEMORY_SIZE:
+            return io.BytesIO(body)
+        return await super().read_body(_replay(message, receive))
 
     async def handle(self, scope, receive, send):
         if not in_lane_request():
@@ -156,6 +204,16 @@ class ASGIHandler(DjangoASGIHandler):
         del task  # the loop's last task, in the same cycle
 
 
+def _replay(first: dict, receive):
+    """`receive`, but the first message it gives is `first` (already received)."""
+    pending = [first]
+
+    async def replayed():
+        return pending.pop() if pending else await receive()
+
+    return replayed
+
+
 RESOLVED_PATHS = 512  # per URL configuration; then forgotten at once and learnt again
 
 
@@ -186,12 +244,17 @@ def resolved(resolver, path: str):
 
 def _on_the_loop(signal) -> None:
     """What the memory-only receivers of `signal` would do on the event loop thread, without
-    sending it (~10 µs a send, two a request). `reset_queries` and `close_old_connections` look at
-    the current thread's database connections, and the loop thread never has one open (the ORM
-    refuses to connect from async code); `close_caches` closes in-process caches, whose `close`
-    does nothing. Only `reset_urlconf` is left to do."""
-    if signal is signals.request_finished:
-        reset_urlconf(sender=None)
+    sending it (~10 µs a send, two a request): nothing. `reset_queries` and `close_old_connections`
+    look at the current thread's database connections, and the loop thread never has one open (the
+    ORM refuses to connect from async code); `close_caches` closes in-process caches, whose `close`
+    does nothing. `reset_urlconf` deletes the URL configuration `get_response_async` set for the
+    request (`set_urlconf`, an asgiref `Local`: a context variable in async code), but that was set
+    in `handle`'s `process_request` task, whose context is a copy: the value never reaches the
+    context `handle` runs in and closes the response in, where the reset looked for it (and, not
+    finding it, cost an `AttributeError` raised and caught, ~1 % of a list call's instructions).
+    Django's own `handle` is no different: its `request_finished` runs `reset_urlconf` on a thread,
+    in another copy. `tests/platform/test_handler.py` checks that a request leaves the caller's
+    context without a URL configuration."""
 
 
 def _close_without_signal(response) -> None:
@@ -228,6 +291,16 @@ DJANGO_RESOLVE_REQUEST_SHA256 = "ff178c3d63eebcd3e38110341593518dcd67d84cff94bbc
 
 def django_handle_sha256() -> str:
     return hashlib.sha256(inspect.getsource(DjangoASGIHandler.handle).encode()).hexdigest()
+
+
+# The sha256 of the sources of Django's `ASGIHandler.__call__` and `read_body`, which `ASGIHandler`'s
+# short-cut for requests on the lanes.
+DJANGO_CALL_AND_READ_BODY_SHA256 = "77d85f281bd38c508e7b9c91601ef4c0403069b93968662107c1a71b6ddf3908"
+
+
+def django_call_and_read_body_sha256() -> str:
+    sources = inspect.getsource(DjangoASGIHandler.__call__) + inspect.getsource(DjangoASGIHandler.read_body)
+    return hashlib.sha256(sources.encode()).hexdigest()
 
 
 def django_resolve_request_sha256() -> str:

@@ -169,3 +169,129 @@ async def test_a_page_and_a_list_answer_twice_in_a_row(owner, application):
     token = await sync_to_async(make_token)(owner)
     for _ in range(2):
         assert await _get(application, "/api/chat/sessions", token) == 200
+
+
+def test_the_remembered_answer_follows_receivers_connected_and_disconnected_at_run_time():
+    from django.db import reset_queries
+    from django.dispatch import Signal
+
+    from autobot.handler import ASGIHandler
+
+    def own(**_kwargs):
+        pass
+
+    def other(**_kwargs):
+        pass
+
+    handler, signal = ASGIHandler(), Signal()
+    signal.connect(reset_queries)
+    for _ in range(2):  # the second from memory
+        assert handler._inline(signal, ASGIHandler)
+    signal.connect(own)
+    assert not handler._inline(signal, ASGIHandler)
+    signal.disconnect(own)
+    assert handler._inline(signal, ASGIHandler)
+    signal.connect(own)
+    signal.disconnect(reset_queries)  # one in, one out: a list as long as before, other receivers
+    assert not handler._inline(signal, ASGIHandler)
+    signal.disconnect(own)
+    signal.connect(other, sender=str)  # for another sender only
+    assert handler._inline(signal, ASGIHandler) and not handler._inline(signal, str)
+
+
+async def test_any_receiver_connected_after_requests_went_inline_still_sees_both_signals(owner, application):
+    token = await sync_to_async(make_token)(owner)
+    for _ in range(2):  # the answer remembered
+        assert await _get(application, "/api/me", token) == 200
+    seen = []
+
+    def noted(signal, **_kwargs):
+        seen.append(signal)
+
+    request_started.connect(noted)
+    request_finished.connect(noted)
+    try:
+        assert await _get(application, "/api/me", token) == 200
+    finally:
+        request_started.disconnect(noted)
+        request_finished.disconnect(noted)
+    assert seen == [request_started, request_finished]
+    assert await _get(application, "/api/me", token) == 200
+    assert seen == [request_started, request_finished]  # gone again
+
+
+async def test_a_request_leaves_its_caller_without_a_url_configuration(owner, application):
+    """Django sets the request's URL configuration in the task that gets the response (a copy of
+    the caller's context): nothing is left for `request_finished`'s `reset_urlconf` to reset."""
+    from django.urls import get_urlconf
+
+    token = await sync_to_async(make_token)(owner)
+    for path in ("/api/chat/sessions", "/api/me", "/api/no-such-thing"):
+        await _get(application, path, token)
+        assert get_urlconf() is None
+
+
+def test_the_call_and_read_body_it_short_cuts_are_django_s_current_ones():
+    from autobot.handler import DJANGO_CALL_AND_READ_BODY_SHA256, django_call_and_read_body_sha256
+
+    assert django_call_and_read_body_sha256() == DJANGO_CALL_AND_READ_BODY_SHA256, (
+        "Django's ASGIHandler.__call__ or read_body changed: bring autobot/handler.py's in line with them, "
+        "then update DJANGO_CALL_AND_READ_BODY_SHA256")
+
+
+def _messages(*messages):
+    pending = list(messages)
+
+    async def receive():
+        return pending.pop(0)
+
+    return receive
+
+
+@pytest.mark.parametrize("on_the_lanes", [True, False])
+async def test_a_body_is_read_whole_however_it_comes(on_the_lanes, settings):
+    import io
+    import tempfile
+
+    from django.core.exceptions import RequestAborted
+
+    from autobot.handler import ASGIHandler
+    from autobot.lanes import _lane_request
+
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 100
+    handler = ASGIHandler()
+    token = _lane_request.set(on_the_lanes)
+    try:
+        cases = [
+            ([{"type": "http.request"}], b"", io.BytesIO),
+            ([{"type": "http.request", "body": b'{"a": 1}'}], b'{"a": 1}', io.BytesIO),
+            ([{"type": "http.request", "body": b"x" * 100}], b"x" * 100, io.BytesIO),
+            ([{"type": "http.request", "body": b"x" * 101}], b"x" * 101, tempfile.SpooledTemporaryFile),
+            ([{"type": "http.request", "body": b"ab", "more_body": True}, {"type": "http.request", "body": b"cd"}],
+             b"abcd", tempfile.SpooledTemporaryFile),
+        ]
+        for messages, body, kind in cases:
+            body_file = await handler.read_body(_messages(*messages))
+            assert body_file.read() == body
+            assert isinstance(body_file, kind if on_the_lanes else tempfile.SpooledTemporaryFile)
+            body_file.seek(0)
+            assert body_file.read() == body
+            body_file.close()
+        for messages in ([{"type": "http.disconnect"}],
+                         [{"type": "http.request", "body": b"ab", "more_body": True}, {"type": "http.disconnect"}]):
+            with pytest.raises(RequestAborted):
+                await handler.read_body(_messages(*messages))
+    finally:
+        _lane_request.reset(token)
+
+
+async def test_only_http_is_served_on_the_lanes_too():
+    from autobot.handler import ASGIHandler
+    from autobot.lanes import _lane_request
+
+    token = _lane_request.set(True)
+    try:
+        with pytest.raises(ValueError, match="only handle ASGI/HTTP"):
+            await ASGIHandler()({"type": "websocket"}, None, None)
+    finally:
+        _lane_request.reset(token)

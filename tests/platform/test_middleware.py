@@ -97,3 +97,93 @@ def test_the_system_check_refuses_csrf_tokens_in_the_session(settings):
     errors = check_memory_only_settings(None)
     assert [error.id for error in errors] == ["autobot.E001"]
     assert isinstance(errors[0], Error) and "CSRF_USE_SESSIONS" in errors[0].msg
+
+
+class _Both:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def process_request(self, request):
+        request.seen.append("request")
+        return "short" if request.short else None
+
+    def process_response(self, request, response):
+        request.seen.append("response")
+        return f"{response}+processed"
+
+
+class _RequestOnly:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def process_request(self, request):
+        request.seen.append("request")
+        return "short" if request.short else None
+
+
+class _ResponseOnly:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def process_response(self, request, response):
+        request.seen.append("response")
+        return f"{response}+processed"
+
+
+class _Neither:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+
+@pytest.mark.parametrize("name,short,seen,result", [
+    ("_Both", False, ["request", "view", "response"], "view+processed"),
+    ("_Both", True, ["request", "response"], "short+processed"),  # as Django's: a short answer is processed
+    ("_RequestOnly", False, ["request", "view"], "view"),
+    ("_RequestOnly", True, ["request"], "short"),
+    ("_ResponseOnly", False, ["view", "response"], "view+processed"),
+    ("_Neither", False, ["view"], "view"),
+])
+async def test_an_inline_middleware_runs_the_hooks_its_class_has_in_django_s_order(name, short, seen, result):
+    from types import SimpleNamespace
+
+    from autobot.middleware import _inline
+
+    async def view(request):
+        request.seen.append("view")
+        return "view"
+
+    middleware = _inline(f"{__name__}.{name}")(view)
+    request = SimpleNamespace(seen=[], short=short)
+    assert await middleware(request) == result
+    assert request.seen == seen
+
+
+def test_the_request_id_header_is_read_as_request_headers_reads_it():
+    from django.http import HttpHeaders
+    from django.test import RequestFactory
+
+    from autobot.middleware import _header
+
+    request = RequestFactory().get("/", headers={"X-Request-ID": "abc"})
+    assert _header(request, "HTTP_X_REQUEST_ID", "X-Request-ID") == "abc" == request.headers["X-Request-ID"]
+    assert _header(RequestFactory().get("/"), "HTTP_X_REQUEST_ID", "X-Request-ID") == ""
+    made = RequestFactory().get("/")  # a hand-made request's own headers (ninja's test client's way)
+    made.headers = HttpHeaders({"HTTP_X-Request-ID": "own"})
+    assert _header(made, "HTTP_X_REQUEST_ID", "X-Request-ID") == "own"
+
+
+async def test_each_request_is_counted_once_under_its_own_labels(api_client, owner):
+    from autobot.metrics import http_latency, http_requests
+
+    def count(status: str) -> float:
+        return http_requests.labels("GET", "api/me", status)._value.get()
+
+    def observed() -> float:
+        return http_latency.labels("GET", "api/me")._sum.get()
+
+    ok, refused, latency = count("200"), count("401"), observed()
+    for _ in range(3):  # the second and third from the memo
+        assert (await api_client(owner).get("/api/me")).status_code == 200
+    assert (await AsyncClient().get("/api/me")).status_code == 401
+    assert count("200") == ok + 3 and count("401") == refused + 1
+    assert observed() > latency

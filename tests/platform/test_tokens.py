@@ -194,3 +194,39 @@ async def test_staff_who_may_mint_for_others_are_told_a_user_does_not_exist(djan
     clerk = await sync_to_async(_clerk)(django_user_model, "add_apitoken")
     unknown = await _mint_for(clerk, "nobody-by-this-name")
     assert unknown.status_code == 404 and unknown.json()["code"] == "user_not_found"
+
+
+def test_the_bearer_call_it_restates_is_ninja_s_current_one():
+    from autobot.auth import NINJA_BEARER_CALL_SHA256, ninja_bearer_call_sha256
+
+    assert ninja_bearer_call_sha256() == NINJA_BEARER_CALL_SHA256, (
+        "ninja's HttpBearer.__call__ changed: bring autobot/auth.py's BearerAuth.__call__ in line with it, "
+        "then update NINJA_BEARER_CALL_SHA256")
+
+
+@pytest.mark.parametrize("header", [
+    None, "", "Bearer abt_x", "bearer abt_x", "BEARER abt_x", "Bearer  abt_x", "Bearer abt_x y", "Bearer",
+    "Bearer ", "Basic abc", "Token abt_x", "Bearerabt_x",
+])
+def test_the_bearer_header_is_read_as_ninja_reads_it(header):
+    from django.http import HttpHeaders
+    from django.test import RequestFactory
+    from ninja.security import HttpBearer
+
+    from autobot.auth import BearerAuth
+
+    class Seen(BearerAuth):  # what reaches `authenticate`
+        def authenticate(self, request, token):
+            return ("token", token)
+
+    class Ninja(HttpBearer):
+        def authenticate(self, request, token):
+            return ("token", token)
+
+    def request():
+        return RequestFactory().get("/", **({} if header is None else {"HTTP_AUTHORIZATION": header}))
+
+    assert Seen()(request()) == Ninja()(request())
+    made = request()  # a hand-made request's own headers (ninja's test client's way) are asked
+    made.headers = HttpHeaders({} if header is None else {"HTTP_Authorization": header})
+    assert Seen()(made) == Ninja()(request())
