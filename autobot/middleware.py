@@ -17,6 +17,7 @@ from whitenoise.middleware import WhiteNoiseMiddleware
 
 from autobot import context, metrics
 from autobot.http import API_PREFIX, client_ip
+from autobot.memo import Memo
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -67,8 +68,7 @@ def _header(request, meta_key: str, name: str) -> str:
     return request.META.get(meta_key, "")
 
 
-_METRICS_CHILDREN = 1024  # (method, route, status) sets; then forgotten at once and looked up again
-_metric_children: dict[tuple, tuple] = {}
+_metric_children = Memo(1024)  # (method, route, status) sets; then forgotten at once and looked up again
 
 
 def _request_metrics(method: str, route: str, status: int) -> tuple:
@@ -76,15 +76,13 @@ def _request_metrics(method: str, route: str, status: int) -> tuple:
     prometheus_client's `labels()` checks and converts the values and takes the metric's lock on
     each call (two a request) to find the same child every time: its children live as long as the
     metric, since nothing here removes one (`remove`, `clear`). The labels come from bounded sets
-    (methods, URL patterns, statuses), and so does this memo (`_METRICS_CHILDREN`)."""
+    (methods, URL patterns, statuses), and so does this memo."""
     key = (method, route, status)
     children = _metric_children.get(key)
     if children is None:
         children = (metrics.http_requests.labels(method, route, str(status)),
                     metrics.http_latency.labels(method, route))
-        if len(_metric_children) >= _METRICS_CHILDREN:
-            _metric_children.clear()
-        _metric_children[key] = children
+        _metric_children.put(key, children)
     return children
 
 

@@ -11,6 +11,7 @@ from django.http import HttpResponse
 from django.http.response import HttpResponseBase, ResponseHeaders
 
 from autobot.compiled import DatetimeText
+from autobot.memo import Memo
 
 
 def unchecked(request, data, *, status: int = 200) -> HttpResponse:
@@ -81,9 +82,7 @@ def new_response(content: bytes, content_type: str, status: int | None = None) -
     prototype = _prototypes.get(content_type)
     if prototype is None:
         prototype = HttpResponse(b"", content_type=content_type)
-        if len(_prototypes) >= 16:  # the renderers' content types: one or two
-            _prototypes.clear()
-        _prototypes[content_type] = prototype
+        _prototypes.put(content_type, prototype)
     headers = object.__new__(FastHeaders)
     headers._store = prototype.headers._store.copy()
     response = object.__new__(HttpResponse)
@@ -98,7 +97,7 @@ def new_response(content: bytes, content_type: str, status: int | None = None) -
     return response
 
 
-_prototypes: dict[str, HttpResponse] = {}
+_prototypes = Memo(16)  # the renderers' content types: one or two
 
 # The sha256 of the sources of the constructors `new_response` stands in for (see its docstring).
 DJANGO_RESPONSE_INIT_SHA256 = "c4b8ae9880e74c800af3ef25a23fa98a2d6965a57c6f5ce2d2c26032c8d88707"
