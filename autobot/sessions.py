@@ -23,11 +23,18 @@ values are all plain scalars are kept (a signed-in session: the user's id, backe
 messages as text), and each read gets its own copy of the dict. The text comes from the
 database, never from the client, which sends only the key.
 
+The user row's converted values are kept by the row read (`_converted_rows`): a changed row is
+converted afresh.
+
 The user's session hash (an HMAC of the password field, compared with the session's) is kept by
 the password field and SECRET_KEY, the two things it is made from (`_session_auth_hash`).
 """
 
 from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
 
 from django.conf import settings
 from django.contrib import auth
@@ -120,6 +127,7 @@ class _UserQuery:
         self.model = model
         self.fields = list(meta.concrete_fields)
         self.attnames = [field.attname for field in self.fields]
+        self.dates = [index for index, field in enumerate(self.fields) if field.get_internal_type() in _DATES]
         self.converters = []
         for index, field in enumerate(self.fields):
             col = field.get_col(meta.db_table)
@@ -133,11 +141,34 @@ class _UserQuery:
         row = read_one(connection, self.sql, [self.model._meta.pk.get_db_prep_value(pk, connection)])
         if row is None:
             return None
-        values = list(row)
-        for index, col, functions in self.converters:
-            for convert in functions:
-                values[index] = convert(values[index], col, connection)
-        return self.model.from_db(connection.alias, self.attnames, values)
+        # The values' types are part of the key (1 == 1.0 == True); an aware date is not kept (two
+        # equal instants in different zones are equal keys), nor a value that cannot be a key.
+        key = (connection.alias, row, tuple(map(type, row)))
+        try:
+            values = _converted_rows.get(key)
+        except TypeError:
+            key = values = None
+        if values is None and any(getattr(row[index], "tzinfo", None) is not None for index in self.dates):
+            key = None
+        if values is None:
+            values = list(row)
+            for index, col, functions in self.converters:
+                for convert in functions:
+                    values[index] = convert(values[index], col, connection)
+            if key is not None and all(type(value) in _IMMUTABLE for value in values):
+                _converted_rows.put(key, tuple(values))
+        return self.model.from_db(connection.alias, self.attnames, list(values))
+
+
+# The user row's values as the converters made them (dates made aware, booleans): the same raw row
+# converts to the same values (the converters are functions of the value, the column and the
+# connection's settings; a changed setting empties the table), ~50,000 instructions a page for the
+# same answer. Only rows whose converted values are all immutable are kept, so the objects shared
+# between requests' users cannot be changed through one of them.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, datetime.datetime, datetime.date, datetime.time,
+                        datetime.timedelta, decimal.Decimal, uuid.UUID})
+_converted_rows = Memo(1024, settings=True)
+_DATES = ("DateTimeField", "TimeField")
 
 
 _user_queries: dict[tuple, _UserQuery] = {}
