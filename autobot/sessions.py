@@ -77,7 +77,7 @@ class SessionStore(db.SessionStore):
             return {}
         connection = connections[router.db_for_read(self.model)]
         sql = _session_sql(connection, self.model)
-        row = read_one(connection, sql, [self.session_key, connection.ops.adapt_datetimefield_value(timezone.now())])
+        row = read_one(connection, sql, [self.session_key, _now_param(connection)])
         if row is None:  # unknown or expired: as Django does, forget the key (a new one is made on save)
             self._session_key = None
             return {}
@@ -101,6 +101,16 @@ class SessionStore(db.SessionStore):
             from autobot import revocation
 
             await revocation.recheck_sockets([user_id])
+
+
+def _now_param(connection):
+    """`connection.ops.adapt_datetimefield_value(timezone.now())`, the expiry check's parameter.
+    On SQLite with USE_TZ and the connection in UTC (no TIME_ZONE in DATABASES) that is the naive
+    UTC time's text: Django's `make_naive` of a UTC time into UTC is the same time without its
+    zone, and four Python calls (~10,000 instructions) fewer. Anything else is Django's."""
+    if connection.vendor == "sqlite" and settings.USE_TZ and connection.timezone is datetime.UTC:
+        return str(datetime.datetime.now(datetime.UTC).replace(tzinfo=None))
+    return connection.ops.adapt_datetimefield_value(timezone.now())
 
 
 _session_sqls: dict[tuple, str] = {}

@@ -246,3 +246,22 @@ def test_a_changed_user_row_reads_anew(owner):
     get_user_model().objects.filter(pk=owner.pk).update(is_staff=True, first_name="Ada", last_login=later)
     user = _user_of(key)
     assert user.is_staff is True and user.first_name == "Ada" and user.last_login == later
+
+
+def test_the_expiry_check_s_time_is_django_s_text_of_now(settings):
+    """`_now_param`: the text Django's SQLite operations make of `timezone.now()` (to the second
+    here: the two are read a moment apart), and Django's own value elsewhere."""
+    from datetime import datetime as dt
+
+    from django.db import connection
+
+    from autobot.sessions import _now_param
+
+    before = connection.ops.adapt_datetimefield_value(timezone.now())
+    ours = _now_param(connection)
+    after = connection.ops.adapt_datetimefield_value(timezone.now())
+    assert type(ours) is type(before) and before <= ours <= after
+    if connection.vendor == "sqlite":
+        assert dt.fromisoformat(ours).tzinfo is None and len(ours) in (19, 26)
+        settings.USE_TZ = False
+        assert abs(dt.fromisoformat(_now_param(connection)) - dt.now()).total_seconds() < 5
