@@ -1,27 +1,34 @@
-"""What base.html's header shows, worked out once a rendering: the current link and the user.
+"""What base.html's header shows, worked out once: the nav's links and the user's facts.
 
-base.html marks the current section's link `aria-current="page"`. Written as seven
-`{% if p|slice:":6" == "/chat/" %}` tests (each a variable lookup, a filter call and a comparison,
-with the `{% with p=request.path %}` around them, ~95,000 instructions a page more than now), it
-is one dict made here, `{% with p=nav_current %}` and seven `{% if p.chat %}`: the same rule (the
-dashboard and tokens by the whole path, the others by its start), the same markup.
+base.html's nav marks the current section's link `aria-current="page"` and shows staff the admin
+link. Written in base.html, that was nine `{% if %}`s a page (each a variable lookup, a literal's
+evaluation and a node list) around twenty text nodes, ~90,000 instructions for one of a handful of
+texts; before that, seven `{% if p|slice:":6" == "/chat/" %}` tests. Now `nav.links` is
+templates/nav.html (the same markup, the same rule: the dashboard and tokens by the whole path,
+the others by its start, `current`) rendered once for each (compiled template, current section,
+staff or not) and kept (`links`); a template loaded anew (autoreload, a test's own loader) is
+rendered anew.
 
 The header (and the terminal, files and dashboard pages) also asked the user three things:
 `user.is_authenticated`, `user.is_staff`, `user.get_username`. Django's variable lookup tries
-`user["is_staff"]` before the attribute, and a model has no `[]`: a TypeError raised and caught
-each time, ~30,000 instructions a lookup. `nav_user` answers them from a dict (`UserFacts`), each
-asked of the same user the templates' `user` is (Django's auth context processor: `request.user`,
-or an anonymous user when the request has none) when first read, and kept for the rest of the
-rendering: nothing is read before a template asks (a template that never asks leaves the session
-untouched, as before).
+`user["is_staff"]` before the attribute (a TypeError raised and caught). `nav_user` answers them
+from a dict (`UserFacts`), each asked of the same user the templates' `user` is (Django's auth
+context processor: `request.user`, or an anonymous user when the request has none) when first
+read, and kept for the rest of the rendering.
+
+Nothing is read before a template asks (`UserFacts` and `Nav` fill themselves at the first lookup):
+a template that never asks leaves the session untouched, as before.
 
 `context_processor` is listed in settings TEMPLATES. tests/platform/test_nav.py checks the rule
-against the template expressions it replaces, and each page's nav and user facts for an anonymous,
-a staff and a non-staff user against the lookups they replace.
+against the template expressions it replaces, and every page template's bytes, for an anonymous, a
+staff and a non-staff user on several paths, against base.html's markup before.
 """
 
 from collections.abc import Mapping
 from types import MappingProxyType
+
+from django.template import Context, Engine
+from django.utils.safestring import mark_safe
 
 from autobot.memo import Memo
 
@@ -87,6 +94,40 @@ class UserFacts(dict):
         return value
 
 
+NAV_TEMPLATE = "nav.html"
+_links = Memo(64, settings=True)
+
+
+def links(path: str, is_staff: bool) -> str:
+    """templates/nav.html rendered for `path`'s section and a staff user or not (module docstring)."""
+    template = Engine.get_default().get_template(NAV_TEMPLATE)
+    sections = current(path)
+    key = (template, tuple(sections.values()), bool(is_staff))
+    text = _links.get(key)
+    if text is None:
+        # The file's last newline is base.html's (its line ends after `{{ nav.links }}`).
+        text = mark_safe(template.render(Context({"current": sections, "is_staff": is_staff})).removesuffix("\n"))
+        _links.put(key, text)
+    return text
+
+
+class Nav(dict):
+    """`{links}`: `links()` for the request's path and user, made at its first lookup."""
+
+    __slots__ = ("_request", "_user")
+
+    def __init__(self, request, user: UserFacts) -> None:
+        super().__init__()
+        self._request, self._user = request, user
+
+    def __missing__(self, key):
+        if key != "links":
+            raise KeyError(key)
+        value = self[key] = links(self._request.path, self._user["is_staff"])
+        return value
+
+
 def context_processor(request) -> dict:
-    """`nav_current`: {section: whether `request.path` is in it}; `nav_user`: the user's facts."""
-    return {"nav_current": current(request.path), "nav_user": UserFacts(request)}
+    """`nav`: the nav's markup (`nav.links`); `nav_user`: the user's facts."""
+    user = UserFacts(request)
+    return {"nav": Nav(request, user), "nav_user": user}

@@ -35,7 +35,23 @@ def test_a_page_marks_its_own_link_and_no_other(client, owner):
         assert link in html and html.count('aria-current="page"') == 1
 
 
-# ---- `nav_user`: the user's facts the templates read, in place of `user.<lookup>` ------------
+# ---- `nav.links` and `nav_user`, in place of base.html's nav markup and `user.<lookup>`s ------
+
+# base.html's nav as it was before templates/nav.html (with `nav_current`, now `nav.current`).
+OLD_NAV = """  <nav class="nav">
+    {% with p=nav_current %}
+    <a href="/" {% if p.dashboard %}aria-current="page"{% endif %}>Dashboard</a>
+    <a href="/chat/" {% if p.chat %}aria-current="page"{% endif %}>Chat</a>
+    <a href="/terminal/" {% if p.terminal %}aria-current="page"{% endif %}>Terminal</a>
+    <a href="/knowledge/" {% if p.knowledge %}aria-current="page"{% endif %}>Knowledge</a>
+    <a href="/files/" {% if p.files %}aria-current="page"{% endif %}>Files</a>
+    <a href="/agents/" {% if p.agents %}aria-current="page"{% endif %}>Agents</a>
+    <a href="/tokens/" {% if p.tokens %}aria-current="page"{% endif %}>Tokens</a>
+    {% if user.is_staff %}<a href="/admin/">Admin</a>{% endif %}
+    <a href="/api/docs" target="_blank" rel="noopener">API</a>
+    {% endwith %}
+  </nav>
+"""
 
 # The lookups each template said before `nav_user`, and what it says now.
 LOOKUPS = (("user.is_authenticated", "nav_user.is_authenticated"), ("user.is_staff", "nav_user.is_staff"),
@@ -52,6 +68,7 @@ def _sources(*, before: bool) -> dict[str, str]:
     for path in sorted(Path(settings.BASE_DIR, "templates").rglob("*.html")):
         text = path.read_text()
         if before:
+            text = text.replace("  {{ nav.links }}\n", OLD_NAV)
             for old, new in LOOKUPS:
                 text = text.replace(new, old)
         sources[path.relative_to(Path(settings.BASE_DIR, "templates")).as_posix()] = text
@@ -67,33 +84,37 @@ def _engine(sources: dict[str, str]) -> Engine:
                   context_processors=site.context_processors, builtins=site.builtins[len(Engine.default_builtins):])
 
 
-def _request(rf, who, users):
+def _request(rf, who, users, path):
     from django.contrib.auth.models import AnonymousUser
 
-    request = rf.get("/files/")
+    request = rf.get(path)
     request.session = {}
     request.user = AnonymousUser() if who == "anonymous" else users[who]
     return request
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/", "/chat/", "/knowledge/x", "/tokens/", "/admin/"])
 @pytest.mark.parametrize("who", USERS)
 @pytest.mark.parametrize("name", TEMPLATES)
-def test_each_template_renders_the_bytes_the_user_lookups_rendered(rf, owner, staff, who, name):
-    """Each template rendered with `nav_user` equals the same template with the `user.<lookup>`s it
-    replaced (every other character the same), for an anonymous, a non-staff and a staff user."""
+def test_each_template_renders_the_bytes_the_nav_markup_and_user_lookups_rendered(rf, owner, staff, who, name, path):
+    """Each template rendered with `nav.links` and `nav_user` equals the same template with
+    base.html's nav markup and the `user.<lookup>`s they replaced, for an anonymous, a non-staff
+    and a staff user, on each section's path and others (the kept markup included: each case
+    renders twice)."""
     from django.template import RequestContext
 
-    assert not any(new in _sources(before=True)[name] for _, new in LOOKUPS)
+    before = _sources(before=True)
+    assert OLD_NAV in before["base.html"] and not any(new in before[name] for _, new in LOOKUPS)
     users = {"owner": owner, "staff": staff}
-    context = {"csrf_token": "T" * 64, "can_use": True, "area": "",
+    context = {"csrf_token": "T" * 64, "can_use": True, "area": "", "nav_current": nav.current(path),
                "levels": [{"name": "RESTRICTED", "description": "r"}, {"name": "STANDARD", "description": "s"}]}
     rendered = []
-    for engine in (_engine(_sources(before=True)), _engine(_sources(before=False))):
-        page_context = RequestContext(_request(rf, who, users))
+    for engine in (_engine(before), _engine(_sources(before=False)), _engine(_sources(before=False))):
+        page_context = RequestContext(_request(rf, who, users, path))
         page_context.update(context)  # above the processors' (as `render` does): a fixed token
         rendered.append(engine.get_template(name).render(page_context))
-    assert rendered[0] == rendered[1]
+    assert rendered[0] == rendered[1] == rendered[2]
 
 
 def test_user_facts_are_read_once_and_only_when_asked(rf):
