@@ -27,6 +27,9 @@ app (Django's rule, restated from `URLNode.render`), the URLconf in use, the scr
 resolver, all part of what the URL is kept by: a URLconf changed (`clear_url_caches`, as tests'
 `override_settings(ROOT_URLCONF=...)` does) makes a new resolver, so the URL is reversed again. A
 name that does not reverse raises as before, and nothing is kept.
+
+`{% csrf_token %}` (a builtin here too) writes autobot/csrf.py's token, already safe, without
+Django's tests and `format_html` (`CsrfTokenNode`); any other value is Django's.
 """
 
 import weakref
@@ -36,6 +39,7 @@ from django.template.backends import django as django_backend
 from django.template.backends.django import reraise
 from django.template.base import TextNode
 from django.template.context import ContextDict, _builtin_context_processors, make_context
+from django.template.defaulttags import CsrfTokenNode as DjangoCsrfTokenNode
 from django.template.defaulttags import URLNode as DjangoURLNode
 from django.template.defaulttags import url as django_url
 from django.template.loader_tags import BLOCK_CONTEXT_KEY, BlockContext, BlockNode
@@ -43,7 +47,9 @@ from django.template.loader_tags import ExtendsNode as DjangoExtendsNode
 from django.template.loader_tags import do_extends as django_do_extends
 from django.urls import get_resolver, get_script_prefix, get_urlconf
 from django.utils.module_loading import import_string
+from django.utils.safestring import SafeString
 
+from autobot.csrf import LazyToken
 from autobot.memo import Memo
 
 
@@ -186,3 +192,26 @@ def do_url(parser, token):
     """Django's `{% url %}` (its parsing and checks), making this module's `URLNode`."""
     node = django_url(parser, token)
     return URLNode(node.view_name, node.args, node.kwargs, node.asvar)
+
+
+# ---- {% csrf_token %} ------------------------------------------------------------------------
+
+
+class CsrfTokenNode(DjangoCsrfTokenNode):
+    """Django's `{% csrf_token %}`, but autobot/csrf.py's token (every page's) written straight:
+    Django's tests its truth and `== "NOTPROVIDED"`, then `format_html` escapes it; a made token is
+    64 letters and digits, already safe (`LazyToken.__html__`), so the field is the same text.
+    Any other value (none, "NOTPROVIDED", a view's own) is Django's."""
+
+    def render(self, context):
+        token = context.get("csrf_token")
+        if type(token) is LazyToken:
+            html = token.__html__()
+            if isinstance(html, SafeString) and html and html != "NOTPROVIDED":
+                return SafeString(f'<input type="hidden" name="csrfmiddlewaretoken" value="{html}">')
+        return super().render(context)
+
+
+@register.tag("csrf_token")
+def do_csrf_token(parser, token):
+    return CsrfTokenNode()
