@@ -147,6 +147,18 @@ async def test_a_page_s_token_is_accepted_on_a_form_post_and_a_wrong_one_refused
     assert status == 302
 
 
+# The sha256 of Django's `CsrfTokenNode.render`, whose output autobot/templating.py's writes for our token.
+DJANGO_CSRF_TAG_SHA256 = "bef2fc3149e4e786d96dcacdc0ac8f7b1393bd912df61754bb629ee9e9916c22"
+
+
+def test_the_csrf_token_tag_restates_django_s_current_tag():
+    from django.template.defaulttags import CsrfTokenNode
+
+    assert hashlib.sha256(inspect.getsource(CsrfTokenNode.render).encode()).hexdigest() == DJANGO_CSRF_TAG_SHA256, (
+        "Django's {% csrf_token %} changed: bring autobot/templating.py's CsrfTokenNode in line, then update "
+        "DJANGO_CSRF_TAG_SHA256")
+
+
 @pytest.mark.filterwarnings("ignore:Calling format_html")  # Django's own tag, for "NOTPROVIDED"
 @pytest.mark.parametrize("value", ["lazy", "lazy-odd", "a-view's<&>", "NOTPROVIDED", "", None])
 def test_the_csrf_token_tag_writes_what_django_s_writes(value):
