@@ -145,10 +145,20 @@ class _UserQuery:
             if functions:
                 self.converters.append((index, col, functions))
         columns = ", ".join(qn(field.column) for field in self.fields)
-        self.sql = f"SELECT {columns} FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} = %s"
+        where = f"FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} = %s"
+        self.sql = f"SELECT {columns} {where}"
+        # SQLite: the stored values as they are (`+column` is SQLite's no-op operator: an expression
+        # has no declared type, so the driver neither looks up nor runs a converter for it), alone
+        # and beside the columns.
+        stored = ", ".join(f"+{qn(field.column)}" for field in self.fields)
+        self.stored_sql = f"SELECT {stored} {where}"
+        self.both_sql = f"SELECT {columns}, {stored} {where}"
 
     def get(self, connection, pk):
-        row = read_one(connection, self.sql, [self.model._meta.pk.get_db_prep_value(pk, connection)])
+        param = [self.model._meta.pk.get_db_prep_value(pk, connection)]
+        if connection.vendor == "sqlite":
+            return self._get_sqlite(connection, param)
+        row = read_one(connection, self.sql, param)
         if row is None:
             return None
         # The values' types are part of the key (1 == 1.0 == True); an aware date is not kept (two
@@ -167,6 +177,29 @@ class _UserQuery:
                     values[index] = convert(values[index], col, connection)
             if key is not None and all(type(value) in _IMMUTABLE for value in values):
                 _converted_rows.put(key, tuple(values))
+        return self.model.from_db(connection.alias, self.attnames, list(values))
+
+    def _get_sqlite(self, connection, param):
+        """`get` on SQLite: the stored values read (without the driver's per-column type detection
+        and its date parsing, ~20,000 instructions) and their converted values taken from
+        `_converted_rows`; when not kept, the columns and the stored values are read in one
+        statement (one snapshot: the values kept are those of that row) and converted as above."""
+        stored = read_one(connection, self.stored_sql, param)
+        if stored is None:
+            return None
+        values = _converted_rows.get((connection.alias, stored, tuple(map(type, stored))))
+        if values is None:
+            both = read_one(connection, self.both_sql, param)
+            if both is None:
+                return None
+            count = len(self.fields)
+            row, stored = both[:count], both[count:]
+            values = list(row)
+            for index, col, functions in self.converters:
+                for convert in functions:
+                    values[index] = convert(values[index], col, connection)
+            if all(type(value) in _IMMUTABLE for value in values):
+                _converted_rows.put((connection.alias, stored, tuple(map(type, stored))), tuple(values))
         return self.model.from_db(connection.alias, self.attnames, list(values))
 
 
