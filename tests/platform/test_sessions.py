@@ -218,19 +218,23 @@ def _fields(user) -> list:
     return [(field.attname, getattr(user, field.attname)) for field in type(user)._meta.concrete_fields]
 
 
-def test_the_user_read_twice_has_the_orms_values_and_types(owner):
+@pytest.mark.parametrize("signed_in_before", [True, False])
+def test_the_user_read_twice_has_the_orms_values_and_types(owner, signed_in_before):
     """The second read takes the converted values kept for the same row: equal to the ORM's, types
-    and time zones included, and a user object of its own each time."""
+    and time zones included, and a user object of its own each time (a NULL date too)."""
     from django.contrib.auth import get_user_model
 
-    get_user_model().objects.filter(pk=owner.pk).update(last_login=timezone.now())
+    get_user_model().objects.filter(pk=owner.pk).update(last_login=timezone.now() if signed_in_before else None)
     key = _signed_in_session(owner)
     first, second = _user_of(key), _user_of(key)
     orm = get_user_model().objects.get(pk=owner.pk)
     for user in (first, second):
         assert [(name, value, type(value)) for name, value in _fields(user)] == [
             (name, value, type(value)) for name, value in _fields(orm)]
-        assert user.last_login.tzinfo == orm.last_login.tzinfo and user.last_login.tzinfo is not None
+        if signed_in_before:
+            assert user.last_login.tzinfo == orm.last_login.tzinfo and user.last_login.tzinfo is not None
+        else:
+            assert user.last_login is None
     assert first is not second
     first.first_name = "changed"
     assert _user_of(key).first_name == orm.first_name
