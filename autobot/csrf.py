@@ -23,6 +23,7 @@ import secrets
 
 from django.middleware import csrf as django_csrf
 from django.utils.html import escape
+from django.utils.safestring import SafeString
 
 _CHARS = django_csrf.CSRF_ALLOWED_CHARS  # 62 letters and digits
 _LENGTH = django_csrf.CSRF_SECRET_LENGTH  # 32
@@ -75,8 +76,11 @@ class LazyToken:
     page that does not render it leaves the cookie alone. Unlike that proxy, rendering it does not
     go through an attribute lookup that raises and catches AttributeError at each step
     (`{{ csrf_token }}` and `{% csrf_token %}` cost ~85,000 and ~125,000 instructions through it):
-    `__html__` gives the escaped token (letters and digits: the token itself) to the template's
-    escaping, and `{% csrf_token %}`'s truth and `== "NOTPROVIDED"` tests read it as a string.
+    `__html__` gives the escaped token (letters and digits: the token itself, made a SafeString
+    once, so neither `{{ csrf_token }}` nor `{% csrf_token %}` escapes it again; ~8,000
+    instructions each), and `{% csrf_token %}` (autobot/templating.py's `CsrfTokenNode`) writes its
+    field without `format_html` and the truth and `== "NOTPROVIDED"` tests, which a made token never
+    fails.
     Anything else asked of it is asked of the token string (`__getattr__`, `len`, indexing, ...)."""
 
     __slots__ = ("_request", "_token")
@@ -87,11 +91,15 @@ class LazyToken:
 
     def __str__(self) -> str:
         if self._token is None:
-            self._token = get_token(self._request)
+            token = get_token(self._request)
+            # Letters and digits (Django's alphabet), which HTML escaping leaves as they are: marked
+            # safe, so `{{ csrf_token }}` (which renders `str()` of it) does not escape it again.
+            self._token = SafeString(token) if token.isascii() and token.isalnum() else token
         return self._token
 
     def __html__(self) -> str:
-        return escape(str(self))
+        token = str(self)
+        return token if isinstance(token, SafeString) else escape(token)
 
     def __bool__(self) -> bool:
         return bool(str(self))

@@ -141,7 +141,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 # `csrf_token` masked in one random read, in place of Django's (autobot/csrf.py).
                 "autobot.csrf.context_processor",
-                # `nav_current`: base.html's current nav link, worked out once (autobot/nav.py).
+                # `nav`, `nav_user`: base.html's nav markup and the user's facts, worked out once (autobot/nav.py).
                 "autobot.nav.context_processor",
             ],
             # `{% extends %}` without a walk of the parent template on every rendering; `{% url %}`

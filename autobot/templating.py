@@ -7,7 +7,9 @@ its request for a collection to find; under load those collections took a share 
 CPU and, when a full one came due, held the event loop (docs/performance.md, "Eighth round").
 Once the rendering is done the layers' back links are dropped, and the context is freed with
 the request. What the template sees and returns is Django's. `Template.render` restates Django
-5.2's: tests/platform/test_no_cycles.py fails when Django's changes.
+5.2's: tests/platform/test_no_cycles.py fails when Django's changes. Django's built-in csrf
+context processor is left out when autobot/csrf.py's, which replaces its `csrf_token`, is
+configured (`_without_djangos_csrf_processor`).
 
 `{% extends %}` (this module is a template builtin, settings TEMPLATES) is Django's, but for one
 walk: on every rendering Django's `ExtendsNode.render` walks the whole parent template (every
@@ -25,6 +27,9 @@ app (Django's rule, restated from `URLNode.render`), the URLconf in use, the scr
 resolver, all part of what the URL is kept by: a URLconf changed (`clear_url_caches`, as tests'
 `override_settings(ROOT_URLCONF=...)` does) makes a new resolver, so the URL is reversed again. A
 name that does not reverse raises as before, and nothing is kept.
+
+`{% csrf_token %}` (a builtin here too) writes autobot/csrf.py's token, already safe, without
+Django's tests and `format_html` (`CsrfTokenNode`); any other value is Django's.
 """
 
 import weakref
@@ -33,18 +38,26 @@ from django.template import Library, TemplateDoesNotExist
 from django.template.backends import django as django_backend
 from django.template.backends.django import reraise
 from django.template.base import TextNode
-from django.template.context import ContextDict, make_context
+from django.template.context import ContextDict, _builtin_context_processors, make_context
+from django.template.defaulttags import CsrfTokenNode as DjangoCsrfTokenNode
 from django.template.defaulttags import URLNode as DjangoURLNode
 from django.template.defaulttags import url as django_url
 from django.template.loader_tags import BLOCK_CONTEXT_KEY, BlockContext, BlockNode
 from django.template.loader_tags import ExtendsNode as DjangoExtendsNode
 from django.template.loader_tags import do_extends as django_do_extends
 from django.urls import get_resolver, get_script_prefix, get_urlconf
+from django.utils.module_loading import import_string
+from django.utils.safestring import SafeString
 
+from autobot.csrf import LazyToken
 from autobot.memo import Memo
 
 
 class DjangoTemplates(django_backend.DjangoTemplates):
+    def __init__(self, params):
+        super().__init__(params)
+        _without_djangos_csrf_processor(self.engine)
+
     def from_string(self, template_code):
         return Template(super().from_string(template_code).template, self)
 
@@ -70,6 +83,23 @@ def _unlink(context) -> None:
     for layer in context.dicts:
         if isinstance(layer, ContextDict):
             layer.context = None
+
+
+# ---- the context processors --------------------------------------------------------------------
+
+OUR_CSRF_PROCESSOR = "autobot.csrf.context_processor"
+DJANGOS_CSRF_PROCESSOR = "django.template.context_processors.csrf"
+
+
+def _without_djangos_csrf_processor(engine) -> None:
+    """Every rendering runs Django's built-in csrf processor before the configured ones
+    (`Engine.template_context_processors`); when autobot/csrf.py's is configured, its
+    `csrf_token` replaces that one's in the same dict of updates (`RequestContext.bind_template`
+    merges the processors' answers in order), so Django's made a lazy token nobody reads: ~16,000
+    instructions a page. It is left out then; without ours, or should Django add another built-in
+    processor, the engine's list is Django's."""
+    if OUR_CSRF_PROCESSOR in engine.context_processors and _builtin_context_processors == (DJANGOS_CSRF_PROCESSOR,):
+        engine.template_context_processors = tuple(import_string(path) for path in engine.context_processors)
 
 
 # ---- {% extends %} ---------------------------------------------------------------------------
@@ -162,3 +192,26 @@ def do_url(parser, token):
     """Django's `{% url %}` (its parsing and checks), making this module's `URLNode`."""
     node = django_url(parser, token)
     return URLNode(node.view_name, node.args, node.kwargs, node.asvar)
+
+
+# ---- {% csrf_token %} ------------------------------------------------------------------------
+
+
+class CsrfTokenNode(DjangoCsrfTokenNode):
+    """Django's `{% csrf_token %}`, but autobot/csrf.py's token (every page's) written straight:
+    Django's tests its truth and `== "NOTPROVIDED"`, then `format_html` escapes it; a made token is
+    64 letters and digits, already safe (`LazyToken.__html__`), so the field is the same text.
+    Any other value (none, "NOTPROVIDED", a view's own) is Django's."""
+
+    def render(self, context):
+        token = context.get("csrf_token")
+        if type(token) is LazyToken:
+            html = token.__html__()
+            if isinstance(html, SafeString) and html and html != "NOTPROVIDED":
+                return SafeString(f'<input type="hidden" name="csrfmiddlewaretoken" value="{html}">')
+        return super().render(context)
+
+
+@register.tag("csrf_token")
+def do_csrf_token(parser, token):
+    return CsrfTokenNode()

@@ -9,17 +9,17 @@ from django.utils.translation import get_language
 
 from autobot.errors import AppError
 from autobot.memo import Memo
-from autobot.pages import page
+from autobot.pages import number_text, page
 from chat.markdown import render as render_markdown
 from knowledge import services
 
 
 @page  # signed-in only; session, user and rendering in one lane job (autobot/pages.py)
 def index(request):
-    return render(request, "knowledge/index.html", {
-        "max_upload_bytes": settings.KNOWLEDGE_MAX_UPLOAD_BYTES,
+    return render(request, "knowledge/index.html", {  # the numbers' texts made once (`number_text`)
+        "max_upload_bytes": number_text(settings.KNOWLEDGE_MAX_UPLOAD_BYTES),
         "max_upload_size": size_text(settings.KNOWLEDGE_MAX_UPLOAD_BYTES),
-        "max_pages": settings.KNOWLEDGE_CRAWL_MAX_PAGES,
+        "max_pages": number_text(settings.KNOWLEDGE_CRAWL_MAX_PAGES),
     })
 
 

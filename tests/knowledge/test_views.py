@@ -74,3 +74,20 @@ def test_the_admins_crawl_cancel_needs_the_change_permission(client, owner, djan
     client.post("/admin/knowledge/crawljob/", {"action": "cancel", "_selected_action": [job.pk]})
     job.refresh_from_db()
     assert job.status != CrawlJob.Status.RUNNING
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+def test_the_page_writes_its_numbers_as_the_template_wrote_the_settings(client, owner, settings, grouped):
+    """`number_text` (autobot/pages.py): the text `{{ n }}` of the int gives, thousands separated
+    or not, read afresh after a setting changes."""
+    from django.template import Context, Template
+
+    settings.USE_THOUSAND_SEPARATOR = grouped
+    client.force_login(owner)
+    for limit, pages in ((20 * 1024 * 1024, 1500), (1536, 50), (1536, 50)):  # the last: kept texts
+        settings.KNOWLEDGE_MAX_UPLOAD_BYTES, settings.KNOWLEDGE_CRAWL_MAX_PAGES = limit, pages
+        html = client.get("/knowledge/").content.decode()
+        written = Template("{{ limit }}|{{ pages }}").render(Context({"limit": limit, "pages": pages})).split("|")
+        assert (f'data-max-upload="{written[0]}"' in html and f'data-max-pages="{written[1]}"' in html
+                and f'max="{written[1]}"' in html)
+    assert ("," in written[0]) is grouped

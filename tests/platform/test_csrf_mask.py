@@ -145,3 +145,43 @@ async def test_a_page_s_token_is_accepted_on_a_form_post_and_a_wrong_one_refused
     assert (await _request("POST", "/accounts/logout/", cookie, b"x=1"))[0] == 403
     status, _ = await _request("POST", "/accounts/logout/", cookie, f"csrfmiddlewaretoken={token}".encode())
     assert status == 302
+
+
+# The sha256 of Django's `CsrfTokenNode.render`, whose output autobot/templating.py's writes for our token.
+DJANGO_CSRF_TAG_SHA256 = "bef2fc3149e4e786d96dcacdc0ac8f7b1393bd912df61754bb629ee9e9916c22"
+
+
+def test_the_csrf_token_tag_restates_django_s_current_tag():
+    from django.template.defaulttags import CsrfTokenNode
+
+    assert hashlib.sha256(inspect.getsource(CsrfTokenNode.render).encode()).hexdigest() == DJANGO_CSRF_TAG_SHA256, (
+        "Django's {% csrf_token %} changed: bring autobot/templating.py's CsrfTokenNode in line, then update "
+        "DJANGO_CSRF_TAG_SHA256")
+
+
+@pytest.mark.filterwarnings("ignore:Calling format_html")  # Django's own tag, for "NOTPROVIDED"
+@pytest.mark.parametrize("value", ["lazy", "lazy-odd", "a-view's<&>", "NOTPROVIDED", "", None])
+def test_the_csrf_token_tag_writes_what_django_s_writes(value):
+    """autobot/templating.py's `{% csrf_token %}` and `{{ csrf_token }}` against Django's tag and
+    escaping, for this module's token, a token with characters to escape, and other values."""
+    from django.template import Context, Engine, engines
+    from django.template.defaulttags import CsrfTokenNode
+    from django.utils.html import conditional_escape
+
+    request = RequestFactory().get("/")
+    request.META["CSRF_COOKIE"] = django_csrf._get_new_csrf_string()
+    if value in ("lazy", "lazy-odd"):
+        token = csrf.LazyToken(request)
+        if value == "lazy-odd":
+            token._token = "<ab&c>"  # never made, but escaped as Django would
+        expected = CsrfTokenNode().render(Context({"csrf_token": token}))
+        shown = conditional_escape(str(token))
+    else:
+        token = value
+        expected = CsrfTokenNode().render(Context({} if value is None else {"csrf_token": value}))
+        shown = Engine().from_string("{{ csrf_token }}").render(Context({} if value is None else {"csrf_token": value}))
+    site = engines.all()[0].from_string("{{ csrf_token }}|{% csrf_token %}")
+    context = {} if value is None else {"csrf_token": token}
+    assert site.template.render(Context(context)) == f"{shown}|{expected}"
+    if value == "lazy":
+        assert expected.startswith('<input type="hidden" name="csrfmiddlewaretoken" value="') and str(token) in expected

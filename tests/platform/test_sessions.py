@@ -212,3 +212,60 @@ def test_a_session_holding_lists_or_dicts_reads_right_and_is_not_shared(owner):
     one = SessionStore(key).load()
     one["recent"].append(3)
     assert SessionStore(key).load()["recent"] == [1, 2]
+
+
+def _fields(user) -> list:
+    return [(field.attname, getattr(user, field.attname)) for field in type(user)._meta.concrete_fields]
+
+
+@pytest.mark.parametrize("signed_in_before", [True, False])
+def test_the_user_read_twice_has_the_orms_values_and_types(owner, signed_in_before):
+    """The second read takes the converted values kept for the same row: equal to the ORM's, types
+    and time zones included, and a user object of its own each time (a NULL date too)."""
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(pk=owner.pk).update(last_login=timezone.now() if signed_in_before else None)
+    key = _signed_in_session(owner)
+    first, second = _user_of(key), _user_of(key)
+    orm = get_user_model().objects.get(pk=owner.pk)
+    for user in (first, second):
+        assert [(name, value, type(value)) for name, value in _fields(user)] == [
+            (name, value, type(value)) for name, value in _fields(orm)]
+        if signed_in_before:
+            assert user.last_login.tzinfo == orm.last_login.tzinfo and user.last_login.tzinfo is not None
+        else:
+            assert user.last_login is None
+    assert first is not second
+    first.first_name = "changed"
+    assert _user_of(key).first_name == orm.first_name
+
+
+def test_a_changed_user_row_reads_anew(owner):
+    """A row that changed (staff granted, a name, a sign-in time) is converted afresh."""
+    from django.contrib.auth import get_user_model
+
+    key = _signed_in_session(owner)
+    assert not _user_of(key).is_staff
+    later = timezone.now() + timedelta(minutes=5)
+    get_user_model().objects.filter(pk=owner.pk).update(is_staff=True, first_name="Ada", last_login=later)
+    user = _user_of(key)
+    assert user.is_staff is True and user.first_name == "Ada" and user.last_login == later
+
+
+def test_the_expiry_check_s_time_is_django_s_text_of_now(settings):
+    """`_now_param`: the text Django's SQLite operations make of `timezone.now()` (to the second
+    here: the two are read a moment apart), and Django's own value elsewhere."""
+    from datetime import datetime as dt
+
+    from django.db import connection
+
+    from autobot.sessions import _now_param
+
+    before = connection.ops.adapt_datetimefield_value(timezone.now())
+    ours = _now_param(connection)
+    after = connection.ops.adapt_datetimefield_value(timezone.now())
+    assert type(ours) is type(before) and before <= ours <= after
+    if connection.vendor == "sqlite":
+        assert dt.fromisoformat(ours).tzinfo is None and len(ours) in (19, 26)
+        settings.USE_TZ = False
+        assert abs(dt.fromisoformat(_now_param(connection)) - dt.now()).total_seconds() < 5

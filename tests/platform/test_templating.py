@@ -151,3 +151,32 @@ def test_url_reverses_for_the_request_s_current_app_as_django_does():
             assert site.from_string(text).render(RequestContext(request)) == \
                 stock.from_string(text).render(RequestContext(request))
     assert templating._current_app(Context({})) is None
+
+
+def test_djangos_csrf_processor_is_left_out_only_when_ours_replaces_it(settings):
+    """Ours gives `csrf_token` after Django's built-in one would: the same context, one lazy token
+    less. Without ours configured, Django's runs as before."""
+    from django.template.context_processors import csrf as djangos
+
+    from autobot import csrf
+
+    site = engines.all()[0].engine
+    assert djangos not in site.template_context_processors
+    assert csrf.context_processor in site.template_context_processors
+    options = dict(settings.TEMPLATES[0]["OPTIONS"])
+    options["context_processors"] = [
+        path for path in options["context_processors"] if path != templating.OUR_CSRF_PROCESSOR]
+    params = {"NAME": "without", "DIRS": [], "APP_DIRS": False, "OPTIONS": options}
+    assert templating.DjangoTemplates(params).engine.template_context_processors[0] is djangos
+
+
+def test_a_page_s_csrf_token_is_ours(rf):
+    from django.template import RequestContext
+
+    from autobot.csrf import LazyToken
+
+    request = rf.get("/")
+    request.META["CSRF_COOKIE"] = "a" * 32
+    context = RequestContext(request)
+    with context.bind_template(engines.all()[0].from_string("").template):
+        assert isinstance(context["csrf_token"], LazyToken)
