@@ -21,7 +21,20 @@ def worker_gone(worker_id: str) -> bool:
     host, _, pid = worker_id.rpartition(":")
     if host != _HOST or worker_id == WORKER_ID:
         return False
-    return not (pid.isdigit() and os.path.exists(f"/proc/{pid}"))  # procfs: no disk I/O
+    return not (pid.isdigit() and _running(pid))
+
+
+def _running(pid: str) -> bool:
+    """Whether the process runs: its /proc entry is there and it is not a zombie. A worker that died
+    stays a zombie until its parent reaps it (uvicorn's supervisor, a test harness), and `wait_gone`
+    returns as soon as it died: a check right after must already find it gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:  # procfs: no disk I/O
+            stat = fh.read()
+    except OSError:
+        return False
+    # "pid (comm) state ...": the name may hold spaces and parentheses, the state follows the last ")".
+    return stat[stat.rfind(b")") + 2:][:1] not in (b"Z", b"X")
 
 
 async def wait_gone(worker_id: str) -> None:

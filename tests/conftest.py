@@ -157,12 +157,18 @@ def django_db_modify_db_settings(tmp_path_factory):
         db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
 
 
+# A server's start (Django's set-up, the URLconf, the channel layer) takes a few seconds, but over
+# 30 on CI's two shared cores when both are busy (seen: three servers in a row not ready in 30 s).
+# A server that fails exits, and is reported at once; only a hung one waits this long.
+SERVER_READY_SECONDS = 90.0
+
+
 def app_server(var_dir, *, env: dict | None = None, name: str = "server", **options):
     """A `ServerProcess` (autobot/testing.py, not started yet) on this run's test database, with
     its secret key and the tests' settings (tests/server_settings.py: the fast password hasher).
     Data a test wants the server to see must be committed: `django_db(transaction=True)`.
     `env` adds or overrides variables (`REDIS_URL`, `AUTOBOT_LLM_*`, …); `options` go to
-    ServerProcess (`port`, `ready_statuses`, …)."""
+    ServerProcess (`port`, `ready_statuses`, …; `ready_seconds` defaults to SERVER_READY_SECONDS)."""
     from django.conf import settings
 
     from autobot.testing import ServerProcess, database_url
@@ -172,6 +178,7 @@ def app_server(var_dir, *, env: dict | None = None, name: str = "server", **opti
         "AUTOBOT_SECRET_KEY": settings.SECRET_KEY,  # shared: sessions, and the agents bus signing key
         "DJANGO_SETTINGS_MODULE": "tests.server_settings",
     }
+    options.setdefault("ready_seconds", SERVER_READY_SECONDS)
     return ServerProcess(env={**base, **(env or {})}, var_dir=var_dir, name=name, **options)
 
 

@@ -211,8 +211,14 @@ async def _collect(sub, chunks: list[str], on_output) -> None:
 def _clean(raw: str, command: str) -> str:
     """The output without colours, the echoed command line and the next prompt."""
     lines = _ANSI.sub("", raw).split("\n")
-    if lines and command.strip() in lines[0]:
+    typed = command.strip()
+    if lines and typed in lines[0]:
         lines = lines[1:]
+        # Typed before readline took the terminal (at_prompt is reported from PROMPT_COMMAND, just
+        # before; a busy machine may run the rest later), the line is echoed twice: by the terminal
+        # as it arrives, then by readline after the prompt.
+        if lines and lines[0].endswith(typed) and lines[0][:-len(typed)].endswith(("$ ", "# ")):
+            lines = lines[1:]
     if lines and not lines[-1].endswith("\n") and ("$ " in lines[-1] or "# " in lines[-1]):
         lines = lines[:-1]  # the prompt that came back
     return "\n".join(lines).strip("\n")

@@ -14,7 +14,7 @@ from autobot.testing import ServerProcess, database_url
 from files import storage
 from files.sweep import leftovers_remove, uploads_sweep
 from knowledge.models import CrawlJob
-from tests.conftest import make_token
+from tests.conftest import SERVER_READY_SECONDS, make_token
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 HOST = storage._HOST
@@ -95,7 +95,7 @@ async def test_a_killed_workers_upload_and_crawl_are_cleaned_up_by_the_next_work
     env = {"DATABASE_URL": database_url(settings.DATABASES["default"]),
            "DJANGO_SETTINGS_MODULE": "tests.server_settings", "AUTOBOT_FILES_ROOT": str(files_root),
            "AUTOBOT_SECRET_KEY": settings.SECRET_KEY}
-    first = ServerProcess(env=env, var_dir=tmp_path, name="first").start()
+    first = ServerProcess(env=env, var_dir=tmp_path, name="first", ready_seconds=SERVER_READY_SECONDS).start()
     token = await sync_to_async(make_token)(owner)
     upload = await slow_upload(first, token)
     area = files_root / "owner"
@@ -109,7 +109,7 @@ async def test_a_killed_workers_upload_and_crawl_are_cleaned_up_by_the_next_work
     first.kill()
     upload.close()
 
-    second = ServerProcess(env=env, var_dir=tmp_path, name="second").start()
+    second = ServerProcess(env=env, var_dir=tmp_path, name="second", ready_seconds=SERVER_READY_SECONDS).start()
     try:
         assert [p.name for p in area.iterdir()] == []  # nothing left, nothing half-written
         swept = await AuditEvent.objects.aget(action="files.upload_interrupted")

@@ -301,3 +301,26 @@ async def test_run_skips_a_queued_job_whose_caller_stopped_waiting():
     # A job behind it on every lane: each lane runs its jobs in order, so the queued one is past.
     await asyncio.gather(*(asyncio.wrap_future(lane.submit(lambda: None)) for lane in lanes()))
     assert waiting.cancelled() and ran == []
+
+
+def test_a_lane_holding_a_connection_still_runs_a_job_while_database_access_is_blocked(django_db_blocker,
+                                                                                      caplog):
+    """A lane keeps its connection from one database test into a test without database access,
+    where pytest-django refuses every connection: tidying it before the next job fails (a warning
+    in the log, CI's "Database access not allowed"), the connection is dropped, and the job runs
+    anyway; once access is back, the next database job opens a fresh connection."""
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+
+    lane = Lane("test-blocked")
+    try:
+        first = lane.submit(_connection_in_use).result(timeout=10).connection
+        with django_db_blocker.block():
+            assert lane.submit(lambda: "ran").result(timeout=10) == "ran"
+        assert any("tidying" in r.getMessage() and "Database access not allowed" in str(r.exc_info[1])
+                   for r in caplog.records if r.exc_info)
+        assert lane.submit(get_user_model().objects.count).result(timeout=10) == 0
+        assert lane.submit(_raw_connection).result(timeout=10) is not first
+    finally:
+        lane.submit(connections.close_all).result(timeout=10)
+        lane.shutdown()

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from autobot.testing import ServerProcess, database_url
 from chat.models import ChatSession
-from tests.conftest import make_token
+from tests.conftest import SERVER_READY_SECONDS, make_token
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -42,7 +42,8 @@ async def test_every_worker_reports_the_sum_of_all_workers(owner, settings, tmp_
     env = {"DATABASE_URL": database_url(settings.DATABASES["default"]),
            "DJANGO_SETTINGS_MODULE": "tests.server_settings", "AUTOBOT_SECRET_KEY": settings.SECRET_KEY,
            "AUTOBOT_METRICS_PUBLIC": "true", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
-    a, b = (ServerProcess(env=env, var_dir=tmp_path, name=name).start() for name in ("a", "b"))
+    a, b = (ServerProcess(env=env, var_dir=tmp_path, name=name, ready_seconds=SERVER_READY_SECONDS).start()
+            for name in ("a", "b"))
     sockets = []
     try:
         async with aiohttp.ClientSession() as http:
@@ -59,7 +60,7 @@ async def test_every_worker_reports_the_sum_of_all_workers(owner, settings, tmp_
             assert chat_sockets(samples) == 2
 
         b.kill()  # its socket is gone with it; the next worker to start stops counting it
-        c = ServerProcess(env=env, var_dir=tmp_path, name="c").start()
+        c = ServerProcess(env=env, var_dir=tmp_path, name="c", ready_seconds=SERVER_READY_SECONDS).start()
         samples = await scrape(c)
         assert chat_sockets(samples) == 1
         assert not_found_count(samples) == 5  # what the killed worker served still counts

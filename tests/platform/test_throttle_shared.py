@@ -13,7 +13,7 @@ from autobot import throttle
 from autobot.lanes import spawn
 from autobot.models import AuditEvent
 from autobot.testing import ServerProcess, database_url
-from tests.conftest import PASSWORD, TEST_REDIS_URL
+from tests.conftest import PASSWORD, SERVER_READY_SECONDS, TEST_REDIS_URL
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,7 +31,8 @@ def two_workers(request, django_db_setup, django_db_blocker, tmp_path_factory):
     }
     if request.param == "redis":
         env["REDIS_URL"] = TEST_REDIS_URL
-    servers = [ServerProcess(env=env, var_dir=var_dir, name=f"worker-{i}") for i in range(2)]
+    servers = [ServerProcess(env=env, var_dir=var_dir, name=f"worker-{i}", ready_seconds=SERVER_READY_SECONDS)
+               for i in range(2)]
     try:
         yield [server.start().address for server in servers]
     finally:

@@ -284,17 +284,18 @@ async def test_a_killed_worker_ends_its_terminal_clearly_and_loses_nothing_store
     other = cluster.workers[1 - host]
     # A socket on the worker that does not own the PTY, straight to it (not through nginx).
     direct = Visitor(other.address)
-    direct.http.cookie_jar.update_cookies({c.key: c.value for c in visitor.http.cookie_jar})
-    ws = await direct.socket(f"/ws/terminal/{session['id']}/")
-    await ws.send_json({"type": "input", "data": "echo before-$((40+2))\r"})
-    await read_until(ws, output_has("before-42"))
+    try:  # closed however it ends: a failure here must not leave a client session behind
+        direct.http.cookie_jar.update_cookies({c.key: c.value for c in visitor.http.cookie_jar})
+        ws = await direct.socket(f"/ws/terminal/{session['id']}/")
+        await ws.send_json({"type": "input", "data": "echo before-$((40+2))\r"})
+        await read_until(ws, output_has("before-42"))
 
-    await asyncio.to_thread(cluster.workers[host].kill)
-    frames = await read_until(ws, lambda f, _: f["type"] == "exit", seconds=60)
-    errors = [f for f in frames if f["type"] == "error"]
-    assert errors and errors[-1]["code"] == "session_lost", frames[-3:]
-    await ws.close()
-    await direct.close()
+        await asyncio.to_thread(cluster.workers[host].kill)
+        frames = await read_until(ws, lambda f, _: f["type"] == "exit", seconds=60)
+        errors = [f for f in frames if f["type"] == "error"]
+        assert errors and errors[-1]["code"] == "session_lost", frames[-3:]
+    finally:
+        await direct.close()
     row = await TerminalSession.objects.aget(pk=session["id"])
     assert row.status == "ended" and row.end_reason == "server_gone"
 
@@ -316,16 +317,17 @@ async def test_a_killed_worker_ends_its_answer_clearly(cluster, visitor, owner):
     answer = await ChatMessage.objects.filter(session_id=session["id"], role="assistant").alast()
     generator = next(i for i, w in enumerate(cluster.workers) if worker_id(w) == answer.worker)
     direct = Visitor(cluster.workers[1 - generator].address)
-    direct.http.cookie_jar.update_cookies({c.key: c.value for c in visitor.http.cookie_jar})
-    follower = await direct.socket(f"/ws/chat/{session['id']}/")
-    await read_until(follower, lambda f, _: f["type"] == "token")
+    try:  # closed however it ends: a failure here must not leave a client session behind
+        direct.http.cookie_jar.update_cookies({c.key: c.value for c in visitor.http.cookie_jar})
+        follower = await direct.socket(f"/ws/chat/{session['id']}/")
+        await read_until(follower, lambda f, _: f["type"] == "token")
 
-    await asyncio.to_thread(cluster.workers[generator].kill)
-    frames = await read_until(follower, lambda f, _: f["type"] == "done", seconds=30)
-    assert [f["code"] for f in frames if f["type"] == "error"] == ["interrupted"]
-    assert frames[-1]["message"]["status"] == "failed"
-    await follower.close()
-    await direct.close()
+        await asyncio.to_thread(cluster.workers[generator].kill)
+        frames = await read_until(follower, lambda f, _: f["type"] == "done", seconds=30)
+        assert [f["code"] for f in frames if f["type"] == "error"] == ["interrupted"]
+        assert frames[-1]["message"]["status"] == "failed"
+    finally:
+        await direct.close()
     await ws.close()
     await asyncio.to_thread(cluster.restart_worker, generator)
     # The session takes new questions at once (no 409 while a dead worker's answer "streams").

@@ -3,6 +3,7 @@
 
 import asyncio
 import os
+import re
 import shutil
 
 import pytest
@@ -32,6 +33,16 @@ class Session:
             assert chunk is not None, seen
             seen += chunk
         return seen
+
+
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
+
+
+def printed_lines(out: str) -> list[str]:
+    """The lines of `out` as the user sees them (terminal escapes and carriage returns removed).
+    A program's output may follow its own line directly or, on a slow machine, the echo of the
+    marker line `run` typed ahead while it ran: `\\r1\\r\\n` or `\\r\\n1\\r\\n`."""
+    return _ESCAPES.sub("", out).split("\n")
 
 
 async def _open(user, level: str | None = None) -> Session:
@@ -188,7 +199,7 @@ async def test_run_time_syntax_in_quotes_and_comments_is_data_and_runs(restricte
     assert "autobot: blocked" not in out and "${!x} exec <f >&$fd ran-42" in out
     await restricted.run("printf 'exec <steps.sh\\n' > notes.txt")
     out = await restricted.run("grep -c 'exec <' notes.txt")
-    assert "autobot: blocked" not in out and "\r1\r\n" in out  # one line found
+    assert "autobot: blocked" not in out and "1" in printed_lines(out)  # one line found
 
 
 async def test_a_variable_named_at_run_time_is_blocked(restricted):
@@ -225,7 +236,7 @@ async def test_a_quoted_mention_of_the_hooks_variables_is_data_and_runs(restrict
     out = await restricted.run("echo '$__autobot_secret (( __autobot_ok[x]=1 ))' ran-$((6*7)) # ${#__autobot_secret}")
     assert "autobot: blocked" not in out and "$__autobot_secret (( __autobot_ok[x]=1 )) ran-42" in out
     out = await restricted.run("grep -c '$__autobot_' notes.txt")
-    assert "autobot: blocked" not in out and "\r1\r\n" in out
+    assert "autobot: blocked" not in out and "1" in printed_lines(out)
 
 
 @pytest.mark.parametrize("line", [

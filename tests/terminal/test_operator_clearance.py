@@ -149,9 +149,19 @@ async def test_a_cleared_high_line_runs_and_a_comment_or_definition_returns_at_o
     assert (await shell.operator("greet"))["output"] == "hello"
 
 
+async def running(shell: Shell, program: str, seconds: float = 20) -> None:
+    """Wait until `program` runs in the foreground of the shell, its line past the prompt (a busy
+    machine may take seconds to start it)."""
+    async with asyncio.timeout(seconds):
+        while True:  # nothing to await: the terminal reports no program starting
+            if not shell.live.at_prompt.is_set() and shell.live.proc.foreground_command() == program:
+                return
+            await asyncio.sleep(0.05)
+
+
 async def test_the_operator_does_not_type_into_a_program_that_is_running(shell):
     reading = asyncio.create_task(shell.person("cat"))  # cat would take the line as its input
-    await asyncio.sleep(1)
+    await running(shell, "cat")
     with pytest.raises(Conflict) as refused:
         await shell.operator("echo typed", timeout=2)
     assert refused.value.code == "terminal_busy" and "cat is running" in str(refused.value)

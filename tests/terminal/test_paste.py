@@ -13,6 +13,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 HARMLESS_DANGER = "mkfs.ext4 /dev/autobot-test-none"
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+RECORD_WAIT_SECONDS = 30
 LINES = ["echo one", "echo two", "(echo three)", "{ echo four; } &", "x=5; (( x > 1 )) && echo five"]
 
 
@@ -25,12 +26,14 @@ async def wait_records(term, count: int) -> list[CommandRecord]:
     """The session's records once ``count`` (besides an end marker) are there."""
     term.type("echo DO''NE\r")
     await term.until("DONE\r\n")
-    for _ in range(100):  # a background job's verdict may land just after the marker's
+    # A background job's verdict may land after the marker's: it asks from its own process, which
+    # a busy machine may run seconds later. Waited for as long as a line's verdict may take.
+    deadline = asyncio.get_running_loop().time() + RECORD_WAIT_SECONDS
+    while True:
         found = [r for r in await records(term) if r.command != "echo DO''NE"]
-        if len(found) >= count:
+        if len(found) >= count or asyncio.get_running_loop().time() > deadline:
             return found
         await asyncio.sleep(0.05)
-    return found
 
 
 def assert_in_order(found: list[CommandRecord], expected: list[str]) -> None:

@@ -65,15 +65,33 @@ async def _dead_worker() -> str:
 # ---- closed while starting ------------------------------------------------------------------
 
 
-async def test_closing_a_session_while_its_shell_starts_ends_it(client, terminal_user):
+async def test_closing_a_session_while_its_shell_starts_ends_it(client, terminal_user, monkeypatch):
+    from terminal.services import sessions as sessions_module
+
+    # The shell starts only once the close has come: on a busy machine, a start left to itself
+    # could be over (the session live) before the close reached it.
+    close_noted, spawn = asyncio.Event(), sessions_module._spawn
+
+    async def spawn_after_the_close(*args, **kwargs):
+        await close_noted.wait()
+        return await spawn(*args, **kwargs)
+
+    monkeypatch.setattr(sessions_module, "_spawn", spawn_after_the_close)
     opening = asyncio.ensure_future(client.post(f"{BASE}/sessions", {}, content_type="application/json"))
     row = None
     while row is None:  # the row exists from the start; the shell is not up yet
         assert not opening.done(), opening.result().content
         row = await TerminalSession.objects.filter(owner=terminal_user).afirst()
-    assert registry.known(row.pk) and not opening.done()  # its shell is starting
+    start = registry.starting(row.pk)
+    assert start is not None and not opening.done()  # its shell is starting
 
-    closed = await client.delete(f"{BASE}/sessions/{row.pk}")
+    closing = asyncio.ensure_future(client.delete(f"{BASE}/sessions/{row.pk}"))
+    async with asyncio.timeout(30):
+        while start.close_reason is None:  # noqa: ASYNC110 - the close sets no event of its own
+            assert not closing.done(), closing.result().content
+            await asyncio.sleep(0.01)
+    close_noted.set()
+    closed = await closing
     opened = await opening
 
     assert closed.status_code == 200, closed.content

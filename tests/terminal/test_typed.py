@@ -170,3 +170,13 @@ async def test_keys_that_make_signals_are_dropped_until_the_first_prompt_and_kep
     typed_module.line_stop(live, STOPPED)
     assert written[-1] == b"a\x03b" and interrupts == [1]
     live.stopping = None  # nothing ran: the monkeypatched terminal got no real Ctrl-C
+
+
+@pytest.mark.parametrize("raw", [
+    "echo typed\r\n\x1b[?2004l\rtyped\r\n\x1b[?2004hroot@autobot:~# ",
+    # Typed while the shell still ran its prompt command (at_prompt is reported from there): the
+    # terminal echoed it at once, then readline again after the prompt. Output of real bash.
+    "echo typed\r\n\x1b[?2004hroot@autobot:~# echo typed\r\n\x1b[?2004l\rtyped\r\n\x1b[?2004hroot@autobot:~# ",
+])
+def test_the_output_is_what_the_line_printed_however_often_it_was_echoed(raw):
+    assert typed_module._clean(raw, "echo typed") == "typed"
