@@ -40,6 +40,18 @@ async def test_a_loop_that_keeps_moving_is_not_reported():
     assert stalls == []
 
 
+def _run_suite(folder: Path) -> subprocess.CompletedProcess:
+    """pytest on `folder`'s tests with the watchdog plugin, as the suite runs it."""
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", str(folder), "-q", "-p", "tests.loop_watchdog", "-p", "no:django",
+         "-p", "no:cacheprovider", "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
+         "--rootdir", str(folder)],
+        cwd=root, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(root), "AUTOBOT_TEST_LOOP_BLOCK_MS": "100"},
+    )
+
+
 def test_the_suite_fails_a_test_that_blocks_its_loop(tmp_path):
     (tmp_path / "test_blocking.py").write_text(
         "import time\n\n"
@@ -48,14 +60,7 @@ def test_the_suite_fails_a_test_that_blocks_its_loop(tmp_path):
         "async def test_does_not_block():\n"
         "    pass\n"
     )
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", str(tmp_path), "-q", "-p", "tests.loop_watchdog", "-p", "no:django",
-         "-p", "no:cacheprovider", "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
-         "--rootdir", str(tmp_path)],
-        cwd=root, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": str(root), "AUTOBOT_TEST_LOOP_BLOCK_MS": "100"},
-    )
+    result = _run_suite(tmp_path)
     assert result.returncode == 1, result.stdout
     assert "2 passed, 1 error" in result.stdout  # test_blocks runs, then errors at teardown
     assert "an event loop was blocked for more than 100 ms" in result.stdout
@@ -91,13 +96,6 @@ def test_time_spent_waiting_for_a_cpu_is_not_a_block_but_a_sleep_is(tmp_path):
     """A callback the scheduler keeps off the CPU (a loaded machine: here a process pinned to the
     same CPU at the highest priority) is not reported; a callback sleeping as long is."""
     (tmp_path / "test_starved.py").write_text(STARVED_TEST)
-    root = Path(__file__).resolve().parents[2]
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", str(tmp_path), "-q", "-p", "tests.loop_watchdog", "-p", "no:django",
-         "-p", "no:cacheprovider", "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
-         "--rootdir", str(tmp_path)],
-        cwd=root, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": str(root), "AUTOBOT_TEST_LOOP_BLOCK_MS": "100"},
-    )
+    result = _run_suite(tmp_path)
     assert "2 passed, 1 error" in result.stdout, result.stdout  # only test_blocks errors, at teardown
     assert "ERROR at teardown of test_blocks" in result.stdout, result.stdout
