@@ -51,11 +51,13 @@ def current(path: str) -> Mapping[str, bool]:
     if sections is None:
         sections = MappingProxyType({name: (path == start if whole else path.startswith(start))
                                      for name, start, whole in SECTIONS})
-        _sections.put(path, sections)
+        if len(path) <= KEPT_PATH_LENGTH:  # a client's long, made-up paths are not kept
+            _sections.put(path, sections)
     return sections
 
 
 _sections = Memo(256)  # paths are the client's: bounded, emptied when full
+KEPT_PATH_LENGTH = 200
 
 
 def template_user(request):

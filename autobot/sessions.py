@@ -163,7 +163,7 @@ class _UserQuery:
             return None
         # The values' types are part of the key (1 == 1.0 == True); an aware date is not kept (two
         # equal instants in different zones are equal keys), nor a value that cannot be a key.
-        key = (connection.alias, row, tuple(map(type, row)))
+        key = (self.model, connection.alias, row, tuple(map(type, row)))
         try:
             values = _converted_rows.get(key)
         except TypeError:
@@ -187,7 +187,7 @@ class _UserQuery:
         stored = read_one(connection, self.stored_sql, param)
         if stored is None:
             return None
-        values = _converted_rows.get((connection.alias, stored, tuple(map(type, stored))))
+        values = _converted_rows.get((self.model, connection.alias, stored, tuple(map(type, stored))))
         if values is None:
             both = read_one(connection, self.both_sql, param)
             if both is None:
@@ -199,7 +199,7 @@ class _UserQuery:
                 for convert in functions:
                     values[index] = convert(values[index], col, connection)
             if all(type(value) in _IMMUTABLE for value in values):
-                _converted_rows.put((connection.alias, stored, tuple(map(type, stored))), tuple(values))
+                _converted_rows.put((self.model, connection.alias, stored, tuple(map(type, stored))), tuple(values))
         return self.model.from_db(connection.alias, self.attnames, list(values))
 
 

@@ -208,6 +208,15 @@ async def _collect(sub, chunks: list[str], on_output) -> None:
                 log.warning("terminal: live output of a typed line could not be passed on", exc_info=True)
 
 
+def _readline_redraw(raw: str) -> bool:
+    """Whether the raw output's second line starts as readline starts a line (bracketed paste on)."""
+    second = raw.split("\n", 2)[1:2]
+    return bool(second) and second[0].lstrip("\r").startswith(_READLINE_STARTS)
+
+
+_READLINE_STARTS = "\x1b[?2004h"
+
+
 def _clean(raw: str, command: str) -> str:
     """The output without colours, the echoed command line and the next prompt."""
     lines = _ANSI.sub("", raw).split("\n")
@@ -216,8 +225,11 @@ def _clean(raw: str, command: str) -> str:
         lines = lines[1:]
         # Typed before readline took the terminal (at_prompt is reported from PROMPT_COMMAND, just
         # before; a busy machine may run the rest later), the line is echoed twice: by the terminal
-        # as it arrives, then by readline after the prompt.
-        if lines and lines[0].endswith(typed) and lines[0][:-len(typed)].endswith(("$ ", "# ")):
+        # as it arrives, then by readline after the prompt, which starts by switching bracketed
+        # paste on: a first line of the command's own output that only looks like a prompt and the
+        # command stays.
+        if lines and lines[0].endswith(typed) and lines[0][:-len(typed)].endswith(("$ ", "# ")) \
+                and _readline_redraw(raw):
             lines = lines[1:]
     if lines and not lines[-1].endswith("\n") and ("$ " in lines[-1] or "# " in lines[-1]):
         lines = lines[:-1]  # the prompt that came back

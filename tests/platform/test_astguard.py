@@ -44,8 +44,34 @@ def _run_together(*targets) -> None:
         sys.setswitchinterval(interval)
 
 
-def test_parses_in_several_threads_at_once_all_succeed():
-    assert ast.parse is astguard._serialized_parse  # installed by the app's ready()
+def test_installed_on_the_pythons_that_need_it():
+    assert astguard.affected((3, 11, 7)) and astguard.affected((3, 12, 1))
+    assert not astguard.affected((3, 11, 8)) and not astguard.affected((3, 12, 2))
+    assert not astguard.affected((3, 13, 0))
+    assert (ast.parse is astguard._serialized_parse) == astguard.affected()  # by the app's ready()
+
+
+def test_a_parse_waits_no_longer_than_its_limit_for_a_held_lock(monkeypatch):
+    monkeypatch.setattr(astguard, "WAIT_SECONDS", 0.05)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with astguard._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        held.wait(10)
+        assert astguard._serialized_parse("x = 1").body[0].targets[0].id == "x"  # parsed, unguarded
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_parses_in_several_threads_at_once_all_succeed(monkeypatch):
+    monkeypatch.setattr(ast, "parse", astguard._serialized_parse)  # as installed where needed
     errors: list = []
     _run_together(*[lambda: _parse_many(errors)] * 3, _make_garbage)
     assert errors == []

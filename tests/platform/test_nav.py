@@ -169,3 +169,9 @@ def test_an_anonymous_visitor_gets_no_header(client):
     html = client.get("/accounts/login/").content.decode()
     assert client.get("/accounts/login/").status_code == 200
     assert '<header class="topbar">' not in html and 'class="who"' not in html and "/admin/" not in html
+
+
+def test_a_long_made_up_path_is_answered_but_not_kept():
+    path = "/chat/" + "x" * 5000
+    assert nav.current(path)["chat"]
+    assert path not in nav._sections

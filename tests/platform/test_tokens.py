@@ -230,3 +230,18 @@ def test_the_bearer_header_is_read_as_ninja_reads_it(header):
     made = request()  # a hand-made request's own headers (ninja's test client's way) are asked
     made.headers = HttpHeaders({} if header is None else {"HTTP_Authorization": header})
     assert Seen()(made) == Ninja()(request())
+
+
+def test_a_bearer_auth_on_another_header_reads_that_header():
+    from django.test import RequestFactory
+
+    from autobot.auth import BearerAuth
+
+    class Seen(BearerAuth):
+        header = "X-Api-Key"
+
+        def authenticate(self, request, token):
+            return ("token", token)
+
+    both = RequestFactory().get("/", HTTP_AUTHORIZATION="Bearer from-authorization", HTTP_X_API_KEY="Bearer from-key")
+    assert Seen()(both) == ("token", "from-key")

@@ -180,3 +180,8 @@ async def test_keys_that_make_signals_are_dropped_until_the_first_prompt_and_kep
 ])
 def test_the_output_is_what_the_line_printed_however_often_it_was_echoed(raw):
     assert typed_module._clean(raw, "echo typed") == "typed"
+
+
+def test_a_first_output_line_that_looks_like_the_prompt_and_the_command_is_kept():
+    raw = "cat notes.txt\r\n\x1b[?2004l\rme@box:~$ cat notes.txt\r\nsecond\r\n\x1b[?2004hroot@autobot:~# "
+    assert typed_module._clean(raw, "cat notes.txt") == "me@box:~$ cat notes.txt\nsecond"
