@@ -43,3 +43,17 @@ async def other_worker(own_redis, settings, tmp_path):
     server = await asyncio.to_thread(app_server(tmp_path / "var", env={"REDIS_URL": own_redis.url}).start)
     yield server
     await asyncio.to_thread(server.stop)
+
+
+@pytest.fixture(autouse=True)
+def _cluster_workers_back(request):
+    """Every worker of a module's cluster runs again after each test: a test that killed one and
+    failed before starting it again would otherwise leave the module's next tests a dead upstream,
+    and one failure would show as several."""
+    yield
+    if "cluster" not in request.fixturenames:
+        return
+    cluster = request.getfixturevalue("cluster")
+    for index, worker in enumerate(getattr(cluster, "workers", ())):
+        if not worker.running():
+            cluster.restart_worker(index)
