@@ -11,7 +11,7 @@ age, autocommit, errors, health checks), so for a request on the lanes this hand
 event loop, what those receivers would do there, without sending the signals: nothing, as they
 look at the loop thread's database connections (it has none open: the ORM refuses to connect from
 async code), close in-process caches (a no-op) or reset a URL configuration that this context
-never set. See `_on_the_loop`.
+never set. See `ASGIHandler._send`.
 
 That holds only for receivers known to touch memory only (`_MEMORY_ONLY`, and `close_caches` only
 when every cache is in process memory): as soon as any other receiver is connected to either
@@ -42,6 +42,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.urls import ResolverMatch, get_resolver, set_script_prefix
 
 from autobot.lanes import in_lane_request
+from autobot.memo import Memo
 
 # The sha256 of the source of the Django `handle` copied below (see the module docstring).
 DJANGO_HANDLE_SHA256 = "98faeb5bef800331e6a8002fbc96b30e4122a23438ae45a047190a531ea11323"
@@ -61,7 +62,7 @@ class ASGIHandler(DjangoASGIHandler):
         super().__init__()
         self._memory_only = _memory_only_receivers()
         # (signal, sender) → (the signal's receiver list as it was, the answer for it): see `_inline`.
-        self._inline_answers: dict[tuple, tuple[list, bool]] = {}
+        self._inline_answers = Memo(64)  # senders are handler classes: a handful
 
     def _inline(self, signal, sender) -> bool:
         """Whether every receiver `signal` has for `sender` is sync and touches memory only.
@@ -87,22 +88,29 @@ class ASGIHandler(DjangoASGIHandler):
             return False
         answer = not async_receivers and all(receiver in self._memory_only for receiver in sync_receivers)
         if seen is not None:
-            if len(self._inline_answers) >= 64:  # senders are handler classes: a handful
-                self._inline_answers.clear()
-            self._inline_answers[(signal, sender)] = (seen, answer)
+            self._inline_answers.put((signal, sender), (seen, answer))
         return answer
 
+    # What the memory-only receivers would do on the event loop thread, the signal not sent (~10 µs
+    # a send, two a request), is nothing. `reset_queries` and `close_old_connections` look at the
+    # current thread's database connections, and the loop thread never has one open (the ORM
+    # refuses to connect from async code); `close_caches` closes in-process caches, whose `close`
+    # does nothing. `reset_urlconf` deletes the URL configuration `get_response_async` set for the
+    # request (`set_urlconf`, an asgiref `Local`: a context variable in async code), but that was
+    # set in `handle`'s `process_request` task, whose context is a copy: the value never reaches
+    # the context `handle` runs in and closes the response in, where the reset looked for it (and,
+    # not finding it, cost an `AttributeError` raised and caught, ~1 % of a list call's
+    # instructions). Django's own `handle` is no different: its `request_finished` runs
+    # `reset_urlconf` on a thread, in another copy. `tests/platform/test_handler.py` checks that a
+    # request leaves the caller's context without a URL configuration.
     async def _send(self, signal, **kwargs) -> None:
-        if self._inline(signal, kwargs["sender"]):
-            _on_the_loop(signal)
-        else:
+        if not self._inline(signal, kwargs["sender"]):
             await signal.asend(**kwargs)
 
     async def _close(self, response) -> None:
         sender = getattr(response, "_handler_class", None) or self.__class__
         if not response.streaming and _closers_in_memory(response) and self._inline(signals.request_finished, sender):
             _close_without_signal(response)
-            _on_the_loop(signals.request_finished)
         else:
             await sync_to_async(response.close)()
 
@@ -242,23 +250,8 @@ def resolved(resolver, path: str):
     return own
 
 
-def _on_the_loop(signal) -> None:
-    """What the memory-only receivers of `signal` would do on the event loop thread, without
-    sending it (~10 µs a send, two a request): nothing. `reset_queries` and `close_old_connections`
-    look at the current thread's database connections, and the loop thread never has one open (the
-    ORM refuses to connect from async code); `close_caches` closes in-process caches, whose `close`
-    does nothing. `reset_urlconf` deletes the URL configuration `get_response_async` set for the
-    request (`set_urlconf`, an asgiref `Local`: a context variable in async code), but that was set
-    in `handle`'s `process_request` task, whose context is a copy: the value never reaches the
-    context `handle` runs in and closes the response in, where the reset looked for it (and, not
-    finding it, cost an `AttributeError` raised and caught, ~1 % of a list call's instructions).
-    Django's own `handle` is no different: its `request_finished` runs `reset_urlconf` on a thread,
-    in another copy. `tests/platform/test_handler.py` checks that a request leaves the caller's
-    context without a URL configuration."""
-
-
 def _close_without_signal(response) -> None:
-    """Django's `HttpResponseBase.close` but for its `request_finished` send (see `_on_the_loop`);
+    """Django's `HttpResponseBase.close` but for its `request_finished` send (see `ASGIHandler._send`);
     `tests/platform/test_handler.py` fails when Django's changes."""
     for closer in response._resource_closers:
         try:

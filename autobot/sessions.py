@@ -137,7 +137,6 @@ class _UserQuery:
         self.model = model
         self.fields = list(meta.concrete_fields)
         self.attnames = [field.attname for field in self.fields]
-        self.dates = [index for index, field in enumerate(self.fields) if field.get_internal_type() in _DATES]
         self.converters = []
         for index, field in enumerate(self.fields):
             col = field.get_col(meta.db_table)
@@ -158,32 +157,17 @@ class _UserQuery:
         param = [self.model._meta.pk.get_db_prep_value(pk, connection)]
         if connection.vendor == "sqlite":
             return self._get_sqlite(connection, param)
+        # Elsewhere (PostgreSQL) the driver gives dates aware, and a row with an aware date is not
+        # a sound key (two equal instants in two zones): converted every time.
         row = read_one(connection, self.sql, param)
-        if row is None:
-            return None
-        # The values' types are part of the key (1 == 1.0 == True); an aware date is not kept (two
-        # equal instants in different zones are equal keys), nor a value that cannot be a key.
-        key = (self.model, connection.alias, row, tuple(map(type, row)))
-        try:
-            values = _converted_rows.get(key)
-        except TypeError:
-            key = values = None
-        if values is None and any(getattr(row[index], "tzinfo", None) is not None for index in self.dates):
-            key = None
-        if values is None:
-            values = list(row)
-            for index, col, functions in self.converters:
-                for convert in functions:
-                    values[index] = convert(values[index], col, connection)
-            if key is not None and all(type(value) in _IMMUTABLE for value in values):
-                _converted_rows.put(key, tuple(values))
-        return self.model.from_db(connection.alias, self.attnames, list(values))
+        return None if row is None else self._user(connection, self._convert(row, connection))
 
     def _get_sqlite(self, connection, param):
         """`get` on SQLite: the stored values read (without the driver's per-column type detection
         and its date parsing, ~20,000 instructions) and their converted values taken from
         `_converted_rows`; when not kept, the columns and the stored values are read in one
-        statement (one snapshot: the values kept are those of that row) and converted as above."""
+        statement (one snapshot: the values kept are those of that row) and converted. The values'
+        types are part of the key (1 == 1.0 == True)."""
         stored = read_one(connection, self.stored_sql, param)
         if stored is None:
             return None
@@ -193,14 +177,21 @@ class _UserQuery:
             if both is None:
                 return None
             count = len(self.fields)
-            row, stored = both[:count], both[count:]
-            values = list(row)
-            for index, col, functions in self.converters:
-                for convert in functions:
-                    values[index] = convert(values[index], col, connection)
+            stored = both[count:]
+            values = self._convert(both[:count], connection)
             if all(type(value) in _IMMUTABLE for value in values):
-                _converted_rows.put((self.model, connection.alias, stored, tuple(map(type, stored))), tuple(values))
-        return self.model.from_db(connection.alias, self.attnames, list(values))
+                _converted_rows.put((self.model, connection.alias, stored, tuple(map(type, stored))), values)
+        return self._user(connection, values)
+
+    def _convert(self, row, connection) -> tuple:
+        values = list(row)
+        for index, col, functions in self.converters:
+            for convert in functions:
+                values[index] = convert(values[index], col, connection)
+        return tuple(values)
+
+    def _user(self, connection, values: tuple):
+        return self.model.from_db(connection.alias, self.attnames, list(values))  # a user object of its own
 
 
 # The user row's values as the converters made them (dates made aware, booleans): the same raw row
@@ -211,7 +202,6 @@ class _UserQuery:
 _IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, datetime.datetime, datetime.date, datetime.time,
                         datetime.timedelta, decimal.Decimal, uuid.UUID})
 _converted_rows = Memo(1024, settings=True)
-_DATES = ("DateTimeField", "TimeField")
 
 
 _user_queries: dict[tuple, _UserQuery] = {}

@@ -52,14 +52,14 @@ async def started(client, command: str) -> tuple[str, CommandRecord]:
     raise AssertionError(f"the shell never ran {command!r}")
 
 
-async def first_tick(ticks: Path) -> None:
-    """Until the loop has written its first tick: the hook records the line as bash starts it,
-    and on a loaded machine a cancel sent then can stop it before anything ticked."""
+async def first_write(path: Path) -> None:
+    """Until the running line has written something to `path`: the hook records the line as bash
+    starts it, and on a loaded machine a cancel sent then can stop it before it did anything."""
     for _ in range(600):  # 30 s at most
-        if await asyncio.to_thread(lambda: ticks.is_file() and ticks.stat().st_size > 0):
+        if await asyncio.to_thread(lambda: path.is_file() and path.stat().st_size > 0):
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"{ticks} never got a tick")
+    raise AssertionError(f"nothing was ever written to {path}")
 
 
 async def finished(record: CommandRecord) -> CommandRecord:
@@ -82,7 +82,7 @@ async def test_cancelling_a_running_terminal_run_stops_the_command_and_the_termi
     _, client = await connect(server.address, await sync_to_async(make_token)(owner), streaming=False)
     task_id, record = await started(client, TICKING)
     assert record.actor == "operator" and record.finished is None  # ticking in the user's terminal
-    await first_tick(Path(server.env["AUTOBOT_FILES_ROOT"]) / owner.get_username() / "ticks.txt")
+    await first_write(Path(server.env["AUTOBOT_FILES_ROOT"]) / owner.get_username() / "ticks.txt")
 
     cancelled = await client.cancel_task(CancelTaskRequest(id=task_id))
     assert cancelled.status.state == TaskState.TASK_STATE_CANCELED

@@ -1,6 +1,7 @@
 """The MCP server at /mcp, through the official `mcp` Python client against a real server."""
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 import httpx2
@@ -13,12 +14,12 @@ from autobot.models import AuditEvent
 from terminal.models import CommandRecord
 from tests.conftest import make_token
 from tests.interop.conftest import HIGH_COMMAND
-from tests.interop.test_a2a_cancel import finished
+from tests.interop.test_a2a_cancel import finished, first_write
 from tests.terminal.conftest import _grant
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
-SLOW = "sleep 20; echo slept-$((2+3))"  # a SAFE line that runs a while
+SLOW = "echo on > started.txt; sleep 20; echo slept-$((2+3))"  # a SAFE line that runs a while
 
 
 def mcp_client(address: str, token: str | None) -> Client:
@@ -131,6 +132,7 @@ async def test_a_client_that_cancels_a_call_stops_it(server, owner):
                 break
             await asyncio.sleep(0.05)
         assert record is not None and record.finished is None, "the shell never ran it"
+        await first_write(Path(server.env["AUTOBOT_FILES_ROOT"]) / owner.get_username() / "started.txt")
         calling.cancel()
         with pytest.raises(asyncio.CancelledError):
             await calling

@@ -23,7 +23,7 @@ from tests.agents.test_cluster import connect_agent, next_of_type, serve_one
 from tests.conftest import make_token
 from tests.interop.conftest import HIGH_COMMAND
 from tests.interop.test_a2a import connect, data_message, follow, last_task, start_slow_task, states
-from tests.interop.test_a2a_cancel import COUNT_TWICE, TICKING, finished, first_tick, go_on, output_of, started
+from tests.interop.test_a2a_cancel import COUNT_TWICE, TICKING, finished, first_write, go_on, output_of, started
 from tests.scale.cluster import running_cluster, worker_id
 from tests.scale.test_nginx import heartbeats
 from tests.terminal.conftest import _grant
@@ -176,7 +176,7 @@ async def test_a_cancel_on_another_worker_stops_the_command_a_terminal_run_typed
     await sync_to_async(_grant)(owner)
     _, on_a = await connect(a.address, token, streaming=False)
     task_id, record = await started(on_a, TICKING)  # ticking in the user's terminal, which A runs
-    await first_tick(Path(a.env["AUTOBOT_FILES_ROOT"]) / owner.get_username() / "ticks.txt")
+    await first_write(Path(a.env["AUTOBOT_FILES_ROOT"]) / owner.get_username() / "ticks.txt")
     _, on_b = await connect(b.address, token, streaming=False)
     cancelled = await on_b.cancel_task(CancelTaskRequest(id=task_id))
     assert cancelled.status.state == TaskState.TASK_STATE_CANCELED
