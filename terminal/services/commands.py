@@ -10,6 +10,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from django.conf import settings
@@ -33,6 +34,7 @@ from .confine import Launch, launch_check, launch_for
 log = logging.getLogger("terminal")
 
 MAX_COMMAND_CHARS = 64 * 1024
+INTERRUPTED = 128 + 2  # a line's exit status when Ctrl-C (SIGINT) interrupted it, as bash has it
 # Parse longer lines in a thread: bashlex is pure Python, ~20 µs a character on nested
 # substitutions, so 4 KiB could hold the loop for ~80 ms; 1 KiB keeps it near 20 ms at worst.
 _BIG_LINE = 1024
@@ -228,6 +230,7 @@ def _stop_holds(live: registry.LiveSession, assessment: Assessment, verdict: Ver
     """The rest of a line the operator stopped is refused, with why."""
     if live.stopping is None:
         return assessment, verdict
+    live.stopping.refused = True
     return clearance.refuse(assessment, live.stopping.reason)
 
 
@@ -251,7 +254,8 @@ async def _record_stopped(live: registry.LiveSession, record: CommandRecord, ass
 async def hook_done(live: registry.LiveSession, request: HookRequest,
                     go_on: Callable[[], None] = lambda: None) -> None:
     """A line finished: keep its exit code and the shell's folder. Number 0 (from the prompt)
-    means the latest line; the first report for a line wins. The prompt's report ends the
+    means the latest line; the first report for a line wins. A line the operator's stop cut short
+    is kept as interrupted (130), whatever bash reports for it (see below). The prompt's report ends the
     operator's stop (and kills what the stopped line left running in the background), once the
     terminal has acted on the stop's Ctrl-C: the shell waits for
     ``go_on`` before it reads a line, so readline never takes the next line while it still
@@ -278,6 +282,13 @@ async def hook_done(live: registry.LiveSession, request: HookRequest,
             live.proc.kill_jobs()
             stop.over.set()
             live.stopping = None
+            if stop.refused:
+                # Cut short: what bash reports is the status of the last command the stop refused,
+                # and a command the hook skips counts as a success (0) to bash. Its Ctrl-C may have
+                # been lost (it lands as the shell hands the terminal to the next program: bash
+                # takes it for the program's, which runs on until the SIGKILL, and the rest of the
+                # line asks and is refused). Recorded as bash records a line Ctrl-C interrupted.
+                request = replace(request, exit_status=INTERRUPTED)
     go_on()
     if request.prompt and request.hooked:
         live.at_prompt.set()

@@ -46,6 +46,8 @@ class LineStop:
     # The Ctrl-Cs typed for it (terminal.pty.PtyProcess.interrupt), each set once the terminal
     # has acted on it: only a prompt after that may end the stop.
     interrupts: list[asyncio.Future] = field(default_factory=list)
+    # The stop refused a command: the line was cut short (its exit status is recorded as 130).
+    refused: bool = False
 
     async def interrupts_acted(self, seconds: float) -> None:
         """Wait (at most ``seconds``) until the terminal has acted on every Ctrl-C typed for

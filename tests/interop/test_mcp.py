@@ -143,4 +143,4 @@ async def test_a_client_that_cancels_a_call_stops_it(server, owner):
         await asyncio.sleep(0.05)
     assert audited is not None and audited.data["status"] == "cancelled", audited and audited.data
     assert audited.data["reason"] == "the MCP client cancelled the call"
-    assert (await finished(record)).exit_code not in (None, 0)  # interrupted, not run to its end
+    assert (await finished(record)).exit_code == 130  # interrupted (Ctrl-C), not run to its end

@@ -128,3 +128,63 @@ async def test_a_stop_kills_the_lines_background_jobs_and_the_shell_takes_the_ne
     ran = await _type(terminal_user, session, "echo next-$((2+3))")
     assert ran["output"].splitlines()[-1] == "next-5"
     assert live.proc.shell_pid() == shell and live.proc.alive
+
+
+async def _finished(command: str) -> CommandRecord:
+    """The line's record once its end is stored (or it was refused: a blocked line never ends)."""
+    async with asyncio.timeout(20):
+        while True:
+            record = await CommandRecord.objects.filter(command=command).afirst()
+            if record is not None and (record.finished is not None or record.blocked):
+                return record
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(("who", "when", "recorded"), [
+    # bash abandons the line in its hook (the verdict never counts) and reports 130 for it
+    ("person", "in-the-hook", (False, 130)),
+    # the stop refuses the line it holds in the hook: blocked, as a refused line is, no exit code
+    ("operator", "in-the-hook", (True, None)),
+    ("person", "while-it-runs", (False, 130)),
+])
+async def test_a_ctrl_c_stops_the_line_and_its_record_never_says_it_succeeded(terminal_user, session, who, when,
+                                                                              recorded):
+    """Ctrl-C while the shell waits in its hook for the line's verdict (held here until the
+    terminal has acted on it), or while the line's program runs: the line never gets to its
+    `echo`, and its record says so rather than exit 0."""
+    live = services.live_session(session.pk)
+    await asyncio.wait_for(live.at_prompt.wait(), 10)
+    line = f"sleep {30 if when == 'while-it-runs' else 0}; echo ran-$((1+1)) > ran.txt"
+    asked, release = asyncio.Event(), asyncio.Event()
+    decide = live.hook._decide
+
+    async def held(request):
+        if request.kind == "line" and request.line == line and when == "in-the-hook":
+            asked.set()
+            await release.wait()
+        return await decide(request)
+
+    live.hook._decide = held
+    typing = None
+    if who == "operator":
+        typing = asyncio.create_task(_type(terminal_user, session, line))
+    else:
+        live.proc.write(line + "\r")
+    async with asyncio.timeout(20):
+        if when == "in-the-hook":
+            await asyncio.wait_for(asked.wait(), 10)  # the shell waits for the answer now
+        else:
+            while live.proc.foreground_command() != "sleep":  # noqa: ASYNC110 - no event says it
+                await asyncio.sleep(0.02)
+        if typing is not None:
+            typing.cancel()  # the operator's stop: its Ctrl-C, and what of the line asks is refused
+            with pytest.raises(asyncio.CancelledError):
+                await typing
+        else:
+            await live.proc.interrupt()  # the terminal has sent SIGINT to the shell's group
+    release.set()
+
+    record = await _finished(line)
+    assert (record.blocked, record.exit_code) == recorded
+    ran = await _type(terminal_user, session, "cat ran.txt 2>/dev/null; echo next-$((2+3))")
+    assert ran["output"].splitlines() == ["next-5"]  # the line's echo never ran; the shell takes the next

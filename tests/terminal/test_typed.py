@@ -61,9 +61,15 @@ async def test_a_stop_ends_the_whole_line_and_the_shell_takes_the_next(terminal_
     assert (ran["output"].splitlines()[-1], ran["exit_code"], ran["timed_out"]) == ("next-5", 0, False)
     assert services.live_session(session.pk).proc.shell_pid() == shell
     assert not await asyncio.to_thread(Path(root, "stopped.txt").exists)
+    stopped = await CommandRecord.objects.aget(command__startswith="echo started-$((1+1)); sleep 30")
+    assert (stopped.blocked, stopped.exit_code) == (False, 130)  # interrupted, however the Ctrl-C landed
 
 
 async def test_a_program_ignoring_ctrl_c_is_killed_and_the_rest_of_its_line_is_refused(terminal_user, session):
+    """As when the stop's Ctrl-C is lost (it lands as the shell hands the terminal to the line's
+    program: bash takes it for the program's): the program is killed, the rest of the line refused,
+    and the line is recorded as interrupted (130), not with the status bash reports for a command
+    the hook skipped (0)."""
     root, _ = await area_root(user=terminal_user)
     # The same command text allowed before: the shell keeps that verdict and would not ask again.
     primed = await type_line(terminal_user, session, "mkdir -p primed && cd primed && echo after-stop > stopped.txt")
@@ -77,6 +83,8 @@ async def test_a_program_ignoring_ctrl_c_is_killed_and_the_rest_of_its_line_is_r
     ran = await type_line(terminal_user, session, "echo next-$((2+3))")
     assert (ran["output"].splitlines()[-1], ran["exit_code"]) == ("next-5", 0)
     assert not await asyncio.to_thread(Path(root, "stopped.txt").exists)
+    stopped = await CommandRecord.objects.aget(session_id=session.pk, command=f"{deaf}; echo after-stop > stopped.txt")
+    assert (stopped.blocked, stopped.exit_code) == (False, 130)
     # Refused, recorded and audited like any blocked command, saying why.
     refused = await CommandRecord.objects.aget(session_id=session.pk, command="echo after-stop > stopped.txt",
                                                blocked=True)
