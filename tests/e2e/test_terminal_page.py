@@ -12,10 +12,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.m
 
 # A program that asks the terminal what real full-screen programs ask (device attributes,
 # foreground/background colours, a DECRQM mode report, the cursor position), then swallows the
-# answers as vim does, so the live run leaves the prompt clean: up to the cursor report's final
-# R, the last answer (a fixed second was too short on a loaded machine: the answers came after
-# the read, were echoed, and reached the screen).
-QUERIES = r"printf '\e[c\e]10;?\a\e]11;?\a\e[?2$p\e[6n'; read -rs -t 20 -d R _answers; echo asked-$((6*7))"
+# answers as vim does, so the live run leaves the prompt clean: echo off before asking (as vim's
+# raw mode is; `read -s` alone turns it off only once the read starts, and on a loaded machine the
+# answers came before that, were echoed and reached the screen), then read up to the cursor
+# report's final R, the last answer (a fixed second was too short).
+QUERIES = (r"stty -echo; printf '\e[c\e]10;?\a\e]11;?\a\e[?2$p\e[6n'; read -r -t 20 -d R _answers; stty echo; "
+           r"echo asked-$((6*7))")
 
 
 def history(page, session_id):
