@@ -20,7 +20,9 @@ from autobot.http import API_PREFIX, client_ip
 from autobot.memo import Memo
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Matched whole (`fullmatch`: `$` would let a trailing newline through, which Django then refuses
+# to put in a header).
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class RequestContextMiddleware:
@@ -37,7 +39,7 @@ class RequestContextMiddleware:
     async def __call__(self, request):
         incoming = _header(request, "HTTP_X_REQUEST_ID", "X-Request-ID")
         # 128 random bits in 32 hex digits, as uuid4().hex gave, at a quarter of its cost.
-        request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(16)
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(16)
         context.correlation_id.set(request_id)
         context.client_ip.set(client_ip(request))
         started = time.perf_counter()
@@ -99,8 +101,12 @@ def _json_error(response):
     text = response.content.decode(errors="replace").strip() if not response.streaming else ""
     detail = text if text and len(text) < 200 and "<" not in text else f"HTTP {status}"
     converted = JsonResponse({"detail": detail, "code": codes.get(status, "http_error")}, status=status)
-    if "Allow" in response:
-        converted["Allow"] = response["Allow"]
+    # The headers the inner middleware set (the security ones, Allow, Vary) still hold for the new
+    # body; only the body's own describe the old one.
+    for name, value in response.items():
+        if name.lower() not in ("content-type", "content-length"):
+            converted[name] = value
+    converted.cookies = response.cookies
     return converted
 
 
@@ -153,13 +159,25 @@ def _inline(path: str):
         async def __call__(self, request):
             return await self.get_response(request)
 
-    body = {"async_capable": True, "sync_capable": False, "__call__": __call__, "__module__": __name__}
+    hooks = {name for name in ("process_request", "process_response", "process_view") if hasattr(cls, name)}
+
+    def __init_subclass__(subclass, **kwargs):
+        # `__call__` above calls the hooks `cls` has: one a subclass adds would never run.
+        super(made, subclass).__init_subclass__(**kwargs)
+        added = {name for name in ("process_request", "process_response", "process_view")
+                 if hasattr(subclass, name)} - hooks
+        if added:
+            raise TypeError(f"{subclass.__name__} adds {sorted(added)}, which {cls.__name__}'s inline call never runs")
+
+    body = {"async_capable": True, "sync_capable": False, "__call__": __call__, "__module__": __name__,
+            "__init_subclass__": classmethod(__init_subclass__)}
     if hasattr(cls, "process_view"):
         async def process_view(self, request, view_func, view_args, view_kwargs):
             return cls.process_view(self, request, view_func, view_args, view_kwargs)
 
         body["process_view"] = process_view
-    return type(cls.__name__, (cls,), body)
+    made = type(cls.__name__, (cls,), body)
+    return made
 
 
 class _ThreadWhenNeeded:

@@ -78,6 +78,35 @@ async def test_a_wrong_method_on_the_api_is_a_405_in_the_json_error_shape_with_a
     assert "GET" in response["Allow"]
 
 
+async def test_an_api_error_made_outside_ninja_keeps_the_security_headers(api_client, owner):
+    response = await api_client(owner).delete("/api/health")
+    assert response.status_code == 405 and response["Content-Type"] == "application/json"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Security-Policy"] and response["X-Request-ID"]
+
+
+@pytest.mark.parametrize("sent", ["abc\n", "a" * 65, "a b", ""])
+async def test_a_request_id_not_wholly_of_the_allowed_characters_is_replaced(sent):
+    response = await AsyncClient().get("/api/health", headers={"x-request-id": sent})
+    assert response.status_code == 200
+    assert response["X-Request-ID"] != sent and len(response["X-Request-ID"]) == 32
+
+
+async def test_a_request_id_of_the_allowed_characters_is_kept():
+    response = await AsyncClient().get("/api/health", headers={"x-request-id": "job-42.retry_1"})
+    assert response["X-Request-ID"] == "job-42.retry_1"
+
+
+def test_a_subclass_of_an_inline_middleware_cannot_add_a_hook_its_call_never_runs():
+    from autobot.middleware import XFrameOptionsMiddleware
+
+    with pytest.raises(TypeError, match="process_request"):
+        type("WithRequestHook", (XFrameOptionsMiddleware,), {"process_request": lambda self, request: None})
+    # Overriding a hook the class already has is fine (AuthenticationMiddleware does).
+    type("OwnResponseHook", (XFrameOptionsMiddleware,), {"process_response": lambda self, request, response: response})
+
+
 async def test_a_foreign_host_header_on_the_api_is_a_400_in_the_json_error_shape():
     response = await AsyncClient().get("/api/health", headers={"host": "evil.example"})
     assert response.status_code == 400
