@@ -103,3 +103,5 @@ def test_the_short_way_writes_a_naive_utc_date_as_the_aware_one_is_written(text,
     the ORM's converter makes it: years of one to four digits, every kind of fraction."""
     for value in NAIVE:
         assert text.write_naive_utc(value) == write(value.replace(tzinfo=UTC)), value
+    assert text.write_naive_utc_all(NAIVE) == [write(value.replace(tzinfo=UTC)) for value in NAIVE]
+    assert text.write_naive_utc_all([]) == []
