@@ -17,7 +17,7 @@ from whitenoise.middleware import WhiteNoiseMiddleware
 
 from autobot import context, metrics
 from autobot.http import API_PREFIX, client_ip
-from autobot.memo import Memo
+from autobot.memo import Memo, request_settings
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # Matched whole (`fullmatch`: `$` would let a trailing newline through, which Django then refuses
@@ -46,8 +46,10 @@ class RequestContextMiddleware:
         response = await self.get_response(request)
         match = getattr(request, "resolver_match", None)
         # The route pattern, not the path, keeps label cardinality bounded.
-        route = match.route if match and match.route else ("static" if request.path.startswith(settings.STATIC_URL)
-                                                           else "unmatched")
+        if match and match.route:
+            route = match.route
+        else:
+            route = "static" if request.path.startswith(request_settings.STATIC_URL) else "unmatched"
         # Labels come from fixed sets only: a client must not be able to mint new time series.
         method = request.method if request.method in _METHODS else "other"
         count, latency = _request_metrics(method, route, response.status_code)
@@ -124,7 +126,7 @@ class StaticFilesMiddleware:
             markcoroutinefunction(self)
 
     async def __call__(self, request):
-        if request.path.startswith(settings.STATIC_URL):
+        if request.path.startswith(request_settings.STATIC_URL):
             static_file = await sync_to_async(self._find)(request.path_info)
             if static_file is not None:
                 return await sync_to_async(self.whitenoise.serve)(static_file, request)
@@ -198,11 +200,30 @@ class _ThreadWhenNeeded:
 
 class SessionMiddleware(_ThreadWhenNeeded, _DjangoSessionMiddleware):
     """Saving a modified session is the only database work; otherwise the response side sets a
-    cookie deletion or a Vary header at most."""
+    cookie deletion or a Vary header at most.
+
+    Django's hooks, with the settings read from `request_settings` (plain attributes, forgotten
+    when a setting changes), and a response whose session nobody used, on a request that sent no
+    session cookie (a Bearer-token API call), returned as Django's `process_response` returns it:
+    untouched. There the cookie is absent (nothing to delete), the session not accessed (no
+    Vary: Cookie), not modified and not saved on every request (nothing to save); Django's then
+    only asks `is_empty()` and reads three settings to reach the same answer.
+    `tests/platform/test_no_cycles.py` fails when Django's hooks change."""
+
+    def process_request(self, request):
+        request.session = self.SessionStore(request.COOKIES.get(request_settings.SESSION_COOKIE_NAME))
+
+    def process_response(self, request, response):
+        session = getattr(request, "session", None)
+        if (type(session) is self.SessionStore and not session.accessed and not session.modified
+                and not request_settings.SESSION_SAVE_EVERY_REQUEST
+                and request_settings.SESSION_COOKIE_NAME not in request.COOKIES):
+            return response
+        return super().process_response(request, response)
 
     def needs_thread(self, request) -> bool:
         session = getattr(request, "session", None)
-        return session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST)
+        return session is not None and (session.modified or request_settings.SESSION_SAVE_EVERY_REQUEST)
 
 
 class MessageMiddleware(_ThreadWhenNeeded, _DjangoMessageMiddleware):

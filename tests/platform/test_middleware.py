@@ -216,3 +216,44 @@ async def test_each_request_is_counted_once_under_its_own_labels(api_client, own
     assert (await AsyncClient().get("/api/me")).status_code == 401
     assert count("200") == ok + 3 and count("401") == refused + 1
     assert observed() > latency
+
+
+@pytest.mark.parametrize("save_every_request", [False, True])
+@pytest.mark.parametrize("cookie", [None, "unknown-key", "known"])
+@pytest.mark.parametrize("use", ["none", "read", "write"])
+def test_the_session_middleware_answers_as_django_s_does(owner, settings, save_every_request, cookie, use):
+    """Cookie sent or not (an unknown key: Django deletes the cookie), the session unused, read or
+    written, saved on every request or not: the same cookies and headers as Django's middleware."""
+    from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from autobot.middleware import SessionMiddleware
+    from autobot.sessions import SessionStore
+
+    settings.SESSION_SAVE_EVERY_REQUEST = save_every_request
+    settings.SESSION_COOKIE_NAME = "autobot-session"  # read from the settings as they are now
+    known = SessionStore()
+    known["colour"] = "teal"
+    known.save()
+
+    def answer(middleware_class):
+        factory = RequestFactory()
+        if cookie is not None:
+            factory.cookies["autobot-session"] = known.session_key if cookie == "known" else cookie
+        request = factory.get("/api/chat/sessions")
+        middleware = middleware_class(lambda request: HttpResponse())
+        middleware.process_request(request)
+        if use == "read":
+            request.session.get("colour")
+        elif use == "write":
+            request.session["shade"] = "dark"
+        response = middleware.process_response(request, HttpResponse())
+        cookies = {name: (morsel["max-age"], bool(morsel.value)) for name, morsel in response.cookies.items()}
+        return cookies, response.get("Vary"), type(request.session)
+
+    ours, django_s = answer(SessionMiddleware), answer(DjangoSessionMiddleware)
+    assert ours[:2] == django_s[:2]
+    assert ours[2] is SessionStore and issubclass(django_s[2], SessionStore)
+    if cookie is None and use == "none" and not save_every_request:  # a Bearer call: nothing added
+        assert ours[:2] == ({}, None)
