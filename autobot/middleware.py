@@ -11,6 +11,7 @@ from django.contrib.messages.storage import default_storage
 from django.contrib.sessions.middleware import SessionMiddleware as _DjangoSessionMiddleware
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.core.handlers.exception import convert_exception_to_response, response_for_exception
 from django.utils.functional import SimpleLazyObject
 from django.utils.module_loading import import_string
 from whitenoise.middleware import WhiteNoiseMiddleware
@@ -25,6 +26,45 @@ _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
+# Django wraps every middleware in `convert_exception_to_response`: an `inner` coroutine that turns
+# an exception the middleware raised into a response, which the middleware outside it then
+# processes. Eleven such levels a request, a coroutine frame each to make and to pass through at
+# every resumption. The middleware below convert their own exceptions, in their `__call__`, exactly
+# as that `inner` does (`_response_for`), so the one outside each of them calls it directly
+# (`_next`): an exception still becomes a response at the same level, and every middleware
+# outside sees that response as before. `tests/platform/test_middleware.py` fails when Django's
+# `convert_exception_to_response` changes.
+
+_CONVERTING = set()  # the `__call__`s that convert their own exceptions
+
+
+def _converts_exceptions(call):
+    _CONVERTING.add(call)
+    return call
+
+
+async def _async_view(request):
+    pass
+
+
+_DJANGO_ASYNC_INNER = convert_exception_to_response(_async_view).__code__
+
+
+def _next(get_response):
+    """What a middleware calls next: `get_response`, or, when that is Django's exception-converting
+    `inner` around a middleware that converts its own exceptions, that middleware itself."""
+    wrapped = getattr(get_response, "__wrapped__", None)
+    if getattr(get_response, "__code__", None) is _DJANGO_ASYNC_INNER and type(wrapped).__call__ in _CONVERTING:
+        return wrapped
+    return get_response
+
+
+async def _response_for(request, exc):
+    """What Django's `convert_exception_to_response` makes of an exception (called in the except
+    block, as there: `response_for_exception` reads it from `sys.exc_info()` too)."""
+    return await sync_to_async(response_for_exception, thread_sensitive=False)(request, exc)
+
+
 class RequestContextMiddleware:
     """Correlation id and client IP for audit events, plus request metrics."""
 
@@ -32,7 +72,7 @@ class RequestContextMiddleware:
     sync_capable = False
 
     def __init__(self, get_response):
-        self.get_response = get_response
+        self.get_response = get_response = _next(get_response)
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
@@ -120,17 +160,21 @@ class StaticFilesMiddleware:
     sync_capable = False
 
     def __init__(self, get_response):
-        self.get_response = get_response
+        self.get_response = get_response = _next(get_response)
         self.whitenoise = WhiteNoiseMiddleware(get_response=None)
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
+    @_converts_exceptions
     async def __call__(self, request):
-        if request.path.startswith(request_settings.STATIC_URL):
-            static_file = await sync_to_async(self._find)(request.path_info)
-            if static_file is not None:
-                return await sync_to_async(self.whitenoise.serve)(static_file, request)
-        return await self.get_response(request)
+        try:
+            if request.path.startswith(request_settings.STATIC_URL):
+                static_file = await sync_to_async(self._find)(request.path_info)
+                if static_file is not None:
+                    return await sync_to_async(self.whitenoise.serve)(static_file, request)
+            return await self.get_response(request)
+        except Exception as exc:
+            return await _response_for(request, exc)
 
     def _find(self, path: str):
         if self.whitenoise.autorefresh:
@@ -147,19 +191,32 @@ def _inline(path: str):
     cls = import_string(path)
 
     # Which hooks the class has is known now: not asked twice a request for each of five classes.
+    # Each converts its own exceptions (see `_next`).
     if hasattr(cls, "process_request") and hasattr(cls, "process_response"):
         async def __call__(self, request):
-            response = self.process_request(request) or await self.get_response(request)
-            return self.process_response(request, response)
+            try:
+                response = self.process_request(request) or await self.get_response(request)
+                return self.process_response(request, response)
+            except Exception as exc:
+                return await _response_for(request, exc)
     elif hasattr(cls, "process_request"):
         async def __call__(self, request):
-            return self.process_request(request) or await self.get_response(request)
+            try:
+                return self.process_request(request) or await self.get_response(request)
+            except Exception as exc:
+                return await _response_for(request, exc)
     elif hasattr(cls, "process_response"):
         async def __call__(self, request):
-            return self.process_response(request, await self.get_response(request))
+            try:
+                return self.process_response(request, await self.get_response(request))
+            except Exception as exc:
+                return await _response_for(request, exc)
     else:
         async def __call__(self, request):
-            return await self.get_response(request)
+            try:
+                return await self.get_response(request)
+            except Exception as exc:
+                return await _response_for(request, exc)
 
     hooks = {name for name in ("process_request", "process_response", "process_view") if hasattr(cls, name)}
 
@@ -171,8 +228,11 @@ def _inline(path: str):
         if added:
             raise TypeError(f"{subclass.__name__} adds {sorted(added)}, which {cls.__name__}'s inline call never runs")
 
-    body = {"async_capable": True, "sync_capable": False, "__call__": __call__, "__module__": __name__,
-            "__init_subclass__": classmethod(__init_subclass__)}
+    def __init__(self, get_response):
+        cls.__init__(self, _next(get_response))
+
+    body = {"async_capable": True, "sync_capable": False, "__call__": _converts_exceptions(__call__),
+            "__init__": __init__, "__module__": __name__, "__init_subclass__": classmethod(__init_subclass__)}
     if hasattr(cls, "process_view"):
         async def process_view(self, request, view_func, view_args, view_kwargs):
             return cls.process_view(self, request, view_func, view_args, view_kwargs)
@@ -190,12 +250,19 @@ class _ThreadWhenNeeded:
     async_capable = True
     sync_capable = False
 
+    def __init__(self, get_response):
+        super().__init__(_next(get_response))
+
+    @_converts_exceptions
     async def __call__(self, request):
-        self.process_request(request)
-        response = await self.get_response(request)
-        if self.needs_thread(request):
-            return await sync_to_async(self.process_response)(request, response)
-        return self.process_response(request, response)
+        try:
+            self.process_request(request)
+            response = await self.get_response(request)
+            if self.needs_thread(request):
+                return await sync_to_async(self.process_response)(request, response)
+            return self.process_response(request, response)
+        except Exception as exc:
+            return await _response_for(request, exc)
 
 
 class SessionMiddleware(_ThreadWhenNeeded, _DjangoSessionMiddleware):
@@ -234,9 +301,13 @@ class MessageMiddleware(_ThreadWhenNeeded, _DjangoMessageMiddleware):
     making the storage (a cookie signer and a session storage) cost every call ~7 µs. Messages
     waiting for the next page stay where they are, as they would with a storage nobody read."""
 
+    @_converts_exceptions
     async def __call__(self, request):
         if request.path_info.startswith(API_PREFIX):
-            return await self.get_response(request)
+            try:
+                return await self.get_response(request)
+            except Exception as exc:  # none: what it calls converts its own (`_next`); as Django's `inner`
+                return await _response_for(request, exc)
         return await super().__call__(request)
 
     def process_request(self, request):

@@ -7,7 +7,9 @@ through the real MIDDLEWARE setting with async views, as the API and pages do.""
 import pytest
 from django.contrib.sessions.models import Session
 from django.core.checks import Error
+from django.core.exceptions import PermissionDenied
 from django.test import AsyncClient
+from django.utils.deprecation import MiddlewareMixin
 
 from autobot.middleware import check_memory_only_settings
 
@@ -257,3 +259,84 @@ def test_the_session_middleware_answers_as_django_s_does(owner, settings, save_e
     assert ours[2] is SessionStore and issubclass(django_s[2], SessionStore)
     if cookie is None and use == "none" and not save_every_request:  # a Bearer call: nothing added
         assert ours[:2] == ({}, None)
+
+
+def test_the_converter_the_middleware_restates_is_django_s_current_one():
+    import hashlib
+    import inspect
+
+    from django.core.handlers.exception import convert_exception_to_response
+
+    source = inspect.getsource(convert_exception_to_response)
+    assert hashlib.sha256(source.encode()).hexdigest() == (
+        "a297ae868bddaca2e7a82847cb707105b2a23ded927d6609f6832901db45758e"), (
+        "Django's convert_exception_to_response changed: compare it with autobot/middleware.py's "
+        "_response_for and _next, then update the hash")
+
+
+def test_between_the_static_files_and_the_clickjacking_middleware_each_calls_the_next_directly():
+    from autobot.handler import ASGIHandler
+    from autobot.middleware import (
+        AuthenticationMiddleware,
+        CommonMiddleware,
+        CsrfViewMiddleware,
+        MessageMiddleware,
+        SessionMiddleware,
+        StaticFilesMiddleware,
+        XFrameOptionsMiddleware,
+    )
+
+    handler = ASGIHandler()
+    handler.load_middleware(is_async=True)
+    security = handler._middleware_chain.__wrapped__.get_response.__wrapped__.get_response.__wrapped__
+    middleware = security.get_response  # Security → StaticFiles: called directly
+    for expected in (StaticFilesMiddleware, SessionMiddleware, CommonMiddleware, CsrfViewMiddleware,
+                     AuthenticationMiddleware, MessageMiddleware, XFrameOptionsMiddleware):
+        assert type(middleware) is expected
+        middleware = middleware.get_response
+    assert middleware.__wrapped__ == handler._get_response_async  # the view's own converter stays
+
+
+class _Records(MiddlewareMixin):
+    def process_response(self, request, response):
+        request.seen.append(response.status_code)
+        return response
+
+
+class _RefusesOnRequest(MiddlewareMixin):
+    def process_request(self, request):
+        raise PermissionDenied("no")
+
+
+class _FailsOnResponse(MiddlewareMixin):
+    def process_response(self, request, response):
+        raise ValueError("broken")
+
+
+@pytest.mark.parametrize("inner,view_raises,status,seen", [
+    ("_RefusesOnRequest", False, 403, [403]),  # refused at its level; the outer one processes the 403
+    ("_FailsOnResponse", False, 500, [500]),
+    ("_Records", True, 404, [404, 404]),  # the view's exception: converted by Django's own inner
+])
+async def test_an_exception_becomes_a_response_at_its_own_level_as_with_django_s_converter(
+        inner, view_raises, status, seen):
+    from django.core.handlers.exception import convert_exception_to_response
+    from django.http import Http404, HttpResponse
+    from django.test import RequestFactory
+
+    from autobot.middleware import _inline
+
+    async def view(request):
+        if view_raises:
+            raise Http404("none")
+        return HttpResponse()
+
+    # As Django's load_middleware builds the chain: each level wrapped in the converter.
+    inner_middleware = _inline(f"{__name__}.{inner}")(convert_exception_to_response(view))
+    outer = _inline(f"{__name__}._Records")(convert_exception_to_response(inner_middleware))
+    assert outer.get_response is inner_middleware
+    request = RequestFactory().get("/")
+    request.seen = []
+    response = await convert_exception_to_response(outer)(request)
+    assert response.status_code == status
+    assert request.seen == seen
