@@ -340,3 +340,65 @@ async def test_an_exception_becomes_a_response_at_its_own_level_as_with_django_s
     response = await convert_exception_to_response(outer)(request)
     assert response.status_code == status
     assert request.seen == seen
+
+
+@pytest.mark.parametrize("name,sha256", [
+    ("django.middleware.common.CommonMiddleware.process_request",
+     "993f4d1f2084e01e0d2c8b96a2b122b17a187170cf8749bf890111689d17096f"),
+    # what `_host` relies on: the answer depends on the host's text and the settings only
+    ("django.http.request.HttpRequest.get_host", "02735c918f5ce9f1fdbf8acc4329e1a2169dd10548b6295e9c6edc2223cfaeea"),
+    ("django.http.request.HttpRequest._get_raw_host",
+     "49d5b852251e9afbd6067075e99533f3be32887c60710b6bff713018641571bb"),
+])
+def test_the_common_middleware_s_django_code_is_unchanged(name, sha256):
+    import hashlib
+    import importlib
+    import inspect
+
+    module, cls, method = name.rsplit(".", 2)
+    source = inspect.getsource(getattr(getattr(importlib.import_module(module), cls), method))
+    assert hashlib.sha256(source.encode()).hexdigest() == sha256, (
+        f"Django's {name} changed: compare it with autobot/middleware.py's CommonMiddleware, then update the hash")
+
+
+def _host_answer(**meta):
+    from django.core.exceptions import DisallowedHost
+    from django.test import RequestFactory
+
+    from autobot.middleware import CommonMiddleware
+
+    request = RequestFactory().get("/api/chat/sessions", **meta)
+    try:
+        return CommonMiddleware(lambda request: None).process_request(request) or "passed"
+    except (DisallowedHost, PermissionDenied) as exc:
+        return type(exc).__name__
+
+
+def test_a_host_is_accepted_or_refused_as_django_s_get_host_decides_each_time(settings):
+    settings.ALLOWED_HOSTS = ["autobot.example", ".team.example"]
+    for _ in range(2):  # the second time from what was remembered, or refused again
+        assert _host_answer(HTTP_HOST="autobot.example") == "passed"
+        assert _host_answer(HTTP_HOST="a.team.example:8443") == "passed"
+        assert _host_answer(HTTP_HOST="elsewhere.example") == "DisallowedHost"
+        assert _host_answer(HTTP_HOST="autobot.example@evil") == "DisallowedHost"
+    settings.ALLOWED_HOSTS = ["other.example"]  # an accepted host no longer is
+    assert _host_answer(HTTP_HOST="autobot.example") == "DisallowedHost"
+
+
+def test_a_forwarded_host_is_checked_when_in_use(settings):
+    settings.ALLOWED_HOSTS = ["autobot.example"]
+    assert _host_answer(HTTP_HOST="autobot.example") == "passed"
+    settings.USE_X_FORWARDED_HOST = True
+    assert _host_answer(HTTP_HOST="autobot.example", HTTP_X_FORWARDED_HOST="evil.example") == "DisallowedHost"
+    assert _host_answer(HTTP_HOST="evil.example", HTTP_X_FORWARDED_HOST="autobot.example") == "passed"
+
+
+def test_the_common_middleware_still_refuses_user_agents_and_prepends_www(settings):
+    import re
+
+    settings.ALLOWED_HOSTS = ["autobot.example", "www.autobot.example"]
+    settings.DISALLOWED_USER_AGENTS = [re.compile("BadBot")]
+    assert _host_answer(HTTP_HOST="autobot.example", HTTP_USER_AGENT="BadBot/1") == "PermissionDenied"
+    settings.PREPEND_WWW = True
+    redirect = _host_answer(HTTP_HOST="autobot.example")
+    assert redirect.status_code == 301 and redirect["Location"] == "http://www.autobot.example/api/chat/sessions"
