@@ -349,8 +349,10 @@ async def test_an_exception_becomes_a_response_at_its_own_level_as_with_django_s
     ("django.http.request.HttpRequest.get_host", "02735c918f5ce9f1fdbf8acc4329e1a2169dd10548b6295e9c6edc2223cfaeea"),
     ("django.http.request.HttpRequest._get_raw_host",
      "49d5b852251e9afbd6067075e99533f3be32887c60710b6bff713018641571bb"),
+    ("django.middleware.csrf.CsrfViewMiddleware._get_secret",
+     "b3a608af97a839cc7aca22b50bd17e13c3a33d08487a99fc3c7a811518d176a5"),
 ])
-def test_the_common_middleware_s_django_code_is_unchanged(name, sha256):
+def test_the_django_code_the_common_and_csrf_middleware_restate_is_unchanged(name, sha256):
     import hashlib
     import importlib
     import inspect
@@ -358,7 +360,7 @@ def test_the_common_middleware_s_django_code_is_unchanged(name, sha256):
     module, cls, method = name.rsplit(".", 2)
     source = inspect.getsource(getattr(getattr(importlib.import_module(module), cls), method))
     assert hashlib.sha256(source.encode()).hexdigest() == sha256, (
-        f"Django's {name} changed: compare it with autobot/middleware.py's CommonMiddleware, then update the hash")
+        f"Django's {name} changed: compare it with autobot/middleware.py's restatement, then update the hash")
 
 
 def _host_answer(**meta):
@@ -402,3 +404,36 @@ def test_the_common_middleware_still_refuses_user_agents_and_prepends_www(settin
     settings.PREPEND_WWW = True
     redirect = _host_answer(HTTP_HOST="autobot.example")
     assert redirect.status_code == 301 and redirect["Location"] == "http://www.autobot.example/api/chat/sessions"
+
+
+@pytest.mark.parametrize("cookie", [None, "a" * 32, "b" * 64, "short", "bad!" * 8])
+@pytest.mark.parametrize("method", ["get", "post"])
+async def test_the_csrf_middleware_answers_as_django_s_does(cookie, method):
+    """No cookie, a secret, a masked token, malformed ones; a safe and an unsafe method: the same
+    secret found, the same refusal or acceptance, the same cookie to set."""
+    import inspect
+
+    from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
+    from django.test import RequestFactory
+
+    from autobot.middleware import CsrfViewMiddleware
+
+    async def view(request):
+        pass
+
+    async def answer(middleware_class):
+        factory = RequestFactory()
+        if cookie is not None:
+            factory.cookies["csrftoken"] = cookie
+        request = getattr(factory, method)("/test-mw/remember", HTTP_HOST="testserver")
+        middleware = middleware_class(lambda request: None)
+        middleware.process_request(request)
+        refused = middleware.process_view(request, view, (), {})
+        if inspect.isawaitable(refused):  # ours runs inline, as a coroutine
+            refused = await refused
+        secret = request.META.get("CSRF_COOKIE")
+        if cookie is None or len(cookie) not in (32, 64) or not cookie.isalnum():
+            secret = None if secret is None else len(secret)  # a new random secret: its length
+        return secret, request.META.get("CSRF_COOKIE_NEEDS_UPDATE"), getattr(refused, "status_code", None)
+
+    assert await answer(CsrfViewMiddleware) == await answer(DjangoCsrfViewMiddleware)
