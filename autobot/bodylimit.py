@@ -11,15 +11,14 @@ files/asgi.py streams them to their folder, under the area's quota.
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from autobot.http import refuse
+from autobot.memo import request_settings
 from files.asgi import SCOPE_KEY as STREAMED
 
 
 def request_limit() -> int:
     # A document upload (multipart, with its form fields) must always fit.
-    return max(settings.MAX_REQUEST_BYTES, settings.KNOWLEDGE_MAX_UPLOAD_BYTES + 1024 * 1024)
+    return max(request_settings.MAX_REQUEST_BYTES, request_settings.KNOWLEDGE_MAX_UPLOAD_BYTES + 1024 * 1024)
 
 
 def _declared_length(scope) -> int | None:

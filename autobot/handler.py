@@ -35,14 +35,13 @@ from django.core import signals
 from django.core.cache import close_caches
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
-from django.core.handlers.asgi import get_script_prefix
 from django.core.handlers.base import BaseHandler, reset_urlconf
 from django.db import close_old_connections, reset_queries
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import ResolverMatch, get_resolver, set_script_prefix
 
 from autobot.lanes import in_lane_request
-from autobot.memo import Memo
+from autobot.memo import Memo, request_settings
 
 # The sha256 of the source of the Django `handle` copied below (see the module docstring).
 DJANGO_HANDLE_SHA256 = "98faeb5bef800331e6a8002fbc96b30e4122a23438ae45a047190a531ea11323"
@@ -120,7 +119,7 @@ class ASGIHandler(DjangoASGIHandler):
         fails when Django's changes."""
         if hasattr(request, "urlconf"):
             return super().resolve_request(request)
-        match = resolved(get_resolver(), request.path_info)
+        match = resolved(get_resolver(request_settings.ROOT_URLCONF), request.path_info)
         request.resolver_match = match
         return match
 
@@ -145,19 +144,20 @@ class ASGIHandler(DjangoASGIHandler):
         if message["type"] == "http.disconnect":
             raise RequestAborted()
         body = message.get("body", b"")
-        if not message.get("more_body", False) and len(body) <= settings.FILE_UPLOAD_MAX_MEMORY_SIZE:
+        if not message.get("more_body", False) and len(body) <= request_settings.FILE_UPLOAD_MAX_MEMORY_SIZE:
             return io.BytesIO(body)
         return await super().read_body(_replay(message, receive))
 
     async def handle(self, scope, receive, send):
         if not in_lane_request():
             return await super().handle(scope, receive, send)
-        # From here on Django 5.2's ASGIHandler.handle, but for `self._send` and `self._close`.
+        # From here on Django 5.2's ASGIHandler.handle, but for `self._send`, `self._close` and
+        # `_script_prefix`.
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
-        set_script_prefix(get_script_prefix(scope))
+        set_script_prefix(_script_prefix(scope))
         await self._send(signals.request_started, sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
@@ -210,6 +210,18 @@ class ASGIHandler(DjangoASGIHandler):
         # which only the cyclic garbage collector would free (docs/performance.md, "Eighth round").
         tasks.clear()
         del task  # the loop's last task, in the same cycle
+
+
+def _script_prefix(scope) -> str:
+    """Django's `get_script_prefix(scope)` (`django.core.handlers.asgi`), FORCE_SCRIPT_NAME read
+    from `request_settings`; `tests/platform/test_handler.py` fails when Django's changes."""
+    if request_settings.FORCE_SCRIPT_NAME:
+        return request_settings.FORCE_SCRIPT_NAME
+    return scope.get("root_path", "") or ""
+
+
+# The sha256 of the source of Django's `get_script_prefix` (django.core.handlers.asgi).
+DJANGO_SCRIPT_PREFIX_SHA256 = "bd6e761a557ee4c5968d5feec8825b21e7aef610e237f09c4aea9b952a0ff027"
 
 
 def _replay(first: dict, receive):

@@ -10,19 +10,59 @@ from django.contrib.messages.middleware import MessageMiddleware as _DjangoMessa
 from django.contrib.messages.storage import default_storage
 from django.contrib.sessions.middleware import SessionMiddleware as _DjangoSessionMiddleware
 from django.core import checks
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.handlers.exception import convert_exception_to_response, response_for_exception
 from django.utils.functional import SimpleLazyObject
 from django.utils.module_loading import import_string
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from autobot import context, metrics
 from autobot.http import API_PREFIX, client_ip
-from autobot.memo import Memo
+from autobot.memo import Memo, request_settings
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # Matched whole (`fullmatch`: `$` would let a trailing newline through, which Django then refuses
 # to put in a header).
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+# Django wraps every middleware in `convert_exception_to_response`: an `inner` coroutine that turns
+# an exception the middleware raised into a response, which the middleware outside it then
+# processes. Eleven such levels a request, a coroutine frame each to make and to pass through at
+# every resumption. The middleware below convert their own exceptions, in their `__call__`, exactly
+# as that `inner` does (`_response_for`), so the one outside each of them calls it directly
+# (`_next`): an exception still becomes a response at the same level, and every middleware
+# outside sees that response as before. `tests/platform/test_middleware.py` fails when Django's
+# `convert_exception_to_response` changes.
+
+_CONVERTING = set()  # the `__call__`s that convert their own exceptions
+
+
+def _converts_exceptions(call):
+    _CONVERTING.add(call)
+    return call
+
+
+async def _async_view(request):
+    pass
+
+
+_DJANGO_ASYNC_INNER = convert_exception_to_response(_async_view).__code__
+
+
+def _next(get_response):
+    """What a middleware calls next: `get_response`, or, when that is Django's exception-converting
+    `inner` around a middleware that converts its own exceptions, that middleware itself."""
+    wrapped = getattr(get_response, "__wrapped__", None)
+    if getattr(get_response, "__code__", None) is _DJANGO_ASYNC_INNER and type(wrapped).__call__ in _CONVERTING:
+        return wrapped
+    return get_response
+
+
+async def _response_for(request, exc):
+    """What Django's `convert_exception_to_response` makes of an exception (called in the except
+    block, as there: `response_for_exception` reads it from `sys.exc_info()` too)."""
+    return await sync_to_async(response_for_exception, thread_sensitive=False)(request, exc)
 
 
 class RequestContextMiddleware:
@@ -32,7 +72,7 @@ class RequestContextMiddleware:
     sync_capable = False
 
     def __init__(self, get_response):
-        self.get_response = get_response
+        self.get_response = get_response = _next(get_response)
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
@@ -46,8 +86,10 @@ class RequestContextMiddleware:
         response = await self.get_response(request)
         match = getattr(request, "resolver_match", None)
         # The route pattern, not the path, keeps label cardinality bounded.
-        route = match.route if match and match.route else ("static" if request.path.startswith(settings.STATIC_URL)
-                                                           else "unmatched")
+        if match and match.route:
+            route = match.route
+        else:
+            route = "static" if request.path.startswith(request_settings.STATIC_URL) else "unmatched"
         # Labels come from fixed sets only: a client must not be able to mint new time series.
         method = request.method if request.method in _METHODS else "other"
         count, latency = _request_metrics(method, route, response.status_code)
@@ -118,17 +160,21 @@ class StaticFilesMiddleware:
     sync_capable = False
 
     def __init__(self, get_response):
-        self.get_response = get_response
+        self.get_response = get_response = _next(get_response)
         self.whitenoise = WhiteNoiseMiddleware(get_response=None)
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
+    @_converts_exceptions
     async def __call__(self, request):
-        if request.path.startswith(settings.STATIC_URL):
-            static_file = await sync_to_async(self._find)(request.path_info)
-            if static_file is not None:
-                return await sync_to_async(self.whitenoise.serve)(static_file, request)
-        return await self.get_response(request)
+        try:
+            if request.path.startswith(request_settings.STATIC_URL):
+                static_file = await sync_to_async(self._find)(request.path_info)
+                if static_file is not None:
+                    return await sync_to_async(self.whitenoise.serve)(static_file, request)
+            return await self.get_response(request)
+        except Exception as exc:
+            return await _response_for(request, exc)
 
     def _find(self, path: str):
         if self.whitenoise.autorefresh:
@@ -145,19 +191,32 @@ def _inline(path: str):
     cls = import_string(path)
 
     # Which hooks the class has is known now: not asked twice a request for each of five classes.
+    # Each converts its own exceptions (see `_next`).
     if hasattr(cls, "process_request") and hasattr(cls, "process_response"):
         async def __call__(self, request):
-            response = self.process_request(request) or await self.get_response(request)
-            return self.process_response(request, response)
+            try:
+                response = self.process_request(request) or await self.get_response(request)
+                return self.process_response(request, response)
+            except Exception as exc:
+                return await _response_for(request, exc)
     elif hasattr(cls, "process_request"):
         async def __call__(self, request):
-            return self.process_request(request) or await self.get_response(request)
+            try:
+                return self.process_request(request) or await self.get_response(request)
+            except Exception as exc:
+                return await _response_for(request, exc)
     elif hasattr(cls, "process_response"):
         async def __call__(self, request):
-            return self.process_response(request, await self.get_response(request))
+            try:
+                return self.process_response(request, await self.get_response(request))
+            except Exception as exc:
+                return await _response_for(request, exc)
     else:
         async def __call__(self, request):
-            return await self.get_response(request)
+            try:
+                return await self.get_response(request)
+            except Exception as exc:
+                return await _response_for(request, exc)
 
     hooks = {name for name in ("process_request", "process_response", "process_view") if hasattr(cls, name)}
 
@@ -169,8 +228,11 @@ def _inline(path: str):
         if added:
             raise TypeError(f"{subclass.__name__} adds {sorted(added)}, which {cls.__name__}'s inline call never runs")
 
-    body = {"async_capable": True, "sync_capable": False, "__call__": __call__, "__module__": __name__,
-            "__init_subclass__": classmethod(__init_subclass__)}
+    def __init__(self, get_response):
+        cls.__init__(self, _next(get_response))
+
+    body = {"async_capable": True, "sync_capable": False, "__call__": _converts_exceptions(__call__),
+            "__init__": __init__, "__module__": __name__, "__init_subclass__": classmethod(__init_subclass__)}
     if hasattr(cls, "process_view"):
         async def process_view(self, request, view_func, view_args, view_kwargs):
             return cls.process_view(self, request, view_func, view_args, view_kwargs)
@@ -188,21 +250,47 @@ class _ThreadWhenNeeded:
     async_capable = True
     sync_capable = False
 
+    def __init__(self, get_response):
+        super().__init__(_next(get_response))
+
+    @_converts_exceptions
     async def __call__(self, request):
-        self.process_request(request)
-        response = await self.get_response(request)
-        if self.needs_thread(request):
-            return await sync_to_async(self.process_response)(request, response)
-        return self.process_response(request, response)
+        try:
+            self.process_request(request)
+            response = await self.get_response(request)
+            if self.needs_thread(request):
+                return await sync_to_async(self.process_response)(request, response)
+            return self.process_response(request, response)
+        except Exception as exc:
+            return await _response_for(request, exc)
 
 
 class SessionMiddleware(_ThreadWhenNeeded, _DjangoSessionMiddleware):
     """Saving a modified session is the only database work; otherwise the response side sets a
-    cookie deletion or a Vary header at most."""
+    cookie deletion or a Vary header at most.
+
+    Django's hooks, with the settings read from `request_settings` (plain attributes, forgotten
+    when a setting changes), and a response whose session nobody used, on a request that sent no
+    session cookie (a Bearer-token API call), returned as Django's `process_response` returns it:
+    untouched. There the cookie is absent (nothing to delete), the session not accessed (no
+    Vary: Cookie), not modified and not saved on every request (nothing to save); Django's then
+    only asks `is_empty()` and reads three settings to reach the same answer.
+    `tests/platform/test_no_cycles.py` fails when Django's hooks change."""
+
+    def process_request(self, request):
+        request.session = self.SessionStore(request.COOKIES.get(request_settings.SESSION_COOKIE_NAME))
+
+    def process_response(self, request, response):
+        session = getattr(request, "session", None)
+        if (type(session) is self.SessionStore and not session.accessed and not session.modified
+                and not request_settings.SESSION_SAVE_EVERY_REQUEST
+                and request_settings.SESSION_COOKIE_NAME not in request.COOKIES):
+            return response
+        return super().process_response(request, response)
 
     def needs_thread(self, request) -> bool:
         session = getattr(request, "session", None)
-        return session is not None and (session.modified or settings.SESSION_SAVE_EVERY_REQUEST)
+        return session is not None and (session.modified or request_settings.SESSION_SAVE_EVERY_REQUEST)
 
 
 class MessageMiddleware(_ThreadWhenNeeded, _DjangoMessageMiddleware):
@@ -213,9 +301,13 @@ class MessageMiddleware(_ThreadWhenNeeded, _DjangoMessageMiddleware):
     making the storage (a cookie signer and a session storage) cost every call ~7 µs. Messages
     waiting for the next page stay where they are, as they would with a storage nobody read."""
 
+    @_converts_exceptions
     async def __call__(self, request):
         if request.path_info.startswith(API_PREFIX):
-            return await self.get_response(request)
+            try:
+                return await self.get_response(request)
+            except Exception as exc:  # none: what it calls converts its own (`_next`); as Django's `inner`
+                return await _response_for(request, exc)
         return await super().__call__(request)
 
     def process_request(self, request):
@@ -230,10 +322,74 @@ class MessageMiddleware(_ThreadWhenNeeded, _DjangoMessageMiddleware):
 
 
 SecurityMiddleware = _inline("django.middleware.security.SecurityMiddleware")
-CommonMiddleware = _inline("django.middleware.common.CommonMiddleware")
-CsrfViewMiddleware = _inline("django.middleware.csrf.CsrfViewMiddleware")
+_InlineCommonMiddleware = _inline("django.middleware.common.CommonMiddleware")
+_InlineCsrfViewMiddleware = _inline("django.middleware.csrf.CsrfViewMiddleware")
 XFrameOptionsMiddleware = _inline("django.middleware.clickjacking.XFrameOptionsMiddleware")
 _InlineAuthenticationMiddleware = _inline("django.contrib.auth.middleware.AuthenticationMiddleware")
+
+
+# Host headers `request.get_host()` accepted: whether it accepts one depends only on the host's
+# text and the settings (ALLOWED_HOSTS, DEBUG), and what it returns is that text. Forgotten when a
+# setting changes; a refused host is never kept (it raises each time); bounded (a wildcard in
+# ALLOWED_HOSTS lets clients name any number of hosts).
+_accepted_hosts = Memo(1024, settings=True)
+
+
+def _host(request) -> str:
+    """`request.get_host()`: the Host header, checked against ALLOWED_HOSTS. Django's check costs
+    ~3 µs a request (a lazily compiled regular expression reached through a proxy that raises and
+    catches an `AttributeError` each time, a split, the allowed hosts' loop) for the same answer
+    for the same header. A Host header already accepted is returned as it is; anything else
+    (X-Forwarded-Host in use, no Host header, a host not yet seen) goes Django's way, which raises
+    `DisallowedHost` for a host it refuses."""
+    if not request_settings.USE_X_FORWARDED_HOST:
+        host = request.META.get("HTTP_HOST")
+        if host is not None and _accepted_hosts.get(host):
+            return host
+    host = request.get_host()
+    _accepted_hosts.put(host, True)
+    return host
+
+
+class CsrfViewMiddleware(_InlineCsrfViewMiddleware):
+    """Django's; a request without a CSRF cookie (a Bearer-token API call) has no secret, found
+    with a lookup where Django's `_get_secret` raises and catches a `KeyError` and reads two
+    settings to say so. A request with the cookie, or CSRF tokens kept in the session, goes
+    Django's way. `tests/platform/test_middleware.py` fails when Django's `_get_secret` changes."""
+
+    def _get_secret(self, request):
+        if not request_settings.CSRF_USE_SESSIONS and request_settings.CSRF_COOKIE_NAME not in request.COOKIES:
+            return None
+        return super()._get_secret(request)
+
+
+class CommonMiddleware(_InlineCommonMiddleware):
+    """Django's, with the host checked by `_host` and the settings read from `request_settings`.
+    `process_request` is Django 5.2's otherwise; `tests/platform/test_middleware.py` fails when
+    Django's changes."""
+
+    def process_request(self, request):
+        # Check for denied User-Agents
+        user_agent = request.META.get("HTTP_USER_AGENT")
+        if user_agent is not None:
+            for user_agent_regex in request_settings.DISALLOWED_USER_AGENTS:
+                if user_agent_regex.search(user_agent):
+                    raise PermissionDenied("Forbidden user agent")
+
+        # Check for a redirect based on settings.PREPEND_WWW
+        host = _host(request)
+
+        if request_settings.PREPEND_WWW and host and not host.startswith("www."):
+            # Check if we also need to append a slash so we can do it all
+            # with a single redirect. (This check may be somewhat expensive,
+            # so we only do it if we already know we're sending a redirect,
+            # or in process_response if we get a 404.)
+            if self.should_redirect_with_slash(request):
+                path = self.get_full_path_with_slash(request)
+            else:
+                path = request.get_full_path()
+
+            return self.response_redirect_class(f"{request.scheme}://www.{host}{path}")
 
 
 class AuthenticationMiddleware(_InlineAuthenticationMiddleware):

@@ -285,6 +285,22 @@ async def test_a_body_is_read_whole_however_it_comes(on_the_lanes, settings):
         _lane_request.reset(token)
 
 
+def test_the_script_prefix_is_django_s_and_follows_force_script_name(settings):
+    import hashlib
+    import inspect
+
+    from django.core.handlers.asgi import get_script_prefix
+
+    from autobot.handler import DJANGO_SCRIPT_PREFIX_SHA256, _script_prefix
+
+    assert hashlib.sha256(inspect.getsource(get_script_prefix).encode()).hexdigest() == DJANGO_SCRIPT_PREFIX_SHA256, (
+        "Django's get_script_prefix changed: bring autobot/handler.py's _script_prefix in line, then update the hash")
+    for scope in ({}, {"root_path": ""}, {"root_path": "/under"}):
+        assert _script_prefix(scope) == get_script_prefix(scope)
+    settings.FORCE_SCRIPT_NAME = "/forced"
+    assert _script_prefix({"root_path": "/under"}) == "/forced" == get_script_prefix({"root_path": "/under"})
+
+
 async def test_only_http_is_served_on_the_lanes_too():
     from autobot.handler import ASGIHandler
     from autobot.lanes import _lane_request

@@ -22,3 +22,26 @@ def test_a_setting_change_forgets_only_what_depends_on_settings():
     with override_settings(STATIC_URL="/elsewhere/"):
         assert by_settings.get("url") is None
     assert plain.get("sql") == "SELECT ?" and "sql" in plain
+
+
+def test_the_settings_snapshot_follows_a_changed_setting_in_and_out(settings):
+    from autobot.memo import SettingsSnapshot
+
+    snapshot = SettingsSnapshot()
+    assert snapshot.STATIC_URL == settings.STATIC_URL  # read, then kept
+    with override_settings(STATIC_URL="/elsewhere/"):
+        assert snapshot.STATIC_URL == "/elsewhere/"
+    assert snapshot.STATIC_URL == settings.STATIC_URL
+    settings.MAX_REQUEST_BYTES = 4096  # pytest-django's fixture sends the same signal
+    assert snapshot.MAX_REQUEST_BYTES == 4096
+
+
+def test_the_settings_snapshot_has_only_settings():
+    import pytest
+
+    from autobot.memo import SettingsSnapshot
+
+    snapshot = SettingsSnapshot()
+    for name in ("_private", "lower", "NO_SUCH_SETTING"):
+        with pytest.raises(AttributeError):
+            getattr(snapshot, name)

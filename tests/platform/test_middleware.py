@@ -7,7 +7,9 @@ through the real MIDDLEWARE setting with async views, as the API and pages do.""
 import pytest
 from django.contrib.sessions.models import Session
 from django.core.checks import Error
+from django.core.exceptions import PermissionDenied
 from django.test import AsyncClient
+from django.utils.deprecation import MiddlewareMixin
 
 from autobot.middleware import check_memory_only_settings
 
@@ -216,3 +218,222 @@ async def test_each_request_is_counted_once_under_its_own_labels(api_client, own
     assert (await AsyncClient().get("/api/me")).status_code == 401
     assert count("200") == ok + 3 and count("401") == refused + 1
     assert observed() > latency
+
+
+@pytest.mark.parametrize("save_every_request", [False, True])
+@pytest.mark.parametrize("cookie", [None, "unknown-key", "known"])
+@pytest.mark.parametrize("use", ["none", "read", "write"])
+def test_the_session_middleware_answers_as_django_s_does(owner, settings, save_every_request, cookie, use):
+    """Cookie sent or not (an unknown key: Django deletes the cookie), the session unused, read or
+    written, saved on every request or not: the same cookies and headers as Django's middleware."""
+    from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from autobot.middleware import SessionMiddleware
+    from autobot.sessions import SessionStore
+
+    settings.SESSION_SAVE_EVERY_REQUEST = save_every_request
+    settings.SESSION_COOKIE_NAME = "autobot-session"  # read from the settings as they are now
+    known = SessionStore()
+    known["colour"] = "teal"
+    known.save()
+
+    def answer(middleware_class):
+        factory = RequestFactory()
+        if cookie is not None:
+            factory.cookies["autobot-session"] = known.session_key if cookie == "known" else cookie
+        request = factory.get("/api/chat/sessions")
+        middleware = middleware_class(lambda request: HttpResponse())
+        middleware.process_request(request)
+        if use == "read":
+            request.session.get("colour")
+        elif use == "write":
+            request.session["shade"] = "dark"
+        response = middleware.process_response(request, HttpResponse())
+        cookies = {name: (morsel["max-age"], bool(morsel.value)) for name, morsel in response.cookies.items()}
+        return cookies, response.get("Vary"), type(request.session)
+
+    ours, django_s = answer(SessionMiddleware), answer(DjangoSessionMiddleware)
+    assert ours[:2] == django_s[:2]
+    assert ours[2] is SessionStore and issubclass(django_s[2], SessionStore)
+    if cookie is None and use == "none" and not save_every_request:  # a Bearer call: nothing added
+        assert ours[:2] == ({}, None)
+
+
+def test_the_converter_the_middleware_restates_is_django_s_current_one():
+    import hashlib
+    import inspect
+
+    from django.core.handlers.exception import convert_exception_to_response
+
+    source = inspect.getsource(convert_exception_to_response)
+    assert hashlib.sha256(source.encode()).hexdigest() == (
+        "a297ae868bddaca2e7a82847cb707105b2a23ded927d6609f6832901db45758e"), (
+        "Django's convert_exception_to_response changed: compare it with autobot/middleware.py's "
+        "_response_for and _next, then update the hash")
+
+
+def test_between_the_static_files_and_the_clickjacking_middleware_each_calls_the_next_directly():
+    from autobot.handler import ASGIHandler
+    from autobot.middleware import (
+        AuthenticationMiddleware,
+        CommonMiddleware,
+        CsrfViewMiddleware,
+        MessageMiddleware,
+        SessionMiddleware,
+        StaticFilesMiddleware,
+        XFrameOptionsMiddleware,
+    )
+
+    handler = ASGIHandler()
+    handler.load_middleware(is_async=True)
+    security = handler._middleware_chain.__wrapped__.get_response.__wrapped__.get_response.__wrapped__
+    middleware = security.get_response  # Security → StaticFiles: called directly
+    for expected in (StaticFilesMiddleware, SessionMiddleware, CommonMiddleware, CsrfViewMiddleware,
+                     AuthenticationMiddleware, MessageMiddleware, XFrameOptionsMiddleware):
+        assert type(middleware) is expected
+        middleware = middleware.get_response
+    assert middleware.__wrapped__ == handler._get_response_async  # the view's own converter stays
+
+
+class _Records(MiddlewareMixin):
+    def process_response(self, request, response):
+        request.seen.append(response.status_code)
+        return response
+
+
+class _RefusesOnRequest(MiddlewareMixin):
+    def process_request(self, request):
+        raise PermissionDenied("no")
+
+
+class _FailsOnResponse(MiddlewareMixin):
+    def process_response(self, request, response):
+        raise ValueError("broken")
+
+
+@pytest.mark.parametrize("inner,view_raises,status,seen", [
+    ("_RefusesOnRequest", False, 403, [403]),  # refused at its level; the outer one processes the 403
+    ("_FailsOnResponse", False, 500, [500]),
+    ("_Records", True, 404, [404, 404]),  # the view's exception: converted by Django's own inner
+])
+async def test_an_exception_becomes_a_response_at_its_own_level_as_with_django_s_converter(
+        inner, view_raises, status, seen):
+    from django.core.handlers.exception import convert_exception_to_response
+    from django.http import Http404, HttpResponse
+    from django.test import RequestFactory
+
+    from autobot.middleware import _inline
+
+    async def view(request):
+        if view_raises:
+            raise Http404("none")
+        return HttpResponse()
+
+    # As Django's load_middleware builds the chain: each level wrapped in the converter.
+    inner_middleware = _inline(f"{__name__}.{inner}")(convert_exception_to_response(view))
+    outer = _inline(f"{__name__}._Records")(convert_exception_to_response(inner_middleware))
+    assert outer.get_response is inner_middleware
+    request = RequestFactory().get("/")
+    request.seen = []
+    response = await convert_exception_to_response(outer)(request)
+    assert response.status_code == status
+    assert request.seen == seen
+
+
+@pytest.mark.parametrize("name,sha256", [
+    ("django.middleware.common.CommonMiddleware.process_request",
+     "993f4d1f2084e01e0d2c8b96a2b122b17a187170cf8749bf890111689d17096f"),
+    # what `_host` relies on: the answer depends on the host's text and the settings only
+    ("django.http.request.HttpRequest.get_host", "02735c918f5ce9f1fdbf8acc4329e1a2169dd10548b6295e9c6edc2223cfaeea"),
+    ("django.http.request.HttpRequest._get_raw_host",
+     "49d5b852251e9afbd6067075e99533f3be32887c60710b6bff713018641571bb"),
+    ("django.middleware.csrf.CsrfViewMiddleware._get_secret",
+     "b3a608af97a839cc7aca22b50bd17e13c3a33d08487a99fc3c7a811518d176a5"),
+])
+def test_the_django_code_the_common_and_csrf_middleware_restate_is_unchanged(name, sha256):
+    import hashlib
+    import importlib
+    import inspect
+
+    module, cls, method = name.rsplit(".", 2)
+    source = inspect.getsource(getattr(getattr(importlib.import_module(module), cls), method))
+    assert hashlib.sha256(source.encode()).hexdigest() == sha256, (
+        f"Django's {name} changed: compare it with autobot/middleware.py's restatement, then update the hash")
+
+
+def _host_answer(**meta):
+    from django.core.exceptions import DisallowedHost
+    from django.test import RequestFactory
+
+    from autobot.middleware import CommonMiddleware
+
+    request = RequestFactory().get("/api/chat/sessions", **meta)
+    try:
+        return CommonMiddleware(lambda request: None).process_request(request) or "passed"
+    except (DisallowedHost, PermissionDenied) as exc:
+        return type(exc).__name__
+
+
+def test_a_host_is_accepted_or_refused_as_django_s_get_host_decides_each_time(settings):
+    settings.ALLOWED_HOSTS = ["autobot.example", ".team.example"]
+    for _ in range(2):  # the second time from what was remembered, or refused again
+        assert _host_answer(HTTP_HOST="autobot.example") == "passed"
+        assert _host_answer(HTTP_HOST="a.team.example:8443") == "passed"
+        assert _host_answer(HTTP_HOST="elsewhere.example") == "DisallowedHost"
+        assert _host_answer(HTTP_HOST="autobot.example@evil") == "DisallowedHost"
+    settings.ALLOWED_HOSTS = ["other.example"]  # an accepted host no longer is
+    assert _host_answer(HTTP_HOST="autobot.example") == "DisallowedHost"
+
+
+def test_a_forwarded_host_is_checked_when_in_use(settings):
+    settings.ALLOWED_HOSTS = ["autobot.example"]
+    assert _host_answer(HTTP_HOST="autobot.example") == "passed"
+    settings.USE_X_FORWARDED_HOST = True
+    assert _host_answer(HTTP_HOST="autobot.example", HTTP_X_FORWARDED_HOST="evil.example") == "DisallowedHost"
+    assert _host_answer(HTTP_HOST="evil.example", HTTP_X_FORWARDED_HOST="autobot.example") == "passed"
+
+
+def test_the_common_middleware_still_refuses_user_agents_and_prepends_www(settings):
+    import re
+
+    settings.ALLOWED_HOSTS = ["autobot.example", "www.autobot.example"]
+    settings.DISALLOWED_USER_AGENTS = [re.compile("BadBot")]
+    assert _host_answer(HTTP_HOST="autobot.example", HTTP_USER_AGENT="BadBot/1") == "PermissionDenied"
+    settings.PREPEND_WWW = True
+    redirect = _host_answer(HTTP_HOST="autobot.example")
+    assert redirect.status_code == 301 and redirect["Location"] == "http://www.autobot.example/api/chat/sessions"
+
+
+@pytest.mark.parametrize("cookie", [None, "a" * 32, "b" * 64, "short", "bad!" * 8])
+@pytest.mark.parametrize("method", ["get", "post"])
+async def test_the_csrf_middleware_answers_as_django_s_does(cookie, method):
+    """No cookie, a secret, a masked token, malformed ones; a safe and an unsafe method: the same
+    secret found, the same refusal or acceptance, the same cookie to set."""
+    import inspect
+
+    from django.middleware.csrf import CsrfViewMiddleware as DjangoCsrfViewMiddleware
+    from django.test import RequestFactory
+
+    from autobot.middleware import CsrfViewMiddleware
+
+    async def view(request):
+        pass
+
+    async def answer(middleware_class):
+        factory = RequestFactory()
+        if cookie is not None:
+            factory.cookies["csrftoken"] = cookie
+        request = getattr(factory, method)("/test-mw/remember", HTTP_HOST="testserver")
+        middleware = middleware_class(lambda request: None)
+        middleware.process_request(request)
+        refused = middleware.process_view(request, view, (), {})
+        if inspect.isawaitable(refused):  # ours runs inline, as a coroutine
+            refused = await refused
+        secret = request.META.get("CSRF_COOKIE")
+        if cookie is None or len(cookie) not in (32, 64) or not cookie.isalnum():
+            secret = None if secret is None else len(secret)  # a new random secret: its length
+        return secret, request.META.get("CSRF_COOKIE_NEEDS_UPDATE"), getattr(refused, "status_code", None)
+
+    assert await answer(CsrfViewMiddleware) == await answer(DjangoCsrfViewMiddleware)

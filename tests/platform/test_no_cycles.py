@@ -132,8 +132,8 @@ def test_a_user_kept_unread_past_its_request_says_so(owner):
         _ = kept.is_authenticated
 
 
-# Django's code that autobot/templating.py and autobot/middleware.py restate, as it was when they
-# were written: a new Django version fails here, so the copies get looked at.
+# Django's code that autobot/templating.py, autobot/middleware.py and autobot/sessions.py restate, as
+# it was when they were written: a new Django version fails here, so the copies get looked at.
 DJANGO_COPIED_SHA256 = {
     "django.template.backends.django.Template.render":
         "4a1ec275ca1ac35030a9677e666e02531bde05ca16e9998987d6b3fe080c3d3c",
@@ -141,6 +141,16 @@ DJANGO_COPIED_SHA256 = {
         "6dd39b90ad6373e2c7d5b0ceda543c912360da9e1daf5766c3ca9b090e8675e6",
     "django.contrib.messages.middleware.MessageMiddleware.process_request":
         "7f4834ba26ee05835eb38324e7ff6b2e85f109815e42b641783401775d367e74",
+    # autobot/middleware.py's SessionMiddleware (its hooks, and the short way out of process_response)
+    "django.contrib.sessions.middleware.SessionMiddleware.process_request":
+        "6782d24847e4a9267ad523e25487d5366241c7b7c2f0c90fe71c233b74af80aa",
+    "django.contrib.sessions.middleware.SessionMiddleware.process_response":
+        "fbaf5503c20d7dd09b0917969f49541a469fb48ca8f7867d97da879e9ca9bf79",
+    # autobot/sessions.py's SessionStore.__init__
+    "django.contrib.sessions.backends.base.SessionBase.__init__":
+        "f78360c7a64901afa6ccfcaadb2b695b0b764ad0c9fc5d8470c6b674c8db2399",
+    "django.contrib.sessions.backends.db.SessionStore.__init__":
+        "0cbd3599a781a12471c1b82e263342bc8fde8a16a063610e883e3a3f85f773f9",
     # autobot/templating.py's `{% extends %}` (tests/platform/test_templating.py)
     "django.template.loader_tags.ExtendsNode.render":
         "a5faa7f78356ce8cb4a34ecf468287e525483678bd11a1ac3703eb7df7ff7d8a",
