@@ -10,6 +10,8 @@ responses set a stricter policy of their own (files/ranges.py), which is kept.
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
+from autobot.middleware import converts_exceptions, next_of, response_for
+
 DIRECTIVES = [
     "default-src 'self'",
     "script-src 'self'",
@@ -35,12 +37,16 @@ class ContentSecurityPolicyMiddleware:
     sync_capable = False
 
     def __init__(self, get_response):
-        self.get_response = get_response
+        self.get_response = get_response = next_of(get_response)
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
+    @converts_exceptions  # as autobot/middleware.py's own: no Django converter level around it
     async def __call__(self, request):
-        response = await self.get_response(request)
-        if "Content-Security-Policy" not in response:
-            response["Content-Security-Policy"] = POLICY
-        return response
+        try:
+            response = await self.get_response(request)
+            if "Content-Security-Policy" not in response:
+                response["Content-Security-Policy"] = POLICY
+            return response
+        except Exception as exc:
+            return await response_for(request, exc)

@@ -30,15 +30,15 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # an exception the middleware raised into a response, which the middleware outside it then
 # processes. Eleven such levels a request, a coroutine frame each to make and to pass through at
 # every resumption. The middleware below convert their own exceptions, in their `__call__`, exactly
-# as that `inner` does (`_response_for`), so the one outside each of them calls it directly
-# (`_next`): an exception still becomes a response at the same level, and every middleware
+# as that `inner` does (`response_for`), so the one outside each of them calls it directly
+# (`next_of`): an exception still becomes a response at the same level, and every middleware
 # outside sees that response as before. `tests/platform/test_middleware.py` fails when Django's
 # `convert_exception_to_response` changes.
 
 _CONVERTING = set()  # the `__call__`s that convert their own exceptions
 
 
-def _converts_exceptions(call):
+def converts_exceptions(call):
     _CONVERTING.add(call)
     return call
 
@@ -50,7 +50,7 @@ async def _async_view(request):
 _DJANGO_ASYNC_INNER = convert_exception_to_response(_async_view).__code__
 
 
-def _next(get_response):
+def next_of(get_response):
     """What a middleware calls next: `get_response`, or, when that is Django's exception-converting
     `inner` around a middleware that converts its own exceptions, that middleware itself."""
     wrapped = getattr(get_response, "__wrapped__", None)
@@ -59,7 +59,7 @@ def _next(get_response):
     return get_response
 
 
-async def _response_for(request, exc):
+async def response_for(request, exc):
     """What Django's `convert_exception_to_response` makes of an exception (called in the except
     block, as there: `response_for_exception` reads it from `sys.exc_info()` too)."""
     return await sync_to_async(response_for_exception, thread_sensitive=False)(request, exc)
@@ -72,7 +72,7 @@ class RequestContextMiddleware:
     sync_capable = False
 
     def __init__(self, get_response):
-        self.get_response = get_response = _next(get_response)
+        self.get_response = get_response = next_of(get_response)
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
@@ -160,12 +160,12 @@ class StaticFilesMiddleware:
     sync_capable = False
 
     def __init__(self, get_response):
-        self.get_response = get_response = _next(get_response)
+        self.get_response = get_response = next_of(get_response)
         self.whitenoise = WhiteNoiseMiddleware(get_response=None)
         if iscoroutinefunction(get_response):
             markcoroutinefunction(self)
 
-    @_converts_exceptions
+    @converts_exceptions
     async def __call__(self, request):
         try:
             if request.path.startswith(request_settings.STATIC_URL):
@@ -174,7 +174,7 @@ class StaticFilesMiddleware:
                     return await sync_to_async(self.whitenoise.serve)(static_file, request)
             return await self.get_response(request)
         except Exception as exc:
-            return await _response_for(request, exc)
+            return await response_for(request, exc)
 
     def _find(self, path: str):
         if self.whitenoise.autorefresh:
@@ -191,32 +191,32 @@ def _inline(path: str):
     cls = import_string(path)
 
     # Which hooks the class has is known now: not asked twice a request for each of five classes.
-    # Each converts its own exceptions (see `_next`).
+    # Each converts its own exceptions (see `next_of`).
     if hasattr(cls, "process_request") and hasattr(cls, "process_response"):
         async def __call__(self, request):
             try:
                 response = self.process_request(request) or await self.get_response(request)
                 return self.process_response(request, response)
             except Exception as exc:
-                return await _response_for(request, exc)
+                return await response_for(request, exc)
     elif hasattr(cls, "process_request"):
         async def __call__(self, request):
             try:
                 return self.process_request(request) or await self.get_response(request)
             except Exception as exc:
-                return await _response_for(request, exc)
+                return await response_for(request, exc)
     elif hasattr(cls, "process_response"):
         async def __call__(self, request):
             try:
                 return self.process_response(request, await self.get_response(request))
             except Exception as exc:
-                return await _response_for(request, exc)
+                return await response_for(request, exc)
     else:
         async def __call__(self, request):
             try:
                 return await self.get_response(request)
             except Exception as exc:
-                return await _response_for(request, exc)
+                return await response_for(request, exc)
 
     hooks = {name for name in ("process_request", "process_response", "process_view") if hasattr(cls, name)}
 
@@ -229,9 +229,9 @@ def _inline(path: str):
             raise TypeError(f"{subclass.__name__} adds {sorted(added)}, which {cls.__name__}'s inline call never runs")
 
     def __init__(self, get_response):
-        cls.__init__(self, _next(get_response))
+        cls.__init__(self, next_of(get_response))
 
-    body = {"async_capable": True, "sync_capable": False, "__call__": _converts_exceptions(__call__),
+    body = {"async_capable": True, "sync_capable": False, "__call__": converts_exceptions(__call__),
             "__init__": __init__, "__module__": __name__, "__init_subclass__": classmethod(__init_subclass__)}
     if hasattr(cls, "process_view"):
         async def process_view(self, request, view_func, view_args, view_kwargs):
@@ -251,9 +251,9 @@ class _ThreadWhenNeeded:
     sync_capable = False
 
     def __init__(self, get_response):
-        super().__init__(_next(get_response))
+        super().__init__(next_of(get_response))
 
-    @_converts_exceptions
+    @converts_exceptions
     async def __call__(self, request):
         try:
             self.process_request(request)
@@ -262,7 +262,7 @@ class _ThreadWhenNeeded:
                 return await sync_to_async(self.process_response)(request, response)
             return self.process_response(request, response)
         except Exception as exc:
-            return await _response_for(request, exc)
+            return await response_for(request, exc)
 
 
 class SessionMiddleware(_ThreadWhenNeeded, _DjangoSessionMiddleware):
@@ -301,13 +301,13 @@ class MessageMiddleware(_ThreadWhenNeeded, _DjangoMessageMiddleware):
     making the storage (a cookie signer and a session storage) cost every call ~7 µs. Messages
     waiting for the next page stay where they are, as they would with a storage nobody read."""
 
-    @_converts_exceptions
+    @converts_exceptions
     async def __call__(self, request):
         if request.path_info.startswith(API_PREFIX):
             try:
                 return await self.get_response(request)
-            except Exception as exc:  # none: what it calls converts its own (`_next`); as Django's `inner`
-                return await _response_for(request, exc)
+            except Exception as exc:  # none: what it calls converts its own (`next_of`); as Django's `inner`
+                return await response_for(request, exc)
         return await super().__call__(request)
 
     def process_request(self, request):

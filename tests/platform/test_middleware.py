@@ -271,16 +271,18 @@ def test_the_converter_the_middleware_restates_is_django_s_current_one():
     assert hashlib.sha256(source.encode()).hexdigest() == (
         "a297ae868bddaca2e7a82847cb707105b2a23ded927d6609f6832901db45758e"), (
         "Django's convert_exception_to_response changed: compare it with autobot/middleware.py's "
-        "_response_for and _next, then update the hash")
+        "response_for and next_of, then update the hash")
 
 
-def test_between_the_static_files_and_the_clickjacking_middleware_each_calls_the_next_directly():
+def test_between_the_request_context_and_the_clickjacking_middleware_each_calls_the_next_directly():
+    from autobot.csp import ContentSecurityPolicyMiddleware
     from autobot.handler import ASGIHandler
     from autobot.middleware import (
         AuthenticationMiddleware,
         CommonMiddleware,
         CsrfViewMiddleware,
         MessageMiddleware,
+        SecurityMiddleware,
         SessionMiddleware,
         StaticFilesMiddleware,
         XFrameOptionsMiddleware,
@@ -288,10 +290,11 @@ def test_between_the_static_files_and_the_clickjacking_middleware_each_calls_the
 
     handler = ASGIHandler()
     handler.load_middleware(is_async=True)
-    security = handler._middleware_chain.__wrapped__.get_response.__wrapped__.get_response.__wrapped__
-    middleware = security.get_response  # Security → StaticFiles: called directly
-    for expected in (StaticFilesMiddleware, SessionMiddleware, CommonMiddleware, CsrfViewMiddleware,
-                     AuthenticationMiddleware, MessageMiddleware, XFrameOptionsMiddleware):
+    context = handler._middleware_chain.__wrapped__  # the outermost: Django's converter around it stays
+    middleware = context.get_response  # RequestContext → CSP: called directly
+    for expected in (ContentSecurityPolicyMiddleware, SecurityMiddleware, StaticFilesMiddleware, SessionMiddleware,
+                     CommonMiddleware, CsrfViewMiddleware, AuthenticationMiddleware, MessageMiddleware,
+                     XFrameOptionsMiddleware):
         assert type(middleware) is expected
         middleware = middleware.get_response
     assert middleware.__wrapped__ == handler._get_response_async  # the view's own converter stays
