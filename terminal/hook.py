@@ -16,7 +16,9 @@ escaped::
 kinds: ``line`` (A = the whole history line, B = the first simple command),
 ``cmd`` (A = a simple command), ``done`` (A = the line's exit status; from the prompt, B = ``1``
 while the hook is still in place).
-Answers to ``line``/``cmd``: ``nonce  allow|block  generation  message``. A ``done`` from the
+Answers to ``line``/``cmd``: ``nonce  allow|block|stop  generation  message``; ``stop`` is a
+"block" that also ends the line: the operator stopped it (terminal/services/typed.py), and the
+shell raises SIGINT on itself (``__autobot_stop``), as Ctrl-C at the shell would. A ``done`` from the
 prompt carries a nonce of its own and is answered ``nonce  done  0`` once the shell may read
 its next line (after the operator's stop, once the terminal has acted on the Ctrl-C:
 terminal/services/typed.py); one with nonce ``-`` (a line of a paste ending) is not. Only the
@@ -28,11 +30,14 @@ the shell and as each other, so they use a second socketpair (``AUTOBOT_HOOK_SUB
 ``sline`` requests (A = their line, B = the command they are about to run) and ``scmd``
 requests (A = a simple command they are about to run, once their line is allowed) whose nonce
 is one character, answered with one
-byte — that character for "allow", ``!`` for "block". Readers of one socket can steal
+byte — that character for "allow", ``!`` for "block", and for "stop" the punctuation mark
+the nonce's place in ``NONCES`` picks from ``STOPS`` (the subshell then ends itself with SIGINT).
+Readers of one socket can steal
 each other's bytes; a stolen "allow" only lets a subshell run when it is its own nonce
-character (otherwise it counts as "block"), and a subshell whose answer was stolen
-times out and skips its command (an "allow" later than ``answer_within`` is sent as "block",
-so it never lets another run). The interactive shell never reads the subshells'
+character (otherwise it counts as "block"), a stolen "stop" ends one only when it is its own
+nonce's mark (otherwise "block" too), and a subshell whose answer was stolen
+times out and skips its command (an "allow" or "stop" later than ``answer_within`` is sent
+as "block", so it never lets another run, nor ends one). The interactive shell never reads the subshells'
 channel, so a subshell (a blocked ``coproc``) never costs the next line its verdict.
 """
 
@@ -58,6 +63,9 @@ RC_PATH = Path(__file__).resolve().parent / "bin" / "autobot.bashrc"
 MAX_REQUEST_BYTES = 1024 * 1024
 KINDS = {"line", "cmd", "sline", "scmd", "done"}
 SUBSHELL_KINDS = {"sline", "scmd"}  # answered with one byte on the subshells' channel
+# A subshell's nonces, and its "stop" answers (as __autobot_nonces, __autobot_stops in the rc file).
+NONCES = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+STOPS = "#$%&()*+,-./:;<=>?@[]^_{|}~"
 _UNESCAPES = {"\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
 _ESCAPED = re.compile(r"\\(.)", re.S)
 
@@ -80,6 +88,12 @@ class HookReply:
     allow: bool
     message: str = ""
     generation: int = 0
+    stop: bool = False  # not allowed, and the shell (or subshell) ends the line: the operator's stop
+
+
+def stop_mark(nonce: str) -> bytes:
+    """A subshell's answer "stop" to the request with this one-character nonce."""
+    return STOPS[NONCES.index(nonce) % len(STOPS)].encode()
 
 
 Decide = Callable[[HookRequest], Awaitable[HookReply]]
@@ -218,10 +232,13 @@ class HookChannel:
             # late "allow" would be read by another subshell, which takes it as its own when the
             # nonce characters match (1 in 62). So a late answer is always "block".
             late = received is not None and time.monotonic() - received > self._answer_within
-            allow = reply.allow and not late and len(nonce) == 1 and nonce.isascii() and nonce.isalnum()
-            writer.write(nonce.encode() if allow else b"!")
+            timely = not late and len(nonce) == 1 and nonce in NONCES
+            if reply.allow and timely:
+                writer.write(nonce.encode())
+            else:
+                writer.write(stop_mark(nonce) if reply.stop and timely else b"!")
             return
-        verdict = "allow" if reply.allow else "block"
+        verdict = "allow" if reply.allow else "stop" if reply.stop else "block"
         writer.write(f"{nonce}\t{verdict}\t{reply.generation}\t{_one_line(reply.message)}\n".encode())
 
     async def _done(self, nonce: str, request: HookRequest, writer: Endpoint) -> None:

@@ -39,7 +39,10 @@ declare -g __autobot_lastnum=
 declare -g __autobot_vnum=       # the HISTCMD the verdict was given for
 declare -g __autobot_snum=0      # a subshell: the history number its line was judged under
 declare -gi __autobot_alive=0    # the DEBUG trap ran for the prompt: the hook is still in place
+declare -g __autobot_stopped=    # the operator's stop ended this line here (see __autobot_stop)
+declare -g __autobot_inttrap=    # the INT trap a stop set aside, after the secret (see __autobot_stop)
 declare -r __autobot_nonces=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
+declare -r __autobot_stops='#$%&()*+,-./:;<=>?@[]^_{|}~'  # a subshell's "stop": see __autobot_subask
 
 # The whole line comes from history; keep history honest.
 HISTCONTROL=
@@ -56,7 +59,8 @@ __autobot_esc() {
 }
 
 # A request is one line: secret, nonce, kind, history number, A, B (tab-separated,
-# escaped). __autobot_ask KIND A [B [NUM]] -> returns 0 (run it) or 1 (skip it).
+# escaped). __autobot_ask KIND A [B [NUM]] -> returns 0 (run it) or 1 (skip it); a "stop"
+# ends the line (__autobot_stop).
 __autobot_ask() {
     local kind=$1 num=${4:-0} a b nonce=$SRANDOM$SRANDOM rnonce verdict gen msg tries
     __autobot_esc "$2"; a=$__autobot_escaped
@@ -79,18 +83,50 @@ __autobot_ask() {
         __autobot_gen=$gen
     fi
     [[ -n $msg ]] && builtin printf '%s\n' "$msg" >&2
+    [[ $verdict == stop ]] && __autobot_stop
     [[ $verdict == allow ]]
 }
 
 # From a subshell: __autobot_subask KIND TEXT NUM [COMMAND] on the subshells' own channel,
-# answered with one byte — the request's one-character nonce for "allow" (see terminal/hook.py).
+# answered with one byte — the request's one-character nonce for "allow", the punctuation mark its
+# place picks from __autobot_stops for "stop" (see terminal/hook.py).
 __autobot_subask() {
-    local nonce=${__autobot_nonces:SRANDOM%62:1} v= a
+    local i=$(( SRANDOM % 62 )) nonce v= a
+    nonce=${__autobot_nonces:i:1}
     __autobot_esc "$2"; a=$__autobot_escaped
     __autobot_esc "${4-}"
     builtin printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$__autobot_secret" "$nonce" "$1" "$3" "$a" "$__autobot_escaped" >&"$AUTOBOT_HOOK_SUB_FD" 2>/dev/null &&
         IFS= builtin read -r -N 1 -t "$AUTOBOT_HOOK_TIMEOUT" -u "$AUTOBOT_HOOK_SUB_FD" v 2>/dev/null
-    [[ $v == "$nonce" ]]
+    [[ $v == "$nonce" ]] && return 0
+    [[ -n $v && $v == "${__autobot_stops:i%${#__autobot_stops}:1}" ]] && __autobot_stop
+    return 1
+}
+
+# The operator stopped the line and the server refused a command of it with "stop": end the line
+# as Ctrl-C at the shell does, whatever the line did to SIGINT. The stop's own Ctrl-C may have been
+# lost (taken for a program's as the shell handed it the terminal), or ignored (`trap '' INT`):
+# the line would run on, a loop asking about each command and refused each time, an endless one
+# for ever. Only the server's answer leads here (nothing else writes to this end of the channel).
+__autobot_stop() {
+    if [[ $BASHPID != "$$" ]]; then  # a subshell: it ends, its shell sees it interrupted
+        builtin trap - INT
+        builtin kill -INT "$BASHPID"
+        builtin exit 130
+    fi
+    # The shell: SIGINT while it is not waiting for a program abandons the whole line (loops,
+    # functions, lists) and brings the prompt, with status 130. An INT trap of the user's is set
+    # aside for that and put back at the prompt (only the hook's own: it carries the secret).
+    __autobot_stopped=1
+    local t
+    t=$(builtin trap -p INT)
+    if [[ -n $t ]]; then
+        t=${t#"trap -- '"}
+        t=${t%"' SIGINT"}
+        __autobot_inttrap=$__autobot_secret${t//"'\''"/"'"}
+        builtin trap - INT
+    fi
+    builtin kill -INT "$$"
+    # Still here (kill unavailable): the rest of the line is skipped without asking.
 }
 
 # Sets __autobot_line/__autobot_num from history; the line is empty when it was
@@ -113,7 +149,8 @@ __autobot_hook() {
     # Our own (read-only) functions are not the user's commands. Nothing the user can set
     # (COMP_LINE, a function named __autobot_something) switches the check off.
     case ${FUNCNAME[1]-} in
-        __autobot_esc | __autobot_ask | __autobot_subask | __autobot_histline | __autobot_prompt) return 0 ;;
+        __autobot_esc | __autobot_ask | __autobot_subask | __autobot_stop | __autobot_histline | __autobot_prompt)
+            return 0 ;;
     esac
     # The prompt command: only as PROMPT_COMMAND runs it, at the top (not called from a function,
     # a sourced file or a subshell, where a line's own call would report a prompt that never came).
@@ -125,6 +162,9 @@ __autobot_hook() {
     # A new line is a new history number, with or without a prompt in between: lines pasted
     # together (bracketed paste, Ctrl-V Ctrl-J) run one after another before the next prompt.
     local cmd=$BASH_COMMAND v num=$HISTCMD
+    if [[ $BASHPID == "$$" && -n $__autobot_stopped ]]; then
+        return 1  # the operator's stop ended this line (__autobot_stop): nothing more of it runs
+    fi
     if [[ $BASHPID != "$$" ]]; then
         # A subshell: several may run at once, beside the shell, so they ask on their own
         # channel for their line's verdict, answered with one byte: their one-character
@@ -204,6 +244,13 @@ __autobot_prompt() {
     # ask for each of its commands again, under that line's verdict (the operator's lines are
     # held to what they were cleared for, terminal/services/commands.py).
     __autobot_ok=()
+    # A stop's line is over: an INT trap it set aside is back.
+    __autobot_stopped=
+    if [[ -n $__autobot_inttrap ]]; then
+        [[ ${__autobot_inttrap:0:${#__autobot_secret}} == "$__autobot_secret" ]] &&
+            builtin trap -- "${__autobot_inttrap:${#__autobot_secret}}" INT
+        __autobot_inttrap=
+    fi
     if (( __autobot_starting )); then  # the first prompt: Ctrl-C works from now on
         builtin trap - INT
         __autobot_starting=0
@@ -226,6 +273,7 @@ __autobot_prompt() {
 
 PROMPT_COMMAND=(__autobot_prompt)
 declare -r PROMPT_COMMAND
-readonly -f __autobot_esc __autobot_histline __autobot_ask __autobot_subask __autobot_hook __autobot_prompt
+readonly -f __autobot_esc __autobot_histline __autobot_ask __autobot_subask __autobot_stop __autobot_hook \
+    __autobot_prompt
 shopt -s extdebug
 trap '__autobot_hook' DEBUG

@@ -105,6 +105,9 @@ _HOOK_BUILTINS = {
     "fc",
     "type",
 }
+# Builtins the hook calls only as `builtin NAME` (a function or alias cannot hijack those), which
+# `enable -n` could still take from it: kill and exit end a line the operator stopped.
+_HOOK_ENABLED = _HOOK_BUILTINS | {"kill", "exit"}
 
 
 def canonical(word: str) -> str:

@@ -165,6 +165,7 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
     # No await from here to the record's write: the stop as it stands now is what the row says.
     typed, claims = clearance.line_of(live, request)
     judged = clearance.held(request, typed, claims, assessments, _worst(live.level, assessments))
+    stop = live.stopping
     assessment, verdict = _stop_holds(live, *judged)
     text = request.line or request.command
     number = request.history_number
@@ -195,6 +196,7 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
             client_ip=live.client_ip,
         )
         if not verdict.blocked and live.stopping is not None:  # the stop came while the row was written
+            stop = live.stopping
             assessment, verdict = _stop_holds(live, assessment, verdict)
             await _record_stopped(live, record, assessment)
         live.current_record_id = None if verdict.blocked else record.pk
@@ -223,11 +225,17 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
         message = f"autobot: warning: {verdict.reason}"
     else:
         message = ""
-    return HookReply(allow=not verdict.blocked, message=message, generation=live.generation)
+    if stop is not None:
+        # The refusal ends the line: the shell raises SIGINT on itself (autobot.bashrc __autobot_stop).
+        # Once the terminal has acted on the stop's Ctrl-C, so the two never both land on the shell:
+        # the second would come as it reports its prompt.
+        await stop.interrupts_acted(registry.INTERRUPT_SECONDS)
+    return HookReply(allow=not verdict.blocked, message=message, generation=live.generation, stop=stop is not None)
 
 
 def _stop_holds(live: registry.LiveSession, assessment: Assessment, verdict: Verdict) -> tuple[Assessment, Verdict]:
-    """The rest of a line the operator stopped is refused, with why."""
+    """The rest of a line the operator stopped is refused, with why (and the refusal ends the line:
+    hook_decide answers "stop", the shell then abandons the line as Ctrl-C would)."""
     if live.stopping is None:
         return assessment, verdict
     live.stopping.refused = True
@@ -283,11 +291,12 @@ async def hook_done(live: registry.LiveSession, request: HookRequest,
             stop.over.set()
             live.stopping = None
             if stop.refused:
-                # Cut short: what bash reports is the status of the last command the stop refused,
-                # and a command the hook skips counts as a success (0) to bash. Its Ctrl-C may have
-                # been lost (it lands as the shell hands the terminal to the next program: bash
-                # takes it for the program's, which runs on until the SIGKILL, and the rest of the
-                # line asks and is refused). Recorded as bash records a line Ctrl-C interrupted.
+                # Cut short: the refusal ended the line (the shell raised SIGINT on itself), but what
+                # bash reports may be a subshell's end or a pipeline's last program, and a command
+                # the hook skips counts as a success (0) to bash. Its Ctrl-C may have been lost (it
+                # lands as the shell hands the terminal to the next program: bash takes it for the
+                # program's, which runs on until the SIGKILL, and the next command of the line asks
+                # and is refused). Recorded as bash records a line Ctrl-C interrupted.
                 request = replace(request, exit_status=INTERRUPTED)
     go_on()
     if request.prompt and request.hooked:

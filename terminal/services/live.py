@@ -37,7 +37,8 @@ class LineStop:
     """The operator stopped the line the shell runs: until the shell is back at its prompt (the
     hook's ``done``, which sets ``over``), every further command of the line is refused with
     ``reason`` (services.commands.hook_decide), recorded as the stopped line's (its actor and
-    correlation id: the refusals belong to the trail of what typed it)."""
+    correlation id: the refusals belong to the trail of what typed it). The refusal is a "stop":
+    the shell, or the subshell that asked, ends the line there (autobot.bashrc __autobot_stop)."""
 
     reason: str
     actor: str = ""

@@ -156,7 +156,8 @@ def line_stop(live: registry.LiveSession, reason: str, line: TypedLine | None = 
     between two commands, and drops what it has not read yet of the line. A program that ignores
     it (or reads the terminal raw) is killed after ``STOP_GRACE_SECONDS``. Whatever of the line
     would still run is refused by the hook until the prompt is back (``live.stopping``), the
-    verdicts the shell keeps included (a new generation, and a nudge so it asks). Only a prompt
+    verdicts the shell keeps included (a new generation, and a nudge so it asks), and the refusal
+    ends the line (a Ctrl-C lost to a program, or ignored, leaves no loop running). Only a prompt
     reported once the terminal has acted on the Ctrl-C ends the stop (commands.hook_done): one
     reported just before would let the next line reach readline while it still handles the
     interrupt, which throws away the characters it has read (``cho next`` for ``echo next``).

@@ -304,3 +304,113 @@ async def test_a_subshells_allow_that_comes_too_late_is_sent_as_block():
     await asyncio.wait_for(serving, 5)
     for sock in (main_ours, main_theirs, sub_ours):
         sock.close()
+
+
+class Stopping(Shell):
+    """A server whose operator stops the line at its first command naming stop-here: from then on,
+    until the prompt is back, everything is refused with "stop" (services.live.LineStop)."""
+
+    stopped = False
+
+    async def decide(self, request: HookRequest) -> HookReply:
+        self.requests.append(request)
+        self.stopped = self.stopped or "stop-here" in request.command
+        if self.stopped:
+            self.refused.append(request.command)
+            return HookReply(allow=False, stop=True, message="autobot: blocked: the operator stopped this line")
+        return HookReply(allow=True)
+
+    async def notify(self, request: HookRequest, go_on) -> None:
+        await super().notify(request, go_on)
+        if request.prompt:
+            self.stopped = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: list[str] = []
+
+
+@pytest.fixture
+async def stopping(tmp_path):
+    sh = Stopping()
+    await sh.start(tmp_path)
+    yield sh
+    await sh.close()
+
+
+@pytest.mark.parametrize("line", [
+    "while :; do echo tick-$((1+1)); true stop-here; done; echo after-$((1+1))",
+    "for i in 1 2 3 4 5; do echo tick-$((1+1)); true stop-here; done; echo after-$((1+1))",
+    # bash ignores Ctrl-C while the line runs: the stop ends it all the same
+    "trap '' INT; while true; do echo tick-$((1+1)); true stop-here; done; echo after-$((1+1))",
+    "f() { while :; do echo tick-$((1+1)); true stop-here; done; }; f; echo after-$((1+1))",
+], ids=["endless", "finite", "ignoring-int", "in-a-function"])
+async def test_a_stop_ends_the_whole_line_at_its_first_refusal(stopping, line):
+    """Refused once, the line is over (not each remaining command refused, asked about one by one,
+    for ever in an endless loop): the prompt is back, the line reported as interrupted (130)."""
+    out = await stopping.run(line, "MARK20")
+    assert out.count("tick-2") == 1 and "after-2" not in out
+    assert out.count("the operator stopped this line") == 1
+    assert stopping.refused == ["true stop-here"]
+    assert [d.exit_status for d in stopping.done if d.prompt][1] == 130  # (the first: the shell's start)
+
+
+async def test_a_stop_puts_back_the_lines_int_trap_at_the_prompt(stopping):
+    """The stop ends a line that ignores SIGINT by setting the trap aside; the shell keeps it."""
+    await stopping.run("trap '' INT; while :; do true stop-here; done", "MARK21")
+    assert "trap -- '' SIGINT" in await stopping.run("trap -p INT", "MARK22")
+    await stopping.run("trap - INT; while :; do true stop-here; done", "MARK23")
+    assert "SIGINT" not in await stopping.run("trap -p INT", "MARK24")
+
+
+@pytest.mark.parametrize("line", [
+    "( while :; do echo tick-$((1+1)); true stop-here; done ) | cat; echo after-$((1+1))",
+    "( trap '' INT; while :; do echo tick-$((1+1)); true stop-here; done ); echo after-$((1+1))",
+    "true | while :; do echo tick-$((1+1)); true stop-here; done; echo after-$((1+1))",
+], ids=["pipeline", "subshell-ignoring-int", "last-of-a-pipeline"])
+async def test_a_stop_ends_a_subshells_loop_and_its_line(stopping, line):
+    """A subshell asks on its own channel: the "stop" there ends it, and the shell, which sees it
+    interrupted, leaves the rest of the line."""
+    out = await stopping.run(line, "MARK25")
+    assert out.count("tick-2") == 1 and "after-2" not in out
+    # Refused once in the subshell, and in the shell at most once more: a subshell's stop ends it
+    # with status 130 (not by the signal, which would have ended the shell's line with it).
+    assert stopping.refused[0] == "true stop-here" and stopping.refused[1:] in ([], ["echo after-$((1+1))"])
+    assert "ok-3" in await stopping.run("echo ok-$((1+2))", "MARK26")  # the next line runs
+
+
+async def test_a_subshells_stop_is_a_mark_of_its_nonce_and_never_late():
+    """A stolen "stop" ends another subshell only when the mark is its own nonce's (else "block");
+    a late one would be read by a subshell that asked later: sent as "block"."""
+    import socket
+
+    from terminal.hook import NONCES, STOPS, stop_mark
+    from terminal.hooksocket import Endpoint
+
+    assert not set(STOPS) & set(NONCES) and "!" not in STOPS
+    assert stop_mark("A") == b"#" and stop_mark("9") == STOPS[61 % len(STOPS)].encode()
+    delay = 0.0
+
+    async def stopped(request):
+        await asyncio.sleep(delay)
+        return HookReply(allow=False, stop=True)
+
+    channel = HookChannel(decide=stopped, answer_within=0.1)
+    main_ours, main_theirs = socket.socketpair()
+    sub_ours, sub_theirs = socket.socketpair()
+    channel._writers += [Endpoint(main_ours, limit=1024), Endpoint(sub_ours, limit=1024)]
+    serving = [asyncio.ensure_future(channel._serve(w)) for w in channel._writers]
+    for sock in (main_theirs, sub_theirs):
+        sock.settimeout(10)
+    sub_theirs.sendall(f"{channel.secret}\tq\tscmd\t1\techo hi\t\n".encode())
+    assert await asyncio.to_thread(sub_theirs.recv, 10) == stop_mark("q")
+    main_theirs.sendall(f"{channel.secret}\t123\tcmd\t1\techo hi\t\n".encode())
+    assert (await asyncio.to_thread(main_theirs.recv, 100)).split(b"\t")[:2] == [b"123", b"stop"]
+    delay = 0.3
+    sub_theirs.sendall(f"{channel.secret}\tq\tscmd\t1\techo hi\t\n".encode())
+    assert await asyncio.to_thread(sub_theirs.recv, 10) == b"!"
+    for sock in (main_theirs, sub_theirs):
+        sock.close()
+    await asyncio.wait_for(asyncio.gather(*serving), 5)
+    for sock in (main_ours, sub_ours):
+        sock.close()

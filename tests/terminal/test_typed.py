@@ -93,6 +93,56 @@ async def test_a_program_ignoring_ctrl_c_is_killed_and_the_rest_of_its_line_is_r
     assert audited.data["reasons"][0] == STOPPED
 
 
+DEAF = "bash -c 'trap \"\" INT; echo started-$((1+1)); exec sleep 30'"  # ignores Ctrl-C
+
+
+@pytest.mark.parametrize("line", [
+    f"for i in $(seq 50); do {DEAF}; sleep 0.1; done",
+    f"while :; do {DEAF}; sleep 1; done",
+    f"while true; do {DEAF}; sleep 1; done",
+    # the shell itself ignores Ctrl-C, and so does what it runs
+    "trap '' INT; while :; do echo started-$((1+1)); sleep 1; done",
+], ids=["finite", "endless", "endless-true", "endless-ignoring-ctrl-c"])
+async def test_a_stopped_loop_whose_ctrl_c_was_lost_ends_at_its_first_refusal(terminal_user, session, line):
+    """The stop's Ctrl-C lost (taken for the deaf program's), or ignored: the loop used to run on,
+    asking about each of its commands and refused each time, a record and an audit event each (an
+    endless one for ever, and the stop with it: the next line was refused as busy). Now the first
+    refusal ends the line, as Ctrl-C at the shell would."""
+    live = services.live_session(session.pk)
+    typing = await started(terminal_user, session, line)
+    await stop(typing)
+
+    ran = await type_line(terminal_user, session, "trap -p INT; echo next-$((2+3))")
+    assert (ran["output"].splitlines()[-1], ran["exit_code"], ran["blocked"]) == ("next-5", 0, False)
+    assert ran["output"].startswith("trap -- '' SIGINT") == line.startswith("trap")  # the line's own, kept
+    assert live.stopping is None
+    stopped = await CommandRecord.objects.aget(session_id=session.pk, command=line)
+    assert (stopped.blocked, stopped.exit_code) == (False, 130)
+    refused = [r async for r in CommandRecord.objects.filter(session_id=session.pk, blocked=True)]
+    assert len(refused) == 1 and refused[0].reasons[0] == STOPPED
+    assert await AuditEvent.objects.filter(action="terminal.command_blocked").acount() == 1
+    assert await CommandRecord.objects.filter(session_id=session.pk).acount() == 3  # the line, the refusal, the next
+
+
+async def test_a_stopped_subshell_loop_ignoring_ctrl_c_ends_and_so_does_its_line(terminal_user, session):
+    """A subshell asks on its own channel: its first refusal ends it, and the shell's first ends the
+    rest of the line (it sees the subshell end with 130, not killed by the signal)."""
+    root, _ = await area_root(user=terminal_user)
+    line = "( trap '' INT; echo started-$((1+1)); while :; do sleep 0.2; done ) | cat; echo after-stop > stopped.txt"
+    typing = await started(terminal_user, session, line)
+    await stop(typing)
+
+    ran = await type_line(terminal_user, session, "echo next-$((2+3))")
+    assert (ran["output"].splitlines()[-1], ran["exit_code"]) == ("next-5", 0)
+    assert not await asyncio.to_thread(Path(root, "stopped.txt").exists)
+    stopped = await CommandRecord.objects.aget(session_id=session.pk, command=line)
+    assert (stopped.blocked, stopped.exit_code) == (False, 130)
+    refused = [r.command async for r in CommandRecord.objects.filter(session_id=session.pk, blocked=True)
+               .order_by("id")]
+    # the subshell's first refused command (the loop's test or its body), and perhaps the shell's
+    assert refused[0] in (":", "sleep 0.2") and refused[1:] in ([], ["echo after-stop > stopped.txt"])
+
+
 async def test_a_stop_at_the_prompt_leaves_the_next_line_alone(terminal_user, session):
     live = services.live_session(session.pk)
     typed_module.line_stop(live, STOPPED)  # nothing runs: Ctrl-C just brings a new prompt

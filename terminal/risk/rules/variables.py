@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from terminal.risk.expand import _skip_quoted
 from terminal.risk.model import Cmd, Hit, Risk, Trait
-from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_NAME, _dynamic, option_values, split_options
+from terminal.risk.paths import _HOOK_BUILTINS, _HOOK_ENABLED, _HOOK_NAME, _dynamic, option_values, split_options
 from terminal.risk.registry import RUNS_UNSEEN, register
 from terminal.risk.rules.git import _git_config_value
 from terminal.risk.rules.hookvars import arithmetic_hits, stored_name_hits
@@ -273,7 +273,7 @@ def _enable(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
     opts, _, i = split_options(cmd.args, "f")
     if "f" in opts:
         yield Hit(Risk.HIGH, "loads a builtin from a shared object")
-    elif "n" in opts and set(cmd.args[i:]) & _HOOK_BUILTINS:
+    elif "n" in opts and set(cmd.args[i:]) & _HOOK_ENABLED:
         yield Hit(Risk.DANGEROUS, "disables a builtin the terminal's command hook relies on")
     elif "n" in opts:
         yield Hit(Risk.MODERATE, "disables shell builtins")
@@ -299,4 +299,4 @@ register("alias", family="variables", check=_alias, input_args=RUNS_UNSEEN,
          benign={"alias ll='ls -l'": Risk.SAFE}, harmful={"alias ll='rm -rf /'": Risk.DANGEROUS})
 register("enable", family="variables", check=_enable, input_args=RUNS_UNSEEN,
          summary="`enable -n` of a builtin the hook uses DANGEROUS", benign={"enable -a": Risk.SAFE},
-         harmful={"enable -n trap": Risk.DANGEROUS})
+         harmful={"enable -n trap": Risk.DANGEROUS, "enable -n kill": Risk.DANGEROUS})
