@@ -42,6 +42,9 @@ declare -gi __autobot_alive=0    # the DEBUG trap ran for the prompt: the hook i
 declare -g __autobot_stopped=    # the operator's stop ended this line here (see __autobot_stop)
 declare -g __autobot_inttrap=    # the INT trap a stop set aside, after the secret (see __autobot_stop)
 declare -r __autobot_nonces=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
+# Bash's own values, not the user's: unset and assigned again they would be plain variables (a
+# BASHPID that says "subshell", an SRANDOM that makes every nonce known). Read-only, they stay bash's.
+readonly BASHPID SRANDOM
 declare -r __autobot_stops='#$%&()*+,-./:;<=>?@[]^_{|}~'  # a subshell's "stop": see __autobot_subask
 
 # The whole line comes from history; keep history honest.
@@ -116,14 +119,16 @@ __autobot_stop() {
     # The shell: SIGINT while it is not waiting for a program abandons the whole line (loops,
     # functions, lists) and brings the prompt, with status 130. An INT trap of the user's is set
     # aside for that and put back at the prompt (only the hook's own: it carries the secret).
+    # Read outside posix mode, where `trap -p` names the signal SIGINT (in posix mode it says INT,
+    # and the suffix left in would make another action); any other shape is not put back.
     __autobot_stopped=1
     local t
-    t=$(builtin trap -p INT)
-    if [[ -n $t ]]; then
+    t=$(builtin set +o posix; builtin trap -p INT)
+    builtin trap - INT
+    if [[ $t == "trap -- '"*"' SIGINT" ]]; then
         t=${t#"trap -- '"}
         t=${t%"' SIGINT"}
         __autobot_inttrap=$__autobot_secret${t//"'\''"/"'"}
-        builtin trap - INT
     fi
     builtin kill -INT "$$"
     # Still here (kill unavailable): the rest of the line is skipped without asking.

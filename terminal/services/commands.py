@@ -34,6 +34,9 @@ from .confine import Launch, launch_check, launch_for
 log = logging.getLogger("terminal")
 
 MAX_COMMAND_CHARS = 64 * 1024
+# A stopped line's refusals before its session is ended (see _unstoppable): a stop that works
+# ends the line at its first or second refusal.
+MAX_STOP_REFUSALS = 32
 INTERRUPTED = 128 + 2  # a line's exit status when Ctrl-C (SIGINT) interrupted it, as bash has it
 # Parse longer lines in a thread: bashlex is pure Python, ~20 µs a character on nested
 # substitutions, so 4 KiB could hold the loop for ~80 ms; 1 KiB keeps it near 20 ms at worst.
@@ -236,10 +239,27 @@ async def hook_decide(live: registry.LiveSession, request: HookRequest) -> HookR
 def _stop_holds(live: registry.LiveSession, assessment: Assessment, verdict: Verdict) -> tuple[Assessment, Verdict]:
     """The rest of a line the operator stopped is refused, with why (and the refusal ends the line:
     hook_decide answers "stop", the shell then abandons the line as Ctrl-C would)."""
-    if live.stopping is None:
+    stop = live.stopping
+    if stop is None:
         return assessment, verdict
-    live.stopping.refused = True
-    return clearance.refuse(assessment, live.stopping.reason)
+    stop.refused = True
+    stop.refusals += 1
+    if stop.refusals > MAX_STOP_REFUSALS:
+        _unstoppable(live)
+    return clearance.refuse(assessment, stop.reason)
+
+
+def _unstoppable(live: registry.LiveSession) -> None:
+    """A stopped line that keeps asking after MAX_STOP_REFUSALS refusals: its "stop"s do not end
+    it (a loop of subshells in a shell that ignores SIGINT without job control: each ends, the
+    loop does not). The session ends, as when the hook is off; nothing of the line ran meanwhile."""
+    from .sessions import end_live
+
+    log.warning("terminal %s: a stopped line did not end; ending the session", live.id)
+    reason = "the stopped line kept running though every command of it was refused, so the session was ended"
+    live.broadcast({"type": "blocked", "command": "", "risk": Risk.DANGEROUS.name, "reasons": [reason],
+                    "security_level": live.level.value})
+    end_live(live, "unstoppable")
 
 
 async def _record_stopped(live: registry.LiveSession, record: CommandRecord, assessment: Assessment) -> None:

@@ -49,6 +49,7 @@ class LineStop:
     interrupts: list[asyncio.Future] = field(default_factory=list)
     # The stop refused a command: the line was cut short (its exit status is recorded as 130).
     refused: bool = False
+    refusals: int = 0  # how many (services.commands._unstoppable past MAX_STOP_REFUSALS)
 
     async def interrupts_acted(self, seconds: float) -> None:
         """Wait (at most ``seconds``) until the terminal has acted on every Ctrl-C typed for

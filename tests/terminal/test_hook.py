@@ -363,6 +363,16 @@ async def test_a_stop_puts_back_the_lines_int_trap_at_the_prompt(stopping):
     assert "SIGINT" not in await stopping.run("trap -p INT", "MARK24")
 
 
+async def test_a_stop_in_posix_mode_puts_back_the_same_int_trap_and_nothing_more(stopping):
+    """In posix mode `trap -p` names the signal INT: read as it was, the suffix stayed in the
+    action, and two stops made an action the user never set (run unrated on the next SIGINT)."""
+    await stopping.run("set -o posix; trap 'echo it'\\''s; :' INT", "MARK31")
+    for mark in ("MARK32", "MARK33"):
+        await stopping.run("while :; do true stop-here; done", mark)
+    assert "trap -- 'echo it'\\''s; :' INT" in await stopping.run("trap -p INT", "MARK34")
+    await stopping.run("set +o posix", "MARK35")
+
+
 @pytest.mark.parametrize("line", [
     "( while :; do echo tick-$((1+1)); true stop-here; done ) | cat; echo after-$((1+1))",
     "( trap '' INT; while :; do echo tick-$((1+1)); true stop-here; done ); echo after-$((1+1))",
@@ -414,3 +424,10 @@ async def test_a_subshells_stop_is_a_mark_of_its_nonce_and_never_late():
     await asyncio.wait_for(asyncio.gather(*serving), 5)
     for sock in (main_ours, sub_ours):
         sock.close()
+
+
+async def test_bashpid_and_srandom_stay_bashs_own(stopping):
+    """Unset and assigned, they would be plain variables: a BASHPID that makes the shell take the
+    subshell's way out of a stop (exit), an SRANDOM that makes every nonce known."""
+    out = await stopping.run("unset BASHPID SRANDOM; BASHPID=1; SRANDOM=7; echo pid-$BASHPID r-$SRANDOM", "MARK41")
+    assert "pid-1 " not in out and "r-7" not in out

@@ -143,6 +143,28 @@ async def test_a_stopped_subshell_loop_ignoring_ctrl_c_ends_and_so_does_its_line
     assert refused[0] in (":", "sleep 0.2") and refused[1:] in ([], ["echo after-stop > stopped.txt"])
 
 
+async def test_a_stopped_line_that_cannot_end_ends_its_session(terminal_user, session):
+    """Without job control, in a shell that ignores Ctrl-C, a loop of subshells outlives every
+    "stop": each subshell ends at its refusal, the loop does not, and the shell itself never asks.
+    Past MAX_STOP_REFUSALS refusals the session is ended; nothing more of the line runs."""
+    from terminal.models import TerminalSession
+    from terminal.services.commands import MAX_STOP_REFUSALS
+
+    line = "set +m; trap '' INT; while ! (echo started-$((1+1)); sleep 0.2; false); do (sleep 0.2); done"
+    typing = await started(terminal_user, session, line)
+    await stop(typing)
+
+    ended = TerminalSession.objects.filter(pk=session.pk, status=TerminalSession.Status.ENDED)
+    for _ in range(300):  # the teardown's own pace: at most 30 s
+        if await ended.aexists():
+            break
+        await asyncio.sleep(0.1)
+    row = await TerminalSession.objects.aget(pk=session.pk)
+    assert (row.status, row.end_reason) == (TerminalSession.Status.ENDED, "unstoppable")
+    refused = await CommandRecord.objects.filter(session_id=session.pk, blocked=True).acount()
+    assert MAX_STOP_REFUSALS < refused <= MAX_STOP_REFUSALS + 4  # then the session ended
+
+
 async def test_a_stop_at_the_prompt_leaves_the_next_line_alone(terminal_user, session):
     live = services.live_session(session.pk)
     typed_module.line_stop(live, STOPPED)  # nothing runs: Ctrl-C just brings a new prompt
