@@ -275,6 +275,8 @@ def _enable(cmd: Cmd, _w: _Walker) -> Iterator[Hit]:
         yield Hit(Risk.HIGH, "loads a builtin from a shared object")
     elif "n" in opts and set(cmd.args[i:]) & _HOOK_ENABLED:
         yield Hit(Risk.DANGEROUS, "disables a builtin the terminal's command hook relies on")
+    elif "n" in opts and any(_dynamic(a) for a in cmd.args[i:]):  # `enable -n $(printf kill)`
+        yield Hit(Risk.DANGEROUS, "disables builtins named only when it runs (the hook relies on some)")
     elif "n" in opts:
         yield Hit(Risk.MODERATE, "disables shell builtins")
 
@@ -298,5 +300,7 @@ register("alias", family="variables", check=_alias, input_args=RUNS_UNSEEN,
          summary="`alias NAME=…` judged as the alias's text; aliases of the hook's builtins DANGEROUS",
          benign={"alias ll='ls -l'": Risk.SAFE}, harmful={"alias ll='rm -rf /'": Risk.DANGEROUS})
 register("enable", family="variables", check=_enable, input_args=RUNS_UNSEEN,
-         summary="`enable -n` of a builtin the hook uses DANGEROUS", benign={"enable -a": Risk.SAFE},
-         harmful={"enable -n trap": Risk.DANGEROUS, "enable -n kill": Risk.DANGEROUS})
+         summary="`enable -n` of a builtin the hook uses, or of names known only when it runs, DANGEROUS",
+         benign={"enable -a": Risk.SAFE},
+         harmful={"enable -n trap": Risk.DANGEROUS, "enable -n kill": Risk.DANGEROUS,
+                  "enable -n $(printf kill)": Risk.DANGEROUS})
