@@ -63,12 +63,18 @@ class Shell(ShellOutput):
         await self.channel.close()
 
 
-@pytest.fixture
-async def shell(tmp_path):
-    sh = Shell()
+async def _running(kind, tmp_path):
+    """A started shell of `kind` (a Shell class), closed after the test."""
+    sh = kind()
     await sh.start(tmp_path)
     yield sh
     await sh.close()
+
+
+@pytest.fixture
+async def shell(tmp_path):
+    async for sh in _running(Shell, tmp_path):
+        yield sh
 
 
 async def test_an_allowed_command_runs(shell):
@@ -332,10 +338,8 @@ class Stopping(Shell):
 
 @pytest.fixture
 async def stopping(tmp_path):
-    sh = Stopping()
-    await sh.start(tmp_path)
-    yield sh
-    await sh.close()
+    async for sh in _running(Stopping, tmp_path):
+        yield sh
 
 
 @pytest.mark.parametrize("line", [
