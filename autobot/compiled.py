@@ -184,6 +184,7 @@ ISO_DATETIME = DatetimeText(datetime.isoformat, _isoformat_naive_utc, _isoformat
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 _HEX_DIGITS = frozenset("0123456789abcdef")
+_LENGTH_32 = {32}
 _UUID_PARTS = itemgetter(slice(0, 8), slice(8, 12), slice(12, 16), slice(16, 20), slice(20, 32))
 
 
@@ -212,9 +213,6 @@ class UUIDText:
             return list(map(read, values))
 
         return read_column
-
-
-_LENGTH_32 = {32}
 
 
 def _slow_reader(functions: list, expression, connection, write: Callable) -> Callable:
